@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs (as root) the Debian packages the e2e VM harness needs:
+# qemu to boot test VMs, debootstrap + e2fsprogs to build the base image
+# without loop mounts, and the OpenSSH client to reach the guests.
+# Idempotent: apt is skipped entirely when everything is already there.
+set -euo pipefail
+
+PKGS=(
+  qemu-system-x86   # qemu-system-x86_64 (TCG, or KVM when usable)
+  qemu-utils        # qemu-img (qcow2 base image + per-VM overlays)
+  debootstrap       # builds the Debian bookworm root file system
+  e2fsprogs         # mkfs.ext4 -d (file system from a directory, no mount)
+  openssh-client    # ssh, scp, ssh-keygen
+  debian-archive-keyring
+  ca-certificates
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "e2e-deps: all packages present (${PKGS[*]})"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "e2e-deps: missing ${missing[*]}; run this script as root" >&2
+  exit 1
+fi
+
+echo "e2e-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

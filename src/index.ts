@@ -1,0 +1,17 @@
+/**
+ * pulumi-matrix: Pulumi components that deploy a Matrix homeserver onto a VM.
+ * Components come from components/; the pure functions behind them (settings,
+ * rendering, provisioning scripts) are exported too so other tools can use them.
+ */
+export { Host, HostArgs, BastionArgs } from "../components/Host";
+export { PostgresDatabase, PostgresDatabaseArgs, ExternalPostgresArgs } from "../components/PostgresDatabase";
+export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+
+export { ConfigError, ConfigErrors } from "./model/errors";
+export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim } from "./model/host";
+export { SynapseOptions, PostgresOptions, resolveSynapseSettings, resolvePostgresSettings } from "./model/options";
+export { DatabaseConnection, PostgresLocalSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
+export { SynapseSettings, SynapsePaths, DEFAULT_SYNAPSE_VERSION, DEFAULT_SYNAPSE_PATHS, synapseFiles, RegistrationMode, InstallMethod } from "./model/synapse";
+export * as render from "./render";
+export * as provision from "./provision";

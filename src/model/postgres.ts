@@ -1,0 +1,118 @@
+import { FirewallRule } from "./host";
+import { Checker, isAbsolutePath, isCidr, isHostname, isIpAddress, isSimpleHostname, isSqlIdentifier } from "./validate";
+
+/** PostgreSQL as installed on a host by the library. */
+export interface PostgresLocalSettings {
+    mode: "local";
+    /** Database name (default "synapse"). */
+    database: string;
+    /** Role that owns the database (default "synapse"). */
+    user: string;
+    /** TCP port (default 5432). */
+    port: number;
+    /** Memory (MiB) PostgreSQL may plan with; tuning is derived from it (default 1024). */
+    memoryMb: number;
+    /**
+     * Addresses PostgreSQL listens on: loopback always; add the host's private
+     * address when Synapse runs on another host (default ["127.0.0.1"]).
+     */
+    listenAddresses: string[];
+    /** Networks (CIDR) of other hosts allowed to connect; pg_hba and the firewall are limited to them (default none). */
+    allowedClients: string[];
+    backup: PostgresBackupSettings;
+}
+
+/** Nightly pg_dump to a directory on the database host. */
+export interface PostgresBackupSettings {
+    /** Run the nightly dump (default true). */
+    enabled: boolean;
+    /** Directory for the dumps (default /var/backups/pulumi-matrix/postgres). */
+    directory: string;
+    /** How many dumps to keep (default 7). */
+    retention: number;
+    /** systemd OnCalendar expression (default "*-*-* 03:30:00"). */
+    schedule: string;
+}
+
+/** An existing or managed PostgreSQL; nothing is installed. */
+export interface PostgresExternalSettings {
+    mode: "external";
+    host: string;
+    port: number;
+    database: string;
+    user: string;
+    /** Require TLS from libpq (sslmode); default "prefer". */
+    sslMode: "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+}
+
+export type PostgresSettings = PostgresLocalSettings | PostgresExternalSettings;
+
+/** How Synapse reaches its database: everything except the password. */
+export interface DatabaseConnection {
+    host: string;
+    port: number;
+    database: string;
+    user: string;
+    sslMode?: PostgresExternalSettings["sslMode"];
+}
+
+export const POSTGRES_DEFAULTS = {
+    database: "synapse",
+    user: "synapse",
+    port: 5432,
+    memoryMb: 1024,
+    listenAddresses: ["127.0.0.1"],
+    backup: { enabled: true, directory: "/var/backups/pulumi-matrix/postgres", retention: 7, schedule: "*-*-* 03:30:00" },
+} as const;
+
+/** The oldest PostgreSQL major current Synapse starts on. */
+export const MIN_POSTGRES_MAJOR = 14;
+
+export function validatePostgres(component: string, s: PostgresSettings): void {
+    const c = new Checker(component);
+    c.check("database", s.database, isSqlIdentifier(s.database), "expected a lower-case SQL name such as synapse (letters, digits, _; at most 63)");
+    c.check("user", s.user, isSqlIdentifier(s.user), "expected a lower-case SQL role name such as synapse (letters, digits, _; at most 63)");
+    c.port("port", s.port);
+    if (s.mode === "local") {
+        c.check("memoryMb", s.memoryMb, Number.isInteger(s.memoryMb) && s.memoryMb >= 256 && s.memoryMb <= 1024 * 1024, "expected a whole number of MiB from 256 to 1048576");
+        for (const a of s.listenAddresses) c.check("listenAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1 or 10.0.0.5");
+        for (const a of s.allowedClients) c.check("allowedClients", a, isCidr(a), "expected CIDR networks such as 10.0.0.0/24");
+        c.check("allowedClients", s.allowedClients, s.allowedClients.length === 0 || s.listenAddresses.some((a) => a !== "127.0.0.1" && a !== "::1"),
+            "clients on other hosts need PostgreSQL to listen on a private address: add it to listenAddresses");
+        c.check("backup.directory", s.backup.directory, isAbsolutePath(s.backup.directory), "expected an absolute path such as /var/backups/pulumi-matrix/postgres");
+        c.positiveInt("backup.retention", s.backup.retention, 366);
+        c.check("backup.schedule", s.backup.schedule, /^[0-9A-Za-z*:,./ ~-]+$/.test(s.backup.schedule), "expected a systemd OnCalendar expression such as \"*-*-* 03:30:00\" or \"daily\"");
+    } else {
+        c.check("host", s.host, isHostname(s.host) || isIpAddress(s.host) || isSimpleHostname(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
+        c.oneOf("sslMode", s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
+    }
+    c.done();
+}
+
+/** Server tuning derived from the memory PostgreSQL may use, following the usual rules of thumb. */
+export interface PostgresTuning {
+    sharedBuffersMb: number;
+    effectiveCacheSizeMb: number;
+    workMemMb: number;
+    maintenanceWorkMemMb: number;
+}
+
+export function postgresTuning(memoryMb: number): PostgresTuning {
+    return {
+        sharedBuffersMb: Math.floor(memoryMb / 4),
+        effectiveCacheSizeMb: Math.floor((memoryMb * 3) / 4),
+        workMemMb: Math.max(4, Math.floor(memoryMb / 64)),
+        maintenanceWorkMemMb: Math.min(2048, Math.max(64, Math.floor(memoryMb / 16))),
+    };
+}
+
+/** The connection Synapse uses for these settings, as seen from a host at `fromAddress`. */
+export function databaseConnection(s: PostgresSettings, reachableAt?: string): DatabaseConnection {
+    if (s.mode === "external") return { host: s.host, port: s.port, database: s.database, user: s.user, sslMode: s.sslMode };
+    return { host: reachableAt ?? "127.0.0.1", port: s.port, database: s.database, user: s.user };
+}
+
+/** The openings a local server needs: its port from the allowed client networks only. */
+export function postgresFirewallRules(s: PostgresLocalSettings): FirewallRule[] {
+    return s.allowedClients.length ? [{ port: s.port, protocol: "tcp", sources: s.allowedClients, owner: "postgresql" }] : [];
+}

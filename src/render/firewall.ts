@@ -1,0 +1,72 @@
+import { FirewallRule } from "../model/host";
+
+/** The name of the nftables table the library owns; other tables (the user's, Docker's) are left alone. */
+export const FIREWALL_TABLE = "pulumi_matrix";
+
+function portExpr(r: FirewallRule): string {
+    return r.toPort !== undefined && r.toPort !== r.port ? `${r.port}-${r.toPort}` : String(r.port);
+}
+
+/** Sorts rules so the ruleset is byte-identical however components were declared. */
+function sortRules(rules: FirewallRule[]): FirewallRule[] {
+    return [...rules].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || (a.toPort ?? 0) - (b.toPort ?? 0) || a.owner.localeCompare(b.owner));
+}
+
+/**
+ * A default-deny inbound ruleset in a table of its own. Loading it replaces
+ * only that table, atomically (the `table`/`delete table` pair makes the
+ * first load and later loads the same file). SSH ports are always open so a
+ * mistake cannot lock the operator out.
+ */
+export function renderFirewall(rules: FirewallRule[], sshPorts: number[]): string {
+    const lines = [
+        "#!/usr/sbin/nft -f",
+        "# Managed by pulumi-matrix: inbound default deny; the open ports are those the components on this host declare.",
+        `table inet ${FIREWALL_TABLE}`,
+        `delete table inet ${FIREWALL_TABLE}`,
+        `table inet ${FIREWALL_TABLE} {`,
+        "    chain input {",
+        "        type filter hook input priority filter; policy drop;",
+        "        ct state established,related accept",
+        "        ct state invalid drop",
+        "        iif \"lo\" accept",
+        "        meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
+        "        meta l4proto ipv6-icmp accept",
+        `        tcp dport { ${[...new Set(sshPorts)].sort((a, b) => a - b).join(", ")} } accept comment "ssh"`,
+    ];
+    for (const r of sortRules(rules)) {
+        const v4 = (r.sources ?? []).filter((s) => !s.includes(":"));
+        const v6 = (r.sources ?? []).filter((s) => s.includes(":"));
+        const base = `${r.protocol} dport ${portExpr(r)} accept comment "${r.owner.replace(/"/g, "")}"`;
+        if (!r.sources || r.sources.length === 0) {
+            lines.push(`        ${base}`);
+            continue;
+        }
+        if (v4.length) lines.push(`        ip saddr { ${v4.join(", ")} } ${base}`);
+        if (v6.length) lines.push(`        ip6 saddr { ${v6.join(", ")} } ${base}`);
+    }
+    lines.push("    }", "}", "");
+    return lines.join("\n");
+}
+
+/** The unit that loads the ruleset at boot, after (and independent of) the distribution's nftables.service. */
+export function renderFirewallUnit(rulesetPath: string): string {
+    return `# Managed by pulumi-matrix.
+[Unit]
+Description=pulumi-matrix firewall (nftables table ${FIREWALL_TABLE})
+Wants=network-pre.target
+Before=network-pre.target
+After=nftables.service
+DefaultDependencies=no
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f ${rulesetPath}
+ExecReload=/usr/sbin/nft -f ${rulesetPath}
+ExecStop=/usr/sbin/nft delete table inet ${FIREWALL_TABLE}
+
+[Install]
+WantedBy=sysinit.target
+`;
+}

@@ -1,0 +1,92 @@
+import { PostgresLocalSettings, postgresTuning } from "../model/postgres";
+
+/**
+ * SQL and configuration for a PostgreSQL that Synapse can use. Run by psql
+ * as the superuser; every statement is safe to run again.
+ */
+
+/** Quotes a SQL string literal. */
+export function sqlLiteral(value: string): string {
+    return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Quotes a SQL identifier. */
+export function sqlIdentifier(value: string): string {
+    return `"${value.replace(/"/g, "\"\"")}"`;
+}
+
+/**
+ * Creates (or updates the password of) the role and creates the database
+ * UTF8 with C collation from template0, as Synapse requires. An existing
+ * database with another encoding or collation stops the run with an error
+ * rather than being touched. Secret: carries the role's password.
+ */
+export function renderCreateDatabaseSql(db: { database: string; user: string }, password: string): string {
+    const role = sqlLiteral(db.user);
+    const name = sqlLiteral(db.database);
+    return [
+        "\\set ON_ERROR_STOP on",
+        `SELECT format('CREATE ROLE %I LOGIN', ${role}) WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${role}) \\gexec`,
+        `SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', ${role}, ${sqlLiteral(password)}) \\gexec`,
+        `SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', ${name}, ${role}, 'UTF8', 'C', 'C')`,
+        `  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name}) \\gexec`,
+        "DO $$",
+        "BEGIN",
+        `  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name} AND (pg_encoding_to_char(encoding) <> 'UTF8' OR datcollate <> 'C' OR datctype <> 'C')) THEN`,
+        `    RAISE EXCEPTION 'database % exists but is not UTF8 with LC_COLLATE and LC_CTYPE C; Synapse refuses it. Dump it and recreate it (see the README)', ${name};`,
+        "  END IF;",
+        "END $$;",
+        "",
+    ].join("\n");
+}
+
+/** postgresql.conf fragment (Debian includes conf.d/*.conf): listening and memory tuning. */
+export function renderPostgresConf(s: PostgresLocalSettings): string {
+    const t = postgresTuning(s.memoryMb);
+    return [
+        "# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.",
+        `listen_addresses = '${s.listenAddresses.join(",")}'`,
+        `port = ${s.port}`,
+        `shared_buffers = ${t.sharedBuffersMb}MB`,
+        `effective_cache_size = ${t.effectiveCacheSizeMb}MB`,
+        `work_mem = ${t.workMemMb}MB`,
+        `maintenance_work_mem = ${t.maintenanceWorkMemMb}MB`,
+        "password_encryption = scram-sha-256",
+        "",
+    ].join("\n");
+}
+
+/**
+ * The pg_hba.conf lines the library manages, between markers so the rest of
+ * the file (the distribution's defaults and the user's own lines) is kept.
+ */
+export function renderPgHbaBlock(s: PostgresLocalSettings): string {
+    const lines = [
+        "# BEGIN pulumi-matrix",
+        `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} 127.0.0.1/32            scram-sha-256`,
+        `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} ::1/128                 scram-sha-256`,
+        ...s.allowedClients.map((c) => `hostssl ${s.database.padEnd(15)} ${s.user.padEnd(15)} ${c.padEnd(23)} scram-sha-256`),
+        ...s.allowedClients.map((c) => `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} ${c.padEnd(23)} scram-sha-256`),
+        "# END pulumi-matrix",
+    ];
+    return lines.join("\n") + "\n";
+}
+
+/** The nightly dump script: custom format, written under a temporary name first, then pruned to `retention`. */
+export function renderBackupScript(s: PostgresLocalSettings): string {
+    return `#!/bin/sh
+# Managed by pulumi-matrix: nightly pg_dump of the Synapse database.
+set -eu
+dir=${s.backup.directory}
+db=${s.database}
+keep=${s.backup.retention}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+umask 077
+pg_dump --port=${s.port} --format=custom --file="$dir/$db-$stamp.dump.partial" "$db"
+mv "$dir/$db-$stamp.dump.partial" "$dir/$db-$stamp.dump"
+# Keep the newest $keep dumps.
+ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do
+    rm -f -- "$dir/$old"
+done
+`;
+}

@@ -52,11 +52,14 @@ async function startApp(module: string, opts: SynapseOptions, defaultName: strin
   const user = opts.runAsUser && opts.runAsUser !== "root" ? opts.runAsUser : undefined;
   if (user) {
     // Fail early and clearly when the user cannot reach the venv (e.g. under /root).
-    const r = await run(python, ["-c", "import synapse"], { user, allowFailure: true, cwd: "/" });
-    if (r.code !== 0) {
+    const problem = await run(python, ["-c", "import synapse"], { user, allowFailure: true, cwd: "/" }).then(
+      (r) => (r.code === 0 ? undefined : r.stderr.trim().split("\n").pop()),
+      (e: Error) => e.message,
+    );
+    if (problem !== undefined) {
       throw new Error(
-        `${name}: user ${user} cannot run ${python} (${r.stderr.trim().split("\n").pop()}); ` +
-          `build the venv in a directory it can read (ensureSynapseVenv(v, {cacheDir}))`,
+        `${name}: user ${user} cannot run ${python} (${problem}); ` +
+          `build the venv in a directory it can read: ensureSynapseVenv(version, { cacheDir })`,
       );
     }
   }

@@ -2,13 +2,14 @@
 // matrix-synapse[postgres,redis]==VERSION from PyPI on Debian's /usr/bin/python3.
 
 import * as path from "node:path";
+import { DEFAULT_SYNAPSE_VERSION } from "../../../src/model/synapse";
 import { run } from "./processes";
 
 /**
- * The Synapse release the integration suite runs: the version the library
- * pins (newest on PyPI when this was written).
+ * The Synapse release the integration suite runs: the one the library pins
+ * and installs by default (1.163.2, the newest on PyPI when this was written).
  */
-export const SYNAPSE_TEST_VERSION = "1.163.2";
+export const SYNAPSE_TEST_VERSION: string = DEFAULT_SYNAPSE_VERSION;
 
 export const SYNAPSE_VENV_SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "synapse-venv.sh");
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Usage: scripts/synapse-venv.sh VERSION
+# Usage: scripts/synapse-venv.sh VERSION [EXTRAS]
 #
-# Ensures a Python virtualenv with matrix-synapse[postgres,redis]==VERSION
+# Ensures a Python virtualenv with matrix-synapse[EXTRAS]==VERSION (EXTRAS as
+# the library installs them, SYNAPSE_PIP_EXTRAS in src/model/synapse.ts, passed by the TS wrapper)
 # from PyPI, built with Debian's system Python (/usr/bin/python3, the one a
 # Debian VM has; never pyenv), and prints its directory as the last line of
 # stdout. Progress goes to stderr.
@@ -22,8 +23,9 @@
 set -euo pipefail
 
 VERSION="${1:-}"
-if [ -z "$VERSION" ] || [ "$#" -ne 1 ]; then
-  echo "usage: $0 VERSION   (e.g. 1.163.2)" >&2
+EXTRAS="${2:-postgres,redis,url-preview}"
+if [ -z "$VERSION" ] || [ "$#" -gt 2 ] || ! [[ "$EXTRAS" =~ ^[a-z0-9,-]+$ ]]; then
+  echo "usage: $0 VERSION [EXTRAS]  (e.g. 1.163.2 postgres,redis,url-preview)" >&2
   exit 2
 fi
 if ! [[ "$VERSION" =~ ^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?$ ]]; then
@@ -44,7 +46,7 @@ fi
 log() { echo "synapse-venv: $*" >&2; }
 
 script_path="$(readlink -f "${BASH_SOURCE[0]}")"
-script_hash="$(sha256sum "$script_path" | cut -c1-12)"
+script_hash="$( (cat "$script_path"; echo "$EXTRAS") | sha256sum | cut -c1-12)"
 py_ver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
 cache_root="${PULUMI_MATRIX_CACHE_DIR:-$HOME/.cache/pulumi-matrix}"
@@ -80,13 +82,13 @@ export PIP_NO_INPUT=1
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV
 "$PY" -m venv "$dir"
 "$dir/bin/python" -m pip install --quiet --no-warn-script-location \
-  "matrix-synapse[postgres,redis]==$VERSION" >&2
+  "matrix-synapse[$EXTRAS]==$VERSION" >&2
 
 # Checks: the C extension builds (psycopg2 against libpq), the Rust extension
 # of Synapse, the redis client, and the homeserver entry point itself.
 "$dir/bin/python" - <<'EOF' >&2
 import importlib.metadata as md
-import psycopg2, txredisapi, hiredis  # noqa: F401  (postgres + redis extras)
+import psycopg2, txredisapi, hiredis, bs4  # noqa: F401  (postgres, redis, url-preview extras)
 import synapse, synapse.synapse_rust  # noqa: F401
 print("synapse", synapse.__version__, "psycopg2", psycopg2.__version__,
       "libpq", psycopg2.extensions.libpq_version())

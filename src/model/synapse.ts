@@ -7,6 +7,9 @@ export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
 
 export type InstallMethod = "apt" | "pip";
 
+/** The extras the pip method installs: the Debian package carries the same features. */
+export const SYNAPSE_PIP_EXTRAS = "postgres,redis,url-preview";
+
 /** How new accounts come to be. */
 export type RegistrationMode =
     /** No public registration; accounts are made by the operator through the shared-secret admin API. */

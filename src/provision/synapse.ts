@@ -1,5 +1,5 @@
 import { OsInfo } from "../model/host";
-import { SynapseSettings, synapseFiles } from "../model/synapse";
+import { SYNAPSE_PIP_EXTRAS, SynapseSettings, synapseFiles } from "../model/synapse";
 import { renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../render/systemd";
 import { STATE_DIR, script, shQuote, writeFile } from "./shell";
@@ -58,7 +58,7 @@ function pipInstall(s: SynapseSettings): string[] {
         `if [ "$installed" != ${shQuote(s.version)} ]; then
     [ -x ${v}/bin/python ] || python3 -m venv ${v}
     ${v}/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-    ${v}/bin/pip install -q --disable-pip-version-check "matrix-synapse[postgres,redis]==${s.version}"
+    ${v}/bin/pip install -q --disable-pip-version-check "matrix-synapse[${SYNAPSE_PIP_EXTRAS}]==${s.version}"
     pm_mark_restart synapse; echo "Synapse ${s.version} installed from PyPI into ${v}"
 fi`,
     ];
@@ -145,7 +145,7 @@ export function synapseConfigScript(s: SynapseSettings, component: string, opts:
     const f = synapseFiles(s.paths);
     const u = s.paths.user;
     const dataDirs = [...new Set([s.paths.dataDir, s.paths.mediaStorePath])];
-    return script("pulumi-matrix Synapse config", [
+    return script(`pulumi-matrix Synapse ${s.version} config`, [
         `install -d -m 0750 -o ${u} -g ${u} ${dataDirs.join(" ")}`,
         `install -d -m 0755 ${s.paths.configDir}`,
         "pm_changed=0",

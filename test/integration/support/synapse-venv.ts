@@ -1,8 +1,8 @@
 // Wrapper around scripts/synapse-venv.sh: a cached virtualenv with
-// matrix-synapse[postgres,redis]==VERSION from PyPI on Debian's /usr/bin/python3.
+// matrix-synapse[SYNAPSE_PIP_EXTRAS]==VERSION from PyPI on Debian's /usr/bin/python3.
 
 import * as path from "node:path";
-import { DEFAULT_SYNAPSE_VERSION } from "../../../src/model/synapse";
+import { DEFAULT_SYNAPSE_VERSION, SYNAPSE_PIP_EXTRAS } from "../../../src/model/synapse";
 import { run } from "./processes";
 
 /**
@@ -32,7 +32,7 @@ export function ensureSynapseVenv(version: string = SYNAPSE_TEST_VERSION, opts: 
   if (!p) {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (opts.cacheDir) env.PULUMI_MATRIX_CACHE_DIR = opts.cacheDir;
-    p = run("bash", [SYNAPSE_VENV_SCRIPT, version], { env, timeoutMs: opts.timeoutMs ?? 600_000 }).then((r) => {
+    p = run("bash", [SYNAPSE_VENV_SCRIPT, version, SYNAPSE_PIP_EXTRAS], { env, timeoutMs: opts.timeoutMs ?? 600_000 }).then((r) => {
       const dir = r.stdout.trim().split("\n").pop() ?? "";
       if (!dir.startsWith("/")) throw new Error(`synapse-venv.sh printed no directory:\n${r.stdout}\n${r.stderr}`);
       return dir;

@@ -1,0 +1,174 @@
+// The foundation against the real programs: PostgreSQL from Debian, Synapse
+// from PyPI, matrix-js-sdk as the client. Every file is rendered with the
+// library's public functions (paths pointed at a temp dir), and the secrets
+// and admin scripts are the very ones the components send to a VM.
+
+import { strict as assert } from "node:assert";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { resolvePostgresSettings, resolveSynapseSettings } from "../../src/model/options";
+import { SynapseSettings, synapseFiles } from "../../src/model/synapse";
+import { renderCreateDatabaseSql } from "../../src/render/postgres";
+import { renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { loginWithPassword, whoami } from "./support/client";
+import { freePort } from "./support/net";
+import { startPostgres, type PgServer } from "./support/postgres";
+import { makeTempDir, run } from "./support/processes";
+import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "./support/synapse";
+import { ensureSynapseVenv } from "./support/synapse-venv";
+
+const random = () => crypto.randomBytes(24).toString("hex");
+
+describe("Synapse as the library configures it", function () {
+    let pg: PgServer;
+    let venv: string;
+    let dir: string;
+    let settings: SynapseSettings;
+    let synapse: SynapseProcess | undefined;
+    let baseUrl: string;
+    const secrets = { macaroonSecretKey: random(), formSecret: random(), registrationSharedSecret: random(), databasePassword: random() };
+    const pem = crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    const key = signingKeyFromPem(pem);
+
+    before(async function () {
+        [pg, venv] = await Promise.all([startPostgres(), ensureSynapseVenv()]);
+        dir = makeTempDir("synapse-foundation");
+        const port = await freePort();
+        baseUrl = `http://127.0.0.1:${port}`;
+        const pgSettings = resolvePostgresSettings("test", { port: pg.port });
+        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, secrets.databasePassword));
+        settings = resolveSynapseSettings("test", {
+            serverName: "matrix.test",
+            publicBaseUrl: baseUrl + "/",
+            installMethod: "pip",
+            httpPort: port,
+            metrics: { port: await freePort() },
+            paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
+        }, { kind: "postgres", connection: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } });
+        writeReadableConfig(settings);
+        // The secrets script the component sends to the VM, run here for real.
+        await run("bash", ["-s"], { input: synapseSecretsScript(settings, { ...secrets, signingKey: key.fileLine }) });
+    });
+
+    after(async function () {
+        await synapse?.stop();
+        await pg?.stop();
+    });
+
+    function writeReadableConfig(s: SynapseSettings) {
+        const f = synapseFiles(s.paths);
+        fs.mkdirSync(f.confD, { recursive: true });
+        fs.mkdirSync(s.paths.mediaStorePath, { recursive: true });
+        fs.writeFileSync(f.homeserverYaml, renderHomeserverYaml("test", s));
+        fs.writeFileSync(f.logConfig, renderLogConfig(s));
+    }
+
+    async function start(s = settings) {
+        const f = synapseFiles(s.paths);
+        synapse = await startSynapse({ venv, configPaths: [f.homeserverYaml, f.confD + "/"], healthUrl: `${baseUrl}/health`, cwd: s.paths.dataDir });
+    }
+
+    it("creates the database UTF8 with C collation from the rendered SQL, and the SQL runs again harmlessly", async function () {
+        assert.equal(await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"), "UTF8/C/C");
+        await pg.runAsSuperuser(renderCreateDatabaseSql({ database: "synapse", user: "synapse" }, secrets.databasePassword));
+    });
+
+    it("writes secret files readable only by root and Synapse's group", function () {
+        const f = synapseFiles(settings.paths);
+        for (const p of [f.macaroonSecretKey, f.formSecret, f.registrationSharedSecret, f.signingKey]) {
+            assert.equal((fs.statSync(p).mode & 0o777).toString(8), "640", p);
+        }
+        assert.equal((fs.statSync(f.databasePassfile).mode & 0o777).toString(8), "600");
+        assert.equal(fs.readFileSync(f.signingKey, "utf8"), key.fileLine);
+        assert.doesNotMatch(fs.readFileSync(f.homeserverYaml, "utf8"), new RegExp(Object.values(secrets).join("|")));
+    });
+
+    it("starts and answers /health and /_matrix/client/versions", async function () {
+        await start();
+        assert.equal(await (await fetch(`${baseUrl}/health`)).text(), "OK");
+        const versions = await (await fetch(`${baseUrl}/_matrix/client/versions`)).json() as { versions: string[] };
+        assert.ok(versions.versions.includes("v1.11") || versions.versions.length > 5, JSON.stringify(versions));
+    });
+
+    it("publishes exactly the signing key derived from the Pulumi-side key", async function () {
+        const body = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { server_name: string; verify_keys: Record<string, { key: string }> };
+        assert.equal(body.server_name, "matrix.test");
+        assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${key.keyId}`]);
+        assert.equal(body.verify_keys[`ed25519:${key.keyId}`].key, key.publicKey);
+    });
+
+    it("refuses public registration by default", async function () {
+        const r = await fetch(`${baseUrl}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify({ username: "eve", password: random() }) });
+        assert.equal(r.status, 403);
+    });
+
+    it("creates the admin with the component's admin script; the admin logs in with matrix-js-sdk; a re-run leaves it alone", async function () {
+        const password = random();
+        const first = await run("bash", ["-s"], { input: synapseAdminScript(settings, "admin", password) });
+        assert.match(first.stdout, /admin user @admin:matrix.test created/);
+        const again = await run("bash", ["-s"], { input: synapseAdminScript(settings, "admin", random()) });
+        assert.match(again.stdout, /already exists; left unchanged/);
+        const session = await loginWithPassword(baseUrl, "admin", password);
+        assert.equal(session.userId, "@admin:matrix.test");
+        assert.equal((await whoami(baseUrl, session.accessToken)).user_id, "@admin:matrix.test");
+        session.client.stopClient();
+        const adminCheck = await fetch(`${baseUrl}/_synapse/admin/v2/users/@admin:matrix.test`, { headers: { Authorization: `Bearer ${session.accessToken}` } });
+        assert.equal(((await adminCheck.json()) as { admin: boolean }).admin, true);
+    });
+
+    it("registers a user through the shared-secret API from the secret file, who logs in", async function () {
+        const shared = fs.readFileSync(synapseFiles(settings.paths).registrationSharedSecret, "utf8").trim();
+        const password = random();
+        await registerWithSharedSecret(baseUrl, shared, "alice", password, false);
+        const session = await loginWithPassword(baseUrl, "alice", password);
+        assert.equal(session.userId, "@alice:matrix.test");
+        session.client.stopClient();
+    });
+
+    it("keeps the same key id and users after a restart", async function () {
+        await synapse!.restart();
+        const body = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { verify_keys: Record<string, unknown> };
+        assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${key.keyId}`]);
+        const users = await pg.psql("SELECT count(*) FROM users", { db: "synapse" });
+        assert.equal(users, "2");
+    });
+
+    it("logs no config warning and no deprecation", function () {
+        // The start-up banner is logged at WARNING level on purpose; everything else counts.
+        const banner = /synapse\.config\.logger - \d+ - WARNING - main - (\*{5} STARTING SERVER|Server .* version |Copyright|Licensed under)/;
+        const lines = synapse!.log().split("\n").filter((l) => !banner.test(l));
+        const bad = lines.filter((l) => /deprecat/i.test(l) || (/ - (WARNING|ERROR|CRITICAL) - /.test(l) && /config|setting|option/i.test(l)));
+        assert.deepEqual(bad, []);
+    });
+
+    it("accepts the optional features: token registration, URL previews, email, old signing keys", async function () {
+        await synapse!.stop();
+        synapse = undefined;
+        const s = resolveSynapseSettings("test", {
+            serverName: "matrix.test",
+            publicBaseUrl: baseUrl + "/",
+            installMethod: "pip",
+            httpPort: settings.httpPort,
+            metrics: { port: settings.metrics.port },
+            registration: "token",
+            urlPreviews: { enabled: true },
+            email: { smtpHost: "localhost", smtpPort: 2525, notifFrom: "Matrix <noreply@matrix.test>", requireTransportSecurity: false },
+            oldSigningKeys: { "ed25519:a_old": { key: key.publicKey.replace(/^./, "A"), expiredTs: 1700000000000 } },
+            federationDomainWhitelist: ["matrix.test"],
+            paths: settings.paths,
+        }, settings.database);
+        writeReadableConfig(s);
+        await run("bash", ["-s"], { input: synapseSecretsScript(s, { ...secrets, signingKey: key.fileLine, smtpPassword: random() }) });
+        await start(s);
+        const flows = await fetch(`${baseUrl}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify({}) });
+        const body = await flows.json() as { flows: { stages: string[] }[] };
+        assert.ok(body.flows.some((f) => f.stages.includes("m.login.registration_token")), JSON.stringify(body));
+        const keys = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { old_verify_keys: Record<string, unknown> };
+        assert.deepEqual(Object.keys(keys.old_verify_keys), ["ed25519:a_old"]);
+        const bad = synapse!.log().split("\n").filter((l) => /deprecat/i.test(l));
+        assert.deepEqual(bad, []);
+    });
+});

@@ -1,0 +1,70 @@
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { checkSupportedOs } from "../../src/model/host";
+import { renderFirewall, renderFirewallUnit } from "../../src/render/firewall";
+import { renderBackupScript, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
+import { renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../../src/render/synapse/homeserver";
+import { renderBackupUnits, renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/systemd";
+import { hostBootstrapScript } from "../../src/provision/host";
+import { postgresInstallScript } from "../../src/provision/postgres";
+import { synapseConfigScript, synapseInstallScript } from "../../src/provision/synapse";
+import { goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
+
+const GOLDEN_DIR = path.join(__dirname, "golden");
+const UPDATE = process.env.UPDATE_GOLDEN === "1";
+
+const os = checkSupportedOs("golden", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nARCH=amd64');
+
+/** Every file the library renders, from fixed settings. */
+function renderAll(): Record<string, string> {
+    const s = goldenSynapseSettings();
+    const pg = goldenPostgresSettings();
+    const units = renderBackupUnits(pg, "/usr/local/lib/pulumi-matrix/pg-backup.sh");
+    const rules = [{ port: 5432, protocol: "tcp" as const, sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" }, { port: 443, protocol: "tcp" as const, owner: "nginx" }];
+    return {
+        "synapse/homeserver.yaml": renderHomeserverYaml("golden", s),
+        "synapse/log.yaml": renderLogConfig(s),
+        "synapse/50-email-secret.yaml": renderEmailSecretFragment(s, "<smtp password>"),
+        "synapse/pgpass": renderPgpass(s, "<database password>"),
+        "systemd/matrix-synapse.service": renderSynapseMainUnit(s, ["postgresql.service"]),
+        "systemd/matrix-synapse.target": renderSynapseTarget(),
+        "systemd/pulumi-matrix-pg-backup.service": units.service,
+        "systemd/pulumi-matrix-pg-backup.timer": units.timer,
+        "systemd/pulumi-matrix-firewall.service": renderFirewallUnit("/etc/pulumi-matrix/firewall.nft"),
+        "postgres/50-pulumi-matrix.conf": renderPostgresConf(pg),
+        "postgres/pg_hba-block.conf": renderPgHbaBlock(pg),
+        "postgres/create-database.sql": renderCreateDatabaseSql(pg, "<database password>"),
+        "postgres/pg-backup.sh": renderBackupScript(pg),
+        "host/firewall.nft": renderFirewall(rules, [22]),
+        "scripts/host-bootstrap.sh": hostBootstrapScript({ os, extraPackages: [], unattendedUpgrades: true, ntpServers: [], firewall: { enabled: true, sshPort: 22, rules } }),
+        "scripts/postgres-server.sh": postgresInstallScript(pg),
+        "scripts/synapse-install-pip.sh": synapseInstallScript(s, os),
+        "scripts/synapse-install-apt.sh": synapseInstallScript({ ...s, installMethod: "apt", paths: { ...s.paths } }, os),
+        "scripts/synapse-config.sh": synapseConfigScript(s, "golden"),
+    };
+}
+
+describe("golden files (update with `npm run golden:update`, review the diff)", () => {
+    const files = renderAll();
+    for (const [name, content] of Object.entries(files)) {
+        it(name, () => {
+            const file = path.join(GOLDEN_DIR, name);
+            if (UPDATE) {
+                fs.mkdirSync(path.dirname(file), { recursive: true });
+                fs.writeFileSync(file, content);
+            }
+            assert.ok(fs.existsSync(file), `${file} is missing: run npm run golden:update`);
+            assert.equal(content, fs.readFileSync(file, "utf8"));
+        });
+    }
+
+    it("rendering twice gives identical bytes", () => {
+        assert.deepEqual(renderAll(), files);
+    });
+
+    it("no golden file is left over from a renamed render", () => {
+        const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.relative(GOLDEN_DIR, path.join(d, e.name))]);
+        assert.deepEqual(walk(GOLDEN_DIR).sort(), Object.keys(files).sort());
+    });
+});

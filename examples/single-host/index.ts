@@ -1,0 +1,25 @@
+// A whole homeserver on one VM, as a stack of your own that imports the library.
+import * as pulumi from "@pulumi/pulumi";
+import { MatrixStack } from "pulumi-matrix";
+
+const config = new pulumi.Config();
+
+const matrix = new MatrixStack("matrix", {
+    host: {
+        host: config.require("vmAddress"),
+        user: config.get("sshUser") ?? "root",
+        privateKey: config.requireSecret("sshPrivateKey"),
+        hostKey: config.get("sshHostKey"),
+    },
+    synapse: {
+        serverName: config.require("serverName"),
+        publicBaseUrl: `https://matrix.${config.require("serverName")}/`,
+        adminUser: "admin",
+        maxUploadSize: "100M",
+    },
+    postgres: { memoryMb: 2048 },
+});
+
+export const signingKeyId = matrix.synapse.signingKeyId;
+export const adminUserId = matrix.synapse.adminUserId;
+export const adminPassword = matrix.synapse.adminPassword;

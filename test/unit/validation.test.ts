@@ -1,0 +1,126 @@
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import { MatrixStack } from "../../components/MatrixStack";
+import { PostgresDatabase } from "../../components/PostgresDatabase";
+import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { Host } from "../../components/Host";
+import { checkPortClashes, checkSupportedOs } from "../../src/model/host";
+import { resolvePostgresSettings, resolveSynapseSettings, SynapseOptions } from "../../src/model/options";
+import { mergeExtraConfig } from "../../src/render/synapse/homeserver";
+import { readStackConfig } from "../../src/model/stackConfig";
+import { RecordingMocks, valueOf } from "./mocks";
+import { stackArgs } from "./fixtures";
+
+const db = { kind: "postgres" as const, connection: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } };
+const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings("SynapseHomeserver \"s\"", { serverName: "example.com", ...o }, db);
+
+/** The error names the component, the setting, the value and what is valid. */
+function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
+    assert.throws(fn, (e: Error) => {
+        assert.match(e.message, new RegExp(`${setting.replace(/[.[\]]/g, "\\$&")} is ${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+        assert.match(e.message, valid);
+        return true;
+    });
+}
+
+describe("bad input is refused before anything touches a VM", () => {
+    before(() => pulumi.runtime.setMocks(new RecordingMocks(), "matrix", "test", false));
+
+    it("server names and host names", () => {
+        rejects(synapse({ serverName: "not a domain" }), "serverName", '"not a domain"', /domain of your Matrix IDs/);
+        rejects(synapse({ serverName: "example.com:99999" }), "serverName", '"example.com:99999"', /host name/);
+        assert.doesNotThrow(synapse({ serverName: "example.com:8448" }));
+        assert.doesNotThrow(synapse({ serverName: "[2001:db8::1]" }));
+        rejects(synapse({ trustedKeyServers: ["matrix org"] }), "trustedKeyServers", '"matrix org"', /server names/);
+    });
+
+    it("URLs", () => {
+        rejects(synapse({ publicBaseUrl: "matrix.example.com" }), "publicBaseUrl", '"matrix.example.com"', /ending in \//);
+        rejects(synapse({ publicBaseUrl: "https://matrix.example.com" }), "publicBaseUrl", '"https://matrix.example.com"', /ending in \//);
+    });
+
+    it("ports, and port clashes on one host", () => {
+        rejects(synapse({ httpPort: 0 }), "httpPort", "0", /1 to 65535/);
+        rejects(synapse({ metrics: { port: 8008 } }), "metrics.port", "8008", /other than httpPort/);
+        assert.throws(() => new MatrixStack("clash", { ...stackArgs({ httpPort: 5432, httpBindAddresses: ["127.0.0.1"] }) }),
+            /MatrixStack "clash": postgresql port is 5432; synapse http listener already uses tcp port 5432 on 127.0.0.1 of this host; choose another port/);
+        assert.throws(() => checkPortClashes("c", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }, { port: 80, protocol: "tcp", address: "10.0.0.1", owner: "b" }]), /a already uses tcp port 80/);
+        assert.doesNotThrow(() => checkPortClashes("c", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }, { port: 80, protocol: "udp", address: "*", owner: "b" }]));
+    });
+
+    it("versions", () => {
+        rejects(synapse({ version: "latest" }), "version", '"latest"', /Synapse release such as 1\.163\.2/);
+        assert.doesNotThrow(synapse({ version: "1.164.0rc1" }));
+    });
+
+    it("sizes", () => {
+        rejects(synapse({ maxUploadSize: "50MB" }), "maxUploadSize", '"50MB"', /whole number followed by K, M or G/);
+        rejects(synapse({ maxUploadSize: "500G" }), "maxUploadSize", '"500G"', /from 1K to 100G/);
+        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { memoryMb: 100 }), /memoryMb is 100; expected a whole number of MiB from 256/);
+    });
+
+    it("emails", () => {
+        rejects(synapse({ email: { smtpHost: "smtp.example.com", notifFrom: "Matrix <not-an-email>" } }), "email.notifFrom", '"Matrix <not-an-email>"', /noreply@example.com/);
+        rejects(synapse({ email: { smtpHost: "smtp example", notifFrom: "a@example.com" } }), "email.smtpHost", '"smtp example"', /SMTP server/);
+    });
+
+    it("paths", () => {
+        rejects(synapse({ installMethod: "pip", paths: { dataDir: "relative/dir" } }), "paths.dataDir", '"relative/dir"', /absolute path/);
+        rejects(synapse({ installMethod: "pip", paths: { configDir: "/etc/../tmp" } }), "paths.configDir", '"/etc/../tmp"', /no '\.\.'/);
+        rejects(synapse({ installMethod: "apt", paths: { venvDir: "/opt/synapse" } }), "paths.venvDir", '"/opt/synapse"', /apt package fixes this/);
+        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { backup: { directory: "backups" } }), /backup.directory is "backups"/);
+    });
+
+    it("enumerations and mutually exclusive options", () => {
+        rejects(synapse({ registration: "open" as never }), "registration", '"open"', /"shared-secret", "token"/);
+        rejects(synapse({ installMethod: "docker" as never }), "installMethod", '"docker"', /"apt", "pip"/);
+        const host = new Host("h", { host: "203.0.113.1", privateKey: "k" });
+        assert.throws(() => new SynapseHomeserver("s", { serverName: "example.com", host }), /database is not set and sqlite is not set; expected exactly one/);
+        assert.throws(() => new PostgresDatabase("p", { host, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }), /host and external are both set/);
+        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }), /postgres.reachableAt is not set/);
+        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
+    });
+
+    it("extraConfig may not override managed keys or carry secrets", () => {
+        assert.throws(() => mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, []), /extraConfig is \{"enable_registration":true\}; enable_registration is managed by the library/);
+        assert.deepEqual(mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, ["enable_registration"]), { enable_registration: true });
+        assert.throws(() => mergeExtraConfig("S", {}, { turn_shared_secret: "x" }, []), /secrets do not belong/);
+        assert.doesNotThrow(() => mergeExtraConfig("S", {}, { turn_shared_secret_path: "/etc/x" }, []));
+    });
+
+    it("several errors are reported together", () => {
+        assert.throws(synapse({ httpPort: -1, maxUploadSize: "x" }), (e: Error) => /httpPort/.test(e.message) && /maxUploadSize/.test(e.message));
+    });
+
+    it("host settings: SSH address, user, boot timeout, firewall rules", async () => {
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", bootTimeout: "soon" }), /bootTimeout is "soon"; expected a duration/);
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, toPort: 5, protocol: "udp", owner: "x" }] } }), /toPort is 5; expected a port >= 10/);
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, protocol: "tcp", sources: ["everyone"], owner: "x" }] } }), /sources is "everyone"/);
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", user: "Bad User" }), /user is "Bad User"/);
+        assert.throws(() => checkSupportedOs("Host \"h\"", 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"'), /the host's operating system is "Ubuntu 20.04.6 LTS"; supported are .*Ubuntu 24.04/);
+        assert.equal(checkSupportedOs("h", 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04.1 LTS"').codename, "noble");
+    });
+
+    it("an SSH address from an Output is checked when it is known", async () => {
+        const h = new Host("h", { host: pulumi.output("bad host name!"), privateKey: "k" });
+        await assert.rejects(valueOf(h.connection), /Host "h": host is "bad host name!"; expected an IP address or a DNS host name/);
+    });
+
+    it("stack config: required keys, numbers, booleans, lists and YAML", () => {
+        const reader = (values: Record<string, string>) => ({
+            get: (k: string) => values[k],
+            getNumber: (k: string) => (values[k] === undefined ? undefined : Number(values[k])),
+            getBoolean: (k: string) => (values[k] === undefined ? undefined : values[k] === "true"),
+            getObject: <T>(k: string) => (values[k] === undefined ? undefined : JSON.parse(values[k]) as T),
+        });
+        assert.throws(() => readStackConfig(reader({ serverName: "example.com" })), /matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost/);
+        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", presence: "yes" })), /matrix:presence is "yes"; expected true or false/);
+        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", cacheFactor: "lots" })), /matrix:cacheFactor is "lots"; expected a number/);
+        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", synapseExtraConfig: "- a\n- b" })), /matrix:synapseExtraConfig .* expected a YAML mapping/);
+        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", smtpHost: "smtp.example.com" })), /matrix:notifFrom is not set/);
+        const ok = readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", publicBaseUrl: "", trustedKeyServers: '["matrix.org","example.org"]', synapseExtraConfig: "enable_media_repo: true" }));
+        assert.equal(ok.synapse.publicBaseUrl, undefined);
+        assert.deepEqual(ok.synapse.trustedKeyServers, ["matrix.org", "example.org"]);
+        assert.deepEqual(ok.synapse.extraConfig, { enable_media_repo: true });
+    });
+});

@@ -29,7 +29,8 @@ mkdir -p ${STATE_DIR}/pending-restart
 # pm_write PATH MODE OWNER GROUP: writes stdin to PATH when it differs; sets pm_changed=1 if so.
 pm_write() {
     local path=$1 mode=$2 owner=$3 group=$4 tmp
-    install -d -m 0755 "$(dirname "$path")"
+    # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
+    [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
     cat >"$tmp"
     chmod "$mode" "$tmp"; chown "$owner:$group" "$tmp"

@@ -123,7 +123,7 @@ fi`);
 }
 
 /** Waits until Synapse answers /health; on failure prints the last log lines. */
-export function healthWait(port: number, unit: string, timeoutSeconds = 180): string {
+export function healthWait(port: number, unit: string, timeoutSeconds = 300): string {
     return `ok=0
 for i in $(seq 1 ${timeoutSeconds}); do
     if curl -fsS -m 2 -o /dev/null http://127.0.0.1:${port}/health; then ok=1; break; fi

@@ -36,6 +36,8 @@ Group=${s.paths.user}
 WorkingDirectory=${s.paths.dataDir}
 ExecStart=${s.paths.venvDir}/bin/python -m synapse.app.homeserver --config-path=${f.homeserverYaml} --config-path=${f.confD}/
 ExecReload=/bin/kill -HUP $MAINPID
+# The first start migrates the database schema, which can take minutes on a small VM.
+TimeoutStartSec=15min
 Restart=on-failure
 RestartSec=3
 SyslogIdentifier=matrix-synapse

@@ -9,7 +9,8 @@ mkdir -p /var/lib/pulumi-matrix/pending-restart
 # pm_write PATH MODE OWNER GROUP: writes stdin to PATH when it differs; sets pm_changed=1 if so.
 pm_write() {
     local path=$1 mode=$2 owner=$3 group=$4 tmp
-    install -d -m 0755 "$(dirname "$path")"
+    # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
+    [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
     cat >"$tmp"
     chmod "$mode" "$tmp"; chown "$owner:$group" "$tmp"
@@ -141,7 +142,7 @@ Wants=network-online.target
 [Install]
 WantedBy=multi-user.target
 PM_EOF_f10cb05274b9
-pm_write '/etc/systemd/system/matrix-synapse.service' 0644 root root <<'PM_EOF_01fd4ccc450c'
+pm_write '/etc/systemd/system/matrix-synapse.service' 0644 root root <<'PM_EOF_0ebfa7714bb5'
 # Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.
 [Unit]
 Description=Synapse Matrix homeserver (main process)
@@ -158,6 +159,8 @@ Group=matrix-synapse
 WorkingDirectory=/var/lib/matrix-synapse
 ExecStart=/opt/venvs/matrix-synapse/bin/python -m synapse.app.homeserver --config-path=/etc/matrix-synapse/homeserver.yaml --config-path=/etc/matrix-synapse/conf.d/
 ExecReload=/bin/kill -HUP $MAINPID
+# The first start migrates the database schema, which can take minutes on a small VM.
+TimeoutStartSec=15min
 Restart=on-failure
 RestartSec=3
 SyslogIdentifier=matrix-synapse
@@ -174,7 +177,7 @@ ReadWritePaths=/var/lib/matrix-synapse /var/lib/matrix-synapse/media
 
 [Install]
 WantedBy=matrix-synapse.target
-PM_EOF_01fd4ccc450c
+PM_EOF_0ebfa7714bb5
 if [ "$pm_changed" = 1 ]; then systemctl daemon-reload; pm_mark_restart synapse; fi
 systemctl enable -q matrix-synapse.target matrix-synapse.service
 if pm_take_restart synapse && systemctl is-active -q matrix-synapse.service; then
@@ -183,13 +186,13 @@ elif ! systemctl is-active -q matrix-synapse.service; then
     echo "starting Synapse"; systemctl start matrix-synapse.service || true
 fi
 ok=0
-for i in $(seq 1 180); do
+for i in $(seq 1 300); do
     if curl -fsS -m 2 -o /dev/null http://127.0.0.1:8008/health; then ok=1; break; fi
     if ! systemctl is-active -q matrix-synapse.service && [ "$(systemctl show -p ActiveState --value matrix-synapse.service)" = failed ]; then break; fi
     sleep 1
 done
 if [ "$ok" != 1 ]; then
-    echo "Synapse (matrix-synapse.service) did not answer http://127.0.0.1:8008/health within 180 s. Last log lines:" >&2
+    echo "Synapse (matrix-synapse.service) did not answer http://127.0.0.1:8008/health within 300 s. Last log lines:" >&2
     journalctl -u matrix-synapse.service -n 40 --no-pager -o cat >&2 || true
     exit 1
 fi

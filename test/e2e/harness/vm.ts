@@ -1,0 +1,499 @@
+/**
+ * Boots throw-away qemu VMs from the cached base image.
+ *
+ * - every VM runs on its own copy-on-write qcow2 overlay in a temp directory;
+ * - KVM when it really works (probed once per process with a real kernel
+ *   boot), else TCG (`-accel tcg,thread=multi -cpu max`);
+ * - qemu user networking on the first NIC: SSH and `forwardTcp` ports are
+ *   forwarded from 127.0.0.1:<free port> only;
+ * - optional second NIC on a `PrivateNetwork`: a small Ethernet switch in this
+ *   process that relays frames between qemu `dgram` netdevs over UDP on
+ *   127.0.0.1 (no host address other than loopback is involved); guests get
+ *   static 10.99.0.x/24 addresses;
+ * - keys: a fresh ed25519 client key and host key per VM, passed via fw_cfg;
+ * - every qemu runs under `setpriv --pdeathsig SIGKILL` and is also killed
+ *   from exit/signal handlers, so no VM outlives the test process.
+ */
+import { ChildProcess, spawn } from "node:child_process";
+import * as dgram from "node:dgram";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { BaseImage, ensureBaseImage } from "./image";
+import { RunResult, SshTarget, runProcess, sshRun } from "./ssh";
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Vm {
+  name: string;
+  sshHost: string;
+  sshPort: number;
+  user: string;
+  /** OpenSSH private key text (ed25519), authorized for root in the guest */
+  privateKeyPem: string;
+  /** the guest's ed25519 host key, "ssh-ed25519 AAAA..." (for connection.hostKey) */
+  hostKey: string;
+  /** host port on 127.0.0.1 forwarded to `guestPort` (from `forwardTcp`) */
+  forwardedPort(guestPort: number): number;
+  /** address on the private network, when the VM has one */
+  privateIp?: string;
+  /** accelerator the VM runs with */
+  accel: "kvm" | "tcg";
+  /** seconds from qemu start until SSH accepted the key */
+  bootSeconds: number;
+  /** per-VM directory (overlay, console log, keys); removed by stop() */
+  dir: string;
+  /** `connection` args for @pulumi/command resources */
+  connection(): { host: string; port: number; user: string; privateKey: string; hostKey: string };
+  /** the serial console log so far */
+  consoleLog(): string;
+  exec(cmd: string, opts?: { stdin?: string; timeoutMs?: number }): Promise<ExecResult>;
+  stop(): Promise<void>;
+}
+
+export interface BootOptions {
+  name: string;
+  memoryMb?: number;
+  cpus?: number;
+  /** guest TCP ports forwarded to 127.0.0.1:<free port> on the host */
+  forwardTcp?: number[];
+  privateNetwork?: PrivateNetwork;
+  /** static address on the private network (default: next free 10.99.0.x) */
+  privateIp?: string;
+  /** how long to wait for SSH (default 180 s) */
+  bootTimeoutMs?: number;
+  log?: (s: string) => void;
+}
+
+const defaultLog = (s: string) => process.stderr.write(`[e2e] ${s}\n`);
+
+// ---------------------------------------------------------------------------
+// cleanup of every qemu process and VM directory, also on exit and signals
+
+interface Running {
+  child: ChildProcess;
+  dir: string;
+}
+const running = new Set<Running>();
+let handlersInstalled = false;
+
+function killAllSync(): void {
+  for (const r of running) {
+    try {
+      if (r.child.pid && r.child.exitCode === null) process.kill(r.child.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+    try {
+      fs.rmSync(r.dir, { recursive: true, force: true });
+    } catch {
+      /* ignore */
+    }
+  }
+  running.clear();
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on("exit", killAllSync);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(sig, () => {
+      killAllSync();
+      process.exit(128 + (os.constants.signals[sig] ?? 1));
+    });
+  }
+}
+
+/** Kills every VM this process started (synchronously). */
+export function killAllVms(): void {
+  killAllSync();
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+export function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket("udp4");
+    s.on("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function tail(text: string, lines: number): string {
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+async function keygen(file: string, comment: string): Promise<{ priv: string; pub: string }> {
+  const r = await runProcess("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file]);
+  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  return { priv: fs.readFileSync(file, "utf8"), pub: fs.readFileSync(`${file}.pub`, "utf8").trim() };
+}
+
+// ---------------------------------------------------------------------------
+// accelerator
+
+let accelProbe: Promise<"kvm" | "tcg"> | undefined;
+
+/**
+ * KVM if /dev/kvm exists and a real kernel boots under it to its first
+ * panic (no root fs) within a few seconds; TCG otherwise. Cached per process.
+ * Set E2E_ACCEL=tcg|kvm to force.
+ */
+export function chooseAccel(image: BaseImage, log: (s: string) => void = defaultLog): Promise<"kvm" | "tcg"> {
+  const forced = process.env.E2E_ACCEL;
+  if (forced === "kvm" || forced === "tcg") return Promise.resolve(forced);
+  if (!accelProbe) accelProbe = probeKvm(image, log);
+  return accelProbe;
+}
+
+async function probeKvm(image: BaseImage, log: (s: string) => void): Promise<"kvm" | "tcg"> {
+  try {
+    fs.accessSync("/dev/kvm", fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    log("accel: no usable /dev/kvm, using TCG");
+    return "tcg";
+  }
+  const started = Date.now();
+  const r = await runProcess(
+    "qemu-system-x86_64",
+    [
+      "-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1",
+      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+      "-serial", "stdio", "-kernel", image.kernel,
+      "-append", "console=ttyS0 panic=-1 root=/dev/null",
+    ],
+    { timeoutMs: 10_000 },
+  ).catch((e) => ({ code: -1, stdout: "", stderr: String(e) }) as RunResult);
+  const ok = /Kernel panic|VFS: Unable to mount root/.test(r.stdout);
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (ok) {
+    log(`accel: KVM works (probe boot ${secs}s)`);
+    return "kvm";
+  }
+  const why = r.timedOut ? "no kernel output within 10 s" : (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`);
+  log(`accel: KVM unusable (${why}), using TCG`);
+  return "tcg";
+}
+
+// ---------------------------------------------------------------------------
+// private network: an Ethernet switch over UDP on 127.0.0.1
+
+export class PrivateNetwork {
+  readonly prefix: string;
+  private socket?: dgram.Socket;
+  private hubPort = 0;
+  private members = new Set<number>();
+  private macs = new Map<string, number>();
+  private nextHost = 11;
+  private used = new Set<string>();
+  private macCounter = 0;
+  /** frames relayed (for diagnostics) */
+  frames = 0;
+
+  /** `prefix` is the /24 network's first three octets, default "10.99.0" */
+  constructor(prefix = "10.99.0") {
+    this.prefix = prefix;
+  }
+
+  async start(): Promise<void> {
+    if (this.socket) return;
+    const s = dgram.createSocket("udp4");
+    s.on("message", (msg, rinfo) => this.relay(msg, rinfo));
+    s.on("error", () => {
+      /* keep relaying */
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.bind(0, "127.0.0.1", () => resolve());
+    });
+    s.unref();
+    this.socket = s;
+    this.hubPort = s.address().port;
+  }
+
+  private relay(frame: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (rinfo.address !== "127.0.0.1" || !this.members.has(rinfo.port) || frame.length < 14) return;
+    this.frames++;
+    const src = frame.subarray(6, 12).toString("hex");
+    this.macs.set(src, rinfo.port);
+    const dst = frame.subarray(0, 6);
+    const known = (dst[0] & 1) === 0 ? this.macs.get(dst.toString("hex")) : undefined;
+    const targets = known !== undefined ? [known] : [...this.members].filter((p) => p !== rinfo.port);
+    for (const p of targets) if (p !== rinfo.port) this.socket!.send(frame, p, "127.0.0.1");
+  }
+
+  /** Allocates an address (or reserves `wanted`) on this network. */
+  allocate(wanted?: string): string {
+    if (wanted) {
+      if (this.used.has(wanted)) throw new Error(`private address ${wanted} already in use`);
+      this.used.add(wanted);
+      return wanted;
+    }
+    for (;;) {
+      const ip = `${this.prefix}.${this.nextHost++}`;
+      if (this.nextHost > 254) throw new Error("private network full");
+      if (!this.used.has(ip)) {
+        this.used.add(ip);
+        return ip;
+      }
+    }
+  }
+
+  release(ip: string): void {
+    this.used.delete(ip);
+  }
+
+  /** qemu arguments for a NIC on this network; returns them with the member port to remove later. */
+  async attach(): Promise<{ args: string[]; port: number }> {
+    await this.start();
+    const port = await freeUdpPort();
+    this.members.add(port);
+    this.macCounter++;
+    const mac = `52:54:00:99:${((this.macCounter >> 8) & 0xff).toString(16).padStart(2, "0")}:${(this.macCounter & 0xff).toString(16).padStart(2, "0")}`;
+    return {
+      port,
+      args: [
+        "-netdev",
+        `dgram,id=priv0,local.type=inet,local.host=127.0.0.1,local.port=${port},remote.type=inet,remote.host=127.0.0.1,remote.port=${this.hubPort}`,
+        "-device", `virtio-net-pci,netdev=priv0,mac=${mac}`,
+      ],
+    };
+  }
+
+  detach(port: number): void {
+    this.members.delete(port);
+    for (const [mac, p] of this.macs) if (p === port) this.macs.delete(mac);
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+    this.members.clear();
+    this.macs.clear();
+  }
+}
+
+/** A started private network (10.99.0.0/24 by default). */
+export async function createPrivateNetwork(prefix?: string): Promise<PrivateNetwork> {
+  const n = new PrivateNetwork(prefix);
+  await n.start();
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// boot
+
+export async function bootVm(opts: BootOptions): Promise<Vm> {
+  const log = opts.log ?? defaultLog;
+  if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(opts.name)) throw new Error(`bad VM name ${JSON.stringify(opts.name)} (use [a-z0-9-])`);
+  const image = await ensureBaseImage(log);
+  const accel = await chooseAccel(image, log);
+  installHandlers();
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-vm-${opts.name}-`));
+  fs.chmodSync(dir, 0o700);
+  const overlay = path.join(dir, "disk.qcow2");
+  const consolePath = path.join(dir, "console.log");
+  let privatePort: number | undefined;
+  let privateIp: string | undefined;
+  const cleanupDir = () => fs.rmSync(dir, { recursive: true, force: true });
+
+  try {
+    const img = await runProcess("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", "qcow2", overlay]);
+    if (img.code !== 0) throw new Error(`qemu-img create failed: ${img.stderr}`);
+
+    const client = await keygen(path.join(dir, "id_ed25519"), `harness@${opts.name}`);
+    const host = await keygen(path.join(dir, "hostkey"), `root@${opts.name}`);
+    fs.writeFileSync(path.join(dir, "authkey"), client.pub + "\n");
+    fs.writeFileSync(path.join(dir, "hostkey.pub"), host.pub + "\n");
+    fs.writeFileSync(path.join(dir, "hostname"), opts.name);
+
+    const sshPort = await freeTcpPort();
+    const forwards = new Map<number, number>();
+    for (const gp of opts.forwardTcp ?? []) {
+      if (gp === 22) continue;
+      forwards.set(gp, await freeTcpPort());
+    }
+    const hostfwd = [`hostfwd=tcp:127.0.0.1:${sshPort}-:22`, ...[...forwards].map(([g, h]) => `hostfwd=tcp:127.0.0.1:${h}-:${g}`)];
+
+    const args = [
+      "-name", opts.name,
+      "-machine", "q35",
+      ...(accel === "kvm" ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", "tcg,thread=multi", "-cpu", "max"]),
+      "-m", String(opts.memoryMb ?? 2048),
+      "-smp", String(opts.cpus ?? 2),
+      "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+      "-serial", `file:${consolePath}`,
+      "-kernel", image.kernel,
+      "-initrd", image.initrd,
+      "-append", image.append,
+      "-drive", `file=${overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
+      "-netdev", `user,id=net0,${hostfwd.join(",")}`,
+      "-device", "virtio-net-pci,netdev=net0",
+      "-device", "virtio-rng-pci",
+      "-fw_cfg", `name=opt/harness/authkey,file=${path.join(dir, "authkey")}`,
+      "-fw_cfg", `name=opt/harness/hostkey,file=${path.join(dir, "hostkey")}`,
+      "-fw_cfg", `name=opt/harness/hostkey.pub,file=${path.join(dir, "hostkey.pub")}`,
+      "-fw_cfg", `name=opt/harness/hostname,file=${path.join(dir, "hostname")}`,
+    ];
+    if (opts.privateNetwork) {
+      privateIp = opts.privateNetwork.allocate(opts.privateIp);
+      fs.writeFileSync(path.join(dir, "privnet"), `${privateIp}/24`);
+      const att = await opts.privateNetwork.attach();
+      privatePort = att.port;
+      args.push(...att.args, "-fw_cfg", `name=opt/harness/privnet,file=${path.join(dir, "privnet")}`);
+    }
+
+    const started = Date.now();
+    const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "qemu-system-x86_64", ...args], {
+      stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "qemu.stderr"), "w")],
+    });
+    child.unref();
+    const entry: Running = { child, dir };
+    running.add(entry);
+    let exited: string | undefined;
+    child.on("exit", (code, sig) => (exited = `qemu exited (${code ?? sig})`));
+    child.on("error", (e) => (exited = `qemu failed to start: ${e.message}`));
+
+    const consoleLog = () => {
+      try {
+        return fs.readFileSync(consolePath, "utf8");
+      } catch {
+        return "";
+      }
+    };
+    const target: SshTarget = {
+      host: "127.0.0.1",
+      port: sshPort,
+      user: "root",
+      privateKey: client.priv,
+      hostKey: host.pub,
+      connectTimeoutSec: 10,
+    };
+
+    log(`vm ${opts.name}: booting (${accel}, ${opts.memoryMb ?? 2048} MiB, ${opts.cpus ?? 2} cpus, ssh 127.0.0.1:${sshPort}${privateIp ? `, private ${privateIp}` : ""})`);
+    const deadline = started + (opts.bootTimeoutMs ?? 180_000);
+    let last: RunResult | undefined;
+    for (;;) {
+      if (exited) {
+        const qerr = fs.readFileSync(path.join(dir, "qemu.stderr"), "utf8");
+        throw new Error(`vm ${opts.name}: ${exited}\nqemu stderr:\n${tail(qerr, 20)}\nconsole tail:\n${tail(consoleLog(), 40)}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(
+          `vm ${opts.name}: SSH not ready after ${Math.round((Date.now() - started) / 1000)}s ` +
+            `(last ssh: exit ${last?.code}: ${last?.stderr.trim()})\nconsole tail:\n${tail(consoleLog(), 40)}`,
+        );
+      }
+      last = await sshRun(target, "true", { timeoutMs: 20_000 });
+      if (last.code === 0) break;
+      await sleep(1000);
+    }
+    const bootSeconds = Math.round((Date.now() - started) / 100) / 10;
+    log(`vm ${opts.name}: SSH ready after ${bootSeconds}s`);
+
+    if (privateIp) {
+      // networkd picked up the fw_cfg address at boot; wait until it is applied
+      const r = await sshRun(
+        target,
+        `for i in $(seq 1 60); do ip -4 addr show dev eth1 2>/dev/null | grep -q ' ${privateIp}/' && exit 0; sleep 0.5; done; ` +
+          `ip link set eth1 up && ip addr replace ${privateIp}/24 dev eth1`,
+        { timeoutMs: 60_000 },
+      );
+      if (r.code !== 0) throw new Error(`vm ${opts.name}: configuring ${privateIp} on eth1 failed: ${r.stderr}`);
+    }
+
+    let stopped = false;
+    const vm: Vm = {
+      name: opts.name,
+      sshHost: "127.0.0.1",
+      sshPort,
+      user: "root",
+      privateKeyPem: client.priv,
+      hostKey: host.pub.split(/\s+/).slice(0, 2).join(" "),
+      privateIp,
+      accel,
+      bootSeconds,
+      dir,
+      forwardedPort(guestPort: number): number {
+        if (guestPort === 22) return sshPort;
+        const p = forwards.get(guestPort);
+        if (p === undefined) throw new Error(`vm ${opts.name}: guest port ${guestPort} is not forwarded (forwardTcp)`);
+        return p;
+      },
+      connection() {
+        return { host: "127.0.0.1", port: sshPort, user: "root", privateKey: client.priv, hostKey: vm.hostKey };
+      },
+      consoleLog,
+      async exec(cmd, o = {}) {
+        if (stopped) throw new Error(`vm ${opts.name} is stopped`);
+        const r = await sshRun(target, cmd, { stdin: o.stdin, timeoutMs: o.timeoutMs });
+        if (r.timedOut) throw new Error(`vm ${opts.name}: command timed out after ${o.timeoutMs} ms: ${cmd}\n${tail(r.stdout + r.stderr, 20)}`);
+        return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        try {
+          if (child.exitCode === null && !exited) {
+            await sshRun(target, "systemctl poweroff --no-block", { timeoutMs: 10_000 }).catch(() => undefined);
+            const until = Date.now() + 30_000;
+            while (child.exitCode === null && !exited && Date.now() < until) await sleep(250);
+            if (child.exitCode === null && !exited) {
+              child.kill("SIGTERM");
+              const until2 = Date.now() + 5_000;
+              while (child.exitCode === null && !exited && Date.now() < until2) await sleep(100);
+              if (child.exitCode === null && !exited) child.kill("SIGKILL");
+            }
+          }
+        } finally {
+          running.delete(entry);
+          if (privatePort !== undefined) opts.privateNetwork?.detach(privatePort);
+          if (privateIp) opts.privateNetwork?.release(privateIp);
+          cleanupDir();
+          log(`vm ${opts.name}: stopped`);
+        }
+      },
+    };
+    return vm;
+  } catch (e) {
+    for (const r of running) {
+      if (r.dir === dir) {
+        try {
+          r.child.kill("SIGKILL");
+        } catch {
+          /* gone */
+        }
+        running.delete(r);
+      }
+    }
+    if (privatePort !== undefined) opts.privateNetwork?.detach(privatePort);
+    if (privateIp) opts.privateNetwork?.release(privateIp);
+    cleanupDir();
+    throw e;
+  }
+}

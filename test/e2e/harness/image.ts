@@ -461,7 +461,10 @@ async function buildIfNeeded(log: (s: string) => void): Promise<BaseImage> {
   const key = computeKey(files, mirror);
   const root = cacheRoot();
   const dir = path.join(root, key);
-  if (isComplete(dir)) return imageAt(key, dir, true, 0);
+  if (isComplete(dir)) {
+    markUsed(dir);
+    return imageAt(key, dir, true, 0);
+  }
   fs.mkdirSync(root, { recursive: true });
   return withLock(
     path.join(root, `${key}.lock`),
@@ -513,7 +516,9 @@ async function buildIfNeeded(log: (s: string) => void): Promise<BaseImage> {
         );
         fs.rmSync(dir, { recursive: true, force: true });
         fs.renameSync(out, dir);
+        markUsed(dir);
         log(`image: built ${key} in ${buildSeconds}s`);
+        pruneStale(root, key, log);
         return imageAt(key, dir, false, buildSeconds);
       } finally {
         // never leave a half-built tree behind (umount first if the script died mid-way)
@@ -532,6 +537,33 @@ async function buildIfNeeded(log: (s: string) => void): Promise<BaseImage> {
     },
     log,
   );
+}
+
+function markUsed(dir: string): void {
+  try {
+    fs.writeFileSync(path.join(dir, "last-used"), new Date().toISOString() + "\n");
+  } catch {
+    /* read-only cache is fine */
+  }
+}
+
+/** Drops other image versions not used for two days (each is a few hundred MB). */
+function pruneStale(root: string, keep: string, log: (s: string) => void): void {
+  const cutoff = Date.now() - 2 * 24 * 3600_000;
+  for (const n of fs.readdirSync(root)) {
+    if (n === keep || !/^[0-9a-f]{16}$/.test(n) || fs.existsSync(path.join(root, `${n}.lock`))) continue;
+    const d = path.join(root, n);
+    let used = 0;
+    try {
+      used = fs.statSync(path.join(d, "last-used")).mtimeMs;
+    } catch {
+      used = fs.statSync(d).mtimeMs;
+    }
+    if (used < cutoff) {
+      fs.rmSync(d, { recursive: true, force: true });
+      log(`image: removed stale image ${n}`);
+    }
+  }
 }
 
 /** Mount points at or below `p` (from /proc/self/mounts). */

@@ -98,9 +98,37 @@ function killAllSync(): void {
   running.clear();
 }
 
+/** Removes VM directories left by processes that died without cleanup (e.g. SIGKILL). */
+function sweepStaleDirs(): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith("e2e-vm-"));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const dir = path.join(os.tmpdir(), n);
+    let owner = 0;
+    try {
+      owner = Number(fs.readFileSync(path.join(dir, "owner.pid"), "utf8"));
+    } catch {
+      continue; // not ours or still being created
+    }
+    let alive = false;
+    try {
+      process.kill(owner, 0);
+      alive = true;
+    } catch {
+      /* dead */
+    }
+    if (!alive) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
+  sweepStaleDirs();
   process.on("exit", killAllSync);
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
@@ -316,6 +344,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-vm-${opts.name}-`));
   fs.chmodSync(dir, 0o700);
+  fs.writeFileSync(path.join(dir, "owner.pid"), String(process.pid));
   const overlay = path.join(dir, "disk.qcow2");
   const consolePath = path.join(dir, "console.log");
   let privatePort: number | undefined;

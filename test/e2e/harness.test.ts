@@ -279,5 +279,23 @@ describe("e2e harness", function () {
       const res = await fetch(`http://127.0.0.1:${a.forwardedPort(8080)}/`);
       assert.equal(res.status, 200);
     });
+
+    it("runs a remote.Command through a bastion (connection.proxy)", async function () {
+      const [a, b] = vms;
+      const out = await runProgram(() => ({
+        where: new command.remote.Command("via-bastion", {
+          connection: {
+            host: b.privateIp!,
+            port: 22,
+            user: "root",
+            privateKey: b.privateKeyPem,
+            hostKey: b.hostKey,
+            proxy: { ...a.connection() },
+          },
+          create: "hostname; ip -4 -o addr show dev eth1 | awk '{print $4}'",
+        }).stdout,
+      }), new ExecutingMocks());
+      assert.equal(await settle(out.where), `${b.name}\n${b.privateIp}/24`);
+    });
   });
 });

@@ -148,7 +148,7 @@ set -u
 modprobe qemu_fw_cfg 2>/dev/null || true
 D=/sys/firmware/qemu_fw_cfg/by_name/opt/harness
 i=0
-while [ ! -d "$D" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+while [ ! -d "$D" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 get() { [ -r "$D/$1/raw" ] && cat "$D/$1/raw"; }
 mkdir -p /root/.ssh && chmod 0700 /root/.ssh
 if [ -r "$D/authkey/raw" ]; then
@@ -163,6 +163,7 @@ if [ -r "$D/hostkey/raw" ]; then
   chmod 0600 /etc/ssh/ssh_host_ed25519_key
 fi
 [ -s /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
+echo "harness-firstboot: fw_cfg $([ -d "$D" ] && echo found || echo MISSING), authorized_keys $(wc -l < /root/.ssh/authorized_keys) line(s), host key $(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub | cut -c1-16)..."
 if [ -r "$D/hostname/raw" ]; then
   h=$(get hostname)
   echo "$h" > /etc/hostname
@@ -188,6 +189,8 @@ Wants=network-pre.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/local/sbin/harness-firstboot
+StandardOutput=journal+console
+StandardError=journal+console
 
 [Install]
 WantedBy=sysinit.target

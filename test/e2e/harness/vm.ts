@@ -181,6 +181,20 @@ async function keygen(file: string, comment: string): Promise<{ priv: string; pu
   return { priv: fs.readFileSync(file, "utf8"), pub: fs.readFileSync(`${file}.pub`, "utf8").trim() };
 }
 
+/** Copies the console log and qemu's stderr of a failed boot to $TMPDIR/e2e-failed-vms/. */
+function keepArtifacts(name: string, dir: string): string | undefined {
+  try {
+    const files = ["console.log", "qemu.stderr"].filter((f) => fs.existsSync(path.join(dir, f)));
+    if (files.length === 0) return undefined;
+    const dest = path.join(os.tmpdir(), "e2e-failed-vms", `${name}-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+    fs.mkdirSync(dest, { recursive: true });
+    for (const f of files) fs.copyFileSync(path.join(dir, f), path.join(dest, f));
+    return dest;
+  } catch {
+    return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // accelerator
 
@@ -398,6 +412,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     }
 
     const started = Date.now();
+    let stopping = false;
     const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "qemu-system-x86_64", ...args], {
       stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "qemu.stderr"), "w")],
     });
@@ -405,7 +420,10 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     const entry: Running = { child, dir };
     running.add(entry);
     let exited: string | undefined;
-    child.on("exit", (code, sig) => (exited = `qemu exited (${code ?? sig})`));
+    child.on("exit", (code, sig) => {
+      exited = `qemu exited (${code !== null ? `code ${code}` : `signal ${sig}`})` + (stopping ? "" : " unexpectedly");
+      if (!stopping) log(`vm ${opts.name}: ${exited}`);
+    });
     child.on("error", (e) => (exited = `qemu failed to start: ${e.message}`));
 
     const consoleLog = () => {
@@ -480,13 +498,16 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
       consoleLog,
       async exec(cmd, o = {}) {
         if (stopped) throw new Error(`vm ${opts.name} is stopped`);
+        if (exited) throw new Error(`vm ${opts.name}: ${exited}; console tail:\n${tail(consoleLog(), 30)}`);
         const r = await sshRun(target, cmd, { stdin: o.stdin, timeoutMs: o.timeoutMs });
+        if (r.code === 255 && exited) throw new Error(`vm ${opts.name}: ${exited} while running: ${cmd}\nconsole tail:\n${tail(consoleLog(), 30)}`);
         if (r.timedOut) throw new Error(`vm ${opts.name}: command timed out after ${o.timeoutMs} ms: ${cmd}\n${tail(r.stdout + r.stderr, 20)}`);
         return { code: r.code, stdout: r.stdout, stderr: r.stderr };
       },
       async stop() {
         if (stopped) return;
         stopped = true;
+        stopping = true;
         try {
           if (child.exitCode === null && !exited) {
             await sshRun(target, "systemctl poweroff --no-block", { timeoutMs: 10_000 }).catch(() => undefined);
@@ -510,6 +531,8 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     };
     return vm;
   } catch (e) {
+    const kept = keepArtifacts(opts.name, dir);
+    if (kept && e instanceof Error) e.message += `\n(console log and qemu stderr kept in ${kept})`;
     for (const r of running) {
       if (r.dir === dir) {
         try {

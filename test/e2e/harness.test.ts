@@ -82,101 +82,103 @@ describe("e2e harness", function () {
       fs.mkdirSync(path.join(tmp, "tree", "sub"), { recursive: true });
       fs.writeFileSync(path.join(tmp, "tree", "sub", "a.txt"), "archive member\n");
       const conn = vm.connection();
-
-      class Probe extends pulumi.ComponentResource {
-        readback: pulumi.Output<string>;
-        constructor(name: string, secretText: pulumi.Input<string>, opts?: pulumi.ComponentResourceOptions) {
-          super("harness:test:Probe", name, {}, opts);
-          const wait = new command.remote.Command(`${name}-wait`, {
-            connection: { ...conn, dialErrorLimit: -1, perDialTimeout: 5 },
-            create: "test -d /root",
-          }, { parent: this });
-          const write = new command.remote.Command(`${name}-write`, {
-            connection: conn,
-            create: "umask 077; mkdir -p /etc/probe && cat > /etc/probe/secret.txt && echo written",
-            stdin: secretText,
-            logging: "none",
-          }, { parent: this, dependsOn: [wait] });
-          const read = new command.remote.Command(`${name}-read`, {
-            connection: conn,
-            create: pulumi.interpolate`test "${write.stdout}" = written && cat /etc/probe/secret.txt && echo && stat -c %a /etc/probe/secret.txt`,
-          }, { parent: this, dependsOn: [write] });
-          this.readback = read.stdout;
-          this.registerOutputs({ readback: this.readback });
+      try {
+        class Probe extends pulumi.ComponentResource {
+          readback: pulumi.Output<string>;
+          constructor(name: string, secretText: pulumi.Input<string>, opts?: pulumi.ComponentResourceOptions) {
+            super("harness:test:Probe", name, {}, opts);
+            const wait = new command.remote.Command(`${name}-wait`, {
+              connection: { ...conn, dialErrorLimit: -1, perDialTimeout: 5 },
+              create: "test -d /root",
+            }, { parent: this });
+            const write = new command.remote.Command(`${name}-write`, {
+              connection: conn,
+              create: "umask 077; mkdir -p /etc/probe && cat > /etc/probe/secret.txt && echo written",
+              stdin: secretText,
+              logging: "none",
+            }, { parent: this, dependsOn: [wait] });
+            const read = new command.remote.Command(`${name}-read`, {
+              connection: conn,
+              create: pulumi.interpolate`test "${write.stdout}" = written && cat /etc/probe/secret.txt && echo && stat -c %a /etc/probe/secret.txt`,
+            }, { parent: this, dependsOn: [write] });
+            this.readback = read.stdout;
+            this.registerOutputs({ readback: this.readback });
+          }
         }
+
+        const result = await runProgram(() => {
+          const key = new tls.PrivateKey("harness-key", { algorithm: "ED25519" });
+          const password = new random.RandomPassword("harness-password", { length: 32, special: false });
+          const probe = new Probe("probe", password.result);
+          const copies = [
+            new command.remote.CopyToRemote("copy-string", { connection: conn, source: new pulumi.asset.StringAsset("string asset\n"), remotePath: "/srv/copy/string.txt" }),
+            new command.remote.CopyToRemote("copy-file", { connection: conn, source: new pulumi.asset.FileAsset(path.join(tmp, "file.txt")), remotePath: "/srv/copy/file.txt" }),
+            new command.remote.CopyToRemote("copy-dir", { connection: conn, source: new pulumi.asset.FileArchive(path.join(tmp, "tree")), remotePath: "/srv/copy/tree" }),
+          ];
+          const pubkey = new command.remote.Command("install-key", {
+            connection: conn,
+            create: "cat >> /root/.ssh/authorized_keys && echo ok",
+            stdin: key.publicKeyOpenssh,
+          });
+          const list = new command.remote.Command("list-copies", {
+            connection: conn,
+            create: "cd /srv/copy && find . -type f | sort && cat string.txt file.txt tree/sub/a.txt",
+          }, { dependsOn: copies });
+          return {
+            readback: probe.readback,
+            password: password.result,
+            privateKeyPem: key.privateKeyPem,
+            privateKeyOpenssh: key.privateKeyOpenssh,
+            publicKeyOpenssh: key.publicKeyOpenssh,
+            installed: pubkey.stdout,
+            listing: list.stdout,
+            passwordIsSecret: pulumi.isSecret(password.result),
+          };
+        }, mocks);
+
+        const pw = await settle(result.password);
+        assert.match(pw, /^[A-Za-z0-9]{32}$/);
+        assert.equal(await result.passwordIsSecret, true);
+        assert.equal(await settle(result.readback), `${pw}\n600`);
+        assert.match(await settle(result.privateKeyPem), /^-----BEGIN PRIVATE KEY-----\n/);
+        assert.match(await settle(result.publicKeyOpenssh), /^ssh-ed25519 AAAA\S+\n$/);
+        assert.equal(await settle(result.installed), "ok");
+        assert.equal(
+          await settle(result.listing),
+          "./file.txt\n./string.txt\n./tree/sub/a.txt\nstring asset\nfile asset\narchive member",
+        );
+
+        // the generated key really logs in (tls.PrivateKey's OpenSSH output)
+        const viaNewKey = await runProgram(() => ({
+          who: new command.remote.Command("whoami-new-key", {
+            connection: { ...conn, privateKey: result.privateKeyOpenssh },
+            create: "whoami",
+          }).stdout,
+        }), new ExecutingMocks({ state }));
+        assert.equal(await settle(viaNewKey.who), "root");
+
+        // a second run with the same state reuses random/tls values, commands run again
+        const again = new ExecutingMocks({ state });
+        const second = await runProgram(() => ({
+          password: new random.RandomPassword("harness-password", { length: 32, special: false }).result,
+          date: new command.remote.Command("again", { connection: conn, create: "cat /etc/probe/secret.txt" }).stdout,
+        }), again);
+        assert.equal(await settle(second.password), pw);
+        assert.equal(await settle(second.date), pw);
+
+        // timeline: every resource has times, the component groups its commands
+        const t = mocks.timings();
+        assert.ok(t.every((e) => e.end !== undefined && e.end >= e.start));
+        const probeSummary = mocks.summary().find((s) => s.name === "probe");
+        assert.ok(probeSummary, mocks.summaryText());
+        assert.equal(probeSummary.resources, 3);
+        assert.equal(probeSummary.type, "harness:test:Probe");
+        const write = mocks.resources.find((r) => r.name === "probe-write")!;
+        assert.ok(write.secretInputs.includes("stdin"), `secret inputs: ${write.secretInputs}`);
+        log(`summary:\n${mocks.summaryText()}`);
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
       }
-
-      const result = await runProgram(() => {
-        const key = new tls.PrivateKey("harness-key", { algorithm: "ED25519" });
-        const password = new random.RandomPassword("harness-password", { length: 32, special: false });
-        const probe = new Probe("probe", password.result);
-        const copies = [
-          new command.remote.CopyToRemote("copy-string", { connection: conn, source: new pulumi.asset.StringAsset("string asset\n"), remotePath: "/srv/copy/string.txt" }),
-          new command.remote.CopyToRemote("copy-file", { connection: conn, source: new pulumi.asset.FileAsset(path.join(tmp, "file.txt")), remotePath: "/srv/copy/file.txt" }),
-          new command.remote.CopyToRemote("copy-dir", { connection: conn, source: new pulumi.asset.FileArchive(path.join(tmp, "tree")), remotePath: "/srv/copy/tree" }),
-        ];
-        const pubkey = new command.remote.Command("install-key", {
-          connection: conn,
-          create: "cat >> /root/.ssh/authorized_keys && echo ok",
-          stdin: key.publicKeyOpenssh,
-        });
-        const list = new command.remote.Command("list-copies", {
-          connection: conn,
-          create: "cd /srv/copy && find . -type f | sort && cat string.txt file.txt tree/sub/a.txt",
-        }, { dependsOn: copies });
-        return {
-          readback: probe.readback,
-          password: password.result,
-          privateKeyPem: key.privateKeyPem,
-          privateKeyOpenssh: key.privateKeyOpenssh,
-          publicKeyOpenssh: key.publicKeyOpenssh,
-          installed: pubkey.stdout,
-          listing: list.stdout,
-          passwordIsSecret: pulumi.isSecret(password.result),
-        };
-      }, mocks);
-
-      const pw = await settle(result.password);
-      assert.match(pw, /^[A-Za-z0-9]{32}$/);
-      assert.equal(await result.passwordIsSecret, true);
-      assert.equal(await settle(result.readback), `${pw}\n600`);
-      assert.match(await settle(result.privateKeyPem), /^-----BEGIN PRIVATE KEY-----\n/);
-      assert.match(await settle(result.publicKeyOpenssh), /^ssh-ed25519 AAAA\S+\n$/);
-      assert.equal(await settle(result.installed), "ok");
-      assert.equal(
-        await settle(result.listing),
-        "./file.txt\n./string.txt\n./tree/sub/a.txt\nstring asset\nfile asset\narchive member",
-      );
-
-      // the generated key really logs in (tls.PrivateKey's OpenSSH output)
-      const viaNewKey = await runProgram(() => ({
-        who: new command.remote.Command("whoami-new-key", {
-          connection: { ...conn, privateKey: result.privateKeyOpenssh },
-          create: "whoami",
-        }).stdout,
-      }), new ExecutingMocks({ state }));
-      assert.equal(await settle(viaNewKey.who), "root");
-
-      // a second run with the same state reuses random/tls values, commands run again
-      const again = new ExecutingMocks({ state });
-      const second = await runProgram(() => ({
-        password: new random.RandomPassword("harness-password", { length: 32, special: false }).result,
-        date: new command.remote.Command("again", { connection: conn, create: "cat /etc/probe/secret.txt" }).stdout,
-      }), again);
-      assert.equal(await settle(second.password), pw);
-      assert.equal(await settle(second.date), pw);
-
-      // timeline: every resource has times, the component groups its commands
-      const t = mocks.timings();
-      assert.ok(t.every((e) => e.end !== undefined && e.end >= e.start));
-      const probeSummary = mocks.summary().find((s) => s.name === "probe");
-      assert.ok(probeSummary, mocks.summaryText());
-      assert.equal(probeSummary.resources, 3);
-      assert.equal(probeSummary.type, "harness:test:Probe");
-      const write = mocks.resources.find((r) => r.name === "probe-write")!;
-      assert.ok(write.secretInputs.includes("stdin"), `secret inputs: ${write.secretInputs}`);
-      log(`summary:\n${mocks.summaryText()}`);
-      fs.rmSync(tmp, { recursive: true, force: true });
     });
 
     it("fails a program clearly when a command exits non-zero", async function () {

@@ -757,6 +757,19 @@ export interface RunProgramOptions {
  * leaving unhandled rejections behind.
  */
 export async function runProgram<T>(program: () => T | Promise<T>, mocks: ExecutingMocks, opts: RunProgramOptions = {}): Promise<T> {
+  // the mock monitor is process-global: one program at a time
+  if (programRunning) throw new Error("runProgram: another program is still running in this process (the Pulumi runtime is global)");
+  programRunning = true;
+  try {
+    return await runProgramOnce(program, mocks, opts);
+  } finally {
+    programRunning = false;
+  }
+}
+
+let programRunning = false;
+
+async function runProgramOnce<T>(program: () => T | Promise<T>, mocks: ExecutingMocks, opts: RunProgramOptions): Promise<T> {
   await pulumi.runtime.setMocks(mocks, opts.project ?? "project", opts.stack ?? "stack", false);
   mocks.attach();
   const failuresBefore = mocks.failures.length;

@@ -42,12 +42,37 @@ const HOST_ALIAS = "harness-target";
 
 function secretDir(): string {
   if (!tmpDir) {
+    sweepStale();
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-ssh-"));
     fs.chmodSync(tmpDir, 0o700);
+    fs.writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
     const dir = tmpDir;
     process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
   }
   return tmpDir;
+}
+
+/** Removes key directories of processes that died without their exit handler (SIGKILL). */
+function sweepStale(): void {
+  try {
+    for (const n of fs.readdirSync(os.tmpdir())) {
+      if (!n.startsWith("e2e-ssh-")) continue;
+      const dir = path.join(os.tmpdir(), n);
+      let owner = 0;
+      try {
+        owner = Number(fs.readFileSync(path.join(dir, "owner.pid"), "utf8"));
+      } catch {
+        continue;
+      }
+      try {
+        process.kill(owner, 0);
+      } catch {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  } catch {
+    /* best effort */
+  }
 }
 
 function fileFor(kind: string, content: string): string {

@@ -40,8 +40,8 @@ fi`,
         `printf '%s\\n' "matrix-synapse-py3 matrix-synapse/server-name string ${s.serverName}" "matrix-synapse-py3 matrix-synapse/report-stats boolean ${s.reportStats}" | debconf-set-selections`,
         noDowngrade(`$(dpkg-query -W -f='\${Version}' ${a.package} 2>/dev/null | sed 's/+.*//' || true)`, s.version),
         `if [ "$installed" != ${shQuote(s.version)} ]; then
-    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q -o Dpkg::Options::=--force-confold ${a.package} >/dev/null
+    pm_apt update -q >/dev/null
+    pm_apt install -y -q -o Dpkg::Options::=--force-confold ${a.package} >/dev/null
     systemctl stop ${SYNAPSE_UNITS.main} 2>/dev/null || true
     pm_mark_restart synapse; echo "Synapse ${s.version} installed from matrix.org"
 fi`,

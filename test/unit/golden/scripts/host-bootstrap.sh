@@ -21,6 +21,8 @@ pm_write() {
         echo "updated $path"
     fi
 }
+# pm_apt ARGS...: apt-get, one at a time: scripts for several components may run at once on one host.
+pm_apt() { flock -w 1800 /var/lib/pulumi-matrix/apt.lock apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 # pm_apt_install PKG...: installs the packages that are missing; updates the lists only then.
 pm_apt_install() {
     local missing=() p
@@ -29,8 +31,8 @@ pm_apt_install() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing ${missing[*]}"
-    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    pm_apt update -q >/dev/null
+    pm_apt install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     pm_changed=1
 }
 # pm_mark_restart UNIT / pm_take_restart UNIT: a restart owed to UNIT, handed from one script to the next.

@@ -1,0 +1,112 @@
+/**
+ * E2E smoke: a fresh Debian VM -> MatrixStack (Host bootstrap, PostgreSQL,
+ * Synapse by the pip method) provisioned by the components' own commands
+ * over SSH, then checked from this machine.
+ */
+import * as assert from "node:assert/strict";
+import { Vm, bootVm, ensureBaseImage } from "./harness";
+import { Deployment, deploy, startTimestamps, tunnel, vmStackArgs } from "./deploy";
+import { registerWithSharedSecret } from "../integration/support/synapse";
+import { loginWithPassword } from "../integration/support/client";
+
+const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "systemd-timesyncd.service"];
+
+describe("e2e smoke: fresh VM to a working homeserver", function () {
+    this.timeout(40 * 60_000);
+    let vm: Vm;
+    let first: Deployment;
+    const state = new Map<string, Record<string, any>>();
+    const timings: string[] = [];
+    let closeTunnel = () => {};
+    let baseUrl = "";
+
+    before(async function () {
+        const t0 = Date.now();
+        const img = await ensureBaseImage(log);
+        timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
+        // 8765 answers because a firewall rule opens it; 8766 and PostgreSQL do not.
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8765, 8766, 5432, 9000], log });
+        timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
+    });
+
+    after(async function () {
+        closeTunnel();
+        for (const t of timings) log(`timing: ${t}`);
+        if (first) log(`per component:\n${first.mocks.summaryText()}`);
+        await vm?.stop();
+    });
+
+    it("provisions the VM from nothing with the components' own commands", async function () {
+        const args = vmStackArgs(vm);
+        args.host.firewall = { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] };
+        first = await deploy(args, state, log);
+        timings.push(`first deployment: ${first.seconds} s`);
+        assert.equal(first.outputs.serverName, "matrix.test");
+        assert.equal(first.outputs.adminUserId, "@admin:matrix.test");
+    });
+
+    it("answers /health and /_matrix/client/versions", async function () {
+        const r = await vm.exec("curl -fsS http://127.0.0.1:8008/health; echo; curl -fsS http://127.0.0.1:8008/_matrix/client/versions");
+        assert.equal(r.code, 0, r.stderr);
+        const [health, versions] = r.stdout.split("\n");
+        assert.equal(health, "OK");
+        assert.ok((JSON.parse(versions) as { versions: string[] }).versions.length > 0);
+    });
+
+    it("publishes the key id derived from the Pulumi-side key", async function () {
+        const r = await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server");
+        const body = JSON.parse(r.stdout) as { verify_keys: Record<string, unknown> };
+        assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${first.outputs.signingKeyId}`]);
+    });
+
+    it("registers a user through the shared-secret API; the user and the admin log in with matrix-js-sdk", async function () {
+        const t = await tunnel(vm, 8008);
+        closeTunnel = t.close;
+        baseUrl = `http://127.0.0.1:${t.port}`;
+        await registerWithSharedSecret(baseUrl, first.outputs.registrationSharedSecret, "alice", "alice-password-e2e", false);
+        const alice = await loginWithPassword(baseUrl, "alice", "alice-password-e2e");
+        assert.equal(alice.userId, "@alice:matrix.test");
+        alice.client.stopClient();
+        const admin = await loginWithPassword(baseUrl, "admin", first.outputs.adminPassword);
+        assert.equal(admin.userId, "@admin:matrix.test");
+        admin.client.stopClient();
+    });
+
+    it("firewall: only the declared ports answer from outside the VM", async function () {
+        // Two listeners on every address inside the VM; only 8765 is declared.
+        await vm.exec("for p in 8765 8766; do (setsid python3 -m http.server $p --bind 0.0.0.0 >/dev/null 2>&1 &); done; sleep 2");
+        const get = async (guestPort: number) => {
+            try {
+                const r = await fetch(`http://127.0.0.1:${vm.forwardedPort(guestPort)}/`, { signal: AbortSignal.timeout(5000) });
+                return r.status;
+            } catch { return "no answer"; }
+        };
+        assert.equal(await get(8765), 200);
+        assert.equal(await get(8766), "no answer");
+        assert.equal(await get(5432), "no answer");
+        assert.equal(await get(9000), "no answer");
+        const listening = await vm.exec("ss -Htln | awk '{print $4}'");
+        assert.match(listening.stdout, /127\.0\.0\.1:5432/);
+        assert.match(listening.stdout, /127\.0\.0\.1:9000/);
+        assert.doesNotMatch(listening.stdout, /0\.0\.0\.0:(5432|9000|8008)/);
+        await vm.exec("pkill -f 'http.server 876' || true");
+    });
+
+    it("running the same provisioning again changes nothing and restarts nothing", async function () {
+        const before = await startTimestamps(vm, UNITS);
+        const again = await deploy(vmStackArgs(vm, {}, { host: { ...vmStackArgs(vm).host, firewall: { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] } } }), state, log);
+        timings.push(`second deployment (no change): ${again.seconds} s`);
+        assert.equal(again.outputs.signingKeyId, first.outputs.signingKeyId);
+        assert.deepEqual(await startTimestamps(vm, UNITS), before);
+        for (const r of again.mocks.resources.filter((x) => x.type === "command:remote:Command" && !x.secretInputs.includes("stdin"))) {
+            const out = String(r.outputs?.stdout ?? "");
+            assert.doesNotMatch(out, /^(updated |installing |restarting|starting Synapse|PostgreSQL restarted|firewall loaded)/m, `${r.name} changed something:\n${out}`);
+        }
+    });
+
+    it("leaves no failed systemd unit", async function () {
+        const r = await vm.exec("systemctl --failed --no-legend --plain");
+        assert.equal(r.stdout.trim(), "");
+    });
+});

@@ -90,7 +90,7 @@ full("e2e full", function () {
         });
         after(async () => {
             await Promise.all([app?.stop(), db?.stop()]);
-            await net?.stop?.();
+            net?.close();
         });
 
         it("Synapse reaches PostgreSQL on the other VM; pg_hba and the firewall admit only the private network", async function () {

@@ -65,6 +65,11 @@ export interface BootOptions {
   privateNetwork?: PrivateNetwork;
   /** static address on the private network (default: next free 10.99.0.x) */
   privateIp?: string;
+  /**
+   * Keep the VM running after this process exits (the demo): its files live in
+   * this directory, qemu's pid in `qemu.pid`; stop it with `stopDetachedVm(dir)`.
+   */
+  detachedDir?: string;
   /** how long to wait for SSH (default 180 s) */
   bootTimeoutMs?: number;
   log?: (s: string) => void;
@@ -356,7 +361,11 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
   const accel = await chooseAccel(image, log);
   installHandlers();
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-vm-${opts.name}-`));
+  const dir = opts.detachedDir ?? fs.mkdtempSync(path.join(os.tmpdir(), `e2e-vm-${opts.name}-`));
+  if (opts.detachedDir) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+  }
   fs.chmodSync(dir, 0o700);
   fs.writeFileSync(path.join(dir, "owner.pid"), String(process.pid));
   const overlay = path.join(dir, "disk.qcow2");
@@ -413,11 +422,14 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
 
     const started = Date.now();
     let stopping = false;
-    const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "qemu-system-x86_64", ...args], {
-      stdio: ["ignore", "ignore", fs.openSync(path.join(dir, "qemu.stderr"), "w")],
-    });
+    const stderrFd = fs.openSync(path.join(dir, "qemu.stderr"), "w");
+    const child = opts.detachedDir
+      ? spawn("qemu-system-x86_64", args, { detached: true, stdio: ["ignore", "ignore", stderrFd] })
+      : spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "qemu-system-x86_64", ...args], { stdio: ["ignore", "ignore", stderrFd] });
     child.unref();
     const entry: Running = { child, dir };
+    if (opts.detachedDir) fs.writeFileSync(path.join(dir, "qemu.pid"), String(child.pid));
+    // A detached VM joins the cleanup list only until it has booted.
     running.add(entry);
     let exited: string | undefined;
     child.on("exit", (code, sig) => {
@@ -529,6 +541,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
         }
       },
     };
+    if (opts.detachedDir) running.delete(entry);
     return vm;
   } catch (e) {
     const kept = keepArtifacts(opts.name, dir);
@@ -547,5 +560,43 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
     if (privateIp) opts.privateNetwork?.release(privateIp);
     cleanupDir();
     throw e;
+  }
+}
+
+/** Stops a VM booted with `detachedDir` (possibly by an earlier process) and removes its directory. */
+export async function stopDetachedVm(dir: string): Promise<boolean> {
+  let pid: number | undefined;
+  try {
+    pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
+  } catch {
+    /* no VM there */
+  }
+  const alive = (p: number) => {
+    try {
+      process.kill(p, 0);
+      return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("qemu-system");
+    } catch {
+      return false;
+    }
+  };
+  let was = false;
+  if (pid && alive(pid)) {
+    was = true;
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
+    if (alive(pid)) process.kill(pid, "SIGKILL");
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return was;
+}
+
+/** Whether a VM booted with `detachedDir` is still running. */
+export function detachedVmRunning(dir: string): boolean {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
+    process.kill(pid, 0);
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("qemu-system");
+  } catch {
+    return false;
   }
 }

@@ -16,7 +16,8 @@ describe("the Pulumi project", () => {
         assert.equal(project.runtime.name, "nodejs");
         assert.equal(project.main, "src/program.ts");
         assert.match(project.backend.url, /^file:\/\/\.\//);
-        assert.ok(fs.readFileSync(path.join(ROOT, ".gitignore"), "utf8").includes(".pulumi-state/"));
+        assert.ok(fs.readFileSync(path.join(ROOT, ".gitignore"), "utf8").includes(".pulumi-state/*"));
+        assert.ok(fs.existsSync(path.join(ROOT, ".pulumi-state", ".gitkeep")), "the state directory exists in a fresh clone");
     });
 
     it("declares every key the program reads, and reads every key it declares", () => {

@@ -21,6 +21,7 @@ PKGS=(
   pebble            # Let's Encrypt's test ACME server (Debian package name)
   curl
   openssl
+  nftables          # nft -c checks the rendered firewall
 )
 
 # Services whose packages start (and enable) them on install.

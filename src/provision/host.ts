@@ -1,5 +1,5 @@
 import { FirewallRule, OsInfo } from "../model/host";
-import { renderFirewall, renderFirewallUnit } from "../render/firewall";
+import { SSH_PORTS_FILE, renderFirewall, renderFirewallUnit, renderSshPorts } from "../render/firewall";
 import { script, shQuote, writeFile } from "./shell";
 
 /**
@@ -64,9 +64,10 @@ export function hostBootstrapScript(s: HostBootstrapSettings): string {
             "pm_changed=0",
             // Keep open every port sshd really listens on, whatever the settings say, so a
             // wrong sshPort cannot lock the operator out.
-            `ssh_ports=$( (echo ${s.firewall.sshPort}; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -un | paste -sd, -)`,
-            `ruleset=$(cat <<'PM_RULESET'\n${renderFirewall(s.firewall.rules, [s.firewall.sshPort]).trimEnd()}\nPM_RULESET\n)`,
-            `printf '%s\\n' "$ruleset" | sed "s/tcp dport { ${s.firewall.sshPort} } accept comment \\"ssh\\"/tcp dport { $ssh_ports } accept comment \\"ssh\\"/" | pm_write ${HOST_FILES.firewallRuleset} 0644 root root`,
+            `ssh_ports=$( (echo ${s.firewall.sshPort}; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')`,
+            // Unquoted heredoc: $ssh_ports expands here, on the host.
+            `pm_write ${SSH_PORTS_FILE} 0644 root root <<PM_SSH_PORTS\n${renderSshPorts("$ssh_ports")}PM_SSH_PORTS`,
+            writeFile({ path: HOST_FILES.firewallRuleset, content: renderFirewall(s.firewall.rules) }),
             "nft -c -f " + HOST_FILES.firewallRuleset,
             writeFile({ path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) }),
             "systemctl daemon-reload",

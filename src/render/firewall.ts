@@ -12,16 +12,29 @@ function sortRules(rules: FirewallRule[]): FirewallRule[] {
     return [...rules].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || (a.toPort ?? 0) - (b.toPort ?? 0) || a.owner.localeCompare(b.owner));
 }
 
+/** The file defining `$ssh_ports`, written on the host from the ports sshd really listens on. */
+export const SSH_PORTS_FILE = "/etc/pulumi-matrix/ssh-ports.nft";
+
+/**
+ * The definition the ruleset includes: every port sshd listens on (plus the
+ * configured one). `ports` is a comma-separated list, or a shell expression
+ * that expands to one when the host writes the file.
+ */
+export function renderSshPorts(ports: string): string {
+    return `# Managed by pulumi-matrix: the ports sshd listens on, kept open by the firewall.\ndefine ssh_ports = { ${ports} }\n`;
+}
+
 /**
  * A default-deny inbound ruleset in a table of its own. Loading it replaces
  * only that table, atomically (the `table`/`delete table` pair makes the
- * first load and later loads the same file). SSH ports are always open so a
- * mistake cannot lock the operator out.
+ * first load and later loads the same file). SSH ports (`$ssh_ports`, from
+ * SSH_PORTS_FILE) are always open so a mistake cannot lock the operator out.
  */
-export function renderFirewall(rules: FirewallRule[], sshPorts: number[]): string {
+export function renderFirewall(rules: FirewallRule[]): string {
     const lines = [
         "#!/usr/sbin/nft -f",
         "# Managed by pulumi-matrix: inbound default deny; the open ports are those the components on this host declare.",
+        `include "${SSH_PORTS_FILE}"`,
         `table inet ${FIREWALL_TABLE}`,
         `delete table inet ${FIREWALL_TABLE}`,
         `table inet ${FIREWALL_TABLE} {`,
@@ -32,7 +45,7 @@ export function renderFirewall(rules: FirewallRule[], sshPorts: number[]): strin
         "        iif \"lo\" accept",
         "        meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
         "        meta l4proto ipv6-icmp accept",
-        `        tcp dport { ${[...new Set(sshPorts)].sort((a, b) => a - b).join(", ")} } accept comment "ssh"`,
+        "        tcp dport $ssh_ports accept comment \"ssh\"",
     ];
     for (const r of sortRules(rules)) {
         const v4 = (r.sources ?? []).filter((s) => !s.includes(":"));

@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkSupportedOs } from "../../src/model/host";
-import { renderFirewall, renderFirewallUnit } from "../../src/render/firewall";
+import { renderFirewall, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { renderBackupScript, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
 import { renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../../src/render/synapse/homeserver";
 import { renderBackupUnits, renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/systemd";
@@ -36,7 +36,8 @@ function renderAll(): Record<string, string> {
         "postgres/pg_hba-block.conf": renderPgHbaBlock(pg),
         "postgres/create-database.sql": renderCreateDatabaseSql(pg, "<database password>"),
         "postgres/pg-backup.sh": renderBackupScript(pg),
-        "host/firewall.nft": renderFirewall(rules, [22]),
+        "host/firewall.nft": renderFirewall(rules),
+        "host/ssh-ports.nft": renderSshPorts("22, 2222"),
         "scripts/host-bootstrap.sh": hostBootstrapScript({ os, extraPackages: [], unattendedUpgrades: true, ntpServers: [], firewall: { enabled: true, sshPort: 22, rules } }),
         "scripts/postgres-server.sh": postgresInstallScript(pg),
         "scripts/synapse-install-pip.sh": synapseInstallScript(s, os),

@@ -55,10 +55,15 @@ systemctl enable -q systemd-timesyncd.service 2>/dev/null || true
 if [ "$pm_changed" = 1 ] || ! systemctl is-active -q systemd-timesyncd.service; then systemctl restart systemd-timesyncd.service || true; fi
 timedatectl set-ntp true 2>/dev/null || true
 pm_changed=0
-ssh_ports=$( (echo 22; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -un | paste -sd, -)
-ruleset=$(cat <<'PM_RULESET'
+ssh_ports=$( (echo 22; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')
+pm_write /etc/pulumi-matrix/ssh-ports.nft 0644 root root <<PM_SSH_PORTS
+# Managed by pulumi-matrix: the ports sshd listens on, kept open by the firewall.
+define ssh_ports = { $ssh_ports }
+PM_SSH_PORTS
+pm_write '/etc/pulumi-matrix/firewall.nft' 0644 root root <<'PM_EOF_fd7c6415078a'
 #!/usr/sbin/nft -f
 # Managed by pulumi-matrix: inbound default deny; the open ports are those the components on this host declare.
+include "/etc/pulumi-matrix/ssh-ports.nft"
 table inet pulumi_matrix
 delete table inet pulumi_matrix
 table inet pulumi_matrix {
@@ -69,15 +74,13 @@ table inet pulumi_matrix {
         iif "lo" accept
         meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept
         meta l4proto ipv6-icmp accept
-        tcp dport { 22 } accept comment "ssh"
+        tcp dport $ssh_ports accept comment "ssh"
         tcp dport 443 accept comment "nginx"
         ip saddr { 10.0.0.0/24 } tcp dport 5432 accept comment "postgresql"
         ip6 saddr { fd00::/8 } tcp dport 5432 accept comment "postgresql"
     }
 }
-PM_RULESET
-)
-printf '%s\n' "$ruleset" | sed "s/tcp dport { 22 } accept comment \"ssh\"/tcp dport { $ssh_ports } accept comment \"ssh\"/" | pm_write /etc/pulumi-matrix/firewall.nft 0644 root root
+PM_EOF_fd7c6415078a
 nft -c -f /etc/pulumi-matrix/firewall.nft
 pm_write '/etc/systemd/system/pulumi-matrix-firewall.service' 0644 root root <<'PM_EOF_b885b8e27aea'
 # Managed by pulumi-matrix.

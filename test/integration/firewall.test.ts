@@ -1,0 +1,31 @@
+// The rendered firewall is checked by nftables itself (nft -c parses and
+// validates against the kernel's grammar without loading anything).
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { renderFirewall, renderSshPorts, SSH_PORTS_FILE } from "../../src/render/firewall";
+import { makeTempDir, run } from "./support/processes";
+
+describe("firewall ruleset", function () {
+    it("is accepted by nft with single ports, ranges, IPv4 and IPv6 sources", async function () {
+        const dir = makeTempDir("nft");
+        fs.writeFileSync(path.join(dir, "ssh-ports.nft"), renderSshPorts("22, 2222"));
+        const ruleset = renderFirewall([
+            { port: 443, protocol: "tcp", owner: "nginx" },
+            { port: 3478, protocol: "udp", owner: "coturn" },
+            { port: 49152, toPort: 49999, protocol: "udp", owner: "coturn relay" },
+            { port: 5432, protocol: "tcp", sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" },
+        ]).replace(SSH_PORTS_FILE, path.join(dir, "ssh-ports.nft"));
+        fs.writeFileSync(path.join(dir, "firewall.nft"), ruleset);
+        const r = await run("nft", ["-c", "-f", path.join(dir, "firewall.nft")], { allowFailure: true });
+        assert.equal(r.code, 0, r.stderr);
+    });
+
+    it("is refused by nft when broken (the check can fail)", async function () {
+        const dir = makeTempDir("nft");
+        fs.writeFileSync(path.join(dir, "firewall.nft"), renderFirewall([]).replace(`include "${SSH_PORTS_FILE}"`, ""));
+        const r = await run("nft", ["-c", "-f", path.join(dir, "firewall.nft")], { allowFailure: true });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /ssh_ports/);
+    });
+});

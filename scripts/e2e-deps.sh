@@ -15,12 +15,8 @@ PKGS=(
   ca-certificates
 )
 
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing+=("$p")
-  fi
-done
+. "$(dirname "$0")/lib.sh"
+missing_packages "${PKGS[@]}"
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "e2e-deps: all packages present (${PKGS[*]})"

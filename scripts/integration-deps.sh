@@ -29,12 +29,8 @@ SERVICES=(postgresql redis-server nginx coturn)
 
 log() { echo "integration-deps: $*"; }
 
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
-    missing+=("$p")
-  fi
-done
+. "$(dirname "$0")/lib.sh"
+missing_packages "${PKGS[@]}"
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ "${#missing[@]}" -ne 0 ]; then

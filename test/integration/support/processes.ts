@@ -235,10 +235,16 @@ function alive(pid: number): boolean {
   }
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
+/**
+ * Signals the process group `pid` leads. Falls back to the bare pid only while
+ * the child is known to be alive: after it exited, its pid may already belong
+ * to an unrelated process (pids wrap around).
+ */
+function killGroup(pid: number, signal: NodeJS.Signals, childAlive: boolean): void {
   try {
     process.kill(-pid, signal);
   } catch {
+    if (!childAlive) return;
     try {
       process.kill(pid, signal);
     } catch {
@@ -311,11 +317,11 @@ export function spawnDaemon(cmd: string, args: string[], opts: DaemonOptions): S
     } catch {
       /* already gone */
     }
-    const t = setTimeout(() => killGroup(pid, "SIGKILL"), graceMs);
+    const t = setTimeout(() => killGroup(pid, "SIGKILL", !done), graceMs);
     await exited;
     clearTimeout(t);
     // Reap leftovers of the group (e.g. helper children), if any.
-    killGroup(pid, "SIGKILL");
+    killGroup(pid, "SIGKILL", false);
   };
 
   const unregister = registerCleanup({
@@ -324,9 +330,9 @@ export function spawnDaemon(cmd: string, args: string[], opts: DaemonOptions): S
     runSync: () => {
       if (done) return;
       const sig = opts.exitSignal ?? "SIGKILL";
-      killGroup(pid, sig);
+      killGroup(pid, sig, !done);
       for (let i = 0; i < 50 && alive(pid); i++) sleepSync(100);
-      killGroup(pid, "SIGKILL");
+      killGroup(pid, "SIGKILL", !done);
     },
   });
 

@@ -34,7 +34,9 @@ export async function deploy(args: MatrixStackArgs, state: Map<string, Record<st
     const [signingKeyId, adminUserId, adminPassword, registrationSharedSecret, serverName, version] = await Promise.all([
         settle(s.signingKeyId), settle(s.adminUserId!), settle(s.adminPassword!), settle(s.registrationSharedSecret), settle(s.serverName), settle(s.version),
     ]);
-    return { stack, mocks, outputs: { signingKeyId, adminUserId, adminPassword, registrationSharedSecret, serverName, version }, seconds: Math.round((Date.now() - t0) / 1000) };
+    const seconds = Math.round((Date.now() - t0) / 1000);
+    log(`deployment took ${seconds} s; per component:\n${mocks.summaryText()}`);
+    return { stack, mocks, outputs: { signingKeyId, adminUserId, adminPassword, registrationSharedSecret, serverName, version }, seconds };
 }
 
 /** An SSH local forward from 127.0.0.1:<free port> to a port on the VM's loopback (Synapse listens there until the reverse proxy exists). */

@@ -33,7 +33,6 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
     after(async function () {
         closeTunnel();
         for (const t of timings) log(`timing: ${t}`);
-        if (first) log(`per component:\n${first.mocks.summaryText()}`);
         await vm?.stop();
     });
 

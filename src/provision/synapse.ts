@@ -45,6 +45,11 @@ fi`,
     systemctl stop ${SYNAPSE_UNITS.main} 2>/dev/null || true
     pm_mark_restart synapse; echo "Synapse ${s.version} installed from matrix.org"
 fi`,
+        // The package's postinst writes these from debconf; conf.d is read after homeserver.yaml,
+        // so they would silently override what the library renders.
+        `for f in ${synapseFiles(s.paths).confD}/server_name.yaml ${synapseFiles(s.paths).confD}/report_stats.yaml; do
+    if [ -e "$f" ]; then rm -f "$f"; pm_mark_restart synapse; echo "removed the package's $f (homeserver.yaml carries it)"; fi
+done`,
     ];
 }
 

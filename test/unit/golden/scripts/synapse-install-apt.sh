@@ -67,6 +67,9 @@ if [ "$installed" != '1.163.2' ]; then
     systemctl stop matrix-synapse.service 2>/dev/null || true
     pm_mark_restart synapse; echo "Synapse 1.163.2 installed from matrix.org"
 fi
+for f in /etc/matrix-synapse/conf.d/server_name.yaml /etc/matrix-synapse/conf.d/report_stats.yaml; do
+    if [ -e "$f" ]; then rm -f "$f"; pm_mark_restart synapse; echo "removed the package's $f (homeserver.yaml carries it)"; fi
+done
 echo "1.163.2" > /var/lib/pulumi-matrix/synapse-version
 }
 main </dev/null

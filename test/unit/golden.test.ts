@@ -8,7 +8,9 @@ import { renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, rende
 import { renderBackupUnits, renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/systemd";
 import { hostBootstrapScript } from "../../src/provision/host";
 import { postgresInstallScript } from "../../src/provision/postgres";
-import { synapseConfigScript, synapseInstallScript } from "../../src/provision/synapse";
+import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { postgresDatabaseScript } from "../../src/provision/postgres";
+import { execFileSync } from "node:child_process";
 import { goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");
@@ -43,6 +45,13 @@ function renderAll(): Record<string, string> {
         "scripts/synapse-install-pip.sh": synapseInstallScript(s, os),
         "scripts/synapse-install-apt.sh": synapseInstallScript({ ...s, installMethod: "apt", paths: { ...s.paths } }, os),
         "scripts/synapse-config.sh": synapseConfigScript(s, "golden"),
+        // Secret-bearing scripts, with placeholders where the secrets go.
+        "scripts/synapse-secrets.sh": synapseSecretsScript(s, {
+            macaroonSecretKey: "<macaroon secret key>", formSecret: "<form secret>", registrationSharedSecret: "<registration shared secret>",
+            signingKey: "ed25519 a_abcd <seed>", databasePassword: "<database password>", smtpPassword: "<smtp password>",
+        }),
+        "scripts/synapse-admin.sh": synapseAdminScript(s, "admin", "<admin password>"),
+        "scripts/postgres-database.sh": postgresDatabaseScript(pg, "<database password>"),
     };
 }
 
@@ -59,6 +68,16 @@ describe("golden files (update with `npm run golden:update`, review the diff)", 
             assert.equal(content, fs.readFileSync(file, "utf8"));
         });
     }
+
+    it("every shell script parses (bash -n)", () => {
+        for (const [name, content] of Object.entries(files).filter(([n]) => n.endsWith(".sh"))) {
+            try {
+                execFileSync("bash", ["-n"], { input: content, stdio: ["pipe", "pipe", "pipe"] });
+            } catch (e) {
+                assert.fail(`${name}: ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`);
+            }
+        }
+    });
 
     it("rendering twice gives identical bytes", () => {
         assert.deepEqual(renderAll(), files);

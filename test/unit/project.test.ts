@@ -11,6 +11,11 @@ describe("the Pulumi project", () => {
     const sources = ["src/program.ts", "src/model/stackConfig.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")).join("\n");
     const read = new Set([...sources.matchAll(/(?:get|getNumber|getBoolean|required|stringList|requireSecret|isSet)\((?:cfg, )?"([a-zA-Z]+)"/g)].map((m) => m[1]));
 
+    it("runs the tests on Node.js 22 or newer (the node devDependency)", () => {
+        assert.ok(Number(process.versions.node.split(".")[0]) >= 22, `node ${process.versions.node}`);
+        assert.equal(JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).engines.node, ">=22");
+    });
+
     it("runs src/program.ts on Node.js with a local state backend", () => {
         assert.equal(project.name, "matrix");
         assert.equal(project.runtime.name, "nodejs");

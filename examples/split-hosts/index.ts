@@ -1,0 +1,36 @@
+// Synapse on one VM, PostgreSQL on a second VM reached over a private network.
+// Only the Synapse VM's private address may connect: pg_hba and the database
+// VM's firewall both say so.
+import * as pulumi from "@pulumi/pulumi";
+import { Host, PostgresDatabase, SynapseHomeserver } from "pulumi-matrix";
+
+const config = new pulumi.Config();
+const key = config.requireSecret("sshPrivateKey");
+const appPrivateIp = config.require("appPrivateIp"); // e.g. 10.0.0.4
+const dbPrivateIp = config.require("dbPrivateIp"); // e.g. 10.0.0.5
+
+const app = new Host("app", { host: config.require("appAddress"), user: "debian", privateKey: key });
+const dbHost = new Host("db", {
+    host: config.require("dbAddress"),
+    user: "debian",
+    privateKey: key,
+    firewall: { rules: [{ port: 5432, protocol: "tcp", sources: [`${appPrivateIp}/32`], owner: "postgresql" }] },
+});
+
+const db = new PostgresDatabase("synapse-db", {
+    host: dbHost,
+    reachableAt: dbPrivateIp,
+    listenAddresses: ["127.0.0.1", dbPrivateIp],
+    allowedClients: [`${appPrivateIp}/32`],
+    memoryMb: 4096,
+});
+
+const synapse = new SynapseHomeserver("synapse", {
+    host: app,
+    database: db,
+    serverName: config.require("serverName"),
+    publicBaseUrl: `https://matrix.${config.require("serverName")}/`,
+    adminUser: "admin",
+});
+
+export const adminPassword = synapse.adminPassword;

@@ -45,6 +45,23 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         assert.equal(first.outputs.adminUserId, "@admin:matrix.test");
     });
 
+    it("prints no secret: no command's stdout or stderr carries a generated secret or the signing key", async function () {
+        const secrets: string[] = [];
+        for (const r of first.mocks.resources) {
+            if (r.type === "random:index/randomPassword:RandomPassword") secrets.push(String(r.outputs?.result));
+            if (r.type === "tls:index/privateKey:PrivateKey") secrets.push(...String(r.outputs?.privateKeyPem).split("\n").filter((l) => l.length > 40));
+        }
+        assert.ok(secrets.length >= 5, `found ${secrets.length} secrets`);
+        const seed = (await vm.exec("cut -d' ' -f3 /etc/matrix-synapse/homeserver.signing.key")).stdout.trim();
+        secrets.push(seed);
+        for (const r of first.mocks.resources.filter((x) => x.type === "command:remote:Command")) {
+            const out = `${r.outputs?.stdout ?? ""}\n${r.outputs?.stderr ?? ""}`;
+            for (const secret of secrets) assert.ok(!out.includes(secret), `${r.name} printed a secret`);
+        }
+        const journal = await vm.exec("journalctl --no-pager -o cat");
+        for (const secret of secrets) assert.ok(!journal.stdout.includes(secret), "the journal holds a secret");
+    });
+
     it("answers /health and /_matrix/client/versions", async function () {
         const r = await vm.exec("curl -fsS http://127.0.0.1:8008/health; echo; curl -fsS http://127.0.0.1:8008/_matrix/client/versions");
         assert.equal(r.code, 0, r.stderr);

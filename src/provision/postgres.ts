@@ -1,7 +1,7 @@
 import { MIN_POSTGRES_MAJOR, PostgresLocalSettings } from "../model/postgres";
 import { renderBackupScript, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../render/postgres";
 import { renderBackupUnits } from "../render/systemd";
-import { script, writeFile } from "./shell";
+import { script, shQuote, writeFile } from "./shell";
 
 export const POSTGRES_FILES = {
     confFragment: (major: string) => `/etc/postgresql/${major}/main/conf.d/50-pulumi-matrix.conf`,
@@ -29,6 +29,9 @@ export function postgresInstallScript(s: PostgresLocalSettings): string {
         "pm_apt_install postgresql",
         ...DETECT_MAJOR,
         `echo "PostgreSQL $major"`,
+        // Let the package's own start finish first: a restart asked for while systemd is still
+        // starting the cluster merges into that start and the new settings would not be read.
+        `systemctl start "postgresql@$major-main.service"`,
         "pm_changed=0",
         `conf=$(cat <<'PM_CONF'\n${renderPostgresConf(s).trimEnd()}\nPM_CONF\n)`,
         `printf '%s\\n' "$conf" | pm_write "/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf" 0644 postgres postgres`,
@@ -41,6 +44,9 @@ export function postgresInstallScript(s: PostgresLocalSettings): string {
         `if [ "$pm_changed" = 1 ]; then systemctl restart "postgresql@$major-main.service"; echo "PostgreSQL restarted"; else systemctl start "postgresql@$major-main.service"; fi`,
         `for i in $(seq 1 60); do runuser -u postgres -- pg_isready -q -p ${s.port} && break; sleep 1; done`,
         `runuser -u postgres -- pg_isready -q -p ${s.port} || { journalctl -u "postgresql@$major-main" -n 30 --no-pager >&2; echo "PostgreSQL did not become ready on port ${s.port}" >&2; exit 1; }`,
+        // The running server must have read the fragment (a silently skipped restart leaves it on defaults).
+        `actual=$(cd / && runuser -u postgres -- psql -X -At -p ${s.port} -c "SHOW listen_addresses")`,
+        `if [ "$actual" != ${shQuote(s.listenAddresses.join(","))} ]; then echo "PostgreSQL listens on '$actual', expected '${s.listenAddresses.join(",")}': the settings in conf.d were not applied" >&2; exit 1; fi`,
         ...(s.backup.enabled ? [
             "pm_changed=0",
             `install -d -m 0700 -o postgres -g postgres ${s.backup.directory}`,

@@ -22,6 +22,8 @@ export function bashCommand(sudo: string): string {
 export const STATE_DIR = "/var/lib/pulumi-matrix";
 
 const PRELUDE = String.raw`set -euo pipefail
+# The last command of a pipeline runs in this shell, so "... | pm_write" can set pm_changed.
+shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 pm_changed=0

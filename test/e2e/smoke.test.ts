@@ -89,6 +89,15 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         admin.client.stopClient();
     });
 
+    it("PostgreSQL runs with the rendered settings: loopback only, tuning from memoryMb, UTF8/C database, nightly dump timer", async function () {
+        const q = (sql: string) => vm.exec(`cd / && runuser -u postgres -- psql -X -At -c "${sql}"`).then((r) => r.stdout.trim());
+        assert.equal(await q("SHOW listen_addresses"), "127.0.0.1");
+        assert.equal(await q("SHOW shared_buffers"), "256MB");
+        assert.equal(await q("SHOW effective_cache_size"), "768MB");
+        assert.equal(await q("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"), "UTF8/C/C");
+        assert.equal((await vm.exec("systemctl is-enabled pulumi-matrix-pg-backup.timer")).stdout.trim(), "enabled");
+    });
+
     it("firewall: only the declared ports answer from outside the VM", async function () {
         // Two listeners on every address inside the VM; only 8765 is declared.
         await vm.exec("for p in 8765 8766; do (setsid python3 -m http.server $p --bind 0.0.0.0 >/dev/null 2>&1 &); done; sleep 2");

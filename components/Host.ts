@@ -81,7 +81,7 @@ export class Host extends pulumi.ComponentResource {
         for (const s of args.ntpServers ?? []) c.check("ntpServers", s, /^[A-Za-z0-9.:-]+$/.test(s), "expected host names or addresses such as 0.debian.pool.ntp.org");
         c.done();
         validateFirewallRules(component, firewall.rules);
-        validateSsh(component, { host: "placeholder.invalid", port, user });
+        validateSsh(component, { port, user });
         // The address may be another resource's output: checked once known, and every command waits for it.
         const address = pulumi.output(args.host).apply((h) => { validateSsh(component, { host: h, port, user }); return h; });
 

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { checkPortClashes, FirewallRule } from "../src/model/host";
-import { PostgresOptions, SynapseOptions } from "../src/model/options";
+import { PostgresOptions, SynapseOptions, resolvePostgresSettings } from "../src/model/options";
 import { postgresFirewallRules } from "../src/model/postgres";
-import { resolvePostgresSettings } from "../src/model/options";
 import { synapsePortClaims } from "../src/model/ports";
 import { Host, HostArgs } from "./Host";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";

@@ -1,5 +1,3 @@
-import * as pulumi from "@pulumi/pulumi";
-
 /** The type token of a component: `matrix:index:<Component>`. */
 export function typeToken(component: string): string {
     return `matrix:index:${component}`;
@@ -10,7 +8,3 @@ export function childName(parent: string, role: string): string {
     return `${parent}-${role}`;
 }
 
-/** Options for a child resource of `parent`. */
-export function childOpts(parent: pulumi.Resource, extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions {
-    return { parent, ...extra };
-}

@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { bootVm, cacheRoot, detachedVmRunning, ensureBaseImage, stopDetachedVm } from "./harness";
 import { deploy, vmStackArgs } from "./deploy";
 
-const DIR = path.join(cacheRoot(), "demo");
+// Beside the image cache (~/.cache/pulumi-matrix/demo), not inside it.
+const DIR = path.join(path.dirname(cacheRoot()), "demo");
 const VM_DIR = path.join(DIR, "vm");
 const INFO = path.join(DIR, "demo.json");
 const log = (s: string) => process.stderr.write(`[demo] ${s}\n`);

@@ -25,6 +25,13 @@ describe("the Pulumi project", () => {
         assert.ok(fs.existsSync(path.join(ROOT, ".pulumi-state", ".gitkeep")), "the state directory exists in a fresh clone");
     });
 
+    it("keeps src/ free of Pulumi imports except the two entry points", () => {
+        const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+        const offenders = walk(path.join(ROOT, "src")).filter((f) => f.endsWith(".ts") && !/src\/(index|program)\.ts$/.test(f))
+            .filter((f) => /from "@pulumi\//.test(fs.readFileSync(f, "utf8")));
+        assert.deepEqual(offenders, []);
+    });
+
     it("declares every key the program reads, and reads every key it declares", () => {
         assert.deepEqual([...read].sort(), [...declared].sort());
     });

@@ -1,5 +1,5 @@
 import { ConfigError } from "./errors";
-import { Checker, isCidr, isHostname, isIpAddress, isSimpleHostname } from "./validate";
+import { Checker, isCidr, isHostAddress } from "./validate";
 
 /** The operating systems the provisioning scripts are written and tested for. */
 export const SUPPORTED_OS = [
@@ -126,7 +126,7 @@ export interface SshSettings {
 /** Validates SSH settings; `host` may be left out while it is still an unknown Output. */
 export function validateSsh(component: string, s: Omit<SshSettings, "host"> & { host?: string }, prefix = ""): void {
     const c = new Checker(component);
-    if (s.host !== undefined) c.check(`${prefix}host`, s.host, typeof s.host === "string" && (isHostname(s.host) || isIpAddress(s.host) || isSimpleHostname(s.host)), "expected an IP address or a DNS host name such as vm1.example.com");
+    if (s.host !== undefined) c.check(`${prefix}host`, s.host, typeof s.host === "string" && isHostAddress(s.host), "expected an IP address or a DNS host name such as vm1.example.com");
     c.port(`${prefix}port`, s.port);
     c.check(`${prefix}user`, s.user, typeof s.user === "string" && /^[a-z_][a-z0-9_-]{0,31}$/.test(s.user), "expected a Unix user name such as root or debian");
     c.done();

@@ -1,5 +1,5 @@
 import { FirewallRule } from "./host";
-import { Checker, isAbsolutePath, isCidr, isHostname, isIpAddress, isSimpleHostname, isSqlIdentifier } from "./validate";
+import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 
 /** PostgreSQL as installed on a host by the library. */
 export interface PostgresLocalSettings {
@@ -83,7 +83,7 @@ export function validatePostgres(component: string, s: PostgresSettings): void {
         c.positiveInt("backup.retention", s.backup.retention, 366);
         c.check("backup.schedule", s.backup.schedule, /^[0-9A-Za-z*:,./ ~-]+$/.test(s.backup.schedule), "expected a systemd OnCalendar expression such as \"*-*-* 03:30:00\" or \"daily\"");
     } else {
-        c.check("host", s.host, isHostname(s.host) || isIpAddress(s.host) || isSimpleHostname(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
+        c.check("host", s.host, isHostAddress(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
         c.oneOf("sslMode", s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
     }
     c.done();

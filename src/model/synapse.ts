@@ -1,6 +1,6 @@
 import { ConfigError } from "./errors";
 import { DatabaseConnection } from "./postgres";
-import { Checker, isAbsolutePath, isEmail, isHostname, isIpAddress, isLocalpart, isServerName, isVersion, parseSize } from "./validate";
+import { Checker, isAbsolutePath, isCidr, isEmail, isHostname, isIpAddress, isLocalpart, isServerName, isVersion, parseSize } from "./validate";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
@@ -140,7 +140,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     c.check("maxUploadSize", s.maxUploadSize, size !== undefined && size >= 1024 && size <= 100 * 1024 ** 3,
         "expected a size such as 50M: a whole number followed by K, M or G, from 1K to 100G");
     c.oneOf("registration", s.registration, ["shared-secret", "token"] as const);
-    for (const r of s.urlPreviews.ipRangeBlacklist) c.check("urlPreviews.ipRangeBlacklist", r, isCidrLike(r), "expected CIDR networks such as 10.0.0.0/8");
+    for (const r of s.urlPreviews.ipRangeBlacklist) c.check("urlPreviews.ipRangeBlacklist", r, isCidr(r), "expected CIDR networks such as 10.0.0.0/8");
     c.check("cacheFactor", s.cacheFactor, typeof s.cacheFactor === "number" && s.cacheFactor > 0 && s.cacheFactor <= 100, "expected a number greater than 0 and at most 100, such as 0.5 or 2");
     for (const k of s.trustedKeyServers) c.check("trustedKeyServers", k, isServerName(k), "expected server names such as matrix.org");
     for (const d of s.federationDomainWhitelist ?? []) c.check("federationDomainWhitelist", d, isServerName(d), "expected server names such as example.org");
@@ -173,10 +173,6 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     c.done();
 }
 
-function isCidrLike(value: string): boolean {
-    const [addr, bits] = value.split("/");
-    return isIpAddress(addr) && (bits === undefined || /^\d{1,3}$/.test(bits));
-}
 
 /** Validates an initial admin user localpart. */
 export function validateAdminUser(component: string, localpart: string | undefined): void {

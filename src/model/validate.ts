@@ -42,6 +42,11 @@ export function isIpAddress(value: string): boolean {
     return isIPv4(value) || isIPv6(value);
 }
 
+/** Where a service can be reached: a DNS name (also a single label such as "db1") or an IP address. */
+export function isHostAddress(value: string): boolean {
+    return isHostname(value) || isIpAddress(value) || isSimpleHostname(value);
+}
+
 /** An IPv4 or IPv6 network in CIDR notation, or a single address. */
 export function isCidr(value: string): boolean {
     const [addr, bits, ...rest] = value.split("/");

@@ -563,40 +563,31 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
   }
 }
 
+/** The pid of the qemu a `detachedDir` VM runs in, while that qemu is alive. */
+function detachedQemuPid(dir: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
+    process.kill(pid, 0);
+    // The pid file may outlive qemu and its pid be reused: check what runs there.
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("qemu-system") ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Stops a VM booted with `detachedDir` (possibly by an earlier process) and removes its directory. */
 export async function stopDetachedVm(dir: string): Promise<boolean> {
-  let pid: number | undefined;
-  try {
-    pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
-  } catch {
-    /* no VM there */
-  }
-  const alive = (p: number) => {
-    try {
-      process.kill(p, 0);
-      return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("qemu-system");
-    } catch {
-      return false;
-    }
-  };
-  let was = false;
-  if (pid && alive(pid)) {
-    was = true;
+  const pid = detachedQemuPid(dir);
+  if (pid !== undefined) {
     process.kill(pid, "SIGTERM");
-    for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
-    if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && detachedQemuPid(dir) !== undefined; i++) await sleep(100);
+    if (detachedQemuPid(dir) !== undefined) process.kill(pid, "SIGKILL");
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  return was;
+  return pid !== undefined;
 }
 
 /** Whether a VM booted with `detachedDir` is still running. */
 export function detachedVmRunning(dir: string): boolean {
-  try {
-    const pid = Number(fs.readFileSync(path.join(dir, "qemu.pid"), "utf8").trim());
-    process.kill(pid, 0);
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("qemu-system");
-  } catch {
-    return false;
-  }
+  return detachedQemuPid(dir) !== undefined;
 }

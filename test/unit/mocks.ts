@@ -1,8 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { createHash, generateKeyPairSync } from "node:crypto";
-
-/** The marker Pulumi wraps secret inputs in when they reach a mock. */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+import { isSecretWrapped, unwrapSecrets } from "../e2e/harness/mocks";
 
 export interface RecordedResource {
     type: string;
@@ -15,23 +13,11 @@ export interface RecordedResource {
     seq: number;
 }
 
-export function unwrap(v: unknown): unknown {
-    if (Array.isArray(v)) return v.map(unwrap);
-    if (v && typeof v === "object") {
-        const o = v as Record<string, unknown>;
-        if (o[SECRET_SIG] !== undefined) return unwrap(o.value);
-        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrap(x)]));
-    }
-    return v;
-}
-
+/** Whether a value holds a secret-wrapped part anywhere inside it. */
 function hasSecret(v: unknown): boolean {
+    if (isSecretWrapped(v)) return true;
     if (Array.isArray(v)) return v.some(hasSecret);
-    if (v && typeof v === "object") {
-        const o = v as Record<string, unknown>;
-        return o[SECRET_SIG] !== undefined || Object.values(o).some(hasSecret);
-    }
-    return false;
+    return !!v && typeof v === "object" && Object.values(v).some(hasSecret);
 }
 
 /**
@@ -45,7 +31,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
     osRelease = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nARCH=amd64';
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
-        const inputs = unwrap(args.inputs) as Record<string, unknown>;
+        const inputs = unwrapSecrets<Record<string, unknown>>(args.inputs);
         const secretInputs = Object.entries(args.inputs).filter(([, v]) => hasSecret(v)).map(([k]) => k);
         this.resources.push({ type: args.type, name: args.name, inputs, secretInputs, seq: this.resources.length });
         const state: Record<string, unknown> = { ...inputs };
@@ -56,7 +42,6 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
             case "tls:index/privateKey:PrivateKey": {
                 const seed = createHash("sha256").update(args.name).digest();
                 const der = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]);
-                const { createPrivateKey, createPublicKey } = require("node:crypto") as typeof import("node:crypto");
                 const priv = createPrivateKey({ key: der, format: "der", type: "pkcs8" });
                 const pubRaw = createPublicKey(priv).export({ format: "der", type: "spki" }).subarray(12);
                 const blob = Buffer.concat([u32str("ssh-ed25519"), u32buf(pubRaw)]);

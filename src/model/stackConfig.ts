@@ -8,7 +8,8 @@ import { PostgresOptions, SynapseOptions } from "./options";
  * with its type, default and description; errors name the key as users
  * write it (`matrix:<key>`).
  */
-export interface ConfigReader {
+/** Typed access to the stack config, built from its raw strings by `withoutEmpty`. */
+interface ConfigReader {
     get(key: string): string | undefined;
     getNumber(key: string): number | undefined;
     getBoolean(key: string): boolean | undefined;
@@ -36,8 +37,11 @@ function required(cfg: ConfigReader, key: string, example: string): string {
     return v;
 }
 
+/** The stack config as Pulumi hands it over: strings (numbers, booleans and lists in their text form). */
+export type RawConfig = Pick<ConfigReader, "get">;
+
 /** Project config declares "" as the default of optional strings: treat it as unset. */
-function withoutEmpty(cfg: ConfigReader): ConfigReader {
+function withoutEmpty(cfg: RawConfig): ConfigReader {
     const empty = (k: string) => cfg.get(k) === "";
     return {
         get: (k) => (empty(k) ? undefined : cfg.get(k)),
@@ -62,7 +66,7 @@ function withoutEmpty(cfg: ConfigReader): ConfigReader {
     };
 }
 
-export function readStackConfig(raw: ConfigReader): PlainStackConfig {
+export function readStackConfig(raw: RawConfig): PlainStackConfig {
     const cfg = withoutEmpty(raw);
     let extraConfig: Record<string, unknown> | undefined;
     const extraText = cfg.get("synapseExtraConfig");

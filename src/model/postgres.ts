@@ -106,12 +106,6 @@ export function postgresTuning(memoryMb: number): PostgresTuning {
     };
 }
 
-/** The connection Synapse uses for these settings, as seen from a host at `fromAddress`. */
-export function databaseConnection(s: PostgresSettings, reachableAt?: string): DatabaseConnection {
-    if (s.mode === "external") return { host: s.host, port: s.port, database: s.database, user: s.user, sslMode: s.sslMode };
-    return { host: reachableAt ?? "127.0.0.1", port: s.port, database: s.database, user: s.user };
-}
-
 /** The openings a local server needs: its port from the allowed client networks only. */
 export function postgresFirewallRules(s: PostgresLocalSettings): FirewallRule[] {
     return s.allowedClients.length ? [{ port: s.port, protocol: "tcp", sources: s.allowedClients, owner: "postgresql" }] : [];

@@ -90,10 +90,3 @@ export function writeFile(f: FileSpec): string {
     const d = delimiter(content);
     return `pm_write ${shQuote(f.path)} ${f.mode ?? "0644"} ${f.owner ?? "root"} ${f.group ?? "root"} <<'${d}'\n${content}${d}`;
 }
-
-/** Short content hash, used to name what a restart answers to. */
-export function contentHash(...parts: string[]): string {
-    const h = createHash("sha256");
-    for (const p of parts) h.update(p).update("\0");
-    return h.digest("hex").slice(0, 16);
-}

@@ -21,6 +21,13 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
     let closeTunnel = () => {};
     let baseUrl = "";
 
+    /** The stack both runs deploy: defaults, plus a firewall opening for the probe listener on 8765. */
+    function smokeArgs() {
+        const args = vmStackArgs(vm);
+        args.host.firewall = { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] };
+        return args;
+    }
+
     before(async function () {
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
@@ -37,9 +44,7 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
     });
 
     it("provisions the VM from nothing with the components' own commands", async function () {
-        const args = vmStackArgs(vm);
-        args.host.firewall = { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] };
-        first = await deploy(args, state, log);
+        first = await deploy(smokeArgs(), state, log);
         timings.push(`first deployment: ${first.seconds} s`);
         assert.equal(first.outputs.serverName, "matrix.test");
         assert.equal(first.outputs.adminUserId, "@admin:matrix.test");
@@ -120,7 +125,7 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
 
     it("running the same provisioning again changes nothing and restarts nothing", async function () {
         const before = await startTimestamps(vm, UNITS);
-        const again = await deploy(vmStackArgs(vm, {}, { host: { ...vmStackArgs(vm).host, firewall: { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] } } }), state, log);
+        const again = await deploy(smokeArgs(), state, log);
         timings.push(`second deployment (no change): ${again.seconds} s`);
         assert.equal(again.outputs.signingKeyId, first.outputs.signingKeyId);
         assert.deepEqual(await startTimestamps(vm, UNITS), before);

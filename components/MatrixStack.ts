@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { checkPortClashes, FirewallRule } from "../src/model/host";
-import { PostgresOptions, SynapseOptions, resolvePostgresSettings } from "../src/model/options";
-import { postgresFirewallRules } from "../src/model/postgres";
-import { synapsePortClaims } from "../src/model/ports";
+import { ConfigError } from "../src/model/errors";
+import { PostgresOptions } from "../src/model/postgres";
+import { SynapseOptions } from "../src/model/synapse";
 import { Host, HostArgs } from "./Host";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
@@ -12,12 +11,13 @@ export interface MatrixStackArgs {
     /** The VM everything runs on (SSH connection, firewall, bootstrap options). */
     host: HostArgs;
     /** Synapse settings, plus the admin account, an imported signing key and the SMTP password. */
-    synapse: SynapseOptions & Pick<SynapseHomeserverArgs, "adminUser" | "signingKey" | "smtpPassword" | "sqlite" | "protectSigningKey">;
+    synapse: SynapseOptions & Pick<SynapseHomeserverArgs, "adminUser" | "signingKey" | "smtpPassword" | "protectSigningKey" | "secretFiles">;
     /**
      * PostgreSQL: installed on the VM by default. Give `external` to use an existing server,
      * or `host` to install it on a second VM reached over a private network.
      */
     postgres?: PostgresOptions & {
+        /** Use an existing server instead of installing one. Default: installed. */
         external?: ExternalPostgresArgs;
         /** A second VM for PostgreSQL. Default: the main host. */
         host?: HostArgs;
@@ -28,8 +28,8 @@ export interface MatrixStackArgs {
 
 /**
  * A whole homeserver on one VM (optionally with PostgreSQL on a second
- * one): Host, PostgresDatabase and SynapseHomeserver wired together, with the
- * firewall opened for exactly what they declare.
+ * one): Host, PostgresDatabase and SynapseHomeserver constructed and
+ * connected. Each component claims its ports and opens its firewall itself.
  */
 export class MatrixStack extends pulumi.ComponentResource {
     readonly host: Host;
@@ -40,34 +40,24 @@ export class MatrixStack extends pulumi.ComponentResource {
     constructor(name: string, args: MatrixStackArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MatrixStack"), name, {}, opts);
         const component = `MatrixStack "${name}"`;
-        const pg = args.postgres ?? {};
-        const separateDb = !!pg.host;
-        if (separateDb && pg.reachableAt === undefined) {
-            throw new pulumi.RunError(`${component}: postgres.reachableAt is not set; with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5`);
+        const { host: dbHostArgs, reachableAt, external, ...pg } = args.postgres ?? {};
+        if (dbHostArgs && reachableAt === undefined) {
+            throw new ConfigError(component, "postgres.reachableAt", undefined, "with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5");
         }
-        const pgSettings = !args.synapse.sqlite && !pg.external ? resolvePostgresSettings(`PostgresDatabase "${childName(name, "postgres")}"`, pg) : undefined;
-
-        // Every port a component on the main host listens on, so clashes fail here and not in a journal.
-        const claims = synapsePortClaims(args.synapse);
-        if (pgSettings && !separateDb) claims.push({ port: pgSettings.port, protocol: "tcp", address: "*", owner: "postgresql" });
-        checkPortClashes(component, claims);
-
-        const mainRules: FirewallRule[] = [...(args.host.firewall?.rules ?? [])];
-        if (pgSettings && !separateDb) mainRules.push(...postgresFirewallRules(pgSettings));
-        this.host = new Host(childName(name, "host"), { ...args.host, firewall: { ...args.host.firewall, rules: mainRules } }, { parent: this });
-
-        if (pgSettings) {
-            let dbHost = this.host;
-            if (separateDb) {
-                const h = pg.host!;
-                this.databaseHost = new Host(childName(name, "db-host"), { ...h, firewall: { ...h.firewall, rules: [...(h.firewall?.rules ?? []), ...postgresFirewallRules(pgSettings)] } }, { parent: this });
-                dbHost = this.databaseHost;
-            }
-            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, host: dbHost, reachableAt: pg.reachableAt, external: undefined }, { parent: this });
-        } else if (pg.external) {
-            this.database = new PostgresDatabase(childName(name, "postgres"), { external: pg.external }, { parent: this });
+        if (external && dbHostArgs) {
+            throw new ConfigError(component, "postgres.host", "set together with postgres.external", "choose one: host installs PostgreSQL on a second VM, external uses an existing server");
+        }
+        if (args.synapse.sqlite && (external || dbHostArgs)) {
+            throw new ConfigError(component, external ? "postgres.external" : "postgres.host", "set together with synapse.sqlite", "choose one: SQLite (tiny test servers), or PostgreSQL");
         }
 
+        this.host = new Host(childName(name, "host"), args.host, { parent: this });
+        if (external) {
+            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, external }, { parent: this });
+        } else if (!args.synapse.sqlite) {
+            if (dbHostArgs) this.databaseHost = new Host(childName(name, "db-host"), dbHostArgs, { parent: this });
+            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, host: this.databaseHost ?? this.host, reachableAt }, { parent: this });
+        }
         this.synapse = new SynapseHomeserver(childName(name, "synapse"), { ...args.synapse, host: this.host, database: this.database }, { parent: this });
         this.registerOutputs({
             serverName: this.synapse.serverName, publicBaseUrl: this.synapse.publicBaseUrl, signingKeyId: this.synapse.signingKeyId,

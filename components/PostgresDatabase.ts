@@ -1,13 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
-import { FirewallRule } from "../src/model/host";
-import { PostgresOptions, resolvePostgresSettings } from "../src/model/options";
-import { DatabaseConnection, PostgresExternalSettings, PostgresLocalSettings, postgresFirewallRules, validatePostgres } from "../src/model/postgres";
+import { ConfigError } from "../src/model/errors";
+import {
+    DatabaseConnection, PostgresExternalSettings, PostgresLocalSettings, PostgresOptions,
+    checkExternalPostgres, postgresPortClaims, resolvePostgresSettings, validatePostgres,
+} from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
-import { bashCommand } from "../src/provision/shell";
 import { Host } from "./Host";
 import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
 
 /** An existing or managed PostgreSQL server; the library installs nothing. */
 export interface ExternalPostgresArgs {
@@ -28,7 +29,7 @@ export interface ExternalPostgresArgs {
 export interface PostgresDatabaseArgs extends PostgresOptions {
     /** The host to install PostgreSQL on. Required unless `external` is given. */
     host?: Host;
-    /** Use this server instead of installing one. */
+    /** Use this server instead of installing one (the options for an installed server must then be left out). */
     external?: ExternalPostgresArgs;
     /**
      * The address clients on other hosts use to reach this server (one of
@@ -39,8 +40,9 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
 
 /**
  * PostgreSQL for Synapse: on a Host (distribution package, tuned, a role
- * with a generated password, a UTF8/C database, nightly dumps), or an
- * external server. `connection` and `password` feed SynapseHomeserver.
+ * with a generated password, a UTF8/C database, nightly dumps, its port
+ * claimed and opened to `allowedClients` on that host), or an external
+ * server. `connection` and `password` feed SynapseHomeserver.
  */
 export class PostgresDatabase extends pulumi.ComponentResource {
     /** How to reach the database (no password). */
@@ -48,9 +50,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
     /** The role's password (secret). */
     readonly password: pulumi.Output<string>;
     /** Depend on this to run after the database exists. */
-    readonly ready: pulumi.Resource[];
-    /** The firewall openings this server needs on its host (none unless clients on other hosts are allowed). */
-    readonly firewallRules: FirewallRule[];
+    readonly ready: pulumi.Resource;
     /** The resolved settings of a local server (undefined for an external one). */
     readonly settings?: PostgresLocalSettings;
     /** The host PostgreSQL is installed on (undefined for an external server). */
@@ -61,42 +61,40 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         const component = `PostgresDatabase "${name}"`;
         if (args.external) {
             const e = args.external;
-            const port = e.port ?? 5432;
-            if (args.host) throw new pulumi.RunError(`${component}: host and external are both set; choose one: host installs PostgreSQL there, external uses an existing server`);
-            pulumi.output(e.host).apply((host) => validatePostgres(component, { mode: "external", host, port, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" }));
-            this.connection = pulumi.output({ host: e.host, port, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" });
+            checkExternalPostgres(component, args);
+            const settings = (host: string): PostgresExternalSettings => ({ mode: "external", host, port: e.port ?? 5432, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" });
+            const check = (host: string) => { validatePostgres(component, settings(host)); return host; };
+            if (typeof e.host === "string") check(e.host);
+            this.connection = pulumi.output(e.host).apply((host) => {
+                const { mode: _mode, ...connection } = settings(check(host));
+                return connection;
+            });
             this.password = pulumi.secret(e.password);
-            this.ready = [];
-            this.firewallRules = [];
+            // Nothing to wait for: the server exists already.
+            this.ready = this;
             this.registerOutputs({ connection: this.connection });
             return;
         }
-        if (!args.host) throw new pulumi.RunError(`${component}: host is not set; expected the Host to install PostgreSQL on, or external settings of an existing server`);
+        if (!args.host) {
+            throw new ConfigError(component, "host", undefined, "expected the Host to install PostgreSQL on, or external settings of an existing server");
+        }
         const s = resolvePostgresSettings(component, args);
         const host = args.host;
+        host.claimPorts(component, postgresPortClaims(s));
         this.settings = s;
         this.host = host;
-        this.firewallRules = postgresFirewallRules(s);
 
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
-        const install = new command.remote.Command(childName(name, "server"), {
-            connection: host.connection,
-            create: bashCommand(host.sudo),
-            stdin: postgresInstallScript(s),
-            addPreviousOutputInEnv: false,
-        }, { parent: this, dependsOn: [host.ready], customTimeouts: { create: "30m", update: "30m" } });
-        const database = new command.remote.Command(childName(name, "database"), {
-            connection: host.connection,
-            create: bashCommand(host.sudo),
-            stdin: pulumi.secret(password.result.apply((pw) => postgresDatabaseScript(s, pw))),
-            logging: "none",
-            addPreviousOutputInEnv: false,
-        }, { parent: this, dependsOn: [install], additionalSecretOutputs: ["stdout", "stderr"] });
+        const server = hostScript(childName(name, "server"), { host, script: postgresInstallScript(s, component), timeout: "30m" }, { parent: this });
+        this.ready = hostScript(childName(name, "database"), {
+            host,
+            script: password.result.apply((pw) => postgresDatabaseScript(s, pw)),
+            secret: true,
+            after: [server],
+        }, { parent: this });
 
         this.connection = pulumi.output(args.reachableAt ?? "127.0.0.1").apply((h) => ({ host: h, port: s.port, database: s.database, user: s.user }));
         this.password = pulumi.secret(password.result);
-        this.ready = [install, database];
         this.registerOutputs({ connection: this.connection });
     }
 }
-

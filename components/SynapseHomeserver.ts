@@ -1,24 +1,21 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { SynapseOptions, resolveSynapseSettings } from "../src/model/options";
-import { DatabaseConnection } from "../src/model/postgres";
-import { SynapseSettings, userId, validateAdminUser } from "../src/model/synapse";
+import { ConfigError } from "../src/model/errors";
+import { SynapseOptions, SynapseSecretFile, SynapseSettings, resolveSynapseSettings, synapsePortClaims, synapseWarnings, userId, validateAdminUser } from "../src/model/synapse";
+import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
-import { bashCommand } from "../src/provision/shell";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { Host } from "./Host";
 import { PostgresDatabase } from "./PostgresDatabase";
 import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
 
 export interface SynapseHomeserverArgs extends SynapseOptions {
-    /** The host Synapse runs on. */
+    /** The host Synapse runs on; its ports are claimed there. */
     host: Host;
     /** The PostgreSQL database (on this host, another host, or external). Required unless `sqlite` is set. */
     database?: PostgresDatabase;
-    /** Use an SQLite file instead of PostgreSQL: for tiny test servers only. Default: off. */
-    sqlite?: { path?: string };
     /** Localpart of an admin account to create once through the shared-secret API (e.g. `admin`). Default: none. */
     adminUser?: string;
     /**
@@ -30,6 +27,13 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
     protectSigningKey?: boolean;
     /** SMTP password for `email` (secret). Default: none. */
     smtpPassword?: pulumi.Input<string>;
+    /**
+     * Secret files other services hand to Synapse (a TURN or Redis secret,
+     * say), written beside Synapse's own secrets and pruned when they go.
+     * Default none (the database passfile and the SMTP fragment are added by
+     * `database` and `smtpPassword`).
+     */
+    secretFiles?: pulumi.Input<SynapseSecretFile>[];
 }
 
 /**
@@ -50,8 +54,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
     readonly adminPassword?: pulumi.Output<string>;
     /** The shared secret for the admin registration API (secret). */
     readonly registrationSharedSecret: pulumi.Output<string>;
-    /** The settings Synapse runs with (database host resolved). */
-    readonly settings: pulumi.Output<SynapseSettings>;
+    /** The settings Synapse runs with, as plain values (a reverse proxy reads `maxUploadSize` here). */
+    readonly settings: SynapseSettings;
     /** Depend on this to run once Synapse answers /health. */
     readonly ready: pulumi.Resource;
 
@@ -59,19 +63,15 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
         const component = `SynapseHomeserver "${name}"`;
         if (!!args.database === !!args.sqlite) {
-            throw new pulumi.RunError(`${component}: database is ${args.database ? "set" : "not set"} and sqlite is ${args.sqlite ? "set" : "not set"}; expected exactly one: a PostgresDatabase, or sqlite for a tiny test server`);
+            throw new ConfigError(component, "database", args.database ? "set, and sqlite is set too" : "not set, and neither is sqlite",
+                "expected exactly one: a PostgresDatabase, or sqlite for a tiny test server");
         }
         validateAdminUser(component, args.adminUser);
-        const sqlitePath = args.sqlite ? args.sqlite.path ?? `${args.paths?.dataDir ?? "/var/lib/matrix-synapse"}/homeserver.db` : undefined;
-        const databaseOf = (conn?: DatabaseConnection): SynapseSettings["database"] =>
-            sqlitePath ? { kind: "sqlite", path: sqlitePath } : { kind: "postgres", connection: conn! };
-        // Validate the plain settings now, before anything touches the host.
-        resolveSynapseSettings(component, args, databaseOf({ host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" }));
-        if (sqlitePath) pulumi.log.warn(`${component}: SQLite is for tiny test servers only; use a PostgresDatabase for anything real`, this);
-
+        const s = resolveSynapseSettings(component, args);
+        this.settings = s;
+        for (const w of synapseWarnings(s)) pulumi.log.warn(`${component}: ${w}`, this);
         const host = args.host;
-        const connection: pulumi.Output<DatabaseConnection | undefined> = args.database ? args.database.connection : pulumi.output(undefined);
-        this.settings = connection.apply((conn) => resolveSynapseSettings(component, args, databaseOf(conn)));
+        host.claimPorts(component, synapsePortClaims(s));
 
         const secret = (role: string) => new random.RandomPassword(childName(name, role), { length: 48, special: false }, { parent: this }).result;
         const macaroon = secret("macaroon-secret-key");
@@ -80,7 +80,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
 
         let keyLine: pulumi.Output<string>;
         if (args.signingKey !== undefined) {
-            const parsed = pulumi.secret(pulumi.output(args.signingKey).apply(parseSigningKeyFile));
+            const parsed = pulumi.secret(pulumi.output(args.signingKey).apply((text) => parseSigningKeyFile(text, component, "signingKey")));
             keyLine = parsed.apply((k) => k.fileLine);
             this.signingKeyId = pulumi.unsecret(parsed.apply((k) => k.keyId));
         } else {
@@ -89,50 +89,49 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             this.signingKeyId = key.publicKeyOpenssh.apply((pub) => signingKeyIdFor(ed25519PublicKeyFromOpenssh(pub)));
         }
 
-        const install = new command.remote.Command(childName(name, "install"), {
-            connection: host.connection,
-            create: bashCommand(host.sudo),
-            stdin: pulumi.all([this.settings, host.os]).apply(([s, os]) => synapseInstallScript(s, os)),
-            addPreviousOutputInEnv: false,
-        }, { parent: this, dependsOn: [host.ready], customTimeouts: { create: "40m", update: "40m" } });
+        // Secret files of peers: one list, whatever service they come from.
+        const peerFiles: pulumi.Input<SynapseSecretFile>[] = [...(args.secretFiles ?? [])];
+        if (args.database) peerFiles.push(pulumi.all([args.database.connection, args.database.password]).apply(([c, pw]) => pgpassSecretFile(c, pw)));
+        if (s.email && args.smtpPassword !== undefined) peerFiles.push(pulumi.output(args.smtpPassword).apply((pw) => emailSecretFile(s, pw)));
 
-        const dbPassword = args.database ? args.database.password : pulumi.output(undefined);
-        const secrets = new command.remote.Command(childName(name, "secrets"), {
-            connection: host.connection,
-            create: bashCommand(host.sudo),
-            stdin: pulumi.secret(pulumi.all([this.settings, macaroon, form, this.registrationSharedSecret, keyLine, dbPassword, pulumi.output(args.smtpPassword)])
-                .apply(([s, m, f, r, k, db, smtp]) => synapseSecretsScript(s, {
-                    macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, databasePassword: db, smtpPassword: smtp,
-                }))),
-            logging: "none",
-            addPreviousOutputInEnv: false,
-        }, { parent: this, dependsOn: [install], additionalSecretOutputs: ["stdout", "stderr"] });
+        const install = hostScript(childName(name, "install"), {
+            host,
+            script: host.os.apply((os) => synapseInstallScript(s, os)),
+            timeout: "40m",
+        }, { parent: this });
+
+        const secrets = hostScript(childName(name, "secrets"), {
+            host,
+            script: pulumi.all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles)]).apply(([m, f, r, k, files]) =>
+                synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files })),
+            secret: true,
+            after: [install],
+        }, { parent: this });
 
         const localDb = args.database?.host === host;
-        const config = new command.remote.Command(childName(name, "config"), {
-            connection: host.connection,
-            create: bashCommand(host.sudo),
-            stdin: this.settings.apply((s) => synapseConfigScript(s, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
-            addPreviousOutputInEnv: false,
-        }, { parent: this, dependsOn: [secrets, ...(args.database?.ready ?? [])], customTimeouts: { create: "10m", update: "10m" } });
+        const peers = args.database ? args.database.connection.apply((database) => ({ database })) : pulumi.output({});
+        const config = hostScript(childName(name, "config"), {
+            host,
+            script: peers.apply((p) => synapseConfigScript(s, p, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
+            after: [secrets, ...(args.database ? [args.database.ready] : [])],
+        }, { parent: this });
         this.ready = config;
 
         if (args.adminUser) {
             const adminPassword = new random.RandomPassword(childName(name, "admin-password"), { length: 32, special: false }, { parent: this });
-            new command.remote.Command(childName(name, "admin"), {
-                connection: host.connection,
-                create: bashCommand(host.sudo),
-                stdin: pulumi.secret(pulumi.all([this.settings, adminPassword.result]).apply(([s, pw]) => synapseAdminScript(s, args.adminUser!, pw))),
-                logging: "none",
-                addPreviousOutputInEnv: false,
-            }, { parent: this, dependsOn: [config], additionalSecretOutputs: ["stdout", "stderr"] });
-            this.adminUserId = pulumi.output(userId(args.adminUser, args.serverName));
+            hostScript(childName(name, "admin"), {
+                host,
+                script: adminPassword.result.apply((pw) => synapseAdminScript(s, args.adminUser!, pw)),
+                secret: true,
+                after: [config],
+            }, { parent: this });
+            this.adminUserId = pulumi.output(userId(args.adminUser, s.serverName));
             this.adminPassword = pulumi.secret(adminPassword.result);
         }
 
-        this.serverName = pulumi.output(args.serverName);
-        this.publicBaseUrl = this.settings.apply((s) => s.publicBaseUrl);
-        this.version = this.settings.apply((s) => s.version);
+        this.serverName = pulumi.output(s.serverName);
+        this.publicBaseUrl = pulumi.output(s.publicBaseUrl);
+        this.version = pulumi.output(s.version);
         this.registerOutputs({
             serverName: this.serverName, publicBaseUrl: this.publicBaseUrl, signingKeyId: this.signingKeyId,
             version: this.version, adminUserId: this.adminUserId, registrationSharedSecret: this.registrationSharedSecret,

@@ -9,9 +9,11 @@ export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseH
 export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 
 export { ConfigError, ConfigErrors } from "./model/errors";
-export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim } from "./model/host";
-export { SynapseOptions, PostgresOptions, resolveSynapseSettings, resolvePostgresSettings } from "./model/options";
-export { DatabaseConnection, PostgresLocalSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
-export { SynapseSettings, SynapsePaths, DEFAULT_SYNAPSE_VERSION, DEFAULT_SYNAPSE_PATHS, synapseFiles, RegistrationMode, InstallMethod } from "./model/synapse";
+export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, resolveHostSettings } from "./model/host";
+export { DatabaseConnection, PostgresOptions, PostgresLocalSettings, resolvePostgresSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
+export {
+    SynapseOptions, SynapseSettings, SynapsePeers, SynapseSecretFile, SynapsePaths, resolveSynapseSettings,
+    DEFAULT_SYNAPSE_VERSION, DEFAULT_SYNAPSE_PATHS, synapseFiles, RegistrationMode, InstallMethod,
+} from "./model/synapse";
 export * as render from "./render";
 export * as provision from "./provision";

@@ -15,9 +15,21 @@ export class ConfigError extends Error {
     }
 }
 
+/**
+ * Stands in for a value that must not be echoed (a secret) or is better
+ * described in words ("empty"); shown as its text.
+ */
+export class Described {
+    constructor(readonly text: string) {}
+}
+
+/** A secret's value in an error message. */
+export const SECRET_VALUE = new Described("[secret, not shown]");
+
 /** Renders a value for an error message; long values are shortened. */
 export function describe(value: unknown): string {
     if (value === undefined) return "not set";
+    if (value instanceof Described) return value.text;
     let text: string;
     try {
         text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);

@@ -1,4 +1,4 @@
-import { ConfigError } from "./errors";
+import { ConfigError, Described } from "./errors";
 import { Checker, isCidr, isHostAddress } from "./validate";
 
 /** The operating systems the provisioning scripts are written and tested for. */
@@ -75,26 +75,36 @@ export interface PortClaim {
     protocol: Protocol;
     /** Address bound; "*" for all. */
     address: string;
+    /** What listens there, e.g. "synapse http listener". */
     owner: string;
 }
 
 /**
- * Fails when two owners claim the same port on overlapping addresses of one
- * host: the second service would not start, and the reason would only show in
- * its journal on the VM.
+ * The ports claimed on one host. Components claim theirs when they are
+ * constructed; a clash fails at once, naming both owners and the port, not
+ * later in a journal on the VM when the second service cannot bind.
  */
-export function checkPortClashes(component: string, claims: PortClaim[]): void {
-    const seen = new Map<string, PortClaim>();
-    for (const c of claims) {
-        for (const [key, other] of seen) {
-            const [proto, port] = key.split("/");
-            if (proto !== c.protocol || Number(port) !== c.port || other.owner === c.owner) continue;
-            if (other.address === "*" || c.address === "*" || other.address === c.address) {
+export class PortRegistry {
+    private readonly claims: (PortClaim & { component: string })[] = [];
+    constructor(readonly host: string) {}
+
+    /** Claims ports for `component`; throws when another component (or this one) already has one of them. */
+    claim(component: string, claims: PortClaim[]): void {
+        const mine: (PortClaim & { component: string })[] = [];
+        for (const c of claims) {
+            const other = [...this.claims, ...mine].find((o) => o.protocol === c.protocol && o.port === c.port && (o.address === "*" || c.address === "*" || o.address === c.address));
+            if (other) {
                 throw new ConfigError(component, `${c.owner} port`, c.port,
-                    `${other.owner} already uses ${c.protocol} port ${c.port} on ${other.address === "*" ? "all addresses" : other.address} of this host; choose another port`);
+                    `${other.component} (${other.owner}) already uses ${c.protocol} port ${c.port} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose another port`);
             }
+            mine.push({ ...c, component });
         }
-        seen.set(`${c.protocol}/${c.port}/${c.owner}/${c.address}`, c);
+        this.claims.push(...mine);
+    }
+
+    /** Every claim so far, in the order they were made. */
+    all(): readonly (PortClaim & { component: string })[] {
+        return this.claims;
     }
 }
 
@@ -135,4 +145,71 @@ export function validateSsh(component: string, s: Omit<SshSettings, "host"> & { 
 /** Prefix for commands that need root: nothing for root, `sudo -n` for a sudoer (fails rather than prompting). */
 export function sudoPrefix(user: string): string {
     return user === "root" ? "" : "sudo -n ";
+}
+
+/** The base-system settings a user writes for a Host (the SSH address and keys are Pulumi inputs of the component). */
+export interface HostOptions {
+    /** SSH port the client dials. Default 22. */
+    port?: number;
+    /** Login user: root, or a user with passwordless sudo (e.g. `debian`, `ubuntu`). Default `root`. */
+    user?: string;
+    /** How long to wait for SSH and cloud-init on a freshly booted VM, like `20m`, `900s` or `1h`. Default `20m`. */
+    bootTimeout?: string;
+    /** Default-deny inbound firewall (nftables). Default enabled. */
+    firewall?: {
+        /** Turn the firewall on. Default true. */
+        enabled?: boolean;
+        /** The port sshd listens on inside the host (kept open, as is any port sshd really listens on). Default 22. */
+        sshPort?: number;
+        /** Openings of your own; components placed on the host open theirs themselves. Default none. */
+        rules?: FirewallRule[];
+    };
+    /** Install and enable unattended security upgrades. Default true. */
+    unattendedUpgrades?: boolean;
+    /** NTP servers for systemd-timesyncd. Default: the distribution's. */
+    ntpServers?: string[];
+    /** Extra Debian packages to install. Default none. */
+    extraPackages?: string[];
+}
+
+/** A Host's settings with every default filled in. */
+export interface HostSettings {
+    port: number;
+    user: string;
+    bootTimeout: string;
+    firewall: { enabled: boolean; sshPort: number; rules: FirewallRule[] };
+    unattendedUpgrades: boolean;
+    ntpServers: string[];
+    extraPackages: string[];
+}
+
+export const HOST_DEFAULTS = { port: 22, user: "root", bootTimeout: "20m", sshPort: 22, unattendedUpgrades: true } as const;
+
+/** Fills in a Host's defaults and validates them (the SSH address is checked separately, once it is known). */
+export function resolveHostSettings(component: string, o: HostOptions): HostSettings {
+    const s: HostSettings = {
+        port: o.port ?? HOST_DEFAULTS.port,
+        user: o.user ?? HOST_DEFAULTS.user,
+        bootTimeout: o.bootTimeout ?? HOST_DEFAULTS.bootTimeout,
+        firewall: { enabled: o.firewall?.enabled ?? true, sshPort: o.firewall?.sshPort ?? HOST_DEFAULTS.sshPort, rules: o.firewall?.rules ?? [] },
+        unattendedUpgrades: o.unattendedUpgrades ?? HOST_DEFAULTS.unattendedUpgrades,
+        ntpServers: o.ntpServers ?? [],
+        extraPackages: o.extraPackages ?? [],
+    };
+    const c = new Checker(component);
+    c.port("firewall.sshPort", s.firewall.sshPort);
+    c.check("bootTimeout", s.bootTimeout, /^\d+(s|m|h)$/.test(s.bootTimeout), "expected a duration such as 20m, 900s or 1h");
+    for (const p of s.extraPackages) c.check("extraPackages", p, /^[a-z0-9][a-z0-9+.-]+$/.test(p), "expected Debian package names such as htop");
+    for (const n of s.ntpServers) c.check("ntpServers", n, isHostAddress(n), "expected host names or addresses such as 0.debian.pool.ntp.org");
+    c.done();
+    validateSsh(component, { port: s.port, user: s.user });
+    validateFirewallRules(component, s.firewall.rules);
+    return s;
+}
+
+/** A private key must at least be there; its format is the SSH client's to judge. */
+export function validatePrivateKey(component: string, setting: string, key: string): void {
+    if (typeof key !== "string" || key.trim() === "") {
+        throw new ConfigError(component, setting, key === undefined ? undefined : new Described("empty"), "expected a private key in OpenSSH or PEM form (-----BEGIN ... PRIVATE KEY-----)");
+    }
 }

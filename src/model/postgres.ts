@@ -1,4 +1,5 @@
-import { FirewallRule } from "./host";
+import { ConfigError } from "./errors";
+import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 
 /** PostgreSQL as installed on a host by the library. */
@@ -104,6 +105,69 @@ export function postgresTuning(memoryMb: number): PostgresTuning {
         workMemMb: Math.max(4, Math.floor(memoryMb / 64)),
         maintenanceWorkMemMb: Math.min(2048, Math.max(64, Math.floor(memoryMb / 16))),
     };
+}
+
+/** The PostgreSQL settings a user writes for a server the library installs. */
+export interface PostgresOptions {
+    /** Database name. Default `synapse`. */
+    database?: string;
+    /** Role owning the database. Default `synapse`. */
+    user?: string;
+    /** Port. Default 5432. */
+    port?: number;
+    /** Memory (MiB) PostgreSQL may plan with: shared_buffers = 1/4, effective_cache_size = 3/4, work_mem and maintenance_work_mem follow. Default 1024. */
+    memoryMb?: number;
+    /** Addresses to listen on. Default `["127.0.0.1"]`; add a private address for Synapse on another host. */
+    listenAddresses?: string[];
+    /** Networks (CIDR) of other hosts that may connect; pg_hba and the firewall allow only these. Default none. */
+    allowedClients?: string[];
+    /** Nightly pg_dump. Default enabled, 7 dumps kept in /var/backups/pulumi-matrix/postgres at 03:30. */
+    backup?: { enabled?: boolean; directory?: string; retention?: number; schedule?: string };
+}
+
+/** The options that only mean something for a server the library installs. */
+export const LOCAL_ONLY_POSTGRES_OPTIONS = ["database", "user", "port", "memoryMb", "listenAddresses", "allowedClients", "backup"] as const;
+
+/** Fills in the defaults of a server the library installs and validates them. */
+export function resolvePostgresSettings(component: string, o: PostgresOptions): PostgresLocalSettings {
+    const d = POSTGRES_DEFAULTS;
+    const s: PostgresLocalSettings = {
+        mode: "local",
+        database: o.database ?? d.database,
+        user: o.user ?? d.user,
+        port: o.port ?? d.port,
+        memoryMb: o.memoryMb ?? d.memoryMb,
+        listenAddresses: o.listenAddresses ?? [...d.listenAddresses],
+        allowedClients: o.allowedClients ?? [],
+        backup: {
+            enabled: o.backup?.enabled ?? d.backup.enabled,
+            directory: o.backup?.directory ?? d.backup.directory,
+            retention: o.backup?.retention ?? d.backup.retention,
+            schedule: o.backup?.schedule ?? d.backup.schedule,
+        },
+    };
+    validatePostgres(component, s);
+    return s;
+}
+
+/**
+ * An external server takes its own settings: options for a server the
+ * library installs would be silently ignored, so they are an error.
+ */
+export function checkExternalPostgres(component: string, o: PostgresOptions & { host?: unknown }): void {
+    if (o.host !== undefined) {
+        throw new ConfigError(component, "host", "set together with external", "choose one: host installs PostgreSQL on that Host, external uses an existing server");
+    }
+    const set = LOCAL_ONLY_POSTGRES_OPTIONS.filter((k) => o[k] !== undefined);
+    if (set.length) {
+        throw new ConfigError(component, set.join(", "), Object.fromEntries(set.map((k) => [k, o[k]])),
+            "these configure a server the library installs and do nothing with external; remove them, or configure the external server itself");
+    }
+}
+
+/** The port a local server listens on, on every address it was given. */
+export function postgresPortClaims(s: PostgresLocalSettings): PortClaim[] {
+    return s.listenAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "postgresql" }));
 }
 
 /** The openings a local server needs: its port from the allowed client networks only. */

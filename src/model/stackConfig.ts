@@ -1,6 +1,7 @@
 import { parse } from "yaml";
 import { ConfigError } from "./errors";
-import { PostgresOptions, SynapseOptions } from "./options";
+import { PostgresOptions } from "./postgres";
+import { SynapseOptions } from "./synapse";
 
 /**
  * Reads the stack config of Pulumi.yaml (plain values only; the program adds
@@ -18,7 +19,7 @@ interface ConfigReader {
 
 export interface PlainStackConfig {
     host: { host: string; port?: number; user?: string; hostKey?: string; ntpServers?: string[]; firewallSshPort?: number };
-    synapse: SynapseOptions & { adminUser?: string; sqlite?: { path?: string } };
+    synapse: SynapseOptions & { adminUser?: string };
     postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string } };
 }
 

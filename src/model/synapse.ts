@@ -1,5 +1,6 @@
 import { ConfigError } from "./errors";
 import { DatabaseConnection } from "./postgres";
+import { PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isEmail, isHostname, isIpAddress, isLocalpart, isServerName, isVersion, parseSize } from "./validate";
 
 /** The Synapse release the library is tested with and installs by default. */
@@ -79,14 +80,157 @@ export interface SynapseSettings {
     federationDomainWhitelist?: string[];
     email?: EmailSettings;
     reportStats: boolean;
-    /** PostgreSQL connection, or the path of an SQLite file for tiny test servers. */
-    database: { kind: "postgres"; connection: DatabaseConnection } | { kind: "sqlite"; path: string };
+    /** PostgreSQL (its address comes from the database: see SynapsePeers), or an SQLite file for tiny test servers. */
+    database: { kind: "postgres" } | { kind: "sqlite"; path: string };
     oldSigningKeys: Record<string, OldSigningKey>;
     logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
     extraConfig: Record<string, unknown>;
     /** Top-level keys of homeserver.yaml that extraConfig may replace. */
     allowOverride: string[];
     paths: SynapsePaths;
+}
+
+/**
+ * The Synapse settings a user writes. Everything is optional except
+ * serverName; `resolveSynapseSettings` fills in the defaults and validates.
+ */
+export interface SynapseOptions {
+    /** The domain of your Matrix IDs (`@alice:example.com` -> `example.com`). Can never change after the first start. */
+    serverName: string;
+    /** URL clients use to reach Synapse. Default `https://<serverName>/`. */
+    publicBaseUrl?: string;
+    /** Synapse release to install; changing it upgrades in place (downgrades are refused). Default: the release this library is tested with. */
+    version?: string;
+    /** `apt` (matrix.org Debian repository, amd64) or `pip` (a virtualenv from PyPI). Default `apt`. */
+    installMethod?: InstallMethod;
+    /** Port of the client/federation listener on loopback, behind the reverse proxy. Default 8008. */
+    httpPort?: number;
+    /** Addresses the client/federation listener binds. Default `["127.0.0.1"]`. */
+    httpBindAddresses?: string[];
+    /** Prometheus metrics listener on loopback. Default enabled on 127.0.0.1:9000. */
+    metrics?: { enabled?: boolean; port?: number; bindAddress?: string };
+    /** Largest upload Synapse accepts, like `50M` (K, M or G). Default `50M`; the reverse proxy follows it. */
+    maxUploadSize?: string;
+    /** `shared-secret` (default: no public sign-up; the operator creates accounts) or `token` (sign-up with registration tokens). */
+    registration?: RegistrationMode;
+    /** Allow guest accounts. Default false. */
+    allowGuestAccess?: boolean;
+    /** URL previews; when enabled they never fetch from the ranges in `ipRangeBlacklist` (default: private, loopback, link-local and special ranges). Default off. */
+    urlPreviews?: { enabled?: boolean; ipRangeBlacklist?: string[] };
+    /** Presence (online/offline status). Costs CPU on busy servers. Default true. */
+    presence?: boolean;
+    /** `caches.global_factor`: scales all of Synapse's caches. Default 0.5. */
+    cacheFactor?: number;
+    /** Servers trusted to vouch for other servers' keys. Default `["matrix.org"]`. */
+    trustedKeyServers?: string[];
+    /** Only federate with these servers. Default: federate with everyone. */
+    federationDomainWhitelist?: string[];
+    /** SMTP for notification mails; the password is a separate secret argument. Default: no email. */
+    email?: Partial<EmailSettings> & { smtpHost: string; notifFrom: string };
+    /** Send anonymous usage statistics to matrix.org. Default false. */
+    reportStats?: boolean;
+    /** Previous signing keys, keyed `ed25519:<key_id>`, so other servers can still verify old events. */
+    oldSigningKeys?: Record<string, OldSigningKey>;
+    /** Log level of Synapse's journal output. Default `INFO`. */
+    logLevel?: SynapseSettings["logLevel"];
+    /** Extra top-level homeserver.yaml options, merged last. Keys the library manages are refused unless listed in `allowOverride`. */
+    extraConfig?: Record<string, unknown>;
+    /** Managed top-level keys that `extraConfig` may replace. Default none. */
+    allowOverride?: string[];
+    /** Where Synapse lives on the host; defaults follow the matrix.org package. Only `dataDir` and `mediaStorePath` may change with the apt method. */
+    paths?: Partial<SynapsePaths>;
+    /** Use an SQLite file instead of PostgreSQL: for tiny test servers only. Default: off (PostgreSQL). */
+    sqlite?: { path?: string };
+}
+
+/** Fills in defaults and validates. */
+export function resolveSynapseSettings(component: string, o: SynapseOptions): SynapseSettings {
+    const paths: SynapsePaths = { ...DEFAULT_SYNAPSE_PATHS, ...o.paths };
+    if (o.paths?.dataDir && !o.paths.mediaStorePath) paths.mediaStorePath = `${o.paths.dataDir}/media`;
+    const s: SynapseSettings = {
+        serverName: o.serverName,
+        publicBaseUrl: o.publicBaseUrl ?? `https://${o.serverName}/`,
+        version: o.version ?? DEFAULT_SYNAPSE_VERSION,
+        installMethod: o.installMethod ?? "apt",
+        httpPort: o.httpPort ?? 8008,
+        httpBindAddresses: o.httpBindAddresses ?? ["127.0.0.1"],
+        metrics: { enabled: o.metrics?.enabled ?? true, port: o.metrics?.port ?? 9000, bindAddress: o.metrics?.bindAddress ?? "127.0.0.1" },
+        maxUploadSize: o.maxUploadSize ?? DEFAULT_MAX_UPLOAD_SIZE,
+        registration: o.registration ?? "shared-secret",
+        allowGuestAccess: o.allowGuestAccess ?? false,
+        urlPreviews: { enabled: o.urlPreviews?.enabled ?? false, ipRangeBlacklist: o.urlPreviews?.ipRangeBlacklist ?? DEFAULT_URL_PREVIEW_BLACKLIST },
+        presence: o.presence ?? true,
+        cacheFactor: o.cacheFactor ?? 0.5,
+        trustedKeyServers: o.trustedKeyServers ?? ["matrix.org"],
+        federationDomainWhitelist: o.federationDomainWhitelist,
+        email: o.email ? {
+            smtpHost: o.email.smtpHost,
+            smtpPort: o.email.smtpPort ?? 587,
+            smtpUser: o.email.smtpUser,
+            notifFrom: o.email.notifFrom,
+            requireTransportSecurity: o.email.requireTransportSecurity ?? true,
+            enableNotifs: o.email.enableNotifs ?? true,
+            appName: o.email.appName ?? "Matrix",
+        } : undefined,
+        reportStats: o.reportStats ?? false,
+        database: o.sqlite ? { kind: "sqlite", path: o.sqlite.path ?? `${paths.dataDir}/homeserver.db` } : { kind: "postgres" },
+        oldSigningKeys: o.oldSigningKeys ?? {},
+        logLevel: o.logLevel ?? "INFO",
+        extraConfig: o.extraConfig ?? {},
+        allowOverride: o.allowOverride ?? [],
+        paths,
+    };
+    validateSynapse(component, s);
+    return s;
+}
+
+/**
+ * What Synapse learns from other resources (a database's address), carried
+ * beside the settings so the settings stay plain values other components can
+ * read.
+ */
+export interface SynapsePeers {
+    /** How to reach PostgreSQL (without the password); absent with SQLite. */
+    database?: DatabaseConnection;
+}
+
+/** The ports Synapse's main process binds on its host. */
+export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
+    const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
+    if (s.metrics.enabled) claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener" });
+    return claims;
+}
+
+/** Settings that work but that a user should hear about. */
+export function synapseWarnings(s: SynapseSettings): string[] {
+    const warnings: string[] = [];
+    const url = new URL(s.publicBaseUrl);
+    const local = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname) || url.hostname.endsWith(".localhost") || url.hostname.endsWith(".test");
+    if (url.protocol === "http:" && !local) {
+        warnings.push(`publicBaseUrl is ${JSON.stringify(s.publicBaseUrl)}: clients would send passwords and access tokens unencrypted; use https:// behind a TLS reverse proxy`);
+    }
+    if (s.database.kind === "sqlite") warnings.push("SQLite is for tiny test servers only; use a PostgresDatabase for anything real");
+    return warnings;
+}
+
+/**
+ * A secret file Synapse reads, handed over by Synapse itself or by another
+ * service (a database password, later a TURN or Redis secret): every peer
+ * secret travels in one list, not as a field per peer.
+ */
+export interface SynapseSecretFile {
+    /** File name: under secrets/ for a value read through a `*_path` option (or libpq), under conf.d/ for a fragment. */
+    name: string;
+    /** `secret`: secrets/<name>; `fragment`: conf.d/<name>, YAML Synapse merges at the top level (for options without a `*_path` variant). */
+    kind: "secret" | "fragment";
+    content: string;
+    /** `group` (default): root-owned, mode 0640, readable by Synapse's group; `user`: owned by Synapse's user, mode 0600 (libpq demands it of a passfile). */
+    access?: "group" | "user";
+}
+
+/** Where a secret file is written. */
+export function secretFilePath(paths: SynapsePaths, f: Pick<SynapseSecretFile, "name" | "kind">): string {
+    return `${paths.configDir}/${f.kind === "secret" ? SECRETS_DIR : "conf.d"}/${f.name}`;
 }
 
 /** The ranges URL previews must never fetch from (private, loopback, link-local, CGNAT, documentation, multicast). */
@@ -101,6 +245,10 @@ export const DEFAULT_URL_PREVIEW_BLACKLIST = [
 export const DEFAULT_MAX_UPLOAD_SIZE = "50M";
 
 const SECRETS_DIR = "secrets";
+/** The libpq passfile with the database password, under secrets/. */
+export const PGPASS_FILE = "pgpass";
+/** The conf.d fragment carrying the email block with its SMTP password (Synapse has no smtp_pass_path). */
+export const EMAIL_FRAGMENT = "50-email-secret.yaml";
 /** Where the secret files sit, derived from the config directory. */
 export function synapseFiles(paths: SynapsePaths) {
     const c = paths.configDir;
@@ -113,9 +261,7 @@ export function synapseFiles(paths: SynapsePaths) {
         macaroonSecretKey: `${c}/${SECRETS_DIR}/macaroon_secret_key`,
         formSecret: `${c}/${SECRETS_DIR}/form_secret`,
         registrationSharedSecret: `${c}/${SECRETS_DIR}/registration_shared_secret`,
-        databasePassfile: `${c}/${SECRETS_DIR}/pgpass`,
-        /** conf.d fragment that carries the email block with its SMTP password. */
-        emailFragment: `${c}/conf.d/50-email-secret.yaml`,
+        databasePassfile: `${c}/${SECRETS_DIR}/${PGPASS_FILE}`,
     };
 }
 

@@ -1,6 +1,9 @@
-import { FirewallRule, OsInfo } from "../model/host";
-import { SSH_PORTS_FILE, renderFirewall, renderFirewallUnit, renderSshPorts } from "../render/firewall";
-import { script, shQuote, writeFile } from "./shell";
+import { FirewallRule, HostSettings, OsInfo } from "../model/host";
+import { FIREWALL_FRAGMENT_DIR, SSH_PORTS_FILE, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../render/firewall";
+import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
+import { FileSet, ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { script } from "./shell";
+import { Sh, sh } from "./sh";
 
 /**
  * First contact: waits for cloud-init to finish (when the image has it) so
@@ -14,18 +17,6 @@ export function hostProbeCommand(): string {
     ].join("; ");
 }
 
-/** Settings of the base system a Host bootstraps. */
-export interface HostBootstrapSettings {
-    os: OsInfo;
-    /** Extra Debian packages to install. */
-    extraPackages: string[];
-    /** Keep the system patched with unattended security upgrades. */
-    unattendedUpgrades: boolean;
-    /** NTP servers for systemd-timesyncd; empty keeps the distribution's. */
-    ntpServers: string[];
-    firewall: { enabled: boolean; sshPort: number; rules: FirewallRule[] };
-}
-
 export const BASE_PACKAGES = ["ca-certificates", "curl", "gnupg", "nftables", "systemd-timesyncd", "python3"];
 
 /** Paths the host bootstrap owns. */
@@ -36,47 +27,70 @@ export const HOST_FILES = {
     timesyncd: "/etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf",
 };
 
+const FIREWALL_UNIT: ServiceUnit = { name: "pulumi-matrix-firewall.service" };
+const TIMESYNCD_UNIT: ServiceUnit = { name: "systemd-timesyncd.service" };
+
+/** Reloads a running firewall once nft accepts the whole ruleset (fragments included). */
+const RELOAD_FIREWALL = { kind: "reload" as const, unit: FIREWALL_UNIT, check: sh`nft -c -f ${HOST_FILES.firewallRuleset}` };
+
 /** The idempotent bootstrap: packages, unattended upgrades, time sync, firewall. */
-export function hostBootstrapScript(s: HostBootstrapSettings): string {
+export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
     const packages = [...BASE_PACKAGES, ...(s.unattendedUpgrades ? ["unattended-upgrades"] : []), ...s.extraPackages];
-    const body: string[] = [
-        `# ${s.os.prettyName} (${s.os.architecture})`,
-        `pm_apt_install ${[...new Set(packages)].join(" ")}`,
+    const body: (Sh | string)[] = [
+        `# ${os.prettyName} (${os.architecture})`,
+        sh`pm_apt_install ${[...new Set(packages)]}`,
+        applyFileSet({ name: "host-upgrades", files: s.unattendedUpgrades ? [{ path: HOST_FILES.autoUpgrades, content: renderAutoUpgrades() }] : [] }),
+        applyFileSet({
+            name: "host-timesync",
+            files: [{ path: HOST_FILES.timesyncd, content: renderTimesyncd(s.ntpServers) }],
+            onChange: [{ kind: "owe-restart", unit: TIMESYNCD_UNIT }],
+        }),
+        // Time sync matters, but a container or an image without it must not fail the bootstrap.
+        sh`if pm_take ${TIMESYNCD_UNIT.name} || ! systemctl is-active -q ${TIMESYNCD_UNIT.name}; then systemctl enable -q ${TIMESYNCD_UNIT.name} 2>/dev/null || true; systemctl restart ${TIMESYNCD_UNIT.name} || true; fi`,
+        sh`timedatectl set-ntp true 2>/dev/null || true`,
     ];
-    if (s.unattendedUpgrades) {
-        body.push(writeFile({
-            path: HOST_FILES.autoUpgrades,
-            content: 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\nAPT::Periodic::AutocleanInterval "7";\n',
-        }));
-    }
-    body.push("pm_changed=0");
-    body.push(writeFile({
-        path: HOST_FILES.timesyncd,
-        content: `# Managed by pulumi-matrix.\n[Time]\n${s.ntpServers.length ? `NTP=${s.ntpServers.join(" ")}\n` : ""}`,
-    }));
-    body.push(
-        "systemctl enable -q systemd-timesyncd.service 2>/dev/null || true",
-        'if [ "$pm_changed" = 1 ] || ! systemctl is-active -q systemd-timesyncd.service; then systemctl restart systemd-timesyncd.service || true; fi',
-        "timedatectl set-ntp true 2>/dev/null || true",
-    );
     if (s.firewall.enabled) {
         body.push(
-            "pm_changed=0",
+            sh`install -d -m 0755 ${FIREWALL_FRAGMENT_DIR}`,
             // Keep open every port sshd really listens on, whatever the settings say, so a
             // wrong sshPort cannot lock the operator out.
-            `ssh_ports=$( (echo ${s.firewall.sshPort}; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')`,
-            // Unquoted heredoc: $ssh_ports expands here, on the host.
-            `pm_write ${SSH_PORTS_FILE} 0644 root root <<PM_SSH_PORTS\n${renderSshPorts("$ssh_ports")}PM_SSH_PORTS`,
-            writeFile({ path: HOST_FILES.firewallRuleset, content: renderFirewall(s.firewall.rules) }),
-            "nft -c -f " + HOST_FILES.firewallRuleset,
-            writeFile({ path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) }),
-            "systemctl daemon-reload",
-            "systemctl enable -q pulumi-matrix-firewall.service",
-            `if [ "$pm_changed" = 1 ] || ! systemctl is-active -q pulumi-matrix-firewall.service; then systemctl restart pulumi-matrix-firewall.service; echo "firewall loaded"; fi`,
+            sh`ssh_ports=$( (echo ${s.firewall.sshPort}; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')`,
+            applyFileSet({
+                name: "host-firewall",
+                files: [
+                    { path: SSH_PORTS_FILE, generate: sh`printf '%s' ${renderSshPorts("@SSH_PORTS@")} | sed "s/@SSH_PORTS@/$ssh_ports/"` },
+                    { path: HOST_FILES.firewallRuleset, content: renderFirewall(s.firewall.rules) },
+                    { path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) },
+                ],
+                onChange: [{ kind: "run", command: sh`nft -c -f ${HOST_FILES.firewallRuleset}` }, { kind: "daemon-reload" }, { kind: "owe-restart", unit: FIREWALL_UNIT }],
+            }),
+            ensureRunning([FIREWALL_UNIT]),
         );
     } else {
-        body.push(`if systemctl is-enabled -q pulumi-matrix-firewall.service 2>/dev/null; then systemctl disable --now -q pulumi-matrix-firewall.service; echo "firewall removed"; fi`);
+        body.push(sh`if systemctl is-enabled -q ${FIREWALL_UNIT.name} 2>/dev/null; then systemctl disable --now -q ${FIREWALL_UNIT.name}; echo "firewall removed"; fi`);
     }
-    body.push(`echo ${shQuote("host ready")}`);
+    body.push(sh`echo "host ready"`);
     return script("pulumi-matrix host bootstrap", body);
+}
+
+/** A component's firewall fragment file name: its name, reduced to what a file name may hold. */
+export function firewallFragmentPath(component: string): string {
+    return `${FIREWALL_FRAGMENT_DIR}/${fragmentId(component)}.nft`;
+}
+
+function fragmentId(component: string): string {
+    return component.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "component";
+}
+
+/**
+ * A component's own firewall openings on its host, applied by the
+ * component's own script: the fragment is written (or emptied), checked with
+ * the whole ruleset, and a running firewall reloaded.
+ */
+export function firewallFragmentSet(component: string, rules: FirewallRule[]): FileSet {
+    return {
+        name: `firewall-${fragmentId(component)}`,
+        files: [{ path: firewallFragmentPath(component), content: renderFirewallFragment(component, rules) }],
+        onChange: [RELOAD_FIREWALL],
+    };
 }

@@ -1,4 +1,6 @@
-export { hostProbeCommand, hostBootstrapScript, HostBootstrapSettings } from "./host";
+export { hostProbeCommand, hostBootstrapScript, firewallFragmentSet, firewallFragmentPath } from "./host";
 export { postgresInstallScript, postgresDatabaseScript } from "./postgres";
 export { synapseInstallScript, synapseSecretsScript, synapseConfigScript, synapseAdminScript, SynapseSecrets } from "./synapse";
-export { bashCommand } from "./shell";
+export { applyFileSet, ensureRunning, handlerStep, healthWait, FileSet, ManagedFile, Handler, ServiceUnit, HealthCheck } from "./apply";
+export { sh, raw, shQuote, heredoc, heredocVar, Sh } from "./sh";
+export { bashCommand, script } from "./shell";

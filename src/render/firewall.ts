@@ -12,6 +12,38 @@ function sortRules(rules: FirewallRule[]): FirewallRule[] {
     return [...rules].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || (a.toPort ?? 0) - (b.toPort ?? 0) || a.owner.localeCompare(b.owner));
 }
 
+/** The directory of the fragments components write: each opens what its component needs. */
+export const FIREWALL_FRAGMENT_DIR = "/etc/pulumi-matrix/firewall.d";
+
+/** The nft rule bodies (after `add rule ... input` or inside the chain) of a set of openings. */
+function ruleBodies(rules: FirewallRule[]): string[] {
+    const out: string[] = [];
+    for (const r of sortRules(rules)) {
+        const v4 = (r.sources ?? []).filter((s) => !s.includes(":"));
+        const v6 = (r.sources ?? []).filter((s) => s.includes(":"));
+        const base = `${r.protocol} dport ${portExpr(r)} accept comment "${r.owner.replace(/"/g, "")}"`;
+        if (!r.sources || r.sources.length === 0) {
+            out.push(base);
+            continue;
+        }
+        if (v4.length) out.push(`ip saddr { ${v4.join(", ")} } ${base}`);
+        if (v6.length) out.push(`ip6 saddr { ${v6.join(", ")} } ${base}`);
+    }
+    return out;
+}
+
+/**
+ * A component's own openings, as a fragment the host's ruleset includes: a
+ * component placed on any Host opens exactly what it needs, itself.
+ */
+export function renderFirewallFragment(component: string, rules: FirewallRule[]): string {
+    return [
+        `# Managed by pulumi-matrix: the openings of ${component.replace(/\n/g, " ")}.`,
+        ...ruleBodies(rules).map((b) => `add rule inet ${FIREWALL_TABLE} input ${b}`),
+        "",
+    ].join("\n");
+}
+
 /** The file defining `$ssh_ports`, written on the host from the ports sshd really listens on. */
 export const SSH_PORTS_FILE = "/etc/pulumi-matrix/ssh-ports.nft";
 
@@ -33,7 +65,7 @@ export function renderSshPorts(ports: string): string {
 export function renderFirewall(rules: FirewallRule[]): string {
     const lines = [
         "#!/usr/sbin/nft -f",
-        "# Managed by pulumi-matrix: inbound default deny; the open ports are those the components on this host declare.",
+        "# Managed by pulumi-matrix: inbound default deny; open are SSH, the rules below, and what each component on this host opens in firewall.d/.",
         `include "${SSH_PORTS_FILE}"`,
         `table inet ${FIREWALL_TABLE}`,
         `delete table inet ${FIREWALL_TABLE}`,
@@ -47,18 +79,8 @@ export function renderFirewall(rules: FirewallRule[]): string {
         "        meta l4proto ipv6-icmp accept",
         "        tcp dport $ssh_ports accept comment \"ssh\"",
     ];
-    for (const r of sortRules(rules)) {
-        const v4 = (r.sources ?? []).filter((s) => !s.includes(":"));
-        const v6 = (r.sources ?? []).filter((s) => s.includes(":"));
-        const base = `${r.protocol} dport ${portExpr(r)} accept comment "${r.owner.replace(/"/g, "")}"`;
-        if (!r.sources || r.sources.length === 0) {
-            lines.push(`        ${base}`);
-            continue;
-        }
-        if (v4.length) lines.push(`        ip saddr { ${v4.join(", ")} } ${base}`);
-        if (v6.length) lines.push(`        ip6 saddr { ${v6.join(", ")} } ${base}`);
-    }
-    lines.push("    }", "}", "");
+    lines.push(...ruleBodies(rules).map((b) => `        ${b}`));
+    lines.push("    }", "}", `include "${FIREWALL_FRAGMENT_DIR}/*.nft"`, "");
     return lines.join("\n");
 }
 

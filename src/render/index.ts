@@ -1,6 +1,7 @@
-export { renderHomeserverYaml, renderLogConfig, renderPgpass, renderEmailSecretFragment, homeserverConfig, mergeExtraConfig } from "./synapse/homeserver";
+export { renderHomeserverYaml, renderLogConfig, renderPgpass, renderEmailSecretFragment, homeserverConfig, mergeExtraConfig, pgpassSecretFile, emailSecretFile } from "./synapse/homeserver";
+export { renderSynapseMainUnit, renderSynapseTarget } from "./synapse/units";
 export { signingKeyFromPem, parseSigningKeyFile, signingKeyIdFor, ed25519PublicKeyFromOpenssh } from "./synapse/signingKey";
-export { renderCreateDatabaseSql, renderPostgresConf, renderPgHbaBlock, renderBackupScript } from "./postgres";
-export { renderSynapseMainUnit, renderSynapseTarget, renderBackupUnits } from "./systemd";
-export { renderFirewall, renderFirewallUnit } from "./firewall";
+export { renderCreateDatabaseSql, renderPostgresConf, renderPgHbaBlock, renderBackupScript, renderBackupUnits } from "./postgres";
+export { renderFirewall, renderFirewallUnit, renderFirewallFragment } from "./firewall";
+export { renderAutoUpgrades, renderTimesyncd } from "./host";
 export { renderYaml } from "./yaml";

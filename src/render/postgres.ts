@@ -1,4 +1,5 @@
 import { PostgresLocalSettings, postgresTuning } from "../model/postgres";
+import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
  * SQL and configuration for a PostgreSQL that Synapse can use. Run by psql
@@ -8,11 +9,6 @@ import { PostgresLocalSettings, postgresTuning } from "../model/postgres";
 /** Quotes a SQL string literal. */
 export function sqlLiteral(value: string): string {
     return `'${value.replace(/'/g, "''")}'`;
-}
-
-/** Quotes a SQL identifier. */
-export function sqlIdentifier(value: string): string {
-    return `"${value.replace(/"/g, "\"\"")}"`;
 }
 
 /**
@@ -89,4 +85,36 @@ ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\\.dump$" | sort -r | tail -n +$(
     rm -f -- "$dir/$old"
 done
 `;
+}
+
+/** The oneshot service and timer behind the nightly database dump. */
+export function renderBackupUnits(s: PostgresLocalSettings, scriptPath: string): { service: string; timer: string } {
+    return {
+        service: `${HEADER}
+[Unit]
+Description=Nightly pg_dump of the ${s.database} database
+After=postgresql.service
+Requires=postgresql.service
+
+[Service]
+Type=oneshot
+User=postgres
+Group=postgres
+ExecStart=${scriptPath}
+Nice=10
+IOSchedulingClass=idle
+`,
+        timer: `${HEADER}
+[Unit]
+Description=Nightly pg_dump of the ${s.database} database
+
+[Timer]
+OnCalendar=${s.backup.schedule}
+RandomizedDelaySec=15min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`,
+    };
 }

@@ -1,9 +1,10 @@
 import { ConfigError } from "../../model/errors";
-import { SynapseSettings, synapseFiles } from "../../model/synapse";
+import { DatabaseConnection } from "../../model/postgres";
+import { EMAIL_FRAGMENT, PGPASS_FILE, SynapsePeers, SynapseSecretFile, SynapseSettings, synapseFiles } from "../../model/synapse";
 import { MANAGED_HEADER, renderYaml } from "../yaml";
 
 /** Plain-object form of homeserver.yaml before extraConfig, in the order Synapse's docs present the options. */
-export function homeserverConfig(s: SynapseSettings): Record<string, unknown> {
+export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Record<string, unknown> {
     const f = synapseFiles(s.paths);
     const listeners: Record<string, unknown>[] = [{
         port: s.httpPort,
@@ -22,7 +23,7 @@ export function homeserverConfig(s: SynapseSettings): Record<string, unknown> {
         report_stats: s.reportStats,
         listeners,
         enable_metrics: s.metrics.enabled,
-        database: databaseBlock(s),
+        database: databaseBlock(s, peers),
         log_config: f.logConfig,
         media_store_path: s.paths.mediaStorePath,
         max_upload_size: s.maxUploadSize,
@@ -50,9 +51,10 @@ export function homeserverConfig(s: SynapseSettings): Record<string, unknown> {
     return config;
 }
 
-function databaseBlock(s: SynapseSettings): Record<string, unknown> {
+function databaseBlock(s: SynapseSettings, peers: SynapsePeers): Record<string, unknown> {
     if (s.database.kind === "sqlite") return { name: "sqlite3", args: { database: s.database.path } };
-    const c = s.database.connection;
+    const c = peers.database;
+    if (!c) throw new Error("homeserver.yaml: Synapse uses PostgreSQL but no database connection was given");
     return {
         name: "psycopg2",
         // Everything but cp_* goes to libpq; the password sits in a libpq passfile
@@ -110,8 +112,8 @@ export function mergeExtraConfig(component: string, managed: Record<string, unkn
 }
 
 /** homeserver.yaml as it is written to the host: readable, no secret in it. */
-export function renderHomeserverYaml(component: string, s: SynapseSettings): string {
-    const config = mergeExtraConfig(component, homeserverConfig(s), s.extraConfig, s.allowOverride);
+export function renderHomeserverYaml(component: string, s: SynapseSettings, peers: SynapsePeers): string {
+    const config = mergeExtraConfig(component, homeserverConfig(s, peers), s.extraConfig, s.allowOverride);
     return renderYaml(config, `${MANAGED_HEADER}\nSecrets are in ${synapseFiles(s.paths).secretsDir}/ and ${synapseFiles(s.paths).confD}/ (not shown here).`);
 }
 
@@ -121,9 +123,7 @@ export function renderEmailSecretFragment(s: SynapseSettings, smtpPass: string):
 }
 
 /** A libpq passfile line; `:` and `\` in fields are escaped as libpq requires. */
-export function renderPgpass(s: SynapseSettings, password: string): string {
-    if (s.database.kind !== "postgres") return "";
-    const c = s.database.connection;
+export function renderPgpass(c: DatabaseConnection, password: string): string {
     const esc = (v: string | number) => String(v).replace(/\\/g, "\\\\").replace(/:/g, "\\:");
     return `${esc(c.host)}:${esc(c.port)}:${esc(c.database)}:${esc(c.user)}:${esc(password)}\n`;
 }
@@ -143,4 +143,14 @@ export function renderLogConfig(s: SynapseSettings): string {
         root: { level: s.logLevel, handlers: ["console"] },
         disable_existing_loggers: false,
     }, MANAGED_HEADER);
+}
+
+/** The database password as the secret file Synapse's libpq reads. */
+export function pgpassSecretFile(c: DatabaseConnection, password: string): SynapseSecretFile {
+    return { name: PGPASS_FILE, kind: "secret", content: renderPgpass(c, password), access: "user" };
+}
+
+/** The SMTP password as the conf.d fragment that repeats the email block with it. */
+export function emailSecretFile(s: SynapseSettings, smtpPass: string): SynapseSecretFile {
+    return { name: EMAIL_FRAGMENT, kind: "fragment", content: renderEmailSecretFragment(s, smtpPass) };
 }

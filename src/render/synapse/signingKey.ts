@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+import { ConfigError, Described, SECRET_VALUE } from "../../model/errors";
 
 /**
  * Synapse's signing key file holds one line: `ed25519 <key_id> <seed>`, the
@@ -68,11 +69,14 @@ export function signingKeyFromPem(pem: string): SigningKey {
  * Parses an existing Synapse key file (migration from another install). Only
  * the first key is used, as Synapse does.
  */
-export function parseSigningKeyFile(text: string): SigningKey {
-    const line = text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+export function parseSigningKeyFile(text: string, component = "signing key", setting = "signingKey"): SigningKey {
+    // The value is a secret: errors describe it, never echo it.
+    const line = String(text ?? "").split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
     const m = /^ed25519 ([A-Za-z0-9_]+) ([A-Za-z0-9+/]{43})=?$/.exec(line);
-    if (!m) throw new Error("signingKey: expected a Synapse signing key line \"ed25519 <key_id> <43 base64 characters>\"");
-    const seed = Buffer.from(m[2], "base64");
-    if (seed.length !== 32) throw new Error("signingKey: the key's seed must be 32 bytes");
+    const seed = m ? Buffer.from(m[2], "base64") : Buffer.alloc(0);
+    if (!m || seed.length !== 32) {
+        throw new ConfigError(component, setting, line === "" ? new Described("empty") : SECRET_VALUE,
+            "expected the content of a Synapse signing key file: one line \"ed25519 <key_id> <seed>\", the seed being 43 base64 characters (32 bytes)");
+    }
     return { keyId: m[1], publicKey: unpaddedBase64(ed25519PublicKey(seed)), fileLine: `ed25519 ${m[1]} ${m[2]}\n` };
 }

@@ -1,0 +1,65 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { bashCommand } from "../src/provision/shell";
+
+/**
+ * The only place that creates `command.remote.Command`: running a script on
+ * a host, and the first-contact probe. Connection, `bash -s`, timeouts and,
+ * for scripts that carry secrets, the secret flags are set here once.
+ */
+
+/** What a script needs of the host it runs on. */
+export interface ScriptTarget {
+    /** The SSH connection (secret: it carries the key). */
+    connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+    /** `sudo -n ` for a non-root login, empty for root. */
+    sudo: string;
+    /** The host is bootstrapped once this has run. */
+    ready: pulumi.Resource;
+}
+
+export interface HostScriptArgs {
+    /** The host the script runs on. */
+    host: ScriptTarget;
+    /** The bash script, sent on stdin (never on the command line). */
+    script: pulumi.Input<string>;
+    /**
+     * The script carries secrets: stdin is a secret input, the provider logs
+     * nothing (`logging: "none"`) and stdout/stderr are secret outputs.
+     * Default false (the script shows in previews as a readable diff).
+     */
+    secret?: boolean;
+    /** Run after these too (the host's `ready` is always waited for). Default none. */
+    after?: pulumi.Resource[];
+    /** Create and update timeout, like `30m`. Default `10m`. */
+    timeout?: string;
+}
+
+/** Runs a provisioning script on a host; it runs again whenever the script's text changes. */
+export function hostScript(name: string, args: HostScriptArgs, opts: { parent: pulumi.Resource }): command.remote.Command {
+    const timeout = args.timeout ?? "10m";
+    return new command.remote.Command(name, {
+        connection: args.host.connection,
+        create: bashCommand(args.host.sudo),
+        stdin: args.secret ? pulumi.secret(args.script) : args.script,
+        addPreviousOutputInEnv: false,
+        ...(args.secret ? { logging: "none" as const } : {}),
+    }, {
+        parent: opts.parent,
+        dependsOn: [args.host.ready, ...(args.after ?? [])],
+        customTimeouts: { create: timeout, update: timeout },
+        ...(args.secret ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
+    });
+}
+
+/**
+ * First contact with a host that may still be booting: dials until SSH
+ * answers, bounded by `timeout`, and returns what `probe` prints.
+ */
+export function hostProbe(name: string, args: { connection: pulumi.Output<command.types.input.remote.ConnectionArgs>; probe: string; timeout: string }, opts: { parent: pulumi.Resource }): command.remote.Command {
+    return new command.remote.Command(name, {
+        connection: args.connection.apply((conn) => ({ ...conn, dialErrorLimit: -1, perDialTimeout: 10 })),
+        create: args.probe,
+        addPreviousOutputInEnv: false,
+    }, { parent: opts.parent, customTimeouts: { create: args.timeout } });
+}

@@ -1,0 +1,186 @@
+import { STATE_DIR } from "./shell";
+import { Sh, heredoc, lines, raw, sh } from "./sh";
+
+/**
+ * Declarative apply: a service's step is a set of files, a prune rule and
+ * handlers. The script writes each file only when it differs, removes the
+ * files the set wrote before and no longer renders, and runs the handlers
+ * only when something in the set changed. Change tracking is per set.
+ */
+
+/** One file a step manages. */
+export interface ManagedFile {
+    /** Absolute path; `raw()` for a path only the host knows (e.g. `"/etc/postgresql/$major/..."`). */
+    path: string | Sh;
+    /** The content, taken literally; or `generate`, a command whose stdout is the content (built on the host). */
+    content?: string;
+    generate?: Sh;
+    /** Octal mode. Default 0644. */
+    mode?: string;
+    /** Default root. */
+    owner?: string;
+    /** Default root. */
+    group?: string;
+}
+
+/** How to tell that a unit is up after a (re)start. */
+export type HealthCheck =
+    /** An HTTP endpoint on the host that answers 2xx when the service is healthy. */
+    | { url: string }
+    /** A command that succeeds once the service is ready (e.g. pg_isready). */
+    | { command: Sh };
+
+/** A systemd unit a handler acts on. */
+export interface ServiceUnit {
+    /** Unit name, e.g. matrix-synapse.service. */
+    name: string;
+    /** Checked after every (re)start; failing it prints the unit's last log lines and stops the script. */
+    health?: HealthCheck;
+    /** How long the health check may take, in seconds. Default 300. */
+    healthTimeout?: number;
+}
+
+/** What runs when a file set changed. */
+export type Handler =
+    | { kind: "daemon-reload" }
+    /** Restart the unit now if it runs (then wait for health); if it does not run, owe the restart to the step that starts it. */
+    | { kind: "restart"; unit: ServiceUnit }
+    /** Hand a restart to a later script (e.g. secrets written before the config that starts the service). */
+    | { kind: "owe-restart"; unit: ServiceUnit }
+    /** Run `check` first (e.g. `nginx -t`); reload only when it passes, fail the step otherwise. Skipped when the unit is not running. */
+    | { kind: "reload"; unit: ServiceUnit; check?: Sh }
+    /** Restart units one after another, each healthy before the next: no moment without a running process of the group. */
+    | { kind: "rolling-restart"; units: ServiceUnit[] }
+    /** Stop every unit, then start them all (Synapse requires it when the federation sender list changes). */
+    | { kind: "stop-start"; units: ServiceUnit[] }
+    /** A command of the service's own. */
+    | { kind: "run"; command: Sh };
+
+/** A service's files, pruned and handled together. */
+export interface FileSet {
+    /** Names the set in change tracking and in its manifest (letters, digits, -). */
+    name: string;
+    files: ManagedFile[];
+    /** Remove files this set wrote on an earlier run and no longer renders. Default true. */
+    prune?: boolean;
+    /** Run in order when a file of the set changed (or was removed). */
+    onChange?: Handler[];
+}
+
+const SET_NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+/** Writes one file of a set. */
+function writeStep(set: string, f: ManagedFile): Sh {
+    const args = sh`pm_write ${set} ${pathOf(f.path)} ${f.mode ?? "0644"} ${f.owner ?? "root"} ${f.group ?? "root"}`;
+    if (f.generate) return sh`${f.generate} | ${args}`;
+    if (f.content === undefined) throw new Error(`file ${String(f.path)}: content or generate is required`);
+    return heredoc(args, f.content);
+}
+
+function pathOf(p: string | Sh): string | Sh {
+    if (typeof p === "string" && !p.startsWith("/")) throw new Error(`managed file path ${p} is not absolute`);
+    return p;
+}
+
+/** Waits for a unit's health check; on failure prints its last log lines and stops the script. */
+export function healthWait(unit: ServiceUnit): Sh {
+    if (!unit.health) {
+        return sh`systemctl is-active -q ${unit.name} || { echo ${`${unit.name} is not running. Last log lines:`} >&2; journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true; exit 1; }`;
+    }
+    const seconds = unit.healthTimeout ?? 300;
+    const probe = "url" in unit.health ? sh`curl -fsS -m 2 -o /dev/null ${unit.health.url}` : unit.health.command;
+    const what = "url" in unit.health ? `answer ${unit.health.url}` : "become ready";
+    return lines([
+        sh`pm_ok=0`,
+        sh`for i in $(seq 1 ${seconds}); do`,
+        sh`    if ${probe}; then pm_ok=1; break; fi`,
+        sh`    if [ "$(systemctl show -p ActiveState --value ${unit.name})" = failed ]; then break; fi`,
+        sh`    sleep 1`,
+        sh`done`,
+        sh`if [ "$pm_ok" != 1 ]; then`,
+        sh`    echo ${`${unit.name} did not ${what} within ${seconds} s. Last log lines:`} >&2`,
+        sh`    journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true`,
+        sh`    exit 1`,
+        sh`fi`,
+    ]);
+}
+
+function restartNow(unit: ServiceUnit): Sh {
+    return lines([sh`echo ${`restarting ${unit.name}`}`, sh`systemctl restart ${unit.name}`, healthWait(unit)]);
+}
+
+function indent(code: Sh, by = "    "): Sh {
+    return raw(code.text.replace(/^(?=.)/gm, by));
+}
+
+/** The shell code of one handler. */
+export function handlerStep(h: Handler): Sh {
+    switch (h.kind) {
+        case "daemon-reload":
+            return sh`systemctl daemon-reload`;
+        case "restart":
+            return lines([
+                sh`if systemctl is-active -q ${h.unit.name}; then`,
+                indent(restartNow(h.unit)),
+                sh`else`,
+                sh`    pm_owe ${h.unit.name}`,
+                sh`fi`,
+            ]);
+        case "owe-restart":
+            return sh`pm_owe ${h.unit.name}`;
+        case "reload":
+            return lines([
+                sh`if systemctl is-active -q ${h.unit.name}; then`,
+                ...(h.check ? [sh`    if ! ${h.check}; then echo ${`${h.unit.name}: the new configuration fails its check; not reloading`} >&2; exit 1; fi`] : []),
+                sh`    systemctl reload ${h.unit.name}; echo ${`reloaded ${h.unit.name}`}`,
+                sh`fi`,
+            ]);
+        case "rolling-restart":
+            return lines(h.units.map((u) => lines([sh`if systemctl is-active -q ${u.name}; then`, indent(restartNow(u)), sh`fi`])));
+        case "stop-start":
+            return lines([
+                sh`echo ${`stopping ${h.units.map((u) => u.name).join(" ")}, then starting them together`}`,
+                sh`systemctl stop ${h.units.map((u) => u.name)}`,
+                sh`systemctl start ${h.units.map((u) => u.name)}`,
+                ...h.units.map(healthWait),
+            ]);
+        case "run":
+            return h.command;
+    }
+}
+
+/** The shell code of a file set: write, prune, then the handlers if anything changed. */
+export function applyFileSet(set: FileSet): Sh {
+    if (!SET_NAME.test(set.name)) throw new Error(`file set name ${JSON.stringify(set.name)}: expected letters, digits and -`);
+    const body: Sh[] = set.files.map((f) => writeStep(set.name, f));
+    if (set.prune ?? true) body.push(sh`pm_prune ${set.name}`);
+    if (set.onChange?.length) {
+        body.push(lines([sh`if pm_changed ${set.name}; then`, indent(lines(set.onChange.map(handlerStep))), sh`fi`]));
+    }
+    return lines(body);
+}
+
+/**
+ * Makes sure units are enabled and running: a restart owed by an earlier
+ * step (or script) is done now, a stopped unit is started, and each unit's
+ * health is waited for.
+ */
+export function ensureRunning(units: ServiceUnit[], opts: { enable?: string[] } = {}): Sh {
+    const enable = opts.enable ?? units.map((u) => u.name);
+    return lines([
+        ...(enable.length ? [sh`systemctl enable -q ${enable}`] : []),
+        ...units.map((u) => lines([
+            sh`if pm_take ${u.name} && systemctl is-active -q ${u.name}; then`,
+            indent(restartNow(u)),
+            sh`elif ! systemctl is-active -q ${u.name}; then`,
+            sh`    echo ${`starting ${u.name}`}; systemctl start ${u.name} || true`,
+            sh`fi`,
+            healthWait(u),
+        ])),
+    ]);
+}
+
+/** Where a file set's manifest lives (what it wrote last time). */
+export function manifestPath(set: string): string {
+    return `${STATE_DIR}/filesets/${set}.list`;
+}

@@ -3,8 +3,9 @@
  * Prints time per render and heap growth; no pass/fail, numbers to compare.
  */
 import { performance } from "node:perf_hooks";
-import { checkSupportedOs } from "../src/model/host";
-import { resolvePostgresSettings, resolveSynapseSettings } from "../src/model/options";
+import { checkSupportedOs, resolveHostSettings } from "../src/model/host";
+import { resolvePostgresSettings } from "../src/model/postgres";
+import { resolveSynapseSettings } from "../src/model/synapse";
 import { renderHomeserverYaml, renderLogConfig } from "../src/render/synapse/homeserver";
 import { hostBootstrapScript } from "../src/provision/host";
 import { postgresInstallScript } from "../src/provision/postgres";
@@ -22,13 +23,14 @@ function bench(name: string, iterations: number, fn: () => unknown): void {
 
 const os = checkSupportedOs("bench", 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian 12"');
 const pg = resolvePostgresSettings("bench", {});
-const settings = () => resolveSynapseSettings("bench", { serverName: "example.com", installMethod: "pip" },
-    { kind: "postgres", connection: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } });
+const settings = () => resolveSynapseSettings("bench", { serverName: "example.com", installMethod: "pip" });
+const peers = { database: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } };
+const host = resolveHostSettings("bench", {});
 const s = settings();
 
 bench("resolve + validate Synapse settings", 5000, settings);
-bench("homeserver.yaml", 5000, () => renderHomeserverYaml("bench", s));
+bench("homeserver.yaml", 5000, () => renderHomeserverYaml("bench", s, peers));
 bench("log.yaml", 5000, () => renderLogConfig(s));
-bench("host bootstrap script", 5000, () => hostBootstrapScript({ os, extraPackages: [], unattendedUpgrades: true, ntpServers: [], firewall: { enabled: true, sshPort: 22, rules: [] } }));
-bench("PostgreSQL server script", 5000, () => postgresInstallScript(pg));
-bench("Synapse install + config scripts", 5000, () => { synapseInstallScript(s, os); synapseConfigScript(s, "bench"); });
+bench("host bootstrap script", 5000, () => hostBootstrapScript(host, os));
+bench("PostgreSQL server script", 5000, () => postgresInstallScript(pg, "bench"));
+bench("Synapse install + config scripts", 5000, () => { synapseInstallScript(s, os); synapseConfigScript(s, peers, "bench"); });

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, Described } from "../src/model/errors";
 import { PostgresOptions } from "../src/model/postgres";
 import { SynapseOptions } from "../src/model/synapse";
 import { Host, HostArgs } from "./Host";
@@ -45,10 +45,10 @@ export class MatrixStack extends pulumi.ComponentResource {
             throw new ConfigError(component, "postgres.reachableAt", undefined, "with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5");
         }
         if (external && dbHostArgs) {
-            throw new ConfigError(component, "postgres.host", "set together with postgres.external", "choose one: host installs PostgreSQL on a second VM, external uses an existing server");
+            throw new ConfigError(component, "postgres.host", new Described("set together with postgres.external"), "choose one: host installs PostgreSQL on a second VM, external uses an existing server");
         }
         if (args.synapse.sqlite && (external || dbHostArgs)) {
-            throw new ConfigError(component, external ? "postgres.external" : "postgres.host", "set together with synapse.sqlite", "choose one: SQLite (tiny test servers), or PostgreSQL");
+            throw new ConfigError(component, external ? "postgres.external" : "postgres.host", new Described("set together with synapse.sqlite"), "choose one: SQLite (tiny test servers), or PostgreSQL");
         }
 
         this.host = new Host(childName(name, "host"), args.host, { parent: this });

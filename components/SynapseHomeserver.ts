@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, Described } from "../src/model/errors";
 import { SynapseOptions, SynapseSecretFile, SynapseSettings, resolveSynapseSettings, synapsePortClaims, synapseWarnings, userId, validateAdminUser } from "../src/model/synapse";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
@@ -63,7 +63,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
         const component = `SynapseHomeserver "${name}"`;
         if (!!args.database === !!args.sqlite) {
-            throw new ConfigError(component, "database", args.database ? "set, and sqlite is set too" : "not set, and neither is sqlite",
+            throw new ConfigError(component, "database", new Described(args.database ? "set, and sqlite is set too" : "not set, and neither is sqlite"),
                 "expected exactly one: a PostgresDatabase, or sqlite for a tiny test server");
         }
         validateAdminUser(component, args.adminUser);

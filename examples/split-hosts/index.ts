@@ -1,6 +1,6 @@
 // Synapse on one VM, PostgreSQL on a second VM reached over a private network.
-// Only the Synapse VM's private address may connect: pg_hba and the database
-// VM's firewall both say so.
+// Only the Synapse VM's private address may connect: PostgresDatabase writes
+// that into pg_hba and opens its port on the database VM's firewall itself.
 import * as pulumi from "@pulumi/pulumi";
 import { Host, PostgresDatabase, SynapseHomeserver } from "pulumi-matrix";
 
@@ -10,12 +10,7 @@ const appPrivateIp = config.require("appPrivateIp"); // e.g. 10.0.0.4
 const dbPrivateIp = config.require("dbPrivateIp"); // e.g. 10.0.0.5
 
 const app = new Host("app", { host: config.require("appAddress"), user: "debian", privateKey: key });
-const dbHost = new Host("db", {
-    host: config.require("dbAddress"),
-    user: "debian",
-    privateKey: key,
-    firewall: { rules: [{ port: 5432, protocol: "tcp", sources: [`${appPrivateIp}/32`], owner: "postgresql" }] },
-});
+const dbHost = new Host("db", { host: config.require("dbAddress"), user: "debian", privateKey: key });
 
 const db = new PostgresDatabase("synapse-db", {
     host: dbHost,

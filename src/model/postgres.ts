@@ -1,4 +1,4 @@
-import { ConfigError } from "./errors";
+import { ConfigError, Described } from "./errors";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 
@@ -156,7 +156,7 @@ export function resolvePostgresSettings(component: string, o: PostgresOptions): 
  */
 export function checkExternalPostgres(component: string, o: PostgresOptions & { host?: unknown }): void {
     if (o.host !== undefined) {
-        throw new ConfigError(component, "host", "set together with external", "choose one: host installs PostgreSQL on that Host, external uses an existing server");
+        throw new ConfigError(component, "host", new Described("set together with external"), "choose one: host installs PostgreSQL on that Host, external uses an existing server");
     }
     const set = LOCAL_ONLY_POSTGRES_OPTIONS.filter((k) => o[k] !== undefined);
     if (set.length) {

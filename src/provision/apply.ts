@@ -171,7 +171,7 @@ export function ensureRunning(units: ServiceUnit[], opts: { enable?: string[] } 
         ...(enable.length ? [sh`systemctl enable -q ${enable}`] : []),
         ...units.map((u) => lines([
             sh`if pm_take ${u.name} && systemctl is-active -q ${u.name}; then`,
-            indent(restartNow(u)),
+            sh`    echo ${`restarting ${u.name}`}; systemctl restart ${u.name}`,
             sh`elif ! systemctl is-active -q ${u.name}; then`,
             sh`    echo ${`starting ${u.name}`}; systemctl start ${u.name} || true`,
             sh`fi`,

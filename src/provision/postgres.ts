@@ -18,7 +18,7 @@ const POSTGRES_UNIT: ServiceUnit = { name: "postgresql.service" };
 const DETECT_MAJOR = [
     sh`major=$(ls -1 /etc/postgresql 2>/dev/null | sort -V | tail -n 1)`,
     sh`if [ -z "$major" ]; then echo "PostgreSQL: no cluster under /etc/postgresql after installing the postgresql package" >&2; exit 1; fi`,
-    sh`if [ "${"$"}{major%%.*}" -lt ${MIN_POSTGRES_MAJOR} ]; then echo "PostgreSQL $major is installed, but Synapse needs "${MIN_POSTGRES_MAJOR}" or newer: use a newer OS release or an external PostgreSQL" >&2; exit 1; fi`,
+    sh`if [ ${raw('"${major%%.*}"')} -lt ${MIN_POSTGRES_MAJOR} ]; then echo "PostgreSQL $major is installed, but Synapse needs "${MIN_POSTGRES_MAJOR}" or newer: use a newer OS release or an external PostgreSQL" >&2; exit 1; fi`,
 ];
 
 /**

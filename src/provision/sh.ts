@@ -39,30 +39,42 @@ function quoteValue(v: ShValue): string {
     return shQuote(v);
 }
 
+type QuoteState = "none" | "single" | "double";
+
 /**
- * Where a template's literal text leaves the shell's quoting state: an
+ * Where a template's literal text leaves the shell's quoting: an
  * interpolation inside "..." or '...' would be quoted twice, so it is refused
- * when the script is built rather than producing wrong text on a host.
+ * when the script is built rather than producing wrong text on a host. A
+ * command substitution `$(...)` opens a fresh context, even inside "...".
+ * The state is a stack: the innermost context is last.
  */
-function quoteStateAfter(text: string, state: "none" | "single" | "double"): "none" | "single" | "double" {
+function quoteStateAfter(text: string, stack: QuoteState[]): QuoteState[] {
+    const st = [...stack];
+    const top = () => st[st.length - 1];
     for (let i = 0; i < text.length; i++) {
         const c = text[i];
+        const state = top();
         if (state === "single") {
-            if (c === "'") state = "none";
+            if (c === "'") st[st.length - 1] = "none";
         } else if (c === "\\") {
             i++;
+        } else if (c === "$" && text[i + 1] === "(") {
+            st.push("none");
+            i++;
         } else if (state === "double") {
-            if (c === '"') state = "none";
+            if (c === '"') st[st.length - 1] = "none";
+        } else if (c === ")" && st.length > 1) {
+            st.pop();
         } else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]))) {
             // A comment: its apostrophes are not quotes.
             while (i + 1 < text.length && text[i + 1] !== "\n") i++;
         } else if (c === "'") {
-            state = "single";
+            st[st.length - 1] = "single";
         } else if (c === '"') {
-            state = "double";
+            st[st.length - 1] = "double";
         }
     }
-    return state;
+    return st;
 }
 
 /**
@@ -73,10 +85,11 @@ function quoteStateAfter(text: string, state: "none" | "single" | "double"): "no
 export function sh(template: TemplateStringsArray, ...values: ShValue[]): Sh {
     const strings = template.raw;
     let out = strings[0];
-    let state = quoteStateAfter(strings[0], "none");
+    let state = quoteStateAfter(strings[0], ["none"]);
     values.forEach((v, i) => {
-        if (state !== "none" && !(v instanceof Sh)) {
-            throw new Error(`sh: a value is interpolated inside ${state} quotes after ${JSON.stringify(out.slice(-40))}; interpolate it outside the quotes`);
+        const inner = state[state.length - 1];
+        if (inner !== "none" && !(v instanceof Sh)) {
+            throw new Error(`sh: a value is interpolated inside ${inner} quotes after ${JSON.stringify(out.slice(-40))}; interpolate it outside the quotes`);
         }
         out += quoteValue(v) + strings[i + 1];
         state = quoteStateAfter(strings[i + 1], state);

@@ -7,10 +7,10 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { resolvePostgresSettings, resolveSynapseSettings } from "../../src/model/options";
-import { SynapseSettings, synapseFiles } from "../../src/model/synapse";
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
-import { renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
+import { emailSecretFile, pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { loginWithPassword, whoami } from "./support/client";
@@ -27,6 +27,7 @@ describe("Synapse as the library configures it", function () {
     let venv: string;
     let dir: string;
     let settings: SynapseSettings;
+    let peers: SynapsePeers;
     let synapse: SynapseProcess | undefined;
     let baseUrl: string;
     const secrets = { macaroonSecretKey: random(), formSecret: random(), registrationSharedSecret: random(), databasePassword: random() };
@@ -47,10 +48,11 @@ describe("Synapse as the library configures it", function () {
             httpPort: port,
             metrics: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
-        }, { kind: "postgres", connection: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } });
+        });
+        peers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
         writeReadableConfig(settings);
         // The secrets script the component sends to the VM, run here for real.
-        await run("bash", ["-s"], { input: synapseSecretsScript(settings, { ...secrets, signingKey: key.fileLine }) });
+        await run("bash", ["-s"], { input: synapseSecretsScript(settings, { ...secrets, signingKey: key.fileLine, files: [pgpassSecretFile(peers.database!, secrets.databasePassword)] }) });
     });
 
     after(async function () {
@@ -62,7 +64,7 @@ describe("Synapse as the library configures it", function () {
         const f = synapseFiles(s.paths);
         fs.mkdirSync(f.confD, { recursive: true });
         fs.mkdirSync(s.paths.mediaStorePath, { recursive: true });
-        fs.writeFileSync(f.homeserverYaml, renderHomeserverYaml("test", s));
+        fs.writeFileSync(f.homeserverYaml, renderHomeserverYaml("test", s, peers));
         fs.writeFileSync(f.logConfig, renderLogConfig(s));
     }
 
@@ -159,9 +161,11 @@ describe("Synapse as the library configures it", function () {
             oldSigningKeys: { "ed25519:a_old": { key: key.publicKey.replace(/^./, "A"), expiredTs: 1700000000000 } },
             federationDomainWhitelist: ["matrix.test"],
             paths: settings.paths,
-        }, settings.database);
+        });
         writeReadableConfig(s);
-        await run("bash", ["-s"], { input: synapseSecretsScript(s, { ...secrets, signingKey: key.fileLine, smtpPassword: random() }) });
+        await run("bash", ["-s"], { input: synapseSecretsScript(s, {
+            ...secrets, signingKey: key.fileLine, files: [pgpassSecretFile(peers.database!, secrets.databasePassword), emailSecretFile(s, random())],
+        }) });
         await start(s);
         const flows = await fetch(`${baseUrl}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify({}) });
         const body = await flows.json() as { flows: { stages: string[] }[] };

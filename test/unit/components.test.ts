@@ -67,8 +67,9 @@ describe("MatrixStack under Pulumi mocks", () => {
         const args = stackArgs();
         args.postgres = { host: { host: "203.0.113.11", privateKey: "k" }, reachableAt: "10.0.0.5", listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.0/24"] };
         const { mocks } = await deploy(args);
-        const dbBootstrap = String(mocks.byName("prod-db-host-bootstrap").inputs.stdin);
-        assert.match(dbBootstrap, /ip saddr \{ 10\.0\.0\.0\/24 \} tcp dport 5432 accept/);
+        const dbServer = String(mocks.byName("prod-postgres-server").inputs.stdin);
+        assert.match(dbServer, /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.0\/24 \} tcp dport 5432 accept/);
+        assert.doesNotMatch(String(mocks.byName("prod-db-host-bootstrap").inputs.stdin), /dport 5432/);
         assert.doesNotMatch(String(mocks.byName("prod-host-bootstrap").inputs.stdin), /dport 5432/);
         assert.match(String(mocks.byName("prod-synapse-config").inputs.stdin), /host: 10\.0\.0\.5/);
         assert.equal((mocks.byName("prod-postgres-server").inputs.connection as { host: string }).host, "203.0.113.11");

@@ -32,7 +32,8 @@ describe("examples run as written", () => {
         }, ["sshPrivateKey"]);
         assert.equal((mocks.byName("synapse-db-server").inputs.connection as { host: string }).host, "203.0.113.11");
         assert.match(String(mocks.byName("synapse-config").inputs.stdin), /host: 10\.0\.0\.5/);
-        assert.match(String(mocks.byName("db-bootstrap").inputs.stdin), /ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 5432 accept/);
+        assert.match(String(mocks.byName("synapse-db-server").inputs.stdin), /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 5432 accept/);
+        assert.doesNotMatch(String(mocks.byName("db-bootstrap").inputs.stdin), /dport 5432/);
     });
 
     it("external-postgres: nothing installed for the database, TLS required", async () => {

@@ -1,5 +1,6 @@
 import { MatrixStackArgs } from "../../components/MatrixStack";
-import { resolveSynapseSettings, resolvePostgresSettings } from "../../src/model/options";
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { SynapsePeers, resolveSynapseSettings } from "../../src/model/synapse";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -20,8 +21,11 @@ export function goldenSynapseSettings() {
         installMethod: "pip",
         email: { smtpHost: "smtp.example.com", smtpUser: "matrix", notifFrom: "Matrix <noreply@example.com>" },
         oldSigningKeys: { "ed25519:a_old": { key: "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ", expiredTs: 1700000000000 } },
-    }, { kind: "postgres", connection: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } });
+    });
 }
+
+/** What the golden Synapse learns from its database. */
+export const GOLDEN_PEERS: SynapsePeers = { database: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } };
 
 export function goldenPostgresSettings() {
     return resolvePostgresSettings("golden", { memoryMb: 2048, listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.0/24"] });

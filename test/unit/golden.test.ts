@@ -3,15 +3,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkSupportedOs } from "../../src/model/host";
 import { renderFirewall, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
-import { renderBackupScript, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
-import { renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../../src/render/synapse/homeserver";
-import { renderBackupUnits, renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/systemd";
+import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
+import { emailSecretFile, pgpassSecretFile, renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../../src/render/synapse/homeserver";
+import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
+import { renderFirewallFragment } from "../../src/render/firewall";
+import { resolveHostSettings } from "../../src/model/host";
 import { hostBootstrapScript } from "../../src/provision/host";
 import { postgresInstallScript } from "../../src/provision/postgres";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { postgresDatabaseScript } from "../../src/provision/postgres";
 import { execFileSync } from "node:child_process";
-import { goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
+import { GOLDEN_PEERS, goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
@@ -25,10 +27,10 @@ function renderAll(): Record<string, string> {
     const units = renderBackupUnits(pg, "/usr/local/lib/pulumi-matrix/pg-backup.sh");
     const rules = [{ port: 5432, protocol: "tcp" as const, sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" }, { port: 443, protocol: "tcp" as const, owner: "nginx" }];
     return {
-        "synapse/homeserver.yaml": renderHomeserverYaml("golden", s),
+        "synapse/homeserver.yaml": renderHomeserverYaml("golden", s, GOLDEN_PEERS),
         "synapse/log.yaml": renderLogConfig(s),
         "synapse/50-email-secret.yaml": renderEmailSecretFragment(s, "<smtp password>"),
-        "synapse/pgpass": renderPgpass(s, "<database password>"),
+        "synapse/pgpass": renderPgpass(GOLDEN_PEERS.database!, "<database password>"),
         "systemd/matrix-synapse.service": renderSynapseMainUnit(s, ["postgresql.service"]),
         "systemd/matrix-synapse.target": renderSynapseTarget(),
         "systemd/pulumi-matrix-pg-backup.service": units.service,
@@ -40,15 +42,17 @@ function renderAll(): Record<string, string> {
         "postgres/pg-backup.sh": renderBackupScript(pg),
         "host/firewall.nft": renderFirewall(rules),
         "host/ssh-ports.nft": renderSshPorts("22, 2222"),
-        "scripts/host-bootstrap.sh": hostBootstrapScript({ os, extraPackages: [], unattendedUpgrades: true, ntpServers: [], firewall: { enabled: true, sshPort: 22, rules } }),
-        "scripts/postgres-server.sh": postgresInstallScript(pg),
+        "host/firewall.d/postgres.nft": renderFirewallFragment("PostgresDatabase \"golden\"", [rules[0]]),
+        "scripts/host-bootstrap.sh": hostBootstrapScript(resolveHostSettings("golden", { firewall: { rules: [rules[1]] } }), os),
+        "scripts/postgres-server.sh": postgresInstallScript(pg, "PostgresDatabase \"golden\""),
         "scripts/synapse-install-pip.sh": synapseInstallScript(s, os),
         "scripts/synapse-install-apt.sh": synapseInstallScript({ ...s, installMethod: "apt", paths: { ...s.paths } }, os),
-        "scripts/synapse-config.sh": synapseConfigScript(s, "golden"),
+        "scripts/synapse-config.sh": synapseConfigScript(s, GOLDEN_PEERS, "golden"),
         // Secret-bearing scripts, with placeholders where the secrets go.
         "scripts/synapse-secrets.sh": synapseSecretsScript(s, {
             macaroonSecretKey: "<macaroon secret key>", formSecret: "<form secret>", registrationSharedSecret: "<registration shared secret>",
-            signingKey: "ed25519 a_abcd <seed>", databasePassword: "<database password>", smtpPassword: "<smtp password>",
+            signingKey: "ed25519 a_abcd <seed>",
+            files: [pgpassSecretFile(GOLDEN_PEERS.database!, "<database password>"), emailSecretFile(s, "<smtp password>")],
         }),
         "scripts/synapse-admin.sh": synapseAdminScript(s, "admin", "<admin password>"),
         "scripts/postgres-database.sh": postgresDatabaseScript(pg, "<database password>"),

@@ -43,7 +43,7 @@ describe("signing key conversion", () => {
     });
 
     it("refuses what is not a Synapse key line", () => {
-        assert.throws(() => parseSigningKeyFile("ssh-ed25519 AAAA"), /expected a Synapse signing key line/);
+        assert.throws(() => parseSigningKeyFile("ssh-ed25519 AAAA"), /signingKey is \[secret, not shown\]; expected the content of a Synapse signing key file/);
         assert.throws(() => signingKeyFromPem(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString()), /Ed25519/);
     });
 });

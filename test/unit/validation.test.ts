@@ -4,15 +4,15 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { Host } from "../../components/Host";
-import { checkPortClashes, checkSupportedOs } from "../../src/model/host";
-import { resolvePostgresSettings, resolveSynapseSettings, SynapseOptions } from "../../src/model/options";
+import { PortRegistry, checkSupportedOs } from "../../src/model/host";
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";
 import { mergeExtraConfig } from "../../src/render/synapse/homeserver";
 import { readStackConfig } from "../../src/model/stackConfig";
 import { RecordingMocks, valueOf } from "./mocks";
 import { stackArgs } from "./fixtures";
 
-const db = { kind: "postgres" as const, connection: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } };
-const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings("SynapseHomeserver \"s\"", { serverName: "example.com", ...o }, db);
+const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings("SynapseHomeserver \"s\"", { serverName: "example.com", ...o });
 
 /** The error names the component, the setting, the value and what is valid. */
 function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
@@ -43,9 +43,17 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ httpPort: 0 }), "httpPort", "0", /1 to 65535/);
         rejects(synapse({ metrics: { port: 8008 } }), "metrics.port", "8008", /other than httpPort/);
         assert.throws(() => new MatrixStack("clash", { ...stackArgs({ httpPort: 5432, httpBindAddresses: ["127.0.0.1"] }) }),
-            /MatrixStack "clash": postgresql port is 5432; synapse http listener already uses tcp port 5432 on 127.0.0.1 of this host; choose another port/);
-        assert.throws(() => checkPortClashes("c", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }, { port: 80, protocol: "tcp", address: "10.0.0.1", owner: "b" }]), /a already uses tcp port 80/);
-        assert.doesNotThrow(() => checkPortClashes("c", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }, { port: 80, protocol: "udp", address: "*", owner: "b" }]));
+            /SynapseHomeserver "clash-synapse": synapse http listener port is 5432; PostgresDatabase "clash-postgres" \(postgresql\) already uses tcp port 5432 on 127.0.0.1 of Host "clash-host"; choose another port/);
+        const ports = () => new PortRegistry("Host \"h\"");
+        const r = ports();
+        r.claim("A", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }]);
+        assert.throws(() => r.claim("B", [{ port: 80, protocol: "tcp", address: "10.0.0.1", owner: "b" }]), /B: b port is 80; A \(a\) already uses tcp port 80 on all addresses of Host "h"/);
+        const u = ports();
+        u.claim("A", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }]);
+        assert.doesNotThrow(() => u.claim("B", [{ port: 80, protocol: "udp", address: "*", owner: "b" }]));
+        const v = ports();
+        v.claim("A", [{ port: 80, protocol: "tcp", address: "10.0.0.1", owner: "a" }]);
+        assert.doesNotThrow(() => v.claim("B", [{ port: 80, protocol: "tcp", address: "10.0.0.2", owner: "b" }]));
     });
 
     it("versions", () => {
@@ -75,9 +83,12 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ registration: "open" as never }), "registration", '"open"', /"shared-secret", "token"/);
         rejects(synapse({ installMethod: "docker" as never }), "installMethod", '"docker"', /"apt", "pip"/);
         const host = new Host("h", { host: "203.0.113.1", privateKey: "k" });
-        assert.throws(() => new SynapseHomeserver("s", { serverName: "example.com", host }), /database is not set and sqlite is not set; expected exactly one/);
-        assert.throws(() => new PostgresDatabase("p", { host, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }), /host and external are both set/);
-        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }), /postgres.reachableAt is not set/);
+        assert.throws(() => new SynapseHomeserver("s", { serverName: "example.com", host }), /SynapseHomeserver "s": database is not set, and neither is sqlite; expected exactly one/);
+        assert.throws(() => new PostgresDatabase("p", { host, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }), /PostgresDatabase "p": host is set together with external; choose one/);
+        assert.throws(() => new PostgresDatabase("p", { memoryMb: 4096, backup: { enabled: false }, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }),
+            /PostgresDatabase "p": memoryMb, backup is \{"memoryMb":4096,"backup":\{"enabled":false\}\}; these configure a server the library installs and do nothing with external/);
+        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" }, reachableAt: "10.0.0.5", external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } } }), /postgres.host is set together with postgres.external; choose one/);
+        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }), /MatrixStack "m": postgres.reachableAt is not set; with postgres.host it must be/);
         assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
     });
 
@@ -99,6 +110,23 @@ describe("bad input is refused before anything touches a VM", () => {
         assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", user: "Bad User" }), /user is "Bad User"/);
         assert.throws(() => checkSupportedOs("Host \"h\"", 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"'), /the host's operating system is "Ubuntu 20.04.6 LTS"; supported are .*Ubuntu 24.04/);
         assert.equal(checkSupportedOs("h", 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04.1 LTS"').codename, "noble");
+    });
+
+    it("an empty private key, an unparseable signing key (not echoed), a plain-http public URL", async () => {
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "" }), /Host "h": privateKey is empty; expected a private key in OpenSSH or PEM form/);
+        const empty = new Host("e", { host: "1.2.3.4", privateKey: pulumi.secret(" ") });
+        await assert.rejects(valueOf(empty.connection), /Host "e": privateKey is empty/);
+        const host = new Host("k", { host: "1.2.3.4", privateKey: "k" });
+        const s = new SynapseHomeserver("s", { serverName: "example.com", host, sqlite: {}, signingKey: pulumi.secret("ed25519 a_x SECRETnotbase64!!") });
+        await assert.rejects(valueOf(s.signingKeyId), (e: Error) => {
+            assert.match(e.message, /SynapseHomeserver "s": signingKey is \[secret, not shown\]; expected the content of a Synapse signing key file/);
+            assert.doesNotMatch(e.message, /SECRET/);
+            return true;
+        });
+        assert.deepEqual(synapseWarnings(synapse({ publicBaseUrl: "http://matrix.example.com/" })()).length, 1);
+        assert.match(synapseWarnings(synapse({ publicBaseUrl: "http://matrix.example.com/" })())[0], /publicBaseUrl is "http:\/\/matrix.example.com\/": clients would send passwords/);
+        assert.deepEqual(synapseWarnings(synapse({ publicBaseUrl: "http://127.0.0.1:8008/" })()), []);
+        assert.deepEqual(synapseWarnings(synapse({})()), []);
     });
 
     it("an SSH address from an Output is checked when it is known", async () => {

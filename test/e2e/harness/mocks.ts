@@ -28,35 +28,9 @@ type MockResourceResult = pulumi.runtime.MockResourceResult;
 type MockCallArgs = pulumi.runtime.MockCallArgs;
 type MockCallResult = pulumi.runtime.MockCallResult;
 
-/** The key/value that marks a secret in serialized Pulumi properties. */
-export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
-export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+import { SECRET_SIG, SECRET_SIG_KEY, isPlainObject, isSecretWrapped, secretValue, unwrapSecrets } from "../../support/secrets";
 
-export function isSecretWrapped(v: unknown): v is { value: unknown } {
-  return typeof v === "object" && v !== null && (v as any)[SECRET_SIG_KEY] === SECRET_SIG;
-}
-
-export function secretValue<T>(value: T): T {
-  return { [SECRET_SIG_KEY]: SECRET_SIG, value } as unknown as T;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== "object" || v === null) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/** Removes secret wrappers recursively (plain objects and arrays; class instances such as assets are kept). */
-export function unwrapSecrets<T = any>(v: unknown): T {
-  if (isSecretWrapped(v)) return unwrapSecrets((v as any).value);
-  if (Array.isArray(v)) return v.map((x) => unwrapSecrets(x)) as any;
-  if (isPlainObject(v)) {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = unwrapSecrets(x);
-    return o as T;
-  }
-  return v as T;
-}
+export { SECRET_SIG, SECRET_SIG_KEY, isSecretWrapped, secretValue, unwrapSecrets };
 
 // ---------------------------------------------------------------------------
 // timeline

@@ -120,11 +120,6 @@ export class Checker {
         this.check(setting, value, isPort(value), "expected a whole number from 1 to 65535");
     }
 
-    path(setting: string, value: string | undefined): void {
-        if (value === undefined) return;
-        this.check(setting, value, isAbsolutePath(value), "expected an absolute path such as /var/lib/matrix-synapse (letters, digits and ._-/+@ only, no '..')");
-    }
-
     oneOf<T extends string>(setting: string, value: unknown, allowed: readonly T[]): void {
         this.check(setting, value, (allowed as readonly unknown[]).includes(value), `expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}`);
     }

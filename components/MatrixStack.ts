@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Described } from "../src/model/errors";
-import { PostgresOptions } from "../src/model/postgres";
-import { SynapseOptions } from "../src/model/synapse";
+import { resolveHostSettings } from "../src/model/host";
+import { PostgresOptions, resolvePostgresSettings } from "../src/model/postgres";
+import { SynapseOptions, resolveSynapseSettings } from "../src/model/synapse";
 import { Host, HostArgs } from "./Host";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
@@ -50,6 +51,12 @@ export class MatrixStack extends pulumi.ComponentResource {
         if (args.synapse.sqlite && (external || dbHostArgs)) {
             throw new ConfigError(component, external ? "postgres.external" : "postgres.host", new Described("set together with synapse.sqlite"), "choose one: SQLite (tiny test servers), or PostgreSQL");
         }
+
+        // Every child's plain settings are checked before the first child registers anything.
+        resolveHostSettings(`Host "${childName(name, "host")}"`, args.host);
+        if (dbHostArgs) resolveHostSettings(`Host "${childName(name, "db-host")}"`, dbHostArgs);
+        if (!external && !args.synapse.sqlite) resolvePostgresSettings(`PostgresDatabase "${childName(name, "postgres")}"`, pg);
+        resolveSynapseSettings(`SynapseHomeserver "${childName(name, "synapse")}"`, args.synapse);
 
         this.host = new Host(childName(name, "host"), args.host, { parent: this });
         if (external) {

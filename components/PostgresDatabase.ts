@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
 import {
-    DatabaseConnection, PostgresExternalSettings, PostgresLocalSettings, PostgresOptions,
+    DatabaseConnection, POSTGRES_DEFAULTS, PostgresExternalSettings, PostgresLocalSettings, PostgresOptions,
     checkExternalPostgres, postgresPortClaims, resolvePostgresSettings, validatePostgres,
 } from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
@@ -62,7 +62,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (args.external) {
             const e = args.external;
             checkExternalPostgres(component, args);
-            const settings = (host: string): PostgresExternalSettings => ({ mode: "external", host, port: e.port ?? 5432, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" });
+            const settings = (host: string): PostgresExternalSettings => ({ mode: "external", host, port: e.port ?? POSTGRES_DEFAULTS.port, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" });
             const check = (host: string) => { validatePostgres(component, settings(host)); return host; };
             if (typeof e.host === "string") check(e.host);
             this.connection = pulumi.output(e.host).apply((host) => {

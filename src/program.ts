@@ -1,39 +1,27 @@
 /**
  * The stack program behind Pulumi.yaml: stack config -> MatrixStack.
  * `pulumi up` per environment (Pulumi.dev.yaml, Pulumi.prod.yaml) deploys a homeserver.
+ * Errors name the `matrix:` key the user set (see STACK_KEYS in src/model/stackConfig.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../components/MatrixStack";
-import { readStackConfig } from "./model/stackConfig";
+import { validatePrivateKey } from "./model/host";
+import { readStackConfig, withStackConfigErrors } from "./model/stackConfig";
+import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 const cfg = new pulumi.Config("matrix");
-const isSet = (key: string) => (pulumi.runtime.getConfig(`matrix:${key}`) ?? "") !== "";
-const plain = readStackConfig(cfg);
-const externalPassword = plain.postgres.external ? cfg.requireSecret("postgresExternalPassword") : undefined;
-if (plain.synapse.email && !isSet("smtpPassword") && plain.synapse.email.smtpUser) {
+// The raw text of every key, secrets included: their presence and form are checked here, their values travel as secret Outputs.
+const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`) };
+const options = readStackConfig(raw, (key) => cfg.requireSecret(key));
+if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
     pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
 }
 
-const stack = new MatrixStack(pulumi.getStack(), {
-    host: {
-        host: plain.host.host,
-        port: plain.host.port,
-        user: plain.host.user,
-        hostKey: plain.host.hostKey,
-        privateKey: cfg.requireSecret("sshPrivateKey"),
-        ntpServers: plain.host.ntpServers,
-        firewall: { sshPort: plain.host.firewallSshPort },
-    },
-    synapse: {
-        ...plain.synapse,
-        // Only when set: an Output of nothing would still look like an imported key.
-        signingKey: isSet("signingKey") ? cfg.requireSecret("signingKey") : undefined,
-        smtpPassword: isSet("smtpPassword") ? cfg.requireSecret("smtpPassword") : undefined,
-    },
-    postgres: {
-        ...plain.postgres,
-        external: plain.postgres.external && externalPassword ? { ...plain.postgres.external, password: externalPassword } : undefined,
-    },
+const stack = withStackConfigErrors(() => {
+    // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
+    validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
+    if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
+    return new MatrixStack(pulumi.getStack(), options);
 });
 
 export const serverName = stack.synapse.serverName;

@@ -1,137 +1,327 @@
+import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
-import { ConfigError } from "./errors";
-import { PostgresOptions } from "./postgres";
-import { SynapseOptions } from "./synapse";
+import { ConfigError, ConfigErrors, SECRET_VALUE, describe, throwIfAny } from "./errors";
+import { HostOptions, resolveHostSettings } from "./host";
+import { PostgresOptions, resolvePostgresSettings } from "./postgres";
+import { SynapseOptions, resolveSynapseSettings } from "./synapse";
 
 /**
- * Reads the stack config of Pulumi.yaml (plain values only; the program adds
- * the secrets) into component options. Every key is declared in Pulumi.yaml
- * with its type, default and description; errors name the key as users
- * write it (`matrix:<key>`).
+ * The stack config of Pulumi.yaml (keys in the `matrix:` namespace) and the
+ * component options it becomes. Every key is declared in Pulumi.yaml with
+ * its type, default and description; `STACK_KEYS` says which component
+ * setting each key sets. The same table builds the options and translates
+ * the components' errors back into the key a user wrote (`matrix:<key>`).
  */
-/** Typed access to the stack config, built from its raw strings by `withoutEmpty`. */
-interface ConfigReader {
-    get(key: string): string | undefined;
-    getNumber(key: string): number | undefined;
-    getBoolean(key: string): boolean | undefined;
-    getObject<T>(key: string): T | undefined;
+
+/** The components stack config reaches (MatrixStack composes them). */
+export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver";
+
+/** How a key's text is read. */
+export type StackKeyType =
+    | "string"
+    /** Pulumi type integer. */
+    | "integer"
+    /** A decimal number; declared as a Pulumi string (Pulumi has no decimal type). */
+    | "number"
+    | "boolean"
+    /** A boolean that turns an option group on: true sets the setting to `{}` (useSqlite -> sqlite: {}). */
+    | "switch"
+    /** A list of strings (Pulumi type array). */
+    | "list"
+    /** A YAML mapping, given as a string. */
+    | "yaml"
+    /** A string Pulumi keeps encrypted; read by the program as a secret, never as plain text. */
+    | "secret";
+
+export interface StackKey {
+    /** The component whose options the key sets. */
+    readonly component: StackComponent;
+    /** Dotted path of the setting in that component's options, as the component's errors name it. */
+    readonly setting: string;
+    readonly type: StackKeyType;
+    /** The key must be set (when it applies at all); the value shown in the hint `pulumi config set <key> <value>`. */
+    readonly required?: string;
+    /** The key only means something while this key is in effect; set without it, it is an error. */
+    readonly onlyWith?: string;
+    /** The key contradicts these keys: both in effect is an error. */
+    readonly notWith?: readonly string[];
+    /** What this key in effect means, for errors about keys that contradict it. */
+    readonly whenSet?: string;
+    /** What this key not in effect means, for errors about keys that need it. */
+    readonly whenUnset?: string;
 }
 
-export interface PlainStackConfig {
-    host: { host: string; port?: number; user?: string; hostKey?: string; ntpServers?: string[]; firewallSshPort?: number };
-    synapse: SynapseOptions & { adminUser?: string };
-    postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string } };
-}
+const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 
-const KEY = (k: string) => `matrix:${k}`;
+/**
+ * Every key of the stack config, in Pulumi.yaml's order. A key is "in
+ * effect" when it is set to something other than its default (Pulumi fills
+ * declared defaults in, so a value equal to the default means "not set").
+ */
+export const STACK_KEYS = {
+    sshHost: { component: "Host", setting: "host", type: "string", required: "203.0.113.10" },
+    sshPort: { component: "Host", setting: "port", type: "integer" },
+    sshUser: { component: "Host", setting: "user", type: "string" },
+    sshPrivateKey: { component: "Host", setting: "privateKey", type: "secret", required: "< ~/.ssh/id_ed25519" },
+    sshHostKey: { component: "Host", setting: "hostKey", type: "string" },
+    firewallSshPort: { component: "Host", setting: "firewall.sshPort", type: "integer" },
+    ntpServers: { component: "Host", setting: "ntpServers", type: "list" },
+    serverName: { component: "SynapseHomeserver", setting: "serverName", type: "string", required: "example.com" },
+    publicBaseUrl: { component: "SynapseHomeserver", setting: "publicBaseUrl", type: "string" },
+    synapseVersion: { component: "SynapseHomeserver", setting: "version", type: "string" },
+    installMethod: { component: "SynapseHomeserver", setting: "installMethod", type: "string" },
+    maxUploadSize: { component: "SynapseHomeserver", setting: "maxUploadSize", type: "string" },
+    registration: { component: "SynapseHomeserver", setting: "registration", type: "string" },
+    allowGuestAccess: { component: "SynapseHomeserver", setting: "allowGuestAccess", type: "boolean" },
+    urlPreviews: { component: "SynapseHomeserver", setting: "urlPreviews.enabled", type: "boolean" },
+    presence: { component: "SynapseHomeserver", setting: "presence", type: "boolean" },
+    cacheFactor: { component: "SynapseHomeserver", setting: "cacheFactor", type: "number" },
+    trustedKeyServers: { component: "SynapseHomeserver", setting: "trustedKeyServers", type: "list" },
+    federationDomainWhitelist: { component: "SynapseHomeserver", setting: "federationDomainWhitelist", type: "list" },
+    reportStats: { component: "SynapseHomeserver", setting: "reportStats", type: "boolean" },
+    enableMetrics: { component: "SynapseHomeserver", setting: "metrics.enabled", type: "boolean" },
+    logLevel: { component: "SynapseHomeserver", setting: "logLevel", type: "string" },
+    adminUser: { component: "SynapseHomeserver", setting: "adminUser", type: "string" },
+    signingKey: { component: "SynapseHomeserver", setting: "signingKey", type: "secret" },
+    synapseExtraConfig: { component: "SynapseHomeserver", setting: "extraConfig", type: "yaml" },
+    synapseAllowOverride: { component: "SynapseHomeserver", setting: "allowOverride", type: "list" },
+    smtpHost: { component: "SynapseHomeserver", setting: "email.smtpHost", type: "string", whenUnset: "no mail is sent" },
+    smtpPort: { component: "SynapseHomeserver", setting: "email.smtpPort", type: "integer", onlyWith: "smtpHost" },
+    smtpUser: { component: "SynapseHomeserver", setting: "email.smtpUser", type: "string", onlyWith: "smtpHost" },
+    smtpPassword: { component: "SynapseHomeserver", setting: "smtpPassword", type: "secret", onlyWith: "smtpHost" },
+    notifFrom: { component: "SynapseHomeserver", setting: "email.notifFrom", type: "string", onlyWith: "smtpHost", required: "\"Matrix <noreply@example.com>\"" },
+    useSqlite: { component: "SynapseHomeserver", setting: "sqlite", type: "switch", notWith: ["postgresExternalHost"], whenSet: "Synapse keeps its data in SQLite and uses no PostgreSQL" },
+    postgresMemoryMb: { component: "PostgresDatabase", setting: "memoryMb", type: "integer", notWith: LOCAL_POSTGRES },
+    postgresBackup: { component: "PostgresDatabase", setting: "backup.enabled", type: "boolean", notWith: LOCAL_POSTGRES },
+    postgresBackupRetention: { component: "PostgresDatabase", setting: "backup.retention", type: "integer", notWith: LOCAL_POSTGRES },
+    postgresBackupDirectory: { component: "PostgresDatabase", setting: "backup.directory", type: "string", notWith: LOCAL_POSTGRES },
+    postgresExternalHost: {
+        component: "PostgresDatabase", setting: "external.host", type: "string",
+        whenSet: "an existing PostgreSQL server is used and the stack installs none", whenUnset: "the stack installs PostgreSQL itself",
+    },
+    postgresExternalPort: { component: "PostgresDatabase", setting: "external.port", type: "integer", onlyWith: "postgresExternalHost" },
+    postgresExternalDatabase: { component: "PostgresDatabase", setting: "external.database", type: "string", onlyWith: "postgresExternalHost" },
+    postgresExternalUser: { component: "PostgresDatabase", setting: "external.user", type: "string", onlyWith: "postgresExternalHost" },
+    postgresExternalPassword: { component: "PostgresDatabase", setting: "external.password", type: "secret", onlyWith: "postgresExternalHost", required: "" },
+} as const satisfies Record<string, StackKey>;
 
-function stringList(cfg: ConfigReader, key: string): string[] | undefined {
-    const v = cfg.getObject<unknown>(key);
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new ConfigError("stack config", KEY(key), v, "expected a list of strings");
-    return v as string[];
-}
+export type StackConfigKey = keyof typeof STACK_KEYS;
 
-function required(cfg: ConfigReader, key: string, example: string): string {
-    const v = cfg.get(key);
-    if (v === undefined || v === "") throw new ConfigError("stack config", KEY(key), v, `it is required; set it with \`pulumi config set ${key} ${example}\``);
-    return v;
+export const STACK_CONFIG_KEYS = Object.keys(STACK_KEYS) as StackConfigKey[];
+
+const spec = (key: StackConfigKey): StackKey => STACK_KEYS[key];
+
+/**
+ * A stack config key with a value the library cannot use, or set together
+ * with a key it contradicts. The message names the key as users write it:
+ * `matrix:maxUploadSize is "huge"; expected ...`.
+ */
+export class StackConfigError extends ConfigError {
+    constructor(
+        /** The key, without the `matrix:` namespace. */
+        readonly key: string,
+        value: unknown,
+        expected: string,
+        /** The component's own error this one translates, if any. */
+        readonly original?: ConfigError,
+    ) {
+        super("stack config", `matrix:${key}`, value, expected);
+        this.message = `matrix:${key} is ${describe(value)}; ${expected}`;
+    }
 }
 
 /** The stack config as Pulumi hands it over: strings (numbers, booleans and lists in their text form). */
-export type RawConfig = Pick<ConfigReader, "get">;
+export interface RawConfig {
+    get(key: string): string | undefined;
+}
 
-/** Project config declares "" as the default of optional strings: treat it as unset. */
-function withoutEmpty(cfg: RawConfig): ConfigReader {
-    const empty = (k: string) => cfg.get(k) === "";
+/** The options of the three components, as MatrixStack takes them; `S` is how secrets arrive (an Output in the program). */
+export interface StackOptions<S> {
+    host: HostOptions & { host: string; hostKey?: string; privateKey: S };
+    synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
+    postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string; password: S } };
+}
+
+/** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
+function readValue(key: StackConfigKey, text: string | undefined): unknown {
+    if (text === undefined || text === "") return undefined;
+    const fail = (expected: string): never => { throw new StackConfigError(key, text, expected); };
+    switch (spec(key).type) {
+        case "string":
+        case "secret":
+            return text;
+        case "integer":
+        case "number": {
+            const n = Number(text);
+            return Number.isFinite(n) && text.trim() !== "" ? n : fail("expected a number");
+        }
+        case "boolean":
+        case "switch":
+            return text === "true" ? true : text === "false" ? false : fail("expected true or false");
+        case "list": {
+            let v: unknown;
+            try { v = JSON.parse(text); } catch { return fail("expected a list, e.g. `pulumi config set --path 'key[0]' value`"); }
+            if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new StackConfigError(key, v, "expected a list of strings");
+            return v;
+        }
+        case "yaml": {
+            if (text.trim() === "") return undefined;
+            let v: unknown;
+            try { v = parse(text); } catch (e) { return fail(`expected a YAML mapping of homeserver.yaml options (${(e as Error).message.split("\n")[0]})`); }
+            if (v === null || typeof v !== "object" || Array.isArray(v)) fail("expected a YAML mapping of homeserver.yaml options, such as \"enable_media_repo: true\"");
+            return v;
+        }
+    }
+}
+
+function getPath(o: unknown, path: string): unknown {
+    return path.split(".").reduce<unknown>((v, p) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined), o);
+}
+
+function setPath(o: Record<string, unknown>, path: string, value: unknown): void {
+    const parts = path.split(".");
+    let at = o;
+    for (const p of parts.slice(0, -1)) at = (at[p] ??= {}) as Record<string, unknown>;
+    at[parts[parts.length - 1]] = value;
+}
+
+/**
+ * Sample values the Synapse defaults are resolved with (serverName and an
+ * email block are required to resolve at all); keys set from them, or
+ * derived from them, have no fixed default.
+ */
+const SAMPLE_SYNAPSE: SynapseOptions = { serverName: "example.com", email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" } };
+const NO_FIXED_DEFAULT: readonly StackConfigKey[] = ["serverName", "publicBaseUrl", "smtpHost", "notifFrom"];
+
+let defaults: Partial<Record<StackConfigKey, unknown>> | undefined;
+
+/**
+ * The library's default of each key, as a config value: each component's
+ * settings resolved from empty options by its model, read at the key's
+ * setting path. Conversions: useSqlite is false when the resolved database
+ * is PostgreSQL; an external server's port, database and role default as an
+ * installed one's. Secrets and keys without a fixed default are absent.
+ */
+export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
+    if (defaults) return defaults;
+    const postgres = resolvePostgresSettings("PostgresDatabase", {});
+    const synapse = resolveSynapseSettings("SynapseHomeserver", SAMPLE_SYNAPSE);
+    const settings: Record<StackComponent, unknown> = {
+        Host: resolveHostSettings("Host", {}),
+        PostgresDatabase: { ...postgres, external: { port: postgres.port, database: postgres.database, user: postgres.user } },
+        SynapseHomeserver: { ...synapse, sqlite: synapse.database.kind === "sqlite" },
+    };
+    const out: Partial<Record<StackConfigKey, unknown>> = {};
+    for (const key of STACK_CONFIG_KEYS) {
+        if (spec(key).type === "secret" || NO_FIXED_DEFAULT.includes(key)) continue;
+        const v = getPath(settings[spec(key).component], spec(key).setting);
+        if (v !== undefined) out[key] = v;
+    }
+    defaults = out;
+    return out;
+}
+
+/**
+ * Reads the stack config into component options. `secret` turns a secret
+ * key into the value the options carry (the program passes
+ * `cfg.requireSecret`); without it, secret keys are left out. Values that
+ * cannot be read, missing required keys and contradictory keys are all
+ * reported at once, before anything is built.
+ */
+export function readStackConfig(raw: RawConfig): StackOptions<undefined>;
+export function readStackConfig<S>(raw: RawConfig, secret: (key: StackConfigKey) => S): StackOptions<S>;
+export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey) => S): StackOptions<S | undefined> {
+    const errors: ConfigError[] = [];
+    const values = new Map<StackConfigKey, unknown>();
+    for (const key of STACK_CONFIG_KEYS) {
+        try {
+            values.set(key, readValue(key, raw.get(key)));
+        } catch (e) {
+            if (!(e instanceof ConfigError)) throw e;
+            errors.push(e);
+        }
+    }
+    const lib = libraryDefaults();
+    const inEffect = (key: string): boolean => {
+        const v = values.get(key as StackConfigKey);
+        return v !== undefined && !isDeepStrictEqual(v, lib[key as StackConfigKey]);
+    };
+    /** A key applies unless a key it needs is not in effect or a key it contradicts is: one that does not apply is not passed on (its default neither). */
+    const applies = (key: StackConfigKey): boolean => (spec(key).onlyWith === undefined || inEffect(spec(key).onlyWith!)) && !(spec(key).notWith ?? []).some(inEffect);
+    const remove = (key: string) => `\`pulumi config rm ${key}\``;
+    /** A value as an error shows it: a secret's never. */
+    const shown = (key: string): unknown => (spec(key as StackConfigKey).type === "secret" ? SECRET_VALUE : values.get(key as StackConfigKey));
+
+    const options: Record<StackComponent, Record<string, unknown>> = { Host: {}, PostgresDatabase: {}, SynapseHomeserver: {} };
+    for (const key of STACK_CONFIG_KEYS) {
+        const s = spec(key);
+        const value = values.get(key);
+        if (s.onlyWith !== undefined && inEffect(key) && !inEffect(s.onlyWith)) {
+            const other = spec(s.onlyWith as StackConfigKey);
+            errors.push(new StackConfigError(key, shown(key),
+                `it does nothing without matrix:${s.onlyWith}, which is not set (${other.whenUnset}); set ${s.onlyWith} too, or remove ${key} with ${remove(key)}`));
+        }
+        for (const o of s.notWith ?? []) {
+            if (inEffect(key) && inEffect(o)) {
+                errors.push(new StackConfigError(key, shown(key),
+                    `it contradicts matrix:${o}, which is ${describe(shown(o))} (${spec(o as StackConfigKey).whenSet}); remove one of them, e.g. ${remove(key)}`));
+            }
+        }
+        if (!applies(key)) continue;
+        if (s.type === "secret") {
+            if (!secret) continue;
+            if (value === undefined && s.required === undefined) continue;
+        }
+        if (value === undefined) {
+            if (s.required !== undefined) {
+                const needs = s.onlyWith ? ` with matrix:${s.onlyWith}` : "";
+                const command = `pulumi config set${s.type === "secret" ? " --secret" : ""} ${key}${s.required ? ` ${s.required}` : ""}`;
+                errors.push(new StackConfigError(key, undefined, `it is required${needs}; set it with \`${command}\``));
+            }
+            continue;
+        }
+        const option = s.type === "secret" ? secret!(key) : s.type === "switch" ? (value ? {} : undefined) : value;
+        if (option !== undefined) setPath(options[s.component], s.setting, option);
+    }
+    throwIfAny(errors);
+
+    const postgres = options.PostgresDatabase as StackOptions<S>["postgres"];
+    // An external server has no database or role of its own choosing: the declared defaults, also when Pulumi did not fill them in.
+    if (postgres.external) {
+        postgres.external.database ??= lib.postgresExternalDatabase as string;
+        postgres.external.user ??= lib.postgresExternalUser as string;
+    }
     return {
-        get: (k) => (empty(k) ? undefined : cfg.get(k)),
-        getNumber: (k) => {
-            const v = cfg.get(k);
-            if (v === undefined || v === "") return undefined;
-            const n = Number(v);
-            if (!Number.isFinite(n)) throw new ConfigError("stack config", KEY(k), v, "expected a number");
-            return n;
-        },
-        getBoolean: (k) => {
-            const v = cfg.get(k);
-            if (v === undefined || v === "") return undefined;
-            if (v !== "true" && v !== "false") throw new ConfigError("stack config", KEY(k), v, "expected true or false");
-            return v === "true";
-        },
-        getObject: <T>(k: string) => {
-            const v = cfg.get(k);
-            if (v === undefined || v === "") return undefined;
-            try { return JSON.parse(v) as T; } catch { throw new ConfigError("stack config", KEY(k), v, "expected a list, e.g. `pulumi config set --path 'key[0]' value`"); }
-        },
+        host: options.Host as unknown as StackOptions<S>["host"],
+        synapse: options.SynapseHomeserver as unknown as StackOptions<S>["synapse"],
+        postgres,
     };
 }
 
-export function readStackConfig(raw: RawConfig): PlainStackConfig {
-    const cfg = withoutEmpty(raw);
-    let extraConfig: Record<string, unknown> | undefined;
-    const extraText = cfg.get("synapseExtraConfig");
-    if (extraText !== undefined && extraText.trim() !== "") {
-        let parsed: unknown;
-        try { parsed = parse(extraText); } catch (e) { throw new ConfigError("stack config", KEY("synapseExtraConfig"), extraText, `expected a YAML mapping of homeserver.yaml options (${(e as Error).message.split("\n")[0]})`); }
-        if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError("stack config", KEY("synapseExtraConfig"), extraText, "expected a YAML mapping of homeserver.yaml options, such as \"enable_media_repo: true\"");
-        extraConfig = parsed as Record<string, unknown>;
+/** The key that sets `setting` of a component, given its label in an error (`Host "dev-host"` or `Host`). */
+export function stackKeyFor(component: string, setting: string): StackConfigKey | undefined {
+    const kind = /^(\w+)(?: "|$)/.exec(component)?.[1];
+    return STACK_CONFIG_KEYS.find((k) => spec(k).component === kind && spec(k).setting === setting);
+}
+
+/**
+ * Restates a component's ConfigError in terms of the stack config: the key
+ * the user set instead of the internal setting, the same value and the same
+ * `expected`. Several errors are translated one by one; an error whose
+ * setting has no key, and anything else, is returned as it is.
+ */
+export function inStackConfigTerms(e: unknown): unknown {
+    if (e instanceof ConfigErrors) return new ConfigErrors(e.errors.map((x) => inStackConfigTerms(x) as ConfigError));
+    if (!(e instanceof ConfigError) || e instanceof StackConfigError) return e;
+    const key = stackKeyFor(e.component, e.setting);
+    return key ? new StackConfigError(key, e.value, e.expected, e) : e;
+}
+
+/** Runs `build` (constructing components from stack config) and throws its ConfigErrors in stack config terms. */
+export function withStackConfigErrors<T>(build: () => T): T {
+    try {
+        return build();
+    } catch (e) {
+        throw inStackConfigTerms(e);
     }
-    const smtpHost = cfg.get("smtpHost");
-    const externalHost = cfg.get("postgresExternalHost");
-    const sqlite = cfg.getBoolean("useSqlite") ?? false;
-    const registration = cfg.get("registration");
-    const installMethod = cfg.get("installMethod");
-    const logLevel = cfg.get("logLevel");
-    return {
-        host: {
-            host: required(cfg, "sshHost", "203.0.113.10"),
-            port: cfg.getNumber("sshPort"),
-            user: cfg.get("sshUser"),
-            hostKey: cfg.get("sshHostKey"),
-            ntpServers: stringList(cfg, "ntpServers"),
-            firewallSshPort: cfg.getNumber("firewallSshPort"),
-        },
-        synapse: {
-            serverName: required(cfg, "serverName", "example.com"),
-            publicBaseUrl: cfg.get("publicBaseUrl"),
-            version: cfg.get("synapseVersion"),
-            installMethod: installMethod as SynapseOptions["installMethod"],
-            maxUploadSize: cfg.get("maxUploadSize"),
-            registration: registration as SynapseOptions["registration"],
-            allowGuestAccess: cfg.getBoolean("allowGuestAccess"),
-            urlPreviews: { enabled: cfg.getBoolean("urlPreviews") },
-            presence: cfg.getBoolean("presence"),
-            cacheFactor: cfg.getNumber("cacheFactor"),
-            trustedKeyServers: stringList(cfg, "trustedKeyServers"),
-            federationDomainWhitelist: stringList(cfg, "federationDomainWhitelist"),
-            reportStats: cfg.getBoolean("reportStats"),
-            metrics: { enabled: cfg.getBoolean("enableMetrics") },
-            logLevel: logLevel as SynapseOptions["logLevel"],
-            extraConfig,
-            allowOverride: stringList(cfg, "synapseAllowOverride"),
-            email: smtpHost ? {
-                smtpHost,
-                smtpPort: cfg.getNumber("smtpPort"),
-                smtpUser: cfg.get("smtpUser"),
-                notifFrom: required(cfg, "notifFrom", "\"Matrix <noreply@example.com>\""),
-            } : undefined,
-            adminUser: cfg.get("adminUser"),
-            sqlite: sqlite ? {} : undefined,
-        },
-        postgres: {
-            memoryMb: cfg.getNumber("postgresMemoryMb"),
-            backup: {
-                enabled: cfg.getBoolean("postgresBackup"),
-                retention: cfg.getNumber("postgresBackupRetention"),
-                directory: cfg.get("postgresBackupDirectory"),
-            },
-            external: externalHost ? {
-                host: externalHost,
-                port: cfg.getNumber("postgresExternalPort"),
-                database: cfg.get("postgresExternalDatabase") ?? "synapse",
-                user: cfg.get("postgresExternalUser") ?? "synapse",
-            } : undefined,
-        },
-    };
 }

@@ -6,7 +6,6 @@
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";

@@ -1,17 +1,50 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/model/stackConfig";
 import { RecordingMocks, valueOf } from "./mocks";
 import { TEST_SSH_KEY } from "./fixtures";
 
 /** Loads src/program.ts afresh under mocks with the given stack config. */
-async function runProgram(config: Record<string, string>, secretKeys: string[] = []) {
-    const mocks = new RecordingMocks();
+async function runProgram(config: Record<string, string>, secretKeys: string[] = [], mocks = new RecordingMocks()) {
     await pulumi.runtime.setMocks(mocks, "matrix", "dev", false);
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`matrix:${k}`, v])), secretKeys.map((k) => `matrix:${k}`));
     const path = require.resolve("../../src/program");
     delete require.cache[path];
     const program = require(path) as Record<string, pulumi.Output<unknown>>;
     return { mocks, program };
+}
+
+/** Runs the program expecting it to fail; returns the error and what reached the mocks meanwhile. */
+async function programError(config: Record<string, string>, secretKeys: string[] = ["sshPrivateKey"]) {
+    const mocks = new RecordingMocks();
+    let error: unknown;
+    try {
+        await runProgram(config, secretKeys, mocks);
+    } catch (e) {
+        error = e;
+    }
+    assert.ok(error instanceof Error, `the program ran with ${JSON.stringify(config)}`);
+    // Give registrations begun before the failure time to reach the mocks.
+    await new Promise((r) => setTimeout(r, 50));
+    return { error, message: error.message, mocks };
+}
+
+/** The program's warnings while it runs `f`. */
+async function warnings(f: () => Promise<unknown>): Promise<string[]> {
+    const seen: string[] = [];
+    const log = pulumi.log as { warn: typeof pulumi.log.warn };
+    const original = log.warn;
+    log.warn = async (msg: string) => { seen.push(msg); };
+    try {
+        await f();
+    } finally {
+        log.warn = original;
+    }
+    return seen;
 }
 
 describe("the stack program (src/program.ts)", () => {
@@ -39,8 +72,199 @@ describe("the stack program (src/program.ts)", () => {
         assert.equal(await valueOf(program.signingKeyId), "a_OLDk");
     });
 
-    it("names the config key of a bad value", async () => {
-        await assert.rejects(runProgram({ ...base, maxUploadSize: "huge" }), /maxUploadSize is "huge"/);
-        await assert.rejects(runProgram({ sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" }), /matrix:sshHost is not set/);
+    it("uses an external PostgreSQL server with its secret password, the other PostgreSQL keys at their defaults", async () => {
+        const { mocks } = await runProgram({ ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw", postgresMemoryMb: "1024", postgresBackup: "true" }, ["sshPrivateKey", "postgresExternalPassword"]);
+        await new Promise((r) => setTimeout(r, 50));
+        assert.ok(!mocks.resources.some((r) => r.name.includes("postgres-server")), "nothing installed for the database");
+    });
+
+    describe("errors name the matrix: key the user set", () => {
+        // One bad value per key a component validates when it is constructed; the message keeps the component's `expected`.
+        const cases: [Record<string, string>, RegExp][] = [
+            [{ sshHost: "bad host!" }, /^matrix:sshHost is "bad host!"; expected an IP address or a DNS host name/],
+            [{ sshPort: "70000" }, /^matrix:sshPort is 70000; expected a whole number from 1 to 65535/],
+            [{ sshUser: "Bad User" }, /^matrix:sshUser is "Bad User"; expected a Unix user name/],
+            [{ firewallSshPort: "0" }, /^matrix:firewallSshPort is 0; expected a whole number from 1 to 65535/],
+            [{ ntpServers: '["bad host!"]' }, /^matrix:ntpServers is "bad host!"; expected host names or addresses/],
+            [{ serverName: "not a domain!" }, /^matrix:serverName is "not a domain!"; expected the domain of your Matrix IDs/],
+            [{ publicBaseUrl: "ftp://matrix.example.com/" }, /^matrix:publicBaseUrl is "ftp:\/\/matrix.example.com\/"; expected an http\(s\) URL/],
+            [{ synapseVersion: "latest" }, /^matrix:synapseVersion is "latest"; expected a Synapse release such as/],
+            [{ installMethod: "snap" }, /^matrix:installMethod is "snap"; expected one of "apt", "pip"/],
+            [{ maxUploadSize: "huge" }, /^matrix:maxUploadSize is "huge"; expected a size such as 50M/],
+            [{ registration: "open" }, /^matrix:registration is "open"; expected one of "shared-secret", "token"/],
+            [{ cacheFactor: "0" }, /^matrix:cacheFactor is 0; expected a number greater than 0/],
+            [{ trustedKeyServers: '["not a server!"]' }, /^matrix:trustedKeyServers is "not a server!"; expected server names/],
+            [{ federationDomainWhitelist: '["not a server!"]' }, /^matrix:federationDomainWhitelist is "not a server!"; expected server names/],
+            [{ logLevel: "LOUD" }, /^matrix:logLevel is "LOUD"; expected one of "DEBUG"/],
+            [{ adminUser: "Admin!" }, /^matrix:adminUser is "Admin!"; expected a Matrix user localpart/],
+            [{ smtpHost: "bad host!", notifFrom: "noreply@example.com" }, /^matrix:smtpHost is "bad host!"; expected the SMTP server's host name/],
+            [{ smtpHost: "smtp.example.com", smtpPort: "0", notifFrom: "noreply@example.com" }, /^matrix:smtpPort is 0; expected a whole number from 1 to 65535/],
+            [{ smtpHost: "smtp.example.com", notifFrom: "nobody" }, /^matrix:notifFrom is "nobody"; expected a sender such as/],
+            [{ postgresMemoryMb: "100" }, /^matrix:postgresMemoryMb is 100; expected a whole number of MiB/],
+            [{ postgresBackupRetention: "0" }, /^matrix:postgresBackupRetention is 0; expected a whole number from 1 to 366/],
+            [{ postgresBackupDirectory: "backups" }, /^matrix:postgresBackupDirectory is "backups"; expected an absolute path/],
+        ];
+        for (const [config, expected] of cases) {
+            it(`${expected.source.slice(1).split(" is ")[0]} (${Object.keys(config).join(", ")} set)`, async () => {
+                const { message, mocks } = await programError({ ...base, ...config });
+                assert.match(message, expected);
+                // Host is built first: its errors come before any command. (Later components: see the pending test below.)
+                if (/^matrix:(ssh|firewall|ntp)/.test(message)) assert.deepEqual(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name), [], "no command on the VM");
+            });
+        }
+
+        // MatrixStack constructs Host (registering its probe and bootstrap commands) before PostgresDatabase and
+        // SynapseHomeserver check their settings; until every child's plain settings are checked before the first is built,
+        // a bad Synapse or PostgreSQL value fails after commands for the VM were registered.
+        it("a bad Synapse or PostgreSQL value fails before any command for the VM is registered", async () => {
+            for (const config of [{ maxUploadSize: "huge" }, { postgresMemoryMb: "100" }] as Record<string, string>[]) {
+                const { mocks } = await programError({ ...base, ...config });
+                assert.deepEqual(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name), [], JSON.stringify(config));
+            }
+        });
+
+        it("secrets: an empty private key, an unparseable signing key (not echoed)", async () => {
+            assert.match((await programError({ ...base, sshPrivateKey: "  \n" })).message, /^matrix:sshPrivateKey is empty; expected a private key/);
+            const bad = await programError({ ...base, signingKey: "ed25519 a_x notakey-SECRETISH" }, ["sshPrivateKey", "signingKey"]);
+            assert.match(bad.message, /^matrix:signingKey is \[secret, not shown\]; expected/);
+            assert.doesNotMatch(bad.message, /SECRETISH/);
+        });
+
+        it("several errors at once, each translated", async () => {
+            const { error, message } = await programError({ ...base, maxUploadSize: "huge", cacheFactor: "0" });
+            assert.ok(error instanceof ConfigErrors);
+            assert.deepEqual(error.errors.map((e) => (e as StackConfigError).key), ["maxUploadSize", "cacheFactor"]);
+            assert.match(message, /^matrix:maxUploadSize is "huge"; expected a size.*\nmatrix:cacheFactor is 0; expected a number/);
+        });
+
+        it("required keys and values that are not of the key's type", async () => {
+            assert.match((await programError({ sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" })).message,
+                /^matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost 203.0.113.10`/);
+            assert.match((await programError({ sshHost: "203.0.113.10", serverName: "example.com" }, [])).message,
+                /^matrix:sshPrivateKey is not set; it is required; set it with `pulumi config set --secret sshPrivateKey < ~\/.ssh\/id_ed25519`/);
+            assert.match((await programError({ ...base, postgresExternalHost: "db.example.com" })).message,
+                /^matrix:postgresExternalPassword is not set; it is required with matrix:postgresExternalHost; set it with `pulumi config set --secret postgresExternalPassword`/);
+            assert.match((await programError({ ...base, sshPort: "ssh" })).message, /^matrix:sshPort is "ssh"; expected a number/);
+        });
+
+        // PostgresDatabase names an external server's settings `host`, `port`, ... rather than `external.host`, ...:
+        // until it uses the option paths, these errors keep the component's words.
+        it.skip("an external server's settings (needs PostgresDatabase to name them external.host, external.port, ...)", async () => {
+            const ext = { ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw" };
+            const secrets = ["sshPrivateKey", "postgresExternalPassword"];
+            assert.match((await programError({ ...ext, postgresExternalHost: "bad host!" }, secrets)).message, /^matrix:postgresExternalHost is "bad host!"; expected/);
+            assert.match((await programError({ ...ext, postgresExternalPort: "0" }, secrets)).message, /^matrix:postgresExternalPort is 0; expected/);
+            assert.match((await programError({ ...ext, postgresExternalDatabase: "Bad-Name" }, secrets)).message, /^matrix:postgresExternalDatabase is "Bad-Name"; expected/);
+            assert.match((await programError({ ...ext, postgresExternalUser: "Bad-Name" }, secrets)).message, /^matrix:postgresExternalUser is "Bad-Name"; expected/);
+        });
+    });
+
+    describe("contradictory keys are errors naming both, before anything is built", () => {
+        const ext = { ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw" };
+        const extSecrets = ["sshPrivateKey", "postgresExternalPassword"];
+        const expectContradiction = async (config: Record<string, string>, secrets: string[], expected: RegExp) => {
+            const { message, mocks } = await programError(config, secrets);
+            assert.match(message, expected);
+            assert.deepEqual(mocks.resources.map((r) => r.name), [], "nothing built");
+        };
+
+        for (const [key, value] of [["postgresMemoryMb", "2048"], ["postgresBackup", "false"], ["postgresBackupRetention", "14"], ["postgresBackupDirectory", "/srv/dumps"]]) {
+            it(`postgresExternalHost with ${key}`, async () => {
+                await expectContradiction({ ...ext, [key]: value }, extSecrets,
+                    new RegExp(`^matrix:${key} is ${JSON.stringify(value === "/srv/dumps" ? value : JSON.parse(value)).replace(/\//g, "\\/")}; it contradicts matrix:postgresExternalHost, which is "db.example.com" \\(an existing PostgreSQL server is used and the stack installs none\\); remove one of them`));
+            });
+        }
+
+        it("useSqlite with postgresExternalHost, or with settings of the PostgreSQL it then does not install", async () => {
+            await expectContradiction({ ...ext, useSqlite: "true" }, extSecrets, /^matrix:useSqlite is true; it contradicts matrix:postgresExternalHost, which is "db.example.com"/);
+            await expectContradiction({ ...base, useSqlite: "true", postgresMemoryMb: "2048" }, ["sshPrivateKey"],
+                /^matrix:postgresMemoryMb is 2048; it contradicts matrix:useSqlite, which is true \(Synapse keeps its data in SQLite and uses no PostgreSQL\)/);
+        });
+
+        it("SMTP keys without smtpHost", async () => {
+            const without = /it does nothing without matrix:smtpHost, which is not set \(no mail is sent\); set smtpHost too, or remove/;
+            await expectContradiction({ ...base, smtpUser: "matrix@example.com" }, ["sshPrivateKey"], new RegExp(`^matrix:smtpUser is "matrix@example.com"; ${without.source}`));
+            await expectContradiction({ ...base, notifFrom: "noreply@example.com" }, ["sshPrivateKey"], new RegExp(`^matrix:notifFrom is "noreply@example.com"; ${without.source}`));
+            await expectContradiction({ ...base, smtpPort: "2525" }, ["sshPrivateKey"], new RegExp(`^matrix:smtpPort is 2525; ${without.source}`));
+            const secret = await programError({ ...base, smtpPassword: "hunter2" }, ["sshPrivateKey", "smtpPassword"]);
+            assert.match(secret.message, new RegExp(`^matrix:smtpPassword is \\[secret, not shown\\]; ${without.source}`));
+            assert.doesNotMatch(secret.message, /hunter2/);
+        });
+
+        it("external server keys without postgresExternalHost", async () => {
+            await expectContradiction({ ...base, postgresExternalPort: "5433" }, ["sshPrivateKey"],
+                /^matrix:postgresExternalPort is 5433; it does nothing without matrix:postgresExternalHost, which is not set \(the stack installs PostgreSQL itself\)/);
+        });
+
+        it("reports every contradiction at once", async () => {
+            const { error } = await programError({ ...ext, postgresMemoryMb: "2048", postgresBackup: "false", smtpUser: "u" }, extSecrets);
+            assert.ok(error instanceof ConfigErrors);
+            assert.deepEqual(error.errors.map((e) => (e as StackConfigError).key), ["smtpUser", "postgresMemoryMb", "postgresBackup"]);
+        });
+
+        it("a value equal to the declared default is not a contradiction (Pulumi fills declared defaults in)", async () => {
+            const { program } = await runProgram({ ...ext, postgresMemoryMb: "1024", postgresBackup: "true", postgresBackupRetention: "7", postgresBackupDirectory: "/var/backups/pulumi-matrix/postgres", smtpPort: "587", smtpUser: "", notifFrom: "", useSqlite: "false" }, extSecrets);
+            assert.equal(await valueOf(program.serverName), "example.com");
+        });
+    });
+
+    it("warns about smtpUser without smtpPassword", async () => {
+        const email = { ...base, smtpHost: "smtp.example.com", notifFrom: "noreply@example.com", smtpUser: "matrix@example.com" };
+        assert.deepEqual(await warnings(() => runProgram(email, ["sshPrivateKey"])), ["matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`"]);
+        assert.deepEqual(await warnings(() => runProgram({ ...email, smtpPassword: "pw" }, ["sshPrivateKey", "smtpPassword"])), []);
+    });
+});
+
+describe("the stack config table (STACK_KEYS)", () => {
+    const component = { Host: 'Host "dev-host"', PostgresDatabase: 'PostgresDatabase "dev-postgres"', SynapseHomeserver: 'SynapseHomeserver "dev-synapse"' };
+
+    it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {
+        for (const key of STACK_CONFIG_KEYS) {
+            const s = STACK_KEYS[key];
+            const original = new ConfigError(component[s.component], s.setting, "v", "expected w");
+            const translated = inStackConfigTerms(original);
+            assert.ok(translated instanceof StackConfigError, key);
+            assert.equal(translated.message, `matrix:${key} is "v"; expected w`);
+            assert.equal(translated.key, key);
+            assert.equal(translated.original, original);
+        }
+    });
+
+    it("maps each component setting to one key only", () => {
+        const seen = STACK_CONFIG_KEYS.map((k) => `${STACK_KEYS[k].component} ${STACK_KEYS[k].setting}`);
+        assert.deepEqual(seen.filter((s, i) => seen.indexOf(s) !== i), []);
+    });
+
+    it("names the keys the issue asks for", () => {
+        assert.equal(stackKeyFor(component.SynapseHomeserver, "version"), "synapseVersion");
+        assert.equal(stackKeyFor(component.SynapseHomeserver, "maxUploadSize"), "maxUploadSize");
+        assert.equal(stackKeyFor(component.SynapseHomeserver, "metrics.enabled"), "enableMetrics");
+        assert.equal(stackKeyFor(component.SynapseHomeserver, "email.smtpHost"), "smtpHost");
+        assert.equal(stackKeyFor(component.PostgresDatabase, "memoryMb"), "postgresMemoryMb");
+        assert.equal(stackKeyFor(component.Host, "port"), "sshPort");
+        assert.equal(stackKeyFor(component.Host, "firewall.sshPort"), "firewallSshPort");
+        assert.equal(stackKeyFor("Host", "privateKey"), "sshPrivateKey");
+        // The component's kind must match, not only the setting.
+        assert.equal(stackKeyFor(component.PostgresDatabase, "port"), undefined);
+        assert.equal(stackKeyFor('MatrixStack "dev"', "host"), undefined);
+    });
+
+    it("leaves errors without a key, and other errors, as they are; translates ConfigErrors one by one", () => {
+        const unmapped = new ConfigError(component.SynapseHomeserver, "metrics.port", 8008, "expected a port other than httpPort (8008)");
+        assert.equal(inStackConfigTerms(unmapped), unmapped);
+        const other = new Error("boom");
+        assert.equal(inStackConfigTerms(other), other);
+        const both = inStackConfigTerms(new ConfigErrors([new ConfigError(component.Host, "user", "X", "expected a user"), unmapped]));
+        assert.ok(both instanceof ConfigErrors);
+        assert.equal(both.message, `matrix:sshUser is "X"; expected a user\n${unmapped.message}`);
+    });
+
+    it("reads Pulumi.example.yaml without an error", () => {
+        const example = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.example.yaml"), "utf8")).config as Record<string, unknown>;
+        const values = Object.fromEntries(Object.entries(example).map(([k, v]) => [k.replace(/^matrix:/, ""), typeof v === "string" ? v : JSON.stringify(v)]));
+        const options = readStackConfig({ get: (k) => values[k] });
+        assert.equal(options.synapse.email?.smtpHost, "smtp.example.com");
+        assert.equal(options.postgres.memoryMb, 2048);
+        assert.deepEqual(options.host.firewall, { sshPort: 22 });
     });
 });

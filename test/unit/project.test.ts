@@ -2,14 +2,20 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parse } from "yaml";
+import { resolveHostSettings } from "../../src/model/host";
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, readStackConfig } from "../../src/model/stackConfig";
+import { resolveSynapseSettings } from "../../src/model/synapse";
 
 const ROOT = path.join(__dirname, "..", "..");
 
 describe("the Pulumi project", () => {
     const project = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8"));
     const declared = Object.keys(project.config).map((k) => k.replace(/^matrix:/, ""));
-    const sources = ["src/program.ts", "src/model/stackConfig.ts"].map((f) => fs.readFileSync(path.join(ROOT, f), "utf8")).join("\n");
-    const read = new Set([...sources.matchAll(/(?:get|getNumber|getBoolean|required|stringList|requireSecret|isSet)\((?:cfg, )?"([a-zA-Z]+)"/g)].map((m) => m[1]));
+    const declaration = (key: string) => project.config[`matrix:${key}`] as { type: string; default?: unknown; secret?: boolean } | undefined;
+    const spec = (key: string): StackKey => STACK_KEYS[key as StackConfigKey];
+    /** A declared default as Pulumi hands it to the program: text, arrays as JSON. */
+    const asConfigText = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
 
     it("runs the tests on Node.js 22 or newer (the node devDependency)", () => {
         assert.ok(Number(process.versions.node.split(".")[0]) >= 22, `node ${process.versions.node}`);
@@ -32,8 +38,67 @@ describe("the Pulumi project", () => {
         assert.deepEqual(offenders, []);
     });
 
-    it("declares every key the program reads, and reads every key it declares", () => {
-        assert.deepEqual([...read].sort(), [...declared].sort());
+    it("declares every key of the program's table (STACK_KEYS), in the same order, and no other", () => {
+        assert.deepEqual(STACK_CONFIG_KEYS, declared);
+    });
+
+    it("declares each key with the Pulumi type of its table entry", () => {
+        const pulumiType = { string: "string", integer: "integer", number: "string", boolean: "boolean", switch: "boolean", list: "array", yaml: "string", secret: "string" } as const;
+        for (const key of STACK_CONFIG_KEYS) {
+            assert.equal(declaration(key)?.type, pulumiType[spec(key).type], `${key}: type`);
+            assert.equal(declaration(key)?.secret === true, spec(key).type === "secret", `${key}: secret`);
+        }
+    });
+
+    it("the table's rules between keys name keys that exist and say what those keys mean", () => {
+        for (const key of STACK_CONFIG_KEYS) {
+            const s = spec(key);
+            if (s.onlyWith !== undefined) assert.ok(spec(s.onlyWith)?.whenUnset, `${key}: onlyWith ${s.onlyWith}`);
+            for (const o of s.notWith ?? []) assert.ok(spec(o)?.whenSet, `${key}: notWith ${o}`);
+        }
+    });
+
+    it("declares the library's own defaults: each default in one place", () => {
+        // The library is the authority: each component's settings resolved from empty options by its model.
+        // Synapse needs a serverName and an email block to resolve; keys set from those have no declared default.
+        const postgres = resolvePostgresSettings("PostgresDatabase", {});
+        const synapse = resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" } });
+        const resolved: Record<StackKey["component"], unknown> = { Host: resolveHostSettings("Host", {}), PostgresDatabase: postgres, SynapseHomeserver: synapse };
+        const at = (o: unknown, p: string) => p.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
+        // Keys whose comparison needs a conversion (declared value -> library value):
+        const conversions: Record<string, { declared: (d: unknown) => unknown; library: unknown }> = {
+            // Pulumi has no decimal type: declared as the string "0.5".
+            cacheFactor: { declared: Number, library: synapse.cacheFactor },
+            // The library leaves the whitelist out (everyone); the stack config declares that as [].
+            federationDomainWhitelist: { declared: (d) => d, library: synapse.federationDomainWhitelist ?? [] },
+            // A switch: the library's default database is PostgreSQL, i.e. no sqlite.
+            useSqlite: { declared: (d) => d, library: synapse.database.kind === "sqlite" },
+            // An external server's port, database and role default as an installed server's.
+            postgresExternalPort: { declared: (d) => d, library: postgres.port },
+            postgresExternalDatabase: { declared: (d) => d, library: postgres.database },
+            postgresExternalUser: { declared: (d) => d, library: postgres.user },
+        };
+        const compared: string[] = [];
+        for (const key of STACK_CONFIG_KEYS) {
+            const d = declaration(key)?.default;
+            // "" means "the library's default", whatever it is (derived, like publicBaseUrl, or pinned, like synapseVersion).
+            if (d === undefined || d === "") continue;
+            const c = conversions[key];
+            const library = c ? c.library : at(resolved[spec(key).component], spec(key).setting);
+            assert.deepEqual(c ? c.declared(d) : d, library, `Pulumi.yaml declares ${key} default ${JSON.stringify(d)}; the library's default is ${JSON.stringify(library)}`);
+            compared.push(key);
+        }
+        assert.deepEqual(Object.keys(conversions).filter((k) => !compared.includes(k)), [], "conversions for keys that are not compared");
+        assert.ok(compared.length >= 20, `compared only ${compared.join(", ")}`);
+    });
+
+    it("reads the declared defaults, as Pulumi fills them in, as not set: no key contradicts another", () => {
+        const defaults = Object.fromEntries(STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]));
+        const read = (extra: Record<string, string>) => readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", ...extra })[k] });
+        assert.equal(read({}).synapse.email, undefined);
+        assert.equal(read({}).postgres.external, undefined);
+        assert.deepEqual(read({ postgresExternalHost: "db.example.com" }).postgres.external, { host: "db.example.com", port: 5432, database: "synapse", user: "synapse" });
+        assert.deepEqual(read({ useSqlite: "true" }).synapse.sqlite, {});
     });
 
     it("declares each key with a type Pulumi knows and a description; secrets have no default", () => {

@@ -3,6 +3,7 @@
  * harness and the executing Pulumi mocks. Keys and known_hosts files live in a
  * per-process temp directory (mode 0700, files 0600) removed at exit.
  */
+import { shQuote } from "../../../src/provision/sh";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -86,10 +87,8 @@ function fileFor(kind: string, content: string): string {
   return p;
 }
 
-/** Quotes one word for POSIX sh. */
-export function shq(s: string): string {
-  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+/** Quotes one word for POSIX sh: the library's own quoting. */
+export const shq = shQuote;
 
 function keyText(k: string): string {
   return k.endsWith("\n") ? k : k + "\n";

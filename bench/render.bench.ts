@@ -33,4 +33,7 @@ bench("homeserver.yaml", 5000, () => renderHomeserverYaml("bench", s, peers));
 bench("log.yaml", 5000, () => renderLogConfig(s));
 bench("host bootstrap script", 5000, () => hostBootstrapScript(host, os));
 bench("PostgreSQL server script", 5000, () => postgresInstallScript(pg, "bench"));
-bench("Synapse install + config scripts", 5000, () => { synapseInstallScript(s, os); synapseConfigScript(s, peers, "bench"); });
+bench("Synapse install + config scripts", 5000, () => {
+    synapseInstallScript(s, os);
+    synapseConfigScript(s, peers, "bench");
+});

@@ -1,6 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { HostOptions, HostSettings, OsInfo, PortClaim, PortRegistry, checkSupportedOs, resolveHostSettings, sudoPrefix, validatePrivateKey, validateSsh } from "../src/model/host";
+import {
+    HostOptions,
+    HostSettings,
+    OsInfo,
+    PortClaim,
+    PortRegistry,
+    checkSupportedOs,
+    resolveHostSettings,
+    sudoPrefix,
+    validatePrivateKey,
+    validateSsh,
+} from "../src/model/host";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
 import { ScriptTarget, hostProbe, hostScript } from "./remote";
@@ -57,8 +68,14 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         const s = resolveHostSettings(component, args);
         this.settings = s;
         this.ports = new PortRegistry(component);
-        const checkAddress = (h: string) => { validateSsh(component, { host: h, port: s.port, user: s.user }); return h; };
-        const checkKey = (k: string) => { validatePrivateKey(component, "privateKey", k); return k; };
+        const checkAddress = (h: string) => {
+            validateSsh(component, { host: h, port: s.port, user: s.user });
+            return h;
+        };
+        const checkKey = (k: string) => {
+            validatePrivateKey(component, "privateKey", k);
+            return k;
+        };
         // Plain values are checked now; values from other resources once they are known.
         if (typeof args.host === "string") checkAddress(args.host);
         if (typeof args.privateKey === "string" || args.privateKey === undefined) checkKey(args.privateKey as string);
@@ -67,22 +84,30 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
 
         this.sudo = sudoPrefix(s.user);
         const bastion = args.bastion;
-        this.connection = pulumi.secret(pulumi.output({
-            host: address,
-            port: s.port,
-            user: s.user,
-            privateKey,
-            hostKey: args.hostKey,
-            ...(bastion ? { proxy: { host: bastion.host, port: bastion.port ?? 22, user: bastion.user ?? s.user, privateKey: bastion.privateKey ?? privateKey } } : {}),
-        }));
+        this.connection = pulumi.secret(
+            pulumi.output({
+                host: address,
+                port: s.port,
+                user: s.user,
+                privateKey,
+                hostKey: args.hostKey,
+                ...(bastion
+                    ? { proxy: { host: bastion.host, port: bastion.port ?? 22, user: bastion.user ?? s.user, privateKey: bastion.privateKey ?? privateKey } }
+                    : {}),
+            }),
+        );
 
         const probe = hostProbe(childName(name, "probe"), { connection: this.connection, probe: hostProbeCommand(), timeout: s.bootTimeout }, { parent: this });
         this.os = probe.stdout.apply((out) => checkSupportedOs(component, out));
-        this.ready = hostScript(childName(name, "bootstrap"), {
-            host: { connection: this.connection, sudo: this.sudo, ready: probe },
-            script: this.os.apply((os) => hostBootstrapScript(s, os)),
-            timeout: "30m",
-        }, { parent: this });
+        this.ready = hostScript(
+            childName(name, "bootstrap"),
+            {
+                host: { connection: this.connection, sudo: this.sudo, ready: probe },
+                script: this.os.apply((os) => hostBootstrapScript(s, os)),
+                timeout: "30m",
+            },
+            { parent: this },
+        );
         this.registerOutputs({ os: this.os });
     }
 

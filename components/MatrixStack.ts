@@ -43,13 +43,28 @@ export class MatrixStack extends pulumi.ComponentResource {
         const component = `MatrixStack "${name}"`;
         const { host: dbHostArgs, reachableAt, external, ...pg } = args.postgres ?? {};
         if (dbHostArgs && reachableAt === undefined) {
-            throw new ConfigError(component, "postgres.reachableAt", undefined, "with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5");
+            throw new ConfigError(
+                component,
+                "postgres.reachableAt",
+                undefined,
+                "with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5",
+            );
         }
         if (external && dbHostArgs) {
-            throw new ConfigError(component, "postgres.host", new Described("set together with postgres.external"), "choose one: host installs PostgreSQL on a second VM, external uses an existing server");
+            throw new ConfigError(
+                component,
+                "postgres.host",
+                new Described("set together with postgres.external"),
+                "choose one: host installs PostgreSQL on a second VM, external uses an existing server",
+            );
         }
         if (args.synapse.sqlite && (external || dbHostArgs)) {
-            throw new ConfigError(component, external ? "postgres.external" : "postgres.host", new Described("set together with synapse.sqlite"), "choose one: SQLite (tiny test servers), or PostgreSQL");
+            throw new ConfigError(
+                component,
+                external ? "postgres.external" : "postgres.host",
+                new Described("set together with synapse.sqlite"),
+                "choose one: SQLite (tiny test servers), or PostgreSQL",
+            );
         }
 
         // Every child's plain settings are checked before the first child registers anything.
@@ -67,7 +82,9 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         this.synapse = new SynapseHomeserver(childName(name, "synapse"), { ...args.synapse, host: this.host, database: this.database }, { parent: this });
         this.registerOutputs({
-            serverName: this.synapse.serverName, publicBaseUrl: this.synapse.publicBaseUrl, signingKeyId: this.synapse.signingKeyId,
+            serverName: this.synapse.serverName,
+            publicBaseUrl: this.synapse.publicBaseUrl,
+            signingKeyId: this.synapse.signingKeyId,
         });
     }
 }

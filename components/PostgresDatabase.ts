@@ -2,8 +2,15 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
 import {
-    DatabaseConnection, POSTGRES_DEFAULTS, PostgresExternalSettings, PostgresLocalSettings, PostgresOptions,
-    checkExternalPostgres, postgresPortClaims, resolvePostgresSettings, validatePostgres,
+    DatabaseConnection,
+    POSTGRES_DEFAULTS,
+    PostgresExternalSettings,
+    PostgresLocalSettings,
+    PostgresOptions,
+    checkExternalPostgres,
+    postgresPortClaims,
+    resolvePostgresSettings,
+    validatePostgres,
 } from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
 import { Host } from "./Host";
@@ -62,8 +69,18 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (args.external) {
             const e = args.external;
             checkExternalPostgres(component, args);
-            const settings = (host: string): PostgresExternalSettings => ({ mode: "external", host, port: e.port ?? POSTGRES_DEFAULTS.port, database: e.database, user: e.user, sslMode: e.sslMode ?? "prefer" });
-            const check = (host: string) => { validatePostgres(component, settings(host)); return host; };
+            const settings = (host: string): PostgresExternalSettings => ({
+                mode: "external",
+                host,
+                port: e.port ?? POSTGRES_DEFAULTS.port,
+                database: e.database,
+                user: e.user,
+                sslMode: e.sslMode ?? "prefer",
+            });
+            const check = (host: string) => {
+                validatePostgres(component, settings(host));
+                return host;
+            };
             if (typeof e.host === "string") check(e.host);
             this.connection = pulumi.output(e.host).apply((host) => {
                 const { mode: _mode, ...connection } = settings(check(host));
@@ -86,12 +103,16 @@ export class PostgresDatabase extends pulumi.ComponentResource {
 
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
         const server = hostScript(childName(name, "server"), { host, script: postgresInstallScript(s, component), timeout: "30m" }, { parent: this });
-        this.ready = hostScript(childName(name, "database"), {
-            host,
-            script: password.result.apply((pw) => postgresDatabaseScript(s, pw)),
-            secret: true,
-            after: [server],
-        }, { parent: this });
+        this.ready = hostScript(
+            childName(name, "database"),
+            {
+                host,
+                script: password.result.apply((pw) => postgresDatabaseScript(s, pw)),
+                secret: true,
+                after: [server],
+            },
+            { parent: this },
+        );
 
         this.connection = pulumi.output(args.reachableAt ?? "127.0.0.1").apply((h) => ({ host: h, port: s.port, database: s.database, user: s.user }));
         this.password = pulumi.secret(password.result);

@@ -2,7 +2,16 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { ConfigError, Described } from "../src/model/errors";
-import { SynapseOptions, SynapseSecretFile, SynapseSettings, resolveSynapseSettings, synapsePortClaims, synapseWarnings, userId, validateAdminUser } from "../src/model/synapse";
+import {
+    SynapseOptions,
+    SynapseSecretFile,
+    SynapseSettings,
+    resolveSynapseSettings,
+    synapsePortClaims,
+    synapseWarnings,
+    userId,
+    validateAdminUser,
+} from "../src/model/synapse";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
@@ -63,8 +72,12 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
         const component = `SynapseHomeserver "${name}"`;
         if (!!args.database === !!args.sqlite) {
-            throw new ConfigError(component, "database", new Described(args.database ? "set, and sqlite is set too" : "not set, and neither is sqlite"),
-                "expected exactly one: a PostgresDatabase, or sqlite for a tiny test server");
+            throw new ConfigError(
+                component,
+                "database",
+                new Described(args.database ? "set, and sqlite is set too" : "not set, and neither is sqlite"),
+                "expected exactly one: a PostgresDatabase, or sqlite for a tiny test server",
+            );
         }
         validateAdminUser(component, args.adminUser);
         const s = resolveSynapseSettings(component, args);
@@ -94,37 +107,56 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         if (args.database) peerFiles.push(pulumi.all([args.database.connection, args.database.password]).apply(([c, pw]) => pgpassSecretFile(c, pw)));
         if (s.email && args.smtpPassword !== undefined) peerFiles.push(pulumi.output(args.smtpPassword).apply((pw) => emailSecretFile(s, pw)));
 
-        const install = hostScript(childName(name, "install"), {
-            host,
-            script: host.os.apply((os) => synapseInstallScript(s, os)),
-            timeout: "40m",
-        }, { parent: this });
+        const install = hostScript(
+            childName(name, "install"),
+            {
+                host,
+                script: host.os.apply((os) => synapseInstallScript(s, os)),
+                timeout: "40m",
+            },
+            { parent: this },
+        );
 
-        const secrets = hostScript(childName(name, "secrets"), {
-            host,
-            script: pulumi.all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles)]).apply(([m, f, r, k, files]) =>
-                synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files })),
-            secret: true,
-            after: [install],
-        }, { parent: this });
+        const secrets = hostScript(
+            childName(name, "secrets"),
+            {
+                host,
+                script: pulumi
+                    .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles)])
+                    .apply(([m, f, r, k, files]) =>
+                        synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files }),
+                    ),
+                secret: true,
+                after: [install],
+            },
+            { parent: this },
+        );
 
         const localDb = args.database?.host === host;
         const peers = args.database ? args.database.connection.apply((database) => ({ database })) : pulumi.output({});
-        const config = hostScript(childName(name, "config"), {
-            host,
-            script: peers.apply((p) => synapseConfigScript(s, p, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
-            after: [secrets, ...(args.database ? [args.database.ready] : [])],
-        }, { parent: this });
+        const config = hostScript(
+            childName(name, "config"),
+            {
+                host,
+                script: peers.apply((p) => synapseConfigScript(s, p, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
+                after: [secrets, ...(args.database ? [args.database.ready] : [])],
+            },
+            { parent: this },
+        );
         this.ready = config;
 
         if (args.adminUser) {
             const adminPassword = new random.RandomPassword(childName(name, "admin-password"), { length: 32, special: false }, { parent: this });
-            hostScript(childName(name, "admin"), {
-                host,
-                script: adminPassword.result.apply((pw) => synapseAdminScript(s, args.adminUser!, pw)),
-                secret: true,
-                after: [config],
-            }, { parent: this });
+            hostScript(
+                childName(name, "admin"),
+                {
+                    host,
+                    script: adminPassword.result.apply((pw) => synapseAdminScript(s, args.adminUser!, pw)),
+                    secret: true,
+                    after: [config],
+                },
+                { parent: this },
+            );
             this.adminUserId = pulumi.output(userId(args.adminUser, s.serverName));
             this.adminPassword = pulumi.secret(adminPassword.result);
         }
@@ -133,8 +165,12 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         this.publicBaseUrl = pulumi.output(s.publicBaseUrl);
         this.version = pulumi.output(s.version);
         this.registerOutputs({
-            serverName: this.serverName, publicBaseUrl: this.publicBaseUrl, signingKeyId: this.signingKeyId,
-            version: this.version, adminUserId: this.adminUserId, registrationSharedSecret: this.registrationSharedSecret,
+            serverName: this.serverName,
+            publicBaseUrl: this.publicBaseUrl,
+            signingKeyId: this.signingKeyId,
+            version: this.version,
+            adminUserId: this.adminUserId,
+            registrationSharedSecret: this.registrationSharedSecret,
         });
     }
 }

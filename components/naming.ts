@@ -7,4 +7,3 @@ export function typeToken(component: string): string {
 export function childName(parent: string, role: string): string {
     return `${parent}-${role}`;
 }
-

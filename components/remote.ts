@@ -38,28 +38,40 @@ export interface HostScriptArgs {
 /** Runs a provisioning script on a host; it runs again whenever the script's text changes. */
 export function hostScript(name: string, args: HostScriptArgs, opts: { parent: pulumi.Resource }): command.remote.Command {
     const timeout = args.timeout ?? "10m";
-    return new command.remote.Command(name, {
-        connection: args.host.connection,
-        create: bashCommand(args.host.sudo),
-        stdin: args.secret ? pulumi.secret(args.script) : args.script,
-        addPreviousOutputInEnv: false,
-        ...(args.secret ? { logging: "none" as const } : {}),
-    }, {
-        parent: opts.parent,
-        dependsOn: [args.host.ready, ...(args.after ?? [])],
-        customTimeouts: { create: timeout, update: timeout },
-        ...(args.secret ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
-    });
+    return new command.remote.Command(
+        name,
+        {
+            connection: args.host.connection,
+            create: bashCommand(args.host.sudo),
+            stdin: args.secret ? pulumi.secret(args.script) : args.script,
+            addPreviousOutputInEnv: false,
+            ...(args.secret ? { logging: "none" as const } : {}),
+        },
+        {
+            parent: opts.parent,
+            dependsOn: [args.host.ready, ...(args.after ?? [])],
+            customTimeouts: { create: timeout, update: timeout },
+            ...(args.secret ? { additionalSecretOutputs: ["stdout", "stderr"] } : {}),
+        },
+    );
 }
 
 /**
  * First contact with a host that may still be booting: dials until SSH
  * answers, bounded by `timeout`, and returns what `probe` prints.
  */
-export function hostProbe(name: string, args: { connection: pulumi.Output<command.types.input.remote.ConnectionArgs>; probe: string; timeout: string }, opts: { parent: pulumi.Resource }): command.remote.Command {
-    return new command.remote.Command(name, {
-        connection: args.connection.apply((conn) => ({ ...conn, dialErrorLimit: -1, perDialTimeout: 10 })),
-        create: args.probe,
-        addPreviousOutputInEnv: false,
-    }, { parent: opts.parent, customTimeouts: { create: args.timeout } });
+export function hostProbe(
+    name: string,
+    args: { connection: pulumi.Output<command.types.input.remote.ConnectionArgs>; probe: string; timeout: string },
+    opts: { parent: pulumi.Resource },
+): command.remote.Command {
+    return new command.remote.Command(
+        name,
+        {
+            connection: args.connection.apply((conn) => ({ ...conn, dialErrorLimit: -1, perDialTimeout: 10 })),
+            create: args.probe,
+            addPreviousOutputInEnv: false,
+        },
+        { parent: opts.parent, customTimeouts: { create: args.timeout } },
+    );
 }

@@ -12,8 +12,17 @@ export { ConfigError, ConfigErrors } from "./model/errors";
 export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, resolveHostSettings } from "./model/host";
 export { DatabaseConnection, PostgresOptions, PostgresLocalSettings, resolvePostgresSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
 export {
-    SynapseOptions, SynapseSettings, SynapsePeers, SynapseSecretFile, SynapsePaths, resolveSynapseSettings,
-    DEFAULT_SYNAPSE_VERSION, DEFAULT_SYNAPSE_PATHS, synapseFiles, RegistrationMode, InstallMethod,
+    SynapseOptions,
+    SynapseSettings,
+    SynapsePeers,
+    SynapseSecretFile,
+    SynapsePaths,
+    resolveSynapseSettings,
+    DEFAULT_SYNAPSE_VERSION,
+    DEFAULT_SYNAPSE_PATHS,
+    synapseFiles,
+    RegistrationMode,
+    InstallMethod,
 } from "./model/synapse";
 export * as render from "./render";
 export * as provision from "./provision";

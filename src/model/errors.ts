@@ -32,7 +32,7 @@ export function describe(value: unknown): string {
     if (value instanceof Described) return value.text;
     let text: string;
     try {
-        text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+        text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
     } catch {
         text = String(value);
     }

@@ -39,8 +39,12 @@ export function checkSupportedOs(component: string, osRelease: string): OsInfo {
     const found = SUPPORTED_OS.find((o) => o.id === fields.ID && o.versionId === fields.VERSION_ID);
     if (!found) {
         const name = fields.PRETTY_NAME || `${fields.ID ?? "unknown"} ${fields.VERSION_ID ?? ""}`.trim();
-        throw new ConfigError(component, "the host's operating system", name,
-            `supported are ${SUPPORTED_OS.map((o) => `${o.id === "debian" ? "Debian" : "Ubuntu"} ${o.versionId} (${o.codename})`).join(", ")}`);
+        throw new ConfigError(
+            component,
+            "the host's operating system",
+            name,
+            `supported are ${SUPPORTED_OS.map((o) => `${o.id === "debian" ? "Debian" : "Ubuntu"} ${o.versionId} (${o.codename})`).join(", ")}`,
+        );
     }
     return {
         id: found.id,
@@ -92,10 +96,16 @@ export class PortRegistry {
     claim(component: string, claims: PortClaim[]): void {
         const mine: (PortClaim & { component: string })[] = [];
         for (const c of claims) {
-            const other = [...this.claims, ...mine].find((o) => o.protocol === c.protocol && o.port === c.port && (o.address === "*" || c.address === "*" || o.address === c.address));
+            const other = [...this.claims, ...mine].find(
+                (o) => o.protocol === c.protocol && o.port === c.port && (o.address === "*" || c.address === "*" || o.address === c.address),
+            );
             if (other) {
-                throw new ConfigError(component, `${c.owner} port`, c.port,
-                    `${other.component} (${other.owner}) already uses ${c.protocol} port ${c.port} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose another port`);
+                throw new ConfigError(
+                    component,
+                    `${c.owner} port`,
+                    c.port,
+                    `${other.component} (${other.owner}) already uses ${c.protocol} port ${c.port} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose another port`,
+                );
             }
             mine.push({ ...c, component });
         }
@@ -118,7 +128,8 @@ export function validateFirewallRules(component: string, rules: FirewallRule[]):
             c.check(`firewall rule ${i} (${r.owner}) toPort`, r.toPort, r.toPort >= r.port, `expected a port >= ${r.port}, the start of the range`);
         }
         c.oneOf(`firewall rule ${i} (${r.owner}) protocol`, r.protocol, ["tcp", "udp"] as const);
-        for (const s of r.sources ?? []) c.check(`firewall rule ${i} (${r.owner}) sources`, s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
+        for (const s of r.sources ?? [])
+            c.check(`firewall rule ${i} (${r.owner}) sources`, s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
     });
     c.done();
 }
@@ -136,7 +147,13 @@ export interface SshSettings {
 /** Validates SSH settings; `host` may be left out while it is still an unknown Output. */
 export function validateSsh(component: string, s: Omit<SshSettings, "host"> & { host?: string }, prefix = ""): void {
     const c = new Checker(component);
-    if (s.host !== undefined) c.check(`${prefix}host`, s.host, typeof s.host === "string" && isHostAddress(s.host), "expected an IP address or a DNS host name such as vm1.example.com");
+    if (s.host !== undefined)
+        c.check(
+            `${prefix}host`,
+            s.host,
+            typeof s.host === "string" && isHostAddress(s.host),
+            "expected an IP address or a DNS host name such as vm1.example.com",
+        );
     c.port(`${prefix}port`, s.port);
     c.check(`${prefix}user`, s.user, typeof s.user === "string" && /^[a-z_][a-z0-9_-]{0,31}$/.test(s.user), "expected a Unix user name such as root or debian");
     c.done();
@@ -210,6 +227,11 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
 /** A private key must at least be there; its format is the SSH client's to judge. */
 export function validatePrivateKey(component: string, setting: string, key: string): void {
     if (typeof key !== "string" || key.trim() === "") {
-        throw new ConfigError(component, setting, key === undefined ? undefined : new Described("empty"), "expected a private key in OpenSSH or PEM form (-----BEGIN ... PRIVATE KEY-----)");
+        throw new ConfigError(
+            component,
+            setting,
+            key === undefined ? undefined : new Described("empty"),
+            "expected a private key in OpenSSH or PEM form (-----BEGIN ... PRIVATE KEY-----)",
+        );
     }
 }

@@ -75,14 +75,33 @@ export function validatePostgres(component: string, s: PostgresSettings): void {
     c.check("user", s.user, isSqlIdentifier(s.user), "expected a lower-case SQL role name such as synapse (letters, digits, _; at most 63)");
     c.port("port", s.port);
     if (s.mode === "local") {
-        c.check("memoryMb", s.memoryMb, Number.isInteger(s.memoryMb) && s.memoryMb >= 256 && s.memoryMb <= 1024 * 1024, "expected a whole number of MiB from 256 to 1048576");
+        c.check(
+            "memoryMb",
+            s.memoryMb,
+            Number.isInteger(s.memoryMb) && s.memoryMb >= 256 && s.memoryMb <= 1024 * 1024,
+            "expected a whole number of MiB from 256 to 1048576",
+        );
         for (const a of s.listenAddresses) c.check("listenAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1 or 10.0.0.5");
         for (const a of s.allowedClients) c.check("allowedClients", a, isCidr(a), "expected CIDR networks such as 10.0.0.0/24");
-        c.check("allowedClients", s.allowedClients, s.allowedClients.length === 0 || s.listenAddresses.some((a) => a !== "127.0.0.1" && a !== "::1"),
-            "clients on other hosts need PostgreSQL to listen on a private address: add it to listenAddresses");
-        c.check("backup.directory", s.backup.directory, isAbsolutePath(s.backup.directory), "expected an absolute path such as /var/backups/pulumi-matrix/postgres");
+        c.check(
+            "allowedClients",
+            s.allowedClients,
+            s.allowedClients.length === 0 || s.listenAddresses.some((a) => a !== "127.0.0.1" && a !== "::1"),
+            "clients on other hosts need PostgreSQL to listen on a private address: add it to listenAddresses",
+        );
+        c.check(
+            "backup.directory",
+            s.backup.directory,
+            isAbsolutePath(s.backup.directory),
+            "expected an absolute path such as /var/backups/pulumi-matrix/postgres",
+        );
         c.positiveInt("backup.retention", s.backup.retention, 366);
-        c.check("backup.schedule", s.backup.schedule, /^[0-9A-Za-z*:,./ ~-]+$/.test(s.backup.schedule), "expected a systemd OnCalendar expression such as \"*-*-* 03:30:00\" or \"daily\"");
+        c.check(
+            "backup.schedule",
+            s.backup.schedule,
+            /^[0-9A-Za-z*:,./ ~-]+$/.test(s.backup.schedule),
+            'expected a systemd OnCalendar expression such as "*-*-* 03:30:00" or "daily"',
+        );
     } else {
         c.check("host", s.host, isHostAddress(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
         c.oneOf("sslMode", s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
@@ -156,12 +175,21 @@ export function resolvePostgresSettings(component: string, o: PostgresOptions): 
  */
 export function checkExternalPostgres(component: string, o: PostgresOptions & { host?: unknown }): void {
     if (o.host !== undefined) {
-        throw new ConfigError(component, "host", new Described("set together with external"), "choose one: host installs PostgreSQL on that Host, external uses an existing server");
+        throw new ConfigError(
+            component,
+            "host",
+            new Described("set together with external"),
+            "choose one: host installs PostgreSQL on that Host, external uses an existing server",
+        );
     }
     const set = LOCAL_ONLY_POSTGRES_OPTIONS.filter((k) => o[k] !== undefined);
     if (set.length) {
-        throw new ConfigError(component, set.join(", "), Object.fromEntries(set.map((k) => [k, o[k]])),
-            "these configure a server the library installs and do nothing with external; remove them, or configure the external server itself");
+        throw new ConfigError(
+            component,
+            set.join(", "),
+            Object.fromEntries(set.map((k) => [k, o[k]])),
+            "these configure a server the library installs and do nothing with external; remove them, or configure the external server itself",
+        );
     }
 }
 

@@ -89,15 +89,24 @@ export const STACK_KEYS = {
     smtpPort: { component: "SynapseHomeserver", setting: "email.smtpPort", type: "integer", onlyWith: "smtpHost" },
     smtpUser: { component: "SynapseHomeserver", setting: "email.smtpUser", type: "string", onlyWith: "smtpHost" },
     smtpPassword: { component: "SynapseHomeserver", setting: "smtpPassword", type: "secret", onlyWith: "smtpHost" },
-    notifFrom: { component: "SynapseHomeserver", setting: "email.notifFrom", type: "string", onlyWith: "smtpHost", required: "\"Matrix <noreply@example.com>\"" },
-    useSqlite: { component: "SynapseHomeserver", setting: "sqlite", type: "switch", notWith: ["postgresExternalHost"], whenSet: "Synapse keeps its data in SQLite and uses no PostgreSQL" },
+    notifFrom: { component: "SynapseHomeserver", setting: "email.notifFrom", type: "string", onlyWith: "smtpHost", required: '"Matrix <noreply@example.com>"' },
+    useSqlite: {
+        component: "SynapseHomeserver",
+        setting: "sqlite",
+        type: "switch",
+        notWith: ["postgresExternalHost"],
+        whenSet: "Synapse keeps its data in SQLite and uses no PostgreSQL",
+    },
     postgresMemoryMb: { component: "PostgresDatabase", setting: "memoryMb", type: "integer", notWith: LOCAL_POSTGRES },
     postgresBackup: { component: "PostgresDatabase", setting: "backup.enabled", type: "boolean", notWith: LOCAL_POSTGRES },
     postgresBackupRetention: { component: "PostgresDatabase", setting: "backup.retention", type: "integer", notWith: LOCAL_POSTGRES },
     postgresBackupDirectory: { component: "PostgresDatabase", setting: "backup.directory", type: "string", notWith: LOCAL_POSTGRES },
     postgresExternalHost: {
-        component: "PostgresDatabase", setting: "external.host", type: "string",
-        whenSet: "an existing PostgreSQL server is used and the stack installs none", whenUnset: "the stack installs PostgreSQL itself",
+        component: "PostgresDatabase",
+        setting: "external.host",
+        type: "string",
+        whenSet: "an existing PostgreSQL server is used and the stack installs none",
+        whenUnset: "the stack installs PostgreSQL itself",
     },
     postgresExternalPort: { component: "PostgresDatabase", setting: "external.port", type: "integer", onlyWith: "postgresExternalHost" },
     postgresExternalDatabase: { component: "PostgresDatabase", setting: "external.database", type: "string", onlyWith: "postgresExternalHost" },
@@ -145,7 +154,9 @@ export interface StackOptions<S> {
 /** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
 function readValue(key: StackConfigKey, text: string | undefined): unknown {
     if (text === undefined || text === "") return undefined;
-    const fail = (expected: string): never => { throw new StackConfigError(key, text, expected); };
+    const fail = (expected: string): never => {
+        throw new StackConfigError(key, text, expected);
+    };
     switch (spec(key).type) {
         case "string":
         case "secret":
@@ -160,15 +171,24 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
             return text === "true" ? true : text === "false" ? false : fail("expected true or false");
         case "list": {
             let v: unknown;
-            try { v = JSON.parse(text); } catch { return fail("expected a list, e.g. `pulumi config set --path 'key[0]' value`"); }
+            try {
+                v = JSON.parse(text);
+            } catch {
+                return fail("expected a list, e.g. `pulumi config set --path 'key[0]' value`");
+            }
             if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new StackConfigError(key, v, "expected a list of strings");
             return v;
         }
         case "yaml": {
             if (text.trim() === "") return undefined;
             let v: unknown;
-            try { v = parse(text); } catch (e) { return fail(`expected a YAML mapping of homeserver.yaml options (${(e as Error).message.split("\n")[0]})`); }
-            if (v === null || typeof v !== "object" || Array.isArray(v)) fail("expected a YAML mapping of homeserver.yaml options, such as \"enable_media_repo: true\"");
+            try {
+                v = parse(text);
+            } catch (e) {
+                return fail(`expected a YAML mapping of homeserver.yaml options (${(e as Error).message.split("\n")[0]})`);
+            }
+            if (v === null || typeof v !== "object" || Array.isArray(v))
+                fail('expected a YAML mapping of homeserver.yaml options, such as "enable_media_repo: true"');
             return v;
         }
     }
@@ -247,7 +267,8 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         return v !== undefined && !isDeepStrictEqual(v, lib[key as StackConfigKey]);
     };
     /** A key applies unless a key it needs is not in effect or a key it contradicts is: one that does not apply is not passed on (its default neither). */
-    const applies = (key: StackConfigKey): boolean => (spec(key).onlyWith === undefined || inEffect(spec(key).onlyWith!)) && !(spec(key).notWith ?? []).some(inEffect);
+    const applies = (key: StackConfigKey): boolean =>
+        (spec(key).onlyWith === undefined || inEffect(spec(key).onlyWith!)) && !(spec(key).notWith ?? []).some(inEffect);
     const remove = (key: string) => `\`pulumi config rm ${key}\``;
     /** A value as an error shows it: a secret's never. */
     const shown = (key: string): unknown => (spec(key as StackConfigKey).type === "secret" ? SECRET_VALUE : values.get(key as StackConfigKey));
@@ -258,13 +279,23 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         const value = values.get(key);
         if (s.onlyWith !== undefined && inEffect(key) && !inEffect(s.onlyWith)) {
             const other = spec(s.onlyWith as StackConfigKey);
-            errors.push(new StackConfigError(key, shown(key),
-                `it does nothing without matrix:${s.onlyWith}, which is not set (${other.whenUnset}); set ${s.onlyWith} too, or remove ${key} with ${remove(key)}`));
+            errors.push(
+                new StackConfigError(
+                    key,
+                    shown(key),
+                    `it does nothing without matrix:${s.onlyWith}, which is not set (${other.whenUnset}); set ${s.onlyWith} too, or remove ${key} with ${remove(key)}`,
+                ),
+            );
         }
         for (const o of s.notWith ?? []) {
             if (inEffect(key) && inEffect(o)) {
-                errors.push(new StackConfigError(key, shown(key),
-                    `it contradicts matrix:${o}, which is ${describe(shown(o))} (${spec(o as StackConfigKey).whenSet}); remove one of them, e.g. ${remove(key)}`));
+                errors.push(
+                    new StackConfigError(
+                        key,
+                        shown(key),
+                        `it contradicts matrix:${o}, which is ${describe(shown(o))} (${spec(o as StackConfigKey).whenSet}); remove one of them, e.g. ${remove(key)}`,
+                    ),
+                );
             }
         }
         if (!applies(key)) continue;

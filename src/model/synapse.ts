@@ -163,15 +163,17 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         cacheFactor: o.cacheFactor ?? 0.5,
         trustedKeyServers: o.trustedKeyServers ?? ["matrix.org"],
         federationDomainWhitelist: o.federationDomainWhitelist,
-        email: o.email ? {
-            smtpHost: o.email.smtpHost,
-            smtpPort: o.email.smtpPort ?? 587,
-            smtpUser: o.email.smtpUser,
-            notifFrom: o.email.notifFrom,
-            requireTransportSecurity: o.email.requireTransportSecurity ?? true,
-            enableNotifs: o.email.enableNotifs ?? true,
-            appName: o.email.appName ?? "Matrix",
-        } : undefined,
+        email: o.email
+            ? {
+                  smtpHost: o.email.smtpHost,
+                  smtpPort: o.email.smtpPort ?? 587,
+                  smtpUser: o.email.smtpUser,
+                  notifFrom: o.email.notifFrom,
+                  requireTransportSecurity: o.email.requireTransportSecurity ?? true,
+                  enableNotifs: o.email.enableNotifs ?? true,
+                  appName: o.email.appName ?? "Matrix",
+              }
+            : undefined,
         reportStats: o.reportStats ?? false,
         database: o.sqlite ? { kind: "sqlite", path: o.sqlite.path ?? `${paths.dataDir}/homeserver.db` } : { kind: "postgres" },
         oldSigningKeys: o.oldSigningKeys ?? {},
@@ -207,7 +209,9 @@ export function synapseWarnings(s: SynapseSettings): string[] {
     const url = new URL(s.publicBaseUrl);
     const local = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname) || url.hostname.endsWith(".localhost") || url.hostname.endsWith(".test");
     if (url.protocol === "http:" && !local) {
-        warnings.push(`publicBaseUrl is ${JSON.stringify(s.publicBaseUrl)}: clients would send passwords and access tokens unencrypted; use https:// behind a TLS reverse proxy`);
+        warnings.push(
+            `publicBaseUrl is ${JSON.stringify(s.publicBaseUrl)}: clients would send passwords and access tokens unencrypted; use https:// behind a TLS reverse proxy`,
+        );
     }
     if (s.database.kind === "sqlite") warnings.push("SQLite is for tiny test servers only; use a PostgresDatabase for anything real");
     return warnings;
@@ -235,10 +239,25 @@ export function secretFilePath(paths: SynapsePaths, f: Pick<SynapseSecretFile, "
 
 /** The ranges URL previews must never fetch from (private, loopback, link-local, CGNAT, documentation, multicast). */
 export const DEFAULT_URL_PREVIEW_BLACKLIST = [
-    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/24",
-    "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24",
-    "203.0.113.0/24", "224.0.0.0/4", "::1/128", "fe80::/10", "fc00::/7", "2001:db8::/32",
-    "ff00::/8", "fec0::/10",
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "192.0.0.0/24",
+    "169.254.0.0/16",
+    "192.88.99.0/24",
+    "198.18.0.0/15",
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "::1/128",
+    "fe80::/10",
+    "fc00::/7",
+    "2001:db8::/32",
+    "ff00::/8",
+    "fec0::/10",
 ];
 
 /** Maximum size Synapse accepts for an upload when nothing else is said. */
@@ -267,42 +286,78 @@ export function synapseFiles(paths: SynapsePaths) {
 
 export function validateSynapse(component: string, s: SynapseSettings): void {
     const c = new Checker(component);
-    c.check("serverName", s.serverName, typeof s.serverName === "string" && isServerName(s.serverName),
-        "expected the domain of your Matrix IDs, such as example.com (a host name, optionally with :port); it can never change after the first start");
+    c.check(
+        "serverName",
+        s.serverName,
+        typeof s.serverName === "string" && isServerName(s.serverName),
+        "expected the domain of your Matrix IDs, such as example.com (a host name, optionally with :port); it can never change after the first start",
+    );
     let baseOk = false;
     try {
         const u = new URL(s.publicBaseUrl);
         baseOk = (u.protocol === "https:" || u.protocol === "http:") && u.search === "" && u.hash === "" && s.publicBaseUrl.endsWith("/");
-    } catch { /* invalid URL */ }
+    } catch {
+        /* invalid URL */
+    }
     c.check("publicBaseUrl", s.publicBaseUrl, baseOk, "expected an http(s) URL ending in /, such as https://matrix.example.com/");
     c.check("version", s.version, typeof s.version === "string" && isVersion(s.version), `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION}`);
     c.oneOf("installMethod", s.installMethod, ["apt", "pip"] as const);
     c.port("httpPort", s.httpPort);
     for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
     c.port("metrics.port", s.metrics.port);
-    c.check("metrics.bindAddress", s.metrics.bindAddress, isIpAddress(s.metrics.bindAddress), "expected an IP address such as 127.0.0.1 (keep metrics off the public internet)");
+    c.check(
+        "metrics.bindAddress",
+        s.metrics.bindAddress,
+        isIpAddress(s.metrics.bindAddress),
+        "expected an IP address such as 127.0.0.1 (keep metrics off the public internet)",
+    );
     c.check("metrics.port", s.metrics.port, !s.metrics.enabled || s.metrics.port !== s.httpPort, `expected a port other than httpPort (${s.httpPort})`);
     const size = parseSize(s.maxUploadSize);
-    c.check("maxUploadSize", s.maxUploadSize, size !== undefined && size >= 1024 && size <= 100 * 1024 ** 3,
-        "expected a size such as 50M: a whole number followed by K, M or G, from 1K to 100G");
+    c.check(
+        "maxUploadSize",
+        s.maxUploadSize,
+        size !== undefined && size >= 1024 && size <= 100 * 1024 ** 3,
+        "expected a size such as 50M: a whole number followed by K, M or G, from 1K to 100G",
+    );
     c.oneOf("registration", s.registration, ["shared-secret", "token"] as const);
     for (const r of s.urlPreviews.ipRangeBlacklist) c.check("urlPreviews.ipRangeBlacklist", r, isCidr(r), "expected CIDR networks such as 10.0.0.0/8");
-    c.check("cacheFactor", s.cacheFactor, typeof s.cacheFactor === "number" && s.cacheFactor > 0 && s.cacheFactor <= 100, "expected a number greater than 0 and at most 100, such as 0.5 or 2");
+    c.check(
+        "cacheFactor",
+        s.cacheFactor,
+        typeof s.cacheFactor === "number" && s.cacheFactor > 0 && s.cacheFactor <= 100,
+        "expected a number greater than 0 and at most 100, such as 0.5 or 2",
+    );
     for (const k of s.trustedKeyServers) c.check("trustedKeyServers", k, isServerName(k), "expected server names such as matrix.org");
     for (const d of s.federationDomainWhitelist ?? []) c.check("federationDomainWhitelist", d, isServerName(d), "expected server names such as example.org");
     if (s.email) {
         const e = s.email;
-        c.check("email.smtpHost", e.smtpHost, isHostname(e.smtpHost) || isIpAddress(e.smtpHost) || e.smtpHost === "localhost", "expected the SMTP server's host name, such as smtp.example.com");
+        c.check(
+            "email.smtpHost",
+            e.smtpHost,
+            isHostname(e.smtpHost) || isIpAddress(e.smtpHost) || e.smtpHost === "localhost",
+            "expected the SMTP server's host name, such as smtp.example.com",
+        );
         c.port("email.smtpPort", e.smtpPort);
         const addr = /<([^>]+)>\s*$/.exec(e.notifFrom)?.[1] ?? e.notifFrom;
-        c.check("email.notifFrom", e.notifFrom, isEmail(addr.trim()), "expected a sender such as \"Matrix <noreply@example.com>\" or noreply@example.com");
-        c.check("email.appName", e.appName, typeof e.appName === "string" && e.appName.length > 0 && !/[\n\r]/.test(e.appName), "expected a short one-line name such as Matrix");
+        c.check("email.notifFrom", e.notifFrom, isEmail(addr.trim()), 'expected a sender such as "Matrix <noreply@example.com>" or noreply@example.com');
+        c.check(
+            "email.appName",
+            e.appName,
+            typeof e.appName === "string" && e.appName.length > 0 && !/[\n\r]/.test(e.appName),
+            "expected a short one-line name such as Matrix",
+        );
     }
-    if (s.database.kind === "sqlite") c.check("database.path", s.database.path, isAbsolutePath(s.database.path), "expected an absolute path such as /var/lib/matrix-synapse/homeserver.db");
+    if (s.database.kind === "sqlite")
+        c.check("database.path", s.database.path, isAbsolutePath(s.database.path), "expected an absolute path such as /var/lib/matrix-synapse/homeserver.db");
     for (const [id, k] of Object.entries(s.oldSigningKeys)) {
         c.check("oldSigningKeys", id, /^ed25519:[A-Za-z0-9_]+$/.test(id), "expected keys named like ed25519:a_abcd");
         c.check(`oldSigningKeys["${id}"].key`, k.key, /^[A-Za-z0-9+/]{43}$/.test(k.key), "expected the 32-byte public key in unpadded base64 (43 characters)");
-        c.check(`oldSigningKeys["${id}"].expiredTs`, k.expiredTs, Number.isInteger(k.expiredTs) && k.expiredTs > 1e12, "expected milliseconds since the epoch, such as 1700000000000");
+        c.check(
+            `oldSigningKeys["${id}"].expiredTs`,
+            k.expiredTs,
+            Number.isInteger(k.expiredTs) && k.expiredTs > 1e12,
+            "expected milliseconds since the epoch, such as 1700000000000",
+        );
     }
     c.oneOf("logLevel", s.logLevel, ["DEBUG", "INFO", "WARNING", "ERROR"] as const);
     for (const [k, v] of Object.entries(s.paths)) {
@@ -318,7 +373,6 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     }
     c.done();
 }
-
 
 /** Validates an initial admin user localpart. */
 export function validateAdminUser(component: string, localpart: string | undefined): void {

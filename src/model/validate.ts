@@ -125,7 +125,12 @@ export class Checker {
     }
 
     positiveInt(setting: string, value: unknown, max = Number.MAX_SAFE_INTEGER): void {
-        this.check(setting, value, typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max, `expected a whole number from 1 to ${max}`);
+        this.check(
+            setting,
+            value,
+            typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= max,
+            `expected a whole number from 1 to ${max}`,
+        );
     }
 
     /** Throws every collected error at once. */

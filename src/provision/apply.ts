@@ -119,19 +119,15 @@ export function handlerStep(h: Handler): Sh {
         case "daemon-reload":
             return sh`systemctl daemon-reload`;
         case "restart":
-            return lines([
-                sh`if systemctl is-active -q ${h.unit.name}; then`,
-                indent(restartNow(h.unit)),
-                sh`else`,
-                sh`    pm_owe ${h.unit.name}`,
-                sh`fi`,
-            ]);
+            return lines([sh`if systemctl is-active -q ${h.unit.name}; then`, indent(restartNow(h.unit)), sh`else`, sh`    pm_owe ${h.unit.name}`, sh`fi`]);
         case "owe-restart":
             return sh`pm_owe ${h.unit.name}`;
         case "reload":
             return lines([
                 sh`if systemctl is-active -q ${h.unit.name}; then`,
-                ...(h.check ? [sh`    if ! ${h.check}; then echo ${`${h.unit.name}: the new configuration fails its check; not reloading`} >&2; exit 1; fi`] : []),
+                ...(h.check
+                    ? [sh`    if ! ${h.check}; then echo ${`${h.unit.name}: the new configuration fails its check; not reloading`} >&2; exit 1; fi`]
+                    : []),
                 sh`    systemctl reload ${h.unit.name}; echo ${`reloaded ${h.unit.name}`}`,
                 sh`fi`,
             ]);
@@ -169,14 +165,16 @@ export function ensureRunning(units: ServiceUnit[], opts: { enable?: string[] } 
     const enable = opts.enable ?? units.map((u) => u.name);
     return lines([
         ...(enable.length ? [sh`systemctl enable -q ${enable}`] : []),
-        ...units.map((u) => lines([
-            sh`if pm_take ${u.name} && systemctl is-active -q ${u.name}; then`,
-            sh`    echo ${`restarting ${u.name}`}; systemctl restart ${u.name}`,
-            sh`elif ! systemctl is-active -q ${u.name}; then`,
-            sh`    echo ${`starting ${u.name}`}; systemctl start ${u.name} || true`,
-            sh`fi`,
-            healthWait(u),
-        ])),
+        ...units.map((u) =>
+            lines([
+                sh`if pm_take ${u.name} && systemctl is-active -q ${u.name}; then`,
+                sh`    echo ${`restarting ${u.name}`}; systemctl restart ${u.name}`,
+                sh`elif ! systemctl is-active -q ${u.name}; then`,
+                sh`    echo ${`starting ${u.name}`}; systemctl start ${u.name} || true`,
+                sh`fi`,
+                healthWait(u),
+            ]),
+        ),
     ]);
 }
 

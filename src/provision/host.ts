@@ -62,12 +62,18 @@ export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
                     { path: HOST_FILES.firewallRuleset, content: renderFirewall(s.firewall.rules) },
                     { path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) },
                 ],
-                onChange: [{ kind: "run", command: sh`nft -c -f ${HOST_FILES.firewallRuleset}` }, { kind: "daemon-reload" }, { kind: "owe-restart", unit: FIREWALL_UNIT }],
+                onChange: [
+                    { kind: "run", command: sh`nft -c -f ${HOST_FILES.firewallRuleset}` },
+                    { kind: "daemon-reload" },
+                    { kind: "owe-restart", unit: FIREWALL_UNIT },
+                ],
             }),
             ensureRunning([FIREWALL_UNIT]),
         );
     } else {
-        body.push(sh`if systemctl is-enabled -q ${FIREWALL_UNIT.name} 2>/dev/null; then systemctl disable --now -q ${FIREWALL_UNIT.name}; echo "firewall removed"; fi`);
+        body.push(
+            sh`if systemctl is-enabled -q ${FIREWALL_UNIT.name} 2>/dev/null; then systemctl disable --now -q ${FIREWALL_UNIT.name}; echo "firewall removed"; fi`,
+        );
     }
     body.push(sh`echo "host ready"`);
     return script("pulumi-matrix host bootstrap", body);
@@ -79,7 +85,12 @@ export function firewallFragmentPath(component: string): string {
 }
 
 function fragmentId(component: string): string {
-    return component.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "component";
+    return (
+        component
+            .toLowerCase()
+            .replace(/[^a-z0-9]+/g, "-")
+            .replace(/^-+|-+$/g, "") || "component"
+    );
 }
 
 /**

@@ -43,11 +43,18 @@ export function postgresInstallScript(s: PostgresLocalSettings, component: strin
         applyFileSet({
             name: "postgres-server",
             files: [
-                { path: raw(`"/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf"`), content: renderPostgresConf(s), owner: "postgres", group: "postgres" },
+                {
+                    path: raw(`"/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf"`),
+                    content: renderPostgresConf(s),
+                    owner: "postgres",
+                    group: "postgres",
+                },
                 {
                     path: raw(`"$hba"`),
                     generate: sh`{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; }`,
-                    mode: "0640", owner: "postgres", group: "postgres",
+                    mode: "0640",
+                    owner: "postgres",
+                    group: "postgres",
                 },
             ],
             // The file names depend on the major version: nothing to prune by name.

@@ -49,7 +49,10 @@ function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
             name: "synapse-apt",
             files: [
                 { path: "/etc/apt/sources.list.d/matrix-org.list", content: `deb [signed-by=${a.keyring}] ${a.url} ${os.codename} main\n` },
-                { path: `/etc/apt/preferences.d/${a.package}`, content: `# Managed by pulumi-matrix: the Synapse version is pinned.\nPackage: ${a.package}\nPin: version ${s.version}+*\nPin-Priority: 1001\n` },
+                {
+                    path: `/etc/apt/preferences.d/${a.package}`,
+                    content: `# Managed by pulumi-matrix: the Synapse version is pinned.\nPackage: ${a.package}\nPin: version ${s.version}+*\nPin-Priority: 1001\n`,
+                },
             ],
         }),
         sh`printf '%s\n' ${`matrix-synapse-py3 matrix-synapse/server-name string ${s.serverName}`} ${`matrix-synapse-py3 matrix-synapse/report-stats boolean ${s.reportStats}`} | debconf-set-selections`,
@@ -76,7 +79,10 @@ function pipInstall(s: SynapseSettings): Sh[] {
     return [
         sh`pm_apt_install python3 python3-venv python3-dev build-essential libpq-dev libffi-dev libssl-dev`,
         sh`if ! id -u ${s.paths.user} >/dev/null 2>&1; then useradd --system --home-dir ${s.paths.dataDir} --no-create-home --shell /usr/sbin/nologin ${s.paths.user}; fi`,
-        noDowngrade(sh`$( [ -x ${python} ] && ${python} -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true)`, s.version),
+        noDowngrade(
+            sh`$( [ -x ${python} ] && ${python} -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true)`,
+            s.version,
+        ),
         sh`if [ "$installed" != ${s.version} ]; then`,
         sh`    [ -x ${python} ] || python3 -m venv ${v}`,
         sh`    ${pip} install -q --disable-pip-version-check --upgrade pip setuptools wheel`,

@@ -9,7 +9,9 @@ function portExpr(r: FirewallRule): string {
 
 /** Sorts rules so the ruleset is byte-identical however components were declared. */
 function sortRules(rules: FirewallRule[]): FirewallRule[] {
-    return [...rules].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || (a.toPort ?? 0) - (b.toPort ?? 0) || a.owner.localeCompare(b.owner));
+    return [...rules].sort(
+        (a, b) => a.protocol.localeCompare(b.protocol) || a.port - b.port || (a.toPort ?? 0) - (b.toPort ?? 0) || a.owner.localeCompare(b.owner),
+    );
 }
 
 /** The directory of the fragments components write: each opens what its component needs. */
@@ -74,10 +76,10 @@ export function renderFirewall(rules: FirewallRule[]): string {
         "        type filter hook input priority filter; policy drop;",
         "        ct state established,related accept",
         "        ct state invalid drop",
-        "        iif \"lo\" accept",
+        '        iif "lo" accept',
         "        meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
         "        meta l4proto ipv6-icmp accept",
-        "        tcp dport $ssh_ports accept comment \"ssh\"",
+        '        tcp dport $ssh_ports accept comment "ssh"',
     ];
     lines.push(...ruleBodies(rules).map((b) => `        ${b}`));
     lines.push("    }", "}", `include "${FIREWALL_FRAGMENT_DIR}/*.nft"`, "");

@@ -1,4 +1,13 @@
-export { renderHomeserverYaml, renderLogConfig, renderPgpass, renderEmailSecretFragment, homeserverConfig, mergeExtraConfig, pgpassSecretFile, emailSecretFile } from "./synapse/homeserver";
+export {
+    renderHomeserverYaml,
+    renderLogConfig,
+    renderPgpass,
+    renderEmailSecretFragment,
+    homeserverConfig,
+    mergeExtraConfig,
+    pgpassSecretFile,
+    emailSecretFile,
+} from "./synapse/homeserver";
 export { renderSynapseMainUnit, renderSynapseTarget } from "./synapse/units";
 export { signingKeyFromPem, parseSigningKeyFile, signingKeyIdFor, ed25519PublicKeyFromOpenssh } from "./synapse/signingKey";
 export { renderCreateDatabaseSql, renderPostgresConf, renderPgHbaBlock, renderBackupScript, renderBackupUnits } from "./postgres";

@@ -7,7 +7,14 @@ import { stringify } from "yaml";
  */
 export function renderYaml(value: unknown, header?: string): string {
     const body = stringify(value, { lineWidth: 0, aliasDuplicateObjects: false, indentSeq: true });
-    return (header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" : "") + body;
+    return (
+        (header
+            ? header
+                  .split("\n")
+                  .map((l) => `# ${l}`.trimEnd())
+                  .join("\n") + "\n"
+            : "") + body
+    );
 }
 
 export const MANAGED_HEADER = "Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.";

@@ -15,7 +15,13 @@ const VM_DIR = path.join(DIR, "vm");
 const INFO = path.join(DIR, "demo.json");
 const log = (s: string) => process.stderr.write(`[demo] ${s}\n`);
 
-interface DemoInfo { url: string; serverName: string; adminUserId: string; adminPassword: string; ssh: string }
+interface DemoInfo {
+    url: string;
+    serverName: string;
+    adminUserId: string;
+    adminPassword: string;
+    ssh: string;
+}
 
 function print(info: DemoInfo): void {
     process.stdout.write(`
@@ -82,7 +88,10 @@ async function main(): Promise<void> {
     }
 }
 
-main().then(() => process.exit(0), (e) => {
-    process.stderr.write(`[demo] failed: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-});
+main().then(
+    () => process.exit(0),
+    (e) => {
+        process.stderr.write(`[demo] failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+    },
+);

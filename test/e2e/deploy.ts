@@ -32,7 +32,12 @@ export async function deploy(args: MatrixStackArgs, state: Map<string, Record<st
     const stack = await runProgram(() => new MatrixStack("e2e", args), mocks, { project: "matrix", stack: "e2e" });
     const s = stack.synapse;
     const [signingKeyId, adminUserId, adminPassword, registrationSharedSecret, serverName, version] = await Promise.all([
-        settle(s.signingKeyId), settle(s.adminUserId!), settle(s.adminPassword!), settle(s.registrationSharedSecret), settle(s.serverName), settle(s.version),
+        settle(s.signingKeyId),
+        settle(s.adminUserId!),
+        settle(s.adminPassword!),
+        settle(s.registrationSharedSecret),
+        settle(s.serverName),
+        settle(s.version),
     ]);
     const seconds = Math.round((Date.now() - t0) / 1000);
     log(`deployment took ${seconds} s; per component:\n${mocks.summaryText()}`);
@@ -43,9 +48,22 @@ export async function deploy(args: MatrixStackArgs, state: Map<string, Record<st
 export async function tunnel(vm: Vm, remotePort: number): Promise<{ port: number; close(): void }> {
     const port = await freeTcpPort();
     const c = vm.connection();
-    const child: ChildProcess = spawn("ssh", [...sshOptions({ host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey }),
-        "-N", "-o", "ExitOnForwardFailure=yes", "-L", `127.0.0.1:${port}:127.0.0.1:${remotePort}`, c.host], { stdio: "ignore" });
-    const close = () => { if (child.exitCode === null) child.kill("SIGTERM"); };
+    const child: ChildProcess = spawn(
+        "ssh",
+        [
+            ...sshOptions({ host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey }),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            `127.0.0.1:${port}:127.0.0.1:${remotePort}`,
+            c.host,
+        ],
+        { stdio: "ignore" },
+    );
+    const close = () => {
+        if (child.exitCode === null) child.kill("SIGTERM");
+    };
     process.once("exit", close);
     for (let i = 0; i < 100; i++) {
         try {
@@ -63,5 +81,10 @@ export async function tunnel(vm: Vm, remotePort: number): Promise<{ port: number
 /** When each unit last entered the active state: unchanged means not restarted. */
 export async function startTimestamps(vm: Vm, units: string[]): Promise<Record<string, string>> {
     const r = await vm.exec(units.map((u) => `echo "${u}=$(systemctl show -p ActiveEnterTimestampMonotonic --value ${u})"`).join("; "));
-    return Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split("=") as [string, string]));
+    return Object.fromEntries(
+        r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => l.split("=") as [string, string]),
+    );
 }

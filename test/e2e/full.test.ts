@@ -17,8 +17,12 @@ const full = process.env.E2E_FULL === "1" ? describe : describe.skip;
 full("e2e full", function () {
     this.timeout(90 * 60_000);
     const timings: string[] = [];
-    before(async () => { await ensureBaseImage(log); });
-    after(() => { for (const t of timings) log(`timing: ${t}`); });
+    before(async () => {
+        await ensureBaseImage(log);
+    });
+    after(() => {
+        for (const t of timings) log(`timing: ${t}`);
+    });
 
     describe("one VM, then its replacement", function () {
         let vm: Vm;
@@ -31,7 +35,9 @@ full("e2e full", function () {
             first = await deploy(vmStackArgs(vm), state, log);
             timings.push(`first deployment: ${first.seconds} s`);
         });
-        after(async () => { await vm?.stop(); });
+        after(async () => {
+            await vm?.stop();
+        });
 
         it("a changed maxUploadSize restarts Synapse and nothing else", async function () {
             const units = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service"];
@@ -63,7 +69,9 @@ full("e2e full", function () {
             const args = vmStackArgs(vm);
             const restored = await deploy({ ...args, synapse: { ...args.synapse } }, state, log);
             await vm.exec("systemctl stop matrix-synapse.service");
-            const put = await vm.exec(`base64 -d > /tmp/synapse.dump && runuser -u postgres -- pg_restore --clean --if-exists -d synapse /tmp/synapse.dump`, { stdin: fs.readFileSync(dump).toString("base64") });
+            const put = await vm.exec(`base64 -d > /tmp/synapse.dump && runuser -u postgres -- pg_restore --clean --if-exists -d synapse /tmp/synapse.dump`, {
+                stdin: fs.readFileSync(dump).toString("base64"),
+            });
             assert.equal(put.code, 0, put.stderr);
             await vm.exec("systemctl start matrix-synapse.service");
             assert.equal(restored.outputs.signingKeyId, first.outputs.signingKeyId);
@@ -95,19 +103,32 @@ full("e2e full", function () {
 
         it("Synapse reaches PostgreSQL on the other VM; pg_hba and the firewall admit only the private network", async function () {
             const dbConn = db.connection();
-            const args = vmStackArgs(app, {}, {
-                postgres: {
-                    host: { host: dbConn.host, port: dbConn.port, user: dbConn.user, privateKey: dbConn.privateKey, hostKey: dbConn.hostKey, ntpServers: ["10.0.2.2"] },
-                    reachableAt: db.privateIp!,
-                    listenAddresses: ["127.0.0.1", db.privateIp!],
-                    allowedClients: [`${app.privateIp}/32`],
+            const args = vmStackArgs(
+                app,
+                {},
+                {
+                    postgres: {
+                        host: {
+                            host: dbConn.host,
+                            port: dbConn.port,
+                            user: dbConn.user,
+                            privateKey: dbConn.privateKey,
+                            hostKey: dbConn.hostKey,
+                            ntpServers: ["10.0.2.2"],
+                        },
+                        reachableAt: db.privateIp!,
+                        listenAddresses: ["127.0.0.1", db.privateIp!],
+                        allowedClients: [`${app.privateIp}/32`],
+                    },
                 },
-            });
+            );
             const d = await deploy(args, new Map(), log);
             timings.push(`two-host deployment: ${d.seconds} s`);
             const health = await app.exec("curl -fsS http://127.0.0.1:8008/health");
             assert.equal(health.stdout, "OK");
-            const conns = await db.exec("runuser -u postgres -- psql -Atc \"SELECT count(*) FROM pg_stat_activity WHERE datname = 'synapse' AND client_addr IS NOT NULL\"");
+            const conns = await db.exec(
+                "runuser -u postgres -- psql -Atc \"SELECT count(*) FROM pg_stat_activity WHERE datname = 'synapse' AND client_addr IS NOT NULL\"",
+            );
             assert.ok(Number(conns.stdout.trim()) > 0, "no connection from the Synapse VM");
             const hba = await db.exec("sed -n '/BEGIN pulumi-matrix/,/END pulumi-matrix/p' /etc/postgresql/15/main/pg_hba.conf");
             assert.match(hba.stdout, new RegExp(`${app.privateIp!.replace(/\./g, "\\.")}/32`));
@@ -115,7 +136,10 @@ full("e2e full", function () {
             const ruleset = await db.exec("nft list table inet pulumi_matrix");
             assert.match(ruleset.stdout, new RegExp(`ip saddr ${app.privateIp!.replace(/\./g, "\\.")} tcp dport 5432 accept`));
             // From the allowed address the port answers; from another address on the same network it does not.
-            const probe = (source: string) => app.exec(`python3 -c "import socket; socket.create_connection(('${db.privateIp}', 5432), timeout=5, source_address=('${source}', 0)); print('open')" 2>&1 | tail -n 1`);
+            const probe = (source: string) =>
+                app.exec(
+                    `python3 -c "import socket; socket.create_connection(('${db.privateIp}', 5432), timeout=5, source_address=('${source}', 0)); print('open')" 2>&1 | tail -n 1`,
+                );
             await app.exec(`ip addr add 10.99.0.200/24 dev eth1 2>/dev/null || true`);
             assert.equal((await probe(app.privateIp!)).stdout.trim(), "open");
             assert.match((await probe("10.99.0.200")).stdout, /timed out/);

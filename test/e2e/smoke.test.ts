@@ -54,7 +54,12 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         const secrets: string[] = [];
         for (const r of first.mocks.resources) {
             if (r.type === "random:index/randomPassword:RandomPassword") secrets.push(String(r.outputs?.result));
-            if (r.type === "tls:index/privateKey:PrivateKey") secrets.push(...String(r.outputs?.privateKeyPem).split("\n").filter((l) => l.length > 40));
+            if (r.type === "tls:index/privateKey:PrivateKey")
+                secrets.push(
+                    ...String(r.outputs?.privateKeyPem)
+                        .split("\n")
+                        .filter((l) => l.length > 40),
+                );
         }
         assert.ok(secrets.length >= 5, `found ${secrets.length} secrets`);
         const seed = (await vm.exec("cut -d' ' -f3 /etc/matrix-synapse/homeserver.signing.key")).stdout.trim();
@@ -99,7 +104,10 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         assert.equal(await q("SHOW listen_addresses"), "127.0.0.1");
         assert.equal(await q("SHOW shared_buffers"), "256MB");
         assert.equal(await q("SHOW effective_cache_size"), "768MB");
-        assert.equal(await q("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"), "UTF8/C/C");
+        assert.equal(
+            await q("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"),
+            "UTF8/C/C",
+        );
         assert.equal((await vm.exec("systemctl is-enabled pulumi-matrix-pg-backup.timer")).stdout.trim(), "enabled");
     });
 
@@ -110,7 +118,9 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
             try {
                 const r = await fetch(`http://127.0.0.1:${vm.forwardedPort(guestPort)}/`, { signal: AbortSignal.timeout(5000) });
                 return r.status;
-            } catch { return "no answer"; }
+            } catch {
+                return "no answer";
+            }
         };
         assert.equal(await get(8765), 200);
         assert.equal(await get(8766), "no answer");
@@ -131,7 +141,11 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         assert.deepEqual(await startTimestamps(vm, UNITS), before);
         for (const r of again.mocks.resources.filter((x) => x.type === "command:remote:Command" && !x.secretInputs.includes("stdin"))) {
             const out = String(r.outputs?.stdout ?? "");
-            assert.doesNotMatch(out, /^(updated |removed |installing |restarting |starting |reloaded |PostgreSQL restarted)/m, `${r.name} changed something:\n${out}`);
+            assert.doesNotMatch(
+                out,
+                /^(updated |removed |installing |restarting |starting |reloaded |PostgreSQL restarted)/m,
+                `${r.name} changed something:\n${out}`,
+            );
         }
     });
 

@@ -25,12 +25,17 @@ describe("firewall ruleset", function () {
         const dir = makeTempDir("nft");
         fs.mkdirSync(path.join(dir, "firewall.d"));
         fs.writeFileSync(path.join(dir, "ssh-ports.nft"), renderSshPorts("22"));
-        const ruleset = renderFirewall([]).replace(SSH_PORTS_FILE, path.join(dir, "ssh-ports.nft")).replace(FIREWALL_FRAGMENT_DIR, path.join(dir, "firewall.d"));
+        const ruleset = renderFirewall([])
+            .replace(SSH_PORTS_FILE, path.join(dir, "ssh-ports.nft"))
+            .replace(FIREWALL_FRAGMENT_DIR, path.join(dir, "firewall.d"));
         fs.writeFileSync(path.join(dir, "firewall.nft"), ruleset);
         const check = () => run("nft", ["-c", "-f", path.join(dir, "firewall.nft")], { allowFailure: true });
         assert.equal((await check()).code, 0, "no fragment yet");
-        fs.writeFileSync(path.join(dir, "firewall.d", "postgres.nft"), renderFirewallFragment("PostgresDatabase \"pg\"", [{ port: 5432, protocol: "tcp", sources: ["10.0.0.4/32", "fd00::4/128"], owner: "postgresql" }]));
-        fs.writeFileSync(path.join(dir, "firewall.d", "empty.nft"), renderFirewallFragment("SynapseHomeserver \"s\"", []));
+        fs.writeFileSync(
+            path.join(dir, "firewall.d", "postgres.nft"),
+            renderFirewallFragment('PostgresDatabase "pg"', [{ port: 5432, protocol: "tcp", sources: ["10.0.0.4/32", "fd00::4/128"], owner: "postgresql" }]),
+        );
+        fs.writeFileSync(path.join(dir, "firewall.d", "empty.nft"), renderFirewallFragment('SynapseHomeserver "s"', []));
         const ok = await check();
         assert.equal(ok.code, 0, ok.stderr);
         fs.writeFileSync(path.join(dir, "firewall.d", "broken.nft"), "add rule inet pulumi_matrix input tcp dport 80 acept\n");

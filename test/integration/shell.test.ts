@@ -24,14 +24,18 @@ describe("provisioning scripts: quoting, file sets, handlers", function () {
     before(function () {
         stub = makeTempDir("systemctl-stub");
         // `systemctl is-active` answers from the file "active"; every other call is recorded.
-        fs.writeFileSync(path.join(stub, "systemctl"), `#!/bin/bash
+        fs.writeFileSync(
+            path.join(stub, "systemctl"),
+            `#!/bin/bash
 if [ "$1" = is-active ]; then shift; [ "$1" = -q ] && shift; grep -qxF -- "$1" ${stub}/active 2>/dev/null; exit; fi
 if [ "$1" = show ]; then echo active; exit 0; fi
 echo "systemctl $*" >> ${stub}/calls
 if [ "$1" = stop ]; then shift; for u in "$@"; do sed -i "/^$u$/d" ${stub}/active; done; fi
 if [ "$1" = start ] || [ "$1" = restart ]; then shift; for u in "$@"; do echo "$u" >> ${stub}/active; done; fi
 exit 0
-`, { mode: 0o755 });
+`,
+            { mode: 0o755 },
+        );
         fs.writeFileSync(path.join(stub, "journalctl"), "#!/bin/sh\necho journal\n", { mode: 0o755 });
         env = { ...process.env, PATH: `${stub}:${process.env.PATH}` };
     });
@@ -56,15 +60,27 @@ exit 0
         const content = "line with 'quotes' and $vars and `ticks`\nPM_EOF\n\\n backslash\n";
         await runScript([heredoc(sh`cat > ${path.join(dir, "out")}`, content)]);
         assert.equal(fs.readFileSync(path.join(dir, "out"), "utf8"), content);
-        assert.equal(heredoc(sh`cat`, "a\n").text.split("\n").pop(), heredoc(sh`cat`, "b\n").text.split("\n").pop());
+        assert.equal(
+            heredoc(sh`cat`, "a\n")
+                .text.split("\n")
+                .pop(),
+            heredoc(sh`cat`, "b\n")
+                .text.split("\n")
+                .pop(),
+        );
     });
 
     it("tracks changes per file set: only the set whose file changed runs its handler; a re-run changes nothing", async function () {
         const dir = makeTempDir("sets");
-        const a = setName("a"), b = setName("b");
+        const a = setName("a"),
+            b = setName("b");
         const sets = (aContent: string): FileSet[] => [
             { name: a, files: [{ path: path.join(dir, "a.conf"), content: aContent }], onChange: [{ kind: "run", command: sh`echo handler-a` }] },
-            { name: b, files: [{ path: path.join(dir, "sub", "b.conf"), generate: sh`printf 'two\n'`, mode: "0640" }], onChange: [{ kind: "run", command: sh`echo handler-b` }] },
+            {
+                name: b,
+                files: [{ path: path.join(dir, "sub", "b.conf"), generate: sh`printf 'two\n'`, mode: "0640" }],
+                onChange: [{ kind: "run", command: sh`echo handler-b` }],
+            },
         ];
         const first = await runScript(sets("one\n").map(applyFileSet));
         assert.match(first.stdout, /handler-a[\s\S]*handler-b/);
@@ -83,7 +99,11 @@ exit 0
         const dir = makeTempDir("prune");
         const name = setName("prune");
         fs.writeFileSync(path.join(dir, "users-own.conf"), "mine\n");
-        const set = (files: string[]): FileSet => ({ name, files: files.map((f) => ({ path: path.join(dir, f), content: `${f}\n` })), onChange: [{ kind: "run", command: sh`echo changed` }] });
+        const set = (files: string[]): FileSet => ({
+            name,
+            files: files.map((f) => ({ path: path.join(dir, f), content: `${f}\n` })),
+            onChange: [{ kind: "run", command: sh`echo changed` }],
+        });
         await runScript([applyFileSet(set(["x.conf", "y.conf"]))]);
         const r = await runScript([applyFileSet(set(["x.conf"]))]);
         assert.match(r.stdout, /removed .*y\.conf[\s\S]*changed/);

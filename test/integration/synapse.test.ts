@@ -51,7 +51,13 @@ describe("Synapse as the library configures it", function () {
         peers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
         writeReadableConfig(settings);
         // The secrets script the component sends to the VM, run here for real.
-        await run("bash", ["-s"], { input: synapseSecretsScript(settings, { ...secrets, signingKey: key.fileLine, files: [pgpassSecretFile(peers.database!, secrets.databasePassword)] }) });
+        await run("bash", ["-s"], {
+            input: synapseSecretsScript(settings, {
+                ...secrets,
+                signingKey: key.fileLine,
+                files: [pgpassSecretFile(peers.database!, secrets.databasePassword)],
+            }),
+        });
     });
 
     after(async function () {
@@ -73,7 +79,10 @@ describe("Synapse as the library configures it", function () {
     }
 
     it("creates the database UTF8 with C collation from the rendered SQL, and the SQL runs again harmlessly", async function () {
-        assert.equal(await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"), "UTF8/C/C");
+        assert.equal(
+            await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"),
+            "UTF8/C/C",
+        );
         await pg.runAsSuperuser(renderCreateDatabaseSql({ database: "synapse", user: "synapse" }, secrets.databasePassword));
     });
 
@@ -90,12 +99,12 @@ describe("Synapse as the library configures it", function () {
     it("starts and answers /health and /_matrix/client/versions", async function () {
         await start();
         assert.equal(await (await fetch(`${baseUrl}/health`)).text(), "OK");
-        const versions = await (await fetch(`${baseUrl}/_matrix/client/versions`)).json() as { versions: string[] };
+        const versions = (await (await fetch(`${baseUrl}/_matrix/client/versions`)).json()) as { versions: string[] };
         assert.ok(versions.versions.includes("v1.11") || versions.versions.length > 5, JSON.stringify(versions));
     });
 
     it("publishes exactly the signing key derived from the Pulumi-side key", async function () {
-        const body = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { server_name: string; verify_keys: Record<string, { key: string }> };
+        const body = (await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json()) as { server_name: string; verify_keys: Record<string, { key: string }> };
         assert.equal(body.server_name, "matrix.test");
         assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${key.keyId}`]);
         assert.equal(body.verify_keys[`ed25519:${key.keyId}`].key, key.publicKey);
@@ -116,7 +125,9 @@ describe("Synapse as the library configures it", function () {
         assert.equal(session.userId, "@admin:matrix.test");
         assert.equal((await whoami(baseUrl, session.accessToken)).user_id, "@admin:matrix.test");
         session.client.stopClient();
-        const adminCheck = await fetch(`${baseUrl}/_synapse/admin/v2/users/@admin:matrix.test`, { headers: { Authorization: `Bearer ${session.accessToken}` } });
+        const adminCheck = await fetch(`${baseUrl}/_synapse/admin/v2/users/@admin:matrix.test`, {
+            headers: { Authorization: `Bearer ${session.accessToken}` },
+        });
         assert.equal(((await adminCheck.json()) as { admin: boolean }).admin, true);
     });
 
@@ -131,7 +142,7 @@ describe("Synapse as the library configures it", function () {
 
     it("keeps the same key id and users after a restart", async function () {
         await synapse!.restart();
-        const body = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { verify_keys: Record<string, unknown> };
+        const body = (await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json()) as { verify_keys: Record<string, unknown> };
         assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${key.keyId}`]);
         const users = await pg.psql("SELECT count(*) FROM users", { db: "synapse" });
         assert.equal(users, "2");
@@ -140,7 +151,10 @@ describe("Synapse as the library configures it", function () {
     it("logs no config warning and no deprecation", function () {
         // The start-up banner is logged at WARNING level on purpose; everything else counts.
         const banner = /synapse\.config\.logger - \d+ - WARNING - main - (\*{5} STARTING SERVER|Server .* version |Copyright|Licensed under)/;
-        const lines = synapse!.log().split("\n").filter((l) => !banner.test(l));
+        const lines = synapse!
+            .log()
+            .split("\n")
+            .filter((l) => !banner.test(l));
         const bad = lines.filter((l) => /deprecat/i.test(l) || (/ - (WARNING|ERROR|CRITICAL) - /.test(l) && /config|setting|option/i.test(l)));
         assert.deepEqual(bad, []);
     });
@@ -162,16 +176,26 @@ describe("Synapse as the library configures it", function () {
             paths: settings.paths,
         });
         writeReadableConfig(s);
-        await run("bash", ["-s"], { input: synapseSecretsScript(s, {
-            ...secrets, signingKey: key.fileLine, files: [pgpassSecretFile(peers.database!, secrets.databasePassword), emailSecretFile(s, random())],
-        }) });
+        await run("bash", ["-s"], {
+            input: synapseSecretsScript(s, {
+                ...secrets,
+                signingKey: key.fileLine,
+                files: [pgpassSecretFile(peers.database!, secrets.databasePassword), emailSecretFile(s, random())],
+            }),
+        });
         await start(s);
         const flows = await fetch(`${baseUrl}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify({}) });
-        const body = await flows.json() as { flows: { stages: string[] }[] };
-        assert.ok(body.flows.some((f) => f.stages.includes("m.login.registration_token")), JSON.stringify(body));
-        const keys = await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json() as { old_verify_keys: Record<string, unknown> };
+        const body = (await flows.json()) as { flows: { stages: string[] }[] };
+        assert.ok(
+            body.flows.some((f) => f.stages.includes("m.login.registration_token")),
+            JSON.stringify(body),
+        );
+        const keys = (await (await fetch(`${baseUrl}/_matrix/key/v2/server`)).json()) as { old_verify_keys: Record<string, unknown> };
         assert.deepEqual(Object.keys(keys.old_verify_keys), ["ed25519:a_old"]);
-        const bad = synapse!.log().split("\n").filter((l) => /deprecat/i.test(l));
+        const bad = synapse!
+            .log()
+            .split("\n")
+            .filter((l) => /deprecat/i.test(l));
         assert.deepEqual(bad, []);
     });
 });

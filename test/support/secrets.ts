@@ -8,27 +8,27 @@ export const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export function isSecretWrapped(v: unknown): v is { value: unknown } {
-  return typeof v === "object" && v !== null && (v as any)[SECRET_SIG_KEY] === SECRET_SIG;
+    return typeof v === "object" && v !== null && (v as any)[SECRET_SIG_KEY] === SECRET_SIG;
 }
 
 export function secretValue<T>(value: T): T {
-  return { [SECRET_SIG_KEY]: SECRET_SIG, value } as unknown as T;
+    return { [SECRET_SIG_KEY]: SECRET_SIG, value } as unknown as T;
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== "object" || v === null) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
+    if (typeof v !== "object" || v === null) return false;
+    const proto = Object.getPrototypeOf(v);
+    return proto === Object.prototype || proto === null;
 }
 
 /** Removes secret wrappers recursively (plain objects and arrays; class instances such as assets are kept). */
 export function unwrapSecrets<T = any>(v: unknown): T {
-  if (isSecretWrapped(v)) return unwrapSecrets((v as any).value);
-  if (Array.isArray(v)) return v.map((x) => unwrapSecrets(x)) as any;
-  if (isPlainObject(v)) {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = unwrapSecrets(x);
-    return o as T;
-  }
-  return v as T;
+    if (isSecretWrapped(v)) return unwrapSecrets((v as any).value);
+    if (Array.isArray(v)) return v.map((x) => unwrapSecrets(x)) as any;
+    if (isPlainObject(v)) {
+        const o: Record<string, unknown> = {};
+        for (const [k, x] of Object.entries(v)) o[k] = unwrapSecrets(x);
+        return o as T;
+    }
+    return v as T;
 }

@@ -10,7 +10,10 @@ function changed(a: RecordingMocks, b: RecordingMocks): string[] {
 }
 
 async function run(overrides = {}) {
-    const { mocks } = await runWithMocks(() => new MatrixStack("prod", stackArgs(overrides)), (s) => [s.synapse.signingKeyId]);
+    const { mocks } = await runWithMocks(
+        () => new MatrixStack("prod", stackArgs(overrides)),
+        (s) => [s.synapse.signingKeyId],
+    );
     return mocks;
 }
 

@@ -5,7 +5,10 @@ import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "./mocks
 import { stackArgs } from "./fixtures";
 
 async function deploy(args = stackArgs()) {
-    return runWithMocks(() => new MatrixStack("prod", args), (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!]);
+    return runWithMocks(
+        () => new MatrixStack("prod", args),
+        (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
+    );
 }
 
 describe("MatrixStack under Pulumi mocks", () => {
@@ -27,7 +30,8 @@ describe("MatrixStack under Pulumi mocks", () => {
             "command:remote:Command prod-synapse-secrets",
             "command:remote:Command prod-synapse-config",
             "command:remote:Command prod-synapse-admin",
-        ]) assert.ok(names.includes(expected), `missing ${expected}`);
+        ])
+            assert.ok(names.includes(expected), `missing ${expected}`);
     });
 
     it("runs commands in dependency order: probe, bootstrap, PostgreSQL, install, secrets, config, admin", async () => {
@@ -65,7 +69,12 @@ describe("MatrixStack under Pulumi mocks", () => {
 
     it("places PostgreSQL on a second host and opens its port only to the allowed network", async () => {
         const args = stackArgs();
-        args.postgres = { host: { host: "203.0.113.11", privateKey: "k" }, reachableAt: "10.0.0.5", listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.0/24"] };
+        args.postgres = {
+            host: { host: "203.0.113.11", privateKey: "k" },
+            reachableAt: "10.0.0.5",
+            listenAddresses: ["127.0.0.1", "10.0.0.5"],
+            allowedClients: ["10.0.0.0/24"],
+        };
         const { mocks } = await deploy(args);
         const dbServer = String(mocks.byName("prod-postgres-server").inputs.stdin);
         assert.match(dbServer, /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.0\/24 \} tcp dport 5432 accept/);

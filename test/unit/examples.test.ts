@@ -8,7 +8,10 @@ import { TEST_SSH_KEY } from "./fixtures";
 async function runExample(dir: string, project: string, config: Record<string, string>, secrets: string[]) {
     const mocks = new RecordingMocks();
     await pulumi.runtime.setMocks(mocks, project, "dev", false);
-    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${project}:${k}`, v])), secrets.map((k) => `${project}:${k}`));
+    pulumi.runtime.setAllConfig(
+        Object.fromEntries(Object.entries(config).map(([k, v]) => [`${project}:${k}`, v])),
+        secrets.map((k) => `${project}:${k}`),
+    );
     const file = require.resolve(path.join("..", "..", "examples", dir, "index.ts"));
     delete require.cache[file];
     const outputs = require(file) as Record<string, pulumi.Output<unknown>>;
@@ -19,27 +22,52 @@ async function runExample(dir: string, project: string, config: Record<string, s
 
 describe("examples run as written", () => {
     it("single-host", async () => {
-        const { mocks, outputs } = await runExample("single-host", "matrix-single-host",
-            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" }, ["sshPrivateKey"]);
+        const { mocks, outputs } = await runExample(
+            "single-host",
+            "matrix-single-host",
+            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" },
+            ["sshPrivateKey"],
+        );
         assert.equal(await valueOf(outputs.adminUserId), "@admin:example.com");
         assert.ok(mocks.resources.some((r) => r.name === "matrix-synapse-config"));
     });
 
     it("split-hosts: PostgreSQL on the second VM, reached at its private address", async () => {
-        const { mocks } = await runExample("split-hosts", "matrix-split-hosts", {
-            appAddress: "203.0.113.10", dbAddress: "203.0.113.11", appPrivateIp: "10.0.0.4", dbPrivateIp: "10.0.0.5",
-            sshPrivateKey: TEST_SSH_KEY, serverName: "example.com",
-        }, ["sshPrivateKey"]);
+        const { mocks } = await runExample(
+            "split-hosts",
+            "matrix-split-hosts",
+            {
+                appAddress: "203.0.113.10",
+                dbAddress: "203.0.113.11",
+                appPrivateIp: "10.0.0.4",
+                dbPrivateIp: "10.0.0.5",
+                sshPrivateKey: TEST_SSH_KEY,
+                serverName: "example.com",
+            },
+            ["sshPrivateKey"],
+        );
         assert.equal((mocks.byName("synapse-db-server").inputs.connection as { host: string }).host, "203.0.113.11");
         assert.match(String(mocks.byName("synapse-config").inputs.stdin), /host: 10\.0\.0\.5/);
-        assert.match(String(mocks.byName("synapse-db-server").inputs.stdin), /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 5432 accept/);
+        assert.match(
+            String(mocks.byName("synapse-db-server").inputs.stdin),
+            /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 5432 accept/,
+        );
         assert.doesNotMatch(String(mocks.byName("db-bootstrap").inputs.stdin), /dport 5432/);
     });
 
     it("external-postgres: nothing installed for the database, TLS required", async () => {
-        const { mocks } = await runExample("external-postgres", "matrix-external-postgres", {
-            vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, dbHost: "db.example.com", dbPassword: "SECRETdb", serverName: "example.com",
-        }, ["sshPrivateKey", "dbPassword"]);
+        const { mocks } = await runExample(
+            "external-postgres",
+            "matrix-external-postgres",
+            {
+                vmAddress: "203.0.113.10",
+                sshPrivateKey: TEST_SSH_KEY,
+                dbHost: "db.example.com",
+                dbPassword: "SECRETdb",
+                serverName: "example.com",
+            },
+            ["sshPrivateKey", "dbPassword"],
+        );
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("synapse-db-") && r.type === "command:remote:Command"));
         assert.match(String(mocks.byName("synapse-config").inputs.stdin), /host: db\.example\.com[\s\S]*sslmode: require/);
         assert.doesNotMatch(String(mocks.byName("synapse-config").inputs.stdin), /SECRETdb/);

@@ -4,7 +4,14 @@ import * as path from "node:path";
 import { checkSupportedOs } from "../../src/model/host";
 import { renderFirewall, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
-import { emailSecretFile, pgpassSecretFile, renderEmailSecretFragment, renderHomeserverYaml, renderLogConfig, renderPgpass } from "../../src/render/synapse/homeserver";
+import {
+    emailSecretFile,
+    pgpassSecretFile,
+    renderEmailSecretFragment,
+    renderHomeserverYaml,
+    renderLogConfig,
+    renderPgpass,
+} from "../../src/render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
 import { renderFirewallFragment } from "../../src/render/firewall";
 import { resolveHostSettings } from "../../src/model/host";
@@ -25,7 +32,10 @@ function renderAll(): Record<string, string> {
     const s = goldenSynapseSettings();
     const pg = goldenPostgresSettings();
     const units = renderBackupUnits(pg, "/usr/local/lib/pulumi-matrix/pg-backup.sh");
-    const rules = [{ port: 5432, protocol: "tcp" as const, sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" }, { port: 443, protocol: "tcp" as const, owner: "nginx" }];
+    const rules = [
+        { port: 5432, protocol: "tcp" as const, sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" },
+        { port: 443, protocol: "tcp" as const, owner: "nginx" },
+    ];
     return {
         "synapse/homeserver.yaml": renderHomeserverYaml("golden", s, GOLDEN_PEERS),
         "synapse/log.yaml": renderLogConfig(s),
@@ -42,15 +52,17 @@ function renderAll(): Record<string, string> {
         "postgres/pg-backup.sh": renderBackupScript(pg),
         "host/firewall.nft": renderFirewall(rules),
         "host/ssh-ports.nft": renderSshPorts("22, 2222"),
-        "host/firewall.d/postgres.nft": renderFirewallFragment("PostgresDatabase \"golden\"", [rules[0]]),
+        "host/firewall.d/postgres.nft": renderFirewallFragment('PostgresDatabase "golden"', [rules[0]]),
         "scripts/host-bootstrap.sh": hostBootstrapScript(resolveHostSettings("golden", { firewall: { rules: [rules[1]] } }), os),
-        "scripts/postgres-server.sh": postgresInstallScript(pg, "PostgresDatabase \"golden\""),
+        "scripts/postgres-server.sh": postgresInstallScript(pg, 'PostgresDatabase "golden"'),
         "scripts/synapse-install-pip.sh": synapseInstallScript(s, os),
         "scripts/synapse-install-apt.sh": synapseInstallScript({ ...s, installMethod: "apt", paths: { ...s.paths } }, os),
         "scripts/synapse-config.sh": synapseConfigScript(s, GOLDEN_PEERS, "golden"),
         // Secret-bearing scripts, with placeholders where the secrets go.
         "scripts/synapse-secrets.sh": synapseSecretsScript(s, {
-            macaroonSecretKey: "<macaroon secret key>", formSecret: "<form secret>", registrationSharedSecret: "<registration shared secret>",
+            macaroonSecretKey: "<macaroon secret key>",
+            formSecret: "<form secret>",
+            registrationSharedSecret: "<registration shared secret>",
             signingKey: "ed25519 a_abcd <seed>",
             files: [pgpassSecretFile(GOLDEN_PEERS.database!, "<database password>"), emailSecretFile(s, "<smtp password>")],
         }),
@@ -88,7 +100,10 @@ describe("golden files (update with `npm run golden:update`, review the diff)", 
     });
 
     it("no golden file is left over from a renamed render", () => {
-        const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.relative(GOLDEN_DIR, path.join(d, e.name))]);
+        const walk = (d: string): string[] =>
+            fs
+                .readdirSync(d, { withFileTypes: true })
+                .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.relative(GOLDEN_DIR, path.join(d, e.name))]));
         assert.deepEqual(walk(GOLDEN_DIR).sort(), Object.keys(files).sort());
     });
 });

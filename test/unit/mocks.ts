@@ -32,7 +32,9 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, unknown> } {
         const inputs = unwrapSecrets<Record<string, unknown>>(args.inputs);
-        const secretInputs = Object.entries(args.inputs).filter(([, v]) => hasSecret(v)).map(([k]) => k);
+        const secretInputs = Object.entries(args.inputs)
+            .filter(([, v]) => hasSecret(v))
+            .map(([k]) => k);
         this.resources.push({ type: args.type, name: args.name, inputs, secretInputs, seq: this.resources.length });
         const state: Record<string, unknown> = { ...inputs };
         switch (args.type) {
@@ -93,7 +95,8 @@ export async function runWithMocks<T>(program: () => T, settle: (t: T) => pulumi
     const result = program();
     await Promise.all(settle(result).map(valueOf));
     // Let registrations that nothing awaited (e.g. commands depending on the ones above) finish.
-    let last = -1, stable = 0;
+    let last = -1,
+        stable = 0;
     for (let i = 0; i < 500 && stable < 10; i++) {
         stable = mocks.resources.length === last ? stable + 1 : 0;
         last = mocks.resources.length;

@@ -13,10 +13,13 @@ const ROOT = path.join(__dirname, "..", "..");
 
 describe("the component platform", () => {
     it("a PostgresDatabase placed on a plain Host in a user's own stack opens exactly its port to exactly its clients", async () => {
-        const { mocks } = await runWithMocks(() => {
-            const host = new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
-            return new PostgresDatabase("pg", { host, listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.4/32", "fd00::4/128"] });
-        }, (db) => [db.connection]);
+        const { mocks } = await runWithMocks(
+            () => {
+                const host = new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+                return new PostgresDatabase("pg", { host, listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.4/32", "fd00::4/128"] });
+            },
+            (db) => [db.connection],
+        );
         const server = String(mocks.byName("pg-server").inputs.stdin);
         const rules = server.split("\n").filter((l) => l.startsWith("add rule"));
         assert.deepEqual(rules, [
@@ -30,17 +33,30 @@ describe("the component platform", () => {
     });
 
     it("a PostgresDatabase without other clients opens nothing (its fragment is empty)", async () => {
-        const { mocks } = await runWithMocks(() => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY }) }), (db) => [db.connection]);
-        assert.deepEqual(String(mocks.byName("pg-server").inputs.stdin).split("\n").filter((l) => l.startsWith("add rule")), []);
+        const { mocks } = await runWithMocks(
+            () => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY }) }),
+            (db) => [db.connection],
+        );
+        assert.deepEqual(
+            String(mocks.byName("pg-server").inputs.stdin)
+                .split("\n")
+                .filter((l) => l.startsWith("add rule")),
+            [],
+        );
     });
 
     it("two components claiming one port on one Host fail with both names and the port", async () => {
         await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
             const db = new PostgresDatabase("pg", { host });
-            assert.throws(() => new SynapseHomeserver("synapse", { host, database: db, serverName: "example.com", httpPort: 5432 }),
-                /SynapseHomeserver "synapse": synapse http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/);
-            assert.throws(() => new PostgresDatabase("pg2", { host }), /PostgresDatabase "pg2": postgresql port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/);
+            assert.throws(
+                () => new SynapseHomeserver("synapse", { host, database: db, serverName: "example.com", httpPort: 5432 }),
+                /SynapseHomeserver "synapse": synapse http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+            );
+            assert.throws(
+                () => new PostgresDatabase("pg2", { host }),
+                /PostgresDatabase "pg2": postgresql port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/,
+            );
             assert.doesNotThrow(() => new PostgresDatabase("pg3", { host, port: 5433 }));
         });
     });

@@ -11,7 +11,10 @@ import { TEST_SSH_KEY } from "./fixtures";
 /** Loads src/program.ts afresh under mocks with the given stack config. */
 async function runProgram(config: Record<string, string>, secretKeys: string[] = [], mocks = new RecordingMocks()) {
     await pulumi.runtime.setMocks(mocks, "matrix", "dev", false);
-    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`matrix:${k}`, v])), secretKeys.map((k) => `matrix:${k}`));
+    pulumi.runtime.setAllConfig(
+        Object.fromEntries(Object.entries(config).map(([k, v]) => [`matrix:${k}`, v])),
+        secretKeys.map((k) => `matrix:${k}`),
+    );
     const path = require.resolve("../../src/program");
     delete require.cache[path];
     const program = require(path) as Record<string, pulumi.Output<unknown>>;
@@ -38,7 +41,9 @@ async function warnings(f: () => Promise<unknown>): Promise<string[]> {
     const seen: string[] = [];
     const log = pulumi.log as { warn: typeof pulumi.log.warn };
     const original = log.warn;
-    log.warn = async (msg: string) => { seen.push(msg); };
+    log.warn = async (msg: string) => {
+        seen.push(msg);
+    };
     try {
         await f();
     } finally {
@@ -48,7 +53,13 @@ async function warnings(f: () => Promise<unknown>): Promise<string[]> {
 }
 
 describe("the stack program (src/program.ts)", () => {
-    const base = { sshHost: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", adminUser: "admin" };
+    const base = {
+        sshHost: "203.0.113.10",
+        sshPrivateKey: TEST_SSH_KEY,
+        serverName: "example.com",
+        publicBaseUrl: "https://matrix.example.com/",
+        adminUser: "admin",
+    };
 
     it("builds a MatrixStack from stack config and exports its outputs", async () => {
         const { program } = await runProgram({ ...base, maxUploadSize: "100M", trustedKeyServers: '["matrix.org"]' }, ["sshPrivateKey"]);
@@ -61,7 +72,9 @@ describe("the stack program (src/program.ts)", () => {
     });
 
     it("treats the declared empty defaults as unset", async () => {
-        const { program } = await runProgram({ ...base, publicBaseUrl: "", synapseVersion: "", smtpHost: "", signingKey: "", postgresExternalHost: "" }, ["sshPrivateKey"]);
+        const { program } = await runProgram({ ...base, publicBaseUrl: "", synapseVersion: "", smtpHost: "", signingKey: "", postgresExternalHost: "" }, [
+            "sshPrivateKey",
+        ]);
         assert.equal(await valueOf(program.publicBaseUrl), "https://example.com/");
         assert.equal(await valueOf(program.synapseVersion), "1.163.2");
     });
@@ -73,7 +86,10 @@ describe("the stack program (src/program.ts)", () => {
     });
 
     it("uses an external PostgreSQL server with its secret password, the other PostgreSQL keys at their defaults", async () => {
-        const { mocks } = await runProgram({ ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw", postgresMemoryMb: "1024", postgresBackup: "true" }, ["sshPrivateKey", "postgresExternalPassword"]);
+        const { mocks } = await runProgram(
+            { ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw", postgresMemoryMb: "1024", postgresBackup: "true" },
+            ["sshPrivateKey", "postgresExternalPassword"],
+        );
         await new Promise((r) => setTimeout(r, 50));
         assert.ok(!mocks.resources.some((r) => r.name.includes("postgres-server")), "nothing installed for the database");
     });
@@ -98,7 +114,10 @@ describe("the stack program (src/program.ts)", () => {
             [{ logLevel: "LOUD" }, /^matrix:logLevel is "LOUD"; expected one of "DEBUG"/],
             [{ adminUser: "Admin!" }, /^matrix:adminUser is "Admin!"; expected a Matrix user localpart/],
             [{ smtpHost: "bad host!", notifFrom: "noreply@example.com" }, /^matrix:smtpHost is "bad host!"; expected the SMTP server's host name/],
-            [{ smtpHost: "smtp.example.com", smtpPort: "0", notifFrom: "noreply@example.com" }, /^matrix:smtpPort is 0; expected a whole number from 1 to 65535/],
+            [
+                { smtpHost: "smtp.example.com", smtpPort: "0", notifFrom: "noreply@example.com" },
+                /^matrix:smtpPort is 0; expected a whole number from 1 to 65535/,
+            ],
             [{ smtpHost: "smtp.example.com", notifFrom: "nobody" }, /^matrix:notifFrom is "nobody"; expected a sender such as/],
             [{ postgresMemoryMb: "100" }, /^matrix:postgresMemoryMb is 100; expected a whole number of MiB/],
             [{ postgresBackupRetention: "0" }, /^matrix:postgresBackupRetention is 0; expected a whole number from 1 to 366/],
@@ -109,7 +128,12 @@ describe("the stack program (src/program.ts)", () => {
                 const { message, mocks } = await programError({ ...base, ...config });
                 assert.match(message, expected);
                 // Host is built first: its errors come before any command. (Later components: see the pending test below.)
-                if (/^matrix:(ssh|firewall|ntp)/.test(message)) assert.deepEqual(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name), [], "no command on the VM");
+                if (/^matrix:(ssh|firewall|ntp)/.test(message))
+                    assert.deepEqual(
+                        mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name),
+                        [],
+                        "no command on the VM",
+                    );
             });
         }
 
@@ -119,7 +143,11 @@ describe("the stack program (src/program.ts)", () => {
         it("a bad Synapse or PostgreSQL value fails before any command for the VM is registered", async () => {
             for (const config of [{ maxUploadSize: "huge" }, { postgresMemoryMb: "100" }] as Record<string, string>[]) {
                 const { mocks } = await programError({ ...base, ...config });
-                assert.deepEqual(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name), [], JSON.stringify(config));
+                assert.deepEqual(
+                    mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name),
+                    [],
+                    JSON.stringify(config),
+                );
             }
         });
 
@@ -133,17 +161,26 @@ describe("the stack program (src/program.ts)", () => {
         it("several errors at once, each translated", async () => {
             const { error, message } = await programError({ ...base, maxUploadSize: "huge", cacheFactor: "0" });
             assert.ok(error instanceof ConfigErrors);
-            assert.deepEqual(error.errors.map((e) => (e as StackConfigError).key), ["maxUploadSize", "cacheFactor"]);
+            assert.deepEqual(
+                error.errors.map((e) => (e as StackConfigError).key),
+                ["maxUploadSize", "cacheFactor"],
+            );
             assert.match(message, /^matrix:maxUploadSize is "huge"; expected a size.*\nmatrix:cacheFactor is 0; expected a number/);
         });
 
         it("required keys and values that are not of the key's type", async () => {
-            assert.match((await programError({ sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" })).message,
-                /^matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost 203.0.113.10`/);
-            assert.match((await programError({ sshHost: "203.0.113.10", serverName: "example.com" }, [])).message,
-                /^matrix:sshPrivateKey is not set; it is required; set it with `pulumi config set --secret sshPrivateKey < ~\/.ssh\/id_ed25519`/);
-            assert.match((await programError({ ...base, postgresExternalHost: "db.example.com" })).message,
-                /^matrix:postgresExternalPassword is not set; it is required with matrix:postgresExternalHost; set it with `pulumi config set --secret postgresExternalPassword`/);
+            assert.match(
+                (await programError({ sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" })).message,
+                /^matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost 203.0.113.10`/,
+            );
+            assert.match(
+                (await programError({ sshHost: "203.0.113.10", serverName: "example.com" }, [])).message,
+                /^matrix:sshPrivateKey is not set; it is required; set it with `pulumi config set --secret sshPrivateKey < ~\/.ssh\/id_ed25519`/,
+            );
+            assert.match(
+                (await programError({ ...base, postgresExternalHost: "db.example.com" })).message,
+                /^matrix:postgresExternalPassword is not set; it is required with matrix:postgresExternalHost; set it with `pulumi config set --secret postgresExternalPassword`/,
+            );
             assert.match((await programError({ ...base, sshPort: "ssh" })).message, /^matrix:sshPort is "ssh"; expected a number/);
         });
 
@@ -152,10 +189,19 @@ describe("the stack program (src/program.ts)", () => {
         it.skip("an external server's settings (needs PostgresDatabase to name them external.host, external.port, ...)", async () => {
             const ext = { ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw" };
             const secrets = ["sshPrivateKey", "postgresExternalPassword"];
-            assert.match((await programError({ ...ext, postgresExternalHost: "bad host!" }, secrets)).message, /^matrix:postgresExternalHost is "bad host!"; expected/);
+            assert.match(
+                (await programError({ ...ext, postgresExternalHost: "bad host!" }, secrets)).message,
+                /^matrix:postgresExternalHost is "bad host!"; expected/,
+            );
             assert.match((await programError({ ...ext, postgresExternalPort: "0" }, secrets)).message, /^matrix:postgresExternalPort is 0; expected/);
-            assert.match((await programError({ ...ext, postgresExternalDatabase: "Bad-Name" }, secrets)).message, /^matrix:postgresExternalDatabase is "Bad-Name"; expected/);
-            assert.match((await programError({ ...ext, postgresExternalUser: "Bad-Name" }, secrets)).message, /^matrix:postgresExternalUser is "Bad-Name"; expected/);
+            assert.match(
+                (await programError({ ...ext, postgresExternalDatabase: "Bad-Name" }, secrets)).message,
+                /^matrix:postgresExternalDatabase is "Bad-Name"; expected/,
+            );
+            assert.match(
+                (await programError({ ...ext, postgresExternalUser: "Bad-Name" }, secrets)).message,
+                /^matrix:postgresExternalUser is "Bad-Name"; expected/,
+            );
         });
     });
 
@@ -165,26 +211,55 @@ describe("the stack program (src/program.ts)", () => {
         const expectContradiction = async (config: Record<string, string>, secrets: string[], expected: RegExp) => {
             const { message, mocks } = await programError(config, secrets);
             assert.match(message, expected);
-            assert.deepEqual(mocks.resources.map((r) => r.name), [], "nothing built");
+            assert.deepEqual(
+                mocks.resources.map((r) => r.name),
+                [],
+                "nothing built",
+            );
         };
 
-        for (const [key, value] of [["postgresMemoryMb", "2048"], ["postgresBackup", "false"], ["postgresBackupRetention", "14"], ["postgresBackupDirectory", "/srv/dumps"]]) {
+        for (const [key, value] of [
+            ["postgresMemoryMb", "2048"],
+            ["postgresBackup", "false"],
+            ["postgresBackupRetention", "14"],
+            ["postgresBackupDirectory", "/srv/dumps"],
+        ]) {
             it(`postgresExternalHost with ${key}`, async () => {
-                await expectContradiction({ ...ext, [key]: value }, extSecrets,
-                    new RegExp(`^matrix:${key} is ${JSON.stringify(value === "/srv/dumps" ? value : JSON.parse(value)).replace(/\//g, "\\/")}; it contradicts matrix:postgresExternalHost, which is "db.example.com" \\(an existing PostgreSQL server is used and the stack installs none\\); remove one of them`));
+                await expectContradiction(
+                    { ...ext, [key]: value },
+                    extSecrets,
+                    new RegExp(
+                        `^matrix:${key} is ${JSON.stringify(value === "/srv/dumps" ? value : JSON.parse(value)).replace(/\//g, "\\/")}; it contradicts matrix:postgresExternalHost, which is "db.example.com" \\(an existing PostgreSQL server is used and the stack installs none\\); remove one of them`,
+                    ),
+                );
             });
         }
 
         it("useSqlite with postgresExternalHost, or with settings of the PostgreSQL it then does not install", async () => {
-            await expectContradiction({ ...ext, useSqlite: "true" }, extSecrets, /^matrix:useSqlite is true; it contradicts matrix:postgresExternalHost, which is "db.example.com"/);
-            await expectContradiction({ ...base, useSqlite: "true", postgresMemoryMb: "2048" }, ["sshPrivateKey"],
-                /^matrix:postgresMemoryMb is 2048; it contradicts matrix:useSqlite, which is true \(Synapse keeps its data in SQLite and uses no PostgreSQL\)/);
+            await expectContradiction(
+                { ...ext, useSqlite: "true" },
+                extSecrets,
+                /^matrix:useSqlite is true; it contradicts matrix:postgresExternalHost, which is "db.example.com"/,
+            );
+            await expectContradiction(
+                { ...base, useSqlite: "true", postgresMemoryMb: "2048" },
+                ["sshPrivateKey"],
+                /^matrix:postgresMemoryMb is 2048; it contradicts matrix:useSqlite, which is true \(Synapse keeps its data in SQLite and uses no PostgreSQL\)/,
+            );
         });
 
         it("SMTP keys without smtpHost", async () => {
             const without = /it does nothing without matrix:smtpHost, which is not set \(no mail is sent\); set smtpHost too, or remove/;
-            await expectContradiction({ ...base, smtpUser: "matrix@example.com" }, ["sshPrivateKey"], new RegExp(`^matrix:smtpUser is "matrix@example.com"; ${without.source}`));
-            await expectContradiction({ ...base, notifFrom: "noreply@example.com" }, ["sshPrivateKey"], new RegExp(`^matrix:notifFrom is "noreply@example.com"; ${without.source}`));
+            await expectContradiction(
+                { ...base, smtpUser: "matrix@example.com" },
+                ["sshPrivateKey"],
+                new RegExp(`^matrix:smtpUser is "matrix@example.com"; ${without.source}`),
+            );
+            await expectContradiction(
+                { ...base, notifFrom: "noreply@example.com" },
+                ["sshPrivateKey"],
+                new RegExp(`^matrix:notifFrom is "noreply@example.com"; ${without.source}`),
+            );
             await expectContradiction({ ...base, smtpPort: "2525" }, ["sshPrivateKey"], new RegExp(`^matrix:smtpPort is 2525; ${without.source}`));
             const secret = await programError({ ...base, smtpPassword: "hunter2" }, ["sshPrivateKey", "smtpPassword"]);
             assert.match(secret.message, new RegExp(`^matrix:smtpPassword is \\[secret, not shown\\]; ${without.source}`));
@@ -192,25 +267,46 @@ describe("the stack program (src/program.ts)", () => {
         });
 
         it("external server keys without postgresExternalHost", async () => {
-            await expectContradiction({ ...base, postgresExternalPort: "5433" }, ["sshPrivateKey"],
-                /^matrix:postgresExternalPort is 5433; it does nothing without matrix:postgresExternalHost, which is not set \(the stack installs PostgreSQL itself\)/);
+            await expectContradiction(
+                { ...base, postgresExternalPort: "5433" },
+                ["sshPrivateKey"],
+                /^matrix:postgresExternalPort is 5433; it does nothing without matrix:postgresExternalHost, which is not set \(the stack installs PostgreSQL itself\)/,
+            );
         });
 
         it("reports every contradiction at once", async () => {
             const { error } = await programError({ ...ext, postgresMemoryMb: "2048", postgresBackup: "false", smtpUser: "u" }, extSecrets);
             assert.ok(error instanceof ConfigErrors);
-            assert.deepEqual(error.errors.map((e) => (e as StackConfigError).key), ["smtpUser", "postgresMemoryMb", "postgresBackup"]);
+            assert.deepEqual(
+                error.errors.map((e) => (e as StackConfigError).key),
+                ["smtpUser", "postgresMemoryMb", "postgresBackup"],
+            );
         });
 
         it("a value equal to the declared default is not a contradiction (Pulumi fills declared defaults in)", async () => {
-            const { program } = await runProgram({ ...ext, postgresMemoryMb: "1024", postgresBackup: "true", postgresBackupRetention: "7", postgresBackupDirectory: "/var/backups/pulumi-matrix/postgres", smtpPort: "587", smtpUser: "", notifFrom: "", useSqlite: "false" }, extSecrets);
+            const { program } = await runProgram(
+                {
+                    ...ext,
+                    postgresMemoryMb: "1024",
+                    postgresBackup: "true",
+                    postgresBackupRetention: "7",
+                    postgresBackupDirectory: "/var/backups/pulumi-matrix/postgres",
+                    smtpPort: "587",
+                    smtpUser: "",
+                    notifFrom: "",
+                    useSqlite: "false",
+                },
+                extSecrets,
+            );
             assert.equal(await valueOf(program.serverName), "example.com");
         });
     });
 
     it("warns about smtpUser without smtpPassword", async () => {
         const email = { ...base, smtpHost: "smtp.example.com", notifFrom: "noreply@example.com", smtpUser: "matrix@example.com" };
-        assert.deepEqual(await warnings(() => runProgram(email, ["sshPrivateKey"])), ["matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`"]);
+        assert.deepEqual(await warnings(() => runProgram(email, ["sshPrivateKey"])), [
+            "matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`",
+        ]);
         assert.deepEqual(await warnings(() => runProgram({ ...email, smtpPassword: "pw" }, ["sshPrivateKey", "smtpPassword"])), []);
     });
 });
@@ -232,7 +328,10 @@ describe("the stack config table (STACK_KEYS)", () => {
 
     it("maps each component setting to one key only", () => {
         const seen = STACK_CONFIG_KEYS.map((k) => `${STACK_KEYS[k].component} ${STACK_KEYS[k].setting}`);
-        assert.deepEqual(seen.filter((s, i) => seen.indexOf(s) !== i), []);
+        assert.deepEqual(
+            seen.filter((s, i) => seen.indexOf(s) !== i),
+            [],
+        );
     });
 
     it("names the keys the issue asks for", () => {

@@ -32,8 +32,10 @@ describe("the Pulumi project", () => {
     });
 
     it("keeps src/ free of Pulumi imports except the two entry points", () => {
-        const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
-        const offenders = walk(path.join(ROOT, "src")).filter((f) => f.endsWith(".ts") && !/src\/(index|program)\.ts$/.test(f))
+        const walk = (d: string): string[] =>
+            fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+        const offenders = walk(path.join(ROOT, "src"))
+            .filter((f) => f.endsWith(".ts") && !/src\/(index|program)\.ts$/.test(f))
             .filter((f) => /from "@pulumi\//.test(fs.readFileSync(f, "utf8")));
         assert.deepEqual(offenders, []);
     });
@@ -43,7 +45,16 @@ describe("the Pulumi project", () => {
     });
 
     it("declares each key with the Pulumi type of its table entry", () => {
-        const pulumiType = { string: "string", integer: "integer", number: "string", boolean: "boolean", switch: "boolean", list: "array", yaml: "string", secret: "string" } as const;
+        const pulumiType = {
+            string: "string",
+            integer: "integer",
+            number: "string",
+            boolean: "boolean",
+            switch: "boolean",
+            list: "array",
+            yaml: "string",
+            secret: "string",
+        } as const;
         for (const key of STACK_CONFIG_KEYS) {
             assert.equal(declaration(key)?.type, pulumiType[spec(key).type], `${key}: type`);
             assert.equal(declaration(key)?.secret === true, spec(key).type === "secret", `${key}: secret`);
@@ -62,8 +73,15 @@ describe("the Pulumi project", () => {
         // The library is the authority: each component's settings resolved from empty options by its model.
         // Synapse needs a serverName and an email block to resolve; keys set from those have no declared default.
         const postgres = resolvePostgresSettings("PostgresDatabase", {});
-        const synapse = resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" } });
-        const resolved: Record<StackKey["component"], unknown> = { Host: resolveHostSettings("Host", {}), PostgresDatabase: postgres, SynapseHomeserver: synapse };
+        const synapse = resolveSynapseSettings("SynapseHomeserver", {
+            serverName: "example.com",
+            email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" },
+        });
+        const resolved: Record<StackKey["component"], unknown> = {
+            Host: resolveHostSettings("Host", {}),
+            PostgresDatabase: postgres,
+            SynapseHomeserver: synapse,
+        };
         const at = (o: unknown, p: string) => p.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
         // Keys whose comparison needs a conversion (declared value -> library value):
         const conversions: Record<string, { declared: (d: unknown) => unknown; library: unknown }> = {
@@ -85,19 +103,35 @@ describe("the Pulumi project", () => {
             if (d === undefined || d === "") continue;
             const c = conversions[key];
             const library = c ? c.library : at(resolved[spec(key).component], spec(key).setting);
-            assert.deepEqual(c ? c.declared(d) : d, library, `Pulumi.yaml declares ${key} default ${JSON.stringify(d)}; the library's default is ${JSON.stringify(library)}`);
+            assert.deepEqual(
+                c ? c.declared(d) : d,
+                library,
+                `Pulumi.yaml declares ${key} default ${JSON.stringify(d)}; the library's default is ${JSON.stringify(library)}`,
+            );
             compared.push(key);
         }
-        assert.deepEqual(Object.keys(conversions).filter((k) => !compared.includes(k)), [], "conversions for keys that are not compared");
+        assert.deepEqual(
+            Object.keys(conversions).filter((k) => !compared.includes(k)),
+            [],
+            "conversions for keys that are not compared",
+        );
         assert.ok(compared.length >= 20, `compared only ${compared.join(", ")}`);
     });
 
     it("reads the declared defaults, as Pulumi fills them in, as not set: no key contradicts another", () => {
-        const defaults = Object.fromEntries(STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]));
-        const read = (extra: Record<string, string>) => readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", ...extra })[k] });
+        const defaults = Object.fromEntries(
+            STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]),
+        );
+        const read = (extra: Record<string, string>) =>
+            readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", ...extra })[k] });
         assert.equal(read({}).synapse.email, undefined);
         assert.equal(read({}).postgres.external, undefined);
-        assert.deepEqual(read({ postgresExternalHost: "db.example.com" }).postgres.external, { host: "db.example.com", port: 5432, database: "synapse", user: "synapse" });
+        assert.deepEqual(read({ postgresExternalHost: "db.example.com" }).postgres.external, {
+            host: "db.example.com",
+            port: 5432,
+            database: "synapse",
+            user: "synapse",
+        });
         assert.deepEqual(read({ useSqlite: "true" }).synapse.sqlite, {});
     });
 

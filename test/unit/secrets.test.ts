@@ -15,8 +15,14 @@ function readableStrings(r: RecordedResource): string[] {
 
 describe("secrets", () => {
     async function deploy() {
-        const args = stackArgs({ email: { smtpHost: "smtp.example.com", smtpUser: "matrix", notifFrom: "noreply@example.com" }, smtpPassword: "SECRETsmtp-password" });
-        return runWithMocks(() => new MatrixStack("prod", args), (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!]);
+        const args = stackArgs({
+            email: { smtpHost: "smtp.example.com", smtpUser: "matrix", notifFrom: "noreply@example.com" },
+            smtpPassword: "SECRETsmtp-password",
+        });
+        return runWithMocks(
+            () => new MatrixStack("prod", args),
+            (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
+        );
     }
 
     it("never appear in a readable input, a command line or a non-secret stdin", async () => {
@@ -38,7 +44,8 @@ describe("secrets", () => {
             }
         }
         // The SSH connection (with its private key) is secret on every command.
-        for (const r of mocks.resources.filter((x) => x.type === "command:remote:Command")) assert.ok(r.secretInputs.includes("connection"), `${r.name}: connection not secret`);
+        for (const r of mocks.resources.filter((x) => x.type === "command:remote:Command"))
+            assert.ok(r.secretInputs.includes("connection"), `${r.name}: connection not secret`);
     });
 
     it("keep the signing key, passwords and shared secrets out of the readable homeserver.yaml", async () => {

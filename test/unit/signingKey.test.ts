@@ -20,7 +20,11 @@ describe("signing key conversion", () => {
 
     it("derives the same key id from the OpenSSH public key (what the component uses) as from the private key", () => {
         const raw = publicKey.export({ format: "der", type: "spki" }).subarray(12);
-        const len = (b: Buffer) => { const l = Buffer.alloc(4); l.writeUInt32BE(b.length); return Buffer.concat([l, b]); };
+        const len = (b: Buffer) => {
+            const l = Buffer.alloc(4);
+            l.writeUInt32BE(b.length);
+            return Buffer.concat([l, b]);
+        };
         const openssh = `ssh-ed25519 ${Buffer.concat([len(Buffer.from("ssh-ed25519")), len(raw)]).toString("base64")}`;
         assert.equal(signingKeyIdFor(ed25519PublicKeyFromOpenssh(openssh)), signingKeyFromPem(pem).keyId);
     });
@@ -44,6 +48,9 @@ describe("signing key conversion", () => {
 
     it("refuses what is not a Synapse key line", () => {
         assert.throws(() => parseSigningKeyFile("ssh-ed25519 AAAA"), /signingKey is \[secret, not shown\]; expected the content of a Synapse signing key file/);
-        assert.throws(() => signingKeyFromPem(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString()), /Ed25519/);
+        assert.throws(
+            () => signingKeyFromPem(generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString()),
+            /Ed25519/,
+        );
     });
 });

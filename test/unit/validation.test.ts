@@ -12,7 +12,7 @@ import { readStackConfig } from "../../src/model/stackConfig";
 import { RecordingMocks, valueOf } from "./mocks";
 import { stackArgs } from "./fixtures";
 
-const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings("SynapseHomeserver \"s\"", { serverName: "example.com", ...o });
+const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
 
 /** The error names the component, the setting, the value and what is valid. */
 function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
@@ -42,12 +42,17 @@ describe("bad input is refused before anything touches a VM", () => {
     it("ports, and port clashes on one host", () => {
         rejects(synapse({ httpPort: 0 }), "httpPort", "0", /1 to 65535/);
         rejects(synapse({ metrics: { port: 8008 } }), "metrics.port", "8008", /other than httpPort/);
-        assert.throws(() => new MatrixStack("clash", { ...stackArgs({ httpPort: 5432, httpBindAddresses: ["127.0.0.1"] }) }),
-            /SynapseHomeserver "clash-synapse": synapse http listener port is 5432; PostgresDatabase "clash-postgres" \(postgresql\) already uses tcp port 5432 on 127.0.0.1 of Host "clash-host"; choose another port/);
-        const ports = () => new PortRegistry("Host \"h\"");
+        assert.throws(
+            () => new MatrixStack("clash", { ...stackArgs({ httpPort: 5432, httpBindAddresses: ["127.0.0.1"] }) }),
+            /SynapseHomeserver "clash-synapse": synapse http listener port is 5432; PostgresDatabase "clash-postgres" \(postgresql\) already uses tcp port 5432 on 127.0.0.1 of Host "clash-host"; choose another port/,
+        );
+        const ports = () => new PortRegistry('Host "h"');
         const r = ports();
         r.claim("A", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }]);
-        assert.throws(() => r.claim("B", [{ port: 80, protocol: "tcp", address: "10.0.0.1", owner: "b" }]), /B: b port is 80; A \(a\) already uses tcp port 80 on all addresses of Host "h"/);
+        assert.throws(
+            () => r.claim("B", [{ port: 80, protocol: "tcp", address: "10.0.0.1", owner: "b" }]),
+            /B: b port is 80; A \(a\) already uses tcp port 80 on all addresses of Host "h"/,
+        );
         const u = ports();
         u.claim("A", [{ port: 80, protocol: "tcp", address: "*", owner: "a" }]);
         assert.doesNotThrow(() => u.claim("B", [{ port: 80, protocol: "udp", address: "*", owner: "b" }]));
@@ -64,11 +69,16 @@ describe("bad input is refused before anything touches a VM", () => {
     it("sizes", () => {
         rejects(synapse({ maxUploadSize: "50MB" }), "maxUploadSize", '"50MB"', /whole number followed by K, M or G/);
         rejects(synapse({ maxUploadSize: "500G" }), "maxUploadSize", '"500G"', /from 1K to 100G/);
-        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { memoryMb: 100 }), /memoryMb is 100; expected a whole number of MiB from 256/);
+        assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { memoryMb: 100 }), /memoryMb is 100; expected a whole number of MiB from 256/);
     });
 
     it("emails", () => {
-        rejects(synapse({ email: { smtpHost: "smtp.example.com", notifFrom: "Matrix <not-an-email>" } }), "email.notifFrom", '"Matrix <not-an-email>"', /noreply@example.com/);
+        rejects(
+            synapse({ email: { smtpHost: "smtp.example.com", notifFrom: "Matrix <not-an-email>" } }),
+            "email.notifFrom",
+            '"Matrix <not-an-email>"',
+            /noreply@example.com/,
+        );
         rejects(synapse({ email: { smtpHost: "smtp example", notifFrom: "a@example.com" } }), "email.smtpHost", '"smtp example"', /SMTP server/);
     });
 
@@ -76,25 +86,57 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ installMethod: "pip", paths: { dataDir: "relative/dir" } }), "paths.dataDir", '"relative/dir"', /absolute path/);
         rejects(synapse({ installMethod: "pip", paths: { configDir: "/etc/../tmp" } }), "paths.configDir", '"/etc/../tmp"', /no '\.\.'/);
         rejects(synapse({ installMethod: "apt", paths: { venvDir: "/opt/synapse" } }), "paths.venvDir", '"/opt/synapse"', /apt package fixes this/);
-        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { backup: { directory: "backups" } }), /backup.directory is "backups"/);
+        assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { backup: { directory: "backups" } }), /backup.directory is "backups"/);
     });
 
     it("enumerations and mutually exclusive options", () => {
         rejects(synapse({ registration: "open" as never }), "registration", '"open"', /"shared-secret", "token"/);
         rejects(synapse({ installMethod: "docker" as never }), "installMethod", '"docker"', /"apt", "pip"/);
         const host = new Host("h", { host: "203.0.113.1", privateKey: "k" });
-        assert.throws(() => new SynapseHomeserver("s", { serverName: "example.com", host }), /SynapseHomeserver "s": database is not set, and neither is sqlite; expected exactly one/);
-        assert.throws(() => new PostgresDatabase("p", { host, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }), /PostgresDatabase "p": host is set together with external; choose one/);
-        assert.throws(() => new PostgresDatabase("p", { memoryMb: 4096, backup: { enabled: false }, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }),
-            /PostgresDatabase "p": memoryMb, backup is \{"memoryMb":4096,"backup":\{"enabled":false\}\}; these configure a server the library installs and do nothing with external/);
-        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" }, reachableAt: "10.0.0.5", external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } } }), /postgres.host is set together with postgres.external; choose one/);
-        assert.throws(() => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }), /MatrixStack "m": postgres.reachableAt is not set; with postgres.host it must be/);
-        assert.throws(() => resolvePostgresSettings("PostgresDatabase \"p\"", { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
+        assert.throws(
+            () => new SynapseHomeserver("s", { serverName: "example.com", host }),
+            /SynapseHomeserver "s": database is not set, and neither is sqlite; expected exactly one/,
+        );
+        assert.throws(
+            () => new PostgresDatabase("p", { host, external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" } }),
+            /PostgresDatabase "p": host is set together with external; choose one/,
+        );
+        assert.throws(
+            () =>
+                new PostgresDatabase("p", {
+                    memoryMb: 4096,
+                    backup: { enabled: false },
+                    external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" },
+                }),
+            /PostgresDatabase "p": memoryMb, backup is \{"memoryMb":4096,"backup":\{"enabled":false\}\}; these configure a server the library installs and do nothing with external/,
+        );
+        assert.throws(
+            () =>
+                new MatrixStack("m", {
+                    ...stackArgs(),
+                    postgres: {
+                        host: { host: "203.0.113.2", privateKey: "k" },
+                        reachableAt: "10.0.0.5",
+                        external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" },
+                    },
+                }),
+            /postgres.host is set together with postgres.external; choose one/,
+        );
+        assert.throws(
+            () => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }),
+            /MatrixStack "m": postgres.reachableAt is not set; with postgres.host it must be/,
+        );
+        assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
     });
 
     it("extraConfig may not override managed keys or carry secrets", () => {
-        assert.throws(() => mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, []), /extraConfig is \{"enable_registration":true\}; enable_registration is managed by the library/);
-        assert.deepEqual(mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, ["enable_registration"]), { enable_registration: true });
+        assert.throws(
+            () => mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, []),
+            /extraConfig is \{"enable_registration":true\}; enable_registration is managed by the library/,
+        );
+        assert.deepEqual(mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, ["enable_registration"]), {
+            enable_registration: true,
+        });
         assert.throws(() => mergeExtraConfig("S", {}, { turn_shared_secret: "x" }, []), /secrets do not belong/);
         assert.doesNotThrow(() => mergeExtraConfig("S", {}, { turn_shared_secret_path: "/etc/x" }, []));
     });
@@ -105,10 +147,19 @@ describe("bad input is refused before anything touches a VM", () => {
 
     it("host settings: SSH address, user, boot timeout, firewall rules", async () => {
         assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", bootTimeout: "soon" }), /bootTimeout is "soon"; expected a duration/);
-        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, toPort: 5, protocol: "udp", owner: "x" }] } }), /toPort is 5; expected a port >= 10/);
-        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, protocol: "tcp", sources: ["everyone"], owner: "x" }] } }), /sources is "everyone"/);
+        assert.throws(
+            () => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, toPort: 5, protocol: "udp", owner: "x" }] } }),
+            /toPort is 5; expected a port >= 10/,
+        );
+        assert.throws(
+            () => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, protocol: "tcp", sources: ["everyone"], owner: "x" }] } }),
+            /sources is "everyone"/,
+        );
         assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", user: "Bad User" }), /user is "Bad User"/);
-        assert.throws(() => checkSupportedOs("Host \"h\"", 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"'), /the host's operating system is "Ubuntu 20.04.6 LTS"; supported are .*Ubuntu 24.04/);
+        assert.throws(
+            () => checkSupportedOs('Host "h"', 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"'),
+            /the host's operating system is "Ubuntu 20.04.6 LTS"; supported are .*Ubuntu 24.04/,
+        );
         assert.equal(checkSupportedOs("h", 'ID=ubuntu\nVERSION_ID="24.04"\nPRETTY_NAME="Ubuntu 24.04.1 LTS"').codename, "noble");
     });
 
@@ -124,7 +175,10 @@ describe("bad input is refused before anything touches a VM", () => {
             return true;
         });
         assert.deepEqual(synapseWarnings(synapse({ publicBaseUrl: "http://matrix.example.com/" })()).length, 1);
-        assert.match(synapseWarnings(synapse({ publicBaseUrl: "http://matrix.example.com/" })())[0], /publicBaseUrl is "http:\/\/matrix.example.com\/": clients would send passwords/);
+        assert.match(
+            synapseWarnings(synapse({ publicBaseUrl: "http://matrix.example.com/" })())[0],
+            /publicBaseUrl is "http:\/\/matrix.example.com\/": clients would send passwords/,
+        );
         assert.deepEqual(synapseWarnings(synapse({ publicBaseUrl: "http://127.0.0.1:8008/" })()), []);
         assert.deepEqual(synapseWarnings(synapse({})()), []);
     });
@@ -136,12 +190,35 @@ describe("bad input is refused before anything touches a VM", () => {
 
     it("stack config: required keys, numbers, booleans, lists and YAML", () => {
         const reader = (values: Record<string, string>) => ({ get: (k: string) => values[k] });
-        assert.throws(() => readStackConfig(reader({ serverName: "example.com" })), /matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost/);
-        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", presence: "yes" })), /matrix:presence is "yes"; expected true or false/);
-        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", cacheFactor: "lots" })), /matrix:cacheFactor is "lots"; expected a number/);
-        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", synapseExtraConfig: "- a\n- b" })), /matrix:synapseExtraConfig .* expected a YAML mapping/);
-        assert.throws(() => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", smtpHost: "smtp.example.com" })), /matrix:notifFrom is not set/);
-        const ok = readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", publicBaseUrl: "", trustedKeyServers: '["matrix.org","example.org"]', synapseExtraConfig: "enable_media_repo: true" }));
+        assert.throws(
+            () => readStackConfig(reader({ serverName: "example.com" })),
+            /matrix:sshHost is not set; it is required; set it with `pulumi config set sshHost/,
+        );
+        assert.throws(
+            () => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", presence: "yes" })),
+            /matrix:presence is "yes"; expected true or false/,
+        );
+        assert.throws(
+            () => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", cacheFactor: "lots" })),
+            /matrix:cacheFactor is "lots"; expected a number/,
+        );
+        assert.throws(
+            () => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", synapseExtraConfig: "- a\n- b" })),
+            /matrix:synapseExtraConfig .* expected a YAML mapping/,
+        );
+        assert.throws(
+            () => readStackConfig(reader({ sshHost: "1.2.3.4", serverName: "example.com", smtpHost: "smtp.example.com" })),
+            /matrix:notifFrom is not set/,
+        );
+        const ok = readStackConfig(
+            reader({
+                sshHost: "1.2.3.4",
+                serverName: "example.com",
+                publicBaseUrl: "",
+                trustedKeyServers: '["matrix.org","example.org"]',
+                synapseExtraConfig: "enable_media_repo: true",
+            }),
+        );
         assert.equal(ok.synapse.publicBaseUrl, undefined);
         assert.deepEqual(ok.synapse.trustedKeyServers, ["matrix.org", "example.org"]);
         assert.deepEqual(ok.synapse.extraConfig, { enable_media_repo: true });

@@ -6,14 +6,16 @@ import { MANAGED_HEADER, renderYaml } from "../yaml";
 /** Plain-object form of homeserver.yaml before extraConfig, in the order Synapse's docs present the options. */
 export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Record<string, unknown> {
     const f = synapseFiles(s.paths);
-    const listeners: Record<string, unknown>[] = [{
-        port: s.httpPort,
-        bind_addresses: s.httpBindAddresses,
-        type: "http",
-        tls: false,
-        x_forwarded: true,
-        resources: [{ names: ["client", "federation"], compress: false }],
-    }];
+    const listeners: Record<string, unknown>[] = [
+        {
+            port: s.httpPort,
+            bind_addresses: s.httpBindAddresses,
+            type: "http",
+            tls: false,
+            x_forwarded: true,
+            resources: [{ names: ["client", "federation"], compress: false }],
+        },
+    ];
     if (s.metrics.enabled) {
         listeners.push({ port: s.metrics.port, bind_addresses: [s.metrics.bindAddress], type: "metrics" });
     }
@@ -33,10 +35,15 @@ export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Recor
         macaroon_secret_key_path: f.macaroonSecretKey,
         form_secret_path: f.formSecret,
         signing_key_path: f.signingKey,
-        ...(Object.keys(s.oldSigningKeys).length ? {
-            old_signing_keys: Object.fromEntries(Object.entries(s.oldSigningKeys).sort(([a], [b]) => a.localeCompare(b))
-                .map(([id, k]) => [id, { key: k.key, expired_ts: k.expiredTs }])),
-        } : {}),
+        ...(Object.keys(s.oldSigningKeys).length
+            ? {
+                  old_signing_keys: Object.fromEntries(
+                      Object.entries(s.oldSigningKeys)
+                          .sort(([a], [b]) => a.localeCompare(b))
+                          .map(([id, k]) => [id, { key: k.key, expired_ts: k.expiredTs }]),
+                  ),
+              }
+            : {}),
         allow_guest_access: s.allowGuestAccess,
         url_preview_enabled: s.urlPreviews.enabled,
         ...(s.urlPreviews.enabled ? { url_preview_ip_range_blacklist: s.urlPreviews.ipRangeBlacklist } : {}),
@@ -97,16 +104,29 @@ export function emailBlock(s: SynapseSettings, smtpPass?: string): Record<string
  * only be replaced when it is listed in allowOverride, so a typo cannot
  * silently undo, say, closed registration.
  */
-export function mergeExtraConfig(component: string, managed: Record<string, unknown>, extra: Record<string, unknown>, allowOverride: string[]): Record<string, unknown> {
+export function mergeExtraConfig(
+    component: string,
+    managed: Record<string, unknown>,
+    extra: Record<string, unknown>,
+    allowOverride: string[],
+): Record<string, unknown> {
     const clashes = Object.keys(extra).filter((k) => k in managed && !allowOverride.includes(k));
     if (clashes.length) {
-        throw new ConfigError(component, "extraConfig", Object.fromEntries(clashes.map((k) => [k, extra[k]])),
-            `${clashes.join(", ")} ${clashes.length > 1 ? "are" : "is"} managed by the library; use the matching setting, or list the key in allowOverride to replace it`);
+        throw new ConfigError(
+            component,
+            "extraConfig",
+            Object.fromEntries(clashes.map((k) => [k, extra[k]])),
+            `${clashes.join(", ")} ${clashes.length > 1 ? "are" : "is"} managed by the library; use the matching setting, or list the key in allowOverride to replace it`,
+        );
     }
     const secretLike = Object.keys(extra).filter((k) => /(^|_)(secret|password|pass|key)$/.test(k) && !k.endsWith("_path"));
     if (secretLike.length) {
-        throw new ConfigError(component, "extraConfig", secretLike,
-            "secrets do not belong in the readable homeserver.yaml: put the secret in a file on the host and use the option's *_path variant");
+        throw new ConfigError(
+            component,
+            "extraConfig",
+            secretLike,
+            "secrets do not belong in the readable homeserver.yaml: put the secret in a file on the host and use the option's *_path variant",
+        );
     }
     return { ...managed, ...extra };
 }
@@ -130,19 +150,22 @@ export function renderPgpass(c: DatabaseConnection, password: string): string {
 
 /** Logging to stdout, which systemd hands to the journal (it adds the timestamps). */
 export function renderLogConfig(s: SynapseSettings): string {
-    return renderYaml({
-        version: 1,
-        formatters: { journal: { format: "%(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s" } },
-        handlers: {
-            console: { class: "logging.StreamHandler", formatter: "journal", stream: "ext://sys.stdout" },
+    return renderYaml(
+        {
+            version: 1,
+            formatters: { journal: { format: "%(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s" } },
+            handlers: {
+                console: { class: "logging.StreamHandler", formatter: "journal", stream: "ext://sys.stdout" },
+            },
+            loggers: {
+                synapse: { level: s.logLevel },
+                "synapse.storage.SQL": { level: s.logLevel === "DEBUG" ? "DEBUG" : "WARNING" },
+            },
+            root: { level: s.logLevel, handlers: ["console"] },
+            disable_existing_loggers: false,
         },
-        loggers: {
-            synapse: { level: s.logLevel },
-            "synapse.storage.SQL": { level: s.logLevel === "DEBUG" ? "DEBUG" : "WARNING" },
-        },
-        root: { level: s.logLevel, handlers: ["console"] },
-        disable_existing_loggers: false,
-    }, MANAGED_HEADER);
+        MANAGED_HEADER,
+    );
 }
 
 /** The database password as the secret file Synapse's libpq reads. */

@@ -71,12 +71,20 @@ export function signingKeyFromPem(pem: string): SigningKey {
  */
 export function parseSigningKeyFile(text: string, component = "signing key", setting = "signingKey"): SigningKey {
     // The value is a secret: errors describe it, never echo it.
-    const line = String(text ?? "").split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? "";
+    const line =
+        String(text ?? "")
+            .split("\n")
+            .map((l) => l.trim())
+            .find((l) => l.length > 0) ?? "";
     const m = /^ed25519 ([A-Za-z0-9_]+) ([A-Za-z0-9+/]{43})=?$/.exec(line);
     const seed = m ? Buffer.from(m[2], "base64") : Buffer.alloc(0);
     if (!m || seed.length !== 32) {
-        throw new ConfigError(component, setting, line === "" ? new Described("empty") : SECRET_VALUE,
-            "expected the content of a Synapse signing key file: one line \"ed25519 <key_id> <seed>\", the seed being 43 base64 characters (32 bytes)");
+        throw new ConfigError(
+            component,
+            setting,
+            line === "" ? new Described("empty") : SECRET_VALUE,
+            'expected the content of a Synapse signing key file: one line "ed25519 <key_id> <seed>", the seed being 43 base64 characters (32 bytes)',
+        );
     }
     return { keyId: m[1], publicKey: unpaddedBase64(ed25519PublicKey(seed)), fileLine: `ed25519 ${m[1]} ${m[2]}\n` };
 }

@@ -11,229 +11,244 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 export interface SshTarget {
-  host: string;
-  port?: number;
-  user?: string;
-  /** private key text (OpenSSH or PEM) */
-  privateKey: string;
-  /** expected host key, "ssh-ed25519 AAAA..." (authorized_keys format); unchecked when absent */
-  hostKey?: string;
-  /** seconds for one TCP connect + SSH banner exchange (default 15) */
-  connectTimeoutSec?: number;
-  /** bastion to jump through */
-  proxy?: SshTarget;
+    host: string;
+    port?: number;
+    user?: string;
+    /** private key text (OpenSSH or PEM) */
+    privateKey: string;
+    /** expected host key, "ssh-ed25519 AAAA..." (authorized_keys format); unchecked when absent */
+    hostKey?: string;
+    /** seconds for one TCP connect + SSH banner exchange (default 15) */
+    connectTimeoutSec?: number;
+    /** bastion to jump through */
+    proxy?: SshTarget;
 }
 
 export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** set when the process was killed by a signal (e.g. timeout) */
-  signal?: string;
-  timedOut?: boolean;
+    code: number;
+    stdout: string;
+    stderr: string;
+    /** set when the process was killed by a signal (e.g. timeout) */
+    signal?: string;
+    timedOut?: boolean;
 }
 
 export interface RunOptions {
-  stdin?: string | Buffer;
-  timeoutMs?: number;
+    stdin?: string | Buffer;
+    timeoutMs?: number;
 }
 
 let tmpDir: string | undefined;
 const HOST_ALIAS = "harness-target";
 
 function secretDir(): string {
-  if (!tmpDir) {
-    sweepStale();
-    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-ssh-"));
-    fs.chmodSync(tmpDir, 0o700);
-    fs.writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
-    const dir = tmpDir;
-    process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
-  }
-  return tmpDir;
+    if (!tmpDir) {
+        sweepStale();
+        tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-ssh-"));
+        fs.chmodSync(tmpDir, 0o700);
+        fs.writeFileSync(path.join(tmpDir, "owner.pid"), String(process.pid));
+        const dir = tmpDir;
+        process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
+    }
+    return tmpDir;
 }
 
 /** Removes key directories of processes that died without their exit handler (SIGKILL). */
 function sweepStale(): void {
-  try {
-    for (const n of fs.readdirSync(os.tmpdir())) {
-      if (!n.startsWith("e2e-ssh-")) continue;
-      const dir = path.join(os.tmpdir(), n);
-      let owner = 0;
-      try {
-        owner = Number(fs.readFileSync(path.join(dir, "owner.pid"), "utf8"));
-      } catch {
-        continue;
-      }
-      try {
-        process.kill(owner, 0);
-      } catch {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+    try {
+        for (const n of fs.readdirSync(os.tmpdir())) {
+            if (!n.startsWith("e2e-ssh-")) continue;
+            const dir = path.join(os.tmpdir(), n);
+            let owner = 0;
+            try {
+                owner = Number(fs.readFileSync(path.join(dir, "owner.pid"), "utf8"));
+            } catch {
+                continue;
+            }
+            try {
+                process.kill(owner, 0);
+            } catch {
+                fs.rmSync(dir, { recursive: true, force: true });
+            }
+        }
+    } catch {
+        /* best effort */
     }
-  } catch {
-    /* best effort */
-  }
 }
 
 function fileFor(kind: string, content: string): string {
-  const name = `${kind}-${createHash("sha256").update(content).digest("hex").slice(0, 20)}`;
-  const p = path.join(secretDir(), name);
-  if (!fs.existsSync(p)) {
-    const tmp = `${p}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, content, { mode: 0o600 });
-    fs.renameSync(tmp, p);
-  }
-  return p;
+    const name = `${kind}-${createHash("sha256").update(content).digest("hex").slice(0, 20)}`;
+    const p = path.join(secretDir(), name);
+    if (!fs.existsSync(p)) {
+        const tmp = `${p}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, content, { mode: 0o600 });
+        fs.renameSync(tmp, p);
+    }
+    return p;
 }
 
 /** Quotes one word for POSIX sh: the library's own quoting. */
 export const shq = shQuote;
 
 function keyText(k: string): string {
-  return k.endsWith("\n") ? k : k + "\n";
+    return k.endsWith("\n") ? k : k + "\n";
 }
 
 /** `-o` options (without destination) for ssh/scp to reach `t`. */
 export function sshOptions(t: SshTarget): string[] {
-  const o = [
-    "-F", "/dev/null",
-    "-o", "BatchMode=yes",
-    "-o", "IdentitiesOnly=yes",
-    "-o", `IdentityFile=${fileFor("key", keyText(t.privateKey))}`,
-    "-o", `Port=${t.port ?? 22}`,
-    "-o", `User=${t.user ?? "root"}`,
-    "-o", `ConnectTimeout=${t.connectTimeoutSec && t.connectTimeoutSec > 0 ? t.connectTimeoutSec : 15}`,
-    "-o", "ServerAliveInterval=15",
-    "-o", "ServerAliveCountMax=8",
-    "-o", "LogLevel=ERROR",
-    "-o", "ControlMaster=no",
-    "-o", "ControlPath=none",
-  ];
-  if (t.hostKey) {
-    const line = t.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
-    o.push(
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", `UserKnownHostsFile=${fileFor("known_hosts", `${HOST_ALIAS} ${line}\n`)}`,
-      "-o", `HostKeyAlias=${HOST_ALIAS}`,
-    );
-  } else {
-    o.push("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null");
-  }
-  if (t.proxy) {
-    const inner = ["ssh", ...sshOptions(t.proxy), "-W", "%h:%p", hostForSsh(t.proxy.host)];
-    // ProxyCommand is run by /bin/sh; %h/%p are expanded by ssh
-    o.push("-o", `ProxyCommand=${inner.map((a) => (a === "%h:%p" ? a : shq(a))).join(" ")}`);
-  }
-  return o;
+    const o = [
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        `IdentityFile=${fileFor("key", keyText(t.privateKey))}`,
+        "-o",
+        `Port=${t.port ?? 22}`,
+        "-o",
+        `User=${t.user ?? "root"}`,
+        "-o",
+        `ConnectTimeout=${t.connectTimeoutSec && t.connectTimeoutSec > 0 ? t.connectTimeoutSec : 15}`,
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "ServerAliveCountMax=8",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+    ];
+    if (t.hostKey) {
+        const line = t.hostKey.trim().split(/\s+/).slice(0, 2).join(" ");
+        o.push(
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            `UserKnownHostsFile=${fileFor("known_hosts", `${HOST_ALIAS} ${line}\n`)}`,
+            "-o",
+            `HostKeyAlias=${HOST_ALIAS}`,
+        );
+    } else {
+        o.push("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null");
+    }
+    if (t.proxy) {
+        const inner = ["ssh", ...sshOptions(t.proxy), "-W", "%h:%p", hostForSsh(t.proxy.host)];
+        // ProxyCommand is run by /bin/sh; %h/%p are expanded by ssh
+        o.push("-o", `ProxyCommand=${inner.map((a) => (a === "%h:%p" ? a : shq(a))).join(" ")}`);
+    }
+    return o;
 }
 
 function hostForSsh(h: string): string {
-  return h;
+    return h;
 }
 
 function hostForScp(h: string): string {
-  return h.includes(":") ? `[${h}]` : h;
+    return h.includes(":") ? `[${h}]` : h;
 }
 
 /** Runs a process, collecting output; never rejects for a non-zero exit. */
 export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    let timer: NodeJS.Timeout | undefined;
-    if (opts.timeoutMs && opts.timeoutMs > 0) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        child.kill("SIGKILL");
-      }, opts.timeoutMs);
-    }
-    child.stdout!.on("data", (b: Buffer) => out.push(b));
-    child.stderr!.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => {
-      if (timer) clearTimeout(timer);
-      reject(e);
+    return new Promise((resolve, reject) => {
+        const child = spawn(cmd, args, { stdio: [opts.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        let timedOut = false;
+        let timer: NodeJS.Timeout | undefined;
+        if (opts.timeoutMs && opts.timeoutMs > 0) {
+            timer = setTimeout(() => {
+                timedOut = true;
+                child.kill("SIGKILL");
+            }, opts.timeoutMs);
+        }
+        child.stdout!.on("data", (b: Buffer) => out.push(b));
+        child.stderr!.on("data", (b: Buffer) => err.push(b));
+        child.on("error", (e) => {
+            if (timer) clearTimeout(timer);
+            reject(e);
+        });
+        if (opts.stdin !== undefined) {
+            child.stdin!.on("error", () => {
+                /* remote closed stdin early: not an error by itself */
+            });
+            child.stdin!.end(opts.stdin);
+        }
+        child.on("close", (code, signal) => {
+            if (timer) clearTimeout(timer);
+            const r: RunResult = {
+                code: code ?? (timedOut ? 124 : 255),
+                stdout: Buffer.concat(out).toString("utf8"),
+                stderr: Buffer.concat(err).toString("utf8"),
+            };
+            if (signal) r.signal = signal;
+            if (timedOut) {
+                r.timedOut = true;
+                r.stderr += `\n[harness] timed out after ${opts.timeoutMs} ms`;
+            }
+            resolve(r);
+        });
     });
-    if (opts.stdin !== undefined) {
-      child.stdin!.on("error", () => {
-        /* remote closed stdin early: not an error by itself */
-      });
-      child.stdin!.end(opts.stdin);
-    }
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      const r: RunResult = {
-        code: code ?? (timedOut ? 124 : 255),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      };
-      if (signal) r.signal = signal;
-      if (timedOut) {
-        r.timedOut = true;
-        r.stderr += `\n[harness] timed out after ${opts.timeoutMs} ms`;
-      }
-      resolve(r);
-    });
-  });
 }
 
 /** Runs `command` with the remote user's login shell over ssh. */
 export function sshRun(t: SshTarget, command: string, opts: RunOptions = {}): Promise<RunResult> {
-  return runProcess("ssh", [...sshOptions(t), "-T", hostForSsh(t.host), "--", command], opts);
+    return runProcess("ssh", [...sshOptions(t), "-T", hostForSsh(t.host), "--", command], opts);
 }
 
 /** Copies a local file or (recursive) directory to the remote path with scp (SFTP protocol). */
 export function scpTo(t: SshTarget, localPath: string, remotePath: string, opts: RunOptions & { recursive?: boolean } = {}): Promise<RunResult> {
-  const args = [...sshOptions(t)];
-  // scp takes -P for the port; Port= via -o works too and is already in the options
-  if (opts.recursive) args.push("-r");
-  args.push(localPath, `${t.user ?? "root"}@${hostForScp(t.host)}:${remotePath}`);
-  return runProcess("scp", args, { timeoutMs: opts.timeoutMs });
+    const args = [...sshOptions(t)];
+    // scp takes -P for the port; Port= via -o works too and is already in the options
+    if (opts.recursive) args.push("-r");
+    args.push(localPath, `${t.user ?? "root"}@${hostForScp(t.host)}:${remotePath}`);
+    return runProcess("scp", args, { timeoutMs: opts.timeoutMs });
 }
 
 const DIAL_ERRORS = [
-  /ssh: connect to host .* (Connection refused|Connection timed out|No route to host|Network is unreachable|Operation timed out)/,
-  /ssh: Could not resolve hostname/,
-  /kex_exchange_identification/,
-  /Connection timed out during banner exchange/,
-  /Connection (reset|closed) by .*port/,
-  /Connection reset by peer/,
-  /banner exchange/,
-  /Permission denied \(publickey/,
-  /ssh_exchange_identification/,
-  /ssh_dispatch_run_fatal/,
+    /ssh: connect to host .* (Connection refused|Connection timed out|No route to host|Network is unreachable|Operation timed out)/,
+    /ssh: Could not resolve hostname/,
+    /kex_exchange_identification/,
+    /Connection timed out during banner exchange/,
+    /Connection (reset|closed) by .*port/,
+    /Connection reset by peer/,
+    /banner exchange/,
+    /Permission denied \(publickey/,
+    /ssh_exchange_identification/,
+    /ssh_dispatch_run_fatal/,
 ];
 
 /** True when ssh failed before running the remote command (nothing ran remotely). */
 export function isDialError(r: RunResult): boolean {
-  if (r.code !== 255 || r.stdout.length > 0) return false;
-  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(r.stderr)) return false;
-  return DIAL_ERRORS.some((re) => re.test(r.stderr));
+    if (r.code !== 255 || r.stdout.length > 0) return false;
+    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(r.stderr)) return false;
+    return DIAL_ERRORS.some((re) => re.test(r.stderr));
 }
 
 export interface DialRetry {
-  /** attempts before giving up; -1 = unlimited (bounded by maxTotalMs). Default 10. */
-  dialErrorLimit?: number;
-  /** total bound for all attempts, default 5 minutes */
-  maxTotalMs?: number;
-  /** pause between attempts, default 2 s */
-  delayMs?: number;
+    /** attempts before giving up; -1 = unlimited (bounded by maxTotalMs). Default 10. */
+    dialErrorLimit?: number;
+    /** total bound for all attempts, default 5 minutes */
+    maxTotalMs?: number;
+    /** pause between attempts, default 2 s */
+    delayMs?: number;
 }
 
 /** Runs `attempt` again while it fails with a dial error (like the command provider's dial retries). */
 export async function withDialRetries(attempt: () => Promise<RunResult>, r: DialRetry = {}): Promise<RunResult & { attempts: number }> {
-  const limit = r.dialErrorLimit ?? 10;
-  const deadline = Date.now() + (r.maxTotalMs ?? 5 * 60_000);
-  let n = 0;
-  for (;;) {
-    n++;
-    const res = await attempt();
-    if (!isDialError(res)) return { ...res, attempts: n };
-    if ((limit >= 0 && n >= Math.max(1, limit)) || Date.now() >= deadline) {
-      return { ...res, attempts: n, stderr: `${res.stderr}\n[harness] gave up after ${n} dial attempt(s)` };
+    const limit = r.dialErrorLimit ?? 10;
+    const deadline = Date.now() + (r.maxTotalMs ?? 5 * 60_000);
+    let n = 0;
+    for (;;) {
+        n++;
+        const res = await attempt();
+        if (!isDialError(res)) return { ...res, attempts: n };
+        if ((limit >= 0 && n >= Math.max(1, limit)) || Date.now() >= deadline) {
+            return { ...res, attempts: n, stderr: `${res.stderr}\n[harness] gave up after ${n} dial attempt(s)` };
+        }
+        await new Promise((res2) => setTimeout(res2, r.delayMs ?? 2000));
     }
-    await new Promise((res2) => setTimeout(res2, r.delayMs ?? 2000));
-  }
 }

@@ -15,22 +15,22 @@ import * as path from "node:path";
 const TEST_FILE = /\.(test|spec)\.[cm]?[jt]s$/;
 
 function findTests(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      if (e.name !== "node_modules" && !e.name.startsWith(".")) out.push(...findTests(p));
-    } else if (TEST_FILE.test(e.name)) {
-      out.push(p);
+    const out: string[] = [];
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) {
+            if (e.name !== "node_modules" && !e.name.startsWith(".")) out.push(...findTests(p));
+        } else if (TEST_FILE.test(e.name)) {
+            out.push(p);
+        }
     }
-  }
-  return out;
+    return out;
 }
 
 const named = process.argv.slice(2).some((a) => !a.startsWith("-") && TEST_FILE.test(a));
 if (!named) {
-  const e2eDir = path.resolve(__dirname, "..");
-  const first = path.join(e2eDir, "harness.test.ts");
-  const files = findTests(e2eDir).sort((a, b) => (a === first ? -1 : b === first ? 1 : a.localeCompare(b)));
-  for (const f of files) require(f);
+    const e2eDir = path.resolve(__dirname, "..");
+    const first = path.join(e2eDir, "harness.test.ts");
+    const files = findTests(e2eDir).sort((a, b) => (a === first ? -1 : b === first ? 1 : a.localeCompare(b)));
+    for (const f of files) require(f);
 }

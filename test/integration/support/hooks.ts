@@ -6,11 +6,11 @@
 import { cleanupAll, pendingCleanups } from "./processes";
 
 export const mochaHooks = {
-  async afterAll(this: unknown): Promise<void> {
-    const pending = pendingCleanups();
-    if (pending.length > 0 && process.env.PULUMI_MATRIX_VERBOSE === "1") {
-      process.stderr.write(`[cleanup] ${pending.length} resource(s): ${pending.join(", ")}\n`);
-    }
-    await cleanupAll();
-  },
+    async afterAll(this: unknown): Promise<void> {
+        const pending = pendingCleanups();
+        if (pending.length > 0 && process.env.PULUMI_MATRIX_VERBOSE === "1") {
+            process.stderr.write(`[cleanup] ${pending.length} resource(s): ${pending.join(", ")}\n`);
+        }
+        await cleanupAll();
+    },
 };

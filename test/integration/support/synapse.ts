@@ -9,126 +9,126 @@ import { waitForHttp } from "./net";
 import { lastLines, makeTempDir, run, spawnDaemon, type SpawnedDaemon } from "./processes";
 
 export interface SynapseOptions {
-  /** Virtualenv directory (ensureSynapseVenv). */
-  venv: string;
-  /** Each passed as `--config-path` (files or directories, in this order). */
-  configPaths: string[];
-  /** e.g. http://127.0.0.1:8008/health; must answer 200 "OK" when the process is ready. */
-  healthUrl: string;
-  cwd?: string;
-  /** OS user to run as (default: the current user, root). The venv and configs must be readable by it. */
-  runAsUser?: string;
-  /** Bound on the wait for health (default 120 s). */
-  timeoutMs?: number;
-  /** Extra environment variables. */
-  env?: Record<string, string>;
-  /** Label in logs and error messages. */
-  name?: string;
+    /** Virtualenv directory (ensureSynapseVenv). */
+    venv: string;
+    /** Each passed as `--config-path` (files or directories, in this order). */
+    configPaths: string[];
+    /** e.g. http://127.0.0.1:8008/health; must answer 200 "OK" when the process is ready. */
+    healthUrl: string;
+    cwd?: string;
+    /** OS user to run as (default: the current user, root). The venv and configs must be readable by it. */
+    runAsUser?: string;
+    /** Bound on the wait for health (default 120 s). */
+    timeoutMs?: number;
+    /** Extra environment variables. */
+    env?: Record<string, string>;
+    /** Label in logs and error messages. */
+    name?: string;
 }
 
 export interface SynapseProcess {
-  readonly name: string;
-  /** PID of the current process. */
-  readonly pid: number;
-  /** File that receives stdout+stderr of every run (appended across restarts). */
-  readonly logFile: string;
-  /** stdout+stderr of every run so far. */
-  log(): string;
-  /** SIGTERM, wait, SIGKILL after 20 s. Idempotent. */
-  stop(): Promise<void>;
-  /** stop(), then start again with the same options and wait for health. */
-  restart(): Promise<void>;
-  /** True while the current process runs. */
-  running(): boolean;
+    readonly name: string;
+    /** PID of the current process. */
+    readonly pid: number;
+    /** File that receives stdout+stderr of every run (appended across restarts). */
+    readonly logFile: string;
+    /** stdout+stderr of every run so far. */
+    log(): string;
+    /** SIGTERM, wait, SIGKILL after 20 s. Idempotent. */
+    stop(): Promise<void>;
+    /** stop(), then start again with the same options and wait for health. */
+    restart(): Promise<void>;
+    /** True while the current process runs. */
+    running(): boolean;
 }
 
 const TAIL_LINES = 60;
 
 async function startApp(module: string, opts: SynapseOptions, defaultName: string): Promise<SynapseProcess> {
-  const python = path.join(opts.venv, "bin", "python");
-  if (!fs.existsSync(python)) throw new Error(`${python} not found: is ${opts.venv} a Synapse venv?`);
-  if (opts.configPaths.length === 0) throw new Error("startSynapse: configPaths is empty");
-  const name = opts.name ?? defaultName;
-  const user = opts.runAsUser && opts.runAsUser !== "root" ? opts.runAsUser : undefined;
-  if (user) {
-    // Fail early and clearly when the user cannot reach the venv (e.g. under /root).
-    const problem = await run(python, ["-c", "import synapse"], { user, allowFailure: true, cwd: "/" }).then(
-      (r) => (r.code === 0 ? undefined : r.stderr.trim().split("\n").pop()),
-      (e: Error) => e.message,
-    );
-    if (problem !== undefined) {
-      throw new Error(
-        `${name}: user ${user} cannot run ${python} (${problem}); ` +
-          `build the venv in a directory it can read: ensureSynapseVenv(version, { cacheDir })`,
-      );
+    const python = path.join(opts.venv, "bin", "python");
+    if (!fs.existsSync(python)) throw new Error(`${python} not found: is ${opts.venv} a Synapse venv?`);
+    if (opts.configPaths.length === 0) throw new Error("startSynapse: configPaths is empty");
+    const name = opts.name ?? defaultName;
+    const user = opts.runAsUser && opts.runAsUser !== "root" ? opts.runAsUser : undefined;
+    if (user) {
+        // Fail early and clearly when the user cannot reach the venv (e.g. under /root).
+        const problem = await run(python, ["-c", "import synapse"], { user, allowFailure: true, cwd: "/" }).then(
+            (r) => (r.code === 0 ? undefined : r.stderr.trim().split("\n").pop()),
+            (e: Error) => e.message,
+        );
+        if (problem !== undefined) {
+            throw new Error(
+                `${name}: user ${user} cannot run ${python} (${problem}); ` +
+                    `build the venv in a directory it can read: ensureSynapseVenv(version, { cacheDir })`,
+            );
+        }
     }
-  }
-  const logDir = makeTempDir(`${name.replace(/[^A-Za-z0-9_.-]/g, "_")}-log`);
-  const logFile = path.join(logDir, `${name.replace(/[^A-Za-z0-9_.-]/g, "_")}.log`);
-  const args = ["-m", module];
-  for (const p of opts.configPaths) args.push("--config-path", p);
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", ...opts.env };
-  delete env.PYTHONPATH;
-  delete env.VIRTUAL_ENV;
+    const logDir = makeTempDir(`${name.replace(/[^A-Za-z0-9_.-]/g, "_")}-log`);
+    const logFile = path.join(logDir, `${name.replace(/[^A-Za-z0-9_.-]/g, "_")}.log`);
+    const args = ["-m", module];
+    for (const p of opts.configPaths) args.push("--config-path", p);
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", ...opts.env };
+    delete env.PYTHONPATH;
+    delete env.VIRTUAL_ENV;
 
-  let earlier = ""; // output of previous runs (restart)
-  let daemon: SpawnedDaemon;
+    let earlier = ""; // output of previous runs (restart)
+    let daemon: SpawnedDaemon;
 
-  const launch = async (): Promise<void> => {
-    daemon = spawnDaemon(python, args, { name, cwd: opts.cwd, env, user, logFile });
-    const d = daemon;
-    const timeoutMs = opts.timeoutMs ?? 120_000;
-    try {
-      await waitForHttp(opts.healthUrl, {
-        timeoutMs,
-        accept: (status, body) => status === 200 && body.trim() === "OK",
-        abort: () => (d.hasExited() ? `${name} exited` : undefined),
-      });
-    } catch (err) {
-      const exitedEarly = d.hasExited();
-      if (!exitedEarly) await d.stop("SIGTERM", 5_000);
-      const code = await d.exited;
-      throw new Error(
-        `${name} ${exitedEarly ? `exited (${code}) before becoming healthy` : `not healthy within ${timeoutMs} ms`}` +
-          ` (${String((err as Error).message)})\n--- last ${TAIL_LINES} log lines ---\n${d.tail(TAIL_LINES)}`,
-      );
-    }
-  };
+    const launch = async (): Promise<void> => {
+        daemon = spawnDaemon(python, args, { name, cwd: opts.cwd, env, user, logFile });
+        const d = daemon;
+        const timeoutMs = opts.timeoutMs ?? 120_000;
+        try {
+            await waitForHttp(opts.healthUrl, {
+                timeoutMs,
+                accept: (status, body) => status === 200 && body.trim() === "OK",
+                abort: () => (d.hasExited() ? `${name} exited` : undefined),
+            });
+        } catch (err) {
+            const exitedEarly = d.hasExited();
+            if (!exitedEarly) await d.stop("SIGTERM", 5_000);
+            const code = await d.exited;
+            throw new Error(
+                `${name} ${exitedEarly ? `exited (${code}) before becoming healthy` : `not healthy within ${timeoutMs} ms`}` +
+                    ` (${String((err as Error).message)})\n--- last ${TAIL_LINES} log lines ---\n${d.tail(TAIL_LINES)}`,
+            );
+        }
+    };
 
-  await launch();
+    await launch();
 
-  return {
-    name,
-    get pid() {
-      return daemon.pid;
-    },
-    logFile,
-    log: () => earlier + daemon.log(),
-    running: () => !daemon.hasExited(),
-    stop: () => daemon.stop("SIGTERM", 20_000),
-    async restart() {
-      await daemon.stop("SIGTERM", 20_000);
-      earlier += daemon.log() + `\n----- ${name} restarted -----\n`;
-      await launch();
-    },
-  };
+    return {
+        name,
+        get pid() {
+            return daemon.pid;
+        },
+        logFile,
+        log: () => earlier + daemon.log(),
+        running: () => !daemon.hasExited(),
+        stop: () => daemon.stop("SIGTERM", 20_000),
+        async restart() {
+            await daemon.stop("SIGTERM", 20_000);
+            earlier += daemon.log() + `\n----- ${name} restarted -----\n`;
+            await launch();
+        },
+    };
 }
 
 /** `python -m synapse.app.homeserver --config-path ...` (the main process). */
 export function startSynapse(opts: SynapseOptions): Promise<SynapseProcess> {
-  return startApp("synapse.app.homeserver", opts, "synapse");
+    return startApp("synapse.app.homeserver", opts, "synapse");
 }
 
 /** `python -m synapse.app.generic_worker --config-path ...` (a worker; healthUrl on one of its listeners). */
 export function startWorker(opts: SynapseOptions): Promise<SynapseProcess> {
-  return startApp("synapse.app.generic_worker", opts, "synapse-worker");
+    return startApp("synapse.app.generic_worker", opts, "synapse-worker");
 }
 
 export interface RegisteredUser {
-  user_id: string;
-  access_token: string;
-  device_id?: string;
-  home_server?: string;
+    user_id: string;
+    access_token: string;
+    device_id?: string;
+    home_server?: string;
 }
 
 /**
@@ -136,40 +136,34 @@ export interface RegisteredUser {
  * GET /_synapse/admin/v1/register for a nonce, then POST with
  * mac = hex HMAC-SHA1(secret, nonce NUL user NUL password NUL admin|notadmin).
  */
-export async function registerWithSharedSecret(
-  baseUrl: string,
-  sharedSecret: string,
-  user: string,
-  password: string,
-  admin: boolean,
-): Promise<RegisteredUser> {
-  const url = `${baseUrl.replace(/\/+$/, "")}/_synapse/admin/v1/register`;
-  const nonceRes = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  const nonceBody = await nonceRes.text();
-  if (nonceRes.status !== 200) throw new Error(`GET ${url}: HTTP ${nonceRes.status} ${nonceBody}`);
-  const { nonce } = JSON.parse(nonceBody) as { nonce: string };
-  const mac = crypto
-    .createHmac("sha1", sharedSecret)
-    .update(nonce)
-    .update("\x00")
-    .update(user)
-    .update("\x00")
-    .update(password)
-    .update("\x00")
-    .update(admin ? "admin" : "notadmin")
-    .digest("hex");
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ nonce, username: user, password, admin, mac }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`POST ${url}: HTTP ${res.status} ${body}`);
-  return JSON.parse(body) as RegisteredUser;
+export async function registerWithSharedSecret(baseUrl: string, sharedSecret: string, user: string, password: string, admin: boolean): Promise<RegisteredUser> {
+    const url = `${baseUrl.replace(/\/+$/, "")}/_synapse/admin/v1/register`;
+    const nonceRes = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    const nonceBody = await nonceRes.text();
+    if (nonceRes.status !== 200) throw new Error(`GET ${url}: HTTP ${nonceRes.status} ${nonceBody}`);
+    const { nonce } = JSON.parse(nonceBody) as { nonce: string };
+    const mac = crypto
+        .createHmac("sha1", sharedSecret)
+        .update(nonce)
+        .update("\x00")
+        .update(user)
+        .update("\x00")
+        .update(password)
+        .update("\x00")
+        .update(admin ? "admin" : "notadmin")
+        .digest("hex");
+    const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ nonce, username: user, password, admin, mac }),
+        signal: AbortSignal.timeout(30_000),
+    });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`POST ${url}: HTTP ${res.status} ${body}`);
+    return JSON.parse(body) as RegisteredUser;
 }
 
 /** Last lines of a log string (for assertion messages). */
 export function tailLog(log: string, n = TAIL_LINES): string {
-  return lastLines(log, n);
+    return lastLines(log, n);
 }

@@ -78,7 +78,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
                 sslMode: e.sslMode ?? "prefer",
             });
             const check = (host: string) => {
-                validatePostgres(component, settings(host));
+                validatePostgres(component, settings(host), "external.");
                 return host;
             };
             if (typeof e.host === "string") check(e.host);

@@ -69,42 +69,43 @@ export const POSTGRES_DEFAULTS = {
 /** The oldest PostgreSQL major current Synapse starts on. */
 export const MIN_POSTGRES_MAJOR = 14;
 
-export function validatePostgres(component: string, s: PostgresSettings): void {
+/** Validates settings; `prefix` names where they sit in the user's arguments (`external.` for an external server). */
+export function validatePostgres(component: string, s: PostgresSettings, prefix = ""): void {
     const c = new Checker(component);
-    c.check("database", s.database, isSqlIdentifier(s.database), "expected a lower-case SQL name such as synapse (letters, digits, _; at most 63)");
-    c.check("user", s.user, isSqlIdentifier(s.user), "expected a lower-case SQL role name such as synapse (letters, digits, _; at most 63)");
-    c.port("port", s.port);
+    c.check(`${prefix}database`, s.database, isSqlIdentifier(s.database), "expected a lower-case SQL name such as synapse (letters, digits, _; at most 63)");
+    c.check(`${prefix}user`, s.user, isSqlIdentifier(s.user), "expected a lower-case SQL role name such as synapse (letters, digits, _; at most 63)");
+    c.port(`${prefix}port`, s.port);
     if (s.mode === "local") {
         c.check(
-            "memoryMb",
+            `${prefix}memoryMb`,
             s.memoryMb,
             Number.isInteger(s.memoryMb) && s.memoryMb >= 256 && s.memoryMb <= 1024 * 1024,
             "expected a whole number of MiB from 256 to 1048576",
         );
-        for (const a of s.listenAddresses) c.check("listenAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1 or 10.0.0.5");
-        for (const a of s.allowedClients) c.check("allowedClients", a, isCidr(a), "expected CIDR networks such as 10.0.0.0/24");
+        for (const a of s.listenAddresses) c.check(`${prefix}listenAddresses`, a, isIpAddress(a), "expected IP addresses such as 127.0.0.1 or 10.0.0.5");
+        for (const a of s.allowedClients) c.check(`${prefix}allowedClients`, a, isCidr(a), "expected CIDR networks such as 10.0.0.0/24");
         c.check(
-            "allowedClients",
+            `${prefix}allowedClients`,
             s.allowedClients,
             s.allowedClients.length === 0 || s.listenAddresses.some((a) => a !== "127.0.0.1" && a !== "::1"),
             "clients on other hosts need PostgreSQL to listen on a private address: add it to listenAddresses",
         );
         c.check(
-            "backup.directory",
+            `${prefix}backup.directory`,
             s.backup.directory,
             isAbsolutePath(s.backup.directory),
             "expected an absolute path such as /var/backups/pulumi-matrix/postgres",
         );
-        c.positiveInt("backup.retention", s.backup.retention, 366);
+        c.positiveInt(`${prefix}backup.retention`, s.backup.retention, 366);
         c.check(
-            "backup.schedule",
+            `${prefix}backup.schedule`,
             s.backup.schedule,
             /^[0-9A-Za-z*:,./ ~-]+$/.test(s.backup.schedule),
             'expected a systemd OnCalendar expression such as "*-*-* 03:30:00" or "daily"',
         );
     } else {
-        c.check("host", s.host, isHostAddress(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
-        c.oneOf("sslMode", s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
+        c.check(`${prefix}host`, s.host, isHostAddress(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
+        c.oneOf(`${prefix}sslMode`, s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
     }
     c.done();
 }

@@ -186,7 +186,7 @@ describe("the stack program (src/program.ts)", () => {
 
         // PostgresDatabase names an external server's settings `host`, `port`, ... rather than `external.host`, ...:
         // until it uses the option paths, these errors keep the component's words.
-        it.skip("an external server's settings (needs PostgresDatabase to name them external.host, external.port, ...)", async () => {
+        it("an external server's settings", async () => {
             const ext = { ...base, postgresExternalHost: "db.example.com", postgresExternalPassword: "pw" };
             const secrets = ["sshPrivateKey", "postgresExternalPassword"];
             assert.match(

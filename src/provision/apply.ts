@@ -1,4 +1,3 @@
-import { STATE_DIR } from "./shell";
 import { Sh, heredoc, lines, raw, sh } from "./sh";
 
 /**
@@ -176,9 +175,4 @@ export function ensureRunning(units: ServiceUnit[], opts: { enable?: string[] } 
             ]),
         ),
     ]);
-}
-
-/** Where a file set's manifest lives (what it wrote last time). */
-export function manifestPath(set: string): string {
-    return `${STATE_DIR}/filesets/${set}.list`;
 }

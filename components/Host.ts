@@ -37,6 +37,12 @@ export interface HostArgs extends HostOptions {
     hostKey?: pulumi.Input<string>;
     /** Reach the host through a jump host. Default: direct. */
     bastion?: BastionArgs;
+    /**
+     * Any value; changing it re-runs every script on this host, which rewrites
+     * files edited on the host since (see `pulumi-matrix-drift`) and restarts
+     * only what they affect. Default: unset (scripts run when their text changes).
+     */
+    reapply?: pulumi.Input<string>;
 }
 
 /**
@@ -47,8 +53,10 @@ export interface HostArgs extends HostOptions {
  * `connection` and depend on `ready`.
  */
 export class Host extends pulumi.ComponentResource implements ScriptTarget {
-    /** The SSH connection every command on this host uses (secret: carries the key). */
-    readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+    /** The SSH connection every command on this host uses (secret as a whole in each command). */
+    readonly connection: command.types.input.remote.ConnectionArgs;
+    /** The re-apply token (see `HostArgs.reapply`). */
+    readonly reapply?: pulumi.Input<string>;
     /** The OS found at first contact. */
     readonly os: pulumi.Output<OsInfo>;
     /** `sudo -n ` for a non-root user, empty for root. */
@@ -83,26 +91,35 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         const privateKey = pulumi.output(args.privateKey).apply(checkKey);
 
         this.sudo = sudoPrefix(s.user);
+        this.reapply = args.reapply;
         const bastion = args.bastion;
-        this.connection = pulumi.secret(
-            pulumi.output({
-                host: address,
-                port: s.port,
-                user: s.user,
-                privateKey,
-                hostKey: args.hostKey,
-                ...(bastion
-                    ? { proxy: { host: bastion.host, port: bastion.port ?? 22, user: bastion.user ?? s.user, privateKey: bastion.privateKey ?? privateKey } }
-                    : {}),
-            }),
-        );
+        // @pulumi/command keeps the whole connection secret; hostScript repeats the
+        // address, port and host key in each script's first line so previews show them.
+        const secretKey = pulumi.secret(privateKey);
+        this.connection = {
+            host: address,
+            port: s.port,
+            user: s.user,
+            privateKey: secretKey,
+            ...(args.hostKey !== undefined ? { hostKey: args.hostKey } : {}),
+            ...(bastion
+                ? {
+                      proxy: {
+                          host: bastion.host,
+                          port: bastion.port ?? 22,
+                          user: bastion.user ?? s.user,
+                          privateKey: bastion.privateKey !== undefined ? pulumi.secret(bastion.privateKey) : secretKey,
+                      },
+                  }
+                : {}),
+        };
 
         const probe = hostProbe(childName(name, "probe"), { connection: this.connection, probe: hostProbeCommand(), timeout: s.bootTimeout }, { parent: this });
         this.os = probe.stdout.apply((out) => checkSupportedOs(component, out));
         this.ready = hostScript(
             childName(name, "bootstrap"),
             {
-                host: { connection: this.connection, sudo: this.sudo, ready: probe },
+                host: { connection: this.connection, sudo: this.sudo, ready: probe, reapply: this.reapply },
                 script: this.os.apply((os) => hostBootstrapScript(s, os)),
                 timeout: "30m",
             },

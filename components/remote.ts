@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { bashCommand } from "../src/provision/shell";
+import { withScriptTarget } from "../src/provision/target";
 
 /**
  * The only place that creates `command.remote.Command`: running a script on
@@ -10,12 +11,14 @@ import { bashCommand } from "../src/provision/shell";
 
 /** What a script needs of the host it runs on. */
 export interface ScriptTarget {
-    /** The SSH connection (secret: it carries the key). */
-    connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+    /** The SSH connection; only its private keys are secret Inputs. */
+    connection: command.types.input.remote.ConnectionArgs;
     /** `sudo -n ` for a non-root login, empty for root. */
     sudo: string;
     /** The host is bootstrapped once this has run. */
     ready: pulumi.Resource;
+    /** Changing this re-runs every script on the host (see `HostArgs.reapply`). Default: unset. */
+    reapply?: pulumi.Input<string>;
 }
 
 export interface HostScriptArgs {
@@ -38,12 +41,16 @@ export interface HostScriptArgs {
 /** Runs a provisioning script on a host; it runs again whenever the script's text changes. */
 export function hostScript(name: string, args: HostScriptArgs, opts: { parent: pulumi.Resource }): command.remote.Command {
     const timeout = args.timeout ?? "10m";
+    const c = args.host.connection;
+    const stdin = pulumi
+        .all([args.script, c.host, c.port ?? 22, c.user ?? "root", c.hostKey, args.host.reapply])
+        .apply(([text, host, port, user, hostKey, reapply]) => withScriptTarget(text, { host, port, user, hostKey, reapply }));
     return new command.remote.Command(
         name,
         {
             connection: args.host.connection,
             create: bashCommand(args.host.sudo),
-            stdin: args.secret ? pulumi.secret(args.script) : args.script,
+            stdin: args.secret ? pulumi.secret(stdin) : stdin,
             addPreviousOutputInEnv: false,
             ...(args.secret ? { logging: "none" as const } : {}),
         },
@@ -62,13 +69,13 @@ export function hostScript(name: string, args: HostScriptArgs, opts: { parent: p
  */
 export function hostProbe(
     name: string,
-    args: { connection: pulumi.Output<command.types.input.remote.ConnectionArgs>; probe: string; timeout: string },
+    args: { connection: command.types.input.remote.ConnectionArgs; probe: string; timeout: string },
     opts: { parent: pulumi.Resource },
 ): command.remote.Command {
     return new command.remote.Command(
         name,
         {
-            connection: args.connection.apply((conn) => ({ ...conn, dialErrorLimit: -1, perDialTimeout: 10 })),
+            connection: { ...args.connection, dialErrorLimit: -1, perDialTimeout: 10 },
             create: args.probe,
             addPreviousOutputInEnv: false,
         },

@@ -7,8 +7,10 @@ export interface RecordedResource {
     name: string;
     /** Inputs with secret wrappers removed. */
     inputs: Record<string, unknown>;
-    /** Names of the inputs that arrived marked secret. */
+    /** Names of the inputs that arrived marked secret (anywhere inside). */
     secretInputs: string[];
+    /** Inputs as the engine would receive them, secret wrappers included. */
+    rawInputs: Record<string, unknown>;
     /** Order in which the mock saw the resource. */
     seq: number;
 }
@@ -35,7 +37,7 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         const secretInputs = Object.entries(args.inputs)
             .filter(([, v]) => hasSecret(v))
             .map(([k]) => k);
-        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs, seq: this.resources.length });
+        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs, rawInputs: args.inputs, seq: this.resources.length });
         const state: Record<string, unknown> = { ...inputs };
         switch (args.type) {
             case "random:index/randomPassword:RandomPassword":

@@ -45,6 +45,24 @@ describe("the component platform", () => {
         );
     });
 
+    it("every script names its target readably and carries the re-apply token, so both show in a preview", async () => {
+        const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu";
+        const { mocks } = await runWithMocks(
+            () =>
+                new PostgresDatabase("pg", {
+                    host: new Host("db", { host: "203.0.113.11", port: 2222, privateKey: TEST_SSH_KEY, hostKey, reapply: "2026-11-27" }),
+                }),
+            (db) => [db.connection],
+        );
+        for (const name of ["db-bootstrap", "pg-server"]) {
+            const stdin = String(mocks.byName(name).inputs.stdin);
+            assert.match(
+                stdin,
+                /^# target: root@203\.0\.113\.11:2222, host key ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}\n# re-apply: 2026-11-27\n# pulumi-matrix /,
+            );
+        }
+    });
+
     it("two components claiming one port on one Host fail with both names and the port", async () => {
         await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });

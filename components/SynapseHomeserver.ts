@@ -32,8 +32,6 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
      * server without breaking federation. Secret. Default: a new key kept in Pulumi state.
      */
     signingKey?: pulumi.Input<string>;
-    /** Protect the generated signing key from deletion (losing it breaks other servers' view of old events). Default true. */
-    protectSigningKey?: boolean;
     /** SMTP password for `email` (secret). Default: none. */
     smtpPassword?: pulumi.Input<string>;
     /**
@@ -97,7 +95,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             keyLine = parsed.apply((k) => k.fileLine);
             this.signingKeyId = pulumi.unsecret(parsed.apply((k) => k.keyId));
         } else {
-            const key = new tls.PrivateKey(childName(name, "signing-key"), { algorithm: "ED25519" }, { parent: this, protect: args.protectSigningKey ?? true });
+            const key = new tls.PrivateKey(childName(name, "signing-key"), { algorithm: "ED25519" }, { parent: this, protect: s.protectSigningKey });
             keyLine = pulumi.secret(key.privateKeyPem.apply((pem) => signingKeyFromPem(pem).fileLine));
             this.signingKeyId = key.publicKeyOpenssh.apply((pub) => signingKeyIdFor(ed25519PublicKeyFromOpenssh(pub)));
         }
@@ -124,7 +122,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
                 script: pulumi
                     .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles)])
                     .apply(([m, f, r, k, files]) =>
-                        synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files }),
+                        synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files }, component),
                     ),
                 secret: true,
                 after: [install],

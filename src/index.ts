@@ -24,5 +24,6 @@ export {
     RegistrationMode,
     InstallMethod,
 } from "./model/synapse";
+export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
 export * as render from "./render";
 export * as provision from "./provision";

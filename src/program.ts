@@ -4,14 +4,19 @@
  * Errors name the `matrix:` key the user set (see STACK_KEYS in src/model/stackConfig.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack } from "../components/MatrixStack";
 import { validatePrivateKey } from "./model/host";
 import { readStackConfig, withStackConfigErrors } from "./model/stackConfig";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
+// `isConfigSecret` is exported at runtime but missing from the package's type declarations.
+const { isConfigSecret } = runtimeConfig as unknown as { isConfigSecret: (key: string) => boolean };
+
 const cfg = new pulumi.Config("matrix");
 // The raw text of every key, secrets included: their presence and form are checked here, their values travel as secret Outputs.
-const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`) };
+// Whether a key is stored encrypted is checked here too: Pulumi.yaml declares the optional secrets non-secret (so they can default to "").
+const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`), isSecret: (key: string) => isConfigSecret(`matrix:${key}`) };
 const options = readStackConfig(raw, (key) => cfg.requireSecret(key));
 if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
     pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");

@@ -9,8 +9,21 @@ const key = config.requireSecret("sshPrivateKey");
 const appPrivateIp = config.require("appPrivateIp"); // e.g. 10.0.0.4
 const dbPrivateIp = config.require("dbPrivateIp"); // e.g. 10.0.0.5
 
-const app = new Host("app", { host: config.require("appAddress"), user: "debian", privateKey: key });
-const dbHost = new Host("db", { host: config.require("dbAddress"), user: "debian", privateKey: key });
+const user = config.get("sshUser") ?? "debian";
+const app = new Host("app", {
+    host: config.require("appAddress"),
+    port: config.getNumber("appSshPort"),
+    hostKey: config.get("appHostKey") || undefined,
+    user,
+    privateKey: key,
+});
+const dbHost = new Host("db", {
+    host: config.require("dbAddress"),
+    port: config.getNumber("dbSshPort"),
+    hostKey: config.get("dbHostKey") || undefined,
+    user,
+    privateKey: key,
+});
 
 const db = new PostgresDatabase("synapse-db", {
     host: dbHost,
@@ -26,6 +39,8 @@ const synapse = new SynapseHomeserver("synapse", {
     serverName: config.require("serverName"),
     publicBaseUrl: `https://matrix.${config.require("serverName")}/`,
     adminUser: "admin",
+    // Checked by SynapseHomeserver, which names the setting and the valid values.
+    installMethod: config.get("installMethod") as "apt" | "pip" | undefined,
 });
 
 export const adminPassword = synapse.adminPassword;

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
-import { ConfigError, ConfigErrors, SECRET_VALUE, describe, throwIfAny } from "./errors";
+import { ConfigError, ConfigErrors, Described, SECRET_VALUE, describe, throwIfAny } from "./errors";
 import { HostOptions, resolveHostSettings } from "./host";
 import { PostgresOptions, resolvePostgresSettings } from "./postgres";
 import { SynapseOptions, resolveSynapseSettings } from "./synapse";
@@ -49,6 +49,8 @@ export interface StackKey {
     readonly whenSet?: string;
     /** What this key not in effect means, for errors about keys that need it. */
     readonly whenUnset?: string;
+    /** How a secret's value is given in the hint `pulumi config set --secret <key> <hint>` (default `required`, else `...`). */
+    readonly hint?: string;
 }
 
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
@@ -64,6 +66,7 @@ export const STACK_KEYS = {
     sshUser: { component: "Host", setting: "user", type: "string" },
     sshPrivateKey: { component: "Host", setting: "privateKey", type: "secret", required: "< ~/.ssh/id_ed25519" },
     sshHostKey: { component: "Host", setting: "hostKey", type: "string" },
+    reapply: { component: "Host", setting: "reapply", type: "string" },
     firewallSshPort: { component: "Host", setting: "firewall.sshPort", type: "integer" },
     ntpServers: { component: "Host", setting: "ntpServers", type: "list" },
     serverName: { component: "SynapseHomeserver", setting: "serverName", type: "string", required: "example.com" },
@@ -82,7 +85,9 @@ export const STACK_KEYS = {
     enableMetrics: { component: "SynapseHomeserver", setting: "metrics.enabled", type: "boolean" },
     logLevel: { component: "SynapseHomeserver", setting: "logLevel", type: "string" },
     adminUser: { component: "SynapseHomeserver", setting: "adminUser", type: "string" },
-    signingKey: { component: "SynapseHomeserver", setting: "signingKey", type: "secret" },
+    signingKey: { component: "SynapseHomeserver", setting: "signingKey", type: "secret", hint: "< homeserver.signing.key" },
+    protectSigningKey: { component: "SynapseHomeserver", setting: "protectSigningKey", type: "boolean" },
+    allowSigningKeyReplacement: { component: "SynapseHomeserver", setting: "allowSigningKeyReplacement", type: "boolean" },
     synapseExtraConfig: { component: "SynapseHomeserver", setting: "extraConfig", type: "yaml" },
     synapseAllowOverride: { component: "SynapseHomeserver", setting: "allowOverride", type: "list" },
     smtpHost: { component: "SynapseHomeserver", setting: "email.smtpHost", type: "string", whenUnset: "no mail is sent" },
@@ -142,11 +147,29 @@ export class StackConfigError extends ConfigError {
 /** The stack config as Pulumi hands it over: strings (numbers, booleans and lists in their text form). */
 export interface RawConfig {
     get(key: string): string | undefined;
+    /**
+     * Whether the stack stores the key's value encrypted (`pulumi config set --secret`).
+     * Given, a secret key set in plain text is an error. Pulumi.yaml cannot force
+     * secrecy on an optional key (a secret declaration cannot have a default, so it
+     * would be required), so the program checks it here.
+     */
+    isSecret?(key: string): boolean;
+}
+
+/** The error for a secret key whose value the stack keeps in plain text. */
+function plainTextSecret(key: StackConfigKey): StackConfigError {
+    const s: StackKey = spec(key);
+    const hint = s.hint ?? (s.required || "...");
+    return new StackConfigError(
+        key,
+        new Described("set in plain text"),
+        `it is a secret and must be stored encrypted: set it again with \`pulumi config set --secret ${key} ${hint}\``,
+    );
 }
 
 /** The options of the three components, as MatrixStack takes them; `S` is how secrets arrive (an Output in the program). */
 export interface StackOptions<S> {
-    host: HostOptions & { host: string; hostKey?: string; privateKey: S };
+    host: HostOptions & { host: string; hostKey?: string; reapply?: string; privateKey: S };
     synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
     postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string; password: S } };
 }
@@ -211,7 +234,7 @@ function setPath(o: Record<string, unknown>, path: string, value: unknown): void
  * derived from them, have no fixed default.
  */
 const SAMPLE_SYNAPSE: SynapseOptions = { serverName: "example.com", email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" } };
-const NO_FIXED_DEFAULT: readonly StackConfigKey[] = ["serverName", "publicBaseUrl", "smtpHost", "notifFrom"];
+const NO_FIXED_DEFAULT: readonly StackConfigKey[] = ["serverName", "publicBaseUrl", "smtpHost", "notifFrom", "reapply"];
 
 let defaults: Partial<Record<StackConfigKey, unknown>> | undefined;
 
@@ -255,7 +278,11 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
     const values = new Map<StackConfigKey, unknown>();
     for (const key of STACK_CONFIG_KEYS) {
         try {
-            values.set(key, readValue(key, raw.get(key)));
+            const text = raw.get(key);
+            if (spec(key).type === "secret" && text !== undefined && text !== "" && raw.isSecret && !raw.isSecret(key)) {
+                errors.push(plainTextSecret(key));
+            }
+            values.set(key, readValue(key, text));
         } catch (e) {
             if (!(e instanceof ConfigError)) throw e;
             errors.push(e);

@@ -83,6 +83,10 @@ export interface SynapseSettings {
     /** PostgreSQL (its address comes from the database: see SynapsePeers), or an SQLite file for tiny test servers. */
     database: { kind: "postgres" } | { kind: "sqlite"; path: string };
     oldSigningKeys: Record<string, OldSigningKey>;
+    /** Keep Pulumi from deleting the signing key it generated (`protect`). */
+    protectSigningKey: boolean;
+    /** Let the secrets script replace a differing signing key the host already has. */
+    allowSigningKeyReplacement: boolean;
     logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
     extraConfig: Record<string, unknown>;
     /** Top-level keys of homeserver.yaml that extraConfig may replace. */
@@ -131,6 +135,21 @@ export interface SynapseOptions {
     reportStats?: boolean;
     /** Previous signing keys, keyed `ed25519:<key_id>`, so other servers can still verify old events. */
     oldSigningKeys?: Record<string, OldSigningKey>;
+    /**
+     * Protect the signing key Pulumi generates (Pulumi's `protect`): `pulumi destroy`
+     * then fails until this is set to false and applied with `pulumi up`. Losing the
+     * key changes the server's identity for federation. No effect with an imported
+     * `signingKey`. Default true.
+     */
+    protectSigningKey?: boolean;
+    /**
+     * Allow replacing a signing key the host already has (one pulumi-matrix wrote
+     * for an earlier stack, or one Synapse may have used) with this deployment's
+     * key. Without it, the secrets step fails before changing anything and says
+     * how to import the host's key instead. The replaced key is kept in
+     * `<configDir>/secrets/keys-replaced/`. Default false.
+     */
+    allowSigningKeyReplacement?: boolean;
     /** Log level of Synapse's journal output. Default `INFO`. */
     logLevel?: SynapseSettings["logLevel"];
     /** Extra top-level homeserver.yaml options, merged last. Keys the library manages are refused unless listed in `allowOverride`. */
@@ -177,6 +196,8 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         reportStats: o.reportStats ?? false,
         database: o.sqlite ? { kind: "sqlite", path: o.sqlite.path ?? `${paths.dataDir}/homeserver.db` } : { kind: "postgres" },
         oldSigningKeys: o.oldSigningKeys ?? {},
+        protectSigningKey: o.protectSigningKey ?? true,
+        allowSigningKeyReplacement: o.allowSigningKeyReplacement ?? false,
         logLevel: o.logLevel ?? "INFO",
         extraConfig: o.extraConfig ?? {},
         allowOverride: o.allowOverride ?? [],

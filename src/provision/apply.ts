@@ -20,6 +20,11 @@ export interface ManagedFile {
     owner?: string;
     /** Default root. */
     group?: string;
+    /**
+     * The content is secret: the drift record keeps only its SHA-256, never a
+     * copy, and the drift check never shows it. Default: the set's `secret`.
+     */
+    secret?: boolean;
 }
 
 /** How to tell that a unit is up after a (re)start. */
@@ -64,13 +69,16 @@ export interface FileSet {
     prune?: boolean;
     /** Run in order when a file of the set changed (or was removed). */
     onChange?: Handler[];
+    /** Every file of the set is secret (see `ManagedFile.secret`). Default false. */
+    secret?: boolean;
 }
 
 const SET_NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-/** Writes one file of a set. */
-function writeStep(set: string, f: ManagedFile): Sh {
-    const args = sh`pm_write ${set} ${pathOf(f.path)} ${f.mode ?? "0644"} ${f.owner ?? "root"} ${f.group ?? "root"}`;
+/** Writes one file of a set; the last word tells the drift record whether it may keep a copy. */
+function writeStep(set: string, f: ManagedFile, setSecret: boolean): Sh {
+    const kind = (f.secret ?? setSecret) ? "secret" : "readable";
+    const args = sh`pm_write ${set} ${pathOf(f.path)} ${f.mode ?? "0644"} ${f.owner ?? "root"} ${f.group ?? "root"} ${kind}`;
     if (f.generate) return sh`${f.generate} | ${args}`;
     if (f.content === undefined) throw new Error(`file ${String(f.path)}: content or generate is required`);
     return heredoc(args, f.content);
@@ -147,7 +155,8 @@ export function handlerStep(h: Handler): Sh {
 /** The shell code of a file set: write, prune, then the handlers if anything changed. */
 export function applyFileSet(set: FileSet): Sh {
     if (!SET_NAME.test(set.name)) throw new Error(`file set name ${JSON.stringify(set.name)}: expected letters, digits and -`);
-    const body: Sh[] = set.files.map((f) => writeStep(set.name, f));
+    const secret = set.secret ?? false;
+    const body: Sh[] = set.files.map((f) => writeStep(set.name, f, secret));
     if (set.prune ?? true) body.push(sh`pm_prune ${set.name}`);
     if (set.onChange?.length) {
         body.push(lines([sh`if pm_changed ${set.name}; then`, indent(lines(set.onChange.map(handlerStep))), sh`fi`]));

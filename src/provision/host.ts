@@ -1,5 +1,6 @@
 import { FirewallRule, HostSettings, OsInfo } from "../model/host";
 import { FIREWALL_FRAGMENT_DIR, SSH_PORTS_FILE, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../render/firewall";
+import { DRIFT_CHECK_PATH, driftCheckScript } from "../render/drift";
 import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
 import { FileSet, ServiceUnit, applyFileSet, ensureRunning } from "./apply";
 import { script } from "./shell";
@@ -25,6 +26,7 @@ export const HOST_FILES = {
     firewallUnit: "/etc/systemd/system/pulumi-matrix-firewall.service",
     autoUpgrades: "/etc/apt/apt.conf.d/20auto-upgrades",
     timesyncd: "/etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf",
+    driftCheck: DRIFT_CHECK_PATH,
 };
 
 const FIREWALL_UNIT: ServiceUnit = { name: "pulumi-matrix-firewall.service" };
@@ -38,6 +40,8 @@ export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
     const packages = [...BASE_PACKAGES, ...(s.unattendedUpgrades ? ["unattended-upgrades"] : []), ...s.extraPackages];
     const body: (Sh | string)[] = [
         `# ${os.prettyName} (${os.architecture})`,
+        // First, so the drift check is there even when a later step fails; root-only, as the records it reads.
+        applyFileSet({ name: "host-drift", files: [{ path: HOST_FILES.driftCheck, content: driftCheckScript(), mode: "0700" }] }),
         sh`pm_apt_install ${[...new Set(packages)]}`,
         applyFileSet({ name: "host-upgrades", files: s.unattendedUpgrades ? [{ path: HOST_FILES.autoUpgrades, content: renderAutoUpgrades() }] : [] }),
         applyFileSet({

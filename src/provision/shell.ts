@@ -1,3 +1,4 @@
+import { STATE_DIR, WRITTEN_DIR } from "../render/drift";
 import { Sh, lines } from "./sh";
 
 /**
@@ -13,16 +14,18 @@ export function bashCommand(sudo: string): string {
     return `${sudo}bash -s`;
 }
 
-/** Where scripts keep what they need between runs: file-set manifests, restarts owed, the apt lock. */
-export const STATE_DIR = "/var/lib/pulumi-matrix";
+export { STATE_DIR, WRITTEN_DIR };
 
 /**
  * Shell functions every script can use. File sets: `pm_write SET PATH MODE
- * OWNER GROUP` (content on stdin) rewrites a file only when it differs and
- * marks SET changed; `pm_changed SET` tells whether it did; `pm_prune SET`
- * removes what SET wrote on an earlier run and no longer writes. Restarts
- * owed to a later script (the only hand-over between scripts): `pm_owe UNIT`
- * and `pm_take UNIT`.
+ * OWNER GROUP KIND` (content on stdin; KIND `readable`, the default, or
+ * `secret`) rewrites a file only when it differs and marks SET changed, and
+ * records what it wrote for the drift check (a root-only copy of a readable
+ * file, only the SHA-256 of a secret one; mode and owner of both, see
+ * render/drift.ts); `pm_changed SET` tells whether it did; `pm_prune SET`
+ * removes what SET wrote on an earlier run and no longer writes, with its
+ * record. Restarts owed to a later script (the only hand-over between
+ * scripts): `pm_owe UNIT` and `pm_take UNIT`.
  */
 const PRELUDE = String.raw`set -euo pipefail
 # The last command of a pipeline runs in this shell, so "... | pm_write" can record its change.
@@ -30,9 +33,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p ${STATE_DIR}/filesets ${STATE_DIR}/owed-restart
+mkdir -p ${STATE_DIR}/filesets ${STATE_DIR}/owed-restart ${WRITTEN_DIR}/records ${WRITTEN_DIR}/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 ${WRITTEN_DIR}
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${"$"}{6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -45,6 +50,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=${WRITTEN_DIR}/records$2 copy=${WRITTEN_DIR}/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${"$"}{pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -52,9 +73,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${"$"}{pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${"$"}{pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "${WRITTEN_DIR}/records$old" "${WRITTEN_DIR}/files$old"
         done <"$list"
     fi
     printf '%s' "${"$"}{pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"

@@ -5,6 +5,7 @@ import { renderSynapseMainUnit, renderSynapseTarget } from "../render/synapse/un
 import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
 import { script } from "./shell";
 import { Sh, heredocVar, lines, raw, sh } from "./sh";
+import { adminPasswordRule, recordFunctions, recordPackageSigningKey, recordSigningKey, signingKeyGuard } from "./synapseRecords";
 
 /** The matrix.org Debian repository and the fingerprint its keyring must have. */
 export const MATRIX_ORG_APT = {
@@ -57,10 +58,13 @@ function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
         }),
         sh`printf '%s\n' ${`matrix-synapse-py3 matrix-synapse/server-name string ${s.serverName}`} ${`matrix-synapse-py3 matrix-synapse/report-stats boolean ${s.reportStats}`} | debconf-set-selections`,
         noDowngrade(raw(`$(dpkg-query -W -f='\${Version}' ${a.package} 2>/dev/null | sed 's/+.*//' || true)`), s.version),
+        recordFunctions(s.paths),
         sh`if [ "$installed" != ${s.version} ]; then`,
+        sh`    pm_had_key=0; if [ -e ${f.signingKey} ]; then pm_had_key=1; fi`,
         sh`    pm_apt update -q >/dev/null`,
         sh`    pm_apt install -y -q -o Dpkg::Options::=--force-confold ${a.package} >/dev/null`,
         sh`    systemctl stop ${SYNAPSE_UNITS.main} 2>/dev/null || true`,
+        indent(recordPackageSigningKey(s.paths)),
         sh`    pm_owe ${SYNAPSE_UNITS.main}; echo ${`Synapse ${s.version} installed from matrix.org`}`,
         sh`fi`,
         // The package's postinst writes these from debconf; conf.d is read after homeserver.yaml,
@@ -109,26 +113,29 @@ export interface SynapseSecrets {
 }
 
 /**
- * Writes the secret files (secret stdin). An existing signing key that
- * differs is kept in keys-replaced/ rather than lost, so a wrong import can
- * be undone. A running Synapse is restarted for changed secrets; a stopped
- * one owes the restart to the config step.
+ * Writes the secret files (secret stdin). A different signing key the host
+ * already has is not overwritten unless `allowSigningKeyReplacement` is set
+ * (or it is the package's unused key): the script stops first, changing
+ * nothing (see `signingKeyGuard`). A replaced key is kept in keys-replaced/,
+ * so a wrong import can be undone. A running Synapse is restarted for changed
+ * secrets; a stopped one owes the restart to the config step.
+ * `component` names the component in errors.
  */
-export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets): string {
+export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets, component = "SynapseHomeserver"): string {
     const f = synapseFiles(s.paths);
     const u = s.paths.user;
     const own = (name: string, content: string) => ({ path: `${f.secretsDir}/${name}`, content, mode: "0640", group: u });
+    const keyId = signingKeyIdOfLine(secrets.signingKey);
     return script("pulumi-matrix Synapse secrets", [
         sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`,
-        sh`install -d -m 0750 -o root -g ${u} ${f.secretsDir} ${f.confD}`,
+        recordFunctions(s.paths),
         heredocVar("pm_key", secrets.signingKey.trim()),
-        sh`if [ -s ${f.signingKey} ] && ! printf '%s\n' "$pm_key" | cmp -s - ${f.signingKey}; then`,
-        sh`    install -d -m 0700 ${`${f.secretsDir}/keys-replaced`}`,
-        sh`    cp -p ${f.signingKey} ${`${f.secretsDir}/keys-replaced/homeserver.signing.key.`}$(date -u +%Y%m%dT%H%M%SZ)`,
-        sh`    echo ${`the previous signing key was kept in ${f.secretsDir}/keys-replaced/`}`,
-        sh`fi`,
+        signingKeyGuard(s, component, keyId),
+        sh`install -d -m 0750 -o root -g ${u} ${f.secretsDir} ${f.confD}`,
         applyFileSet({
             name: "synapse-secrets",
+            // Recorded for the drift check as digests only, never copied.
+            secret: true,
             files: [
                 own("macaroon_secret_key", secrets.macaroonSecretKey),
                 own("form_secret", secrets.formSecret),
@@ -142,7 +149,19 @@ export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets
             ],
             onChange: [{ kind: "restart", unit: synapseMainUnit(s) }],
         }),
+        recordSigningKey(s.paths, keyId),
     ]);
+}
+
+/** The key id of a signing key file line (`ed25519 <id> <seed>`); it is not secret. */
+function signingKeyIdOfLine(line: string): string {
+    const id = line.trim().split(/\s+/)[1];
+    if (!id || !/^[A-Za-z0-9_]+$/.test(id)) throw new Error("synapseSecretsScript: signingKey is not a signing key file line (ed25519 <key_id> <seed>)");
+    return id;
+}
+
+function indent(code: Sh): Sh {
+    return raw(code.text.replace(/^(?=.)/gm, "    "));
 }
 
 /**
@@ -179,7 +198,9 @@ export function synapseConfigScript(s: SynapseSettings, peers: SynapsePeers, com
 
 /**
  * Registers the initial admin through the shared-secret API (secret stdin:
- * the password). An existing account is left as it is.
+ * the password), then makes the stack's password the one that logs in
+ * (see `adminPasswordRule`): after `pulumi destroy` and a new `pulumi up` on
+ * the same host the account exists and the stack has a new password.
  */
 export function synapseAdminScript(s: SynapseSettings, localpart: string, password: string): string {
     const f = synapseFiles(s.paths);
@@ -192,17 +213,19 @@ mac = hmac.new(secret, b"\\0".join([nonce.encode(), user.encode(), password.enco
 body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
 try:
     urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=30)
-    print("admin user @%s:${s.serverName} created" % user)
+    print("created")
 except urllib.error.HTTPError as e:
     err = json.load(e)
     if err.get("errcode") == "M_USER_IN_USE":
-        print("admin user @%s:${s.serverName} already exists; left unchanged" % user)
+        print("exists")
     else:
         sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
 `;
     return script("pulumi-matrix Synapse initial admin", [
+        recordFunctions(s.paths),
         heredocVar("py", py.trimEnd()),
         heredocVar("pw", password),
-        sh`printf '%s\n' "$pw" | ${`${s.paths.venvDir}/bin/python`} -c "$py"`,
+        sh`pm_result=$(printf '%s\n' "$pw" | ${`${s.paths.venvDir}/bin/python`} -c "$py")`,
+        adminPasswordRule(s, localpart),
     ]);
 }

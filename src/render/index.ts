@@ -14,3 +14,4 @@ export { renderCreateDatabaseSql, renderPostgresConf, renderPgHbaBlock, renderBa
 export { renderFirewall, renderFirewallUnit, renderFirewallFragment } from "./firewall";
 export { renderAutoUpgrades, renderTimesyncd } from "./host";
 export { renderYaml } from "./yaml";
+export { driftCheckScript, DRIFT_CHECK_PATH, DRIFT_COMMAND, MANAGED_HEADER } from "./drift";

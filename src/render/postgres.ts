@@ -40,7 +40,7 @@ export function renderCreateDatabaseSql(db: { database: string; user: string }, 
 export function renderPostgresConf(s: PostgresLocalSettings): string {
     const t = postgresTuning(s.memoryMb);
     return [
-        "# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.",
+        HEADER,
         `listen_addresses = '${s.listenAddresses.join(",")}'`,
         `port = ${s.port}`,
         `shared_buffers = ${t.sharedBuffersMb}MB`,

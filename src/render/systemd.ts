@@ -1,2 +1,4 @@
-/** The first line of every unit file the library writes. */
-export const UNIT_HEADER = "# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.";
+import { MANAGED_HEADER, hashComment } from "./drift";
+
+/** The first lines of every unit file (and `#`-commented config) the library writes. */
+export const UNIT_HEADER = hashComment(MANAGED_HEADER);

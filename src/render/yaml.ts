@@ -17,4 +17,5 @@ export function renderYaml(value: unknown, header?: string): string {
     );
 }
 
-export const MANAGED_HEADER = "Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.";
+/** The header of readable files (see render/drift.ts: it says how edits are found and when they are replaced). */
+export { MANAGED_HEADER } from "./drift";

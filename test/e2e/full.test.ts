@@ -1,99 +1,181 @@
 /**
- * E2E full (npm run test:e2e:full, not in CI): changes, a replaced VM, and
- * PostgreSQL on a second VM over a private network.
+ * E2E full (npm run test:e2e:full, not in CI), through the real engine: a
+ * connection change, drift and re-apply, destroy and `up` again on the same
+ * VM, a replaced VM, and the split-hosts example on two VMs.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { execFileSync } from "node:child_process";
 import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
-import { Deployment, deploy, startTimestamps, tunnel, vmStackArgs } from "./deploy";
+import { startTimestamps, tunnel } from "./deploy";
+import { EngineStack, ROOT, projectCopy, useEngine } from "./engine";
 import { loginWithPassword } from "../integration/support/client";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service"];
+/** Lines a script prints only when it changed something on the host. */
+const CHANGED = /^(updated |removed |installing |restarting |starting |reloaded |PostgreSQL restarted)/m;
 
-full("e2e full", function () {
-    this.timeout(90 * 60_000);
+/** Stack config for the project's own program against a harness VM (pip: matrix.org's apt repository is out of reach here). */
+function vmConfig(vm: Vm, extra: Record<string, string | { secret: string }> = {}): Record<string, string | { secret: string }> {
+    const c = vm.connection();
+    return {
+        sshHost: c.host,
+        sshPort: String(c.port),
+        sshUser: c.user,
+        sshPrivateKey: { secret: c.privateKey },
+        sshHostKey: c.hostKey,
+        serverName: "matrix.test",
+        publicBaseUrl: "https://matrix.test/",
+        installMethod: "pip",
+        adminUser: "admin",
+        ...extra,
+    };
+}
+
+/** The stdout of every command whose output is readable in the state, by resource name. */
+async function commandOutputs(stack: EngineStack): Promise<Map<string, string>> {
+    const r = await stack.cli(["stack", "export"]);
+    const resources = (JSON.parse(r.stdout) as { deployment: { resources: { type: string; urn: string; outputs?: { stdout?: unknown } }[] } }).deployment
+        .resources;
+    return new Map(
+        resources
+            .filter((x) => x.type === "command:remote:Command" && typeof x.outputs?.stdout === "string")
+            .map((x) => [x.urn.split("::").pop()!, String(x.outputs!.stdout)]),
+    );
+}
+
+full("e2e full (real engine)", function () {
+    this.timeout(120 * 60_000);
     const timings: string[] = [];
     before(async () => {
+        useEngine(log);
         await ensureBaseImage(log);
     });
     after(() => {
         for (const t of timings) log(`timing: ${t}`);
     });
 
-    describe("one VM, then its replacement", function () {
+    describe("one VM through its life", function () {
         let vm: Vm;
-        let first: Deployment;
-        const state = new Map<string, Record<string, any>>();
-        const dump = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-dump-")), "synapse.dump");
+        let dir: string;
+        let stack: EngineStack;
+        let first: Record<string, string>;
 
         before(async () => {
             vm = await bootVm({ name: "full-a", memoryMb: 3072, log });
-            first = await deploy(vmStackArgs(vm), state, log);
-            timings.push(`first deployment: ${first.seconds} s`);
+            dir = projectCopy();
+            stack = await EngineStack.create(dir, "full", log, vmConfig(vm));
+            const up = await stack.up("first up");
+            timings.push(`first up: ${up.seconds} s`);
+            first = await stack.outputs();
+            const t = await tunnel(vm, 8008);
+            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, first.registrationSharedSecret, "bob", "bob-password-e2e", false);
+            t.close();
         });
         after(async () => {
             await vm?.stop();
         });
 
-        it("a changed maxUploadSize restarts Synapse and nothing else", async function () {
-            const units = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service"];
-            const before = await startTimestamps(vm, units);
-            const again = await deploy(vmStackArgs(vm, { maxUploadSize: "100M" }), state, log);
-            const after = await startTimestamps(vm, units);
-            assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
-            assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
-            assert.equal(after["pulumi-matrix-firewall.service"], before["pulumi-matrix-firewall.service"]);
-            assert.match((await vm.exec("grep max_upload_size /etc/matrix-synapse/homeserver.yaml")).stdout, /100M/);
-            assert.equal(again.outputs.signingKeyId, first.outputs.signingKeyId);
+        it("a connection change alone re-runs every script, which change nothing and restart nothing", async function () {
+            const before = await startTimestamps(vm, UNITS);
+            await stack.setConfig({ sshHost: "localhost" });
+            const preview = await stack.preview("preview sshHost 127.0.0.1 -> localhost");
+            assert.match(preview.stdout, /-\s+# target: root@127\.0\.0\.1:\d+/);
+            assert.match(preview.stdout, /\+\s+# target: root@localhost:\d+/);
+            const up = await stack.up("up sshHost localhost");
+            timings.push(`up of a connection change (every script re-run, nothing changed): ${up.seconds} s`);
+            assert.ok((up.changes.update ?? 0) >= 5, `updates: ${JSON.stringify(up.changes)}`);
+            for (const [name, out] of await commandOutputs(stack)) assert.doesNotMatch(out, CHANGED, `${name} changed something:\n${out}`);
+            assert.deepEqual(await startTimestamps(vm, UNITS), before);
         });
 
-        it("a replaced VM with the same Pulumi-side keys and a restored dump keeps the key id and the users", async function () {
+        it("the drift check reports a file edited on the host; a re-apply restores it and restarts only what reads it", async function () {
+            await vm.exec("sed -i 's/^max_upload_size: .*/max_upload_size: 1G/' /etc/matrix-synapse/homeserver.yaml");
+            const drift = await vm.exec("pulumi-matrix-drift");
+            assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+            assert.match(drift.stdout, /homeserver\.yaml/);
+            assert.match(drift.stdout, /^-max_upload_size: 50M$/m);
+            assert.match(drift.stdout, /^\+max_upload_size: 1G$/m);
+            const before = await startTimestamps(vm, UNITS);
+            await stack.setConfig({ reapply: "1" });
+            const up = await stack.up("up reapply 1");
+            timings.push(`re-apply: ${up.seconds} s`);
+            assert.equal((await vm.exec("pulumi-matrix-drift")).code, 0);
+            const after = await startTimestamps(vm, UNITS);
+            assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
+            assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
+        });
+
+        it("destroy is refused while the signing key is protected; unprotected, it leaves the VM as it is", async function () {
+            await assert.rejects(stack.destroy("destroy (protected)"), /protect/);
+            assert.equal((await stack.outputs()).signingKeyId, first.signingKeyId, "a refused destroy removed something");
+            await stack.setConfig({ protectSigningKey: "false" });
+            await stack.up("up protectSigningKey false");
+            await stack.destroy("destroy");
+            assert.equal((await vm.exec("systemctl is-active matrix-synapse.service")).stdout.trim(), "active");
+            assert.equal((await vm.exec("curl -fsS http://127.0.0.1:8008/health")).stdout, "OK");
+        });
+
+        it("`up` from a new stack on the same VM refuses to replace its signing key; with the key imported, it keeps the key and the users, and adminPassword logs in", async function () {
+            stack = await EngineStack.create(dir, "again", log, vmConfig(vm));
+            await assert.rejects(stack.up("up of a new stack (key differs)"), new RegExp(`ed25519:${first.signingKeyId}`));
+            const key = (await vm.exec("cat /etc/matrix-synapse/homeserver.signing.key")).stdout;
+            const set = await stack.cli(["config", "set", "--secret", "signingKey"], { stdin: key });
+            assert.equal(set.code, 0, set.stderr);
+            const up = await stack.up("up with the imported key");
+            timings.push(`up of a new stack on an existing VM: ${up.seconds} s`);
+            const outputs = await stack.outputs();
+            assert.equal(outputs.signingKeyId, first.signingKeyId);
+            assert.notEqual(outputs.adminPassword, first.adminPassword);
             const t = await tunnel(vm, 8008);
-            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, first.outputs.registrationSharedSecret, "bob", "bob-password-e2e", false);
+            const admin = await loginWithPassword(`http://127.0.0.1:${t.port}`, "admin", outputs.adminPassword);
+            admin.client.stopClient();
+            const bob = await loginWithPassword(`http://127.0.0.1:${t.port}`, "bob", "bob-password-e2e");
+            bob.client.stopClient();
             t.close();
-            // The nightly dump service, run now.
+        });
+
+        it("a replaced VM with the same stack and a restored nightly dump keeps the key id and the users", async function () {
             const r = await vm.exec("systemctl start pulumi-matrix-pg-backup.service && ls -1 /var/backups/pulumi-matrix/postgres/");
             assert.equal(r.code, 0, r.stderr);
             const file = r.stdout.trim().split("\n").pop()!;
-            assert.match(file, /^synapse-\d{8}T\d{6}Z\.dump$/);
-            const data = await vm.exec(`base64 -w0 /var/backups/pulumi-matrix/postgres/${file}`);
-            fs.writeFileSync(dump, Buffer.from(data.stdout, "base64"));
+            const dump = Buffer.from((await vm.exec(`base64 -w0 /var/backups/pulumi-matrix/postgres/${file}`)).stdout, "base64");
             await vm.stop();
-
             vm = await bootVm({ name: "full-b", memoryMb: 3072, log });
-            // Restore before Synapse's first start: the operator's step when moving a server.
-            const args = vmStackArgs(vm);
-            const restored = await deploy({ ...args, synapse: { ...args.synapse } }, state, log);
+            const c = vm.connection();
+            await stack.setConfig({ sshHost: c.host, sshPort: String(c.port), sshHostKey: c.hostKey });
+            const up = await stack.up("up onto a replaced VM");
+            timings.push(`up onto a replaced VM: ${up.seconds} s`);
             await vm.exec("systemctl stop matrix-synapse.service");
-            const put = await vm.exec(`base64 -d > /tmp/synapse.dump && runuser -u postgres -- pg_restore --clean --if-exists -d synapse /tmp/synapse.dump`, {
-                stdin: fs.readFileSync(dump).toString("base64"),
+            const put = await vm.exec("base64 -d > /tmp/synapse.dump && runuser -u postgres -- pg_restore --clean --if-exists -d synapse /tmp/synapse.dump", {
+                stdin: dump.toString("base64"),
             });
             assert.equal(put.code, 0, put.stderr);
             await vm.exec("systemctl start matrix-synapse.service");
-            assert.equal(restored.outputs.signingKeyId, first.outputs.signingKeyId);
             const keys = await vm.exec("for i in $(seq 1 120); do curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server && exit 0; sleep 1; done; exit 1");
-            assert.deepEqual(Object.keys(JSON.parse(keys.stdout).verify_keys), [`ed25519:${first.outputs.signingKeyId}`]);
-            const t2 = await tunnel(vm, 8008);
-            const bob = await loginWithPassword(`http://127.0.0.1:${t2.port}`, "bob", "bob-password-e2e");
+            assert.deepEqual(Object.keys(JSON.parse(keys.stdout).verify_keys), [`ed25519:${first.signingKeyId}`]);
+            const t = await tunnel(vm, 8008);
+            const bob = await loginWithPassword(`http://127.0.0.1:${t.port}`, "bob", "bob-password-e2e");
             assert.equal(bob.userId, "@bob:matrix.test");
             bob.client.stopClient();
-            t2.close();
+            t.close();
         });
     });
 
-    describe("PostgreSQL on a second VM over the private network", function () {
+    describe("the split-hosts example: PostgreSQL on a second VM over the private network", function () {
         let net: PrivateNetwork;
         let app: Vm;
         let db: Vm;
         before(async () => {
+            execFileSync("npm", ["run", "-s", "build"], { cwd: ROOT, stdio: "inherit" });
             net = await createPrivateNetwork();
             [app, db] = await Promise.all([
                 bootVm({ name: "full-app", memoryMb: 3072, privateNetwork: net, log }),
-                bootVm({ name: "full-db", memoryMb: 2048, privateNetwork: net, log }),
+                bootVm({ name: "full-db", memoryMb: 3072, privateNetwork: net, log }),
             ]);
         });
         after(async () => {
@@ -101,31 +183,30 @@ full("e2e full", function () {
             net?.close();
         });
 
-        it("Synapse reaches PostgreSQL on the other VM; pg_hba and the firewall admit only the private network", async function () {
-            const dbConn = db.connection();
-            const args = vmStackArgs(
-                app,
-                {},
-                {
-                    postgres: {
-                        host: {
-                            host: dbConn.host,
-                            port: dbConn.port,
-                            user: dbConn.user,
-                            privateKey: dbConn.privateKey,
-                            hostKey: dbConn.hostKey,
-                            ntpServers: ["10.0.2.2"],
-                        },
-                        reachableAt: db.privateIp!,
-                        listenAddresses: ["127.0.0.1", db.privateIp!],
-                        allowedClients: [`${app.privateIp}/32`],
-                    },
-                },
-            );
-            const d = await deploy(args, new Map(), log);
-            timings.push(`two-host deployment: ${d.seconds} s`);
-            const health = await app.exec("curl -fsS http://127.0.0.1:8008/health");
-            assert.equal(health.stdout, "OK");
+        it("deploys as written; Synapse reaches PostgreSQL on the other VM; pg_hba and the firewall admit only the Synapse VM", async function () {
+            const dir = projectCopy();
+            const example = path.join(dir, "examples", "split-hosts");
+            fs.mkdirSync(path.join(example, "node_modules"), { recursive: true });
+            fs.symlinkSync(dir, path.join(example, "node_modules", "pulumi-matrix"));
+            const a = app.connection();
+            const d = db.connection();
+            const stack = await EngineStack.create(example, "e2e", log, {
+                appAddress: a.host,
+                appSshPort: String(a.port),
+                appHostKey: a.hostKey,
+                dbAddress: d.host,
+                dbSshPort: String(d.port),
+                dbHostKey: d.hostKey,
+                sshUser: "root",
+                appPrivateIp: app.privateIp!,
+                dbPrivateIp: db.privateIp!,
+                sshPrivateKey: { secret: a.privateKey },
+                serverName: "matrix.test",
+                installMethod: "pip",
+            });
+            const up = await stack.up("split-hosts up");
+            timings.push(`split-hosts example, two VMs: ${up.seconds} s`);
+            assert.equal((await app.exec("curl -fsS http://127.0.0.1:8008/health")).stdout, "OK");
             const conns = await db.exec(
                 "runuser -u postgres -- psql -Atc \"SELECT count(*) FROM pg_stat_activity WHERE datname = 'synapse' AND client_addr IS NOT NULL\"",
             );
@@ -135,7 +216,6 @@ full("e2e full", function () {
             assert.doesNotMatch(hba.stdout, /0\.0\.0\.0\/0/);
             const ruleset = await db.exec("nft list table inet pulumi_matrix");
             assert.match(ruleset.stdout, new RegExp(`ip saddr ${app.privateIp!.replace(/\./g, "\\.")} tcp dport 5432 accept`));
-            // From the allowed address the port answers; from another address on the same network it does not.
             const probe = (source: string) =>
                 app.exec(
                     `python3 -c "import socket; socket.create_connection(('${db.privateIp}', 5432), timeout=5, source_address=('${source}', 0)); print('open')" 2>&1 | tail -n 1`,

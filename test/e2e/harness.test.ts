@@ -1,8 +1,8 @@
 /**
  * Self-test of the e2e VM harness: a real VM from the cached Debian image,
- * outbound apt/HTTPS through the host's proxy, the executing Pulumi mocks
- * (tls, random, remote commands, CopyToRemote, failures) and a private
- * network between two VMs.
+ * outbound apt/HTTPS through the host's proxy, small inline programs through
+ * the real Pulumi engine and providers (tls, random, remote commands, their
+ * failures, secrets in the state) and a private network between two VMs.
  *
  * Run: npx mocha --config test/e2e/.mocharc.json test/e2e/harness.test.ts
  * (as root, after scripts/e2e-deps.sh)
@@ -12,10 +12,10 @@ import * as command from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { ExecutingMocks, PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort, runProgram, settle } from "./harness";
+import * as crypto from "node:crypto";
+import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort } from "./harness";
+import { inlineStack, useEngine } from "./engine";
+import { SECRET_SIG, SECRET_SIG_KEY } from "../support/secrets";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 
@@ -23,6 +23,7 @@ describe("e2e harness", function () {
     this.timeout(30 * 60_000);
 
     before(async function () {
+        useEngine(log);
         const img = await ensureBaseImage(log);
         log(`base image ${img.key} (${img.cached ? "cached" : `built in ${img.buildSeconds}s`}), kernel ${img.kernelVersion}`);
     });
@@ -73,212 +74,194 @@ describe("e2e harness", function () {
             assert.match(pip.stdout, /cert\s*=\s*\/etc\/ssl\/certs\/ca-certificates.crt/);
         });
 
-        it("runs a Pulumi program under the executing mocks", async function () {
-            const state = new Map<string, Record<string, any>>();
-            const mocks = new ExecutingMocks({ state, log });
-            const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "e2e-assets-"));
-            fs.writeFileSync(path.join(tmp, "file.txt"), "file asset\n");
-            fs.mkdirSync(path.join(tmp, "tree", "sub"), { recursive: true });
-            fs.writeFileSync(path.join(tmp, "tree", "sub", "a.txt"), "archive member\n");
+        it("runs a Pulumi program through the real engine: a component's commands, tls and random, secrets kept secret", async function () {
             const conn = vm.connection();
-            try {
-                class Probe extends pulumi.ComponentResource {
-                    readback: pulumi.Output<string>;
-                    constructor(name: string, secretText: pulumi.Input<string>, opts?: pulumi.ComponentResourceOptions) {
-                        super("harness:test:Probe", name, {}, opts);
-                        const wait = new command.remote.Command(
-                            `${name}-wait`,
-                            {
-                                connection: { ...conn, dialErrorLimit: -1, perDialTimeout: 5 },
-                                create: "test -d /root",
-                            },
-                            { parent: this },
-                        );
-                        const write = new command.remote.Command(
-                            `${name}-write`,
-                            {
-                                connection: conn,
-                                create: "umask 077; mkdir -p /etc/probe && cat > /etc/probe/secret.txt && echo written",
-                                stdin: secretText,
-                                logging: "none",
-                            },
-                            { parent: this, dependsOn: [wait] },
-                        );
-                        const read = new command.remote.Command(
-                            `${name}-read`,
-                            {
-                                connection: conn,
-                                create: pulumi.interpolate`test "${write.stdout}" = written && cat /etc/probe/secret.txt && echo && stat -c %a /etc/probe/secret.txt`,
-                            },
-                            { parent: this, dependsOn: [write] },
-                        );
-                        this.readback = read.stdout;
-                        this.registerOutputs({ readback: this.readback });
-                    }
-                }
-
-                const result = await runProgram(() => {
-                    const key = new tls.PrivateKey("harness-key", { algorithm: "ED25519" });
-                    const password = new random.RandomPassword("harness-password", { length: 32, special: false });
-                    const probe = new Probe("probe", password.result);
-                    const copies = [
-                        new command.remote.CopyToRemote("copy-string", {
-                            connection: conn,
-                            source: new pulumi.asset.StringAsset("string asset\n"),
-                            remotePath: "/srv/copy/string.txt",
-                        }),
-                        new command.remote.CopyToRemote("copy-file", {
-                            connection: conn,
-                            source: new pulumi.asset.FileAsset(path.join(tmp, "file.txt")),
-                            remotePath: "/srv/copy/file.txt",
-                        }),
-                        new command.remote.CopyToRemote("copy-dir", {
-                            connection: conn,
-                            source: new pulumi.asset.FileArchive(path.join(tmp, "tree")),
-                            remotePath: "/srv/copy/tree",
-                        }),
-                    ];
-                    const pubkey = new command.remote.Command("install-key", {
-                        connection: conn,
-                        create: "cat >> /root/.ssh/authorized_keys && echo ok",
-                        stdin: key.publicKeyOpenssh,
-                    });
-                    const list = new command.remote.Command(
-                        "list-copies",
+            class Probe extends pulumi.ComponentResource {
+                readback: pulumi.Output<string>;
+                constructor(name: string, secretText: pulumi.Input<string>, opts?: pulumi.ComponentResourceOptions) {
+                    super("harness:test:Probe", name, {}, opts);
+                    const wait = new command.remote.Command(
+                        `${name}-wait`,
+                        {
+                            connection: { ...conn, dialErrorLimit: -1, perDialTimeout: 5 },
+                            create: "test -d /root",
+                        },
+                        { parent: this },
+                    );
+                    const write = new command.remote.Command(
+                        `${name}-write`,
                         {
                             connection: conn,
-                            create: "cd /srv/copy && find . -type f | sort && cat string.txt file.txt tree/sub/a.txt",
+                            create: "umask 077; mkdir -p /etc/probe && cat > /etc/probe/secret.txt && echo written",
+                            stdin: secretText,
+                            logging: "none",
                         },
-                        { dependsOn: copies },
+                        { parent: this, dependsOn: [wait] },
                     );
-                    return {
-                        readback: probe.readback,
-                        password: password.result,
-                        privateKeyPem: key.privateKeyPem,
-                        privateKeyOpenssh: key.privateKeyOpenssh,
-                        publicKeyOpenssh: key.publicKeyOpenssh,
-                        installed: pubkey.stdout,
-                        listing: list.stdout,
-                        passwordIsSecret: pulumi.isSecret(password.result),
-                    };
-                }, mocks);
-
-                const pw = await settle(result.password);
-                assert.match(pw, /^[A-Za-z0-9]{32}$/);
-                assert.equal(await result.passwordIsSecret, true);
-                assert.equal(await settle(result.readback), `${pw}\n600`);
-                assert.match(await settle(result.privateKeyPem), /^-----BEGIN PRIVATE KEY-----\n/);
-                assert.match(await settle(result.publicKeyOpenssh), /^ssh-ed25519 AAAA\S+\n$/);
-                assert.equal(await settle(result.installed), "ok");
-                assert.equal(await settle(result.listing), "./file.txt\n./string.txt\n./tree/sub/a.txt\nstring asset\nfile asset\narchive member");
-
-                // the generated key really logs in (tls.PrivateKey's OpenSSH output)
-                const viaNewKey = await runProgram(
-                    () => ({
-                        who: new command.remote.Command("whoami-new-key", {
-                            connection: { ...conn, privateKey: result.privateKeyOpenssh },
-                            create: "whoami",
-                        }).stdout,
-                    }),
-                    new ExecutingMocks({ state }),
-                );
-                assert.equal(await settle(viaNewKey.who), "root");
-
-                // a second run with the same state reuses random/tls values, commands run again
-                const again = new ExecutingMocks({ state });
-                const second = await runProgram(
-                    () => ({
-                        password: new random.RandomPassword("harness-password", { length: 32, special: false }).result,
-                        date: new command.remote.Command("again", { connection: conn, create: "cat /etc/probe/secret.txt" }).stdout,
-                    }),
-                    again,
-                );
-                assert.equal(await settle(second.password), pw);
-                assert.equal(await settle(second.date), pw);
-
-                // timeline: every resource has times, the component groups its commands
-                const t = mocks.timings();
-                assert.ok(t.every((e) => e.end !== undefined && e.end >= e.start));
-                const probeSummary = mocks.summary().find((s) => s.name === "probe");
-                assert.ok(probeSummary, mocks.summaryText());
-                assert.equal(probeSummary.resources, 3);
-                assert.equal(probeSummary.type, "harness:test:Probe");
-                const write = mocks.resources.find((r) => r.name === "probe-write")!;
-                assert.ok(write.secretInputs.includes("stdin"), `secret inputs: ${write.secretInputs}`);
-                log(`summary:\n${mocks.summaryText()}`);
-            } finally {
-                fs.rmSync(tmp, { recursive: true, force: true });
+                    // Reads back a digest, not the secret: a command's stdout is plain text in the state.
+                    const read = new command.remote.Command(
+                        `${name}-read`,
+                        {
+                            connection: conn,
+                            create: pulumi.interpolate`test "${write.stdout}" = written && sha256sum < /etc/probe/secret.txt | cut -d' ' -f1 && stat -c %a /etc/probe/secret.txt`,
+                        },
+                        { parent: this, dependsOn: [write] },
+                    );
+                    this.readback = read.stdout;
+                    this.registerOutputs({ readback: this.readback });
+                }
             }
+            const program = async () => {
+                const key = new tls.PrivateKey("harness-key", { algorithm: "ED25519" });
+                const password = new random.RandomPassword("harness-password", { length: 32, special: false });
+                const probe = new Probe("probe", password.result);
+                const pubkey = new command.remote.Command("install-key", {
+                    connection: conn,
+                    create: "cat >> /root/.ssh/authorized_keys && echo ok",
+                    stdin: key.publicKeyOpenssh,
+                });
+                // the generated key really logs in (tls.PrivateKey's OpenSSH output, read by the provider's Go SSH client)
+                const who = new command.remote.Command(
+                    "whoami-new-key",
+                    { connection: { ...conn, privateKey: key.privateKeyOpenssh }, create: "whoami" },
+                    { dependsOn: [pubkey] },
+                );
+                return {
+                    readback: probe.readback,
+                    password: password.result,
+                    privateKeyPem: key.privateKeyPem,
+                    publicKeyOpenssh: key.publicKeyOpenssh,
+                    installed: pubkey.stdout,
+                    who: who.stdout,
+                };
+            };
+            const stack = await inlineStack(program, log);
+            const first = await stack.up("harness program");
+            const o = first.outputs;
+            const pw = o.password as string;
+            assert.match(pw, /^[A-Za-z0-9]{32}$/);
+            assert.deepEqual(first.secretOutputs.sort(), ["password", "privateKeyPem"]);
+            assert.equal(o.readback, `${crypto.createHash("sha256").update(pw).digest("hex")}\n600`);
+            assert.match(o.privateKeyPem, /^-----BEGIN PRIVATE KEY-----\n/);
+            assert.match(o.publicKeyOpenssh, /^ssh-ed25519 AAAA\S+\n$/);
+            assert.equal(o.installed, "ok");
+            assert.equal(o.who, "root");
+            assert.equal(first.ops.get("probe-read"), "create");
+
+            // the secret on the VM: its content and mode
+            const onVm = await vm.exec("cat /etc/probe/secret.txt; echo; stat -c %a /etc/probe/secret.txt");
+            assert.equal(onVm.stdout, `${pw}\n600\n`);
+
+            // the state: the secret stdin is a secret (ciphertext), its clear text is nowhere; the component groups its commands
+            const exported = await stack.cli(["stack", "export"]);
+            assert.equal(exported.code, 0, exported.stderr);
+            assert.ok(!exported.stdout.includes(pw), "the state holds the password in clear text");
+            assert.ok(!stack.text.includes(pw), "the engine's output shows the password");
+            const resources = (JSON.parse(exported.stdout) as { deployment: { resources: { urn: string; type: string; parent?: string; inputs?: any }[] } })
+                .deployment.resources;
+            const write = resources.find((r) => r.urn.endsWith("::probe-write"));
+            assert.ok(write, "probe-write is not in the state");
+            assert.equal(write.inputs?.stdin?.[SECRET_SIG_KEY], SECRET_SIG, `stdin is not a secret: ${JSON.stringify(write.inputs?.stdin)}`);
+            assert.ok(typeof write.inputs.stdin.ciphertext === "string");
+            const probe = resources.find((r) => r.type === "harness:test:Probe")!;
+            assert.deepEqual(
+                resources.filter((r) => r.parent === probe.urn).map((r) => r.urn.split("::").pop()),
+                ["probe-wait", "probe-write", "probe-read"],
+            );
+
+            // a second up of the same program changes nothing: the same password, no command runs again
+            const second = await stack.up("harness program again");
+            assert.equal(second.outputs.password, pw);
+            assert.deepEqual(Object.keys(second.changes), ["same"], JSON.stringify(second.changes));
+            assert.ok(
+                [...second.ops.values()].every((op) => op === "same"),
+                JSON.stringify([...second.ops]),
+            );
+
+            await stack.destroy("harness program destroy");
         });
 
-        it("fails a program clearly when a command exits non-zero", async function () {
+        it("fails clearly when a command exits non-zero; a dependent never runs; a wrong host key is refused", async function () {
             const conn = vm.connection();
-            const mocks = new ExecutingMocks();
-            let after = false;
-            await assert.rejects(
-                runProgram(() => {
-                    const bad = new command.remote.Command("bad-step", {
-                        connection: conn,
-                        create: "echo about to fail; echo 'no such thing' >&2; exit 1",
-                    });
-                    const next = new command.remote.Command("after-bad", { connection: conn, create: "echo never" }, { dependsOn: [bad] });
-                    next.stdout.apply(() => (after = true));
-                    return { out: next.stdout };
-                }, mocks),
-                (e: Error) => {
-                    assert.match(
-                        e.message,
-                        /remote\.Command "bad-step" \(urn:pulumi:stack::project::command:remote:Command::bad-step\) failed: command exited with code 1/,
-                    );
-                    assert.match(e.message, /no such thing\nabout to fail/);
-                    return true;
-                },
-            );
-            assert.equal(after, false, "a dependent of the failed command must not run");
-            assert.ok(!mocks.resources.some((r) => r.name === "after-bad"), "dependent was registered");
+            await vm.exec("rm -f /root/after-bad");
+            const failing = await inlineStack(async () => {
+                const bad = new command.remote.Command("bad-step", {
+                    connection: conn,
+                    create: "echo about to fail; echo 'no such thing' >&2; exit 1",
+                });
+                const next = new command.remote.Command("after-bad", { connection: conn, create: "touch /root/after-bad" }, { dependsOn: [bad] });
+                return { out: next.stdout };
+            }, log);
+            await assert.rejects(failing.up("failing program"), (e: Error) => {
+                // the engine's diagnostics: the resource, the exit status, the command and its output
+                assert.match(e.message, /command:remote:Command \(bad-step\):\n\s+error: Process exited with status 1: running "echo about to fail;/);
+                assert.match(e.message, /^\s+no such thing$/m);
+                assert.match(e.message, /^\s+about to fail$/m);
+                return true;
+            });
+            assert.doesNotMatch(failing.text, /after-bad/, "the dependent was started");
+            assert.equal((await vm.exec("test -e /root/after-bad")).code, 1, "a dependent of the failed command ran");
 
-            // secrets: no output in the error when logging is "none"
-            await assert.rejects(
-                runProgram(() => {
-                    new command.remote.Command("secret-step", {
+            // A secret script as components/remote.ts runs one (secret stdin, logging "none", secret
+            // stdout/stderr): the secret is not in the error. The provider (command 1.2.1) still puts what a
+            // failed command printed into the error, secret outputs or not (logging only silences the
+            // progress lines), so scripts that carry secrets must never print them.
+            const secret = "hunter2-secret-stdin";
+            const secretStep = await inlineStack(async () => {
+                new command.remote.Command(
+                    "secret-step",
+                    {
                         connection: conn,
-                        create: "echo hunter2-secret; exit 4",
+                        create: "cat > /dev/null; echo printed-output; exit 4",
+                        stdin: pulumi.secret(secret),
                         logging: "none",
-                    });
-                    return {};
-                }, new ExecutingMocks()),
-                (e: Error) => {
-                    assert.match(e.message, /secret-step.*exited with code 4/);
-                    assert.doesNotMatch(e.message, /hunter2/);
-                    return true;
-                },
-            );
+                    },
+                    { additionalSecretOutputs: ["stdout", "stderr"] },
+                );
+                return {};
+            }, log);
+            await assert.rejects(secretStep.up("secret program"), (e: Error) => {
+                assert.match(e.message, /command:remote:Command \(secret-step\):\n\s+error: Process exited with status 4/);
+                assert.match(e.message, /printed-output/);
+                assert.doesNotMatch(e.message, /hunter2/);
+                return true;
+            });
+            assert.doesNotMatch(secretStep.text, /hunter2/);
 
-            // a wrong host key is refused, not retried forever
+            // a wrong host key is refused (the provider counts it as a failed dial)
             const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+            const wrongKey = await inlineStack(async () => {
+                new command.remote.Command("wrong-hostkey", {
+                    connection: { ...conn, hostKey: other, dialErrorLimit: 2 },
+                    create: "touch /root/wrong-hostkey",
+                });
+                return {};
+            }, log);
             await assert.rejects(
-                runProgram(() => {
-                    new command.remote.Command("wrong-hostkey", { connection: { ...conn, hostKey: other }, create: "true" });
-                    return {};
-                }, new ExecutingMocks()),
-                /Host key verification failed/,
+                wrongKey.up("wrong host key"),
+                /command:remote:Command \(wrong-hostkey\):\n\s+error: .*ssh: handshake failed: ssh: host key mismatch/,
             );
+            assert.equal((await vm.exec("test -e /root/wrong-hostkey")).code, 1, "the command ran despite the wrong host key");
         });
 
         it("gives up dialing a closed port after dialErrorLimit attempts", async function () {
             const port = await freeTcpPort();
+            const stack = await inlineStack(async () => {
+                new command.remote.Command("nobody-home", {
+                    connection: { host: "127.0.0.1", port, user: "root", privateKey: vm.privateKeyPem, dialErrorLimit: 2, perDialTimeout: 2 },
+                    create: "true",
+                });
+                return {};
+            }, log);
             const started = Date.now();
             await assert.rejects(
-                runProgram(() => {
-                    new command.remote.Command("nobody-home", {
-                        connection: { host: "127.0.0.1", port, user: "root", privateKey: vm.privateKeyPem, dialErrorLimit: 2, perDialTimeout: 2 },
-                        create: "true",
-                    });
-                    return {};
-                }, new ExecutingMocks()),
-                /Connection refused[\s\S]*gave up after 2 dial attempt/,
+                stack.up("closed port"),
+                new RegExp(
+                    `command:remote:Command \\(nobody-home\\):\\n\\s+error: after \\d+ failed attempts: dial tcp 127\\.0\\.0\\.1:${port}: connect: connection refused`,
+                ),
             );
-            assert.ok(Date.now() - started < 30_000);
+            assert.match(stack.text, /Dial 1\/2 failed: retrying/);
+            assert.ok(Date.now() - started < 60_000, `took ${Date.now() - started} ms`);
         });
     });
 
@@ -319,8 +302,8 @@ describe("e2e harness", function () {
 
         it("runs a remote.Command through a bastion (connection.proxy)", async function () {
             const [a, b] = vms;
-            const out = await runProgram(
-                () => ({
+            const stack = await inlineStack(
+                async () => ({
                     where: new command.remote.Command("via-bastion", {
                         connection: {
                             host: b.privateIp!,
@@ -333,9 +316,10 @@ describe("e2e harness", function () {
                         create: "hostname; ip -4 -o addr show dev eth1 | awk '{print $4}'",
                     }).stdout,
                 }),
-                new ExecutingMocks(),
+                log,
             );
-            assert.equal(await settle(out.where), `${b.name}\n${b.privateIp}/24`);
+            const up = await stack.up("via bastion");
+            assert.equal(up.outputs.where, `${b.name}\n${b.privateIp}/24`);
         });
     });
 });

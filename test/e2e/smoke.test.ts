@@ -1,40 +1,42 @@
 /**
- * E2E smoke: a fresh Debian VM -> MatrixStack (Host bootstrap, PostgreSQL,
- * Synapse by the pip method) provisioned by the components' own commands
- * over SSH, then checked from this machine.
+ * E2E smoke (in CI): the README's quickstart, typed as a user would in a
+ * copy of this repository, deploys a fresh Debian VM through the real Pulumi
+ * engine; then the homeserver is checked from this machine, a second `up`
+ * changes nothing, and a setting change previews as a readable diff and
+ * updates exactly the command that ships it.
  */
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { Vm, bootVm, ensureBaseImage } from "./harness";
-import { Deployment, deploy, startTimestamps, tunnel, vmStackArgs } from "./deploy";
+import { startTimestamps, tunnel } from "./deploy";
+import { EngineStack, projectCopy, readmeBlock, runShell, useEngine } from "./engine";
+import { quickstartScript } from "./quickstart";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 import { loginWithPassword } from "../integration/support/client";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "systemd-timesyncd.service"];
 
-describe("e2e smoke: fresh VM to a working homeserver", function () {
-    this.timeout(40 * 60_000);
+describe("e2e smoke: the README quickstart through the real engine, fresh VM to a working homeserver", function () {
+    this.timeout(60 * 60_000);
     let vm: Vm;
-    let first: Deployment;
-    const state = new Map<string, Record<string, any>>();
+    let dir: string;
+    let stack: EngineStack;
+    let outputs: Record<string, string>;
+    let upText = "";
     const timings: string[] = [];
     let closeTunnel = () => {};
-    let baseUrl = "";
-
-    /** The stack both runs deploy: defaults, plus a firewall opening for the probe listener on 8765. */
-    function smokeArgs() {
-        const args = vmStackArgs(vm);
-        args.host.firewall = { rules: [{ port: 8765, protocol: "tcp", owner: "e2e probe" }] };
-        return args;
-    }
 
     before(async function () {
+        useEngine(log);
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        // 8765 answers because a firewall rule opens it; 8766 and PostgreSQL do not.
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8765, 8766, 5432, 9000], log });
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
+        dir = projectCopy();
     });
 
     after(async function () {
@@ -43,58 +45,71 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         await vm?.stop();
     });
 
-    it("provisions the VM from nothing with the components' own commands", async function () {
-        first = await deploy(smokeArgs(), state, log);
-        timings.push(`first deployment: ${first.seconds} s`);
-        assert.equal(first.outputs.serverName, "matrix.test");
-        assert.equal(first.outputs.adminUserId, "@admin:matrix.test");
+    it("the README quickstart, typed in a fresh copy of the repository, deploys the VM", async function () {
+        const c = vm.connection();
+        const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-key-")), "id_ed25519");
+        fs.writeFileSync(keyFile, c.privateKey, { mode: 0o600 });
+        const script = quickstartScript(readmeBlock("## Quickstart"), { port: c.port, keyFile });
+        log(`quickstart:\n${script.replace(/^/gm, "        ")}`);
+        const t0 = Date.now();
+        const r = await runShell(dir, `set -x\n${script}`, { env: { PULUMI_SKIP_CONFIRMATIONS: "true" } });
+        upText = r.stdout;
+        timings.push(`quickstart (preview + first up): ${Math.round((Date.now() - t0) / 1000)} s`);
+        assert.equal(r.code, 0, `quickstart failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-4000)}`);
+        stack = await EngineStack.select(dir, "dev", log);
+        outputs = await stack.outputs();
+        assert.equal(fs.readFileSync(path.join(dir, ".e2e-admin-password"), "utf8").trim(), outputs.adminPassword);
+        assert.equal(outputs.serverName, "matrix.test");
+        assert.equal(outputs.adminUserId, "@admin:matrix.test");
+        assert.match(outputs.hostOs, /Debian GNU\/Linux 12/);
+        assert.ok(fs.existsSync(path.join(dir, ".pulumi-state", ".pulumi")), "state is not in the checkout's .pulumi-state/");
     });
 
-    it("prints no secret: no command's stdout or stderr carries a generated secret or the signing key", async function () {
-        const secrets: string[] = [];
-        for (const r of first.mocks.resources) {
-            if (r.type === "random:index/randomPassword:RandomPassword") secrets.push(String(r.outputs?.result));
-            if (r.type === "tls:index/privateKey:PrivateKey")
-                secrets.push(
-                    ...String(r.outputs?.privateKeyPem)
-                        .split("\n")
-                        .filter((l) => l.length > 40),
-                );
+    it("shows no secret: not in the CLI's output, the state file, any command's output or the journal", async function () {
+        const exported = await stack.cli(["stack", "export", "--show-secrets"]);
+        assert.equal(exported.code, 0, exported.stderr);
+        const secrets = new Set<string>([outputs.adminPassword, outputs.registrationSharedSecret]);
+        const walk = (v: unknown) => {
+            if (typeof v === "string") {
+                if (/PRIVATE KEY/.test(v)) for (const l of v.split("\n")) if (l.length > 40) secrets.add(l);
+            } else if (v && typeof v === "object") for (const x of Object.values(v)) walk(x);
+        };
+        const deployment = JSON.parse(exported.stdout) as { deployment: { resources: { type: string; outputs?: Record<string, unknown> }[] } };
+        for (const r of deployment.deployment.resources) {
+            if (r.type === "random:index/randomPassword:RandomPassword") secrets.add(String(r.outputs?.result));
+            if (r.type === "tls:index/privateKey:PrivateKey") walk(r.outputs);
         }
-        assert.ok(secrets.length >= 5, `found ${secrets.length} secrets`);
         const seed = (await vm.exec("cut -d' ' -f3 /etc/matrix-synapse/homeserver.signing.key")).stdout.trim();
-        secrets.push(seed);
-        for (const r of first.mocks.resources.filter((x) => x.type === "command:remote:Command")) {
-            const out = `${r.outputs?.stdout ?? ""}\n${r.outputs?.stderr ?? ""}`;
-            for (const secret of secrets) assert.ok(!out.includes(secret), `${r.name} printed a secret`);
-        }
-        const journal = await vm.exec("journalctl --no-pager -o cat");
-        for (const secret of secrets) assert.ok(!journal.stdout.includes(secret), "the journal holds a secret");
+        secrets.add(seed);
+        assert.ok(secrets.size >= 6, `found only ${secrets.size} secrets`);
+        const places: [string, string][] = [
+            ["the quickstart's output", upText],
+            ["the state (stack export)", (await stack.cli(["stack", "export"])).stdout],
+            ["the state files", readTree(path.join(dir, ".pulumi-state"))],
+            ["the journal", (await vm.exec("journalctl --no-pager -o cat")).stdout],
+        ];
+        for (const [where, text] of places) for (const secret of secrets) assert.ok(!text.includes(secret), `${where} holds a secret`);
     });
 
-    it("answers /health and /_matrix/client/versions", async function () {
+    it("answers /health and /_matrix/client/versions; publishes the key id of the Pulumi-side key", async function () {
         const r = await vm.exec("curl -fsS http://127.0.0.1:8008/health; echo; curl -fsS http://127.0.0.1:8008/_matrix/client/versions");
         assert.equal(r.code, 0, r.stderr);
         const [health, versions] = r.stdout.split("\n");
         assert.equal(health, "OK");
         assert.ok((JSON.parse(versions) as { versions: string[] }).versions.length > 0);
+        const keys = JSON.parse((await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server")).stdout) as { verify_keys: Record<string, unknown> };
+        assert.deepEqual(Object.keys(keys.verify_keys), [`ed25519:${outputs.signingKeyId}`]);
     });
 
-    it("publishes the key id derived from the Pulumi-side key", async function () {
-        const r = await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server");
-        const body = JSON.parse(r.stdout) as { verify_keys: Record<string, unknown> };
-        assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${first.outputs.signingKeyId}`]);
-    });
-
-    it("registers a user through the shared-secret API; the user and the admin log in with matrix-js-sdk", async function () {
+    it("registers a user through the shared-secret API; the user and the admin (adminPassword output) log in with matrix-js-sdk", async function () {
         const t = await tunnel(vm, 8008);
         closeTunnel = t.close;
-        baseUrl = `http://127.0.0.1:${t.port}`;
-        await registerWithSharedSecret(baseUrl, first.outputs.registrationSharedSecret, "alice", "alice-password-e2e", false);
+        const baseUrl = `http://127.0.0.1:${t.port}`;
+        await registerWithSharedSecret(baseUrl, outputs.registrationSharedSecret, "alice", "alice-password-e2e", false);
         const alice = await loginWithPassword(baseUrl, "alice", "alice-password-e2e");
         assert.equal(alice.userId, "@alice:matrix.test");
         alice.client.stopClient();
-        const admin = await loginWithPassword(baseUrl, "admin", first.outputs.adminPassword);
+        const admin = await loginWithPassword(baseUrl, "admin", outputs.adminPassword);
         assert.equal(admin.userId, "@admin:matrix.test");
         admin.client.stopClient();
     });
@@ -111,42 +126,60 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         assert.equal((await vm.exec("systemctl is-enabled pulumi-matrix-pg-backup.timer")).stdout.trim(), "enabled");
     });
 
-    it("firewall: only the declared ports answer from outside the VM", async function () {
-        // Two listeners on every address inside the VM; only 8765 is declared.
-        await vm.exec("for p in 8765 8766; do (setsid python3 -m http.server $p --bind 0.0.0.0 >/dev/null 2>&1 &); done; sleep 2");
+    it("firewall: from outside the VM only SSH answers", async function () {
+        // A listener on every address inside the VM, on a port nothing declared.
+        await vm.exec("(setsid python3 -m http.server 8766 --bind 0.0.0.0 >/dev/null 2>&1 &); sleep 2");
         const get = async (guestPort: number) => {
             try {
-                const r = await fetch(`http://127.0.0.1:${vm.forwardedPort(guestPort)}/`, { signal: AbortSignal.timeout(5000) });
-                return r.status;
+                return (await fetch(`http://127.0.0.1:${vm.forwardedPort(guestPort)}/`, { signal: AbortSignal.timeout(5000) })).status;
             } catch {
                 return "no answer";
             }
         };
-        assert.equal(await get(8765), 200);
-        assert.equal(await get(8766), "no answer");
-        assert.equal(await get(5432), "no answer");
-        assert.equal(await get(9000), "no answer");
+        assert.equal((await vm.exec("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8766/")).stdout, "200");
+        for (const port of [8766, 5432, 9000]) assert.equal(await get(port), "no answer", `port ${port} answers from outside`);
         const listening = await vm.exec("ss -Htln | awk '{print $4}'");
         assert.match(listening.stdout, /127\.0\.0\.1:5432/);
         assert.match(listening.stdout, /127\.0\.0\.1:9000/);
         assert.doesNotMatch(listening.stdout, /0\.0\.0\.0:(5432|9000|8008)/);
-        await vm.exec("pkill -f 'http.server 876' || true");
+        await vm.exec("pkill -f 'http.server 8766' || true");
     });
 
-    it("running the same provisioning again changes nothing and restarts nothing", async function () {
+    it("a second `pulumi up` reports no change, runs no command and restarts nothing", async function () {
         const before = await startTimestamps(vm, UNITS);
-        const again = await deploy(smokeArgs(), state, log);
-        timings.push(`second deployment (no change): ${again.seconds} s`);
-        assert.equal(again.outputs.signingKeyId, first.outputs.signingKeyId);
+        const again = await stack.up("second up");
+        timings.push(`second up (no change): ${again.seconds} s`);
+        assert.deepEqual(Object.keys(again.changes), ["same"], `changes: ${JSON.stringify(again.changes)}`);
+        assert.deepEqual(
+            [...again.ops.values()].filter((op) => op !== "same"),
+            [],
+        );
         assert.deepEqual(await startTimestamps(vm, UNITS), before);
-        for (const r of again.mocks.resources.filter((x) => x.type === "command:remote:Command" && !x.secretInputs.includes("stdin"))) {
-            const out = String(r.outputs?.stdout ?? "");
-            assert.doesNotMatch(
-                out,
-                /^(updated |removed |installing |restarting |starting |reloaded |PostgreSQL restarted)/m,
-                `${r.name} changed something:\n${out}`,
-            );
-        }
+    });
+
+    it("a maxUploadSize change previews as a readable YAML line, updates only Synapse's config command and restarts only Synapse", async function () {
+        await stack.setConfig({ maxUploadSize: "100M" });
+        const preview = await stack.preview("preview maxUploadSize 50M -> 100M");
+        fs.mkdirSync(path.join(dirOfRuns()), { recursive: true });
+        fs.writeFileSync(path.join(dirOfRuns(), "preview-maxUploadSize.txt"), preview.stdout);
+        assert.match(preview.stdout, /-\s+max_upload_size: 50M/);
+        assert.match(preview.stdout, /\+\s+max_upload_size: 100M/);
+        for (const secret of [outputs.adminPassword, outputs.registrationSharedSecret])
+            assert.ok(!preview.stdout.includes(secret), "the preview shows a secret");
+        // The README's excerpt of a preview is this suite's output, not written by hand.
+        for (const line of readmeBlock("<!-- preview excerpt: e2e smoke, maxUploadSize 50M -> 100M -->"))
+            assert.ok(preview.stdout.includes(line.trimEnd()), `README's preview excerpt line is not in the real preview: ${line}`);
+        const updated = [...preview.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
+        assert.deepEqual(updated, ["update dev-synapse-config"]);
+
+        const before = await startTimestamps(vm, UNITS);
+        const up = await stack.up("up maxUploadSize 100M");
+        timings.push(`up of a maxUploadSize change: ${up.seconds} s`);
+        assert.deepEqual(up.changes, { same: up.changes.same, update: 1 });
+        const after = await startTimestamps(vm, UNITS);
+        assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
+        for (const u of UNITS.filter((x) => x !== "matrix-synapse.service")) assert.equal(after[u], before[u], `${u} restarted`);
+        assert.match((await vm.exec("grep max_upload_size /etc/matrix-synapse/homeserver.yaml")).stdout, /100M/);
     });
 
     it("leaves no failed systemd unit", async function () {
@@ -154,3 +187,17 @@ describe("e2e smoke: fresh VM to a working homeserver", function () {
         assert.equal(r.stdout.trim(), "");
     });
 });
+
+/** Where the suites keep what they produced for a reader (previews), git-ignored. */
+export function dirOfRuns(): string {
+    return path.join(__dirname, "..", "..", ".e2e");
+}
+
+/** The text of every file under `dir`. */
+function readTree(dir: string): string {
+    let out = "";
+    for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+        if (e.isFile()) out += fs.readFileSync(path.join(e.parentPath, e.name), "utf8");
+    }
+    return out;
+}

@@ -1,6 +1,7 @@
 /**
- * Pulumi's secret marker in serialized properties, as mocks receive them:
- * shared by the unit tests' recording mocks and the e2e harness.
+ * Pulumi's secret marker in serialized properties (as mocks receive them, and
+ * in an exported state): used by the unit tests' recording mocks and the e2e
+ * harness self-test.
  */
 
 /** The key/value that marks a secret in serialized Pulumi properties. */
@@ -9,10 +10,6 @@ export const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export function isSecretWrapped(v: unknown): v is { value: unknown } {
     return typeof v === "object" && v !== null && (v as any)[SECRET_SIG_KEY] === SECRET_SIG;
-}
-
-export function secretValue<T>(value: T): T {
-    return { [SECRET_SIG_KEY]: SECRET_SIG, value } as unknown as T;
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {

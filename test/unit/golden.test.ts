@@ -20,6 +20,7 @@ import { postgresInstallScript } from "../../src/provision/postgres";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { postgresDatabaseScript } from "../../src/provision/postgres";
 import { execFileSync } from "node:child_process";
+import { driftCheckScript } from "../../src/render/drift";
 import { GOLDEN_PEERS, goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");
@@ -52,6 +53,7 @@ function renderAll(): Record<string, string> {
         "postgres/pg-backup.sh": renderBackupScript(pg),
         "host/firewall.nft": renderFirewall(rules),
         "host/ssh-ports.nft": renderSshPorts("22, 2222"),
+        "host/pulumi-matrix-drift": driftCheckScript(),
         "host/firewall.d/postgres.nft": renderFirewallFragment('PostgresDatabase "golden"', [rules[0]]),
         "scripts/host-bootstrap.sh": hostBootstrapScript(resolveHostSettings("golden", { firewall: { rules: [rules[1]] } }), os),
         "scripts/postgres-server.sh": postgresInstallScript(pg, 'PostgresDatabase "golden"'),

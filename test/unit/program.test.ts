@@ -158,6 +158,28 @@ describe("the stack program (src/program.ts)", () => {
             assert.doesNotMatch(bad.message, /SECRETISH/);
         });
 
+        it("a secret set in plain text is refused, naming the key and the command, never the value", async () => {
+            const line = "ed25519 a_OLDk " + Buffer.alloc(32, 7).toString("base64").replace(/=+$/, "");
+            const mail = { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" };
+            const external = { postgresExternalHost: "db.example.com" };
+            const cases: [Record<string, string>, string[], string][] = [
+                [{ sshPrivateKey: TEST_SSH_KEY }, [], "sshPrivateKey < ~/.ssh/id_ed25519"],
+                [{ signingKey: line }, ["sshPrivateKey"], "signingKey < homeserver.signing.key"],
+                [{ ...mail, smtpPassword: "PLAINpw" }, ["sshPrivateKey"], "smtpPassword ..."],
+                [{ ...external, postgresExternalPassword: "PLAINpw" }, ["sshPrivateKey"], "postgresExternalPassword ..."],
+            ];
+            for (const [config, secretKeys, command] of cases) {
+                const { message, mocks } = await programError({ ...base, ...config }, secretKeys);
+                const key = command.split(" ")[0];
+                assert.equal(
+                    message,
+                    `matrix:${key} is set in plain text; it is a secret and must be stored encrypted: set it again with \`pulumi config set --secret ${command}\``,
+                );
+                assert.doesNotMatch(message, /PLAIN|SECRET|a_OLDk/);
+                assert.deepEqual(mocks.resources, [], "nothing is built");
+            }
+        });
+
         it("several errors at once, each translated", async () => {
             const { error, message } = await programError({ ...base, maxUploadSize: "huge", cacheFactor: "0" });
             assert.ok(error instanceof ConfigErrors);

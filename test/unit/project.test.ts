@@ -6,6 +6,8 @@ import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, readStackConfig } from "../../src/model/stackConfig";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { readmeBlock } from "../e2e/engine";
+import { quickstartScript } from "../e2e/quickstart";
 
 const ROOT = path.join(__dirname, "..", "..");
 
@@ -57,8 +59,24 @@ describe("the Pulumi project", () => {
         } as const;
         for (const key of STACK_CONFIG_KEYS) {
             assert.equal(declaration(key)?.type, pulumiType[spec(key).type], `${key}: type`);
-            assert.equal(declaration(key)?.secret === true, spec(key).type === "secret", `${key}: secret`);
+            // Only a secret every stack must set is declared secret: a secret declaration cannot take a default, so the CLI requires it.
+            const alwaysRequired = spec(key).required !== undefined && spec(key).onlyWith === undefined;
+            assert.equal(declaration(key)?.secret === true, spec(key).type === "secret" && alwaysRequired, `${key}: secret`);
+            if (spec(key).type === "secret" && !alwaysRequired) assert.equal(declaration(key)?.default, "", `${key}: an optional secret defaults to ""`);
         }
+    });
+
+    it("requires (declares without a default) exactly the keys every stack must set, so a stack from Pulumi.example.yaml passes the CLI's check", () => {
+        const withoutDefault = STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default === undefined);
+        const required = STACK_CONFIG_KEYS.filter((k) => spec(k).required !== undefined && spec(k).onlyWith === undefined);
+        assert.deepEqual(withoutDefault, required);
+        assert.deepEqual(required, ["sshHost", "sshPrivateKey", "serverName"]);
+        // The example sets every required key but the private key, which it shows as a comment (`pulumi config set --secret` writes it).
+        const example = parse(fs.readFileSync(path.join(ROOT, "Pulumi.example.yaml"), "utf8")).config as Record<string, unknown>;
+        assert.deepEqual(
+            required.filter((k) => example[`matrix:${k}`] === undefined),
+            ["sshPrivateKey"],
+        );
     });
 
     it("the table's rules between keys name keys that exist and say what those keys mean", () => {
@@ -151,5 +169,34 @@ describe("the Pulumi project", () => {
             assert.ok(readme.includes(`\`${k}\``), `README lacks ${k}`);
             assert.ok(example.includes(`matrix:${k}`), `Pulumi.example.yaml lacks ${k}`);
         }
+    });
+});
+
+describe("the README quickstart", () => {
+    it("is a block the e2e suite can follow line by line (it runs it against a VM)", () => {
+        const script = quickstartScript(readmeBlock("## Quickstart"), { port: 2222, keyFile: "/tmp/key" });
+        assert.match(script, /^pulumi stack init dev$/m);
+        assert.match(script, /^pulumi config set sshPort 2222$/m);
+        assert.match(script, /^pulumi up$/m);
+    });
+});
+
+describe("the PR preview workflow example", () => {
+    it("runs `pulumi preview --diff` with pulumi/actions and comments on the pull request, secrets from the repository's secrets", () => {
+        const wf = parse(fs.readFileSync(path.join(ROOT, "examples", "github-actions", "pulumi-preview.yml"), "utf8")) as {
+            on: Record<string, unknown>;
+            permissions: Record<string, string>;
+            jobs: { preview: { steps: { uses?: string; with?: Record<string, unknown>; env?: Record<string, string> }[] } };
+        };
+        assert.ok("pull_request" in wf.on);
+        assert.equal(wf.permissions["pull-requests"], "write");
+        const step = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("pulumi/actions@"));
+        assert.ok(step, "no pulumi/actions step");
+        assert.equal(step.with?.command, "preview");
+        assert.equal(step.with?.diff, true);
+        assert.equal(step.with?.["comment-on-pr"], true);
+        assert.match(String(step.env?.PULUMI_CONFIG_PASSPHRASE), /^\$\{\{ secrets\./);
+        const setupNode = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
+        assert.equal(setupNode?.with?.["node-version"], 22);
     });
 });

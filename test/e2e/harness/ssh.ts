@@ -1,7 +1,7 @@
 /**
- * Thin wrapper around the system OpenSSH client (ssh, scp), shared by the VM
- * harness and the executing Pulumi mocks. Keys and known_hosts files live in a
- * per-process temp directory (mode 0700, files 0600) removed at exit.
+ * Thin wrapper around the system OpenSSH client, used by the VM harness (boot
+ * wait, `vm.exec`) and the suites' SSH tunnels. Keys and known_hosts files live
+ * in a per-process temp directory (mode 0700, files 0600) removed at exit.
  */
 import { shQuote } from "../../../src/provision/sh";
 import { spawn } from "node:child_process";
@@ -147,10 +147,6 @@ function hostForSsh(h: string): string {
     return h;
 }
 
-function hostForScp(h: string): string {
-    return h.includes(":") ? `[${h}]` : h;
-}
-
 /** Runs a process, collecting output; never rejects for a non-zero exit. */
 export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
     return new Promise((resolve, reject) => {
@@ -197,58 +193,4 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
 /** Runs `command` with the remote user's login shell over ssh. */
 export function sshRun(t: SshTarget, command: string, opts: RunOptions = {}): Promise<RunResult> {
     return runProcess("ssh", [...sshOptions(t), "-T", hostForSsh(t.host), "--", command], opts);
-}
-
-/** Copies a local file or (recursive) directory to the remote path with scp (SFTP protocol). */
-export function scpTo(t: SshTarget, localPath: string, remotePath: string, opts: RunOptions & { recursive?: boolean } = {}): Promise<RunResult> {
-    const args = [...sshOptions(t)];
-    // scp takes -P for the port; Port= via -o works too and is already in the options
-    if (opts.recursive) args.push("-r");
-    args.push(localPath, `${t.user ?? "root"}@${hostForScp(t.host)}:${remotePath}`);
-    return runProcess("scp", args, { timeoutMs: opts.timeoutMs });
-}
-
-const DIAL_ERRORS = [
-    /ssh: connect to host .* (Connection refused|Connection timed out|No route to host|Network is unreachable|Operation timed out)/,
-    /ssh: Could not resolve hostname/,
-    /kex_exchange_identification/,
-    /Connection timed out during banner exchange/,
-    /Connection (reset|closed) by .*port/,
-    /Connection reset by peer/,
-    /banner exchange/,
-    /Permission denied \(publickey/,
-    /ssh_exchange_identification/,
-    /ssh_dispatch_run_fatal/,
-];
-
-/** True when ssh failed before running the remote command (nothing ran remotely). */
-export function isDialError(r: RunResult): boolean {
-    if (r.code !== 255 || r.stdout.length > 0) return false;
-    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(r.stderr)) return false;
-    return DIAL_ERRORS.some((re) => re.test(r.stderr));
-}
-
-export interface DialRetry {
-    /** attempts before giving up; -1 = unlimited (bounded by maxTotalMs). Default 10. */
-    dialErrorLimit?: number;
-    /** total bound for all attempts, default 5 minutes */
-    maxTotalMs?: number;
-    /** pause between attempts, default 2 s */
-    delayMs?: number;
-}
-
-/** Runs `attempt` again while it fails with a dial error (like the command provider's dial retries). */
-export async function withDialRetries(attempt: () => Promise<RunResult>, r: DialRetry = {}): Promise<RunResult & { attempts: number }> {
-    const limit = r.dialErrorLimit ?? 10;
-    const deadline = Date.now() + (r.maxTotalMs ?? 5 * 60_000);
-    let n = 0;
-    for (;;) {
-        n++;
-        const res = await attempt();
-        if (!isDialError(res)) return { ...res, attempts: n };
-        if ((limit >= 0 && n >= Math.max(1, limit)) || Date.now() >= deadline) {
-            return { ...res, attempts: n, stderr: `${res.stderr}\n[harness] gave up after ${n} dial attempt(s)` };
-        }
-        await new Promise((res2) => setTimeout(res2, r.delayMs ?? 2000));
-    }
 }

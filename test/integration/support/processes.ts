@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:chi
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { WRITTEN_DIR } from "../../../src/render/drift";
 
 export interface Cleanup {
     /** For messages only. */
@@ -180,6 +181,8 @@ function removeDir(dir: string): void {
         return;
     }
     fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    // Files the suites write through the real prelude leave drift records in the real state directory.
+    for (const kept of ["records", "files"]) fs.rmSync(path.join(WRITTEN_DIR, kept, dir), { recursive: true, force: true });
 }
 
 /** chown -R */

@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"
@@ -53,14 +71,89 @@ pm_apt_install() {
 }
 
 # Debian GNU/Linux 12 (bookworm) (amd64)
+pm_write host-drift /usr/local/sbin/pulumi-matrix-drift 0700 root root readable <<'PM_EOF'
+#!/bin/bash
+# pulumi-matrix-drift: compares the files pulumi-matrix wrote on this host with what is there now.
+# Usage: pulumi-matrix-drift [PATH...]   (only files at or under PATH). Changes nothing.
+# Exit status: 0 no drift, 1 drift, 2 the check could not be completed.
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
+set -uo pipefail
+export LC_ALL=C
+written=/var/lib/pulumi-matrix/written
+me=pulumi-matrix-drift
+if [ "$(id -u)" != 0 ]; then echo "$me: run it as root (sudo $me)" >&2; exit 2; fi
+if [ ! -d "$written/records" ]; then
+    echo "$me: $written/records does not exist: no script of a pulumi-matrix version that records drift has run on this host yet" >&2
+    exit 2
+fi
+only=("$@")
+# wanted PATH: no PATH arguments, or PATH is one of them or under one.
+wanted() {
+    local a
+    [ ${#only[@]} -eq 0 ] && return 0
+    for a in "${only[@]}"; do
+        a=${a%/}
+        if [ "$1" = "$a" ] || [[ "$1" == "$a"/* ]]; then return 0; fi
+    done
+    return 1
+}
+checked=0 drifted=0 failed=0
+while IFS= read -r -d '' rec; do
+    path=${rec#"$written/records"}
+    wanted "$path" || continue
+    checked=$((checked + 1))
+    if ! read -r kind mode owner group sum set <"$rec" || [ -z "$set" ]; then
+        echo "$path: cannot check: the record $rec is damaged" >&2; failed=1; continue
+    fi
+    if [ -L "$path" ]; then echo "$path: is now a symbolic link (pulumi-matrix wrote a file)"; drifted=$((drifted + 1)); continue; fi
+    if [ ! -e "$path" ]; then echo "$path: missing"; drifted=$((drifted + 1)); continue; fi
+    if [ ! -f "$path" ]; then echo "$path: is no longer a regular file"; drifted=$((drifted + 1)); continue; fi
+    differs=0
+    now=$(stat -c '%a %U %G' -- "$path")
+    if [ "$now" != "$mode $owner $group" ]; then
+        read -r nmode nowner ngroup <<<"$now"
+        echo "$path: mode $nmode owner $nowner:$ngroup, pulumi-matrix wrote mode $mode owner $owner:$group"
+        differs=1
+    fi
+    case $kind in
+    secret)
+        # Only a hash is kept: the content is never printed, on either side.
+        if [ "$(sha256sum <"$path" | cut -d' ' -f1)" != "$sum" ]; then echo "$path: differs (secret, content not shown)"; differs=1; fi
+        ;;
+    readable)
+        copy=$written/files$path
+        if [ ! -f "$copy" ]; then echo "$path: cannot check: the copy $copy is missing" >&2; failed=1; continue; fi
+        if ! cmp -s -- "$copy" "$path"; then
+            diff -u --label "$path (as pulumi-matrix wrote it)" --label "$path (on this host)" -- "$copy" "$path"
+            differs=1
+        fi
+        ;;
+    *)
+        echo "$path: cannot check: unknown kind '$kind' in $rec" >&2; failed=1; continue
+        ;;
+    esac
+    drifted=$((drifted + differs))
+done < <(find "$written/records" -type f -print0 | sort -z)
+if [ "$drifted" -gt 0 ]; then
+    echo
+    echo "$me: $drifted of $checked files differ from what pulumi-matrix wrote."
+    printf '%s\n' 'To put back what pulumi-matrix wrote, and restart what those files affect, re-apply:' '  pulumi config set reapply <any new value> && pulumi up    (the pulumi-matrix stack project)' '  or give the Host component'\''s `reapply` argument a new value, then pulumi up (your own stack).' 'To keep an edit, make it in the settings instead: a re-apply replaces it.'
+elif [ "$failed" = 0 ]; then
+    echo "$me: no drift: $checked files are as pulumi-matrix wrote them."
+fi
+if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ]; then exit 1; fi
+exit 0
+PM_EOF
+pm_prune host-drift
 pm_apt_install ca-certificates curl gnupg nftables systemd-timesyncd python3 unattended-upgrades
-pm_write host-upgrades /etc/apt/apt.conf.d/20auto-upgrades 0644 root root <<'PM_EOF'
+pm_write host-upgrades /etc/apt/apt.conf.d/20auto-upgrades 0644 root root readable <<'PM_EOF'
 APT::Periodic::Update-Package-Lists "1";
 APT::Periodic::Unattended-Upgrade "1";
 APT::Periodic::AutocleanInterval "7";
 PM_EOF
 pm_prune host-upgrades
-pm_write host-timesync /etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf 0644 root root <<'PM_EOF'
+pm_write host-timesync /etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix.
 [Time]
 PM_EOF
@@ -74,8 +167,8 @@ install -d -m 0755 /etc/pulumi-matrix/firewall.d
 ssh_ports=$( (echo 22; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')
 printf '%s' '# Managed by pulumi-matrix: the ports sshd listens on, kept open by the firewall.
 define ssh_ports = { @SSH_PORTS@ }
-' | sed "s/@SSH_PORTS@/$ssh_ports/" | pm_write host-firewall /etc/pulumi-matrix/ssh-ports.nft 0644 root root
-pm_write host-firewall /etc/pulumi-matrix/firewall.nft 0644 root root <<'PM_EOF'
+' | sed "s/@SSH_PORTS@/$ssh_ports/" | pm_write host-firewall /etc/pulumi-matrix/ssh-ports.nft 0644 root root readable
+pm_write host-firewall /etc/pulumi-matrix/firewall.nft 0644 root root readable <<'PM_EOF'
 #!/usr/sbin/nft -f
 # Managed by pulumi-matrix: inbound default deny; open are SSH, the rules below, and what each component on this host opens in firewall.d/.
 include "/etc/pulumi-matrix/ssh-ports.nft"
@@ -95,7 +188,7 @@ table inet pulumi_matrix {
 }
 include "/etc/pulumi-matrix/firewall.d/*.nft"
 PM_EOF
-pm_write host-firewall /etc/systemd/system/pulumi-matrix-firewall.service 0644 root root <<'PM_EOF'
+pm_write host-firewall /etc/systemd/system/pulumi-matrix-firewall.service 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix.
 [Unit]
 Description=pulumi-matrix firewall (nftables table pulumi_matrix)

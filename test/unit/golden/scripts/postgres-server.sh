@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"
@@ -68,8 +86,9 @@ host    synapse         synapse         10.0.0.0/24             scram-sha-256
 # END pulumi-matrix
 PM_EOF
 )
-pm_write postgres-server "/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf" 0644 postgres postgres <<'PM_EOF'
-# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.
+pm_write postgres-server "/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf" 0644 postgres postgres readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
 listen_addresses = '127.0.0.1,10.0.0.5'
 port = 5432
 shared_buffers = 512MB
@@ -78,7 +97,7 @@ work_mem = 32MB
 maintenance_work_mem = 128MB
 password_encryption = scram-sha-256
 PM_EOF
-{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; } | pm_write postgres-server "$hba" 0640 postgres postgres
+{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; } | pm_write postgres-server "$hba" 0640 postgres postgres readable
 if pm_changed postgres-server; then
     pm_owe postgresql.service
 fi
@@ -88,7 +107,7 @@ for i in $(seq 1 60); do runuser -u postgres -- pg_isready -q -p 5432 && break; 
 runuser -u postgres -- pg_isready -q -p 5432 || { journalctl -u "postgresql@$major-main.service" -n 30 --no-pager >&2; echo "PostgreSQL did not become ready on port "5432 >&2; exit 1; }
 actual=$(cd / && runuser -u postgres -- psql -X -At -p 5432 -c "SHOW listen_addresses")
 if [ "$actual" != 127.0.0.1,10.0.0.5 ]; then echo "PostgreSQL listens on '$actual', expected '"127.0.0.1,10.0.0.5"': the settings in conf.d were not applied" >&2; exit 1; fi
-pm_write firewall-postgresdatabase-golden /etc/pulumi-matrix/firewall.d/postgresdatabase-golden.nft 0644 root root <<'PM_EOF'
+pm_write firewall-postgresdatabase-golden /etc/pulumi-matrix/firewall.d/postgresdatabase-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of PostgresDatabase "golden".
 add rule inet pulumi_matrix input ip saddr { 10.0.0.0/24 } tcp dport 5432 accept comment "postgresql"
 PM_EOF
@@ -100,7 +119,7 @@ if pm_changed firewall-postgresdatabase-golden; then
     fi
 fi
 install -d -m 0700 -o postgres -g postgres /var/backups/pulumi-matrix/postgres
-pm_write postgres-backup /usr/local/lib/pulumi-matrix/pg-backup.sh 0755 root root <<'PM_EOF'
+pm_write postgres-backup /usr/local/lib/pulumi-matrix/pg-backup.sh 0755 root root readable <<'PM_EOF'
 #!/bin/sh
 # Managed by pulumi-matrix: nightly pg_dump of the Synapse database.
 set -eu
@@ -116,8 +135,9 @@ ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\.dump$" | sort -r | tail -n +$((
     rm -f -- "$dir/$old"
 done
 PM_EOF
-pm_write postgres-backup /etc/systemd/system/pulumi-matrix-pg-backup.service 0644 root root <<'PM_EOF'
-# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.
+pm_write postgres-backup /etc/systemd/system/pulumi-matrix-pg-backup.service 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
 [Unit]
 Description=Nightly pg_dump of the synapse database
 After=postgresql.service
@@ -131,8 +151,9 @@ ExecStart=/usr/local/lib/pulumi-matrix/pg-backup.sh
 Nice=10
 IOSchedulingClass=idle
 PM_EOF
-pm_write postgres-backup /etc/systemd/system/pulumi-matrix-pg-backup.timer 0644 root root <<'PM_EOF'
-# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.
+pm_write postgres-backup /etc/systemd/system/pulumi-matrix-pg-backup.timer 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
 [Unit]
 Description=Nightly pg_dump of the synapse database
 

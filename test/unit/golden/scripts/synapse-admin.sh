@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"
@@ -52,6 +70,12 @@ pm_apt_install() {
     pm_apt install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
+pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_note() {
+    install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
+    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
+}
 py=$(cat <<'PM_EOF'
 import hashlib, hmac, json, sys, urllib.request, urllib.error
 base = "http://127.0.0.1:8008/_synapse/admin/v1/register"
@@ -62,11 +86,11 @@ mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encod
 body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
 try:
     urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=30)
-    print("admin user @%s:example.com created" % user)
+    print("created")
 except urllib.error.HTTPError as e:
     err = json.load(e)
     if err.get("errcode") == "M_USER_IN_USE":
-        print("admin user @%s:example.com already exists; left unchanged" % user)
+        print("exists")
     else:
         sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
 PM_EOF
@@ -75,6 +99,43 @@ pw=$(cat <<'PM_EOF'
 <admin password>
 PM_EOF
 )
-printf '%s\n' "$pw" | /opt/venvs/matrix-synapse/bin/python -c "$py"
+pm_result=$(printf '%s\n' "$pw" | /opt/venvs/matrix-synapse/bin/python -c "$py")
+py_set_password=$(cat <<'PM_EOF'
+import glob, os, sys, unicodedata
+import bcrypt, yaml
+homeserver_yaml, conf_d, user_id = sys.argv[1:4]
+config = {}
+for path in [homeserver_yaml] + sorted(glob.glob(os.path.join(conf_d, "*.yaml"))):
+    with open(path) as f:
+        config.update(yaml.safe_load(f) or {})
+pepper = (config.get("password_config") or {}).get("pepper") or ""
+password = unicodedata.normalize("NFKC", sys.stdin.read().rstrip("\n"))
+hashed = bcrypt.hashpw((password.encode("utf8") + pepper.encode("utf8"))[:72], bcrypt.gensalt(int(config.get("bcrypt_rounds", 12)))).decode("ascii")
+db = config["database"]
+args = {k: v for k, v in (db.get("args") or {}).items() if not k.startswith("cp_")}
+if db.get("name") == "sqlite3":
+    import sqlite3
+    conn, query = sqlite3.connect(args["database"]), "UPDATE users SET password_hash = ? WHERE name = ?"
+else:
+    import psycopg2
+    conn, query = psycopg2.connect(**args), "UPDATE users SET password_hash = %s WHERE name = %s"
+with conn:
+    cur = conn.cursor()
+    cur.execute(query, (hashed, user_id))
+    if cur.rowcount != 1:
+        sys.exit("setting the password of %s: %d accounts matched" % (user_id, cur.rowcount))
+conn.close()
+PM_EOF
+)
+pm_pw_record=@admin:example.com" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"
+if [ "$pm_result" = created ]; then
+    echo 'admin user @admin:example.com created'
+elif [ "$(cat /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256 2>/dev/null)" = "$pm_pw_record" ]; then
+    echo 'admin user @admin:example.com already exists with the password pulumi-matrix set; left unchanged'
+else
+    printf '%s\n' "$pw" | (cd / && runuser -u matrix-synapse -- /opt/venvs/matrix-synapse/bin/python -c "$py_set_password" /etc/matrix-synapse/homeserver.yaml /etc/matrix-synapse/conf.d @admin:example.com)
+    echo 'admin user @admin:example.com already existed with another password than this deployment'\''s adminPassword; its password is now adminPassword'
+fi
+pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256 "$pm_pw_record"
 }
 main </dev/null

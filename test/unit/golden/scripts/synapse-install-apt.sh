@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"
@@ -60,10 +78,10 @@ if [ ! -s /usr/share/keyrings/matrix-org-archive-keyring.gpg ]; then
     if [ "$fpr" != AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 ]; then echo "matrix.org keyring fingerprint is $fpr, expected "AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058"; not trusting it" >&2; rm -f "$tmp"; exit 1; fi
     install -m 0644 "$tmp" /usr/share/keyrings/matrix-org-archive-keyring.gpg; rm -f "$tmp"
 fi
-pm_write synapse-apt /etc/apt/sources.list.d/matrix-org.list 0644 root root <<'PM_EOF'
+pm_write synapse-apt /etc/apt/sources.list.d/matrix-org.list 0644 root root readable <<'PM_EOF'
 deb [signed-by=/usr/share/keyrings/matrix-org-archive-keyring.gpg] https://packages.matrix.org/debian/ bookworm main
 PM_EOF
-pm_write synapse-apt /etc/apt/preferences.d/matrix-synapse-py3 0644 root root <<'PM_EOF'
+pm_write synapse-apt /etc/apt/preferences.d/matrix-synapse-py3 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the Synapse version is pinned.
 Package: matrix-synapse-py3
 Pin: version 1.163.2+*
@@ -75,10 +93,18 @@ installed=$(dpkg-query -W -f='${Version}' matrix-synapse-py3 2>/dev/null | sed '
 if [ -n "$installed" ] && [ "$installed" != 1.163.2 ] && [ "$(printf '%s\n%s\n' "$installed" 1.163.2 | sort -V | tail -n 1)" = "$installed" ]; then
     echo "Synapse $installed is installed; refusing to downgrade to "1.163.2" (its database may already use a newer schema). Set version to $installed or newer." >&2; exit 1
 fi
+pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
+pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_note() {
+    install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
+    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
+}
 if [ "$installed" != 1.163.2 ]; then
+    pm_had_key=0; if [ -e /etc/matrix-synapse/homeserver.signing.key ]; then pm_had_key=1; fi
     pm_apt update -q >/dev/null
     pm_apt install -y -q -o Dpkg::Options::=--force-confold matrix-synapse-py3 >/dev/null
     systemctl stop matrix-synapse.service 2>/dev/null || true
+    if [ -z "$installed" ] && [ "$pm_had_key" = 0 ] && [ -s /etc/matrix-synapse/homeserver.signing.key ]; then pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package "$(pm_synapse_key_line </etc/matrix-synapse/homeserver.signing.key | cut -d ' ' -f 2) $(pm_synapse_key_sum </etc/matrix-synapse/homeserver.signing.key)"; fi
     pm_owe matrix-synapse.service; echo 'Synapse 1.163.2 installed from matrix.org'
 fi
 for f in /etc/matrix-synapse/conf.d/server_name.yaml /etc/matrix-synapse/conf.d/report_stats.yaml; do

@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"

@@ -7,9 +7,11 @@ shopt -s lastpipe
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=()
-mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart
+mkdir -p /var/lib/pulumi-matrix/filesets /var/lib/pulumi-matrix/owed-restart /var/lib/pulumi-matrix/written/records /var/lib/pulumi-matrix/written/files
+# The copies of what was written are root's alone, like many of the files they copy.
+chmod 0700 /var/lib/pulumi-matrix/written
 pm_write() {
-    local set=$1 path=$2 mode=$3 owner=$4 group=$5 tmp
+    local set=$1 path=$2 mode=$3 owner=$4 group=$5 kind=${6:-readable} tmp
     # Create a missing parent only: an existing one keeps its mode (e.g. 0750 secrets/).
     [ -d "$(dirname "$path")" ] || install -d -m 0755 "$(dirname "$path")"
     tmp=$(mktemp "$path.pm-XXXXXX")
@@ -22,6 +24,22 @@ pm_write() {
         mv -f "$tmp" "$path"; pm_dirty[$set]=1
         echo "updated $path"
     fi
+    pm_record "$set" "$path" "$kind"
+}
+# pm_record SET PATH KIND: what PATH now holds is what pulumi-matrix wrote; kept even when the
+# file was unchanged, so a host written before records existed gets them on its next run.
+pm_record() {
+    local set=$1 path=$2 kind=$3 rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
+    line="$kind $(stat -c '%a %U %G' -- "$path") $(sha256sum <"$path" | cut -d' ' -f1) $set"
+    if [ "$kind" = secret ]; then
+        # A secret is never copied: its hash is enough to tell that it changed.
+        rm -f -- "$copy"
+    elif ! cmp -s -- "$path" "$copy"; then
+        mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$path" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
+    fi
+    if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then
+        mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
+    fi
 }
 pm_changed() { [ -n "${pm_dirty[$1]:-}" ]; }
 pm_prune() {
@@ -29,9 +47,9 @@ pm_prune() {
     if [ -f "$list" ]; then
         while IFS= read -r old; do
             [ -n "$old" ] || continue
-            if ! printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && [ -e "$old" ]; then
-                rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"
-            fi
+            printf '%s' "${pm_files[$set]:-}" | grep -qxF -- "$old" && continue
+            if [ -e "$old" ]; then rm -f -- "$old"; pm_dirty[$set]=1; echo "removed $old"; fi
+            rm -f -- "/var/lib/pulumi-matrix/written/records$old" "/var/lib/pulumi-matrix/written/files$old"
         done <"$list"
     fi
     printf '%s' "${pm_files[$set]:-}" | sort -u >"$list.tmp"; mv -f "$list.tmp" "$list"
@@ -53,31 +71,56 @@ pm_apt_install() {
 }
 
 id -u matrix-synapse >/dev/null 2>&1 || { echo "user "matrix-synapse" does not exist: install Synapse first" >&2; exit 1; }
-install -d -m 0750 -o root -g matrix-synapse /etc/matrix-synapse/secrets /etc/matrix-synapse/conf.d
+pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
+pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_note() {
+    install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
+    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
+}
 pm_key=$(cat <<'PM_EOF'
 ed25519 a_abcd <seed>
 PM_EOF
 )
-if [ -s /etc/matrix-synapse/homeserver.signing.key ] && ! printf '%s\n' "$pm_key" | cmp -s - /etc/matrix-synapse/homeserver.signing.key; then
+pm_key_new=$(printf '%s\n' "$pm_key" | pm_synapse_key_sum)
+if [ -s /etc/matrix-synapse/homeserver.signing.key ] && [ "$(pm_synapse_key_sum </etc/matrix-synapse/homeserver.signing.key)" != "$pm_key_new" ]; then
+    pm_old_sum=$(pm_synapse_key_sum </etc/matrix-synapse/homeserver.signing.key)
+    pm_old_id=$(pm_synapse_key_line </etc/matrix-synapse/homeserver.signing.key | cut -d ' ' -f 2)
+    [[ $pm_old_id =~ ^[A-Za-z0-9_]+$ ]] || pm_old_id=unreadable
+    if [ "$(cut -d ' ' -f 2 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin="pulumi-matrix wrote it for an earlier deployment"
+    elif [ "$(cut -d ' ' -f 2 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin=package
+    else pm_origin="not written by pulumi-matrix; Synapse may have used it"; fi
+    if [ "$pm_origin" != package ]; then printf 'SynapseHomeserver: this host already has a different signing key; nothing was changed.
+  /etc/matrix-synapse/homeserver.signing.key holds ed25519:%s (%s);
+  this deployment'\''s key is ed25519:a_abcd. Replacing the key changes the server'\''s identity for federation.
+  To keep the host'\''s key (the usual case after `pulumi destroy` or a lost stack state), import it, then deploy again:
+    ssh <host> sudo cat /etc/matrix-synapse/homeserver.signing.key | pulumi config set --secret signingKey
+    pulumi up
+  (with the SynapseHomeserver component: pass the file'\''s content as its signingKey argument).
+  To replace it on purpose: `pulumi config set allowSigningKeyReplacement true` (component argument allowSigningKeyReplacement: true);
+  the old key is then kept in /etc/matrix-synapse/secrets/keys-replaced/.
+' "$pm_old_id" "$pm_origin" >&2; exit 1; fi
     install -d -m 0700 /etc/matrix-synapse/secrets/keys-replaced
     cp -p /etc/matrix-synapse/homeserver.signing.key /etc/matrix-synapse/secrets/keys-replaced/homeserver.signing.key.$(date -u +%Y%m%dT%H%M%SZ)
-    echo 'the previous signing key was kept in /etc/matrix-synapse/secrets/keys-replaced/'
+    echo "replacing the signing key ed25519:$pm_old_id ($pm_origin) with ed25519:"a_abcd"; the old key was kept in "/etc/matrix-synapse/secrets/keys-replaced/
+    [ "$pm_origin" != package ] || echo "(the key the matrix.org package generated at install; no deployment used it)"
 fi
-pm_write synapse-secrets /etc/matrix-synapse/secrets/macaroon_secret_key 0640 root matrix-synapse <<'PM_EOF'
+install -d -m 0750 -o root -g matrix-synapse /etc/matrix-synapse/secrets /etc/matrix-synapse/conf.d
+pm_write synapse-secrets /etc/matrix-synapse/secrets/macaroon_secret_key 0640 root matrix-synapse secret <<'PM_EOF'
 <macaroon secret key>
 PM_EOF
-pm_write synapse-secrets /etc/matrix-synapse/secrets/form_secret 0640 root matrix-synapse <<'PM_EOF'
+pm_write synapse-secrets /etc/matrix-synapse/secrets/form_secret 0640 root matrix-synapse secret <<'PM_EOF'
 <form secret>
 PM_EOF
-pm_write synapse-secrets /etc/matrix-synapse/secrets/registration_shared_secret 0640 root matrix-synapse <<'PM_EOF'
+pm_write synapse-secrets /etc/matrix-synapse/secrets/registration_shared_secret 0640 root matrix-synapse secret <<'PM_EOF'
 <registration shared secret>
 PM_EOF
-printf '%s\n' "$pm_key" | pm_write synapse-secrets /etc/matrix-synapse/homeserver.signing.key 0640 root matrix-synapse
-pm_write synapse-secrets /etc/matrix-synapse/secrets/pgpass 0600 matrix-synapse matrix-synapse <<'PM_EOF'
+printf '%s\n' "$pm_key" | pm_write synapse-secrets /etc/matrix-synapse/homeserver.signing.key 0640 root matrix-synapse secret
+pm_write synapse-secrets /etc/matrix-synapse/secrets/pgpass 0600 matrix-synapse matrix-synapse secret <<'PM_EOF'
 127.0.0.1:5432:synapse:synapse:<database password>
 PM_EOF
-pm_write synapse-secrets /etc/matrix-synapse/conf.d/50-email-secret.yaml 0640 root matrix-synapse <<'PM_EOF'
-# Managed by pulumi-matrix. Changes made here are overwritten on the next `pulumi up`.
+pm_write synapse-secrets /etc/matrix-synapse/conf.d/50-email-secret.yaml 0640 root matrix-synapse secret <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
 email:
   smtp_host: smtp.example.com
   smtp_port: 587
@@ -110,5 +153,6 @@ if pm_changed synapse-secrets; then
         pm_owe matrix-synapse.service
     fi
 fi
+pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written a_abcd" $pm_key_new"
 }
 main </dev/null

@@ -1,0 +1,47 @@
+import { PASSPHRASE } from "./engine";
+
+/**
+ * The quickstart block with this harness's VM in place of the example VM:
+ * every rule must match a README line, so a README change that the suite
+ * no longer follows fails here.
+ */
+export function quickstartScript(lines: string[], vm: { port: number; keyFile: string }): string {
+    const rules: [RegExp, (l: string) => string | string[]][] = [
+        [/^npm ci$/, () => []], // the copy links this checkout's node_modules
+        [/^export PULUMI_CONFIG_PASSPHRASE=/, () => `export PULUMI_CONFIG_PASSPHRASE='${PASSPHRASE}'`],
+        [/^pulumi stack init dev$/, (l) => l],
+        [/^pulumi config set sshHost 203\.0\.113\.10$/, () => ["pulumi config set sshHost 127.0.0.1", `pulumi config set sshPort ${vm.port}`]],
+        [/^pulumi config set sshUser debian$/, () => "pulumi config set sshUser root"],
+        [/^pulumi config set --secret sshPrivateKey < ~\/\.ssh\/id_ed25519$/, () => `pulumi config set --secret sshPrivateKey < ${vm.keyFile}`],
+        [
+            /^pulumi config set sshHostKey "\$\(ssh-keyscan -t ed25519 203\.0\.113\.10 /,
+            (l) => l.replace("ssh-keyscan -t", `ssh-keyscan -p ${vm.port} -t`).replace("203.0.113.10", "127.0.0.1"),
+        ],
+        [/^pulumi config set serverName example\.com$/, () => "pulumi config set serverName matrix.test"],
+        [/^pulumi config set publicBaseUrl https:\/\/matrix\.example\.com\/$/, () => "pulumi config set publicBaseUrl https://matrix.test/"],
+        [/^pulumi config set adminUser admin$/, (l) => l],
+        [
+            /^pulumi preview\b/,
+            (l) => [
+                // This machine only: matrix.org's apt repository is out of reach, and time comes from qemu's host side.
+                "pulumi config set installMethod pip",
+                "pulumi config set --path 'ntpServers[0]' 10.0.2.2",
+                l.replace(/\s+#.*$/, ""),
+            ],
+        ],
+        [/^pulumi up$/, (l) => l],
+        [/^pulumi stack output adminPassword --show-secrets$/, (l) => `${l} > .e2e-admin-password`],
+    ];
+    const out: string[] = [];
+    const used = new Set<number>();
+    for (const line of lines) {
+        const i = rules.findIndex(([re]) => re.test(line));
+        if (i < 0) throw new Error(`the README quickstart has a line the suite does not know how to follow: ${line}`);
+        used.add(i);
+        const r = rules[i][1](line);
+        out.push(...(Array.isArray(r) ? r : [r]));
+    }
+    const unused = rules.filter((_, i) => !used.has(i)).map(([re]) => re.source);
+    if (unused.length) throw new Error(`the README quickstart no longer has lines the suite expects: ${unused.join(", ")}`);
+    return out.join("\n");
+}

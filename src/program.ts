@@ -6,6 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack } from "../components/MatrixStack";
+import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
 import { readStackConfig, withStackConfigErrors } from "./model/stackConfig";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
@@ -17,12 +18,22 @@ const cfg = new pulumi.Config("matrix");
 // The raw text of every key, secrets included: their presence and form are checked here, their values travel as secret Outputs.
 // Whether a key is stored encrypted is checked here too: Pulumi.yaml declares the optional secrets non-secret (so they can default to "").
 const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`), isSecret: (key: string) => isConfigSecret(`matrix:${key}`) };
-const options = readStackConfig(raw, (key) => cfg.requireSecret(key));
-if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
-    pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
+
+/** A bad setting ends the program with its message alone (a RunError), not a stack trace; the original error is its `cause`. */
+function cleanly<T>(build: () => T): T {
+    try {
+        return withStackConfigErrors(build);
+    } catch (e) {
+        if (e instanceof ConfigError || e instanceof ConfigErrors) throw Object.assign(new pulumi.RunError(e.message), { cause: e });
+        throw e;
+    }
 }
 
-const stack = withStackConfigErrors(() => {
+const stack = cleanly(() => {
+    const options = readStackConfig(raw, (key) => cfg.requireSecret(key));
+    if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
+        pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
+    }
     // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
     validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
     if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");

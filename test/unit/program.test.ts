@@ -28,7 +28,10 @@ async function programError(config: Record<string, string>, secretKeys: string[]
     try {
         await runProgram(config, secretKeys, mocks);
     } catch (e) {
-        error = e;
+        // The program ends on a bad setting with a RunError (message only); the original error is its cause.
+        assert.ok(e instanceof pulumi.RunError, `not a RunError: ${String(e)}`);
+        assert.equal(e.message, (e as { cause?: Error }).cause?.message);
+        error = (e as { cause?: Error }).cause;
     }
     assert.ok(error instanceof Error, `the program ran with ${JSON.stringify(config)}`);
     // Give registrations begun before the failure time to reach the mocks.

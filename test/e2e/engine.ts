@@ -79,6 +79,12 @@ export function projectCopy(prefix = "pm-e2e-project-"): string {
     return dir;
 }
 
+/** Builds `dist/` inside a project copy from the copy's own sources (examples import the package from there). */
+export function buildDist(dir: string): void {
+    fs.rmSync(path.join(dir, "dist"), { recursive: true, force: true });
+    execFileSync(path.join(ROOT, "node_modules", ".bin", "tsc"), ["-p", "tsconfig.build.json"], { cwd: dir, stdio: "inherit" });
+}
+
 /** What one engine operation did, from its events. */
 export interface EngineRun {
     /** The CLI's text output, as a user sees it. */

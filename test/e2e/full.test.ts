@@ -6,10 +6,9 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
 import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
 import { startTimestamps, tunnel } from "./deploy";
-import { EngineStack, ROOT, projectCopy, useEngine } from "./engine";
+import { EngineStack, buildDist, projectCopy, useEngine } from "./engine";
 import { loginWithPassword } from "../integration/support/client";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 
@@ -51,8 +50,12 @@ async function commandOutputs(stack: EngineStack): Promise<Map<string, string>> 
 full("e2e full (real engine)", function () {
     this.timeout(120 * 60_000);
     const timings: string[] = [];
+    // One copy of the repository for every scenario, taken when the suite starts.
+    let dir: string;
     before(async () => {
         useEngine(log);
+        dir = projectCopy();
+        buildDist(dir);
         await ensureBaseImage(log);
     });
     after(() => {
@@ -61,13 +64,11 @@ full("e2e full (real engine)", function () {
 
     describe("one VM through its life", function () {
         let vm: Vm;
-        let dir: string;
         let stack: EngineStack;
         let first: Record<string, string>;
 
         before(async () => {
             vm = await bootVm({ name: "full-a", memoryMb: 3072, log });
-            dir = projectCopy();
             stack = await EngineStack.create(dir, "full", log, vmConfig(vm));
             const up = await stack.up("first up");
             timings.push(`first up: ${up.seconds} s`);
@@ -95,7 +96,7 @@ full("e2e full (real engine)", function () {
 
         it("the drift check reports a file edited on the host; a re-apply restores it and restarts only what reads it", async function () {
             await vm.exec("sed -i 's/^max_upload_size: .*/max_upload_size: 1G/' /etc/matrix-synapse/homeserver.yaml");
-            const drift = await vm.exec("pulumi-matrix-drift");
+            const drift = await vm.exec("/usr/local/sbin/pulumi-matrix-drift");
             assert.equal(drift.code, 1, drift.stdout + drift.stderr);
             assert.match(drift.stdout, /homeserver\.yaml/);
             assert.match(drift.stdout, /^-max_upload_size: 50M$/m);
@@ -104,7 +105,7 @@ full("e2e full (real engine)", function () {
             await stack.setConfig({ reapply: "1" });
             const up = await stack.up("up reapply 1");
             timings.push(`re-apply: ${up.seconds} s`);
-            assert.equal((await vm.exec("pulumi-matrix-drift")).code, 0);
+            assert.equal((await vm.exec("/usr/local/sbin/pulumi-matrix-drift")).code, 0);
             const after = await startTimestamps(vm, UNITS);
             assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
             assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
@@ -171,7 +172,6 @@ full("e2e full (real engine)", function () {
         let app: Vm;
         let db: Vm;
         before(async () => {
-            execFileSync("npm", ["run", "-s", "build"], { cwd: ROOT, stdio: "inherit" });
             net = await createPrivateNetwork();
             [app, db] = await Promise.all([
                 bootVm({ name: "full-app", memoryMb: 3072, privateNetwork: net, log }),
@@ -184,7 +184,6 @@ full("e2e full (real engine)", function () {
         });
 
         it("deploys as written; Synapse reaches PostgreSQL on the other VM; pg_hba and the firewall admit only the Synapse VM", async function () {
-            const dir = projectCopy();
             const example = path.join(dir, "examples", "split-hosts");
             fs.mkdirSync(path.join(example, "node_modules"), { recursive: true });
             fs.symlinkSync(dir, path.join(example, "node_modules", "pulumi-matrix"));

@@ -90,6 +90,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         this.registrationSharedSecret = pulumi.secret(secret("registration-shared-secret"));
 
         let keyLine: pulumi.Output<string>;
+        // The URN of a generated, protected key: the guard's message says how to let Pulumi drop it when the host's key is imported instead.
+        let protectedKeyUrn: pulumi.Output<string | undefined> = pulumi.output(undefined);
         if (args.signingKey !== undefined) {
             const parsed = pulumi.secret(pulumi.output(args.signingKey).apply((text) => parseSigningKeyFile(text, component, "signingKey")));
             keyLine = parsed.apply((k) => k.fileLine);
@@ -98,6 +100,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             const key = new tls.PrivateKey(childName(name, "signing-key"), { algorithm: "ED25519" }, { parent: this, protect: s.protectSigningKey });
             keyLine = pulumi.secret(key.privateKeyPem.apply((pem) => signingKeyFromPem(pem).fileLine));
             this.signingKeyId = key.publicKeyOpenssh.apply((pub) => signingKeyIdFor(ed25519PublicKeyFromOpenssh(pub)));
+            if (s.protectSigningKey) protectedKeyUrn = key.urn;
         }
 
         // Secret files of peers: one list, whatever service they come from.
@@ -120,9 +123,13 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             {
                 host,
                 script: pulumi
-                    .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles)])
-                    .apply(([m, f, r, k, files]) =>
-                        synapseSecretsScript(s, { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files }, component),
+                    .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles), protectedKeyUrn])
+                    .apply(([m, f, r, k, files, urn]) =>
+                        synapseSecretsScript(
+                            s,
+                            { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files, protectedKeyUrn: urn },
+                            component,
+                        ),
                     ),
                 secret: true,
                 after: [install],

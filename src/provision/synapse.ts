@@ -110,6 +110,8 @@ export interface SynapseSecrets {
     signingKey: string;
     /** Secret files of other services (the database passfile, the SMTP fragment, ...). */
     files: SynapseSecretFile[];
+    /** The URN of the stack's generated key when it is protected (named in the guard's message). Default none. */
+    protectedKeyUrn?: string;
 }
 
 /**
@@ -130,7 +132,7 @@ export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets
         sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`,
         recordFunctions(s.paths),
         heredocVar("pm_key", secrets.signingKey.trim()),
-        signingKeyGuard(s, component, keyId),
+        signingKeyGuard(s, component, keyId, secrets.protectedKeyUrn),
         sh`install -d -m 0750 -o root -g ${u} ${f.secretsDir} ${f.confD}`,
         applyFileSet({
             name: "synapse-secrets",

@@ -53,6 +53,9 @@ export function recordPackageSigningKey(paths: SynapsePaths): Sh {
     return sh`if [ -z "$installed" ] && [ "$pm_had_key" = 0 ] && [ -s ${key} ]; then pm_synapse_note ${synapseRecords(paths).packageSigningKey} "$(pm_synapse_key_line <${key} | cut -d ' ' -f 2) $(pm_synapse_key_sum <${key})"; fi`;
 }
 
+/** A URN as one shell word for the user to paste (single-quoted: URNs hold `$`). */
+const shellWord = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+
 /** Escapes text for a printf format. */
 const fmt = (text: string) => text.replace(/%/g, "%%");
 
@@ -64,12 +67,14 @@ const fmt = (text: string) => text.replace(/%/g, "%%");
  * otherwise the script stops with how to import the host's key. A replaced key
  * would change the server's identity for federation. Only key ids are printed.
  */
-export function signingKeyGuard(s: SynapseSettings, component: string, keyId: string): Sh {
+export function signingKeyGuard(s: SynapseSettings, component: string, keyId: string, protectedKeyUrn?: string): Sh {
     const f = synapseFiles(s.paths);
     const r = synapseRecords(s.paths);
     const replaced = `${f.secretsDir}/keys-replaced`;
     // Only the two %s are printf's: every other value is escaped for the format.
     const [c, key, dir] = [component, f.signingKey, replaced].map(fmt);
+    // The stack's own new key is protected: importing removes it from the program, which Pulumi refuses until it is unprotected.
+    const unprotect = protectedKeyUrn ? [`    pulumi state unprotect --yes ${fmt(shellWord(protectedKeyUrn))}`] : [];
     const refusal =
         [
             `${c}: this host already has a different signing key; nothing was changed.`,
@@ -77,6 +82,7 @@ export function signingKeyGuard(s: SynapseSettings, component: string, keyId: st
             `  this deployment's key is ed25519:${keyId}. Replacing the key changes the server's identity for federation.`,
             `  To keep the host's key (the usual case after \`pulumi destroy\` or a lost stack state), import it, then deploy again:`,
             `    ssh <host> sudo cat ${key} | pulumi config set --secret signingKey`,
+            ...unprotect,
             `    pulumi up`,
             `  (with the SynapseHomeserver component: pass the file's content as its signingKey argument).`,
             `  To replace it on purpose: \`pulumi config set allowSigningKeyReplacement true\` (component argument allowSigningKeyReplacement: true);`,

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
+import { goldenSynapseSettings } from "./fixtures";
 import { readStackConfig } from "../../src/model/stackConfig";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { synapseSecretsScript } from "../../src/provision/synapse";
@@ -66,5 +67,31 @@ describe("protectSigningKey and allowSigningKeyReplacement", () => {
                 /SEED/,
             );
         }
+    });
+});
+
+describe("the signing key guard's message", () => {
+    it("names the stack's own protected key to unprotect when the host's key is imported instead", async () => {
+        const urn = "urn:pulumi:dev::matrix::matrix:index:MatrixStack$matrix:index:SynapseHomeserver$tls:index/privateKey:PrivateKey::dev-synapse-signing-key";
+        const key = "ed25519 a_abcd " + "A".repeat(43);
+        const text = synapseSecretsScript(goldenSynapseSettings(), {
+            macaroonSecretKey: "m",
+            formSecret: "f",
+            registrationSharedSecret: "r",
+            signingKey: key,
+            files: [],
+            protectedKeyUrn: urn,
+        });
+        assert.ok(text.includes("pulumi state unprotect --yes") && text.includes(urn), "no unprotect line");
+        assert.doesNotMatch(
+            synapseSecretsScript(goldenSynapseSettings(), {
+                macaroonSecretKey: "m",
+                formSecret: "f",
+                registrationSharedSecret: "r",
+                signingKey: key,
+                files: [],
+            }),
+            /state unprotect/,
+        );
     });
 });

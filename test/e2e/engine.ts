@@ -96,13 +96,66 @@ export interface EngineRun {
     seconds: number;
 }
 
-/** A stack of a project copy, through the Automation API. */
-export class EngineStack {
-    private constructor(
+/**
+ * What every stack of the suites does alike: run an engine operation and
+ * collect its text, steps and summary; destroy; run the CLI on the stack.
+ */
+abstract class EngineOps {
+    protected constructor(
         readonly stack: Stack,
+        /** The workspace directory: `runCli(dir, ["--stack", name, ...])` works there. */
         readonly dir: string,
-        private readonly log: (s: string) => void,
+        protected readonly log: (s: string) => void,
     ) {}
+
+    async destroy(label = "destroy"): Promise<EngineRun> {
+        return this.run(label, (onOutput, onEvent) => this.stack.destroy({ onOutput, onEvent, color: "never" }));
+    }
+
+    /** Runs the CLI itself on this stack, as a user types it, e.g. `["stack", "export"]`. */
+    cli(args: string[], opts: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+        return runCli(this.dir, ["--stack", this.stack.name, ...args], opts);
+    }
+
+    /** Called with each piece of text the engine prints. Default: nothing. */
+    protected onText(_text: string): void {}
+
+    protected async run(
+        label: string,
+        op: (
+            onOutput: (s: string) => void,
+            onEvent: (e: EngineEvent) => void,
+        ) => Promise<{ stdout: string; summary?: { resourceChanges?: OpMap }; changeSummary?: OpMap }>,
+    ): Promise<EngineRun> {
+        const t0 = Date.now();
+        const ops = new Map<string, string>();
+        let text = "";
+        const onOutput = (s: string) => {
+            text += s;
+            this.onText(s);
+        };
+        const onEvent = (e: EngineEvent) => {
+            const m = e.resourcePreEvent?.metadata;
+            if (m && m.type !== "pulumi:pulumi:Stack" && !m.type.startsWith("pulumi:providers:")) ops.set(m.urn.split("::").pop()!, m.op);
+        };
+        try {
+            const r = await op(onOutput, onEvent);
+            const seconds = Math.round((Date.now() - t0) / 1000);
+            const changes = r.summary?.resourceChanges ?? r.changeSummary ?? {};
+            this.log(`${label}: ${seconds} s, ${JSON.stringify(changes)}`);
+            return { stdout: r.stdout ?? text, ops, changes, seconds };
+        } catch (e) {
+            this.log(`${label} failed after ${Math.round((Date.now() - t0) / 1000)} s:\n${text.split("\n").slice(-60).join("\n")}`);
+            throw e;
+        }
+    }
+}
+
+/** A stack of a project copy, through the Automation API. */
+export class EngineStack extends EngineOps {
+    private constructor(stack: Stack, dir: string, log: (s: string) => void) {
+        super(stack, dir, log);
+    }
 
     static async create(dir: string, name: string, log: (s: string) => void, config: Record<string, string | { secret: string }> = {}): Promise<EngineStack> {
         const stack = await LocalWorkspace.createStack({ stackName: name, workDir: dir }, { envVars: engineEnv() });
@@ -133,48 +186,10 @@ export class EngineStack {
         return this.run(label, (onOutput, onEvent) => this.stack.preview({ onOutput, onEvent, color: "never", diff: true }));
     }
 
-    async destroy(label: string): Promise<EngineRun> {
-        return this.run(label, (onOutput, onEvent) => this.stack.destroy({ onOutput, onEvent, color: "never" }));
-    }
-
     /** The stack outputs, secrets in clear (as `pulumi stack output --show-secrets`). */
     async outputs(): Promise<Record<string, string>> {
         const out = await this.stack.outputs();
         return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, String(v.value)]));
-    }
-
-    /** Runs the CLI itself in the project copy, as a user types it. */
-    cli(args: string[], opts: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-        return runCli(this.dir, ["--stack", this.stack.name, ...args], opts);
-    }
-
-    private async run(
-        label: string,
-        op: (
-            onOutput: (s: string) => void,
-            onEvent: (e: EngineEvent) => void,
-        ) => Promise<{ stdout: string; summary?: { resourceChanges?: OpMap }; changeSummary?: OpMap }>,
-    ): Promise<EngineRun> {
-        const t0 = Date.now();
-        const ops = new Map<string, string>();
-        let text = "";
-        const onOutput = (s: string) => {
-            text += s;
-        };
-        const onEvent = (e: EngineEvent) => {
-            const m = e.resourcePreEvent?.metadata;
-            if (m && m.type !== "pulumi:pulumi:Stack" && !m.type.startsWith("pulumi:providers:")) ops.set(m.urn.split("::").pop()!, m.op);
-        };
-        try {
-            const r = await op(onOutput, onEvent);
-            const seconds = Math.round((Date.now() - t0) / 1000);
-            const changes = r.summary?.resourceChanges ?? r.changeSummary ?? {};
-            this.log(`${label}: ${seconds} s, ${JSON.stringify(changes)}`);
-            return { stdout: r.stdout ?? text, ops, changes, seconds };
-        } catch (e) {
-            this.log(`${label} failed after ${Math.round((Date.now() - t0) / 1000)} s:\n${text.split("\n").slice(-60).join("\n")}`);
-            throw e;
-        }
     }
 }
 
@@ -238,15 +253,16 @@ export interface InlineUp extends EngineRun {
  * inline program), with its own file backend: how a harness test runs a few
  * resources through the real engine and providers without a project on disk.
  */
-export class InlineStack {
+export class InlineStack extends EngineOps {
     private output = "";
 
-    private constructor(
-        readonly stack: Stack,
-        /** The workspace (Pulumi.yaml naming the backend): `runCli(dir, ["--stack", name, ...])` works there. */
-        readonly dir: string,
-        private readonly log: (s: string) => void,
-    ) {}
+    private constructor(stack: Stack, dir: string, log: (s: string) => void) {
+        super(stack, dir, log);
+    }
+
+    protected override onText(text: string): void {
+        this.output += text;
+    }
 
     /**
      * Creates the stack (or selects it, when `opts.dir` already holds it).
@@ -296,45 +312,6 @@ export class InlineStack {
             outputs: Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, v.value])),
             secretOutputs: Object.keys(outputs).filter((k) => outputs[k].secret),
         };
-    }
-
-    async destroy(label = "destroy"): Promise<EngineRun> {
-        return this.run(label, (onOutput, onEvent) => this.stack.destroy({ onOutput, onEvent, color: "never" }));
-    }
-
-    /** Runs the CLI on this stack in its workspace, e.g. `["stack", "export"]`. */
-    cli(args: string[], opts: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-        return runCli(this.dir, ["--stack", this.stack.name, ...args], opts);
-    }
-
-    private async run(
-        label: string,
-        op: (
-            onOutput: (s: string) => void,
-            onEvent: (e: EngineEvent) => void,
-        ) => Promise<{ stdout: string; summary?: { resourceChanges?: OpMap }; changeSummary?: OpMap }>,
-    ): Promise<EngineRun> {
-        const t0 = Date.now();
-        const ops = new Map<string, string>();
-        let text = "";
-        const onOutput = (s: string) => {
-            text += s;
-            this.output += s;
-        };
-        const onEvent = (e: EngineEvent) => {
-            const m = e.resourcePreEvent?.metadata;
-            if (m && m.type !== "pulumi:pulumi:Stack" && !m.type.startsWith("pulumi:providers:")) ops.set(m.urn.split("::").pop()!, m.op);
-        };
-        try {
-            const r = await op(onOutput, onEvent);
-            const seconds = Math.round((Date.now() - t0) / 1000);
-            const changes = r.summary?.resourceChanges ?? r.changeSummary ?? {};
-            this.log(`${label}: ${seconds} s, ${JSON.stringify(changes)}`);
-            return { stdout: r.stdout ?? text, ops, changes, seconds };
-        } catch (e) {
-            this.log(`${label} failed after ${Math.round((Date.now() - t0) / 1000)} s`);
-            throw e;
-        }
     }
 }
 

@@ -12,6 +12,8 @@ import {
     validatePrivateKey,
     validateSsh,
 } from "../src/model/host";
+import { ConfigError } from "../src/model/errors";
+import { isIpAddress } from "../src/model/validate";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
 import { ScriptTarget, hostProbe, hostScript } from "./remote";
@@ -37,6 +39,13 @@ export interface HostArgs extends HostOptions {
     hostKey?: pulumi.Input<string>;
     /** Reach the host through a jump host. Default: direct. */
     bastion?: BastionArgs;
+    /**
+     * The host's address on a private network shared with your other hosts
+     * (an IP address, e.g. a cloud VM's private IP output). Services that span
+     * hosts use it (Synapse's workers on another host: replication, Redis) and
+     * open their ports to it only. Default: none (the host is used alone).
+     */
+    privateAddress?: pulumi.Input<string>;
     /**
      * Any value; changing it re-runs every script on this host, which rewrites
      * files edited on the host since (see `pulumi-matrix-drift`) and restarts
@@ -67,6 +76,8 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
     readonly settings: HostSettings;
     /** The component name used in errors, e.g. `Host "prod-host"`. */
     readonly label: string;
+    /** The address on the private network (see `HostArgs.privateAddress`), when given. */
+    readonly privateAddress?: pulumi.Output<string>;
     private readonly ports: PortRegistry;
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -88,6 +99,13 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         if (typeof args.host === "string") checkAddress(args.host);
         if (typeof args.privateKey === "string" || args.privateKey === undefined) checkKey(args.privateKey as string);
         const address = pulumi.output(args.host).apply(checkAddress);
+        const checkPrivate = (a: string) => {
+            if (!isIpAddress(a))
+                throw new ConfigError(component, "privateAddress", a, "expected the host's IP address on the private network, such as 10.0.0.4");
+            return a;
+        };
+        if (typeof args.privateAddress === "string") checkPrivate(args.privateAddress);
+        if (args.privateAddress !== undefined) this.privateAddress = pulumi.output(args.privateAddress).apply(checkPrivate);
         const privateKey = pulumi.output(args.privateKey).apply(checkKey);
 
         this.sudo = sudoPrefix(s.user);

@@ -1,11 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Described } from "../src/model/errors";
-import { resolveHostSettings } from "../src/model/host";
-import { PostgresOptions, resolvePostgresSettings } from "../src/model/postgres";
-import { SynapseOptions, resolveSynapseSettings } from "../src/model/synapse";
+import { PortRegistry, resolveHostSettings } from "../src/model/host";
+import { PostgresOptions, postgresPortClaims, resolvePostgresSettings } from "../src/model/postgres";
+import { REDIS_DEFAULTS, RedisOptions, checkExternalRedis, redisOptionsSet, redisPortClaims, resolveRedisSettings, validateRedis } from "../src/model/redis";
+import { SynapseOptions, resolveSynapseSettings, synapsePortClaims } from "../src/model/synapse";
+import { WorkerCounts, WorkerSpec, resolveWorkerPoolSettings, workerPortClaims } from "../src/model/workers";
 import { Host, HostArgs } from "./Host";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
+import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
 import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
@@ -25,6 +29,22 @@ export interface MatrixStackArgs {
         /** The database host's address as Synapse dials it (required with `host`). */
         reachableAt?: pulumi.Input<string>;
     };
+    /**
+     * Synapse's workers on the VM (a WorkerPool): default one `federation_reader`
+     * and one `federation_sender` (none with `synapse.sqlite`); `workers: {}` for
+     * none. Workers on other hosts: use WorkerPool in your own stack.
+     */
+    workers?: {
+        /** Counts by role (`{ federation_reader: 2, client_reader: 1 }`) or a list of workers with names and ports. Default `{ federation_reader: 1, federation_sender: 1 }`. */
+        workers?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        /** Where default worker ports start. Default 8100. */
+        basePort?: number;
+    };
+    /** Redis for the workers: installed on the VM by default; `external` for an existing server. Only with workers. */
+    redis?: RedisOptions & {
+        /** Use an existing server instead of installing one. Default: installed on the VM. */
+        external?: ExternalRedisArgs;
+    };
 }
 
 /**
@@ -37,6 +57,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly databaseHost?: Host;
     readonly database?: PostgresDatabase;
     readonly synapse: SynapseHomeserver;
+    /** Redis, when there are workers. */
+    readonly redis?: RedisServer;
+    /** The workers, unless there are none (and none before: see `workers`). */
+    readonly workers?: WorkerPool;
 
     constructor(name: string, args: MatrixStackArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MatrixStack"), name, {}, opts);
@@ -68,10 +92,56 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
 
         // Every child's plain settings are checked before the first child registers anything.
-        resolveHostSettings(`Host "${childName(name, "host")}"`, args.host);
-        if (dbHostArgs) resolveHostSettings(`Host "${childName(name, "db-host")}"`, dbHostArgs);
-        if (!external && !args.synapse.sqlite) resolvePostgresSettings(`PostgresDatabase "${childName(name, "postgres")}"`, pg);
-        resolveSynapseSettings(`SynapseHomeserver "${childName(name, "synapse")}"`, args.synapse);
+        const label = (kind: string, role: string) => `${kind} "${childName(name, role)}"`;
+        resolveHostSettings(label("Host", "host"), args.host);
+        if (dbHostArgs) resolveHostSettings(label("Host", "db-host"), dbHostArgs);
+        const pgSettings = !external && !args.synapse.sqlite ? resolvePostgresSettings(label("PostgresDatabase", "postgres"), pg) : undefined;
+        // Workers by default, except with SQLite (which they cannot use); a pool without workers removes an earlier pool's.
+        const wantPool = args.workers?.workers !== undefined || !args.synapse.sqlite;
+        const withReplication = { ...args.synapse, replication: args.synapse.replication ?? {} };
+        const pool = wantPool
+            ? resolveWorkerPoolSettings(
+                  label("WorkerPool", "workers"),
+                  args.workers ?? {},
+                  resolveSynapseSettings(label("SynapseHomeserver", "synapse"), withReplication),
+                  label("Host", "host"),
+              )
+            : undefined;
+        const hasWorkers = (pool?.workers.length ?? 0) > 0;
+        const synapseArgs = hasWorkers ? withReplication : args.synapse;
+        const synapseSettings = resolveSynapseSettings(label("SynapseHomeserver", "synapse"), synapseArgs);
+        const { external: redisExternal, ...redisOptions } = args.redis ?? {};
+        const redisSet = [...(redisExternal ? ["external"] : []), ...redisOptionsSet(redisOptions)];
+        if (redisSet.length && !hasWorkers) {
+            throw new ConfigError(
+                component,
+                redisSet.map((k) => `redis.${k}`).join(", "),
+                new Described("set"),
+                "Redis serves only Synapse's workers, and there are none (workers is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
+            );
+        }
+        let redisSettings;
+        if (hasWorkers && redisExternal) {
+            checkExternalRedis(label("RedisServer", "redis"), redisOptions);
+            if (typeof redisExternal.host === "string")
+                validateRedis(
+                    label("RedisServer", "redis"),
+                    {
+                        mode: "external",
+                        host: redisExternal.host,
+                        port: redisExternal.port ?? REDIS_DEFAULTS.port,
+                        tls: redisExternal.tls ?? false,
+                        user: redisExternal.user,
+                    },
+                    "external.",
+                );
+        } else if (hasWorkers) redisSettings = resolveRedisSettings(label("RedisServer", "redis"), redisOptions);
+        // Port clashes on the VM, before anything is built (each component claims its ports again when constructed).
+        const ports = new PortRegistry(label("Host", "host"));
+        if (pgSettings && !dbHostArgs) ports.claim(label("PostgresDatabase", "postgres"), postgresPortClaims(pgSettings));
+        if (redisSettings) ports.claim(label("RedisServer", "redis"), redisPortClaims(redisSettings));
+        ports.claim(label("SynapseHomeserver", "synapse"), synapsePortClaims(synapseSettings));
+        if (pool) ports.claim(label("WorkerPool", "workers"), workerPortClaims(pool, label("Host", "host")));
 
         this.host = new Host(childName(name, "host"), args.host, { parent: this });
         if (external) {
@@ -80,7 +150,15 @@ export class MatrixStack extends pulumi.ComponentResource {
             if (dbHostArgs) this.databaseHost = new Host(childName(name, "db-host"), dbHostArgs, { parent: this });
             this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, host: this.databaseHost ?? this.host, reachableAt }, { parent: this });
         }
-        this.synapse = new SynapseHomeserver(childName(name, "synapse"), { ...args.synapse, host: this.host, database: this.database }, { parent: this });
+        if (hasWorkers) {
+            this.redis = new RedisServer(childName(name, "redis"), redisExternal ? { external: redisExternal } : { ...redisOptions, host: this.host }, {
+                parent: this,
+            });
+        }
+        this.synapse = new SynapseHomeserver(childName(name, "synapse"), { ...synapseArgs, host: this.host, database: this.database }, { parent: this });
+        if (pool) {
+            this.workers = new WorkerPool(childName(name, "workers"), { ...args.workers, synapse: this.synapse, redis: this.redis }, { parent: this });
+        }
         this.registerOutputs({
             serverName: this.synapse.serverName,
             publicBaseUrl: this.synapse.publicBaseUrl,

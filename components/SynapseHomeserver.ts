@@ -4,6 +4,7 @@ import * as tls from "@pulumi/tls";
 import { ConfigError, Described } from "../src/model/errors";
 import {
     SynapseOptions,
+    SynapsePeers,
     SynapseSecretFile,
     SynapseSettings,
     resolveSynapseSettings,
@@ -14,7 +15,7 @@ import {
 } from "../src/model/synapse";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
-import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
+import { SynapseSecrets, synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { Host } from "./Host";
 import { PostgresDatabase } from "./PostgresDatabase";
 import { childName, typeToken } from "./naming";
@@ -65,6 +66,12 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
     readonly settings: SynapseSettings;
     /** Depend on this to run once Synapse answers /health. */
     readonly ready: pulumi.Resource;
+    /** The host the main process runs on. */
+    readonly host: Host;
+    /** What Synapse learns from other resources (the database's address): a WorkerPool renders homeserver.yaml with it on hosts of its own. */
+    readonly peers: pulumi.Output<SynapsePeers>;
+    /** The secrets the secrets script writes (secret): a WorkerPool writes them on hosts of its own. */
+    readonly secrets: pulumi.Output<SynapseSecrets>;
 
     constructor(name: string, args: SynapseHomeserverArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
@@ -118,19 +125,24 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        this.host = host;
+        this.secrets = pulumi.secret(
+            pulumi
+                .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles), protectedKeyUrn])
+                .apply(([m, f, r, k, files, urn]): SynapseSecrets => ({
+                    macaroonSecretKey: m,
+                    formSecret: f,
+                    registrationSharedSecret: r,
+                    signingKey: k,
+                    files,
+                    protectedKeyUrn: urn,
+                })),
+        );
         const secrets = hostScript(
             childName(name, "secrets"),
             {
                 host,
-                script: pulumi
-                    .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles), protectedKeyUrn])
-                    .apply(([m, f, r, k, files, urn]) =>
-                        synapseSecretsScript(
-                            s,
-                            { macaroonSecretKey: m, formSecret: f, registrationSharedSecret: r, signingKey: k, files, protectedKeyUrn: urn },
-                            component,
-                        ),
-                    ),
+                script: this.secrets.apply((values) => synapseSecretsScript(s, values, component)),
                 secret: true,
                 after: [install],
             },
@@ -138,7 +150,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         );
 
         const localDb = args.database?.host === host;
-        const peers = args.database ? args.database.connection.apply((database) => ({ database })) : pulumi.output({});
+        const peers: pulumi.Output<SynapsePeers> = args.database ? args.database.connection.apply((database) => ({ database })) : pulumi.output({});
+        this.peers = peers;
         const config = hostScript(
             childName(name, "config"),
             {

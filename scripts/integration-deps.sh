@@ -22,6 +22,11 @@ PKGS=(
   curl
   openssl
   nftables          # nft -c checks the rendered firewall
+  debootstrap       # the apt test's throw-away Debian root (real apt and dpkg, not this machine's)
+  apt-utils         # apt-ftparchive: the apt test's signed repository on loopback
+  debhelper         # builds the apt test's matrix-synapse-py3 (dh_installsystemd, dh_installdebconf)
+  dpkg-dev          # dpkg-buildpackage
+  gnupg             # the apt test's repository keys
 )
 
 # Services whose packages start (and enable) them on install.

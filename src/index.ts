@@ -6,6 +6,8 @@
 export { Host, HostArgs, BastionArgs } from "../components/Host";
 export { PostgresDatabase, PostgresDatabaseArgs, ExternalPostgresArgs } from "../components/PostgresDatabase";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { RedisServer, RedisServerArgs, ExternalRedisArgs } from "../components/RedisServer";
+export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
 export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 
 export { ConfigError, ConfigErrors } from "./model/errors";
@@ -24,6 +26,21 @@ export {
     RegistrationMode,
     InstallMethod,
 } from "./model/synapse";
+export { AptRepository, InstallOptions, DEFAULT_INSTALL_METHOD, MATRIX_ORG_REPOSITORY } from "./model/install";
+export { RedisOptions, RedisLocalSettings, RedisConnection, resolveRedisSettings } from "./model/redis";
+export {
+    WORKER_ROLES,
+    WORKER_ROLE_SPECS,
+    WorkerRole,
+    WorkerSpec,
+    WorkerCounts,
+    WorkerPoolOptions,
+    WorkerPoolSettings,
+    WorkerSettings,
+    WorkerUpstream,
+    resolveWorkerPoolSettings,
+} from "./model/workers";
+export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workerRoutes";
 export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
 export * as render from "./render";
 export * as provision from "./provision";

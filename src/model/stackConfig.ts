@@ -3,7 +3,9 @@ import { parse } from "yaml";
 import { ConfigError, ConfigErrors, Described, SECRET_VALUE, describe, throwIfAny } from "./errors";
 import { HostOptions, resolveHostSettings } from "./host";
 import { PostgresOptions, resolvePostgresSettings } from "./postgres";
+import { RedisOptions, resolveRedisSettings } from "./redis";
 import { SynapseOptions, resolveSynapseSettings } from "./synapse";
+import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
 
 /**
  * The stack config of Pulumi.yaml (keys in the `matrix:` namespace) and the
@@ -14,7 +16,7 @@ import { SynapseOptions, resolveSynapseSettings } from "./synapse";
  */
 
 /** The components stack config reaches (MatrixStack composes them). */
-export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver";
+export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer";
 
 /** How a key's text is read. */
 export type StackKeyType =
@@ -51,9 +53,12 @@ export interface StackKey {
     readonly whenUnset?: string;
     /** How a secret's value is given in the hint `pulumi config set --secret <key> <hint>` (default `required`, else `...`). */
     readonly hint?: string;
+    /** For a YAML key: what the mapping holds and an example, for its errors (default: homeserver.yaml options). */
+    readonly yaml?: { holds: string; example: string };
 }
 
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
+const LOCAL_REDIS = ["redisExternalHost"] as const;
 
 /**
  * Every key of the stack config, in Pulumi.yaml's order. A key is "in
@@ -117,6 +122,25 @@ export const STACK_KEYS = {
     postgresExternalDatabase: { component: "PostgresDatabase", setting: "external.database", type: "string", onlyWith: "postgresExternalHost" },
     postgresExternalUser: { component: "PostgresDatabase", setting: "external.user", type: "string", onlyWith: "postgresExternalHost" },
     postgresExternalPassword: { component: "PostgresDatabase", setting: "external.password", type: "secret", onlyWith: "postgresExternalHost", required: "" },
+    workers: {
+        component: "WorkerPool",
+        setting: "workers",
+        type: "yaml",
+        yaml: { holds: "worker roles to counts", example: '"{federation_reader: 2, federation_sender: 1}"' },
+    },
+    workerBasePort: { component: "WorkerPool", setting: "basePort", type: "integer" },
+    redisPort: { component: "RedisServer", setting: "port", type: "integer", notWith: LOCAL_REDIS },
+    redisMaxMemoryMb: { component: "RedisServer", setting: "maxMemoryMb", type: "integer", notWith: LOCAL_REDIS },
+    redisExternalHost: {
+        component: "RedisServer",
+        setting: "external.host",
+        type: "string",
+        whenSet: "an existing Redis is used and the stack installs none",
+        whenUnset: "the stack installs Redis itself",
+    },
+    redisExternalPort: { component: "RedisServer", setting: "external.port", type: "integer", onlyWith: "redisExternalHost" },
+    redisExternalPassword: { component: "RedisServer", setting: "external.password", type: "secret", onlyWith: "redisExternalHost" },
+    redisExternalTls: { component: "RedisServer", setting: "external.tls", type: "boolean", onlyWith: "redisExternalHost" },
 } as const satisfies Record<string, StackKey>;
 
 export type StackConfigKey = keyof typeof STACK_KEYS;
@@ -138,9 +162,11 @@ export class StackConfigError extends ConfigError {
         expected: string,
         /** The component's own error this one translates, if any. */
         readonly original?: ConfigError,
+        /** Where inside a YAML key's value, e.g. `.typing` for `matrix:workers.typing`. Default: the whole value. */
+        path = "",
     ) {
-        super("stack config", `matrix:${key}`, value, expected);
-        this.message = `matrix:${key} is ${describe(value)}; ${expected}`;
+        super("stack config", `matrix:${key}${path}`, value, expected);
+        this.message = `matrix:${key}${path} is ${describe(value)}; ${expected}`;
     }
 }
 
@@ -172,6 +198,10 @@ export interface StackOptions<S> {
     host: HostOptions & { host: string; hostKey?: string; reapply?: string; privateKey: S };
     synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
     postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string; password: S } };
+    /** The WorkerPool's options; `workers` only when the key is set (otherwise the stack's default pool). */
+    workers: WorkerPoolOptions;
+    /** Redis's options; `external` with redisExternalHost. */
+    redis: RedisOptions & { external?: { host: string; port?: number; password?: S; tls?: boolean } };
 }
 
 /** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
@@ -208,10 +238,12 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
             try {
                 v = parse(text);
             } catch (e) {
-                return fail(`expected a YAML mapping of homeserver.yaml options (${(e as Error).message.split("\n")[0]})`);
+                return fail(`expected a YAML mapping of ${spec(key).yaml?.holds ?? "homeserver.yaml options"} (${(e as Error).message.split("\n")[0]})`);
             }
             if (v === null || typeof v !== "object" || Array.isArray(v))
-                fail('expected a YAML mapping of homeserver.yaml options, such as "enable_media_repo: true"');
+                fail(
+                    `expected a YAML mapping of ${spec(key).yaml?.holds ?? "homeserver.yaml options"}, such as ${spec(key).yaml?.example ?? '"enable_media_repo: true"'}`,
+                );
             return v;
         }
     }
@@ -249,7 +281,11 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
     if (defaults) return defaults;
     const postgres = resolvePostgresSettings("PostgresDatabase", {});
     const synapse = resolveSynapseSettings("SynapseHomeserver", SAMPLE_SYNAPSE);
+    const redis = resolveRedisSettings("RedisServer", {});
     const settings: Record<StackComponent, unknown> = {
+        WorkerPool: resolveWorkerPoolSettings("WorkerPool", {}, resolveSynapseSettings("SynapseHomeserver", { ...SAMPLE_SYNAPSE, replication: {} }), "Host"),
+        // An existing server's port defaults as an installed one's; TLS is off unless asked for.
+        RedisServer: { ...redis, external: { port: redis.port, tls: false } },
         Host: resolveHostSettings("Host", {}),
         PostgresDatabase: { ...postgres, external: { port: postgres.port, database: postgres.database, user: postgres.user } },
         SynapseHomeserver: { ...synapse, sqlite: synapse.database.kind === "sqlite" },
@@ -300,7 +336,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
     /** A value as an error shows it: a secret's never. */
     const shown = (key: string): unknown => (spec(key as StackConfigKey).type === "secret" ? SECRET_VALUE : values.get(key as StackConfigKey));
 
-    const options: Record<StackComponent, Record<string, unknown>> = { Host: {}, PostgresDatabase: {}, SynapseHomeserver: {} };
+    const options: Record<StackComponent, Record<string, unknown>> = { Host: {}, PostgresDatabase: {}, SynapseHomeserver: {}, WorkerPool: {}, RedisServer: {} };
     for (const key of STACK_CONFIG_KEYS) {
         const s = spec(key);
         const value = values.get(key);
@@ -353,6 +389,8 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         host: options.Host as unknown as StackOptions<S>["host"],
         synapse: options.SynapseHomeserver as unknown as StackOptions<S>["synapse"],
         postgres,
+        workers: options.WorkerPool as WorkerPoolOptions,
+        redis: options.RedisServer as StackOptions<S>["redis"],
     };
 }
 
@@ -372,7 +410,11 @@ export function inStackConfigTerms(e: unknown): unknown {
     if (e instanceof ConfigErrors) return new ConfigErrors(e.errors.map((x) => inStackConfigTerms(x) as ConfigError));
     if (!(e instanceof ConfigError) || e instanceof StackConfigError) return e;
     const key = stackKeyFor(e.component, e.setting);
-    return key ? new StackConfigError(key, e.value, e.expected, e) : e;
+    if (key) return new StackConfigError(key, e.value, e.expected, e);
+    // A setting inside a YAML key's value (`workers.typing`): the key, and the path inside it.
+    const m = /^([A-Za-z]+)([.[].*)$/.exec(e.setting);
+    const outer = m ? stackKeyFor(e.component, m[1]) : undefined;
+    return outer && spec(outer).type === "yaml" ? new StackConfigError(outer, e.value, e.expected, e, m![2]) : e;
 }
 
 /** Runs `build` (constructing components from stack config) and throws its ConfigErrors in stack config terms. */

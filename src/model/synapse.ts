@@ -1,12 +1,13 @@
 import { ConfigError } from "./errors";
 import { DatabaseConnection } from "./postgres";
 import { PortClaim } from "./host";
+import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 import { Checker, isAbsolutePath, isCidr, isEmail, isHostname, isIpAddress, isLocalpart, isServerName, isVersion, parseSize } from "./validate";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
 
-export type InstallMethod = "apt" | "pip";
+export type { InstallMethod } from "./install";
 
 /** The extras the pip method installs: the Debian package carries the same features. */
 export const SYNAPSE_PIP_EXTRAS = "postgres,redis,url-preview";
@@ -66,10 +67,14 @@ export interface SynapseSettings {
     publicBaseUrl: string;
     version: string;
     installMethod: InstallMethod;
+    /** The Debian repository of the apt method (absent with pip). */
+    aptRepository?: AptRepository;
     /** The http listener for client and federation traffic (behind the reverse proxy). */
     httpPort: number;
     httpBindAddresses: string[];
     metrics: { enabled: boolean; port: number; bindAddress: string };
+    /** The main process's HTTP replication listener, which workers call; absent without workers. */
+    replication?: { port: number; bindAddresses: string[] };
     maxUploadSize: string;
     registration: RegistrationMode;
     allowGuestAccess: boolean;
@@ -98,21 +103,26 @@ export interface SynapseSettings {
  * The Synapse settings a user writes. Everything is optional except
  * serverName; `resolveSynapseSettings` fills in the defaults and validates.
  */
-export interface SynapseOptions {
+export interface SynapseOptions extends InstallOptions {
     /** The domain of your Matrix IDs (`@alice:example.com` -> `example.com`). Can never change after the first start. */
     serverName: string;
     /** URL clients use to reach Synapse. Default `https://<serverName>/`. */
     publicBaseUrl?: string;
     /** Synapse release to install; changing it upgrades in place (downgrades are refused). Default: the release this library is tested with. */
     version?: string;
-    /** `apt` (matrix.org Debian repository, amd64) or `pip` (a virtualenv from PyPI). Default `apt`. */
-    installMethod?: InstallMethod;
     /** Port of the client/federation listener on loopback, behind the reverse proxy. Default 8008. */
     httpPort?: number;
     /** Addresses the client/federation listener binds. Default `["127.0.0.1"]`. */
     httpBindAddresses?: string[];
     /** Prometheus metrics listener on loopback. Default enabled on 127.0.0.1:9000. */
     metrics?: { enabled?: boolean; port?: number; bindAddress?: string };
+    /**
+     * The main process's HTTP replication listener, which workers call (a
+     * WorkerPool needs it; never expose it publicly). `{}` takes the defaults:
+     * port 9093 on 127.0.0.1; add this host's private address to
+     * `bindAddresses` for workers on other hosts. Default: none (no workers).
+     */
+    replication?: { port?: number; bindAddresses?: string[] };
     /** Largest upload Synapse accepts, like `50M` (K, M or G). Default `50M`; the reverse proxy follows it. */
     maxUploadSize?: string;
     /** `shared-secret` (default: no public sign-up; the operator creates accounts) or `token` (sign-up with registration tokens). */
@@ -170,10 +180,13 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         serverName: o.serverName,
         publicBaseUrl: o.publicBaseUrl ?? `https://${o.serverName}/`,
         version: o.version ?? DEFAULT_SYNAPSE_VERSION,
-        installMethod: o.installMethod ?? "apt",
+        ...resolveInstall(o),
         httpPort: o.httpPort ?? 8008,
         httpBindAddresses: o.httpBindAddresses ?? ["127.0.0.1"],
         metrics: { enabled: o.metrics?.enabled ?? true, port: o.metrics?.port ?? 9000, bindAddress: o.metrics?.bindAddress ?? "127.0.0.1" },
+        ...(o.replication
+            ? { replication: { port: o.replication.port ?? DEFAULT_REPLICATION_PORT, bindAddresses: o.replication.bindAddresses ?? ["127.0.0.1"] } }
+            : {}),
         maxUploadSize: o.maxUploadSize ?? DEFAULT_MAX_UPLOAD_SIZE,
         registration: o.registration ?? "shared-secret",
         allowGuestAccess: o.allowGuestAccess ?? false,
@@ -221,6 +234,8 @@ export interface SynapsePeers {
 export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
     const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
     if (s.metrics.enabled) claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener" });
+    for (const address of s.replication?.bindAddresses ?? [])
+        claims.push({ port: s.replication!.port, protocol: "tcp", address, owner: "synapse replication listener" });
     return claims;
 }
 
@@ -281,6 +296,9 @@ export const DEFAULT_URL_PREVIEW_BLACKLIST = [
     "fec0::/10",
 ];
 
+/** The port of the main process's replication listener when nothing else is said (as in Synapse's docs). */
+export const DEFAULT_REPLICATION_PORT = 9093;
+
 /** Maximum size Synapse accepts for an upload when nothing else is said. */
 export const DEFAULT_MAX_UPLOAD_SIZE = "50M";
 
@@ -302,6 +320,14 @@ export function synapseFiles(paths: SynapsePaths) {
         formSecret: `${c}/${SECRETS_DIR}/form_secret`,
         registrationSharedSecret: `${c}/${SECRETS_DIR}/registration_shared_secret`,
         databasePassfile: `${c}/${SECRETS_DIR}/${PGPASS_FILE}`,
+        /** Worker processes' own config files (`<name>.yaml`, written by WorkerPool). */
+        workersDir: `${c}/workers`,
+        /**
+         * The worker processes on this host, one `<unit> <health URL>` per line, in
+         * restart order (written by WorkerPool): Synapse's scripts restart them after
+         * the main process when something they all read changes.
+         */
+        workerList: `${c}/workers/processes.list`,
     };
 }
 
@@ -322,7 +348,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     }
     c.check("publicBaseUrl", s.publicBaseUrl, baseOk, "expected an http(s) URL ending in /, such as https://matrix.example.com/");
     c.check("version", s.version, typeof s.version === "string" && isVersion(s.version), `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION}`);
-    c.oneOf("installMethod", s.installMethod, ["apt", "pip"] as const);
+    validateInstall(c, s, s.serverName);
     c.port("httpPort", s.httpPort);
     for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
     c.port("metrics.port", s.metrics.port);
@@ -333,6 +359,23 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         "expected an IP address such as 127.0.0.1 (keep metrics off the public internet)",
     );
     c.check("metrics.port", s.metrics.port, !s.metrics.enabled || s.metrics.port !== s.httpPort, `expected a port other than httpPort (${s.httpPort})`);
+    if (s.replication) {
+        const r = s.replication;
+        c.port("replication.port", r.port);
+        c.check(
+            "replication.port",
+            r.port,
+            r.port !== s.httpPort && !(s.metrics.enabled && r.port === s.metrics.port),
+            `expected a port other than httpPort (${s.httpPort}) and metrics.port (${s.metrics.port})`,
+        );
+        for (const a of r.bindAddresses) c.check("replication.bindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1 or 10.0.0.4");
+        c.check(
+            "replication.bindAddresses",
+            r.bindAddresses,
+            r.bindAddresses.length > 0 && !r.bindAddresses.some((a) => a === "0.0.0.0" || a === "::"),
+            "expected loopback and private addresses: replication must never be reachable from the internet",
+        );
+    }
     const size = parseSize(s.maxUploadSize);
     c.check(
         "maxUploadSize",

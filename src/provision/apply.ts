@@ -1,4 +1,5 @@
-import { Sh, heredoc, lines, raw, sh } from "./sh";
+import { STATE_DIR } from "../render/drift";
+import { Sh, heredoc, lines, raw, sh, shQuote } from "./sh";
 
 /**
  * Declarative apply: a service's step is a set of files, a prune rule and
@@ -57,6 +58,14 @@ export type Handler =
     | { kind: "rolling-restart"; units: ServiceUnit[] }
     /** Stop every unit, then start them all (Synapse requires it when the federation sender list changes). */
     | { kind: "stop-start"; units: ServiceUnit[] }
+    /** Stop the running units now; the step's `ensureRunning` starts them again, so every one is stopped before any starts. */
+    | { kind: "stop"; units: ServiceUnit[] }
+    /**
+     * Restart, one after another, the running units a file on the host lists
+     * (`<unit> <health URL>` per line, in order), each healthy before the next.
+     * For processes another component adds later (Synapse's workers).
+     */
+    | { kind: "rolling-restart-listed"; list: string }
     /** A command of the service's own. */
     | { kind: "run"; command: Sh };
 
@@ -89,14 +98,37 @@ function pathOf(p: string | Sh): string | Sh {
     return p;
 }
 
+/** A unit whose name and health URL may be shell expressions (`raw('"$unit"')`), known only on the host. */
+interface UnitRef {
+    name: string | Sh;
+    health?: { url: string | Sh } | { command: Sh };
+    healthTimeout?: number;
+}
+
+/** One shell word of text and shell expressions: quoted text as one piece when it is all text (as before), else pieces joined. */
+function word(...parts: (string | Sh)[]): Sh {
+    const merged: (string | Sh)[] = [];
+    for (const p of parts) {
+        const last = merged[merged.length - 1];
+        if (typeof p === "string" && typeof last === "string") merged[merged.length - 1] = last + p;
+        else if (p !== "") merged.push(p);
+    }
+    return raw(merged.map((p) => (p instanceof Sh ? p.text : shQuote(p))).join(""));
+}
+
+/** A condition: a restart of `unit` was owed (`owe-restart`, `pm_owe`) and is not taken yet. */
+export function isOwed(unit: ServiceUnit): Sh {
+    return sh`[ -e ${`${STATE_DIR}/owed-restart/${unit.name}`} ]`;
+}
+
 /** Waits for a unit's health check; on failure prints its last log lines and stops the script. */
-export function healthWait(unit: ServiceUnit): Sh {
+export function healthWait(unit: UnitRef): Sh {
     if (!unit.health) {
-        return sh`systemctl is-active -q ${unit.name} || { echo ${`${unit.name} is not running. Last log lines:`} >&2; journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true; exit 1; }`;
+        return sh`systemctl is-active -q ${unit.name} || { echo ${word(unit.name, " is not running. Last log lines:")} >&2; journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true; exit 1; }`;
     }
     const seconds = unit.healthTimeout ?? 300;
     const probe = "url" in unit.health ? sh`curl -fsS -m 2 -o /dev/null ${unit.health.url}` : unit.health.command;
-    const what = "url" in unit.health ? `answer ${unit.health.url}` : "become ready";
+    const what = "url" in unit.health ? ["answer ", unit.health.url] : ["become ready"];
     return lines([
         sh`pm_ok=0`,
         sh`for i in $(seq 1 ${seconds}); do`,
@@ -105,15 +137,15 @@ export function healthWait(unit: ServiceUnit): Sh {
         sh`    sleep 1`,
         sh`done`,
         sh`if [ "$pm_ok" != 1 ]; then`,
-        sh`    echo ${`${unit.name} did not ${what} within ${seconds} s. Last log lines:`} >&2`,
+        sh`    echo ${word(unit.name, " did not ", ...what, ` within ${seconds} s. Last log lines:`)} >&2`,
         sh`    journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true`,
         sh`    exit 1`,
         sh`fi`,
     ]);
 }
 
-function restartNow(unit: ServiceUnit): Sh {
-    return lines([sh`echo ${`restarting ${unit.name}`}`, sh`systemctl restart ${unit.name}`, healthWait(unit)]);
+function restartNow(unit: UnitRef): Sh {
+    return lines([sh`echo ${word("restarting ", unit.name)}`, sh`systemctl restart ${unit.name}`, healthWait(unit)]);
 }
 
 function indent(code: Sh, by = "    "): Sh {
@@ -147,6 +179,18 @@ export function handlerStep(h: Handler): Sh {
                 sh`systemctl start ${h.units.map((u) => u.name)}`,
                 ...h.units.map(healthWait),
             ]);
+        case "stop":
+            return lines(h.units.map((u) => sh`if systemctl is-active -q ${u.name}; then echo ${`stopping ${u.name}`}; systemctl stop ${u.name}; fi`));
+        case "rolling-restart-listed":
+            return lines([
+                sh`if [ -f ${h.list} ]; then`,
+                // On descriptor 3, so nothing in the loop can read the list.
+                sh`    while read -r pm_unit pm_url <&3; do`,
+                sh`        if [ -z "$pm_unit" ] || ! systemctl is-active -q "$pm_unit"; then continue; fi`,
+                indent(restartNow({ name: raw('"$pm_unit"'), health: { url: raw('"$pm_url"') } }), "        "),
+                sh`    done 3<${h.list}`,
+                sh`fi`,
+            ]);
         case "run":
             return h.command;
     }
@@ -158,8 +202,10 @@ export function applyFileSet(set: FileSet): Sh {
     const secret = set.secret ?? false;
     const body: Sh[] = set.files.map((f) => writeStep(set.name, f, secret));
     if (set.prune ?? true) body.push(sh`pm_prune ${set.name}`);
-    if (set.onChange?.length) {
-        body.push(lines([sh`if pm_changed ${set.name}; then`, indent(lines(set.onChange.map(handlerStep))), sh`fi`]));
+    // A handler with nothing to do (a stop of no units) adds no code.
+    const steps = (set.onChange ?? []).map(handlerStep).filter((step) => step.text.trim() !== "");
+    if (steps.length) {
+        body.push(lines([sh`if pm_changed ${set.name}; then`, indent(lines(steps)), sh`fi`]));
     }
     return lines(body);
 }

@@ -11,6 +11,17 @@ export {
 export { renderSynapseMainUnit, renderSynapseTarget } from "./synapse/units";
 export { signingKeyFromPem, parseSigningKeyFile, signingKeyIdFor, ed25519PublicKeyFromOpenssh } from "./synapse/signingKey";
 export { renderCreateDatabaseSql, renderPostgresConf, renderPgHbaBlock, renderBackupScript, renderBackupUnits } from "./postgres";
+export { renderRedisConf, renderRedisSecretConf, renderRedisDropIn } from "./redis";
+export {
+    workerConfig,
+    renderWorkerYaml,
+    sharedWorkerConfig,
+    renderSharedWorkerYaml,
+    renderFederationSendersYaml,
+    renderWorkerUnit,
+    renderWorkerList,
+    renderRouteTable,
+} from "./workers";
 export { renderFirewall, renderFirewallUnit, renderFirewallFragment } from "./firewall";
 export { renderAutoUpgrades, renderTimesyncd } from "./host";
 export { renderYaml } from "./yaml";

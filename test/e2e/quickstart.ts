@@ -23,8 +23,7 @@ export function quickstartScript(lines: string[], vm: { port: number; keyFile: s
         [
             /^pulumi preview\b/,
             (l) => [
-                // This machine only: matrix.org's apt repository is out of reach, and time comes from qemu's host side.
-                "pulumi config set installMethod pip",
+                // This machine only: time comes from qemu's host side.
                 "pulumi config set --path 'ntpServers[0]' 10.0.2.2",
                 l.replace(/\s+#.*$/, ""),
             ],

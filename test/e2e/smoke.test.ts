@@ -17,7 +17,9 @@ import { registerWithSharedSecret } from "../integration/support/synapse";
 import { loginWithPassword } from "../integration/support/client";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
-const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "systemd-timesyncd.service"];
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "systemd-timesyncd.service", "redis-server.service"];
+/** The default stack's workers: they read Synapse's config, so they restart after it, one by one. */
+const WORKER_UNITS = ["matrix-synapse-worker@federation_reader1.service", "matrix-synapse-worker@federation_sender1.service"];
 
 describe("e2e smoke: the README quickstart through the real engine, fresh VM to a working homeserver", function () {
     this.timeout(60 * 60_000);
@@ -34,7 +36,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000], log });
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
         dir = projectCopy();
     });
@@ -137,16 +139,47 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
             }
         };
         assert.equal((await vm.exec("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8766/")).stdout, "200");
-        for (const port of [8766, 5432, 9000]) assert.equal(await get(port), "no answer", `port ${port} answers from outside`);
+        for (const port of [8766, 5432, 9000, 8100, 6379]) assert.equal(await get(port), "no answer", `port ${port} answers from outside`);
         const listening = await vm.exec("ss -Htln | awk '{print $4}'");
         assert.match(listening.stdout, /127\.0\.0\.1:5432/);
         assert.match(listening.stdout, /127\.0\.0\.1:9000/);
-        assert.doesNotMatch(listening.stdout, /0\.0\.0\.0:(5432|9000|8008)/);
+        assert.doesNotMatch(listening.stdout, /0\.0\.0\.0:(5432|9000|8008|8100|8120|9093|6379)/);
         await vm.exec("pkill -f 'http.server 8766' || true");
     });
 
+    it("runs Redis, a federation reader and a federation sender: the reader answers federation on its port, and the main process sends none", async function () {
+        const units = await vm.exec(`systemctl is-active redis-server.service ${WORKER_UNITS.join(" ")}`);
+        assert.deepEqual(units.stdout.trim().split("\n"), ["active", "active", "active"]);
+        assert.match((await vm.exec("redis-cli -h 127.0.0.1 ping")).stdout, /NOAUTH/, "Redis asks for the password");
+        const version = await vm.exec("curl -fsS http://127.0.0.1:8100/_matrix/federation/v1/version");
+        assert.equal((JSON.parse(version.stdout) as { server: { name: string } }).server.name, "Synapse");
+        const journal = (unit: string) => vm.exec(`journalctl -u ${unit} --no-pager -o cat`).then((r) => r.stdout);
+        assert.match(await journal(WORKER_UNITS[0]), /GET \/_matrix\/federation\/v1\/version/, "the reader logged the request");
+        assert.doesNotMatch(await journal("matrix-synapse.service"), /\/_matrix\/federation\/v1\/version/);
+        // A to-device message to a user of another server (a closed port on the VM): the sender tries to deliver it.
+        const t = await tunnel(vm, 8008);
+        try {
+            const carol = await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, outputs.registrationSharedSecret, "carol", "carol-password-e2e", false);
+            const r = await fetch(`http://127.0.0.1:${t.port}/_matrix/client/v3/sendToDevice/m.test/e2e1`, {
+                method: "PUT",
+                headers: { authorization: `Bearer ${carol.access_token}`, "content-type": "application/json" },
+                body: JSON.stringify({ messages: { "@bob:127.0.0.1:9": { DEVICE: { hello: "world" } } } }),
+            });
+            assert.equal(r.status, 200);
+        } finally {
+            t.close();
+        }
+        let sent = false;
+        for (let i = 0; i < 60 && !sent; i++) {
+            sent = /TX \[127\.0\.0\.1:9\] .*Sending transaction/.test(await journal(WORKER_UNITS[1]));
+            if (!sent) await new Promise((res) => setTimeout(res, 1000));
+        }
+        assert.ok(sent, "the federation sender did not try to send the transaction");
+        assert.doesNotMatch(await journal("matrix-synapse.service"), /Sending transaction/, "the main process sends federation");
+    });
+
     it("a second `pulumi up` reports no change, runs no command and restarts nothing", async function () {
-        const before = await startTimestamps(vm, UNITS);
+        const before = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         const again = await stack.up("second up");
         timings.push(`second up (no change): ${again.seconds} s`);
         assert.deepEqual(Object.keys(again.changes), ["same"], `changes: ${JSON.stringify(again.changes)}`);
@@ -154,7 +187,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
             [...again.ops.values()].filter((op) => op !== "same"),
             [],
         );
-        assert.deepEqual(await startTimestamps(vm, UNITS), before);
+        assert.deepEqual(await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]), before);
     });
 
     it("a maxUploadSize change previews as a readable YAML line, updates only Synapse's config command and restarts only Synapse", async function () {
@@ -175,13 +208,16 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         const updated = [...preview.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
         assert.deepEqual(updated, ["update dev-synapse-config"]);
 
-        const before = await startTimestamps(vm, UNITS);
+        const before = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         const up = await stack.up("up maxUploadSize 100M");
         timings.push(`up of a maxUploadSize change: ${up.seconds} s`);
         assert.deepEqual(up.changes, { same: up.changes.same, update: 1 });
-        const after = await startTimestamps(vm, UNITS);
+        const after = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
         for (const u of UNITS.filter((x) => x !== "matrix-synapse.service")) assert.equal(after[u], before[u], `${u} restarted`);
+        // The workers read homeserver.yaml too: restarted after the main process, one after the other.
+        assert.ok(Number(after[WORKER_UNITS[0]]) > Number(after["matrix-synapse.service"]), "the reader restarted after the main process");
+        assert.ok(Number(after[WORKER_UNITS[1]]) > Number(after[WORKER_UNITS[0]]), "the sender restarted after the reader");
         assert.match((await vm.exec("grep max_upload_size /etc/matrix-synapse/homeserver.yaml")).stdout, /100M/);
     });
 

@@ -55,6 +55,30 @@ describe("examples run as written", () => {
         assert.doesNotMatch(String(mocks.byName("db-bootstrap").inputs.stdin), /dport 5432/);
     });
 
+    it("remote-workers: federation readers on the second VM, reached and opened over the private network only", async () => {
+        const { mocks, outputs } = await runExample(
+            "remote-workers",
+            "matrix-remote-workers",
+            {
+                appAddress: "203.0.113.10",
+                workerAddress: "203.0.113.11",
+                appPrivateIp: "10.0.0.4",
+                workerPrivateIp: "10.0.0.6",
+                sshPrivateKey: TEST_SSH_KEY,
+                serverName: "example.com",
+            },
+            ["sshPrivateKey"],
+        );
+        assert.equal((mocks.byName("workers-worker-config").inputs.connection as { host: string }).host, "203.0.113.11");
+        assert.match(String(mocks.byName("workers-config").inputs.stdin), /instance_map:\n {2}main:\n {4}host: 10\.0\.0\.4/);
+        assert.match(String(mocks.byName("workers-config").inputs.stdin), /ip saddr \{ 10\.0\.0\.6\/32 \} tcp dport 9093 accept/);
+        assert.match(String(mocks.byName("redis-server").inputs.stdin), /ip saddr \{ 10\.0\.0\.6\/32 \} tcp dport 6379 accept/);
+        assert.deepEqual(await valueOf(outputs.upstreams), [
+            { name: "federation_reader1", role: "federation_reader", url: "http://10.0.0.6:8100" },
+            { name: "federation_reader2", role: "federation_reader", url: "http://10.0.0.6:8101" },
+        ]);
+    });
+
     it("external-postgres: nothing installed for the database, TLS required", async () => {
         const { mocks } = await runExample(
             "external-postgres",

@@ -1,6 +1,7 @@
 import { MatrixStackArgs } from "../../components/MatrixStack";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { SynapsePeers, resolveSynapseSettings } from "../../src/model/synapse";
+import { WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -30,3 +31,43 @@ export const GOLDEN_PEERS: SynapsePeers = { database: { host: "127.0.0.1", port:
 export function goldenPostgresSettings() {
     return resolvePostgresSettings("golden", { memoryMb: 2048, listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.0/24"] });
 }
+
+/** The Synapse the golden workers belong to: the golden one with its replication listener. */
+export function goldenWorkerSynapse() {
+    return { ...goldenSynapseSettings(), replication: { port: 9093, bindAddresses: ["127.0.0.1"] } };
+}
+
+/** A pool on Synapse's host with a role of each kind: readers and senders, a stream writer, media, a single-instance role. */
+export function goldenWorkerPool() {
+    return resolveWorkerPoolSettings(
+        "golden",
+        { workers: { federation_reader: 2, federation_sender: 2, event_persister: 1, media_repository: 1, typing: 1, background: 1 } },
+        goldenWorkerSynapse(),
+        'Host "vm"',
+    );
+}
+
+/** What the golden pool learns: Redis on loopback with a password. */
+export const GOLDEN_WORKER_PEERS: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: 6379, tls: false }, redisPassword: true };
+
+/** A pool across two hosts: a sender on Synapse's host, readers and an event persister on a second. */
+export function goldenRemoteWorkerPool() {
+    return resolveWorkerPoolSettings(
+        "golden",
+        {
+            workers: [
+                { role: "federation_sender" },
+                { role: "federation_reader", count: 2, host: 'Host "w2"' },
+                { role: "event_persister", host: 'Host "w2"' },
+            ],
+        },
+        { ...goldenWorkerSynapse(), replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } },
+        'Host "vm"',
+    );
+}
+
+export const GOLDEN_REMOTE_WORKER_PEERS: WorkerPeers = {
+    privateAddresses: { 'Host "vm"': "10.0.0.4", 'Host "w2"': "10.0.0.6" },
+    redis: { host: "10.0.0.4", port: 6379, tls: false },
+    redisPassword: true,
+};

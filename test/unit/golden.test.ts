@@ -21,7 +21,28 @@ import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseS
 import { postgresDatabaseScript } from "../../src/provision/postgres";
 import { execFileSync } from "node:child_process";
 import { driftCheckScript } from "../../src/render/drift";
-import { GOLDEN_PEERS, goldenPostgresSettings, goldenSynapseSettings } from "./fixtures";
+import {
+    GOLDEN_PEERS,
+    GOLDEN_REMOTE_WORKER_PEERS,
+    GOLDEN_WORKER_PEERS,
+    goldenPostgresSettings,
+    goldenRemoteWorkerPool,
+    goldenSynapseSettings,
+    goldenWorkerPool,
+    goldenWorkerSynapse,
+} from "./fixtures";
+import { resolveRedisSettings } from "../../src/model/redis";
+import { renderRedisConf, renderRedisDropIn } from "../../src/render/redis";
+import { redisInstallScript, redisPasswordScript } from "../../src/provision/redis";
+import {
+    renderFederationSendersYaml,
+    renderRouteTable,
+    renderSharedWorkerYaml,
+    renderWorkerList,
+    renderWorkerUnit,
+    renderWorkerYaml,
+} from "../../src/render/workers";
+import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../../src/provision/workers";
 
 const GOLDEN_DIR = path.join(__dirname, "golden");
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
@@ -37,7 +58,44 @@ function renderAll(): Record<string, string> {
         { port: 5432, protocol: "tcp" as const, sources: ["10.0.0.0/24", "fd00::/8"], owner: "postgresql" },
         { port: 443, protocol: "tcp" as const, owner: "nginx" },
     ];
+    const ws = goldenWorkerSynapse();
+    const pool = goldenWorkerPool();
+    const remote = goldenRemoteWorkerPool();
+    const redis = resolveRedisSettings("golden", { bindAddresses: ["127.0.0.1", "10.0.0.4"], allowedClients: ["10.0.0.6/32"] });
+    const workerFiles = Object.fromEntries(pool.workers.map((w) => [`workers/workers/${w.name}.yaml`, renderWorkerYaml(pool, w, ws, GOLDEN_WORKER_PEERS)]));
     return {
+        ...workerFiles,
+        "workers/remote/federation_reader1.yaml": renderWorkerYaml(remote, remote.workers[1], ws, GOLDEN_REMOTE_WORKER_PEERS),
+        "workers/remote/event_persister1.yaml": renderWorkerYaml(remote, remote.workers[3], ws, GOLDEN_REMOTE_WORKER_PEERS),
+        "workers/conf.d/40-workers.yaml": renderSharedWorkerYaml(pool, ws, GOLDEN_WORKER_PEERS),
+        "workers/conf.d/41-federation-senders.yaml": renderFederationSendersYaml(pool),
+        "workers/remote/40-workers.yaml": renderSharedWorkerYaml(remote, ws, GOLDEN_REMOTE_WORKER_PEERS),
+        "workers/processes.list": renderWorkerList(pool, pool.mainHost, GOLDEN_WORKER_PEERS),
+        "workers/routes.tsv": renderRouteTable(),
+        "systemd/matrix-synapse-worker@.service": renderWorkerUnit(ws),
+        "redis/pulumi-matrix.conf": renderRedisConf(redis, "/etc/redis/pulumi-matrix-secrets.conf"),
+        "redis/redis-server.service.d/pulumi-matrix.conf": renderRedisDropIn("/etc/redis/pulumi-matrix.conf"),
+        "scripts/redis-server.sh": redisInstallScript(redis, 'RedisServer "golden"'),
+        "scripts/redis-password.sh": redisPasswordScript(redis, "redis-password-placeholder"),
+        "scripts/workers-secrets.sh": workerSecretsScript(pool, ws, pool.mainHost, {
+            replicationSecret: "<replication secret>",
+            redisPassword: "<redis password>",
+        }),
+        "scripts/workers-config.sh": workerConfigScript(pool, ws, pool.mainHost, GOLDEN_WORKER_PEERS, {
+            component: 'WorkerPool "golden"',
+            synapsePeers: GOLDEN_PEERS,
+        }),
+        "scripts/workers-config-remote.sh": workerConfigScript(
+            remote,
+            { ...ws, replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } },
+            'Host "w2"',
+            GOLDEN_REMOTE_WORKER_PEERS,
+            {
+                component: 'WorkerPool "golden"',
+                synapsePeers: { database: { ...GOLDEN_PEERS.database!, host: "10.0.0.4" } },
+            },
+        ),
+        "scripts/workers-senders-stop.sh": workerSendersStopScript(remote),
         "synapse/homeserver.yaml": renderHomeserverYaml("golden", s, GOLDEN_PEERS),
         "synapse/log.yaml": renderLogConfig(s),
         "synapse/50-email-secret.yaml": renderEmailSecretFragment(s, "<smtp password>"),

@@ -125,6 +125,20 @@ describe("the stack program (src/program.ts)", () => {
             [{ postgresMemoryMb: "100" }, /^matrix:postgresMemoryMb is 100; expected a whole number of MiB/],
             [{ postgresBackupRetention: "0" }, /^matrix:postgresBackupRetention is 0; expected a whole number from 1 to 366/],
             [{ postgresBackupDirectory: "backups" }, /^matrix:postgresBackupDirectory is "backups"; expected an absolute path/],
+            [{ workers: "{typing: 2}" }, /^matrix:workers\.typing is 2; expected 0 or 1: Synapse takes exactly one typing worker \(stream_writers\.typing\)/],
+            [
+                { workers: "{federation_writer: 1}" },
+                /^matrix:workers\.federation_writer is "federation_writer"; expected a role: one of federation_reader, federation_sender, /,
+            ],
+            [
+                { workers: "[federation_reader]" },
+                /^matrix:workers is "\[federation_reader\]"; expected a YAML mapping of worker roles to counts, such as "\{federation_reader: 2, federation_sender: 1\}"/,
+            ],
+            [{ workerBasePort: "0" }, /^matrix:workerBasePort is 0; expected a whole number from 1 to 65535/],
+            [{ redisPort: "0" }, /^matrix:redisPort is 0; expected a whole number from 1 to 65535/],
+            [{ redisMaxMemoryMb: "1" }, /^matrix:redisMaxMemoryMb is 1; expected a whole number of MiB from 16/],
+            [{ redisExternalHost: "bad host!" }, /^matrix:redisExternalHost is "bad host!"; expected an IP address or DNS host name of the Redis server/],
+            [{ redisExternalHost: "redis.example.com", redisExternalPort: "0" }, /^matrix:redisExternalPort is 0; expected a whole number from 1 to 65535/],
         ];
         for (const [config, expected] of cases) {
             it(`${expected.source.slice(1).split(" is ")[0]} (${Object.keys(config).join(", ")} set)`, async () => {
@@ -144,7 +158,14 @@ describe("the stack program (src/program.ts)", () => {
         // SynapseHomeserver check their settings; until every child's plain settings are checked before the first is built,
         // a bad Synapse or PostgreSQL value fails after commands for the VM were registered.
         it("a bad Synapse or PostgreSQL value fails before any command for the VM is registered", async () => {
-            for (const config of [{ maxUploadSize: "huge" }, { postgresMemoryMb: "100" }] as Record<string, string>[]) {
+            for (const config of [
+                { maxUploadSize: "huge" },
+                { postgresMemoryMb: "100" },
+                { workers: "{typing: 2}" },
+                { redisPort: "0" },
+                { workerBasePort: "5432" },
+                { redisExternalHost: "bad host!" },
+            ] as Record<string, string>[]) {
                 const { mocks } = await programError({ ...base, ...config });
                 assert.deepEqual(
                     mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name),
@@ -327,6 +348,66 @@ describe("the stack program (src/program.ts)", () => {
         });
     });
 
+    describe("workers and Redis", () => {
+        const commands = (mocks: RecordingMocks) => mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name);
+
+        it("runs one federation reader and one federation sender with Redis on the VM by default; workers sets them by role", async () => {
+            const { mocks } = await runProgram(base, ["sshPrivateKey"]);
+            await new Promise((r) => setTimeout(r, 100));
+            for (const n of ["dev-redis-server", "dev-redis-secrets", "dev-workers-secrets", "dev-workers-config"]) assert.ok(commands(mocks).includes(n), n);
+            assert.match(String(mocks.byName("dev-workers-config").inputs.stdin), /# 2 workers on this host: federation_reader1, federation_sender1/);
+            const more = await runProgram({ ...base, workers: "{federation_reader: 2, federation_sender: 1, client_reader: 1}" }, ["sshPrivateKey"]);
+            await new Promise((r) => setTimeout(r, 100));
+            assert.match(
+                String(more.mocks.byName("dev-workers-config").inputs.stdin),
+                /# 4 workers on this host: federation_reader1, federation_reader2, federation_sender1, client_reader1/,
+            );
+        });
+
+        it("workers {} runs Synapse alone: no Redis, and the pool's config step removes an earlier pool's workers", async () => {
+            const { mocks } = await runProgram({ ...base, workers: "{}", redisPort: "6379", redisMaxMemoryMb: "256" }, ["sshPrivateKey"]);
+            await new Promise((r) => setTimeout(r, 100));
+            assert.ok(!commands(mocks).some((n) => n.startsWith("dev-redis")));
+            assert.match(String(mocks.byName("dev-workers-config").inputs.stdin), /# 0 workers on this host: none/);
+            const { message } = await programError({ ...base, workers: "{}", redisMaxMemoryMb: "512" });
+            assert.match(message, /^MatrixStack "dev": redis\.maxMemoryMb is set; Redis serves only Synapse's workers, and there are none/);
+        });
+
+        it("useSqlite runs no workers unless asked for, and then says they need PostgreSQL", async () => {
+            const { mocks } = await runProgram({ ...base, useSqlite: "true" }, ["sshPrivateKey"]);
+            await new Promise((r) => setTimeout(r, 100));
+            assert.ok(!commands(mocks).some((n) => /workers|redis/.test(n)));
+            assert.match(
+                (await programError({ ...base, useSqlite: "true", workers: "{federation_reader: 1}" })).message,
+                /^matrix:workers is \["federation_reader1"\]; workers need PostgreSQL, and Synapse is set to SQLite/,
+            );
+        });
+
+        it("an existing Redis: nothing installed for it, its password a secret file, TLS when asked; local Redis keys contradict it", async () => {
+            const { mocks } = await runProgram(
+                { ...base, redisExternalHost: "redis.example.com", redisExternalPassword: "SECRETredis", redisExternalTls: "true", redisPort: "6379" },
+                ["sshPrivateKey", "redisExternalPassword"],
+            );
+            await new Promise((r) => setTimeout(r, 100));
+            assert.ok(!commands(mocks).some((n) => n.startsWith("dev-redis")));
+            const config = String(mocks.byName("dev-workers-config").inputs.stdin);
+            assert.match(
+                config,
+                /redis:\n {2}enabled: true\n {2}host: redis\.example\.com\n {2}port: 6379\n {2}password_path: \/etc\/matrix-synapse\/secrets\/redis_password\n {2}use_tls: true/,
+            );
+            assert.doesNotMatch(config, /SECRETredis/);
+            assert.ok(mocks.byName("dev-workers-secrets").secretInputs.includes("stdin"));
+            assert.match(
+                (await programError({ ...base, redisExternalHost: "redis.example.com", redisPort: "6380" })).message,
+                /^matrix:redisPort is 6380; it contradicts matrix:redisExternalHost, which is "redis\.example\.com" \(an existing Redis is used and the stack installs none\)/,
+            );
+            assert.match(
+                (await programError({ ...base, redisExternalTls: "true" })).message,
+                /^matrix:redisExternalTls is true; it does nothing without matrix:redisExternalHost, which is not set \(the stack installs Redis itself\)/,
+            );
+        });
+    });
+
     it("warns about smtpUser without smtpPassword", async () => {
         const email = { ...base, smtpHost: "smtp.example.com", notifFrom: "noreply@example.com", smtpUser: "matrix@example.com" };
         assert.deepEqual(await warnings(() => runProgram(email, ["sshPrivateKey"])), [
@@ -337,7 +418,13 @@ describe("the stack program (src/program.ts)", () => {
 });
 
 describe("the stack config table (STACK_KEYS)", () => {
-    const component = { Host: 'Host "dev-host"', PostgresDatabase: 'PostgresDatabase "dev-postgres"', SynapseHomeserver: 'SynapseHomeserver "dev-synapse"' };
+    const component = {
+        Host: 'Host "dev-host"',
+        PostgresDatabase: 'PostgresDatabase "dev-postgres"',
+        SynapseHomeserver: 'SynapseHomeserver "dev-synapse"',
+        WorkerPool: 'WorkerPool "dev-workers"',
+        RedisServer: 'RedisServer "dev-redis"',
+    };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {
         for (const key of STACK_CONFIG_KEYS) {

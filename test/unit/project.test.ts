@@ -4,6 +4,8 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
+import { resolveRedisSettings } from "../../src/model/redis";
+import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, readStackConfig } from "../../src/model/stackConfig";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { readmeBlock } from "../e2e/engine";
@@ -95,10 +97,18 @@ describe("the Pulumi project", () => {
             serverName: "example.com",
             email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" },
         });
+        const redis = resolveRedisSettings("RedisServer", {});
         const resolved: Record<StackKey["component"], unknown> = {
             Host: resolveHostSettings("Host", {}),
             PostgresDatabase: postgres,
             SynapseHomeserver: synapse,
+            WorkerPool: resolveWorkerPoolSettings(
+                "WorkerPool",
+                {},
+                resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", replication: {} }),
+                "Host",
+            ),
+            RedisServer: redis,
         };
         const at = (o: unknown, p: string) => p.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
         // Keys whose comparison needs a conversion (declared value -> library value):
@@ -113,6 +123,9 @@ describe("the Pulumi project", () => {
             postgresExternalPort: { declared: (d) => d, library: postgres.port },
             postgresExternalDatabase: { declared: (d) => d, library: postgres.database },
             postgresExternalUser: { declared: (d) => d, library: postgres.user },
+            // An external Redis's port defaults as an installed one's; TLS is off unless asked for.
+            redisExternalPort: { declared: (d) => d, library: redis.port },
+            redisExternalTls: { declared: (d) => d, library: false },
         };
         const compared: string[] = [];
         for (const key of STACK_CONFIG_KEYS) {

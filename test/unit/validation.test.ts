@@ -7,6 +7,7 @@ import { Host } from "../../components/Host";
 import { PortRegistry, checkSupportedOs } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";
+import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
 import { mergeExtraConfig } from "../../src/render/synapse/homeserver";
 import { readStackConfig } from "../../src/model/stackConfig";
 import { RecordingMocks, valueOf } from "./mocks";
@@ -87,6 +88,48 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ installMethod: "pip", paths: { configDir: "/etc/../tmp" } }), "paths.configDir", '"/etc/../tmp"', /no '\.\.'/);
         rejects(synapse({ installMethod: "apt", paths: { venvDir: "/opt/synapse" } }), "paths.venvDir", '"/opt/synapse"', /apt package fixes this/);
         assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { backup: { directory: "backups" } }), /backup.directory is "backups"/);
+    });
+
+    it("install method and the apt repository", () => {
+        const apt = (r: Record<string, string>) => synapse({ installMethod: "apt", aptRepository: r });
+        assert.equal(resolveSynapseSettings("s", { serverName: "example.com" }).installMethod, "pip", "the default installs from PyPI");
+        assert.equal(resolveSynapseSettings("s", { serverName: "example.com" }).aptRepository, undefined);
+        assert.deepEqual(resolveSynapseSettings("s", { serverName: "example.com", installMethod: "apt" }).aptRepository, MATRIX_ORG_REPOSITORY);
+        assert.deepEqual(
+            resolveSynapseSettings("s", {
+                serverName: "example.com",
+                installMethod: "apt",
+                aptRepository: { url: "http://10.0.2.2:8080/debian/", fingerprint: "aaf9ae843a7584b5a3e4cd2bcf45a512de2da058" },
+            }).aptRepository,
+            { url: "http://10.0.2.2:8080/debian/", keyringUrl: MATRIX_ORG_REPOSITORY.keyringUrl, fingerprint: MATRIX_ORG_REPOSITORY.fingerprint },
+            "unset fields keep matrix.org's; a fingerprint is compared in upper case",
+        );
+        rejects(
+            apt({ url: "packages.matrix.org/debian/" }),
+            "aptRepository.url",
+            '"packages.matrix.org/debian/"',
+            /http\(s\) URL of the repository's root \(where dists\/ is\), ending in \//,
+        );
+        rejects(apt({ url: "https://packages.matrix.org/debian" }), "aptRepository.url", '"https://packages.matrix.org/debian"', /ending in \//);
+        rejects(apt({ url: "https://user:pw@example.com/debian/" }), "aptRepository.url", '"https://user:pw@example.com/debian/"', /http\(s\) URL/);
+        rejects(
+            apt({ keyringUrl: "ftp://example.com/k.gpg" }),
+            "aptRepository.keyringUrl",
+            '"ftp://example.com/k.gpg"',
+            /http\(s\) URL of the repository's keyring file/,
+        );
+        rejects(apt({ keyringUrl: "https://example.com/a key.gpg" }), "aptRepository.keyringUrl", '"https://example.com/a key.gpg"', /keyring file/);
+        rejects(apt({ fingerprint: "CF45A512DE2DA058" }), "aptRepository.fingerprint", '"CF45A512DE2DA058"', /40 hexadecimal digits without spaces/);
+        rejects(apt({ fingerprint: "AAF9 AE84 3A75 84B5 A3E4  CD2B CF45 A512 DE2D A058" }), "aptRepository.fingerprint", '"AAF9 AE84', /without spaces/);
+        rejects(
+            synapse({ aptRepository: { url: "https://example.com/debian/" } }),
+            "aptRepository",
+            '{"url":"https://example.com/debian/"',
+            /applies only to installMethod "apt"/,
+        );
+        rejects(synapse({ installMethod: "apt", serverName: "[2001:db8::1]" }), "serverName", '"[2001:db8::1]"', /rewrites the server_name line unquoted/);
+        assert.doesNotThrow(synapse({ installMethod: "apt", serverName: "example.com:8448" }));
+        assert.doesNotThrow(synapse({ installMethod: "pip", serverName: "[2001:db8::1]" }));
     });
 
     it("enumerations and mutually exclusive options", () => {

@@ -19,6 +19,10 @@ export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Recor
     if (s.metrics.enabled) {
         listeners.push({ port: s.metrics.port, bind_addresses: [s.metrics.bindAddress], type: "metrics" });
     }
+    if (s.replication) {
+        // Workers call the main process here; never public (see the WorkerPool's firewall fragment).
+        listeners.push({ port: s.replication.port, bind_addresses: s.replication.bindAddresses, type: "http", resources: [{ names: ["replication"] }] });
+    }
     const config: Record<string, unknown> = {
         server_name: s.serverName,
         public_baseurl: s.publicBaseUrl,

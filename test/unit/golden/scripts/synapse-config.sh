@@ -71,7 +71,7 @@ pm_apt_install() {
 }
 
 install -d -m 0750 -o matrix-synapse -g matrix-synapse /var/lib/matrix-synapse /var/lib/matrix-synapse/media
-install -d -m 0755 /etc/matrix-synapse
+install -d -m 0750 -o root -g matrix-synapse /etc/matrix-synapse
 pm_write synapse-config /etc/matrix-synapse/homeserver.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -221,6 +221,7 @@ if pm_changed synapse-units; then
     systemctl daemon-reload
     pm_owe matrix-synapse.service
 fi
+pm_workers_owe=0; if [ -e /var/lib/pulumi-matrix/owed-restart/matrix-synapse.service ]; then pm_workers_owe=1; fi
 systemctl enable -q matrix-synapse.target matrix-synapse.service
 if pm_take matrix-synapse.service && systemctl is-active -q matrix-synapse.service; then
     echo 'restarting matrix-synapse.service'; systemctl restart matrix-synapse.service
@@ -239,5 +240,25 @@ if [ "$pm_ok" != 1 ]; then
     exit 1
 fi
 echo 'Synapse healthy on 127.0.0.1:8008'
+if [ "$pm_workers_owe" = 1 ]; then
+    if [ -f /etc/matrix-synapse/workers/processes.list ]; then
+        while read -r pm_unit pm_url <&3; do
+            if [ -z "$pm_unit" ] || ! systemctl is-active -q "$pm_unit"; then continue; fi
+            echo 'restarting '"$pm_unit"
+            systemctl restart "$pm_unit"
+            pm_ok=0
+            for i in $(seq 1 300); do
+                if curl -fsS -m 2 -o /dev/null "$pm_url"; then pm_ok=1; break; fi
+                if [ "$(systemctl show -p ActiveState --value "$pm_unit")" = failed ]; then break; fi
+                sleep 1
+            done
+            if [ "$pm_ok" != 1 ]; then
+                echo "$pm_unit"' did not answer '"$pm_url"' within 300 s. Last log lines:' >&2
+                journalctl -u "$pm_unit" -n 40 --no-pager -o cat >&2 || true
+                exit 1
+            fi
+        done 3</etc/matrix-synapse/workers/processes.list
+    fi
+fi
 }
 main </dev/null

@@ -70,28 +70,96 @@ pm_apt_install() {
     pm_apt install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-if [ "$(dpkg --print-architecture)" != amd64 ]; then echo "the matrix.org Synapse packages are amd64 only; this host is $(dpkg --print-architecture): use installMethod pip" >&2; exit 1; fi
-pm_apt_install ca-certificates curl gnupg debconf-utils
-if [ ! -s /usr/share/keyrings/matrix-org-archive-keyring.gpg ]; then
-    tmp=$(mktemp); curl -fsSL --retry 3 -o "$tmp" https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg
-    fpr=$(gpg --show-keys --with-colons "$tmp" | awk -F: '/^fpr/ {print $10; exit}')
-    if [ "$fpr" != AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 ]; then echo "matrix.org keyring fingerprint is $fpr, expected "AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058"; not trusting it" >&2; rm -f "$tmp"; exit 1; fi
-    install -m 0644 "$tmp" /usr/share/keyrings/matrix-org-archive-keyring.gpg; rm -f "$tmp"
+# pm_deb_state PKG: dpkg's state of the package (installed, config-files when removed but not purged, unpacked, ...); empty if unknown.
+pm_deb_state() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true; }
+# pm_deb_present PKG: the package's files are on the host (installed, even half; not removed, purged or unknown).
+pm_deb_present() { case "$(pm_deb_state "$1")" in "" | not-installed | config-files) return 1 ;; *) return 0 ;; esac; }
+# pm_deb_version PKG: the version of a present package, else nothing.
+pm_deb_version() { if pm_deb_present "$1"; then dpkg-query -W -f='${Version}' "$1"; fi; }
+pm_key_problem() {
+    local colons verdict
+    [ -s "$1" ] || { echo "it is missing"; return 0; }
+    colons=$(gpg --batch --no-tty --with-colons --show-keys "$1" 2>/dev/null) || { echo "it is not an OpenPGP keyring"; return 0; }
+    verdict=$(printf '%s\n' "$colons" | awk -F: -v want="$2" -v now="$(date +%s)" '
+        function usable(validity, expires, caps) { return caps ~ /s/ && validity !~ /[re]/ && (expires == "" || expires > now) }
+        $1 == "pub" { keys++; primary = 1; v = $2; e = $7; c = $12; next }
+        $1 == "sub" { primary = 0; if (mine && usable($2, $7, $12)) signs = 1; next }
+        $1 == "fpr" && primary { all = all " " $10; mine = ($10 == want); if (mine) { found = 1; fv = v; fe = e; if (usable(v, e, c)) signs = 1 }; primary = 0 }
+        END {
+            if (keys != 1 || !found) print "keys" (all == "" ? " none" : all)
+            else if (fv ~ /r/) print "revoked"
+            else if (fe != "" && fe <= now) print "expired " fe
+            else if (!signs) print "nosign"
+            else print "ok"
+        }')
+    case "$verdict" in
+        ok) ;;
+        "keys "*) echo "it holds the key(s) ${verdict#keys }, not exactly the expected $2" ;;
+        revoked) echo "its key $2 is revoked" ;;
+        "expired "*) echo "its key $2 expired on $(date -u -d "@${verdict#expired }" +%Y-%m-%d)" ;;
+        *) echo "its key $2 has no signing key that is valid now (expired or revoked)" ;;
+    esac
+}
+pm_apt_install_quietly() (
+    flock -w 1800 9
+    pm_policy=/usr/sbin/policy-rc.d
+    if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi
+    trap 'if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi' EXIT
+    printf '#!/bin/sh\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\nexit 101\n' >"$pm_policy"
+    chmod 0755 "$pm_policy"
+    apt-get -o DPkg::Lock::Timeout=600 install "$@"
+) 9>/var/lib/pulumi-matrix/apt.lock
+pm_apt_install ca-certificates curl gnupg adduser
+if ! pm_deb_present matrix-synapse-py3 && [ -e /opt/venvs/matrix-synapse/bin/python ]; then
+    printf 'Synapse was installed on this host with installMethod "pip" (a virtualenv in %s, no %s package). pulumi-matrix does not switch install methods in place; nothing was changed.\n  To keep pip: set installMethod back to "pip".\n  To move to apt: on the host, stop Synapse (systemctl stop matrix-synapse.target) and move the virtualenv aside (mv %s %s.pip), then deploy again; configuration, secrets, signing key and data stay where they are.\n' /opt/venvs/matrix-synapse matrix-synapse-py3 /opt/venvs/matrix-synapse /opt/venvs/matrix-synapse >&2
+    exit 1
+fi
+pm_tmp=$(mktemp -d); trap 'rm -rf "$pm_tmp"' EXIT
+pm_release=""
+for pm_name in InRelease Release; do
+    pm_code=$(curl -sS --retry 3 -o "$pm_tmp/release" -w '%{http_code}' https://packages.matrix.org/debian/dists/bookworm/"$pm_name") || { echo "the apt repository "https://packages.matrix.org/debian/" cannot be reached (aptRepository.url)" >&2; exit 1; }
+    if [ "$pm_code" = 200 ]; then pm_release=$pm_name; break; fi
+done
+if [ -z "$pm_release" ]; then
+    printf '%s serves no packages for %s (%sInRelease: HTTP %s): installMethod "apt" cannot install Synapse on this OS release. Use installMethod "pip", which installs any release from PyPI on any supported host.\n' https://packages.matrix.org/debian/ bookworm https://packages.matrix.org/debian/dists/bookworm/ "$pm_code" >&2
+    exit 1
+fi
+pm_arch=$(dpkg --print-architecture)
+pm_archs=$(awk -F': *' '$1 == "Architectures" { print $2; exit }' "$pm_tmp/release")
+case " $pm_archs " in *" $pm_arch "*) ;; *)
+    printf '%s builds Synapse for %s on %s only; this host is %s. Use installMethod "pip", which installs on any architecture.\n' https://packages.matrix.org/debian/ bookworm "${pm_archs:-no architecture}" "$pm_arch" >&2
+    exit 1 ;;
+esac
+pm_problem=$(pm_key_problem /usr/share/keyrings/matrix-org-archive-keyring.gpg AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058)
+if [ -n "$pm_problem" ]; then
+    echo "the repository keyring "/usr/share/keyrings/matrix-org-archive-keyring.gpg": $pm_problem; fetching it from "https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg
+    curl -fsSL --retry 3 -o "$pm_tmp/keyring" https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg || { echo "the keyring cannot be downloaded from "https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg" (aptRepository.keyringUrl)" >&2; exit 1; }
+    if grep -q -- '-----BEGIN PGP PUBLIC KEY BLOCK-----' "$pm_tmp/keyring"; then gpg --batch --yes --dearmor -o "$pm_tmp/keyring.gpg" "$pm_tmp/keyring"; mv -f "$pm_tmp/keyring.gpg" "$pm_tmp/keyring"; fi
+    pm_problem=$(pm_key_problem "$pm_tmp/keyring" AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058)
+    if [ -n "$pm_problem" ]; then
+        printf 'refusing the keyring from %s (aptRepository.keyringUrl): %s. aptRepository.fingerprint is %s: it must be the repository signing key, and the keyring must hold that key alone, unexpired; nothing was installed.\n' https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg "$pm_problem" AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 >&2
+        exit 1
+    fi
+    install -m 0644 "$pm_tmp/keyring" /usr/share/keyrings/matrix-org-archive-keyring.gpg
+    echo "installed the repository keyring (key "AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058") from "https://packages.matrix.org/debian/matrix-org-archive-keyring.gpg
 fi
 pm_write synapse-apt /etc/apt/sources.list.d/matrix-org.list 0644 root root readable <<'PM_EOF'
 deb [signed-by=/usr/share/keyrings/matrix-org-archive-keyring.gpg] https://packages.matrix.org/debian/ bookworm main
 PM_EOF
-pm_write synapse-apt /etc/apt/preferences.d/matrix-synapse-py3 0644 root root readable <<'PM_EOF'
-# Managed by pulumi-matrix: the Synapse version is pinned.
-Package: matrix-synapse-py3
-Pin: version 1.163.2+*
-Pin-Priority: 1001
-PM_EOF
 pm_prune synapse-apt
-printf '%s\n' 'matrix-synapse-py3 matrix-synapse/server-name string example.com' 'matrix-synapse-py3 matrix-synapse/report-stats boolean false' | debconf-set-selections
-installed=$(dpkg-query -W -f='${Version}' matrix-synapse-py3 2>/dev/null | sed 's/+.*//' || true)
-if [ -n "$installed" ] && [ "$installed" != 1.163.2 ] && [ "$(printf '%s\n%s\n' "$installed" 1.163.2 | sort -V | tail -n 1)" = "$installed" ]; then
-    echo "Synapse $installed is installed; refusing to downgrade to "1.163.2" (its database may already use a newer schema). Set version to $installed or newer." >&2; exit 1
+pm_repo_update() { pm_apt update -q -o APT::Update::Error-Mode=any -o Dir::Etc::SourceList=/etc/apt/sources.list.d/matrix-org.list -o Dir::Etc::SourceParts=/nonexistent -o APT::Get::List-Cleanup=0 >"$pm_tmp/update.log" 2>&1; }
+if ! pm_repo_update; then
+    grep -E '^(E|W|Err):' "$pm_tmp/update.log" >&2 || cat "$pm_tmp/update.log" >&2
+    printf 'apt-get update of %s failed (above): the repository cannot be reached, or its index does not verify with the key %s (aptRepository.fingerprint).\n' https://packages.matrix.org/debian/ AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 >&2
+    exit 1
+fi
+pm_candidate=$(apt-cache policy matrix-org-archive-keyring | awk '$1 == "Candidate:" { print $2 }')
+if [ -n "$pm_candidate" ] && [ "$pm_candidate" != "(none)" ]; then
+    if [ "$(pm_deb_state matrix-org-archive-keyring)" != installed ] || [ "$(pm_deb_version matrix-org-archive-keyring)" != "$pm_candidate" ]; then
+        pm_apt install -y -q matrix-org-archive-keyring >/dev/null; echo matrix-org-archive-keyring" $pm_candidate installed (it renews the repository key)"
+    fi
+    pm_problem=$(pm_key_problem /usr/share/keyrings/matrix-org-archive-keyring.gpg AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058)
+    if [ -n "$pm_problem" ]; then printf '%s %s installed a keyring %s: %s; expected the key %s (aptRepository.fingerprint).\n' matrix-org-archive-keyring "$pm_candidate" /usr/share/keyrings/matrix-org-archive-keyring.gpg "$pm_problem" AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 >&2; exit 1; fi
 fi
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
 pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
@@ -99,16 +167,48 @@ pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
 }
-if [ "$installed" != 1.163.2 ]; then
+installed=$(pm_deb_version matrix-synapse-py3 | sed 's/+.*//')
+if [ -n "$installed" ] && [ "$installed" != 1.163.2 ] && [ "$(printf '%s\n%s\n' "$installed" 1.163.2 | sort -V | tail -n 1)" = "$installed" ]; then
+    echo "Synapse $installed is installed; refusing to downgrade to "1.163.2" (its database may already use a newer schema). Set version to $installed or newer." >&2; exit 1
+fi
+pm_exact=""
+if [ "$(pm_deb_state matrix-synapse-py3)" != installed ] || [ "$installed" != 1.163.2 ]; then
+    pm_served=$(apt-cache madison matrix-synapse-py3 | awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -uV)
+    pm_exact=$(printf '%s\n' "$pm_served" | grep -xE '1\.163\.2\+bookworm[0-9]+' | sort -V | tail -n 1 || true)
+    if [ -z "$pm_exact" ]; then
+        pm_list=$(printf '%s\n' "$pm_served" | sed '/^$/d' | paste -sd ' ' -)
+        pm_newest=$(printf '%s\n' "$pm_served" | tail -n 1); pm_newest=${pm_newest%%+*}
+        printf '%s %s is not served by %s for %s: its index has %s. (The matrix.org repository lists only its newest build.) Set the Synapse version (component argument version, stack config synapseVersion) to a release it serves%s, or use installMethod "pip", which installs any release from PyPI.\n' matrix-synapse-py3 1.163.2 https://packages.matrix.org/debian/ bookworm "${pm_list:-no version of it}" "${pm_newest:+ (such as $pm_newest)}" >&2
+        exit 1
+    fi
+fi
+if ! getent passwd matrix-synapse >/dev/null; then adduser --quiet --system --group --no-create-home --home /var/lib/matrix-synapse matrix-synapse; fi
+pm_statoverride() {
+    local have; have=$(dpkg-statoverride --list "$4" || true)
+    if [ "$have" != "$1 $2 $3 $4" ]; then
+        if [ -n "$have" ]; then dpkg-statoverride --quiet --remove "$4"; fi
+        if [ -e "$4" ]; then dpkg-statoverride --quiet --update --add "$1" "$2" "$3" "$4"; else dpkg-statoverride --quiet --add "$1" "$2" "$3" "$4"; fi
+        echo "dpkg-statoverride $4: $1 $2 $3${have:+ (was $have)}"
+    fi
+}
+pm_statoverride root matrix-synapse 750 /etc/matrix-synapse
+pm_statoverride matrix-synapse matrix-synapse 750 /var/lib/matrix-synapse
+if [ -n "$pm_exact" ]; then
+    printf '%s\n' 'matrix-synapse-py3 matrix-synapse/server-name string example.com' 'matrix-synapse-py3 matrix-synapse/report-stats boolean false' | debconf-set-selections
     pm_had_key=0; if [ -e /etc/matrix-synapse/homeserver.signing.key ]; then pm_had_key=1; fi
     pm_apt update -q >/dev/null
-    pm_apt install -y -q -o Dpkg::Options::=--force-confold matrix-synapse-py3 >/dev/null
-    systemctl stop matrix-synapse.service 2>/dev/null || true
+    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold matrix-synapse-py3"=$pm_exact" >/dev/null
+    apt-mark hold matrix-synapse-py3 >/dev/null
+    pm_got=$(dpkg-query -W -f='${db:Status-Status} ${Version}' matrix-synapse-py3 2>/dev/null || true)
+    if [ "$pm_got" != "installed $pm_exact" ]; then echo 'matrix-synapse-py3: dpkg reports'" '$pm_got' after the install, expected 'installed $pm_exact'" >&2; exit 1; fi
     if [ -z "$installed" ] && [ "$pm_had_key" = 0 ] && [ -s /etc/matrix-synapse/homeserver.signing.key ]; then pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package "$(pm_synapse_key_line </etc/matrix-synapse/homeserver.signing.key | cut -d ' ' -f 2) $(pm_synapse_key_sum </etc/matrix-synapse/homeserver.signing.key)"; fi
-    pm_owe matrix-synapse.service; echo 'Synapse 1.163.2 installed from matrix.org'
+    pm_owe matrix-synapse.service; echo "Synapse $pm_exact installed from "https://packages.matrix.org/debian/" (held: only pulumi-matrix changes its version)"
 fi
-for f in /etc/matrix-synapse/conf.d/server_name.yaml /etc/matrix-synapse/conf.d/report_stats.yaml; do
-    if [ -e "$f" ]; then rm -f "$f"; pm_owe matrix-synapse.service; echo "removed the package's $f (homeserver.yaml carries it)"; fi
+for pm_link in /etc/systemd/system/*.wants/matrix-synapse.service; do
+    if [ -L "$pm_link" ] && [ "$pm_link" != /etc/systemd/system/matrix-synapse.target.wants/matrix-synapse.service ]; then rm -f "$pm_link"; echo "removed $pm_link: Synapse starts through matrix-synapse.target only"; fi
+done
+for pm_file in /etc/matrix-synapse/conf.d/server_name.yaml /etc/matrix-synapse/conf.d/report_stats.yaml; do
+    if [ -e "$pm_file" ]; then rm -f "$pm_file"; pm_owe matrix-synapse.service; echo "removed the package's $pm_file (homeserver.yaml carries it)"; fi
 done
 }
 main </dev/null

@@ -70,17 +70,32 @@ pm_apt_install() {
     pm_apt install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-pm_apt_install python3 python3-venv python3-dev build-essential libpq-dev libffi-dev libssl-dev
+# pm_deb_state PKG: dpkg's state of the package (installed, config-files when removed but not purged, unpacked, ...); empty if unknown.
+pm_deb_state() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true; }
+# pm_deb_present PKG: the package's files are on the host (installed, even half; not removed, purged or unknown).
+pm_deb_present() { case "$(pm_deb_state "$1")" in "" | not-installed | config-files) return 1 ;; *) return 0 ;; esac; }
+# pm_deb_version PKG: the version of a present package, else nothing.
+pm_deb_version() { if pm_deb_present "$1"; then dpkg-query -W -f='${Version}' "$1"; fi; }
+if pm_deb_present matrix-synapse-py3; then
+    printf 'Synapse is installed on this host with installMethod "apt" (the %s package, %s). pulumi-matrix does not switch install methods in place; nothing was changed.\n  To keep apt: set installMethod back to "apt".\n  To move to pip: on the host, stop Synapse (systemctl stop matrix-synapse.target) and remove the package without purging it (apt-mark unhold %s; apt-get remove %s), then deploy again; configuration, secrets, signing key and data stay where they are.\n' matrix-synapse-py3 "$(pm_deb_version matrix-synapse-py3)" matrix-synapse-py3 matrix-synapse-py3 >&2
+    exit 1
+fi
+pm_apt_install python3 python3-venv python3-psycopg2
 if ! id -u matrix-synapse >/dev/null 2>&1; then useradd --system --home-dir /var/lib/matrix-synapse --no-create-home --shell /usr/sbin/nologin matrix-synapse; fi
 installed=$( [ -x /opt/venvs/matrix-synapse/bin/python ] && /opt/venvs/matrix-synapse/bin/python -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true)
 if [ -n "$installed" ] && [ "$installed" != 1.163.2 ] && [ "$(printf '%s\n%s\n' "$installed" 1.163.2 | sort -V | tail -n 1)" = "$installed" ]; then
     echo "Synapse $installed is installed; refusing to downgrade to "1.163.2" (its database may already use a newer schema). Set version to $installed or newer." >&2; exit 1
 fi
+pm_site_packages() { sed -i "s/^include-system-site-packages = .*/include-system-site-packages = $1/" /opt/venvs/matrix-synapse/pyvenv.cfg; }
 if [ "$installed" != 1.163.2 ]; then
-    [ -x /opt/venvs/matrix-synapse/bin/python ] || python3 -m venv /opt/venvs/matrix-synapse
-    /opt/venvs/matrix-synapse/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
-    /opt/venvs/matrix-synapse/bin/pip install -q --disable-pip-version-check 'matrix-synapse[postgres,redis,url-preview]==1.163.2'
+    [ -x /opt/venvs/matrix-synapse/bin/python ] || python3 -m venv --system-site-packages /opt/venvs/matrix-synapse
+    pm_site_packages false
+    /opt/venvs/matrix-synapse/bin/pip install -q --disable-pip-version-check --no-input --only-binary=:all: 'matrix-synapse[redis,url-preview]==1.163.2'
+    pm_site_packages true
     pm_owe matrix-synapse.service; echo 'Synapse 1.163.2 installed from PyPI into /opt/venvs/matrix-synapse'
 fi
+pm_site_packages true
+pm_got=$(cd / && /opt/venvs/matrix-synapse/bin/python -c 'import sys, synapse; from synapse.util.check_dependencies import check_requirements; check_requirements(); [check_requirements(e) for e in sys.argv[1:]]; import psycopg2; print(synapse.__version__)' postgres redis url-preview) || { echo 'the virtualenv /opt/venvs/matrix-synapse fails Synapse'\''s own dependency check (above)' >&2; exit 1; }
+if [ "$pm_got" != 1.163.2 ]; then echo 'Synapse in /opt/venvs/matrix-synapse reports version'" $pm_got, expected "1.163.2 >&2; exit 1; fi
 }
 main </dev/null

@@ -152,6 +152,24 @@ if pm_changed synapse-secrets; then
     else
         pm_owe matrix-synapse.service
     fi
+    if [ -f /etc/matrix-synapse/workers/processes.list ]; then
+        while read -r pm_unit pm_url <&3; do
+            if [ -z "$pm_unit" ] || ! systemctl is-active -q "$pm_unit"; then continue; fi
+            echo 'restarting '"$pm_unit"
+            systemctl restart "$pm_unit"
+            pm_ok=0
+            for i in $(seq 1 300); do
+                if curl -fsS -m 2 -o /dev/null "$pm_url"; then pm_ok=1; break; fi
+                if [ "$(systemctl show -p ActiveState --value "$pm_unit")" = failed ]; then break; fi
+                sleep 1
+            done
+            if [ "$pm_ok" != 1 ]; then
+                echo "$pm_unit"' did not answer '"$pm_url"' within 300 s. Last log lines:' >&2
+                journalctl -u "$pm_unit" -n 40 --no-pager -o cat >&2 || true
+                exit 1
+            fi
+        done 3</etc/matrix-synapse/workers/processes.list
+    fi
 fi
 pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written a_abcd" $pm_key_new"
 }

@@ -1,0 +1,125 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ConfigError, Described } from "../src/model/errors";
+import {
+    REDIS_DEFAULTS,
+    RedisConnection,
+    RedisExternalSettings,
+    RedisLocalSettings,
+    RedisOptions,
+    checkExternalRedis,
+    redisPortClaims,
+    resolveRedisSettings,
+    validateRedis,
+} from "../src/model/redis";
+import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
+import { Host } from "./Host";
+import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
+
+/** An existing Redis; the library installs nothing. */
+export interface ExternalRedisArgs {
+    /** Host name or address of the server. */
+    host: pulumi.Input<string>;
+    /** Port. Default 6379. */
+    port?: number;
+    /** The password Synapse gives (secret). Default: none (a server that asks for none). */
+    password?: pulumi.Input<string>;
+    /** Connect with TLS. Default false. */
+    tls?: boolean;
+    /** PEM of the CA that signed the server's certificate, when the hosts do not trust it already (TLS only). Default: the system's CAs. */
+    caCertificate?: string;
+    /** The ACL user to log in as (Redis 6 and newer). Default: the default user. */
+    user?: string;
+}
+
+export interface RedisServerArgs extends RedisOptions {
+    /** The host to install Redis on. Required unless `external` is given. */
+    host?: Host;
+    /** Use this server instead of installing one (the options for an installed server must then be left out). */
+    external?: ExternalRedisArgs;
+    /**
+     * The address Synapse processes on other hosts use to reach this server
+     * (one of `bindAddresses`). Default 127.0.0.1: only the same host.
+     */
+    reachableAt?: pulumi.Input<string>;
+}
+
+/**
+ * Redis for Synapse's workers: on a Host (Debian's redis-server, a
+ * generated password required of every client, nothing persisted, its port
+ * claimed and opened to `allowedClients` on that host), or an existing
+ * server. `connection` and `password` feed a WorkerPool.
+ */
+export class RedisServer extends pulumi.ComponentResource {
+    /** How to reach Redis (no password). */
+    readonly connection: pulumi.Output<RedisConnection>;
+    /** The password (secret); undefined for an external server that asks for none. */
+    readonly password?: pulumi.Output<string>;
+    /** Depend on this to run once Redis is up. */
+    readonly ready: pulumi.Resource;
+    /** The resolved settings of a local server (undefined for an external one). */
+    readonly settings?: RedisLocalSettings;
+    /** The host Redis is installed on (undefined for an external server). */
+    readonly host?: Host;
+
+    constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("RedisServer"), name, {}, opts);
+        const component = `RedisServer "${name}"`;
+        if (args.external) {
+            const e = args.external;
+            checkExternalRedis(component, args);
+            if (args.reachableAt !== undefined)
+                throw new ConfigError(component, "reachableAt", args.reachableAt, "with external the address is external.host; remove reachableAt");
+            const settings = (host: string): RedisExternalSettings => ({
+                mode: "external",
+                host,
+                port: e.port ?? REDIS_DEFAULTS.port,
+                tls: e.tls ?? false,
+                ...(e.user !== undefined ? { user: e.user } : {}),
+            });
+            const check = (host: string) => {
+                validateRedis(component, settings(host), "external.");
+                if (e.caCertificate !== undefined && !(e.tls ?? false))
+                    throw new ConfigError(
+                        component,
+                        "external.caCertificate",
+                        new Described("set"),
+                        "it is only used with TLS: set external.tls true, or remove it",
+                    );
+                if (e.caCertificate !== undefined && !/-----BEGIN CERTIFICATE-----/.test(e.caCertificate))
+                    throw new ConfigError(component, "external.caCertificate", e.caCertificate, "expected a PEM certificate (-----BEGIN CERTIFICATE-----)");
+                return host;
+            };
+            if (typeof e.host === "string") check(e.host);
+            this.connection = pulumi.output(e.host).apply((host) => {
+                const { mode: _mode, ...connection } = settings(check(host));
+                return { ...connection, ...(e.caCertificate !== undefined ? { caCertificate: e.caCertificate } : {}) };
+            });
+            if (e.password !== undefined) this.password = pulumi.secret(e.password);
+            // Nothing to wait for: the server exists already.
+            this.ready = this;
+            this.registerOutputs({ connection: this.connection });
+            return;
+        }
+        if (!args.host) {
+            throw new ConfigError(component, "host", undefined, "expected the Host to install Redis on, or external settings of an existing server");
+        }
+        const s = resolveRedisSettings(component, args);
+        const host = args.host;
+        host.claimPorts(component, redisPortClaims(s));
+        this.settings = s;
+        this.host = host;
+
+        const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
+        const server = hostScript(childName(name, "server"), { host, script: redisInstallScript(s, component), timeout: "20m" }, { parent: this });
+        this.ready = hostScript(
+            childName(name, "secrets"),
+            { host, script: password.result.apply((pw) => redisPasswordScript(s, pw)), secret: true, after: [server] },
+            { parent: this },
+        );
+        this.connection = pulumi.output(args.reachableAt ?? "127.0.0.1").apply((h) => ({ host: h, port: s.port, tls: false }));
+        this.password = pulumi.secret(password.result);
+        this.registerOutputs({ connection: this.connection });
+    }
+}

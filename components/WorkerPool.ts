@@ -1,0 +1,226 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ConfigError } from "../src/model/errors";
+import { isLoopback } from "../src/model/redis";
+import {
+    WorkerCounts,
+    WorkerPeers,
+    WorkerPoolOptions,
+    WorkerPoolSettings,
+    WorkerSpec,
+    WorkerUpstream,
+    isMultiHost,
+    noRedisError,
+    poolHosts,
+    resolveWorkerPoolSettings,
+    workerPortClaims,
+    workerUpstreams,
+} from "../src/model/workers";
+import { synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
+import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../src/provision/workers";
+import { Host } from "./Host";
+import { RedisServer } from "./RedisServer";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
+
+/** Workers of one role with names, ports or a host of their own (the list form of `workers`). */
+export interface WorkerPoolWorker extends Omit<WorkerSpec, "host"> {
+    /** The Host they run on; it and Synapse's host need a `privateAddress`. Default: Synapse's host. */
+    host?: Host;
+}
+
+export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
+    /** The Synapse the workers belong to: its settings, host and secrets. It needs `replication` (the main process's replication listener). */
+    synapse: SynapseHomeserver;
+    /** The Redis every Synapse process talks through (required with workers). Default: none. */
+    redis?: RedisServer;
+    /**
+     * The workers: counts by role (`{ federation_reader: 2, client_reader: 1 }`),
+     * or a list of WorkerPoolWorker for names, ports and hosts of their own.
+     * Default one `federation_reader` and one `federation_sender`. None (`{}`)
+     * removes what an earlier pool wrote.
+     */
+    workers?: WorkerCounts | WorkerPoolWorker[];
+}
+
+/** `Host "name"` -> `name`. */
+function hostName(host: Host): string {
+    return /^Host "(.*)"$/.exec(host.label)?.[1] ?? host.label;
+}
+
+/**
+ * Synapse's workers: each worker's config and a systemd template unit, the
+ * shared worker config (instance_map, redis, stream writers, who sends
+ * federation, ...) every process reads after homeserver.yaml, the
+ * replication secret and Redis's password as secret files, and restarts
+ * that touch only what a change affects (see src/provision/workers.ts).
+ * Workers may run on other Hosts over a private network: Synapse is
+ * installed there too, and replication is opened only to the pool's hosts.
+ */
+export class WorkerPool extends pulumi.ComponentResource {
+    /** The pool's settings as plain values (names, roles, hosts, ports). */
+    readonly settings: WorkerPoolSettings;
+    /** Depend on this to run once every worker answers /health. */
+    readonly ready: pulumi.Resource;
+    /** The workers that serve requests and where, for a reverse proxy (see WORKER_ROUTES). */
+    readonly upstreams: pulumi.Output<WorkerUpstream[]>;
+
+    constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("WorkerPool"), name, {}, opts);
+        const component = `WorkerPool "${name}"`;
+        const synapse = args.synapse;
+        const mainHost = synapse.host;
+        const hosts = new Map<string, Host>([[mainHost.label, mainHost]]);
+        const workers = Array.isArray(args.workers)
+            ? args.workers.map(({ host, ...w }): WorkerSpec => {
+                  if (host) hosts.set(host.label, host);
+                  return { ...w, ...(host ? { host: host.label } : {}) };
+              })
+            : args.workers;
+        const s = resolveWorkerPoolSettings(component, { basePort: args.basePort, workers }, synapse.settings, mainHost.label);
+        this.settings = s;
+        const active = s.workers.length > 0;
+        if (active && !args.redis) throw noRedisError(component);
+        if (isMultiHost(s)) {
+            for (const label of poolHosts(s)) {
+                if (hosts.get(label)!.privateAddress !== undefined) continue;
+                const w = s.workers.find((x) => x.host === label);
+                throw new ConfigError(
+                    component,
+                    w ? `${w.setting}.host` : "synapse",
+                    label,
+                    `workers on other hosts than Synapse's reach each other over a private network: give ${label} a privateAddress (every host of the pool needs one)`,
+                );
+            }
+        }
+        for (const label of poolHosts(s)) hosts.get(label)!.claimPorts(component, workerPortClaims(s, label));
+
+        const labels = poolHosts(s);
+        const addresses = pulumi.all(labels.map((l) => hosts.get(l)!.privateAddress ?? pulumi.output(undefined)));
+        const peers: pulumi.Output<WorkerPeers | undefined> = !active
+            ? pulumi.output(undefined)
+            : pulumi.all([addresses, args.redis!.connection, synapse.peers]).apply(([addrs, redis, synapsePeers]) => {
+                  const privateAddresses = Object.fromEntries(labels.flatMap((l, i) => (addrs[i] !== undefined ? [[l, addrs[i] as string]] : [])));
+                  checkReachable(
+                      component,
+                      s,
+                      privateAddresses,
+                      synapse.settings.replication?.bindAddresses ?? [],
+                      redis.host,
+                      args.redis!,
+                      synapsePeers.database?.host,
+                  );
+                  return { privateAddresses, redis, redisPassword: args.redis!.password !== undefined };
+              });
+
+        const redisPassword = args.redis?.password ?? pulumi.output(undefined);
+        // Only a pool with workers has secrets (one without only removes an earlier pool's files).
+        const replicationSecret = active
+            ? new random.RandomPassword(childName(name, "replication-secret"), { length: 48, special: false }, { parent: this }).result
+            : pulumi.output("");
+        const secretsOn = (label: string, host: Host, after: pulumi.Resource[]) =>
+            hostScript(
+                childName(name, label === mainHost.label ? "secrets" : `${hostName(host)}-secrets`),
+                {
+                    host,
+                    script: pulumi
+                        .all([replicationSecret, redisPassword])
+                        .apply(([secret, pw]) =>
+                            workerSecretsScript(s, synapse.settings, label, { replicationSecret: secret, ...(pw !== undefined ? { redisPassword: pw } : {}) }),
+                        ),
+                    secret: true,
+                    after,
+                },
+                { parent: this },
+            );
+        const configOn = (label: string, host: Host, after: pulumi.Resource[]) =>
+            hostScript(
+                childName(name, label === mainHost.label ? "config" : `${hostName(host)}-config`),
+                {
+                    host,
+                    script: pulumi
+                        .all([peers, synapse.peers])
+                        .apply(([p, synapsePeers]) => workerConfigScript(s, synapse.settings, label, p, { component, synapsePeers })),
+                    after,
+                },
+                { parent: this },
+            );
+
+        const redisReady = args.redis ? [args.redis.ready] : [];
+        // Hosts of the pool's own: Synapse installed (its main process stays off), its secrets, and the senders stopped before the list changes.
+        const remote = labels.slice(1).map((label) => {
+            const host = hosts.get(label)!;
+            const install = hostScript(
+                childName(name, `${hostName(host)}-install`),
+                { host, script: host.os.apply((os) => synapseInstallScript(synapse.settings, os)), timeout: "40m" },
+                { parent: this },
+            );
+            const synapseSecrets = hostScript(
+                childName(name, `${hostName(host)}-synapse-secrets`),
+                { host, script: synapse.secrets.apply((v) => synapseSecretsScript(synapse.settings, v, component)), secret: true, after: [install] },
+                { parent: this },
+            );
+            const stop = hostScript(
+                childName(name, `${hostName(host)}-senders`),
+                { host, script: workerSendersStopScript(s), after: [install] },
+                { parent: this },
+            );
+            return { label, host, synapseSecrets, stop };
+        });
+        const mainSecrets = active ? [secretsOn(mainHost.label, mainHost, [synapse.ready, ...redisReady])] : [];
+        const mainConfig = configOn(mainHost.label, mainHost, [synapse.ready, ...mainSecrets, ...remote.map((r) => r.stop)]);
+        for (const r of remote) {
+            const secrets = secretsOn(r.label, r.host, [r.synapseSecrets, ...redisReady]);
+            configOn(r.label, r.host, [secrets, mainConfig]);
+        }
+        this.ready = remote.length ? this : mainConfig;
+
+        this.upstreams = peers.apply((p) => (p ? workerUpstreams(s, (h) => p.privateAddresses[h]) : []));
+        this.registerOutputs({ upstreams: this.upstreams });
+    }
+}
+
+/**
+ * With workers on several hosts, everything they dial must be reachable from
+ * each: the main process's replication listener on its private address,
+ * Redis and PostgreSQL not on loopback. Checked once the addresses are known,
+ * before any script is built.
+ */
+function checkReachable(
+    component: string,
+    s: WorkerPoolSettings,
+    addresses: Record<string, string>,
+    replicationBind: string[],
+    redisHost: string,
+    redis: RedisServer,
+    databaseHost: string | undefined,
+): void {
+    const redisElsewhere = redis.host !== undefined && redis.host.label !== s.mainHost;
+    if (isLoopback(redisHost) && (isMultiHost(s) || redisElsewhere)) {
+        throw new ConfigError(
+            component,
+            "redis",
+            redisHost,
+            "Synapse processes on other hosts than Redis's cannot reach it on loopback: give the RedisServer reachableAt (its private address, also in bindAddresses)",
+        );
+    }
+    if (!isMultiHost(s)) return;
+    const main = addresses[s.mainHost];
+    if (!replicationBind.includes(main)) {
+        throw new ConfigError(
+            component,
+            "synapse.replication.bindAddresses",
+            replicationBind,
+            `workers on other hosts call the main process at ${main}: add it to the SynapseHomeserver's replication.bindAddresses`,
+        );
+    }
+    if (databaseHost !== undefined && isLoopback(databaseHost)) {
+        throw new ConfigError(
+            component,
+            "synapse.database",
+            databaseHost,
+            "workers on other hosts cannot reach PostgreSQL on loopback: give the PostgresDatabase reachableAt (its private address) and allowedClients",
+        );
+    }
+}

@@ -1,0 +1,522 @@
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import { Host } from "../../components/Host";
+import { MatrixStack } from "../../components/MatrixStack";
+import { PostgresDatabase } from "../../components/PostgresDatabase";
+import { RedisServer } from "../../components/RedisServer";
+import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { WorkerPool } from "../../components/WorkerPool";
+import { SynapseSettings, resolveSynapseSettings } from "../../src/model/synapse";
+import { WORKER_ROUTES, routeRequest } from "../../src/model/workerRoutes";
+import {
+    DEFAULT_WORKERS,
+    WORKER_ROLES,
+    WORKER_ROLE_SPECS,
+    WorkerPoolOptions,
+    WorkerRole,
+    resolveWorkerPoolSettings,
+    servesRequests,
+    workerFirewallRules,
+} from "../../src/model/workers";
+import { sharedWorkerConfig, workerConfig } from "../../src/render/workers";
+import {
+    GOLDEN_REMOTE_WORKER_PEERS,
+    GOLDEN_WORKER_PEERS,
+    TEST_SSH_KEY,
+    goldenRemoteWorkerPool,
+    goldenWorkerPool,
+    goldenWorkerSynapse,
+    stackArgs,
+} from "./fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+
+/** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
+const REFERENCE_FEDERATION = [
+    "^/_matrix/federation/v1/version$",
+    "^/_matrix/federation/v1/event/",
+    "^/_matrix/federation/v1/state/",
+    "^/_matrix/federation/v1/state_ids/",
+    "^/_matrix/federation/v1/backfill/",
+    "^/_matrix/federation/v1/get_missing_events/",
+    "^/_matrix/federation/v1/publicRooms",
+    "^/_matrix/federation/v1/query/",
+    "^/_matrix/federation/v1/make_join/",
+    "^/_matrix/federation/v1/make_leave/",
+    "^/_matrix/federation/(v1|v2)/send_join/",
+    "^/_matrix/federation/(v1|v2)/send_leave/",
+    "^/_matrix/federation/v1/make_knock/",
+    "^/_matrix/federation/v1/send_knock/",
+    "^/_matrix/federation/(v1|v2)/invite/",
+    "^/_matrix/federation/v1/event_auth/",
+    "^/_matrix/federation/v1/timestamp_to_event/",
+    "^/_matrix/federation/v1/exchange_third_party_invite/",
+    "^/_matrix/federation/v1/user/devices/",
+    "^/_matrix/key/v2/query",
+    "^/_matrix/federation/v1/hierarchy/",
+    "^/_matrix/federation/v1/send/",
+];
+
+const synapse = () => goldenWorkerSynapse();
+const pool = (o: WorkerPoolOptions, s: SynapseSettings = synapse()) => resolveWorkerPoolSettings('WorkerPool "p"', o, s, 'Host "vm"');
+const only =
+    (...roles: WorkerRole[]) =>
+    (r: WorkerRole) =>
+        roles.includes(r);
+
+describe("the route table (WORKER_ROUTES)", () => {
+    it("every regex compiles and matches each of its examples", () => {
+        for (const r of WORKER_ROUTES) {
+            const re = new RegExp(r.pattern);
+            assert.ok(r.pattern.startsWith("^/"), r.pattern);
+            assert.ok(r.examples.length > 0, `${r.pattern} has no example`);
+            for (const e of r.examples) assert.match(e, re, `${r.pattern} does not match its example ${e}`);
+        }
+    });
+
+    it("no route is shadowed by an earlier one in nginx's first-match order", () => {
+        for (const [i, r] of WORKER_ROUTES.entries()) {
+            for (const e of r.examples) {
+                const first = WORKER_ROUTES.findIndex((x) => new RegExp(x.pattern).test(e));
+                assert.equal(
+                    first,
+                    i,
+                    `${e} (${r.pattern}, ${r.targets[0].role}) is taken by ${WORKER_ROUTES[first].pattern} (${WORKER_ROUTES[first].targets[0].role})`,
+                );
+            }
+        }
+        const patterns = WORKER_ROUTES.map((r) => r.pattern);
+        assert.deepEqual(
+            patterns.filter((p, i) => patterns.indexOf(p) !== i),
+            [],
+            "a pattern is listed twice",
+        );
+    });
+
+    it("has every federation path a federation reader serves, each routed to federation_reader", () => {
+        for (const p of REFERENCE_FEDERATION) {
+            const route = WORKER_ROUTES.find((r) => r.pattern === p);
+            assert.ok(route, `missing ${p}`);
+            assert.deepEqual(
+                route.targets.map((t) => t.role),
+                ["federation_reader"],
+                p,
+            );
+        }
+        assert.deepEqual(
+            WORKER_ROUTES.filter((r) => r.targets.some((t) => t.role === "federation_reader"))
+                .map((r) => r.pattern)
+                .sort(),
+            [...REFERENCE_FEDERATION].sort(),
+        );
+    });
+
+    it("sticks inbound transactions by source IP, sync by user, event sending and /messages by room, SSO to one process", () => {
+        const sticky = (path: string) => routeRequest(path, "GET", () => true).route?.sticky;
+        assert.equal(sticky("/_matrix/federation/v1/send/123"), "source_ip");
+        assert.equal(sticky("/_matrix/federation/v1/state/!r:example.com"), "none");
+        assert.equal(sticky("/_matrix/client/v3/sync"), "user");
+        assert.equal(sticky("/_matrix/client/r0/initialSync"), "user");
+        assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/send/m.room.message/1"), "room");
+        assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/messages"), "room");
+        assert.equal(sticky("/_matrix/client/v3/login/sso/redirect"), "single");
+        assert.equal(sticky("/_synapse/client/oidc/callback"), "single");
+    });
+
+    it("sends stream writers' paths to their writer, roles without workers fall back in order, then to the main process", () => {
+        const typing = "/_matrix/client/v3/rooms/!r:example.com/typing/@u:example.com";
+        assert.equal(routeRequest(typing, "PUT", only("typing", "client_reader")).role, "typing");
+        assert.equal(routeRequest(typing, "PUT", only("client_reader")).role, "main");
+        const devices = "/_matrix/client/v3/devices/ABC";
+        assert.equal(routeRequest(devices, "PUT", only("device_lists", "client_reader")).role, "device_lists");
+        assert.equal(routeRequest(devices, "PUT", only("client_reader")).role, "client_reader");
+        // Push rules: the writer takes every method; a client reader only reads.
+        const rules = "/_matrix/client/v3/pushrules/global/override/x";
+        assert.equal(routeRequest(rules, "PUT", only("client_reader")).role, "main");
+        assert.equal(routeRequest(rules, "GET", only("client_reader")).role, "client_reader");
+        assert.equal(routeRequest(rules, "PUT", only("push_rules", "client_reader")).role, "push_rules");
+        assert.equal(routeRequest("/_matrix/federation/v1/version", "GET", only()).role, "main");
+        assert.equal(routeRequest("/_synapse/admin/v1/register", "GET", () => true).role, "main");
+        assert.equal(routeRequest("/_matrix/media/v3/upload", "POST", only("media_repository")).role, "media_repository");
+    });
+
+    it("routes only to roles whose listener serves requests, and every such role has routes", () => {
+        const routed = new Set(WORKER_ROUTES.flatMap((r) => r.targets.map((t) => t.role)));
+        for (const role of routed) assert.ok(servesRequests(role), `${role} has routes but no request listener`);
+        for (const role of WORKER_ROLES.filter(servesRequests)) assert.ok(routed.has(role), `${role} serves requests but has no route`);
+        // Federation paths go to the federation resource, media to media, the rest to client.
+        for (const r of WORKER_ROUTES) {
+            for (const t of r.targets) {
+                const res = WORKER_ROLE_SPECS[t.role].resources;
+                assert.ok(res.length > 0, `${t.role}`);
+            }
+        }
+    });
+});
+
+describe("WorkerPool settings: Synapse's rules, with errors naming the setting, the value and what is valid", () => {
+    it("defaults to one federation_reader and one federation_sender, on stable default ports", () => {
+        const s = pool({});
+        assert.deepEqual(DEFAULT_WORKERS, { federation_reader: 1, federation_sender: 1 });
+        assert.deepEqual(
+            s.workers.map((w) => [w.name, w.role, w.port, w.metricsPort, w.replicationPort]),
+            [
+                ["federation_reader1", "federation_reader", 8100, 10100, undefined],
+                ["federation_sender1", "federation_sender", 8120, 10120, undefined],
+            ],
+        );
+        // A role's ports stay where they are when another role's count changes.
+        assert.equal(pool({ workers: { federation_reader: 5, federation_sender: 1 } }).workers.find((w) => w.role === "federation_sender")!.port, 8120);
+        assert.equal(pool({ workers: { typing: 1 } }).workers[0].replicationPort, 9320);
+    });
+
+    it("accepts every role; several instances where Synapse shares the work (receipts and device_lists have several writers)", () => {
+        const all = Object.fromEntries(WORKER_ROLES.map((r) => [r, WORKER_ROLE_SPECS[r].instances === "many" ? 2 : 1]));
+        const s = pool({ workers: all });
+        assert.equal(s.workers.length, WORKER_ROLES.length + WORKER_ROLES.filter((r) => WORKER_ROLE_SPECS[r].instances === "many").length);
+        assert.equal(WORKER_ROLE_SPECS.receipts.instances, "many");
+        assert.equal(WORKER_ROLE_SPECS.device_lists.instances, "many");
+        assert.equal(WORKER_ROLE_SPECS.event_persister.instances, "many");
+        for (const r of ["typing", "to_device", "account_data", "presence", "push_rules", "background", "user_dir", "appservice"] as const)
+            assert.equal(WORKER_ROLE_SPECS[r].instances, "one", r);
+    });
+
+    it("refuses a second instance of a role Synapse takes one of", () => {
+        assert.throws(
+            () => pool({ workers: { typing: 2 } }),
+            /WorkerPool "p": workers\.typing is 2; expected 0 or 1: Synapse takes exactly one typing worker \(stream_writers\.typing\)/,
+        );
+        assert.throws(
+            () => pool({ workers: [{ role: "background" }, { role: "background", name: "bg" }] }),
+            /workers\[1\]\.count is 1; workers\[0\] already has the background worker; Synapse takes exactly one \(run_background_tasks_on\)/,
+        );
+    });
+
+    it("refuses duplicate names, reserved and malformed names, unknown roles", () => {
+        assert.throws(
+            () =>
+                pool({
+                    workers: [
+                        { role: "federation_reader", name: "fed" },
+                        { role: "federation_sender", name: "fed" },
+                    ],
+                }),
+            /workers\[1\] is "fed"; the worker name fed is already used by workers\[0\]; worker names must be unique/,
+        );
+        assert.throws(
+            () => pool({ workers: [{ role: "client_reader", name: "main" }] }),
+            /workers\[0\]\.name is "main"; expected a worker name .* other than main and master/,
+        );
+        assert.throws(() => pool({ workers: [{ role: "client_reader", name: "Bad-Name" }] }), /workers\[0\]\.name is "Bad-Name"/);
+        assert.throws(
+            () => pool({ workers: { federation_writer: 1 } as never }),
+            /workers\.federation_writer is "federation_writer"; expected a role: one of federation_reader, /,
+        );
+        assert.throws(
+            () => pool({ workers: [{ role: "frontend_proxy" as WorkerRole }] }),
+            /workers\[0\]\.role is "frontend_proxy"; expected one of "federation_reader"/,
+        );
+        assert.throws(() => pool({ workers: { federation_reader: -1 } }), /workers\.federation_reader is -1; expected a whole number from 0 to 500/);
+    });
+
+    it("refuses ports that clash within the pool or do not fit", () => {
+        assert.throws(
+            () =>
+                pool({
+                    workers: [
+                        { role: "federation_reader", port: 9000 },
+                        { role: "client_reader", port: 9000 },
+                    ],
+                }),
+            /WorkerPool "p": worker client_reader1 http listener port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
+        );
+        assert.throws(
+            () => pool({ workers: [{ role: "federation_reader", port: 65000 }] }),
+            /workers\[0\] is 65000; worker federation_reader1's listeners would reach port 67000/,
+        );
+        assert.throws(
+            () => pool({ workers: { federation_reader: 21 } }),
+            /workers\.federation_reader is 21; with default ports a role has room for 20 workers \(8100-8119\)/,
+        );
+        assert.throws(() => pool({ basePort: 0 }), /basePort is 0; expected a whole number from 1 to 65535/);
+    });
+
+    it("refuses workers Synapse cannot have: SQLite, no replication listener, extraConfig of the pool's options; media workers on two hosts", () => {
+        const base = { serverName: "example.com", replication: {} };
+        assert.throws(
+            () => pool({}, resolveSynapseSettings("s", { ...base, sqlite: {} })),
+            /workers is \["federation_reader1","federation_sender1"\]; workers need PostgreSQL/,
+        );
+        assert.throws(
+            () => pool({}, resolveSynapseSettings("s", { serverName: "example.com" })),
+            /synapse\.replication is not set; workers need the main process's replication listener/,
+        );
+        assert.throws(
+            () => pool({}, resolveSynapseSettings("s", { ...base, extraConfig: { instance_map: {} } })),
+            /synapse\.extraConfig is \["instance_map"\]; instance_map is written by the WorkerPool/,
+        );
+        assert.throws(
+            () => pool({ workers: [{ role: "media_repository" }, { role: "media_repository", name: "m2", host: 'Host "w2"' }] }),
+            /workers\[1\]\.host is "Host \\"w2\\""; media_repository workers must all run on one host/,
+        );
+        assert.doesNotThrow(() => pool({ workers: {} }, resolveSynapseSettings("s", { serverName: "example.com", sqlite: {} })));
+    });
+});
+
+describe("the shared worker config", () => {
+    const s = goldenWorkerPool();
+    const config = sharedWorkerConfig(s, synapse(), GOLDEN_WORKER_PEERS);
+
+    it("has instance_map with the main process and every stream writer, redis with password_path, the replication secret's path", () => {
+        assert.deepEqual(config.instance_map, {
+            main: { host: "127.0.0.1", port: 9093 },
+            event_persister1: { host: "127.0.0.1", port: 9200 },
+            typing1: { host: "127.0.0.1", port: 9320 },
+        });
+        assert.deepEqual(config.redis, { enabled: true, host: "127.0.0.1", port: 6379, password_path: "/etc/matrix-synapse/secrets/redis_password" });
+        assert.equal(config.worker_replication_secret_path, "/etc/matrix-synapse/secrets/worker_replication_secret");
+        assert.deepEqual(config.stream_writers, { events: ["event_persister1"], typing: ["typing1"] });
+        assert.equal(config.run_background_tasks_on, "background1");
+        assert.equal(config.media_instance_running_background_jobs, "media_repository1");
+        assert.equal(config.enable_media_repo, false);
+        // The media worker turns its own media repository back on.
+        assert.equal(
+            workerConfig(
+                s,
+                s.workers.find((w) => w.role === "media_repository")!,
+                synapse(),
+                GOLDEN_WORKER_PEERS,
+            ).enable_media_repo,
+            true,
+        );
+    });
+
+    it("names pushers, the user directory and appservice workers; TLS and a CA for an external Redis", () => {
+        const p = pool({ workers: { pusher: 2, user_dir: 1, appservice: 1 } });
+        const c = sharedWorkerConfig(p, synapse(), {
+            ...GOLDEN_WORKER_PEERS,
+            redis: { host: "redis.example.com", port: 6380, tls: true, user: "synapse", caCertificate: "PEM" },
+        });
+        assert.deepEqual(c.pusher_instances, ["pusher1", "pusher2"]);
+        assert.equal(c.update_user_directory_from_worker, "user_dir1");
+        assert.equal(c.notify_appservices_from_worker, "appservice1");
+        assert.deepEqual(c.redis, {
+            enabled: true,
+            host: "redis.example.com",
+            port: 6380,
+            username: "synapse",
+            password_path: "/etc/matrix-synapse/secrets/redis_password",
+            use_tls: true,
+            ca_file: "/etc/matrix-synapse/redis-ca.pem",
+        });
+    });
+
+    it("uses no key current Synapse refuses, and the generic worker app only", () => {
+        const text = JSON.stringify([config, ...s.workers.map((w) => workerConfig(s, w, synapse(), GOLDEN_WORKER_PEERS))]);
+        for (const refused of ["worker_replication_host", "worker_replication_http_port", "worker_replication_port", "send_federation", "worker_daemonize"])
+            assert.ok(!text.includes(refused), refused);
+        assert.deepEqual([...new Set(s.workers.map((w) => workerConfig(s, w, synapse(), GOLDEN_WORKER_PEERS).worker_app))], ["synapse.app.generic_worker"]);
+    });
+
+    it("across hosts: instance_map on private addresses, replication opened to the pool's hosts only, requests to Synapse's host only", () => {
+        const r = goldenRemoteWorkerPool();
+        const c = sharedWorkerConfig(r, synapse(), GOLDEN_REMOTE_WORKER_PEERS);
+        assert.deepEqual(c.instance_map, { main: { host: "10.0.0.4", port: 9093 }, event_persister1: { host: "10.0.0.6", port: 9200 } });
+        const addr = (h: string) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h];
+        assert.deepEqual(
+            workerFirewallRules(r, 'Host "vm"', addr, 9093).map((x) => [x.port, x.sources]),
+            [[9093, ["10.0.0.6/32"]]],
+        );
+        assert.deepEqual(
+            workerFirewallRules(r, 'Host "w2"', addr, 9093).map((x) => [x.port, x.sources]),
+            [
+                [8100, ["10.0.0.4/32"]],
+                [8101, ["10.0.0.4/32"]],
+                [9200, ["10.0.0.4/32"]],
+            ],
+        );
+        assert.deepEqual(workerFirewallRules(goldenWorkerPool(), 'Host "vm"', addr, 9093), []);
+    });
+});
+
+describe("RedisServer and WorkerPool as components", () => {
+    const host = () => new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+    const synapseOn = (h: Host, extra: object = {}) =>
+        new SynapseHomeserver("synapse", { host: h, database: new PostgresDatabase("pg", { host: h }), serverName: "example.com", replication: {}, ...extra });
+
+    it("the default stack has Redis, one federation reader and one federation sender; their scripts run after Synapse's", async () => {
+        const { mocks, result } = await runWithMocks(
+            () => new MatrixStack("prod", stackArgs()),
+            (s) => [s.synapse.signingKeyId, s.workers!.upstreams],
+        );
+        const seq = (n: string) => mocks.byName(n).seq;
+        for (const n of ["prod-redis-server", "prod-redis-secrets", "prod-workers-secrets", "prod-workers-config"])
+            assert.ok(
+                mocks.resources.some((r) => r.name === n),
+                n,
+            );
+        assert.ok(seq("prod-redis-server") < seq("prod-redis-secrets"));
+        assert.ok(seq("prod-redis-secrets") < seq("prod-workers-secrets"));
+        assert.ok(seq("prod-synapse-config") < seq("prod-workers-secrets"));
+        assert.ok(seq("prod-workers-secrets") < seq("prod-workers-config"));
+        assert.deepEqual(
+            result.workers!.settings.workers.map((w) => w.name),
+            ["federation_reader1", "federation_sender1"],
+        );
+        assert.deepEqual(await valueOf(result.workers!.upstreams), [{ name: "federation_reader1", role: "federation_reader", url: "http://127.0.0.1:8100" }]);
+        const hs = String(mocks.byName("prod-synapse-config").inputs.stdin);
+        assert.match(hs, /- port: 9093\n {4}bind_addresses:\n {6}- 127\.0\.0\.1\n {4}type: http\n {4}resources:\n {6}- names:\n {10}- replication/);
+        const config = String(mocks.byName("prod-workers-config").inputs.stdin);
+        assert.match(config, /federation_sender_instances:\n {2}- federation_sender1/);
+        assert.match(config, /password_path: \/etc\/matrix-synapse\/secrets\/redis_password/);
+        // Secrets travel only in the secret commands.
+        assert.ok(mocks.byName("prod-workers-secrets").secretInputs.includes("stdin"));
+        assert.equal(mocks.byName("prod-workers-secrets").inputs.logging, "none");
+        assert.ok(mocks.byName("prod-redis-secrets").secretInputs.includes("stdin"));
+        assert.doesNotMatch(String(mocks.byName("prod-redis-server").inputs.stdin), /requirepass [A-Za-z0-9]/);
+    });
+
+    it("a change of workers re-runs only the pool's config command", async () => {
+        const stdin = async (args: ReturnType<typeof stackArgs>) => {
+            const { mocks } = await runWithMocks(
+                () => new MatrixStack("prod", args),
+                (s) => [s.synapse.signingKeyId],
+            );
+            return Object.fromEntries(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, String(r.inputs.stdin)]));
+        };
+        const before = await stdin(stackArgs());
+        const after = await stdin({ ...stackArgs(), workers: { workers: { federation_reader: 2, federation_sender: 1 } } });
+        assert.deepEqual(
+            Object.keys(after).filter((k) => after[k] !== before[k]),
+            ["prod-workers-config"],
+        );
+    });
+
+    it("without workers ({}), no Redis and no replication listener; the pool only removes an earlier pool's files", async () => {
+        const { mocks } = await runWithMocks(
+            () => new MatrixStack("prod", { ...stackArgs(), workers: { workers: {} } }),
+            (s) => [s.synapse.signingKeyId],
+        );
+        assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-redis")));
+        assert.ok(!mocks.resources.some((r) => r.name === "prod-workers-secrets"));
+        assert.doesNotMatch(String(mocks.byName("prod-synapse-config").inputs.stdin), /replication/);
+        assert.match(String(mocks.byName("prod-workers-config").inputs.stdin), /^pm_prune workers-shared$/m);
+        const sqlite = await runWithMocks(
+            () => new MatrixStack("lite", { ...stackArgs({ sqlite: {} }), postgres: undefined }),
+            (s) => [s.synapse.signingKeyId],
+        );
+        assert.ok(!sqlite.mocks.resources.some((r) => /workers|redis/.test(r.name)), "SQLite: no workers by default");
+    });
+
+    it("bad input fails before anything is built: no Redis, a port taken on the host, Redis settings without workers, workers with SQLite", async () => {
+        await runWithMocks(() => {
+            const h = host();
+            const s = synapseOn(h);
+            assert.throws(
+                () => new WorkerPool("w", { synapse: s }),
+                /WorkerPool "w": redis is not set; workers talk to each other through Redis: give the WorkerPool a RedisServer/,
+            );
+            const redis = new RedisServer("r", { host: h });
+            assert.throws(
+                () => new WorkerPool("w2", { synapse: s, redis, workers: [{ role: "federation_reader", port: 5432 }] }),
+                /WorkerPool "w2": worker federation_reader1 http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+            );
+            assert.throws(
+                () => new RedisServer("r2", { host: h }),
+                /RedisServer "r2": redis port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/,
+            );
+            assert.throws(
+                () => new RedisServer("r3", { host: h, external: { host: "redis.example.com" } }),
+                /RedisServer "r3": host is set together with external; choose one/,
+            );
+        });
+        assert.throws(
+            () => new MatrixStack("x", { ...stackArgs(), workers: { workers: {} }, redis: { maxMemoryMb: 512 } }),
+            /MatrixStack "x": redis\.maxMemoryMb is set; Redis serves only Synapse's workers, and there are none/,
+        );
+        assert.throws(
+            () => new MatrixStack("y", { ...stackArgs({ sqlite: {} }), postgres: undefined, workers: { workers: { federation_reader: 1 } } }),
+            /WorkerPool "y-workers": workers is \["federation_reader1"\]; workers need PostgreSQL/,
+        );
+        assert.throws(
+            () => new MatrixStack("z", { ...stackArgs(), workers: { workers: { federation_reader: 1, federation_sender: 1 }, basePort: 5432 } }),
+            /WorkerPool "z-workers": worker federation_reader1 http listener port is 5432; PostgresDatabase "z-postgres" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "z-host"/,
+        );
+    });
+
+    it("a worker on another host needs both hosts' private addresses; then Synapse is installed there and replication is opened to the pool only", async () => {
+        await runWithMocks(() => {
+            const h = host();
+            const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const s = synapseOn(h);
+            const redis = new RedisServer("r", { host: h });
+            assert.throws(
+                () => new WorkerPool("w", { synapse: s, redis, workers: [{ role: "federation_reader", host: w2 }] }),
+                /WorkerPool "w": synapse is "Host \\"vm\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "vm" a privateAddress/,
+            );
+            const h2 = new Host("vm2", { host: "203.0.113.12", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
+            const s2 = new SynapseHomeserver("synapse2", {
+                host: h2,
+                database: new PostgresDatabase("pg2", { host: h2 }),
+                serverName: "example.com",
+                replication: {},
+            });
+            assert.throws(
+                () => new WorkerPool("w3", { synapse: s2, redis: new RedisServer("r2", { host: h2 }), workers: [{ role: "federation_reader", host: w2 }] }),
+                /WorkerPool "w3": workers\[0\]\.host is "Host \\"w2\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "w2" a privateAddress/,
+            );
+        });
+        const { mocks } = await runWithMocks(
+            () => {
+                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
+                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
+                const db = new PostgresDatabase("pg", {
+                    host: h,
+                    listenAddresses: ["127.0.0.1", "10.0.0.4"],
+                    allowedClients: ["10.0.0.6/32"],
+                    reachableAt: "10.0.0.4",
+                });
+                const s = new SynapseHomeserver("synapse", {
+                    host: h,
+                    database: db,
+                    serverName: "example.com",
+                    installMethod: "pip",
+                    replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
+                });
+                const redis = new RedisServer("r", {
+                    host: h,
+                    bindAddresses: ["127.0.0.1", "10.0.0.4"],
+                    allowedClients: ["10.0.0.6/32"],
+                    reachableAt: "10.0.0.4",
+                });
+                return new WorkerPool("w", { synapse: s, redis, workers: [{ role: "federation_sender" }, { role: "federation_reader", count: 2, host: w2 }] });
+            },
+            (p) => [p.upstreams],
+        );
+        const names = mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name);
+        for (const n of ["w-w2-install", "w-w2-synapse-secrets", "w-w2-senders", "w-w2-secrets", "w-w2-config", "w-secrets", "w-config"])
+            assert.ok(names.includes(n), n);
+        const seq = (n: string) => mocks.byName(n).seq;
+        assert.ok(seq("w-w2-senders") < seq("w-config"), "remote senders stop before the main host's config");
+        assert.ok(seq("w-config") < seq("w-w2-config"), "the main host first");
+        assert.equal((mocks.byName("w-w2-config").inputs.connection as { host: string }).host, "203.0.113.11");
+        const remote = String(mocks.byName("w-w2-config").inputs.stdin);
+        assert.match(remote, /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 8100 accept/);
+        assert.match(remote, /systemctl disable --now -q matrix-synapse\.service/);
+        assert.match(String(mocks.byName("w-config").inputs.stdin), /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.6\/32 \} tcp dport 9093 accept/);
+        assert.match(String(mocks.byName("w-config").inputs.stdin), /instance_map:\n {2}main:\n {4}host: 10\.0\.0\.4/);
+        assert.ok(mocks.byName("w-w2-synapse-secrets").secretInputs.includes("stdin"));
+    });
+
+    it("across hosts, Redis, PostgreSQL and the replication listener on loopback are refused once the addresses are known", async () => {
+        const mocks = new RecordingMocks();
+        await pulumi.runtime.setMocks(mocks, "matrix", "test", false);
+        const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
+        const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
+        const s = new SynapseHomeserver("synapse", { host: h, database: new PostgresDatabase("pg", { host: h }), serverName: "example.com", replication: {} });
+        const pool = new WorkerPool("w", { synapse: s, redis: new RedisServer("r", { host: h }), workers: [{ role: "federation_reader", host: w2 }] });
+        await assert.rejects(
+            valueOf(pool.upstreams),
+            /WorkerPool "w": redis is "127\.0\.0\.1"; Synapse processes on other hosts than Redis's cannot reach it on loopback/,
+        );
+    });
+});

@@ -79,6 +79,7 @@ export function hostProbe(
             create: args.probe,
             addPreviousOutputInEnv: false,
         },
-        { parent: opts.parent, customTimeouts: { create: args.timeout } },
+        // An update (a changed connection, e.g. a replaced VM) dials again: bounded the same way.
+        { parent: opts.parent, customTimeouts: { create: args.timeout, update: args.timeout } },
     );
 }

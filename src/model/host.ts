@@ -170,7 +170,11 @@ export interface HostOptions {
     port?: number;
     /** Login user: root, or a user with passwordless sudo (e.g. `debian`, `ubuntu`). Default `root`. */
     user?: string;
-    /** How long to wait for SSH and cloud-init on a freshly booted VM, like `20m`, `900s` or `1h`. Default `20m`. */
+    /**
+     * How long to wait for SSH and cloud-init on a freshly booted VM (or after a connection change), like `20m`,
+     * `900s` or `1h`. Default `20m`. Every failed dial is retried until then, a refused key too: a deployment that
+     * waits this long on its first step usually has the wrong address, port, user or key.
+     */
     bootTimeout?: string;
     /** Default-deny inbound firewall (nftables). Default enabled. */
     firewall?: {

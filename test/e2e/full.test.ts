@@ -159,7 +159,8 @@ full("e2e full (real engine)", function () {
             await vm.stop();
             vm = await bootVm({ name: "full-b", memoryMb: 3072, log });
             const c = vm.connection();
-            await stack.setConfig({ sshHost: c.host, sshPort: String(c.port), sshHostKey: c.hostKey });
+            // The harness gives every VM its own client key, as a rebuilt cloud VM may have.
+            await stack.setConfig({ sshHost: c.host, sshPort: String(c.port), sshHostKey: c.hostKey, sshPrivateKey: { secret: c.privateKey } });
             const up = await stack.up("up onto a replaced VM");
             timings.push(`up onto a replaced VM: ${up.seconds} s`);
             await vm.exec("systemctl stop matrix-synapse.service");

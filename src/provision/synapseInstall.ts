@@ -74,16 +74,20 @@ const KEYRING_CHECK = lines([
  * which debhelper's `deb-systemd-invoke` and `invoke-rc.d` obey), under the
  * same lock as `pm_apt`, so no other script's install is affected. A
  * policy-rc.d the host already had is put back afterwards, also on failure.
+ * apt's standard output is kept in a temp file and shown only when the
+ * install fails: apt runs dpkg on a pseudo-terminal and copies everything
+ * dpkg and the maintainer scripts print there, their errors included.
  */
 const QUIET_INSTALL = lines([
     "pm_apt_install_quietly() (",
     `    flock -w 1800 9`,
     "    pm_policy=/usr/sbin/policy-rc.d",
     '    if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi',
-    '    trap \'if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi\' EXIT',
+    '    trap \'rm -f "${pm_log:-}"; if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi\' EXIT',
     "    printf '#!/bin/sh\\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\\nexit 101\\n' >\"$pm_policy\"",
     '    chmod 0755 "$pm_policy"',
-    '    apt-get -o DPkg::Lock::Timeout=600 install "$@"',
+    "    pm_log=$(mktemp)",
+    '    if ! apt-get -o DPkg::Lock::Timeout=600 install "$@" >"$pm_log"; then cat "$pm_log" >&2; echo "apt-get install $* failed: apt\'s output is above" >&2; exit 1; fi',
     `) 9>${STATE_DIR}/apt.lock`,
 ]);
 
@@ -206,7 +210,7 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
         sh`    printf '%s\n' ${`${n.package} matrix-synapse/server-name string ${s.serverName}`} ${`${n.package} matrix-synapse/report-stats boolean ${s.reportStats}`} | debconf-set-selections`,
         sh`    pm_had_key=0; if [ -e ${f.signingKey} ]; then pm_had_key=1; fi`,
         sh`    pm_apt update -q >/dev/null`,
-        sh`    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold ${n.package}"=$pm_exact" >/dev/null`,
+        sh`    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold ${n.package}"=$pm_exact"`,
         sh`    apt-mark hold ${n.package} >/dev/null`,
         sh`    pm_got=$(dpkg-query -W -f='${param("db:Status-Status")} ${param("Version")}' ${n.package} 2>/dev/null || true)`,
         sh`    if [ "$pm_got" != "installed $pm_exact" ]; then echo ${`${n.package}: dpkg reports`}" '$pm_got' after the install, expected 'installed $pm_exact'" >&2; exit 1; fi`,

@@ -104,10 +104,11 @@ pm_apt_install_quietly() (
     flock -w 1800 9
     pm_policy=/usr/sbin/policy-rc.d
     if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi
-    trap 'if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi' EXIT
+    trap 'rm -f "${pm_log:-}"; if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi' EXIT
     printf '#!/bin/sh\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\nexit 101\n' >"$pm_policy"
     chmod 0755 "$pm_policy"
-    apt-get -o DPkg::Lock::Timeout=600 install "$@"
+    pm_log=$(mktemp)
+    if ! apt-get -o DPkg::Lock::Timeout=600 install "$@" >"$pm_log"; then cat "$pm_log" >&2; echo "apt-get install $* failed: apt's output is above" >&2; exit 1; fi
 ) 9>/var/lib/pulumi-matrix/apt.lock
 pm_apt_install ca-certificates curl gnupg adduser
 if ! pm_deb_present matrix-synapse-py3 && [ -e /opt/venvs/matrix-synapse/bin/python ]; then
@@ -197,7 +198,7 @@ if [ -n "$pm_exact" ]; then
     printf '%s\n' 'matrix-synapse-py3 matrix-synapse/server-name string example.com' 'matrix-synapse-py3 matrix-synapse/report-stats boolean false' | debconf-set-selections
     pm_had_key=0; if [ -e /etc/matrix-synapse/homeserver.signing.key ]; then pm_had_key=1; fi
     pm_apt update -q >/dev/null
-    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold matrix-synapse-py3"=$pm_exact" >/dev/null
+    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold matrix-synapse-py3"=$pm_exact"
     apt-mark hold matrix-synapse-py3 >/dev/null
     pm_got=$(dpkg-query -W -f='${db:Status-Status} ${Version}' matrix-synapse-py3 2>/dev/null || true)
     if [ "$pm_got" != "installed $pm_exact" ]; then echo 'matrix-synapse-py3: dpkg reports'" '$pm_got' after the install, expected 'installed $pm_exact'" >&2; exit 1; fi

@@ -1,0 +1,351 @@
+/**
+ * E2E apt (in CI): installMethod "apt" on a fresh VM through the real engine.
+ * A signed apt repository on this machine's loopback (the apt integration
+ * test's builders: a test `matrix-synapse-py3` made with debhelper, with
+ * matrix.org's maintainer behaviour and a real Synapse virtualenv as its
+ * payload) is reached from the VM at 10.0.2.2, qemu's alias of this
+ * machine's loopback. An inline program deploys Host, PostgresDatabase and
+ * SynapseHomeserver; then the package, Synapse's starts (the journal against
+ * dpkg's log), owners and modes, the unit's enablement, a second `up` that
+ * changes nothing, and an upgrade to the next build through a version change.
+ *
+ * Run alone: npx mocha --config test/e2e/.mocharc.json test/e2e/apt.test.ts
+ * (as root; needs scripts/e2e-deps.sh and scripts/integration-deps.sh).
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { Host, PostgresDatabase, SynapseHomeserver } from "../../src/index";
+import { AptRepository } from "../../src/model/install";
+import { Vm, bootVm, ensureBaseImage } from "./harness";
+import { startTimestamps } from "./deploy";
+import { InlineStack, InlineUp, inlineStack, useEngine } from "./engine";
+import {
+    AptTestRepository,
+    ROOT_SUITE,
+    TestKey,
+    buildKeyringPackage,
+    buildSynapsePackage,
+    makeTestKey,
+    startAptRepository,
+} from "../integration/support/aptRepo";
+import { ensureSynapseVenv } from "../integration/support/synapse-venv";
+
+const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
+/** The first install, and the upgrade (the library's default release): both cached virtualenvs of the apt integration test. */
+const V1 = "1.163.1";
+const V2 = "1.163.2";
+const build = (v: string) => `${v}+${ROOT_SUITE}1`;
+const PKG = "matrix-synapse-py3";
+/** The guest reaches this machine's 127.0.0.1 at 10.0.2.2 (qemu user networking). */
+const HOST_FROM_GUEST = "10.0.2.2";
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service"];
+/** systemd's message ids of a unit's start and stop jobs ("Starting ..."/"Stopping ..."), logged for every start, restart and stop. */
+const UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5";
+const UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f";
+/** Resource names of the inline program (`<component>-<role>`). */
+const INSTALL = "apt-synapse-install";
+const CONFIG = "apt-synapse-config";
+
+/** Seconds of a duration as the CLI prints it after a step (`45s`, `2m3s`, `1h0m5s`). */
+function seconds(d: string): number {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(d);
+    if (!m || d === "") throw new Error(`not a duration: ${d}`);
+    return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+/** How long a command's step took, from the CLI's line `command:remote:Command <name> created (2m3s)`. */
+function stepSeconds(up: InlineUp, name: string): number {
+    const all = [...up.stdout.matchAll(new RegExp(`command:remote:Command ${name} (?:created|updated) \\(([0-9hms.]+)\\)`, "g"))];
+    assert.ok(all.length > 0, `the CLI's output has no finished step of ${name}`);
+    return seconds(all[all.length - 1][1]);
+}
+
+/** What each command printed, by resource name, from the state (the CLI's progress lines may skip some). */
+async function commandOutputs(stack: InlineStack): Promise<Map<string, { stdout: string; stderr: string }>> {
+    const r = await stack.cli(["stack", "export"]);
+    assert.equal(r.code, 0, r.stderr);
+    const resources = (JSON.parse(r.stdout) as { deployment: { resources: { type: string; urn: string; outputs?: { stdout?: unknown; stderr?: unknown } }[] } })
+        .deployment.resources;
+    return new Map(
+        resources
+            .filter((x) => x.type === "command:remote:Command" && typeof x.outputs?.stdout === "string")
+            .map((x) => [x.urn.split("::").pop()!, { stdout: String(x.outputs!.stdout), stderr: String(x.outputs!.stderr ?? "") }]),
+    );
+}
+
+describe("e2e apt: installMethod apt from a signed repository on this machine, fresh VM through the real engine", function () {
+    this.timeout(60 * 60_000);
+    let vm: Vm;
+    let repo: AptTestRepository;
+    let key: TestKey;
+    let debs: Record<string, string>;
+    let keyringDeb: string;
+    let aptRepository: AptRepository;
+    let stack: InlineStack;
+    let first: InlineUp;
+    /** The install step's output after the first up. */
+    let installed: { stdout: string; stderr: string };
+    /** How many apt runs history.log had before the first up, and after it. */
+    const aptRunsBefore = { first: 0, upgrade: 0 };
+    /** The version the program deploys: the upgrade changes it. */
+    let version = V1;
+    const timings: string[] = [];
+
+    /** dpkg's runs of the package: [first line, `status installed` line] in epoch seconds (dpkg's log has whole seconds). */
+    const dpkgWindows = async (): Promise<{ from: number; to: number; version: string }[]> => {
+        const r = await vm.exec(`grep -E ' ${PKG}(:amd64)? ' /var/log/dpkg.log | while read -r d t rest; do echo "$(date -d "$d $t" +%s) $rest"; done`);
+        const out: { from: number; to: number; version: string }[] = [];
+        let from: number | undefined;
+        for (const line of r.stdout.trim().split("\n")) {
+            const [ts, action, ...rest] = line.split(" ");
+            if (action === "install" || action === "upgrade") from = Number(ts);
+            if (action === "status" && rest[0] === "installed" && from !== undefined) {
+                out.push({ from, to: Number(ts), version: rest[2] });
+                from = undefined;
+            }
+        }
+        return out;
+    };
+    /** systemd's start and stop jobs of matrix-synapse.service, in epoch seconds (fractional). */
+    const unitJobs = async (): Promise<{ kind: "start" | "stop"; at: number; message: string }[]> => {
+        const r = await vm.exec("journalctl -o json --no-pager --output-fields=MESSAGE_ID,MESSAGE UNIT=matrix-synapse.service");
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout
+            .trim()
+            .split("\n")
+            .filter((l) => l.trim())
+            .map((l) => JSON.parse(l) as { MESSAGE_ID?: string; MESSAGE?: string; __REALTIME_TIMESTAMP: string })
+            .filter((e) => e.MESSAGE_ID === UNIT_STARTING || e.MESSAGE_ID === UNIT_STOPPING)
+            .map((e) => ({
+                kind: e.MESSAGE_ID === UNIT_STARTING ? ("start" as const) : ("stop" as const),
+                at: Number(e.__REALTIME_TIMESTAMP) / 1e6,
+                message: String(e.MESSAGE),
+            }));
+    };
+    /** No start or stop of Synapse while dpkg worked on its package. */
+    const assertNoJobDuringDpkg = (jobs: { kind: string; at: number; message: string }[], windows: { from: number; to: number }[]) => {
+        for (const j of jobs)
+            for (const w of windows)
+                assert.ok(
+                    Math.floor(j.at) < w.from || Math.floor(j.at) > w.to,
+                    `${j.kind} of matrix-synapse.service at ${j.at} while dpkg worked on ${PKG} (${w.from}..${w.to}): ${j.message}`,
+                );
+    };
+    /** How many runs apt's history.log has. */
+    const aptRunCount = async () => Number((await vm.exec("grep -c '^End-Date:' /var/log/apt/history.log || true")).stdout.trim() || 0);
+    /** apt's runs on the VM (history.log) from the `since`th on: start offset, duration and what they installed, for the timings. */
+    const aptRuns = async (since: number): Promise<string> => {
+        const r = await vm.exec(
+            'awk \'/^Start-Date:/ { s = $2 " " $3 } /^Commandline:/ { sub(/^Commandline: /, ""); c = $0 } /^End-Date:/ { print s "|" $2 " " $3 "|" c }\' /var/log/apt/history.log',
+        );
+        const runs = r.stdout
+            .trim()
+            .split("\n")
+            .filter((l) => l)
+            .map((l) => {
+                const [start, end, cmd] = l.split("|");
+                const words = cmd.split(" ");
+                const what = words.filter((w, i) => i > words.indexOf("install") && !w.startsWith("-") && words[i - 1] !== "-o");
+                return { start: Date.parse(start.replace(" ", "T")) / 1000, end: Date.parse(end.replace(" ", "T")) / 1000, what: what.join(" ") };
+            })
+            .slice(since);
+        const t0 = runs[0]?.start ?? 0;
+        return runs.map((x) => `+${x.start - t0} s ${x.end - x.start} s ${x.what}`).join("; ");
+    };
+    /** What dpkg and the maintainer scripts printed during apt's runs (apt runs dpkg on a pseudo-terminal and logs it here). */
+    const termLog = async () => (await vm.exec("cat /var/log/apt/term.log")).stdout.replace(/\r/g, "");
+    const dpkgStatus = async () => (await vm.exec(`dpkg-query -W -f='\${Status} \${Version}' ${PKG}`)).stdout.trim();
+    const serverVersion = async () => {
+        const r = await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/federation/v1/version");
+        assert.equal(r.code, 0, r.stderr);
+        return (JSON.parse(r.stdout) as { server: { name: string; version: string } }).server;
+    };
+
+    before(async function () {
+        for (const tool of ["dpkg-buildpackage", "dh", "apt-ftparchive", "gpg"]) {
+            try {
+                execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+            } catch {
+                throw new Error(`${tool} is missing: this suite builds its apt repository like the apt integration test (run scripts/integration-deps.sh)`);
+            }
+        }
+        useEngine(log);
+        const t0 = Date.now();
+        const img = await ensureBaseImage(log);
+        timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
+        // The repository is built on this machine while the VM boots.
+        const t1 = Date.now();
+        const prepared = (async () => {
+            const [venv1, venv2, r, k] = await Promise.all([ensureSynapseVenv(V1), ensureSynapseVenv(V2), startAptRepository(), makeTestKey("repo")]);
+            [repo, key] = [r, k];
+            const [d1, d2, kd] = await Promise.all([
+                buildSynapsePackage(build(V1), venv1, repo.pool),
+                buildSynapsePackage(build(V2), venv2, repo.pool),
+                buildKeyringPackage("2026.01.01", key.keyring, repo.pool),
+            ]);
+            debs = { [V1]: d1, [V2]: d2 };
+            keyringDeb = kd;
+            fs.copyFileSync(key.keyring, path.join(repo.dir, "keyring.gpg"));
+            // Like matrix.org's: the index lists one build of Synapse.
+            await repo.publish([debs[V1], keyringDeb], key);
+            const mb = Math.round(fs.statSync(d1).size / 1e6);
+            timings.push(`repository (2 Synapse builds of ${mb} MB, keyring, signed index): ${Math.round((Date.now() - t1) / 1000)} s`);
+        })();
+        const booted = bootVm({ name: "apt", memoryMb: 3072, log }).then((v) => {
+            vm = v;
+            timings.push(`boot to SSH: ${v.bootSeconds} s (${v.accel})`);
+        });
+        await Promise.all([prepared, booted]);
+        const base = repo.base.replace("127.0.0.1", HOST_FROM_GUEST);
+        aptRepository = { url: repo.url.replace(repo.base, base), keyringUrl: `${base}keyring.gpg`, fingerprint: key.fingerprint };
+        aptRunsBefore.first = await aptRunCount();
+        const c = vm.connection();
+        stack = await inlineStack(async () => {
+            const host = new Host("apt-host", {
+                host: c.host,
+                port: c.port,
+                user: c.user,
+                privateKey: c.privateKey,
+                hostKey: c.hostKey,
+                ntpServers: [HOST_FROM_GUEST],
+                // The smoke suite covers it; here it would only cost minutes of emulation.
+                unattendedUpgrades: false,
+            });
+            const database = new PostgresDatabase("apt-postgres", { host });
+            const synapse = new SynapseHomeserver("apt-synapse", { host, database, serverName: "matrix.test", installMethod: "apt", aptRepository, version });
+            return { serverName: synapse.serverName, version: synapse.version, signingKeyId: synapse.signingKeyId };
+        }, log);
+    });
+
+    after(async function () {
+        for (const t of timings) log(`timing: ${t}`);
+        await vm?.stop();
+        await repo?.stop();
+    });
+
+    it(`deploys Host, PostgreSQL and Synapse ${V1} with installMethod "apt" from the repository at ${HOST_FROM_GUEST}`, async function () {
+        first = await stack.up(`first up (apt, ${V1})`);
+        timings.push(`first up: ${first.seconds} s`);
+        timings.push(`Synapse install step (apt, first install): ${stepSeconds(first, INSTALL)} s`);
+        for (const name of ["apt-host-bootstrap", "apt-postgres-server", CONFIG]) timings.push(`${name}: ${stepSeconds(first, name)} s`);
+        const [w] = await dpkgWindows();
+        timings.push(`dpkg unpack + configure of ${PKG} ${w.version}: ${w.to - w.from} s`);
+        timings.push(`apt-get install runs of the first up (start, duration, packages): ${await aptRuns(aptRunsBefore.first)}`);
+        aptRunsBefore.upgrade = await aptRunCount();
+        assert.equal(first.outputs.version, V1);
+        installed = (await commandOutputs(stack)).get(INSTALL)!;
+        assert.match(
+            installed.stdout,
+            new RegExp(`^Synapse ${build(V1).replace(/[.+]/g, "\\$&")} installed from ${aptRepository.url.replace(/[.:/]/g, "\\$&")} `, "m"),
+        );
+    });
+
+    it("dpkg has exactly the pinned build, installed and held; the keyring package too", async function () {
+        assert.equal(await dpkgStatus(), `hold ok installed ${build(V1)}`);
+        assert.equal((await vm.exec("apt-mark showhold")).stdout.trim(), PKG);
+        assert.equal((await vm.exec("dpkg-query -W -f='${db:Status-Status} ${Version}' matrix-org-archive-keyring")).stdout, "installed 2026.01.01");
+        const source = await vm.exec("cat /etc/apt/sources.list.d/matrix-org.list");
+        assert.equal(source.stdout, `deb [signed-by=/usr/share/keyrings/matrix-org-archive-keyring.gpg] ${aptRepository.url} ${ROOT_SUITE} main\n`);
+    });
+
+    it(`answers /health; the federation version endpoint reports ${V1}`, async function () {
+        assert.equal((await vm.exec("curl -fsS http://127.0.0.1:8008/health")).stdout, "OK");
+        assert.deepEqual(await serverVersion(), { name: "Synapse", version: V1 });
+    });
+
+    it("the package's maintainer scripts started nothing: their start was refused; Synapse started once, from the library's step, after dpkg", async function () {
+        // apt runs dpkg on a terminal of its own: the maintainer scripts' output is in apt's terminal log.
+        assert.match(await termLog(), /^\/usr\/sbin\/policy-rc\.d returned 101, not running 'start matrix-synapse\.service'$/m);
+        assert.equal((await vm.exec("test -e /usr/sbin/policy-rc.d")).code, 1, "policy-rc.d was left behind");
+        const jobs = await unitJobs();
+        const windows = await dpkgWindows();
+        assert.equal(windows.length, 1, JSON.stringify(windows));
+        assert.deepEqual(
+            jobs.map((j) => j.kind),
+            ["start"],
+            jobs.map((j) => j.message).join("\n"),
+        );
+        assert.ok(jobs[0].at > windows[0].to, "Synapse started before dpkg had finished");
+        assertNoJobDuringDpkg(jobs, windows);
+        assert.equal((await vm.exec("systemctl show -p NRestarts --value matrix-synapse.service")).stdout.trim(), "0");
+        // What a start on the package's default config would have left.
+        assert.equal((await vm.exec("test -e /var/lib/matrix-synapse/homeserver.db")).code, 1, "a SQLite file of the package's default config");
+        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, "", "conf.d holds the package's files");
+    });
+
+    it("/etc/matrix-synapse is root:matrix-synapse 0750, /var/lib/matrix-synapse matrix-synapse 0750 (dpkg statoverrides)", async function () {
+        const r = await vm.exec("stat -c '%U:%G %a' /etc/matrix-synapse /var/lib/matrix-synapse");
+        assert.equal(r.stdout, "root:matrix-synapse 750\nmatrix-synapse:matrix-synapse 750\n");
+        const overrides = await vm.exec("dpkg-statoverride --list /etc/matrix-synapse /var/lib/matrix-synapse | sort");
+        assert.equal(overrides.stdout, "matrix-synapse matrix-synapse 750 /var/lib/matrix-synapse\nroot matrix-synapse 750 /etc/matrix-synapse\n");
+    });
+
+    it("the package's unit is not enabled under multi-user.target; Synapse is wanted by matrix-synapse.target only", async function () {
+        assert.equal((await vm.exec("test -e /etc/systemd/system/multi-user.target.wants/matrix-synapse.service")).code, 1);
+        assert.equal((await vm.exec("systemctl show -p WantedBy --value matrix-synapse.service")).stdout.trim(), "matrix-synapse.target");
+        assert.match(installed.stdout, /removed \/etc\/systemd\/system\/multi-user\.target\.wants\/matrix-synapse\.service/);
+    });
+
+    it("a second `up` reports no change, runs no command and restarts nothing", async function () {
+        const before = await startTimestamps(vm, UNITS);
+        const again = await stack.up("second up (no change)");
+        timings.push(`second up (no change): ${again.seconds} s`);
+        assert.deepEqual(Object.keys(again.changes), ["same"], `changes: ${JSON.stringify(again.changes)}`);
+        assert.deepEqual(
+            [...again.ops].filter(([, op]) => op !== "same"),
+            [],
+        );
+        assert.deepEqual(await startTimestamps(vm, UNITS), before);
+    });
+
+    it(`the next build published and version ${V2}: the install upgrades the package without a restart, the config step restarts Synapse once onto ${V2}`, async function () {
+        // matrix.org's index moves on to the new build; the old .deb stays in the pool.
+        await repo.publish([debs[V2], keyringDeb], key);
+        version = V2;
+        const before = await startTimestamps(vm, UNITS);
+        const up = await stack.up(`up version ${V1} -> ${V2}`);
+        timings.push(`up of the upgrade: ${up.seconds} s`);
+        timings.push(`Synapse install step (apt, upgrade): ${stepSeconds(up, INSTALL)} s`);
+        assert.deepEqual(
+            [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`),
+            [`update ${INSTALL}`, `update ${CONFIG}`],
+        );
+        assert.equal(await dpkgStatus(), `hold ok installed ${build(V2)}`);
+        const outputs = await commandOutputs(stack);
+        assert.match(await termLog(), /^\/usr\/sbin\/policy-rc\.d returned 101, not running 'restart matrix-synapse\.service'$/m);
+        assert.match(outputs.get(INSTALL)!.stdout, new RegExp(`^Synapse ${build(V2).replace(/[.+]/g, "\\$&")} installed from `, "m"));
+        assert.equal((outputs.get(CONFIG)!.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length, 1, "the config step restarts Synapse once");
+        assert.deepEqual(await serverVersion(), { name: "Synapse", version: V2 });
+
+        const windows = await dpkgWindows();
+        assert.deepEqual(
+            windows.map((w) => w.version),
+            [build(V1), build(V2)],
+        );
+        timings.push(`dpkg unpack + configure of the upgrade: ${windows[1].to - windows[1].from} s`);
+        timings.push(`apt-get install runs of the upgrade: ${await aptRuns(aptRunsBefore.upgrade)}`);
+        const jobs = await unitJobs();
+        assert.deepEqual(
+            jobs.map((j) => j.kind),
+            ["start", "stop", "start"],
+            jobs.map((j) => j.message).join("\n"),
+        );
+        assert.ok(jobs[1].at > windows[1].to, "Synapse was stopped before dpkg had finished the upgrade");
+        assertNoJobDuringDpkg(jobs, windows);
+        const after = await startTimestamps(vm, UNITS);
+        assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
+        assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"], "PostgreSQL restarted");
+
+        const owners = await vm.exec("stat -c '%U:%G %a' /etc/matrix-synapse /var/lib/matrix-synapse");
+        assert.equal(owners.stdout, "root:matrix-synapse 750\nmatrix-synapse:matrix-synapse 750\n");
+        assert.equal((await vm.exec("test -e /etc/systemd/system/multi-user.target.wants/matrix-synapse.service")).code, 1);
+        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, "", "conf.d holds the package's files");
+    });
+
+    it("leaves no failed systemd unit", async function () {
+        const r = await vm.exec("systemctl --failed --no-legend --plain");
+        assert.equal(r.stdout.trim(), "");
+    });
+});

@@ -20,7 +20,7 @@ import { Host, PostgresDatabase, SynapseHomeserver } from "../../src/index";
 import { AptRepository } from "../../src/model/install";
 import { Vm, bootVm, ensureBaseImage } from "./harness";
 import { startTimestamps } from "./deploy";
-import { InlineStack, InlineUp, inlineStack, useEngine } from "./engine";
+import { InlineStack, InlineUp, inlineStack, stepSeconds, useEngine } from "./engine";
 import {
     AptTestRepository,
     ROOT_SUITE,
@@ -48,31 +48,11 @@ const UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f";
 const INSTALL = "apt-synapse-install";
 const CONFIG = "apt-synapse-config";
 
-/** Seconds of a duration as the CLI prints it after a step (`45s`, `2m3s`, `1h0m5s`). */
-function seconds(d: string): number {
-    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(d);
-    if (!m || d === "") throw new Error(`not a duration: ${d}`);
-    return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-}
-
-/** How long a command's step took, from the CLI's line `command:remote:Command <name> created (2m3s)`. */
-function stepSeconds(up: InlineUp, name: string): number {
-    const all = [...up.stdout.matchAll(new RegExp(`command:remote:Command ${name} (?:created|updated) \\(([0-9hms.]+)\\)`, "g"))];
-    assert.ok(all.length > 0, `the CLI's output has no finished step of ${name}`);
-    return seconds(all[all.length - 1][1]);
-}
-
-/** What each command printed, by resource name, from the state (the CLI's progress lines may skip some). */
-async function commandOutputs(stack: InlineStack): Promise<Map<string, { stdout: string; stderr: string }>> {
-    const r = await stack.cli(["stack", "export"]);
-    assert.equal(r.code, 0, r.stderr);
-    const resources = (JSON.parse(r.stdout) as { deployment: { resources: { type: string; urn: string; outputs?: { stdout?: unknown; stderr?: unknown } }[] } })
-        .deployment.resources;
-    return new Map(
-        resources
-            .filter((x) => x.type === "command:remote:Command" && typeof x.outputs?.stdout === "string")
-            .map((x) => [x.urn.split("::").pop()!, { stdout: String(x.outputs!.stdout), stderr: String(x.outputs!.stderr ?? "") }]),
-    );
+/** How long a command's step took in an operation (it must have one). */
+function stepTime(up: InlineUp, name: string): number {
+    const t = stepSeconds(up.stdout, name);
+    assert.ok(t !== undefined, `the CLI's output has no finished step of ${name}`);
+    return t;
 }
 
 describe("e2e apt: installMethod apt from a signed repository on this machine, fresh VM through the real engine", function () {
@@ -228,14 +208,14 @@ describe("e2e apt: installMethod apt from a signed repository on this machine, f
     it(`deploys Host, PostgreSQL and Synapse ${V1} with installMethod "apt" from the repository at ${HOST_FROM_GUEST}`, async function () {
         first = await stack.up(`first up (apt, ${V1})`);
         timings.push(`first up: ${first.seconds} s`);
-        timings.push(`Synapse install step (apt, first install): ${stepSeconds(first, INSTALL)} s`);
-        for (const name of ["apt-host-bootstrap", "apt-postgres-server", CONFIG]) timings.push(`${name}: ${stepSeconds(first, name)} s`);
+        timings.push(`Synapse install step (apt, first install): ${stepTime(first, INSTALL)} s`);
+        for (const name of ["apt-host-bootstrap", "apt-postgres-server", CONFIG]) timings.push(`${name}: ${stepTime(first, name)} s`);
         const [w] = await dpkgWindows();
         timings.push(`dpkg unpack + configure of ${PKG} ${w.version}: ${w.to - w.from} s`);
         timings.push(`apt-get install runs of the first up (start, duration, packages): ${await aptRuns(aptRunsBefore.first)}`);
         aptRunsBefore.upgrade = await aptRunCount();
         assert.equal(first.outputs.version, V1);
-        installed = (await commandOutputs(stack)).get(INSTALL)!;
+        installed = (await stack.commandOutputs()).get(INSTALL)!;
         assert.match(
             installed.stdout,
             new RegExp(`^Synapse ${build(V1).replace(/[.+]/g, "\\$&")} installed from ${aptRepository.url.replace(/[.:/]/g, "\\$&")} `, "m"),
@@ -307,13 +287,13 @@ describe("e2e apt: installMethod apt from a signed repository on this machine, f
         const before = await startTimestamps(vm, UNITS);
         const up = await stack.up(`up version ${V1} -> ${V2}`);
         timings.push(`up of the upgrade: ${up.seconds} s`);
-        timings.push(`Synapse install step (apt, upgrade): ${stepSeconds(up, INSTALL)} s`);
+        timings.push(`Synapse install step (apt, upgrade): ${stepTime(up, INSTALL)} s`);
         assert.deepEqual(
             [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`),
             [`update ${INSTALL}`, `update ${CONFIG}`],
         );
         assert.equal(await dpkgStatus(), `hold ok installed ${build(V2)}`);
-        const outputs = await commandOutputs(stack);
+        const outputs = await stack.commandOutputs();
         assert.match(await termLog(), /^\/usr\/sbin\/policy-rc\.d returned 101, not running 'restart matrix-synapse\.service'$/m);
         assert.match(outputs.get(INSTALL)!.stdout, new RegExp(`^Synapse ${build(V2).replace(/[.+]/g, "\\$&")} installed from `, "m"));
         assert.equal((outputs.get(CONFIG)!.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length, 1, "the config step restarts Synapse once");

@@ -112,6 +112,18 @@ abstract class EngineOps {
         return this.run(label, (onOutput, onEvent) => this.stack.destroy({ onOutput, onEvent, color: "never" }));
     }
 
+    /** What each command printed, by resource name, from the state (the CLI's progress lines may skip some). */
+    async commandOutputs(): Promise<Map<string, { stdout: string; stderr: string }>> {
+        const r = await this.cli(["stack", "export"]);
+        if (r.code !== 0) throw new Error(`pulumi stack export failed: ${r.stderr}`);
+        type Exported = { deployment: { resources: { type: string; urn: string; outputs?: { stdout?: unknown; stderr?: unknown } }[] } };
+        return new Map(
+            (JSON.parse(r.stdout) as Exported).deployment.resources
+                .filter((x) => x.type === "command:remote:Command" && typeof x.outputs?.stdout === "string")
+                .map((x) => [x.urn.split("::").pop()!, { stdout: String(x.outputs!.stdout), stderr: String(x.outputs!.stderr ?? "") }]),
+        );
+    }
+
     /** Runs the CLI itself on this stack, as a user types it, e.g. `["stack", "export"]`. */
     cli(args: string[], opts: { stdin?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
         return runCli(this.dir, ["--stack", this.stack.name, ...args], opts);
@@ -322,4 +334,17 @@ export function inlineStack(
     opts: { stackName?: string; projectName?: string; dir?: string } = {},
 ): Promise<InlineStack> {
     return InlineStack.create(program, log, opts);
+}
+
+/** Seconds of a duration as the CLI prints it after a step (`45s`, `2m3s`, `1h0m5s`). */
+function durationSeconds(d: string): number {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(d);
+    if (!m || d === "") throw new Error(`not a duration: ${d}`);
+    return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+/** How long a command's last step took, from the CLI's line `command:remote:Command <name> created (2m3s)`; undefined when the output has none. */
+export function stepSeconds(cliOutput: string, name: string): number | undefined {
+    const all = [...cliOutput.matchAll(new RegExp(`command:remote:Command ${name} (?:created|updated) \\(([0-9hms.]+)\\)`, "g"))];
+    return all.length ? durationSeconds(all[all.length - 1][1]) : undefined;
 }

@@ -8,13 +8,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
 import { startTimestamps, tunnel } from "./deploy";
-import { EngineStack, buildDist, projectCopy, useEngine } from "./engine";
+import { EngineStack, buildDist, projectCopy, stepSeconds, useEngine } from "./engine";
 import { loginWithPassword } from "../integration/support/client";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;
 const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service"];
+/** The stack program's Synapse install command, whatever the stack's name. */
+const SYNAPSE_INSTALL = "[\\w-]+-synapse-install";
 /** Lines a script prints only when it changed something on the host. */
 const CHANGED = /^(updated |removed |installing |restarting |starting |reloaded |PostgreSQL restarted)/m;
 
@@ -33,18 +35,6 @@ function vmConfig(vm: Vm, extra: Record<string, string | { secret: string }> = {
         adminUser: "admin",
         ...extra,
     };
-}
-
-/** The stdout of every command whose output is readable in the state, by resource name. */
-async function commandOutputs(stack: EngineStack): Promise<Map<string, string>> {
-    const r = await stack.cli(["stack", "export"]);
-    const resources = (JSON.parse(r.stdout) as { deployment: { resources: { type: string; urn: string; outputs?: { stdout?: unknown } }[] } }).deployment
-        .resources;
-    return new Map(
-        resources
-            .filter((x) => x.type === "command:remote:Command" && typeof x.outputs?.stdout === "string")
-            .map((x) => [x.urn.split("::").pop()!, String(x.outputs!.stdout)]),
-    );
 }
 
 full("e2e full (real engine)", function () {
@@ -71,7 +61,7 @@ full("e2e full (real engine)", function () {
             vm = await bootVm({ name: "full-a", memoryMb: 3072, log });
             stack = await EngineStack.create(dir, "full", log, vmConfig(vm));
             const up = await stack.up("first up");
-            timings.push(`first up: ${up.seconds} s`);
+            timings.push(`first up: ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`);
             first = await stack.outputs();
             const t = await tunnel(vm, 8008);
             await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, first.registrationSharedSecret, "bob", "bob-password-e2e", false);
@@ -90,7 +80,7 @@ full("e2e full (real engine)", function () {
             const up = await stack.up("up sshHost localhost");
             timings.push(`up of a connection change (every script re-run, nothing changed): ${up.seconds} s`);
             assert.ok((up.changes.update ?? 0) >= 5, `updates: ${JSON.stringify(up.changes)}`);
-            for (const [name, out] of await commandOutputs(stack)) assert.doesNotMatch(out, CHANGED, `${name} changed something:\n${out}`);
+            for (const [name, { stdout }] of await stack.commandOutputs()) assert.doesNotMatch(stdout, CHANGED, `${name} changed something:\n${stdout}`);
             assert.deepEqual(await startTimestamps(vm, UNITS), before);
         });
 
@@ -162,7 +152,7 @@ full("e2e full (real engine)", function () {
             // The harness gives every VM its own client key, as a rebuilt cloud VM may have.
             await stack.setConfig({ sshHost: c.host, sshPort: String(c.port), sshHostKey: c.hostKey, sshPrivateKey: { secret: c.privateKey } });
             const up = await stack.up("up onto a replaced VM");
-            timings.push(`up onto a replaced VM: ${up.seconds} s`);
+            timings.push(`up onto a replaced VM: ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`);
             await vm.exec("systemctl stop matrix-synapse.service");
             const put = await vm.exec("base64 -d > /tmp/synapse.dump && runuser -u postgres -- pg_restore --clean --if-exists -d synapse /tmp/synapse.dump", {
                 stdin: dump.toString("base64"),

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Vm, bootVm, ensureBaseImage } from "./harness";
 import { startTimestamps, tunnel } from "./deploy";
-import { EngineStack, projectCopy, readmeBlock, runShell, useEngine } from "./engine";
+import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "./engine";
 import { quickstartScript } from "./quickstart";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 import { loginWithPassword } from "../integration/support/client";
@@ -56,7 +56,9 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         const t0 = Date.now();
         const r = await runShell(dir, `set -x\n${script}`, { env: { PULUMI_SKIP_CONFIRMATIONS: "true" } });
         upText = r.stdout;
-        timings.push(`quickstart (preview + first up): ${Math.round((Date.now() - t0) / 1000)} s`);
+        timings.push(
+            `quickstart (preview + first up): ${Math.round((Date.now() - t0) / 1000)} s (Synapse install step: ${stepSeconds(r.stdout, "dev-synapse-install")} s)`,
+        );
         assert.equal(r.code, 0, `quickstart failed:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-4000)}`);
         stack = await EngineStack.select(dir, "dev", log);
         outputs = await stack.outputs();
@@ -174,7 +176,12 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
             sent = /TX \[127\.0\.0\.1:9\] .*Sending transaction/.test(await journal(WORKER_UNITS[1]));
             if (!sent) await new Promise((res) => setTimeout(res, 1000));
         }
-        assert.ok(sent, "the federation sender did not try to send the transaction");
+        if (!sent) {
+            const tail = async (unit: string) => (await vm.exec(`journalctl -u ${unit} --no-pager -o cat | tail -n 40`)).stdout;
+            assert.fail(
+                `the federation sender did not try to send the transaction\n--- ${WORKER_UNITS[1]}:\n${await tail(WORKER_UNITS[1])}\n--- main:\n${await tail("matrix-synapse.service")}`,
+            );
+        }
         assert.doesNotMatch(await journal("matrix-synapse.service"), /Sending transaction/, "the main process sends federation");
     });
 

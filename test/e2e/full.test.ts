@@ -1,7 +1,7 @@
 /**
  * E2E full (npm run test:e2e:full, not in CI), through the real engine: a
- * connection change, drift and re-apply, destroy and `up` again on the same
- * VM, a replaced VM, and the split-hosts example on two VMs.
+ * connection change, drift and re-apply, a second federation reader, destroy
+ * and `up` again on the same VM, a replaced VM, and the split-hosts example on two VMs.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -14,7 +14,10 @@ import { registerWithSharedSecret } from "../integration/support/synapse";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;
-const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service"];
+/** The default stack's workers. */
+const READER1 = "matrix-synapse-worker@federation_reader1.service";
+const SENDER1 = "matrix-synapse-worker@federation_sender1.service";
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "redis-server.service", READER1, SENDER1];
 /** The stack program's Synapse install command, whatever the stack's name. */
 const SYNAPSE_INSTALL = "[\\w-]+-synapse-install";
 /** Lines a script prints only when it changed something on the host. */
@@ -99,6 +102,18 @@ full("e2e full (real engine)", function () {
             const after = await startTimestamps(vm, UNITS);
             assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
             assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
+        });
+
+        it("a second federation reader: only the workers' commands update, the new reader starts, nothing that runs restarts", async function () {
+            const before = await startTimestamps(vm, UNITS);
+            await stack.setConfig({ workers: "{federation_reader: 2, federation_sender: 1}" });
+            const up = await stack.up("up workers: two federation readers");
+            timings.push(`up adding a federation reader: ${up.seconds} s`);
+            const updated = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
+            assert.ok(updated.length > 0 && updated.every((u) => /workers/.test(u)), `steps: ${updated.join(", ")}`);
+            assert.equal((await vm.exec("systemctl is-active matrix-synapse-worker@federation_reader2.service")).stdout.trim(), "active");
+            assert.equal((await vm.exec("curl -fsS http://127.0.0.1:8101/health")).stdout, "OK");
+            assert.deepEqual(await startTimestamps(vm, UNITS), before);
         });
 
         it("destroy is refused while the signing key is protected; unprotected, it leaves the VM as it is", async function () {

@@ -137,7 +137,11 @@ export interface SynapseOptions extends InstallOptions {
     cacheFactor?: number;
     /** Servers trusted to vouch for other servers' keys. Default `["matrix.org"]`. */
     trustedKeyServers?: string[];
-    /** Only federate with these servers. Default: federate with everyone. */
+    /**
+     * Only federate with these servers. Default (and an empty list, which is what the stack's
+     * declared default `[]` gives): federate with everyone. Synapse itself reads an empty
+     * `federation_domain_whitelist` as "nobody", so an empty list is never rendered.
+     */
     federationDomainWhitelist?: string[];
     /** SMTP for notification mails; the password is a separate secret argument. Default: no email. */
     email?: Partial<EmailSettings> & { smtpHost: string; notifFrom: string };
@@ -194,7 +198,7 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         presence: o.presence ?? true,
         cacheFactor: o.cacheFactor ?? 0.5,
         trustedKeyServers: o.trustedKeyServers ?? ["matrix.org"],
-        federationDomainWhitelist: o.federationDomainWhitelist,
+        federationDomainWhitelist: o.federationDomainWhitelist?.length ? o.federationDomainWhitelist : undefined,
         email: o.email
             ? {
                   smtpHost: o.email.smtpHost,

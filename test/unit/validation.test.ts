@@ -8,10 +8,10 @@ import { PortRegistry, checkSupportedOs } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
-import { mergeExtraConfig } from "../../src/render/synapse/homeserver";
+import { mergeExtraConfig, renderHomeserverYaml } from "../../src/render/synapse/homeserver";
 import { readStackConfig } from "../../src/model/stackConfig";
 import { RecordingMocks, valueOf } from "./mocks";
-import { stackArgs } from "./fixtures";
+import { GOLDEN_PEERS, stackArgs } from "./fixtures";
 
 const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
 
@@ -88,6 +88,17 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ installMethod: "pip", paths: { configDir: "/etc/../tmp" } }), "paths.configDir", '"/etc/../tmp"', /no '\.\.'/);
         rejects(synapse({ installMethod: "apt", paths: { venvDir: "/opt/synapse" } }), "paths.venvDir", '"/opt/synapse"', /apt package fixes this/);
         assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { backup: { directory: "backups" } }), /backup.directory is "backups"/);
+    });
+
+    it("an empty federationDomainWhitelist (the stack's declared default) federates with everyone: it is never rendered", () => {
+        // Synapse reads `federation_domain_whitelist: []` as "federate with nobody"; the smoke suite found the
+        // stack program's default sending nothing.
+        const s = resolveSynapseSettings("s", { serverName: "example.com", federationDomainWhitelist: [] });
+        assert.equal(s.federationDomainWhitelist, undefined);
+        assert.doesNotMatch(renderHomeserverYaml("s", s, GOLDEN_PEERS), /federation_domain_whitelist/);
+        assert.deepEqual(resolveSynapseSettings("s", { serverName: "example.com", federationDomainWhitelist: ["example.org"] }).federationDomainWhitelist, [
+            "example.org",
+        ]);
     });
 
     it("install method and the apt repository", () => {

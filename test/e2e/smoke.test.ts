@@ -159,8 +159,8 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.match(await journal(WORKER_UNITS[0]), /GET \/_matrix\/federation\/v1\/version/, "the reader logged the request");
         assert.doesNotMatch(await journal("matrix-synapse.service"), /\/_matrix\/federation\/v1\/version/);
         // To-device messages to a user of another server (a closed port on the VM): the sender tries to deliver them.
-        // Synapse may hold a to-device EDU until its destination is woken again (seen on the VM right after the
-        // first deploy), so another message is sent every 15 s until the sender's first attempt shows.
+        // Another message every 15 s wakes the destination again should Synapse hold the first one back; this check
+        // found the stack's default federation_domain_whitelist ([], read by Synapse as "nobody") before it was fixed.
         const t = await tunnel(vm, 8008);
         let sent = false;
         try {

@@ -16,7 +16,7 @@ import {
     workersOf,
 } from "../model/workers";
 import { WORKER_ROUTES, WorkerRoute } from "../model/workerRoutes";
-import { UNIT_HEADER } from "./systemd";
+import { renderSynapseProcessUnit } from "./synapse/units";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /**
@@ -156,41 +156,14 @@ export function renderFederationSendersYaml(pool: WorkerPoolSettings): string {
 
 /** The template unit of every worker process: `matrix-synapse-worker@<name>.service`, part of matrix-synapse.target. */
 export function renderWorkerUnit(s: SynapseSettings): string {
-    const f = synapseFiles(s.paths);
-    return `${UNIT_HEADER}
-[Unit]
-Description=Synapse Matrix homeserver (worker %i)
-After=network-online.target matrix-synapse.service
-Wants=network-online.target
-PartOf=matrix-synapse.target
-ReloadPropagatedFrom=matrix-synapse.target
-
-[Service]
-Type=notify
-NotifyAccess=main
-User=${s.paths.user}
-Group=${s.paths.user}
-WorkingDirectory=${s.paths.dataDir}
-ExecStart=${s.paths.venvDir}/bin/python -m synapse.app.generic_worker --config-path=${f.homeserverYaml} --config-path=${f.confD}/ --config-path=${f.workersDir}/%i.yaml
-ExecReload=/bin/kill -HUP $MAINPID
-TimeoutStartSec=5min
-Restart=on-failure
-RestartSec=3
-SyslogIdentifier=matrix-synapse-%i
-UMask=0027
-NoNewPrivileges=true
-PrivateTmp=true
-PrivateDevices=true
-ProtectSystem=strict
-ProtectHome=true
-ProtectKernelTunables=true
-ProtectKernelModules=true
-ProtectControlGroups=true
-ReadWritePaths=${[...new Set([s.paths.dataDir, s.paths.mediaStorePath])].join(" ")}
-
-[Install]
-WantedBy=matrix-synapse.target
-`;
+    return renderSynapseProcessUnit(s, {
+        description: "worker %i",
+        after: ["matrix-synapse.service"],
+        app: "synapse.app.generic_worker",
+        extraConfigPaths: [`${synapseFiles(s.paths).workersDir}/%i.yaml`],
+        startTimeout: "TimeoutStartSec=5min",
+        syslogIdentifier: "matrix-synapse-%i",
+    });
 }
 
 /** The worker processes on `host` as Synapse's scripts restart them: `<unit> <health URL>` per line. */

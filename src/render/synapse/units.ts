@@ -14,14 +14,29 @@ WantedBy=multi-user.target
 `;
 }
 
-/** The main Synapse process. It overrides the Debian package's unit of the same name so both install methods run alike. */
-export function renderSynapseMainUnit(s: SynapseSettings, after: string[] = []): string {
+/** What sets one Synapse process's unit apart from another's; the rest (user, sandbox, restart policy) is shared. */
+export interface SynapseProcessUnit {
+    /** Shown after "Synapse Matrix homeserver", e.g. `main process` or `worker %i`. */
+    description: string;
+    /** Units it starts after, besides network-online.target. */
+    after: string[];
+    /** The Python module run, e.g. `synapse.app.homeserver`. */
+    app: string;
+    /** Config files read after homeserver.yaml and conf.d/. */
+    extraConfigPaths: string[];
+    /** The `TimeoutStartSec=` line, with a comment line above it if one is needed. */
+    startTimeout: string;
+    syslogIdentifier: string;
+}
+
+/** The unit of a Synapse process (main or worker): same user, sandbox and restart policy, part of matrix-synapse.target. */
+export function renderSynapseProcessUnit(s: SynapseSettings, p: SynapseProcessUnit): string {
     const f = synapseFiles(s.paths);
-    const afterUnits = ["network-online.target", ...after].join(" ");
+    const configPaths = [f.homeserverYaml, `${f.confD}/`, ...p.extraConfigPaths].map((c) => `--config-path=${c}`).join(" ");
     return `${HEADER}
 [Unit]
-Description=Synapse Matrix homeserver (main process)
-After=${afterUnits}
+Description=Synapse Matrix homeserver (${p.description})
+After=${["network-online.target", ...p.after].join(" ")}
 Wants=network-online.target
 PartOf=matrix-synapse.target
 ReloadPropagatedFrom=matrix-synapse.target
@@ -32,13 +47,12 @@ NotifyAccess=main
 User=${s.paths.user}
 Group=${s.paths.user}
 WorkingDirectory=${s.paths.dataDir}
-ExecStart=${s.paths.venvDir}/bin/python -m synapse.app.homeserver --config-path=${f.homeserverYaml} --config-path=${f.confD}/
+ExecStart=${s.paths.venvDir}/bin/python -m ${p.app} ${configPaths}
 ExecReload=/bin/kill -HUP $MAINPID
-# The first start migrates the database schema, which can take minutes on a small VM.
-TimeoutStartSec=15min
+${p.startTimeout}
 Restart=on-failure
 RestartSec=3
-SyslogIdentifier=matrix-synapse
+SyslogIdentifier=${p.syslogIdentifier}
 UMask=0027
 NoNewPrivileges=true
 PrivateTmp=true
@@ -53,6 +67,18 @@ ReadWritePaths=${unique([s.paths.dataDir, s.paths.mediaStorePath, ...(s.database
 [Install]
 WantedBy=matrix-synapse.target
 `;
+}
+
+/** The main Synapse process. It overrides the Debian package's unit of the same name so both install methods run alike. */
+export function renderSynapseMainUnit(s: SynapseSettings, after: string[] = []): string {
+    return renderSynapseProcessUnit(s, {
+        description: "main process",
+        after,
+        app: "synapse.app.homeserver",
+        extraConfigPaths: [],
+        startTimeout: "# The first start migrates the database schema, which can take minutes on a small VM.\nTimeoutStartSec=15min",
+        syslogIdentifier: "matrix-synapse",
+    });
 }
 
 function dirOf(path: string): string {

@@ -10,6 +10,10 @@ import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
+import { ReverseProxy } from "./ReverseProxy";
+import { ElementWeb } from "./ElementWeb";
+import { ElementWebOptions, resolveElementWebSettings } from "../src/model/element";
+import { ReverseProxyOptions, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
 import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
@@ -40,6 +44,20 @@ export interface MatrixStackArgs {
         /** Where default worker ports start. Default 8100. */
         basePort?: number;
     };
+    /**
+     * nginx in front of Synapse with a certificate from an ACME CA (Let's
+     * Encrypt by default; `acme.email` is required), serving the client API
+     * on 443, federation on 8448, the well-known documents and Element.
+     * `false`: no reverse proxy (your own TLS proxy forwards to Synapse's
+     * loopback listener). Required: give it, or `false`.
+     */
+    proxy: ReverseProxyOptions | false;
+    /**
+     * Element Web on its own domain, served by the proxy (its name is added
+     * to the certificate). `version` and `sha256` pin the release. Default:
+     * none. Needs the proxy.
+     */
+    element?: ElementWebOptions;
     /** Redis for the workers: installed on the VM by default; `external` for an existing server. Only with workers. */
     redis?: RedisOptions & {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
@@ -61,6 +79,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly redis?: RedisServer;
     /** The workers, unless there are none (and none before: see `workers`). */
     readonly workers?: WorkerPool;
+    /** nginx and the certificate, unless `proxy` is false. */
+    readonly proxy?: ReverseProxy;
+    /** Element Web, when `element` is given. */
+    readonly element?: ElementWeb;
 
     constructor(name: string, args: MatrixStackArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MatrixStack"), name, {}, opts);
@@ -136,12 +158,24 @@ export class MatrixStack extends pulumi.ComponentResource {
                     "external.",
                 );
         } else if (hasWorkers) redisSettings = resolveRedisSettings(label("RedisServer", "redis"), redisOptions);
+        if (args.element && args.proxy === false) {
+            throw new ConfigError(
+                component,
+                "element",
+                new Described("set together with proxy: false"),
+                "Element is served by the stack's nginx: remove proxy: false, or serve Element yourself (ElementWeb in your own stack)",
+            );
+        }
+        const elementSettings = args.element ? resolveElementWebSettings(label("ElementWeb", "element"), args.element, synapseSettings) : undefined;
+        const proxySettings =
+            args.proxy === false ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), args.proxy ?? {}, synapseSettings, elementSettings);
         // Port clashes on the VM, before anything is built (each component claims its ports again when constructed).
         const ports = new PortRegistry(label("Host", "host"));
         if (pgSettings && !dbHostArgs) ports.claim(label("PostgresDatabase", "postgres"), postgresPortClaims(pgSettings));
         if (redisSettings) ports.claim(label("RedisServer", "redis"), redisPortClaims(redisSettings));
         ports.claim(label("SynapseHomeserver", "synapse"), synapsePortClaims(synapseSettings));
         if (pool) ports.claim(label("WorkerPool", "workers"), workerPortClaims(pool, label("Host", "host")));
+        if (proxySettings) ports.claim(label("ReverseProxy", "proxy"), proxyPortClaims(proxySettings));
 
         this.host = new Host(childName(name, "host"), args.host, { parent: this });
         if (external) {
@@ -158,6 +192,21 @@ export class MatrixStack extends pulumi.ComponentResource {
         this.synapse = new SynapseHomeserver(childName(name, "synapse"), { ...synapseArgs, host: this.host, database: this.database }, { parent: this });
         if (pool) {
             this.workers = new WorkerPool(childName(name, "workers"), { ...args.workers, synapse: this.synapse, redis: this.redis }, { parent: this });
+        }
+        if (args.element) {
+            this.element = new ElementWeb(childName(name, "element"), { ...args.element, host: this.host, synapse: this.synapse }, { parent: this });
+        }
+        if (args.proxy !== false) {
+            this.proxy = new ReverseProxy(
+                childName(name, "proxy"),
+                {
+                    ...(args.proxy ?? {}),
+                    synapse: this.synapse,
+                    ...(this.workers ? { workers: this.workers } : {}),
+                    ...(this.element ? { element: this.element } : {}),
+                },
+                { parent: this },
+            );
         }
         this.registerOutputs({
             serverName: this.synapse.serverName,

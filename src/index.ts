@@ -9,6 +9,8 @@ export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseH
 export { RedisServer, RedisServerArgs, ExternalRedisArgs } from "../components/RedisServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
 export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+export { ElementWeb, ElementWebArgs } from "../components/ElementWeb";
+export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 
 export { ConfigError, ConfigErrors } from "./model/errors";
 export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, resolveHostSettings } from "./model/host";
@@ -40,6 +42,19 @@ export {
     WorkerUpstream,
     resolveWorkerPoolSettings,
 } from "./model/workers";
+export {
+    ElementWebOptions,
+    ElementWebSettings,
+    ElementPaths,
+    ElementFiles,
+    elementFiles,
+    resolveElementWebSettings,
+    DEFAULT_ELEMENT_PATHS,
+    DEFAULT_ELEMENT_DOWNLOAD_URL,
+} from "./model/element";
+export { AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/acme";
+export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings } from "./model/proxy";
+export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxyRoutes";
 export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workerRoutes";
 export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
 export * as render from "./render";

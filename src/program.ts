@@ -8,7 +8,8 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
-import { readStackConfig, withStackConfigErrors } from "./model/stackConfig";
+import { ReverseProxyOptions } from "./model/proxy";
+import { StackConfigError, readStackConfig, withStackConfigErrors } from "./model/stackConfig";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.
@@ -37,7 +38,11 @@ const stack = cleanly(() => {
     // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
     validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
     if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
-    return new MatrixStack(pulumi.getStack(), options);
+    const { mode, ...proxy } = options.proxy;
+    if (mode !== undefined && mode !== "nginx" && mode !== "none") {
+        throw new StackConfigError("proxy", mode, 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)');
+    }
+    return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as ReverseProxyOptions) });
 });
 
 export const serverName = stack.synapse.serverName;
@@ -48,3 +53,4 @@ export const adminUserId = stack.synapse.adminUserId;
 export const adminPassword = stack.synapse.adminPassword;
 export const registrationSharedSecret = stack.synapse.registrationSharedSecret;
 export const hostOs = stack.host.os.apply((os) => os.prettyName);
+export const certificateNames = stack.proxy?.certificateNames;

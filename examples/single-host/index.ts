@@ -18,6 +18,8 @@ const matrix = new MatrixStack("matrix", {
         maxUploadSize: "100M",
     },
     postgres: { memoryMb: 2048 },
+    // nginx with a Let's Encrypt certificate for matrix.<serverName> (its DNS record must point to the VM).
+    proxy: { acme: { email: config.require("acmeEmail") } },
     // Synapse's workers, with Redis on the VM (default: one federation_reader and one federation_sender).
     workers: { workers: { federation_reader: 2, federation_sender: 1 } },
 });

@@ -4,6 +4,8 @@ import { ConfigError, ConfigErrors, Described, SECRET_VALUE, describe, throwIfAn
 import { HostOptions, resolveHostSettings } from "./host";
 import { PostgresOptions, resolvePostgresSettings } from "./postgres";
 import { RedisOptions, resolveRedisSettings } from "./redis";
+import { PROXY_DEFAULTS, ReverseProxyOptions, resolveReverseProxySettings } from "./proxy";
+import { ElementWebOptions, resolveElementWebSettings } from "./element";
 import { SynapseOptions, resolveSynapseSettings } from "./synapse";
 import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
 
@@ -16,7 +18,7 @@ import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
  */
 
 /** The components stack config reaches (MatrixStack composes them). */
-export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer";
+export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer" | "ReverseProxy" | "ElementWeb";
 
 /** How a key's text is read. */
 export type StackKeyType =
@@ -59,6 +61,7 @@ export interface StackKey {
 
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 const LOCAL_REDIS = ["redisExternalHost"] as const;
+const WITH_PROXY = ["proxy"] as const;
 
 /**
  * Every key of the stack config, in Pulumi.yaml's order. A key is "in
@@ -141,6 +144,30 @@ export const STACK_KEYS = {
     redisExternalPort: { component: "RedisServer", setting: "external.port", type: "integer", onlyWith: "redisExternalHost" },
     redisExternalPassword: { component: "RedisServer", setting: "external.password", type: "secret", onlyWith: "redisExternalHost" },
     redisExternalTls: { component: "RedisServer", setting: "external.tls", type: "boolean", onlyWith: "redisExternalHost" },
+    proxy: {
+        component: "ReverseProxy",
+        setting: "mode",
+        type: "string",
+        whenSet: "no reverse proxy is installed (your own TLS proxy forwards to Synapse's loopback listener)",
+    },
+    acmeEmail: { component: "ReverseProxy", setting: "acme.email", type: "string", required: "admin@example.com", notWith: WITH_PROXY },
+    acmeDirectoryUrl: { component: "ReverseProxy", setting: "acme.directoryUrl", type: "string", notWith: WITH_PROXY },
+    acmeCaBundle: { component: "ReverseProxy", setting: "acme.caBundle", type: "string", notWith: WITH_PROXY },
+    federationPort: { component: "ReverseProxy", setting: "federationPort", type: "integer", notWith: WITH_PROXY },
+    adminAllowList: { component: "ReverseProxy", setting: "adminAllowList", type: "list", notWith: WITH_PROXY },
+    serverNameWellKnown: { component: "ReverseProxy", setting: "serverNameWellKnown", type: "boolean", notWith: WITH_PROXY },
+    elementDomain: {
+        component: "ElementWeb",
+        setting: "domain",
+        type: "string",
+        notWith: WITH_PROXY,
+        whenUnset: "no Element Web is served",
+    },
+    elementVersion: { component: "ElementWeb", setting: "version", type: "string", onlyWith: "elementDomain", required: "1.11.100" },
+    elementSha256: { component: "ElementWeb", setting: "sha256", type: "string", onlyWith: "elementDomain", required: "<sha256sum of the verified tarball>" },
+    elementDownloadUrl: { component: "ElementWeb", setting: "downloadUrl", type: "string", onlyWith: "elementDomain" },
+    elementBrand: { component: "ElementWeb", setting: "brand", type: "string", onlyWith: "elementDomain" },
+    elementDefaultTheme: { component: "ElementWeb", setting: "defaultTheme", type: "string", onlyWith: "elementDomain" },
 } as const satisfies Record<string, StackKey>;
 
 export type StackConfigKey = keyof typeof STACK_KEYS;
@@ -202,6 +229,10 @@ export interface StackOptions<S> {
     workers: WorkerPoolOptions;
     /** Redis's options; `external` with redisExternalHost. */
     redis: RedisOptions & { external?: { host: string; port?: number; password?: S; tls?: boolean } };
+    /** The reverse proxy's options; `mode` is `nginx` (the default) or `none` (no proxy: the other options are then refused). */
+    proxy: Partial<ReverseProxyOptions> & { mode?: string };
+    /** Element's options; only with elementDomain. */
+    element?: ElementWebOptions;
 }
 
 /** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
@@ -266,7 +297,18 @@ function setPath(o: Record<string, unknown>, path: string, value: unknown): void
  * derived from them, have no fixed default.
  */
 const SAMPLE_SYNAPSE: SynapseOptions = { serverName: "example.com", email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" } };
-const NO_FIXED_DEFAULT: readonly StackConfigKey[] = ["serverName", "publicBaseUrl", "smtpHost", "notifFrom", "reapply"];
+const NO_FIXED_DEFAULT: readonly StackConfigKey[] = [
+    "serverName",
+    "publicBaseUrl",
+    "smtpHost",
+    "notifFrom",
+    "reapply",
+    "elementDomain",
+    "elementVersion",
+    "elementSha256",
+    // The download URL's default has the version in it.
+    "elementDownloadUrl",
+];
 
 let defaults: Partial<Record<StackConfigKey, unknown>> | undefined;
 
@@ -289,6 +331,17 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         Host: resolveHostSettings("Host", {}),
         PostgresDatabase: { ...postgres, external: { port: postgres.port, database: postgres.database, user: postgres.user } },
         SynapseHomeserver: { ...synapse, sqlite: synapse.database.kind === "sqlite" },
+        // The proxy resolves only with a contact address; mode is the stack's own switch.
+        ReverseProxy: {
+            ...resolveReverseProxySettings("ReverseProxy", { acme: { email: "admin@example.com" } }, { ...synapse, serverName: "example.com" }),
+            mode: "nginx",
+            serverNameWellKnown: PROXY_DEFAULTS.serverNameWellKnown,
+        },
+        ElementWeb: resolveElementWebSettings(
+            "ElementWeb",
+            { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
+            { serverName: "example.com", publicBaseUrl: "https://example.com/" },
+        ),
     };
     const out: Partial<Record<StackConfigKey, unknown>> = {};
     for (const key of STACK_CONFIG_KEYS) {
@@ -336,7 +389,15 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
     /** A value as an error shows it: a secret's never. */
     const shown = (key: string): unknown => (spec(key as StackConfigKey).type === "secret" ? SECRET_VALUE : values.get(key as StackConfigKey));
 
-    const options: Record<StackComponent, Record<string, unknown>> = { Host: {}, PostgresDatabase: {}, SynapseHomeserver: {}, WorkerPool: {}, RedisServer: {} };
+    const options: Record<StackComponent, Record<string, unknown>> = {
+        Host: {},
+        PostgresDatabase: {},
+        SynapseHomeserver: {},
+        WorkerPool: {},
+        RedisServer: {},
+        ReverseProxy: {},
+        ElementWeb: {},
+    };
     for (const key of STACK_CONFIG_KEYS) {
         const s = spec(key);
         const value = values.get(key);
@@ -391,6 +452,8 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         postgres,
         workers: options.WorkerPool as WorkerPoolOptions,
         redis: options.RedisServer as StackOptions<S>["redis"],
+        proxy: options.ReverseProxy as StackOptions<S>["proxy"],
+        ...(Object.keys(options.ElementWeb).length ? { element: options.ElementWeb as unknown as ElementWebOptions } : {}),
     };
 }
 

@@ -6,3 +6,5 @@ export { synapseInstallScript, synapseSecretsScript, synapseConfigScript, synaps
 export { applyFileSet, ensureRunning, handlerStep, healthWait, FileSet, ManagedFile, Handler, ServiceUnit, HealthCheck } from "./apply";
 export { sh, raw, shQuote, heredoc, heredocVar, Sh } from "./sh";
 export { bashCommand, script } from "./shell";
+export { proxyServerScript, certificateScript, PROXY_FILES } from "./proxy";
+export { elementInstallScript } from "./element";

@@ -26,3 +26,6 @@ export { renderFirewall, renderFirewallUnit, renderFirewallFragment } from "./fi
 export { renderAutoUpgrades, renderTimesyncd } from "./host";
 export { renderYaml } from "./yaml";
 export { driftCheckScript, DRIFT_CHECK_PATH, DRIFT_COMMAND, MANAGED_HEADER } from "./drift";
+export { renderNginxConf, NginxSite } from "./nginx";
+export { renderDeployHook, renderCertbotDropIn } from "./certbot";
+export { renderElementConfig, elementConfig } from "./element";

@@ -39,6 +39,7 @@ function demoArgs(vm: Vm, port: number): MatrixStackArgs {
             ntpServers: ["10.0.2.2"],
             firewall: { rules: [{ port: 8008, protocol: "tcp", sources: ["10.0.2.2/32"], owner: "demo: forwarded to this machine's loopback" }] },
         },
+        proxy: false,
         synapse: {
             serverName: "demo.localhost",
             publicBaseUrl: `http://127.0.0.1:${port}/`,

@@ -5,7 +5,12 @@ import { PASSPHRASE } from "./engine";
  * every rule must match a README line, so a README change that the suite
  * no longer follows fails here.
  */
-export function quickstartScript(lines: string[], vm: { port: number; keyFile: string }): string {
+export function quickstartScript(
+    lines: string[],
+    vm: { port: number; keyFile: string },
+    /** The test CA (Pebble on this machine, reached from the VM at qemu's host address) and Element's fixture release. */
+    local: { acmeDirectoryUrl: string; acmeCaFile: string; element: { version: string; sha256: string; downloadUrl: string } },
+): string {
     const rules: [RegExp, (l: string) => string | string[]][] = [
         [/^npm ci$/, () => []], // the copy links this checkout's node_modules
         [/^export PULUMI_CONFIG_PASSPHRASE=/, () => `export PULUMI_CONFIG_PASSPHRASE='${PASSPHRASE}'`],
@@ -20,6 +25,17 @@ export function quickstartScript(lines: string[], vm: { port: number; keyFile: s
         [/^pulumi config set serverName example\.com$/, () => "pulumi config set serverName matrix.test"],
         [/^pulumi config set publicBaseUrl https:\/\/matrix\.example\.com\/$/, () => "pulumi config set publicBaseUrl https://matrix.test/"],
         [/^pulumi config set adminUser admin$/, (l) => l],
+        [/^pulumi config set acmeEmail admin@example\.com\b/, (l) => l.replace(/\s+#.*$/, "")],
+        [
+            /^pulumi config set acmeDirectoryUrl https:\/\/acme-staging-v02\.api\.letsencrypt\.org\/directory\b/,
+            () => [`pulumi config set acmeDirectoryUrl ${local.acmeDirectoryUrl}`, `pulumi config set acmeCaBundle < ${local.acmeCaFile}`],
+        ],
+        [/^pulumi config set elementDomain element\.example\.com\b/, () => "pulumi config set elementDomain element.test"],
+        [/^pulumi config set elementVersion \S+$/, () => `pulumi config set elementVersion ${local.element.version}`],
+        [
+            /^pulumi config set elementSha256 "\$ELEMENT_SHA256"/,
+            () => [`pulumi config set elementSha256 ${local.element.sha256}`, `pulumi config set elementDownloadUrl ${local.element.downloadUrl}`],
+        ],
         [
             /^pulumi preview\b/,
             (l) => [

@@ -3,7 +3,13 @@
  * copy of this repository, deploys a fresh Debian VM through the real Pulumi
  * engine; then the homeserver is checked from this machine, a second `up`
  * changes nothing, and a setting change previews as a readable diff and
- * updates exactly the command that ships it.
+ * updates exactly the commands that ship it.
+ *
+ * The certificate comes from Pebble (Let's Encrypt's test CA, Debian's
+ * package) on this machine's loopback, which the VM reaches at qemu's host
+ * address 10.0.2.2; Pebble validates HTTP-01 by dialling the names (its DNS
+ * answers 127.0.0.1) on the port forwarded to the VM's port 80. Clients here
+ * reach nginx on the forwarded 443 and 8448 and trust Pebble's root only.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -13,11 +19,24 @@ import { Vm, bootVm, ensureBaseImage } from "./harness";
 import { startTimestamps, tunnel } from "./deploy";
 import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "./engine";
 import { quickstartScript } from "./quickstart";
+import * as http from "node:http";
+import * as https from "node:https";
 import { registerWithSharedSecret } from "../integration/support/synapse";
+import { PebbleServer, startPebble } from "../integration/support/pebble";
+import { ReleaseServer } from "../integration/support/elementReleases";
 import { loginWithPassword } from "../integration/support/client";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
-const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "pulumi-matrix-firewall.service", "systemd-timesyncd.service", "redis-server.service"];
+const UNITS = [
+    "matrix-synapse.service",
+    "postgresql@15-main.service",
+    "pulumi-matrix-firewall.service",
+    "systemd-timesyncd.service",
+    "redis-server.service",
+    "nginx.service",
+];
+/** Element's fixture release, served from this machine. */
+const ELEMENT_VERSION = "1.11.999";
 /** The default stack's workers: they read Synapse's config, so they restart after it, one by one. */
 const WORKER_UNITS = ["matrix-synapse-worker@federation_reader1.service", "matrix-synapse-worker@federation_sender1.service"];
 
@@ -30,28 +49,48 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
     let upText = "";
     const timings: string[] = [];
     let closeTunnel = () => {};
+    let pebble: PebbleServer;
+    let releases: ReleaseServer;
 
     before(async function () {
         useEngine(log);
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379], log });
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
         dir = projectCopy();
+        // The API on loopback: the VM reaches it at 10.0.2.2, which qemu maps to this machine's 127.0.0.1.
+        pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
+        releases = new ReleaseServer();
+        await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), [ELEMENT_VERSION]);
     });
 
     after(async function () {
         closeTunnel();
         for (const t of timings) log(`timing: ${t}`);
         await vm?.stop();
+        await pebble?.stop();
+        await releases?.stop();
     });
 
     it("the README quickstart, typed in a fresh copy of the repository, deploys the VM", async function () {
         const c = vm.connection();
         const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-key-")), "id_ed25519");
         fs.writeFileSync(keyFile, c.privateKey, { mode: 0o600 });
-        const script = quickstartScript(readmeBlock("## Quickstart"), { port: c.port, keyFile });
+        const script = quickstartScript(
+            readmeBlock("## Quickstart"),
+            { port: c.port, keyFile },
+            {
+                acmeDirectoryUrl: `https://10.0.2.2:${pebble.apiPort}/dir`,
+                acmeCaFile: pebble.apiCaFile,
+                element: {
+                    version: ELEMENT_VERSION,
+                    sha256: releases.sha256.get(ELEMENT_VERSION)!,
+                    downloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
+                },
+            },
+        );
         log(`quickstart:\n${script.replace(/^/gm, "        ")}`);
         const t0 = Date.now();
         const r = await runShell(dir, `set -x\n${script}`, { env: { PULUMI_SKIP_CONFIRMATIONS: "true" } });
@@ -103,6 +142,47 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.ok((JSON.parse(versions) as { versions: string[] }).versions.length > 0);
         const keys = JSON.parse((await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server")).stdout) as { verify_keys: Record<string, unknown> };
         assert.deepEqual(Object.keys(keys.verify_keys), [`ed25519:${outputs.signingKeyId}`]);
+    });
+
+    it("serves over HTTPS with the certificate Pebble issued: client API, federation on 8448 (to the reader), well-known, Element; admin refused", async function () {
+        const ca = await pebble.issuingRootPem();
+        const get = (guestPort: number, name: string, p: string) => httpsGet(vm.forwardedPort(guestPort), name, p, ca);
+        const versions = await get(443, "matrix.test", "/_matrix/client/versions");
+        assert.equal(versions.status, 200, versions.body);
+        assert.ok((JSON.parse(versions.body) as { versions: string[] }).versions.length > 0);
+        assert.match(versions.issuer, /Pebble/, "the certificate is Pebble's, not the bootstrap one");
+        assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+        const client = await get(443, "matrix.test", "/.well-known/matrix/client");
+        assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" } });
+        assert.equal(client.headers["access-control-allow-origin"], "*");
+        assert.match(String(client.headers["content-type"]), /^application\/json/);
+        assert.deepEqual(JSON.parse((await get(443, "matrix.test", "/.well-known/matrix/server")).body), { "m.server": "matrix.test:8448" });
+        const journal = (unit: string) => vm.exec(`journalctl -u ${unit} --no-pager -o cat`).then((r) => r.stdout);
+        const before = (await journal(WORKER_UNITS[0])).split("/_matrix/federation/v1/version").length;
+        const federation = await get(8448, "matrix.test", "/_matrix/federation/v1/version");
+        assert.equal(federation.status, 200, federation.body);
+        assert.ok((await journal(WORKER_UNITS[0])).split("/_matrix/federation/v1/version").length > before, "the federation reader served it");
+        assert.equal((await get(443, "matrix.test", "/_synapse/admin/v1/server_version")).status, 403);
+        assert.equal((await get(443, "matrix.test", "/_synapse/metrics")).status, 404);
+        const config = await get(443, "element.test", "/config.json");
+        assert.equal(config.status, 200);
+        assert.equal(
+            (JSON.parse(config.body) as { default_server_config: { "m.homeserver": { base_url: string } } }).default_server_config["m.homeserver"].base_url,
+            "https://matrix.test",
+        );
+        assert.equal(config.headers["x-frame-options"], "SAMEORIGIN");
+        assert.equal(config.headers["x-content-type-options"], "nosniff");
+        assert.equal(config.headers["content-security-policy"], "frame-ancestors 'self'");
+        assert.equal(config.headers["cache-control"], "no-cache");
+        assert.match((await get(443, "element.test", "/")).body, new RegExp(`Element ${ELEMENT_VERSION.replace(/\./g, "\\.")}`));
+        const plain = await new Promise<http.IncomingMessage>((resolve, reject) =>
+            http
+                .get({ host: "127.0.0.1", port: vm.forwardedPort(80), path: "/_matrix/client/versions", headers: { host: "matrix.test" } }, resolve)
+                .on("error", reject),
+        );
+        plain.resume();
+        assert.equal(plain.statusCode, 301);
+        assert.equal(plain.headers.location, "https://matrix.test/_matrix/client/versions");
     });
 
     it("registers a user through the shared-secret API; the user and the admin (adminPassword output) log in with matrix-js-sdk", async function () {
@@ -201,7 +281,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.deepEqual(await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]), before);
     });
 
-    it("a maxUploadSize change previews as a readable YAML line, updates only Synapse's config command and restarts only Synapse", async function () {
+    it("a maxUploadSize change previews as a readable YAML line, updates Synapse's config and nginx's site, restarts only Synapse (nginx reloads)", async function () {
         await stack.setConfig({ maxUploadSize: "100M" });
         const preview = await stack.preview("preview maxUploadSize 50M -> 100M");
         fs.mkdirSync(path.join(dirOfRuns()), { recursive: true });
@@ -217,12 +297,14 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         for (const line of readmeBlock("<!-- preview excerpt: e2e smoke, maxUploadSize 50M -> 100M -->"))
             assert.ok(previewLines.has(flat(line)), `README's preview excerpt line is not in the real preview: ${line}`);
         const updated = [...preview.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
-        assert.deepEqual(updated, ["update dev-synapse-config"]);
+        assert.deepEqual(updated.sort(), ["update dev-proxy-nginx", "update dev-synapse-config"]);
+        assert.match(preview.stdout, /-\s+client_max_body_size 50M;/);
+        assert.match(preview.stdout, /\+\s+client_max_body_size 100M;/);
 
         const before = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         const up = await stack.up("up maxUploadSize 100M");
         timings.push(`up of a maxUploadSize change: ${up.seconds} s`);
-        assert.deepEqual(up.changes, { same: up.changes.same, update: 1 });
+        assert.deepEqual(up.changes, { same: up.changes.same, update: 2 });
         const after = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
         for (const u of UNITS.filter((x) => x !== "matrix-synapse.service")) assert.equal(after[u], before[u], `${u} restarted`);
@@ -230,6 +312,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.ok(Number(after[WORKER_UNITS[0]]) > Number(after["matrix-synapse.service"]), "the reader restarted after the main process");
         assert.ok(Number(after[WORKER_UNITS[1]]) > Number(after[WORKER_UNITS[0]]), "the sender restarted after the reader");
         assert.match((await vm.exec("grep max_upload_size /etc/matrix-synapse/homeserver.yaml")).stdout, /100M/);
+        assert.match((await vm.exec("grep client_max_body_size /etc/nginx/conf.d/pulumi-matrix.conf")).stdout, /100M/);
     });
 
     it("leaves no failed systemd unit", async function () {
@@ -250,4 +333,33 @@ function readTree(dir: string): string {
         if (e.isFile()) out += fs.readFileSync(path.join(e.parentPath, e.name), "utf8");
     }
     return out;
+}
+
+/** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`. */
+function httpsGet(
+    port: number,
+    name: string,
+    p: string,
+    ca: string,
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
+    return new Promise((resolve, reject) => {
+        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { host: name }, ca, timeout: 30_000 }, (res) => {
+            const cert = (res.socket as import("node:tls").TLSSocket).getPeerCertificate();
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => (body += d));
+            res.on("end", () =>
+                resolve({
+                    status: res.statusCode ?? 0,
+                    body,
+                    headers: res.headers,
+                    issuer: JSON.stringify(cert.issuer),
+                    names: (cert.subjectaltname ?? "").split(/,\s*/).filter(Boolean),
+                }),
+            );
+        });
+        req.on("timeout", () => req.destroy(new Error(`https://${name}${p} on port ${port}: no answer`)));
+        req.on("error", reject);
+        req.end();
+    });
 }

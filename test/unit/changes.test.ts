@@ -22,8 +22,16 @@ describe("what a change re-runs", () => {
         assert.deepEqual(changed(await run(), await run()), []);
     });
 
-    it("maxUploadSize: only Synapse's config command (which restarts Synapse), not PostgreSQL's", async () => {
-        assert.deepEqual(changed(await run(), await run({ maxUploadSize: "100M" })), ["prod-synapse-config"]);
+    it("maxUploadSize: Synapse's config command (which restarts Synapse) and nginx's (client_max_body_size follows), not PostgreSQL's", async () => {
+        const before = await run();
+        const after = await run({ maxUploadSize: "100M" });
+        assert.deepEqual(changed(before, after).sort(), ["prod-proxy-nginx", "prod-synapse-config"]);
+        const diff = (name: string) => {
+            const lines = (m: RecordingMocks) => new Set(String(m.byName(name).inputs.stdin).split("\n"));
+            const [a, b] = [lines(before), lines(after)];
+            return [...b].filter((l) => !a.has(l));
+        };
+        assert.deepEqual(diff("prod-proxy-nginx"), ["    client_max_body_size 100M;"]);
     });
 
     it("a new Synapse version: the install and config commands", async () => {

@@ -25,7 +25,7 @@ describe("examples run as written", () => {
         const { mocks, outputs } = await runExample(
             "single-host",
             "matrix-single-host",
-            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com" },
+            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com", acmeEmail: "admin@example.com" },
             ["sshPrivateKey"],
         );
         assert.equal(await valueOf(outputs.adminUserId), "@admin:example.com");

@@ -2,6 +2,8 @@ import { MatrixStackArgs } from "../../components/MatrixStack";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { SynapsePeers, resolveSynapseSettings } from "../../src/model/synapse";
 import { WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
+import { resolveElementWebSettings } from "../../src/model/element";
+import { resolveReverseProxySettings } from "../../src/model/proxy";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -11,6 +13,7 @@ export function stackArgs(overrides: Partial<MatrixStackArgs["synapse"]> = {}): 
         host: { host: "203.0.113.10", privateKey: TEST_SSH_KEY },
         synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", adminUser: "admin", ...overrides },
         postgres: { memoryMb: 2048 },
+        proxy: { acme: { email: "admin@example.com" } },
     };
 }
 
@@ -71,3 +74,52 @@ export const GOLDEN_REMOTE_WORKER_PEERS: WorkerPeers = {
     redis: { host: "10.0.0.4", port: 6379, tls: false },
     redisPassword: true,
 };
+
+/** Element's golden settings: every option set to something other than its default (a made-up checksum: nothing is downloaded). */
+export function goldenCustomElementSettings() {
+    return resolveElementWebSettings(
+        'ElementWeb "web"',
+        {
+            domain: "chat.example.org",
+            version: "1.11.100",
+            sha256: "0123456789abcdef".repeat(4),
+            downloadUrl: "https://mirror.example.net/element/v{version}/element-v{version}.tar.gz?src=pulumi&x=1",
+            brand: "Example Chat",
+            defaultTheme: "dark",
+            disableGuests: false,
+            disableCustomUrls: true,
+            roomDirectoryServers: ["example.com", "matrix.org"],
+            keepVersions: 3,
+            // Keys given in an order other than sorted: the output sorts them.
+            extraConfig: { show_labs_settings: false, default_country_code: "DE", setting_defaults: { "UIFeature.feedback": false, breadcrumbs: true } },
+            paths: { root: "/srv/element/" },
+        },
+        { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" },
+    );
+}
+
+/** Element's golden settings with every default. */
+export function goldenElementSettings() {
+    return resolveElementWebSettings(
+        'ElementWeb "web"',
+        { domain: "element.example.com", version: "1.11.100", sha256: "0123456789abcdef".repeat(4) },
+        { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" },
+    );
+}
+
+/** The reverse proxy's golden settings: well-known on the server_name's domain, an admin allow-list, a CA bundle, Element. */
+export function goldenProxySettings() {
+    return resolveReverseProxySettings(
+        'ReverseProxy "golden"',
+        {
+            acme: { email: "admin@example.com", directoryUrl: "https://acme.example.net/directory", caBundle: GOLDEN_CA },
+            adminAllowList: ["198.51.100.0/24", "2001:db8::/48"],
+            serverNameWellKnown: true,
+        },
+        { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" },
+        { domain: "element.example.com" },
+    );
+}
+
+/** Not a real certificate: the golden files only carry it. */
+const GOLDEN_CA = "-----BEGIN CERTIFICATE-----\nMIIBgoldenPlaceholderNotARealCertificate\n-----END CERTIFICATE-----\n";

@@ -30,7 +30,17 @@ import {
     goldenSynapseSettings,
     goldenWorkerPool,
     goldenWorkerSynapse,
+    goldenCustomElementSettings,
+    goldenElementSettings,
+    goldenProxySettings,
 } from "./fixtures";
+import { renderElementConfig } from "../../src/render/element";
+import { elementInstallScript } from "../../src/provision/element";
+import { NginxSite, renderNginxConf } from "../../src/render/nginx";
+import { renderCertbotDropIn, renderDeployHook } from "../../src/render/certbot";
+import { PROXY_FILES, certificateScript, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { resolveReverseProxySettings } from "../../src/model/proxy";
+import { WorkerUpstream, workerUpstreams } from "../../src/model/workers";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { renderRedisConf, renderRedisDropIn } from "../../src/render/redis";
 import { redisInstallScript, redisPasswordScript } from "../../src/provision/redis";
@@ -49,6 +59,11 @@ const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
 const os = checkSupportedOs("golden", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nARCH=amd64');
 
+/** The golden pool's upstreams as a WorkerPool hands them to the proxy. */
+function workerUpstreamsOf(pool: ReturnType<typeof goldenWorkerPool>): WorkerUpstream[] {
+    return workerUpstreams(pool, () => "127.0.0.1");
+}
+
 /** Every file the library renders, from fixed settings. */
 function renderAll(): Record<string, string> {
     const s = goldenSynapseSettings();
@@ -63,7 +78,47 @@ function renderAll(): Record<string, string> {
     const remote = goldenRemoteWorkerPool();
     const redis = resolveRedisSettings("golden", { bindAddresses: ["127.0.0.1", "10.0.0.4"], allowedClients: ["10.0.0.6/32"] });
     const workerFiles = Object.fromEntries(pool.workers.map((w) => [`workers/workers/${w.name}.yaml`, renderWorkerYaml(pool, w, ws, GOLDEN_WORKER_PEERS)]));
+    const proxy = goldenProxySettings();
+    const element = goldenElementSettings();
+    const files = { domain: element.domain, webRoot: "/var/www/pulumi-matrix-element/current", configPath: "/var/www/pulumi-matrix-element/config.json" };
+    const site = (workers: WorkerUpstream[], extra: Partial<NginxSite> = {}): NginxSite => ({
+        proxy,
+        publicBaseUrl: "https://matrix.example.com/",
+        main: "127.0.0.1:8008",
+        workers,
+        element: files,
+        tls: servedCertificate(),
+        ...extra,
+    });
+    // A homeserver whose server_name is its own domain, federation on 443, no Element, loopback only.
+    const plain = resolveReverseProxySettings(
+        'ReverseProxy "golden"',
+        { acme: { email: "admin@example.com" }, federationPort: 443, listenAddresses: ["203.0.113.10", "2001:db8::10"] },
+        { serverName: "matrix.example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "100M" },
+    );
+    const manyRoles: WorkerUpstream[] = [
+        ...["federation_reader", "client_reader", "synchrotron", "event_creator", "media_repository", "typing", "to_device", "account_data"].flatMap(
+            (role, i) =>
+                [1, 2].slice(0, ["typing", "to_device", "account_data"].includes(role) ? 1 : 2).map((n) => ({
+                    name: `${role}${n}`,
+                    role: role as WorkerUpstream["role"],
+                    url: `http://127.0.0.1:${8100 + 20 * i + n - 1}`,
+                })),
+        ),
+    ];
     return {
+        "nginx/no-workers.conf": renderNginxConf({ ...site([]), proxy: plain, element: undefined }),
+        "nginx/default-workers.conf": renderNginxConf(site(workerUpstreamsOf(pool))),
+        "nginx/many-roles.conf": renderNginxConf(site(manyRoles)),
+        "certbot/deploy-hook.sh": renderDeployHook(PROXY_FILES.hooksDir),
+        "certbot/certbot.service.d/pulumi-matrix.conf": renderCertbotDropIn(PROXY_FILES.caBundle),
+        "scripts/proxy-nginx.sh": proxyServerScript(site(workerUpstreamsOf(pool)), 'ReverseProxy "golden"'),
+        "scripts/proxy-certificate.sh": certificateScript(proxy),
+        "scripts/proxy-certificate-letsencrypt.sh": certificateScript(plain),
+        "element/config.json": renderElementConfig(element),
+        "element/config-custom.json": renderElementConfig(goldenCustomElementSettings()),
+        "scripts/element-install.sh": elementInstallScript(element),
+        "scripts/element-install-custom.sh": elementInstallScript(goldenCustomElementSettings()),
         ...workerFiles,
         "workers/remote/federation_reader1.yaml": renderWorkerYaml(remote, remote.workers[1], ws, GOLDEN_REMOTE_WORKER_PEERS),
         "workers/remote/event_persister1.yaml": renderWorkerYaml(remote, remote.workers[3], ws, GOLDEN_REMOTE_WORKER_PEERS),

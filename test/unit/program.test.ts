@@ -62,6 +62,7 @@ describe("the stack program (src/program.ts)", () => {
         serverName: "example.com",
         publicBaseUrl: "https://matrix.example.com/",
         adminUser: "admin",
+        acmeEmail: "admin@example.com",
     };
 
     it("builds a MatrixStack from stack config and exports its outputs", async () => {
@@ -424,6 +425,8 @@ describe("the stack config table (STACK_KEYS)", () => {
         SynapseHomeserver: 'SynapseHomeserver "dev-synapse"',
         WorkerPool: 'WorkerPool "dev-workers"',
         RedisServer: 'RedisServer "dev-redis"',
+        ReverseProxy: 'ReverseProxy "dev-proxy"',
+        ElementWeb: 'ElementWeb "dev-element"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -1,3 +1,5 @@
+import { resolveElementWebSettings } from "../../src/model/element";
+import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -70,7 +72,8 @@ describe("the Pulumi project", () => {
 
     it("requires (declares without a default) exactly the keys every stack must set, so a stack from Pulumi.example.yaml passes the CLI's check", () => {
         const withoutDefault = STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default === undefined);
-        const required = STACK_CONFIG_KEYS.filter((k) => spec(k).required !== undefined && spec(k).onlyWith === undefined);
+        // A key required only while another key is (or is not) in effect is declared with a default: the program checks it.
+        const required = STACK_CONFIG_KEYS.filter((k) => spec(k).required !== undefined && spec(k).onlyWith === undefined && spec(k).notWith === undefined);
         assert.deepEqual(withoutDefault, required);
         assert.deepEqual(required, ["sshHost", "sshPrivateKey", "serverName"]);
         // The example sets every required key but the private key, which it shows as a comment (`pulumi config set --secret` writes it).
@@ -109,6 +112,16 @@ describe("the Pulumi project", () => {
                 "Host",
             ),
             RedisServer: redis,
+            ReverseProxy: resolveReverseProxySettings(
+                "ReverseProxy",
+                { acme: { email: "admin@example.com" } },
+                { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
+            ),
+            ElementWeb: resolveElementWebSettings(
+                "ElementWeb",
+                { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
+                { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl },
+            ),
         };
         const at = (o: unknown, p: string) => p.split(".").reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
         // Keys whose comparison needs a conversion (declared value -> library value):
@@ -126,6 +139,10 @@ describe("the Pulumi project", () => {
             // An external Redis's port defaults as an installed one's; TLS is off unless asked for.
             redisExternalPort: { declared: (d) => d, library: redis.port },
             redisExternalTls: { declared: (d) => d, library: false },
+            // The stack's switch: nginx unless "none".
+            proxy: { declared: (d) => d, library: "nginx" },
+            // The well-known vhost on the server_name's domain is off unless asked for.
+            serverNameWellKnown: { declared: (d) => d, library: PROXY_DEFAULTS.serverNameWellKnown },
         };
         const compared: string[] = [];
         for (const key of STACK_CONFIG_KEYS) {
@@ -154,7 +171,7 @@ describe("the Pulumi project", () => {
             STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]),
         );
         const read = (extra: Record<string, string>) =>
-            readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", ...extra })[k] });
+            readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", acmeEmail: "admin@example.com", ...extra })[k] });
         assert.equal(read({}).synapse.email, undefined);
         assert.equal(read({}).postgres.external, undefined);
         assert.deepEqual(read({ postgresExternalHost: "db.example.com" }).postgres.external, {
@@ -187,8 +204,19 @@ describe("the Pulumi project", () => {
 
 describe("the README quickstart", () => {
     it("is a block the e2e suite can follow line by line (it runs it against a VM)", () => {
-        const script = quickstartScript(readmeBlock("## Quickstart"), { port: 2222, keyFile: "/tmp/key" });
+        const script = quickstartScript(
+            readmeBlock("## Quickstart"),
+            { port: 2222, keyFile: "/tmp/key" },
+            {
+                acmeDirectoryUrl: "https://10.0.2.2:14000/dir",
+                acmeCaFile: "/tmp/ca.pem",
+                element: { version: "1.11.999", sha256: "a".repeat(64), downloadUrl: "http://10.0.2.2:8000/element-v{version}.tar.gz" },
+            },
+        );
         assert.match(script, /^pulumi stack init dev$/m);
+        assert.match(script, /^pulumi config set acmeDirectoryUrl https:\/\/10\.0\.2\.2:14000\/dir$/m);
+        assert.match(script, /^pulumi config set acmeCaBundle < \/tmp\/ca\.pem$/m);
+        assert.match(script, /^pulumi config set elementSha256 a{64}$/m);
         assert.match(script, /^pulumi config set sshPort 2222$/m);
         assert.match(script, /^pulumi up$/m);
     });

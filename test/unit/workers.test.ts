@@ -375,7 +375,7 @@ describe("RedisServer and WorkerPool as components", () => {
         assert.doesNotMatch(String(mocks.byName("prod-redis-server").inputs.stdin), /requirepass [A-Za-z0-9]/);
     });
 
-    it("a change of workers re-runs only the pool's config command", async () => {
+    it("a change of workers re-runs only the pool's config command and nginx's (its upstreams)", async () => {
         const stdin = async (args: ReturnType<typeof stackArgs>) => {
             const { mocks } = await runWithMocks(
                 () => new MatrixStack("prod", args),
@@ -387,8 +387,9 @@ describe("RedisServer and WorkerPool as components", () => {
         const after = await stdin({ ...stackArgs(), workers: { workers: { federation_reader: 2, federation_sender: 1 } } });
         assert.deepEqual(
             Object.keys(after).filter((k) => after[k] !== before[k]),
-            ["prod-workers-config"],
+            ["prod-proxy-nginx", "prod-workers-config"],
         );
+        assert.match(after["prod-proxy-nginx"], /upstream pm_federation_reader \{\n {4}server 127\.0\.0\.1:8100;\n {4}server 127\.0\.0\.1:8101;/);
     });
 
     it("without workers ({}), no Redis and no replication listener; the pool only removes an earlier pool's files", async () => {

@@ -1,0 +1,72 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
+import { WorkerUpstream } from "../src/model/workers";
+import { certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
+import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
+
+export interface ReverseProxyArgs extends ReverseProxyOptions {
+    /** The homeserver it serves; nginx runs on Synapse's host and proxies to its loopback listener. */
+    synapse: SynapseHomeserver;
+    /** Synapse's workers: their routes go to them (the route table, WORKER_ROUTES). Default: everything to the main process. */
+    workers?: WorkerPool;
+    /** Element Web to serve on its own domain (an ElementWeb, or any site with the same fields). Default: none. */
+    element?: ElementSite;
+}
+
+/**
+ * nginx from the distro in front of Synapse: TLS on 443 (and 8448 for
+ * federation) with a certificate from an ACME CA (Let's Encrypt by default,
+ * renewed by certbot's timer), worker routing from the route table, the
+ * well-known documents, the admin API limited to an allow-list, and Element
+ * Web on its own domain. Claims ports 80, 443 (and 8448) on Synapse's host
+ * and opens them in its firewall.
+ */
+export class ReverseProxy extends pulumi.ComponentResource {
+    /** The resolved settings (certificate names, ports, allow-list). */
+    readonly settings: ReverseProxySettings;
+    /** The names the certificate covers (homeserver domain first). */
+    readonly certificateNames: string[];
+    /** Depend on this to run once nginx serves the issued certificate. */
+    readonly ready: pulumi.Resource;
+
+    constructor(name: string, args: ReverseProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("ReverseProxy"), name, {}, opts);
+        const component = `ReverseProxy "${name}"`;
+        const synapse = args.synapse;
+        const s = resolveReverseProxySettings(component, args, synapse.settings, args.element);
+        this.settings = s;
+        this.certificateNames = s.certificateNames;
+        const host = synapse.host;
+        host.claimPorts(component, proxyPortClaims(s));
+
+        const main = synapseListener(synapse.settings);
+        const workers: pulumi.Output<WorkerUpstream[]> = args.workers ? args.workers.upstreams : pulumi.output([]);
+        const element = args.element ? { domain: args.element.domain, webRoot: args.element.webRoot, configPath: args.element.configPath } : undefined;
+        const server = hostScript(
+            childName(name, "nginx"),
+            {
+                host,
+                script: workers.apply((w) =>
+                    proxyServerScript(
+                        {
+                            proxy: s,
+                            publicBaseUrl: synapse.settings.publicBaseUrl,
+                            main,
+                            workers: w,
+                            ...(element ? { element } : {}),
+                            tls: servedCertificate(),
+                        },
+                        component,
+                    ),
+                ),
+                timeout: "20m",
+            },
+            { parent: this },
+        );
+        this.ready = hostScript(childName(name, "certificate"), { host, script: certificateScript(s), after: [server] }, { parent: this });
+        this.registerOutputs({ certificateNames: this.certificateNames });
+    }
+}

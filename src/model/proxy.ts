@@ -1,0 +1,201 @@
+import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
+import { FirewallRule, PortClaim } from "./host";
+import { Checker, isCidr, isHostname, isIpAddress, parseSize } from "./validate";
+
+/**
+ * The reverse proxy in front of Synapse: nginx from the distro terminates
+ * TLS on 443 (and 8448 for federation), routes requests to the main process
+ * or its workers, serves the well-known documents and Element Web, and
+ * answers ACME challenges on port 80.
+ */
+
+/** The reverse-proxy settings a user writes. */
+export interface ReverseProxyOptions {
+    /** The certificate's CA and contact (Let's Encrypt by default). `email` is required. */
+    acme: AcmeOptions;
+    /**
+     * The port other servers reach federation on. `8448` (default): a TLS
+     * listener on 8448, the port servers try without delegation. `443`: no
+     * 8448 listener; `/.well-known/matrix/server` tells servers to use 443
+     * (it must be served on the server_name's domain: see `serverNameWellKnown`).
+     */
+    federationPort?: 443 | 8448;
+    /**
+     * Networks (CIDR) allowed to call Synapse's admin API (`/_synapse/admin`)
+     * through the proxy. Default none: the admin API is refused to everyone
+     * (use it over SSH on the host, at Synapse's loopback listener).
+     */
+    adminAllowList?: string[];
+    /**
+     * This nginx also answers for the server_name's domain (its A/AAAA
+     * records point to this host): it serves `/.well-known/matrix/server` and
+     * `/client` there, and the certificate covers that name. Only when the
+     * server_name is not the homeserver's own domain (where they are always
+     * served). Default false (the apex website lives elsewhere).
+     */
+    serverNameWellKnown?: boolean;
+    /**
+     * Addresses nginx listens on. Default: every address (IPv4 and IPv6).
+     * Give the host's public address(es) when something else serves other
+     * addresses of this host.
+     */
+    listenAddresses?: string[];
+}
+
+/** The reverse-proxy settings with every default filled in. */
+export interface ReverseProxySettings {
+    acme: AcmeSettings;
+    federationPort: 443 | 8448;
+    adminAllowList: string[];
+    /** The homeserver's public domain (the host of Synapse's publicBaseUrl). */
+    homeserverDomain: string;
+    /** Synapse's server_name without a port. */
+    serverNameHost: string;
+    /** A server block answers for the server_name's domain with the well-known documents (it is not the homeserver domain). */
+    serverNameVhost: boolean;
+    /** nginx's `client_max_body_size`, following Synapse's `max_upload_size`. */
+    clientMaxBodySize: string;
+    /** The certificate's names, homeserver domain first (certbot's lineage is named after it). */
+    certificateNames: string[];
+    /** Addresses nginx listens on; empty: every address. */
+    listenAddresses: string[];
+}
+
+/** What the proxy needs to know of Synapse (plain values from its settings). */
+export interface ProxiedHomeserver {
+    serverName: string;
+    publicBaseUrl: string;
+    maxUploadSize: string;
+}
+
+/** A site nginx serves besides the homeserver: Element Web on its own domain. */
+export interface ElementSite {
+    domain: string;
+    /** The directory served (a symlink to the current release). */
+    webRoot: string;
+    /** Element's config.json (kept outside the release directories). */
+    configPath: string;
+}
+
+export const PROXY_DEFAULTS = { federationPort: 8448, serverNameWellKnown: false } as const;
+
+/** The homeserver's public domain: the host of its public base URL. */
+export function homeserverDomain(publicBaseUrl: string): string {
+    return new URL(publicBaseUrl).hostname;
+}
+
+/** server_name without a port (`example.com:8448` -> `example.com`). */
+export function serverNameHost(serverName: string): string {
+    return serverName.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+}
+
+/** Fills in the defaults and validates, including how the proxy fits Synapse's settings and the Element site. */
+export function resolveReverseProxySettings(
+    component: string,
+    o: Partial<ReverseProxyOptions>,
+    homeserver: ProxiedHomeserver,
+    element?: Pick<ElementSite, "domain">,
+): ReverseProxySettings {
+    const acme = resolveAcmeSettings(component, o.acme);
+    const c = new Checker(component);
+    const federationPort = o.federationPort ?? PROXY_DEFAULTS.federationPort;
+    c.check(
+        "federationPort",
+        federationPort,
+        federationPort === 443 || federationPort === 8448,
+        "expected 8448 (a federation listener) or 443 (delegated to 443)",
+    );
+    const adminAllowList = o.adminAllowList ?? [];
+    for (const cidr of adminAllowList)
+        c.check(
+            "adminAllowList",
+            cidr,
+            typeof cidr === "string" && isCidr(cidr),
+            "expected networks in CIDR notation, such as 203.0.113.0/24 or 2001:db8::/48",
+        );
+    const listenAddresses = o.listenAddresses ?? [];
+    for (const a of listenAddresses)
+        c.check(
+            "listenAddresses",
+            a,
+            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
+            "expected specific IP addresses of this host, such as 203.0.113.10 (leave it out for every address)",
+        );
+    const domain = homeserverDomain(homeserver.publicBaseUrl);
+    c.check(
+        "synapse.publicBaseUrl",
+        homeserver.publicBaseUrl,
+        isHostname(domain) && new URL(homeserver.publicBaseUrl).protocol === "https:" && ["", "443"].includes(new URL(homeserver.publicBaseUrl).port),
+        "the reverse proxy serves https://<DNS name>/ on port 443 with a certificate for that name: expected a URL such as https://matrix.example.com/",
+    );
+    const snHost = serverNameHost(homeserver.serverName);
+    const separate = snHost !== domain;
+    const serverNameVhost = separate && (o.serverNameWellKnown ?? PROXY_DEFAULTS.serverNameWellKnown);
+    if (serverNameVhost)
+        c.check(
+            "serverNameWellKnown",
+            homeserver.serverName,
+            isHostname(snHost),
+            "the well-known documents are served on the server_name's domain, which needs a DNS name there (the server_name is an IP literal)",
+        );
+    const size = parseSize(homeserver.maxUploadSize);
+    c.check("synapse.maxUploadSize", homeserver.maxUploadSize, size !== undefined, "expected a size such as 50M (K, M or G)");
+    if (element) {
+        c.check(
+            "element.domain",
+            element.domain,
+            element.domain !== domain,
+            `Element must have its own domain, not the homeserver's (${domain}): media the homeserver serves must not run script in Element's origin; use e.g. element.${domain.replace(/^matrix\./, "")}`,
+        );
+        c.check(
+            "element.domain",
+            element.domain,
+            !serverNameVhost || element.domain !== snHost,
+            `the server_name's domain ${snHost} already serves the well-known documents here; give Element its own domain`,
+        );
+    }
+    c.done();
+    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : [])];
+    return {
+        acme,
+        federationPort,
+        adminAllowList: [...adminAllowList],
+        homeserverDomain: domain,
+        serverNameHost: snHost,
+        serverNameVhost,
+        clientMaxBodySize: homeserver.maxUploadSize,
+        certificateNames: [...new Set(names)],
+        listenAddresses: [...listenAddresses],
+    };
+}
+
+/** The TCP ports nginx listens on, on every address. */
+export function proxyPorts(s: ReverseProxySettings): number[] {
+    return [80, 443, ...(s.federationPort === 8448 ? [8448] : [])];
+}
+
+export function proxyPortClaims(s: ReverseProxySettings): PortClaim[] {
+    const addresses = s.listenAddresses.length ? s.listenAddresses : ["*"];
+    return proxyPorts(s).flatMap((port) => addresses.map((address) => ({ port, protocol: "tcp" as const, address, owner: "nginx" })));
+}
+
+/** Where Synapse's main process answers the proxy: its http listener, on loopback when it binds it. */
+export function synapseListener(s: { httpBindAddresses: string[]; httpPort: number }): string {
+    const a = s.httpBindAddresses.includes("127.0.0.1") ? "127.0.0.1" : s.httpBindAddresses[0];
+    return `${a.includes(":") ? `[${a}]` : a}:${s.httpPort}`;
+}
+
+/** Open to everyone: HTTP for ACME challenges and the redirect, HTTPS, and federation. */
+export function proxyFirewallRules(s: ReverseProxySettings): FirewallRule[] {
+    return proxyPorts(s).map((port) => ({ port, protocol: "tcp", owner: "nginx" }));
+}
+
+/** `/.well-known/matrix/server`: where other servers reach federation. */
+export function wellKnownServer(s: ReverseProxySettings): { "m.server": string } {
+    return { "m.server": `${s.homeserverDomain}:${s.federationPort}` };
+}
+
+/** `/.well-known/matrix/client`: where clients reach the client API. */
+export function wellKnownClient(publicBaseUrl: string): { "m.homeserver": { base_url: string } } {
+    return { "m.homeserver": { base_url: publicBaseUrl.replace(/\/+$/, "") } };
+}

@@ -1,0 +1,130 @@
+import { ReverseProxySettings, proxyFirewallRules } from "../model/proxy";
+import { STATE_DIR } from "../render/drift";
+import { renderCertbotDropIn, renderDeployHook } from "../render/certbot";
+import { NginxSite, renderNginxConf } from "../render/nginx";
+import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { firewallFragmentSet } from "./host";
+import { script } from "./shell";
+import { Sh, raw, sh } from "./sh";
+
+/** Where the proxy's files live on the host. */
+export const PROXY_FILES = {
+    /** The site (http context: Debian's nginx.conf includes conf.d/*.conf). */
+    conf: "/etc/nginx/conf.d/pulumi-matrix.conf",
+    /** The certificate nginx serves: a symlink to the bootstrap certificate, then to certbot's live directory. */
+    tls: "/etc/nginx/pulumi-matrix/tls",
+    /** A self-signed certificate so nginx can start and answer the first ACME challenge. */
+    bootstrap: "/etc/nginx/pulumi-matrix/bootstrap",
+    /** Debian's default site also claims port 80 as the default server. */
+    defaultSite: "/etc/nginx/sites-enabled/default",
+    deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
+    /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
+    hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
+    caBundle: "/etc/pulumi-matrix/acme-ca.pem",
+    certbotDropIn: "/etc/systemd/system/certbot.service.d/pulumi-matrix.conf",
+    /** What the current certificate was requested with: a change asks the CA again. */
+    request: `${STATE_DIR}/acme-request`,
+} as const;
+
+/** certbot's live directory of the certificate (its lineage is named after the homeserver domain). */
+export function liveDir(s: ReverseProxySettings): string {
+    return `/etc/letsencrypt/live/${s.homeserverDomain}`;
+}
+
+/** The certificate paths nginx is configured with. */
+export function servedCertificate(): NginxSite["tls"] {
+    return { certificate: `${PROXY_FILES.tls}/fullchain.pem`, key: `${PROXY_FILES.tls}/privkey.pem` };
+}
+
+/** nginx as handlers see it: it answers on port 80 (with a redirect) once it runs. */
+export const NGINX_UNIT: ServiceUnit = {
+    name: "nginx.service",
+    health: { command: sh`curl -s -o /dev/null -m 2 http://127.0.0.1/` },
+    healthTimeout: 60,
+};
+
+const RELOAD_NGINX = { kind: "reload", unit: NGINX_UNIT, check: sh`nginx -t -q` } as const;
+
+/** Points the served certificate at `target` atomically (a new symlink renamed over the old one). */
+function switchCertificate(target: string): Sh {
+    return sh`ln -sfn ${target} ${PROXY_FILES.tls}.pm-new && mv -T ${PROXY_FILES.tls}.pm-new ${PROXY_FILES.tls}`;
+}
+
+/**
+ * Installs nginx and certbot, starts nginx on a self-signed certificate when
+ * there is none yet (so it can answer the ACME challenge), writes the site
+ * (checked with `nginx -t` before a reload) and opens the proxy's ports.
+ */
+export function proxyServerScript(site: NginxSite, component: string): string {
+    const s = site.proxy;
+    const san = s.certificateNames.map((n) => `DNS:${n}`).join(",");
+    return script("pulumi-matrix reverse proxy (nginx)", [
+        sh`pm_apt_install nginx certbot openssl curl`,
+        sh`install -d -m 0755 ${s.acme.webroot} /etc/nginx/pulumi-matrix`,
+        sh`if [ -L ${PROXY_FILES.defaultSite} ]; then rm -f ${PROXY_FILES.defaultSite}; echo "disabled Debian's default site"; pm_owe ${NGINX_UNIT.name}; fi`,
+        sh`if [ ! -e ${PROXY_FILES.tls} ]; then`,
+        sh`    install -d -m 0700 ${PROXY_FILES.bootstrap}`,
+        sh`    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj ${`/CN=${s.homeserverDomain}`} -addext ${`subjectAltName=${san}`} -keyout ${`${PROXY_FILES.bootstrap}/privkey.pem`} -out ${`${PROXY_FILES.bootstrap}/fullchain.pem`} 2>/dev/null`,
+        sh`    ${switchCertificate(PROXY_FILES.bootstrap)}`,
+        sh`    echo "nginx starts on a self-signed certificate until the CA issues one"`,
+        sh`fi`,
+        applyFileSet({ name: "nginx-site", files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }], onChange: [RELOAD_NGINX] }),
+        applyFileSet(firewallFragmentSet(component, proxyFirewallRules(s))),
+        ensureRunning([NGINX_UNIT]),
+    ]);
+}
+
+/** Everything the request depends on: a change asks the CA for a new certificate at once. */
+function requestLine(s: ReverseProxySettings): string {
+    return `${s.acme.directoryUrl} ${s.acme.keyType} ${s.certificateNames.join(",")}`;
+}
+
+/**
+ * Obtains the certificate through HTTP-01 on nginx's port 80 (certbot's
+ * webroot), keeps it while it is valid and the request is unchanged, points
+ * nginx at it and reloads nginx when it changed. certbot's own timer renews
+ * it; the deploy hook reloads nginx and runs the services' hooks.
+ */
+export function certificateScript(s: ReverseProxySettings): string {
+    const live = liveDir(s);
+    const env = s.acme.caBundle !== undefined ? sh`env REQUESTS_CA_BUNDLE=${PROXY_FILES.caBundle} ` : raw("");
+    const certbot = sh`${env}certbot certonly --non-interactive --agree-tos --no-eff-email --email ${s.acme.email} --server ${s.acme.directoryUrl} --webroot -w ${s.acme.webroot} --cert-name ${s.homeserverDomain} ${s.certificateNames.flatMap((n) => ["-d", n])} --key-type ${s.acme.keyType} --no-directory-hooks`;
+    const names = s.certificateNames.join(", ");
+    return script("pulumi-matrix certificate (certbot)", [
+        sh`install -d -m 0755 ${PROXY_FILES.hooksDir}`,
+        applyFileSet({
+            name: "certbot",
+            files: [
+                { path: PROXY_FILES.deployHook, content: renderDeployHook(PROXY_FILES.hooksDir), mode: "0755" },
+                ...(s.acme.caBundle !== undefined
+                    ? [
+                          { path: PROXY_FILES.caBundle, content: s.acme.caBundle.trim() + "\n" },
+                          { path: PROXY_FILES.certbotDropIn, content: renderCertbotDropIn(PROXY_FILES.caBundle) },
+                      ]
+                    : []),
+            ],
+            onChange: [{ kind: "daemon-reload" }],
+        }),
+        // Renewals run from certbot's timer, without Pulumi.
+        sh`systemctl enable -q --now certbot.timer`,
+        sh`pm_before=$(sha256sum ${`${live}/fullchain.pem`} 2>/dev/null || true)`,
+        // Ask again only when the request changed (CA, key type, names); otherwise certbot keeps it until it is due for renewal.
+        sh`if [ -e ${`${live}/fullchain.pem`} ] && [ "$(cat ${PROXY_FILES.request} 2>/dev/null)" = ${requestLine(s)} ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi`,
+        sh`if ! pm_out=$(${certbot} "$pm_when" 2>&1); then`,
+        sh`    printf '%s\n' "$pm_out" >&2`,
+        sh`    echo ${`certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl}: these names' DNS records must point to this host and port 80 must be reachable from the internet (the CA connects to http://<name>/.well-known/acme-challenge/)`} >&2`,
+        sh`    exit 1`,
+        sh`fi`,
+        sh`printf '%s\n' ${requestLine(s)} >${PROXY_FILES.request}`,
+        sh`if [ "$(readlink ${PROXY_FILES.tls})" != ${live} ]; then`,
+        sh`    ${switchCertificate(live)}`,
+        sh`    echo ${`nginx now serves the certificate for ${names}`}`,
+        sh`    pm_before=switched`,
+        sh`fi`,
+        sh`if [ "$(sha256sum ${`${live}/fullchain.pem`})" != "$pm_before" ]; then`,
+        sh`    echo "new certificate: reloading nginx and the services that use it"`,
+        sh`    RENEWED_LINEAGE=${live} ${PROXY_FILES.deployHook}`,
+        sh`fi`,
+        sh`echo ${`certificate for ${names}:`} "$(openssl x509 -noout -enddate -in ${`${live}/cert.pem`})"`,
+    ]);
+}

@@ -1,0 +1,33 @@
+import { UNIT_HEADER as HEADER } from "./systemd";
+
+/**
+ * certbot's side of the certificate: the deploy hook it runs after every
+ * renewal (nginx reloads; other services that use the certificate, such as
+ * coturn, drop their own hook into `hooksDir`), and the environment its
+ * renewal timer needs to trust a private ACME server.
+ */
+
+/** The deploy hook: reload nginx with the renewed certificate, then run the services' hooks in `hooksDir`. */
+export function renderDeployHook(hooksDir: string): string {
+    return `#!/bin/sh
+${HEADER}
+# certbot runs this after it renewed a certificate ($RENEWED_LINEAGE is its live directory).
+set -e
+if systemctl is-active -q nginx.service; then
+    nginx -t -q
+    systemctl reload nginx.service
+fi
+# Each service that uses the certificate adds its own hook here (it sees RENEWED_LINEAGE too).
+if [ -d ${hooksDir} ]; then
+    run-parts --exit-on-error ${hooksDir}
+fi
+`;
+}
+
+/** A drop-in for certbot.service: renewals trust the ACME server's own CA (a test or company CA). */
+export function renderCertbotDropIn(caBundlePath: string): string {
+    return `${HEADER}
+[Service]
+Environment=REQUESTS_CA_BUNDLE=${caBundlePath}
+`;
+}

@@ -1,0 +1,283 @@
+import { ElementSite, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../model/proxy";
+import { MAIN_UPSTREAM, ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams } from "../model/proxyRoutes";
+import { WorkerUpstream } from "../model/workers";
+import { UNIT_HEADER as HEADER } from "./systemd";
+
+/**
+ * nginx's site for the homeserver: one file in conf.d (http context) with
+ * the upstreams, the port-80 server (ACME challenges, redirect), the
+ * homeserver on 443 (and 8448), the well-known documents and Element Web.
+ */
+
+/** What the site is built from. */
+export interface NginxSite {
+    proxy: ReverseProxySettings;
+    /** Synapse's public base URL (the client well-known's base_url). */
+    publicBaseUrl: string;
+    /** `address:port` of Synapse's main http listener. */
+    main: string;
+    /** Workers that serve requests (a WorkerPool's upstreams); empty without workers. */
+    workers: readonly WorkerUpstream[];
+    element?: ElementSite;
+    /** The certificate nginx serves (a symlink switched from the bootstrap certificate to the issued one). */
+    tls: { certificate: string; key: string };
+}
+
+/** A double-quoted nginx string (no variables are meant inside: `$` is only used in regexes, where nginx does not expand it). */
+function q(text: string): string {
+    if (/["\\\n]/.test(text)) throw new Error(`nginx string ${JSON.stringify(text)}: quotes, backslashes and newlines are not expected`);
+    return `"${text}"`;
+}
+
+const indent = (lines: string[], by = "    ") => lines.map((l) => (l === "" ? l : by + l));
+
+/** TLS as Mozilla's "intermediate" profile has it: TLS 1.2 and 1.3, forward-secret AEAD ciphers. */
+function tlsLines(tls: NginxSite["tls"]): string[] {
+    return [
+        `ssl_certificate ${tls.certificate};`,
+        `ssl_certificate_key ${tls.key};`,
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_timeout 1d;",
+        "ssl_session_cache shared:pulumi_matrix_tls:10m;",
+        "ssl_session_tickets off;",
+    ];
+}
+
+/** HSTS: browsers use only HTTPS for two years. */
+const HSTS = 'add_header Strict-Transport-Security "max-age=63072000" always;';
+const CORS = "add_header Access-Control-Allow-Origin $pm_cors always;";
+
+/** `listen` lines for each port: on every address (IPv4 and IPv6), or on the given ones. */
+function listen(site: NginxSite, ports: number[], extra = ""): string[] {
+    const addresses = site.proxy.listenAddresses.length ? site.proxy.listenAddresses.map((a) => (a.includes(":") ? `[${a}]:` : `${a}:`)) : ["", "[::]:"];
+    return ports.flatMap((p) => addresses.map((a) => `listen ${a}${p}${extra};`));
+}
+
+/** The well-known documents (JSON; their CORS header comes from the server's `$pm_cors`). */
+function wellKnownLocations(site: NginxSite, server: boolean): string[] {
+    const doc = (path: string, body: unknown) => [
+        `location = ${path} {`,
+        ...indent(["default_type application/json;", `return 200 '${JSON.stringify(body)}';`]),
+        "}",
+    ];
+    return [
+        ...(server ? doc("/.well-known/matrix/server", wellKnownServer(site.proxy)) : []),
+        ...doc("/.well-known/matrix/client", wellKnownClient(site.publicBaseUrl)),
+    ];
+}
+
+/**
+ * Maps for headers that depend on the path, set once per server (a location with an
+ * `add_header` of its own would drop the server's): web clients fetch the
+ * well-known documents cross-origin; Element's entry files are never cached,
+ * so a new release reaches browsers at once. An empty value sends no header.
+ */
+function headerMaps(site: NginxSite): string[] {
+    return [
+        "map $uri $pm_cors {",
+        ...indent(['default "";', '"~^/\\.well-known/matrix/" "*";']),
+        "}",
+        ...(site.element ? ["map $uri $pm_element_cache {", ...indent(['default "";', '"~^/(config.*\\.json|index\\.html|i18n/.*)?$" "no-cache";']), "}"] : []),
+    ];
+}
+
+/** Only the admin allow-list gets through (nothing when it is empty). */
+function adminAccess(site: NginxSite): string[] {
+    return [...site.proxy.adminAllowList.map((cidr) => `allow ${cidr};`), "deny all;"];
+}
+
+function proxyTo(upstream: string): string {
+    return `proxy_pass http://${upstream};`;
+}
+
+/** A route of the table: its upstream, or a map on the method when reads and writes go to different processes. */
+function routeLocation(site: NginxSite, l: ProxyLocation): string[] {
+    const target = l.byMethod.length ? `proxy_pass http://$pm_route_${l.id};` : proxyTo(l.upstream);
+    return [`location ~ ${q(l.pattern)} {`, ...indent([...(l.admin ? adminAccess(site) : []), target]), "}"];
+}
+
+function methodMaps(locations: ProxyLocation[]): string[] {
+    return locations.flatMap((l) =>
+        l.byMethod.length
+            ? [`map $request_method $pm_route_${l.id} {`, ...indent([...l.byMethod.map((m) => `${m.method} ${m.upstream};`), `default ${l.upstream};`]), "}"]
+            : [],
+    );
+}
+
+/** Keys the sticky upstreams hash on. */
+const STICKY_KEYS: Record<"source_ip" | "user" | "room", { key: string; map?: string[] }> = {
+    source_ip: { key: "$remote_addr" },
+    user: {
+        key: "$pm_sync_user",
+        // Synapse's access tokens start with syt_<base64 of the localpart>_: one user's devices stick together.
+        map: [
+            "map $http_authorization $pm_sync_user {",
+            ...indent(["default $http_authorization;", '"~^Bearer syt_(?<pm_localpart>[^_]+)_" $pm_localpart;', '"" $arg_access_token;']),
+            "}",
+        ],
+    },
+    room: {
+        key: "$pm_room",
+        map: ["map $uri $pm_room {", ...indent(["default $uri;", '"~/rooms/(?<pm_room_id>[^/]+)" $pm_room_id;']), "}"],
+    },
+};
+
+function upstreamBlock(name: string, servers: string[], balance?: string): string[] {
+    return [`upstream ${name} {`, ...indent([...(balance ? [balance] : []), ...servers.map((s) => `server ${s};`), "keepalive 16;"]), "}"];
+}
+
+function upstreams(site: NginxSite, worker: ProxyUpstream[]): string[] {
+    const blocks = [upstreamBlock(MAIN_UPSTREAM, [site.main])];
+    for (const u of worker) {
+        const sticky = u.sticky === "source_ip" || u.sticky === "user" || u.sticky === "room" ? STICKY_KEYS[u.sticky] : undefined;
+        blocks.push(upstreamBlock(u.name, u.servers, sticky ? `hash ${sticky.key} consistent;` : undefined));
+    }
+    const maps = [...new Set(worker.map((u) => u.sticky))].flatMap((s) => (s === "user" || s === "room" ? STICKY_KEYS[s].map! : []));
+    return [...blocks.flat(), ...maps];
+}
+
+/** Proxy settings Synapse needs: the URI passed on untouched (no URI part in proxy_pass), the client's address and scheme, the original Host. */
+const PROXY_HEADERS = [
+    "proxy_http_version 1.1;",
+    'proxy_set_header Connection "";',
+    "proxy_set_header Host $host:$server_port;",
+    "proxy_set_header X-Forwarded-For $remote_addr;",
+    "proxy_set_header X-Forwarded-Proto $scheme;",
+    // Long-polling /sync holds a request up to its timeout (clients ask for 30 s); leave room.
+    "proxy_read_timeout 600s;",
+    "proxy_send_timeout 600s;",
+];
+
+function homeserverServer(site: NginxSite, locations: ProxyLocation[]): string[] {
+    const p = site.proxy;
+    const ports = [443, ...(p.federationPort === 8448 ? [8448] : [])];
+    const wellKnownHere = p.serverNameHost === p.homeserverDomain;
+    return [
+        "# The homeserver: client API on 443, federation on " + (p.federationPort === 8448 ? "8448 (and 443)" : "443") + ".",
+        "server {",
+        ...indent([
+            ...listen(site, ports, " ssl"),
+            `server_name ${p.homeserverDomain};`,
+            ...tlsLines(site.tls),
+            HSTS,
+            CORS,
+            // Matrix APIs carry secrets and small JSON: no compression (BREACH), as Synapse's docs advise.
+            "gzip off;",
+            `client_max_body_size ${p.clientMaxBodySize};`,
+            ...PROXY_HEADERS,
+            "",
+            ...wellKnownLocations(site, wellKnownHere),
+            ...(locations.length ? ["# Worker routes first: nginx takes the first matching regex location."] : []),
+            ...locations.flatMap((l) => [`# ${l.group}`, ...routeLocation(site, l)]),
+            "location /_synapse/admin {",
+            ...indent([...adminAccess(site), proxyTo(MAIN_UPSTREAM)]),
+            "}",
+            "location /_matrix {",
+            ...indent([proxyTo(MAIN_UPSTREAM)]),
+            "}",
+            "location /_synapse/client {",
+            ...indent([proxyTo(MAIN_UPSTREAM)]),
+            "}",
+            "# Nothing else (metrics, replication) is proxied.",
+            "location / {",
+            ...indent(["return 404;"]),
+            "}",
+        ]),
+        "}",
+    ];
+}
+
+function serverNameServer(site: NginxSite): string[] {
+    return [
+        "# The server_name's domain: only the well-known documents that point to the homeserver.",
+        "server {",
+        ...indent([
+            ...listen(site, [443], " ssl"),
+            `server_name ${site.proxy.serverNameHost};`,
+            ...tlsLines(site.tls),
+            HSTS,
+            CORS,
+            ...wellKnownLocations(site, true),
+            "location / {",
+            ...indent(["return 404;"]),
+            "}",
+        ]),
+        "}",
+    ];
+}
+
+/** Element's headers: it must not be framed by other sites, sniffed, leak its URLs as referrers, or keep a stale release cached. */
+const ELEMENT_HEADERS = [
+    HSTS,
+    'add_header X-Frame-Options "SAMEORIGIN" always;',
+    'add_header X-Content-Type-Options "nosniff" always;',
+    "add_header Content-Security-Policy \"frame-ancestors 'self'\" always;",
+    'add_header Referrer-Policy "no-referrer" always;',
+    "add_header Cache-Control $pm_element_cache always;",
+];
+
+function elementServer(site: NginxSite, e: ElementSite): string[] {
+    // Element asks for config.<domain>.json first, then config.json: both are the rendered file.
+    const config = (path: string) => [`location = ${path} {`, ...indent([`alias ${e.configPath};`]), "}"];
+    return [
+        "# Element Web on its own domain.",
+        "server {",
+        ...indent([
+            ...listen(site, [443], " ssl"),
+            `server_name ${e.domain};`,
+            ...tlsLines(site.tls),
+            ...ELEMENT_HEADERS,
+            `root ${e.webRoot};`,
+            "index index.html;",
+            ...config("/config.json"),
+            ...config(`/config.${e.domain}.json`),
+            "location / {",
+            ...indent(["try_files $uri $uri/ =404;"]),
+            "}",
+        ]),
+        "}",
+    ];
+}
+
+/** Port 80: ACME HTTP-01 challenges for every name, everything else redirected to HTTPS. */
+function httpServer(site: NginxSite): string[] {
+    return [
+        "# Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.",
+        "server {",
+        ...indent([
+            ...listen(site, [80], " default_server"),
+            "server_name _;",
+            "location ^~ /.well-known/acme-challenge/ {",
+            ...indent([`root ${site.proxy.acme.webroot};`, "default_type text/plain;"]),
+            "}",
+            "location / {",
+            ...indent(["return 301 https://$host$request_uri;"]),
+            "}",
+        ]),
+        "}",
+    ];
+}
+
+/** The whole site file. */
+export function renderNginxConf(site: NginxSite): string {
+    const present = new Set(site.workers.map((w) => w.role));
+    const locations = proxyLocations((role) => present.has(role));
+    const body = [
+        "server_tokens off;",
+        // Long host names (and several of them) need bigger buckets than the default 32/64 bytes.
+        "server_names_hash_bucket_size 128;",
+        "",
+        ...upstreams(site, proxyUpstreams(locations, site.workers)),
+        ...methodMaps(locations),
+        ...headerMaps(site),
+        "",
+        ...httpServer(site),
+        "",
+        ...homeserverServer(site, locations),
+        ...(site.proxy.serverNameVhost ? ["", ...serverNameServer(site)] : []),
+        ...(site.element ? ["", ...elementServer(site, site.element)] : []),
+    ];
+    return `${HEADER}\n${body.join("\n")}\n`;
+}

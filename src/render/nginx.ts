@@ -150,62 +150,52 @@ const PROXY_HEADERS = [
     "proxy_send_timeout 600s;",
 ];
 
+/** A `location` block. */
+function location(match: string, body: string[]): string[] {
+    return [`location ${match} {`, ...indent(body), "}"];
+}
+
+/** A server block: a comment, its listen lines and name, then its body. */
+function server(comment: string, listens: string[], name: string, body: string[]): string[] {
+    return [`# ${comment}`, "server {", ...indent([...listens, `server_name ${name};`, ...body]), "}"];
+}
+
+/** An HTTPS server block for `name` with the certificate and TLS settings. */
+function tlsServer(site: NginxSite, comment: string, ports: number[], name: string, body: string[]): string[] {
+    return server(comment, listen(site, ports, " ssl"), name, [...tlsLines(site.tls), ...body]);
+}
+
 function homeserverServer(site: NginxSite, locations: ProxyLocation[]): string[] {
     const p = site.proxy;
     const ports = [443, ...(p.federationPort === 8448 ? [8448] : [])];
     const wellKnownHere = p.serverNameHost === p.homeserverDomain;
-    return [
-        "# The homeserver: client API on 443, federation on " + (p.federationPort === 8448 ? "8448 (and 443)" : "443") + ".",
-        "server {",
-        ...indent([
-            ...listen(site, ports, " ssl"),
-            `server_name ${p.homeserverDomain};`,
-            ...tlsLines(site.tls),
-            HSTS,
-            CORS,
-            // Matrix APIs carry secrets and small JSON: no compression (BREACH), as Synapse's docs advise.
-            "gzip off;",
-            `client_max_body_size ${p.clientMaxBodySize};`,
-            ...PROXY_HEADERS,
-            "",
-            ...wellKnownLocations(site, wellKnownHere),
-            ...(locations.length ? ["# Worker routes first: nginx takes the first matching regex location."] : []),
-            ...locations.flatMap((l) => [`# ${l.group}`, ...routeLocation(site, l)]),
-            "location /_synapse/admin {",
-            ...indent([...adminAccess(site), proxyTo(MAIN_UPSTREAM)]),
-            "}",
-            "location /_matrix {",
-            ...indent([proxyTo(MAIN_UPSTREAM)]),
-            "}",
-            "location /_synapse/client {",
-            ...indent([proxyTo(MAIN_UPSTREAM)]),
-            "}",
-            "# Nothing else (metrics, replication) is proxied.",
-            "location / {",
-            ...indent(["return 404;"]),
-            "}",
-        ]),
-        "}",
-    ];
+    const federation = p.federationPort === 8448 ? "8448 (and 443)" : "443";
+    return tlsServer(site, `The homeserver: client API on 443, federation on ${federation}.`, ports, p.homeserverDomain, [
+        HSTS,
+        CORS,
+        // Matrix APIs carry secrets and small JSON: no compression (BREACH), as Synapse's docs advise.
+        "gzip off;",
+        `client_max_body_size ${p.clientMaxBodySize};`,
+        ...PROXY_HEADERS,
+        "",
+        ...wellKnownLocations(site, wellKnownHere),
+        ...(locations.length ? ["# Worker routes first: nginx takes the first matching regex location."] : []),
+        ...locations.flatMap((l) => [`# ${l.group}`, ...routeLocation(site, l)]),
+        ...location("/_synapse/admin", [...adminAccess(site), proxyTo(MAIN_UPSTREAM)]),
+        ...location("/_matrix", [proxyTo(MAIN_UPSTREAM)]),
+        ...location("/_synapse/client", [proxyTo(MAIN_UPSTREAM)]),
+        "# Nothing else (metrics, replication) is proxied.",
+        ...location("/", ["return 404;"]),
+    ]);
 }
 
 function serverNameServer(site: NginxSite): string[] {
-    return [
-        "# The server_name's domain: only the well-known documents that point to the homeserver.",
-        "server {",
-        ...indent([
-            ...listen(site, [443], " ssl"),
-            `server_name ${site.proxy.serverNameHost};`,
-            ...tlsLines(site.tls),
-            HSTS,
-            CORS,
-            ...wellKnownLocations(site, true),
-            "location / {",
-            ...indent(["return 404;"]),
-            "}",
-        ]),
-        "}",
-    ];
+    return tlsServer(site, "The server_name's domain: only the well-known documents that point to the homeserver.", [443], site.proxy.serverNameHost, [
+        HSTS,
+        CORS,
+        ...wellKnownLocations(site, true),
+        ...location("/", ["return 404;"]),
+    ]);
 }
 
 /** Element's headers: it must not be framed by other sites, sniffed, leak its URLs as referrers, or keep a stale release cached. */
@@ -220,44 +210,23 @@ const ELEMENT_HEADERS = [
 
 function elementServer(site: NginxSite, e: ElementSite): string[] {
     // Element asks for config.<domain>.json first, then config.json: both are the rendered file.
-    const config = (path: string) => [`location = ${path} {`, ...indent([`alias ${e.configPath};`]), "}"];
-    return [
-        "# Element Web on its own domain.",
-        "server {",
-        ...indent([
-            ...listen(site, [443], " ssl"),
-            `server_name ${e.domain};`,
-            ...tlsLines(site.tls),
-            ...ELEMENT_HEADERS,
-            `root ${e.webRoot};`,
-            "index index.html;",
-            ...config("/config.json"),
-            ...config(`/config.${e.domain}.json`),
-            "location / {",
-            ...indent(["try_files $uri $uri/ =404;"]),
-            "}",
-        ]),
-        "}",
-    ];
+    const config = (path: string) => location(`= ${path}`, [`alias ${e.configPath};`]);
+    return tlsServer(site, "Element Web on its own domain.", [443], e.domain, [
+        ...ELEMENT_HEADERS,
+        `root ${e.webRoot};`,
+        "index index.html;",
+        ...config("/config.json"),
+        ...config(`/config.${e.domain}.json`),
+        ...location("/", ["try_files $uri $uri/ =404;"]),
+    ]);
 }
 
 /** Port 80: ACME HTTP-01 challenges for every name, everything else redirected to HTTPS. */
 function httpServer(site: NginxSite): string[] {
-    return [
-        "# Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.",
-        "server {",
-        ...indent([
-            ...listen(site, [80], " default_server"),
-            "server_name _;",
-            "location ^~ /.well-known/acme-challenge/ {",
-            ...indent([`root ${site.proxy.acme.webroot};`, "default_type text/plain;"]),
-            "}",
-            "location / {",
-            ...indent(["return 301 https://$host$request_uri;"]),
-            "}",
-        ]),
-        "}",
-    ];
+    return server("Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.", listen(site, [80], " default_server"), "_", [
+        ...location("^~ /.well-known/acme-challenge/", [`root ${site.proxy.acme.webroot};`, "default_type text/plain;"]),
+        ...location("/", ["return 301 https://$host$request_uri;"]),
+    ]);
 }
 
 /** The whole site file. */

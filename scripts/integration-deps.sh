@@ -21,6 +21,7 @@ PKGS=(
   pebble            # Let's Encrypt's test ACME server (Debian package name)
   curl
   openssl
+  procps            # pgrep: the proxy test's systemctl stand-in (nginx workers) and its leftover check
   nftables          # nft -c checks the rendered firewall
   debootstrap       # the apt test's throw-away Debian root (real apt and dpkg, not this machine's)
   apt-utils         # apt-ftparchive: the apt test's signed repository on loopback

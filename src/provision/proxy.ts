@@ -36,14 +36,15 @@ export function servedCertificate(): NginxSite["tls"] {
     return { certificate: `${PROXY_FILES.tls}/fullchain.pem`, key: `${PROXY_FILES.tls}/privkey.pem` };
 }
 
-/** nginx as handlers see it: it answers on port 80 (with a redirect) once it runs. */
-export const NGINX_UNIT: ServiceUnit = {
-    name: "nginx.service",
-    health: { command: sh`curl -s -o /dev/null -m 2 http://127.0.0.1/` },
-    healthTimeout: 60,
-};
-
-const RELOAD_NGINX = { kind: "reload", unit: NGINX_UNIT, check: sh`nginx -t -q` } as const;
+/** nginx as handlers see it: it answers on port 80 (with a redirect) once it runs, on the first address it listens on. */
+export function nginxUnit(s: ReverseProxySettings): ServiceUnit {
+    const a = s.listenAddresses[0] ?? "127.0.0.1";
+    return {
+        name: "nginx.service",
+        health: { command: sh`curl -s -o /dev/null -m 2 ${`http://${a.includes(":") ? `[${a}]` : a}/`}` },
+        healthTimeout: 60,
+    };
+}
 
 /** Points the served certificate at `target` atomically (a new symlink renamed over the old one). */
 function switchCertificate(target: string): Sh {
@@ -57,20 +58,21 @@ function switchCertificate(target: string): Sh {
  */
 export function proxyServerScript(site: NginxSite, component: string): string {
     const s = site.proxy;
+    const nginx = nginxUnit(s);
     const san = s.certificateNames.map((n) => `DNS:${n}`).join(",");
     return script("pulumi-matrix reverse proxy (nginx)", [
         sh`pm_apt_install nginx certbot openssl curl`,
         sh`install -d -m 0755 ${s.acme.webroot} /etc/nginx/pulumi-matrix`,
-        sh`if [ -L ${PROXY_FILES.defaultSite} ]; then rm -f ${PROXY_FILES.defaultSite}; echo "disabled Debian's default site"; pm_owe ${NGINX_UNIT.name}; fi`,
+        sh`if [ -L ${PROXY_FILES.defaultSite} ]; then rm -f ${PROXY_FILES.defaultSite}; echo "disabled Debian's default site"; pm_owe ${nginx.name}; fi`,
         sh`if [ ! -e ${PROXY_FILES.tls} ]; then`,
         sh`    install -d -m 0700 ${PROXY_FILES.bootstrap}`,
         sh`    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj ${`/CN=${s.homeserverDomain}`} -addext ${`subjectAltName=${san}`} -keyout ${`${PROXY_FILES.bootstrap}/privkey.pem`} -out ${`${PROXY_FILES.bootstrap}/fullchain.pem`} 2>/dev/null`,
         sh`    ${switchCertificate(PROXY_FILES.bootstrap)}`,
         sh`    echo "nginx starts on a self-signed certificate until the CA issues one"`,
         sh`fi`,
-        applyFileSet({ name: "nginx-site", files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }], onChange: [RELOAD_NGINX] }),
+        applyFileSet({ name: "nginx-site", files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }], onChange: [{ kind: "reload", unit: nginx, check: sh`nginx -t -q` }] }),
         applyFileSet(firewallFragmentSet(component, proxyFirewallRules(s))),
-        ensureRunning([NGINX_UNIT]),
+        ensureRunning([nginx]),
     ]);
 }
 

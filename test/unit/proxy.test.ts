@@ -6,7 +6,7 @@ import { MAIN_UPSTREAM, proxyLocations, proxyTarget, proxyUpstreams, upstreamNam
 import { RouteMethod, WORKER_ROUTES, routeRequest } from "../../src/model/workerRoutes";
 import { WORKER_ROLES, WorkerRole, servesRequests } from "../../src/model/workers";
 import { renderNginxConf } from "../../src/render/nginx";
-import { servedCertificate } from "../../src/provision/proxy";
+import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { stackArgs } from "./fixtures";
 import { runWithMocks } from "./mocks";
 
@@ -193,5 +193,24 @@ describe("ReverseProxy under Pulumi mocks", () => {
             mocks.resources.filter((r) => r.name.includes("proxy")),
             [],
         );
+    });
+});
+
+describe("ReverseProxy: nginx's health check", () => {
+    it("asks nginx on the first address it listens on (loopback by default)", () => {
+        const script = (listenAddresses?: string[]) =>
+            proxyServerScript(
+                {
+                    proxy: resolve(listenAddresses ? { listenAddresses } : {}),
+                    publicBaseUrl: HOMESERVER.publicBaseUrl,
+                    main: "127.0.0.1:8008",
+                    workers: [],
+                    tls: servedCertificate(),
+                },
+                'ReverseProxy "p"',
+            );
+        assert.match(script(), /curl -s -o \/dev\/null -m 2 http:\/\/127\.0\.0\.1\//);
+        assert.match(script(["203.0.113.10"]), /curl -s -o \/dev\/null -m 2 http:\/\/203\.0\.113\.10\//);
+        assert.match(script(["2001:db8::10"]), /curl -s -o \/dev\/null -m 2 'http:\/\/\[2001:db8::10\]\/'/);
     });
 });

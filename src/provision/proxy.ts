@@ -70,7 +70,11 @@ export function proxyServerScript(site: NginxSite, component: string): string {
         sh`    ${switchCertificate(PROXY_FILES.bootstrap)}`,
         sh`    echo "nginx starts on a self-signed certificate until the CA issues one"`,
         sh`fi`,
-        applyFileSet({ name: "nginx-site", files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }], onChange: [{ kind: "reload", unit: nginx, check: sh`nginx -t -q` }] }),
+        applyFileSet({
+            name: "nginx-site",
+            files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }],
+            onChange: [{ kind: "reload", unit: nginx, check: sh`nginx -t -q` }],
+        }),
         applyFileSet(firewallFragmentSet(component, proxyFirewallRules(s))),
         ensureRunning([nginx]),
     ]);

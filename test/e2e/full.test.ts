@@ -1,13 +1,18 @@
 /**
  * E2E full (npm run test:e2e:full, not in CI), through the real engine: a
  * connection change, drift and re-apply, a second federation reader, destroy
- * and `up` again on the same VM, a replaced VM, and the split-hosts example on two VMs.
+ * and `up` again on the same VM, a replaced VM, the reverse proxy's settings
+ * changed (certificates from Pebble, as in the smoke suite), and the
+ * split-hosts example on two VMs.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
-import { startTimestamps, tunnel } from "./deploy";
+import * as os from "node:os";
+import { httpsGet, startTimestamps, tunnel } from "./deploy";
+import { PebbleServer, startPebble } from "../integration/support/pebble";
+import { ReleaseServer } from "../integration/support/elementReleases";
 import { EngineStack, buildDist, projectCopy, stepSeconds, useEngine } from "./engine";
 import { loginWithPassword } from "../integration/support/client";
 import { registerWithSharedSecret } from "../integration/support/synapse";
@@ -183,6 +188,84 @@ full("e2e full (real engine)", function () {
             assert.equal(bob.userId, "@bob:matrix.test");
             bob.client.stopClient();
             t.close();
+        });
+    });
+
+    describe("the reverse proxy's settings: an admin allow-list, then Element", function () {
+        let vm: Vm;
+        let stack: EngineStack;
+        let pebble: PebbleServer;
+        let releases: ReleaseServer;
+        const NGINX = "nginx.service";
+        const PROXY_UNITS = ["matrix-synapse.service", "postgresql@15-main.service", NGINX];
+        /** nginx's master process: a reload keeps it, a restart does not. */
+        const nginxPid = async () => (await vm.exec("systemctl show -p MainPID --value nginx.service")).stdout.trim();
+        const get = async (name: string, p: string) => httpsGet(vm.forwardedPort(443), name, p, await pebble.issuingRootPem());
+
+        before(async () => {
+            vm = await bootVm({ name: "full-proxy", memoryMb: 3072, forwardTcp: [80, 443], log });
+            pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
+            releases = new ReleaseServer();
+            await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), ["1.11.999"]);
+            stack = await EngineStack.create(
+                dir,
+                "proxy",
+                log,
+                vmConfig(vm, {
+                    proxy: "nginx",
+                    workers: "{}",
+                    acmeEmail: "admin@example.com",
+                    acmeDirectoryUrl: `https://10.0.2.2:${pebble.apiPort}/dir`,
+                    acmeCaBundle: fs.readFileSync(pebble.apiCaFile, "utf8"),
+                }),
+            );
+            const up = await stack.up("first up with nginx");
+            timings.push(`first up with nginx and a certificate: ${up.seconds} s`);
+        });
+        after(async () => {
+            await vm?.stop();
+            await pebble?.stop();
+            await releases?.stop();
+        });
+
+        it("adminAllowList: only nginx's step updates; nginx reloads (same master process), nothing restarts; the admin API answers the allowed network", async function () {
+            assert.equal((await get("matrix.test", "/_synapse/admin/v1/server_version")).status, 403);
+            const before = await startTimestamps(vm, PROXY_UNITS);
+            const pid = await nginxPid();
+            // Requests from this machine reach the VM from qemu's host side.
+            await stack.setConfig({ adminAllowList: '["10.0.2.2/32"]' });
+            const up = await stack.up("up adminAllowList");
+            timings.push(`up of an admin allow-list: ${up.seconds} s`);
+            const updated = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
+            assert.deepEqual(updated, ["update proxy-proxy-nginx"]);
+            assert.match((await vm.exec("grep -c 'allow 10.0.2.2/32;' /etc/nginx/conf.d/pulumi-matrix.conf")).stdout, /^[1-9]/);
+            assert.equal((await get("matrix.test", "/_synapse/admin/v1/server_version")).status, 200);
+            assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
+            assert.deepEqual(await startTimestamps(vm, PROXY_UNITS), before);
+        });
+
+        it("Element added: it is installed, the certificate gains its name, nginx serves it after a reload; nothing restarts", async function () {
+            const before = await startTimestamps(vm, PROXY_UNITS);
+            const pid = await nginxPid();
+            await stack.setConfig({
+                elementDomain: "element.test",
+                elementVersion: "1.11.999",
+                elementSha256: releases.sha256.get("1.11.999")!,
+                elementDownloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
+            });
+            const up = await stack.up("up with Element");
+            timings.push(`up adding Element (new certificate): ${up.seconds} s`);
+            const changed = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
+            assert.deepEqual(changed.sort(), ["create proxy-element-install", "update proxy-proxy-certificate", "update proxy-proxy-nginx"]);
+            const config = await get("element.test", "/config.json");
+            assert.equal(config.status, 200);
+            assert.deepEqual(config.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+            assert.equal(config.headers["x-frame-options"], "SAMEORIGIN");
+            assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
+            assert.deepEqual(await startTimestamps(vm, PROXY_UNITS), before);
+            // And a second `up` changes nothing.
+            const again = await stack.up("second up with Element");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
     });
 

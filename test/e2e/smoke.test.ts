@@ -16,11 +16,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Vm, bootVm, ensureBaseImage } from "./harness";
-import { startTimestamps, tunnel } from "./deploy";
+import { httpsGet, startTimestamps, tunnel } from "./deploy";
 import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "./engine";
 import { quickstartScript } from "./quickstart";
 import * as http from "node:http";
-import * as https from "node:https";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 import { PebbleServer, startPebble } from "../integration/support/pebble";
 import { ReleaseServer } from "../integration/support/elementReleases";
@@ -333,33 +332,4 @@ function readTree(dir: string): string {
         if (e.isFile()) out += fs.readFileSync(path.join(e.parentPath, e.name), "utf8");
     }
     return out;
-}
-
-/** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`. */
-function httpsGet(
-    port: number,
-    name: string,
-    p: string,
-    ca: string,
-): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
-    return new Promise((resolve, reject) => {
-        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { host: name }, ca, timeout: 30_000 }, (res) => {
-            const cert = (res.socket as import("node:tls").TLSSocket).getPeerCertificate();
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (d: string) => (body += d));
-            res.on("end", () =>
-                resolve({
-                    status: res.statusCode ?? 0,
-                    body,
-                    headers: res.headers,
-                    issuer: JSON.stringify(cert.issuer),
-                    names: (cert.subjectaltname ?? "").split(/,\s*/).filter(Boolean),
-                }),
-            );
-        });
-        req.on("timeout", () => req.destroy(new Error(`https://${name}${p} on port ${port}: no answer`)));
-        req.on("error", reject);
-        req.end();
-    });
 }

@@ -3,7 +3,8 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["node_modules/", "dist/", "examples/*/node_modules/", ".pulumi-state/"] },
+    // Golden files are rendered output, compared byte for byte (the Worker script among them).
+    { ignores: ["node_modules/", "dist/", "examples/*/node_modules/", ".pulumi-state/", "test/unit/golden/"] },
     js.configs.recommended,
     ...tseslint.configs.recommended,
     {

@@ -13,6 +13,9 @@ import { WorkerPool } from "./WorkerPool";
 import { ReverseProxy } from "./ReverseProxy";
 import { ElementWeb } from "./ElementWeb";
 import { ElementWebOptions, resolveElementWebSettings } from "../src/model/element";
+import { CloudflareDns, CloudflareDnsArgs } from "./CloudflareDns";
+import { DnsOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "../src/model/dns";
+import { dnsZoneFile } from "../src/render/zonefile";
 import { ReverseProxyOptions, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
 import { childName, typeToken } from "./naming";
 
@@ -58,6 +61,18 @@ export interface MatrixStackArgs {
      * none. Needs the proxy.
      */
     element?: ElementWebOptions;
+    /**
+     * DNS records for the homeserver and Element, as the delegation mode
+     * needs them: created in Cloudflare with `cloudflare: true` (the
+     * Cloudflare provider's own config, e.g. `cloudflare:apiToken`), and
+     * always as a BIND zone file (the `zoneFile` output) for any other DNS
+     * host. The proxy follows the mode: well-known on the server_name's
+     * domain, or the server_name on the certificate for SRV. Default: none.
+     */
+    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "elementDomain" | "federationPort" | "certificateNames"> & {
+        /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
+        cloudflare?: boolean;
+    };
     /** Redis for the workers: installed on the VM by default; `external` for an existing server. Only with workers. */
     redis?: RedisOptions & {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
@@ -83,6 +98,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly proxy?: ReverseProxy;
     /** Element Web, when `element` is given. */
     readonly element?: ElementWeb;
+    /** The Cloudflare records, with `dns.cloudflare`. */
+    readonly dns?: CloudflareDns;
+    /** The DNS records as a BIND zone file, when `dns` is given. */
+    readonly zoneFile?: pulumi.Output<string>;
 
     constructor(name: string, args: MatrixStackArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MatrixStack"), name, {}, opts);
@@ -166,9 +185,41 @@ export class MatrixStack extends pulumi.ComponentResource {
                 "Element is served by the stack's nginx: remove proxy: false, or serve Element yourself (ElementWeb in your own stack)",
             );
         }
+        // The DNS delegation decides what the proxy serves: well-known on the server_name's domain, or its name on the certificate (SRV).
+        let proxyArgs = args.proxy === false ? undefined : args.proxy;
+        if (args.dns) {
+            const { cloudflare: _cloudflare, ...dns } = args.dns;
+            // The address may be an Output (a cloud VM's): the mode is resolved with a stand-in, the address itself checked once known.
+            const mode = resolveDnsSettings(label("CloudflareDns", "dns"), {
+                ...(dns as Omit<DnsOptions, "ipv4" | "ipv6" | "serverName" | "publicBaseUrl">),
+                ipv4: typeof dns.ipv4 === "string" ? dns.ipv4 : "192.0.2.1",
+                ipv6: typeof dns.ipv6 === "string" ? dns.ipv6 : undefined,
+                serverName: synapseSettings.serverName,
+                publicBaseUrl: synapseSettings.publicBaseUrl,
+                elementDomain: args.element?.domain,
+                federationPort: proxyArgs?.federationPort,
+                stack: "check",
+            });
+            if (proxyArgs) {
+                const wellKnown = serverNameWellKnownFor(mode);
+                if (proxyArgs.serverNameWellKnown === false && wellKnown)
+                    throw new ConfigError(
+                        component,
+                        "proxy.serverNameWellKnown",
+                        false,
+                        `dns.delegation "well-known" served by nginx needs it: the server_name's domain points to this host; remove it (or set dns.wellKnownVia "worker")`,
+                    );
+                const names = certificateNamesFor(mode).filter((n) => !(wellKnown && n === mode.serverNameHost));
+                proxyArgs = {
+                    ...proxyArgs,
+                    ...(wellKnown ? { serverNameWellKnown: true } : {}),
+                    ...(names.length ? { extraCertificateNames: [...new Set([...(proxyArgs.extraCertificateNames ?? []), ...names])] } : {}),
+                };
+            }
+        }
         const elementSettings = args.element ? resolveElementWebSettings(label("ElementWeb", "element"), args.element, synapseSettings) : undefined;
         const proxySettings =
-            args.proxy === false ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), args.proxy ?? {}, synapseSettings, elementSettings);
+            proxyArgs === undefined ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), proxyArgs, synapseSettings, elementSettings);
         // Port clashes on the VM, before anything is built (each component claims its ports again when constructed).
         const ports = new PortRegistry(label("Host", "host"));
         if (pgSettings && !dbHostArgs) ports.claim(label("PostgresDatabase", "postgres"), postgresPortClaims(pgSettings));
@@ -196,17 +247,48 @@ export class MatrixStack extends pulumi.ComponentResource {
         if (args.element) {
             this.element = new ElementWeb(childName(name, "element"), { ...args.element, host: this.host, synapse: this.synapse }, { parent: this });
         }
-        if (args.proxy !== false) {
+        if (proxyArgs) {
             this.proxy = new ReverseProxy(
                 childName(name, "proxy"),
                 {
-                    ...(args.proxy ?? {}),
+                    ...proxyArgs,
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.element ? { element: this.element } : {}),
                 },
                 { parent: this },
             );
+        }
+        if (args.dns) {
+            const { cloudflare, ...dns } = args.dns;
+            const elementDomain = args.element ? { elementDomain: args.element.domain } : {};
+            if (cloudflare) {
+                this.dns = new CloudflareDns(
+                    childName(name, "dns"),
+                    { ...dns, ...elementDomain, synapse: this.synapse, ...(this.proxy ? { proxy: this.proxy } : {}) },
+                    { parent: this },
+                );
+                this.zoneFile = this.dns.zoneFile;
+            } else {
+                const { zoneFile, ipv4: _ipv4, ipv6: _ipv6, ...options } = dns;
+                const stack = dns.stack ?? pulumi.getStack();
+                this.zoneFile = pulumi.all([dns.ipv4, dns.ipv6]).apply(([ipv4, ipv6]) =>
+                    dnsZoneFile(
+                        {
+                            ...options,
+                            ...elementDomain,
+                            ipv4,
+                            ...(ipv6 !== undefined ? { ipv6 } : {}),
+                            serverName: synapseSettings.serverName,
+                            publicBaseUrl: synapseSettings.publicBaseUrl,
+                            ...(this.proxy ? { federationPort: this.proxy.settings.federationPort, certificateNames: this.proxy.certificateNames } : {}),
+                            stack,
+                        },
+                        zoneFile ?? {},
+                        label("CloudflareDns", "dns"),
+                    ),
+                );
+            }
         }
         this.registerOutputs({
             serverName: this.synapse.serverName,

@@ -28,10 +28,12 @@ PKGS=(
   debhelper         # builds the apt test's matrix-synapse-py3 (dh_installsystemd, dh_installdebconf)
   dpkg-dev          # dpkg-buildpackage
   gnupg             # the apt test's repository keys
+  bind9             # named serves the rendered DNS zone file on loopback (named-checkzone checks it)
+  bind9-dnsutils    # dig asks it
 )
 
 # Services whose packages start (and enable) them on install.
-SERVICES=(postgresql redis-server nginx coturn)
+SERVICES=(postgresql redis-server nginx coturn named)
 
 log() { echo "integration-deps: $*"; }
 

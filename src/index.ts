@@ -59,3 +59,27 @@ export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } fro
 export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
 export * as render from "./render";
 export * as provision from "./provision";
+export { CloudflareDns, CloudflareDnsArgs, CreatedDnsRecord } from "../components/CloudflareDns";
+export {
+    DELEGATION_MODES,
+    DelegationMode,
+    WELL_KNOWN_VIA,
+    WellKnownVia,
+    DnsZone,
+    DnsOptions,
+    DnsSettings,
+    DnsRecord,
+    AddressRecord,
+    SrvRecord,
+    WellKnownWorker,
+    ZoneFileOptions,
+    ZoneFileSettings,
+    DNS_DEFAULTS,
+    resolveDnsSettings,
+    resolveZoneFileSettings,
+    dnsRecords,
+    certificateNamesFor,
+    serverNameWellKnownFor,
+    wellKnownWorker,
+} from "./model/dns";
+export { dnsZoneFile } from "./render/zonefile";

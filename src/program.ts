@@ -54,3 +54,4 @@ export const adminPassword = stack.synapse.adminPassword;
 export const registrationSharedSecret = stack.synapse.registrationSharedSecret;
 export const hostOs = stack.host.os.apply((os) => os.prettyName);
 export const certificateNames = stack.proxy?.certificateNames;
+export const zoneFile = stack.zoneFile;

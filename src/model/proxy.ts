@@ -40,6 +40,13 @@ export interface ReverseProxyOptions {
      * addresses of this host.
      */
     listenAddresses?: string[];
+    /**
+     * More names the certificate covers and the homeserver's vhost answers
+     * for. SRV delegation needs the server_name here: servers that find the
+     * homeserver through `_matrix-fed._tcp` ask it for the server_name's
+     * certificate. Their DNS must point to this host (HTTP-01). Default none.
+     */
+    extraCertificateNames?: string[];
 }
 
 /** The reverse-proxy settings with every default filled in. */
@@ -59,6 +66,8 @@ export interface ReverseProxySettings {
     certificateNames: string[];
     /** Addresses nginx listens on; empty: every address. */
     listenAddresses: string[];
+    /** Names the homeserver's vhost answers for besides its own domain (`extraCertificateNames`). */
+    extraNames: string[];
 }
 
 /** What the proxy needs to know of Synapse (plain values from its settings). */
@@ -154,8 +163,23 @@ export function resolveReverseProxySettings(
             `the server_name's domain ${snHost} already serves the well-known documents here; give Element its own domain`,
         );
     }
+    const extra = o.extraCertificateNames ?? [];
+    for (const n of extra)
+        c.check(
+            "extraCertificateNames",
+            n,
+            typeof n === "string" && isHostname(n),
+            "expected DNS names such as example.com (their DNS must point to this host)",
+        );
+    for (const n of extra)
+        c.check(
+            "extraCertificateNames",
+            n,
+            !(serverNameVhost && n === snHost) && n !== element?.domain,
+            "this name already has its own vhost here (the server_name's well-known, or Element): leave it out",
+        );
     c.done();
-    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : [])];
+    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra];
     return {
         acme,
         federationPort,
@@ -166,6 +190,7 @@ export function resolveReverseProxySettings(
         clientMaxBodySize: homeserver.maxUploadSize,
         certificateNames: [...new Set(names)],
         listenAddresses: [...listenAddresses],
+        extraNames: [...new Set(extra)].filter((n) => n !== domain),
     };
 }
 

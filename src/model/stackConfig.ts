@@ -6,6 +6,7 @@ import { PostgresOptions, resolvePostgresSettings } from "./postgres";
 import { RedisOptions, resolveRedisSettings } from "./redis";
 import { PROXY_DEFAULTS, ReverseProxyOptions, resolveReverseProxySettings } from "./proxy";
 import { ElementWebOptions, resolveElementWebSettings } from "./element";
+import { DNS_DEFAULTS, DnsOptions } from "./dns";
 import { SynapseOptions, resolveSynapseSettings } from "./synapse";
 import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
 
@@ -18,7 +19,7 @@ import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
  */
 
 /** The components stack config reaches (MatrixStack composes them). */
-export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer" | "ReverseProxy" | "ElementWeb";
+export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer" | "ReverseProxy" | "ElementWeb" | "CloudflareDns";
 
 /** How a key's text is read. */
 export type StackKeyType =
@@ -168,6 +169,20 @@ export const STACK_KEYS = {
     elementDownloadUrl: { component: "ElementWeb", setting: "downloadUrl", type: "string", onlyWith: "elementDomain" },
     elementBrand: { component: "ElementWeb", setting: "brand", type: "string", onlyWith: "elementDomain" },
     elementDefaultTheme: { component: "ElementWeb", setting: "defaultTheme", type: "string", onlyWith: "elementDomain" },
+    dnsZone: {
+        component: "CloudflareDns",
+        setting: "zone.name",
+        type: "string",
+        whenUnset: "no DNS records are made (yours point the names at the VM)",
+    },
+    dnsIpv4: { component: "CloudflareDns", setting: "ipv4", type: "string", onlyWith: "dnsZone", required: "203.0.113.10" },
+    dnsIpv6: { component: "CloudflareDns", setting: "ipv6", type: "string", onlyWith: "dnsZone" },
+    dnsDelegation: { component: "CloudflareDns", setting: "delegation", type: "string", onlyWith: "dnsZone" },
+    dnsWellKnownVia: { component: "CloudflareDns", setting: "wellKnownVia", type: "string", onlyWith: "dnsZone" },
+    cloudflareAccountId: { component: "CloudflareDns", setting: "accountId", type: "string", onlyWith: "dnsZone" },
+    dnsLegacySrv: { component: "CloudflareDns", setting: "legacySrv", type: "boolean", onlyWith: "dnsZone" },
+    dnsTtl: { component: "CloudflareDns", setting: "ttl", type: "integer", onlyWith: "dnsZone" },
+    dnsCloudflare: { component: "CloudflareDns", setting: "cloudflare", type: "boolean", onlyWith: "dnsZone" },
 } as const satisfies Record<string, StackKey>;
 
 export type StackConfigKey = keyof typeof STACK_KEYS;
@@ -233,6 +248,8 @@ export interface StackOptions<S> {
     proxy: Partial<ReverseProxyOptions> & { mode?: string };
     /** Element's options; only with elementDomain. */
     element?: ElementWebOptions;
+    /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
+    dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
 }
 
 /** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
@@ -337,6 +354,8 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
             mode: "nginx",
             serverNameWellKnown: PROXY_DEFAULTS.serverNameWellKnown,
         },
+        // Only the mode-independent defaults: the delegation follows the names.
+        CloudflareDns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
         ElementWeb: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
@@ -397,6 +416,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         RedisServer: {},
         ReverseProxy: {},
         ElementWeb: {},
+        CloudflareDns: {},
     };
     for (const key of STACK_CONFIG_KEYS) {
         const s = spec(key);
@@ -454,6 +474,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         redis: options.RedisServer as StackOptions<S>["redis"],
         proxy: options.ReverseProxy as StackOptions<S>["proxy"],
         ...(Object.keys(options.ElementWeb).length ? { element: options.ElementWeb as unknown as ElementWebOptions } : {}),
+        ...(Object.keys(options.CloudflareDns).length ? { dns: options.CloudflareDns as unknown as StackOptions<S>["dns"] } : {}),
     };
 }
 

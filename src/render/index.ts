@@ -29,3 +29,4 @@ export { driftCheckScript, DRIFT_CHECK_PATH, DRIFT_COMMAND, MANAGED_HEADER } fro
 export { renderNginxConf, NginxSite } from "./nginx";
 export { renderDeployHook, renderCertbotDropIn } from "./certbot";
 export { renderElementConfig, elementConfig } from "./element";
+export { renderZoneFile, renderWellKnownWorker, dnsZoneFile } from "./zonefile";

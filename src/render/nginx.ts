@@ -170,7 +170,7 @@ function homeserverServer(site: NginxSite, locations: ProxyLocation[]): string[]
     const ports = [443, ...(p.federationPort === 8448 ? [8448] : [])];
     const wellKnownHere = p.serverNameHost === p.homeserverDomain;
     const federation = p.federationPort === 8448 ? "8448 (and 443)" : "443";
-    return tlsServer(site, `The homeserver: client API on 443, federation on ${federation}.`, ports, p.homeserverDomain, [
+    return tlsServer(site, `The homeserver: client API on 443, federation on ${federation}.`, ports, [p.homeserverDomain, ...p.extraNames].join(" "), [
         HSTS,
         CORS,
         // Matrix APIs carry secrets and small JSON: no compression (BREACH), as Synapse's docs advise.

@@ -41,6 +41,8 @@ import { renderCertbotDropIn, renderDeployHook } from "../../src/render/certbot"
 import { PROXY_FILES, certificateScript, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { WorkerUpstream, workerUpstreams } from "../../src/model/workers";
+import { resolveDnsSettings, wellKnownWorker } from "../../src/model/dns";
+import { dnsZoneFile, renderWellKnownWorker } from "../../src/render/zonefile";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { renderRedisConf, renderRedisDropIn } from "../../src/render/redis";
 import { redisInstallScript, redisPasswordScript } from "../../src/provision/redis";
@@ -106,7 +108,31 @@ function renderAll(): Record<string, string> {
                 })),
         ),
     ];
+    const dns = {
+        zone: { name: "example.com" },
+        serverName: "example.com",
+        publicBaseUrl: "https://matrix.example.com/",
+        ipv4: "203.0.113.10",
+        ipv6: "2001:db8::10",
+        stack: "golden",
+    };
+    const worker = wellKnownWorker(
+        resolveDnsSettings("golden", { ...dns, delegation: "well-known", wellKnownVia: "worker", accountId: "0123456789abcdef0123456789abcdef" }),
+    );
     return {
+        "dns/srv.zone": dnsZoneFile({ ...dns, delegation: "srv", legacySrv: true, elementDomain: "element.example.com", turnHost: "turn.example.com" }),
+        "dns/well-known-nginx.zone": dnsZoneFile(
+            { ...dns, delegation: "well-known", turnHost: "turn.example.com", ttl: 3600 },
+            { nameServers: ["ns1.example.net", "ns2.example.net"], hostmaster: "hostmaster@example.net", serial: 2026010101 },
+        ),
+        "dns/none-proxied-element.zone": dnsZoneFile({
+            ...dns,
+            serverName: "matrix.example.com",
+            elementDomain: "element.example.com",
+            elementProxied: true,
+            ttl: 1,
+        }),
+        "dns/well-known-worker.js": renderWellKnownWorker(worker!),
         "nginx/no-workers.conf": renderNginxConf({ ...site([]), proxy: plain, element: undefined }),
         "nginx/default-workers.conf": renderNginxConf(site(workerUpstreamsOf(pool))),
         "nginx/many-roles.conf": renderNginxConf(site(manyRoles)),

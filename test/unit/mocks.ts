@@ -61,8 +61,24 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         return { id: `${args.name}-id`, state };
     }
 
+    /** Zones `cloudflare.getZone` finds, name -> id. */
+    zones: Record<string, string> = { "example.com": "023e105f4ecef8ad9ca31a8372d0c353" };
+    /** Every invoke the program made, in order. */
+    readonly calls: pulumi.runtime.MockCallArgs[] = [];
+
     call(args: pulumi.runtime.MockCallArgs): Record<string, unknown> {
+        this.calls.push(args);
+        if (args.token === "cloudflare:index/getZone:getZone") return this.zone(args.inputs);
         return args.inputs;
+    }
+
+    /** A zone looked up by `filter.name` or by `zoneId`, as the provider answers (an unknown zone is an error, as there). */
+    private zone(inputs: Record<string, unknown>): Record<string, unknown> {
+        const byName = (inputs.filter as { name?: string } | undefined)?.name;
+        const name = byName ?? Object.keys(this.zones).find((n) => this.zones[n] === inputs.zoneId);
+        const id = name !== undefined ? this.zones[name] : undefined;
+        if (name === undefined || id === undefined) throw new Error(`no zone matches ${JSON.stringify(inputs)}`);
+        return { ...inputs, id, zoneId: id, name, status: "active" };
     }
 
     byName(name: string): RecordedResource {

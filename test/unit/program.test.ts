@@ -427,6 +427,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         RedisServer: 'RedisServer "dev-redis"',
         ReverseProxy: 'ReverseProxy "dev-proxy"',
         ElementWeb: 'ElementWeb "dev-element"',
+        CloudflareDns: 'CloudflareDns "dev-dns"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

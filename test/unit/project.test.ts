@@ -1,4 +1,5 @@
 import { resolveElementWebSettings } from "../../src/model/element";
+import { DNS_DEFAULTS } from "../../src/model/dns";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -117,6 +118,7 @@ describe("the Pulumi project", () => {
                 { acme: { email: "admin@example.com" } },
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
             ),
+            CloudflareDns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
             ElementWeb: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -46,6 +46,18 @@ describe("ReverseProxy: settings", () => {
         assert.deepEqual(resolve({ serverNameWellKnown: true }, { ...HOMESERVER, serverName: "matrix.example.com" }).certificateNames, ["matrix.example.com"]);
     });
 
+    it("SRV delegation: extra names join the certificate and the homeserver's vhost", () => {
+        const s = resolve({ extraCertificateNames: ["example.com"] });
+        assert.deepEqual(s.certificateNames, ["matrix.example.com", "example.com"]);
+        const conf = renderNginxConf({ proxy: s, publicBaseUrl: HOMESERVER.publicBaseUrl, main: "127.0.0.1:8008", workers: [], tls: servedCertificate() });
+        assert.match(conf, /server_name matrix\.example\.com example\.com;/);
+        rejects(() => resolve({ extraCertificateNames: ["not a name"] }), /extraCertificateNames is "not a name"; expected DNS names/);
+        rejects(
+            () => resolve({ extraCertificateNames: ["example.com"], serverNameWellKnown: true }),
+            /extraCertificateNames is "example\.com"; this name already has its own vhost/,
+        );
+    });
+
     it("refuses each bad input with setting, value and what is valid", () => {
         rejects(() => resolveReverseProxySettings('ReverseProxy "p"', {}, HOMESERVER), /acme\.email is not set; expected the contact address .* \(required\)/);
         rejects(() => resolve({ acme: { email: "nobody" } }), /acme\.email is "nobody"/);

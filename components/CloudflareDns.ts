@@ -1,0 +1,178 @@
+import * as cloudflare from "@pulumi/cloudflare";
+import * as pulumi from "@pulumi/pulumi";
+import {
+    DnsOptions,
+    DnsRecord,
+    DnsSettings,
+    ZoneFileOptions,
+    certificateNamesFor,
+    dnsRecords,
+    resolveDnsSettings,
+    resolveZoneFileSettings,
+    serverNameWellKnownFor,
+    wellKnownWorker,
+    withAddresses,
+} from "../src/model/dns";
+import { ConfigError } from "../src/model/errors";
+import { renderWellKnownWorker, renderZoneFile } from "../src/render/zonefile";
+import { ReverseProxy } from "./ReverseProxy";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { childName, typeToken } from "./naming";
+
+export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publicBaseUrl" | "ipv4" | "ipv6" | "stack"> {
+    /** The homeserver: a SynapseHomeserver, or its server name and public base URL as plain values. Required. */
+    synapse: SynapseHomeserver | { serverName: string; publicBaseUrl: string };
+    /**
+     * The ReverseProxy in front of it: its federation port and certificate
+     * names are used (then leave `federationPort` and `certificateNames`
+     * out). Default none: federation port 8448, certificate not checked.
+     */
+    proxy?: ReverseProxy;
+    /** The VM's public IPv4 address (e.g. a cloud VM's output): every A record's content. Required. */
+    ipv4: pulumi.Input<string>;
+    /** The VM's public IPv6 address: when given, every A record gets an AAAA twin. Default none. */
+    ipv6?: pulumi.Input<string>;
+    /** The stack named in every record's comment. Default the current Pulumi stack. */
+    stack?: string;
+    /** SOA and NS of the `zoneFile` output (see `ZoneFileOptions`; its origin is the zone's name). Default placeholders that DNS hosts replace on import. */
+    zoneFile?: Omit<ZoneFileOptions, "origin">;
+}
+
+/** A record as created, for the component's outputs. */
+export interface CreatedDnsRecord {
+    name: string;
+    type: DnsRecord["type"];
+    /** The address, or an SRV record's `priority weight port target`. */
+    content: string;
+    ttl: number;
+    proxied: boolean;
+}
+
+/** Addresses that arrive as Outputs plan the record set with these (documentation ranges); the records get the real ones. */
+const STAND_IN = { ipv4: "192.0.2.1", ipv6: "2001:db8::1" };
+
+/** The Worker's runtime behaviour is pinned by this date (Cloudflare's compatibility date). */
+const WORKER_COMPATIBILITY_DATE = "2025-01-01";
+
+const isDeferred = (v: unknown): boolean => pulumi.Output.isInstance(v) || v instanceof Promise;
+
+/**
+ * The homeserver's DNS on Cloudflare: A/AAAA records for the homeserver,
+ * Element and TURN hosts (never proxied but Element on request), the
+ * delegation of the server_name (SRV records, or the server_name pointing
+ * here for nginx's well-known documents, or a Worker serving them on the
+ * server_name's route), TURN's SRV records, a comment naming the stack on
+ * each. The zone is looked up by name or given by id. `zoneFile` is the same
+ * record set for any other DNS host; without Cloudflare use `dnsZoneFile`
+ * instead (it creates nothing).
+ */
+export class CloudflareDns extends pulumi.ComponentResource {
+    /** The records, as created (names fully qualified). */
+    readonly records: pulumi.Output<CreatedDnsRecord[]>;
+    /** The same record set as a BIND zone file. */
+    readonly zoneFile: pulumi.Output<string>;
+    /** The zone's Cloudflare id (given, or looked up by name). */
+    readonly zoneId: pulumi.Output<string>;
+    /** Names besides the homeserver host that the homeserver's certificate must cover for this delegation (tell the ReverseProxy). */
+    readonly certificateNames: string[];
+    /** Whether the ReverseProxy must serve the well-known documents on the server_name's domain (its `serverNameWellKnown`). */
+    readonly serverNameWellKnown: boolean;
+
+    constructor(name: string, args: CloudflareDnsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("CloudflareDns"), name, {}, opts);
+        const component = `CloudflareDns "${name}"`;
+        const { synapse, proxy, ipv4, ipv6, zoneFile, ...rest } = args;
+        const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
+        const options = (addresses: { ipv4?: string; ipv6?: string }): DnsOptions => ({
+            ...rest,
+            ...fromProxy(component, args, proxy),
+            serverName: homeserver.serverName,
+            publicBaseUrl: homeserver.publicBaseUrl,
+            stack: args.stack ?? pulumi.getStack(),
+            ...addresses,
+        });
+        // Which records exist never depends on the addresses' values, only on whether an IPv6 is given.
+        const deferred = isDeferred(ipv4) || isDeferred(ipv6);
+        const plan = resolveDnsSettings(
+            component,
+            options(
+                deferred
+                    ? { ipv4: STAND_IN.ipv4, ...(ipv6 !== undefined ? { ipv6: STAND_IN.ipv6 } : {}) }
+                    : ({ ipv4, ipv6 } as { ipv4?: string; ipv6?: string }),
+            ),
+        );
+        const real: pulumi.Output<DnsSettings> = pulumi.all([ipv4, ipv6]).apply(([v4, v6]) => withAddresses(component, plan, v4, v6));
+        this.certificateNames = certificateNamesFor(plan);
+        this.serverNameWellKnown = serverNameWellKnownFor(plan);
+
+        const zone = lookupZone(plan, this);
+        this.zoneId = zone.id;
+        this.records = real.apply((s) => dnsRecords(s).map(created));
+        this.zoneFile = pulumi.all([real, zone.name]).apply(([s, origin]) => renderZoneFile(s, resolveZoneFileSettings(component, s, { ...zoneFile, origin })));
+
+        const recordOpts = { parent: this };
+        for (const [i, r] of dnsRecords(plan).entries()) {
+            const content = real.apply((s) => dnsRecords(s)[i]);
+            new cloudflare.DnsRecord(childName(name, `${r.type.toLowerCase()}-${r.name}`), recordArgs(r, content, zone.id), recordOpts);
+        }
+        createWorker(name, plan, zone.id, this);
+        this.registerOutputs({ records: this.records, zoneFile: this.zoneFile, zoneId: this.zoneId });
+    }
+}
+
+/** A record for the outputs. */
+function created(r: DnsRecord): CreatedDnsRecord {
+    return { name: r.name, type: r.type, content: r.content, ttl: r.ttl, proxied: r.type === "SRV" ? false : r.proxied };
+}
+
+/** federationPort and certificateNames from the ReverseProxy, when one is given (and they are not also set by hand). */
+function fromProxy(component: string, args: CloudflareDnsArgs, proxy: ReverseProxy | undefined): Partial<DnsOptions> {
+    if (!proxy) return {};
+    for (const k of ["federationPort", "certificateNames"] as const)
+        if (args[k] !== undefined)
+            throw new ConfigError(component, k, args[k], "it comes from proxy (the ReverseProxy's settings): remove it, or remove proxy");
+    return { federationPort: proxy.settings.federationPort, certificateNames: proxy.certificateNames };
+}
+
+/** The zone's id and name: the id as given (its name looked up when not given), or both looked up by name. */
+function lookupZone(s: DnsSettings, parent: pulumi.Resource): { id: pulumi.Output<string>; name: pulumi.Output<string> } {
+    if (s.zone.id !== undefined && s.zone.name !== undefined) return { id: pulumi.output(s.zone.id), name: pulumi.output(s.zone.name) };
+    const found =
+        s.zone.id !== undefined
+            ? cloudflare.getZoneOutput({ zoneId: s.zone.id }, { parent })
+            : cloudflare.getZoneOutput({ filter: { name: s.zone.name } }, { parent });
+    return { id: s.zone.id !== undefined ? pulumi.output(s.zone.id) : found.id, name: s.zone.name !== undefined ? pulumi.output(s.zone.name) : found.name };
+}
+
+/** A Cloudflare record from the model's; A/AAAA contents come from the real addresses. */
+function recordArgs(r: DnsRecord, real: pulumi.Output<DnsRecord>, zoneId: pulumi.Output<string>): cloudflare.DnsRecordArgs {
+    const common = { zoneId, name: r.name, type: r.type, ttl: r.ttl, comment: r.comment };
+    if (r.type === "SRV") {
+        // Priority both in data and at the top level: with only one set the provider shows a change on every update.
+        return { ...common, data: { ...r.data }, priority: r.data.priority };
+    }
+    // Explicitly false for every name but a proxied Element: Cloudflare's proxy carries neither federation nor TURN.
+    return { ...common, content: real.apply((x) => x.content), proxied: r.proxied };
+}
+
+/** Worker mode: the script with the two documents and its route on the server_name's domain. */
+function createWorker(name: string, s: DnsSettings, zoneId: pulumi.Output<string>, parent: pulumi.Resource): void {
+    const w = wellKnownWorker(s);
+    if (!w) return;
+    const script = new cloudflare.WorkersScript(
+        childName(name, "well-known-worker"),
+        {
+            accountId: w.accountId,
+            scriptName: w.scriptName,
+            content: renderWellKnownWorker(w),
+            mainModule: "worker.js",
+            compatibilityDate: WORKER_COMPATIBILITY_DATE,
+        },
+        { parent },
+    );
+    new cloudflare.WorkersRoute(
+        childName(name, "well-known-route"),
+        { zoneId, pattern: w.routePattern, script: script.scriptName },
+        { parent, dependsOn: [script] },
+    );
+}

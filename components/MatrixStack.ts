@@ -16,7 +16,10 @@ import { ElementWebOptions, resolveElementWebSettings } from "../src/model/eleme
 import { CloudflareDns, CloudflareDnsArgs } from "./CloudflareDns";
 import { DnsOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "../src/model/dns";
 import { dnsZoneFile } from "../src/render/zonefile";
-import { ReverseProxyOptions, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
+import { CoturnServer } from "./CoturnServer";
+import { CoturnOptions, coturnPortClaims, resolveCoturnSettings } from "../src/model/coturn";
+import { liveDir } from "../src/provision/proxy";
+import { ReverseProxyOptions, homeserverDomain, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
 import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
@@ -62,6 +65,13 @@ export interface MatrixStackArgs {
      */
     element?: ElementWebOptions;
     /**
+     * coturn on the VM for voice and video calls: Synapse hands clients
+     * short-lived credentials for it. `domain` is required (its DNS points
+     * to the VM); with the proxy, the certificate covers it and coturn also
+     * speaks TLS/DTLS on 5349. Default: none.
+     */
+    turn?: CoturnOptions;
+    /**
      * DNS records for the homeserver and Element, as the delegation mode
      * needs them: created in Cloudflare with `cloudflare: true` (the
      * Cloudflare provider's own config, e.g. `cloudflare:apiToken`), and
@@ -69,7 +79,7 @@ export interface MatrixStackArgs {
      * host. The proxy follows the mode: well-known on the server_name's
      * domain, or the server_name on the certificate for SRV. Default: none.
      */
-    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "elementDomain" | "federationPort" | "certificateNames"> & {
+    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "federationPort" | "certificateNames"> & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };
@@ -98,6 +108,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly proxy?: ReverseProxy;
     /** Element Web, when `element` is given. */
     readonly element?: ElementWeb;
+    /** coturn, when `turn` is given. */
+    readonly turn?: CoturnServer;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -217,6 +229,10 @@ export class MatrixStack extends pulumi.ComponentResource {
                 };
             }
         }
+        // TLS for TURN: the certificate covers its domain.
+        if (args.turn && proxyArgs && args.turn.domain !== homeserverDomain(synapseSettings.publicBaseUrl)) {
+            proxyArgs = { ...proxyArgs, extraCertificateNames: [...new Set([...(proxyArgs.extraCertificateNames ?? []), args.turn.domain])] };
+        }
         const elementSettings = args.element ? resolveElementWebSettings(label("ElementWeb", "element"), args.element, synapseSettings) : undefined;
         const proxySettings =
             proxyArgs === undefined ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), proxyArgs, synapseSettings, elementSettings);
@@ -227,6 +243,10 @@ export class MatrixStack extends pulumi.ComponentResource {
         ports.claim(label("SynapseHomeserver", "synapse"), synapsePortClaims(synapseSettings));
         if (pool) ports.claim(label("WorkerPool", "workers"), workerPortClaims(pool, label("Host", "host")));
         if (proxySettings) ports.claim(label("ReverseProxy", "proxy"), proxyPortClaims(proxySettings));
+        if (args.turn) {
+            const certificate = proxySettings ? { liveDir: liveDir(proxySettings), names: proxySettings.certificateNames } : undefined;
+            ports.claim(label("CoturnServer", "turn"), coturnPortClaims(resolveCoturnSettings(label("CoturnServer", "turn"), args.turn, certificate)));
+        }
 
         this.host = new Host(childName(name, "host"), args.host, { parent: this });
         if (external) {
@@ -259,13 +279,28 @@ export class MatrixStack extends pulumi.ComponentResource {
                 { parent: this },
             );
         }
+        if (args.turn) {
+            this.turn = new CoturnServer(
+                childName(name, "turn"),
+                {
+                    ...args.turn,
+                    synapse: this.synapse,
+                    ...(this.proxy ? { certificate: this.proxy } : {}),
+                    ...(this.workers ? { workers: this.workers } : {}),
+                },
+                { parent: this },
+            );
+        }
         if (args.dns) {
             const { cloudflare, ...dns } = args.dns;
-            const elementDomain = args.element ? { elementDomain: args.element.domain } : {};
+            const hostNames = {
+                ...(args.element ? { elementDomain: args.element.domain } : {}),
+                ...(args.turn ? { turnHost: args.turn.domain, turnPort: this.turn!.settings.port, turnTlsPort: this.turn!.settings.tlsPort } : {}),
+            };
             if (cloudflare) {
                 this.dns = new CloudflareDns(
                     childName(name, "dns"),
-                    { ...dns, ...elementDomain, synapse: this.synapse, ...(this.proxy ? { proxy: this.proxy } : {}) },
+                    { ...dns, ...hostNames, synapse: this.synapse, ...(this.proxy ? { proxy: this.proxy } : {}) },
                     { parent: this },
                 );
                 this.zoneFile = this.dns.zoneFile;
@@ -276,7 +311,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     dnsZoneFile(
                         {
                             ...options,
-                            ...elementDomain,
+                            ...hostNames,
                             ipv4,
                             ...(ipv6 !== undefined ? { ipv6 } : {}),
                             serverName: synapseSettings.serverName,

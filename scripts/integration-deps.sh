@@ -30,6 +30,7 @@ PKGS=(
   gnupg             # the apt test's repository keys
   bind9             # named serves the rendered DNS zone file on loopback (named-checkzone checks it)
   bind9-dnsutils    # dig asks it
+  iproute2          # ip netns: the coturn test's network namespace (nothing routes out of it)
 )
 
 # Services whose packages start (and enable) them on install.

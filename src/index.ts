@@ -83,3 +83,5 @@ export {
     wellKnownWorker,
 } from "./model/dns";
 export { dnsZoneFile } from "./render/zonefile";
+export { CoturnServer, CoturnServerArgs } from "../components/CoturnServer";
+export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/coturn";

@@ -7,6 +7,7 @@ import { RedisOptions, resolveRedisSettings } from "./redis";
 import { PROXY_DEFAULTS, ReverseProxyOptions, resolveReverseProxySettings } from "./proxy";
 import { ElementWebOptions, resolveElementWebSettings } from "./element";
 import { DNS_DEFAULTS, DnsOptions } from "./dns";
+import { CoturnOptions, resolveCoturnSettings } from "./coturn";
 import { SynapseOptions, resolveSynapseSettings } from "./synapse";
 import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
 
@@ -19,7 +20,8 @@ import { WorkerPoolOptions, resolveWorkerPoolSettings } from "./workers";
  */
 
 /** The components stack config reaches (MatrixStack composes them). */
-export type StackComponent = "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer" | "ReverseProxy" | "ElementWeb" | "CloudflareDns";
+export type StackComponent =
+    "Host" | "PostgresDatabase" | "SynapseHomeserver" | "WorkerPool" | "RedisServer" | "ReverseProxy" | "ElementWeb" | "CloudflareDns" | "CoturnServer";
 
 /** How a key's text is read. */
 export type StackKeyType =
@@ -169,6 +171,18 @@ export const STACK_KEYS = {
     elementDownloadUrl: { component: "ElementWeb", setting: "downloadUrl", type: "string", onlyWith: "elementDomain" },
     elementBrand: { component: "ElementWeb", setting: "brand", type: "string", onlyWith: "elementDomain" },
     elementDefaultTheme: { component: "ElementWeb", setting: "defaultTheme", type: "string", onlyWith: "elementDomain" },
+    turnDomain: {
+        component: "CoturnServer",
+        setting: "domain",
+        type: "string",
+        whenUnset: "no TURN server is installed (calls then work only between clients that reach each other directly)",
+    },
+    turnRelayPortMin: { component: "CoturnServer", setting: "relayPorts.min", type: "integer", onlyWith: "turnDomain" },
+    turnRelayPortMax: { component: "CoturnServer", setting: "relayPorts.max", type: "integer", onlyWith: "turnDomain" },
+    turnExternalIp: { component: "CoturnServer", setting: "externalIp", type: "string", onlyWith: "turnDomain" },
+    turnRelayIp: { component: "CoturnServer", setting: "relayIp", type: "string", onlyWith: "turnDomain" },
+    turnUserLifetime: { component: "CoturnServer", setting: "userLifetime", type: "string", onlyWith: "turnDomain" },
+    turnAllowGuests: { component: "CoturnServer", setting: "allowGuests", type: "boolean", onlyWith: "turnDomain" },
     dnsZone: {
         component: "CloudflareDns",
         setting: "zone.name",
@@ -248,6 +262,8 @@ export interface StackOptions<S> {
     proxy: Partial<ReverseProxyOptions> & { mode?: string };
     /** Element's options; only with elementDomain. */
     element?: ElementWebOptions;
+    /** coturn's options; only with turnDomain. */
+    turn?: CoturnOptions;
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
 }
@@ -325,6 +341,7 @@ const NO_FIXED_DEFAULT: readonly StackConfigKey[] = [
     "elementSha256",
     // The download URL's default has the version in it.
     "elementDownloadUrl",
+    "turnDomain",
 ];
 
 let defaults: Partial<Record<StackConfigKey, unknown>> | undefined;
@@ -356,6 +373,7 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         },
         // Only the mode-independent defaults: the delegation follows the names.
         CloudflareDns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
+        CoturnServer: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
         ElementWeb: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
@@ -417,6 +435,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ReverseProxy: {},
         ElementWeb: {},
         CloudflareDns: {},
+        CoturnServer: {},
     };
     for (const key of STACK_CONFIG_KEYS) {
         const s = spec(key);
@@ -474,6 +493,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         redis: options.RedisServer as StackOptions<S>["redis"],
         proxy: options.ReverseProxy as StackOptions<S>["proxy"],
         ...(Object.keys(options.ElementWeb).length ? { element: options.ElementWeb as unknown as ElementWebOptions } : {}),
+        ...(Object.keys(options.CoturnServer).length ? { turn: options.CoturnServer as unknown as CoturnOptions } : {}),
         ...(Object.keys(options.CloudflareDns).length ? { dns: options.CloudflareDns as unknown as StackOptions<S>["dns"] } : {}),
     };
 }

@@ -8,3 +8,4 @@ export { sh, raw, shQuote, heredoc, heredocVar, Sh } from "./sh";
 export { bashCommand, script } from "./shell";
 export { proxyServerScript, certificateScript, PROXY_FILES } from "./proxy";
 export { elementInstallScript } from "./element";
+export { coturnServerScript, coturnSecretScript, turnSynapseSecretScript, turnSynapseConfigScript, COTURN_FILES, COTURN_PATHS } from "./coturn";

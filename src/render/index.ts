@@ -30,3 +30,13 @@ export { renderNginxConf, NginxSite } from "./nginx";
 export { renderDeployHook, renderCertbotDropIn } from "./certbot";
 export { renderElementConfig, elementConfig } from "./element";
 export { renderZoneFile, renderWellKnownWorker, dnsZoneFile } from "./zonefile";
+export {
+    renderCoturnConf,
+    renderCoturnSecretConf,
+    renderCoturnDropIn,
+    renderCoturnCertificateHook,
+    renderTurnSynapseYaml,
+    turnSynapseConfig,
+    cidrToRange,
+    CoturnPaths,
+} from "./coturn";

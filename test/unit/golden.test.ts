@@ -43,6 +43,16 @@ import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { WorkerUpstream, workerUpstreams } from "../../src/model/workers";
 import { resolveDnsSettings, wellKnownWorker } from "../../src/model/dns";
 import { dnsZoneFile, renderWellKnownWorker } from "../../src/render/zonefile";
+import { resolveCoturnSettings } from "../../src/model/coturn";
+import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../../src/render/coturn";
+import {
+    COTURN_FILES,
+    COTURN_PATHS,
+    coturnSecretScript,
+    coturnServerScript,
+    turnSynapseConfigScript,
+    turnSynapseSecretScript,
+} from "../../src/provision/coturn";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { renderRedisConf, renderRedisDropIn } from "../../src/render/redis";
 import { redisInstallScript, redisPasswordScript } from "../../src/provision/redis";
@@ -119,7 +129,34 @@ function renderAll(): Record<string, string> {
     const worker = wellKnownWorker(
         resolveDnsSettings("golden", { ...dns, delegation: "well-known", wellKnownVia: "worker", accountId: "0123456789abcdef0123456789abcdef" }),
     );
+    const turn = resolveCoturnSettings(
+        'CoturnServer "golden"',
+        { domain: "turn.example.com", relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] },
+        { liveDir: "/etc/letsencrypt/live/matrix.example.com", names: ["matrix.example.com", "turn.example.com"] },
+    );
+    const plainTurn = resolveCoturnSettings('CoturnServer "golden"', {
+        domain: "turn.example.com",
+        port: 3479,
+        listeningIps: ["203.0.113.10", "2001:db8::10"],
+        relayPorts: { min: 40000, max: 49999 },
+        userQuota: 4,
+        totalQuota: 400,
+        userLifetime: "30m",
+        allowGuests: true,
+    });
     return {
+        "coturn/readable.conf": renderCoturnConf(turn, COTURN_PATHS),
+        "coturn/readable-plain.conf": renderCoturnConf(plainTurn, COTURN_PATHS),
+        "coturn/secret.conf": renderCoturnSecretConf("turn-shared-secret-placeholder"),
+        "coturn/coturn.service.d/pulumi-matrix.conf": renderCoturnDropIn(COTURN_FILES.conf),
+        "coturn/certificate-hook.sh": renderCoturnCertificateHook(turn.tls!.liveDir, COTURN_FILES.tlsDir),
+        "synapse/45-turn.yaml": renderTurnSynapseYaml(turn, s.paths),
+        "synapse/45-turn-plain.yaml": renderTurnSynapseYaml(plainTurn, s.paths),
+        "scripts/coturn-server.sh": coturnServerScript(turn, 'CoturnServer "golden"'),
+        "scripts/coturn-server-plain.sh": coturnServerScript(plainTurn, 'CoturnServer "golden"'),
+        "scripts/coturn-secret.sh": coturnSecretScript(turn, "turn-shared-secret-placeholder"),
+        "scripts/turn-synapse-secret.sh": turnSynapseSecretScript(s, "<turn shared secret>"),
+        "scripts/turn-synapse-config.sh": turnSynapseConfigScript(s, turn),
         "dns/srv.zone": dnsZoneFile({ ...dns, delegation: "srv", legacySrv: true, elementDomain: "element.example.com", turnHost: "turn.example.com" }),
         "dns/well-known-nginx.zone": dnsZoneFile(
             { ...dns, delegation: "well-known", turnHost: "turn.example.com", ttl: 3600 },

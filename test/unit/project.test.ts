@@ -1,5 +1,6 @@
 import { resolveElementWebSettings } from "../../src/model/element";
 import { DNS_DEFAULTS } from "../../src/model/dns";
+import { resolveCoturnSettings } from "../../src/model/coturn";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -119,6 +120,7 @@ describe("the Pulumi project", () => {
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
             ),
             CloudflareDns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
+            CoturnServer: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
             ElementWeb: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -1,0 +1,109 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { ConfigError } from "../src/model/errors";
+import { CoturnOptions, CoturnSettings, checkRelayRange, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
+import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/coturn";
+import { liveDir } from "../src/provision/proxy";
+import { Host } from "./Host";
+import { ReverseProxy } from "./ReverseProxy";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
+import { childName, typeToken } from "./naming";
+import { hostScript } from "./remote";
+
+export interface CoturnServerArgs extends CoturnOptions {
+    /**
+     * The homeserver whose clients use this TURN server: it gets `turn_uris`,
+     * the shared secret (`turn_shared_secret_path`), `turn_user_lifetime` and
+     * `turn_allow_guests` in files of their own (conf.d/45-turn.yaml,
+     * secrets/turn_shared_secret) and restarts with them.
+     */
+    synapse: SynapseHomeserver;
+    /** The Host coturn runs on; its ports are claimed and opened there. Default: Synapse's host. */
+    host?: Host;
+    /**
+     * TLS and DTLS on `tlsPort` (`turns:` URIs) with this reverse proxy's
+     * certificate, which must cover `domain`; coturn must then run on the
+     * proxy's host (Synapse's). Renewals reach coturn without Pulumi (the
+     * certificate's deploy hook copies it and reloads coturn). Default: none
+     * (plain TURN only).
+     */
+    certificate?: ReverseProxy;
+    /** Synapse's WorkerPool, if any: TURN's Synapse steps run after it, so the two never restart Synapse's processes at once. Default: none. */
+    workers?: WorkerPool;
+}
+
+/**
+ * coturn from the distribution for Matrix calls: credentials that Synapse
+ * makes from a generated secret the two share (secret files on both
+ * sides, never in a readable config, command line or log), TLS/DTLS with
+ * the reverse proxy's certificate, relays only to public addresses (the
+ * denied-peer list) over a UDP port range the firewall opens, quotas, no
+ * CLI or admin port, logs to the journal. Claims its ports on its host.
+ */
+export class CoturnServer extends pulumi.ComponentResource {
+    /** The resolved settings as plain values (`domain` is the name DNS must point at coturn's host). */
+    readonly settings: CoturnSettings;
+    /** The host coturn runs on. */
+    readonly host: Host;
+    /** The URIs Synapse hands to clients (`turn_uris`). */
+    readonly uris: pulumi.Output<string[]>;
+    /** The secret Synapse and coturn share (secret). */
+    readonly sharedSecret: pulumi.Output<string>;
+    /** Depend on this to run once coturn answers and Synapse hands out credentials for it. */
+    readonly ready: pulumi.Resource;
+
+    constructor(name: string, args: CoturnServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("CoturnServer"), name, {}, opts);
+        const component = `CoturnServer "${name}"`;
+        const { synapse, host: hostArg, certificate, workers, ...options } = args;
+        const host = hostArg ?? synapse.host;
+        if (certificate && host !== synapse.host) {
+            throw new ConfigError(
+                component,
+                "certificate",
+                certificate.settings.homeserverDomain,
+                `the certificate is on the reverse proxy's host (Synapse's, ${synapse.host.label}), coturn on ${host.label}: run coturn on Synapse's host, or leave certificate out (no TLS)`,
+            );
+        }
+        const s = resolveCoturnSettings(
+            component,
+            options,
+            certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined,
+        );
+        checkRelayRange(component, s, host.claimedPorts);
+        host.claimPorts(component, coturnPortClaims(s));
+        this.settings = s;
+        this.host = host;
+
+        const secret = pulumi.secret(new random.RandomPassword(childName(name, "shared-secret"), { length: 48, special: false }, { parent: this }).result);
+        const server = hostScript(
+            childName(name, "server"),
+            { host, script: coturnServerScript(s, component), after: certificate ? [certificate.ready] : [], timeout: "20m" },
+            { parent: this },
+        );
+        const coturnSecret = hostScript(
+            childName(name, "secrets"),
+            { host, script: secret.apply((v) => coturnSecretScript(s, v)), secret: true, after: [server] },
+            { parent: this },
+        );
+        const synapseSecret = hostScript(
+            childName(name, "synapse-secrets"),
+            {
+                host: synapse.host,
+                script: secret.apply((v) => turnSynapseSecretScript(synapse.settings, v)),
+                secret: true,
+                after: [synapse.ready, ...(workers ? [workers.ready] : [])],
+            },
+            { parent: this },
+        );
+        this.ready = hostScript(
+            childName(name, "synapse-config"),
+            { host: synapse.host, script: turnSynapseConfigScript(synapse.settings, s), after: [synapseSecret, coturnSecret] },
+            { parent: this },
+        );
+        this.uris = pulumi.output(turnUris(s));
+        this.sharedSecret = secret;
+        this.registerOutputs({ uris: this.uris, sharedSecret: this.sharedSecret });
+    }
+}

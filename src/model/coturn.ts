@@ -1,0 +1,310 @@
+import { ConfigError } from "./errors";
+import { FirewallRule, PortClaim, Protocol } from "./host";
+import { SynapsePaths, secretFilePath } from "./synapse";
+import { Checker, isHostname, isIPv4, isIPv6, isIpAddress } from "./validate";
+
+/**
+ * coturn, the TURN server Matrix clients relay calls through when they
+ * cannot reach each other directly. Debian's package, on Synapse's host or
+ * a host of its own; credentials are short-lived and made by Synapse from a
+ * secret it shares with coturn (TURN REST API: `use-auth-secret`); relays to
+ * private, loopback and other special addresses are refused, so the server
+ * cannot be used to reach the networks behind it.
+ */
+
+/** The TURN settings a user writes. */
+export interface CoturnOptions {
+    /**
+     * The DNS name clients dial (`turn:<domain>`), such as `turn.example.com`;
+     * its A/AAAA records must point at coturn's host. With a `certificate` it
+     * must be one of the certificate's names. Required.
+     */
+    domain: string;
+    /** coturn's `realm` (sent to clients in authentication challenges). Default: `domain`. */
+    realm?: string;
+    /** Port of plain TURN, UDP and TCP (`listening-port`). Default 3478; `turn:` URIs name it when it is not 3478. */
+    port?: number;
+    /** Port of TURN over TLS (TCP) and DTLS (UDP) (`tls-listening-port`); used only with a certificate. Default 5349. */
+    tlsPort?: number;
+    /**
+     * The UDP ports coturn relays media on (`min-port`/`max-port`); the
+     * firewall opens exactly this range. Between 1024 and 65535; it must not
+     * contain another UDP port in use on the host. Default 49152-65535.
+     */
+    relayPorts?: { min?: number; max?: number };
+    /**
+     * Addresses coturn listens on (`listening-ip`). Default none: every
+     * address of the host. They count as the server's own addresses (see
+     * `allowedPeerIps`).
+     */
+    listeningIps?: string[];
+    /**
+     * The host's own IPv4 address coturn relays from (`relay-ip`), on a VM
+     * behind NAT its private address; `externalIp` is mapped to it, and it is
+     * allowed as a peer so two clients relayed by this server reach each
+     * other. Default none: coturn picks relay addresses itself.
+     */
+    relayIp?: string;
+    /**
+     * The public IPv4 address clients reach when the host is behind NAT (a
+     * cloud VM whose network interface has a private address)
+     * (`external-ip`, mapped to `relayIp` when given). Default none: the
+     * host's addresses are public.
+     */
+    externalIp?: string;
+    /**
+     * Peer addresses allowed although the denied-peer list covers them
+     * (`allowed-peer-ip`), such as a media server on your private network.
+     * The server's own addresses (`listeningIps`, `relayIp`) are always
+     * allowed. Default none.
+     */
+    allowedPeerIps?: string[];
+    /** Concurrent relay allocations one user may hold (`user-quota`). Default 12. */
+    userQuota?: number;
+    /** Concurrent relay allocations on the whole server (`total-quota`). Default 1200. */
+    totalQuota?: number;
+    /**
+     * How long the credentials Synapse hands out stay valid
+     * (`turn_user_lifetime`), like `1h`, `30m` or `1d`. Default `1h`.
+     */
+    userLifetime?: string;
+    /** Hand TURN credentials to guest users too (`turn_allow_guests`). Default false. */
+    allowGuests?: boolean;
+}
+
+/** Where coturn finds the certificate for TLS: certbot's live directory on the same host. */
+export interface CoturnCertificate {
+    /** certbot's live directory (`/etc/letsencrypt/live/<lineage>`). */
+    liveDir: string;
+    /** The names the certificate covers. */
+    names: string[];
+}
+
+/** coturn's settings with every default filled in. */
+export interface CoturnSettings {
+    domain: string;
+    realm: string;
+    port: number;
+    tlsPort: number;
+    relayPorts: { min: number; max: number };
+    /** Empty: every address. */
+    listeningIps: string[];
+    relayIp?: string;
+    externalIp?: string;
+    /** The user's extra allowed peers (the server's own addresses are added when rendering: see `allowedPeers`). */
+    allowedPeerIps: string[];
+    userQuota: number;
+    totalQuota: number;
+    userLifetime: string;
+    allowGuests: boolean;
+    /** TLS and DTLS on `tlsPort` with this certificate; absent: plain TURN only. */
+    tls?: { liveDir: string };
+}
+
+export const COTURN_DEFAULTS = {
+    port: 3478,
+    tlsPort: 5349,
+    relayPorts: { min: 49152, max: 65535 },
+    userQuota: 12,
+    totalQuota: 1200,
+    userLifetime: "1h",
+    allowGuests: false,
+} as const;
+
+/** The lowest port the relay range may start at: below are the privileged and well-known ports. */
+export const MIN_RELAY_PORT = 1024;
+
+/** One range of the denied-peer list and why it is there. */
+export interface DeniedPeerRange {
+    cidr: string;
+    what: string;
+}
+
+/**
+ * Peers coturn never relays to (`denied-peer-ip`): every address that is
+ * not on the public internet, so a TURN client cannot reach the host itself,
+ * its private networks or a cloud's metadata service through the relay.
+ */
+export const DENIED_PEER_RANGES: readonly DeniedPeerRange[] = [
+    { cidr: "0.0.0.0/8", what: "this network" },
+    { cidr: "10.0.0.0/8", what: "private (RFC 1918)" },
+    { cidr: "100.64.0.0/10", what: "carrier-grade NAT (RFC 6598)" },
+    { cidr: "127.0.0.0/8", what: "loopback" },
+    { cidr: "169.254.0.0/16", what: "link-local (cloud metadata services)" },
+    { cidr: "172.16.0.0/12", what: "private (RFC 1918)" },
+    { cidr: "192.0.0.0/24", what: "IETF protocol assignments" },
+    { cidr: "192.0.2.0/24", what: "documentation (TEST-NET-1)" },
+    { cidr: "192.88.99.0/24", what: "6to4 relay anycast (deprecated)" },
+    { cidr: "192.168.0.0/16", what: "private (RFC 1918)" },
+    { cidr: "198.18.0.0/15", what: "benchmarking (RFC 2544)" },
+    { cidr: "198.51.100.0/24", what: "documentation (TEST-NET-2)" },
+    { cidr: "203.0.113.0/24", what: "documentation (TEST-NET-3)" },
+    { cidr: "224.0.0.0/4", what: "multicast" },
+    { cidr: "240.0.0.0/4", what: "reserved, and the broadcast address" },
+    { cidr: "::1/128", what: "loopback" },
+    { cidr: "::ffff:0:0/96", what: "IPv4-mapped addresses (would reach the IPv4 ranges above)" },
+    { cidr: "64:ff9b::/96", what: "NAT64 (would reach the IPv4 ranges above)" },
+    { cidr: "100::/64", what: "discard-only" },
+    { cidr: "2001::/32", what: "Teredo" },
+    { cidr: "2001:db8::/32", what: "documentation" },
+    { cidr: "2002::/16", what: "6to4" },
+    { cidr: "fc00::/7", what: "unique local" },
+    { cidr: "fe80::/10", what: "link-local" },
+];
+
+/** A Synapse duration as `turn_user_lifetime` takes it: a whole number and a unit. */
+function isDuration(value: unknown): boolean {
+    return typeof value === "string" && /^[1-9]\d{0,9}(ms|s|m|h|d|w|y)$/.test(value);
+}
+
+/** Fills in the defaults and validates (the certificate's names are checked against `domain`). */
+export function resolveCoturnSettings(component: string, o: CoturnOptions, certificate?: CoturnCertificate): CoturnSettings {
+    const s: CoturnSettings = {
+        domain: o.domain,
+        realm: o.realm ?? o.domain,
+        port: o.port ?? COTURN_DEFAULTS.port,
+        tlsPort: o.tlsPort ?? COTURN_DEFAULTS.tlsPort,
+        relayPorts: { min: o.relayPorts?.min ?? COTURN_DEFAULTS.relayPorts.min, max: o.relayPorts?.max ?? COTURN_DEFAULTS.relayPorts.max },
+        listeningIps: [...(o.listeningIps ?? [])],
+        ...(o.relayIp !== undefined ? { relayIp: o.relayIp } : {}),
+        ...(o.externalIp !== undefined ? { externalIp: o.externalIp } : {}),
+        allowedPeerIps: [...(o.allowedPeerIps ?? [])],
+        userQuota: o.userQuota ?? COTURN_DEFAULTS.userQuota,
+        totalQuota: o.totalQuota ?? COTURN_DEFAULTS.totalQuota,
+        userLifetime: o.userLifetime ?? COTURN_DEFAULTS.userLifetime,
+        allowGuests: o.allowGuests ?? COTURN_DEFAULTS.allowGuests,
+        ...(certificate ? { tls: { liveDir: certificate.liveDir } } : {}),
+    };
+    validateCoturn(component, s, certificate);
+    return s;
+}
+
+/** Validates settings; every problem is reported at once. */
+export function validateCoturn(component: string, s: CoturnSettings, certificate?: CoturnCertificate): void {
+    const c = new Checker(component);
+    c.check("domain", s.domain, typeof s.domain === "string" && isHostname(s.domain), "expected the DNS name clients dial, such as turn.example.com");
+    c.check("realm", s.realm, typeof s.realm === "string" && isHostname(s.realm), "expected a DNS name such as turn.example.com (the default is domain)");
+    c.port("port", s.port);
+    c.port("tlsPort", s.tlsPort);
+    if (s.tls) c.check("tlsPort", s.tlsPort, s.tlsPort !== s.port, `expected a port other than port (${s.port})`);
+    const { min, max } = s.relayPorts;
+    const inRange = (p: unknown) => typeof p === "number" && Number.isInteger(p) && p >= MIN_RELAY_PORT && p <= 65535;
+    c.check("relayPorts.min", min, inRange(min), `expected a whole number from ${MIN_RELAY_PORT} to 65535`);
+    c.check("relayPorts.max", max, inRange(max), `expected a whole number from ${MIN_RELAY_PORT} to 65535`);
+    if (inRange(min) && inRange(max)) {
+        c.check("relayPorts", { min, max }, min <= max, "expected min <= max, such as { min: 49152, max: 65535 }");
+        for (const [setting, p] of [["port", s.port], ...(s.tls ? [["tlsPort", s.tlsPort]] : [])] as [string, number][])
+            c.check("relayPorts", { min, max }, !(p >= min && p <= max), `expected a range without coturn's own ${setting} ${p}; choose another range or port`);
+    }
+    for (const a of s.listeningIps)
+        c.check(
+            "listeningIps",
+            a,
+            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
+            "expected specific IP addresses of this host, such as 203.0.113.10 (leave listeningIps out for every address)",
+        );
+    if (s.relayIp !== undefined)
+        c.check(
+            "relayIp",
+            s.relayIp,
+            typeof s.relayIp === "string" && isIPv4(s.relayIp) && s.relayIp !== "0.0.0.0",
+            isIPv6(String(s.relayIp))
+                ? "expected an IPv4 address such as 10.0.0.5 (an IPv6 address is not translated by NAT: leave relayIp out)"
+                : "expected the host's own IPv4 address, such as 10.0.0.5",
+        );
+    if (s.externalIp !== undefined)
+        c.check(
+            "externalIp",
+            s.externalIp,
+            typeof s.externalIp === "string" && isIPv4(s.externalIp) && s.externalIp !== "0.0.0.0",
+            isIPv6(String(s.externalIp))
+                ? "expected an IPv4 address such as 203.0.113.10: externalIp is the public IPv4 address of a host behind NAT (IPv6 needs no NAT mapping: leave it out)"
+                : "expected the host's public IPv4 address, such as 203.0.113.10",
+        );
+    for (const a of s.allowedPeerIps)
+        c.check(
+            "allowedPeerIps",
+            a,
+            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
+            "expected single IP addresses, such as 10.0.0.7",
+        );
+    c.positiveInt("userQuota", s.userQuota, 100000);
+    c.positiveInt("totalQuota", s.totalQuota, 1000000);
+    if (Number.isInteger(s.userQuota) && Number.isInteger(s.totalQuota))
+        c.check("userQuota", s.userQuota, s.userQuota <= s.totalQuota, `expected at most totalQuota (${s.totalQuota})`);
+    c.check(
+        "userLifetime",
+        s.userLifetime,
+        isDuration(s.userLifetime),
+        "expected a duration such as 1h, 30m or 1d (a whole number and ms, s, m, h, d, w or y)",
+    );
+    c.check("allowGuests", s.allowGuests, typeof s.allowGuests === "boolean", "expected true or false");
+    if (certificate)
+        c.check(
+            "domain",
+            s.domain,
+            certificate.names.includes(s.domain),
+            `TLS needs a certificate for the TURN domain, and the certificate covers only ${certificate.names.join(", ")}: add ${s.domain} to the certificate's names (the ReverseProxy's extraCertificateNames; its DNS must point to the proxy's host), or leave the certificate out (no TLS)`,
+        );
+    c.done();
+}
+
+/** The server's own addresses and the user's extra ones: peers allowed despite the denied list. */
+export function allowedPeers(s: CoturnSettings): string[] {
+    return [...new Set([...s.listeningIps, ...(s.relayIp !== undefined ? [s.relayIp] : []), ...s.allowedPeerIps])];
+}
+
+/** The ports coturn listens on: plain TURN, and TLS/DTLS with a certificate; UDP and TCP each. */
+export function coturnPorts(s: CoturnSettings): { port: number; protocol: Protocol; owner: string }[] {
+    const both = (port: number, owner: string) => (["udp", "tcp"] as const).map((protocol) => ({ port, protocol, owner }));
+    return [...both(s.port, "coturn"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS") : [])];
+}
+
+/** What coturn binds on its host: each listening port on each listening address ("*": every address). */
+export function coturnPortClaims(s: CoturnSettings): PortClaim[] {
+    const addresses = s.listeningIps.length ? s.listeningIps : ["*"];
+    return coturnPorts(s).flatMap((p) => addresses.map((address) => ({ ...p, address })));
+}
+
+/** Open to everyone: the listening ports and the relay range (UDP: TCP relays are off). */
+export function coturnFirewallRules(s: CoturnSettings): FirewallRule[] {
+    return [
+        ...coturnPorts(s).map(({ port, protocol, owner }) => ({ port, protocol, owner })),
+        { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", owner: "coturn relay" },
+    ];
+}
+
+/**
+ * The relay range must not contain a UDP port something else on the host
+ * listens on (a relay allocation would take it, or fail). TCP listeners do
+ * not clash: relays are UDP only (`no-tcp-relay`).
+ */
+export function checkRelayRange(component: string, s: CoturnSettings, claimed: readonly (PortClaim & { component: string })[]): void {
+    const { min, max } = s.relayPorts;
+    const clash = claimed.find((c) => c.protocol === "udp" && c.port >= min && c.port <= max);
+    if (clash)
+        throw new ConfigError(
+            component,
+            "relayPorts",
+            { min, max },
+            `${clash.component} (${clash.owner}) uses udp port ${clash.port} on this host; choose a relay range without it`,
+        );
+}
+
+/** The URIs Synapse hands to clients (`turn_uris`): UDP and TCP, and TLS with a certificate. */
+export function turnUris(s: CoturnSettings): string[] {
+    const plain = s.port === COTURN_DEFAULTS.port ? s.domain : `${s.domain}:${s.port}`;
+    return [`turn:${plain}?transport=udp`, `turn:${plain}?transport=tcp`, ...(s.tls ? [`turns:${s.domain}:${s.tlsPort}?transport=tcp`] : [])];
+}
+
+/** The file name of the shared secret in Synapse's secrets directory. */
+export const TURN_SECRET_FILE = "turn_shared_secret";
+
+/** Synapse's side of TURN: a conf.d fragment (readable) and the shared secret (secret), beside Synapse's own files. */
+export function turnSynapseFiles(paths: SynapsePaths) {
+    return {
+        /** turn_uris, turn_shared_secret_path, turn_user_lifetime, turn_allow_guests. */
+        fragment: `${paths.configDir}/conf.d/45-turn.yaml`,
+        secret: secretFilePath(paths, { name: TURN_SECRET_FILE, kind: "secret" }),
+    };
+}

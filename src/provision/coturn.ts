@@ -1,0 +1,209 @@
+import { CoturnSettings, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/coturn";
+import { SynapseSettings, synapseFiles } from "../model/synapse";
+import {
+    CoturnPaths,
+    renderCoturnCertificateHook,
+    renderCoturnConf,
+    renderCoturnDropIn,
+    renderCoturnSecretConf,
+    renderTurnSynapseYaml,
+} from "../render/coturn";
+import { Handler, ServiceUnit, applyFileSet, ensureRunning, handlerStep } from "./apply";
+import { firewallFragmentSet } from "./host";
+import { PROXY_FILES } from "./proxy";
+import { script } from "./shell";
+import { Sh, lines, raw, sh } from "./sh";
+import { synapseMainUnit } from "./synapse";
+
+/**
+ * coturn's scripts. The server step installs Debian's coturn and writes
+ * everything readable; the secret step writes the shared secret. coturn
+ * reads one file and has no include, and a secret on its command line would
+ * show in every process list, so the file it reads
+ * (`COTURN_FILES.conf`, 0640 root:turnserver) is put together on the host
+ * from the readable part and the secret file (0600 root) by whichever step
+ * changed one of them: the readable step never carries the secret, the
+ * secret step shows nothing readable. Synapse's side is two more steps on
+ * Synapse's host: its copy of the secret and a conf.d fragment.
+ */
+
+export const COTURN_DIR = "/etc/coturn/pulumi-matrix";
+
+/** Where coturn's files live on the host. */
+export const COTURN_FILES = {
+    /** root:turnserver 0750: nothing below is readable by other users. */
+    dir: COTURN_DIR,
+    /** The file coturn reads: `readable` followed by `secret` (0640 root:turnserver). */
+    conf: `${COTURN_DIR}/turnserver.conf`,
+    /** The readable part (shown in previews, copied by the drift record). */
+    readable: `${COTURN_DIR}/readable.conf`,
+    /** `static-auth-secret=...`, root only. */
+    secret: `${COTURN_DIR}/secret.conf`,
+    /** coturn's copy of the certificate, owned by turnserver. */
+    tlsDir: `${COTURN_DIR}/tls`,
+    dropIn: "/etc/systemd/system/coturn.service.d/pulumi-matrix.conf",
+    /** Older packages start coturn only with TURNSERVER_ENABLED=1 here. */
+    defaults: "/etc/default/coturn",
+    /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
+    certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
+} as const;
+
+export const COTURN_PATHS: CoturnPaths = { conf: COTURN_FILES.conf, readable: COTURN_FILES.readable, secret: COTURN_FILES.secret, tlsDir: COTURN_FILES.tlsDir };
+
+/** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
+function probeAddress(s: CoturnSettings): string {
+    return s.listeningIps[0] ?? "127.0.0.1";
+}
+
+/** coturn as handlers see it: healthy once it answers a STUN binding request on its port. */
+export function coturnUnit(s: CoturnSettings): ServiceUnit {
+    return {
+        name: "coturn.service",
+        health: { command: sh`timeout 2 turnutils_stunclient -p ${s.port} ${probeAddress(s)} >/dev/null 2>&1` },
+        healthTimeout: 60,
+    };
+}
+
+/** The file coturn reads, put together from the readable part and the secret (a secret file for the drift record: its hash only). */
+function assembledConfig(unit: ServiceUnit): Sh {
+    return applyFileSet({
+        name: "coturn-assembled",
+        secret: true,
+        files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
+        onChange: [{ kind: "owe-restart", unit }],
+    });
+}
+
+function indent(code: Sh): Sh {
+    return raw(code.text.replace(/^(?=.)/gm, "    "));
+}
+
+/**
+ * Installs Debian's coturn, keeps the package's own instance from running
+ * until coturn has this config, writes the readable config, the unit
+ * drop-in and (with TLS) the certificate hook and coturn's first copy of
+ * the certificate, opens the firewall, and restarts coturn when something
+ * it reads changed. On the first run coturn starts in the secret step.
+ */
+export function coturnServerScript(s: CoturnSettings, component: string): string {
+    const unit = coturnUnit(s);
+    const f = COTURN_FILES;
+    const lowPorts = coturnPorts(s).some((p) => p.port < 1024);
+    const body: (Sh | string)[] = [
+        sh`pm_apt_install coturn`,
+        // The package starts coturn with Debian's example config (no authentication) on install.
+        sh`if [ ! -e ${f.conf} ] && systemctl is-active -q ${unit.name}; then systemctl stop ${unit.name}; echo "stopped the package's coturn: it starts with pulumi-matrix's config"; fi`,
+        // Older packages start coturn only with TURNSERVER_ENABLED=1 (rewritten in place: the file keeps its inode, owner and mode).
+        sh`if [ -f ${f.defaults} ] && ! grep -qx 'TURNSERVER_ENABLED=1' ${f.defaults}; then`,
+        sh`    pm_defaults=$(grep -v '^#* *TURNSERVER_ENABLED=' ${f.defaults} || true)`,
+        sh`    printf '%s\nTURNSERVER_ENABLED=1\n' "$pm_defaults" >${f.defaults}`,
+        sh`    echo ${`set TURNSERVER_ENABLED=1 in ${f.defaults}`}`,
+        sh`fi`,
+        sh`install -d -m 0750 -o root -g turnserver ${f.dir}`,
+        applyFileSet({
+            name: "coturn-unit",
+            files: [{ path: f.dropIn, content: renderCoturnDropIn(f.conf, lowPorts) }],
+            onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit }],
+        }),
+        // A change of the readable part restarts coturn through the file put together from it (below, or in the secret step).
+        applyFileSet({
+            name: "coturn-config",
+            files: [
+                { path: f.readable, content: renderCoturnConf(s, COTURN_PATHS) },
+                ...(s.tls ? [{ path: f.certificateHook, content: renderCoturnCertificateHook(s.tls.liveDir, f.tlsDir), mode: "0755" }] : []),
+            ],
+        }),
+    ];
+    if (s.tls) {
+        const live = s.tls.liveDir;
+        body.push(
+            sh`if [ -e ${`${live}/fullchain.pem`} ]; then`,
+            sh`    RENEWED_LINEAGE=${live} ${f.certificateHook}`,
+            sh`else`,
+            sh`    echo ${`no certificate in ${live} yet: coturn serves TLS once certbot issued it (its deploy hook gives coturn a copy)`}`,
+            sh`fi`,
+        );
+    } else {
+        body.push(sh`if [ -d ${f.tlsDir} ]; then rm -rf ${f.tlsDir}; echo "removed coturn's copy of the certificate (TLS is off)"; fi`);
+    }
+    body.push(
+        applyFileSet(firewallFragmentSet(component, coturnFirewallRules(s))),
+        sh`if [ -e ${f.secret} ]; then`,
+        indent(lines([assembledConfig(unit), ensureRunning([unit])])),
+        sh`else`,
+        sh`    echo "coturn starts with its shared secret (next step)"`,
+        sh`fi`,
+    );
+    return script(`pulumi-matrix coturn (${s.domain})`, body);
+}
+
+/** Writes the shared secret coturn checks credentials with (secret stdin), then (re)starts coturn with it. */
+export function coturnSecretScript(s: CoturnSettings, secret: string): string {
+    const unit = coturnUnit(s);
+    return script("pulumi-matrix coturn shared secret", [
+        sh`[ -e ${COTURN_FILES.readable} ] || { echo ${`${COTURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
+        applyFileSet({
+            name: "coturn-secret",
+            secret: true,
+            files: [{ path: COTURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
+        }),
+        assembledConfig(unit),
+        ensureRunning([unit]),
+        sh`echo ${`coturn answers on port ${s.port}`}`,
+    ]);
+}
+
+/** Synapse's processes restart, main first, when something of TURN they read changed (the workers the host lists follow one by one). */
+function synapseRestarts(synapse: SynapseSettings): Handler[] {
+    return [
+        { kind: "restart", unit: synapseMainUnit(synapse) },
+        { kind: "rolling-restart-listed", list: synapseFiles(synapse.paths).workerList },
+    ];
+}
+
+function requireSynapseUser(synapse: SynapseSettings): Sh {
+    const u = synapse.paths.user;
+    return sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`;
+}
+
+/**
+ * Synapse's copy of the shared secret, in its secrets directory (secret
+ * stdin). Synapse restarts for a changed secret once it reads it (once the
+ * TURN fragment exists).
+ */
+export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string): string {
+    const u = synapse.paths.user;
+    const files = turnSynapseFiles(synapse.paths);
+    return script("pulumi-matrix Synapse TURN secret", [
+        requireSynapseUser(synapse),
+        sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).secretsDir}`,
+        applyFileSet({
+            name: "turn-synapse-secret",
+            secret: true,
+            files: [{ path: files.secret, content: `${secret}\n`, mode: "0640", group: u }],
+            onChange: [
+                {
+                    kind: "run",
+                    command: lines([sh`if [ -e ${files.fragment} ]; then`, indent(lines(synapseRestarts(synapse).map(handlerStep))), sh`fi`]),
+                },
+            ],
+        }),
+    ]);
+}
+
+/** Synapse's TURN options (conf.d/45-turn.yaml: the URIs, the secret's path, lifetime, guests); Synapse restarts when they change. */
+export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSettings): string {
+    const u = synapse.paths.user;
+    const files = turnSynapseFiles(synapse.paths);
+    return script(`pulumi-matrix Synapse TURN config (${s.domain})`, [
+        requireSynapseUser(synapse),
+        sh`[ -e ${files.secret} ] || { echo ${`${files.secret} is missing: the TURN secret step runs first`} >&2; exit 1; }`,
+        sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).confD}`,
+        applyFileSet({
+            name: "turn-synapse-config",
+            files: [{ path: files.fragment, content: renderTurnSynapseYaml(s, synapse.paths), mode: "0640", group: u }],
+            onChange: synapseRestarts(synapse),
+        }),
+        sh`echo ${`Synapse hands out TURN credentials for ${s.domain}`}`,
+    ]);
+}

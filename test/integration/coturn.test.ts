@@ -1,0 +1,336 @@
+// coturn as the library configures it, against the real programs: coturn
+// from Debian, Synapse from PyPI (SQLite). The scripts are the very ones the
+// CoturnServer and SynapseHomeserver components send to a VM, run as root in
+// namespaces of their own (support/coturnSandbox.ts): coturn's in a network
+// namespace where the host's address is SERVER_ADDRESS (private, as on a VM
+// behind NAT) and nothing routes out, with a systemctl stand-in that runs
+// the real coturn from the unit drop-in the scripts wrote. Synapse is started
+// by the test from the files its scripts and the TURN scripts wrote.
+//
+// Then, as a client would: credentials from /_matrix/client/v3/voip/turnServer,
+// allocations with turnutils_uclient (from coturn's package), refusals of a
+// wrong password and of relays to denied peers, TLS with the certificate's
+// copy and its renewal through certbot's deploy hook.
+
+import { strict as assert } from "node:assert";
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { CoturnSettings, resolveCoturnSettings, turnSynapseFiles, turnUris } from "../../src/model/coturn";
+import { SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
+import { WRITTEN_DIR } from "../../src/render/drift";
+import { renderDeployHook } from "../../src/render/certbot";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { COTURN_FILES, coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../../src/provision/coturn";
+import { PROXY_FILES } from "../../src/provision/proxy";
+import { firewallFragmentPath } from "../../src/provision/host";
+import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { CoturnSandbox, SERVER_ADDRESS } from "./support/coturnSandbox";
+import { freePort } from "./support/net";
+import { makeTempDir, requireUser, run, sleep } from "./support/processes";
+import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "./support/synapse";
+import { ensureSynapseVenv } from "./support/synapse-venv";
+
+const random = () => crypto.randomBytes(24).toString("hex");
+const COMPONENT = 'CoturnServer "test"';
+const LIVE = "/etc/letsencrypt/live/matrix.test";
+
+interface TurnServerResponse {
+    username: string;
+    password: string;
+    uris: string[];
+    ttl: number;
+}
+
+describe("coturn as the library configures it, with Synapse handing out its credentials", function () {
+    let sandbox: CoturnSandbox;
+    let dir: string;
+    let settings: SynapseSettings;
+    let turn: CoturnSettings;
+    let synapse: SynapseProcess | undefined;
+    let baseUrl: string;
+    let accessToken: string;
+    let credentials: TurnServerResponse;
+    let firstCertificate: string;
+    const sharedSecret = random();
+    const registrationSharedSecret = random();
+    const defaultsBefore = fs.existsSync("/etc/default/coturn") ? fs.readFileSync("/etc/default/coturn", "utf8") : undefined;
+    const key = signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
+
+    /** A self-signed certificate for the TURN name in certbot's live directory, as certbot would have left it; its SHA-256 fingerprint. */
+    async function issueCertificate(): Promise<string> {
+        const live = sandbox.hostPath(LIVE);
+        fs.mkdirSync(live, { recursive: true, mode: 0o700 });
+        await run("openssl", [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=turn.test",
+            "-addext",
+            "subjectAltName=DNS:matrix.test,DNS:turn.test",
+            "-keyout",
+            path.join(live, "privkey.pem"),
+            "-out",
+            path.join(live, "fullchain.pem"),
+        ]);
+        fs.copyFileSync(path.join(live, "fullchain.pem"), path.join(live, "cert.pem"));
+        return new crypto.X509Certificate(fs.readFileSync(path.join(live, "fullchain.pem"))).fingerprint256;
+    }
+
+    /** The fingerprint of the certificate coturn serves on its TLS port. */
+    async function servedCertificate(): Promise<string> {
+        const r = await sandbox.inNetns("openssl", ["s_client", "-connect", `${SERVER_ADDRESS}:${turn.tlsPort}`, "-servername", turn.domain], { input: "" });
+        const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+        assert.ok(pem, `no certificate from ${SERVER_ADDRESS}:${turn.tlsPort}:\n${r.stdout}\n${r.stderr}`);
+        return new crypto.X509Certificate(pem).fingerprint256;
+    }
+
+    /** turnutils_uclient in coturn's network, against the server's own address. */
+    function uclient(args: string[]): Promise<{ code: number; out: string }> {
+        return sandbox.inNetns("turnutils_uclient", [...args, SERVER_ADDRESS], { timeoutMs: 30_000 }).then((r) => ({ code: r.code, out: r.stdout + r.stderr }));
+    }
+
+    /**
+     * Credentials for a user of its own: coturn counts allocations per
+     * username (user-quota), and allocations a test client leaves behind
+     * live until they expire.
+     */
+    async function credentialsOf(localpart: string): Promise<TurnServerResponse> {
+        const user = await registerWithSharedSecret(baseUrl, registrationSharedSecret, localpart, random(), false);
+        const r = await fetch(`${baseUrl}/_matrix/client/v3/voip/turnServer`, { headers: { authorization: `Bearer ${user.access_token}` } });
+        assert.equal(r.status, 200, await r.clone().text());
+        return (await r.json()) as TurnServerResponse;
+    }
+
+    const scripts = () => ({
+        server: coturnServerScript(turn, COMPONENT),
+        secret: coturnSecretScript(turn, sharedSecret),
+        synapseSecret: turnSynapseSecretScript(settings, sharedSecret),
+        synapseConfig: turnSynapseConfigScript(settings, turn),
+    });
+
+    before(async function () {
+        const venv = ensureSynapseVenv();
+        sandbox = new CoturnSandbox("turn");
+        await sandbox.ready;
+        dir = makeTempDir("coturn-synapse");
+        const port = await freePort();
+        baseUrl = `http://127.0.0.1:${port}`;
+        settings = resolveSynapseSettings("test", {
+            serverName: "matrix.test",
+            publicBaseUrl: `${baseUrl}/`,
+            installMethod: "pip",
+            httpPort: port,
+            metrics: { enabled: false },
+            // Guests exist, so that turn_allow_guests: false can be seen to keep credentials from them.
+            allowGuestAccess: true,
+            sqlite: {},
+            paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: await venv, user: "root" },
+        });
+        firstCertificate = await issueCertificate();
+        // The TURN name is on the certificate; the server's own address is private (relayIp), as behind NAT.
+        turn = resolveCoturnSettings(COMPONENT, { domain: "turn.test", relayIp: SERVER_ADDRESS }, { liveDir: LIVE, names: ["matrix.test", "turn.test"] });
+
+        // The scripts in the order they run on a VM: coturn's in coturn's network; Synapse's own, then TURN's side of Synapse.
+        const s = scripts();
+        await sandbox.run(s.server, { netns: true });
+        await sandbox.run(s.secret, { netns: true });
+        await sandbox.run(
+            synapseSecretsScript(settings, {
+                macaroonSecretKey: random(),
+                formSecret: random(),
+                registrationSharedSecret,
+                signingKey: key.fileLine,
+                files: [],
+            }),
+        );
+        await sandbox.run(synapseConfigScript(settings, {}, "test"));
+        await sandbox.run(s.synapseSecret);
+        await sandbox.run(s.synapseConfig);
+
+        const f = synapseFiles(settings.paths);
+        synapse = await startSynapse({
+            venv: await venv,
+            configPaths: [f.homeserverYaml, f.confD + "/"],
+            healthUrl: `${baseUrl}/health`,
+            cwd: settings.paths.dataDir,
+        });
+        const user = await registerWithSharedSecret(baseUrl, registrationSharedSecret, "alice", random(), false);
+        accessToken = user.access_token;
+    });
+
+    after(async function () {
+        await synapse?.stop();
+        await sandbox?.stopCoturn();
+    });
+
+    it("runs coturn as turnserver from the file put together on the host; the secret is only in root's file and that file", function () {
+        const pid = sandbox.coturnPid();
+        assert.ok(pid, `coturn does not run:\n${sandbox.coturnLog()}`);
+        const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+        assert.equal(Number(uid), requireUser("turnserver").uid);
+        const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+        assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", COTURN_FILES.conf, "--pidfile="]);
+
+        const stat = (p: string) => {
+            const st = fs.statSync(sandbox.hostPath(p));
+            return `${(st.mode & 0o777).toString(8)} ${st.uid === 0 ? "root" : st.uid} ${st.gid === 0 ? "root" : st.gid === requireUser("turnserver").gid ? "turnserver" : st.gid}`;
+        };
+        const read = (p: string) => fs.readFileSync(sandbox.hostPath(p), "utf8");
+        assert.equal(stat(COTURN_FILES.dir), "750 root turnserver");
+        assert.equal(stat(COTURN_FILES.secret), "600 root root");
+        assert.equal(stat(COTURN_FILES.conf), "640 root turnserver");
+        assert.equal(read(COTURN_FILES.secret), `static-auth-secret=${sharedSecret}\n`);
+        assert.ok(!read(COTURN_FILES.readable).includes(sharedSecret));
+        assert.equal(read(COTURN_FILES.conf), read(COTURN_FILES.readable) + read(COTURN_FILES.secret));
+        // The drift record keeps digests of the secret files, a copy of the readable one.
+        const record = (p: string) => fs.readFileSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", p), "utf8").split(" ")[0];
+        assert.equal(record(COTURN_FILES.conf), "secret");
+        assert.equal(record(COTURN_FILES.secret), "secret");
+        assert.equal(record(COTURN_FILES.readable), "readable");
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "files", COTURN_FILES.conf)));
+
+        // Synapse's side: the secret in its secrets directory, the fragment names only its path.
+        const t = turnSynapseFiles(settings.paths);
+        assert.equal((fs.statSync(t.secret).mode & 0o777).toString(8), "640");
+        assert.equal(fs.readFileSync(t.secret, "utf8"), `${sharedSecret}\n`);
+        assert.ok(!fs.readFileSync(t.fragment, "utf8").includes(sharedSecret));
+        assert.match(fs.readFileSync(t.fragment, "utf8"), /^turn_shared_secret_path: .*\/secrets\/turn_shared_secret$/m);
+
+        // Logs (the journal on a VM): the config as coturn understood it, no secret.
+        const log = sandbox.coturnLog();
+        assert.doesNotMatch(log, /Bad configuration|CONFIG ERROR/i);
+        assert.match(log, /Black listing: 10\.0\.0\.0-10\.255\.255\.255/);
+        assert.match(log, /Black listing: fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff/);
+        assert.match(log, new RegExp(`White listing: ${SERVER_ADDRESS.replace(/\./g, "\\.")}`));
+        assert.ok(!log.includes(sharedSecret), "coturn logged the secret");
+        assert.ok(!synapse!.log().includes(sharedSecret), "Synapse logged the secret");
+
+        // Older packages start coturn only with this; the firewall opens exactly what coturn uses.
+        assert.match(read("/etc/default/coturn"), /^TURNSERVER_ENABLED=1$/m);
+        const fragment = read(firewallFragmentPath(COMPONENT));
+        for (const rule of ["udp dport 3478", "tcp dport 3478", "udp dport 5349", "tcp dport 5349", "udp dport 49152-65535"])
+            assert.match(fragment, new RegExp(`^add rule inet pulumi_matrix input ${rule} accept`, "m"), rule);
+    });
+
+    it("Synapse hands out credentials for the rendered URIs at /_matrix/client/v3/voip/turnServer", async function () {
+        const r = await fetch(`${baseUrl}/_matrix/client/v3/voip/turnServer`, { headers: { authorization: `Bearer ${accessToken}` } });
+        assert.equal(r.status, 200, await r.clone().text());
+        credentials = (await r.json()) as TurnServerResponse;
+        assert.deepEqual(credentials.uris, turnUris(turn));
+        assert.deepEqual(credentials.uris, ["turn:turn.test?transport=udp", "turn:turn.test?transport=tcp", "turns:turn.test:5349?transport=tcp"]);
+        assert.equal(credentials.ttl, 3600);
+        const [expiry, user] = credentials.username.split(/:(.*)/s);
+        assert.equal(user, "@alice:matrix.test");
+        assert.ok(Math.abs(Number(expiry) - (Date.now() / 1000 + 3600)) < 120, credentials.username);
+        assert.equal(credentials.password, crypto.createHmac("sha1", sharedSecret).update(credentials.username).digest("base64"));
+        // Guests get none (turn_allow_guests: false; Synapse's own default is true).
+        const guest = await fetch(`${baseUrl}/_matrix/client/v3/register?kind=guest`, {
+            method: "POST",
+            body: "{}",
+            headers: { "content-type": "application/json" },
+        });
+        assert.equal(guest.status, 200, await guest.clone().text());
+        const token = ((await guest.json()) as { access_token: string }).access_token;
+        const g = await fetch(`${baseUrl}/_matrix/client/v3/voip/turnServer`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(g.status, 403, await g.clone().text());
+        assert.equal(((await g.json()) as { errcode: string }).errcode, "M_GUEST_ACCESS_FORBIDDEN");
+    });
+
+    it("allocates with those credentials: two clients relayed by the server reach each other over UDP, TCP and DTLS", async function () {
+        assert.ok(credentials, "needs the credentials of the test before");
+        for (const [transport, flags] of [
+            ["UDP", []],
+            ["TCP", ["-t"]],
+            ["DTLS", ["-S", "-p", String(turn.tlsPort)]],
+        ] as const) {
+            const r = await uclient(["-y", "-n", "3", ...flags, "-u", credentials.username, "-w", credentials.password]);
+            const why = `${transport}:\n${r.out.slice(-2000)}`;
+            assert.equal(r.code, 0, why);
+            assert.match(r.out, /Total lost packets 0 \(0\.0+%\)/, why);
+            // Every message one client sent through its relay reached the other one's relay and came back.
+            const totals = [...r.out.matchAll(/start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/g)].pop();
+            assert.ok(totals && Number(totals[1]) > 0 && totals[1] === totals[2], why);
+        }
+    });
+
+    it("refuses a wrong password", async function () {
+        const c = await credentialsOf("bob");
+        const r = await uclient(["-y", "-n", "1", "-u", c.username, "-w", crypto.createHmac("sha1", "not the secret").update(c.username).digest("base64")]);
+        assert.notEqual(r.code, 0, r.out);
+        assert.match(r.out, /Cannot complete Allocation/);
+    });
+
+    it("refuses relays to denied peers: loopback, private (10.0.0.1), link-local (cloud metadata)", async function () {
+        for (const [i, peer] of ["127.0.0.1", "127.0.0.2", "10.0.0.1", "192.168.1.1", "169.254.169.254"].entries()) {
+            const c = await credentialsOf(`carol${i}`);
+            const r = await uclient(["-c", "-n", "1", "-e", peer, "-u", c.username, "-w", c.password]);
+            assert.notEqual(r.code, 0, `${peer}:\n${r.out.slice(-2000)}`);
+            assert.match(r.out, /error 403 \(Forbidden IP\)/, `${peer}:\n${r.out.slice(-2000)}`);
+        }
+    });
+
+    it("serves TLS with its copy of the certificate; a renewal reaches coturn through certbot's deploy hook with a reload", async function () {
+        assert.equal(await servedCertificate(), firstCertificate);
+        const tls = (name: string) => {
+            const st = fs.statSync(sandbox.hostPath(`${COTURN_FILES.tlsDir}/${name}`));
+            return `${(st.mode & 0o777).toString(8)} ${st.uid === requireUser("turnserver").uid ? "turnserver" : st.uid}`;
+        };
+        assert.equal(tls("fullchain.pem"), "640 turnserver");
+        assert.equal(tls("privkey.pem"), "600 turnserver");
+
+        const pid = sandbox.coturnPid();
+        const renewed = await issueCertificate();
+        assert.notEqual(renewed, firstCertificate);
+        sandbox.reset();
+        // What certbot runs after a renewal: the proxy's deploy hook, which runs coturn's hook.
+        const out = await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: LIVE } });
+        assert.match(out, /coturn: copied the certificate/);
+        assert.deepEqual(
+            sandbox.calls().filter((c) => c.includes("coturn")),
+            ["reload coturn.service"],
+        );
+        assert.equal(sandbox.coturnPid(), pid, "coturn was restarted");
+        let served = "";
+        for (let i = 0; i < 50 && served !== renewed; i++) {
+            served = await servedCertificate();
+            if (served !== renewed) await sleep(100);
+        }
+        assert.equal(served, renewed);
+        assert.match(sandbox.coturnLog(), /Reloading TLS certificates and keys/);
+        // Another certificate's renewal is none of coturn's business.
+        sandbox.reset();
+        await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: "/etc/letsencrypt/live/other.test" } });
+        assert.deepEqual(sandbox.calls(), []);
+    });
+
+    it("a second run of every script changes nothing and restarts nothing", async function () {
+        const pid = sandbox.coturnPid();
+        sandbox.reset();
+        const s = scripts();
+        const outputs = [
+            await sandbox.run(s.server, { netns: true }),
+            await sandbox.run(s.secret, { netns: true }),
+            await sandbox.run(s.synapseSecret),
+            await sandbox.run(s.synapseConfig),
+        ].join("\n");
+        assert.doesNotMatch(outputs, /updated |removed |restarting |starting |reloaded|copied/);
+        assert.deepEqual(
+            sandbox.calls().filter((c) => /^(start|stop|restart|reload) /.test(c)),
+            [],
+        );
+        assert.equal(sandbox.coturnPid(), pid);
+    });
+
+    it("left this machine's own coturn files alone", function () {
+        assert.equal(fs.existsSync("/etc/default/coturn") ? fs.readFileSync("/etc/default/coturn", "utf8") : undefined, defaultsBefore);
+        assert.ok(!fs.existsSync("/etc/coturn/pulumi-matrix"));
+    });
+});

@@ -1,0 +1,478 @@
+import * as assert from "node:assert/strict";
+import { BlockList } from "node:net";
+import { execFileSync } from "node:child_process";
+import { CoturnServer, CoturnServerArgs } from "../../components/CoturnServer";
+import { Host } from "../../components/Host";
+import { MatrixStack } from "../../components/MatrixStack";
+import { ReverseProxy } from "../../components/ReverseProxy";
+import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { CoturnOptions, DENIED_PEER_RANGES, coturnFirewallRules, coturnPortClaims, resolveCoturnSettings, turnUris } from "../../src/model/coturn";
+import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
+import {
+    cidrToRange,
+    renderCoturnCertificateHook,
+    renderCoturnConf,
+    renderCoturnDropIn,
+    renderCoturnSecretConf,
+    renderTurnSynapseYaml,
+} from "../../src/render/coturn";
+import {
+    COTURN_FILES,
+    COTURN_PATHS,
+    coturnSecretScript,
+    coturnServerScript,
+    turnSynapseConfigScript,
+    turnSynapseSecretScript,
+} from "../../src/provision/coturn";
+import { TEST_SSH_KEY, stackArgs } from "./fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+
+const C = 'CoturnServer "turn"';
+const resolve = (o: Partial<CoturnOptions> = {}, names?: string[]) =>
+    resolveCoturnSettings(C, { domain: "turn.example.com", ...o }, names ? { liveDir: "/etc/letsencrypt/live/matrix.example.com", names } : undefined);
+
+/** The error names the component, the setting, the value and what is valid. */
+function rejects(f: () => unknown, message: RegExp): void {
+    assert.throws(f, (e: Error) => {
+        assert.ok(e instanceof ConfigError || e instanceof ConfigErrors, `${e.name}: ${e.message}`);
+        assert.match(e.message, /^CoturnServer "turn": /);
+        assert.match(e.message, message);
+        return true;
+    });
+}
+
+/**
+ * The denied-peer list of ../shared/REFERENCE.md ("TURN"), written out here
+ * independently of the library's table: each network with its first and
+ * last address.
+ */
+const REFERENCE_DENIED: [string, string, string][] = [
+    // IPv4 private
+    ["10.0.0.0/8", "10.0.0.0", "10.255.255.255"],
+    ["172.16.0.0/12", "172.16.0.0", "172.31.255.255"],
+    ["192.168.0.0/16", "192.168.0.0", "192.168.255.255"],
+    // CGNAT
+    ["100.64.0.0/10", "100.64.0.0", "100.127.255.255"],
+    // loopback, link-local
+    ["127.0.0.0/8", "127.0.0.0", "127.255.255.255"],
+    ["169.254.0.0/16", "169.254.0.0", "169.254.255.255"],
+    // benchmark, documentation
+    ["198.18.0.0/15", "198.18.0.0", "198.19.255.255"],
+    ["192.0.2.0/24", "192.0.2.0", "192.0.2.255"],
+    ["198.51.100.0/24", "198.51.100.0", "198.51.100.255"],
+    ["203.0.113.0/24", "203.0.113.0", "203.0.113.255"],
+    // multicast, reserved, "this network", IETF assignments, 6to4 anycast
+    ["224.0.0.0/4", "224.0.0.0", "239.255.255.255"],
+    ["240.0.0.0/4", "240.0.0.0", "255.255.255.255"],
+    ["0.0.0.0/8", "0.0.0.0", "0.255.255.255"],
+    ["192.0.0.0/24", "192.0.0.0", "192.0.0.255"],
+    ["192.88.99.0/24", "192.88.99.0", "192.88.99.255"],
+    // IPv6
+    ["::1/128", "::1", "::1"],
+    ["64:ff9b::/96", "64:ff9b::", "64:ff9b::ffff:ffff"],
+    ["::ffff:0:0/96", "::ffff:0.0.0.0", "::ffff:255.255.255.255"],
+    ["100::/64", "100::", "100::ffff:ffff:ffff:ffff"],
+    ["2001::/32", "2001::", "2001:0:ffff:ffff:ffff:ffff:ffff:ffff"],
+    ["2002::/16", "2002::", "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+    ["fc00::/7", "fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+    ["fe80::/10", "fe80::", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+];
+
+/** The rendered config's `key=value` lines for one key. */
+function values(conf: string, key: string): string[] {
+    return conf
+        .split("\n")
+        .filter((l) => l.startsWith(`${key}=`))
+        .map((l) => l.slice(key.length + 1));
+}
+
+/**
+ * coturn's denied-peer-ip lines (`a` or `a-b`) as block lists, one per
+ * family: node's BlockList would match every IPv4 address against the
+ * IPv4-mapped IPv6 range, so the families are kept apart.
+ */
+function deniedList(conf: string): { check(address: string, family: "ipv4" | "ipv6"): boolean } {
+    const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
+    for (const v of values(conf, "denied-peer-ip")) {
+        const [first, last] = v.split("-");
+        const family = first.includes(":") ? "ipv6" : "ipv4";
+        if (last === undefined) lists[family].addAddress(first, family);
+        else lists[family].addRange(first, last, family);
+    }
+    return { check: (address, family) => lists[family].check(address, family) };
+}
+
+describe("CoturnServer: settings", () => {
+    it("fills the defaults: 3478 and 5349, relays on 49152-65535, quotas 12/1200, 1h credentials, no guests, realm = domain", () => {
+        const s = resolve();
+        assert.equal(s.realm, "turn.example.com");
+        assert.equal(s.port, 3478);
+        assert.equal(s.tlsPort, 5349);
+        assert.deepEqual(s.relayPorts, { min: 49152, max: 65535 });
+        assert.equal(s.userQuota, 12);
+        assert.equal(s.totalQuota, 1200);
+        assert.equal(s.userLifetime, "1h");
+        assert.equal(s.allowGuests, false);
+        assert.equal(s.tls, undefined);
+        assert.deepEqual(s.listeningIps, []);
+    });
+
+    it("refuses each bad input with setting, value and what is valid", () => {
+        rejects(() => resolve({ externalIp: "2001:db8::10" }), /externalIp is "2001:db8::10"; expected an IPv4 address such as 203\.0\.113\.10/);
+        rejects(() => resolve({ externalIp: "turn.example.com" }), /externalIp is "turn\.example\.com"; expected the host's public IPv4 address/);
+        rejects(() => resolve({ relayIp: "fd00::5" }), /relayIp is "fd00::5"; expected an IPv4 address/);
+        rejects(() => resolve({ relayPorts: { min: 80, max: 2000 } }), /relayPorts\.min is 80; expected a whole number from 1024 to 65535/);
+        rejects(() => resolve({ relayPorts: { min: 50000, max: 70000 } }), /relayPorts\.max is 70000; expected a whole number from 1024 to 65535/);
+        rejects(() => resolve({ relayPorts: { min: 60000, max: 50000 } }), /relayPorts is \{"min":60000,"max":50000\}; expected min <= max/);
+        rejects(
+            () => resolve({ relayPorts: { min: 3000, max: 4000 } }),
+            /relayPorts is \{"min":3000,"max":4000\}; expected a range without coturn's own port 3478/,
+        );
+        rejects(
+            () => resolve({ relayPorts: { min: 5000, max: 6000 } }, ["turn.example.com"]),
+            /relayPorts is \{"min":5000,"max":6000\}; expected a range without coturn's own tlsPort 5349/,
+        );
+        rejects(() => resolve({ domain: "turn" }), /domain is "turn"; expected the DNS name clients dial/);
+        rejects(() => resolve({ domain: "203.0.113.10" }), /domain is "203\.0\.113\.10"; expected the DNS name/);
+        rejects(() => resolve({ realm: "not a realm" }), /realm is "not a realm"; expected a DNS name/);
+        rejects(() => resolve({ port: 0 }), /port is 0; expected a whole number from 1 to 65535/);
+        rejects(() => resolve({ tlsPort: 3478 }, ["turn.example.com"]), /tlsPort is 3478; expected a port other than port \(3478\)/);
+        rejects(() => resolve({ listeningIps: ["0.0.0.0"] }), /listeningIps is "0\.0\.0\.0"; expected specific IP addresses/);
+        rejects(() => resolve({ allowedPeerIps: ["10.0.0.0/8"] }), /allowedPeerIps is "10\.0\.0\.0\/8"; expected single IP addresses/);
+        rejects(() => resolve({ userQuota: 0 }), /userQuota is 0; expected a whole number from 1/);
+        rejects(() => resolve({ userQuota: 50, totalQuota: 10 }), /userQuota is 50; expected at most totalQuota \(10\)/);
+        rejects(() => resolve({ userLifetime: "1 hour" }), /userLifetime is "1 hour"; expected a duration such as 1h/);
+        rejects(
+            () => resolve({}, ["matrix.example.com", "element.example.com"]),
+            /domain is "turn\.example\.com"; TLS needs a certificate for the TURN domain, and the certificate covers only matrix\.example\.com, element\.example\.com: add turn\.example\.com to the certificate's names .*or leave the certificate out \(no TLS\)/,
+        );
+    });
+
+    it("reports every problem at once", () => {
+        assert.throws(
+            () => resolve({ externalIp: "::1", relayPorts: { min: 9, max: 8 }, userLifetime: "x" }),
+            (e: Error) => e instanceof ConfigErrors && e.errors.length === 4,
+        );
+    });
+
+    it("claims and opens the listening ports on UDP and TCP, TLS/DTLS only with a certificate, and the relay range on UDP", () => {
+        assert.deepEqual(
+            coturnFirewallRules(resolve()).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
+            ["udp 3478", "tcp 3478", "udp 49152-65535"],
+        );
+        const tls = resolve({ relayPorts: { min: 40000, max: 40999 }, listeningIps: ["203.0.113.10"] }, ["turn.example.com"]);
+        assert.deepEqual(
+            coturnFirewallRules(tls).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
+            ["udp 3478", "tcp 3478", "udp 5349", "tcp 5349", "udp 40000-40999"],
+        );
+        assert.deepEqual(
+            coturnPortClaims(tls).map((c) => `${c.protocol} ${c.address}:${c.port}`),
+            ["udp 203.0.113.10:3478", "tcp 203.0.113.10:3478", "udp 203.0.113.10:5349", "tcp 203.0.113.10:5349"],
+        );
+        assert.ok(coturnPortClaims(resolve()).every((c) => c.address === "*"));
+    });
+
+    it("gives Synapse turn: URIs for UDP and TCP, turns: on the TLS port with a certificate, the port only when it is not 3478", () => {
+        assert.deepEqual(turnUris(resolve()), ["turn:turn.example.com?transport=udp", "turn:turn.example.com?transport=tcp"]);
+        assert.deepEqual(turnUris(resolve({}, ["turn.example.com"])), [
+            "turn:turn.example.com?transport=udp",
+            "turn:turn.example.com?transport=tcp",
+            "turns:turn.example.com:5349?transport=tcp",
+        ]);
+        assert.deepEqual(turnUris(resolve({ port: 3479, tlsPort: 443 }, ["turn.example.com"])), [
+            "turn:turn.example.com:3479?transport=udp",
+            "turn:turn.example.com:3479?transport=tcp",
+            "turns:turn.example.com:443?transport=tcp",
+        ]);
+    });
+});
+
+describe("CoturnServer: rendered files", () => {
+    const tls = resolve({ relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] }, ["matrix.example.com", "turn.example.com"]);
+    const conf = renderCoturnConf(tls, COTURN_PATHS);
+
+    it("denies every range of REFERENCE's denied-peer list, and nothing on the public internet", () => {
+        const denied = deniedList(conf);
+        for (const [cidr, first, last] of REFERENCE_DENIED) {
+            const family = first.includes(":") ? "ipv6" : "ipv4";
+            // The table is right about its own networks...
+            const ref = new BlockList();
+            ref.addSubnet(cidr.split("/")[0], Number(cidr.split("/")[1]), family);
+            assert.ok(ref.check(first, family) && ref.check(last, family), `${cidr}: ${first} and ${last} are in it`);
+            // ... and the rendered config denies all of each.
+            assert.ok(denied.check(first, family), `${cidr}: ${first} is not denied`);
+            assert.ok(denied.check(last, family), `${cidr}: ${last} is not denied`);
+        }
+        for (const [a, family] of [
+            ["8.8.8.8", "ipv4"],
+            ["1.1.1.1", "ipv4"],
+            ["100.128.0.1", "ipv4"],
+            ["172.32.0.1", "ipv4"],
+            ["2606:4700::1111", "ipv6"],
+            ["2a00:1450::1", "ipv6"],
+        ] as const)
+            assert.ok(!denied.check(a, family), `${a} (public) is denied`);
+    });
+
+    it("writes each range as coturn takes it (first-last), one table entry per line with its reason", () => {
+        assert.equal(values(conf, "denied-peer-ip").length, DENIED_PEER_RANGES.length);
+        assert.equal(cidrToRange("10.0.0.0/8"), "10.0.0.0-10.255.255.255");
+        assert.equal(cidrToRange("::1/128"), "::1");
+        assert.equal(cidrToRange("fe80::/10"), "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert.equal(cidrToRange("::ffff:0:0/96"), "::ffff:0:0-::ffff:ffff:ffff");
+        assert.equal(cidrToRange("2001::/32"), "2001::-2001:0:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert.match(conf, /^# 169\.254\.0\.0\/16: link-local \(cloud metadata services\)\ndenied-peer-ip=169\.254\.0\.0-169\.254\.255\.255$/m);
+    });
+
+    it("allows the server's own address and allowedPeerIps, after the denied list", () => {
+        assert.deepEqual(values(conf, "allowed-peer-ip"), ["10.0.0.5", "10.0.0.7"]);
+        assert.ok(conf.lastIndexOf("denied-peer-ip=") < conf.indexOf("allowed-peer-ip="));
+        assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), COTURN_PATHS), "allowed-peer-ip"), ["192.168.1.5"]);
+        assert.deepEqual(values(renderCoturnConf(resolve(), COTURN_PATHS), "allowed-peer-ip"), []);
+    });
+
+    it("has the hardening of REFERENCE: REST-API secret auth, realm, UDP relays only, no multicast peers, quotas, no CLI, no admin, journal logs", () => {
+        const flags = conf.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+        for (const f of [
+            "use-auth-secret",
+            "realm=turn.example.com",
+            "no-tcp-relay",
+            "no-multicast-peers",
+            "user-quota=12",
+            "total-quota=1200",
+            "no-cli",
+            "log-file=stdout",
+            "listening-port=3478",
+            "tls-listening-port=5349",
+            "min-port=49152",
+            "max-port=65535",
+            "relay-ip=10.0.0.5",
+            "external-ip=203.0.113.10/10.0.0.5",
+            `cert=${COTURN_FILES.tlsDir}/fullchain.pem`,
+            `pkey=${COTURN_FILES.tlsDir}/privkey.pem`,
+        ])
+            assert.ok(flags.includes(f), `missing ${f}`);
+        for (const f of ["web-admin", "prometheus", "syslog", "no-stdout-log", "allow-loopback-peers", "lt-cred-mech", "no-tls", "no-dtls"])
+            assert.ok(!flags.some((l) => l === f || l.startsWith(`${f}=`)), `has ${f}`);
+        assert.ok(!flags.some((l) => l.startsWith("static-auth-secret")), "the readable part has the secret line");
+        assert.ok(conf.endsWith("\n"), "the secret line appended on the host starts a line");
+        const plain = renderCoturnConf(resolve({ externalIp: "203.0.113.10" }), COTURN_PATHS);
+        assert.deepEqual(values(plain, "external-ip"), ["203.0.113.10"]);
+        for (const f of ["no-tls", "no-dtls"]) assert.match(plain, new RegExp(`^${f}$`, "m"));
+        assert.doesNotMatch(plain, /^(cert|pkey|tls-listening-port)=/m);
+    });
+
+    it("the secret line, the drop-in, the certificate hook and Synapse's fragment", () => {
+        assert.equal(renderCoturnSecretConf("A".repeat(48)), `static-auth-secret=${"A".repeat(48)}\n`);
+        assert.throws(() => renderCoturnSecretConf("a b"), /16 to 512 letters/);
+        const dropIn = renderCoturnDropIn(COTURN_FILES.conf);
+        assert.match(dropIn, /^ExecStart=\nExecStart=\/usr\/bin\/turnserver -c \/etc\/coturn\/pulumi-matrix\/turnserver\.conf --pidfile=$/m);
+        assert.match(dropIn, /^ExecReload=\/bin\/kill -USR2 \$MAINPID$/m);
+        // In the foreground as turnserver, whatever unit the package ships; low ports only when configured.
+        for (const line of ["Type=simple", "PIDFile=", "User=turnserver", "Group=turnserver", "Restart=on-failure"])
+            assert.match(dropIn, new RegExp(`^${line}$`, "m"));
+        assert.doesNotMatch(dropIn, /AmbientCapabilities/);
+        assert.match(coturnServerScript(resolve({ tlsPort: 443 }, ["turn.example.com"]), C), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+        const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", COTURN_FILES.tlsDir);
+        assert.match(hook, /^\[ "\$\{RENEWED_LINEAGE:-\}" = \/etc\/letsencrypt\/live\/matrix\.example\.com \] \|\| exit 0$/m);
+        assert.match(hook, /copy \/etc\/letsencrypt\/live\/matrix\.example\.com\/privkey\.pem \/etc\/coturn\/pulumi-matrix\/tls\/privkey\.pem 0600/);
+        assert.match(hook, /systemctl reload coturn\.service/);
+        execFileSync("sh", ["-n"], { input: hook });
+        assert.equal(
+            renderTurnSynapseYaml(tls, DEFAULT_SYNAPSE_PATHS).replace(/^#.*\n/gm, ""),
+            [
+                "turn_uris:",
+                "  - turn:turn.example.com?transport=udp",
+                "  - turn:turn.example.com?transport=tcp",
+                "  - turns:turn.example.com:5349?transport=tcp",
+                "turn_shared_secret_path: /etc/matrix-synapse/secrets/turn_shared_secret",
+                "turn_user_lifetime: 1h",
+                "turn_allow_guests: false",
+                "",
+            ].join("\n"),
+        );
+    });
+
+    it("renders byte-identical output for the same settings", () => {
+        assert.equal(renderCoturnConf(tls, COTURN_PATHS), conf);
+        assert.equal(coturnServerScript(tls, C), coturnServerScript(tls, C));
+    });
+});
+
+describe("CoturnServer: scripts", () => {
+    const s = resolve({}, ["turn.example.com"]);
+    const synapse = resolveSynapseSettings("s", { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" });
+    const SECRET = "SECRETturnsharedsecret0123456789";
+
+    it("the server step installs, enables and health-checks coturn, sets TURNSERVER_ENABLED, opens the firewall, and carries no secret", () => {
+        const server = coturnServerScript(s, C);
+        assert.match(server, /^pm_apt_install coturn$/m);
+        assert.match(server, /TURNSERVER_ENABLED=1/);
+        assert.match(server, /systemctl enable -q coturn\.service/);
+        assert.match(server, /timeout 2 turnutils_stunclient -p 3478 127\.0\.0\.1/);
+        assert.match(server, /add rule inet pulumi_matrix input udp dport 49152-65535 accept comment "coturn relay"/);
+        assert.match(server, /add rule inet pulumi_matrix input tcp dport 5349 accept comment "coturn TLS\/DTLS"/);
+        assert.match(server, /RENEWED_LINEAGE=\/etc\/letsencrypt\/live\/matrix\.example\.com \/etc\/pulumi-matrix\/certificate-hooks\.d\/coturn/);
+        // The file coturn reads is put together on the host; the readable step never has the secret.
+        assert.match(
+            server,
+            /cat \/etc\/coturn\/pulumi-matrix\/readable\.conf \/etc\/coturn\/pulumi-matrix\/secret\.conf \| pm_write coturn-assembled \S+ 0640 root turnserver secret/,
+        );
+        assert.doesNotMatch(server, /static-auth-secret=/);
+        // Without a certificate: no hook, and coturn's old copy goes.
+        const plain = coturnServerScript(resolve(), C);
+        assert.doesNotMatch(plain, /certificate-hooks\.d\/coturn <</);
+        assert.match(plain, /rm -rf \/etc\/coturn\/pulumi-matrix\/tls/);
+    });
+
+    it("the secret steps keep the secret in root's and Synapse's files, recorded as digests only", () => {
+        const secret = coturnSecretScript(s, SECRET);
+        assert.match(
+            secret,
+            new RegExp(`pm_write coturn-secret /etc/coturn/pulumi-matrix/secret\\.conf 0600 root root secret <<'PM_EOF'\\nstatic-auth-secret=${SECRET}\\n`),
+        );
+        const synapseSecret = turnSynapseSecretScript(synapse, SECRET);
+        assert.match(
+            synapseSecret,
+            new RegExp(`pm_write turn-synapse-secret /etc/matrix-synapse/secrets/turn_shared_secret 0640 root matrix-synapse secret <<'PM_EOF'\\n${SECRET}\\n`),
+        );
+        const config = turnSynapseConfigScript(synapse, s);
+        assert.match(config, /pm_write turn-synapse-config \/etc\/matrix-synapse\/conf\.d\/45-turn\.yaml 0640 root matrix-synapse readable/);
+        assert.match(config, /systemctl restart matrix-synapse\.service/);
+        assert.doesNotMatch(config, new RegExp(SECRET));
+        for (const t of [coturnServerScript(s, C), secret, synapseSecret, config]) execFileSync("bash", ["-n"], { input: t });
+    });
+});
+
+describe("CoturnServer as a component", () => {
+    const stack = (o: Partial<CoturnServerArgs> & { proxy?: boolean; certificateNames?: string[] } = {}) => {
+        const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+        const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+        const { proxy, certificateNames, ...args } = o;
+        const certificate = proxy
+            ? new ReverseProxy("proxy", {
+                  synapse,
+                  acme: { email: "admin@example.com" },
+                  ...(certificateNames ? { extraCertificateNames: certificateNames } : {}),
+              })
+            : undefined;
+        const turn = new CoturnServer("turn", { synapse, domain: "turn.example.com", ...(certificate ? { certificate } : {}), ...args });
+        return { host, synapse, turn };
+    };
+    const commands = (mocks: RecordingMocks) => mocks.resources.filter((r) => r.type === "command:remote:Command");
+
+    it("runs its steps after the host bootstrap and after Synapse; secrets only in secret commands", async () => {
+        const { mocks, result } = await runWithMocks(
+            () => stack({ proxy: true, certificateNames: ["turn.example.com"] }),
+            (r) => [r.turn.uris, r.turn.sharedSecret, r.synapse.signingKeyId],
+        );
+        const seq = (n: string) => mocks.byName(n).seq;
+        const mine = commands(mocks)
+            .filter((r) => r.name.startsWith("turn-"))
+            .map((r) => r.name);
+        assert.deepEqual(mine.sort(), ["turn-secrets", "turn-server", "turn-synapse-config", "turn-synapse-secrets"]);
+        assert.ok(seq("vm-bootstrap") < seq("turn-server"));
+        assert.ok(seq("proxy-certificate") < seq("turn-server"), "TLS: after the certificate exists");
+        assert.ok(seq("turn-server") < seq("turn-secrets"));
+        assert.ok(seq("synapse-config") < seq("turn-synapse-secrets"), "after Synapse is up");
+        assert.ok(seq("turn-synapse-secrets") < seq("turn-synapse-config"));
+        assert.ok(seq("turn-secrets") < seq("turn-synapse-config"));
+
+        const secret = await valueOf(result.turn.sharedSecret);
+        assert.match(secret, /^SECRET/);
+        for (const r of commands(mocks)) {
+            const stdin = String(r.inputs.stdin);
+            const isSecret = r.secretInputs.includes("stdin");
+            if (["turn-secrets", "turn-synapse-secrets"].includes(r.name)) {
+                assert.ok(isSecret, `${r.name}: stdin is not secret`);
+                assert.equal(r.inputs.logging, "none", r.name);
+                assert.ok(stdin.includes(secret), `${r.name} does not carry the secret`);
+            } else if (!isSecret) {
+                assert.ok(!stdin.includes(secret), `${r.name}: the TURN secret in a readable script`);
+            }
+            // Never on a command line.
+            assert.ok(!String(r.inputs.create).includes(secret), `${r.name}: the secret on a command line`);
+        }
+        assert.deepEqual(await valueOf(result.turn.uris), [
+            "turn:turn.example.com?transport=udp",
+            "turn:turn.example.com?transport=tcp",
+            "turns:turn.example.com:5349?transport=tcp",
+        ]);
+        assert.match(String(mocks.byName("turn-synapse-config").inputs.stdin), /turns:turn\.example\.com:5349\?transport=tcp/);
+        // The shared secret is a secret output of the component.
+        assert.equal(await (result.turn.sharedSecret as unknown as { isSecret: Promise<boolean> }).isSecret, true);
+    });
+
+    it("claims its ports on the host: a clash names both components; the relay range must miss other UDP ports", async () => {
+        await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            host.claimPorts('Other "dns"', [{ port: 50000, protocol: "udp", address: "*", owner: "a UDP service" }]);
+            rejects(
+                () => new CoturnServer("turn", { synapse, domain: "turn.example.com" }),
+                /relayPorts is \{"min":49152,"max":65535\}; Other "dns" \(a UDP service\) uses udp port 50000 on this host; choose a relay range without it/,
+            );
+            // A TCP listener in the range does not clash: relays are UDP only.
+            host.claimPorts('Other "web"', [{ port: 60000, protocol: "tcp", address: "*", owner: "web" }]);
+            new CoturnServer("turn2", { synapse, domain: "turn.example.com", relayPorts: { min: 55000, max: 65000 } });
+            assert.throws(
+                () => new CoturnServer("turn3", { synapse, domain: "turn.example.com", port: 3478, relayPorts: { min: 40000, max: 40100 } }),
+                /CoturnServer "turn3": coturn port is 3478; CoturnServer "turn2" \(coturn\) already uses udp port 3478/,
+            );
+        });
+    });
+
+    it("TLS needs the TURN domain on the certificate and coturn on the proxy's host", async () => {
+        await runWithMocks(() => {
+            rejects(
+                () => stack({ proxy: true }),
+                /domain is "turn\.example\.com"; TLS needs a certificate for the TURN domain, and the certificate covers only matrix\.example\.com/,
+            );
+        });
+        await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            const certificate = new ReverseProxy("proxy", { synapse, acme: { email: "admin@example.com" }, extraCertificateNames: ["turn.example.com"] });
+            rejects(
+                () => new CoturnServer("turn", { synapse, host: other, domain: "turn.example.com", certificate }),
+                /certificate is "matrix\.example\.com"; the certificate is on the reverse proxy's host \(Synapse's, Host "vm"\), coturn on Host "turnvm"/,
+            );
+        });
+    });
+
+    it("on a host of its own: coturn's steps there, Synapse's on Synapse's host", async () => {
+        const { mocks } = await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            return new CoturnServer("turn", { synapse, host: other, domain: "turn.example.com", externalIp: "198.51.100.7" });
+        });
+        const target = (n: string) => String(mocks.byName(n).inputs.stdin).split("\n")[0];
+        assert.equal(target("turn-server"), "# target: root@203.0.113.11:22");
+        assert.equal(target("turn-secrets"), "# target: root@203.0.113.11:22");
+        assert.equal(target("turn-synapse-secrets"), "# target: root@203.0.113.10:22");
+        assert.equal(target("turn-synapse-config"), "# target: root@203.0.113.10:22");
+        assert.ok(mocks.byName("turnvm-bootstrap").seq < mocks.byName("turn-server").seq);
+        assert.match(String(mocks.byName("turn-server").inputs.stdin), /^external-ip=198\.51\.100\.7$/m);
+    });
+});
+
+describe("MatrixStack's turn", () => {
+    it("puts the TURN domain on the proxy's certificate (TLS on 5349), runs coturn's steps, and adds its records to the zone", async () => {
+        const { mocks, result } = await runWithMocks(
+            () =>
+                new MatrixStack("prod", {
+                    ...stackArgs(),
+                    turn: { domain: "turn.example.com" },
+                    dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", delegation: "srv" },
+                }),
+        );
+        assert.deepEqual(result.proxy!.certificateNames, ["matrix.example.com", "example.com", "turn.example.com"]);
+        assert.ok(result.turn!.settings.tls, "TLS with the proxy's certificate");
+        for (const step of ["prod-turn-server", "prod-turn-secrets", "prod-turn-synapse-secrets", "prod-turn-synapse-config"])
+            assert.ok(mocks.byName(step), step);
+        assert.match(await valueOf(result.zoneFile!), /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
+    });
+});

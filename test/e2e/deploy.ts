@@ -60,9 +60,10 @@ export function httpsGet(
     name: string,
     p: string,
     ca: string,
+    headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
     return new Promise((resolve, reject) => {
-        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { host: name }, ca, timeout: 30_000 }, (res) => {
+        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 }, (res) => {
             const cert = (res.socket as TLSSocket).getPeerCertificate();
             let body = "";
             res.setEncoding("utf8");

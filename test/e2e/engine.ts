@@ -170,14 +170,14 @@ export class EngineStack extends EngineOps {
     }
 
     static async create(dir: string, name: string, log: (s: string) => void, config: Record<string, string | { secret: string }> = {}): Promise<EngineStack> {
-        const stack = await LocalWorkspace.createStack({ stackName: name, workDir: dir }, { envVars: engineEnv() });
+        const stack = await LocalWorkspace.createStack({ stackName: name, workDir: dir }, { envVars: projectEnv(dir) });
         const s = new EngineStack(stack, dir, log);
         await s.setConfig(config);
         return s;
     }
 
     static async select(dir: string, name: string, log: (s: string) => void): Promise<EngineStack> {
-        return new EngineStack(await LocalWorkspace.selectStack({ stackName: name, workDir: dir }, { envVars: engineEnv() }), dir, log);
+        return new EngineStack(await LocalWorkspace.selectStack({ stackName: name, workDir: dir }, { envVars: projectEnv(dir) }), dir, log);
     }
 
     /** Sets `key` (without the project prefix) to a value, or `{ secret }` with --secret. */
@@ -212,6 +212,18 @@ export function engineEnv(): Record<string, string> {
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_NODEJS_TRANSPILE_ONLY: "true",
     };
+}
+
+/**
+ * The environment for a project in `dir`: a project that names no backend
+ * (the examples: their README says `pulumi login --local`) keeps its state in
+ * a file backend in its own directory, never Pulumi Cloud.
+ */
+export function projectEnv(dir: string): Record<string, string> {
+    if (/^backend:/m.test(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"))) return engineEnv();
+    const state = path.join(dir, ".pulumi-state");
+    fs.mkdirSync(state, { recursive: true });
+    return { ...engineEnv(), PULUMI_BACKEND_URL: `file://${state}` };
 }
 
 /** Runs `pulumi ARGS` in `dir` with the suites' environment. */

@@ -31,6 +31,7 @@ export function quickstartScript(
             () => [`pulumi config set acmeDirectoryUrl ${local.acmeDirectoryUrl}`, `pulumi config set acmeCaBundle < ${local.acmeCaFile}`],
         ],
         [/^pulumi config set elementDomain element\.example\.com\b/, () => "pulumi config set elementDomain element.test"],
+        [/^pulumi config set turnDomain turn\.example\.com\b/, () => "pulumi config set turnDomain turn.test"],
         [/^pulumi config set elementVersion \S+$/, () => `pulumi config set elementVersion ${local.element.version}`],
         [
             /^pulumi config set elementSha256 "\$ELEMENT_SHA256"/,

@@ -20,6 +20,7 @@ import { httpsGet, startTimestamps, tunnel } from "./deploy";
 import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "./engine";
 import { quickstartScript } from "./quickstart";
 import * as http from "node:http";
+import * as tls from "node:tls";
 import { registerWithSharedSecret } from "../integration/support/synapse";
 import { PebbleServer, startPebble } from "../integration/support/pebble";
 import { ReleaseServer } from "../integration/support/elementReleases";
@@ -33,6 +34,7 @@ const UNITS = [
     "systemd-timesyncd.service",
     "redis-server.service",
     "nginx.service",
+    "coturn.service",
 ];
 /** Element's fixture release, served from this machine. */
 const ELEMENT_VERSION = "1.11.999";
@@ -56,7 +58,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448], log });
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
         dir = projectCopy();
         // The API on loopback: the VM reaches it at 10.0.2.2, which qemu maps to this machine's 127.0.0.1.
@@ -150,7 +152,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.equal(versions.status, 200, versions.body);
         assert.ok((JSON.parse(versions.body) as { versions: string[] }).versions.length > 0);
         assert.match(versions.issuer, /Pebble/, "the certificate is Pebble's, not the bootstrap one");
-        assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+        assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test", "DNS:turn.test"]);
         const client = await get(443, "matrix.test", "/.well-known/matrix/client");
         assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" } });
         assert.equal(client.headers["access-control-allow-origin"], "*");
@@ -182,6 +184,38 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         plain.resume();
         assert.equal(plain.statusCode, 301);
         assert.equal(plain.headers.location, "https://matrix.test/_matrix/client/versions");
+    });
+
+    it("runs coturn: TURN on 3478 and 5349 with Pebble's certificate; Synapse hands out credentials for its URIs; the secret file is root's", async function () {
+        assert.equal((await vm.exec("systemctl is-active coturn.service")).stdout.trim(), "active");
+        const listening = (await vm.exec("ss -Hlnu; ss -Hlnt")).stdout;
+        for (const port of [3478, 5349]) assert.match(listening, new RegExp(`:${port}\\s`), `nothing listens on ${port}`);
+        const ca = await pebble.issuingRootPem();
+        const names = await new Promise<string>((resolve, reject) => {
+            const socket = tls.connect({ host: "127.0.0.1", port: vm.forwardedPort(5349), servername: "turn.test", ca }, () => {
+                resolve(socket.getPeerCertificate().subjectaltname ?? "");
+                socket.end();
+            });
+            socket.on("error", reject);
+        });
+        assert.match(names, /DNS:turn\.test/);
+        const t = await tunnel(vm, 8008);
+        try {
+            const dave = await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, outputs.registrationSharedSecret, "dave", "dave-password-e2e", false);
+            const r = await httpsGet(vm.forwardedPort(443), "matrix.test", "/_matrix/client/v3/voip/turnServer", ca, {
+                authorization: `Bearer ${dave.access_token}`,
+            });
+            assert.equal(r.status, 200, r.body);
+            const turn = JSON.parse(r.body) as { uris: string[]; username: string; password: string; ttl: number };
+            assert.deepEqual(turn.uris, ["turn:turn.test?transport=udp", "turn:turn.test?transport=tcp", "turns:turn.test:5349?transport=tcp"]);
+            assert.match(turn.username, /^\d+:@dave:matrix\.test$/);
+            assert.ok(turn.password.length > 10 && turn.ttl === 3600, r.body);
+        } finally {
+            t.close();
+        }
+        const modes = (await vm.exec("stat -c '%a %U %G %n' /etc/coturn/pulumi-matrix/secret.conf /etc/coturn/pulumi-matrix/turnserver.conf")).stdout;
+        assert.match(modes, /^600 root root .*secret\.conf$/m);
+        assert.match(modes, /^640 root turnserver .*turnserver\.conf$/m);
     });
 
     it("registers a user through the shared-secret API; the user and the admin (adminPassword output) log in with matrix-js-sdk", async function () {

@@ -343,10 +343,20 @@ function checkNames(c: Checker, o: DnsOptions, s: DnsSettings): void {
     }
 }
 
-/** The options that only mean something in one delegation mode: set in another, they would be silently ignored. */
+/**
+ * The options that only mean something in one delegation mode: set in
+ * another, they would be silently ignored. Set to its default, an option
+ * says nothing (the stack config fills declared defaults in).
+ */
 function checkModeOnly(c: Checker, o: DnsOptions, s: DnsSettings): void {
+    const defaults: Partial<Record<keyof DnsOptions, unknown>> = { wellKnownVia: DNS_DEFAULTS.wellKnownVia, legacySrv: false };
     const only = (setting: keyof DnsOptions, ok: boolean, where: string) =>
-        c.check(setting, o[setting], o[setting] === undefined || ok, `it is only used ${where}; remove it, or choose that mode`);
+        c.check(
+            setting,
+            o[setting],
+            o[setting] === undefined || o[setting] === defaults[setting] || ok,
+            `it is only used ${where}; remove it, or choose that mode`,
+        );
     only("wellKnownVia", s.delegation === "well-known", 'with delegation "well-known"');
     only("legacySrv", s.delegation === "srv", 'with delegation "srv"');
     only("accountId", s.wellKnownVia === "worker", 'with delegation "well-known" and wellKnownVia "worker" (the Worker\'s account)');

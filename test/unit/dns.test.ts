@@ -357,7 +357,7 @@ describe("DNS settings: bad input is a ConfigError naming setting, value and wha
             "accountId",
             /only used with delegation "well-known" and wellKnownVia "worker"/,
         ],
-        ["wellKnownVia in srv mode", { delegation: "srv", wellKnownVia: "nginx" }, "wellKnownVia", /only used with delegation "well-known"/],
+        ["wellKnownVia in srv mode", { delegation: "srv", wellKnownVia: "worker" }, "wellKnownVia", /only used with delegation "well-known"/],
         ["an unknown wellKnownVia", { delegation: "well-known", wellKnownVia: "apache" as never }, "wellKnownVia", /expected one of "nginx", "worker"/],
         ["legacySrv outside srv mode", { delegation: "well-known", legacySrv: true }, "legacySrv", /only used with delegation "srv"/],
         [
@@ -690,5 +690,21 @@ describe("MatrixStack's dns: the proxy follows the delegation mode", () => {
                 /MatrixStack "x": proxy\.serverNameWellKnown is false; dns\.delegation "well-known" served by nginx needs it/,
             ),
         );
+    });
+});
+
+describe("DNS settings: an option at its default says nothing in another mode", () => {
+    it("wellKnownVia nginx and legacySrv false pass in any mode (the stack config fills declared defaults in)", () => {
+        const s = resolveDnsSettings("t", {
+            zone: { name: "example.com" },
+            serverName: "example.com",
+            publicBaseUrl: "https://matrix.example.com/",
+            ipv4: "203.0.113.10",
+            delegation: "well-known",
+            wellKnownVia: "nginx",
+            legacySrv: false,
+            stack: "dev",
+        });
+        assert.equal(s.delegation, "well-known");
     });
 });

@@ -483,4 +483,26 @@ describe("the stack config table (STACK_KEYS)", () => {
         assert.equal(options.postgres.memoryMb, 2048);
         assert.deepEqual(options.host.firewall, { sshPort: 22 });
     });
+
+    it("runs the program with every key of Pulumi.example.yaml (proxy, Element, TURN, DNS together)", async () => {
+        const example = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.example.yaml"), "utf8")).config as Record<string, unknown>;
+        const values = Object.fromEntries(
+            Object.entries(example)
+                .filter(([, v]) => typeof v !== "object")
+                .map(([k, v]) => [k.replace(/^matrix:/, ""), String(v)]),
+        );
+        const { mocks, program } = await runProgram({ ...values, sshPrivateKey: TEST_SSH_KEY }, ["sshPrivateKey"]);
+        const zone = String(await valueOf(program.zoneFile as pulumi.Output<string>));
+        assert.match(zone, /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
+        assert.match(zone, /^@ +300 IN A +203\.0\.113\.10 /m, "well-known via nginx: the apex points to the VM");
+        assert.deepEqual(program.certificateNames as unknown as string[], ["matrix.example.com", "example.com", "element.example.com", "turn.example.com"]);
+        // Commands register once what they wait for has: give them a moment.
+        const steps = ["dev-proxy-nginx", "dev-element-install", "dev-turn-server"];
+        for (let i = 0; i < 50 && !steps.every((n) => mocks.resources.some((r) => r.name === n)); i++) await new Promise((r) => setTimeout(r, 100));
+        for (const step of steps)
+            assert.ok(
+                mocks.resources.some((r) => r.name === step),
+                `${step}: ${mocks.resources.map((r) => r.name).join(" ")}`,
+            );
+    });
 });

@@ -14,45 +14,11 @@ import { renderElementConfig } from "../../src/render/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { freePort } from "./support/net";
 import { ReleaseServer } from "./support/elementReleases";
-import { makeTempDir, registerCleanup, run, type RunResult } from "./support/processes";
+import { makeTempDir, type RunResult } from "./support/processes";
+import { ServiceSandbox } from "./support/serviceSandbox";
 
 const VERSIONS = ["1.11.997", "1.11.998", "1.11.999"];
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" };
-
-/** Runs scripts as root in a mount namespace where the state directory is a temp dir (kept across runs). */
-class Sandbox {
-    private readonly state: string;
-
-    constructor(dir: string) {
-        this.state = path.join(dir, "state");
-        fs.mkdirSync(this.state);
-        if (!fs.existsSync(STATE_DIR)) {
-            // The mount point must exist; it goes again when the suite ends, unless something else wrote there meanwhile.
-            fs.mkdirSync(STATE_DIR, { recursive: true });
-            const remove = () => {
-                try {
-                    fs.rmdirSync(STATE_DIR);
-                } catch {
-                    /* not empty: another suite uses it */
-                }
-            };
-            registerCleanup({ name: `mount point ${STATE_DIR}`, run: remove, runSync: remove });
-        }
-    }
-
-    /** A path inside the sandboxed state directory. */
-    statePath(p: string): string {
-        return path.join(this.state, path.relative(STATE_DIR, p));
-    }
-
-    run(script: string): Promise<RunResult> {
-        return run("unshare", ["-m", "--propagation", "private", "bash", "-c", `mount --bind '${this.state}' '${STATE_DIR}' && exec bash -s`], {
-            input: script,
-            allowFailure: true,
-            timeoutMs: 120_000,
-        });
-    }
-}
 
 function expectSuccess(r: RunResult): string[] {
     assert.equal(r.code, 0, `script failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
@@ -80,14 +46,15 @@ function mtimes(dir: string): Record<string, number> {
 
 describe("Element Web installed by its script: verified download, atomic switch, pruning, config.json", function () {
     let releases: ReleaseServer;
-    let sandbox: Sandbox;
+    let sandbox: ServiceSandbox;
     let root: string;
 
     before(async function () {
         const dir = makeTempDir("element");
         releases = new ReleaseServer();
         await releases.start(path.join(dir, "releases"), VERSIONS);
-        sandbox = new Sandbox(dir);
+        // Scripts run as root in a mount namespace where the state directory is a temp dir (kept across runs).
+        sandbox = new ServiceSandbox(dir, [{ real: STATE_DIR, name: "state" }], 120_000);
         root = path.join(dir, "www", "element");
     });
 
@@ -114,7 +81,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
     it("installs a release: verified, unpacked as root's, current links to it, config.json beside it", async function () {
         const s = settings("1.11.997");
-        const out = expectSuccess(await sandbox.run(elementInstallScript(s)));
+        const out = expectSuccess(await sandbox.tryRun(elementInstallScript(s)));
         assert.equal(out[out.length - 1], "installed Element 1.11.997 (SHA-256 verified), now current");
         assert.equal(releases.requests.get("/element-v1.11.997.tar.gz"), 1);
 
@@ -139,7 +106,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
         assert.equal(fs.readFileSync(path.join(f.versions, "1.11.997.sha256"), "utf8"), `${releases.sha256.get("1.11.997")}\n`);
         // Written through the file set: the drift record knows the config (in the sandboxed state directory).
-        assert.ok(fs.existsSync(sandbox.statePath(`${WRITTEN_DIR}/records${f.config}`)));
+        assert.ok(fs.existsSync(sandbox.hostPath(`${WRITTEN_DIR}/records${f.config}`)));
         // Nothing left of the download.
         assert.deepEqual(fs.readdirSync(path.join(root, ".incoming")), []);
     });
@@ -148,7 +115,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
         const s = settings("1.11.997");
         const before = mtimes(root);
         const requests = releases.total();
-        const out = expectSuccess(await sandbox.run(elementInstallScript(s)));
+        const out = expectSuccess(await sandbox.tryRun(elementInstallScript(s)));
         assert.deepEqual(out, ["Element 1.11.997 already installed"]);
         assert.equal(releases.total(), requests);
         assert.deepEqual(mtimes(root), before);
@@ -156,7 +123,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
     it("a new version is installed beside the old one and current switches to it; the config survives the switch", async function () {
         const configMtime = fs.statSync(path.join(root, "config.json")).mtimeMs;
-        const out = expectSuccess(await sandbox.run(elementInstallScript(settings("1.11.998"))));
+        const out = expectSuccess(await sandbox.tryRun(elementInstallScript(settings("1.11.998"))));
         assert.equal(out[out.length - 1], "installed Element 1.11.998 (SHA-256 verified), now current");
         assert.equal(current(), "versions/1.11.998");
         assert.deepEqual(installed(), ["1.11.997", "1.11.998"]);
@@ -165,7 +132,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
     });
 
     it("keeps keepVersions besides the current one and prunes the rest, never the current", async function () {
-        const out = expectSuccess(await sandbox.run(elementInstallScript(settings("1.11.999"))));
+        const out = expectSuccess(await sandbox.tryRun(elementInstallScript(settings("1.11.999"))));
         assert.ok(out.includes("removed Element 1.11.997"), out.join("\n"));
         assert.equal(current(), "versions/1.11.999");
         assert.deepEqual(installed(), ["1.11.998", "1.11.999"]);
@@ -173,7 +140,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
         // Back to the version kept: no download, only the link moves; the newer one is kept in turn.
         const requests = releases.total();
-        const back = expectSuccess(await sandbox.run(elementInstallScript(settings("1.11.998"))));
+        const back = expectSuccess(await sandbox.tryRun(elementInstallScript(settings("1.11.998"))));
         assert.deepEqual(back, ["Element 1.11.998 (installed before) is now current"]);
         assert.equal(releases.total(), requests);
         assert.equal(current(), "versions/1.11.998");
@@ -182,7 +149,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
     it("a changed setting rewrites config.json, and only that", async function () {
         const s = settings("1.11.998", { brand: "Example Chat", defaultTheme: "dark" });
-        const out = expectSuccess(await sandbox.run(elementInstallScript(s)));
+        const out = expectSuccess(await sandbox.tryRun(elementInstallScript(s)));
         assert.deepEqual(out, [`updated ${path.join(root, "config.json")}`, "Element 1.11.998 already installed"]);
         assert.equal(fs.readFileSync(path.join(root, "current", "config.json"), "utf8"), renderElementConfig(s));
     });
@@ -193,7 +160,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
         // 1.11.999 is installed from the right tarball; pinned to another checksum it is fetched again, and refused.
         const before = mtimes(root);
         const requests = releases.requests.get("/element-v1.11.999.tar.gz") ?? 0;
-        const r = await sandbox.run(elementInstallScript(s));
+        const r = await sandbox.tryRun(elementInstallScript(s));
         assert.notEqual(r.code, 0);
         assert.equal(releases.requests.get("/element-v1.11.999.tar.gz"), requests + 1);
         assert.ok(
@@ -206,7 +173,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
         assert.deepEqual(mtimes(root), before);
 
         // A version not installed yet, with a wrong checksum: nothing of it lands.
-        const fresh = await sandbox.run(elementInstallScript(settings("1.11.997", { sha256: wrong })));
+        const fresh = await sandbox.tryRun(elementInstallScript(settings("1.11.997", { sha256: wrong })));
         assert.notEqual(fresh.code, 0);
         assert.match(fresh.stderr, /checksum mismatch/);
         assert.equal(current(), "versions/1.11.998");
@@ -216,7 +183,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
 
     it("a download that fails (not found, nothing listening) fails the script and changes nothing", async function () {
         const before = mtimes(root);
-        const missing = await sandbox.run(elementInstallScript(settings("1.11.996", { sha256: "a".repeat(64) })));
+        const missing = await sandbox.tryRun(elementInstallScript(settings("1.11.996", { sha256: "a".repeat(64) })));
         assert.notEqual(missing.code, 0);
         assert.match(missing.stderr, /404/);
         assert.match(
@@ -225,7 +192,7 @@ describe("Element Web installed by its script: verified download, atomic switch,
         );
 
         const closed = await freePort();
-        const unreachable = await sandbox.run(
+        const unreachable = await sandbox.tryRun(
             elementInstallScript(settings("1.11.996", { sha256: "a".repeat(64), downloadUrl: `http://127.0.0.1:${closed}/element-v{version}.tar.gz` })),
         );
         assert.notEqual(unreachable.code, 0);

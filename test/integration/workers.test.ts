@@ -30,7 +30,8 @@ import { workerConfigScript, workerSecretsScript } from "../../src/provision/wor
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
 import { freePort, isListening } from "./support/net";
 import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, registerCleanup, run, sleep, spawnDaemon, type SpawnedDaemon } from "./support/processes";
+import { makeTempDir, registerCleanup, sleep, spawnDaemon, type SpawnedDaemon } from "./support/processes";
+import { ServiceSandbox } from "./support/serviceSandbox";
 import { registerWithSharedSecret, startSynapse, startWorker, type SynapseProcess } from "./support/synapse";
 import { ensureSynapseVenv } from "./support/synapse-venv";
 
@@ -42,95 +43,27 @@ const COMPONENT = 'WorkerPool "test"';
  * Runs scripts as they run on a VM, as root, in a mount namespace where the
  * state directory, /etc/systemd/system and the firewall fragments are temp
  * dirs (kept across runs), with systemctl and curl stand-ins that record
- * their calls: `systemctl is-active` answers from the file `active`, start
- * and restart add to it, stop removes; curl (the health checks) succeeds.
+ * their calls (support/serviceSandbox.ts): `systemctl is-active` answers from
+ * the file `active`, start and restart add to it, stop removes; curl (the
+ * health checks) succeeds.
  */
-class Sandbox {
-    readonly stub: string;
-    private readonly mounts: [string, string][];
-    private createdFirewallDir = false;
-
+class Sandbox extends ServiceSandbox {
     constructor(name: string) {
-        const dir = makeTempDir(`workers-${name}`);
-        this.stub = path.join(dir, "bin");
-        fs.mkdirSync(this.stub);
-        const fw = path.dirname(FIREWALL_FRAGMENT_DIR);
-        if (!fs.existsSync(fw)) {
-            // The mount point must exist; it is removed again when the suite ends.
-            fs.mkdirSync(fw, { recursive: true });
-            this.createdFirewallDir = true;
-            registerCleanup({ name: `mount point ${fw}`, run: () => this.removeMountPoint(fw), runSync: () => this.removeMountPoint(fw) });
-        }
-        this.mounts = [
-            [path.join(dir, "state"), STATE_DIR],
-            [path.join(dir, "units"), "/etc/systemd/system"],
-            [path.join(dir, "pulumi-matrix"), fw],
-        ];
-        for (const [from] of this.mounts) fs.mkdirSync(from, { recursive: true });
-        const calls = path.join(this.stub, "calls");
-        fs.writeFileSync(
-            path.join(this.stub, "systemctl"),
-            `#!/bin/bash
-active=${this.stub}/active
-if [ "$1" = is-active ]; then shift; [ "$1" = -q ] && shift; grep -qxF -- "$1" "$active" 2>/dev/null; exit; fi
-if [ "$1" = is-enabled ]; then exit 1; fi
-if [ "$1" = show ]; then echo active; exit 0; fi
-echo "systemctl $*" >> ${calls}
-cmd=$1; shift
-while [ "\${1:-}" != "\${1#-}" ]; do shift; done
-case "$cmd" in
-    stop|disable) for u in "$@"; do sed -i "/^$u$/d" "$active"; done ;;
-    start|restart) for u in "$@"; do grep -qxF -- "$u" "$active" 2>/dev/null || echo "$u" >> "$active"; done ;;
-esac
-exit 0
-`,
-            { mode: 0o755 },
+        super(
+            makeTempDir(`workers-${name}`),
+            [
+                { real: STATE_DIR, name: "state" },
+                { real: "/etc/systemd/system", name: "units" },
+                { real: path.dirname(FIREWALL_FRAGMENT_DIR), name: "pulumi-matrix" },
+            ],
+            120_000,
         );
-        fs.writeFileSync(path.join(this.stub, "curl"), `#!/bin/bash\necho "health \${@: -1}" >> ${calls}\nexit 0\n`, { mode: 0o755 });
-        fs.writeFileSync(path.join(this.stub, "journalctl"), "#!/bin/sh\necho journal\n", { mode: 0o755 });
-    }
-
-    private removeMountPoint(fw: string): void {
-        if (this.createdFirewallDir) fs.rmSync(fw, { recursive: true, force: true });
-        this.createdFirewallDir = false;
-    }
-
-    /** Units the stand-in reports running. */
-    setActive(...units: string[]): void {
-        fs.writeFileSync(path.join(this.stub, "active"), units.map((u) => `${u}\n`).join(""));
-    }
-
-    /** The recorded calls since the last `reset`, without the `systemctl` prefix. */
-    calls(): string[] {
-        const f = path.join(this.stub, "calls");
-        return fs.existsSync(f)
-            ? fs
-                  .readFileSync(f, "utf8")
-                  .trim()
-                  .split("\n")
-                  .filter(Boolean)
-                  .map((l) => l.replace(/^systemctl /, ""))
-            : [];
+        this.writeStandIns({ recordFlags: true, journal: "echo journal" });
     }
 
     /** Only the calls that start, stop or restart a process (and their health checks). */
     lifecycle(): string[] {
         return this.calls().filter((c) => /^(start|stop|restart|disable) |^health /.test(c));
-    }
-
-    reset(): void {
-        fs.rmSync(path.join(this.stub, "calls"), { force: true });
-    }
-
-    async run(script: string): Promise<string> {
-        const binds = this.mounts.map(([from, to]) => `mount --bind '${from}' '${to}'`).join(" && ");
-        const r = await run("unshare", ["-m", "--propagation", "private", "bash", "-c", `${binds} && exec bash -s`], {
-            input: script,
-            env: { ...process.env, PATH: `${this.stub}:${process.env.PATH}` },
-            allowFailure: true,
-        });
-        if (r.code !== 0) throw new Error(`script failed (${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
-        return r.stdout;
     }
 }
 

@@ -227,7 +227,8 @@ export interface DaemonOptions {
     echo?: boolean;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0). */
+export function alive(pid: number): boolean {
     try {
         process.kill(pid, 0);
         return true;

@@ -191,7 +191,7 @@ full("e2e full (real engine)", function () {
         });
     });
 
-    describe("the reverse proxy's settings: an admin allow-list, then Element", function () {
+    describe("the reverse proxy's settings: an admin allow-list, then Element, then TURN and its relay range", function () {
         let vm: Vm;
         let stack: EngineStack;
         let pebble: PebbleServer;
@@ -266,6 +266,31 @@ full("e2e full (real engine)", function () {
             // And a second `up` changes nothing.
             const again = await stack.up("second up with Element");
             assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+
+        it("TURN added: coturn runs with the certificate now covering its name; Synapse restarts onto turn_uris, nginx only reloads", async function () {
+            const pid = await nginxPid();
+            await stack.setConfig({ turnDomain: "turn.test" });
+            const up = await stack.up("up with TURN");
+            timings.push(`up adding TURN: ${up.seconds} s`);
+            assert.equal((await vm.exec("systemctl is-active coturn.service")).stdout.trim(), "active");
+            assert.deepEqual((await get("matrix.test", "/_matrix/client/versions")).names.sort(), ["DNS:element.test", "DNS:matrix.test", "DNS:turn.test"]);
+            assert.match((await vm.exec("cat /etc/matrix-synapse/conf.d/45-turn.yaml")).stdout, /turns:turn\.test:5349\?transport=tcp/);
+            assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
+        });
+
+        it("a relay range change: only coturn's step updates, coturn restarts, Synapse and nginx do not", async function () {
+            const units = [...PROXY_UNITS, "coturn.service"];
+            const before = await startTimestamps(vm, units);
+            await stack.setConfig({ turnRelayPortMin: "50000", turnRelayPortMax: "50999" });
+            const up = await stack.up("up relay range");
+            timings.push(`up of a relay range change: ${up.seconds} s`);
+            const changed = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
+            assert.deepEqual(changed, ["update proxy-turn-server"]);
+            const after = await startTimestamps(vm, units);
+            assert.notEqual(after["coturn.service"], before["coturn.service"], "coturn did not restart onto the new range");
+            for (const u of PROXY_UNITS) assert.equal(after[u], before[u], `${u} restarted`);
+            assert.match((await vm.exec("nft list table inet pulumi_matrix")).stdout, /udp dport 50000-50999 accept/);
         });
     });
 

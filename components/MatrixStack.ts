@@ -10,7 +10,7 @@ import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
-import { ReverseProxy } from "./ReverseProxy";
+import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { ElementWeb } from "./ElementWeb";
 import { ElementWebOptions, resolveElementWebSettings } from "../src/model/element";
 import { CloudflareDns, CloudflareDnsArgs } from "./CloudflareDns";
@@ -20,6 +20,7 @@ import { CoturnServer } from "./CoturnServer";
 import { CoturnOptions, coturnPortClaims, resolveCoturnSettings } from "../src/model/coturn";
 import { liveDir } from "../src/provision/proxy";
 import { ReverseProxyOptions, homeserverDomain, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
+import { checkAcmeCredentials } from "../src/model/acme";
 import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
@@ -56,8 +57,10 @@ export interface MatrixStackArgs {
      * on 443, federation on 8448, the well-known documents and Element.
      * `false`: no reverse proxy (your own TLS proxy forwards to Synapse's
      * loopback listener). Required: give it, or `false`.
+     * `cloudflareApiToken` (secret): for `acme.challenge: "dns-01-cloudflare"`
+     * (see ReverseProxyArgs).
      */
-    proxy: ReverseProxyOptions | false;
+    proxy: (ReverseProxyOptions & Pick<ReverseProxyArgs, "cloudflareApiToken">) | false;
     /**
      * Element Web on its own domain, served by the proxy (its name is added
      * to the certificate). `version` and `sha256` pin the release. Default:
@@ -236,6 +239,7 @@ export class MatrixStack extends pulumi.ComponentResource {
         const elementSettings = args.element ? resolveElementWebSettings(label("ElementWeb", "element"), args.element, synapseSettings) : undefined;
         const proxySettings =
             proxyArgs === undefined ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), proxyArgs, synapseSettings, elementSettings);
+        if (proxySettings) checkAcmeCredentials(label("ReverseProxy", "proxy"), proxySettings.acme, proxyArgs?.cloudflareApiToken !== undefined);
         // Port clashes on the VM, before anything is built (each component claims its ports again when constructed).
         const ports = new PortRegistry(label("Host", "host"));
         if (pgSettings && !dbHostArgs) ports.claim(label("PostgresDatabase", "postgres"), postgresPortClaims(pgSettings));

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
 import { WorkerUpstream } from "../src/model/workers";
-import { certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
+import { checkAcmeCredentials } from "../src/model/acme";
+import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
 import { childName, typeToken } from "./naming";
@@ -14,6 +15,15 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
     workers?: WorkerPool;
     /** Element Web to serve on its own domain (an ElementWeb, or any site with the same fields). Default: none. */
     element?: ElementSite;
+    /**
+     * With `acme.challenge: "dns-01-cloudflare"` (and only then, where it is
+     * required): a Cloudflare API token with the Zone:DNS:Edit permission
+     * for the zones of the certificate's names (secret). A step of its own,
+     * with the secret flags, writes it to a root-only file for certbot's
+     * Cloudflare plugin; it never appears in a readable script, a command
+     * line or an output.
+     */
+    cloudflareApiToken?: pulumi.Input<string>;
 }
 
 /**
@@ -37,6 +47,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
         const component = `ReverseProxy "${name}"`;
         const synapse = args.synapse;
         const s = resolveReverseProxySettings(component, args, synapse.settings, args.element);
+        checkAcmeCredentials(component, s.acme, args.cloudflareApiToken !== undefined);
         this.settings = s;
         this.certificateNames = s.certificateNames;
         const host = synapse.host;
@@ -66,7 +77,18 @@ export class ReverseProxy extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        this.ready = hostScript(childName(name, "certificate"), { host, script: certificateScript(s), after: [server] }, { parent: this });
+        // DNS-01: the token's own secret step, before the certificate step that uses it.
+        const credentials =
+            args.cloudflareApiToken !== undefined
+                ? [
+                      hostScript(
+                          childName(name, "acme-credentials"),
+                          { host, script: pulumi.output(args.cloudflareApiToken).apply(acmeCredentialsScript), secret: true },
+                          { parent: this },
+                      ),
+                  ]
+                : [];
+        this.ready = hostScript(childName(name, "certificate"), { host, script: certificateScript(s), after: [server, ...credentials] }, { parent: this });
         this.registerOutputs({ certificateNames: this.certificateNames });
     }
 }

@@ -18,6 +18,7 @@ PKGS=(
   nginx
   coturn
   certbot
+  python3-certbot-dns-cloudflare  # the DNS-01 test: certbot's real Cloudflare plugin (against a fake API on loopback)
   pebble            # Let's Encrypt's test ACME server (Debian package name)
   curl
   openssl

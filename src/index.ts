@@ -52,7 +52,7 @@ export {
     DEFAULT_ELEMENT_PATHS,
     DEFAULT_ELEMENT_DOWNLOAD_URL,
 } from "./model/element";
-export { AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/acme";
+export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/acme";
 export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings } from "./model/proxy";
 export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxyRoutes";
 export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workerRoutes";

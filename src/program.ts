@@ -5,10 +5,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { MatrixStack } from "../components/MatrixStack";
+import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
-import { ReverseProxyOptions } from "./model/proxy";
+import { validateCloudflareApiToken } from "./model/acme";
 import { StackConfigError, readStackConfig, withStackConfigErrors } from "./model/stackConfig";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
@@ -38,11 +38,13 @@ const stack = cleanly(() => {
     // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
     validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
     if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
+    if (options.proxy.cloudflareApiToken !== undefined)
+        validateCloudflareApiToken("ReverseProxy", "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? "");
     const { mode, ...proxy } = options.proxy;
     if (mode !== undefined && mode !== "nginx" && mode !== "none") {
         throw new StackConfigError("proxy", mode, 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)');
     }
-    return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as ReverseProxyOptions) });
+    return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]) });
 });
 
 export const serverName = stack.synapse.serverName;

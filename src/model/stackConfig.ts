@@ -156,6 +156,14 @@ export const STACK_KEYS = {
     acmeEmail: { component: "ReverseProxy", setting: "acme.email", type: "string", required: "admin@example.com", notWith: WITH_PROXY },
     acmeDirectoryUrl: { component: "ReverseProxy", setting: "acme.directoryUrl", type: "string", notWith: WITH_PROXY },
     acmeCaBundle: { component: "ReverseProxy", setting: "acme.caBundle", type: "string", notWith: WITH_PROXY },
+    acmeChallenge: {
+        component: "ReverseProxy",
+        setting: "acme.challenge",
+        type: "string",
+        notWith: WITH_PROXY,
+        whenUnset: "the CA validates the names through HTTP-01 on port 80 and needs no token",
+    },
+    acmeCloudflareApiToken: { component: "ReverseProxy", setting: "cloudflareApiToken", type: "secret", notWith: WITH_PROXY, onlyWith: "acmeChallenge" },
     federationPort: { component: "ReverseProxy", setting: "federationPort", type: "integer", notWith: WITH_PROXY },
     adminAllowList: { component: "ReverseProxy", setting: "adminAllowList", type: "list", notWith: WITH_PROXY },
     serverNameWellKnown: { component: "ReverseProxy", setting: "serverNameWellKnown", type: "boolean", notWith: WITH_PROXY },
@@ -259,7 +267,7 @@ export interface StackOptions<S> {
     /** Redis's options; `external` with redisExternalHost. */
     redis: RedisOptions & { external?: { host: string; port?: number; password?: S; tls?: boolean } };
     /** The reverse proxy's options; `mode` is `nginx` (the default) or `none` (no proxy: the other options are then refused). */
-    proxy: Partial<ReverseProxyOptions> & { mode?: string };
+    proxy: Partial<ReverseProxyOptions> & { mode?: string; cloudflareApiToken?: S };
     /** Element's options; only with elementDomain. */
     element?: ElementWebOptions;
     /** coturn's options; only with turnDomain. */

@@ -1,6 +1,6 @@
 import { ReverseProxySettings, proxyFirewallRules } from "../model/proxy";
 import { STATE_DIR } from "../render/drift";
-import { renderCertbotDropIn, renderDeployHook } from "../render/certbot";
+import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/certbot";
 import { NginxSite, renderNginxConf } from "../render/nginx";
 import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
 import { firewallFragmentSet } from "./host";
@@ -21,6 +21,8 @@ export const PROXY_FILES = {
     /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
     hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
     caBundle: "/etc/pulumi-matrix/acme-ca.pem",
+    /** The Cloudflare API token for DNS-01 (root only), written by its own secret step. */
+    cloudflareCredentials: "/etc/pulumi-matrix/acme-cloudflare.ini",
     certbotDropIn: "/etc/systemd/system/certbot.service.d/pulumi-matrix.conf",
     /** What the current certificate was requested with: a change asks the CA again. */
     request: `${STATE_DIR}/acme-request`,
@@ -80,23 +82,69 @@ export function proxyServerScript(site: NginxSite, component: string): string {
     ]);
 }
 
-/** Everything the request depends on: a change asks the CA for a new certificate at once. */
+/**
+ * Everything the request depends on: a change asks the CA for a new
+ * certificate at once. The challenge shows only when it is not HTTP-01 (the
+ * line of an HTTP-01 request is as it always was, so no new certificate is asked for).
+ */
 function requestLine(s: ReverseProxySettings): string {
-    return `${s.acme.directoryUrl} ${s.acme.keyType} ${s.certificateNames.join(",")}`;
+    const challenge = s.acme.challenge === "http-01" ? "" : ` ${s.acme.challenge}`;
+    return `${s.acme.directoryUrl} ${s.acme.keyType} ${s.certificateNames.join(",")}${challenge}`;
+}
+
+/** certbot's authenticator arguments: nginx's webroot (HTTP-01), or the Cloudflare plugin with the credentials file (DNS-01). */
+function authenticator(s: ReverseProxySettings): Sh {
+    if (s.acme.challenge === "dns-01-cloudflare")
+        return sh`--dns-cloudflare --dns-cloudflare-credentials ${PROXY_FILES.cloudflareCredentials} --dns-cloudflare-propagation-seconds ${String(s.acme.propagationSeconds)}`;
+    return sh`--webroot -w ${s.acme.webroot}`;
+}
+
+/** Why certbot may have failed, after its own reason. */
+function failureHint(s: ReverseProxySettings, names: string): string {
+    if (s.acme.challenge === "dns-01-cloudflare")
+        return `certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl} through DNS-01 with Cloudflare: each name must be in a Cloudflare zone the API token may edit (Zone:DNS:Edit), and the token must be valid (certbot's reason is above)`;
+    return `certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl}: these names' DNS records must point to this host and port 80 must be reachable from the internet (the CA connects to http://<name>/.well-known/acme-challenge/)`;
+}
+
+/**
+ * With DNS-01 through Cloudflare: writes the credentials file of certbot's
+ * Cloudflare plugin (the API token, root only). It carries the token, so it
+ * runs as a secret step of its own, before the certificate step; renewals
+ * by certbot's timer read the same file.
+ */
+export function acmeCredentialsScript(apiToken: string): string {
+    return script("pulumi-matrix certificate credentials (Cloudflare API token)", [
+        applyFileSet({
+            name: "acme-cloudflare",
+            secret: true,
+            files: [{ path: PROXY_FILES.cloudflareCredentials, content: renderCloudflareCredentials(apiToken), mode: "0600" }],
+        }),
+        sh`echo ${`certbot's Cloudflare credentials are in ${PROXY_FILES.cloudflareCredentials} (root only)`}`,
+    ]);
 }
 
 /**
  * Obtains the certificate through HTTP-01 on nginx's port 80 (certbot's
- * webroot), keeps it while it is valid and the request is unchanged, points
- * nginx at it and reloads nginx when it changed. certbot's own timer renews
- * it; the deploy hook reloads nginx and runs the services' hooks.
+ * webroot) or, with `dns-01-cloudflare`, through DNS-01 with certbot's
+ * Cloudflare plugin (its credentials written before by
+ * `acmeCredentialsScript`), keeps it while it is valid and the request is
+ * unchanged, points nginx at it and reloads nginx when it changed. certbot's
+ * own timer renews it the same way; the deploy hook reloads nginx and runs
+ * the services' hooks.
  */
 export function certificateScript(s: ReverseProxySettings): string {
     const live = liveDir(s);
+    const dns = s.acme.challenge === "dns-01-cloudflare";
     const env = s.acme.caBundle !== undefined ? sh`env REQUESTS_CA_BUNDLE=${PROXY_FILES.caBundle} ` : raw("");
-    const certbot = sh`${env}certbot certonly --non-interactive --agree-tos --no-eff-email --email ${s.acme.email} --server ${s.acme.directoryUrl} --webroot -w ${s.acme.webroot} --cert-name ${s.homeserverDomain} ${s.certificateNames.flatMap((n) => ["-d", n])} --key-type ${s.acme.keyType} --no-directory-hooks`;
+    const certbot = sh`${env}certbot certonly --non-interactive --agree-tos --no-eff-email --email ${s.acme.email} --server ${s.acme.directoryUrl} ${authenticator(s)} --cert-name ${s.homeserverDomain} ${s.certificateNames.flatMap((n) => ["-d", n])} --key-type ${s.acme.keyType} --no-directory-hooks`;
     const names = s.certificateNames.join(", ");
     return script("pulumi-matrix certificate (certbot)", [
+        ...(dns
+            ? [
+                  sh`pm_apt_install python3-certbot-dns-cloudflare`,
+                  sh`if [ ! -s ${PROXY_FILES.cloudflareCredentials} ]; then echo ${`${PROXY_FILES.cloudflareCredentials} is missing: the certificate's credentials step writes it (the Cloudflare API token) before this one`} >&2; exit 1; fi`,
+              ]
+            : []),
         sh`install -d -m 0755 ${PROXY_FILES.hooksDir}`,
         applyFileSet({
             name: "certbot",
@@ -118,7 +166,7 @@ export function certificateScript(s: ReverseProxySettings): string {
         sh`if [ -e ${`${live}/fullchain.pem`} ] && [ "$(cat ${PROXY_FILES.request} 2>/dev/null)" = ${requestLine(s)} ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi`,
         sh`if ! pm_out=$(${certbot} "$pm_when" 2>&1); then`,
         sh`    printf '%s\n' "$pm_out" >&2`,
-        sh`    echo ${`certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl}: these names' DNS records must point to this host and port 80 must be reachable from the internet (the CA connects to http://<name>/.well-known/acme-challenge/)`} >&2`,
+        sh`    echo ${failureHint(s, names)} >&2`,
         sh`    exit 1`,
         sh`fi`,
         sh`printf '%s\n' ${requestLine(s)} >${PROXY_FILES.request}`,

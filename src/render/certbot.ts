@@ -1,3 +1,4 @@
+import { validateCloudflareApiToken } from "../model/acme";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -29,5 +30,18 @@ export function renderCertbotDropIn(caBundlePath: string): string {
     return `${HEADER}
 [Service]
 Environment=REQUESTS_CA_BUNDLE=${caBundlePath}
+`;
+}
+
+/**
+ * The credentials file of certbot's Cloudflare plugin (DNS-01): the API
+ * token, root only. The token is checked for its form without being shown
+ * in the error (it arrives as a secret).
+ */
+export function renderCloudflareCredentials(apiToken: string): string {
+    validateCloudflareApiToken("ReverseProxy", "cloudflareApiToken", apiToken);
+    return `${HEADER}
+# certbot's Cloudflare plugin reads the API token (Zone:DNS:Edit) for DNS-01 from here.
+dns_cloudflare_api_token = ${apiToken}
 `;
 }

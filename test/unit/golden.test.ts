@@ -38,7 +38,7 @@ import { renderElementConfig } from "../../src/render/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { NginxSite, renderNginxConf } from "../../src/render/nginx";
 import { renderCertbotDropIn, renderDeployHook } from "../../src/render/certbot";
-import { PROXY_FILES, certificateScript, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { PROXY_FILES, acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { WorkerUpstream, workerUpstreams } from "../../src/model/workers";
 import { resolveDnsSettings, wellKnownWorker } from "../../src/model/dns";
@@ -107,6 +107,11 @@ function renderAll(): Record<string, string> {
         'ReverseProxy "golden"',
         { acme: { email: "admin@example.com" }, federationPort: 443, listenAddresses: ["203.0.113.10", "2001:db8::10"] },
         { serverName: "matrix.example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "100M" },
+    );
+    const dns01 = resolveReverseProxySettings(
+        'ReverseProxy "golden"',
+        { acme: { email: "admin@example.com", challenge: "dns-01-cloudflare", propagationSeconds: 60 }, extraCertificateNames: ["internal.example.com"] },
+        { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" },
     );
     const manyRoles: WorkerUpstream[] = [
         ...["federation_reader", "client_reader", "synchrotron", "event_creator", "media_repository", "typing", "to_device", "account_data"].flatMap(
@@ -178,6 +183,9 @@ function renderAll(): Record<string, string> {
         "scripts/proxy-nginx.sh": proxyServerScript(site(workerUpstreamsOf(pool)), 'ReverseProxy "golden"'),
         "scripts/proxy-certificate.sh": certificateScript(proxy),
         "scripts/proxy-certificate-letsencrypt.sh": certificateScript(plain),
+        // DNS-01 through Cloudflare: the certificate step, and the token's own secret step (a placeholder token).
+        "scripts/proxy-certificate-dns01.sh": certificateScript(dns01),
+        "scripts/proxy-acme-credentials.sh": acmeCredentialsScript("golden-placeholder-not-a-real-token-0000"),
         "element/config.json": renderElementConfig(element),
         "element/config-custom.json": renderElementConfig(goldenCustomElementSettings()),
         "scripts/element-install.sh": elementInstallScript(element),

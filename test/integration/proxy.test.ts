@@ -30,21 +30,20 @@ import {
     wellKnownServer,
 } from "../../src/model/proxy";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { RedisLocalSettings, resolveRedisSettings } from "../../src/model/redis";
 import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { WorkerPeers, WorkerPoolSettings, WorkerUpstream, resolveWorkerPoolSettings, workerFiles, workerUpstreams } from "../../src/model/workers";
 import { NginxSite } from "../../src/render/nginx";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
-import { renderRedisConf, renderRedisSecretConf } from "../../src/render/redis";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { PROXY_FILES, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
+import { startRedis } from "./support/redis";
 import { freePort, isListening } from "./support/net";
 import { startPebble, type PebbleServer } from "./support/pebble";
 import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, registerCleanup, run, sleep, spawnDaemon, type SpawnedDaemon } from "./support/processes";
+import { makeTempDir, run, sleep, type SpawnedDaemon } from "./support/processes";
 import { ProxySandbox, childrenOf } from "./support/proxySandbox";
 import { startSynapse, startWorker, type SynapseProcess } from "./support/synapse";
 import { ensureSynapseVenv } from "./support/synapse-venv";
@@ -188,17 +187,10 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
 
         // Redis, PostgreSQL, Synapse's and the pool's scripts, then the processes, as workers.test.ts does.
         const redisPassword = random();
-        const redisSettings: RedisLocalSettings = resolveRedisSettings("test", { port: await freePort() });
-        fs.mkdirSync(`${dir}/redis`);
-        fs.writeFileSync(`${dir}/redis/secrets.conf`, renderRedisSecretConf(redisPassword), { mode: 0o600 });
-        fs.writeFileSync(`${dir}/redis/redis.conf`, renderRedisConf(redisSettings, `${dir}/redis/secrets.conf`));
-        redis = spawnDaemon("redis-server", [`${dir}/redis/redis.conf`, "--dir", `${dir}/redis`, "--pidfile", `${dir}/redis/redis.pid`, "--supervised", "no"], {
-            name: "redis",
-            exitSignal: "SIGKILL",
-        });
+        const started = await startRedis(dir, redisPassword);
+        redis = started.daemon;
+        const redisSettings = started.settings;
         startedPids.push(redis.pid);
-        registerCleanup({ name: "redis", run: () => redis.stop("SIGTERM", 5000) });
-        for (let i = 0; i < 50 && !(await isListening(redisSettings.port)); i++) await sleep(100);
 
         const dbPassword = random();
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });

@@ -17,20 +17,19 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { RedisLocalSettings, resolveRedisSettings } from "../../src/model/redis";
 import { SynapseOptions, SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { WorkerPeers, WorkerPoolOptions, WorkerPoolSettings, WorkerSpec, resolveWorkerPoolSettings, workerFiles } from "../../src/model/workers";
 import { STATE_DIR } from "../../src/render/drift";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
-import { renderRedisConf, renderRedisSecretConf } from "../../src/render/redis";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
+import { startRedis } from "./support/redis";
 import { freePort, isListening } from "./support/net";
 import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, registerCleanup, sleep, spawnDaemon, type SpawnedDaemon } from "./support/processes";
+import { makeTempDir, sleep, type SpawnedDaemon } from "./support/processes";
 import { ServiceSandbox } from "./support/serviceSandbox";
 import { registerWithSharedSecret, startSynapse, startWorker, type SynapseProcess } from "./support/synapse";
 import { ensureSynapseVenv } from "./support/synapse-venv";
@@ -112,16 +111,9 @@ describe("Synapse workers as the library configures them: Redis, the main proces
         sandbox = new Sandbox("real");
 
         // Redis: the rendered config and password file; pid file and working dir in the temp dir, not supervised by systemd.
-        const redisSettings: RedisLocalSettings = resolveRedisSettings("test", { port: await freePort() });
-        fs.mkdirSync(`${dir}/redis`);
-        fs.writeFileSync(`${dir}/redis/secrets.conf`, renderRedisSecretConf(redisPassword), { mode: 0o600 });
-        fs.writeFileSync(`${dir}/redis/redis.conf`, renderRedisConf(redisSettings, `${dir}/redis/secrets.conf`));
-        redis = spawnDaemon("redis-server", [`${dir}/redis/redis.conf`, "--dir", `${dir}/redis`, "--pidfile", `${dir}/redis/redis.pid`, "--supervised", "no"], {
-            name: "redis",
-            exitSignal: "SIGKILL",
-        });
-        registerCleanup({ name: "redis", run: () => redis.stop("SIGTERM", 5000) });
-        for (let i = 0; i < 50 && !(await isListening(redisSettings.port)); i++) await sleep(100);
+        const started = await startRedis(dir, redisPassword);
+        redis = started.daemon;
+        const redisSettings = started.settings;
 
         const port = await freePort();
         baseUrl = `http://127.0.0.1:${port}`;

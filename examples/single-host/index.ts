@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "pulumi-matrix";
 
 const config = new pulumi.Config();
+const serverName = config.require("serverName");
 
 const matrix = new MatrixStack("matrix", {
     host: {
@@ -12,8 +13,8 @@ const matrix = new MatrixStack("matrix", {
         hostKey: config.get("sshHostKey"),
     },
     synapse: {
-        serverName: config.require("serverName"),
-        publicBaseUrl: `https://matrix.${config.require("serverName")}/`,
+        serverName,
+        publicBaseUrl: `https://matrix.${serverName}/`,
         adminUser: "admin",
         maxUploadSize: "100M",
     },
@@ -22,8 +23,13 @@ const matrix = new MatrixStack("matrix", {
     proxy: { acme: { email: config.require("acmeEmail") } },
     // Synapse's workers, with Redis on the VM (default: one federation_reader and one federation_sender).
     workers: { workers: { federation_reader: 2, federation_sender: 1 } },
+    // coturn for calls on turn.<serverName>; the certificate covers it (TLS on 5349).
+    turn: { domain: `turn.${serverName}` },
+    // The records for any DNS host, as the zoneFile output: <serverName> itself points to the VM and serves the well-known documents.
+    dns: { zone: { name: serverName }, ipv4: config.require("vmAddress"), delegation: "well-known" },
 });
 
 export const signingKeyId = matrix.synapse.signingKeyId;
 export const adminUserId = matrix.synapse.adminUserId;
 export const adminPassword = matrix.synapse.adminPassword;
+export const zoneFile = matrix.zoneFile;

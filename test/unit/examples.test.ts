@@ -30,6 +30,7 @@ describe("examples run as written", () => {
         );
         assert.equal(await valueOf(outputs.adminUserId), "@admin:example.com");
         assert.ok(mocks.resources.some((r) => r.name === "matrix-synapse-config"));
+        assert.match(String(await valueOf(outputs.zoneFile)), /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
     });
 
     it("split-hosts: PostgreSQL on the second VM, reached at its private address", async () => {

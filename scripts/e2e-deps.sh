@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (as root) the Debian packages the e2e VM harness needs:
 # qemu to boot test VMs, debootstrap + e2fsprogs to build the base image
-# without loop mounts, and the OpenSSH client to reach the guests.
+# without loop mounts, the OpenSSH client to reach the guests, and Pebble
+# (Let's Encrypt's test CA) that gives the VMs' nginx its certificate.
 # Idempotent: apt is skipped entirely when everything is already there.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ PKGS=(
   openssh-client    # ssh, scp, ssh-keygen
   debian-archive-keyring
   ca-certificates
+  pebble            # pebble + pebble-challtestsrv: the ACME server the VM suites and the demo use
+  openssl           # Pebble's own API certificate
 )
 
 . "$(dirname "$0")/lib.sh"

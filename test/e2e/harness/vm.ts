@@ -5,7 +5,8 @@
  * - KVM when it really works (probed once per process with a real kernel
  *   boot), else TCG (`-accel tcg,thread=multi -cpu max`);
  * - qemu user networking on the first NIC: SSH and `forwardTcp` ports are
- *   forwarded from 127.0.0.1:<free port> only;
+ *   forwarded from 127.0.0.1:<free port> only, `forwardFixed` ports from
+ *   127.0.0.1:<the port asked for> (checked free before qemu starts);
  * - optional second NIC on a `PrivateNetwork`: a small Ethernet switch in this
  *   process that relays frames between qemu `dgram` netdevs over UDP on
  *   127.0.0.1 (no host address other than loopback is involved); guests get
@@ -38,7 +39,7 @@ export interface Vm {
     privateKeyPem: string;
     /** the guest's ed25519 host key, "ssh-ed25519 AAAA..." (for connection.hostKey) */
     hostKey: string;
-    /** host port on 127.0.0.1 forwarded to `guestPort` (from `forwardTcp`) */
+    /** host port on 127.0.0.1 forwarded to `guestPort` (from `forwardTcp` or `forwardFixed`) */
     forwardedPort(guestPort: number): number;
     /** address on the private network, when the VM has one */
     privateIp?: string;
@@ -62,6 +63,12 @@ export interface BootOptions {
     cpus?: number;
     /** guest TCP ports forwarded to 127.0.0.1:<free port> on the host */
     forwardTcp?: number[];
+    /**
+     * guest TCP ports forwarded from fixed host ports on 127.0.0.1, `{ guest: host }`
+     * (the demo: `{ 443: 443 }`, so URLs need no port); the boot fails with a
+     * message naming the port when one is in use or this user may not bind it
+     */
+    forwardFixed?: Record<number, number>;
     privateNetwork?: PrivateNetwork;
     /** static address on the private network (default: next free 10.99.0.x) */
     privateIp?: string;
@@ -175,6 +182,49 @@ function freeUdpPort(): Promise<number> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Why 127.0.0.1:`port` cannot be listened on by this process (the error code), or undefined when it can. */
+function tcpPortProblem(port: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
+        const s = net.createServer();
+        s.unref();
+        s.once("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+        s.listen(port, "127.0.0.1", () => s.close(() => resolve(undefined)));
+    });
+}
+
+/**
+ * The `forwardFixed` map as [guest, host] pairs, checked: ports in range, no
+ * guest port forwarded twice (or 22, SSH's), no host port used twice, and
+ * every host port free on 127.0.0.1 now.
+ */
+async function fixedForwards(name: string, fixed: Record<number, number>, forwardTcp: number[]): Promise<[number, number][]> {
+    const pairs = Object.entries(fixed).map(([g, h]) => [Number(g), h] as [number, number]);
+    const isPort = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+    for (const [g, h] of pairs) {
+        if (!isPort(g) || !isPort(h)) throw new Error(`vm ${name}: forwardFixed ${g}: ${h} is not a pair of TCP ports`);
+        if (g === 22 || forwardTcp.includes(g))
+            throw new Error(`vm ${name}: guest port ${g} is forwarded already (SSH or forwardTcp); drop it from forwardFixed`);
+    }
+    const hosts = pairs.map(([, h]) => h);
+    const twice = hosts.find((h, i) => hosts.indexOf(h) !== i);
+    if (twice !== undefined) throw new Error(`vm ${name}: forwardFixed uses host port ${twice} for two guest ports`);
+    for (const [g, h] of pairs) {
+        const problem = await tcpPortProblem(h);
+        if (problem === "EADDRINUSE")
+            throw new Error(
+                `vm ${name}: host port ${h} on 127.0.0.1 (forwarded to guest port ${g}) is in use; ` +
+                    `stop what listens there (\`ss -ltnp 'sport = :${h}'\` shows it) and try again`,
+            );
+        if (problem === "EACCES")
+            throw new Error(
+                `vm ${name}: this user may not listen on host port ${h} (forwarded to guest port ${g}): ` +
+                    `ports below 1024 need root, CAP_NET_BIND_SERVICE or a lower sysctl net.ipv4.ip_unprivileged_port_start`,
+            );
+        if (problem) throw new Error(`vm ${name}: host port ${h} on 127.0.0.1 (forwarded to guest port ${g}) cannot be used: ${problem}`);
+    }
+    return pairs;
+}
 
 function tail(text: string, lines: number): string {
     return text.split("\n").slice(-lines).join("\n");
@@ -373,6 +423,8 @@ export async function createPrivateNetwork(prefix?: string): Promise<PrivateNetw
 export async function bootVm(opts: BootOptions): Promise<Vm> {
     const log = opts.log ?? defaultLog;
     if (!/^[a-z0-9][a-z0-9-]{0,40}$/.test(opts.name)) throw new Error(`bad VM name ${JSON.stringify(opts.name)} (use [a-z0-9-])`);
+    // Before anything slow: a taken fixed port fails the boot at once.
+    const fixed = await fixedForwards(opts.name, opts.forwardFixed ?? {}, opts.forwardTcp ?? []);
     const image = await ensureBaseImage(log);
     const accel = await chooseAccel(image, log);
     installHandlers();
@@ -406,6 +458,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
             if (gp === 22) continue;
             forwards.set(gp, await freeTcpPort());
         }
+        for (const [gp, hp] of fixed) forwards.set(gp, hp);
         const hostfwd = [`hostfwd=tcp:127.0.0.1:${sshPort}-:22`, ...[...forwards].map(([g, h]) => `hostfwd=tcp:127.0.0.1:${h}-:${g}`)];
 
         const args = [
@@ -539,7 +592,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
             forwardedPort(guestPort: number): number {
                 if (guestPort === 22) return sshPort;
                 const p = forwards.get(guestPort);
-                if (p === undefined) throw new Error(`vm ${opts.name}: guest port ${guestPort} is not forwarded (forwardTcp)`);
+                if (p === undefined) throw new Error(`vm ${opts.name}: guest port ${guestPort} is not forwarded (forwardTcp, forwardFixed)`);
                 return p;
             },
             connection() {

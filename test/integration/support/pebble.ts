@@ -8,7 +8,12 @@
 // clients trust it through `apiCaFile` (certbot: REQUESTS_CA_BUNDLE). The CA
 // that signs issued certificates is Pebble's own, new on every start
 // (`issuingRootPem()`).
+//
+// Both programs run as children of the test process and end with it, or,
+// with `detachedDir`, detached (the demo: they serve a VM that outlives
+// `npm run demo`) until `stopDetachedPebble(dir)`.
 
+import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as dgram from "node:dgram";
 import * as fs from "node:fs";
@@ -16,7 +21,7 @@ import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
 import { freePort } from "./net";
-import { makeTempDir, removeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
+import { lastLines, makeTempDir, removeTempDir, run, sleep, spawnDaemon } from "./processes";
 
 /** A running Pebble plus its mock DNS server. */
 export interface PebbleServer {
@@ -51,6 +56,15 @@ export interface PebbleOptions {
     extraApiHosts?: string[];
     /** How long to wait for Pebble to answer (default 60 s). */
     timeoutMs?: number;
+    /**
+     * Keep Pebble and challtestsrv running after this process exits (the
+     * demo's VM renews its certificate later): their config, certificates,
+     * logs and pid files live in this directory (emptied first), nothing is
+     * registered for the suite's cleanup, and `stopDetachedPebble(dir)` (or
+     * `stop()`) ends them and removes it. The API certificate is valid for a
+     * year instead of a week.
+     */
+    detachedDir?: string;
 }
 
 const LOOPBACK = "127.0.0.1";
@@ -59,30 +73,38 @@ const LOOPBACK = "127.0.0.1";
  * Starts pebble-challtestsrv (DNS only) and Pebble with real validation, waits
  * until the ACME directory answers and writes the issuing root to a file.
  * Everything is registered for the suite's cleanup; `stop()` ends it earlier.
+ * With `detachedDir`, both outlive this process instead (see there).
  */
 export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
     const listen = opts.listenAddress ?? LOOPBACK;
-    const dir = makeTempDir("pebble");
-    const daemons: SpawnedDaemon[] = [];
+    const detached = opts.detachedDir !== undefined;
+    const dir = opts.detachedDir ?? makeTempDir("pebble");
+    if (detached) {
+        await stopDetachedPebble(dir);
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+    const launch: Launch = detached ? (...a) => launchDetached(dir, ...a) : (...a) => launchAttached(dir, ...a);
+    const procs: PebbleProcess[] = [];
     const stop = async (): Promise<void> => {
         // Newest first: Pebble before the DNS server it queries.
-        for (const d of [...daemons].reverse()) await d.stop("SIGTERM", 10_000);
-        removeTempDir(dir);
+        for (const p of [...procs].reverse()) await p.stop();
+        if (detached) fs.rmSync(dir, { recursive: true, force: true });
+        else removeTempDir(dir);
     };
     try {
-        const api = await makeApiCertificate(dir, apiCertHosts(listen, opts.extraApiHosts ?? []));
-        const dns = await startChalltestsrv(dir, opts.defaultIPv4 ?? LOOPBACK);
-        daemons.push(dns.daemon);
+        const api = await makeApiCertificate(dir, apiCertHosts(listen, opts.extraApiHosts ?? []), detached ? 365 : 7);
+        const dns = await startChalltestsrv(launch, opts.defaultIPv4 ?? LOOPBACK);
+        procs.push(dns.process);
         const [apiPort, managementPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
         const configFile = writePebbleConfig(dir, { listen, apiPort, managementPort, httpPort: opts.httpPort, tlsPort, api });
-        const pebble = spawnPebble(dir, configFile, dns.dnsPort);
-        daemons.push(pebble);
+        const pebble = spawnPebble(launch, configFile, dns.dnsPort);
+        procs.push(pebble);
 
         const host = urlHost(listen);
         const directoryUrl = `https://${host}:${apiPort}/dir`;
         const rootUrl = `https://${host}:${managementPort}/roots/0`;
         const ca = fs.readFileSync(api.caFile);
-        await waitForHttps(directoryUrl, ca, opts.timeoutMs ?? 60_000, () => exitReason(daemons));
+        await waitForHttps(directoryUrl, ca, opts.timeoutMs ?? 60_000, () => exitReason(procs));
         const issuingRootFile = path.join(dir, "issuing-root.pem");
         fs.writeFileSync(issuingRootFile, await httpsGet(rootUrl, ca));
 
@@ -94,14 +116,110 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
             addARecord: (name, address = LOOPBACK) => dns.addARecord(name, address),
             httpPort: opts.httpPort,
             apiPort,
-            logTail: (n = 40) => logTails(daemons, n),
+            logTail: (n = 40) => logTails(procs, n),
             stop,
         };
     } catch (err) {
-        const logs = logTails(daemons, 40);
+        const logs = logTails(procs, 40);
         await stop();
         throw new Error(`starting Pebble failed: ${(err as Error).message}\n${logs}`);
     }
+}
+
+/** Stops a Pebble started with `detachedDir` (possibly by an earlier process) and removes the directory; true when something ran. */
+export async function stopDetachedPebble(dir: string): Promise<boolean> {
+    let was = false;
+    // Newest first: Pebble before the DNS server it queries.
+    for (const program of [PEBBLE, CHALLTESTSRV]) was = (await stopDetachedProgram(dir, program)) || was;
+    fs.rmSync(dir, { recursive: true, force: true });
+    return was;
+}
+
+/** Whether a Pebble started with `detachedDir` still runs, with its DNS server. */
+export function detachedPebbleRunning(dir: string): boolean {
+    return detachedPid(dir, PEBBLE) !== undefined && detachedPid(dir, CHALLTESTSRV) !== undefined;
+}
+
+// ---------------------------------------------------------------- the two programs, attached or detached
+
+const PEBBLE = { command: "pebble", file: "pebble" } as const;
+const CHALLTESTSRV = { command: "pebble-challtestsrv", file: "challtestsrv" } as const;
+type Program = typeof PEBBLE | typeof CHALLTESTSRV;
+
+/** Pebble or challtestsrv, running. */
+interface PebbleProcess {
+    readonly name: string;
+    hasExited(): boolean;
+    /** Last n lines of its output. */
+    tail(n: number): string;
+    stop(): Promise<void>;
+}
+
+/** Starts `program` in the Pebble directory, its output in `<file>.log` there. */
+type Launch = (program: Program, args: string[], o: { name: string; env?: NodeJS.ProcessEnv }) => PebbleProcess;
+
+/** A child of this process, registered for the suite's cleanup. */
+function launchAttached(dir: string, program: Program, args: string[], o: { name: string; env?: NodeJS.ProcessEnv }): PebbleProcess {
+    const d = spawnDaemon(program.command, args, { name: o.name, cwd: dir, env: o.env, logFile: path.join(dir, `${program.file}.log`) });
+    return { name: d.name, hasExited: d.hasExited, tail: d.tail, stop: () => d.stop("SIGTERM", 10_000) };
+}
+
+/** A session of its own (setsid) that outlives this process: output to `<file>.log`, pid in `<file>.pid`. */
+function launchDetached(dir: string, program: Program, args: string[], o: { name: string; env?: NodeJS.ProcessEnv }): PebbleProcess {
+    const logFile = path.join(dir, `${program.file}.log`);
+    const out = fs.openSync(logFile, "a");
+    const child = spawn(program.command, args, { cwd: dir, env: o.env ?? process.env, detached: true, stdio: ["ignore", out, out] });
+    fs.closeSync(out);
+    if (child.pid === undefined) {
+        // The 'error' event that follows carries the reason (ENOENT...).
+        child.once("error", () => undefined);
+        throw new Error(`${o.name}: could not spawn ${program.command} (is the Debian package pebble installed?)`);
+    }
+    fs.writeFileSync(path.join(dir, `${program.file}.pid`), String(child.pid));
+    let exited = false;
+    child.once("exit", () => (exited = true));
+    child.unref();
+    return {
+        name: o.name,
+        hasExited: () => exited,
+        tail: (n) => lastLines(readOr(logFile, ""), n),
+        stop: async () => void (await stopDetachedProgram(dir, program)),
+    };
+}
+
+function readOr(file: string, fallback: string): string {
+    try {
+        return fs.readFileSync(file, "utf8");
+    } catch {
+        return fallback;
+    }
+}
+
+/**
+ * The pid of `program` started detached in `dir`, while it runs. The pid file
+ * may outlive the process and its pid be reused: the pid counts only while
+ * that process runs `program` (/proc/<pid>/cmdline) in `dir` (/proc/<pid>/cwd).
+ */
+function detachedPid(dir: string, program: Program): number | undefined {
+    try {
+        const pid = Number(fs.readFileSync(path.join(dir, `${program.file}.pid`), "utf8").trim());
+        if (!Number.isInteger(pid) || pid <= 1) return undefined;
+        const argv0 = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+        const ours = path.basename(argv0) === program.command && fs.readlinkSync(`/proc/${pid}/cwd`) === fs.realpathSync(dir);
+        return ours ? pid : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/** SIGTERM, up to 5 s, then SIGKILL; true when it ran. */
+async function stopDetachedProgram(dir: string, program: Program): Promise<boolean> {
+    const pid = detachedPid(dir, program);
+    if (pid === undefined) return false;
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 50 && detachedPid(dir, program) !== undefined; i++) await sleep(100);
+    if (detachedPid(dir, program) !== undefined) process.kill(pid, "SIGKILL");
+    return true;
 }
 
 // ---------------------------------------------------------------- API certificate
@@ -124,7 +242,7 @@ function sanEntry(host: string): string {
 }
 
 /** A throw-away CA and a P-256 server certificate for Pebble's HTTPS listeners, made with openssl. */
-async function makeApiCertificate(dir: string, hosts: string[]): Promise<ApiCertificate> {
+async function makeApiCertificate(dir: string, hosts: string[], days: number): Promise<ApiCertificate> {
     const f = (name: string): string => path.join(dir, name);
     // Our own config file, so the machine's openssl.cnf adds no extensions of its own.
     fs.writeFileSync(
@@ -157,7 +275,7 @@ async function makeApiCertificate(dir: string, hosts: string[]): Promise<ApiCert
         "-extensions",
         "ca_ext",
         "-days",
-        "7",
+        String(days),
         "-subj",
         "/CN=pulumi-matrix Pebble API test CA",
         "-keyout",
@@ -178,7 +296,7 @@ async function makeApiCertificate(dir: string, hosts: string[]): Promise<ApiCert
         "-set_serial",
         `0x${crypto.randomBytes(16).toString("hex")}`,
         "-days",
-        "7",
+        String(days),
         "-extfile",
         f("openssl.cnf"),
         "-extensions",
@@ -192,7 +310,7 @@ async function makeApiCertificate(dir: string, hosts: string[]): Promise<ApiCert
 // ---------------------------------------------------------------- mock DNS
 
 interface Challtestsrv {
-    daemon: SpawnedDaemon;
+    process: PebbleProcess;
     dnsPort: number;
     addARecord(name: string, address: string): Promise<void>;
 }
@@ -219,11 +337,11 @@ function udpPortFree(port: number): Promise<boolean> {
  * responders are switched off (empty flags) so they neither grab ports nor
  * answer challenges in place of the server under test.
  */
-async function startChalltestsrv(dir: string, defaultIPv4: string): Promise<Challtestsrv> {
+async function startChalltestsrv(launch: Launch, defaultIPv4: string): Promise<Challtestsrv> {
     const dnsPort = await freeDnsPort();
     const managementPort = await freePort();
-    const daemon = spawnDaemon(
-        "pebble-challtestsrv",
+    const daemon = launch(
+        CHALLTESTSRV,
         [
             "-dns01",
             `${LOOPBACK}:${dnsPort}`,
@@ -241,7 +359,7 @@ async function startChalltestsrv(dir: string, defaultIPv4: string): Promise<Chal
             "-defaultIPv6",
             "",
         ],
-        { name: `pebble-challtestsrv:${dnsPort}`, cwd: dir, logFile: path.join(dir, "challtestsrv.log") },
+        { name: `pebble-challtestsrv:${dnsPort}` },
     );
     const post = (endpoint: string, body: unknown): Promise<void> => postJson(`http://${LOOPBACK}:${managementPort}${endpoint}`, body);
     // The management API has no read endpoint; re-setting the default doubles as the readiness probe.
@@ -257,7 +375,7 @@ async function startChalltestsrv(dir: string, defaultIPv4: string): Promise<Chal
         }
     }
     return {
-        daemon,
+        process: daemon,
         dnsPort,
         addARecord: (name, address) => post("/add-a", { host: fqdn(name), addresses: [address] }),
     };
@@ -302,7 +420,7 @@ function writePebbleConfig(dir: string, v: PebbleConfigValues): string {
 }
 
 /** Pebble with its test-only shortcuts set for speed and determinism, never for skipping validation. */
-function spawnPebble(dir: string, configFile: string, dnsPort: number): SpawnedDaemon {
+function spawnPebble(launch: Launch, configFile: string, dnsPort: number): PebbleProcess {
     const env: NodeJS.ProcessEnv = {};
     // No PEBBLE_* knob from the caller's environment (e.g. PEBBLE_VA_ALWAYS_VALID) may leak in.
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("PEBBLE_")) env[k] = v;
@@ -311,19 +429,14 @@ function spawnPebble(dir: string, configFile: string, dnsPort: number): SpawnedD
         PEBBLE_WFE_NONCEREJECT: "0", // no deliberate badNonce errors
         PEBBLE_AUTHZREUSE: "0", // every order validates afresh
     });
-    return spawnDaemon("pebble", ["-config", configFile, "-dnsserver", `${LOOPBACK}:${dnsPort}`, "-strict=false"], {
-        name: "pebble",
-        cwd: dir,
-        env,
-        logFile: path.join(dir, "pebble.log"),
-    });
+    return launch(PEBBLE, ["-config", configFile, "-dnsserver", `${LOOPBACK}:${dnsPort}`, "-strict=false"], { name: "pebble", env });
 }
 
-function logTails(daemons: SpawnedDaemon[], n: number): string {
+function logTails(daemons: PebbleProcess[], n: number): string {
     return daemons.map((d) => `--- ${d.name} (last ${n} lines) ---\n${d.tail(n)}`).join("\n");
 }
 
-function exitReason(daemons: SpawnedDaemon[]): string | undefined {
+function exitReason(daemons: PebbleProcess[]): string | undefined {
     const dead = daemons.find((d) => d.hasExited());
     return dead ? `${dead.name} exited` : undefined;
 }

@@ -19,7 +19,7 @@ import { dnsZoneFile } from "../src/render/zonefile";
 import { CoturnServer } from "./CoturnServer";
 import { CoturnOptions, coturnPortClaims, resolveCoturnSettings } from "../src/model/coturn";
 import { liveDir } from "../src/provision/proxy";
-import { ReverseProxyOptions, homeserverDomain, proxyPortClaims, resolveReverseProxySettings } from "../src/model/proxy";
+import { ProxyNeed, ReverseProxyOptions, proxyPortClaims, resolveReverseProxySettings, withProxyNeeds } from "../src/model/proxy";
 import { checkAcmeCredentials } from "../src/model/acme";
 import { childName, typeToken } from "./naming";
 
@@ -200,8 +200,8 @@ export class MatrixStack extends pulumi.ComponentResource {
                 "Element is served by the stack's nginx: remove proxy: false, or serve Element yourself (ElementWeb in your own stack)",
             );
         }
-        // The DNS delegation decides what the proxy serves: well-known on the server_name's domain, or its name on the certificate (SRV).
-        let proxyArgs = args.proxy === false ? undefined : args.proxy;
+        // What the DNS delegation (well-known on the server_name's domain, or its name for SRV) and coturn's TLS need of the proxy.
+        const needs: ProxyNeed[] = [];
         if (args.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             // The address may be an Output (a cloud VM's): the mode is resolved with a stand-in, the address itself checked once known.
@@ -212,30 +212,17 @@ export class MatrixStack extends pulumi.ComponentResource {
                 serverName: synapseSettings.serverName,
                 publicBaseUrl: synapseSettings.publicBaseUrl,
                 elementDomain: args.element?.domain,
-                federationPort: proxyArgs?.federationPort,
+                federationPort: args.proxy === false ? undefined : args.proxy.federationPort,
                 stack: "check",
             });
-            if (proxyArgs) {
-                const wellKnown = serverNameWellKnownFor(mode);
-                if (proxyArgs.serverNameWellKnown === false && wellKnown)
-                    throw new ConfigError(
-                        component,
-                        "proxy.serverNameWellKnown",
-                        false,
-                        `dns.delegation "well-known" served by nginx needs it: the server_name's domain points to this host; remove it (or set dns.wellKnownVia "worker")`,
-                    );
-                const names = certificateNamesFor(mode).filter((n) => !(wellKnown && n === mode.serverNameHost));
-                proxyArgs = {
-                    ...proxyArgs,
-                    ...(wellKnown ? { serverNameWellKnown: true } : {}),
-                    ...(names.length ? { extraCertificateNames: [...new Set([...(proxyArgs.extraCertificateNames ?? []), ...names])] } : {}),
-                };
-            }
+            needs.push({
+                by: `dns.delegation "${mode.delegation}"${mode.wellKnownVia ? ` served by ${mode.wellKnownVia}` : ""}`,
+                serverNameWellKnown: serverNameWellKnownFor(mode),
+                names: certificateNamesFor(mode),
+            });
         }
-        // TLS for TURN: the certificate covers its domain.
-        if (args.turn && proxyArgs && args.turn.domain !== homeserverDomain(synapseSettings.publicBaseUrl)) {
-            proxyArgs = { ...proxyArgs, extraCertificateNames: [...new Set([...(proxyArgs.extraCertificateNames ?? []), args.turn.domain])] };
-        }
+        if (args.turn) needs.push({ by: "turn (TLS on its tlsPort)", names: [args.turn.domain] });
+        const proxyArgs = args.proxy === false ? undefined : { ...args.proxy, ...withProxyNeeds(component, args.proxy, synapseSettings, needs) };
         const elementSettings = args.element ? resolveElementWebSettings(label("ElementWeb", "element"), args.element, synapseSettings) : undefined;
         const proxySettings =
             proxyArgs === undefined ? undefined : resolveReverseProxySettings(label("ReverseProxy", "proxy"), proxyArgs, synapseSettings, elementSettings);

@@ -1,4 +1,5 @@
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
+import { ConfigError } from "./errors";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isCidr, isHostname, isIpAddress, parseSize } from "./validate";
 
@@ -223,4 +224,41 @@ export function wellKnownServer(s: ReverseProxySettings): { "m.server": string }
 /** `/.well-known/matrix/client`: where clients reach the client API. */
 export function wellKnownClient(publicBaseUrl: string): { "m.homeserver": { base_url: string } } {
     return { "m.homeserver": { base_url: publicBaseUrl.replace(/\/+$/, "") } };
+}
+
+/** What another part of a deployment needs of the proxy: the well-known vhost on the server_name's domain, or names on the certificate. */
+export interface ProxyNeed {
+    /** Who needs it, for the error when the user's options refuse it (e.g. `dns.delegation "well-known"`). */
+    by: string;
+    /** The server_name's domain points here and must serve the well-known documents. */
+    serverNameWellKnown?: boolean;
+    /** Names the certificate (and the homeserver's vhost) must cover. */
+    names?: string[];
+}
+
+/**
+ * The proxy's options with what other parts need added: DNS delegation
+ * (well-known or SRV), coturn's TLS name. A user's explicit
+ * `serverNameWellKnown: false` against a need for it is an error.
+ */
+export function withProxyNeeds(component: string, o: ReverseProxyOptions, homeserver: { publicBaseUrl: string }, needs: ProxyNeed[]): ReverseProxyOptions {
+    let out = o;
+    const domain = homeserverDomain(homeserver.publicBaseUrl);
+    for (const need of needs) {
+        if (need.serverNameWellKnown && out.serverNameWellKnown === false)
+            throw new ConfigError(
+                component,
+                "proxy.serverNameWellKnown",
+                false,
+                `${need.by} needs it: the server_name's domain points to this host and serves the well-known documents; remove it`,
+            );
+        const served = need.serverNameWellKnown ? [] : (need.names ?? []);
+        const names = served.filter((n) => n !== domain && !(out.extraCertificateNames ?? []).includes(n));
+        out = {
+            ...out,
+            ...(need.serverNameWellKnown ? { serverNameWellKnown: true } : {}),
+            ...(names.length ? { extraCertificateNames: [...(out.extraCertificateNames ?? []), ...names] } : {}),
+        };
+    }
+    return out;
 }

@@ -180,12 +180,15 @@ export class EngineStack extends EngineOps {
         return new EngineStack(await LocalWorkspace.selectStack({ stackName: name, workDir: dir }, { envVars: projectEnv(dir) }), dir, log);
     }
 
-    /** Sets `key` (without the project prefix) to a value, or `{ secret }` with --secret. */
+    /**
+     * Sets `key` (without the project prefix) to a value, or `{ secret }` with --secret.
+     * A key with a path (`adminAllowList[0]`) is set as `pulumi config set --path` does: list keys are declared arrays.
+     */
     async setConfig(config: Record<string, string | { secret: string }>): Promise<void> {
         const project = (await this.stack.workspace.projectSettings()).name;
         for (const [k, v] of Object.entries(config)) {
             const key = k.includes(":") ? k : `${project}:${k}`;
-            await this.stack.setConfig(key, typeof v === "string" ? { value: v } : { value: v.secret, secret: true });
+            await this.stack.setConfig(key, typeof v === "string" ? { value: v } : { value: v.secret, secret: true }, /[[.]/.test(k));
         }
     }
 

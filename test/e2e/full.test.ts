@@ -233,7 +233,7 @@ full("e2e full (real engine)", function () {
             const before = await startTimestamps(vm, PROXY_UNITS);
             const pid = await nginxPid();
             // Requests from this machine reach the VM from qemu's host side.
-            await stack.setConfig({ adminAllowList: '["10.0.2.2/32"]' });
+            await stack.setConfig({ "adminAllowList[0]": "10.0.2.2/32" });
             const up = await stack.up("up adminAllowList");
             timings.push(`up of an admin allow-list: ${up.seconds} s`);
             const updated = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);

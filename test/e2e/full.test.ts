@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
 import * as os from "node:os";
+import { execFileSync } from "node:child_process";
 import { httpsGet, startTimestamps, tunnel } from "./deploy";
 import { PebbleServer, startPebble } from "../integration/support/pebble";
 import { ReleaseServer } from "../integration/support/elementReleases";
@@ -304,6 +305,13 @@ full("e2e full (real engine)", function () {
                 bootVm({ name: "full-app", memoryMb: 3072, privateNetwork: net, log }),
                 bootVm({ name: "full-db", memoryMb: 3072, privateNetwork: net, log }),
             ]);
+            // The example logs into both VMs with one key (sshPrivateKey); each harness VM has its own: let the app VM's key in on the db VM too.
+            const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-key-")), "id_ed25519");
+            fs.writeFileSync(keyFile, app.connection().privateKey, { mode: 0o600 });
+            const pub = execFileSync("ssh-keygen", ["-y", "-f", keyFile], { encoding: "utf8" });
+            fs.rmSync(path.dirname(keyFile), { recursive: true, force: true });
+            const added = await db.exec("cat >> /root/.ssh/authorized_keys", { stdin: pub });
+            assert.equal(added.code, 0, added.stderr);
         });
         after(async () => {
             await Promise.all([app?.stop(), db?.stop()]);

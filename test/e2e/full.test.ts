@@ -257,7 +257,13 @@ full("e2e full (real engine)", function () {
             const up = await stack.up("up with Element");
             timings.push(`up adding Element (new certificate): ${up.seconds} s`);
             const changed = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
-            assert.deepEqual(changed.sort(), ["create proxy-element-install", "update proxy-proxy-certificate", "update proxy-proxy-nginx"]);
+            // The ElementWeb component and its install step are new; the certificate and nginx's site change.
+            assert.deepEqual(changed.sort(), [
+                "create proxy-element",
+                "create proxy-element-install",
+                "update proxy-proxy-certificate",
+                "update proxy-proxy-nginx",
+            ]);
             const config = await get("element.test", "/config.json");
             assert.equal(config.status, 200);
             assert.deepEqual(config.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);

@@ -1,5 +1,5 @@
 import { STATE_DIR } from "../render/drift";
-import { Sh, heredoc, lines, raw, sh, shQuote } from "./sh";
+import { indent, Sh, heredoc, lines, raw, sh, shQuote } from "./sh";
 
 /**
  * Declarative apply: a service's step is a set of files, a prune rule and
@@ -148,8 +148,9 @@ function restartNow(unit: UnitRef): Sh {
     return lines([sh`echo ${word("restarting ", unit.name)}`, sh`systemctl restart ${unit.name}`, healthWait(unit)]);
 }
 
-function indent(code: Sh, by = "    "): Sh {
-    return raw(code.text.replace(/^(?=.)/gm, by));
+/** Runs handlers only while `condition` (a shell test) holds. */
+export function when(condition: Sh, handlers: Handler[]): Handler {
+    return { kind: "run", command: lines([sh`if ${condition}; then`, indent(lines(handlers.map(handlerStep))), sh`fi`]) };
 }
 
 /** The shell code of one handler. */

@@ -8,12 +8,12 @@ import {
     renderCoturnSecretConf,
     renderTurnSynapseYaml,
 } from "../render/coturn";
-import { Handler, ServiceUnit, applyFileSet, ensureRunning, handlerStep } from "./apply";
+import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { PROXY_FILES } from "./proxy";
 import { script } from "./shell";
-import { Sh, lines, raw, sh } from "./sh";
-import { synapseMainUnit } from "./synapse";
+import { indent, Sh, lines, sh } from "./sh";
+import { requireSynapseUser, synapseRestarts } from "./synapse";
 
 /**
  * coturn's scripts. The server step installs Debian's coturn and writes
@@ -72,10 +72,6 @@ function assembledConfig(unit: ServiceUnit): Sh {
         files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
         onChange: [{ kind: "owe-restart", unit }],
     });
-}
-
-function indent(code: Sh): Sh {
-    return raw(code.text.replace(/^(?=.)/gm, "    "));
 }
 
 /**
@@ -153,19 +149,6 @@ export function coturnSecretScript(s: CoturnSettings, secret: string): string {
     ]);
 }
 
-/** Synapse's processes restart, main first, when something of TURN they read changed (the workers the host lists follow one by one). */
-function synapseRestarts(synapse: SynapseSettings): Handler[] {
-    return [
-        { kind: "restart", unit: synapseMainUnit(synapse) },
-        { kind: "rolling-restart-listed", list: synapseFiles(synapse.paths).workerList },
-    ];
-}
-
-function requireSynapseUser(synapse: SynapseSettings): Sh {
-    const u = synapse.paths.user;
-    return sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`;
-}
-
 /**
  * Synapse's copy of the shared secret, in its secrets directory (secret
  * stdin). Synapse restarts for a changed secret once it reads it (once the
@@ -181,12 +164,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
             name: "turn-synapse-secret",
             secret: true,
             files: [{ path: files.secret, content: `${secret}\n`, mode: "0640", group: u }],
-            onChange: [
-                {
-                    kind: "run",
-                    command: lines([sh`if [ -e ${files.fragment} ]; then`, indent(lines(synapseRestarts(synapse).map(handlerStep))), sh`fi`]),
-                },
-            ],
+            onChange: [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
         }),
     ]);
 }

@@ -2,7 +2,7 @@ import { ElementWebSettings, elementFiles } from "../model/element";
 import { renderElementConfig } from "../render/element";
 import { applyFileSet } from "./apply";
 import { script } from "./shell";
-import { Sh, lines, raw, sh } from "./sh";
+import { indent, Sh, lines, sh } from "./sh";
 
 /**
  * Installs a pinned Element Web release on a host:
@@ -26,10 +26,6 @@ export function elementFileSetName(root: string): string {
 
 /** A version name as the script accepts it when pruning: only directories it could have made are removed. */
 const VERSION_DIR_PATTERN = "^[0-9]+\\.[0-9]+\\.[0-9]+(-rc\\.[0-9]+)?$";
-
-function indent(code: Sh): Sh {
-    return raw(code.text.replace(/^(?=.)/gm, "    "));
-}
 
 /** Downloads, verifies and unpacks the release into versions/<version>; stops the script (nothing changed) when any step fails. */
 function downloadStep(s: ElementWebSettings): Sh {

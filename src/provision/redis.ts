@@ -3,7 +3,7 @@ import { renderRedisConf, renderRedisDropIn, renderRedisSecretConf } from "../re
 import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { script } from "./shell";
-import { raw, sh } from "./sh";
+import { indent, sh } from "./sh";
 
 export const REDIS_FILES = {
     conf: "/etc/redis/pulumi-matrix.conf",
@@ -41,7 +41,7 @@ export function redisInstallScript(s: RedisLocalSettings, component: string): st
         }),
         applyFileSet(firewallFragmentSet(component, redisFirewallRules(s))),
         sh`if [ -e ${REDIS_FILES.secretConf} ]; then`,
-        raw(ensureRunning([unit]).text.replace(/^(?=.)/gm, "    ")),
+        indent(ensureRunning([unit])),
         sh`else`,
         sh`    echo "Redis starts with its password (next step)"`,
         sh`fi`,

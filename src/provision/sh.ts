@@ -102,6 +102,11 @@ export function lines(parts: (Sh | string)[]): Sh {
     return new Sh(parts.map((p) => (p instanceof Sh ? p.text : p)).join("\n"));
 }
 
+/** Shell code indented by `by` (every non-empty line), to nest it in an `if` or a loop. */
+export function indent(code: Sh, by = "    "): Sh {
+    return new Sh(code.text.replace(/^(?=.)/gm, by));
+}
+
 /** The base heredoc delimiter; a suffix is added only when the content has this very line. */
 export const HEREDOC_DELIMITER = "PM_EOF";
 

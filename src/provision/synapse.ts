@@ -2,9 +2,9 @@ import { OsInfo } from "../model/host";
 import { SynapsePeers, SynapseSecretFile, SynapseSettings, secretFilePath, synapseFiles } from "../model/synapse";
 import { renderHomeserverYaml, renderLogConfig } from "../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../render/synapse/units";
-import { ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep, isOwed } from "./apply";
+import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep, isOwed } from "./apply";
 import { script } from "./shell";
-import { Sh, heredocVar, lines, raw, sh } from "./sh";
+import { Sh, heredocVar, indent, lines, sh } from "./sh";
 import { aptInstall, pipInstall } from "./synapseInstall";
 import { adminPasswordRule, recordFunctions, recordSigningKey, signingKeyGuard } from "./synapseRecords";
 
@@ -13,6 +13,20 @@ export const SYNAPSE_UNITS = { main: "matrix-synapse.service", target: "matrix-s
 /** The main process as handlers see it: healthy once /health answers on loopback. */
 export function synapseMainUnit(s: SynapseSettings): ServiceUnit {
     return { name: SYNAPSE_UNITS.main, health: { url: `http://127.0.0.1:${s.httpPort}/health` } };
+}
+
+/** Every Synapse process on the host reads it: the main process restarts, then the workers the host lists, one by one. */
+export function synapseRestarts(s: SynapseSettings): Handler[] {
+    return [
+        { kind: "restart", unit: synapseMainUnit(s) },
+        { kind: "rolling-restart-listed", list: synapseFiles(s.paths).workerList },
+    ];
+}
+
+/** Stops a step that writes Synapse's files on a host where Synapse is not installed yet (its user is missing). */
+export function requireSynapseUser(s: SynapseSettings): Sh {
+    const u = s.paths.user;
+    return sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`;
 }
 
 /** Installs (or upgrades in place) Synapse with the chosen method. A new version is a restart owed to the config step. */
@@ -48,7 +62,7 @@ export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets
     const own = (name: string, content: string) => ({ path: `${f.secretsDir}/${name}`, content, mode: "0640", group: u });
     const keyId = signingKeyIdOfLine(secrets.signingKey);
     return script("pulumi-matrix Synapse secrets", [
-        sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`,
+        requireSynapseUser(s),
         recordFunctions(s.paths),
         heredocVar("pm_key", secrets.signingKey.trim()),
         signingKeyGuard(s, component, keyId, secrets.protectedKeyUrn),
@@ -69,10 +83,7 @@ export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets
                 })),
             ],
             // Worker processes (if any on this host) read the same secrets: after the main process, one by one.
-            onChange: [
-                { kind: "restart", unit: synapseMainUnit(s) },
-                { kind: "rolling-restart-listed", list: f.workerList },
-            ],
+            onChange: synapseRestarts(s),
         }),
         recordSigningKey(s.paths, keyId),
     ]);
@@ -83,10 +94,6 @@ function signingKeyIdOfLine(line: string): string {
     const id = line.trim().split(/\s+/)[1];
     if (!id || !/^[A-Za-z0-9_]+$/.test(id)) throw new Error("synapseSecretsScript: signingKey is not a signing key file line (ed25519 <key_id> <seed>)");
     return id;
-}
-
-function indent(code: Sh): Sh {
-    return raw(code.text.replace(/^(?=.)/gm, "    "));
 }
 
 /**

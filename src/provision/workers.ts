@@ -14,11 +14,11 @@ import {
 import { STATE_DIR } from "../render/drift";
 import { renderSynapseTarget } from "../render/synapse/units";
 import { renderFederationSendersYaml, renderSharedWorkerYaml, renderWorkerList, renderWorkerUnit, renderWorkerYaml } from "../render/workers";
-import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep } from "./apply";
+import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep, when } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { script } from "./shell";
-import { Sh, lines, raw, sh } from "./sh";
-import { SYNAPSE_UNITS, synapseMainUnit, synapseSharedFiles } from "./synapse";
+import { indent, Sh, lines, raw, sh } from "./sh";
+import { SYNAPSE_UNITS, requireSynapseUser, synapseMainUnit, synapseSharedFiles } from "./synapse";
 
 /**
  * The scripts of a WorkerPool on one host. Restarts, as the issue of the
@@ -38,15 +38,6 @@ export function workerServiceUnit(pool: WorkerPoolSettings, w: WorkerSettings, p
 
 function localWorkers(pool: WorkerPoolSettings, host: string): WorkerSettings[] {
     return pool.workers.filter((w) => w.host === host);
-}
-
-function indent(code: Sh, by = "    "): Sh {
-    return raw(code.text.replace(/^(?=.)/gm, by));
-}
-
-/** Runs handlers only while `condition` (a shell test) holds. */
-function when(condition: Sh, handlers: Handler[]): Handler {
-    return { kind: "run", command: lines([sh`if ${condition}; then`, indent(lines(handlers.map(handlerStep))), sh`fi`]) };
 }
 
 /** The secret values the pool writes on each of its hosts. */
@@ -80,7 +71,7 @@ export function workerSecretsScript(pool: WorkerPoolSettings, synapse: SynapseSe
         group: u,
     });
     return script("pulumi-matrix Synapse workers secrets", [
-        sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`,
+        requireSynapseUser(synapse),
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).secretsDir}`,
         applyFileSet({
             name: "workers-secrets",
@@ -184,7 +175,7 @@ export function workerConfigScript(
         : [];
     const body: (Sh | string)[] = [
         `# ${workers.length} worker${workers.length === 1 ? "" : "s"} on this host: ${workers.map((w) => w.name).join(", ") || "none"}`,
-        sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`,
+        requireSynapseUser(synapse),
     ];
     if (!isMain) {
         body.push(

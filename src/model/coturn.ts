@@ -1,7 +1,7 @@
 import { ConfigError } from "./errors";
 import { FirewallRule, PortClaim, Protocol } from "./host";
 import { SynapsePaths, secretFilePath } from "./synapse";
-import { Checker, isHostname, isIPv4, isIPv6, isIpAddress } from "./validate";
+import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } from "./validate";
 
 /**
  * coturn, the TURN server Matrix clients relay calls through when they
@@ -200,14 +200,14 @@ export function validateCoturn(component: string, s: CoturnSettings, certificate
         c.check(
             "listeningIps",
             a,
-            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
+            typeof a === "string" && isIpAddress(a) && !isWildcardAddress(a),
             "expected specific IP addresses of this host, such as 203.0.113.10 (leave listeningIps out for every address)",
         );
     if (s.relayIp !== undefined)
         c.check(
             "relayIp",
             s.relayIp,
-            typeof s.relayIp === "string" && isIPv4(s.relayIp) && s.relayIp !== "0.0.0.0",
+            typeof s.relayIp === "string" && isIPv4(s.relayIp) && !isWildcardAddress(s.relayIp),
             isIPv6(String(s.relayIp))
                 ? "expected an IPv4 address such as 10.0.0.5 (an IPv6 address is not translated by NAT: leave relayIp out)"
                 : "expected the host's own IPv4 address, such as 10.0.0.5",
@@ -216,18 +216,13 @@ export function validateCoturn(component: string, s: CoturnSettings, certificate
         c.check(
             "externalIp",
             s.externalIp,
-            typeof s.externalIp === "string" && isIPv4(s.externalIp) && s.externalIp !== "0.0.0.0",
+            typeof s.externalIp === "string" && isIPv4(s.externalIp) && !isWildcardAddress(s.externalIp),
             isIPv6(String(s.externalIp))
                 ? "expected an IPv4 address such as 203.0.113.10: externalIp is the public IPv4 address of a host behind NAT (IPv6 needs no NAT mapping: leave it out)"
                 : "expected the host's public IPv4 address, such as 203.0.113.10",
         );
     for (const a of s.allowedPeerIps)
-        c.check(
-            "allowedPeerIps",
-            a,
-            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
-            "expected single IP addresses, such as 10.0.0.7",
-        );
+        c.check("allowedPeerIps", a, typeof a === "string" && isIpAddress(a) && !isWildcardAddress(a), "expected single IP addresses, such as 10.0.0.7");
     c.positiveInt("userQuota", s.userQuota, 100000);
     c.positiveInt("totalQuota", s.totalQuota, 1000000);
     if (Number.isInteger(s.userQuota) && Number.isInteger(s.totalQuota))

@@ -1,6 +1,6 @@
 import { ConfigError } from "./errors";
 import { homeserverDomain, serverNameHost, wellKnownClient } from "./proxy";
-import { Checker, isHostname, isIPv4, isIPv6, isServerName } from "./validate";
+import { Checker, isHostname, isIPv4, isIPv6, isServerName, isWildcardAddress } from "./validate";
 
 /**
  * The DNS records that make a homeserver reachable: A/AAAA for every host
@@ -202,7 +202,7 @@ function checkAddress(c: Checker, setting: "ipv4" | "ipv6", value: unknown): voi
     c.check(
         setting,
         value,
-        typeof value === "string" && right(value) && value !== "0.0.0.0" && value !== "::",
+        typeof value === "string" && right(value) && !isWildcardAddress(value),
         setting === "ipv4" ? "expected the VM's public IPv4 address, such as 203.0.113.10" : "expected the VM's public IPv6 address, such as 2001:db8::10",
     );
 }

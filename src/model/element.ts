@@ -1,3 +1,4 @@
+import { serverNameHost } from "./proxy";
 import { ConfigError } from "./errors";
 import { Checker, isAbsolutePath, isHostname, isServerName } from "./validate";
 
@@ -208,7 +209,7 @@ export function resolveElementWebSettings(
                 component,
                 "domain",
                 o.domain,
-                `it is the homeserver's own host (of publicBaseUrl ${homeserver.publicBaseUrl}); serve Element from a domain of its own, such as element.${homeserver.serverName.replace(/:\d+$/, "")}, so media the homeserver serves cannot run script in Element's origin`,
+                `it is the homeserver's own host (of publicBaseUrl ${homeserver.publicBaseUrl}); serve Element from a domain of its own, such as element.${serverNameHost(homeserver.serverName)}, so media the homeserver serves cannot run script in Element's origin`,
             ),
         );
     }

@@ -1,7 +1,7 @@
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
 import { ConfigError } from "./errors";
 import { FirewallRule, PortClaim } from "./host";
-import { Checker, isCidr, isHostname, isIpAddress, parseSize } from "./validate";
+import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "./validate";
 
 /**
  * The reverse proxy in front of Synapse: nginx from the distro terminates
@@ -128,7 +128,7 @@ export function resolveReverseProxySettings(
         c.check(
             "listenAddresses",
             a,
-            typeof a === "string" && isIpAddress(a) && a !== "0.0.0.0" && a !== "::",
+            typeof a === "string" && isIpAddress(a) && !isWildcardAddress(a),
             "expected specific IP addresses of this host, such as 203.0.113.10 (leave it out for every address)",
         );
     const domain = homeserverDomain(homeserver.publicBaseUrl);

@@ -1,6 +1,6 @@
 import { ConfigError, Described } from "./errors";
 import { FirewallRule, PortClaim } from "./host";
-import { Checker, isCidr, isHostAddress, isIpAddress } from "./validate";
+import { Checker, isCidr, isHostAddress, isIpAddress, isWildcardAddress } from "./validate";
 
 /**
  * Redis for Synapse's workers: the replication stream between Synapse's
@@ -77,7 +77,7 @@ export function validateRedis(component: string, s: RedisSettings, prefix = ""):
         c.check(
             `${prefix}bindAddresses`,
             s.bindAddresses,
-            !s.bindAddresses.some((a) => a === "0.0.0.0" || a === "::"),
+            !s.bindAddresses.some(isWildcardAddress),
             "expected specific addresses: Redis must not listen on every address (use loopback and a private address)",
         );
         for (const a of s.allowedClients) c.check(`${prefix}allowedClients`, a, isCidr(a), "expected CIDR networks such as 10.0.0.0/24");

@@ -2,7 +2,19 @@ import { ConfigError } from "./errors";
 import { DatabaseConnection } from "./postgres";
 import { PortClaim } from "./host";
 import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
-import { Checker, isAbsolutePath, isCidr, isEmail, isHostname, isIpAddress, isLocalpart, isServerName, isVersion, parseSize } from "./validate";
+import {
+    Checker,
+    isAbsolutePath,
+    isCidr,
+    isEmail,
+    isHostname,
+    isIpAddress,
+    isLocalpart,
+    isServerName,
+    isVersion,
+    parseSize,
+    isWildcardAddress,
+} from "./validate";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
@@ -376,7 +388,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         c.check(
             "replication.bindAddresses",
             r.bindAddresses,
-            r.bindAddresses.length > 0 && !r.bindAddresses.some((a) => a === "0.0.0.0" || a === "::"),
+            r.bindAddresses.length > 0 && !r.bindAddresses.some(isWildcardAddress),
             "expected loopback and private addresses: replication must never be reachable from the internet",
         );
     }

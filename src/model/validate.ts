@@ -42,6 +42,11 @@ export function isIpAddress(value: string): boolean {
     return isIPv4(value) || isIPv6(value);
 }
 
+/** `0.0.0.0` or `::`: every address of a host, not one of them. */
+export function isWildcardAddress(value: string): boolean {
+    return value === "0.0.0.0" || value === "::";
+}
+
 /** Where a service can be reached: a DNS name (also a single label such as "db1") or an IP address. */
 export function isHostAddress(value: string): boolean {
     return isHostname(value) || isIpAddress(value) || isSimpleHostname(value);

@@ -25,7 +25,6 @@ import { checkAcmeCredentials } from "../../src/model/acme";
 import { ReverseProxyOptions, ReverseProxySettings, resolveReverseProxySettings } from "../../src/model/proxy";
 import { NginxSite } from "../../src/render/nginx";
 import { PROXY_FILES, acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { challtestsrvOf } from "./support/challtestsrv";
 import { FakeCloudflare, startFakeCloudflare } from "./support/fakeCloudflare";
 import { freePort, isListening } from "./support/net";
 import { startPebble, type PebbleServer } from "./support/pebble";
@@ -127,7 +126,7 @@ describe("ReverseProxy with DNS-01: certbot's Cloudflare plugin against a fake C
         pebble = await startPebble({ httpPort });
         for (const name of [DOMAIN, INTERNAL]) await pebble.addARecord(name, "127.0.0.2");
         issuingRoot = fs.readFileSync(pebble.issuingRootFile, "utf8");
-        cloudflare = await startFakeCloudflare({ token: TOKEN, zones: [ZONE, "unrelated.example"], dns: challtestsrvOf(pebble) });
+        cloudflare = await startFakeCloudflare({ token: TOKEN, zones: [ZONE, "unrelated.example"], dns: pebble });
         sandbox = new ProxySandbox("dns01");
         first = settings();
         await sandbox.run(proxyServerScript(site(first), COMPONENT));

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
-import type { ChalltestsrvTxt } from "./challtestsrv";
+import type { PebbleServer } from "./pebble";
 import { makeTempDir, registerCleanup, run } from "./processes";
 
 /** One request the fake API answered. */
@@ -89,7 +89,7 @@ async function makeCertificate(dir: string): Promise<{ ca: string; cert: string;
 }
 
 /** Starts the fake API on 127.0.0.1 for `zones` (names), accepting only `token`. */
-export async function startFakeCloudflare(opts: { token: string; zones: string[]; dns: ChalltestsrvTxt }): Promise<FakeCloudflare> {
+export async function startFakeCloudflare(opts: { token: string; zones: string[]; dns: Pick<PebbleServer, "setTxt" | "clearTxt"> }): Promise<FakeCloudflare> {
     const dir = makeTempDir("fake-cloudflare");
     const tls = await makeCertificate(dir);
     const zones = new Map(opts.zones.map((z) => [z, crypto.randomBytes(16).toString("hex")]));

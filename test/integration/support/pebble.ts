@@ -35,6 +35,10 @@ export interface PebbleServer {
     issuingRootFile: string;
     /** Make pebble-challtestsrv answer A queries for `name` with `address` (default 127.0.0.1). */
     addARecord(name: string, address?: string): Promise<void>;
+    /** Adds a TXT value for `name` (`_acme-challenge.example.com`): what DNS-01 validation asks for. */
+    setTxt(name: string, value: string): Promise<void>;
+    /** Removes every TXT value of `name`. */
+    clearTxt(name: string): Promise<void>;
     /** The port Pebble's validation authority dials for HTTP-01 challenges. */
     httpPort: number;
     /** Port of the ACME API on `listenAddress` (to build a directory URL for another host, e.g. a VM). */
@@ -114,6 +118,8 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
             issuingRootPem: () => httpsGet(rootUrl, ca),
             issuingRootFile,
             addARecord: (name, address = LOOPBACK) => dns.addARecord(name, address),
+            setTxt: (name, value) => dns.setTxt(name, value),
+            clearTxt: (name) => dns.clearTxt(name),
             httpPort: opts.httpPort,
             apiPort,
             logTail: (n = 40) => logTails(procs, n),
@@ -313,6 +319,8 @@ interface Challtestsrv {
     process: PebbleProcess;
     dnsPort: number;
     addARecord(name: string, address: string): Promise<void>;
+    setTxt(name: string, value: string): Promise<void>;
+    clearTxt(name: string): Promise<void>;
 }
 
 /** A port free for both UDP and TCP on loopback (challtestsrv serves DNS on both). */
@@ -378,6 +386,8 @@ async function startChalltestsrv(launch: Launch, defaultIPv4: string): Promise<C
         process: daemon,
         dnsPort,
         addARecord: (name, address) => post("/add-a", { host: fqdn(name), addresses: [address] }),
+        setTxt: (name, value) => post("/set-txt", { host: fqdn(name), value }),
+        clearTxt: (name) => post("/clear-txt", { host: fqdn(name) }),
     };
 }
 

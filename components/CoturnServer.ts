@@ -33,6 +33,11 @@ export interface CoturnServerArgs extends CoturnOptions {
     workers?: WorkerPool;
 }
 
+/** How errors, port claims and the firewall opening name a CoturnServer. */
+export function coturnServerLabel(name: string): string {
+    return `CoturnServer "${name}"`;
+}
+
 /**
  * coturn from the distribution for Matrix calls: credentials that Synapse
  * makes from a generated secret the two share (secret files on both
@@ -55,7 +60,7 @@ export class CoturnServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: CoturnServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("CoturnServer"), name, {}, opts);
-        const component = `CoturnServer "${name}"`;
+        const component = coturnServerLabel(name);
         const { synapse, host: hostArg, certificate, workers, ...options } = args;
         const host = hostArg ?? synapse.host;
         if (certificate && host !== synapse.host) {

@@ -14,6 +14,7 @@ import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { ElementWeb } from "./ElementWeb";
 import { ElementWebOptions, resolveElementWebSettings } from "../src/model/element";
 import { CloudflareDns, CloudflareDnsArgs } from "./CloudflareDns";
+import { CoturnRemoval } from "./CoturnRemoval";
 import { DnsOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "../src/model/dns";
 import { dnsZoneFile } from "../src/render/zonefile";
 import { CoturnServer } from "./CoturnServer";
@@ -71,7 +72,8 @@ export interface MatrixStackArgs {
      * coturn on the VM for voice and video calls: Synapse hands clients
      * short-lived credentials for it. `domain` is required (its DNS points
      * to the VM); with the proxy, the certificate covers it and coturn also
-     * speaks TLS/DTLS on 5349. Default: none.
+     * speaks TLS/DTLS on 5349. Default: none; a TURN server an earlier
+     * deployment of this stack set up is then taken away (`CoturnRemoval`).
      */
     turn?: CoturnOptions;
     /**
@@ -113,6 +115,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly element?: ElementWeb;
     /** coturn, when `turn` is given. */
     readonly turn?: CoturnServer;
+    /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
+    readonly turnRemoval?: CoturnRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -275,6 +279,17 @@ export class MatrixStack extends pulumi.ComponentResource {
                 childName(name, "turn"),
                 {
                     ...args.turn,
+                    synapse: this.synapse,
+                    ...(this.proxy ? { certificate: this.proxy } : {}),
+                    ...(this.workers ? { workers: this.workers } : {}),
+                },
+                { parent: this },
+            );
+        } else {
+            this.turnRemoval = new CoturnRemoval(
+                childName(name, "turn-removal"),
+                {
+                    coturnName: childName(name, "turn"),
                     synapse: this.synapse,
                     ...(this.proxy ? { certificate: this.proxy } : {}),
                     ...(this.workers ? { workers: this.workers } : {}),

@@ -84,4 +84,5 @@ export {
 } from "./model/dns";
 export { dnsZoneFile } from "./render/zonefile";
 export { CoturnServer, CoturnServerArgs } from "../components/CoturnServer";
+export { CoturnRemoval, CoturnRemovalArgs } from "../components/CoturnRemoval";
 export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/coturn";

@@ -9,7 +9,7 @@ import {
     renderTurnSynapseYaml,
 } from "../render/coturn";
 import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
-import { firewallFragmentSet } from "./host";
+import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
 import { PROXY_FILES } from "./proxy";
 import { script } from "./shell";
 import { indent, Sh, lines, sh } from "./sh";
@@ -48,6 +48,16 @@ export const COTURN_FILES = {
     certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
 } as const;
 
+/** The file sets TURN's steps write (their manifests are what a removal prunes). */
+const COTURN_SETS = {
+    unit: "coturn-unit",
+    config: "coturn-config",
+    assembled: "coturn-assembled",
+    secret: "coturn-secret",
+    synapseSecret: "turn-synapse-secret",
+    synapseConfig: "turn-synapse-config",
+} as const;
+
 export const COTURN_PATHS: CoturnPaths = { conf: COTURN_FILES.conf, readable: COTURN_FILES.readable, secret: COTURN_FILES.secret, tlsDir: COTURN_FILES.tlsDir };
 
 /** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
@@ -67,7 +77,7 @@ export function coturnUnit(s: CoturnSettings): ServiceUnit {
 /** The file coturn reads, put together from the readable part and the secret (a secret file for the drift record: its hash only). */
 function assembledConfig(unit: ServiceUnit): Sh {
     return applyFileSet({
-        name: "coturn-assembled",
+        name: COTURN_SETS.assembled,
         secret: true,
         files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
         onChange: [{ kind: "owe-restart", unit }],
@@ -97,13 +107,13 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
         sh`fi`,
         sh`install -d -m 0750 -o root -g turnserver ${f.dir}`,
         applyFileSet({
-            name: "coturn-unit",
+            name: COTURN_SETS.unit,
             files: [{ path: f.dropIn, content: renderCoturnDropIn(f.conf, lowPorts) }],
             onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit }],
         }),
         // A change of the readable part restarts coturn through the file put together from it (below, or in the secret step).
         applyFileSet({
-            name: "coturn-config",
+            name: COTURN_SETS.config,
             files: [
                 { path: f.readable, content: renderCoturnConf(s, COTURN_PATHS) },
                 ...(s.tls ? [{ path: f.certificateHook, content: renderCoturnCertificateHook(s.tls.liveDir, f.tlsDir), mode: "0755" }] : []),
@@ -139,7 +149,7 @@ export function coturnSecretScript(s: CoturnSettings, secret: string): string {
     return script("pulumi-matrix coturn shared secret", [
         sh`[ -e ${COTURN_FILES.readable} ] || { echo ${`${COTURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
         applyFileSet({
-            name: "coturn-secret",
+            name: COTURN_SETS.secret,
             secret: true,
             files: [{ path: COTURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
         }),
@@ -161,7 +171,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
         requireSynapseUser(synapse),
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).secretsDir}`,
         applyFileSet({
-            name: "turn-synapse-secret",
+            name: COTURN_SETS.synapseSecret,
             secret: true,
             files: [{ path: files.secret, content: `${secret}\n`, mode: "0640", group: u }],
             onChange: [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
@@ -178,10 +188,49 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
         sh`[ -e ${files.secret} ] || { echo ${`${files.secret} is missing: the TURN secret step runs first`} >&2; exit 1; }`,
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).confD}`,
         applyFileSet({
-            name: "turn-synapse-config",
+            name: COTURN_SETS.synapseConfig,
             files: [{ path: files.fragment, content: renderTurnSynapseYaml(s, synapse.paths), mode: "0640", group: u }],
             onChange: synapseRestarts(synapse),
         }),
         sh`echo ${`Synapse hands out TURN credentials for ${s.domain}`}`,
+    ]);
+}
+
+/**
+ * Synapse without the TURN server an earlier deployment gave it: its TURN
+ * options (conf.d/45-turn.yaml) and its copy of the shared secret are
+ * removed, and Synapse restarts without them, so clients get no more TURN
+ * credentials. Changes nothing where TURN's steps never ran.
+ */
+export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
+    return script("pulumi-matrix Synapse without TURN", [
+        applyFileSet({ name: COTURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
+        applyFileSet({ name: COTURN_SETS.synapseSecret, secret: true, files: [] }),
+    ]);
+}
+
+/**
+ * Turns off the coturn an earlier deployment ran on this host as
+ * `component`: coturn is stopped and disabled (the package stays installed;
+ * Debian's upgrades do not start a disabled unit), everything coturn's steps
+ * wrote is removed (its config, the shared secret, the unit drop-in, the
+ * certificate hook and coturn's copy of the certificate), and its firewall
+ * openings, the relay range among them, are closed. Changes nothing on a
+ * host where pulumi-matrix never set coturn up.
+ */
+export function coturnRemovalScript(component: string): string {
+    const f = COTURN_FILES;
+    const unit = "coturn.service";
+    return script("pulumi-matrix coturn removed", [
+        sh`if [ -d ${f.dir} ]; then`,
+        sh`    systemctl disable -q ${unit} 2>/dev/null || true`,
+        sh`    if systemctl is-active -q ${unit}; then systemctl stop ${unit}; echo "stopped coturn: TURN is no longer part of this deployment"; fi`,
+        sh`fi`,
+        applyFileSet({ name: COTURN_SETS.assembled, secret: true, files: [] }),
+        applyFileSet({ name: COTURN_SETS.secret, secret: true, files: [] }),
+        applyFileSet({ name: COTURN_SETS.config, files: [] }),
+        applyFileSet({ name: COTURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
+        sh`if [ -d ${f.dir} ]; then rm -rf -- ${f.dir}; echo ${`removed ${f.dir}`}; fi`,
+        applyFileSet(firewallFragmentRemovalSet(component)),
     ]);
 }

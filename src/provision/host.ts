@@ -109,3 +109,8 @@ export function firewallFragmentSet(component: string, rules: FirewallRule[]): F
         onChange: [RELOAD_FIREWALL],
     };
 }
+
+/** Closes the openings of a component that is gone (its fragment removed, the firewall reloaded); nothing when it never had any. */
+export function firewallFragmentRemovalSet(component: string): FileSet {
+    return { ...firewallFragmentSet(component, []), files: [] };
+}

@@ -192,6 +192,12 @@ export class EngineStack extends EngineOps {
         }
     }
 
+    /** Removes keys (without the project prefix), as `pulumi config rm` does. */
+    async removeConfig(keys: string[]): Promise<void> {
+        const project = (await this.stack.workspace.projectSettings()).name;
+        for (const k of keys) await this.stack.removeConfig(k.includes(":") ? k : `${project}:${k}`);
+    }
+
     async up(label: string): Promise<EngineRun> {
         const r = await this.run(label, (onOutput, onEvent) => this.stack.up({ onOutput, onEvent, color: "never" }));
         return r;

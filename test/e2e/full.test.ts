@@ -192,7 +192,7 @@ full("e2e full (real engine)", function () {
         });
     });
 
-    describe("the reverse proxy's settings: an admin allow-list, then Element, then TURN and its relay range", function () {
+    describe("the reverse proxy's settings: an admin allow-list, then Element, then TURN and its relay range, then TURN removed", function () {
         let vm: Vm;
         let stack: EngineStack;
         let pebble: PebbleServer;
@@ -298,6 +298,47 @@ full("e2e full (real engine)", function () {
             assert.notEqual(after["coturn.service"], before["coturn.service"], "coturn did not restart onto the new range");
             for (const u of PROXY_UNITS) assert.equal(after[u], before[u], `${u} restarted`);
             assert.match((await vm.exec("nft list table inet pulumi_matrix")).stdout, /udp dport 50000-50999 accept/);
+        });
+
+        it("TURN removed: Synapse restarts without it, coturn stops, its files and ports close, the certificate drops its name; nginx only reloads", async function () {
+            const before = await startTimestamps(vm, PROXY_UNITS);
+            const pid = await nginxPid();
+            await stack.removeConfig(["turnDomain", "turnRelayPortMin", "turnRelayPortMax"]);
+            const up = await stack.up("up without TURN");
+            timings.push(`up removing TURN: ${up.seconds} s`);
+            const ops = (op: string) =>
+                [...up.ops]
+                    .filter(([, o]) => o === op)
+                    .map(([name]) => name)
+                    .sort();
+            assert.deepEqual(ops("create"), ["proxy-turn-removal", "proxy-turn-removal-server", "proxy-turn-removal-synapse-config"]);
+            assert.deepEqual(ops("delete"), [
+                "proxy-turn",
+                "proxy-turn-secrets",
+                "proxy-turn-server",
+                "proxy-turn-shared-secret",
+                "proxy-turn-synapse-config",
+                "proxy-turn-synapse-secrets",
+            ]);
+            assert.ok(ops("update").includes("proxy-proxy-certificate"), JSON.stringify(ops("update")));
+            for (const name of ops("update")) assert.match(name, /^proxy-proxy-(certificate|nginx)$/);
+
+            assert.equal((await vm.exec("systemctl is-active coturn.service || true")).stdout.trim(), "inactive");
+            assert.equal((await vm.exec("systemctl is-enabled coturn.service || true")).stdout.trim(), "disabled");
+            const left = await vm.exec(
+                "for f in /etc/coturn/pulumi-matrix /etc/systemd/system/coturn.service.d/pulumi-matrix.conf /etc/pulumi-matrix/certificate-hooks.d/coturn /etc/matrix-synapse/conf.d/45-turn.yaml /etc/matrix-synapse/secrets/turn_shared_secret; do [ -e $f ] && echo $f; done; grep -rl turn_ /etc/matrix-synapse || true",
+            );
+            assert.equal(left.stdout.trim(), "", `left on the VM:\n${left.stdout}`);
+            const nft = (await vm.exec("nft list table inet pulumi_matrix")).stdout;
+            assert.doesNotMatch(nft, /50000-50999|dport 3478|dport 5349/, nft);
+            assert.deepEqual((await get("matrix.test", "/_matrix/client/versions")).names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+            const after = await startTimestamps(vm, PROXY_UNITS);
+            assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"], "Synapse did not restart without its TURN options");
+            assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
+            assert.equal(after[NGINX], before[NGINX]);
+            assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
+            const again = await stack.up("second up without TURN");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
     });
 

@@ -21,7 +21,15 @@ import { SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src
 import { WRITTEN_DIR } from "../../src/render/drift";
 import { renderDeployHook } from "../../src/render/certbot";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { COTURN_FILES, coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../../src/provision/coturn";
+import {
+    COTURN_FILES,
+    coturnRemovalScript,
+    coturnSecretScript,
+    coturnServerScript,
+    turnSynapseConfigScript,
+    turnSynapseRemovalScript,
+    turnSynapseSecretScript,
+} from "../../src/provision/coturn";
 import { PROXY_FILES } from "../../src/provision/proxy";
 import { firewallFragmentPath } from "../../src/provision/host";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
@@ -327,6 +335,46 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             [],
         );
         assert.equal(sandbox.coturnPid(), pid);
+    });
+
+    it("taken away (CoturnRemoval's steps): Synapse restarts without TURN and hands out no credentials; coturn stops, its files and firewall opening go; a second run changes nothing", async function () {
+        sandbox.reset();
+        const synapseOut = await sandbox.run(turnSynapseRemovalScript(settings));
+        const turnFiles = turnSynapseFiles(settings.paths);
+        assert.ok(!fs.existsSync(turnFiles.fragment), "Synapse's TURN options are still there");
+        assert.ok(!fs.existsSync(turnFiles.secret), "Synapse's copy of the secret is still there");
+        assert.match(synapseOut, /removed .*45-turn\.yaml/);
+        assert.ok(sandbox.calls().includes("restart matrix-synapse.service"), sandbox.calls().join("\n"));
+        // The restart the step asked for, done to the test's own Synapse: it starts without TURN and gives clients nothing.
+        await synapse!.stop();
+        const f = synapseFiles(settings.paths);
+        synapse = await startSynapse({
+            venv: await ensureSynapseVenv(),
+            configPaths: [f.homeserverYaml, f.confD + "/"],
+            healthUrl: `${baseUrl}/health`,
+            cwd: settings.paths.dataDir,
+        });
+        const r = await fetch(`${baseUrl}/_matrix/client/v3/voip/turnServer`, { headers: { authorization: `Bearer ${accessToken}` } });
+        assert.equal(r.status, 200);
+        assert.deepEqual(await r.json(), {});
+
+        assert.ok(sandbox.coturnPid() !== undefined);
+        sandbox.reset();
+        const out = await sandbox.run(coturnRemovalScript(COMPONENT), { netns: true });
+        assert.equal(sandbox.coturnPid(), undefined, "coturn still runs");
+        assert.deepEqual(
+            sandbox.calls().filter((c) => /coturn|daemon-reload/.test(c)),
+            ["disable coturn.service", "stop coturn.service", "daemon-reload"],
+        );
+        for (const p of [COTURN_FILES.dir, COTURN_FILES.dropIn, COTURN_FILES.certificateHook, firewallFragmentPath(COMPONENT)])
+            assert.ok(!fs.existsSync(sandbox.hostPath(p)), `${p} is still there`);
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", COTURN_FILES.readable)), "the drift record still lists coturn's config");
+        assert.match(out, /stopped coturn/);
+
+        sandbox.reset();
+        const again = (await sandbox.run(turnSynapseRemovalScript(settings))) + (await sandbox.run(coturnRemovalScript(COMPONENT), { netns: true }));
+        assert.doesNotMatch(again, /removed |stopped |restarting |reloaded/);
+        assert.deepEqual(sandbox.calls(), []);
     });
 
     it("left this machine's own coturn files alone", function () {

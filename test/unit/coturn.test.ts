@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { BlockList } from "node:net";
 import { execFileSync } from "node:child_process";
+import { CoturnRemoval } from "../../components/CoturnRemoval";
 import { CoturnServer, CoturnServerArgs } from "../../components/CoturnServer";
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
@@ -20,9 +21,11 @@ import {
 import {
     COTURN_FILES,
     COTURN_PATHS,
+    coturnRemovalScript,
     coturnSecretScript,
     coturnServerScript,
     turnSynapseConfigScript,
+    turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/coturn";
 import { TEST_SSH_KEY, stackArgs } from "./fixtures";
@@ -343,6 +346,27 @@ describe("CoturnServer: scripts", () => {
         assert.doesNotMatch(config, new RegExp(SECRET));
         for (const t of [coturnServerScript(s, C), secret, synapseSecret, config]) execFileSync("bash", ["-n"], { input: t });
     });
+
+    it("the removal steps prune every file set TURN's steps write, by the same names, and stop and disable coturn first", () => {
+        const sets = (t: string, verb: string) => [...t.matchAll(new RegExp(`^\\s*${verb} (\\S+)`, "gm"))].map((m) => m[1]);
+        const written = [coturnServerScript(s, C), coturnSecretScript(s, SECRET)].flatMap((t) => sets(t, "pm_write"));
+        const synapseWritten = [turnSynapseSecretScript(synapse, SECRET), turnSynapseConfigScript(synapse, s)].flatMap((t) => sets(t, "pm_write"));
+        const removal = coturnRemovalScript(C);
+        const synapseRemoval = turnSynapseRemovalScript(synapse);
+        // The firewall fragment is written by pm_write too, under the component's name.
+        assert.ok(written.includes("firewall-coturnserver-turn"), written.join(" "));
+        for (const set of new Set(written)) assert.ok(sets(removal, "pm_prune").includes(set), `coturn's removal does not prune ${set}`);
+        for (const set of new Set(synapseWritten)) assert.ok(sets(synapseRemoval, "pm_prune").includes(set), `Synapse's removal does not prune ${set}`);
+        assert.deepEqual(sets(removal, "pm_write"), []);
+        assert.deepEqual(sets(synapseRemoval, "pm_write"), []);
+        // coturn stops before its files go; the firewall reloads once its fragment is gone; Synapse restarts without its TURN options.
+        assert.ok(removal.indexOf("systemctl stop coturn.service") < removal.indexOf("pm_prune coturn-config"));
+        assert.match(removal, /systemctl disable -q coturn\.service/);
+        assert.match(removal, /rm -rf -- \/etc\/coturn\/pulumi-matrix;/);
+        assert.match(removal, /systemctl reload pulumi-matrix-firewall\.service/);
+        assert.match(synapseRemoval, /if pm_changed turn-synapse-config; then\n[^]*systemctl restart matrix-synapse\.service/);
+        for (const t of [removal, synapseRemoval]) execFileSync("bash", ["-n"], { input: t });
+    });
 });
 
 describe("CoturnServer as a component", () => {
@@ -474,5 +498,37 @@ describe("MatrixStack's turn", () => {
         for (const step of ["prod-turn-server", "prod-turn-secrets", "prod-turn-synapse-secrets", "prod-turn-synapse-config"])
             assert.ok(mocks.byName(step), step);
         assert.match(await valueOf(result.zoneFile!), /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
+        assert.equal(result.turnRemoval, undefined);
+        assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-turn-removal")), "a removal beside a TURN server");
+    });
+
+    it("without turn, takes away an earlier deployment's: Synapse's step after Synapse and the workers, coturn's after it and the certificate; the fragment is the one CoturnServer wrote", async () => {
+        const { mocks, result } = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
+        assert.ok(result.turnRemoval);
+        assert.equal(result.turn, undefined);
+        const seq = (n: string) => mocks.byName(n).seq;
+        assert.ok(seq("prod-synapse-config") < seq("prod-turn-removal-synapse-config"));
+        assert.ok(seq("prod-workers-config") < seq("prod-turn-removal-synapse-config"), "never restarts Synapse's processes at once with the pool");
+        assert.ok(seq("prod-turn-removal-synapse-config") < seq("prod-turn-removal-server"), "Synapse stops handing out credentials before coturn stops");
+        assert.ok(seq("prod-proxy-certificate") < seq("prod-turn-removal-server"), "the certificate hook goes after the certificate step ran");
+        const server = String(mocks.byName("prod-turn-removal-server").inputs.stdin);
+        assert.match(server, new RegExp(`pm_prune firewall-coturnserver-prod-turn\n`));
+        assert.equal(coturnServerScript(resolve(), 'CoturnServer "prod-turn"').includes("pm_write firewall-coturnserver-prod-turn "), true);
+        // Nothing secret, nothing that installs.
+        for (const n of ["prod-turn-removal-server", "prod-turn-removal-synapse-config"]) {
+            assert.ok(!mocks.byName(n).secretInputs.includes("stdin"), n);
+            assert.doesNotMatch(String(mocks.byName(n).inputs.stdin), /^\s*(pm_apt_install|pm_write) /m);
+        }
+    });
+
+    it("CoturnRemoval names the CoturnServer it takes away", async () => {
+        await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            assert.throws(
+                () => new CoturnRemoval("gone", { synapse, coturnName: "" }),
+                /^ConfigError: CoturnRemoval "gone": coturnName is ""; expected the name the removed CoturnServer was constructed with$/,
+            );
+        });
     });
 });

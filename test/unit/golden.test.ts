@@ -48,9 +48,11 @@ import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, rend
 import {
     COTURN_FILES,
     COTURN_PATHS,
+    coturnRemovalScript,
     coturnSecretScript,
     coturnServerScript,
     turnSynapseConfigScript,
+    turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/coturn";
 import { resolveRedisSettings } from "../../src/model/redis";
@@ -162,6 +164,8 @@ function renderAll(): Record<string, string> {
         "scripts/coturn-secret.sh": coturnSecretScript(turn, "turn-shared-secret-placeholder"),
         "scripts/turn-synapse-secret.sh": turnSynapseSecretScript(s, "<turn shared secret>"),
         "scripts/turn-synapse-config.sh": turnSynapseConfigScript(s, turn),
+        "scripts/coturn-removal.sh": coturnRemovalScript('CoturnServer "golden"'),
+        "scripts/turn-synapse-removal.sh": turnSynapseRemovalScript(s),
         "dns/srv.zone": dnsZoneFile({ ...dns, delegation: "srv", legacySrv: true, elementDomain: "element.example.com", turnHost: "turn.example.com" }),
         "dns/well-known-nginx.zone": dnsZoneFile(
             { ...dns, delegation: "well-known", turnHost: "turn.example.com", ttl: 3600 },

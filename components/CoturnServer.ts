@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
-import { CoturnOptions, CoturnSettings, checkRelayRange, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
+import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
 import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/coturn";
 import { liveDir } from "../src/provision/proxy";
 import { Host } from "./Host";
@@ -76,7 +76,6 @@ export class CoturnServer extends pulumi.ComponentResource {
             options,
             certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined,
         );
-        checkRelayRange(component, s, host.claimedPorts);
         host.claimPorts(component, coturnPortClaims(s));
         this.settings = s;
         this.host = host;

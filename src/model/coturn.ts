@@ -255,10 +255,19 @@ export function coturnPorts(s: CoturnSettings): { port: number; protocol: Protoc
     return [...both(s.port, "coturn"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS") : [])];
 }
 
-/** What coturn binds on its host: each listening port on each listening address ("*": every address). */
+/**
+ * What coturn binds on its host: each listening port on each listening
+ * address ("*": every address), and the relay range on UDP, which nothing
+ * else on the host may listen in (a relay allocation would take the port, or
+ * fail). TCP listeners in the range do not clash: relays are UDP only
+ * (`no-tcp-relay`).
+ */
 export function coturnPortClaims(s: CoturnSettings): PortClaim[] {
     const addresses = s.listeningIps.length ? s.listeningIps : ["*"];
-    return coturnPorts(s).flatMap((p) => addresses.map((address) => ({ ...p, address })));
+    return [
+        ...coturnPorts(s).flatMap((p) => addresses.map((address) => ({ ...p, address }))),
+        { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", address: "*", owner: "coturn relay", setting: "relayPorts" },
+    ];
 }
 
 /** Open to everyone: the listening ports and the relay range (UDP: TCP relays are off). */
@@ -267,23 +276,6 @@ export function coturnFirewallRules(s: CoturnSettings): FirewallRule[] {
         ...coturnPorts(s).map(({ port, protocol, owner }) => ({ port, protocol, owner })),
         { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", owner: "coturn relay" },
     ];
-}
-
-/**
- * The relay range must not contain a UDP port something else on the host
- * listens on (a relay allocation would take it, or fail). TCP listeners do
- * not clash: relays are UDP only (`no-tcp-relay`).
- */
-export function checkRelayRange(component: string, s: CoturnSettings, claimed: readonly (PortClaim & { component: string })[]): void {
-    const { min, max } = s.relayPorts;
-    const clash = claimed.find((c) => c.protocol === "udp" && c.port >= min && c.port <= max);
-    if (clash)
-        throw new ConfigError(
-            component,
-            "relayPorts",
-            { min, max },
-            `${clash.component} (${clash.owner}) uses udp port ${clash.port} on this host; choose a relay range without it`,
-        );
 }
 
 /** The URIs Synapse hands to clients (`turn_uris`): UDP and TCP, and TLS with a certificate. */

@@ -76,11 +76,20 @@ export interface FirewallRule {
 /** A port something listens on, for detecting two things wanting one port on one host. */
 export interface PortClaim {
     port: number;
+    /** The last port of a range from `port` (e.g. coturn's relay ports). Default: `port` alone. */
+    toPort?: number;
     protocol: Protocol;
     /** Address bound; "*" for all. */
     address: string;
     /** What listens there, e.g. "synapse http listener". */
     owner: string;
+    /** The setting that chose the port, named when it clashes. Default `<owner> port`. */
+    setting?: string;
+}
+
+/** "port 8008", or "ports 49152-65535" for a range. */
+function portsOf(c: PortClaim): string {
+    return c.toPort === undefined ? `port ${c.port}` : `ports ${c.port}-${c.toPort}`;
 }
 
 /**
@@ -96,15 +105,17 @@ export class PortRegistry {
     claim(component: string, claims: PortClaim[]): void {
         const mine: (PortClaim & { component: string })[] = [];
         for (const c of claims) {
+            const last = (p: PortClaim) => p.toPort ?? p.port;
             const other = [...this.claims, ...mine].find(
-                (o) => o.protocol === c.protocol && o.port === c.port && (o.address === "*" || c.address === "*" || o.address === c.address),
+                (o) =>
+                    o.protocol === c.protocol && o.port <= last(c) && c.port <= last(o) && (o.address === "*" || c.address === "*" || o.address === c.address),
             );
             if (other) {
                 throw new ConfigError(
                     component,
-                    `${c.owner} port`,
-                    c.port,
-                    `${other.component} (${other.owner}) already uses ${c.protocol} port ${c.port} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose another port`,
+                    c.setting ?? `${c.owner} port`,
+                    c.toPort === undefined ? c.port : new Described(`${c.port}-${c.toPort}`),
+                    `${other.component} (${other.owner}) already uses ${c.protocol} ${portsOf(other)} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose ${c.toPort === undefined ? "another port" : "a range without it"}`,
                 );
             }
             mine.push({ ...c, component });

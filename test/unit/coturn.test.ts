@@ -170,8 +170,8 @@ describe("CoturnServer: settings", () => {
             ["udp 3478", "tcp 3478", "udp 5349", "tcp 5349", "udp 40000-40999"],
         );
         assert.deepEqual(
-            coturnPortClaims(tls).map((c) => `${c.protocol} ${c.address}:${c.port}`),
-            ["udp 203.0.113.10:3478", "tcp 203.0.113.10:3478", "udp 203.0.113.10:5349", "tcp 203.0.113.10:5349"],
+            coturnPortClaims(tls).map((c) => `${c.protocol} ${c.address}:${c.port}${c.toPort ? `-${c.toPort}` : ""}`),
+            ["udp 203.0.113.10:3478", "tcp 203.0.113.10:3478", "udp 203.0.113.10:5349", "tcp 203.0.113.10:5349", "udp *:40000-40999"],
         );
         assert.ok(coturnPortClaims(resolve()).every((c) => c.address === "*"));
     });
@@ -428,18 +428,23 @@ describe("CoturnServer as a component", () => {
         assert.equal(await (result.turn.sharedSecret as unknown as { isSecret: Promise<boolean> }).isSecret, true);
     });
 
-    it("claims its ports on the host: a clash names both components; the relay range must miss other UDP ports", async () => {
+    it("claims its ports and its relay range on the host: a clash names both components; UDP ports in the relay range clash, before or after it", async () => {
         await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             host.claimPorts('Other "dns"', [{ port: 50000, protocol: "udp", address: "*", owner: "a UDP service" }]);
             rejects(
                 () => new CoturnServer("turn", { synapse, domain: "turn.example.com" }),
-                /relayPorts is \{"min":49152,"max":65535\}; Other "dns" \(a UDP service\) uses udp port 50000 on this host; choose a relay range without it/,
+                /relayPorts is 49152-65535; Other "dns" \(a UDP service\) already uses udp port 50000 on all addresses of Host "vm"; choose a range without it/,
             );
             // A TCP listener in the range does not clash: relays are UDP only.
             host.claimPorts('Other "web"', [{ port: 60000, protocol: "tcp", address: "*", owner: "web" }]);
             new CoturnServer("turn2", { synapse, domain: "turn.example.com", relayPorts: { min: 55000, max: 65000 } });
+            // Whatever comes later cannot take a UDP port in the relay range either.
+            assert.throws(
+                () => host.claimPorts('Other "late"', [{ port: 56000, protocol: "udp", address: "127.0.0.1", owner: "late UDP" }]),
+                /^ConfigError: Other "late": late UDP port is 56000; CoturnServer "turn2" \(coturn relay\) already uses udp ports 55000-65000 on all addresses of Host "vm"; choose another port$/,
+            );
             assert.throws(
                 () => new CoturnServer("turn3", { synapse, domain: "turn.example.com", port: 3478, relayPorts: { min: 40000, max: 40100 } }),
                 /CoturnServer "turn3": coturn port is 3478; CoturnServer "turn2" \(coturn\) already uses udp port 3478/,

@@ -1,4 +1,3 @@
-import { ConfigError } from "./errors";
 import { FirewallRule, PortClaim, Protocol } from "./host";
 import { SynapsePaths, secretFilePath } from "./synapse";
 import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } from "./validate";

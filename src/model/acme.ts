@@ -81,8 +81,9 @@ export const ACME_DEFAULTS = {
 } as const;
 
 /** Fills in the defaults and validates; `prefix` names where the settings sit in the user's arguments. */
-export function resolveAcmeSettings(component: string, o: Partial<AcmeOptions> | undefined, prefix = "acme."): AcmeSettings {
-    const c = new Checker(component);
+export function resolveAcmeSettings(component: string, o: Partial<AcmeOptions> | undefined, prefix = "acme.", into?: Checker): AcmeSettings {
+    // With `into`, the problems join the caller's, which reports them all at once.
+    const c = into ?? new Checker(component);
     const email = o?.email;
     c.check(
         `${prefix}email`,
@@ -143,7 +144,7 @@ export function resolveAcmeSettings(component: string, o: Partial<AcmeOptions> |
         );
     }
     c.check("webroot", s.webroot, isAbsolutePath(s.webroot), "expected an absolute path");
-    c.done();
+    if (!into) c.done();
     return s;
 }
 

@@ -106,8 +106,8 @@ export function resolveReverseProxySettings(
     homeserver: ProxiedHomeserver,
     element?: Pick<ElementSite, "domain">,
 ): ReverseProxySettings {
-    const acme = resolveAcmeSettings(component, o.acme);
     const c = new Checker(component);
+    const acme = resolveAcmeSettings(component, o.acme, "acme.", c);
     const federationPort = o.federationPort ?? PROXY_DEFAULTS.federationPort;
     c.check(
         "federationPort",

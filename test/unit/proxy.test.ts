@@ -84,6 +84,21 @@ describe("ReverseProxy: settings", () => {
         );
     });
 
+    it("reports the ACME problems together with the others", () => {
+        assert.throws(
+            () =>
+                resolveReverseProxySettings('ReverseProxy "p"', { acme: { email: "nobody" }, federationPort: 8443 as 8448, adminAllowList: ["x"] }, HOMESERVER),
+            (e: Error) => {
+                assert.ok(e instanceof ConfigErrors, `${e.name}: ${e.message}`);
+                assert.deepEqual(
+                    e.errors.map((x) => x.setting),
+                    ["acme.email", "federationPort", "adminAllowList"],
+                );
+                return true;
+            },
+        );
+    });
+
     it("MatrixStack refuses Element without the proxy, and a missing ACME email, before anything is registered", async () => {
         const { mocks } = await runWithMocks(() => {
             assert.throws(

@@ -65,10 +65,13 @@ function probeAddress(s: CoturnSettings): string {
     return s.listeningIps[0] ?? "127.0.0.1";
 }
 
+/** The package's unit, which the drop-in points at pulumi-matrix's config. */
+const COTURN_UNIT = "coturn.service";
+
 /** coturn as handlers see it: healthy once it answers a STUN binding request on its port. */
 export function coturnUnit(s: CoturnSettings): ServiceUnit {
     return {
-        name: "coturn.service",
+        name: COTURN_UNIT,
         health: { command: sh`timeout 2 turnutils_stunclient -p ${s.port} ${probeAddress(s)} >/dev/null 2>&1` },
         healthTimeout: 60,
     };
@@ -220,7 +223,7 @@ export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
  */
 export function coturnRemovalScript(component: string): string {
     const f = COTURN_FILES;
-    const unit = "coturn.service";
+    const unit = COTURN_UNIT;
     return script("pulumi-matrix coturn removed", [
         sh`if [ -d ${f.dir} ]; then`,
         sh`    systemctl disable -q ${unit} 2>/dev/null || true`,

@@ -124,6 +124,17 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         synapseConfig: turnSynapseConfigScript(settings, turn),
     });
 
+    /** Starts the test's Synapse on the files the scripts wrote (ensureSynapseVenv hands every caller the one virtualenv). */
+    async function startTestSynapse(): Promise<void> {
+        const f = synapseFiles(settings.paths);
+        synapse = await startSynapse({
+            venv: await ensureSynapseVenv(),
+            configPaths: [f.homeserverYaml, f.confD + "/"],
+            healthUrl: `${baseUrl}/health`,
+            cwd: settings.paths.dataDir,
+        });
+    }
+
     before(async function () {
         const venv = ensureSynapseVenv();
         sandbox = new CoturnSandbox("turn");
@@ -163,13 +174,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         await sandbox.run(s.synapseSecret);
         await sandbox.run(s.synapseConfig);
 
-        const f = synapseFiles(settings.paths);
-        synapse = await startSynapse({
-            venv: await venv,
-            configPaths: [f.homeserverYaml, f.confD + "/"],
-            healthUrl: `${baseUrl}/health`,
-            cwd: settings.paths.dataDir,
-        });
+        await startTestSynapse();
         const user = await registerWithSharedSecret(baseUrl, registrationSharedSecret, "alice", random(), false);
         accessToken = user.access_token;
     });
@@ -347,13 +352,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         assert.ok(sandbox.calls().includes("restart matrix-synapse.service"), sandbox.calls().join("\n"));
         // The restart the step asked for, done to the test's own Synapse: it starts without TURN and gives clients nothing.
         await synapse!.stop();
-        const f = synapseFiles(settings.paths);
-        synapse = await startSynapse({
-            venv: await ensureSynapseVenv(),
-            configPaths: [f.homeserverYaml, f.confD + "/"],
-            healthUrl: `${baseUrl}/health`,
-            cwd: settings.paths.dataDir,
-        });
+        await startTestSynapse();
         const r = await fetch(`${baseUrl}/_matrix/client/v3/voip/turnServer`, { headers: { authorization: `Bearer ${accessToken}` } });
         assert.equal(r.status, 200);
         assert.deepEqual(await r.json(), {});

@@ -8,34 +8,21 @@
 # cheap when there is nothing to do.
 set -euo pipefail
 
-PKGS=(
-  postgresql        # Debian 12: PostgreSQL 15 (Synapse needs >= 14)
-  libpq-dev         # psycopg2 builds against libpq ...
-  build-essential   # ... with gcc
-  python3-dev       # Python headers for psycopg2
-  python3-venv      # /usr/bin/python3 -m venv for the Synapse virtualenv
-  redis-server
-  nginx
-  coturn
-  certbot
-  python3-certbot-dns-cloudflare  # the DNS-01 test: certbot's real Cloudflare plugin (against a fake API on loopback)
-  pebble            # Let's Encrypt's test ACME server (Debian package name)
-  curl
-  openssl
-  procps            # pgrep: the proxy test's systemctl stand-in (nginx workers) and its leftover check
-  nftables          # nft -c checks the rendered firewall
-  debootstrap       # the apt test's throw-away Debian root (real apt and dpkg, not this machine's)
-  apt-utils         # apt-ftparchive: the apt test's signed repository on loopback
-  debhelper         # builds the apt test's matrix-synapse-py3 (dh_installsystemd, dh_installdebconf)
-  dpkg-dev          # dpkg-buildpackage
-  gnupg             # the apt test's repository keys
-  bind9             # named serves the rendered DNS zone file on loopback (named-checkzone checks it)
-  bind9-dnsutils    # dig asks it
-  iproute2          # ip netns: the coturn test's network namespace (nothing routes out of it)
-)
-
-# Services whose packages start (and enable) them on install.
-SERVICES=(postgresql redis-server nginx coturn named)
+# What each service's tests need, one file per service (scripts/deps/<service>.list): a new
+# service adds its own list and edits nothing here. Lines: `package NAME` (a Debian package)
+# and `service UNIT` (a packaged daemon started on install, stopped and disabled below).
+PKGS=()
+SERVICES=()
+for list in "$(dirname "$0")"/deps/*.list; do
+  while read -r kind name _; do
+    case "$kind" in
+      package) PKGS+=("$name") ;;
+      service) SERVICES+=("$name") ;;
+      ''|'#'*) ;;
+      *) echo "integration-deps: $list: unknown line '$kind $name' (expected 'package NAME' or 'service UNIT')" >&2; exit 1 ;;
+    esac
+  done <"$list"
+done
 
 log() { echo "integration-deps: $*"; }
 

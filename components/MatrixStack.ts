@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Described } from "../src/model/errors";
 import { PortRegistry, resolveHostSettings } from "../src/model/host";
 import { PostgresOptions, postgresPortClaims, resolvePostgresSettings } from "../src/model/postgres";
-import { REDIS_DEFAULTS, RedisOptions, checkExternalRedis, redisOptionsSet, redisPortClaims, resolveRedisSettings, validateRedis } from "../src/model/redis";
+import { RedisOptions, redisOptionsSet, redisPortClaims, resolveExternalRedis, resolveRedisSettings } from "../src/model/redis";
 import { SynapseOptions, resolveSynapseSettings, synapsePortClaims } from "../src/model/synapse";
 import { WorkerCounts, WorkerSpec, resolveWorkerPoolSettings, workerPortClaims } from "../src/model/workers";
 import { Host, HostArgs } from "./Host";
@@ -182,19 +182,8 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         let redisSettings;
         if (hasWorkers && redisExternal) {
-            checkExternalRedis(label("RedisServer", "redis"), redisOptions);
-            if (typeof redisExternal.host === "string")
-                validateRedis(
-                    label("RedisServer", "redis"),
-                    {
-                        mode: "external",
-                        host: redisExternal.host,
-                        port: redisExternal.port ?? REDIS_DEFAULTS.port,
-                        tls: redisExternal.tls ?? false,
-                        user: redisExternal.user,
-                    },
-                    "external.",
-                );
+            const { password: _password, ...external } = redisExternal;
+            resolveExternalRedis(label("RedisServer", "redis"), redisOptions, external);
         } else if (hasWorkers) redisSettings = resolveRedisSettings(label("RedisServer", "redis"), redisOptions);
         if (args.element && args.proxy === false) {
             throw new ConfigError(

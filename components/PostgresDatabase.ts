@@ -31,6 +31,12 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
      * `listenAddresses`). Default 127.0.0.1: only the same host.
      */
     reachableAt?: pulumi.Input<string>;
+    /**
+     * The settings of a server the library installs already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: PostgresLocalSettings;
 }
 
 /**
@@ -70,7 +76,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install PostgreSQL on, or external settings of an existing server");
         }
-        const s = resolvePostgresSettings(component, args);
+        const s = args.resolved ?? resolvePostgresSettings(component, args);
         const host = args.host;
         host.claimPorts(component, postgresPortClaims(s));
         this.settings = s;

@@ -31,6 +31,12 @@ export interface RedisServerArgs extends RedisOptions {
      * (one of `bindAddresses`). Default 127.0.0.1: only the same host.
      */
     reachableAt?: pulumi.Input<string>;
+    /**
+     * The settings of a server the library installs already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: RedisLocalSettings;
 }
 
 /**
@@ -72,7 +78,7 @@ export class RedisServer extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install Redis on, or external settings of an existing server");
         }
-        const s = resolveRedisSettings(component, args);
+        const s = args.resolved ?? resolveRedisSettings(component, args);
         const host = args.host;
         host.claimPorts(component, redisPortClaims(s));
         this.settings = s;

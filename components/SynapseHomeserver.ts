@@ -42,6 +42,12 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
      * `database` and `smtpPassword`).
      */
     secretFiles?: pulumi.Input<SynapseSecretFile>[];
+    /**
+     * Synapse's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: SynapseSettings;
 }
 
 /**
@@ -85,7 +91,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             );
         }
         validateAdminUser(component, args.adminUser);
-        const s = resolveSynapseSettings(component, args);
+        const s = args.resolved ?? resolveSynapseSettings(component, args);
         this.settings = s;
         for (const w of synapseWarnings(s)) pulumi.log.warn(`${component}: ${w}`, this);
         const host = args.host;

@@ -23,7 +23,7 @@ export interface MatrixStackArgs {
     /** The VM everything runs on (SSH connection, firewall, bootstrap options). */
     host: HostArgs;
     /** Synapse settings, plus the admin account, an imported signing key and the SMTP password. */
-    synapse: SynapseOptions & Pick<SynapseHomeserverArgs, "adminUser" | "signingKey" | "smtpPassword" | "secretFiles">;
+    synapse: SynapseOptions & Pick<SynapseHomeserverArgs, "adminUser" | "signingKey" | "smtpPassword">;
     /**
      * PostgreSQL: installed on the VM by default. Give `external` to use an existing server,
      * or `host` to install it on a second VM reached over a private network.

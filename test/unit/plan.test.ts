@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { DNS_STAND_IN, StackPlanArgs, planStack } from "../../src/model/stack";
 import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workerHosts";
@@ -247,6 +249,16 @@ describe("the stack plan (pure, no Pulumi)", () => {
             'MatrixStack "dev": postgres.reachableAt',
             'MatrixStack "dev": redis.maxMemoryMb',
         ]);
+    });
+
+    it("MatrixStack only constructs from the plan: it imports nothing from src/render or src/provision", () => {
+        const source = readFileSync(join(__dirname, "../../components/MatrixStack.ts"), "utf8");
+        const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]);
+        assert.ok(imports.includes("../src/model/stack"));
+        assert.deepEqual(
+            imports.filter((i) => /src\/(render|provision)\//.test(i)),
+            [],
+        );
     });
 
     describe("remote workers: the pool's host checks", () => {

@@ -133,7 +133,7 @@ export class MatrixStack extends pulumi.ComponentResource {
 
         this.host = new Host(childName(name, "host"), { ...args.host, resolved: plan.host }, child);
         if (plan.postgres.kind === "external") {
-            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, external: external! }, child);
+            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, external: external!, resolved: plan.postgres.server }, child);
         } else if (plan.postgres.kind === "local") {
             if (dbHostArgs) this.databaseHost = new Host(childName(name, "db-host"), { ...dbHostArgs, resolved: plan.databaseHost }, child);
             this.database = new PostgresDatabase(
@@ -146,7 +146,9 @@ export class MatrixStack extends pulumi.ComponentResource {
             const { external: redisExternal, ...redisOptions } = args.redis ?? {};
             this.redis = new RedisServer(
                 childName(name, "redis"),
-                plan.redis.kind === "external" ? { external: redisExternal! } : { ...redisOptions, host: this.host, resolved: plan.redis.settings },
+                plan.redis.kind === "external"
+                    ? { external: redisExternal!, resolved: plan.redis.server }
+                    : { ...redisOptions, host: this.host, resolved: plan.redis.settings },
                 child,
             );
         }

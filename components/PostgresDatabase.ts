@@ -4,6 +4,7 @@ import { ConfigError } from "../src/model/errors";
 import {
     DatabaseConnection,
     ExternalPostgresOptions,
+    PostgresExternalSettings,
     PostgresLocalSettings,
     PostgresOptions,
     postgresPortClaims,
@@ -12,6 +13,7 @@ import {
 } from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
 import { Host } from "./Host";
+import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
@@ -32,11 +34,12 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
      */
     reachableAt?: pulumi.Input<string>;
     /**
-     * The settings of a server the library installs already resolved from these options (MatrixStack passes its
-     * plan's: see `planStack`): used as they are, so they are resolved once
-     * per deployment. Default: resolved here.
+     * The settings already resolved from these options (MatrixStack passes
+     * its plan's: see `planStack`): a server the library installs, or the
+     * existing server of `external`. Used as they are, so they are resolved
+     * once per deployment. Default: resolved here.
      */
-    resolved?: PostgresLocalSettings;
+    resolved?: PostgresLocalSettings | ExternalServer<PostgresExternalSettings>;
 }
 
 /**
@@ -62,9 +65,9 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         const component = `PostgresDatabase "${name}"`;
         if (args.external) {
             const { password: _password, ...e } = args.external;
-            const server = resolveExternalPostgres(component, args, e);
+            const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalPostgres(component, args, e);
             this.connection = pulumi.output(e.host).apply((host) => {
-                const { mode: _mode, ...connection } = server.at(host);
+                const { mode: _mode, ...connection } = server.now ?? server.at(host);
                 return connection;
             });
             this.password = pulumi.secret(args.external.password);
@@ -76,7 +79,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install PostgreSQL on, or external settings of an existing server");
         }
-        const s = args.resolved ?? resolvePostgresSettings(component, args);
+        const s = args.resolved && !("at" in args.resolved) ? args.resolved : resolvePostgresSettings(component, args);
         const host = args.host;
         host.claimPorts(component, postgresPortClaims(s));
         this.settings = s;

@@ -4,6 +4,7 @@ import { ConfigError } from "../src/model/errors";
 import {
     ExternalRedisOptions,
     RedisConnection,
+    RedisExternalSettings,
     RedisLocalSettings,
     RedisOptions,
     redisPortClaims,
@@ -12,6 +13,7 @@ import {
 } from "../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
 import { Host } from "./Host";
+import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
@@ -32,11 +34,12 @@ export interface RedisServerArgs extends RedisOptions {
      */
     reachableAt?: pulumi.Input<string>;
     /**
-     * The settings of a server the library installs already resolved from these options (MatrixStack passes its
-     * plan's: see `planStack`): used as they are, so they are resolved once
-     * per deployment. Default: resolved here.
+     * The settings already resolved from these options (MatrixStack passes
+     * its plan's: see `planStack`): a server the library installs, or the
+     * existing server of `external`. Used as they are, so they are resolved
+     * once per deployment. Default: resolved here.
      */
-    resolved?: RedisLocalSettings;
+    resolved?: RedisLocalSettings | ExternalServer<RedisExternalSettings>;
 }
 
 /**
@@ -62,11 +65,11 @@ export class RedisServer extends pulumi.ComponentResource {
         const component = `RedisServer "${name}"`;
         if (args.external) {
             const { password, ...e } = args.external;
-            const server = resolveExternalRedis(component, args, e);
+            const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalRedis(component, args, e);
             if (args.reachableAt !== undefined)
                 throw new ConfigError(component, "reachableAt", args.reachableAt, "with external the address is external.host; remove reachableAt");
             this.connection = pulumi.output(e.host).apply((host) => {
-                const { mode: _mode, ...connection } = server.at(host);
+                const { mode: _mode, ...connection } = server.now ?? server.at(host);
                 return { ...connection, ...(e.caCertificate !== undefined ? { caCertificate: e.caCertificate } : {}) };
             });
             if (password !== undefined) this.password = pulumi.secret(password);
@@ -78,7 +81,7 @@ export class RedisServer extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install Redis on, or external settings of an existing server");
         }
-        const s = args.resolved ?? resolveRedisSettings(component, args);
+        const s = args.resolved && !("at" in args.resolved) ? args.resolved : resolveRedisSettings(component, args);
         const host = args.host;
         host.claimPorts(component, redisPortClaims(s));
         this.settings = s;

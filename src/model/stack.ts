@@ -3,6 +3,7 @@ import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings 
 import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
+import { ExternalServer } from "./external";
 import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
 import {
     ExternalPostgresOptions,
@@ -109,12 +110,13 @@ export const STACK_ROLES = {
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
 export type PlannedPostgres =
     | { kind: "local"; settings: PostgresLocalSettings; onDatabaseHost: boolean }
-    | { kind: "external"; /** Known now when its host is a plain value. */ settings?: PostgresExternalSettings }
+    | { kind: "external"; /** Its settings: now when its host is a plain value, once known otherwise. */ server: ExternalServer<PostgresExternalSettings> }
     | { kind: "sqlite" };
 
 /** Redis for the workers: installed on the main host, or an existing server. */
 export type PlannedRedis =
-    { kind: "local"; settings: RedisLocalSettings } | { kind: "external"; /** Known now when its host is a plain value. */ settings?: RedisExternalSettings };
+    | { kind: "local"; settings: RedisLocalSettings }
+    | { kind: "external"; /** Its settings: now when its host is a plain value, once known otherwise. */ server: ExternalServer<RedisExternalSettings> };
 
 /** The stack's DNS: the record set (with stand-in addresses while the real ones are not known) and where it goes. */
 export interface PlannedDns {
@@ -215,7 +217,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     if (sqlite) postgres = { kind: "sqlite" };
     else if (external) {
         const server = attempt(() => resolveExternalPostgres(labels.postgres, pg, external));
-        if (server) postgres = { kind: "external", ...(server.now ? { settings: server.now } : {}) };
+        if (server) postgres = { kind: "external", server };
     } else {
         const settings = attempt(() => resolvePostgresSettings(labels.postgres, pg));
         if (settings) postgres = { kind: "local", settings, onDatabaseHost: dbHostArgs !== undefined };
@@ -246,7 +248,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         );
     } else if (hasWorkers && redisExternal) {
         const server = attempt(() => resolveExternalRedis(labels.redis, redisOptions, redisExternal));
-        if (server) redis = { kind: "external", ...(server.now ? { settings: server.now } : {}) };
+        if (server) redis = { kind: "external", server };
     } else if (hasWorkers) {
         const settings = attempt(() => resolveRedisSettings(labels.redis, redisOptions));
         if (settings) redis = { kind: "local", settings };

@@ -100,12 +100,20 @@ describe("the stack plan (pure, no Pulumi)", () => {
     it("external PostgreSQL: nothing installed or claimed; its settings are checked now when its host is known, later otherwise", () => {
         const external = { host: "db.example.com", database: "synapse", user: "synapse", sslMode: "require" as const };
         const p = plan(args({ postgres: { external } }));
-        assert.deepEqual(p.postgres, {
-            kind: "external",
-            settings: { mode: "external", host: "db.example.com", port: 5432, database: "synapse", user: "synapse", sslMode: "require" },
+        assert.ok(p.postgres.kind === "external");
+        assert.deepEqual(p.postgres.server.now, {
+            mode: "external",
+            host: "db.example.com",
+            port: 5432,
+            database: "synapse",
+            user: "synapse",
+            sslMode: "require",
         });
         assert.ok(!claimed(p).some((c) => c.startsWith("PostgresDatabase")));
-        assert.deepEqual(plan(args({ postgres: { external: { ...external, host: new Later("managed db") } } })).postgres, { kind: "external" });
+        const later = plan(args({ postgres: { external: { ...external, host: new Later("managed db") } } })).postgres;
+        assert.ok(later.kind === "external" && later.server.now === undefined);
+        assert.equal(later.server.at("10.0.0.7").host, "10.0.0.7");
+        assert.throws(() => later.server.at("not a host!"), /PostgresDatabase "dev-postgres": external\.host is "not a host!"/);
         assert.deepEqual(problems(args({ postgres: { external: { ...external, port: 0 } } })), ['PostgresDatabase "dev-postgres": external.port']);
         assert.deepEqual(problems(args({ postgres: { external, memoryMb: 2048 } })), ['PostgresDatabase "dev-postgres": memoryMb']);
     });

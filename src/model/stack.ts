@@ -294,7 +294,10 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     const ports: Record<string, PortRegistry> = {};
     if (host) {
         const main = (ports[labels.host] = new PortRegistry(labels.host));
-        const claim = (registry: PortRegistry, component: string, claims: PortClaim[]) => attempt(() => registry.claim(component, claims));
+        const chosen = (setting: string | undefined) => setting !== undefined && setting.includes(".") && valueAt(args, setting) !== undefined;
+        const claim = (registry: PortRegistry, component: string, claims: PortClaim[]) => {
+            for (const c of claims) attempt(() => claimNamingChoice(registry, component, c, chosen));
+        };
         if (proxy) claim(main, labels.proxy, named(proxyPortClaims(proxy.settings), { nginx: (c) => (c.port === 8448 ? "proxy.federationPort" : "proxy") }));
         if (postgres?.kind === "local") {
             const registry = postgres.onDatabaseHost ? (ports[labels.databaseHost] = new PortRegistry(labels.databaseHost)) : main;
@@ -345,6 +348,47 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(dns ? { dns } : {}),
         ports,
     };
+}
+
+/**
+ * Claims one port. When it clashes with a port the user chose while this
+ * one is a default, the error is the other way round: it names the user's
+ * setting (the one to change), as if that claim had come second.
+ */
+function claimNamingChoice(registry: PortRegistry, component: string, c: PortClaim, chosen: (setting: string | undefined) => boolean): void {
+    try {
+        registry.claim(component, [c]);
+    } catch (e) {
+        if (!(e instanceof ConfigError) || chosen(c.setting)) throw e;
+        const other = registry.all().find((o) => clash(registry.host, o, component, c));
+        if (!other || !chosen(other.setting)) throw e;
+        const reversed = new PortRegistry(registry.host);
+        reversed.claim(component, [c]);
+        reversed.claim(other.component, [other]);
+        throw e;
+    }
+}
+
+/** Whether two claims clash, by the registry's own rule. */
+function clash(host: string, o: PortClaim & { component: string }, component: string, c: PortClaim): boolean {
+    const r = new PortRegistry(host);
+    r.claim(o.component, [o]);
+    try {
+        r.claim(component, [c]);
+        return false;
+    } catch {
+        return true;
+    }
+}
+
+/** The value at a MatrixStack argument path such as `redis.port` or `workers.workers[0].port`. */
+function valueAt(args: unknown, path: string): unknown {
+    let v: unknown = args;
+    for (const key of path.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "")) {
+        if (v === null || typeof v !== "object") return undefined;
+        v = (v as Record<string, unknown>)[key];
+    }
+    return v;
 }
 
 /** Synapse's settings without the replication listener the plan added for a pool that turned out to have no workers. */

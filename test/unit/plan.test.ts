@@ -211,9 +211,13 @@ describe("the stack plan (pure, no Pulumi)", () => {
             }
             return "";
         };
-        // The later claim is refused, naming the earlier one: the default ports come first (nginx, PostgreSQL, Redis, Synapse, workers, coturn).
+        // A port the user chose is named against a default one, whichever was claimed first.
         assert.match(
             at(args({ redis: { port: 8008 } })),
+            /^RedisServer "dev-redis": redis\.port is 8008; SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses tcp port 8008/,
+        );
+        assert.match(
+            at(args({ redis: { port: 8008 }, synapse: { ...args().synapse, httpPort: 8008 } })),
             /^SynapseHomeserver "dev-synapse": synapse\.httpPort is 8008; RedisServer "dev-redis" \(redis\) already uses tcp port 8008/,
         );
         assert.match(at(args({ workers: { basePort: 5432 } })), /WorkerPool "dev-workers": workers\.basePort is 5432; PostgresDatabase "dev-postgres"/);

@@ -3,7 +3,7 @@ import { CoturnOptions } from "../src/model/coturn";
 import { ElementWebOptions } from "../src/model/element";
 import { PostgresOptions } from "../src/model/postgres";
 import { RedisOptions } from "../src/model/redis";
-import { StackPlan, planStack } from "../src/model/stack";
+import { STACK_ROLES, StackPlan, planStack } from "../src/model/stack";
 import { SynapseOptions } from "../src/model/synapse";
 import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { ReverseProxyOptions } from "../src/model/proxy";
@@ -121,7 +121,7 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
     readonly zoneFile?: pulumi.Output<string>;
-    /** The plan the children were constructed from (plain values). */
+    /** The plan the children were constructed from: their settings, the port claims of each host (see `planStack`). */
     readonly plan: StackPlan;
 
     constructor(name: string, args: MatrixStackArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -131,13 +131,13 @@ export class MatrixStack extends pulumi.ComponentResource {
         const child = { parent: this };
         const { host: dbHostArgs, reachableAt, external, ...pg } = args.postgres ?? {};
 
-        this.host = new Host(childName(name, "host"), { ...args.host, resolved: plan.host }, child);
+        this.host = new Host(childName(name, STACK_ROLES.host), { ...args.host, resolved: plan.host }, child);
         if (plan.postgres.kind === "external") {
-            this.database = new PostgresDatabase(childName(name, "postgres"), { ...pg, external: external!, resolved: plan.postgres.server }, child);
+            this.database = new PostgresDatabase(childName(name, STACK_ROLES.postgres), { ...pg, external: external!, resolved: plan.postgres.server }, child);
         } else if (plan.postgres.kind === "local") {
-            if (dbHostArgs) this.databaseHost = new Host(childName(name, "db-host"), { ...dbHostArgs, resolved: plan.databaseHost }, child);
+            if (dbHostArgs) this.databaseHost = new Host(childName(name, STACK_ROLES.databaseHost), { ...dbHostArgs, resolved: plan.databaseHost }, child);
             this.database = new PostgresDatabase(
-                childName(name, "postgres"),
+                childName(name, STACK_ROLES.postgres),
                 { ...pg, host: this.databaseHost ?? this.host, reachableAt, resolved: plan.postgres.settings },
                 child,
             );
@@ -145,7 +145,7 @@ export class MatrixStack extends pulumi.ComponentResource {
         if (plan.redis) {
             const { external: redisExternal, ...redisOptions } = args.redis ?? {};
             this.redis = new RedisServer(
-                childName(name, "redis"),
+                childName(name, STACK_ROLES.redis),
                 plan.redis.kind === "external"
                     ? { external: redisExternal!, resolved: plan.redis.server }
                     : { ...redisOptions, host: this.host, resolved: plan.redis.settings },
@@ -153,27 +153,27 @@ export class MatrixStack extends pulumi.ComponentResource {
             );
         }
         this.synapse = new SynapseHomeserver(
-            childName(name, "synapse"),
+            childName(name, STACK_ROLES.synapse),
             { ...args.synapse, host: this.host, database: this.database, resolved: plan.synapse },
             child,
         );
         if (plan.workers) {
             this.workers = new WorkerPool(
-                childName(name, "workers"),
+                childName(name, STACK_ROLES.workers),
                 { ...args.workers, synapse: this.synapse, redis: this.redis, resolved: plan.workers },
                 child,
             );
         }
         if (args.element && plan.element) {
             this.element = new ElementWeb(
-                childName(name, "element"),
+                childName(name, STACK_ROLES.element),
                 { ...args.element, host: this.host, synapse: this.synapse, resolved: plan.element },
                 child,
             );
         }
         if (args.proxy && plan.proxy) {
             this.proxy = new ReverseProxy(
-                childName(name, "proxy"),
+                childName(name, STACK_ROLES.proxy),
                 {
                     ...plan.proxy.options,
                     ...(args.proxy.cloudflareApiToken !== undefined ? { cloudflareApiToken: args.proxy.cloudflareApiToken } : {}),
@@ -187,14 +187,14 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         const peers = { synapse: this.synapse, ...(this.proxy ? { certificate: this.proxy } : {}), ...(this.workers ? { workers: this.workers } : {}) };
         if (args.turn && plan.turn.kind === "server") {
-            this.turn = new CoturnServer(childName(name, "turn"), { ...args.turn, ...peers, resolved: plan.turn.settings }, child);
+            this.turn = new CoturnServer(childName(name, STACK_ROLES.turn), { ...args.turn, ...peers, resolved: plan.turn.settings }, child);
         } else {
-            this.turnRemoval = new CoturnRemoval(childName(name, "turn-removal"), { coturnName: childName(name, "turn"), ...peers }, child);
+            this.turnRemoval = new CoturnRemoval(childName(name, STACK_ROLES.turnRemoval), { coturnName: childName(name, STACK_ROLES.turn), ...peers }, child);
         }
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {
-                this.dns = new CloudflareDns(childName(name, "dns"), { ...dns, synapse: this.synapse, resolved: plan.dns.settings }, child);
+                this.dns = new CloudflareDns(childName(name, STACK_ROLES.dns), { ...dns, synapse: this.synapse, resolved: plan.dns.settings }, child);
                 this.zoneFile = this.dns.zoneFile;
             } else {
                 this.zoneFile = plannedZoneFile(plan.labels.dns, plan.dns.settings, dns.ipv4, dns.ipv6, plan.dns.zoneFile);

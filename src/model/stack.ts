@@ -92,7 +92,7 @@ export interface StackLabels {
     dns: string;
 }
 
-/** The children's names: `<stack>-<role>`, the role being the MatrixStack argument (`dev-synapse`). */
+/** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
 export const STACK_ROLES = {
     host: "host",
     databaseHost: "db-host",

@@ -57,7 +57,7 @@ export interface CreatedDnsRecord {
     proxied: boolean;
 }
 
-/** Addresses that arrive as Outputs plan the record set with these (documentation ranges); the records get the real ones. */
+/** Addresses that arrive as Outputs plan the record set with these (DNS_STAND_IN, documentation ranges); the records get the real ones. */
 const STAND_IN = DNS_STAND_IN;
 
 /** The Worker's runtime behaviour is pinned by this date (Cloudflare's compatibility date). */

@@ -14,6 +14,7 @@ import {
     withAddresses,
 } from "../src/model/dns";
 import { ConfigError } from "../src/model/errors";
+import { DNS_STAND_IN } from "../src/model/stack";
 import { renderWellKnownWorker, renderZoneFile } from "../src/render/zonefile";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -36,6 +37,14 @@ export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publ
     stack?: string;
     /** SOA and NS of the `zoneFile` output (see `ZoneFileOptions`; its origin is the zone's name). Default placeholders that DNS hosts replace on import. */
     zoneFile?: Omit<ZoneFileOptions, "origin">;
+    /**
+     * The record set's settings, already resolved from these options (with
+     * stand-in addresses while the real ones are not known: see
+     * `DNS_STAND_IN`; MatrixStack passes its plan's, see `planStack`): used
+     * as they are, so they are resolved once per deployment. Default:
+     * resolved here.
+     */
+    resolved?: DnsSettings;
 }
 
 /** A record as created, for the component's outputs. */
@@ -48,8 +57,8 @@ export interface CreatedDnsRecord {
     proxied: boolean;
 }
 
-/** Addresses that arrive as Outputs plan the record set with these (documentation ranges); the records get the real ones. */
-const STAND_IN = { ipv4: "192.0.2.1", ipv6: "2001:db8::1" };
+/** Addresses that arrive as Outputs plan the record set with these (DNS_STAND_IN, documentation ranges); the records get the real ones. */
+const STAND_IN = DNS_STAND_IN;
 
 /** The Worker's runtime behaviour is pinned by this date (Cloudflare's compatibility date). */
 const WORKER_COMPATIBILITY_DATE = "2025-01-01";
@@ -81,7 +90,7 @@ export class CloudflareDns extends pulumi.ComponentResource {
     constructor(name: string, args: CloudflareDnsArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("CloudflareDns"), name, {}, opts);
         const component = `CloudflareDns "${name}"`;
-        const { synapse, proxy, ipv4, ipv6, zoneFile, ...rest } = args;
+        const { synapse, proxy, ipv4, ipv6, zoneFile, resolved, ...rest } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
         const options = (addresses: { ipv4?: string; ipv6?: string }): DnsOptions => ({
             ...rest,
@@ -93,14 +102,16 @@ export class CloudflareDns extends pulumi.ComponentResource {
         });
         // Which records exist never depends on the addresses' values, only on whether an IPv6 is given.
         const deferred = isDeferred(ipv4) || isDeferred(ipv6);
-        const plan = resolveDnsSettings(
-            component,
-            options(
-                deferred
-                    ? { ipv4: STAND_IN.ipv4, ...(ipv6 !== undefined ? { ipv6: STAND_IN.ipv6 } : {}) }
-                    : ({ ipv4, ipv6 } as { ipv4?: string; ipv6?: string }),
-            ),
-        );
+        const plan =
+            resolved ??
+            resolveDnsSettings(
+                component,
+                options(
+                    deferred
+                        ? { ipv4: STAND_IN.ipv4, ...(ipv6 !== undefined ? { ipv6: STAND_IN.ipv6 } : {}) }
+                        : ({ ipv4, ipv6 } as { ipv4?: string; ipv6?: string }),
+                ),
+            );
         const real: pulumi.Output<DnsSettings> = pulumi.all([ipv4, ipv6]).apply(([v4, v6]) => withAddresses(component, plan, v4, v6));
         this.certificateNames = certificateNamesFor(plan);
         this.serverNameWellKnown = serverNameWellKnownFor(plan);
@@ -108,7 +119,7 @@ export class CloudflareDns extends pulumi.ComponentResource {
         const zone = lookupZone(plan, this);
         this.zoneId = zone.id;
         this.records = real.apply((s) => dnsRecords(s).map(created));
-        this.zoneFile = pulumi.all([real, zone.name]).apply(([s, origin]) => renderZoneFile(s, resolveZoneFileSettings(component, s, { ...zoneFile, origin })));
+        this.zoneFile = pulumi.all([real, zone.name]).apply(([s, origin]) => zoneFileText(component, s, { ...zoneFile, origin }));
 
         const recordOpts = { parent: this };
         for (const [i, r] of dnsRecords(plan).entries()) {
@@ -118,6 +129,26 @@ export class CloudflareDns extends pulumi.ComponentResource {
         createWorker(name, plan, zone.id, this);
         this.registerOutputs({ records: this.records, zoneFile: this.zoneFile, zoneId: this.zoneId });
     }
+}
+
+/** The record set as a BIND zone file. */
+function zoneFileText(component: string, s: DnsSettings, zoneFile: ZoneFileOptions): string {
+    return renderZoneFile(s, resolveZoneFileSettings(component, s, zoneFile));
+}
+
+/**
+ * The zone file of a record set planned before its addresses are known
+ * (see `planStack`), once they are: what MatrixStack outputs without
+ * Cloudflare (nothing is created).
+ */
+export function plannedZoneFile(
+    component: string,
+    planned: DnsSettings,
+    ipv4: pulumi.Input<string>,
+    ipv6: pulumi.Input<string> | undefined,
+    zoneFile: ZoneFileOptions,
+): pulumi.Output<string> {
+    return pulumi.all([ipv4, ipv6]).apply(([v4, v6]) => zoneFileText(component, withAddresses(component, planned, v4, v6), zoneFile));
 }
 
 /** A record for the outputs. */

@@ -3,7 +3,7 @@ import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
 import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
 import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/coturn";
-import { liveDir } from "../src/provision/proxy";
+import { liveDir } from "../src/model/proxy";
 import { Host } from "./Host";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -31,6 +31,12 @@ export interface CoturnServerArgs extends CoturnOptions {
     certificate?: ReverseProxy;
     /** Synapse's WorkerPool, if any: TURN's Synapse steps run after it, so the two never restart Synapse's processes at once. Default: none. */
     workers?: WorkerPool;
+    /**
+     * coturn's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: CoturnSettings;
 }
 
 /** How errors, port claims and the firewall opening name a CoturnServer. */
@@ -61,7 +67,7 @@ export class CoturnServer extends pulumi.ComponentResource {
     constructor(name: string, args: CoturnServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("CoturnServer"), name, {}, opts);
         const component = coturnServerLabel(name);
-        const { synapse, host: hostArg, certificate, workers, ...options } = args;
+        const { synapse, host: hostArg, certificate, workers, resolved, ...options } = args;
         const host = hostArg ?? synapse.host;
         if (certificate && host !== synapse.host) {
             throw new ConfigError(
@@ -71,11 +77,13 @@ export class CoturnServer extends pulumi.ComponentResource {
                 `the certificate is on the reverse proxy's host (Synapse's, ${synapse.host.label}), coturn on ${host.label}: run coturn on Synapse's host, or leave certificate out (no TLS)`,
             );
         }
-        const s = resolveCoturnSettings(
-            component,
-            options,
-            certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined,
-        );
+        const s =
+            resolved ??
+            resolveCoturnSettings(
+                component,
+                options,
+                certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined,
+            );
         host.claimPorts(component, coturnPortClaims(s));
         this.settings = s;
         this.host = host;

@@ -15,6 +15,12 @@ export interface ElementWebArgs extends ElementWebOptions {
      * not manage). Its host must differ from `domain`.
      */
     synapse: SynapseHomeserver | { serverName: string; publicBaseUrl: string };
+    /**
+     * Element's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: ElementWebSettings;
 }
 
 /**
@@ -39,9 +45,9 @@ export class ElementWeb extends pulumi.ComponentResource {
     constructor(name: string, args: ElementWebArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("ElementWeb"), name, {}, opts);
         const component = `ElementWeb "${name}"`;
-        const { host, synapse, ...options } = args;
+        const { host, synapse, resolved, ...options } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
-        const s = resolveElementWebSettings(component, options, { serverName: homeserver.serverName, publicBaseUrl: homeserver.publicBaseUrl });
+        const s = resolved ?? resolveElementWebSettings(component, options, { serverName: homeserver.serverName, publicBaseUrl: homeserver.publicBaseUrl });
         const files = elementFiles(s.paths);
         this.settings = s;
         this.domain = s.domain;

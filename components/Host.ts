@@ -52,6 +52,12 @@ export interface HostArgs extends HostOptions {
      * only what they affect. Default: unset (scripts run when their text changes).
      */
     reapply?: pulumi.Input<string>;
+    /**
+     * The host's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: HostSettings;
 }
 
 /**
@@ -84,7 +90,7 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         super(typeToken("Host"), name, {}, opts);
         const component = `Host "${name}"`;
         this.label = component;
-        const s = resolveHostSettings(component, args);
+        const s = args.resolved ?? resolveHostSettings(component, args);
         this.settings = s;
         this.ports = new PortRegistry(component);
         const checkAddress = (h: string) => {

@@ -3,34 +3,24 @@ import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
 import {
     DatabaseConnection,
-    POSTGRES_DEFAULTS,
+    ExternalPostgresOptions,
     PostgresExternalSettings,
     PostgresLocalSettings,
     PostgresOptions,
-    checkExternalPostgres,
     postgresPortClaims,
+    resolveExternalPostgres,
     resolvePostgresSettings,
-    validatePostgres,
 } from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
 import { Host } from "./Host";
+import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
 /** An existing or managed PostgreSQL server; the library installs nothing. */
-export interface ExternalPostgresArgs {
-    /** Host name or address of the server. */
-    host: pulumi.Input<string>;
-    /** Port. Default 5432. */
-    port?: number;
-    /** Database (must be UTF8 with LC_COLLATE and LC_CTYPE C). */
-    database: string;
-    /** Role Synapse logs in as. */
-    user: string;
+export interface ExternalPostgresArgs extends ExternalPostgresOptions<Exclude<pulumi.Input<string>, string>> {
     /** The role's password (secret). */
     password: pulumi.Input<string>;
-    /** libpq sslmode. Default `prefer`. */
-    sslMode?: PostgresExternalSettings["sslMode"];
 }
 
 export interface PostgresDatabaseArgs extends PostgresOptions {
@@ -43,6 +33,13 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
      * `listenAddresses`). Default 127.0.0.1: only the same host.
      */
     reachableAt?: pulumi.Input<string>;
+    /**
+     * The settings already resolved from these options (MatrixStack passes
+     * its plan's: see `planStack`): a server the library installs, or the
+     * existing server of `external`. Used as they are, so they are resolved
+     * once per deployment. Default: resolved here.
+     */
+    resolved?: PostgresLocalSettings | ExternalServer<PostgresExternalSettings>;
 }
 
 /**
@@ -67,26 +64,13 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         super(typeToken("PostgresDatabase"), name, {}, opts);
         const component = `PostgresDatabase "${name}"`;
         if (args.external) {
-            const e = args.external;
-            checkExternalPostgres(component, args);
-            const settings = (host: string): PostgresExternalSettings => ({
-                mode: "external",
-                host,
-                port: e.port ?? POSTGRES_DEFAULTS.port,
-                database: e.database,
-                user: e.user,
-                sslMode: e.sslMode ?? "prefer",
-            });
-            const check = (host: string) => {
-                validatePostgres(component, settings(host), "external.");
-                return host;
-            };
-            if (typeof e.host === "string") check(e.host);
+            const { password: _password, ...e } = args.external;
+            const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalPostgres(component, args, e);
             this.connection = pulumi.output(e.host).apply((host) => {
-                const { mode: _mode, ...connection } = settings(check(host));
+                const { mode: _mode, ...connection } = server.now ?? server.at(host);
                 return connection;
             });
-            this.password = pulumi.secret(e.password);
+            this.password = pulumi.secret(args.external.password);
             // Nothing to wait for: the server exists already.
             this.ready = this;
             this.registerOutputs({ connection: this.connection });
@@ -95,7 +79,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install PostgreSQL on, or external settings of an existing server");
         }
-        const s = resolvePostgresSettings(component, args);
+        const s = args.resolved && !("at" in args.resolved) ? args.resolved : resolvePostgresSettings(component, args);
         const host = args.host;
         host.claimPorts(component, postgresPortClaims(s));
         this.settings = s;

@@ -1,36 +1,26 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError, Described } from "../src/model/errors";
+import { ConfigError } from "../src/model/errors";
 import {
-    REDIS_DEFAULTS,
+    ExternalRedisOptions,
     RedisConnection,
     RedisExternalSettings,
     RedisLocalSettings,
     RedisOptions,
-    checkExternalRedis,
     redisPortClaims,
+    resolveExternalRedis,
     resolveRedisSettings,
-    validateRedis,
 } from "../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
 import { Host } from "./Host";
+import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
 /** An existing Redis; the library installs nothing. */
-export interface ExternalRedisArgs {
-    /** Host name or address of the server. */
-    host: pulumi.Input<string>;
-    /** Port. Default 6379. */
-    port?: number;
+export interface ExternalRedisArgs extends ExternalRedisOptions<Exclude<pulumi.Input<string>, string>> {
     /** The password Synapse gives (secret). Default: none (a server that asks for none). */
     password?: pulumi.Input<string>;
-    /** Connect with TLS. Default false. */
-    tls?: boolean;
-    /** PEM of the CA that signed the server's certificate, when the hosts do not trust it already (TLS only). Default: the system's CAs. */
-    caCertificate?: string;
-    /** The ACL user to log in as (Redis 6 and newer). Default: the default user. */
-    user?: string;
 }
 
 export interface RedisServerArgs extends RedisOptions {
@@ -43,6 +33,13 @@ export interface RedisServerArgs extends RedisOptions {
      * (one of `bindAddresses`). Default 127.0.0.1: only the same host.
      */
     reachableAt?: pulumi.Input<string>;
+    /**
+     * The settings already resolved from these options (MatrixStack passes
+     * its plan's: see `planStack`): a server the library installs, or the
+     * existing server of `external`. Used as they are, so they are resolved
+     * once per deployment. Default: resolved here.
+     */
+    resolved?: RedisLocalSettings | ExternalServer<RedisExternalSettings>;
 }
 
 /**
@@ -67,36 +64,15 @@ export class RedisServer extends pulumi.ComponentResource {
         super(typeToken("RedisServer"), name, {}, opts);
         const component = `RedisServer "${name}"`;
         if (args.external) {
-            const e = args.external;
-            checkExternalRedis(component, args);
+            const { password, ...e } = args.external;
+            const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalRedis(component, args, e);
             if (args.reachableAt !== undefined)
                 throw new ConfigError(component, "reachableAt", args.reachableAt, "with external the address is external.host; remove reachableAt");
-            const settings = (host: string): RedisExternalSettings => ({
-                mode: "external",
-                host,
-                port: e.port ?? REDIS_DEFAULTS.port,
-                tls: e.tls ?? false,
-                ...(e.user !== undefined ? { user: e.user } : {}),
-            });
-            const check = (host: string) => {
-                validateRedis(component, settings(host), "external.");
-                if (e.caCertificate !== undefined && !(e.tls ?? false))
-                    throw new ConfigError(
-                        component,
-                        "external.caCertificate",
-                        new Described("set"),
-                        "it is only used with TLS: set external.tls true, or remove it",
-                    );
-                if (e.caCertificate !== undefined && !/-----BEGIN CERTIFICATE-----/.test(e.caCertificate))
-                    throw new ConfigError(component, "external.caCertificate", e.caCertificate, "expected a PEM certificate (-----BEGIN CERTIFICATE-----)");
-                return host;
-            };
-            if (typeof e.host === "string") check(e.host);
             this.connection = pulumi.output(e.host).apply((host) => {
-                const { mode: _mode, ...connection } = settings(check(host));
+                const { mode: _mode, ...connection } = server.now ?? server.at(host);
                 return { ...connection, ...(e.caCertificate !== undefined ? { caCertificate: e.caCertificate } : {}) };
             });
-            if (e.password !== undefined) this.password = pulumi.secret(e.password);
+            if (password !== undefined) this.password = pulumi.secret(password);
             // Nothing to wait for: the server exists already.
             this.ready = this;
             this.registerOutputs({ connection: this.connection });
@@ -105,7 +81,7 @@ export class RedisServer extends pulumi.ComponentResource {
         if (!args.host) {
             throw new ConfigError(component, "host", undefined, "expected the Host to install Redis on, or external settings of an existing server");
         }
-        const s = resolveRedisSettings(component, args);
+        const s = args.resolved && !("at" in args.resolved) ? args.resolved : resolveRedisSettings(component, args);
         const host = args.host;
         host.claimPorts(component, redisPortClaims(s));
         this.settings = s;

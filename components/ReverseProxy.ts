@@ -24,6 +24,12 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
      * line or an output.
      */
     cloudflareApiToken?: pulumi.Input<string>;
+    /**
+     * The proxy's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
+     */
+    resolved?: ReverseProxySettings;
 }
 
 /**
@@ -46,7 +52,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
         super(typeToken("ReverseProxy"), name, {}, opts);
         const component = `ReverseProxy "${name}"`;
         const synapse = args.synapse;
-        const s = resolveReverseProxySettings(component, args, synapse.settings, args.element);
+        const s = args.resolved ?? resolveReverseProxySettings(component, args, synapse.settings, args.element);
         checkAcmeCredentials(component, s.acme, args.cloudflareApiToken !== undefined);
         this.settings = s;
         this.certificateNames = s.certificateNames;

@@ -36,12 +36,11 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
     /** SMTP password for `email` (secret). Default: none. */
     smtpPassword?: pulumi.Input<string>;
     /**
-     * Secret files other services hand to Synapse (a TURN or Redis secret,
-     * say), written beside Synapse's own secrets and pruned when they go.
-     * Default none (the database passfile and the SMTP fragment are added by
-     * `database` and `smtpPassword`).
+     * Synapse's settings already resolved from these options (MatrixStack passes its
+     * plan's: see `planStack`): used as they are, so they are resolved once
+     * per deployment. Default: resolved here.
      */
-    secretFiles?: pulumi.Input<SynapseSecretFile>[];
+    resolved?: SynapseSettings;
 }
 
 /**
@@ -85,7 +84,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             );
         }
         validateAdminUser(component, args.adminUser);
-        const s = resolveSynapseSettings(component, args);
+        const s = args.resolved ?? resolveSynapseSettings(component, args);
         this.settings = s;
         for (const w of synapseWarnings(s)) pulumi.log.warn(`${component}: ${w}`, this);
         const host = args.host;
@@ -110,10 +109,10 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             if (s.protectSigningKey) protectedKeyUrn = key.urn;
         }
 
-        // Secret files of peers: one list, whatever service they come from.
-        const peerFiles: pulumi.Input<SynapseSecretFile>[] = [...(args.secretFiles ?? [])];
-        if (args.database) peerFiles.push(pulumi.all([args.database.connection, args.database.password]).apply(([c, pw]) => pgpassSecretFile(c, pw)));
-        if (s.email && args.smtpPassword !== undefined) peerFiles.push(pulumi.output(args.smtpPassword).apply((pw) => emailSecretFile(s, pw)));
+        // Secret files of Synapse's own inputs; services built after Synapse write theirs in steps of their own (synapsePeerSecrets).
+        const ownFiles: pulumi.Input<SynapseSecretFile>[] = [];
+        if (args.database) ownFiles.push(pulumi.all([args.database.connection, args.database.password]).apply(([c, pw]) => pgpassSecretFile(c, pw)));
+        if (s.email && args.smtpPassword !== undefined) ownFiles.push(pulumi.output(args.smtpPassword).apply((pw) => emailSecretFile(s, pw)));
 
         const install = hostScript(
             childName(name, "install"),
@@ -128,7 +127,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         this.host = host;
         this.secrets = pulumi.secret(
             pulumi
-                .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(peerFiles), protectedKeyUrn])
+                .all([macaroon, form, this.registrationSharedSecret, keyLine, pulumi.all(ownFiles), protectedKeyUrn])
                 .apply(([m, f, r, k, files, urn]): SynapseSecrets => ({
                     macaroonSecretKey: m,
                     formSecret: f,

@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
-import { isLoopback } from "../src/model/redis";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workerHosts";
 import {
     WorkerCounts,
     WorkerPeers,
@@ -9,7 +8,6 @@ import {
     WorkerPoolSettings,
     WorkerSpec,
     WorkerUpstream,
-    isMultiHost,
     noRedisError,
     poolHosts,
     resolveWorkerPoolSettings,
@@ -42,6 +40,12 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
      * removes what an earlier pool wrote.
      */
     workers?: WorkerCounts | WorkerPoolWorker[];
+    /**
+     * The pool's settings, already resolved from these options (MatrixStack
+     * passes its plan's: see `planStack`): used as they are, so they are
+     * resolved once per deployment. Default: resolved here.
+     */
+    resolved?: WorkerPoolSettings;
 }
 
 /** `Host "name"` -> `name`. */
@@ -78,22 +82,11 @@ export class WorkerPool extends pulumi.ComponentResource {
                   return { ...w, ...(host ? { host: host.label } : {}) };
               })
             : args.workers;
-        const s = resolveWorkerPoolSettings(component, { basePort: args.basePort, workers }, synapse.settings, mainHost.label);
+        const s = args.resolved ?? resolveWorkerPoolSettings(component, { basePort: args.basePort, workers }, synapse.settings, mainHost.label);
         this.settings = s;
         const active = s.workers.length > 0;
         if (active && !args.redis) throw noRedisError(component);
-        if (isMultiHost(s)) {
-            for (const label of poolHosts(s)) {
-                if (hosts.get(label)!.privateAddress !== undefined) continue;
-                const w = s.workers.find((x) => x.host === label);
-                throw new ConfigError(
-                    component,
-                    w ? `${w.setting}.host` : "synapse",
-                    label,
-                    `workers on other hosts than Synapse's reach each other over a private network: give ${label} a privateAddress (every host of the pool needs one)`,
-                );
-            }
-        }
+        checkPoolPrivateAddresses(component, s, (label) => hosts.get(label)!.privateAddress !== undefined);
         for (const label of poolHosts(s)) hosts.get(label)!.claimPorts(component, workerPortClaims(s, label));
 
         const labels = poolHosts(s);
@@ -102,15 +95,13 @@ export class WorkerPool extends pulumi.ComponentResource {
             ? pulumi.output(undefined)
             : pulumi.all([addresses, args.redis!.connection, synapse.peers]).apply(([addrs, redis, synapsePeers]) => {
                   const privateAddresses = Object.fromEntries(labels.flatMap((l, i) => (addrs[i] !== undefined ? [[l, addrs[i] as string]] : [])));
-                  checkReachable(
-                      component,
-                      s,
+                  checkPoolReachable(component, s, {
                       privateAddresses,
-                      synapse.settings.replication?.bindAddresses ?? [],
-                      redis.host,
-                      args.redis!,
-                      synapsePeers.database?.host,
-                  );
+                      replicationBindAddresses: synapse.settings.replication?.bindAddresses ?? [],
+                      redisHost: redis.host,
+                      redisElsewhere: args.redis!.host !== undefined && args.redis!.host.label !== s.mainHost,
+                      databaseHost: synapsePeers.database?.host,
+                  });
                   return { privateAddresses, redis, redisPassword: args.redis!.password !== undefined };
               });
 
@@ -178,49 +169,5 @@ export class WorkerPool extends pulumi.ComponentResource {
 
         this.upstreams = peers.apply((p) => (p ? workerUpstreams(s, (h) => p.privateAddresses[h]) : []));
         this.registerOutputs({ upstreams: this.upstreams });
-    }
-}
-
-/**
- * With workers on several hosts, everything they dial must be reachable from
- * each: the main process's replication listener on its private address,
- * Redis and PostgreSQL not on loopback. Checked once the addresses are known,
- * before any script is built.
- */
-function checkReachable(
-    component: string,
-    s: WorkerPoolSettings,
-    addresses: Record<string, string>,
-    replicationBind: string[],
-    redisHost: string,
-    redis: RedisServer,
-    databaseHost: string | undefined,
-): void {
-    const redisElsewhere = redis.host !== undefined && redis.host.label !== s.mainHost;
-    if (isLoopback(redisHost) && (isMultiHost(s) || redisElsewhere)) {
-        throw new ConfigError(
-            component,
-            "redis",
-            redisHost,
-            "Synapse processes on other hosts than Redis's cannot reach it on loopback: give the RedisServer reachableAt (its private address, also in bindAddresses)",
-        );
-    }
-    if (!isMultiHost(s)) return;
-    const main = addresses[s.mainHost];
-    if (!replicationBind.includes(main)) {
-        throw new ConfigError(
-            component,
-            "synapse.replication.bindAddresses",
-            replicationBind,
-            `workers on other hosts call the main process at ${main}: add it to the SynapseHomeserver's replication.bindAddresses`,
-        );
-    }
-    if (databaseHost !== undefined && isLoopback(databaseHost)) {
-        throw new ConfigError(
-            component,
-            "synapse.database",
-            databaseHost,
-            "workers on other hosts cannot reach PostgreSQL on loopback: give the PostgresDatabase reachableAt (its private address) and allowedClients",
-        );
     }
 }

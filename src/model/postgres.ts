@@ -1,4 +1,4 @@
-import { ConfigError, Described } from "./errors";
+import { ExternalServer, checkExternalOptions, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 
@@ -170,28 +170,43 @@ export function resolvePostgresSettings(component: string, o: PostgresOptions): 
     return s;
 }
 
+/** An existing PostgreSQL server as a user writes it (its password is a secret input of the component); `L` is a value known only later. */
+export interface ExternalPostgresOptions<L = never> {
+    /** Host name or address of the server. */
+    host: string | L;
+    /** Port. Default 5432. */
+    port?: number;
+    /** Database (must be UTF8 with LC_COLLATE and LC_CTYPE C). */
+    database: string;
+    /** Role Synapse logs in as. */
+    user: string;
+    /** libpq sslmode. Default `prefer`. */
+    sslMode?: PostgresExternalSettings["sslMode"];
+}
+
 /**
- * An external server takes its own settings: options for a server the
- * library installs would be silently ignored, so they are an error.
+ * An existing server's settings, checked now when its host is a plain
+ * value and again once it is known. Options for a server the library
+ * installs (`o`) would be silently ignored, so they are an error.
  */
-export function checkExternalPostgres(component: string, o: PostgresOptions & { host?: unknown }): void {
-    if (o.host !== undefined) {
-        throw new ConfigError(
-            component,
-            "host",
-            new Described("set together with external"),
-            "choose one: host installs PostgreSQL on that Host, external uses an existing server",
-        );
-    }
-    const set = LOCAL_ONLY_POSTGRES_OPTIONS.filter((k) => o[k] !== undefined);
-    if (set.length) {
-        throw new ConfigError(
-            component,
-            set.join(", "),
-            Object.fromEntries(set.map((k) => [k, o[k]])),
-            "these configure a server the library installs and do nothing with external; remove them, or configure the external server itself",
-        );
-    }
+export function resolveExternalPostgres<L>(
+    component: string,
+    o: PostgresOptions & { host?: unknown },
+    e: ExternalPostgresOptions<L>,
+): ExternalServer<PostgresExternalSettings> {
+    checkExternalOptions(component, "PostgreSQL", o, LOCAL_ONLY_POSTGRES_OPTIONS);
+    return externalServer(
+        e.host,
+        (host): PostgresExternalSettings => ({
+            mode: "external",
+            host,
+            port: e.port ?? POSTGRES_DEFAULTS.port,
+            database: e.database,
+            user: e.user,
+            sslMode: e.sslMode ?? "prefer",
+        }),
+        (s) => validatePostgres(component, s, "external."),
+    );
 }
 
 /** The port a local server listens on, on every address it was given. */

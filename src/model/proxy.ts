@@ -195,6 +195,11 @@ export function resolveReverseProxySettings(
     };
 }
 
+/** certbot's live directory of the certificate (its lineage is named after the homeserver domain). */
+export function liveDir(s: Pick<ReverseProxySettings, "homeserverDomain">): string {
+    return `/etc/letsencrypt/live/${s.homeserverDomain}`;
+}
+
 /** The TCP ports nginx listens on, on every address. */
 export function proxyPorts(s: ReverseProxySettings): number[] {
     return [80, 443, ...(s.federationPort === 8448 ? [8448] : [])];

@@ -1,4 +1,5 @@
 import { ConfigError, Described } from "./errors";
+import { ExternalServer, checkExternalOptions, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isCidr, isHostAddress, isIpAddress, isWildcardAddress } from "./validate";
 
@@ -118,28 +119,53 @@ export function resolveRedisSettings(component: string, o: RedisOptions): RedisL
 /** The options that only mean something for a server the library installs. */
 export const LOCAL_ONLY_REDIS_OPTIONS = ["port", "bindAddresses", "allowedClients", "maxMemoryMb"] as const;
 
+/** An existing Redis as a user writes it (its password is a secret input of the component); `L` is a value known only later. */
+export interface ExternalRedisOptions<L = never> {
+    /** Host name or address of the server. */
+    host: string | L;
+    /** Port. Default 6379. */
+    port?: number;
+    /** Connect with TLS. Default false. */
+    tls?: boolean;
+    /** PEM of the CA that signed the server's certificate, when the hosts do not trust it already (TLS only). Default: the system's CAs. */
+    caCertificate?: string;
+    /** The ACL user to log in as (Redis 6 and newer). Default: the default user. */
+    user?: string;
+}
+
 /**
- * An existing server takes its own settings: options for a server the
- * library installs would be silently ignored, so they are an error.
+ * An existing server's settings, checked now when its host is a plain
+ * value and again once it is known. Options for a server the library
+ * installs (`o`) would be silently ignored, so they are an error.
  */
-export function checkExternalRedis(component: string, o: RedisOptions & { host?: unknown }): void {
-    if (o.host !== undefined) {
-        throw new ConfigError(
-            component,
-            "host",
-            new Described("set together with external"),
-            "choose one: host installs Redis on that Host, external uses an existing server",
-        );
-    }
-    const set = LOCAL_ONLY_REDIS_OPTIONS.filter((k) => o[k] !== undefined);
-    if (set.length) {
-        throw new ConfigError(
-            component,
-            set.join(", "),
-            Object.fromEntries(set.map((k) => [k, o[k]])),
-            "these configure a server the library installs and do nothing with external; remove them, or configure the existing server itself",
-        );
-    }
+export function resolveExternalRedis<L>(
+    component: string,
+    o: RedisOptions & { host?: unknown },
+    e: ExternalRedisOptions<L>,
+): ExternalServer<RedisExternalSettings> {
+    checkExternalOptions(component, "Redis", o, LOCAL_ONLY_REDIS_OPTIONS);
+    return externalServer(
+        e.host,
+        (host): RedisExternalSettings => ({
+            mode: "external",
+            host,
+            port: e.port ?? REDIS_DEFAULTS.port,
+            tls: e.tls ?? false,
+            ...(e.user !== undefined ? { user: e.user } : {}),
+        }),
+        (s) => {
+            validateRedis(component, s, "external.");
+            if (e.caCertificate !== undefined && !s.tls)
+                throw new ConfigError(
+                    component,
+                    "external.caCertificate",
+                    new Described("set"),
+                    "it is only used with TLS: set external.tls true, or remove it",
+                );
+            if (e.caCertificate !== undefined && !/-----BEGIN CERTIFICATE-----/.test(e.caCertificate))
+                throw new ConfigError(component, "external.caCertificate", e.caCertificate, "expected a PEM certificate (-----BEGIN CERTIFICATE-----)");
+        },
+    );
 }
 
 /** The options given with a value other than their default (an unset or default option says nothing). */

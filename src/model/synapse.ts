@@ -270,9 +270,10 @@ export function synapseWarnings(s: SynapseSettings): string[] {
 }
 
 /**
- * A secret file Synapse reads, handed over by Synapse itself or by another
- * service (a database password, later a TURN or Redis secret): every peer
- * secret travels in one list, not as a field per peer.
+ * A secret file Synapse reads: of Synapse's own inputs (the database
+ * passfile, the SMTP fragment), written by its secrets script, or of a
+ * service built after it (coturn's shared secret, the pool's replication
+ * secret), written by that service's own step (`synapsePeerSecrets`).
  */
 export interface SynapseSecretFile {
     /** File name: under secrets/ for a value read through a `*_path` option (or libpq), under conf.d/ for a fragment. */

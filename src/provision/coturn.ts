@@ -1,4 +1,4 @@
-import { CoturnSettings, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/coturn";
+import { CoturnSettings, TURN_SECRET_FILE, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/coturn";
 import { SynapseSettings, synapseFiles } from "../model/synapse";
 import {
     CoturnPaths,
@@ -13,7 +13,7 @@ import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
 import { PROXY_FILES } from "./proxy";
 import { script } from "./shell";
 import { indent, Sh, lines, sh } from "./sh";
-import { requireSynapseUser, synapseRestarts } from "./synapse";
+import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
 
 /**
  * coturn's scripts. The server step installs Debian's coturn and writes
@@ -168,17 +168,14 @@ export function coturnSecretScript(s: CoturnSettings, secret: string): string {
  * TURN fragment exists).
  */
 export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string): string {
-    const u = synapse.paths.user;
     const files = turnSynapseFiles(synapse.paths);
     return script("pulumi-matrix Synapse TURN secret", [
-        requireSynapseUser(synapse),
-        sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).secretsDir}`,
-        applyFileSet({
-            name: COTURN_SETS.synapseSecret,
-            secret: true,
-            files: [{ path: files.secret, content: `${secret}\n`, mode: "0640", group: u }],
-            onChange: [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
-        }),
+        synapsePeerSecrets(
+            synapse,
+            COTURN_SETS.synapseSecret,
+            [{ name: TURN_SECRET_FILE, kind: "secret", content: `${secret}\n` }],
+            [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
+        ),
     ]);
 }
 
@@ -208,7 +205,7 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
 export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
     return script("pulumi-matrix Synapse without TURN", [
         applyFileSet({ name: COTURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
-        applyFileSet({ name: COTURN_SETS.synapseSecret, secret: true, files: [] }),
+        synapsePeerSecretsRemoval(COTURN_SETS.synapseSecret),
     ]);
 }
 

@@ -1,4 +1,4 @@
-import { ReverseProxySettings, proxyFirewallRules } from "../model/proxy";
+import { ReverseProxySettings, liveDir, proxyFirewallRules } from "../model/proxy";
 import { STATE_DIR } from "../render/drift";
 import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/certbot";
 import { NginxSite, renderNginxConf } from "../render/nginx";
@@ -28,10 +28,8 @@ export const PROXY_FILES = {
     request: `${STATE_DIR}/acme-request`,
 } as const;
 
-/** certbot's live directory of the certificate (its lineage is named after the homeserver domain). */
-export function liveDir(s: ReverseProxySettings): string {
-    return `/etc/letsencrypt/live/${s.homeserverDomain}`;
-}
+/** certbot's live directory of the certificate (defined in the model, where coturn's settings need it too). */
+export { liveDir };
 
 /** The certificate paths nginx is configured with. */
 export function servedCertificate(): NginxSite["tls"] {

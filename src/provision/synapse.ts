@@ -29,6 +29,38 @@ export function requireSynapseUser(s: SynapseSettings): Sh {
     return sh`id -u ${u} >/dev/null 2>&1 || { echo "user "${u}" does not exist: install Synapse first" >&2; exit 1; }`;
 }
 
+/** Where and how a secret file Synapse reads is written: root-owned and group-readable, or Synapse's own (`access: "user"`). */
+function secretFileEntry(s: SynapseSettings, file: SynapseSecretFile): ManagedFile {
+    const u = s.paths.user;
+    return {
+        path: secretFilePath(s.paths, file),
+        content: file.content,
+        ...(file.access === "user" ? { mode: "0600", owner: u, group: u } : { mode: "0640", group: u }),
+    };
+}
+
+/**
+ * Secrets between services, the one way: a service built after Synapse
+ * (coturn, a WorkerPool) hands Synapse its secret files in a step of its
+ * own, as a file set of its own named `set` (secret: recorded as digests
+ * only), so its removal prunes exactly what it wrote
+ * (`synapsePeerSecretsRemoval`). `onChange` restarts the processes that
+ * read them. Synapse's own inputs (the database passfile, the SMTP
+ * fragment) are in its secrets script.
+ */
+export function synapsePeerSecrets(s: SynapseSettings, set: string, files: SynapseSecretFile[], onChange: Handler[]): Sh {
+    return lines([
+        requireSynapseUser(s),
+        sh`install -d -m 0750 -o root -g ${s.paths.user} ${synapseFiles(s.paths).secretsDir}`,
+        applyFileSet({ name: set, secret: true, files: files.map((f) => secretFileEntry(s, f)), onChange }),
+    ]);
+}
+
+/** Takes away the secret files a peer wrote with `synapsePeerSecrets` under `set`; Synapse's step that stops reading them restarts it. */
+export function synapsePeerSecretsRemoval(set: string): Sh {
+    return applyFileSet({ name: set, secret: true, files: [] });
+}
+
 /** Installs (or upgrades in place) Synapse with the chosen method. A new version is a restart owed to the config step. */
 export function synapseInstallScript(s: SynapseSettings, os: OsInfo): string {
     return script(`pulumi-matrix Synapse ${s.version} (${s.installMethod})`, s.installMethod === "apt" ? aptInstall(s, os) : pipInstall(s));
@@ -76,11 +108,7 @@ export function synapseSecretsScript(s: SynapseSettings, secrets: SynapseSecrets
                 own("form_secret", secrets.formSecret),
                 own("registration_shared_secret", secrets.registrationSharedSecret),
                 { path: f.signingKey, generate: sh`printf '%s\n' "$pm_key"`, mode: "0640", group: u },
-                ...secrets.files.map((file) => ({
-                    path: secretFilePath(s.paths, file),
-                    content: file.content,
-                    ...(file.access === "user" ? { mode: "0600", owner: u, group: u } : { mode: "0640", group: u }),
-                })),
+                ...secrets.files.map((file) => secretFileEntry(s, file)),
             ],
             // Worker processes (if any on this host) read the same secrets: after the main process, one by one.
             onChange: synapseRestarts(s),

@@ -1,4 +1,4 @@
-import { SynapsePeers, SynapseSettings, synapseFiles } from "../model/synapse";
+import { SynapsePeers, SynapseSecretFile, SynapseSettings, synapseFiles } from "../model/synapse";
 import {
     WORKER_SECRET_FILES,
     WorkerPeers,
@@ -18,7 +18,7 @@ import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handler
 import { firewallFragmentSet } from "./host";
 import { script } from "./shell";
 import { indent, Sh, lines, raw, sh } from "./sh";
-import { SYNAPSE_UNITS, requireSynapseUser, synapseMainUnit, synapseSharedFiles } from "./synapse";
+import { SYNAPSE_UNITS, requireSynapseUser, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
 
 /**
  * The scripts of a WorkerPool on one host. Restarts, as the issue of the
@@ -58,30 +58,22 @@ export interface WorkerSecrets {
  */
 export function workerSecretsScript(pool: WorkerPoolSettings, synapse: SynapseSettings, host: string, secrets: WorkerSecrets): string {
     const files = workerFiles(synapse.paths);
-    const u = synapse.paths.user;
     const isMain = host === pool.mainHost;
     const restarts: Handler[] = [
         ...(isMain ? [when(sh`[ -e ${files.shared} ]`, [{ kind: "restart", unit: synapseMainUnit(synapse) }])] : []),
         { kind: "rolling-restart-listed", list: synapseFiles(synapse.paths).workerList },
     ];
-    const secret = (name: string, content: string): ManagedFile => ({
-        path: `${synapseFiles(synapse.paths).secretsDir}/${name}`,
-        content,
-        mode: "0640",
-        group: u,
-    });
+    const secret = (name: string, content: string): SynapseSecretFile => ({ name, kind: "secret", content: `${content}\n` });
     return script("pulumi-matrix Synapse workers secrets", [
-        requireSynapseUser(synapse),
-        sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).secretsDir}`,
-        applyFileSet({
-            name: "workers-secrets",
-            secret: true,
-            files: [
-                secret(WORKER_SECRET_FILES.replicationSecret, `${secrets.replicationSecret}\n`),
-                ...(secrets.redisPassword !== undefined ? [secret(WORKER_SECRET_FILES.redisPassword, `${secrets.redisPassword}\n`)] : []),
+        synapsePeerSecrets(
+            synapse,
+            "workers-secrets",
+            [
+                secret(WORKER_SECRET_FILES.replicationSecret, secrets.replicationSecret),
+                ...(secrets.redisPassword !== undefined ? [secret(WORKER_SECRET_FILES.redisPassword, secrets.redisPassword)] : []),
             ],
-            onChange: restarts,
-        }),
+            restarts,
+        ),
     ]);
 }
 

@@ -45,7 +45,7 @@ describe("bad input is refused before anything touches a VM", () => {
         rejects(synapse({ metrics: { port: 8008 } }), "metrics.port", "8008", /other than httpPort/);
         assert.throws(
             () => new MatrixStack("clash", { ...stackArgs({ httpPort: 5432, httpBindAddresses: ["127.0.0.1"] }) }),
-            /SynapseHomeserver "clash-synapse": synapse http listener port is 5432; PostgresDatabase "clash-postgres" \(postgresql\) already uses tcp port 5432 on 127.0.0.1 of Host "clash-host"; choose another port/,
+            /SynapseHomeserver "clash-synapse": synapse\.httpPort is 5432; PostgresDatabase "clash-postgres" \(postgresql\) already uses tcp port 5432 on 127.0.0.1 of Host "clash-host"; choose another port/,
         );
         const ports = () => new PortRegistry('Host "h"');
         const r = ports();

@@ -1,0 +1,439 @@
+import { checkAcmeCredentials } from "./acme";
+import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings } from "./coturn";
+import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
+import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
+import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
+import { ExternalServer } from "./external";
+import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import {
+    ExternalPostgresOptions,
+    PostgresExternalSettings,
+    PostgresLocalSettings,
+    PostgresOptions,
+    postgresPortClaims,
+    resolveExternalPostgres,
+    resolvePostgresSettings,
+} from "./postgres";
+import { ProxyNeed, ReverseProxyOptions, ReverseProxySettings, liveDir, proxyPortClaims, resolveReverseProxySettings, withProxyNeeds } from "./proxy";
+import {
+    ExternalRedisOptions,
+    RedisExternalSettings,
+    RedisLocalSettings,
+    RedisOptions,
+    redisOptionsSet,
+    redisPortClaims,
+    resolveExternalRedis,
+    resolveRedisSettings,
+} from "./redis";
+import { SynapseOptions, SynapseSettings, resolveSynapseSettings, synapsePortClaims } from "./synapse";
+import { WorkerCounts, WorkerPoolSettings, WorkerSpec, resolveWorkerPoolSettings, workerPortClaims } from "./workers";
+
+/**
+ * The whole stack as a pure plan: MatrixStack's arguments in, every child's
+ * settings resolved once, the parts they imply, the rules where they meet,
+ * the ports claimed on each host, and the DNS the stack publishes. Nothing
+ * here knows Pulumi: a value another resource gives later (a cloud VM's
+ * address, a managed database's host) is of the type `L` and only passed
+ * along or stood in for; its own checks run once it is known.
+ */
+
+/** The DNS options of the stack (the host names and ports come from the other parts). */
+export type StackDnsOptions<L = never> = Omit<
+    DnsOptions,
+    | "serverName"
+    | "publicBaseUrl"
+    | "ipv4"
+    | "ipv6"
+    | "stack"
+    | "elementDomain"
+    | "turnHost"
+    | "turnPort"
+    | "turnTlsPort"
+    | "federationPort"
+    | "certificateNames"
+> & {
+    /** The VM's public IPv4 address. */
+    ipv4: string | L;
+    /** The VM's public IPv6 address. Default none. */
+    ipv6?: string | L;
+    /** Create the records in Cloudflare. Default false: only the zone file. */
+    cloudflare?: boolean;
+    /** The stack named in the records' comments. Default the deployment's stack. */
+    stack?: string;
+    /** SOA and NS of the zone file. */
+    zoneFile?: Omit<ZoneFileOptions, "origin">;
+};
+
+/** What the plan reads of MatrixStack's arguments (MatrixStackArgs fits it, with `L` the Pulumi values not known yet). */
+export interface StackPlanArgs<L = never> {
+    host: HostOptions;
+    synapse: SynapseOptions;
+    postgres?: PostgresOptions & { external?: ExternalPostgresOptions<L>; host?: HostOptions; reachableAt?: string | L };
+    workers?: { workers?: WorkerCounts | Omit<WorkerSpec, "host">[]; basePort?: number };
+    redis?: RedisOptions & { external?: ExternalRedisOptions<L> };
+    /** The proxy's options; `cloudflareApiToken` is only looked at for whether it is given. */
+    proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
+    element?: ElementWebOptions;
+    turn?: CoturnOptions;
+    dns?: StackDnsOptions<L>;
+}
+
+/** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
+export interface StackLabels {
+    host: string;
+    databaseHost: string;
+    postgres: string;
+    synapse: string;
+    workers: string;
+    redis: string;
+    proxy: string;
+    element: string;
+    turn: string;
+    dns: string;
+}
+
+/** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
+export const STACK_ROLES = {
+    host: "host",
+    databaseHost: "db-host",
+    postgres: "postgres",
+    synapse: "synapse",
+    workers: "workers",
+    redis: "redis",
+    proxy: "proxy",
+    element: "element",
+    turn: "turn",
+    turnRemoval: "turn-removal",
+    dns: "dns",
+} as const;
+
+/** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
+export type PlannedPostgres =
+    | { kind: "local"; settings: PostgresLocalSettings; onDatabaseHost: boolean }
+    | { kind: "external"; /** Its settings: now when its host is a plain value, once known otherwise. */ server: ExternalServer<PostgresExternalSettings> }
+    | { kind: "sqlite" };
+
+/** Redis for the workers: installed on the main host, or an existing server. */
+export type PlannedRedis =
+    | { kind: "local"; settings: RedisLocalSettings }
+    | { kind: "external"; /** Its settings: now when its host is a plain value, once known otherwise. */ server: ExternalServer<RedisExternalSettings> };
+
+/** The stack's DNS: the record set (with stand-in addresses while the real ones are not known) and where it goes. */
+export interface PlannedDns {
+    /** The records' settings. The addresses are the real ones when given as plain values, stand-ins otherwise (put in with `withAddresses`). */
+    settings: DnsSettings;
+    /** Whether the addresses in `settings` are stand-ins. */
+    addressesLater: boolean;
+    /** Create the records in Cloudflare (CloudflareDns); otherwise only the zone file. */
+    cloudflare: boolean;
+    /** SOA and NS of the zone file. */
+    zoneFile: Omit<ZoneFileOptions, "origin">;
+    /** What the delegation needs of the proxy. */
+    need: ProxyNeed;
+}
+
+/** The plan of a MatrixStack: what to construct, with what settings. */
+export interface StackPlan {
+    labels: StackLabels;
+    host: HostSettings;
+    /** The database VM's settings, with `postgres.host`. */
+    databaseHost?: HostSettings;
+    postgres: PlannedPostgres;
+    /** Synapse's settings, with the replication listener the workers imply. */
+    synapse: SynapseSettings;
+    /** The pool (empty: it only removes an earlier pool's files); absent with SQLite and no `workers`. */
+    workers?: WorkerPoolSettings;
+    /** Redis, when the pool has workers. */
+    redis?: PlannedRedis;
+    /** nginx's options with what DNS and TURN need added, and its settings; absent with `proxy: false`. */
+    proxy?: { options: ReverseProxyOptions; settings: ReverseProxySettings };
+    element?: ElementWebSettings;
+    /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
+    turn: { kind: "server"; settings: CoturnSettings } | { kind: "removal" };
+    dns?: PlannedDns;
+    /** The ports claimed on each host, by host label (every claim checked against the others). */
+    ports: Record<string, PortRegistry>;
+}
+
+/** The addresses DNS plans with while the real ones are not known (documentation ranges). */
+export const DNS_STAND_IN = { ipv4: "192.0.2.1", ipv6: "2001:db8::1" } as const;
+
+/**
+ * Turns MatrixStack's arguments into its plan. `stack` is the deployment's
+ * stack (named in DNS records' comments unless `dns.stack` is given).
+ * Every problem is reported at once (one ConfigErrors), each naming the
+ * component and the setting the user wrote; a part that depends on one that
+ * failed is not checked further.
+ */
+export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { stack: string }): StackPlan {
+    const stack = `MatrixStack "${name}"`;
+    const label = (kind: string, role: string) => `${kind} "${name}-${role}"`;
+    const labels: StackLabels = {
+        host: label("Host", STACK_ROLES.host),
+        databaseHost: label("Host", STACK_ROLES.databaseHost),
+        postgres: label("PostgresDatabase", STACK_ROLES.postgres),
+        synapse: label("SynapseHomeserver", STACK_ROLES.synapse),
+        workers: label("WorkerPool", STACK_ROLES.workers),
+        redis: label("RedisServer", STACK_ROLES.redis),
+        proxy: label("ReverseProxy", STACK_ROLES.proxy),
+        element: label("ElementWeb", STACK_ROLES.element),
+        turn: label("CoturnServer", STACK_ROLES.turn),
+        dns: label("CloudflareDns", STACK_ROLES.dns),
+    };
+    const errors: ConfigError[] = [];
+    const attempt = <T>(f: () => T): T | undefined => {
+        try {
+            return f();
+        } catch (e) {
+            if (e instanceof ConfigErrors) errors.push(...e.errors);
+            else if (e instanceof ConfigError) errors.push(e);
+            else throw e;
+            return undefined;
+        }
+    };
+    const fail = (setting: string, value: unknown, expected: string) => errors.push(new ConfigError(stack, setting, value, expected));
+
+    // Where PostgreSQL is.
+    const { host: dbHostArgs, reachableAt, external, ...pg } = args.postgres ?? {};
+    const sqlite = args.synapse.sqlite !== undefined;
+    if (dbHostArgs && reachableAt === undefined)
+        fail("postgres.reachableAt", undefined, "with postgres.host it must be the database VM's private address that Synapse dials, e.g. 10.0.0.5");
+    if (external && dbHostArgs)
+        fail(
+            "postgres.host",
+            new Described("set together with postgres.external"),
+            "choose one: host installs PostgreSQL on a second VM, external uses an existing server",
+        );
+    if (sqlite && (external || dbHostArgs))
+        fail(
+            external ? "postgres.external" : "postgres.host",
+            new Described("set together with synapse.sqlite"),
+            "choose one: SQLite (tiny test servers), or PostgreSQL",
+        );
+
+    const host = attempt(() => resolveHostSettings(labels.host, args.host));
+    const databaseHost = dbHostArgs ? attempt(() => resolveHostSettings(labels.databaseHost, dbHostArgs)) : undefined;
+    let postgres: PlannedPostgres | undefined;
+    if (sqlite) postgres = { kind: "sqlite" };
+    else if (external) {
+        const server = attempt(() => resolveExternalPostgres(labels.postgres, pg, external));
+        if (server) postgres = { kind: "external", server };
+    } else {
+        const settings = attempt(() => resolvePostgresSettings(labels.postgres, pg));
+        if (settings) postgres = { kind: "local", settings, onDatabaseHost: dbHostArgs !== undefined };
+    }
+
+    // Workers by default, except with SQLite (which they cannot use); a pool without workers removes an earlier pool's.
+    const wantPool = args.workers?.workers !== undefined || !sqlite;
+    // The pool is checked against Synapse with the replication listener workers imply; without workers it is left out again.
+    const synapseWithReplication = attempt(() =>
+        resolveSynapseSettings(labels.synapse, wantPool ? { ...args.synapse, replication: args.synapse.replication ?? {} } : args.synapse),
+    );
+    const workers =
+        synapseWithReplication && wantPool
+            ? attempt(() => resolveWorkerPoolSettings(labels.workers, args.workers ?? {}, synapseWithReplication, labels.host))
+            : undefined;
+    const hasWorkers = (workers?.workers.length ?? 0) > 0;
+    const synapse = synapseWithReplication && !hasWorkers && !args.synapse.replication ? withoutReplication(synapseWithReplication) : synapseWithReplication;
+
+    // Redis serves the workers only.
+    const { external: redisExternal, ...redisOptions } = args.redis ?? {};
+    const redisSet = [...(redisExternal ? ["external"] : []), ...redisOptionsSet(redisOptions)];
+    let redis: PlannedRedis | undefined;
+    if (redisSet.length && workers && !hasWorkers) {
+        fail(
+            redisSet.map((k) => `redis.${k}`).join(", "),
+            new Described("set"),
+            "Redis serves only Synapse's workers, and there are none (workers is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
+        );
+    } else if (hasWorkers && redisExternal) {
+        const server = attempt(() => resolveExternalRedis(labels.redis, redisOptions, redisExternal));
+        if (server) redis = { kind: "external", server };
+    } else if (hasWorkers) {
+        const settings = attempt(() => resolveRedisSettings(labels.redis, redisOptions));
+        if (settings) redis = { kind: "local", settings };
+    }
+
+    if (args.element && args.proxy === false)
+        fail(
+            "element",
+            new Described("set together with proxy: false"),
+            "Element is served by the stack's nginx: remove proxy: false, or serve Element yourself (ElementWeb in your own stack)",
+        );
+    const element = args.element && synapse ? attempt(() => resolveElementWebSettings(labels.element, args.element!, synapse)) : undefined;
+
+    const dns = args.dns && synapse ? attempt(() => planDns(labels.dns, args, synapse, context.stack)) : undefined;
+    if (dns?.need.serverNameWellKnown && args.proxy === false)
+        fail(
+            "dns.delegation",
+            args.dns!.delegation,
+            `${dns.need.by} needs the stack's nginx to answer on the server_name's domain, and proxy is false: use wellKnownVia "worker" or delegation "srv", or remove proxy: false`,
+        );
+
+    // What DNS delegation (well-known on the server_name's domain, or its name for SRV) and coturn's TLS need of the proxy.
+    let proxy: StackPlan["proxy"];
+    if (args.proxy !== false && synapse && (!args.dns || dns) && (!args.element || element)) {
+        const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain] }] : [])];
+        const { cloudflareApiToken, ...proxyOptions } = args.proxy;
+        const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
+        const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
+        if (options && settings) {
+            attempt(() => checkAcmeCredentials(labels.proxy, settings.acme, cloudflareApiToken !== undefined));
+            proxy = { options, settings };
+        }
+    }
+
+    let turn: StackPlan["turn"] = { kind: "removal" };
+    if (args.turn && (args.proxy === false || proxy)) {
+        const certificate = proxy ? { liveDir: liveDir(proxy.settings), names: proxy.settings.certificateNames } : undefined;
+        const settings = attempt(() => resolveCoturnSettings(labels.turn, args.turn!, certificate));
+        if (settings) turn = { kind: "server", settings };
+    }
+
+    // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
+    const ports: Record<string, PortRegistry> = {};
+    if (host) {
+        const main = (ports[labels.host] = new PortRegistry(labels.host));
+        const chosen = (setting: string | undefined) => setting !== undefined && setting.includes(".") && valueAt(args, setting) !== undefined;
+        const claim = (registry: PortRegistry, component: string, claims: PortClaim[]) => {
+            for (const c of claims) attempt(() => claimNamingChoice(registry, component, c, chosen));
+        };
+        if (proxy) claim(main, labels.proxy, named(proxyPortClaims(proxy.settings), { nginx: (c) => (c.port === 8448 ? "proxy.federationPort" : "proxy") }));
+        if (postgres?.kind === "local") {
+            const registry = postgres.onDatabaseHost ? (ports[labels.databaseHost] = new PortRegistry(labels.databaseHost)) : main;
+            claim(registry, labels.postgres, named(postgresPortClaims(postgres.settings), { postgresql: "postgres.port" }));
+        }
+        if (redis?.kind === "local") claim(main, labels.redis, named(redisPortClaims(redis.settings), { redis: "redis.port" }));
+        if (synapse)
+            claim(
+                main,
+                labels.synapse,
+                named(synapsePortClaims(synapse), {
+                    "synapse http listener": "synapse.httpPort",
+                    "synapse metrics listener": "synapse.metrics.port",
+                    "synapse replication listener": "synapse.replication.port",
+                }),
+            );
+        if (workers)
+            claim(
+                main,
+                labels.workers,
+                workers.workers.flatMap((w) => {
+                    const list = Array.isArray(args.workers?.workers) ? args.workers.workers : undefined;
+                    const own = /^workers\[(\d+)\]$/.exec(w.setting);
+                    const setting = own && list?.[Number(own[1])]?.port !== undefined ? `workers.${w.setting}.port` : "workers.basePort";
+                    return workerPortClaims({ ...workers, workers: [w] }, labels.host).map((c) => ({ ...c, setting }));
+                }),
+            );
+        if (turn.kind === "server")
+            claim(
+                main,
+                labels.turn,
+                named(coturnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
+            );
+    }
+
+    throwIfAny(errors);
+    return {
+        labels,
+        host: host!,
+        ...(databaseHost ? { databaseHost } : {}),
+        postgres: postgres!,
+        synapse: synapse!,
+        ...(workers ? { workers } : {}),
+        ...(redis ? { redis } : {}),
+        ...(proxy ? { proxy } : {}),
+        ...(element ? { element } : {}),
+        turn,
+        ...(dns ? { dns } : {}),
+        ports,
+    };
+}
+
+/**
+ * Claims one port. When it clashes with a port the user chose while this
+ * one is a default, the error is the other way round: it names the user's
+ * setting (the one to change), as if that claim had come second.
+ */
+function claimNamingChoice(registry: PortRegistry, component: string, c: PortClaim, chosen: (setting: string | undefined) => boolean): void {
+    try {
+        registry.claim(component, [c]);
+    } catch (e) {
+        if (!(e instanceof ConfigError) || chosen(c.setting)) throw e;
+        const other = registry.all().find((o) => clash(registry.host, o, component, c));
+        if (!other || !chosen(other.setting)) throw e;
+        const reversed = new PortRegistry(registry.host);
+        reversed.claim(component, [c]);
+        reversed.claim(other.component, [other]);
+        throw e;
+    }
+}
+
+/** Whether two claims clash, by the registry's own rule. */
+function clash(host: string, o: PortClaim & { component: string }, component: string, c: PortClaim): boolean {
+    const r = new PortRegistry(host);
+    r.claim(o.component, [o]);
+    try {
+        r.claim(component, [c]);
+        return false;
+    } catch {
+        return true;
+    }
+}
+
+/** The value at a MatrixStack argument path such as `redis.port` or `workers.workers[0].port`. */
+function valueAt(args: unknown, path: string): unknown {
+    let v: unknown = args;
+    for (const key of path.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "")) {
+        if (v === null || typeof v !== "object") return undefined;
+        v = (v as Record<string, unknown>)[key];
+    }
+    return v;
+}
+
+/** Synapse's settings without the replication listener the plan added for a pool that turned out to have no workers. */
+function withoutReplication(s: SynapseSettings): SynapseSettings {
+    const { replication: _replication, ...rest } = s;
+    return rest;
+}
+
+/** Claims with the MatrixStack argument that chose each port (by the claim's owner), for clash errors. */
+function named(claims: PortClaim[], settings: Record<string, string | ((c: PortClaim) => string)>): PortClaim[] {
+    return claims.map((c) => {
+        const s = settings[c.owner];
+        return s === undefined ? c : { ...c, setting: typeof s === "string" ? s : s(c) };
+    });
+}
+
+/**
+ * The stack's record set: the delegation mode the user chose, the host
+ * names of the other parts, and addresses that may be known only later
+ * (then stand-ins: which records exist never depends on their values).
+ */
+function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseSettings, stack: string): PlannedDns {
+    const { cloudflare, zoneFile, ipv4, ipv6, stack: dnsStack, ...dns } = args.dns!;
+    const addressesLater = typeof ipv4 !== "string" || (ipv6 !== undefined && typeof ipv6 !== "string");
+    const settings = resolveDnsSettings(component, {
+        ...dns,
+        ...(addressesLater
+            ? { ipv4: DNS_STAND_IN.ipv4, ...(ipv6 !== undefined ? { ipv6: DNS_STAND_IN.ipv6 } : {}) }
+            : { ipv4: ipv4 as string, ...(ipv6 !== undefined ? { ipv6: ipv6 as string } : {}) }),
+        serverName: synapse.serverName,
+        publicBaseUrl: synapse.publicBaseUrl,
+        ...(args.element ? { elementDomain: args.element.domain } : {}),
+        ...(args.turn ? { turnHost: args.turn.domain, turnPort: args.turn.port, turnTlsPort: args.turn.tlsPort } : {}),
+        ...(args.proxy !== false && args.proxy.federationPort !== undefined ? { federationPort: args.proxy.federationPort } : {}),
+        stack: dnsStack ?? stack,
+    });
+    return {
+        settings,
+        addressesLater,
+        cloudflare: cloudflare ?? false,
+        zoneFile: zoneFile ?? {},
+        need: {
+            by: `dns.delegation "${settings.delegation}"${settings.wellKnownVia ? ` served by ${settings.wellKnownVia}` : ""}`,
+            serverNameWellKnown: serverNameWellKnownFor(settings),
+            names: certificateNamesFor(settings),
+        },
+    };
+}

@@ -1,7 +1,7 @@
 /**
  * The stack program behind Pulumi.yaml: stack config -> MatrixStack.
  * `pulumi up` per environment (Pulumi.dev.yaml, Pulumi.prod.yaml) deploys a homeserver.
- * Errors name the `matrix:` key the user set (see STACK_KEYS in src/model/stackConfig.ts).
+ * Errors name the `matrix:` key the user set (see STACK_KEYS in src/config/keys.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
@@ -9,7 +9,7 @@ import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
-import { StackConfigError, readStackConfig, withStackConfigErrors } from "./model/stackConfig";
+import { StackConfigError, readStackConfig, withStackConfigErrors } from "./config/read";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.

@@ -4,7 +4,8 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/model/stackConfig";
+import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, partOf } from "../../src/config/keys";
+import { StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/config/read";
 import { RecordingMocks, valueOf } from "./mocks";
 import { TEST_SSH_KEY } from "./fixtures";
 
@@ -371,7 +372,7 @@ describe("the stack program (src/program.ts)", () => {
             assert.ok(!commands(mocks).some((n) => n.startsWith("dev-redis")));
             assert.match(String(mocks.byName("dev-workers-config").inputs.stdin), /# 0 workers on this host: none/);
             const { message } = await programError({ ...base, workers: "{}", redisMaxMemoryMb: "512" });
-            assert.match(message, /^MatrixStack "dev": redis\.maxMemoryMb is set; Redis serves only Synapse's workers, and there are none/);
+            assert.match(message, /^matrix:redisMaxMemoryMb is set; Redis serves only Synapse's workers, and there are none/);
         });
 
         it("useSqlite runs no workers unless asked for, and then says they need PostgreSQL", async () => {
@@ -433,8 +434,7 @@ describe("the stack config table (STACK_KEYS)", () => {
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {
         for (const key of STACK_CONFIG_KEYS) {
-            const s = STACK_KEYS[key];
-            const original = new ConfigError(component[s.component], s.setting, "v", "expected w");
+            const original = new ConfigError(component[STACK_PARTS[partOf(key)]], STACK_KEYS[key].setting.rest.toString(), "v", "expected w");
             const translated = inStackConfigTerms(original);
             assert.ok(translated instanceof StackConfigError, key);
             assert.equal(translated.message, `matrix:${key} is "v"; expected w`);
@@ -444,7 +444,7 @@ describe("the stack config table (STACK_KEYS)", () => {
     });
 
     it("maps each component setting to one key only", () => {
-        const seen = STACK_CONFIG_KEYS.map((k) => `${STACK_KEYS[k].component} ${STACK_KEYS[k].setting}`);
+        const seen = STACK_CONFIG_KEYS.map((k) => String(STACK_KEYS[k].setting));
         assert.deepEqual(
             seen.filter((s, i) => seen.indexOf(s) !== i),
             [],

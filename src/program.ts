@@ -9,7 +9,8 @@ import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
-import { StackConfigError, readStackConfig, withStackConfigErrors } from "./config/read";
+import { StackConfigError } from "./config/errors";
+import { readStackConfig, withStackConfigErrors } from "./config/read";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.

@@ -1,6 +1,7 @@
 import { stringify } from "yaml";
 import { PULUMI_TYPES, alwaysRequired, declaredDefault, libraryDefaults } from "./defaults";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey } from "./keys";
+import { withNewKeys } from "./migrations";
 
 /**
  * The files written from the key table, as text (pure: `npm run
@@ -136,4 +137,7 @@ export const GENERATED_FILES: Record<string, (current: string) => string> = {
     "Pulumi.yaml": withPulumiConfig,
     "README.md": withReadmeTable,
     "Pulumi.example.yaml": () => renderExample(),
+    // Every key ever published, in the order it was: a key leaves the table only with a migration.
+    "src/config/published-keys.json": (current) =>
+        JSON.stringify(withNewKeys(current.trim() ? (JSON.parse(current) as string[]) : [], STACK_CONFIG_KEYS), null, 4) + "\n",
 };

@@ -4,6 +4,8 @@ import { ConfigError, ConfigErrors, Described, SECRET_VALUE, componentKind, desc
 import { ElementWebOptions } from "../model/element";
 import { CoturnOptions } from "../model/coturn";
 import { libraryDefaults } from "./defaults";
+import { RawConfig, StackConfigError } from "./errors";
+import { migrationErrors } from "./migrations";
 import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, StackKey, StackOptions, StackPart, partOf } from "./keys";
 
 /**
@@ -13,39 +15,6 @@ import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, StackKey, S
  */
 
 const spec = (key: StackConfigKey): StackKey => STACK_KEYS[key];
-
-/**
- * A stack config key with a value the library cannot use, or set together
- * with a key it contradicts. The message names the key as users write it:
- * `matrix:maxUploadSize is "huge"; expected ...`.
- */
-export class StackConfigError extends ConfigError {
-    constructor(
-        /** The key, without the `matrix:` namespace. */
-        readonly key: string,
-        value: unknown,
-        expected: string,
-        /** The component's own error this one translates, if any. */
-        readonly original?: ConfigError,
-        /** Where inside a YAML key's value, e.g. `.typing` for `matrix:workers.typing`. Default: the whole value. */
-        path = "",
-    ) {
-        super("stack config", `matrix:${key}${path}`, value, expected);
-        this.message = `matrix:${key}${path} is ${describe(value)}; ${expected}`;
-    }
-}
-
-/** The stack config as Pulumi hands it over: strings (numbers, booleans and lists in their text form). */
-export interface RawConfig {
-    get(key: string): string | undefined;
-    /**
-     * Whether the stack stores the key's value encrypted (`pulumi config set --secret`).
-     * Given, a secret key set in plain text is an error. Pulumi.yaml cannot force
-     * secrecy on an optional key (a secret declaration cannot have a default, so it
-     * would be required), so the program checks it here.
-     */
-    isSecret?(key: string): boolean;
-}
 
 /** The error for a secret key whose value the stack keeps in plain text. */
 function plainTextSecret(key: StackConfigKey): StackConfigError {
@@ -113,7 +82,8 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
 export function readStackConfig(raw: RawConfig): StackOptions<undefined>;
 export function readStackConfig<S>(raw: RawConfig, secret: (key: StackConfigKey) => S): StackOptions<S>;
 export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey) => S): StackOptions<S | undefined> {
-    const errors: ConfigError[] = [];
+    // Old keys first: a renamed key's value is not read under its new name.
+    const errors: ConfigError[] = [...migrationErrors(raw)];
     const values = new Map<StackConfigKey, unknown>();
     for (const key of STACK_CONFIG_KEYS) {
         try {

@@ -5,7 +5,8 @@ import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, partOf } from "../../src/config/keys";
-import { StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/config/read";
+import { StackConfigError } from "../../src/config/errors";
+import { inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/config/read";
 import { RecordingMocks, valueOf } from "./mocks";
 import { TEST_SSH_KEY } from "./fixtures";
 

@@ -9,8 +9,10 @@ import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "./model/errors";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
-import { StackConfigError } from "./config/errors";
-import { readStackConfig, withStackConfigErrors } from "./config/read";
+import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
+import { validateAdminUser } from "./model/synapse";
+import { readStackConfig } from "./config/read";
+import { withStackConfigErrors } from "./config/translate";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.
@@ -24,7 +26,7 @@ const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`), i
 /** A bad setting ends the program with its message alone (a RunError), not a stack trace; the original error is its `cause`. */
 function cleanly<T>(build: () => T): T {
     try {
-        return withStackConfigErrors(build);
+        return withStackConfigErrors(build, raw);
     } catch (e) {
         if (e instanceof ConfigError || e instanceof ConfigErrors) throw Object.assign(new pulumi.RunError(e.message), { cause: e });
         throw e;
@@ -36,15 +38,20 @@ const stack = cleanly(() => {
     if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
         pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
     }
+    // Values a component checks only when it is constructed, after the Host registered its commands: checked now, before anything is built.
+    validateAdminUser("SynapseHomeserver", options.synapse.adminUser);
+    const pg = options.postgres.external;
+    if (pg) {
+        const { port = POSTGRES_DEFAULTS.port, host, database, user } = pg;
+        validatePostgres("PostgresDatabase", { mode: "external", host, port, database, user, sslMode: "prefer" }, "external.");
+    }
     // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
     validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
     if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
     if (options.proxy.cloudflareApiToken !== undefined)
         validateCloudflareApiToken("ReverseProxy", "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? "");
+    // mode is "nginx" or "none" (the key table checks it).
     const { mode, ...proxy } = options.proxy;
-    if (mode !== undefined && mode !== "nginx" && mode !== "none") {
-        throw new StackConfigError("proxy", mode, 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)');
-    }
     return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]) });
 });
 

@@ -98,6 +98,16 @@ export interface StackKey {
     readonly hint?: string;
     /** For a YAML key: what the mapping holds and an example, for its errors (default: homeserver.yaml options). */
     readonly yaml?: { holds: string; example: string };
+    /**
+     * A check of the key's own value beyond its type, for what no component
+     * checks before deploying (a secret's form, the stack's own switches):
+     * returns what would be valid when the value is not.
+     */
+    readonly check?: (value: unknown) => string | undefined;
+    /** Left unset, the key's setting follows from this key (publicBaseUrl from serverName): errors about it name that key. */
+    readonly derivedFrom?: string;
+    /** Settings of a part the key's value decides without naming it (workers' ports from workerBasePort): errors about them name the key. */
+    readonly derives?: (part: string, setting: string) => boolean;
     /** Pulumi.yaml's description (plain text). */
     readonly description: string;
     /** The README's "what it does" (Markdown). */
@@ -112,6 +122,13 @@ export interface StackKey {
     /** Pulumi.example.yaml: the comment above the key and its value (a secret's value is shown as a comment). */
     readonly example: { readonly comment?: readonly string[]; readonly value?: string | readonly string[] };
 }
+
+/** A value that must be one line: a password or name written into a file on the VM line by line. */
+const oneLine = (what: string) => (v: unknown) => (typeof v === "string" && /[\r\n]/.test(v) ? `expected ${what} on one line, without line breaks` : undefined);
+
+/** An OpenSSH public key line, as `ssh-keyscan` prints it after the host name. */
+const SSH_PUBLIC_KEY =
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
 
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 const LOCAL_REDIS = ["redisExternalHost"] as const;
@@ -157,6 +174,10 @@ export const STACK_KEYS = {
     sshHostKey: {
         type: "string",
         setting: at((o) => o.host.hostKey),
+        check: (v) =>
+            SSH_PUBLIC_KEY.test(String(v).trim())
+                ? undefined
+                : "expected the VM's SSH host public key, such as ssh-ed25519 AAAAC3Nza... (ssh-keyscan -t ed25519 <host> prints it after the host name)",
         description: "The VM's SSH host public key (ssh-ed25519 AAAA...); when set, the host is verified.",
         doc: "the VM's host key (`ssh-ed25519 AAAA...`); set it in production",
         defaultDoc: "not checked",
@@ -202,6 +223,7 @@ export const STACK_KEYS = {
     publicBaseUrl: {
         type: "string",
         setting: at((o) => o.synapse.publicBaseUrl),
+        derivedFrom: "serverName",
         description: "URL clients use to reach Synapse (default https://<serverName>/).",
         doc: "URL clients use",
         defaultDoc: "`https://<serverName>/`",
@@ -393,6 +415,7 @@ export const STACK_KEYS = {
     smtpUser: {
         type: "string",
         setting: at((o) => o.synapse.email.smtpUser),
+        check: oneLine("the SMTP user name"),
         onlyWith: "smtpHost",
         description: "User name on the SMTP server (only with smtpHost).",
         doc: "SMTP user",
@@ -401,6 +424,7 @@ export const STACK_KEYS = {
     smtpPassword: {
         type: "secret",
         setting: at((o) => o.synapse.smtpPassword),
+        check: oneLine("the SMTP password"),
         onlyWith: "smtpHost",
         description: "Password on the SMTP server (set with `pulumi config set --secret smtpPassword`).",
         doc: "(secret) SMTP password",
@@ -502,6 +526,7 @@ export const STACK_KEYS = {
     postgresExternalPassword: {
         type: "secret",
         setting: at((o) => o.postgres.external.password),
+        check: oneLine("the role's password"),
         required: "",
         onlyWith: "postgresExternalHost",
         description: "Password of that role (set with `pulumi config set --secret postgresExternalPassword`).",
@@ -530,6 +555,8 @@ export const STACK_KEYS = {
     workerBasePort: {
         type: "integer",
         setting: at((o) => o.workers.basePort),
+        // Workers given by count get their ports from it: a clash or an overflow names a worker or its role.
+        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("workers.")),
         description: "Where the workers' default ports start (each role has 20; replication on port + 1000, metrics on port + 2000, all on loopback).",
         doc: "where the workers' default ports start (20 per role, in the order of the roles)",
         example: { comment: ["Where the workers' default ports start (default 8100): each role has a block of 20."], value: "8100" },
@@ -571,6 +598,7 @@ export const STACK_KEYS = {
     redisExternalPassword: {
         type: "secret",
         setting: at((o) => o.redis.external.password),
+        check: oneLine("the Redis password"),
         onlyWith: "redisExternalHost",
         description: "Password of the external Redis (set with `pulumi config set --secret redisExternalPassword`; only with redisExternalHost).",
         doc: "its password",
@@ -588,6 +616,10 @@ export const STACK_KEYS = {
         section: "Reverse proxy and certificate",
         type: "string",
         setting: at((o) => o.proxy.mode),
+        check: (v) =>
+            v === "nginx" || v === "none"
+                ? undefined
+                : 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)',
         whenSet: "no reverse proxy is installed (your own TLS proxy forwards to Synapse's loopback listener)",
         description:
             "nginx (TLS on 443 and 8448 with a Let's Encrypt certificate, worker routing, well-known) or none (your own TLS proxy forwards to Synapse's loopback listener).",

@@ -1,12 +1,12 @@
 import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
-import { ConfigError, ConfigErrors, Described, SECRET_VALUE, componentKind, describe, throwIfAny } from "../model/errors";
+import { ConfigError, Described, SECRET_VALUE, describe, throwIfAny } from "../model/errors";
 import { ElementWebOptions } from "../model/element";
 import { CoturnOptions } from "../model/coturn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
 import { migrationErrors } from "./migrations";
-import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, StackKey, StackOptions, StackPart, partOf } from "./keys";
+import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackOptions, StackPart } from "./keys";
 
 /**
  * Reading a stack's config into MatrixStack's args, and every error about
@@ -40,7 +40,10 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
         case "integer":
         case "number": {
             const n = Number(text);
-            return Number.isFinite(n) && text.trim() !== "" ? n : fail("expected a number");
+            const whole = spec(key).type === "integer";
+            const example = libraryDefaults()[key];
+            const such = typeof example === "number" ? `, such as ${example}` : "";
+            return Number.isFinite(n) && text.trim() !== "" ? n : fail(`expected ${whole ? "a whole number" : "a number"}${such}`);
         }
         case "boolean":
         case "switch":
@@ -91,7 +94,10 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
             if (spec(key).type === "secret" && text !== undefined && text !== "" && raw.isSecret && !raw.isSecret(key)) {
                 errors.push(plainTextSecret(key));
             }
-            values.set(key, readValue(key, text));
+            const value = readValue(key, text);
+            const invalid = value === undefined ? undefined : spec(key).check?.(value);
+            if (invalid !== undefined) errors.push(new StackConfigError(key, spec(key).type === "secret" ? SECRET_VALUE : value, invalid));
+            values.set(key, value);
         } catch (e) {
             if (!(e instanceof ConfigError)) throw e;
             errors.push(e);
@@ -172,39 +178,16 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
     };
 }
 
-/** The key whose setting a component's error names, given the component's label (`Host "dev-host"`, `Host`, or `MatrixStack "dev"` with an args path). */
-export function stackKeyFor(component: string, setting: string): StackConfigKey | undefined {
-    const kind = componentKind(component);
-    return STACK_CONFIG_KEYS.find((k) => {
-        const path = spec(k).setting;
-        return kind === "MatrixStack" ? path.toString() === setting : STACK_PARTS[partOf(k)] === kind && path.rest.toString() === setting;
-    });
-}
-
-/**
- * Restates a component's ConfigError in terms of the stack config: the key
- * the user set instead of the internal setting, the same value and the same
- * `expected`. Several errors are translated one by one; an error whose
- * setting has no key, and anything else, is returned as it is.
- */
-export function inStackConfigTerms(e: unknown): unknown {
-    if (e instanceof ConfigErrors) return new ConfigErrors(e.errors.map((x) => inStackConfigTerms(x) as ConfigError));
-    if (!(e instanceof ConfigError) || e instanceof StackConfigError) return e;
-    const key = stackKeyFor(e.component, e.setting);
-    if (key) return new StackConfigError(key, e.value, e.expected, e);
-    // A setting inside a YAML key's value (`workers.typing`): the key, and the path inside it.
-    for (let cut = e.setting.lastIndexOf("."); cut > 0; cut = e.setting.lastIndexOf(".", cut - 1)) {
-        const outer = stackKeyFor(e.component, e.setting.slice(0, cut));
-        if (outer && spec(outer).type === "yaml") return new StackConfigError(outer, e.value, e.expected, e, e.setting.slice(cut));
+/** The values a stack sets, as read (a value that cannot be read is left out): what an error's translation compares with. */
+export function readValues(raw: RawConfig): Map<StackConfigKey, unknown> {
+    const values = new Map<StackConfigKey, unknown>();
+    for (const key of STACK_CONFIG_KEYS) {
+        try {
+            const v = readValue(key, raw.get(key));
+            if (v !== undefined) values.set(key, v);
+        } catch {
+            // Reported by readStackConfig.
+        }
     }
-    return e;
-}
-
-/** Runs `build` (constructing components from stack config) and throws its ConfigErrors in stack config terms. */
-export function withStackConfigErrors<T>(build: () => T): T {
-    try {
-        return build();
-    } catch (e) {
-        throw inStackConfigTerms(e);
-    }
+    return values;
 }

@@ -53,9 +53,10 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
             try {
                 v = JSON.parse(text);
             } catch {
-                return fail("expected a list, e.g. `pulumi config set --path 'key[0]' value`");
+                return fail(`expected a list, set item by item: \`pulumi config set --path '${key}[0]' <first>\``);
             }
-            if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new StackConfigError(key, v, "expected a list of strings");
+            if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+                throw new StackConfigError(key, v, `expected a list of strings, set item by item: \`pulumi config set --path '${key}[0]' <first>\``);
             return v;
         }
         case "yaml": {

@@ -118,12 +118,15 @@ class Translator {
             const others = setInGroup.slice(1).map((k) => `matrix:${k} ${describe(this.shown(k, undefined))}`);
             return this.via(setInGroup[0], e, others.length ? `with ${others.join(", ")}; ` : "");
         }
-        // 4. A setting one component hands another under the same name (CloudflareDns's publicBaseUrl is Synapse's).
+        // 4. Another component's setting, named as MatrixStack's args name it (WorkerPool's `synapse.extraConfig`).
+        const named = e.setting.split(".")[0] in STACK_PARTS ? stackKeyFor("MatrixStack", e.setting) : undefined;
+        if (named) return this.direct(named, e, true);
+        // 5. A setting one component hands another under the same name (CloudflareDns's publicBaseUrl is Synapse's).
         const sameName = STACK_CONFIG_KEYS.filter((k) => spec(k).setting.rest.toString() === rest);
         if (sameName.length === 1) return this.direct(sameName[0], e, true);
-        // 5. A setting derived from a key (a worker's port from workerBasePort).
+        // 6. A setting derived from a key (a worker's port from workerBasePort).
         const deriving = STACK_CONFIG_KEYS.find((k) => part !== undefined && spec(k).derives?.(part, rest) && this.inEffect(k));
-        // 6. The key the user set to exactly this value (a port another component clashes with, a name on the certificate).
+        // 7. The key the user set to exactly this value (a port another component clashes with, a name on the certificate).
         const byValue = STACK_CONFIG_KEYS.filter(
             (k) =>
                 spec(k).type !== "secret" &&

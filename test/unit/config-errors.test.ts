@@ -1,5 +1,8 @@
 import * as assert from "node:assert/strict";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey } from "../../src/config/keys";
+import { StackConfigError } from "../../src/config/errors";
+import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, partOf } from "../../src/config/keys";
+import { inStackConfigTerms, stackValues } from "../../src/config/translate";
+import { ConfigError } from "../../src/model/errors";
 import { TEST_SSH_KEY } from "./fixtures";
 import { programError } from "./programRun";
 
@@ -34,7 +37,7 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     firewallSshPort: [{ value: "0", valid: /expected a whole number from 1 to 65535/ }],
     ntpServers: [
         { value: '["bad host!"]', valid: /expected host names or addresses/ },
-        { value: "pool.ntp.org", valid: /expected a list/ },
+        { value: "pool.ntp.org", valid: /expected a list, set item by item: `pulumi config set --path .ntpServers\[0\]. <first>`/ },
     ],
     serverName: [{ value: "not a domain!", valid: /expected the domain of your Matrix IDs/ }],
     publicBaseUrl: [{ value: "ftp://matrix.example.com/", valid: /expected an http\(s\) URL/ }],
@@ -164,4 +167,120 @@ describe("every stack key's bad values are refused naming matrix:<key>, the valu
             });
         }
     }
+});
+
+describe("errors where settings meet, or about settings the user never wrote, name the key the user set", () => {
+    const cases: [string, Record<string, string>, RegExp][] = [
+        // Port clashes: the key whose value clashes, whichever component's claim found it.
+        [
+            "a Redis port Synapse uses",
+            { redisPort: "8008" },
+            /^matrix:redisPort is 8008; in SynapseHomeserver "dev-synapse" synapse http listener port: .*choose another port/,
+        ],
+        ["a Redis port PostgreSQL uses", { redisPort: "5432" }, /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis port: .*choose another port/],
+        [
+            "a worker port base PostgreSQL uses",
+            { workerBasePort: "5432" },
+            /^matrix:workerBasePort is 5432; in WorkerPool "dev-workers" worker federation_reader1 http listener port: /,
+        ],
+        // A port derived from the base (federation_sender1 at base + 20), and a base too high, reported by a worker or its role.
+        [
+            "a worker port derived from the base",
+            { workerBasePort: "7988" },
+            /^matrix:workerBasePort is 7988; in WorkerPool "dev-workers" worker federation_sender1 http listener port is 8008: /,
+        ],
+        [
+            "a worker port base too high",
+            { workerBasePort: "65530" },
+            /^matrix:workerBasePort is 65530; in WorkerPool "dev-workers" workers\.federation_reader: .*expected HTTP ports up to/,
+        ],
+        [
+            "a relay range over coturn's TLS port",
+            { turnDomain: "turn.example.com", turnRelayPortMin: "5000", turnRelayPortMax: "9000" },
+            /^matrix:turnRelayPortMin is 5000; with matrix:turnRelayPortMax 9000; in CoturnServer "dev-turn" relayPorts is \{"min":5000,"max":9000\}: expected a range without coturn's own tlsPort 5349/,
+        ],
+        // Derived settings: the certificate's names, a URL from the server name.
+        [
+            "a TURN domain on the certificate",
+            { turnDomain: "bad domain!" },
+            /^matrix:turnDomain is "bad domain!"; in ReverseProxy "dev-proxy" extraCertificateNames: expected DNS names/,
+        ],
+        [
+            "a server name whose URL is outside the DNS zone",
+            { publicBaseUrl: "", dnsZone: "other.org", dnsIpv4: "203.0.113.10" },
+            /^matrix:serverName is "example.com"; publicBaseUrl follows from it \("https:\/\/example.com\/"\); in CloudflareDns "dev-dns" publicBaseUrl is "https:\/\/example.com\/": expected a name in the zone other.org/,
+        ],
+        [
+            "a public URL outside the DNS zone",
+            { dnsZone: "other.org", dnsIpv4: "203.0.113.10", dnsDelegation: "srv" },
+            /^matrix:publicBaseUrl is "https:\/\/matrix.example.com\/"; in CloudflareDns "dev-dns" publicBaseUrl: expected a name in the zone other.org/,
+        ],
+        // MatrixStack's rules across components, named by its args.
+        [
+            "synapseExtraConfig against the worker pool",
+            { synapseExtraConfig: "send_federation: false" },
+            /^matrix:synapseExtraConfig is \{"send_federation":false\}; in WorkerPool "dev-workers" synapse\.extraConfig is \["send_federation"\]: /,
+        ],
+        [
+            "workers with SQLite",
+            { useSqlite: "true", workers: "{federation_reader: 1}" },
+            /^matrix:workers is \["federation_reader1"\]; workers need PostgreSQL/,
+        ],
+    ];
+    for (const key of ["redisPort", "redisMaxMemoryMb", "redisExternalHost"] as const) {
+        const value = key === "redisExternalHost" ? "redis.example.com" : key === "redisPort" ? "6380" : "512";
+        cases.push([
+            `${key} without workers`,
+            { workers: "{}", [key]: value },
+            new RegExp(
+                `^matrix:${key} is ${JSON.stringify(key === "redisExternalHost" ? value : Number(value))}; (in MatrixStack "dev" redis\\.external: )?Redis serves only Synapse's workers, and there are none`,
+            ),
+        ]);
+    }
+    for (const [what, config, expected] of cases) {
+        it(what, async () => {
+            const { message, mocks } = await programError({ ...BASE, ...config }, ["sshPrivateKey"], 0);
+            assert.match(message, expected);
+            assert.deepEqual(
+                mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name),
+                [],
+                "no command for the VM",
+            );
+        });
+    }
+});
+
+describe("a component's error about any key's setting comes back as the key (every key)", () => {
+    const child = (key: StackConfigKey) => `${STACK_PARTS[partOf(key)]} "dev-${partOf(key)}"`;
+    const cases: [string, (key: StackConfigKey) => ConfigError][] = [
+        ["named by the component", (key) => new ConfigError(child(key), String(STACK_KEYS[key].setting.rest), "v", "expected w")],
+        ["named by MatrixStack's args", (key) => new ConfigError('MatrixStack "dev"', String(STACK_KEYS[key].setting), "v", "expected w")],
+        // The stack plan (or a component) names another component's setting as MatrixStack's args do.
+        ["named by another component", (key) => new ConfigError('Host "dev-host"', String(STACK_KEYS[key].setting), "v", "expected w")],
+    ];
+    for (const [what, error] of cases) {
+        it(what, () => {
+            for (const key of STACK_CONFIG_KEYS) {
+                const translated = inStackConfigTerms(error(key), { values: new Map() });
+                assert.ok(translated instanceof StackConfigError, `${key}: ${String(translated)}`);
+                assert.equal(translated.key, key);
+                const shown = STACK_KEYS[key].type === "secret" ? "[secret, not shown]" : '"v"';
+                assert.match(translated.message, new RegExp(`^matrix:${key} is ${shown.replace(/[[\]]/g, "\\$&")}; (in .*: )?expected w$`));
+            }
+        });
+    }
+
+    it("a secret's value is never shown, whatever the component's error carried", () => {
+        const raw = { get: (k: string) => ({ smtpHost: "smtp.example.com", smtpPassword: "SECRETpw" })[k] };
+        const e = inStackConfigTerms(new ConfigError('SynapseHomeserver "dev-synapse"', "smtpPassword", "SECRETpw", "expected w"), stackValues(raw));
+        assert.equal((e as Error).message, "matrix:smtpPassword is [secret, not shown]; expected w");
+        // Nor found by its value: a secret matches no error's value.
+        const other = new ConfigError('Host "dev-host"', "some phrase", "SECRETpw", "expected w");
+        assert.equal(inStackConfigTerms(other, stackValues(raw)), other);
+    });
+
+    it("leaves an error no key explains as it is", () => {
+        const e = new ConfigError('SynapseHomeserver "dev-synapse"', "metrics.port", 8008, "expected a port other than httpPort (8008)");
+        assert.equal(inStackConfigTerms(e, { values: new Map() }), e);
+    });
 });

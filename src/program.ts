@@ -6,7 +6,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
-import { ConfigError, ConfigErrors } from "./model/errors";
+import { ConfigError, ConfigErrors, componentLabel, throwIfAny } from "./model/errors";
+import { STACK_PARTS } from "./config/keys";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
 import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
@@ -33,23 +34,42 @@ function cleanly<T>(build: () => T): T {
     }
 }
 
+/**
+ * Values components check only once they are constructed (after the Host
+ * registered its commands), or once their Outputs resolve (secrets), are
+ * checked now, in plain text, all at once, before anything is built.
+ */
+function checkKnownValues(options: ReturnType<typeof readStackConfig<unknown>>): void {
+    const errors: ConfigError[] = [];
+    const check = (f: () => unknown) => {
+        try {
+            f();
+        } catch (e) {
+            if (e instanceof ConfigErrors) errors.push(...e.errors);
+            else if (e instanceof ConfigError) errors.push(e);
+            else throw e;
+        }
+    };
+    const { host, synapse, postgres, proxy } = STACK_PARTS;
+    check(() => validatePrivateKey(componentLabel(host), "privateKey", raw.get("sshPrivateKey") ?? ""));
+    check(() => validateAdminUser(componentLabel(synapse), options.synapse.adminUser));
+    if (options.synapse.signingKey !== undefined) check(() => parseSigningKeyFile(raw.get("signingKey") ?? "", componentLabel(synapse), "signingKey"));
+    const pg = options.postgres.external;
+    if (pg) {
+        const { port = POSTGRES_DEFAULTS.port, host: address, database, user } = pg;
+        check(() => validatePostgres(componentLabel(postgres), { mode: "external", host: address, port, database, user, sslMode: "prefer" }, "external."));
+    }
+    if (options.proxy.cloudflareApiToken !== undefined)
+        check(() => validateCloudflareApiToken(componentLabel(proxy), "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? ""));
+    throwIfAny(errors);
+}
+
 const stack = cleanly(() => {
     const options = readStackConfig(raw, (key) => cfg.requireSecret(key));
     if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
         pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
     }
-    // Values a component checks only when it is constructed, after the Host registered its commands: checked now, before anything is built.
-    validateAdminUser("SynapseHomeserver", options.synapse.adminUser);
-    const pg = options.postgres.external;
-    if (pg) {
-        const { port = POSTGRES_DEFAULTS.port, host, database, user } = pg;
-        validatePostgres("PostgresDatabase", { mode: "external", host, port, database, user, sslMode: "prefer" }, "external.");
-    }
-    // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
-    validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
-    if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
-    if (options.proxy.cloudflareApiToken !== undefined)
-        validateCloudflareApiToken("ReverseProxy", "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? "");
+    checkKnownValues(options);
     // mode is "nginx" or "none" (the key table checks it).
     const { mode, ...proxy } = options.proxy;
     return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]) });

@@ -284,3 +284,24 @@ describe("a component's error about any key's setting comes back as the key (eve
         assert.equal(inStackConfigTerms(e, { values: new Map() }), e);
     });
 });
+
+describe("values known before deploying", () => {
+    it("are checked together, before anything is built (the private key, the admin, an external PostgreSQL)", async () => {
+        const { message, mocks } = await programError(
+            {
+                ...BASE,
+                sshPrivateKey: " ",
+                adminUser: "Admin!",
+                postgresExternalHost: "db.example.com",
+                postgresExternalPassword: "pw",
+                postgresExternalUser: "Bad-Name",
+            },
+            ["sshPrivateKey", "postgresExternalPassword"],
+        );
+        assert.deepEqual(
+            message.split("\n").map((l) => l.split(" is ")[0]),
+            ["matrix:sshPrivateKey", "matrix:adminUser", "matrix:postgresExternalUser"],
+        );
+        assert.deepEqual(mocks.resources, [], "nothing is built");
+    });
+});

@@ -24,7 +24,8 @@ describe("the files generated from the key table (src/config/keys.ts)", () => {
         assert.doesNotMatch(updated, /matrix:old/);
         const readme = `# Title\n\nprose before\n\n${README_BEGIN}\n\n| old |\n\n${README_END}\n\nprose after\n`;
         const table = withReadmeTable(readme);
-        assert.ok(table.startsWith(`# Title\n\nprose before\n\n${README_BEGIN}\n\n| key `));
+        assert.ok(table.startsWith(`# Title\n\nprose before\n\n${README_BEGIN}\n\n\`sshPrivateKey\` (required), `));
+        assert.match(table, /are secrets: set them with[^]*\n\n\| key /);
         assert.ok(table.endsWith(`|\n\n${README_END}\n\nprose after\n`));
         assert.doesNotMatch(table, /\| old \|/);
         assert.throws(() => withReadmeTable("no markers"), /lacks the markers/);

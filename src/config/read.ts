@@ -9,9 +9,11 @@ import { migrationErrors } from "./migrations";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackOptions, StackPart } from "./keys";
 
 /**
- * Reading a stack's config into MatrixStack's args, and every error about
- * it in the terms a user wrote: `matrix:<key>`, the value (a secret's never)
- * and what would be valid.
+ * Reading a stack's config into MatrixStack's args: each key's text as its
+ * type, the table's own checks, required keys, keys that contradict each
+ * other, and old keys (migrations.ts), all reported at once, each naming
+ * `matrix:<key>`, the value (a secret's never) and what would be valid.
+ * The components' errors are restated in these terms by translate.ts.
  */
 
 const spec = (key: StackConfigKey): StackKey => STACK_KEYS[key];

@@ -16,6 +16,14 @@ describe("the files generated from the key table (src/config/keys.ts)", () => {
         });
     }
 
+    it("a file edited by hand, or a table changed without config:update, is stale", () => {
+        for (const [file, update] of Object.entries(GENERATED_FILES)) {
+            const current = fs.readFileSync(path.join(ROOT, file), "utf8");
+            const edited = current.replace(file === "README.md" ? "| `sshHost`" : "sshHost", file === "README.md" ? "| `sshHots`" : "sshHots");
+            assert.notEqual(update(edited), edited, file);
+        }
+    });
+
     it("replaces only Pulumi.yaml's config block and the README's table, keeping the text around them", () => {
         const project = "name: matrix\n# a comment\nconfig:\n  matrix:old:\n    type: string\nbackend:\n  url: x\n";
         const updated = withPulumiConfig(project);

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors, componentLabel, throwIfAny } from "./model/errors";
-import { STACK_PARTS } from "./config/keys";
+import { STACK_PARTS, StackOptions } from "./config/keys";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
 import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
@@ -39,7 +39,7 @@ function cleanly<T>(build: () => T): T {
  * registered its commands), or once their Outputs resolve (secrets), are
  * checked now, in plain text, all at once, before anything is built.
  */
-function checkKnownValues(options: ReturnType<typeof readStackConfig<unknown>>): void {
+function checkKnownValues(options: StackOptions<unknown>): void {
     const errors: ConfigError[] = [];
     const check = (f: () => unknown) => {
         try {

@@ -57,8 +57,8 @@ class Translator {
     }
 
     /** The error restated for `key`, the component's words kept after what the key is. */
-    private via(key: StackConfigKey, e: ConfigError, lead = ""): StackConfigError {
-        const own = this.shown(key, e.value);
+    private via(key: StackConfigKey, e: ConfigError, lead = "", unset: unknown = e.value): StackConfigError {
+        const own = this.shown(key, unset);
         const theirs = isDeepStrictEqual(own, e.value) || e.value instanceof Described ? "" : ` is ${describe(e.value)}`;
         return new StackConfigError(key, own, `${lead}in ${e.component} ${e.setting}${theirs}: ${e.expected}`, e);
     }
@@ -111,12 +111,17 @@ class Translator {
         }
         const part = componentKind(e.component) === "MatrixStack" ? e.setting.split(".")[0] : partOfComponent(e.component);
         const rest = componentKind(e.component) === "MatrixStack" ? e.setting.split(".").slice(1).join(".") : e.setting;
-        // 3. A group of settings (`relayPorts` for relayPorts.min and .max): the keys in it the user set.
-        const inGroup = STACK_CONFIG_KEYS.filter((k) => partOf(k) === part && spec(k).setting.rest.toString().startsWith(`${rest}.`));
+        // 3. A group of settings (`relayPorts` for relayPorts.min and .max, or MatrixStack's `turn.relayPorts`): the keys in it
+        // the user set, else all of them (their defaults are what the user left).
+        const inGroup = STACK_CONFIG_KEYS.filter((k) => {
+            const path = spec(k).setting;
+            return (partOf(k) === part && path.rest.toString().startsWith(`${rest}.`)) || path.toString().startsWith(`${e.setting}.`);
+        });
         const setInGroup = inGroup.filter((k) => this.inEffect(k));
-        if (setInGroup.length) {
-            const others = setInGroup.slice(1).map((k) => `matrix:${k} ${describe(this.shown(k, undefined))}`);
-            return this.via(setInGroup[0], e, others.length ? `with ${others.join(", ")}; ` : "");
+        const group = setInGroup.length ? setInGroup : inGroup;
+        if (group.length) {
+            const others = group.slice(1).map((k) => `matrix:${k} ${describe(this.shown(k, this.lib[k]))}`);
+            return this.via(group[0], e, others.length ? `with ${others.join(", ")}; ` : "", this.lib[group[0]]);
         }
         // 4. Another component's setting, named as MatrixStack's args name it (WorkerPool's `synapse.extraConfig`).
         const named = e.setting.split(".")[0] in STACK_PARTS ? stackKeyFor("MatrixStack", e.setting) : undefined;

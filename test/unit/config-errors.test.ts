@@ -279,6 +279,20 @@ describe("a component's error about any key's setting comes back as the key (eve
         assert.equal(inStackConfigTerms(other, stackValues(raw)), other);
     });
 
+    it("a group of settings named by MatrixStack or a component: the keys the user set in it, else all of them", () => {
+        const e = new ConfigError('MatrixStack "dev"', "turn.relayPorts", { min: 49152, max: 65535 }, "expected a range without port 50000");
+        assert.equal(
+            (inStackConfigTerms(e, { values: new Map() }) as Error).message,
+            'matrix:turnRelayPortMin is 49152; with matrix:turnRelayPortMax 65535; in MatrixStack "dev" turn.relayPorts is {"min":49152,"max":65535}: expected a range without port 50000',
+        );
+        const set = new Map<StackConfigKey, unknown>([["turnRelayPortMax", 60000]]);
+        const own = new ConfigError('CoturnServer "dev-turn"', "relayPorts", { min: 49152, max: 60000 }, "expected w");
+        assert.equal(
+            (inStackConfigTerms(own, { values: set }) as Error).message,
+            'matrix:turnRelayPortMax is 60000; in CoturnServer "dev-turn" relayPorts is {"min":49152,"max":60000}: expected w',
+        );
+    });
+
     it("leaves an error no key explains as it is", () => {
         const e = new ConfigError('SynapseHomeserver "dev-synapse"', "metrics.port", 8008, "expected a port other than httpPort (8008)");
         assert.equal(inStackConfigTerms(e, { values: new Map() }), e);

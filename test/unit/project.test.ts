@@ -49,6 +49,16 @@ describe("the Pulumi project", () => {
         assert.deepEqual(offenders, []);
     });
 
+    it("keeps the stack config adapter (src/config) above the model: src/model imports nothing from it", () => {
+        const model = path.join(ROOT, "src", "model");
+        const offenders = fs
+            .readdirSync(model)
+            .filter((f) => f.endsWith(".ts"))
+            .filter((f) => /from "\.\.\/config\//.test(fs.readFileSync(path.join(model, f), "utf8")));
+        assert.deepEqual(offenders, []);
+        assert.ok(!fs.existsSync(path.join(model, "stackConfig.ts")), "the key table lives in src/config/keys.ts");
+    });
+
     it("declares every key of the program's table (STACK_KEYS), in the same order, and no other", () => {
         assert.deepEqual(STACK_CONFIG_KEYS, declared);
     });

@@ -1,15 +1,19 @@
 /**
  * The stack program behind Pulumi.yaml: stack config -> MatrixStack.
  * `pulumi up` per environment (Pulumi.dev.yaml, Pulumi.prod.yaml) deploys a homeserver.
- * Errors name the `matrix:` key the user set (see STACK_KEYS in src/model/stackConfig.ts).
+ * Errors name the `matrix:` key the user set (see STACK_KEYS in src/config/keys.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
-import { ConfigError, ConfigErrors } from "./model/errors";
+import { ConfigError, ConfigErrors, componentLabel, throwIfAny } from "./model/errors";
+import { STACK_PARTS, StackOptions } from "./config/keys";
 import { validatePrivateKey } from "./model/host";
 import { validateCloudflareApiToken } from "./model/acme";
-import { StackConfigError, readStackConfig, withStackConfigErrors } from "./model/stackConfig";
+import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
+import { validateAdminUser } from "./model/synapse";
+import { readStackConfig } from "./config/read";
+import { withStackConfigErrors } from "./config/translate";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.
@@ -23,11 +27,41 @@ const raw = { get: (key: string) => pulumi.runtime.getConfig(`matrix:${key}`), i
 /** A bad setting ends the program with its message alone (a RunError), not a stack trace; the original error is its `cause`. */
 function cleanly<T>(build: () => T): T {
     try {
-        return withStackConfigErrors(build);
+        return withStackConfigErrors(build, raw);
     } catch (e) {
         if (e instanceof ConfigError || e instanceof ConfigErrors) throw Object.assign(new pulumi.RunError(e.message), { cause: e });
         throw e;
     }
+}
+
+/**
+ * Values components check only once they are constructed (after the Host
+ * registered its commands), or once their Outputs resolve (secrets), are
+ * checked now, in plain text, all at once, before anything is built.
+ */
+function checkKnownValues(options: StackOptions<unknown>): void {
+    const errors: ConfigError[] = [];
+    const check = (f: () => unknown) => {
+        try {
+            f();
+        } catch (e) {
+            if (e instanceof ConfigErrors) errors.push(...e.errors);
+            else if (e instanceof ConfigError) errors.push(e);
+            else throw e;
+        }
+    };
+    const { host, synapse, postgres, proxy } = STACK_PARTS;
+    check(() => validatePrivateKey(componentLabel(host), "privateKey", raw.get("sshPrivateKey") ?? ""));
+    check(() => validateAdminUser(componentLabel(synapse), options.synapse.adminUser));
+    if (options.synapse.signingKey !== undefined) check(() => parseSigningKeyFile(raw.get("signingKey") ?? "", componentLabel(synapse), "signingKey"));
+    const pg = options.postgres.external;
+    if (pg) {
+        const { port = POSTGRES_DEFAULTS.port, host: address, database, user } = pg;
+        check(() => validatePostgres(componentLabel(postgres), { mode: "external", host: address, port, database, user, sslMode: "prefer" }, "external."));
+    }
+    if (options.proxy.cloudflareApiToken !== undefined)
+        check(() => validateCloudflareApiToken(componentLabel(proxy), "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? ""));
+    throwIfAny(errors);
 }
 
 const stack = cleanly(() => {
@@ -35,15 +69,9 @@ const stack = cleanly(() => {
     if (options.synapse.email?.smtpUser !== undefined && options.synapse.smtpPassword === undefined) {
         pulumi.log.warn("matrix:smtpUser is set but matrix:smtpPassword is not; set it with `pulumi config set --secret smtpPassword`");
     }
-    // Secrets the components can only check once their Outputs resolve are checked now, in plain text, so a bad one fails before anything is built.
-    validatePrivateKey("Host", "privateKey", raw.get("sshPrivateKey") ?? "");
-    if (options.synapse.signingKey !== undefined) parseSigningKeyFile(raw.get("signingKey") ?? "", "SynapseHomeserver", "signingKey");
-    if (options.proxy.cloudflareApiToken !== undefined)
-        validateCloudflareApiToken("ReverseProxy", "cloudflareApiToken", raw.get("acmeCloudflareApiToken") ?? "");
+    checkKnownValues(options);
+    // mode is "nginx" or "none" (the key table checks it).
     const { mode, ...proxy } = options.proxy;
-    if (mode !== undefined && mode !== "nginx" && mode !== "none") {
-        throw new StackConfigError("proxy", mode, 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)');
-    }
     return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]) });
 });
 

@@ -52,3 +52,17 @@ export function throwIfAny(errors: ConfigError[]): void {
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new ConfigErrors(errors);
 }
+
+/**
+ * How errors name a component: its kind and, for a constructed one, its
+ * resource name (`SynapseHomeserver "dev-synapse"`), or the kind alone.
+ */
+export function componentLabel(kind: string, name?: string): string {
+    return name === undefined ? kind : `${kind} ${JSON.stringify(name)}`;
+}
+
+/** The kind of a component named by `componentLabel` (`SynapseHomeserver "dev-synapse"` -> `SynapseHomeserver`). */
+export function componentKind(label: string): string {
+    const space = label.indexOf(" ");
+    return space < 0 ? label : label.slice(0, space);
+}

@@ -54,7 +54,7 @@ describe("stack config through the real Pulumi CLI", function () {
         );
         assert.doesNotMatch(text, /SECRETinClear/);
         // The message alone, as a user's mistake deserves: no "unhandled exception" and no stack trace.
-        assert.doesNotMatch(text, /unhandled exception|at readStackConfig|stackConfig\.ts:/);
+        assert.doesNotMatch(text, /unhandled exception|at readStackConfig|src\/config\/\w+\.ts:/);
         assert.doesNotMatch(text, /command:remote:Command/);
         fs.rmSync(path.join(dir, "Pulumi.plain.yaml"));
     });

@@ -4,40 +4,13 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/model/stackConfig";
+import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, partOf } from "../../src/config/keys";
+import { StackConfigError } from "../../src/config/errors";
+import { readStackConfig } from "../../src/config/read";
+import { inStackConfigTerms, stackKeyFor } from "../../src/config/translate";
 import { RecordingMocks, valueOf } from "./mocks";
+import { programError, runProgram } from "./programRun";
 import { TEST_SSH_KEY } from "./fixtures";
-
-/** Loads src/program.ts afresh under mocks with the given stack config. */
-async function runProgram(config: Record<string, string>, secretKeys: string[] = [], mocks = new RecordingMocks()) {
-    await pulumi.runtime.setMocks(mocks, "matrix", "dev", false);
-    pulumi.runtime.setAllConfig(
-        Object.fromEntries(Object.entries(config).map(([k, v]) => [`matrix:${k}`, v])),
-        secretKeys.map((k) => `matrix:${k}`),
-    );
-    const path = require.resolve("../../src/program");
-    delete require.cache[path];
-    const program = require(path) as Record<string, pulumi.Output<unknown>>;
-    return { mocks, program };
-}
-
-/** Runs the program expecting it to fail; returns the error and what reached the mocks meanwhile. */
-async function programError(config: Record<string, string>, secretKeys: string[] = ["sshPrivateKey"]) {
-    const mocks = new RecordingMocks();
-    let error: unknown;
-    try {
-        await runProgram(config, secretKeys, mocks);
-    } catch (e) {
-        // The program ends on a bad setting with a RunError (message only); the original error is its cause.
-        assert.ok(e instanceof pulumi.RunError, `not a RunError: ${String(e)}`);
-        assert.equal(e.message, (e as { cause?: Error }).cause?.message);
-        error = (e as { cause?: Error }).cause;
-    }
-    assert.ok(error instanceof Error, `the program ran with ${JSON.stringify(config)}`);
-    // Give registrations begun before the failure time to reach the mocks.
-    await new Promise((r) => setTimeout(r, 50));
-    return { error, message: error.message, mocks };
-}
 
 /** The program's warnings while it runs `f`. */
 async function warnings(f: () => Promise<unknown>): Promise<string[]> {
@@ -228,7 +201,7 @@ describe("the stack program (src/program.ts)", () => {
                 (await programError({ ...base, postgresExternalHost: "db.example.com" })).message,
                 /^matrix:postgresExternalPassword is not set; it is required with matrix:postgresExternalHost; set it with `pulumi config set --secret postgresExternalPassword`/,
             );
-            assert.match((await programError({ ...base, sshPort: "ssh" })).message, /^matrix:sshPort is "ssh"; expected a number/);
+            assert.match((await programError({ ...base, sshPort: "ssh" })).message, /^matrix:sshPort is "ssh"; expected a whole number, such as 22/);
         });
 
         // PostgresDatabase names an external server's settings `host`, `port`, ... rather than `external.host`, ...:
@@ -371,7 +344,7 @@ describe("the stack program (src/program.ts)", () => {
             assert.ok(!commands(mocks).some((n) => n.startsWith("dev-redis")));
             assert.match(String(mocks.byName("dev-workers-config").inputs.stdin), /# 0 workers on this host: none/);
             const { message } = await programError({ ...base, workers: "{}", redisMaxMemoryMb: "512" });
-            assert.match(message, /^MatrixStack "dev": redis\.maxMemoryMb is set; Redis serves only Synapse's workers, and there are none/);
+            assert.match(message, /^matrix:redisMaxMemoryMb is 512; Redis serves only Synapse's workers, and there are none/);
         });
 
         it("useSqlite runs no workers unless asked for, and then says they need PostgreSQL", async () => {
@@ -433,18 +406,19 @@ describe("the stack config table (STACK_KEYS)", () => {
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {
         for (const key of STACK_CONFIG_KEYS) {
-            const s = STACK_KEYS[key];
-            const original = new ConfigError(component[s.component], s.setting, "v", "expected w");
+            const original = new ConfigError(component[STACK_PARTS[partOf(key)]], STACK_KEYS[key].setting.rest.toString(), "v", "expected w");
             const translated = inStackConfigTerms(original);
             assert.ok(translated instanceof StackConfigError, key);
-            assert.equal(translated.message, `matrix:${key} is "v"; expected w`);
+            // A secret's value is never shown, even when a component's error would.
+            const shown = STACK_KEYS[key].type === "secret" ? "[secret, not shown]" : '"v"';
+            assert.equal(translated.message, `matrix:${key} is ${shown}; expected w`);
             assert.equal(translated.key, key);
             assert.equal(translated.original, original);
         }
     });
 
     it("maps each component setting to one key only", () => {
-        const seen = STACK_CONFIG_KEYS.map((k) => `${STACK_KEYS[k].component} ${STACK_KEYS[k].setting}`);
+        const seen = STACK_CONFIG_KEYS.map((k) => String(STACK_KEYS[k].setting));
         assert.deepEqual(
             seen.filter((s, i) => seen.indexOf(s) !== i),
             [],

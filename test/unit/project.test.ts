@@ -10,7 +10,8 @@ import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, readStackConfig } from "../../src/model/stackConfig";
+import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart, partOf } from "../../src/config/keys";
+import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { readmeBlock } from "../e2e/engine";
 import { quickstartScript } from "../e2e/quickstart";
@@ -46,6 +47,16 @@ describe("the Pulumi project", () => {
             .filter((f) => f.endsWith(".ts") && !/src\/(index|program)\.ts$/.test(f))
             .filter((f) => /from "@pulumi\//.test(fs.readFileSync(f, "utf8")));
         assert.deepEqual(offenders, []);
+    });
+
+    it("keeps the stack config adapter (src/config) above the model: src/model imports nothing from it", () => {
+        const model = path.join(ROOT, "src", "model");
+        const offenders = fs
+            .readdirSync(model)
+            .filter((f) => f.endsWith(".ts"))
+            .filter((f) => /from "\.\.\/config\//.test(fs.readFileSync(path.join(model, f), "utf8")));
+        assert.deepEqual(offenders, []);
+        assert.ok(!fs.existsSync(path.join(model, "stackConfig.ts")), "the key table lives in src/config/keys.ts");
     });
 
     it("declares every key of the program's table (STACK_KEYS), in the same order, and no other", () => {
@@ -103,25 +114,25 @@ describe("the Pulumi project", () => {
             email: { smtpHost: "smtp.example.com", notifFrom: "noreply@example.com" },
         });
         const redis = resolveRedisSettings("RedisServer", {});
-        const resolved: Record<StackKey["component"], unknown> = {
-            Host: resolveHostSettings("Host", {}),
-            PostgresDatabase: postgres,
-            SynapseHomeserver: synapse,
-            WorkerPool: resolveWorkerPoolSettings(
+        const resolved: Record<StackPart, unknown> = {
+            host: resolveHostSettings("Host", {}),
+            postgres: postgres,
+            synapse: synapse,
+            workers: resolveWorkerPoolSettings(
                 "WorkerPool",
                 {},
                 resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", replication: {} }),
                 "Host",
             ),
-            RedisServer: redis,
-            ReverseProxy: resolveReverseProxySettings(
+            redis: redis,
+            proxy: resolveReverseProxySettings(
                 "ReverseProxy",
                 { acme: { email: "admin@example.com" } },
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
             ),
-            CloudflareDns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
-            CoturnServer: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
-            ElementWeb: resolveElementWebSettings(
+            dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
+            turn: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
+            element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl },
@@ -154,7 +165,7 @@ describe("the Pulumi project", () => {
             // "" means "the library's default", whatever it is (derived, like publicBaseUrl, or pinned, like synapseVersion).
             if (d === undefined || d === "") continue;
             const c = conversions[key];
-            const library = c ? c.library : at(resolved[spec(key).component], spec(key).setting);
+            const library = c ? c.library : at(resolved[partOf(key)], spec(key).setting.rest.toString());
             assert.deepEqual(
                 c ? c.declared(d) : d,
                 library,

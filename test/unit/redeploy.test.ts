@@ -2,7 +2,7 @@ import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
 import { goldenSynapseSettings } from "./fixtures";
-import { readStackConfig } from "../../src/model/stackConfig";
+import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import { runWithMocks } from "./mocks";

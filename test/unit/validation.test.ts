@@ -9,7 +9,7 @@ import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
 import { mergeExtraConfig, renderHomeserverYaml } from "../../src/render/synapse/homeserver";
-import { readStackConfig } from "../../src/model/stackConfig";
+import { readStackConfig } from "../../src/config/read";
 import { RecordingMocks, valueOf } from "./mocks";
 import { GOLDEN_PEERS, stackArgs } from "./fixtures";
 

@@ -1,0 +1,967 @@
+import { CoturnOptions } from "../model/coturn";
+import { DnsOptions } from "../model/dns";
+import { ElementWebOptions } from "../model/element";
+import { HostOptions } from "../model/host";
+import { PostgresOptions } from "../model/postgres";
+import { ReverseProxyOptions } from "../model/proxy";
+import { RedisOptions } from "../model/redis";
+import { SynapseOptions } from "../model/synapse";
+import { WorkerPoolOptions } from "../model/workers";
+import { SettingPath, at as atPath } from "./settingPath";
+
+/**
+ * The stack config of Pulumi.yaml (keys in the `matrix:` namespace): one
+ * table, the only place a key is written. From it come Pulumi.yaml's
+ * `config:` block, the README's key table and Pulumi.example.yaml
+ * (`npm run config:update`), the reading of a stack's config into
+ * MatrixStack's args (read.ts), and the translation of every error back
+ * into the key a user wrote (`matrix:<key>`). Defaults are not written
+ * here: they are the models' own (defaults.ts).
+ */
+
+/** MatrixStack's args as the stack config fills them; `S` is how secrets arrive (an Output in the program). */
+export interface StackOptions<S> {
+    host: HostOptions & { host: string; hostKey?: string; reapply?: string; privateKey: S };
+    synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
+    postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string; password: S } };
+    /** The WorkerPool's options; `workers` only when the key is set (otherwise the stack's default pool). */
+    workers: WorkerPoolOptions;
+    /** Redis's options; `external` with redisExternalHost. */
+    redis: RedisOptions & { external?: { host: string; port?: number; password?: S; tls?: boolean } };
+    /** The reverse proxy's options; `mode` is `nginx` (the default) or `none` (no proxy: the other options are then refused). */
+    proxy: Partial<ReverseProxyOptions> & { mode?: string; cloudflareApiToken?: S };
+    /** Element's options; only with elementDomain. */
+    element?: ElementWebOptions;
+    /** coturn's options; only with turnDomain. */
+    turn?: CoturnOptions;
+    /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
+    dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
+}
+
+/** The part of MatrixStack's args a key sets. */
+export type StackPart = keyof StackOptions<unknown>;
+
+/**
+ * The component each part of MatrixStack's args becomes: its kind (as its
+ * errors name it) and its child role (MatrixStack names it `<stack>-<role>`,
+ * the role being the part's own name).
+ */
+export const STACK_PARTS = {
+    host: "Host",
+    synapse: "SynapseHomeserver",
+    postgres: "PostgresDatabase",
+    workers: "WorkerPool",
+    redis: "RedisServer",
+    proxy: "ReverseProxy",
+    element: "ElementWeb",
+    turn: "CoturnServer",
+    dns: "CloudflareDns",
+} as const satisfies Record<StackPart, string>;
+
+/** A setting of MatrixStack's args, named by a typed accessor (`(o) => o.synapse.email.smtpHost`). */
+const at = (read: Parameters<typeof atPath<StackOptions<string>>>[0]): SettingPath => atPath<StackOptions<string>>(read);
+
+/** How a key's text is read. */
+export type StackKeyType =
+    | "string"
+    /** Pulumi type integer. */
+    | "integer"
+    /** A decimal number; declared as a Pulumi string (Pulumi has no decimal type). */
+    | "number"
+    | "boolean"
+    /** A boolean that turns an option group on: true sets the setting to `{}` (useSqlite -> sqlite: {}). */
+    | "switch"
+    /** A list of strings (Pulumi type array). */
+    | "list"
+    /** A YAML mapping, given as a string. */
+    | "yaml"
+    /** A string Pulumi keeps encrypted; read by the program as a secret, never as plain text. */
+    | "secret";
+
+export interface StackKey {
+    /** Starts a section of Pulumi.example.yaml (`# --- <section> ---`). */
+    readonly section?: string;
+    readonly type: StackKeyType;
+    /** The setting of MatrixStack's args the key sets; below its first segment, the component's own setting as its errors name it. */
+    readonly setting: SettingPath;
+    /** The key must be set (when it applies at all); the value shown in the hint `pulumi config set <key> <value>`. */
+    readonly required?: string;
+    /** The key only means something while this key is in effect; set without it, it is an error. */
+    readonly onlyWith?: string;
+    /** The key contradicts these keys: both in effect is an error. */
+    readonly notWith?: readonly string[];
+    /** What this key in effect means, for errors about keys that contradict it. */
+    readonly whenSet?: string;
+    /** What this key not in effect means, for errors about keys that need it. */
+    readonly whenUnset?: string;
+    /** How a secret's value is given in the hint `pulumi config set --secret <key> <hint>` (default `required`, else `...`). */
+    readonly hint?: string;
+    /** For a YAML key: what the mapping holds and an example, for its errors (default: homeserver.yaml options). */
+    readonly yaml?: { holds: string; example: string };
+    /**
+     * A check of the key's own value beyond its type, for what no component
+     * checks before deploying (a secret's form, the stack's own switches):
+     * returns what would be valid when the value is not.
+     */
+    readonly check?: (value: unknown) => string | undefined;
+    /** Left unset, the key's setting follows from this key (publicBaseUrl from serverName): errors about it name that key. */
+    readonly derivedFrom?: string;
+    /** Settings of a part the key's value decides without naming it (workers' ports from workerBasePort): errors about them name the key. */
+    readonly derives?: (part: string, setting: string) => boolean;
+    /** Pulumi.yaml's description (plain text). */
+    readonly description: string;
+    /** The README's "what it does" (Markdown). */
+    readonly doc: string;
+    /** The README's default column when it is not the default itself (a derived or absent default, in words). */
+    readonly defaultDoc?: string;
+    /**
+     * The default Pulumi.yaml declares when it is not the library's: "" where the library's
+     * default moves with the library (the pinned Synapse release), so a stack follows it.
+     */
+    readonly declaredDefault?: string;
+    /** Pulumi.example.yaml: the comment above the key and its value (a secret's value is shown as a comment). */
+    readonly example: { readonly comment?: readonly string[]; readonly value?: string | readonly string[] };
+}
+
+/** A value that must be one line: a password or name written into a file on the VM line by line. */
+const oneLine = (what: string) => (v: unknown) => (typeof v === "string" && /[\r\n]/.test(v) ? `expected ${what} on one line, without line breaks` : undefined);
+
+/** An OpenSSH public key line, as `ssh-keyscan` prints it after the host name. */
+const SSH_PUBLIC_KEY =
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
+
+const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
+const LOCAL_REDIS = ["redisExternalHost"] as const;
+const WITH_PROXY = ["proxy"] as const;
+
+/**
+ * Every key of the stack config, in Pulumi.yaml's order. A key is "in
+ * effect" when it is set to something other than its default (Pulumi fills
+ * declared defaults in, so a value equal to the default means "not set").
+ */
+export const STACK_KEYS = {
+    sshHost: {
+        section: "The VM",
+        type: "string",
+        setting: at((o) => o.host.host),
+        required: "203.0.113.10",
+        description: "Address (IP or DNS name) of the VM that SSH dials.",
+        doc: "address SSH dials",
+        example: { comment: ["Address SSH dials: the VM's public IP or DNS name."], value: "203.0.113.10" },
+    },
+    sshPort: {
+        type: "integer",
+        setting: at((o) => o.host.port),
+        description: "SSH port the client dials.",
+        doc: "SSH port the client dials",
+        example: { comment: ["SSH port the client dials (default 22)."], value: "22" },
+    },
+    sshUser: {
+        type: "string",
+        setting: at((o) => o.host.user),
+        description: "Login user; root or a user with passwordless sudo.",
+        doc: "login user; root or a passwordless sudoer",
+        example: { comment: ["Login user: root, or a user with passwordless sudo such as debian or ubuntu (default root)."], value: "debian" },
+    },
+    sshPrivateKey: {
+        type: "secret",
+        setting: at((o) => o.host.privateKey),
+        required: "< ~/.ssh/id_ed25519",
+        description: "Private SSH key for the VM (set with `pulumi config set --secret sshPrivateKey < key`).",
+        doc: "private key for the VM",
+        example: { comment: ["The private key, encrypted by `pulumi config set --secret sshPrivateKey < key`."] },
+    },
+    sshHostKey: {
+        type: "string",
+        setting: at((o) => o.host.hostKey),
+        check: (v) =>
+            SSH_PUBLIC_KEY.test(String(v).trim())
+                ? undefined
+                : "expected the VM's SSH host public key, such as ssh-ed25519 AAAAC3Nza... (ssh-keyscan -t ed25519 <host> prints it after the host name)",
+        description: "The VM's SSH host public key (ssh-ed25519 AAAA...); when set, the host is verified.",
+        doc: "the VM's host key (`ssh-ed25519 AAAA...`); set it in production",
+        defaultDoc: "not checked",
+        example: {
+            comment: ["The VM's host key, so a man in the middle is refused (default: not checked).", "Get it with `ssh-keyscan -t ed25519 203.0.113.10`."],
+            value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample",
+        },
+    },
+    reapply: {
+        type: "string",
+        setting: at((o) => o.host.reapply),
+        description: "Any value; a new one re-runs every script on the VM, which rewrites files edited there and restarts only what they affect.",
+        doc: "any value; a new one re-runs every script, which rewrites files edited on the VM and restarts only what they affect (see [Drift](#drift-see-and-undo-edits-made-on-the-vm))",
+        example: { comment: ["A new value re-runs every script, which rewrites files edited on the VM (see `sudo pulumi-matrix-drift` there)."], value: "" },
+    },
+    firewallSshPort: {
+        type: "integer",
+        setting: at((o) => o.host.firewall.sshPort),
+        description: "Port sshd listens on inside the VM; always kept open by the firewall.",
+        doc: "port sshd listens on inside the VM; always open",
+        example: { comment: ["Port sshd listens on inside the VM; the firewall always keeps it open (default 22)."], value: "22" },
+    },
+    ntpServers: {
+        type: "list",
+        setting: at((o) => o.host.ntpServers),
+        description: "NTP servers for systemd-timesyncd (empty keeps the distribution's).",
+        doc: "NTP servers for systemd-timesyncd",
+        defaultDoc: "distribution's",
+        example: {
+            comment: ["NTP servers for systemd-timesyncd (default: the distribution's pool)."],
+            value: ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"],
+        },
+    },
+    serverName: {
+        section: "Synapse",
+        type: "string",
+        setting: at((o) => o.synapse.serverName),
+        required: "example.com",
+        description: "The domain of your Matrix IDs (@alice:example.com -> example.com). Can never change later.",
+        doc: "domain of your Matrix IDs; can never change after the first start",
+        example: { comment: ["The domain of your Matrix IDs (@alice:example.com). It can never change later."], value: "example.com" },
+    },
+    publicBaseUrl: {
+        type: "string",
+        setting: at((o) => o.synapse.publicBaseUrl),
+        derivedFrom: "serverName",
+        description: "URL clients use to reach Synapse (default https://<serverName>/).",
+        doc: "URL clients use",
+        defaultDoc: "`https://<serverName>/`",
+        example: { comment: ["Where clients reach Synapse (default https://<serverName>/)."], value: "https://matrix.example.com/" },
+    },
+    synapseVersion: {
+        type: "string",
+        setting: at((o) => o.synapse.version),
+        // The library pins the release it is tested with; "" lets a stack follow the pin when the library moves.
+        declaredDefault: "",
+        description: "Synapse release to install (default the release this library is tested with); upgrades in place.",
+        doc: "Synapse release; a change upgrades in place, downgrades are refused",
+        example: { comment: ["Synapse release; changing it upgrades in place (default: the release this library is tested with)."], value: "1.163.2" },
+    },
+    installMethod: {
+        type: "string",
+        setting: at((o) => o.synapse.installMethod),
+        description:
+            "pip (virtualenv from PyPI, exactly the pinned release, any architecture) or apt (matrix.org Debian package, amd64, only the release its repository serves).",
+        doc: "`pip` (virtualenv from PyPI) or `apt` (matrix.org's Debian package); see [Install methods](#install-methods)",
+        example: {
+            comment: [
+                "pip: a virtualenv from PyPI, exactly the pinned release (default); apt: matrix.org's Debian package",
+                "(amd64, and only the release its repository serves). See the README's install methods.",
+            ],
+            value: "pip",
+        },
+    },
+    maxUploadSize: {
+        type: "string",
+        setting: at((o) => o.synapse.maxUploadSize),
+        description: "Largest upload, like 50M (K, M or G).",
+        doc: "largest upload (`K`, `M`, `G`)",
+        example: { comment: ["Largest upload (default 50M)."], value: "100M" },
+    },
+    registration: {
+        type: "string",
+        setting: at((o) => o.synapse.registration),
+        description: "shared-secret (no public sign-up) or token (sign-up with registration tokens).",
+        doc: "`shared-secret`: no public sign-up, accounts via the admin API; `token`: sign-up with registration tokens",
+        example: { comment: ["shared-secret: no public sign-up (default); token: sign-up with registration tokens."], value: "shared-secret" },
+    },
+    allowGuestAccess: {
+        type: "boolean",
+        setting: at((o) => o.synapse.allowGuestAccess),
+        description: "Allow guest accounts.",
+        doc: "guest accounts",
+        example: { comment: ["Guest accounts (default false)."], value: "false" },
+    },
+    urlPreviews: {
+        type: "boolean",
+        setting: at((o) => o.synapse.urlPreviews.enabled),
+        description: "URL previews (never fetched from private or special address ranges).",
+        doc: "URL previews; private, loopback, link-local, CGNAT, documentation and multicast ranges are never fetched",
+        example: { comment: ["URL previews; private and special address ranges are never fetched (default false)."], value: "false" },
+    },
+    presence: {
+        type: "boolean",
+        setting: at((o) => o.synapse.presence),
+        description: "Presence (online/offline status of users).",
+        doc: "online/offline status",
+        example: { comment: ["Presence (default true)."], value: "true" },
+    },
+    cacheFactor: {
+        type: "number",
+        setting: at((o) => o.synapse.cacheFactor),
+        description: "caches.global_factor, scales all of Synapse's caches.",
+        doc: "`caches.global_factor`",
+        example: { comment: ["caches.global_factor (default 0.5); raise it on a server with memory to spare."], value: "1.0" },
+    },
+    trustedKeyServers: {
+        type: "list",
+        setting: at((o) => o.synapse.trustedKeyServers),
+        description: "Servers trusted to vouch for other servers' keys.",
+        doc: "key notaries (with the default, Synapse's reminder about matrix.org is silenced)",
+        example: { comment: ["Servers trusted to vouch for other servers' keys (default [matrix.org])."], value: ["matrix.org"] },
+    },
+    federationDomainWhitelist: {
+        type: "list",
+        setting: at((o) => o.synapse.federationDomainWhitelist),
+        description: "Only federate with these servers (empty = everyone).",
+        doc: "only federate with these servers",
+        defaultDoc: "everyone",
+        example: { comment: ["Federate only with these servers (default: everyone)."], value: [] },
+    },
+    reportStats: {
+        type: "boolean",
+        setting: at((o) => o.synapse.reportStats),
+        description: "Send anonymous usage statistics to matrix.org.",
+        doc: "anonymous statistics to matrix.org",
+        example: { comment: ["Anonymous usage statistics to matrix.org (default false)."], value: "false" },
+    },
+    enableMetrics: {
+        type: "boolean",
+        setting: at((o) => o.synapse.metrics.enabled),
+        description: "Prometheus metrics on 127.0.0.1:9000.",
+        doc: "Prometheus metrics on `127.0.0.1:9000`",
+        example: { comment: ["Prometheus metrics on 127.0.0.1:9000 (default true)."], value: "true" },
+    },
+    logLevel: {
+        type: "string",
+        setting: at((o) => o.synapse.logLevel),
+        description: "DEBUG, INFO, WARNING or ERROR.",
+        doc: "`DEBUG`, `INFO`, `WARNING`, `ERROR` (logs go to the journal: `journalctl -u matrix-synapse`)",
+        example: { comment: ["Log level in the journal (default INFO)."], value: "INFO" },
+    },
+    adminUser: {
+        type: "string",
+        setting: at((o) => o.synapse.adminUser),
+        description: "Localpart of an admin account created once (its password is the stack output adminPassword).",
+        doc: "localpart of an admin created once; the `adminPassword` output always logs in (see [The admin password](#the-admin-password))",
+        example: { comment: ["An admin account created once; its password is the secret stack output adminPassword."], value: "admin" },
+    },
+    signingKey: {
+        type: "secret",
+        setting: at((o) => o.synapse.signingKey),
+        hint: "< homeserver.signing.key",
+        description:
+            "An existing Synapse signing key file's content, to migrate a server or keep a host's key (set with `pulumi config set --secret signingKey < homeserver.signing.key`; default a new key in Pulumi state).",
+        doc: "(secret) an existing `homeserver.signing.key`, to migrate a server or keep a VM's key",
+        defaultDoc: "new key in Pulumi state",
+        example: {
+            comment: [
+                "Migrating an existing server, or deploying again to a host that keeps its key (after `pulumi destroy`)?",
+                "Its signing key file, as a secret (default: a new key kept in Pulumi state).",
+                "ssh 203.0.113.10 sudo cat /etc/matrix-synapse/homeserver.signing.key | pulumi config set --secret signingKey",
+            ],
+        },
+    },
+    protectSigningKey: {
+        type: "boolean",
+        setting: at((o) => o.synapse.protectSigningKey),
+        description: "Protect the generated signing key, so `pulumi destroy` fails until this is false and applied with `pulumi up`.",
+        doc: "the generated signing key is `protect`ed, so `pulumi destroy` refuses (see [Destroying a stack](#destroying-a-stack))",
+        example: {
+            comment: ["Protect the generated signing key: `pulumi destroy` fails until this is false and applied with `pulumi up` (default true)."],
+            value: "true",
+        },
+    },
+    allowSigningKeyReplacement: {
+        type: "boolean",
+        setting: at((o) => o.synapse.allowSigningKeyReplacement),
+        description:
+            "Replace a different signing key the host already has with the stack's (the old one is kept in keys-replaced/); without it the deployment stops.",
+        doc: "replace a different signing key the VM already has (its federation identity); without it `pulumi up` stops and says how to import the VM's key",
+        example: {
+            comment: [
+                "Replace a different signing key the host already has with the stack's; without it, `pulumi up` stops",
+                "and says how to import the host's key. The old key is kept in secrets/keys-replaced/ (default false).",
+            ],
+            value: "false",
+        },
+    },
+    synapseExtraConfig: {
+        type: "yaml",
+        setting: at((o) => o.synapse.extraConfig),
+        description: "Extra homeserver.yaml options as a YAML mapping, merged last.",
+        doc: "more `homeserver.yaml` options as a YAML mapping, merged last",
+        example: { comment: ["More homeserver.yaml options, merged last (keys the library manages are refused)."], value: "max_avatar_size: 10M\n" },
+    },
+    synapseAllowOverride: {
+        type: "list",
+        setting: at((o) => o.synapse.allowOverride),
+        description: "Managed homeserver.yaml keys synapseExtraConfig may replace.",
+        doc: "managed keys `synapseExtraConfig` may replace",
+        example: { comment: ["Managed keys synapseExtraConfig may replace anyway (default none)."], value: [] },
+    },
+    smtpHost: {
+        section: "Email (optional)",
+        type: "string",
+        setting: at((o) => o.synapse.email.smtpHost),
+        whenUnset: "no mail is sent",
+        description: "SMTP server for notification mails (empty = no email).",
+        doc: "SMTP server for notification mails",
+        defaultDoc: "no email",
+        example: {
+            comment: ["The other email keys need smtpHost: set without it, they are an error.", "SMTP server for notification mails (default: no email)."],
+            value: "smtp.example.com",
+        },
+    },
+    smtpPort: {
+        type: "integer",
+        setting: at((o) => o.synapse.email.smtpPort),
+        onlyWith: "smtpHost",
+        description: "Port of the SMTP server (only with smtpHost).",
+        doc: "SMTP port",
+        example: { comment: ["SMTP port (default 587)."], value: "587" },
+    },
+    smtpUser: {
+        type: "string",
+        setting: at((o) => o.synapse.email.smtpUser),
+        check: oneLine("the SMTP user name"),
+        onlyWith: "smtpHost",
+        description: "User name on the SMTP server (only with smtpHost).",
+        doc: "SMTP user",
+        example: { comment: ["SMTP user."], value: "matrix@example.com" },
+    },
+    smtpPassword: {
+        type: "secret",
+        setting: at((o) => o.synapse.smtpPassword),
+        check: oneLine("the SMTP password"),
+        onlyWith: "smtpHost",
+        description: "Password on the SMTP server (set with `pulumi config set --secret smtpPassword`).",
+        doc: "(secret) SMTP password",
+        defaultDoc: "none",
+        example: { comment: ["SMTP password: `pulumi config set --secret smtpPassword`."] },
+    },
+    notifFrom: {
+        type: "string",
+        setting: at((o) => o.synapse.email.notifFrom),
+        required: '"Matrix <noreply@example.com>"',
+        onlyWith: "smtpHost",
+        description: 'Sender of notification mails, e.g. "Matrix <noreply@example.com>" (required with smtpHost).',
+        doc: "sender, e.g. `Matrix <noreply@example.com>`",
+        example: { comment: ["Sender of the mails."], value: "Matrix <noreply@example.com>" },
+    },
+    useSqlite: {
+        section: "PostgreSQL",
+        type: "switch",
+        setting: at((o) => o.synapse.sqlite),
+        whenSet: "Synapse keeps its data in SQLite and uses no PostgreSQL",
+        notWith: ["postgresExternalHost"],
+        description: "SQLite instead of PostgreSQL (tiny test servers only; not with postgresExternalHost or the postgres* keys of an installed server).",
+        doc: "SQLite instead of PostgreSQL: tiny test servers only (a warning says so)",
+        example: {
+            comment: [
+                "useSqlite, postgresExternalHost and the keys of an installed server exclude each other:",
+                "a value other than the default together with a key it contradicts is an error.",
+                "SQLite instead of PostgreSQL: tiny test servers only (default false).",
+            ],
+            value: "false",
+        },
+    },
+    postgresMemoryMb: {
+        type: "integer",
+        setting: at((o) => o.postgres.memoryMb),
+        notWith: LOCAL_POSTGRES,
+        description: "Memory (MiB) the installed PostgreSQL tunes for (not with postgresExternalHost or useSqlite).",
+        doc: "memory PostgreSQL tunes for: `shared_buffers` 1/4, `effective_cache_size` 3/4, `work_mem` 1/64, `maintenance_work_mem` 1/16",
+        example: { comment: ["Memory PostgreSQL tunes for, in MiB (default 1024)."], value: "2048" },
+    },
+    postgresBackup: {
+        type: "boolean",
+        setting: at((o) => o.postgres.backup.enabled),
+        notWith: LOCAL_POSTGRES,
+        description: "Run a nightly pg_dump of the installed database (not with postgresExternalHost or useSqlite).",
+        doc: "nightly `pg_dump` (custom format) at 03:30",
+        example: { comment: ["Nightly pg_dump (default true), how many to keep (default 7), and where (default below)."], value: "true" },
+    },
+    postgresBackupRetention: {
+        type: "integer",
+        setting: at((o) => o.postgres.backup.retention),
+        notWith: LOCAL_POSTGRES,
+        description: "How many nightly dumps to keep (not with postgresExternalHost or useSqlite).",
+        doc: "dumps kept",
+        example: { value: "14" },
+    },
+    postgresBackupDirectory: {
+        type: "string",
+        setting: at((o) => o.postgres.backup.directory),
+        notWith: LOCAL_POSTGRES,
+        description: "Directory on the database host for the dumps (not with postgresExternalHost or useSqlite).",
+        doc: "where dumps go",
+        example: { value: "/var/backups/pulumi-matrix/postgres" },
+    },
+    postgresExternalHost: {
+        type: "string",
+        setting: at((o) => o.postgres.external.host),
+        whenSet: "an existing PostgreSQL server is used and the stack installs none",
+        whenUnset: "the stack installs PostgreSQL itself",
+        description: "Use this existing PostgreSQL server instead of installing one.",
+        doc: "use an existing PostgreSQL instead",
+        defaultDoc: "installed on the VM",
+        example: { comment: ["An existing PostgreSQL server instead (default: installed on the VM); the four keys below only with it."], value: "" },
+    },
+    postgresExternalPort: {
+        type: "integer",
+        setting: at((o) => o.postgres.external.port),
+        onlyWith: "postgresExternalHost",
+        description: "Port of the external server (only with postgresExternalHost).",
+        doc: "its port",
+        example: { value: "5432" },
+    },
+    postgresExternalDatabase: {
+        type: "string",
+        setting: at((o) => o.postgres.external.database),
+        onlyWith: "postgresExternalHost",
+        description: "Database on the external server, UTF8 with C collation (only with postgresExternalHost).",
+        doc: "its database (must be `UTF8` with `C` collation)",
+        example: { value: "synapse" },
+    },
+    postgresExternalUser: {
+        type: "string",
+        setting: at((o) => o.postgres.external.user),
+        onlyWith: "postgresExternalHost",
+        description: "Role on the external server (only with postgresExternalHost).",
+        doc: "its role",
+        example: { value: "synapse" },
+    },
+    postgresExternalPassword: {
+        type: "secret",
+        setting: at((o) => o.postgres.external.password),
+        check: oneLine("the role's password"),
+        required: "",
+        onlyWith: "postgresExternalHost",
+        description: "Password of that role (set with `pulumi config set --secret postgresExternalPassword`).",
+        doc: "the role's password",
+        example: { comment: ["pulumi config set --secret postgresExternalPassword"] },
+    },
+    workers: {
+        section: "Workers and Redis",
+        type: "yaml",
+        setting: at((o) => o.workers.workers),
+        yaml: { holds: "worker roles to counts", example: '"{federation_reader: 2, federation_sender: 1}"' },
+        description:
+            'Synapse worker processes as a YAML mapping of role to count, roles named as in Synapse\'s docs (federation_reader, federation_sender, client_reader, synchrotron, event_creator, event_persister, media_repository, pusher, background, user_dir, appservice, typing, to_device, account_data, receipts, presence, push_rules, device_lists), e.g. "{federation_reader: 2, federation_sender: 1}"; empty = one federation_reader and one federation_sender (none with useSqlite); "{}" = no workers.',
+        doc: 'Synapse worker processes: YAML mapping of role to count, e.g. `"{federation_reader: 2, client_reader: 1}"`; `"{}"` for none (see [Workers](#workers-and-redis))',
+        defaultDoc: "one `federation_reader`, one `federation_sender`",
+        example: {
+            comment: [
+                "Synapse's worker processes, by role (roles named as in Synapse's docs/workers.md). Default (\"\"):",
+                'one federation_reader and one federation_sender, with Redis on the VM; "{}" runs Synapse alone.',
+                "Roles Synapse takes one instance of (background, user_dir, appservice, typing, to_device,",
+                "account_data, presence, push_rules) allow 0 or 1.",
+            ],
+            value: "{federation_reader: 2, federation_sender: 1, client_reader: 1}",
+        },
+    },
+    workerBasePort: {
+        type: "integer",
+        setting: at((o) => o.workers.basePort),
+        // Workers given by count get their ports from it: a clash or an overflow names a worker or its role.
+        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("workers.")),
+        description: "Where the workers' default ports start (each role has 20; replication on port + 1000, metrics on port + 2000, all on loopback).",
+        doc: "where the workers' default ports start (20 per role, in the order of the roles)",
+        example: { comment: ["Where the workers' default ports start (default 8100): each role has a block of 20."], value: "8100" },
+    },
+    redisPort: {
+        type: "integer",
+        setting: at((o) => o.redis.port),
+        notWith: LOCAL_REDIS,
+        description: "Port of the Redis the stack installs on the VM for the workers (loopback only; not with redisExternalHost).",
+        doc: "port of the Redis installed for the workers (loopback only)",
+        example: { comment: ["Redis on the VM for the workers: port (default 6379) and memory (default 256 MiB)."], value: "6379" },
+    },
+    redisMaxMemoryMb: {
+        type: "integer",
+        setting: at((o) => o.redis.maxMemoryMb),
+        notWith: LOCAL_REDIS,
+        description: "Memory (MiB) the installed Redis may use (not with redisExternalHost).",
+        doc: "memory the installed Redis may use",
+        example: { value: "256" },
+    },
+    redisExternalHost: {
+        type: "string",
+        setting: at((o) => o.redis.external.host),
+        whenSet: "an existing Redis is used and the stack installs none",
+        whenUnset: "the stack installs Redis itself",
+        description: "Use this existing Redis for the workers instead of installing one.",
+        doc: "use an existing Redis instead",
+        defaultDoc: "installed on the VM",
+        example: { comment: ["An existing Redis instead (default: installed on the VM); the three keys below only with it."], value: "" },
+    },
+    redisExternalPort: {
+        type: "integer",
+        setting: at((o) => o.redis.external.port),
+        onlyWith: "redisExternalHost",
+        description: "Port of the external Redis (only with redisExternalHost).",
+        doc: "its port",
+        example: { value: "6379" },
+    },
+    redisExternalPassword: {
+        type: "secret",
+        setting: at((o) => o.redis.external.password),
+        check: oneLine("the Redis password"),
+        onlyWith: "redisExternalHost",
+        description: "Password of the external Redis (set with `pulumi config set --secret redisExternalPassword`; only with redisExternalHost).",
+        doc: "its password",
+        example: { comment: ["pulumi config set --secret redisExternalPassword"] },
+    },
+    redisExternalTls: {
+        type: "boolean",
+        setting: at((o) => o.redis.external.tls),
+        onlyWith: "redisExternalHost",
+        description: "Connect to the external Redis with TLS (only with redisExternalHost).",
+        doc: "connect to it with TLS",
+        example: { value: "false" },
+    },
+    proxy: {
+        section: "Reverse proxy and certificate",
+        type: "string",
+        setting: at((o) => o.proxy.mode),
+        check: (v) =>
+            v === "nginx" || v === "none"
+                ? undefined
+                : 'expected "nginx" (the default: nginx with a Let\'s Encrypt certificate) or "none" (your own TLS proxy)',
+        whenSet: "no reverse proxy is installed (your own TLS proxy forwards to Synapse's loopback listener)",
+        description:
+            "nginx (TLS on 443 and 8448 with a Let's Encrypt certificate, worker routing, well-known) or none (your own TLS proxy forwards to Synapse's loopback listener).",
+        doc: "`nginx`: the reverse proxy with a certificate; `none`: no proxy (yours forwards to Synapse's loopback listener)",
+        example: {
+            comment: [
+                "nginx (default) terminates TLS for publicBaseUrl's domain on 443 and federation on 8448, with a",
+                "certificate from Let's Encrypt (HTTP-01: the domain's DNS must point to the VM, port 80 open).",
+                '"none": no proxy; your own TLS proxy forwards to Synapse\'s loopback listener.',
+            ],
+            value: "nginx",
+        },
+    },
+    acmeEmail: {
+        type: "string",
+        setting: at((o) => o.proxy.acme.email),
+        required: "admin@example.com",
+        notWith: WITH_PROXY,
+        description: "Contact address for the certificate authority (expiry mails). Required with the nginx proxy.",
+        doc: "contact address for the certificate authority's expiry mails",
+        defaultDoc: "(required with the proxy)",
+        example: { value: "admin@example.com" },
+    },
+    acmeDirectoryUrl: {
+        type: "string",
+        setting: at((o) => o.proxy.acme.directoryUrl),
+        notWith: WITH_PROXY,
+        description: "ACME directory of the CA (Let's Encrypt; https://acme-staging-v02.api.letsencrypt.org/directory to try a setup; any RFC 8555 CA).",
+        doc: "ACME directory of the CA: `https://acme-staging-v02.api.letsencrypt.org/directory` to try a setup, or any RFC 8555 CA",
+        defaultDoc: "Let's Encrypt",
+        example: {
+            comment: ["Let's Encrypt by default; the staging directory to try a setup without hitting rate limits."],
+            value: "https://acme-staging-v02.api.letsencrypt.org/directory",
+        },
+    },
+    acmeCaBundle: {
+        type: "string",
+        setting: at((o) => o.proxy.acme.caBundle),
+        notWith: WITH_PROXY,
+        description: "PEM of the CA that signed the ACME server's own HTTPS certificate, when the VM does not trust it (a test or company CA).",
+        doc: "PEM of the CA that signed the ACME server's own HTTPS certificate (a test or company CA)",
+        defaultDoc: "the VM's CAs",
+        example: {
+            comment: [
+                "A private ACME server (a company CA) whose own HTTPS certificate the VM does not trust:",
+                "`pulumi config set acmeCaBundle < company-ca.pem` (default: the VM's CAs).",
+            ],
+            value: "",
+        },
+    },
+    acmeChallenge: {
+        type: "string",
+        setting: at((o) => o.proxy.acme.challenge),
+        whenUnset: "the CA validates the names through HTTP-01 on port 80 and needs no token",
+        notWith: WITH_PROXY,
+        description:
+            "How the CA validates the names. http-01 (the CA fetches a token from nginx on port 80; the names' DNS must point to the VM) or dns-01-cloudflare (certbot's Cloudflare plugin writes a TXT record; for names the VM cannot serve on port 80; needs acmeCloudflareApiToken).",
+        doc: "`http-01`: the CA fetches a token from nginx on port 80; `dns-01-cloudflare`: certbot writes a TXT record through the Cloudflare API (names the VM cannot serve on port 80)",
+        example: {
+            comment: [
+                "How the CA validates the names: http-01 (default; port 80 on the VM) or dns-01-cloudflare",
+                "(certbot writes a TXT record through the Cloudflare API, for names the VM cannot serve on port 80).",
+            ],
+            value: "http-01",
+        },
+    },
+    acmeCloudflareApiToken: {
+        type: "secret",
+        setting: at((o) => o.proxy.cloudflareApiToken),
+        onlyWith: "acmeChallenge",
+        notWith: WITH_PROXY,
+        description:
+            "Cloudflare API token with Zone:DNS:Edit for the certificate's zones, only with acmeChallenge dns-01-cloudflare (set with `pulumi config set --secret acmeCloudflareApiToken`).",
+        doc: "Cloudflare API token with Zone:DNS:Edit for the certificate's zones; required with `dns-01-cloudflare`, refused without it",
+        example: {
+            comment: [
+                "With dns-01-cloudflare only: a Cloudflare API token with Zone:DNS:Edit for the names' zones,",
+                "`pulumi config set --secret acmeCloudflareApiToken <token>` (written to a root-only file on the VM).",
+            ],
+        },
+    },
+    federationPort: {
+        type: "integer",
+        setting: at((o) => o.proxy.federationPort),
+        notWith: WITH_PROXY,
+        description: "8448 (a federation listener) or 443 (federation delegated to 443 by /.well-known/matrix/server on the server_name's domain).",
+        doc: "`8448`: a federation listener; `443`: federation delegated to 443 by `/.well-known/matrix/server`",
+        example: { comment: ["443 delegates federation to 443 via /.well-known/matrix/server (needs serverNameWellKnown or your own)."], value: "8448" },
+    },
+    adminAllowList: {
+        type: "list",
+        setting: at((o) => o.proxy.adminAllowList),
+        notWith: WITH_PROXY,
+        description: "Networks (CIDR) that may call Synapse's admin API through nginx; empty refuses everyone.",
+        doc: "networks (CIDR) that may call `/_synapse/admin` through nginx",
+        defaultDoc: "nobody",
+        example: { comment: ["Networks that may call /_synapse/admin through nginx (default none: use SSH to the VM)."], value: ["198.51.100.0/24"] },
+    },
+    serverNameWellKnown: {
+        type: "boolean",
+        setting: at((o) => o.proxy.serverNameWellKnown),
+        notWith: WITH_PROXY,
+        description:
+            "nginx also answers for the server_name's domain (its DNS points to the VM) with /.well-known/matrix/server and /client; the certificate covers it.",
+        doc: "nginx also answers for the server name's domain (its DNS points to the VM) with the well-known documents; the certificate covers it",
+        example: { comment: ["example.com itself points to the VM: serve /.well-known/matrix/* there too."], value: "true" },
+    },
+    elementDomain: {
+        section: "Element Web",
+        type: "string",
+        setting: at((o) => o.element.domain),
+        whenUnset: "no Element Web is served",
+        notWith: WITH_PROXY,
+        description: "Serve Element Web on this domain (its own, not the homeserver's; its DNS points to the VM). Empty serves none.",
+        doc: "serve Element Web on this domain (not the homeserver's)",
+        defaultDoc: "no Element",
+        example: {
+            comment: ["Element on its own domain (not publicBaseUrl's), served by the stack's nginx; empty serves none."],
+            value: "element.example.com",
+        },
+    },
+    elementVersion: {
+        type: "string",
+        setting: at((o) => o.element.version),
+        required: "1.11.100",
+        onlyWith: "elementDomain",
+        description: "The Element release to install, e.g. 1.11.100 (required with elementDomain).",
+        doc: "the Element release, e.g. `1.11.100`",
+        example: {
+            comment: [
+                "The release, pinned: the VM refuses a tarball whose SHA-256 differs. Take the checksum from a",
+                "tarball you verified: download element-v<version>.tar.gz and its .asc from Element's release page,",
+                "`gpg --verify` it against Element's release key, then `sha256sum` it.",
+            ],
+            value: "1.11.100",
+        },
+    },
+    elementSha256: {
+        type: "string",
+        setting: at((o) => o.element.sha256),
+        required: "<sha256sum of the verified tarball>",
+        onlyWith: "elementDomain",
+        description: "SHA-256 of that release's tarball, taken from a tarball you verified (required with elementDomain); a download that differs is refused.",
+        doc: "SHA-256 of that release's tarball; a download that differs is refused",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    elementDownloadUrl: {
+        type: "string",
+        setting: at((o) => o.element.downloadUrl),
+        onlyWith: "elementDomain",
+        description: "Where the VM downloads the tarball, {version} replaced (default Element's GitHub release; a mirror works).",
+        doc: "where the VM downloads it, `{version}` replaced (a mirror)",
+        defaultDoc: "Element's GitHub release",
+        example: { comment: ["A mirror instead of Element's GitHub release ({version} is replaced)."], value: "" },
+    },
+    elementBrand: {
+        type: "string",
+        setting: at((o) => o.element.brand),
+        onlyWith: "elementDomain",
+        description: "The app's name shown in Element.",
+        doc: "the app's name shown in Element",
+        example: { value: "Element" },
+    },
+    elementDefaultTheme: {
+        type: "string",
+        setting: at((o) => o.element.defaultTheme),
+        onlyWith: "elementDomain",
+        description: "The theme new users start with (light or dark).",
+        doc: "`light` or `dark`",
+        example: { value: "light" },
+    },
+    turnDomain: {
+        section: "TURN (coturn) for calls",
+        type: "string",
+        setting: at((o) => o.turn.domain),
+        whenUnset: "no TURN server is installed (calls then work only between clients that reach each other directly)",
+        description:
+            "Install coturn for calls on this name (its DNS points to the VM; with the proxy the certificate covers it, and TLS/DTLS runs on 5349). Empty installs none.",
+        doc: "install coturn for calls on this name (its DNS points to the VM; the certificate covers it, so TLS/DTLS runs on 5349)",
+        defaultDoc: "no TURN server",
+        example: {
+            comment: ["coturn on the VM; its name's DNS points to the VM (dnsZone below makes the record); the certificate covers it."],
+            value: "turn.example.com",
+        },
+    },
+    turnRelayPortMin: {
+        type: "integer",
+        setting: at((o) => o.turn.relayPorts.min),
+        onlyWith: "turnDomain",
+        description: "First UDP port of coturn's relay range (the firewall opens the range).",
+        doc: "first UDP port of the relay range (the firewall opens the range)",
+        example: { comment: ["The UDP relay range (the firewall opens it)."], value: "49152" },
+    },
+    turnRelayPortMax: {
+        type: "integer",
+        setting: at((o) => o.turn.relayPorts.max),
+        onlyWith: "turnDomain",
+        description: "Last UDP port of coturn's relay range.",
+        doc: "last UDP port of the relay range",
+        example: { value: "65535" },
+    },
+    turnExternalIp: {
+        type: "string",
+        setting: at((o) => o.turn.externalIp),
+        onlyWith: "turnDomain",
+        description: "The VM's public IPv4 address when it sits behind NAT (a cloud VM with a private interface address).",
+        doc: "the VM's public IPv4 address when it sits behind NAT",
+        example: { comment: ["A cloud VM behind NAT: its public address, and the private one on its interface."], value: "203.0.113.10" },
+    },
+    turnRelayIp: {
+        type: "string",
+        setting: at((o) => o.turn.relayIp),
+        onlyWith: "turnDomain",
+        description: "The VM's own (private) IPv4 address that turnExternalIp maps to.",
+        doc: "the VM's own (private) IPv4 address that `turnExternalIp` maps to",
+        example: { value: "10.0.0.5" },
+    },
+    turnUserLifetime: {
+        type: "string",
+        setting: at((o) => o.turn.userLifetime),
+        onlyWith: "turnDomain",
+        description: "How long the TURN credentials Synapse hands out stay valid (Synapse's duration syntax, e.g. 1h, 30m).",
+        doc: "how long the TURN credentials Synapse hands out stay valid",
+        example: { value: "1h" },
+    },
+    turnAllowGuests: {
+        type: "boolean",
+        setting: at((o) => o.turn.allowGuests),
+        onlyWith: "turnDomain",
+        description: "Guests get TURN credentials too.",
+        doc: "guests get TURN credentials too",
+        example: { value: "false" },
+    },
+    dnsZone: {
+        section: "DNS",
+        type: "string",
+        setting: at((o) => o.dns.zone.name),
+        whenUnset: "no DNS records are made (yours point the names at the VM)",
+        description:
+            "The DNS zone of the names (e.g. example.com); set, the stack outputs the record set as a zone file (zoneFile) and, with dnsCloudflare, creates it in Cloudflare.",
+        doc: "the zone of the names, e.g. `example.com`: the stack outputs the records as a zone file (`zoneFile`)",
+        defaultDoc: "no DNS records",
+        example: {
+            comment: [
+                "The zone of the names: the stack outputs the records as a BIND zone file (zoneFile) for any DNS",
+                "host; with dnsCloudflare they are created in Cloudflare (pulumi config set --secret cloudflare:apiToken ...).",
+            ],
+            value: "example.com",
+        },
+    },
+    dnsIpv4: {
+        type: "string",
+        setting: at((o) => o.dns.ipv4),
+        required: "203.0.113.10",
+        onlyWith: "dnsZone",
+        description: "The VM's public IPv4 address, the content of every A record (required with dnsZone).",
+        doc: "the VM's public IPv4 address (every A record)",
+        example: { value: "203.0.113.10" },
+    },
+    dnsIpv6: {
+        type: "string",
+        setting: at((o) => o.dns.ipv6),
+        onlyWith: "dnsZone",
+        description: "The VM's public IPv6 address; every A record then gets an AAAA twin.",
+        doc: "the VM's public IPv6 address (an AAAA twin of every A record)",
+        example: { value: "2001:db8::10" },
+    },
+    dnsDelegation: {
+        type: "string",
+        setting: at((o) => o.dns.delegation),
+        onlyWith: "dnsZone",
+        description:
+            "How servers find the homeserver from the server name - none (it is the homeserver host), well-known, or srv (default none when the names are equal; otherwise required).",
+        doc: "`none`, `well-known` or `srv`: how servers find the homeserver from the server name (see [DNS](#dns-records-and-delegation))",
+        defaultDoc: "`none` when the names are equal",
+        example: {
+            comment: [
+                "example.com points to the VM here (serverNameWellKnown above): nginx serves the well-known documents.",
+                '"srv" puts _matrix-fed._tcp.example.com in the zone and example.com on the certificate instead.',
+            ],
+            value: "well-known",
+        },
+    },
+    dnsWellKnownVia: {
+        type: "string",
+        setting: at((o) => o.dns.wellKnownVia),
+        onlyWith: "dnsZone",
+        description:
+            "With well-known - nginx (the server name's domain points to the VM) or worker (a Cloudflare Worker on the apex; needs cloudflareAccountId).",
+        doc: "with `well-known`: `nginx` (the server name's domain points to the VM) or `worker` (a Cloudflare Worker on the apex)",
+        example: { value: "nginx" },
+    },
+    cloudflareAccountId: {
+        type: "string",
+        setting: at((o) => o.dns.accountId),
+        onlyWith: "dnsZone",
+        description: "The Cloudflare account of the well-known Worker.",
+        doc: "the Cloudflare account of that Worker",
+        example: { comment: ["Only with dnsWellKnownVia worker: the account of the Cloudflare Worker serving the apex's well-known."], value: "" },
+    },
+    dnsLegacySrv: {
+        type: "boolean",
+        setting: at((o) => o.dns.legacySrv),
+        onlyWith: "dnsZone",
+        description: "With srv - also the deprecated _matrix._tcp record for servers older than Matrix 1.8.",
+        doc: "with `srv`: also the deprecated `_matrix._tcp` record",
+        example: { value: "false" },
+    },
+    dnsTtl: {
+        type: "integer",
+        setting: at((o) => o.dns.ttl),
+        onlyWith: "dnsZone",
+        description: "Seconds resolvers cache the records (1 is Cloudflare's automatic, or 60 to 86400).",
+        doc: "seconds resolvers cache the records (`1`: Cloudflare's automatic)",
+        example: { value: "300" },
+    },
+    dnsCloudflare: {
+        type: "boolean",
+        setting: at((o) => o.dns.cloudflare),
+        onlyWith: "dnsZone",
+        description:
+            "Create the records in Cloudflare (the provider's own config, e.g. pulumi config set --secret cloudflare:apiToken); otherwise only the zoneFile output.",
+        doc: "create the records in Cloudflare (the provider's own config: `pulumi config set --secret cloudflare:apiToken ...`)",
+        example: { value: "false" },
+    },
+} as const satisfies Record<string, StackKey>;
+
+export type StackConfigKey = keyof typeof STACK_KEYS;
+
+export const STACK_CONFIG_KEYS = Object.keys(STACK_KEYS) as StackConfigKey[];
+
+/** A key's entry, for code that holds the key as a string. */
+export function stackKey(key: StackConfigKey): StackKey {
+    return STACK_KEYS[key];
+}
+
+/** Whether a string names a key of the table. */
+export function isStackConfigKey(key: string): key is StackConfigKey {
+    return Object.prototype.hasOwnProperty.call(STACK_KEYS, key);
+}
+
+/** The part of MatrixStack's args a key sets (its setting's first segment). */
+export function partOf(key: StackConfigKey): StackPart {
+    return STACK_KEYS[key].setting.segments[0] as StackPart;
+}

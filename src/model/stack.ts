@@ -315,16 +315,36 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 }),
             );
         if (workers)
-            claim(
-                main,
-                labels.workers,
-                workers.workers.flatMap((w) => {
-                    const list = Array.isArray(args.workers?.workers) ? args.workers.workers : undefined;
-                    const own = /^workers\[(\d+)\]$/.exec(w.setting);
-                    const setting = own && list?.[Number(own[1])]?.port !== undefined ? `workers.${w.setting}.port` : "workers.basePort";
-                    return workerPortClaims({ ...workers, workers: [w] }, labels.host).map((c) => ({ ...c, setting }));
-                }),
-            );
+            for (const w of workers.workers) {
+                const list = Array.isArray(args.workers?.workers) ? args.workers.workers : undefined;
+                const own = /^workers\[(\d+)\]$/.exec(w.setting);
+                const claims = workerPortClaims({ ...workers, workers: [w] }, labels.host);
+                if (own && list?.[Number(own[1])]?.port !== undefined) {
+                    claim(
+                        main,
+                        labels.workers,
+                        claims.map((c) => ({ ...c, setting: `workers.${w.setting}.port` })),
+                    );
+                    continue;
+                }
+                // A port derived from the base: the error names the base the user set, and the worker's port it led to.
+                const before = errors.length;
+                claim(
+                    main,
+                    labels.workers,
+                    claims.map((c) => ({ ...c, setting: "workers.basePort" })),
+                );
+                for (const [i, e] of errors.entries()) {
+                    const c = i >= before ? claims.find((c) => c.port === e.value) : undefined;
+                    if (!c) continue;
+                    errors[i] = new ConfigError(
+                        labels.workers,
+                        "workers.basePort",
+                        workers.basePort,
+                        `it puts the ${c.owner} at port ${c.port}, where ${e.expected}`,
+                    );
+                }
+            }
         if (turn.kind === "server")
             claim(
                 main,

@@ -175,19 +175,19 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a Redis port Synapse uses",
             { redisPort: "8008" },
-            /^matrix:redisPort is 8008; in SynapseHomeserver "dev-synapse" synapse http listener port: .*choose another port/,
+            /^matrix:redisPort is 8008; in RedisServer "dev-redis" redis\.port: SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses .*choose another port/,
         ],
-        ["a Redis port PostgreSQL uses", { redisPort: "5432" }, /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis port: .*choose another port/],
+        ["a Redis port PostgreSQL uses", { redisPort: "5432" }, /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis\.port: PostgresDatabase "dev-postgres" .*choose another port/],
         [
             "a worker port base PostgreSQL uses",
             { workerBasePort: "5432" },
-            /^matrix:workerBasePort is 5432; in WorkerPool "dev-workers" worker federation_reader1 http listener port: /,
+            /^matrix:workerBasePort is 5432; in WorkerPool "dev-workers" workers\.basePort: it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "dev-postgres"/,
         ],
         // A port derived from the base (federation_sender1 at base + 20), and a base too high, reported by a worker or its role.
         [
             "a worker port derived from the base",
             { workerBasePort: "7988" },
-            /^matrix:workerBasePort is 7988; in WorkerPool "dev-workers" worker federation_sender1 http listener port is 8008: /,
+            /^matrix:workerBasePort is 7988; in WorkerPool "dev-workers" workers\.basePort: it puts the worker federation_sender1 http listener at port 8008, where SynapseHomeserver "dev-synapse"/,
         ],
         [
             "a worker port base too high",

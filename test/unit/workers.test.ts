@@ -440,7 +440,7 @@ describe("RedisServer and WorkerPool as components", () => {
         );
         assert.throws(
             () => new MatrixStack("z", { ...stackArgs(), workers: { workers: { federation_reader: 1, federation_sender: 1 }, basePort: 5432 } }),
-            /WorkerPool "z-workers": workers\.basePort is 5432; PostgresDatabase "z-postgres" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "z-host"/,
+            /WorkerPool "z-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "z-postgres" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "z-host"/,
         );
     });
 

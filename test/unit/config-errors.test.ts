@@ -177,7 +177,11 @@ describe("errors where settings meet, or about settings the user never wrote, na
             { redisPort: "8008" },
             /^matrix:redisPort is 8008; in RedisServer "dev-redis" redis\.port: SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses .*choose another port/,
         ],
-        ["a Redis port PostgreSQL uses", { redisPort: "5432" }, /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis\.port: PostgresDatabase "dev-postgres" .*choose another port/],
+        [
+            "a Redis port PostgreSQL uses",
+            { redisPort: "5432" },
+            /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis\.port: PostgresDatabase "dev-postgres" .*choose another port/,
+        ],
         [
             "a worker port base PostgreSQL uses",
             { workerBasePort: "5432" },

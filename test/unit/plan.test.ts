@@ -220,7 +220,10 @@ describe("the stack plan (pure, no Pulumi)", () => {
             at(args({ redis: { port: 8008 }, synapse: { ...args().synapse, httpPort: 8008 } })),
             /^SynapseHomeserver "dev-synapse": synapse\.httpPort is 8008; RedisServer "dev-redis" \(redis\) already uses tcp port 8008/,
         );
-        assert.match(at(args({ workers: { basePort: 5432 } })), /WorkerPool "dev-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "dev-postgres"/);
+        assert.match(
+            at(args({ workers: { basePort: 5432 } })),
+            /WorkerPool "dev-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "dev-postgres"/,
+        );
         assert.match(
             at(args({ workers: { workers: [{ role: "federation_reader", port: 5432 }] } })),
             /WorkerPool "dev-workers": workers\.workers\[0\]\.port is 5432/,

@@ -13,9 +13,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MatrixStack, MatrixStackArgs } from "../../components/MatrixStack";
-import { Vm, bootVm, cacheRoot, detachedVmRunning, stopDetachedVm } from "./harness";
-import { InlineStack, inlineStack, useEngine } from "./engine";
-import { PebbleServer, detachedPebbleRunning, startPebble, stopDetachedPebble } from "../integration/support/pebble";
+import { Vm, bootVm, cacheRoot, detachedVmRunning, stopDetachedVm } from "../support/vm";
+import { InlineStack, inlineStack, useEngine } from "../support/vm/engine";
+import { PebbleServer, detachedPebbleRunning, startPebble, stopDetachedPebble } from "../support/integration/pebble";
 
 // Beside the image cache (~/.cache/pulumi-matrix/demo), not inside it.
 const DIR = path.join(path.dirname(cacheRoot()), "demo");

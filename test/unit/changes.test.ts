@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { MatrixStack } from "../../components/MatrixStack";
-import { RecordingMocks, runWithMocks } from "./mocks";
-import { stackArgs } from "./fixtures";
+import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
+import { stackArgs } from "../support/unit/fixtures";
 
 /** Which resources would update: those whose inputs differ between two runs. */
 function changed(a: RecordingMocks, b: RecordingMocks): string[] {

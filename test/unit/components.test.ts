@@ -1,8 +1,8 @@
 import * as assert from "node:assert/strict";
 import { MatrixStack } from "../../components/MatrixStack";
 import * as pulumi from "@pulumi/pulumi";
-import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "./mocks";
-import { stackArgs } from "./fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { stackArgs } from "../support/unit/fixtures";
 
 async function deploy(args = stackArgs()) {
     return runWithMocks(

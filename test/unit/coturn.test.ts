@@ -28,8 +28,8 @@ import {
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/coturn";
-import { TEST_SSH_KEY, stackArgs } from "./fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const C = 'CoturnServer "turn"';
 const resolve = (o: Partial<CoturnOptions> = {}, names?: string[]) =>

@@ -18,8 +18,8 @@ import {
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
 import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/zonefile";
-import { stackArgs } from "./fixtures";
-import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "./mocks";
+import { stackArgs } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const C = 'CloudflareDns "dns"';
 const ACCOUNT = "0123456789abcdef0123456789abcdef";

@@ -8,7 +8,7 @@ import { HOST_FILES, hostBootstrapScript } from "../../src/provision/host";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import { DRIFT_CHECK_PATH, MANAGED_HEADER, driftCheckScript } from "../../src/render/drift";
 import { emailSecretFile, pgpassSecretFile } from "../../src/render/synapse/homeserver";
-import { GOLDEN_PEERS, goldenSynapseSettings } from "./fixtures";
+import { GOLDEN_PEERS, goldenSynapseSettings } from "../support/unit/fixtures";
 
 const pmWrites = (text: string) => text.split("\n").filter((l) => /(^|\| )pm_write /.test(l));
 

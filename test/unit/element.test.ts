@@ -7,8 +7,8 @@ import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../../src/model/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { elementConfig, renderElementConfig } from "../../src/render/element";
-import { runWithMocks } from "./mocks";
-import { TEST_SSH_KEY, goldenCustomElementSettings } from "./fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { TEST_SSH_KEY, goldenCustomElementSettings } from "../support/unit/fixtures";
 
 /** A made-up checksum: these tests never download anything. */
 const SHA = "0123456789abcdef".repeat(4);

@@ -33,7 +33,7 @@ import {
     goldenCustomElementSettings,
     goldenElementSettings,
     goldenProxySettings,
-} from "./fixtures";
+} from "../support/unit/fixtures";
 import { renderElementConfig } from "../../src/render/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { NginxSite, renderNginxConf } from "../../src/render/nginx";

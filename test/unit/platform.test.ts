@@ -6,8 +6,8 @@ import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { heredocDelimiter, sh, raw } from "../../src/provision/sh";
 import { applyFileSet } from "../../src/provision/apply";
-import { runWithMocks } from "./mocks";
-import { TEST_SSH_KEY } from "./fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { TEST_SSH_KEY } from "../support/unit/fixtures";
 
 const ROOT = path.join(__dirname, "..", "..");
 

@@ -5,8 +5,8 @@ import { parse } from "yaml";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigError, inStackConfigTerms, readStackConfig, stackKeyFor } from "../../src/model/stackConfig";
-import { RecordingMocks, valueOf } from "./mocks";
-import { TEST_SSH_KEY } from "./fixtures";
+import { RecordingMocks, valueOf } from "../support/unit/mocks";
+import { TEST_SSH_KEY } from "../support/unit/fixtures";
 
 /** Loads src/program.ts afresh under mocks with the given stack config. */
 async function runProgram(config: Record<string, string>, secretKeys: string[] = [], mocks = new RecordingMocks()) {

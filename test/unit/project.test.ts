@@ -12,8 +12,8 @@ import { resolveRedisSettings } from "../../src/model/redis";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, readStackConfig } from "../../src/model/stackConfig";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { readmeBlock } from "../e2e/engine";
-import { quickstartScript } from "../e2e/quickstart";
+import { readmeBlock } from "../support/vm/engine";
+import { quickstartScript } from "../support/vm/quickstart";
 
 const ROOT = path.join(__dirname, "..", "..");
 

@@ -7,8 +7,8 @@ import { RouteMethod, WORKER_ROUTES, routeRequest } from "../../src/model/worker
 import { WORKER_ROLES, WorkerRole, servesRequests } from "../../src/model/workers";
 import { renderNginxConf } from "../../src/render/nginx";
 import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { stackArgs } from "./fixtures";
-import { runWithMocks } from "./mocks";
+import { stackArgs } from "../support/unit/fixtures";
+import { runWithMocks } from "../support/unit/mocks";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };
 const resolve = (o: Partial<ReverseProxyOptions> & Record<string, unknown> = {}, hs = HOMESERVER, element?: { domain: string }) =>

@@ -1,12 +1,12 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
-import { goldenSynapseSettings } from "./fixtures";
+import { goldenSynapseSettings } from "../support/unit/fixtures";
 import { readStackConfig } from "../../src/model/stackConfig";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { synapseSecretsScript } from "../../src/provision/synapse";
-import { runWithMocks } from "./mocks";
-import { TEST_SSH_KEY, stackArgs } from "./fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
 
 /** What a stack config key reaches, and the settings that decide destroy and a redeploy to the same host. */
 describe("protectSigningKey and allowSigningKeyReplacement", () => {

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { MatrixStack } from "../../components/MatrixStack";
-import { RecordedResource, runWithMocks, valueOf } from "./mocks";
-import { stackArgs } from "./fixtures";
+import { RecordedResource, runWithMocks, valueOf } from "../support/unit/mocks";
+import { stackArgs } from "../support/unit/fixtures";
 
 /** Every string a reviewer, log or process list could see: non-secret inputs and outputs. */
 function readableStrings(r: RecordedResource): string[] {

@@ -10,8 +10,8 @@ import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../s
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
 import { mergeExtraConfig, renderHomeserverYaml } from "../../src/render/synapse/homeserver";
 import { readStackConfig } from "../../src/model/stackConfig";
-import { RecordingMocks, valueOf } from "./mocks";
-import { GOLDEN_PEERS, stackArgs } from "./fixtures";
+import { RecordingMocks, valueOf } from "../support/unit/mocks";
+import { GOLDEN_PEERS, stackArgs } from "../support/unit/fixtures";
 
 const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
 

@@ -27,8 +27,8 @@ import {
     goldenWorkerPool,
     goldenWorkerSynapse,
     stackArgs,
-} from "./fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+} from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 /** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
 const REFERENCE_FEDERATION = [

@@ -6,8 +6,8 @@
 import { spawn, ChildProcess } from "node:child_process";
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
-import { Vm, freeTcpPort } from "./harness";
-import { sshOptions } from "./harness/ssh";
+import { Vm, freeTcpPort } from "./";
+import { sshOptions } from "./ssh";
 
 /** An SSH local forward from 127.0.0.1:<free port> to a port on the VM's loopback (Synapse's own listener, behind nginx). */
 export async function tunnel(vm: Vm, remotePort: number): Promise<{ port: number; close(): void }> {

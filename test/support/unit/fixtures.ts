@@ -1,9 +1,9 @@
-import { MatrixStackArgs } from "../../components/MatrixStack";
-import { resolvePostgresSettings } from "../../src/model/postgres";
-import { SynapsePeers, resolveSynapseSettings } from "../../src/model/synapse";
-import { WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
-import { resolveElementWebSettings } from "../../src/model/element";
-import { resolveReverseProxySettings } from "../../src/model/proxy";
+import { MatrixStackArgs } from "../../../components/MatrixStack";
+import { resolvePostgresSettings } from "../../../src/model/postgres";
+import { SynapsePeers, resolveSynapseSettings } from "../../../src/model/synapse";
+import { WorkerPeers, resolveWorkerPoolSettings } from "../../../src/model/workers";
+import { resolveElementWebSettings } from "../../../src/model/element";
+import { resolveReverseProxySettings } from "../../../src/model/proxy";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";

@@ -111,7 +111,7 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number } 
     fs.writeFileSync(
         path.join(dataDir, "pg_hba.conf"),
         [
-            "# written by test/integration/support/postgres.ts",
+            "# written by test/support/integration/postgres.ts",
             "# TYPE  DATABASE  USER      ADDRESS        METHOD",
             `local   all       ${PG_SUPERUSER}                  trust`,
             "local   all       all                      scram-sha-256",

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
-import { isSecretWrapped, unwrapSecrets } from "../support/secrets";
+import { isSecretWrapped, unwrapSecrets } from "../secrets";
 
 export interface RecordedResource {
     type: string;

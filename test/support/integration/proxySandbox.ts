@@ -12,7 +12,7 @@
 //   /var/log/nginx, /run     nginx's logs and its pid file (/run/nginx.pid, from Debian's nginx.conf)
 //
 // This machine runs no systemd: `systemctl` is a stand-in, first on PATH
-// (support/serviceSandbox.ts), that drives the real nginx for nginx.service
+// (test/support/integration/serviceSandbox.ts), that drives the real nginx for nginx.service
 // (start = `nginx`, whose master daemonizes and stays in the namespace, so it
 // keeps seeing the bind mounts; reload = `nginx -s reload`, waiting until new
 // workers replaced the old ones; restart = quit + start; is-active = pid file

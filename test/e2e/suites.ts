@@ -29,7 +29,7 @@ function findTests(dir: string): string[] {
 
 const named = process.argv.slice(2).some((a) => !a.startsWith("-") && TEST_FILE.test(a));
 if (!named) {
-    const e2eDir = path.resolve(__dirname, "..");
+    const e2eDir = __dirname;
     const first = path.join(e2eDir, "harness.test.ts");
     const files = findTests(e2eDir).sort((a, b) => (a === first ? -1 : b === first ? 1 : a.localeCompare(b)));
     for (const f of files) require(f);

@@ -16,7 +16,7 @@
 //               /var/lib/turn            coturn's own database (the package's stays untouched)
 //
 // This machine runs no systemd: `systemctl` is a stand-in, first on PATH
-// (support/serviceSandbox.ts), that runs coturn.service for real (start = the drop-in's ExecStart as the
+// (test/support/integration/serviceSandbox.ts), that runs coturn.service for real (start = the drop-in's ExecStart as the
 // package's unit runs it, as user turnserver, in the namespaces of the script
 // that started it; reload = SIGUSR2, what the drop-in's ExecReload sends;
 // is-active = the process lives) and records every call that is not a

@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, OpMap, PulumiFn, Stack, UpResult } from "@pulumi/pulumi/automation";
 
-export const ROOT = path.resolve(__dirname, "..", "..");
+export const ROOT = path.resolve(__dirname, "..", "..", "..");
 const ENGINE_BUILD = path.resolve(ROOT, "..", "shared", "pulumi-engine", "build.sh");
 /** The passphrase of every stack the suites create (the file backend's secrets provider). */
 export const PASSPHRASE = "e2e passphrase, not a secret";

@@ -56,7 +56,7 @@ describe("drift: records, the check, the header", () => {
         const files = fs.readdirSync(golden, { recursive: true, encoding: "utf8" }).filter((f) => fs.statSync(path.join(golden, f)).isFile());
         for (const f of files) assert.doesNotMatch(fs.readFileSync(path.join(golden, f), "utf8"), /overwritten on the next/, f);
         const first = MANAGED_HEADER.split("\n")[0];
-        for (const f of ["synapse/homeserver.yaml", "systemd/matrix-synapse.service", "postgres/50-pulumi-matrix.conf"]) {
+        for (const f of ["synapse/homeserver.yaml", "synapse/matrix-synapse.service", "postgres/50-pulumi-matrix.conf"]) {
             assert.ok(fs.readFileSync(path.join(golden, f), "utf8").startsWith(`# ${first}\n`), f);
         }
     });

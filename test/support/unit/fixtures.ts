@@ -1,7 +1,8 @@
 import { MatrixStackArgs } from "../../../components/MatrixStack";
 import { resolvePostgresSettings } from "../../../src/model/postgres";
 import { SynapsePeers, resolveSynapseSettings } from "../../../src/model/synapse";
-import { WorkerPeers, resolveWorkerPoolSettings } from "../../../src/model/workers";
+import { WorkerPeers, WorkerUpstream, resolveWorkerPoolSettings, workerUpstreams } from "../../../src/model/workers";
+import { checkSupportedOs } from "../../../src/model/host";
 import { resolveElementWebSettings } from "../../../src/model/element";
 import { resolveReverseProxySettings } from "../../../src/model/proxy";
 
@@ -123,3 +124,13 @@ export function goldenProxySettings() {
 
 /** Not a real certificate: the golden files only carry it. */
 const GOLDEN_CA = "-----BEGIN CERTIFICATE-----\nMIIBgoldenPlaceholderNotARealCertificate\n-----END CERTIFICATE-----\n";
+
+/** The OS the golden scripts are rendered for: Debian 12 on amd64, as the Host's probe reports it. */
+export function goldenOs() {
+    return checkSupportedOs("golden", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nARCH=amd64');
+}
+
+/** What the golden proxy routes to the golden pool's workers, as a WorkerPool hands them over. */
+export function goldenWorkerUpstreams(): WorkerUpstream[] {
+    return workerUpstreams(goldenWorkerPool(), () => "127.0.0.1");
+}

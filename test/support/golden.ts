@@ -74,7 +74,7 @@ export function golden(service: string, name: string, render: string | (() => st
         const text = typeof render === "function" ? render() : render;
         if (typeof render === "function") assert.equal(render(), text, `${rel}: rendering twice gave other bytes`);
         if (name.endsWith(".sh")) bashParses(rel, text);
-        const stored = text;
+        const stored = rel === PRELUDE_GOLDEN ? text : withPreludeMarker(rel, text);
         const file = path.join(GOLDEN_DIR, rel);
         if (UPDATE) {
             fs.mkdirSync(path.dirname(file), { recursive: true });

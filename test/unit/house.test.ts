@@ -195,3 +195,17 @@ describe("the shell prelude, stored once", () => {
         assert.equal(withPreludeMarker("hook.sh", "#!/bin/sh\necho hi\n"), "#!/bin/sh\necho hi\n");
     });
 });
+
+describe("the package's exports", () => {
+    // The render and provision barrels re-export whole modules (`export *`): the names they carry are listed
+    // here, so a removed or renamed export shows as a line in the golden's diff.
+    golden("house", "exports.txt", () => {
+        const index = require("../../src/index") as Record<string, unknown>;
+        const names = (o: Record<string, unknown>, prefix = ""): string[] =>
+            Object.keys(o)
+                .filter((k) => o[k] !== undefined)
+                .sort()
+                .flatMap((k) => [`${prefix}${k}`, ...(k === "render" || k === "provision" ? names(o[k] as Record<string, unknown>, `${k}.`) : [])]);
+        return names(index).join("\n") + "\n";
+    });
+});

@@ -138,6 +138,8 @@ abstract class EngineOps {
             onOutput: (s: string) => void,
             onEvent: (e: EngineEvent) => void,
         ) => Promise<{ stdout: string; summary?: { resourceChanges?: OpMap }; changeSummary?: OpMap }>,
+        /** Also called with every engine event (the demo prints its progress from them). */
+        listen?: (e: EngineEvent) => void,
     ): Promise<EngineRun> {
         const t0 = Date.now();
         const ops = new Map<string, string>();
@@ -149,6 +151,7 @@ abstract class EngineOps {
         const onEvent = (e: EngineEvent) => {
             const m = e.resourcePreEvent?.metadata;
             if (m && m.type !== "pulumi:pulumi:Stack" && !m.type.startsWith("pulumi:providers:")) ops.set(m.urn.split("::").pop()!, m.op);
+            listen?.(e);
         };
         try {
             const r = await op(onOutput, onEvent);
@@ -333,12 +336,17 @@ export class InlineStack extends EngineOps {
         return this.output;
     }
 
-    async up(label = "up"): Promise<InlineUp> {
+    /** `listen` is called with every engine event of the run. */
+    async up(label = "up", listen?: (e: EngineEvent) => void): Promise<InlineUp> {
         let result: UpResult | undefined;
-        const run = await this.run(label, async (onOutput, onEvent) => {
-            result = await this.stack.up({ onOutput, onEvent, color: "never" });
-            return result;
-        });
+        const run = await this.run(
+            label,
+            async (onOutput, onEvent) => {
+                result = await this.stack.up({ onOutput, onEvent, color: "never" });
+                return result;
+            },
+            listen,
+        );
         const outputs = result!.outputs;
         return {
             ...run,

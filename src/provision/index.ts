@@ -1,11 +1,15 @@
-export { hostProbeCommand, hostBootstrapScript, firewallFragmentSet, firewallFragmentPath } from "./host";
-export { postgresInstallScript, postgresDatabaseScript } from "./postgres";
-export { redisInstallScript, redisPasswordScript } from "./redis";
-export { workerSecretsScript, workerConfigScript, workerSendersStopScript, WorkerSecrets } from "./workers";
-export { synapseInstallScript, synapseSecretsScript, synapseConfigScript, synapseAdminScript, SynapseSecrets } from "./synapse";
-export { applyFileSet, ensureRunning, handlerStep, healthWait, FileSet, ManagedFile, Handler, ServiceUnit, HealthCheck } from "./apply";
-export { sh, raw, shQuote, heredoc, heredocVar, Sh } from "./sh";
-export { bashCommand, script } from "./shell";
-export { proxyServerScript, certificateScript, PROXY_FILES } from "./proxy";
-export { elementInstallScript } from "./element";
-export { coturnServerScript, coturnSecretScript, turnSynapseSecretScript, turnSynapseConfigScript, COTURN_FILES, COTURN_PATHS } from "./coturn";
+// Every provision module's exports, one line per module: a new function needs no edit here.
+export * from "./apply";
+export * from "./coturn";
+export * from "./element";
+export * from "./host";
+export * from "./postgres";
+export * from "./proxy";
+export * from "./redis";
+export * from "./sh";
+export * from "./shell";
+export * from "./synapse";
+export * from "./synapseInstall";
+export * from "./synapseRecords";
+export * from "./target";
+export * from "./workers";

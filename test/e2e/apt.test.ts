@@ -18,9 +18,9 @@ import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { Host, PostgresDatabase, SynapseHomeserver } from "../../src/index";
 import { AptRepository } from "../../src/model/install";
-import { Vm, bootVm, ensureBaseImage } from "./harness";
-import { startTimestamps } from "./deploy";
-import { InlineStack, InlineUp, inlineStack, stepSeconds, useEngine } from "./engine";
+import { Vm, bootVm, ensureBaseImage } from "../support/vm";
+import { startTimestamps } from "../support/vm/deploy";
+import { InlineStack, InlineUp, inlineStack, stepSeconds, useEngine } from "../support/vm/engine";
 import {
     AptTestRepository,
     ROOT_SUITE,
@@ -29,8 +29,8 @@ import {
     buildSynapsePackage,
     makeTestKey,
     startAptRepository,
-} from "../integration/support/aptRepo";
-import { ensureSynapseVenv } from "../integration/support/synapse-venv";
+} from "../support/integration/aptRepo";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 /** The first install, and the upgrade (the library's default release): both cached virtualenvs of the apt integration test. */

@@ -8,15 +8,15 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "./harness";
+import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "../support/vm";
 import * as os from "node:os";
 import { execFileSync } from "node:child_process";
-import { httpsGet, startTimestamps, tunnel } from "./deploy";
-import { PebbleServer, startPebble } from "../integration/support/pebble";
-import { ReleaseServer } from "../integration/support/elementReleases";
-import { EngineStack, buildDist, projectCopy, stepSeconds, useEngine } from "./engine";
-import { loginWithPassword } from "../integration/support/client";
-import { registerWithSharedSecret } from "../integration/support/synapse";
+import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
+import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { ReleaseServer } from "../support/integration/elementReleases";
+import { EngineStack, buildDist, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
+import { loginWithPassword } from "../support/integration/client";
+import { registerWithSharedSecret } from "../support/integration/synapse";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;

@@ -13,8 +13,8 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
-import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort } from "./harness";
-import { inlineStack, useEngine } from "./engine";
+import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort } from "../support/vm";
+import { inlineStack, useEngine } from "../support/vm/engine";
 import { SECRET_SIG, SECRET_SIG_KEY } from "../support/secrets";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);

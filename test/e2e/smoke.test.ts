@@ -15,16 +15,16 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Vm, bootVm, ensureBaseImage } from "./harness";
-import { httpsGet, startTimestamps, tunnel } from "./deploy";
-import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "./engine";
-import { quickstartScript } from "./quickstart";
+import { Vm, bootVm, ensureBaseImage } from "../support/vm";
+import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
+import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
+import { quickstartScript } from "../support/vm/quickstart";
 import * as http from "node:http";
 import * as tls from "node:tls";
-import { registerWithSharedSecret } from "../integration/support/synapse";
-import { PebbleServer, startPebble } from "../integration/support/pebble";
-import { ReleaseServer } from "../integration/support/elementReleases";
-import { loginWithPassword } from "../integration/support/client";
+import { registerWithSharedSecret } from "../support/integration/synapse";
+import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { ReleaseServer } from "../support/integration/elementReleases";
+import { loginWithPassword } from "../support/integration/client";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const UNITS = [

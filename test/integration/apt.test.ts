@@ -1,5 +1,5 @@
 // The apt install method against a real apt repository, with real apt and
-// dpkg, in a throw-away Debian root (see support/aptRepo.ts): a signed
+// dpkg, in a throw-away Debian root (see test/support/integration/aptRepo.ts): a signed
 // repository on loopback serves a test `matrix-synapse-py3` built with
 // debhelper, with matrix.org's layout and maintainer behaviour and a real
 // Synapse as its payload. The component's own install, secrets and config
@@ -24,10 +24,10 @@ import {
     makeChroot,
     makeTestKey,
     startAptRepository,
-} from "./support/aptRepo";
-import { freePort } from "./support/net";
-import { RunResult, makeTempDir, sleep } from "./support/processes";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+} from "../support/integration/aptRepo";
+import { freePort } from "../support/integration/net";
+import { RunResult, makeTempDir, sleep } from "../support/integration/processes";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 /** Two real releases: the first install, and the upgrade (the library's default). */
 const V1 = "1.163.1";

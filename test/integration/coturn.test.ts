@@ -1,7 +1,7 @@
 // coturn as the library configures it, against the real programs: coturn
 // from Debian, Synapse from PyPI (SQLite). The scripts are the very ones the
 // CoturnServer and SynapseHomeserver components send to a VM, run as root in
-// namespaces of their own (support/coturnSandbox.ts): coturn's in a network
+// namespaces of their own (test/support/integration/coturnSandbox.ts): coturn's in a network
 // namespace where the host's address is SERVER_ADDRESS (private, as on a VM
 // behind NAT) and nothing routes out, with a systemctl stand-in that runs
 // the real coturn from the unit drop-in the scripts wrote. Synapse is started
@@ -33,11 +33,11 @@ import {
 import { PROXY_FILES } from "../../src/provision/proxy";
 import { firewallFragmentPath } from "../../src/provision/host";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { CoturnSandbox, SERVER_ADDRESS } from "./support/coturnSandbox";
-import { freePort } from "./support/net";
-import { makeTempDir, requireUser, run, sleep } from "./support/processes";
-import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { CoturnSandbox, SERVER_ADDRESS } from "../support/integration/coturnSandbox";
+import { freePort } from "../support/integration/net";
+import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
+import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const COMPONENT = 'CoturnServer "test"';

@@ -5,8 +5,8 @@
 import { strict as assert } from "node:assert";
 import { DnsOptions, DnsRecord, dnsRecords, resolveDnsSettings, resolveZoneFileSettings, ZoneFileOptions } from "../../src/model/dns";
 import { dnsZoneFile } from "../../src/render/zonefile";
-import { startNamed, type NamedServer } from "./support/named";
-import { pendingCleanups } from "./support/processes";
+import { startNamed, type NamedServer } from "../support/integration/named";
+import { pendingCleanups } from "../support/integration/processes";
 
 const ZONE = "example.com";
 

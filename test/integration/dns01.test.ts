@@ -1,17 +1,17 @@
 // DNS-01 through Cloudflare against the real programs: the ReverseProxy's
 // own scripts (acmeCredentialsScript, proxyServerScript, certificateScript),
-// run as root in the proxy sandbox (support/proxySandbox.ts), with Debian's
+// run as root in the proxy sandbox (test/support/integration/proxySandbox.ts), with Debian's
 // nginx, certbot and certbot's real Cloudflare plugin
 // (python3-certbot-dns-cloudflare), certificates from Pebble.
 //
 // Cloudflare is a small fake API on loopback over HTTPS
-// (support/fakeCloudflare.ts): the plugin's `cloudflare` library takes its
+// (test/support/integration/fakeCloudflare.ts): the plugin's `cloudflare` library takes its
 // base URL from CLOUDFLARE_API_URL (set in the scripts' environment by the
 // test only), and trusts the fake API's CA through the same
 // REQUESTS_CA_BUNDLE the certificate script gives certbot for a private
 // ACME server (`acme.caBundle`: here Pebble's API CA and the fake API's CA).
 // Each TXT record certbot creates there is set in Pebble's mock DNS
-// (support/challtestsrv.ts), so Pebble's DNS-01 validation really succeeds.
+// (test/support/integration/challtestsrv.ts), so Pebble's DNS-01 validation really succeeds.
 //
 // The names' A records point to 127.0.0.2 and Pebble's HTTP-01 port has no
 // listener: the CA cannot reach nginx over HTTP for any of them.
@@ -25,10 +25,10 @@ import { checkAcmeCredentials } from "../../src/model/acme";
 import { ReverseProxyOptions, ReverseProxySettings, resolveReverseProxySettings } from "../../src/model/proxy";
 import { NginxSite } from "../../src/render/nginx";
 import { PROXY_FILES, acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { FakeCloudflare, startFakeCloudflare } from "./support/fakeCloudflare";
-import { freePort, isListening } from "./support/net";
-import { startPebble, type PebbleServer } from "./support/pebble";
-import { ProxySandbox } from "./support/proxySandbox";
+import { FakeCloudflare, startFakeCloudflare } from "../support/integration/fakeCloudflare";
+import { freePort, isListening } from "../support/integration/net";
+import { startPebble, type PebbleServer } from "../support/integration/pebble";
+import { ProxySandbox } from "../support/integration/proxySandbox";
 
 const ZONE = "pm-dns01.example";
 const DOMAIN = `matrix.${ZONE}`;

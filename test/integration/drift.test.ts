@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { DRIFT_COMMAND, WRITTEN_DIR, driftCheckScript } from "../../src/render/drift";
 import { FileSet, applyFileSet } from "../../src/provision/apply";
 import { script } from "../../src/provision/shell";
-import { makeTempDir, run } from "./support/processes";
+import { makeTempDir, run } from "../support/integration/processes";
 
 describe("drift: records of what was written, and pulumi-matrix-drift", function () {
     const secretValue = `s3cret-${crypto.randomBytes(12).toString("hex")}`;

@@ -12,10 +12,10 @@ import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebS
 import { STATE_DIR, WRITTEN_DIR } from "../../src/render/drift";
 import { renderElementConfig } from "../../src/render/element";
 import { elementInstallScript } from "../../src/provision/element";
-import { freePort } from "./support/net";
-import { ReleaseServer } from "./support/elementReleases";
-import { makeTempDir, type RunResult } from "./support/processes";
-import { ServiceSandbox } from "./support/serviceSandbox";
+import { freePort } from "../support/integration/net";
+import { ReleaseServer } from "../support/integration/elementReleases";
+import { makeTempDir, type RunResult } from "../support/integration/processes";
+import { ServiceSandbox } from "../support/integration/serviceSandbox";
 
 const VERSIONS = ["1.11.997", "1.11.998", "1.11.999"];
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" };

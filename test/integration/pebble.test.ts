@@ -1,4 +1,4 @@
-// Proves support/pebble.ts against the real programs: Debian's certbot gets a
+// Proves test/support/integration/pebble.ts against the real programs: Debian's certbot gets a
 // certificate from Pebble through a real HTTP-01 validation (Pebble fetches
 // the token from our loopback web server), and does NOT get one when the
 // token is not served or the name resolves elsewhere.
@@ -8,9 +8,9 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
 import { X509Certificate } from "node:crypto";
-import { freePort } from "./support/net";
-import { startPebble, type PebbleServer } from "./support/pebble";
-import { makeTempDir, run, type RunResult } from "./support/processes";
+import { freePort } from "../support/integration/net";
+import { startPebble, type PebbleServer } from "../support/integration/pebble";
+import { makeTempDir, run, type RunResult } from "../support/integration/processes";
 
 interface ServedRequest {
     host: string;

@@ -1,5 +1,5 @@
 // The pip install method for real: the component's install script runs in a
-// throw-away Debian root (see support/aptRepo.ts) that has no compiler, and
+// throw-away Debian root (see test/support/integration/aptRepo.ts) that has no compiler, and
 // installs Synapse from PyPI into a virtualenv from wheels, with Debian's
 // python3-psycopg2 for PostgreSQL. The secrets and config scripts then start
 // that Synapse on a real PostgreSQL (on loopback, outside the root).
@@ -14,10 +14,10 @@ import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { Chroot, ROOT_SUITE, makeChroot } from "./support/aptRepo";
-import { freePort } from "./support/net";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { RunResult } from "./support/processes";
+import { Chroot, ROOT_SUITE, makeChroot } from "../support/integration/aptRepo";
+import { freePort } from "../support/integration/net";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { RunResult } from "../support/integration/processes";
 
 /** An older release first, then the library's default: the upgrade path too. */
 const V1 = "1.163.1";

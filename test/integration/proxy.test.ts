@@ -1,7 +1,7 @@
 // The reverse proxy against the real programs: Debian's nginx and certbot,
 // driven by the very scripts the ReverseProxy component sends to a VM
 // (proxyServerScript, certificateScript), run as root in a mount namespace
-// where every directory they write is a temp dir (support/proxySandbox.ts:
+// where every directory they write is a temp dir (test/support/integration/proxySandbox.ts:
 // /etc/nginx is a copy of this machine's, with Debian's default site).
 // Certificates come from Pebble (Let's Encrypt's test CA) through a real
 // HTTP-01 validation on the rendered nginx's port 80; Pebble's DNS answers
@@ -39,14 +39,14 @@ import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { PROXY_FILES, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
-import { startRedis } from "./support/redis";
-import { freePort, isListening } from "./support/net";
-import { startPebble, type PebbleServer } from "./support/pebble";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, run, sleep, type SpawnedDaemon } from "./support/processes";
-import { ProxySandbox, childrenOf } from "./support/proxySandbox";
-import { startSynapse, startWorker, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { startRedis } from "../support/integration/redis";
+import { freePort, isListening } from "../support/integration/net";
+import { startPebble, type PebbleServer } from "../support/integration/pebble";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { makeTempDir, run, sleep, type SpawnedDaemon } from "../support/integration/processes";
+import { ProxySandbox, childrenOf } from "../support/integration/proxySandbox";
+import { startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const DOMAIN = "matrix.pm-test.example";
 const SERVER_NAME = "pm-test.example";

@@ -14,12 +14,12 @@ import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../s
 import { SigningKey, signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { synapseRecords } from "../../src/provision/synapseRecords";
-import { loginWithPassword } from "./support/client";
-import { freePort } from "./support/net";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, run } from "./support/processes";
-import { startSynapse, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { loginWithPassword } from "../support/integration/client";
+import { freePort } from "../support/integration/net";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { makeTempDir, run } from "../support/integration/processes";
+import { startSynapse, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const newKey = (): SigningKey => signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { FileSet, Handler, ServiceUnit, applyFileSet, ensureRunning, handlerStep } from "../../src/provision/apply";
 import { script } from "../../src/provision/shell";
 import { Sh, heredoc, raw, sh } from "../../src/provision/sh";
-import { makeTempDir, run } from "./support/processes";
+import { makeTempDir, run } from "../support/integration/processes";
 
 /** A unique file-set name: the manifests live in the real state directory. */
 const setName = (base: string) => `test-${base}-${crypto.randomBytes(4).toString("hex")}`;

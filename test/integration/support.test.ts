@@ -7,12 +7,12 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loginWithPassword, whoami } from "./support/client";
-import { freePort } from "./support/net";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, pendingCleanups } from "./support/processes";
-import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv, SYNAPSE_TEST_VERSION } from "./support/synapse-venv";
+import { loginWithPassword, whoami } from "../support/integration/client";
+import { freePort } from "../support/integration/net";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { makeTempDir, pendingCleanups } from "../support/integration/processes";
+import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv, SYNAPSE_TEST_VERSION } from "../support/integration/synapse-venv";
 
 /** Signing key line from a fixed seed: `ed25519 <key_id> <unpadded base64 seed>`. */
 function signingKeyLine(keyId: string, seedLabel: string): string {

@@ -12,12 +12,12 @@ import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { emailSecretFile, pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { loginWithPassword, whoami } from "./support/client";
-import { freePort } from "./support/net";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, run } from "./support/processes";
-import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { loginWithPassword, whoami } from "../support/integration/client";
+import { freePort } from "../support/integration/net";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { makeTempDir, run } from "../support/integration/processes";
+import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 

@@ -26,13 +26,13 @@ import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
-import { startRedis } from "./support/redis";
-import { freePort, isListening } from "./support/net";
-import { startPostgres, type PgServer } from "./support/postgres";
-import { makeTempDir, sleep, type SpawnedDaemon } from "./support/processes";
-import { ServiceSandbox } from "./support/serviceSandbox";
-import { registerWithSharedSecret, startSynapse, startWorker, type SynapseProcess } from "./support/synapse";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { startRedis } from "../support/integration/redis";
+import { freePort, isListening } from "../support/integration/net";
+import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { makeTempDir, sleep, type SpawnedDaemon } from "../support/integration/processes";
+import { ServiceSandbox } from "../support/integration/serviceSandbox";
+import { registerWithSharedSecret, startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const HOST = 'Host "test"';
@@ -42,7 +42,7 @@ const COMPONENT = 'WorkerPool "test"';
  * Runs scripts as they run on a VM, as root, in a mount namespace where the
  * state directory, /etc/systemd/system and the firewall fragments are temp
  * dirs (kept across runs), with systemctl and curl stand-ins that record
- * their calls (support/serviceSandbox.ts): `systemctl is-active` answers from
+ * their calls (test/support/integration/serviceSandbox.ts): `systemctl is-active` answers from
  * the file `active`, start and restart add to it, stop removes; curl (the
  * health checks) succeeds.
  */

@@ -3,8 +3,8 @@ import { StackConfigError } from "../../src/config/errors";
 import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, partOf } from "../../src/config/keys";
 import { inStackConfigTerms, stackValues } from "../../src/config/translate";
 import { ConfigError } from "../../src/model/errors";
-import { TEST_SSH_KEY } from "./fixtures";
-import { programError } from "./programRun";
+import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { programError } from "../support/unit/programRun";
 
 /** A value a key refuses, the other keys it needs to mean anything, and what the error must say is valid. */
 interface Bad {

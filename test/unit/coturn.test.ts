@@ -28,8 +28,10 @@ import {
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/coturn";
-import { TEST_SSH_KEY, stackArgs } from "./fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { golden } from "../support/golden";
+import { goldenSynapseSettings } from "../support/unit/fixtures";
 
 const C = 'CoturnServer "turn"';
 const resolve = (o: Partial<CoturnOptions> = {}, names?: string[]) =>
@@ -536,4 +538,39 @@ describe("MatrixStack's turn", () => {
             );
         });
     });
+});
+
+describe("coturn: golden files (update with `npm run golden:update`, review the diff)", () => {
+    const turn = () =>
+        resolveCoturnSettings(
+            'CoturnServer "golden"',
+            { domain: "turn.example.com", relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] },
+            { liveDir: "/etc/letsencrypt/live/matrix.example.com", names: ["matrix.example.com", "turn.example.com"] },
+        );
+    const plainTurn = () =>
+        resolveCoturnSettings('CoturnServer "golden"', {
+            domain: "turn.example.com",
+            port: 3479,
+            listeningIps: ["203.0.113.10", "2001:db8::10"],
+            relayPorts: { min: 40000, max: 49999 },
+            userQuota: 4,
+            totalQuota: 400,
+            userLifetime: "30m",
+            allowGuests: true,
+        });
+    const s = goldenSynapseSettings;
+    golden("coturn", "readable.conf", () => renderCoturnConf(turn(), COTURN_PATHS));
+    golden("coturn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), COTURN_PATHS));
+    golden("coturn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
+    golden("coturn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(COTURN_FILES.conf));
+    golden("coturn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, COTURN_FILES.tlsDir));
+    golden("coturn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
+    golden("coturn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
+    golden("coturn", "scripts/coturn-server.sh", () => coturnServerScript(turn(), 'CoturnServer "golden"'));
+    golden("coturn", "scripts/coturn-server-plain.sh", () => coturnServerScript(plainTurn(), 'CoturnServer "golden"'));
+    golden("coturn", "scripts/coturn-secret.sh", () => coturnSecretScript(turn(), "turn-shared-secret-placeholder"));
+    golden("coturn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));
+    golden("coturn", "scripts/turn-synapse-config.sh", () => turnSynapseConfigScript(s(), turn()));
+    golden("coturn", "scripts/coturn-removal.sh", () => coturnRemovalScript('CoturnServer "golden"'));
+    golden("coturn", "scripts/turn-synapse-removal.sh", () => turnSynapseRemovalScript(s()));
 });

@@ -18,8 +18,9 @@ import {
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
 import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/zonefile";
-import { stackArgs } from "./fixtures";
-import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "./mocks";
+import { stackArgs } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { golden } from "../support/golden";
 
 const C = 'CloudflareDns "dns"';
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -707,4 +708,34 @@ describe("DNS settings: an option at its default says nothing in another mode", 
         });
         assert.equal(s.delegation, "well-known");
     });
+});
+
+describe("dns: golden files (update with `npm run golden:update`, review the diff)", () => {
+    const dns = {
+        zone: { name: "example.com" },
+        serverName: "example.com",
+        publicBaseUrl: "https://matrix.example.com/",
+        ipv4: "203.0.113.10",
+        ipv6: "2001:db8::10",
+        stack: "golden",
+    };
+    golden("dns", "srv.zone", () =>
+        dnsZoneFile({ ...dns, delegation: "srv", legacySrv: true, elementDomain: "element.example.com", turnHost: "turn.example.com" }),
+    );
+    golden("dns", "well-known-nginx.zone", () =>
+        dnsZoneFile(
+            { ...dns, delegation: "well-known", turnHost: "turn.example.com", ttl: 3600 },
+            { nameServers: ["ns1.example.net", "ns2.example.net"], hostmaster: "hostmaster@example.net", serial: 2026010101 },
+        ),
+    );
+    golden("dns", "none-proxied-element.zone", () =>
+        dnsZoneFile({ ...dns, serverName: "matrix.example.com", elementDomain: "element.example.com", elementProxied: true, ttl: 1 }),
+    );
+    golden("dns", "well-known-worker.js", () =>
+        renderWellKnownWorker(
+            wellKnownWorker(
+                resolveDnsSettings("golden", { ...dns, delegation: "well-known", wellKnownVia: "worker", accountId: "0123456789abcdef0123456789abcdef" }),
+            )!,
+        ),
+    );
 });

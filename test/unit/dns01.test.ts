@@ -5,8 +5,8 @@ import { checkAcmeCredentials } from "../../src/model/acme";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
 import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
-import { TEST_SSH_KEY, stackArgs } from "./fixtures";
-import { RecordingMocks, runWithMocks } from "./mocks";
+import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };
 const resolve = (acme: Partial<ReverseProxyOptions["acme"]> = {}) =>

@@ -8,7 +8,7 @@ import { HOST_FILES, hostBootstrapScript } from "../../src/provision/host";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import { DRIFT_CHECK_PATH, MANAGED_HEADER, driftCheckScript } from "../../src/render/drift";
 import { emailSecretFile, pgpassSecretFile } from "../../src/render/synapse/homeserver";
-import { GOLDEN_PEERS, goldenSynapseSettings } from "./fixtures";
+import { GOLDEN_PEERS, goldenSynapseSettings } from "../support/unit/fixtures";
 
 const pmWrites = (text: string) => text.split("\n").filter((l) => /(^|\| )pm_write /.test(l));
 
@@ -56,7 +56,7 @@ describe("drift: records, the check, the header", () => {
         const files = fs.readdirSync(golden, { recursive: true, encoding: "utf8" }).filter((f) => fs.statSync(path.join(golden, f)).isFile());
         for (const f of files) assert.doesNotMatch(fs.readFileSync(path.join(golden, f), "utf8"), /overwritten on the next/, f);
         const first = MANAGED_HEADER.split("\n")[0];
-        for (const f of ["synapse/homeserver.yaml", "systemd/matrix-synapse.service", "postgres/50-pulumi-matrix.conf"]) {
+        for (const f of ["synapse/homeserver.yaml", "synapse/matrix-synapse.service", "postgres/50-pulumi-matrix.conf"]) {
             assert.ok(fs.readFileSync(path.join(golden, f), "utf8").startsWith(`# ${first}\n`), f);
         }
     });

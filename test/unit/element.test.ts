@@ -7,8 +7,10 @@ import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../../src/model/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { elementConfig, renderElementConfig } from "../../src/render/element";
-import { runWithMocks } from "./mocks";
-import { TEST_SSH_KEY, goldenCustomElementSettings } from "./fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { TEST_SSH_KEY, goldenCustomElementSettings } from "../support/unit/fixtures";
+import { golden } from "../support/golden";
+import { goldenElementSettings } from "../support/unit/fixtures";
 
 /** A made-up checksum: these tests never download anything. */
 const SHA = "0123456789abcdef".repeat(4);
@@ -288,4 +290,11 @@ describe("ElementWeb under Pulumi mocks", () => {
             );
         });
     });
+});
+
+describe("element: golden files (update with `npm run golden:update`, review the diff)", () => {
+    golden("element", "config.json", () => renderElementConfig(goldenElementSettings()));
+    golden("element", "config-custom.json", () => renderElementConfig(goldenCustomElementSettings()));
+    golden("element", "scripts/element-install.sh", () => elementInstallScript(goldenElementSettings()));
+    golden("element", "scripts/element-install-custom.sh", () => elementInstallScript(goldenCustomElementSettings()));
 });

@@ -8,9 +8,9 @@ import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, partOf } from "../../src/co
 import { StackConfigError } from "../../src/config/errors";
 import { readStackConfig } from "../../src/config/read";
 import { inStackConfigTerms, stackKeyFor } from "../../src/config/translate";
-import { RecordingMocks, valueOf } from "./mocks";
-import { programError, runProgram } from "./programRun";
-import { TEST_SSH_KEY } from "./fixtures";
+import { RecordingMocks, valueOf } from "../support/unit/mocks";
+import { programError, runProgram } from "../support/unit/programRun";
+import { TEST_SSH_KEY } from "../support/unit/fixtures";
 
 /** The program's warnings while it runs `f`. */
 async function warnings(f: () => Promise<unknown>): Promise<string[]> {

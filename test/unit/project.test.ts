@@ -13,8 +13,8 @@ import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart, partOf } from "../../src/config/keys";
 import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { readmeBlock } from "../e2e/engine";
-import { quickstartScript } from "../e2e/quickstart";
+import { readmeBlock } from "../support/vm/engine";
+import { quickstartScript } from "../support/vm/quickstart";
 
 const ROOT = path.join(__dirname, "..", "..");
 

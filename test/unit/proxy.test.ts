@@ -7,8 +7,14 @@ import { RouteMethod, WORKER_ROUTES, routeRequest } from "../../src/model/worker
 import { WORKER_ROLES, WorkerRole, servesRequests } from "../../src/model/workers";
 import { renderNginxConf } from "../../src/render/nginx";
 import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { stackArgs } from "./fixtures";
-import { runWithMocks } from "./mocks";
+import { stackArgs } from "../support/unit/fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { NginxSite } from "../../src/render/nginx";
+import { renderCertbotDropIn, renderDeployHook } from "../../src/render/certbot";
+import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { WorkerUpstream } from "../../src/model/workers";
+import { golden } from "../support/golden";
+import { goldenElementSettings, goldenProxySettings, goldenWorkerUpstreams } from "../support/unit/fixtures";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };
 const resolve = (o: Partial<ReverseProxyOptions> & Record<string, unknown> = {}, hs = HOMESERVER, element?: { domain: string }) =>
@@ -240,4 +246,55 @@ describe("ReverseProxy: nginx's health check", () => {
         assert.match(script(["203.0.113.10"]), /curl -s -o \/dev\/null -m 2 http:\/\/203\.0\.113\.10\//);
         assert.match(script(["2001:db8::10"]), /curl -s -o \/dev\/null -m 2 'http:\/\/\[2001:db8::10\]\/'/);
     });
+});
+
+describe("proxy: golden files (update with `npm run golden:update`, review the diff)", () => {
+    const proxy = goldenProxySettings;
+    const site = (workers: WorkerUpstream[], extra: Partial<NginxSite> = {}): NginxSite => ({
+        proxy: proxy(),
+        publicBaseUrl: "https://matrix.example.com/",
+        main: "127.0.0.1:8008",
+        workers,
+        element: {
+            domain: goldenElementSettings().domain,
+            webRoot: "/var/www/pulumi-matrix-element/current",
+            configPath: "/var/www/pulumi-matrix-element/config.json",
+        },
+        tls: servedCertificate(),
+        ...extra,
+    });
+    // A homeserver whose server_name is its own domain, federation on 443, no Element, loopback only.
+    const plain = () =>
+        resolveReverseProxySettings(
+            'ReverseProxy "golden"',
+            { acme: { email: "admin@example.com" }, federationPort: 443, listenAddresses: ["203.0.113.10", "2001:db8::10"] },
+            { serverName: "matrix.example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "100M" },
+        );
+    const dns01 = () =>
+        resolveReverseProxySettings(
+            'ReverseProxy "golden"',
+            { acme: { email: "admin@example.com", challenge: "dns-01-cloudflare", propagationSeconds: 60 }, extraCertificateNames: ["internal.example.com"] },
+            { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" },
+        );
+    const manyRoles: WorkerUpstream[] = [
+        ...["federation_reader", "client_reader", "synchrotron", "event_creator", "media_repository", "typing", "to_device", "account_data"].flatMap(
+            (role, i) =>
+                [1, 2].slice(0, ["typing", "to_device", "account_data"].includes(role) ? 1 : 2).map((n) => ({
+                    name: `${role}${n}`,
+                    role: role as WorkerUpstream["role"],
+                    url: `http://127.0.0.1:${8100 + 20 * i + n - 1}`,
+                })),
+        ),
+    ];
+    golden("proxy", "nginx/no-workers.conf", () => renderNginxConf({ ...site([]), proxy: plain(), element: undefined }));
+    golden("proxy", "nginx/default-workers.conf", () => renderNginxConf(site(goldenWorkerUpstreams())));
+    golden("proxy", "nginx/many-roles.conf", () => renderNginxConf(site(manyRoles)));
+    golden("proxy", "certbot/deploy-hook.sh", () => renderDeployHook(PROXY_FILES.hooksDir));
+    golden("proxy", "certbot/certbot.service.d/pulumi-matrix.conf", () => renderCertbotDropIn(PROXY_FILES.caBundle));
+    golden("proxy", "scripts/proxy-nginx.sh", () => proxyServerScript(site(goldenWorkerUpstreams()), 'ReverseProxy "golden"'));
+    golden("proxy", "scripts/proxy-certificate.sh", () => certificateScript(proxy()));
+    golden("proxy", "scripts/proxy-certificate-letsencrypt.sh", () => certificateScript(plain()));
+    // DNS-01 through Cloudflare: the certificate step, and the token's own secret step (a placeholder token).
+    golden("proxy", "scripts/proxy-certificate-dns01.sh", () => certificateScript(dns01()));
+    golden("proxy", "scripts/proxy-acme-credentials.sh", () => acmeCredentialsScript("golden-placeholder-not-a-real-token-0000"));
 });

@@ -2,8 +2,8 @@ import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
 import { dnsZoneFile } from "../../src/render/zonefile";
-import { stackArgs } from "./fixtures";
-import { runWithMocks, valueOf } from "./mocks";
+import { stackArgs } from "../support/unit/fixtures";
+import { runWithMocks, valueOf } from "../support/unit/mocks";
 
 describe("MatrixStack's zone file from its plan", () => {
     it("is the zone file dnsZoneFile renders from the same settings, addresses known later put in", async () => {

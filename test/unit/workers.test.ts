@@ -27,8 +27,19 @@ import {
     goldenWorkerPool,
     goldenWorkerSynapse,
     stackArgs,
-} from "./fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "./mocks";
+} from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../../src/provision/workers";
+import {
+    renderFederationSendersYaml,
+    renderRouteTable,
+    renderSharedWorkerYaml,
+    renderWorkerList,
+    renderWorkerUnit,
+    renderWorkerYaml,
+} from "../../src/render/workers";
+import { golden } from "../support/golden";
+import { GOLDEN_PEERS } from "../support/unit/fixtures";
 
 /** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
 const REFERENCE_FEDERATION = [
@@ -520,4 +531,47 @@ describe("RedisServer and WorkerPool as components", () => {
             /WorkerPool "w": redis is "127\.0\.0\.1"; Synapse processes on other hosts than Redis's cannot reach it on loopback/,
         );
     });
+});
+
+describe("workers: golden files (update with `npm run golden:update`, review the diff)", () => {
+    const ws = goldenWorkerSynapse;
+    const pool = goldenWorkerPool;
+    const remote = goldenRemoteWorkerPool;
+    for (const w of pool().workers) {
+        golden("workers", `workers/${w.name}.yaml`, () =>
+            renderWorkerYaml(
+                pool(),
+                pool().workers.find((x) => x.name === w.name)!,
+                ws(),
+                GOLDEN_WORKER_PEERS,
+            ),
+        );
+    }
+    golden("workers", "remote/federation_reader1.yaml", () => renderWorkerYaml(remote(), remote().workers[1], ws(), GOLDEN_REMOTE_WORKER_PEERS));
+    golden("workers", "remote/event_persister1.yaml", () => renderWorkerYaml(remote(), remote().workers[3], ws(), GOLDEN_REMOTE_WORKER_PEERS));
+    golden("workers", "conf.d/40-workers.yaml", () => renderSharedWorkerYaml(pool(), ws(), GOLDEN_WORKER_PEERS));
+    golden("workers", "conf.d/41-federation-senders.yaml", () => renderFederationSendersYaml(pool()));
+    golden("workers", "remote/40-workers.yaml", () => renderSharedWorkerYaml(remote(), ws(), GOLDEN_REMOTE_WORKER_PEERS));
+    golden("workers", "processes.list", () => renderWorkerList(pool(), pool().mainHost, GOLDEN_WORKER_PEERS));
+    golden("workers", "routes.tsv", () => renderRouteTable());
+    golden("workers", "matrix-synapse-worker@.service", () => renderWorkerUnit(ws()));
+    golden("workers", "scripts/workers-secrets.sh", () =>
+        workerSecretsScript(pool(), ws(), pool().mainHost, { replicationSecret: "<replication secret>", redisPassword: "<redis password>" }),
+    );
+    golden("workers", "scripts/workers-config.sh", () =>
+        workerConfigScript(pool(), ws(), pool().mainHost, GOLDEN_WORKER_PEERS, { component: 'WorkerPool "golden"', synapsePeers: GOLDEN_PEERS }),
+    );
+    golden("workers", "scripts/workers-config-remote.sh", () =>
+        workerConfigScript(
+            remote(),
+            { ...ws(), replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } },
+            'Host "w2"',
+            GOLDEN_REMOTE_WORKER_PEERS,
+            {
+                component: 'WorkerPool "golden"',
+                synapsePeers: { database: { ...GOLDEN_PEERS.database!, host: "10.0.0.4" } },
+            },
+        ),
+    );
+    golden("workers", "scripts/workers-senders-stop.sh", () => workerSendersStopScript(remote()));
 });

@@ -1,0 +1,85 @@
+/**
+ * Helpers of the VM suites around a deployed homeserver: an SSH tunnel to a
+ * port on the VM's loopback, the units' start times (unchanged means not
+ * restarted), and HTTPS requests to nginx through a forwarded port.
+ */
+import { spawn, ChildProcess } from "node:child_process";
+import * as https from "node:https";
+import type { TLSSocket } from "node:tls";
+import { Vm, freeTcpPort } from "./";
+import { sshOptions } from "./ssh";
+
+/** An SSH local forward from 127.0.0.1:<free port> to a port on the VM's loopback (Synapse's own listener, behind nginx). */
+export async function tunnel(vm: Vm, remotePort: number): Promise<{ port: number; close(): void }> {
+    const port = await freeTcpPort();
+    const c = vm.connection();
+    const child: ChildProcess = spawn(
+        "ssh",
+        [
+            ...sshOptions({ host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: c.hostKey }),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            `127.0.0.1:${port}:127.0.0.1:${remotePort}`,
+            c.host,
+        ],
+        { stdio: "ignore" },
+    );
+    const close = () => {
+        if (child.exitCode === null) child.kill("SIGTERM");
+    };
+    process.once("exit", close);
+    for (let i = 0; i < 100; i++) {
+        try {
+            await fetch(`http://127.0.0.1:${port}/health`);
+            return { port, close };
+        } catch {
+            if (child.exitCode !== null) break;
+            await new Promise((r) => setTimeout(r, 200));
+        }
+    }
+    close();
+    throw new Error(`ssh tunnel to ${vm.name}:${remotePort} did not come up`);
+}
+
+/** When each unit last entered the active state: unchanged means not restarted. */
+export async function startTimestamps(vm: Vm, units: string[]): Promise<Record<string, string>> {
+    const r = await vm.exec(units.map((u) => `echo "${u}=$(systemctl show -p ActiveEnterTimestampMonotonic --value ${u})"`).join("; "));
+    return Object.fromEntries(
+        r.stdout
+            .trim()
+            .split("\n")
+            .map((l) => l.split("=") as [string, string]),
+    );
+}
+
+/** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`. */
+export function httpsGet(
+    port: number,
+    name: string,
+    p: string,
+    ca: string,
+    headers: Record<string, string> = {},
+): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
+    return new Promise((resolve, reject) => {
+        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 }, (res) => {
+            const cert = (res.socket as TLSSocket).getPeerCertificate();
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => (body += d));
+            res.on("end", () =>
+                resolve({
+                    status: res.statusCode ?? 0,
+                    body,
+                    headers: res.headers,
+                    issuer: JSON.stringify(cert.issuer),
+                    names: (cert.subjectaltname ?? "").split(/,\s*/).filter(Boolean),
+                }),
+            );
+        });
+        req.on("timeout", () => req.destroy(new Error(`https://${name}${p} on port ${port}: no answer`)));
+        req.on("error", reject);
+        req.end();
+    });
+}

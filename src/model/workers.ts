@@ -36,8 +36,28 @@ export const WORKER_ROLES = [
 
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
-/** Streams a worker can write (Synapse's `stream_writers` keys). */
-export type WorkerStream = "events" | "typing" | "to_device" | "account_data" | "receipts" | "presence" | "push_rules" | "device_lists";
+/**
+ * Every stream Synapse lets workers write (the keys of `stream_writers`, as
+ * synapse/config/workers.py's WriterLocations has them) and how many writers
+ * it takes: `one` exactly one, `many` any number. A stream no role writes
+ * (thread_subscriptions: Synapse's docs route none of its requests to a
+ * writer) stays with the main process, Synapse's default writer of each.
+ */
+export const WORKER_STREAMS = {
+    events: "many",
+    typing: "one",
+    to_device: "one",
+    account_data: "one",
+    receipts: "many",
+    presence: "one",
+    push_rules: "one",
+    device_lists: "many",
+    thread_subscriptions: "many",
+    quarantined_media_changes: "many",
+} as const;
+
+/** A stream a worker can write (a `stream_writers` key). */
+export type WorkerStream = keyof typeof WORKER_STREAMS;
 
 /** HTTP resources a worker's request listener serves. */
 export type WorkerResource = "client" | "federation" | "media";
@@ -47,8 +67,8 @@ export interface WorkerRoleSpec {
     readonly instances: "many" | "one";
     /** Resources of the request listener the reverse proxy sends this role's routes to; empty: the listener answers /health only. */
     readonly resources: readonly WorkerResource[];
-    /** The stream the role writes: its workers get a replication listener and an `instance_map` entry. */
-    readonly stream?: WorkerStream;
+    /** The streams the role writes: its workers get a replication listener and an `instance_map` entry. */
+    readonly streams?: readonly WorkerStream[];
     /** The shared-config option that names the role's instances, if any. */
     readonly option?: string;
     /** What the role does. */
@@ -69,13 +89,15 @@ export const WORKER_ROLE_SPECS: Readonly<Record<WorkerRole, WorkerRoleSpec>> = {
     event_persister: {
         instances: "many",
         resources: [],
-        stream: "events",
+        streams: ["events"],
         option: "stream_writers.events",
         summary: "persists events (sharded by room)",
     },
     media_repository: {
         instances: "many",
         resources: ["media"],
+        // Synapse >= 1.152: whoever serves quarantine_media (routed here) must write this stream, or quarantining fails.
+        streams: ["quarantined_media_changes"],
         option: "media_instance_running_background_jobs",
         summary: "serves the media repository (the main process stops: enable_media_repo false)",
     },
@@ -83,28 +105,28 @@ export const WORKER_ROLE_SPECS: Readonly<Record<WorkerRole, WorkerRoleSpec>> = {
     background: { instances: "one", resources: [], option: "run_background_tasks_on", summary: "runs background tasks" },
     user_dir: { instances: "one", resources: ["client"], option: "update_user_directory_from_worker", summary: "updates and searches the user directory" },
     appservice: { instances: "one", resources: [], option: "notify_appservices_from_worker", summary: "sends traffic to application services" },
-    typing: { instances: "one", resources: ["client"], stream: "typing", option: "stream_writers.typing", summary: "writes the typing stream" },
-    to_device: { instances: "one", resources: ["client"], stream: "to_device", option: "stream_writers.to_device", summary: "writes the to_device stream" },
+    typing: { instances: "one", resources: ["client"], streams: ["typing"], option: "stream_writers.typing", summary: "writes the typing stream" },
+    to_device: { instances: "one", resources: ["client"], streams: ["to_device"], option: "stream_writers.to_device", summary: "writes the to_device stream" },
     account_data: {
         instances: "one",
         resources: ["client"],
-        stream: "account_data",
+        streams: ["account_data"],
         option: "stream_writers.account_data",
         summary: "writes the account_data stream",
     },
-    receipts: { instances: "many", resources: ["client"], stream: "receipts", option: "stream_writers.receipts", summary: "writes the receipts stream" },
-    presence: { instances: "one", resources: ["client"], stream: "presence", option: "stream_writers.presence", summary: "writes the presence stream" },
+    receipts: { instances: "many", resources: ["client"], streams: ["receipts"], option: "stream_writers.receipts", summary: "writes the receipts stream" },
+    presence: { instances: "one", resources: ["client"], streams: ["presence"], option: "stream_writers.presence", summary: "writes the presence stream" },
     push_rules: {
         instances: "one",
         resources: ["client"],
-        stream: "push_rules",
+        streams: ["push_rules"],
         option: "stream_writers.push_rules",
         summary: "writes the push_rules stream",
     },
     device_lists: {
         instances: "many",
         resources: ["client"],
-        stream: "device_lists",
+        streams: ["device_lists"],
         option: "stream_writers.device_lists",
         summary: "writes the device_lists stream",
     },
@@ -314,7 +336,7 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
                 role,
                 host,
                 port,
-                ...(roleSpec.stream ? { replicationPort: port + REPLICATION_PORT_OFFSET } : {}),
+                ...(roleSpec.streams?.length ? { replicationPort: port + REPLICATION_PORT_OFFSET } : {}),
                 ...(synapse.metrics.enabled ? { metricsPort: port + METRICS_PORT_OFFSET } : {}),
                 setting,
             });

@@ -12,6 +12,7 @@ import {
     DEFAULT_WORKERS,
     WORKER_ROLES,
     WORKER_ROLE_SPECS,
+    WORKER_STREAMS,
     WorkerPoolOptions,
     WorkerRole,
     resolveWorkerPoolSettings,
@@ -153,6 +154,63 @@ describe("the route table (WORKER_ROUTES)", () => {
     });
 });
 
+/** The streams of Synapse's WriterLocations (synapse/config/workers.py, 1.152 and later). */
+const SYNAPSE_STREAMS = [
+    "events",
+    "typing",
+    "to_device",
+    "account_data",
+    "receipts",
+    "presence",
+    "push_rules",
+    "device_lists",
+    "thread_subscriptions",
+    "quarantined_media_changes",
+];
+
+describe("stream writers", () => {
+    it("knows every stream Synapse has, with Synapse's writer counts", () => {
+        assert.deepEqual(Object.keys(WORKER_STREAMS).sort(), [...SYNAPSE_STREAMS].sort());
+        for (const role of WORKER_ROLES)
+            for (const stream of WORKER_ROLE_SPECS[role].streams ?? [])
+                if (WORKER_STREAMS[stream] === "one")
+                    assert.equal(WORKER_ROLE_SPECS[role].instances, "one", `${role} writes ${stream}, which takes one writer`);
+    });
+
+    it("quarantine_media is served by a writer of quarantined_media_changes (Synapse 1.152+), or by the main process", () => {
+        const quarantine = "/_synapse/admin/v1/quarantine_media/example.com/abc";
+        assert.equal(routeRequest(quarantine, "POST", () => true).route?.writes, "quarantined_media_changes");
+        assert.equal(routeRequest(quarantine, "POST", only()).role, "main");
+    });
+
+    it("every worker that serves a route whose server must write a stream is that stream's writer, in instance_map, with a replication listener", () => {
+        const needing = WORKER_ROUTES.filter((r) => r.writes);
+        assert.ok(needing.length > 0);
+        for (const route of needing) {
+            for (const target of route.targets) {
+                const p = pool({ workers: { [target.role]: WORKER_ROLE_SPECS[target.role].instances === "many" ? 2 : 1 } });
+                for (const e of route.examples)
+                    for (const method of target.methods ?? (["GET", "POST", "PUT", "DELETE"] as const))
+                        assert.equal(routeRequest(e, method, only(target.role)).role, target.role, `${method} ${e}`);
+                const config = sharedWorkerConfig(p, synapse(), GOLDEN_WORKER_PEERS) as {
+                    stream_writers?: Record<string, string[]>;
+                    instance_map: Record<string, { port: number }>;
+                };
+                const names = p.workers.map((w) => w.name);
+                assert.deepEqual(config.stream_writers?.[route.writes!], names, `${route.pattern}: ${target.role} must write ${route.writes}`);
+                for (const w of p.workers) {
+                    assert.equal(config.instance_map[w.name]?.port, w.replicationPort, `${w.name} in instance_map`);
+                    const listeners = workerConfig(p, w, synapse(), GOLDEN_WORKER_PEERS).worker_listeners as { resources?: { names: string[] }[] }[];
+                    assert.ok(
+                        listeners.some((l) => l.resources?.some((r) => r.names.includes("replication"))),
+                        `${w.name} has a replication listener`,
+                    );
+                }
+            }
+        }
+    });
+});
+
 describe("WorkerPool settings: Synapse's rules, with errors naming the setting, the value and what is valid", () => {
     it("defaults to one federation_reader and one federation_sender, on stable default ports", () => {
         const s = pool({});
@@ -270,11 +328,16 @@ describe("the shared worker config", () => {
         assert.deepEqual(config.instance_map, {
             main: { host: "127.0.0.1", port: 9093 },
             event_persister1: { host: "127.0.0.1", port: 9200 },
+            media_repository1: { host: "127.0.0.1", port: 9220 },
             typing1: { host: "127.0.0.1", port: 9320 },
         });
         assert.deepEqual(config.redis, { enabled: true, host: "127.0.0.1", port: 6379, password_path: "/etc/matrix-synapse/secrets/redis_password" });
         assert.equal(config.worker_replication_secret_path, "/etc/matrix-synapse/secrets/worker_replication_secret");
-        assert.deepEqual(config.stream_writers, { events: ["event_persister1"], typing: ["typing1"] });
+        assert.deepEqual(config.stream_writers, {
+            events: ["event_persister1"],
+            quarantined_media_changes: ["media_repository1"],
+            typing: ["typing1"],
+        });
         assert.equal(config.run_background_tasks_on, "background1");
         assert.equal(config.media_instance_running_background_jobs, "media_repository1");
         assert.equal(config.enable_media_repo, false);

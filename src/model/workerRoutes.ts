@@ -115,6 +115,8 @@ export const WORKER_ROUTES: readonly WorkerRoute[] = [
         ["^/_matrix/client/(api/v1|r0|v3)/events$", "/_matrix/client/v3/events"],
         ["^/_matrix/client/(api/v1|r0|v3)/initialSync$", "/_matrix/client/v3/initialSync"],
         ["^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$", "/_matrix/client/v3/rooms/!r:example.com/initialSync"],
+        // Native sliding sync (MSC4186, what Element X uses); Synapse's generic worker serves it.
+        ["^/_matrix/client/unstable/org.matrix.simplified_msc3575/.*", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"],
     ]),
     ...routes("inbound federation transactions", [{ role: "federation_reader" }], "source_ip", [
         ["^/_matrix/federation/v1/send/", "/_matrix/federation/v1/send/1700000000000"],

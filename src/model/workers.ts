@@ -84,7 +84,7 @@ export const WORKER_ROLE_SPECS: Readonly<Record<WorkerRole, WorkerRoleSpec>> = {
         summary: "sends outbound federation traffic (the main process stops sending)",
     },
     client_reader: { instances: "many", resources: ["client"], summary: "serves client API requests that read (and login, registration, keys)" },
-    synchrotron: { instances: "many", resources: ["client"], summary: "serves /sync, /events and /initialSync" },
+    synchrotron: { instances: "many", resources: ["client"], summary: "serves /sync, sliding sync, /events and /initialSync" },
     event_creator: { instances: "many", resources: ["client"], summary: "serves client requests that send events (and joins, profile changes)" },
     event_persister: {
         instances: "many",

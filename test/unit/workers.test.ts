@@ -117,6 +117,7 @@ describe("the route table (WORKER_ROUTES)", () => {
         assert.equal(sticky("/_matrix/federation/v1/state/!r:example.com"), "none");
         assert.equal(sticky("/_matrix/client/v3/sync"), "user");
         assert.equal(sticky("/_matrix/client/r0/initialSync"), "user");
+        assert.equal(sticky("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"), "user");
         assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/send/m.room.message/1"), "room");
         assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/messages"), "room");
         assert.equal(sticky("/_matrix/client/v3/login/sso/redirect"), "single");
@@ -138,6 +139,12 @@ describe("the route table (WORKER_ROUTES)", () => {
         assert.equal(routeRequest("/_matrix/federation/v1/version", "GET", only()).role, "main");
         assert.equal(routeRequest("/_synapse/admin/v1/register", "GET", () => true).role, "main");
         assert.equal(routeRequest("/_matrix/media/v3/upload", "POST", only("media_repository")).role, "media_repository");
+    });
+
+    it("sends native sliding sync (Element X) to a sync worker when the pool has one, else to the main process", () => {
+        const sliding = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+        assert.equal(routeRequest(sliding, "POST", only("synchrotron", "client_reader")).role, "synchrotron");
+        assert.equal(routeRequest(sliding, "POST", only("client_reader")).role, "main");
     });
 
     it("routes only to roles whose listener serves requests, and every such role has routes", () => {

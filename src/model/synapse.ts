@@ -363,7 +363,12 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         /* invalid URL */
     }
     c.check("publicBaseUrl", s.publicBaseUrl, baseOk, "expected an http(s) URL ending in /, such as https://matrix.example.com/");
-    c.check("version", s.version, typeof s.version === "string" && isVersion(s.version), `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION}`);
+    c.check(
+        "version",
+        s.version,
+        typeof s.version === "string" && isVersion(s.version),
+        `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION} or 1.164.0rc1: MAJOR.MINOR.PATCH with an optional rcN, as Synapse tags its releases (no leading v)`,
+    );
     validateInstall(c, s, s.serverName);
     c.port("httpPort", s.httpPort);
     for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");

@@ -347,6 +347,72 @@ export function synapseFiles(paths: SynapsePaths) {
     };
 }
 
+/**
+ * Synapse's legacy switches that stop a duty on the main process, for a
+ * worker app that took it over: set to false in extraConfig, the duty stops
+ * with nothing taking it over (a WorkerPool hands duties to its workers by
+ * the options of INSTANCE_OPTIONS, which it writes itself).
+ */
+const DUTY_SWITCHES: Record<string, { duty: string; role: string }> = {
+    send_federation: { duty: "outbound federation (other servers would get no events from this one)", role: "federation_sender" },
+    start_pushers: { duty: "push notifications", role: "pusher" },
+    notify_appservices: { duty: "traffic to application services (bridges)", role: "appservice" },
+    update_user_directory: { duty: "user directory updates", role: "user_dir" },
+};
+
+/** Options that name Synapse processes, with the WorkerPool role whose workers the pool names there. */
+const INSTANCE_OPTIONS: Record<string, string> = {
+    federation_sender_instances: "federation_sender",
+    pusher_instances: "pusher",
+    run_background_tasks_on: "background",
+    update_user_directory_from_worker: "user_dir",
+    notify_appservices_from_worker: "appservice",
+    media_instance_running_background_jobs: "media_repository",
+    stream_writers: "the stream's writer role (event_persister, typing, ...)",
+    instance_map: "any role that writes a stream",
+};
+
+/** The main process's names in Synapse's options. */
+const MAIN_NAMES = ["main", "master"];
+
+/** The process names an instance option's value gives (list, single name, stream -> names, or instance_map's keys). */
+function instanceNames(key: string, value: unknown): string[] {
+    const names = (v: unknown): string[] => (typeof v === "string" ? [v] : Array.isArray(v) ? v.map(String) : []);
+    if (value === null || value === undefined) return [];
+    if (key === "instance_map") return typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+    if (key === "stream_writers") return typeof value === "object" && !Array.isArray(value) ? Object.values(value).flatMap(names) : [];
+    return names(value);
+}
+
+/**
+ * extraConfig that silently stops outbound federation or another duty, or
+ * hands it to processes that do not exist: only the main process exists
+ * unless a WorkerPool adds workers, and the pool writes these options
+ * itself (it also refuses them, and checks `outbound_federation_restricted_to`
+ * against its processes).
+ */
+function checkExtraConfigDuties(c: Checker, extra: Record<string, unknown>): void {
+    for (const [key, { duty, role }] of Object.entries(DUTY_SWITCHES))
+        if (extra[key] === false)
+            c.check(
+                `extraConfig.${key}`,
+                false,
+                false,
+                `it would stop ${duty} on the main process with no process taking it over; leave ${key} out (a WorkerPool hands the duty to its ${role} workers itself)`,
+            );
+    for (const [key, role] of Object.entries(INSTANCE_OPTIONS)) {
+        if (!(key in extra)) continue;
+        const unknown = instanceNames(key, extra[key]).filter((n) => !MAIN_NAMES.includes(n));
+        if (unknown.length)
+            c.check(
+                `extraConfig.${key}`,
+                extra[key],
+                false,
+                `it names ${unknown.join(", ")}, and no such Synapse process exists: valid is only the main process ("main") unless a WorkerPool adds workers, and the WorkerPool writes ${key} itself; remove it and give the WorkerPool ${role} workers instead`,
+            );
+    }
+}
+
 export function validateSynapse(component: string, s: SynapseSettings): void {
     const c = new Checker(component);
     c.check(
@@ -445,6 +511,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         );
     }
     c.oneOf("logLevel", s.logLevel, ["DEBUG", "INFO", "WARNING", "ERROR"] as const);
+    checkExtraConfigDuties(c, s.extraConfig);
     for (const [k, v] of Object.entries(s.paths)) {
         if (k === "user") c.check("paths.user", v, /^[a-z_][a-z0-9_-]{0,31}$/.test(v), "expected a Unix user name such as matrix-synapse");
         else c.check(`paths.${k}`, v, isAbsolutePath(v), "expected an absolute path (letters, digits and ._-/+@ only, no '..')");

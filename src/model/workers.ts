@@ -396,6 +396,7 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
             `${clash.join(", ")} ${clash.length > 1 ? "are" : "is"} written by the WorkerPool (conf.d, read after homeserver.yaml); remove ${clash.length > 1 ? "them" : "it"} from extraConfig`,
         );
     }
+    checkOutboundRestriction(c, synapse, workers);
     c.done();
 
     const s: WorkerPoolSettings = { basePort, mainHost, workers };
@@ -406,6 +407,29 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
             workerPortClaims(s, host, () => "*"),
         );
     return s;
+}
+
+/**
+ * `outbound_federation_restricted_to` in Synapse's extraConfig: Synapse
+ * sends federation only through the processes it names, and each must be
+ * in instance_map (which the pool writes: the main process, as Synapse
+ * calls it there `master`, and the stream writers). A name outside it
+ * stops outbound federation (or Synapse refuses to start).
+ */
+function checkOutboundRestriction(c: Checker, synapse: SynapseSettings, workers: WorkerSettings[]): void {
+    const key = "outbound_federation_restricted_to";
+    const value = synapse.extraConfig[key];
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) return;
+    // Without workers the pool writes no instance_map, so no name is valid.
+    const valid = workers.length ? ["master", ...workers.filter((w) => w.replicationPort !== undefined).map((w) => w.name)] : [];
+    const names = Array.isArray(value) ? value : [value];
+    const unknown = names.filter((n) => typeof n !== "string" || !valid.includes(n));
+    c.check(
+        `synapse.extraConfig.${key}`,
+        value,
+        Array.isArray(value) && unknown.length === 0,
+        `${valid.length ? `expected a list of processes in instance_map: ${valid.join(", ")} (the main process is "master" there${valid.length > 1 ? "; the others are the pool's stream writers" : ""})` : "expected it left out: without workers there is no instance_map to name processes from"}; ${unknown.length ? `${unknown.map((n) => JSON.stringify(n)).join(", ")} would stop outbound federation` : "a single name must still be a list"}`,
+    );
 }
 
 /** Shows the worker names in an error instead of the whole settings. */

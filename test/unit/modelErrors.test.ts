@@ -2,6 +2,7 @@ import * as assert from "node:assert/strict";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { WorkerPoolOptions, resolveWorkerPoolSettings } from "../../src/model/workers";
 
 /** The errors a call throws, flattened (a ConfigErrors holds several). */
 function errorsOf(fn: () => unknown): ConfigError[] {
@@ -46,4 +47,69 @@ describe("versions: a form no release can have is refused, saying what a valid o
                 assert.match(errs[0].message, /version is .*; expected .* release such as \d+\.\d+\.\d+ .*MAJOR\.MINOR\.PATCH/);
             }
         });
+});
+
+describe("Synapse's extraConfig that stops outbound federation or names processes that do not exist", () => {
+    const synapseWith = (extraConfig: Record<string, unknown>) =>
+        resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", replication: {}, extraConfig });
+    const DUTY_SWITCHES = ["send_federation", "start_pushers", "notify_appservices", "update_user_directory"];
+    const INSTANCE_OPTIONS: Record<string, (name: string) => unknown> = {
+        federation_sender_instances: (n) => [n],
+        pusher_instances: (n) => [n],
+        run_background_tasks_on: (n) => n,
+        update_user_directory_from_worker: (n) => n,
+        notify_appservices_from_worker: (n) => n,
+        media_instance_running_background_jobs: (n) => n,
+        stream_writers: (n) => ({ events: [n] }),
+        instance_map: (n) => ({ [n]: { host: "127.0.0.1", port: 9999 } }),
+    };
+
+    it("refuses each legacy switch set to false (the duty would stop), naming the setting and what to do", () => {
+        for (const key of DUTY_SWITCHES) {
+            const errs = errorsOf(() => synapseWith({ [key]: false }));
+            assert.equal(errs.length, 1, key);
+            assert.equal(errs[0].setting, `extraConfig.${key}`);
+            assert.match(errs[0].message, new RegExp(`extraConfig\\.${key} is false; it would stop .* leave ${key} out`));
+            assert.doesNotThrow(() => synapseWith({ [key]: true }), key);
+        }
+    });
+
+    it("refuses each option that names processes when it names one that does not exist; the main process is fine", () => {
+        for (const [key, value] of Object.entries(INSTANCE_OPTIONS)) {
+            const errs = errorsOf(() => synapseWith({ [key]: value("ghost1") }));
+            assert.equal(errs.length, 1, key);
+            assert.equal(errs[0].setting, `extraConfig.${key}`);
+            assert.match(errs[0].message, /it names ghost1, and no such Synapse process exists: valid is only the main process \("main"\)/, key);
+            for (const main of ["main", "master"]) assert.doesNotThrow(() => synapseWith({ [key]: value(main) }), `${key} ${main}`);
+        }
+        assert.doesNotThrow(() => synapseWith({ federation_sender_instances: [] }));
+    });
+
+    it("with a WorkerPool: refuses the options it writes (an empty sender list while it has senders too), and restricting outbound federation to processes outside instance_map", () => {
+        const pool = (workers: WorkerPoolOptions["workers"], extraConfig: Record<string, unknown>) => () =>
+            resolveWorkerPoolSettings("WorkerPool", { workers }, synapseWith(extraConfig), 'Host "vm"');
+        for (const key of ["federation_sender_instances", "send_federation", "stream_writers"]) {
+            const errs = errorsOf(pool({ federation_sender: 2 }, { [key]: key === "send_federation" ? true : [] }));
+            assert.equal(errs.length, 1, key);
+            assert.match(
+                errs[0].message,
+                new RegExp(`synapse\\.extraConfig is \\["${key}"\\]; ${key} is written by the WorkerPool .*remove it from extraConfig`),
+            );
+        }
+        const restricted = (workers: WorkerPoolOptions["workers"], value: unknown) => errorsOf(pool(workers, { outbound_federation_restricted_to: value }));
+        assert.deepEqual(restricted({ federation_sender: 1 }, ["master"]), []);
+        assert.deepEqual(restricted({ event_persister: 1 }, ["master", "event_persister1"]), []);
+        assert.deepEqual(restricted({ federation_sender: 1 }, []), []);
+        for (const [workers, value] of [
+            [{ federation_sender: 1 }, ["federation_sender1"]],
+            [{ federation_sender: 1 }, ["main"]],
+            [{ federation_sender: 1 }, "master"],
+            [{}, ["master"]],
+        ] as [WorkerPoolOptions["workers"], unknown][]) {
+            const errs = restricted(workers, value);
+            assert.equal(errs.length, 1, JSON.stringify([workers, value]));
+            assert.equal(errs[0].setting, "synapse.extraConfig.outbound_federation_restricted_to");
+            assert.match(errs[0].message, /; expected (a list of processes in instance_map: master|it left out)/);
+        }
+    });
 });

@@ -193,6 +193,8 @@ export interface WorkerSettings {
     metricsPort?: number;
     /** Where it was set in the user's arguments (`workers.federation_reader`, `workers[2]`), for errors. */
     setting: string;
+    /** The option its port comes from and that option's value: `workers[2].port`, or `basePort` for a default port; for errors. */
+    portFrom: { setting: string; value: number };
 }
 
 export interface WorkerPoolSettings {
@@ -339,6 +341,7 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
                 ...(roleSpec.streams?.length ? { replicationPort: port + REPLICATION_PORT_OFFSET } : {}),
                 ...(synapse.metrics.enabled ? { metricsPort: port + METRICS_PORT_OFFSET } : {}),
                 setting,
+                portFrom: spec.port !== undefined ? { setting: at("port"), value: spec.port } : { setting: "basePort", value: basePort },
             });
         }
     }
@@ -347,10 +350,10 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
     for (const w of workers) {
         const highest = Math.max(w.port, w.metricsPort ?? 0, w.replicationPort ?? 0);
         c.check(
-            w.setting,
-            w.port,
+            w.portFrom.setting,
+            w.portFrom.value,
             highest <= 65535,
-            `worker ${w.name}'s listeners would reach port ${highest}: expected HTTP ports up to ${65535 - METRICS_PORT_OFFSET}`,
+            `worker ${w.name}'s listeners would reach port ${highest} (its HTTP port ${w.port}; replication listens at + ${REPLICATION_PORT_OFFSET}, metrics at + ${METRICS_PORT_OFFSET}): expected ${w.portFrom.setting === "basePort" ? "a basePort that keeps" : "HTTP ports that keep"} every listener at or below 65535, e.g. ${WORKER_DEFAULTS.basePort}`,
         );
     }
     const byName = new Map<string, WorkerSettings>();
@@ -496,6 +499,10 @@ export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAdd
                 protocol: "tcp" as const,
                 address: l.address,
                 owner: `worker ${w.name} ${l.purpose === "requests" || l.purpose === "health" ? "http" : l.purpose} listener`,
+                // A port the user wrote is named as written; default ports and the derived replication/metrics ports by their listener.
+                ...((l.purpose === "requests" || l.purpose === "health") && w.portFrom.setting !== "basePort" && l.port === w.portFrom.value
+                    ? { setting: w.portFrom.setting }
+                    : {}),
             })),
         );
 }

@@ -292,11 +292,15 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
                         { role: "client_reader", port: 9000 },
                     ],
                 }),
-            /WorkerPool "p": worker client_reader1 http listener port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
+            /WorkerPool "p": workers\[1\]\.port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
         );
         assert.throws(
             () => pool({ workers: [{ role: "federation_reader", port: 65000 }] }),
-            /workers\[0\] is 65000; worker federation_reader1's listeners would reach port 67000/,
+            /workers\[0\]\.port is 65000; worker federation_reader1's listeners would reach port 67000 .*expected HTTP ports that keep every listener at or below 65535/,
+        );
+        assert.throws(
+            () => pool({ basePort: 64000, workers: { typing: 1 } }),
+            /basePort is 64000; worker typing1's listeners would reach port 66220 .*expected a basePort that keeps every listener at or below 65535, e.g\. 8100/,
         );
         assert.throws(
             () => pool({ workers: { federation_reader: 21 } }),
@@ -489,7 +493,7 @@ describe("RedisServer and WorkerPool as components", () => {
             const redis = new RedisServer("r", { host: h });
             assert.throws(
                 () => new WorkerPool("w2", { synapse: s, redis, workers: [{ role: "federation_reader", port: 5432 }] }),
-                /WorkerPool "w2": worker federation_reader1 http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+                /WorkerPool "w2": workers\[0\]\.port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
             assert.throws(
                 () => new RedisServer("r2", { host: h }),

@@ -282,7 +282,7 @@ export function resolveElementWebSettings(
             "extraConfig",
             Object.fromEntries(clashes.map((k) => [k, extraConfig[k]])),
             clashes.length === 0,
-            `${clashes.join(", ")} cannot be set here: the homeserver Element uses comes from the Synapse settings (serverName, publicBaseUrl)`,
+            `${clashes.join(", ")} cannot be set here: the homeserver Element uses comes from the Synapse settings (serverName, publicBaseUrl); expected other config.json keys, such as {"show_labs_settings": true} (valid: any key but ${HOMESERVER_CONFIG_KEYS.join(", ")})`,
         );
     }
 

@@ -153,18 +153,18 @@ export class PortRegistry {
     }
 }
 
-/** Validates firewall rules a user or component declared. */
-export function validateFirewallRules(component: string, rules: FirewallRule[]): void {
+/** Validates firewall rules a user declared, named as written: `firewall.rules[0].port`. */
+export function validateFirewallRules(component: string, rules: FirewallRule[], prefix = "firewall.rules"): void {
     const c = new Checker(component);
     rules.forEach((r, i) => {
-        c.port(`firewall rule ${i} (${r.owner}) port`, r.port);
+        const at = (k: string) => `${prefix}[${i}].${k}`;
+        c.port(at("port"), r.port);
         if (r.toPort !== undefined) {
-            c.port(`firewall rule ${i} (${r.owner}) toPort`, r.toPort);
-            c.check(`firewall rule ${i} (${r.owner}) toPort`, r.toPort, r.toPort >= r.port, `expected a port >= ${r.port}, the start of the range`);
+            c.port(at("toPort"), r.toPort);
+            c.check(at("toPort"), r.toPort, r.toPort >= r.port, `expected a port >= ${r.port}, the start of the range (port)`);
         }
-        c.oneOf(`firewall rule ${i} (${r.owner}) protocol`, r.protocol, ["tcp", "udp"] as const);
-        for (const s of r.sources ?? [])
-            c.check(`firewall rule ${i} (${r.owner}) sources`, s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
+        c.oneOf(at("protocol"), r.protocol, ["tcp", "udp"] as const);
+        for (const s of r.sources ?? []) c.check(at("sources"), s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
     });
     c.done();
 }

@@ -398,7 +398,7 @@ function checkExtraConfigDuties(c: Checker, extra: Record<string, unknown>): voi
                 `extraConfig.${key}`,
                 false,
                 false,
-                `it would stop ${duty} on the main process with no process taking it over; leave ${key} out (a WorkerPool hands the duty to its ${role} workers itself)`,
+                `expected it left out (or true): false would stop ${duty} on the main process with no process taking it over; a WorkerPool hands the duty to its ${role} workers itself`,
             );
     for (const [key, role] of Object.entries(INSTANCE_OPTIONS)) {
         if (!(key in extra)) continue;

@@ -249,9 +249,10 @@ export interface SynapsePeers {
 /** The ports Synapse's main process binds on its host. */
 export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
     const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
-    if (s.metrics.enabled) claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener" });
+    if (s.metrics.enabled)
+        claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener", setting: "metrics.port" });
     for (const address of s.replication?.bindAddresses ?? [])
-        claims.push({ port: s.replication!.port, protocol: "tcp", address, owner: "synapse replication listener" });
+        claims.push({ port: s.replication!.port, protocol: "tcp", address, owner: "synapse replication listener", setting: "replication.port" });
     return claims;
 }
 

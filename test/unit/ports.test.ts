@@ -127,3 +127,25 @@ describe("every listener kind: a wildcard one and a specific one on the same por
                     }
             });
 });
+
+describe("a port clash names the option the user set, not the listener's label", () => {
+    const taken = (port: number) => {
+        const r = new PortRegistry('Host "vm"');
+        r.claim("Other", [{ port, protocol: "tcp", address: "*", owner: "other" }]);
+        return r;
+    };
+    const CASES: [string, number, () => PortClaim[]][] = [
+        ["metrics.port", 9100, () => synapsePortClaims(resolveSynapseSettings("s", { serverName: "example.com", metrics: { enabled: true, port: 9100 } }))],
+        ["replication.port", 9093, () => synapsePortClaims(resolveSynapseSettings("s", { serverName: "example.com", replication: { port: 9093 } }))],
+        ["port", 6380, () => redisPortClaims(resolveRedisSettings("r", { port: 6380 }))],
+    ];
+    for (const [setting, port, claims] of CASES)
+        it(setting, () => {
+            const mine = claims().filter((c) => c.port === port);
+            assert.ok(mine.length);
+            assert.throws(
+                () => taken(port).claim("Mine", mine),
+                new RegExp(`^ConfigError: Mine: ${setting.replace(".", "\\.")} is ${port}; Other \\(other\\) already uses`),
+            );
+        });
+});

@@ -495,10 +495,7 @@ describe("RedisServer and WorkerPool as components", () => {
                 () => new WorkerPool("w2", { synapse: s, redis, workers: [{ role: "federation_reader", port: 5432 }] }),
                 /WorkerPool "w2": workers\[0\]\.port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
-            assert.throws(
-                () => new RedisServer("r2", { host: h }),
-                /RedisServer "r2": redis port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/,
-            );
+            assert.throws(() => new RedisServer("r2", { host: h }), /RedisServer "r2": port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/);
             assert.throws(
                 () => new RedisServer("r3", { host: h, external: { host: "redis.example.com" } }),
                 /RedisServer "r3": host is set together with external; choose one/,

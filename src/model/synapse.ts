@@ -77,6 +77,8 @@ export interface OldSigningKey {
 export interface SynapseSettings {
     serverName: string;
     publicBaseUrl: string;
+    /** Set when publicBaseUrl was left out and is `https://<serverName>/`: errors about it then name serverName, which the user wrote. */
+    publicBaseUrlDerived?: true;
     version: string;
     installMethod: InstallMethod;
     /** The Debian repository of the apt method (absent with pip). */
@@ -195,6 +197,7 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
     const s: SynapseSettings = {
         serverName: o.serverName,
         publicBaseUrl: o.publicBaseUrl ?? `https://${o.serverName}/`,
+        ...(o.publicBaseUrl === undefined ? { publicBaseUrlDerived: true as const } : {}),
         version: o.version ?? DEFAULT_SYNAPSE_VERSION,
         ...resolveInstall(o),
         httpPort: o.httpPort ?? 8008,
@@ -414,6 +417,25 @@ function checkExtraConfigDuties(c: Checker, extra: Record<string, unknown>): voi
     }
 }
 
+/**
+ * How to report a problem with the public base URL: on publicBaseUrl when
+ * the user wrote it; on serverName (with its value) when the URL is the
+ * default `https://<serverName>/`, which the user never wrote. `prefix`
+ * is the path to Synapse's options from the reporting component (`synapse.`).
+ */
+export function publicBaseUrlProblem(
+    h: Pick<SynapseSettings, "serverName" | "publicBaseUrl" | "publicBaseUrlDerived">,
+    prefix = "",
+): { setting: string; value: string; expected: (why: string) => string } {
+    if (!h.publicBaseUrlDerived) return { setting: `${prefix}publicBaseUrl`, value: h.publicBaseUrl, expected: (why) => why };
+    return {
+        setting: `${prefix}serverName`,
+        value: h.serverName,
+        expected: (why) =>
+            `publicBaseUrl is left out, so it is ${JSON.stringify(h.publicBaseUrl)}, made from serverName, and that URL fails: ${why}; set publicBaseUrl, such as https://matrix.example.com/`,
+    };
+}
+
 export function validateSynapse(component: string, s: SynapseSettings): void {
     const c = new Checker(component);
     c.check(
@@ -429,7 +451,8 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     } catch {
         /* invalid URL */
     }
-    c.check("publicBaseUrl", s.publicBaseUrl, baseOk, "expected an http(s) URL ending in /, such as https://matrix.example.com/");
+    const url = publicBaseUrlProblem(s);
+    c.check(url.setting, url.value, baseOk, url.expected("expected an http(s) URL ending in /, such as https://matrix.example.com/"));
     c.check(
         "version",
         s.version,

@@ -322,3 +322,21 @@ describe("every validated option of every model: the error names the component, 
             assert.match(err.expected, /expected|must be|one of|e\.g\.|such as|valid/, err.message);
         });
 });
+
+describe("an error about a value the model derived names the option the user wrote", () => {
+    it("the public base URL made from serverName: the proxy names serverName and its value, and says to set publicBaseUrl", () => {
+        const proxy = (o: { serverName: string; publicBaseUrl?: string }) => () =>
+            resolveReverseProxySettings("ReverseProxy", { acme: { email: "a@example.com" } }, resolveSynapseSettings("SynapseHomeserver", o));
+        const derived = errorsOf(proxy({ serverName: "example.com:8448" }));
+        assert.equal(derived.length, 1);
+        assert.equal(derived[0].setting, "synapse.serverName");
+        assert.match(
+            derived[0].message,
+            /synapse\.serverName is "example\.com:8448"; publicBaseUrl is left out, so it is "https:\/\/example\.com:8448\/", made from serverName, and that URL fails: .*; set publicBaseUrl, such as https:\/\/matrix\.example\.com\//,
+        );
+        const written = errorsOf(proxy({ serverName: "example.com", publicBaseUrl: "https://matrix.example.com:8443/" }));
+        assert.equal(written.length, 1);
+        assert.equal(written[0].setting, "synapse.publicBaseUrl");
+        assert.deepEqual(errorsOf(proxy({ serverName: "example.com" })), []);
+    });
+});

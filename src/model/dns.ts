@@ -196,7 +196,12 @@ function checkAddress(c: Checker, setting: "ipv4" | "ipv6", value: unknown): voi
     const right = setting === "ipv4" ? isIPv4 : isIPv6;
     const wrong = setting === "ipv4" ? isIPv6 : isIPv4;
     if (typeof value === "string" && wrong(value)) {
-        c.check(setting, value, false, `this is an ${other === "ipv6" ? "IPv6" : "IPv4"} address: give it as ${other}`);
+        c.check(
+            setting,
+            value,
+            false,
+            `this is an ${other === "ipv6" ? "IPv6" : "IPv4"} address: give it as ${other} (expected ${setting === "ipv4" ? "an IPv4 address here, such as 203.0.113.10" : "an IPv6 address here, such as 2001:db8::10"})`,
+        );
         return;
     }
     c.check(

@@ -134,7 +134,8 @@ export const SHA256_HOWTO =
 /** config.json keys that say which homeserver to use: only the homeserver settings set them. */
 export const HOMESERVER_CONFIG_KEYS = ["default_server_config", "default_server_name", "default_hs_url", "default_is_url"] as const;
 
-const ELEMENT_VERSION = /^\d{1,4}\.\d{1,4}\.\d{1,4}(-rc\.\d{1,3})?$/;
+/** Element Web's release form: MAJOR.MINOR.PATCH (no leading zeros), release candidates with -rc.N (1.11.100, 1.11.101-rc.0). */
+const ELEMENT_VERSION = /^(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})(-rc\.(0|[1-9]\d{0,2}))?$/;
 
 /** An Element release number: 1.11.100, or a release candidate such as 1.11.100-rc.0. */
 export function isElementVersion(value: unknown): value is string {
@@ -218,7 +219,7 @@ export function resolveElementWebSettings(
         "version",
         o.version,
         isElementVersion(o.version),
-        `expected an Element release such as 1.11.100 (pin the release and its sha256: ${SHA256_HOWTO})`,
+        `expected an Element release such as 1.11.100 or 1.11.101-rc.0: MAJOR.MINOR.PATCH with an optional -rc.N, as Element tags its releases (no leading v; pin the release and its sha256: ${SHA256_HOWTO})`,
     );
     c.check(
         "sha256",
@@ -281,7 +282,7 @@ export function resolveElementWebSettings(
             "extraConfig",
             Object.fromEntries(clashes.map((k) => [k, extraConfig[k]])),
             clashes.length === 0,
-            `${clashes.join(", ")} cannot be set here: the homeserver Element uses comes from the Synapse settings (serverName, publicBaseUrl)`,
+            `${clashes.join(", ")} cannot be set here: the homeserver Element uses comes from the Synapse settings (serverName, publicBaseUrl); expected other config.json keys, such as {"show_labs_settings": true} (valid: any key but ${HOMESERVER_CONFIG_KEYS.join(", ")})`,
         );
     }
 

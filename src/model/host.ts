@@ -1,5 +1,5 @@
 import { ConfigError, Described } from "./errors";
-import { Checker, isCidr, isHostAddress } from "./validate";
+import { Checker, isCidr, isHostAddress, isIPv4, isIPv6 } from "./validate";
 
 /** The operating systems the provisioning scripts are written and tested for. */
 export const SUPPORTED_OS = [
@@ -79,7 +79,7 @@ export interface PortClaim {
     /** The last port of a range from `port` (e.g. coturn's relay ports). Default: `port` alone. */
     toPort?: number;
     protocol: Protocol;
-    /** Address bound; "*" for all. */
+    /** Address bound: an IP address, `0.0.0.0` (every IPv4 address), `::` (every address, dual-stack) or `*` (every address). */
     address: string;
     /** What listens there, e.g. "synapse http listener". */
     owner: string;
@@ -90,6 +90,29 @@ export interface PortClaim {
 /** "port 8008", or "ports 49152-65535" for a range. */
 function portsOf(c: PortClaim): string {
     return c.toPort === undefined ? `port ${c.port}` : `ports ${c.port}-${c.toPort}`;
+}
+
+/** An address in a clash message: what a wildcard covers. */
+function addressOf(address: string): string {
+    if (address === "*") return "all addresses";
+    if (address === "0.0.0.0") return "every IPv4 address (0.0.0.0)";
+    if (address === "::") return "every address (::, which Linux binds dual-stack: IPv6 and IPv4)";
+    return address;
+}
+
+/**
+ * Whether two bound addresses take the same port from each other, as the
+ * kernel sees it: a wildcard takes its family's every address, and `::`
+ * IPv4 too (Linux binds it dual-stack unless bindv6only is set). One
+ * exception within one component: `0.0.0.0` beside `::` is the usual pair
+ * the daemons handle themselves (nginx, PostgreSQL and Redis bind `::` IPv6
+ * only; Synapse skips 0.0.0.0 when it has `::`).
+ */
+export function addressesOverlap(a: string, b: string, sameComponent = false): boolean {
+    if (a === "*" || b === "*" || a === b) return true;
+    const covers = (wild: string, other: string) =>
+        (wild === "0.0.0.0" && isIPv4(other)) || (wild === "::" && (isIPv6(other) || (isIPv4(other) && !(sameComponent && other === "0.0.0.0"))));
+    return covers(a, b) || covers(b, a);
 }
 
 /**
@@ -107,15 +130,16 @@ export class PortRegistry {
         for (const c of claims) {
             const last = (p: PortClaim) => p.toPort ?? p.port;
             const other = [...this.claims, ...mine].find(
-                (o) =>
-                    o.protocol === c.protocol && o.port <= last(c) && c.port <= last(o) && (o.address === "*" || c.address === "*" || o.address === c.address),
+                (o) => o.protocol === c.protocol && o.port <= last(c) && c.port <= last(o) && addressesOverlap(o.address, c.address, o.component === component),
             );
             if (other) {
+                // Equal addresses or "*" need no explanation; a wildcard covering a specific address does.
+                const wildcard = other.address !== c.address && other.address !== "*" && c.address !== "*";
                 throw new ConfigError(
                     component,
                     c.setting ?? `${c.owner} port`,
                     c.toPort === undefined ? c.port : new Described(`${c.port}-${c.toPort}`),
-                    `${other.component} (${other.owner}) already uses ${c.protocol} ${portsOf(other)} on ${other.address === "*" ? "all addresses" : other.address} of ${this.host}; choose ${c.toPort === undefined ? "another port" : "a range without it"}`,
+                    `${other.component} (${other.owner}) already uses ${c.protocol} ${portsOf(other)} on ${addressOf(other.address)} of ${this.host}${wildcard ? `, which ${c.owner} on ${addressOf(c.address)} overlaps` : ""}; choose ${c.toPort === undefined ? "another port" : "a range without it"}${wildcard ? ", or addresses that do not overlap" : ""}`,
                 );
             }
             mine.push({ ...c, component });
@@ -129,18 +153,18 @@ export class PortRegistry {
     }
 }
 
-/** Validates firewall rules a user or component declared. */
-export function validateFirewallRules(component: string, rules: FirewallRule[]): void {
+/** Validates firewall rules a user declared, named as written: `firewall.rules[0].port`. */
+export function validateFirewallRules(component: string, rules: FirewallRule[], prefix = "firewall.rules"): void {
     const c = new Checker(component);
     rules.forEach((r, i) => {
-        c.port(`firewall rule ${i} (${r.owner}) port`, r.port);
+        const at = (k: string) => `${prefix}[${i}].${k}`;
+        c.port(at("port"), r.port);
         if (r.toPort !== undefined) {
-            c.port(`firewall rule ${i} (${r.owner}) toPort`, r.toPort);
-            c.check(`firewall rule ${i} (${r.owner}) toPort`, r.toPort, r.toPort >= r.port, `expected a port >= ${r.port}, the start of the range`);
+            c.port(at("toPort"), r.toPort);
+            c.check(at("toPort"), r.toPort, r.toPort >= r.port, `expected a port >= ${r.port}, the start of the range (port)`);
         }
-        c.oneOf(`firewall rule ${i} (${r.owner}) protocol`, r.protocol, ["tcp", "udp"] as const);
-        for (const s of r.sources ?? [])
-            c.check(`firewall rule ${i} (${r.owner}) sources`, s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
+        c.oneOf(at("protocol"), r.protocol, ["tcp", "udp"] as const);
+        for (const s of r.sources ?? []) c.check(at("sources"), s, isCidr(s), "expected an IPv4 or IPv6 address or CIDR network such as 10.0.0.0/24");
     });
     c.done();
 }

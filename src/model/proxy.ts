@@ -1,6 +1,7 @@
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
 import { ConfigError } from "./errors";
 import { FirewallRule, PortClaim } from "./host";
+import { publicBaseUrlProblem } from "./synapse";
 import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "./validate";
 
 /**
@@ -75,6 +76,8 @@ export interface ReverseProxySettings {
 export interface ProxiedHomeserver {
     serverName: string;
     publicBaseUrl: string;
+    /** publicBaseUrl was left out and made from serverName (SynapseSettings' flag): errors then name serverName. */
+    publicBaseUrlDerived?: true;
     maxUploadSize: string;
 }
 
@@ -132,11 +135,14 @@ export function resolveReverseProxySettings(
             "expected specific IP addresses of this host, such as 203.0.113.10 (leave it out for every address)",
         );
     const domain = homeserverDomain(homeserver.publicBaseUrl);
+    const url = publicBaseUrlProblem(homeserver, "synapse.");
     c.check(
-        "synapse.publicBaseUrl",
-        homeserver.publicBaseUrl,
+        url.setting,
+        url.value,
         isHostname(domain) && new URL(homeserver.publicBaseUrl).protocol === "https:" && ["", "443"].includes(new URL(homeserver.publicBaseUrl).port),
-        "the reverse proxy serves https://<DNS name>/ on port 443 with a certificate for that name: expected a URL such as https://matrix.example.com/",
+        url.expected(
+            "the reverse proxy serves https://<DNS name>/ on port 443 with a certificate for that name: expected a URL such as https://matrix.example.com/",
+        ),
     );
     const snHost = serverNameHost(homeserver.serverName);
     const separate = snHost !== domain;

@@ -176,7 +176,7 @@ export function redisOptionsSet(o: RedisOptions): string[] {
 
 /** The port a local server listens on, on every address it was given. */
 export function redisPortClaims(s: RedisLocalSettings): PortClaim[] {
-    return s.bindAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "redis" }));
+    return s.bindAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "redis", setting: "port" }));
 }
 
 /** The openings a local server needs: its port from the allowed client networks only. */

@@ -77,6 +77,8 @@ export interface OldSigningKey {
 export interface SynapseSettings {
     serverName: string;
     publicBaseUrl: string;
+    /** Set when publicBaseUrl was left out and is `https://<serverName>/`: errors about it then name serverName, which the user wrote. */
+    publicBaseUrlDerived?: true;
     version: string;
     installMethod: InstallMethod;
     /** The Debian repository of the apt method (absent with pip). */
@@ -195,6 +197,7 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
     const s: SynapseSettings = {
         serverName: o.serverName,
         publicBaseUrl: o.publicBaseUrl ?? `https://${o.serverName}/`,
+        ...(o.publicBaseUrl === undefined ? { publicBaseUrlDerived: true as const } : {}),
         version: o.version ?? DEFAULT_SYNAPSE_VERSION,
         ...resolveInstall(o),
         httpPort: o.httpPort ?? 8008,
@@ -249,9 +252,10 @@ export interface SynapsePeers {
 /** The ports Synapse's main process binds on its host. */
 export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
     const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
-    if (s.metrics.enabled) claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener" });
+    if (s.metrics.enabled)
+        claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener", setting: "metrics.port" });
     for (const address of s.replication?.bindAddresses ?? [])
-        claims.push({ port: s.replication!.port, protocol: "tcp", address, owner: "synapse replication listener" });
+        claims.push({ port: s.replication!.port, protocol: "tcp", address, owner: "synapse replication listener", setting: "replication.port" });
     return claims;
 }
 
@@ -348,6 +352,91 @@ export function synapseFiles(paths: SynapsePaths) {
     };
 }
 
+/**
+ * Synapse's legacy switches that stop a duty on the main process, for a
+ * worker app that took it over: set to false in extraConfig, the duty stops
+ * with nothing taking it over (a WorkerPool hands duties to its workers by
+ * the options of INSTANCE_OPTIONS, which it writes itself).
+ */
+const DUTY_SWITCHES: Record<string, { duty: string; role: string }> = {
+    send_federation: { duty: "outbound federation (other servers would get no events from this one)", role: "federation_sender" },
+    start_pushers: { duty: "push notifications", role: "pusher" },
+    notify_appservices: { duty: "traffic to application services (bridges)", role: "appservice" },
+    update_user_directory: { duty: "user directory updates", role: "user_dir" },
+};
+
+/** Options that name Synapse processes, with the WorkerPool role whose workers the pool names there. */
+const INSTANCE_OPTIONS: Record<string, string> = {
+    federation_sender_instances: "federation_sender",
+    pusher_instances: "pusher",
+    run_background_tasks_on: "background",
+    update_user_directory_from_worker: "user_dir",
+    notify_appservices_from_worker: "appservice",
+    media_instance_running_background_jobs: "media_repository",
+    stream_writers: "the stream's writer role (event_persister, typing, ...)",
+    instance_map: "any role that writes a stream",
+};
+
+/** The main process's names in Synapse's options. */
+const MAIN_NAMES = ["main", "master"];
+
+/** The process names an instance option's value gives (list, single name, stream -> names, or instance_map's keys). */
+function instanceNames(key: string, value: unknown): string[] {
+    const names = (v: unknown): string[] => (typeof v === "string" ? [v] : Array.isArray(v) ? v.map(String) : []);
+    if (value === null || value === undefined) return [];
+    if (key === "instance_map") return typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+    if (key === "stream_writers") return typeof value === "object" && !Array.isArray(value) ? Object.values(value).flatMap(names) : [];
+    return names(value);
+}
+
+/**
+ * extraConfig that silently stops outbound federation or another duty, or
+ * hands it to processes that do not exist: only the main process exists
+ * unless a WorkerPool adds workers, and the pool writes these options
+ * itself (it also refuses them, and checks `outbound_federation_restricted_to`
+ * against its processes).
+ */
+function checkExtraConfigDuties(c: Checker, extra: Record<string, unknown>): void {
+    for (const [key, { duty, role }] of Object.entries(DUTY_SWITCHES))
+        if (extra[key] === false)
+            c.check(
+                `extraConfig.${key}`,
+                false,
+                false,
+                `expected it left out (or true): false would stop ${duty} on the main process with no process taking it over; a WorkerPool hands the duty to its ${role} workers itself`,
+            );
+    for (const [key, role] of Object.entries(INSTANCE_OPTIONS)) {
+        if (!(key in extra)) continue;
+        const unknown = instanceNames(key, extra[key]).filter((n) => !MAIN_NAMES.includes(n));
+        if (unknown.length)
+            c.check(
+                `extraConfig.${key}`,
+                extra[key],
+                false,
+                `it names ${unknown.join(", ")}, and no such Synapse process exists: valid is only the main process ("main") unless a WorkerPool adds workers, and the WorkerPool writes ${key} itself; remove it and give the WorkerPool ${role} workers instead`,
+            );
+    }
+}
+
+/**
+ * How to report a problem with the public base URL: on publicBaseUrl when
+ * the user wrote it; on serverName (with its value) when the URL is the
+ * default `https://<serverName>/`, which the user never wrote. `prefix`
+ * is the path to Synapse's options from the reporting component (`synapse.`).
+ */
+export function publicBaseUrlProblem(
+    h: Pick<SynapseSettings, "serverName" | "publicBaseUrl" | "publicBaseUrlDerived">,
+    prefix = "",
+): { setting: string; value: string; expected: (why: string) => string } {
+    if (!h.publicBaseUrlDerived) return { setting: `${prefix}publicBaseUrl`, value: h.publicBaseUrl, expected: (why) => why };
+    return {
+        setting: `${prefix}serverName`,
+        value: h.serverName,
+        expected: (why) =>
+            `publicBaseUrl is left out, so it is ${JSON.stringify(h.publicBaseUrl)}, made from serverName, and that URL fails: ${why}; set publicBaseUrl, such as https://matrix.example.com/`,
+    };
+}
+
 export function validateSynapse(component: string, s: SynapseSettings): void {
     const c = new Checker(component);
     c.check(
@@ -363,8 +452,14 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     } catch {
         /* invalid URL */
     }
-    c.check("publicBaseUrl", s.publicBaseUrl, baseOk, "expected an http(s) URL ending in /, such as https://matrix.example.com/");
-    c.check("version", s.version, typeof s.version === "string" && isVersion(s.version), `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION}`);
+    const url = publicBaseUrlProblem(s);
+    c.check(url.setting, url.value, baseOk, url.expected("expected an http(s) URL ending in /, such as https://matrix.example.com/"));
+    c.check(
+        "version",
+        s.version,
+        typeof s.version === "string" && isVersion(s.version),
+        `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION} or 1.164.0rc1: MAJOR.MINOR.PATCH with an optional rcN, as Synapse tags its releases (no leading v)`,
+    );
     validateInstall(c, s, s.serverName);
     c.port("httpPort", s.httpPort);
     for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
@@ -441,6 +536,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         );
     }
     c.oneOf("logLevel", s.logLevel, ["DEBUG", "INFO", "WARNING", "ERROR"] as const);
+    checkExtraConfigDuties(c, s.extraConfig);
     for (const [k, v] of Object.entries(s.paths)) {
         if (k === "user") c.check("paths.user", v, /^[a-z_][a-z0-9_-]{0,31}$/.test(v), "expected a Unix user name such as matrix-synapse");
         else c.check(`paths.${k}`, v, isAbsolutePath(v), "expected an absolute path (letters, digits and ._-/+@ only, no '..')");

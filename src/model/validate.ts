@@ -76,9 +76,13 @@ export function isPort(value: unknown): value is number {
     return typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535;
 }
 
-/** A dotted version such as 1.163.2 (pre-release suffixes like rc1 allowed). */
+/**
+ * A release version as Synapse tags them: MAJOR.MINOR.PATCH, numbers
+ * without leading zeros, and an optional release candidate `rcN` (1.163.2,
+ * 1.164.0rc1). Anything else (1.163, v1.163.2, latest) names no release.
+ */
 export function isVersion(value: string): boolean {
-    return /^\d+\.\d+(\.\d+)?(rc\d+)?$/.test(value);
+    return /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(rc[1-9]\d*)?$/.test(value);
 }
 
 /** Sizes as Synapse and nginx write them: digits and an optional K/M/G suffix. */

@@ -1,4 +1,4 @@
-import { WorkerRole } from "./workers";
+import type { WorkerRole, WorkerStream } from "./workers";
 
 /**
  * The route table: which request paths (and methods) each worker role can
@@ -42,14 +42,16 @@ export interface WorkerRoute {
     examples: readonly string[];
     /** The docs' heading the route is listed under. */
     group: string;
+    /** A stream whoever serves the route must write (Synapse fails the request otherwise): each of its roles writes it. */
+    writes?: WorkerStream;
 }
 
 const V = "(api/v1|r0|v3|unstable)";
 const R = "(r0|v3|unstable)";
 
 /** Routes of one role, listed under one heading. */
-function routes(group: string, targets: readonly RouteTarget[], sticky: Stickiness, list: [string, ...string[]][]): WorkerRoute[] {
-    return list.map(([pattern, ...examples]) => ({ pattern, targets, sticky, examples, group }));
+function routes(group: string, targets: readonly RouteTarget[], sticky: Stickiness, list: [string, ...string[]][], writes?: WorkerStream): WorkerRoute[] {
+    return list.map(([pattern, ...examples]) => ({ pattern, targets, sticky, examples, group, ...(writes ? { writes } : {}) }));
 }
 
 const reader: RouteTarget = { role: "client_reader" };
@@ -96,7 +98,16 @@ export const WORKER_ROUTES: readonly WorkerRoute[] = [
         ["^/_synapse/admin/v1/room/.*/media.*$", "/_synapse/admin/v1/room/!r:example.com/media"],
         ["^/_synapse/admin/v1/user/.*/media.*$", "/_synapse/admin/v1/user/@u:example.com/media"],
         ["^/_synapse/admin/v1/media/.*$", "/_synapse/admin/v1/media/example.com/abc"],
-        ["^/_synapse/admin/v1/quarantine_media/.*$", "/_synapse/admin/v1/quarantine_media/example.com/abc"],
+    ]),
+    // Synapse >= 1.152 (docs/upgrade.md): "quarantining media will not work" unless its server writes this stream.
+    ...routes(
+        "media repository",
+        [{ role: "media_repository" }],
+        "none",
+        [["^/_synapse/admin/v1/quarantine_media/.*$", "/_synapse/admin/v1/quarantine_media/example.com/abc"]],
+        "quarantined_media_changes",
+    ),
+    ...routes("media repository", [{ role: "media_repository" }], "none", [
         ["^/_synapse/admin/v1/users/.*/media$", "/_synapse/admin/v1/users/@u:example.com/media"],
     ]),
     ...routes("sync", [{ role: "synchrotron" }], "user", [
@@ -104,6 +115,8 @@ export const WORKER_ROUTES: readonly WorkerRoute[] = [
         ["^/_matrix/client/(api/v1|r0|v3)/events$", "/_matrix/client/v3/events"],
         ["^/_matrix/client/(api/v1|r0|v3)/initialSync$", "/_matrix/client/v3/initialSync"],
         ["^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$", "/_matrix/client/v3/rooms/!r:example.com/initialSync"],
+        // Native sliding sync (MSC4186, what Element X uses); Synapse's generic worker serves it.
+        ["^/_matrix/client/unstable/org.matrix.simplified_msc3575/.*", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"],
     ]),
     ...routes("inbound federation transactions", [{ role: "federation_reader" }], "source_ip", [
         ["^/_matrix/federation/v1/send/", "/_matrix/federation/v1/send/1700000000000"],

@@ -36,8 +36,28 @@ export const WORKER_ROLES = [
 
 export type WorkerRole = (typeof WORKER_ROLES)[number];
 
-/** Streams a worker can write (Synapse's `stream_writers` keys). */
-export type WorkerStream = "events" | "typing" | "to_device" | "account_data" | "receipts" | "presence" | "push_rules" | "device_lists";
+/**
+ * Every stream Synapse lets workers write (the keys of `stream_writers`, as
+ * synapse/config/workers.py's WriterLocations has them) and how many writers
+ * it takes: `one` exactly one, `many` any number. A stream no role writes
+ * (thread_subscriptions: Synapse's docs route none of its requests to a
+ * writer) stays with the main process, Synapse's default writer of each.
+ */
+export const WORKER_STREAMS = {
+    events: "many",
+    typing: "one",
+    to_device: "one",
+    account_data: "one",
+    receipts: "many",
+    presence: "one",
+    push_rules: "one",
+    device_lists: "many",
+    thread_subscriptions: "many",
+    quarantined_media_changes: "many",
+} as const;
+
+/** A stream a worker can write (a `stream_writers` key). */
+export type WorkerStream = keyof typeof WORKER_STREAMS;
 
 /** HTTP resources a worker's request listener serves. */
 export type WorkerResource = "client" | "federation" | "media";
@@ -47,8 +67,8 @@ export interface WorkerRoleSpec {
     readonly instances: "many" | "one";
     /** Resources of the request listener the reverse proxy sends this role's routes to; empty: the listener answers /health only. */
     readonly resources: readonly WorkerResource[];
-    /** The stream the role writes: its workers get a replication listener and an `instance_map` entry. */
-    readonly stream?: WorkerStream;
+    /** The streams the role writes: its workers get a replication listener and an `instance_map` entry. */
+    readonly streams?: readonly WorkerStream[];
     /** The shared-config option that names the role's instances, if any. */
     readonly option?: string;
     /** What the role does. */
@@ -64,18 +84,20 @@ export const WORKER_ROLE_SPECS: Readonly<Record<WorkerRole, WorkerRoleSpec>> = {
         summary: "sends outbound federation traffic (the main process stops sending)",
     },
     client_reader: { instances: "many", resources: ["client"], summary: "serves client API requests that read (and login, registration, keys)" },
-    synchrotron: { instances: "many", resources: ["client"], summary: "serves /sync, /events and /initialSync" },
+    synchrotron: { instances: "many", resources: ["client"], summary: "serves /sync, sliding sync, /events and /initialSync" },
     event_creator: { instances: "many", resources: ["client"], summary: "serves client requests that send events (and joins, profile changes)" },
     event_persister: {
         instances: "many",
         resources: [],
-        stream: "events",
+        streams: ["events"],
         option: "stream_writers.events",
         summary: "persists events (sharded by room)",
     },
     media_repository: {
         instances: "many",
         resources: ["media"],
+        // Synapse >= 1.152: whoever serves quarantine_media (routed here) must write this stream, or quarantining fails.
+        streams: ["quarantined_media_changes"],
         option: "media_instance_running_background_jobs",
         summary: "serves the media repository (the main process stops: enable_media_repo false)",
     },
@@ -83,28 +105,28 @@ export const WORKER_ROLE_SPECS: Readonly<Record<WorkerRole, WorkerRoleSpec>> = {
     background: { instances: "one", resources: [], option: "run_background_tasks_on", summary: "runs background tasks" },
     user_dir: { instances: "one", resources: ["client"], option: "update_user_directory_from_worker", summary: "updates and searches the user directory" },
     appservice: { instances: "one", resources: [], option: "notify_appservices_from_worker", summary: "sends traffic to application services" },
-    typing: { instances: "one", resources: ["client"], stream: "typing", option: "stream_writers.typing", summary: "writes the typing stream" },
-    to_device: { instances: "one", resources: ["client"], stream: "to_device", option: "stream_writers.to_device", summary: "writes the to_device stream" },
+    typing: { instances: "one", resources: ["client"], streams: ["typing"], option: "stream_writers.typing", summary: "writes the typing stream" },
+    to_device: { instances: "one", resources: ["client"], streams: ["to_device"], option: "stream_writers.to_device", summary: "writes the to_device stream" },
     account_data: {
         instances: "one",
         resources: ["client"],
-        stream: "account_data",
+        streams: ["account_data"],
         option: "stream_writers.account_data",
         summary: "writes the account_data stream",
     },
-    receipts: { instances: "many", resources: ["client"], stream: "receipts", option: "stream_writers.receipts", summary: "writes the receipts stream" },
-    presence: { instances: "one", resources: ["client"], stream: "presence", option: "stream_writers.presence", summary: "writes the presence stream" },
+    receipts: { instances: "many", resources: ["client"], streams: ["receipts"], option: "stream_writers.receipts", summary: "writes the receipts stream" },
+    presence: { instances: "one", resources: ["client"], streams: ["presence"], option: "stream_writers.presence", summary: "writes the presence stream" },
     push_rules: {
         instances: "one",
         resources: ["client"],
-        stream: "push_rules",
+        streams: ["push_rules"],
         option: "stream_writers.push_rules",
         summary: "writes the push_rules stream",
     },
     device_lists: {
         instances: "many",
         resources: ["client"],
-        stream: "device_lists",
+        streams: ["device_lists"],
         option: "stream_writers.device_lists",
         summary: "writes the device_lists stream",
     },
@@ -171,6 +193,8 @@ export interface WorkerSettings {
     metricsPort?: number;
     /** Where it was set in the user's arguments (`workers.federation_reader`, `workers[2]`), for errors. */
     setting: string;
+    /** The option its port comes from and that option's value: `workers[2].port`, or `basePort` for a default port; for errors. */
+    portFrom: { setting: string; value: number };
 }
 
 export interface WorkerPoolSettings {
@@ -314,9 +338,10 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
                 role,
                 host,
                 port,
-                ...(roleSpec.stream ? { replicationPort: port + REPLICATION_PORT_OFFSET } : {}),
+                ...(roleSpec.streams?.length ? { replicationPort: port + REPLICATION_PORT_OFFSET } : {}),
                 ...(synapse.metrics.enabled ? { metricsPort: port + METRICS_PORT_OFFSET } : {}),
                 setting,
+                portFrom: spec.port !== undefined ? { setting: at("port"), value: spec.port } : { setting: "basePort", value: basePort },
             });
         }
     }
@@ -325,10 +350,10 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
     for (const w of workers) {
         const highest = Math.max(w.port, w.metricsPort ?? 0, w.replicationPort ?? 0);
         c.check(
-            w.setting,
-            w.port,
+            w.portFrom.setting,
+            w.portFrom.value,
             highest <= 65535,
-            `worker ${w.name}'s listeners would reach port ${highest}: expected HTTP ports up to ${65535 - METRICS_PORT_OFFSET}`,
+            `worker ${w.name}'s listeners would reach port ${highest} (its HTTP port ${w.port}; replication listens at + ${REPLICATION_PORT_OFFSET}, metrics at + ${METRICS_PORT_OFFSET}): expected ${w.portFrom.setting === "basePort" ? "a basePort that keeps" : "HTTP ports that keep"} every listener at or below 65535, e.g. ${WORKER_DEFAULTS.basePort}`,
         );
     }
     const byName = new Map<string, WorkerSettings>();
@@ -374,6 +399,7 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
             `${clash.join(", ")} ${clash.length > 1 ? "are" : "is"} written by the WorkerPool (conf.d, read after homeserver.yaml); remove ${clash.length > 1 ? "them" : "it"} from extraConfig`,
         );
     }
+    checkOutboundRestriction(c, synapse, workers);
     c.done();
 
     const s: WorkerPoolSettings = { basePort, mainHost, workers };
@@ -384,6 +410,29 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
             workerPortClaims(s, host, () => "*"),
         );
     return s;
+}
+
+/**
+ * `outbound_federation_restricted_to` in Synapse's extraConfig: Synapse
+ * sends federation only through the processes it names, and each must be
+ * in instance_map (which the pool writes: the main process, as Synapse
+ * calls it there `master`, and the stream writers). A name outside it
+ * stops outbound federation (or Synapse refuses to start).
+ */
+function checkOutboundRestriction(c: Checker, synapse: SynapseSettings, workers: WorkerSettings[]): void {
+    const key = "outbound_federation_restricted_to";
+    const value = synapse.extraConfig[key];
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) return;
+    // Without workers the pool writes no instance_map, so no name is valid.
+    const valid = workers.length ? ["master", ...workers.filter((w) => w.replicationPort !== undefined).map((w) => w.name)] : [];
+    const names = Array.isArray(value) ? value : [value];
+    const unknown = names.filter((n) => typeof n !== "string" || !valid.includes(n));
+    c.check(
+        `synapse.extraConfig.${key}`,
+        value,
+        Array.isArray(value) && unknown.length === 0,
+        `${valid.length ? `expected a list of processes in instance_map: ${valid.join(", ")} (the main process is "master" there${valid.length > 1 ? "; the others are the pool's stream writers" : ""})` : "expected it left out: without workers there is no instance_map to name processes from"}; ${unknown.length ? `${unknown.map((n) => JSON.stringify(n)).join(", ")} would stop outbound federation` : "a single name must still be a list"}`,
+    );
 }
 
 /** Shows the worker names in an error instead of the whole settings. */
@@ -450,6 +499,10 @@ export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAdd
                 protocol: "tcp" as const,
                 address: l.address,
                 owner: `worker ${w.name} ${l.purpose === "requests" || l.purpose === "health" ? "http" : l.purpose} listener`,
+                // A port the user wrote is named as written; default ports and the derived replication/metrics ports by their listener.
+                ...((l.purpose === "requests" || l.purpose === "health") && w.portFrom.setting !== "basePort" && l.port === w.portFrom.value
+                    ? { setting: w.portFrom.setting }
+                    : {}),
             })),
         );
 }

@@ -68,7 +68,12 @@ export function renderPgHbaBlock(s: PostgresLocalSettings): string {
     return lines.join("\n") + "\n";
 }
 
-/** The nightly dump script: custom format, written under a temporary name first, then pruned to `retention`. */
+/**
+ * The nightly dump script: custom format, written under a temporary name
+ * first, then pruned to `retention`. As Synapse's backup guide says, the
+ * one-time keys' rows are left out (the table itself is kept): restored,
+ * used keys would be handed out again and messages fail to decrypt.
+ */
 export function renderBackupScript(s: PostgresLocalSettings): string {
     return `#!/bin/sh
 # Managed by pulumi-matrix: nightly pg_dump of the Synapse database.
@@ -78,7 +83,7 @@ db=${s.database}
 keep=${s.backup.retention}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 umask 077
-pg_dump --port=${s.port} --format=custom --file="$dir/$db-$stamp.dump.partial" "$db"
+pg_dump --port=${s.port} --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$dir/$db-$stamp.dump.partial" "$db"
 mv "$dir/$db-$stamp.dump.partial" "$dir/$db-$stamp.dump"
 # Keep the newest $keep dumps.
 ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do

@@ -75,15 +75,15 @@ export function renderWorkerYaml(pool: WorkerPoolSettings, w: WorkerSettings, sy
     );
 }
 
-/** The streams with writers, in Synapse's order, with their writers' names. */
+/** The streams with writers, in the order of their roles in WORKER_ROLES, with their writers' names. */
 function streamWriters(pool: WorkerPoolSettings): [WorkerStream, string[]][] {
-    const out: [WorkerStream, string[]][] = [];
+    const out = new Map<WorkerStream, string[]>();
     for (const role of WORKER_ROLES) {
-        const stream = WORKER_ROLE_SPECS[role].stream;
         const names = workersOf(pool, role).map((w) => w.name);
-        if (stream && names.length) out.push([stream, names]);
+        if (!names.length) continue;
+        for (const stream of WORKER_ROLE_SPECS[role].streams ?? []) out.set(stream, [...(out.get(stream) ?? []), ...names]);
     }
-    return out;
+    return [...out];
 }
 
 function single(pool: WorkerPoolSettings, role: WorkerRole): string | undefined {

@@ -12,6 +12,7 @@ import {
     DEFAULT_WORKERS,
     WORKER_ROLES,
     WORKER_ROLE_SPECS,
+    WORKER_STREAMS,
     WorkerPoolOptions,
     WorkerRole,
     resolveWorkerPoolSettings,
@@ -127,6 +128,7 @@ describe("the route table (WORKER_ROUTES)", () => {
         assert.equal(sticky("/_matrix/federation/v1/state/!r:example.com"), "none");
         assert.equal(sticky("/_matrix/client/v3/sync"), "user");
         assert.equal(sticky("/_matrix/client/r0/initialSync"), "user");
+        assert.equal(sticky("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"), "user");
         assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/send/m.room.message/1"), "room");
         assert.equal(sticky("/_matrix/client/v3/rooms/!r:example.com/messages"), "room");
         assert.equal(sticky("/_matrix/client/v3/login/sso/redirect"), "single");
@@ -150,6 +152,12 @@ describe("the route table (WORKER_ROUTES)", () => {
         assert.equal(routeRequest("/_matrix/media/v3/upload", "POST", only("media_repository")).role, "media_repository");
     });
 
+    it("sends native sliding sync (Element X) to a sync worker when the pool has one, else to the main process", () => {
+        const sliding = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+        assert.equal(routeRequest(sliding, "POST", only("synchrotron", "client_reader")).role, "synchrotron");
+        assert.equal(routeRequest(sliding, "POST", only("client_reader")).role, "main");
+    });
+
     it("routes only to roles whose listener serves requests, and every such role has routes", () => {
         const routed = new Set(WORKER_ROUTES.flatMap((r) => r.targets.map((t) => t.role)));
         for (const role of routed) assert.ok(servesRequests(role), `${role} has routes but no request listener`);
@@ -159,6 +167,63 @@ describe("the route table (WORKER_ROUTES)", () => {
             for (const t of r.targets) {
                 const res = WORKER_ROLE_SPECS[t.role].resources;
                 assert.ok(res.length > 0, `${t.role}`);
+            }
+        }
+    });
+});
+
+/** The streams of Synapse's WriterLocations (synapse/config/workers.py, 1.152 and later). */
+const SYNAPSE_STREAMS = [
+    "events",
+    "typing",
+    "to_device",
+    "account_data",
+    "receipts",
+    "presence",
+    "push_rules",
+    "device_lists",
+    "thread_subscriptions",
+    "quarantined_media_changes",
+];
+
+describe("stream writers", () => {
+    it("knows every stream Synapse has, with Synapse's writer counts", () => {
+        assert.deepEqual(Object.keys(WORKER_STREAMS).sort(), [...SYNAPSE_STREAMS].sort());
+        for (const role of WORKER_ROLES)
+            for (const stream of WORKER_ROLE_SPECS[role].streams ?? [])
+                if (WORKER_STREAMS[stream] === "one")
+                    assert.equal(WORKER_ROLE_SPECS[role].instances, "one", `${role} writes ${stream}, which takes one writer`);
+    });
+
+    it("quarantine_media is served by a writer of quarantined_media_changes (Synapse 1.152+), or by the main process", () => {
+        const quarantine = "/_synapse/admin/v1/quarantine_media/example.com/abc";
+        assert.equal(routeRequest(quarantine, "POST", () => true).route?.writes, "quarantined_media_changes");
+        assert.equal(routeRequest(quarantine, "POST", only()).role, "main");
+    });
+
+    it("every worker that serves a route whose server must write a stream is that stream's writer, in instance_map, with a replication listener", () => {
+        const needing = WORKER_ROUTES.filter((r) => r.writes);
+        assert.ok(needing.length > 0);
+        for (const route of needing) {
+            for (const target of route.targets) {
+                const p = pool({ workers: { [target.role]: WORKER_ROLE_SPECS[target.role].instances === "many" ? 2 : 1 } });
+                for (const e of route.examples)
+                    for (const method of target.methods ?? (["GET", "POST", "PUT", "DELETE"] as const))
+                        assert.equal(routeRequest(e, method, only(target.role)).role, target.role, `${method} ${e}`);
+                const config = sharedWorkerConfig(p, synapse(), GOLDEN_WORKER_PEERS) as {
+                    stream_writers?: Record<string, string[]>;
+                    instance_map: Record<string, { port: number }>;
+                };
+                const names = p.workers.map((w) => w.name);
+                assert.deepEqual(config.stream_writers?.[route.writes!], names, `${route.pattern}: ${target.role} must write ${route.writes}`);
+                for (const w of p.workers) {
+                    assert.equal(config.instance_map[w.name]?.port, w.replicationPort, `${w.name} in instance_map`);
+                    const listeners = workerConfig(p, w, synapse(), GOLDEN_WORKER_PEERS).worker_listeners as { resources?: { names: string[] }[] }[];
+                    assert.ok(
+                        listeners.some((l) => l.resources?.some((r) => r.names.includes("replication"))),
+                        `${w.name} has a replication listener`,
+                    );
+                }
             }
         }
     });
@@ -238,11 +303,15 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
                         { role: "client_reader", port: 9000 },
                     ],
                 }),
-            /WorkerPool "p": worker client_reader1 http listener port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
+            /WorkerPool "p": workers\[1\]\.port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
         );
         assert.throws(
             () => pool({ workers: [{ role: "federation_reader", port: 65000 }] }),
-            /workers\[0\] is 65000; worker federation_reader1's listeners would reach port 67000/,
+            /workers\[0\]\.port is 65000; worker federation_reader1's listeners would reach port 67000 .*expected HTTP ports that keep every listener at or below 65535/,
+        );
+        assert.throws(
+            () => pool({ basePort: 64000, workers: { typing: 1 } }),
+            /basePort is 64000; worker typing1's listeners would reach port 66220 .*expected a basePort that keeps every listener at or below 65535, e.g\. 8100/,
         );
         assert.throws(
             () => pool({ workers: { federation_reader: 21 } }),
@@ -281,11 +350,16 @@ describe("the shared worker config", () => {
         assert.deepEqual(config.instance_map, {
             main: { host: "127.0.0.1", port: 9093 },
             event_persister1: { host: "127.0.0.1", port: 9200 },
+            media_repository1: { host: "127.0.0.1", port: 9220 },
             typing1: { host: "127.0.0.1", port: 9320 },
         });
         assert.deepEqual(config.redis, { enabled: true, host: "127.0.0.1", port: 6379, password_path: "/etc/matrix-synapse/secrets/redis_password" });
         assert.equal(config.worker_replication_secret_path, "/etc/matrix-synapse/secrets/worker_replication_secret");
-        assert.deepEqual(config.stream_writers, { events: ["event_persister1"], typing: ["typing1"] });
+        assert.deepEqual(config.stream_writers, {
+            events: ["event_persister1"],
+            quarantined_media_changes: ["media_repository1"],
+            typing: ["typing1"],
+        });
         assert.equal(config.run_background_tasks_on, "background1");
         assert.equal(config.media_instance_running_background_jobs, "media_repository1");
         assert.equal(config.enable_media_repo, false);
@@ -430,12 +504,9 @@ describe("RedisServer and WorkerPool as components", () => {
             const redis = new RedisServer("r", { host: h });
             assert.throws(
                 () => new WorkerPool("w2", { synapse: s, redis, workers: [{ role: "federation_reader", port: 5432 }] }),
-                /WorkerPool "w2": worker federation_reader1 http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+                /WorkerPool "w2": workers\[0\]\.port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
-            assert.throws(
-                () => new RedisServer("r2", { host: h }),
-                /RedisServer "r2": redis port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/,
-            );
+            assert.throws(() => new RedisServer("r2", { host: h }), /RedisServer "r2": port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/);
             assert.throws(
                 () => new RedisServer("r3", { host: h, external: { host: "redis.example.com" } }),
                 /RedisServer "r3": host is set together with external; choose one/,

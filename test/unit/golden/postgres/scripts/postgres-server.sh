@@ -60,7 +60,7 @@ db=synapse
 keep=7
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 umask 077
-pg_dump --port=5432 --format=custom --file="$dir/$db-$stamp.dump.partial" "$db"
+pg_dump --port=5432 --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$dir/$db-$stamp.dump.partial" "$db"
 mv "$dir/$db-$stamp.dump.partial" "$dir/$db-$stamp.dump"
 # Keep the newest $keep dumps.
 ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do

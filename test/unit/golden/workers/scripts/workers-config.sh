@@ -236,6 +236,13 @@ worker_listeners:
       - names:
           - media
         compress: false
+  - type: http
+    port: 9220
+    bind_addresses:
+      - 127.0.0.1
+    resources:
+      - names:
+          - replication
   - type: metrics
     port: 10220
     bind_addresses:
@@ -316,6 +323,9 @@ instance_map:
   event_persister1:
     host: 127.0.0.1
     port: 9200
+  media_repository1:
+    host: 127.0.0.1
+    port: 9220
   typing1:
     host: 127.0.0.1
     port: 9320
@@ -328,6 +338,8 @@ worker_replication_secret_path: /etc/matrix-synapse/secrets/worker_replication_s
 stream_writers:
   events:
     - event_persister1
+  quarantined_media_changes:
+    - media_repository1
   typing:
     - typing1
 run_background_tasks_on: background1

@@ -8,8 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { renderBackupScript } from "../../src/render/postgres";
-import { makeTempDir, requireUser, run } from "./support/processes";
-import { PG_OS_USER, startPostgres, type PgServer } from "./support/postgres";
+import { makeTempDir, requireUser, run } from "../support/integration/processes";
+import { PG_OS_USER, startPostgres, type PgServer } from "../support/integration/postgres";
 
 describe("the nightly database dump, against a real PostgreSQL", function () {
     let pg: PgServer;

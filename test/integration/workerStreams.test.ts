@@ -12,8 +12,8 @@ import * as path from "node:path";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { WORKER_ROLE_SPECS, WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
 import { renderSharedWorkerYaml, renderWorkerYaml } from "../../src/render/workers";
-import { makeTempDir, run } from "./support/processes";
-import { ensureSynapseVenv } from "./support/synapse-venv";
+import { makeTempDir, run } from "../support/integration/processes";
+import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 const PEERS: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: 6379, tls: false }, redisPassword: false };
 

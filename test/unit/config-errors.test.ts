@@ -196,7 +196,7 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a worker port base too high",
             { workerBasePort: "65530" },
-            /^matrix:workerBasePort is 65530; in WorkerPool "dev-workers" workers\.federation_reader: .*expected HTTP ports up to/,
+            /^matrix:workerBasePort is 65530; worker federation_reader1's listeners would reach port 67530 .*expected a basePort that keeps every listener at or below 65535/,
         ],
         [
             "a relay range over coturn's TLS port",
@@ -223,7 +223,7 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "synapseExtraConfig against the worker pool",
             { synapseExtraConfig: "send_federation: false" },
-            /^matrix:synapseExtraConfig is \{"send_federation":false\}; in WorkerPool "dev-workers" synapse\.extraConfig is \["send_federation"\]: /,
+            /^matrix:synapseExtraConfig\.send_federation is false; expected it left out \(or true\): false would stop outbound federation/,
         ],
         [
             "workers with SQLite",

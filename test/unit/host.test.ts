@@ -5,24 +5,13 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { PortRegistry, checkSupportedOs, resolveHostSettings } from "../../src/model/host";
-import { resolveSynapseSettings, SynapseOptions } from "../../src/model/synapse";
 import { hostBootstrapScript } from "../../src/provision/host";
 import { driftCheckScript } from "../../src/render/drift";
 import { renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { golden } from "../support/golden";
 import { stackArgs, TEST_SSH_KEY, goldenOs } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf, RecordedResource, runWithMocks } from "../support/unit/mocks";
-
-const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
-
-/** The error names the component, the setting, the value and what is valid. */
-function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
-    assert.throws(fn, (e: Error) => {
-        assert.match(e.message, new RegExp(`${setting.replace(/[.[\]]/g, "\\$&")} is ${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-        assert.match(e.message, valid);
-        return true;
-    });
-}
+import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {
     before(() => pulumi.runtime.setMocks(new RecordingMocks(), "matrix", "test", false));
@@ -72,13 +61,6 @@ describe("bad input is refused before anything touches a VM", () => {
         await assert.rejects(valueOf(pulumi.output(h.connection.host)), /Host "h": host is "bad host name!"; expected an IP address or a DNS host name/);
     });
 });
-
-async function deploy(args = stackArgs()) {
-    return runWithMocks(
-        () => new MatrixStack("prod", args),
-        (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
-    );
-}
 
 export type { RecordedResource };
 

@@ -5,23 +5,12 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { resolveSynapseSettings, SynapseOptions } from "../../src/model/synapse";
 import { postgresDatabaseScript, postgresInstallScript } from "../../src/provision/postgres";
 import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
 import { golden } from "../support/golden";
 import { stackArgs, TEST_SSH_KEY, goldenPostgresSettings } from "../support/unit/fixtures";
 import { RecordingMocks, RecordedResource, runWithMocks } from "../support/unit/mocks";
-
-const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
-
-/** The error names the component, the setting, the value and what is valid. */
-function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
-    assert.throws(fn, (e: Error) => {
-        assert.match(e.message, new RegExp(`${setting.replace(/[.[\]]/g, "\\$&")} is ${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-        assert.match(e.message, valid);
-        return true;
-    });
-}
+import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {
     before(() => pulumi.runtime.setMocks(new RecordingMocks(), "matrix", "test", false));
@@ -66,13 +55,6 @@ describe("bad input is refused before anything touches a VM", () => {
         assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
     });
 });
-
-async function deploy(args = stackArgs()) {
-    return runWithMocks(
-        () => new MatrixStack("prod", args),
-        (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
-    );
-}
 
 export type { RecordedResource };
 

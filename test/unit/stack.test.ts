@@ -1,16 +1,8 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { MatrixStack } from "../../components/MatrixStack";
 import { readStackConfig } from "../../src/config/read";
-import { stackArgs } from "../support/unit/fixtures";
-import { RecordedResource, RecordingMocks, runWithMocks } from "../support/unit/mocks";
-
-async function deploy(args = stackArgs()) {
-    return runWithMocks(
-        () => new MatrixStack("prod", args),
-        (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
-    );
-}
+import { RecordedResource, RecordingMocks } from "../support/unit/mocks";
+import { deployStack as deploy } from "../support/unit/stack";
 
 export type { RecordedResource };
 

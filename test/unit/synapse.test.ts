@@ -7,7 +7,7 @@ import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { readStackConfig } from "../../src/config/read";
-import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";
+import { resolveSynapseSettings, synapseWarnings } from "../../src/model/synapse";
 import { synapseSecretsScript, synapseAdminScript, synapseConfigScript, synapseInstallScript } from "../../src/provision/synapse";
 import {
     mergeExtraConfig,
@@ -23,17 +23,7 @@ import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/syn
 import { golden } from "../support/golden";
 import { GOLDEN_PEERS, stackArgs, goldenSynapseSettings, TEST_SSH_KEY, goldenOs } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf, RecordedResource, runWithMocks } from "../support/unit/mocks";
-
-const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
-
-/** The error names the component, the setting, the value and what is valid. */
-function rejects(fn: () => unknown, setting: string, value: string, valid: RegExp) {
-    assert.throws(fn, (e: Error) => {
-        assert.match(e.message, new RegExp(`${setting.replace(/[.[\]]/g, "\\$&")} is ${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-        assert.match(e.message, valid);
-        return true;
-    });
-}
+import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {
     before(() => pulumi.runtime.setMocks(new RecordingMocks(), "matrix", "test", false));
@@ -168,13 +158,6 @@ describe("bad input is refused before anything touches a VM", () => {
         assert.deepEqual(synapseWarnings(synapse({})()), []);
     });
 });
-
-async function deploy(args = stackArgs()) {
-    return runWithMocks(
-        () => new MatrixStack("prod", args),
-        (s) => [s.synapse.signingKeyId, s.synapse.adminPassword!],
-    );
-}
 
 export type { RecordedResource };
 

@@ -15,7 +15,7 @@ import {
 } from "../src/model/dns";
 import { ConfigError } from "../src/model/errors";
 import { DNS_STAND_IN } from "../src/model/stack";
-import { renderWellKnownWorker, renderZoneFile } from "../src/render/zonefile";
+import { renderWellKnownWorker, renderZoneFile } from "../src/render/dns";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";

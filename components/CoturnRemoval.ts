@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "../src/model/errors";
-import { coturnRemovalScript, turnSynapseRemovalScript } from "../src/provision/coturn";
+import { coturnRemovalScript, turnSynapseRemovalScript } from "../src/provision/turn";
 import { coturnServerLabel } from "./CoturnServer";
 import { Host } from "./Host";
 import { ReverseProxy } from "./ReverseProxy";

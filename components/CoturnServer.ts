@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ConfigError } from "../src/model/errors";
-import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
-import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/coturn";
+import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/turn";
+import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
 import { liveDir } from "../src/model/proxy";
 import { Host } from "./Host";
 import { ReverseProxy } from "./ReverseProxy";

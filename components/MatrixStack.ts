@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { CoturnOptions } from "../src/model/coturn";
+import { CoturnOptions } from "../src/model/turn";
 import { ElementWebOptions } from "../src/model/element";
 import { PostgresOptions } from "../src/model/postgres";
 import { RedisOptions } from "../src/model/redis";

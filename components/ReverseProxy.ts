@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
 import { WorkerUpstream } from "../src/model/workers";
-import { checkAcmeCredentials } from "../src/model/acme";
+import { checkAcmeCredentials } from "../src/model/proxy/acme";
 import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";

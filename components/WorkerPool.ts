@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workerHosts";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
 import {
     WorkerCounts,
     WorkerPeers,

@@ -28,7 +28,7 @@ export {
     RegistrationMode,
     InstallMethod,
 } from "./model/synapse";
-export { AptRepository, InstallOptions, DEFAULT_INSTALL_METHOD, MATRIX_ORG_REPOSITORY } from "./model/install";
+export { AptRepository, InstallOptions, DEFAULT_INSTALL_METHOD, MATRIX_ORG_REPOSITORY } from "./model/synapse/install";
 export { RedisOptions, RedisLocalSettings, RedisConnection, resolveRedisSettings } from "./model/redis";
 export {
     WORKER_ROLES,
@@ -52,10 +52,10 @@ export {
     DEFAULT_ELEMENT_PATHS,
     DEFAULT_ELEMENT_DOWNLOAD_URL,
 } from "./model/element";
-export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/acme";
+export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
 export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings } from "./model/proxy";
-export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxyRoutes";
-export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workerRoutes";
+export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxy/routes";
+export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workers/routes";
 export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
 export * as render from "./render";
 export * as provision from "./provision";
@@ -82,7 +82,7 @@ export {
     serverNameWellKnownFor,
     wellKnownWorker,
 } from "./model/dns";
-export { dnsZoneFile } from "./render/zonefile";
+export { dnsZoneFile } from "./render/dns";
 export { CoturnServer, CoturnServerArgs } from "../components/CoturnServer";
 export { CoturnRemoval, CoturnRemovalArgs } from "../components/CoturnRemoval";
-export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/coturn";
+export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/turn";

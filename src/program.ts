@@ -9,7 +9,7 @@ import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 import { ConfigError, ConfigErrors, componentLabel, throwIfAny } from "./model/errors";
 import { STACK_PARTS, StackOptions } from "./config/keys";
 import { validatePrivateKey } from "./model/host";
-import { validateCloudflareApiToken } from "./model/acme";
+import { validateCloudflareApiToken } from "./model/proxy/acme";
 import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
 import { validateAdminUser } from "./model/synapse";
 import { readStackConfig } from "./config/read";

@@ -1,4 +1,4 @@
-import { resolveCoturnSettings } from "../model/coturn";
+import { resolveCoturnSettings } from "../model/turn";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";

@@ -1,4 +1,4 @@
-import { CoturnOptions } from "../model/coturn";
+import { CoturnOptions } from "../model/turn";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions } from "../model/host";

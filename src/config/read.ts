@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
 import { ConfigError, Described, SECRET_VALUE, describe, throwIfAny } from "../model/errors";
 import { ElementWebOptions } from "../model/element";
-import { CoturnOptions } from "../model/coturn";
+import { CoturnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
 import { migrationErrors } from "./migrations";

@@ -8,7 +8,7 @@ import { Checker, isHostname, isIPv4, isIPv6, isServerName, isWildcardAddress } 
  * where federation for the server_name lives (SRV, or the apex pointing to
  * the host that serves the well-known documents). One record set, two
  * outputs: Cloudflare resources (components/CloudflareDns.ts) and a BIND
- * zone file (src/render/zonefile.ts) for any other DNS host.
+ * zone file (src/render/dns.ts) for any other DNS host.
  */
 
 /**

@@ -1,5 +1,5 @@
-import { checkAcmeCredentials } from "./acme";
-import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings } from "./coturn";
+import { checkAcmeCredentials } from "./proxy/acme";
+import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings } from "./turn";
 import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";

@@ -1,7 +1,7 @@
 import { ReverseProxySettings, liveDir, proxyFirewallRules } from "../model/proxy";
 import { STATE_DIR } from "../render/drift";
-import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/certbot";
-import { NginxSite, renderNginxConf } from "../render/nginx";
+import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/proxy";
+import { NginxSite, renderNginxConf } from "../render/proxy";
 import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { script } from "./shell";

@@ -15,7 +15,7 @@ import {
     workerUnit,
     workersOf,
 } from "../model/workers";
-import { WORKER_ROUTES, WorkerRoute } from "../model/workerRoutes";
+import { WORKER_ROUTES, WorkerRoute } from "../model/workers/routes";
 import { renderSynapseProcessUnit } from "./synapse/units";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 

@@ -32,7 +32,7 @@ import {
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { WorkerPeers, WorkerPoolSettings, WorkerUpstream, resolveWorkerPoolSettings, workerFiles, workerUpstreams } from "../../src/model/workers";
-import { NginxSite } from "../../src/render/nginx";
+import { NginxSite } from "../../src/render/proxy";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";

@@ -13,7 +13,7 @@ import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { SigningKey, signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { synapseRecords } from "../../src/provision/synapseRecords";
+import { synapseRecords } from "../../src/provision/synapse/records";
 import { loginWithPassword } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
 import { startPostgres, type PgServer } from "../support/integration/postgres";

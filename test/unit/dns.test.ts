@@ -17,7 +17,7 @@ import {
 } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
-import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/zonefile";
+import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/dns";
 import { stackArgs } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { golden } from "../support/golden";
@@ -402,7 +402,7 @@ describe("DNS settings: bad input is a ConfigError naming setting, value and wha
     });
 });
 
-describe("zone file (src/render/zonefile.ts)", () => {
+describe("zone file (src/render/dns.ts)", () => {
     const file = (o: Partial<DnsOptions> = {}, z = {}) => {
         const s = settings(o);
         return renderZoneFile(s, resolveZoneFileSettings(C, s, z));

@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { resolveCoturnSettings } from "../../src/model/coturn";
+import { resolveCoturnSettings } from "../../src/model/turn";
 import { resolveDnsSettings } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";

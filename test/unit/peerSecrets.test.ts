@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { synapsePeerSecrets, synapsePeerSecretsRemoval } from "../../src/provision/synapse";
-import { turnSynapseRemovalScript, turnSynapseSecretScript } from "../../src/provision/coturn";
+import { turnSynapseRemovalScript, turnSynapseSecretScript } from "../../src/provision/turn";
 import { workerSecretsScript } from "../../src/provision/workers";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { DNS_STAND_IN, StackPlanArgs, planStack } from "../../src/model/stack";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workerHosts";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workers/hosts";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { coturnPortClaims, resolveCoturnSettings } from "../../src/model/coturn";
+import { coturnPortClaims, resolveCoturnSettings } from "../../src/model/turn";
 import { PortClaim, PortRegistry, Protocol } from "../../src/model/host";
 import { postgresPortClaims, resolvePostgresSettings } from "../../src/model/postgres";
 import { redisPortClaims, resolveRedisSettings } from "../../src/model/redis";

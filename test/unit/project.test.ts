@@ -1,6 +1,6 @@
 import { resolveElementWebSettings } from "../../src/model/element";
 import { DNS_DEFAULTS } from "../../src/model/dns";
-import { resolveCoturnSettings } from "../../src/model/coturn";
+import { resolveCoturnSettings } from "../../src/model/turn";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";

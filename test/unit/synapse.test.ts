@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
-import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
+import { MATRIX_ORG_REPOSITORY } from "../../src/model/synapse/install";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings, synapseWarnings, SynapseOptions } from "../../src/model/synapse";

@@ -7,7 +7,7 @@ import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
 import { SynapseSettings, resolveSynapseSettings } from "../../src/model/synapse";
-import { WORKER_ROUTES, routeRequest } from "../../src/model/workerRoutes";
+import { WORKER_ROUTES, routeRequest } from "../../src/model/workers/routes";
 import {
     DEFAULT_WORKERS,
     WORKER_ROLES,

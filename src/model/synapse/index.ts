@@ -1,6 +1,6 @@
-import { ConfigError } from "./errors";
-import { DatabaseConnection } from "./postgres";
-import { PortClaim } from "./host";
+import { ConfigError } from "../errors";
+import { DatabaseConnection } from "../postgres";
+import { PortClaim } from "../host";
 import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 import {
     Checker,
@@ -14,7 +14,7 @@ import {
     isVersion,
     parseSize,
     isWildcardAddress,
-} from "./validate";
+} from "../validate";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";

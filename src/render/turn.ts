@@ -1,4 +1,4 @@
-import { CoturnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/coturn";
+import { CoturnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/turn";
 import { SynapsePaths, secretFilePath } from "../model/synapse";
 import { UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
@@ -13,7 +13,7 @@ import { MANAGED_HEADER, renderYaml } from "./yaml";
  * command line would show in every process list. So the secret lives in a
  * file of its own that only root reads, and the file coturn reads is put
  * together on the host from the readable part and that file (see
- * provision/coturn.ts): a preview shows every readable line that changes,
+ * provision/turn.ts): a preview shows every readable line that changes,
  * and the secret never leaves the secret command.
  */
 

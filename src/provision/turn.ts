@@ -1,13 +1,6 @@
-import { CoturnSettings, TURN_SECRET_FILE, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/coturn";
+import { CoturnSettings, TURN_SECRET_FILE, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/turn";
 import { SynapseSettings, synapseFiles } from "../model/synapse";
-import {
-    CoturnPaths,
-    renderCoturnCertificateHook,
-    renderCoturnConf,
-    renderCoturnDropIn,
-    renderCoturnSecretConf,
-    renderTurnSynapseYaml,
-} from "../render/coturn";
+import { CoturnPaths, renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
 import { PROXY_FILES } from "./proxy";

@@ -1,7 +1,7 @@
 // coturn as the library configures it, against the real programs: coturn
 // from Debian, Synapse from PyPI (SQLite). The scripts are the very ones the
 // CoturnServer and SynapseHomeserver components send to a VM, run as root in
-// namespaces of their own (test/support/integration/coturnSandbox.ts): coturn's in a network
+// namespaces of their own (test/support/integration/turnSandbox.ts): coturn's in a network
 // namespace where the host's address is SERVER_ADDRESS (private, as on a VM
 // behind NAT) and nothing routes out, with a systemctl stand-in that runs
 // the real coturn from the unit drop-in the scripts wrote. Synapse is started
@@ -16,10 +16,10 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CoturnSettings, resolveCoturnSettings, turnSynapseFiles, turnUris } from "../../src/model/coturn";
+import { CoturnSettings, resolveCoturnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
 import { SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
 import { WRITTEN_DIR } from "../../src/render/drift";
-import { renderDeployHook } from "../../src/render/certbot";
+import { renderDeployHook } from "../../src/render/proxy";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import {
     COTURN_FILES,
@@ -29,11 +29,11 @@ import {
     turnSynapseConfigScript,
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
-} from "../../src/provision/coturn";
+} from "../../src/provision/turn";
 import { PROXY_FILES } from "../../src/provision/proxy";
 import { firewallFragmentPath } from "../../src/provision/host";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { CoturnSandbox, SERVER_ADDRESS } from "../support/integration/coturnSandbox";
+import { CoturnSandbox, SERVER_ADDRESS } from "../support/integration/turnSandbox";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
-import { checkAcmeCredentials } from "../../src/model/acme";
+import { checkAcmeCredentials } from "../../src/model/proxy/acme";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
 import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";

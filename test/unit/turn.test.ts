@@ -8,7 +8,7 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { CoturnOptions, DENIED_PEER_RANGES, coturnFirewallRules, coturnPortClaims, resolveCoturnSettings, turnUris } from "../../src/model/coturn";
+import { CoturnOptions, DENIED_PEER_RANGES, coturnFirewallRules, coturnPortClaims, resolveCoturnSettings, turnUris } from "../../src/model/turn";
 import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
 import {
     cidrToRange,
@@ -17,7 +17,7 @@ import {
     renderCoturnDropIn,
     renderCoturnSecretConf,
     renderTurnSynapseYaml,
-} from "../../src/render/coturn";
+} from "../../src/render/turn";
 import {
     COTURN_FILES,
     COTURN_PATHS,
@@ -27,7 +27,7 @@ import {
     turnSynapseConfigScript,
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
-} from "../../src/provision/coturn";
+} from "../../src/provision/turn";
 import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { golden } from "../support/golden";
@@ -559,18 +559,18 @@ describe("coturn: golden files (update with `npm run golden:update`, review the 
             allowGuests: true,
         });
     const s = goldenSynapseSettings;
-    golden("coturn", "readable.conf", () => renderCoturnConf(turn(), COTURN_PATHS));
-    golden("coturn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), COTURN_PATHS));
-    golden("coturn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
-    golden("coturn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(COTURN_FILES.conf));
-    golden("coturn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, COTURN_FILES.tlsDir));
-    golden("coturn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
-    golden("coturn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
-    golden("coturn", "scripts/coturn-server.sh", () => coturnServerScript(turn(), 'CoturnServer "golden"'));
-    golden("coturn", "scripts/coturn-server-plain.sh", () => coturnServerScript(plainTurn(), 'CoturnServer "golden"'));
-    golden("coturn", "scripts/coturn-secret.sh", () => coturnSecretScript(turn(), "turn-shared-secret-placeholder"));
-    golden("coturn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));
-    golden("coturn", "scripts/turn-synapse-config.sh", () => turnSynapseConfigScript(s(), turn()));
-    golden("coturn", "scripts/coturn-removal.sh", () => coturnRemovalScript('CoturnServer "golden"'));
-    golden("coturn", "scripts/turn-synapse-removal.sh", () => turnSynapseRemovalScript(s()));
+    golden("turn", "readable.conf", () => renderCoturnConf(turn(), COTURN_PATHS));
+    golden("turn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), COTURN_PATHS));
+    golden("turn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
+    golden("turn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(COTURN_FILES.conf));
+    golden("turn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, COTURN_FILES.tlsDir));
+    golden("turn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
+    golden("turn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
+    golden("turn", "scripts/coturn-server.sh", () => coturnServerScript(turn(), 'CoturnServer "golden"'));
+    golden("turn", "scripts/coturn-server-plain.sh", () => coturnServerScript(plainTurn(), 'CoturnServer "golden"'));
+    golden("turn", "scripts/coturn-secret.sh", () => coturnSecretScript(turn(), "turn-shared-secret-placeholder"));
+    golden("turn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));
+    golden("turn", "scripts/turn-synapse-config.sh", () => turnSynapseConfigScript(s(), turn()));
+    golden("turn", "scripts/coturn-removal.sh", () => coturnRemovalScript('CoturnServer "golden"'));
+    golden("turn", "scripts/turn-synapse-removal.sh", () => turnSynapseRemovalScript(s()));
 });

@@ -1,15 +1,15 @@
-import { ConfigError } from "./errors";
-import { FirewallRule, PortClaim, PortRegistry } from "./host";
-import { RedisConnection } from "./redis";
-import { SynapsePaths, SynapseSettings, secretFilePath } from "./synapse";
-import { Checker } from "./validate";
+import { ConfigError } from "../errors";
+import { FirewallRule, PortClaim, PortRegistry } from "../host";
+import { RedisConnection } from "../redis";
+import { SynapsePaths, SynapseSettings, secretFilePath } from "../synapse";
+import { Checker } from "../validate";
 
 /**
  * Synapse's workers: generic worker processes (`synapse.app.generic_worker`)
  * beside the main process, each with a role named as in Synapse's
  * docs/workers.md. The roles, how many instances Synapse allows of each, the
  * listeners a worker gets and the shared-config option that names it are
- * data here; the request paths each role serves are in workerRoutes.ts.
+ * data here; the request paths each role serves are in routes.ts.
  */
 
 /** Every role, in the order their default ports are laid out (see `workerPorts`). */

@@ -1,8 +1,8 @@
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
-import { ConfigError } from "./errors";
-import { FirewallRule, PortClaim } from "./host";
-import { publicBaseUrlProblem } from "./synapse";
-import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "./validate";
+import { ConfigError } from "../errors";
+import { FirewallRule, PortClaim } from "../host";
+import { publicBaseUrlProblem } from "../synapse";
+import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "../validate";
 
 /**
  * The reverse proxy in front of Synapse: nginx from the distro terminates

@@ -83,6 +83,39 @@ export {
     wellKnownWorker,
 } from "./model/dns";
 export { dnsZoneFile } from "./render/dns";
-export { CoturnServer, CoturnServerArgs } from "../components/CoturnServer";
-export { CoturnRemoval, CoturnRemovalArgs } from "../components/CoturnRemoval";
-export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/turn";
+export { TurnServer, TurnServerArgs } from "../components/TurnServer";
+export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
+export { TurnOptions, TurnSettings, TurnCertificate, DENIED_PEER_RANGES, TURN_DEFAULTS, resolveTurnSettings, turnUris } from "./model/turn";
+
+// Former names of the TURN server's exports (the service is "turn" in every layer), kept for one release.
+import { TurnServer as TurnServerClass, TurnServerArgs as TurnServerArgsType } from "../components/TurnServer";
+import { TurnRemoval as TurnRemovalClass, TurnRemovalArgs as TurnRemovalArgsType } from "../components/TurnRemoval";
+import {
+    TurnOptions as TurnOptionsType,
+    TurnSettings as TurnSettingsType,
+    TurnCertificate as TurnCertificateType,
+    TURN_DEFAULTS as TURN_DEFAULTS_VALUE,
+    resolveTurnSettings as resolveTurn,
+} from "./model/turn";
+/** @deprecated Renamed `TurnServer` (same component; a deployed stack is kept through an alias). */
+export const CoturnServer = TurnServerClass;
+/** @deprecated Renamed `TurnServer`. */
+export type CoturnServer = TurnServerClass;
+/** @deprecated Renamed `TurnServerArgs`. */
+export type CoturnServerArgs = TurnServerArgsType;
+/** @deprecated Renamed `TurnRemoval` (same component; a deployed stack is kept through an alias). */
+export const CoturnRemoval = TurnRemovalClass;
+/** @deprecated Renamed `TurnRemoval`. */
+export type CoturnRemoval = TurnRemovalClass;
+/** @deprecated Renamed `TurnRemovalArgs`. */
+export type CoturnRemovalArgs = TurnRemovalArgsType;
+/** @deprecated Renamed `TurnOptions`. */
+export type CoturnOptions = TurnOptionsType;
+/** @deprecated Renamed `TurnSettings`. */
+export type CoturnSettings = TurnSettingsType;
+/** @deprecated Renamed `TurnCertificate`. */
+export type CoturnCertificate = TurnCertificateType;
+/** @deprecated Renamed `TURN_DEFAULTS`. */
+export const COTURN_DEFAULTS = TURN_DEFAULTS_VALUE;
+/** @deprecated Renamed `resolveTurnSettings`. */
+export const resolveCoturnSettings = resolveTurn;

@@ -1,4 +1,4 @@
-import { resolveCoturnSettings } from "../model/turn";
+import { resolveTurnSettings } from "../model/turn";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
@@ -66,7 +66,7 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         },
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
-        turn: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
+        turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

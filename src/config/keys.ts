@@ -1,4 +1,4 @@
-import { CoturnOptions } from "../model/turn";
+import { TurnOptions } from "../model/turn";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions } from "../model/host";
@@ -33,7 +33,7 @@ export interface StackOptions<S> {
     /** Element's options; only with elementDomain. */
     element?: ElementWebOptions;
     /** coturn's options; only with turnDomain. */
-    turn?: CoturnOptions;
+    turn?: TurnOptions;
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
 }
@@ -54,7 +54,7 @@ export const STACK_PARTS = {
     redis: "RedisServer",
     proxy: "ReverseProxy",
     element: "ElementWeb",
-    turn: "CoturnServer",
+    turn: "TurnServer",
     dns: "CloudflareDns",
 } as const satisfies Record<StackPart, string>;
 

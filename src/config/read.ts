@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 import { parse } from "yaml";
 import { ConfigError, Described, SECRET_VALUE, describe, throwIfAny } from "../model/errors";
 import { ElementWebOptions } from "../model/element";
-import { CoturnOptions } from "../model/turn";
+import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
 import { migrationErrors } from "./migrations";
@@ -176,7 +176,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         redis: part("redis"),
         proxy: part("proxy"),
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
-        ...(options.turn ? { turn: options.turn as CoturnOptions } : {}),
+        ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
     };
 }

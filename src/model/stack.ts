@@ -1,5 +1,5 @@
 import { checkAcmeCredentials } from "./proxy/acme";
-import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings } from "./turn";
+import { TurnOptions, TurnSettings, turnPortClaims, resolveTurnSettings } from "./turn";
 import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
@@ -74,7 +74,7 @@ export interface StackPlanArgs<L = never> {
     /** The proxy's options; `cloudflareApiToken` is only looked at for whether it is given. */
     proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
     element?: ElementWebOptions;
-    turn?: CoturnOptions;
+    turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
 }
 
@@ -149,7 +149,7 @@ export interface StackPlan {
     proxy?: { options: ReverseProxyOptions; settings: ReverseProxySettings };
     element?: ElementWebSettings;
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
-    turn: { kind: "server"; settings: CoturnSettings } | { kind: "removal" };
+    turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
     dns?: PlannedDns;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
@@ -177,7 +177,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         redis: label("RedisServer", STACK_ROLES.redis),
         proxy: label("ReverseProxy", STACK_ROLES.proxy),
         element: label("ElementWeb", STACK_ROLES.element),
-        turn: label("CoturnServer", STACK_ROLES.turn),
+        turn: label("TurnServer", STACK_ROLES.turn),
         dns: label("CloudflareDns", STACK_ROLES.dns),
     };
     const errors: ConfigError[] = [];
@@ -286,7 +286,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     let turn: StackPlan["turn"] = { kind: "removal" };
     if (args.turn && (args.proxy === false || proxy)) {
         const certificate = proxy ? { liveDir: liveDir(proxy.settings), names: proxy.settings.certificateNames } : undefined;
-        const settings = attempt(() => resolveCoturnSettings(labels.turn, args.turn!, certificate));
+        const settings = attempt(() => resolveTurnSettings(labels.turn, args.turn!, certificate));
         if (settings) turn = { kind: "server", settings };
     }
 
@@ -349,7 +349,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             claim(
                 main,
                 labels.turn,
-                named(coturnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
+                named(turnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
             );
     }
 

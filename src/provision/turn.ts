@@ -1,6 +1,7 @@
-import { CoturnSettings, TURN_SECRET_FILE, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/turn";
+import { TurnSettings, TURN_SECRET_FILE, turnFirewallRules, turnPorts, turnSynapseFiles } from "../model/turn";
 import { SynapseSettings, synapseFiles } from "../model/synapse";
 import { CoturnPaths, renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
+import { componentLabel } from "../model/errors";
 import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
 import { PROXY_FILES } from "./proxy";
@@ -42,7 +43,7 @@ export const COTURN_FILES = {
 } as const;
 
 /** The file sets TURN's steps write (their manifests are what a removal prunes). */
-const COTURN_SETS = {
+const TURN_SETS = {
     unit: "coturn-unit",
     config: "coturn-config",
     assembled: "coturn-assembled",
@@ -54,7 +55,7 @@ const COTURN_SETS = {
 export const COTURN_PATHS: CoturnPaths = { conf: COTURN_FILES.conf, readable: COTURN_FILES.readable, secret: COTURN_FILES.secret, tlsDir: COTURN_FILES.tlsDir };
 
 /** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
-function probeAddress(s: CoturnSettings): string {
+function probeAddress(s: TurnSettings): string {
     return s.listeningIps[0] ?? "127.0.0.1";
 }
 
@@ -62,7 +63,7 @@ function probeAddress(s: CoturnSettings): string {
 const COTURN_UNIT = "coturn.service";
 
 /** coturn as handlers see it: healthy once it answers a STUN binding request on its port. */
-export function coturnUnit(s: CoturnSettings): ServiceUnit {
+export function coturnUnit(s: TurnSettings): ServiceUnit {
     return {
         name: COTURN_UNIT,
         health: { command: sh`timeout 2 turnutils_stunclient -p ${s.port} ${probeAddress(s)} >/dev/null 2>&1` },
@@ -73,11 +74,21 @@ export function coturnUnit(s: CoturnSettings): ServiceUnit {
 /** The file coturn reads, put together from the readable part and the secret (a secret file for the drift record: its hash only). */
 function assembledConfig(unit: ServiceUnit): Sh {
     return applyFileSet({
-        name: COTURN_SETS.assembled,
+        name: TURN_SETS.assembled,
         secret: true,
         files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
         onChange: [{ kind: "owe-restart", unit }],
     });
+}
+
+/**
+ * Who the firewall fragment of the TurnServer `serverName` belongs to. It
+ * keeps the component's former name, `CoturnServer`: the fragment's file and
+ * file-set names are made from it, so a host set up before the rename keeps
+ * its fragment (rewritten in place) and a removal still prunes it.
+ */
+export function turnFirewallOwner(serverName: string): string {
+    return componentLabel("CoturnServer", serverName);
 }
 
 /**
@@ -87,10 +98,10 @@ function assembledConfig(unit: ServiceUnit): Sh {
  * the certificate, opens the firewall, and restarts coturn when something
  * it reads changed. On the first run coturn starts in the secret step.
  */
-export function coturnServerScript(s: CoturnSettings, component: string): string {
+export function turnServerScript(s: TurnSettings, serverName: string): string {
     const unit = coturnUnit(s);
     const f = COTURN_FILES;
-    const lowPorts = coturnPorts(s).some((p) => p.port < 1024);
+    const lowPorts = turnPorts(s).some((p) => p.port < 1024);
     const body: (Sh | string)[] = [
         sh`pm_apt_install coturn`,
         // The package starts coturn with Debian's example config (no authentication) on install.
@@ -103,13 +114,13 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
         sh`fi`,
         sh`install -d -m 0750 -o root -g turnserver ${f.dir}`,
         applyFileSet({
-            name: COTURN_SETS.unit,
+            name: TURN_SETS.unit,
             files: [{ path: f.dropIn, content: renderCoturnDropIn(f.conf, lowPorts) }],
             onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit }],
         }),
         // A change of the readable part restarts coturn through the file put together from it (below, or in the secret step).
         applyFileSet({
-            name: COTURN_SETS.config,
+            name: TURN_SETS.config,
             files: [
                 { path: f.readable, content: renderCoturnConf(s, COTURN_PATHS) },
                 ...(s.tls ? [{ path: f.certificateHook, content: renderCoturnCertificateHook(s.tls.liveDir, f.tlsDir), mode: "0755" }] : []),
@@ -129,7 +140,7 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
         body.push(sh`if [ -d ${f.tlsDir} ]; then rm -rf ${f.tlsDir}; echo "removed coturn's copy of the certificate (TLS is off)"; fi`);
     }
     body.push(
-        applyFileSet(firewallFragmentSet(component, coturnFirewallRules(s))),
+        applyFileSet(firewallFragmentSet(turnFirewallOwner(serverName), turnFirewallRules(s))),
         sh`if [ -e ${f.secret} ]; then`,
         indent(lines([assembledConfig(unit), ensureRunning([unit])])),
         sh`else`,
@@ -140,12 +151,12 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
 }
 
 /** Writes the shared secret coturn checks credentials with (secret stdin), then (re)starts coturn with it. */
-export function coturnSecretScript(s: CoturnSettings, secret: string): string {
+export function turnSecretScript(s: TurnSettings, secret: string): string {
     const unit = coturnUnit(s);
     return script("pulumi-matrix coturn shared secret", [
         sh`[ -e ${COTURN_FILES.readable} ] || { echo ${`${COTURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
         applyFileSet({
-            name: COTURN_SETS.secret,
+            name: TURN_SETS.secret,
             secret: true,
             files: [{ path: COTURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
         }),
@@ -165,7 +176,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
     return script("pulumi-matrix Synapse TURN secret", [
         synapsePeerSecrets(
             synapse,
-            COTURN_SETS.synapseSecret,
+            TURN_SETS.synapseSecret,
             [{ name: TURN_SECRET_FILE, kind: "secret", content: `${secret}\n` }],
             [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
         ),
@@ -173,7 +184,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
 }
 
 /** Synapse's TURN options (conf.d/45-turn.yaml: the URIs, the secret's path, lifetime, guests); Synapse restarts when they change. */
-export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSettings): string {
+export function turnSynapseConfigScript(synapse: SynapseSettings, s: TurnSettings): string {
     const u = synapse.paths.user;
     const files = turnSynapseFiles(synapse.paths);
     return script(`pulumi-matrix Synapse TURN config (${s.domain})`, [
@@ -181,7 +192,7 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
         sh`[ -e ${files.secret} ] || { echo ${`${files.secret} is missing: the TURN secret step runs first`} >&2; exit 1; }`,
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).confD}`,
         applyFileSet({
-            name: COTURN_SETS.synapseConfig,
+            name: TURN_SETS.synapseConfig,
             files: [{ path: files.fragment, content: renderTurnSynapseYaml(s, synapse.paths), mode: "0640", group: u }],
             onChange: synapseRestarts(synapse),
         }),
@@ -197,21 +208,21 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
  */
 export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
     return script("pulumi-matrix Synapse without TURN", [
-        applyFileSet({ name: COTURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
-        synapsePeerSecretsRemoval(COTURN_SETS.synapseSecret),
+        applyFileSet({ name: TURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
+        synapsePeerSecretsRemoval(TURN_SETS.synapseSecret),
     ]);
 }
 
 /**
- * Turns off the coturn an earlier deployment ran on this host as
- * `component`: coturn is stopped and disabled (the package stays installed;
+ * Turns off the coturn an earlier deployment ran on this host as the
+ * TurnServer named `serverName`: coturn is stopped and disabled (the package stays installed;
  * Debian's upgrades do not start a disabled unit), everything coturn's steps
  * wrote is removed (its config, the shared secret, the unit drop-in, the
  * certificate hook and coturn's copy of the certificate), and its firewall
  * openings, the relay range among them, are closed. Changes nothing on a
  * host where pulumi-matrix never set coturn up.
  */
-export function coturnRemovalScript(component: string): string {
+export function turnRemovalScript(serverName: string): string {
     const f = COTURN_FILES;
     const unit = COTURN_UNIT;
     return script("pulumi-matrix coturn removed", [
@@ -219,11 +230,11 @@ export function coturnRemovalScript(component: string): string {
         sh`    systemctl disable -q ${unit} 2>/dev/null || true`,
         sh`    if systemctl is-active -q ${unit}; then systemctl stop ${unit}; echo "stopped coturn: TURN is no longer part of this deployment"; fi`,
         sh`fi`,
-        applyFileSet({ name: COTURN_SETS.assembled, secret: true, files: [] }),
-        applyFileSet({ name: COTURN_SETS.secret, secret: true, files: [] }),
-        applyFileSet({ name: COTURN_SETS.config, files: [] }),
-        applyFileSet({ name: COTURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
+        applyFileSet({ name: TURN_SETS.assembled, secret: true, files: [] }),
+        applyFileSet({ name: TURN_SETS.secret, secret: true, files: [] }),
+        applyFileSet({ name: TURN_SETS.config, files: [] }),
+        applyFileSet({ name: TURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
         sh`if [ -d ${f.dir} ]; then rm -rf -- ${f.dir}; echo ${`removed ${f.dir}`}; fi`,
-        applyFileSet(firewallFragmentRemovalSet(component)),
+        applyFileSet(firewallFragmentRemovalSet(turnFirewallOwner(serverName))),
     ]);
 }

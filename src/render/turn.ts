@@ -1,4 +1,4 @@
-import { CoturnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/turn";
+import { TurnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/turn";
 import { SynapsePaths, secretFilePath } from "../model/synapse";
 import { UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
@@ -95,7 +95,7 @@ export function cidrToRange(cidr: string): string {
  * with a newline so the secret line appended on the host starts a line of
  * its own.
  */
-export function renderCoturnConf(s: CoturnSettings, paths: CoturnPaths): string {
+export function renderCoturnConf(s: TurnSettings, paths: CoturnPaths): string {
     const lines: string[] = [
         HEADER,
         `# coturn for Matrix calls on ${s.domain}: Synapse hands clients short-lived credentials`,
@@ -233,7 +233,7 @@ fi
 // ----------------------------------------------------------------- Synapse's side
 
 /** Synapse's TURN options: the URIs it hands out, where the shared secret is, how long credentials last, guests. */
-export function turnSynapseConfig(s: CoturnSettings, paths: SynapsePaths): Record<string, unknown> {
+export function turnSynapseConfig(s: TurnSettings, paths: SynapsePaths): Record<string, unknown> {
     return {
         turn_uris: turnUris(s),
         turn_shared_secret_path: turnSynapseFiles(paths).secret,
@@ -243,7 +243,7 @@ export function turnSynapseConfig(s: CoturnSettings, paths: SynapsePaths): Recor
 }
 
 /** The conf.d fragment with Synapse's TURN options (no secret: it names the secret's file). */
-export function renderTurnSynapseYaml(s: CoturnSettings, paths: SynapsePaths): string {
+export function renderTurnSynapseYaml(s: TurnSettings, paths: SynapsePaths): string {
     return renderYaml(
         turnSynapseConfig(s, paths),
         `${MANAGED_HEADER}\nTURN (coturn on ${s.domain}); the shared secret is in ${secretFilePath(paths, { name: TURN_SECRET_FILE, kind: "secret" })}.`,

@@ -201,7 +201,7 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a relay range over coturn's TLS port",
             { turnDomain: "turn.example.com", turnRelayPortMin: "5000", turnRelayPortMax: "9000" },
-            /^matrix:turnRelayPortMin is 5000; with matrix:turnRelayPortMax 9000; in CoturnServer "dev-turn" relayPorts is \{"min":5000,"max":9000\}: expected a range without coturn's own tlsPort 5349/,
+            /^matrix:turnRelayPortMin is 5000; with matrix:turnRelayPortMax 9000; in TurnServer "dev-turn" relayPorts is \{"min":5000,"max":9000\}: expected a range without coturn's own tlsPort 5349/,
         ],
         // Derived settings: the certificate's names, a URL from the server name.
         [
@@ -290,10 +290,10 @@ describe("a component's error about any key's setting comes back as the key (eve
             'matrix:turnRelayPortMin is 49152; with matrix:turnRelayPortMax 65535; in MatrixStack "dev" turn.relayPorts is {"min":49152,"max":65535}: expected a range without port 50000',
         );
         const set = new Map<StackConfigKey, unknown>([["turnRelayPortMax", 60000]]);
-        const own = new ConfigError('CoturnServer "dev-turn"', "relayPorts", { min: 49152, max: 60000 }, "expected w");
+        const own = new ConfigError('TurnServer "dev-turn"', "relayPorts", { min: 49152, max: 60000 }, "expected w");
         assert.equal(
             (inStackConfigTerms(own, { values: set }) as Error).message,
-            'matrix:turnRelayPortMax is 60000; in CoturnServer "dev-turn" relayPorts is {"min":49152,"max":60000}: expected w',
+            'matrix:turnRelayPortMax is 60000; in TurnServer "dev-turn" relayPorts is {"min":49152,"max":60000}: expected w',
         );
     });
 

@@ -144,7 +144,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         assert.deepEqual(p.proxy?.settings.certificateNames, ["matrix.example.com", "turn.example.com"]);
         assert.ok(p.turn.kind === "server");
         assert.deepEqual(p.turn.settings.tls, { liveDir: "/etc/letsencrypt/live/matrix.example.com" });
-        assert.ok(claimed(p).includes('CoturnServer "dev-turn" udp/49152-65535@*'));
+        assert.ok(claimed(p).includes('TurnServer "dev-turn" udp/49152-65535@*'));
         assert.deepEqual(plan(args()).turn, { kind: "removal" });
     });
 
@@ -230,11 +230,11 @@ describe("the stack plan (pure, no Pulumi)", () => {
         );
         assert.match(
             at(args({ turn: { domain: "turn.example.com", port: 8008 } })),
-            /^CoturnServer "dev-turn": turn\.port is 8008; SynapseHomeserver "dev-synapse"/,
+            /^TurnServer "dev-turn": turn\.port is 8008; SynapseHomeserver "dev-synapse"/,
         );
         assert.match(
             at(args({ turn: { domain: "turn.example.com", tlsPort: 8448 } })),
-            /^CoturnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
+            /^TurnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
         );
         assert.match(at(args({ postgres: { port: 8443 }, proxy: { acme: { email: "admin@example.com" }, federationPort: 443 } })), /^$/);
         assert.match(
@@ -256,13 +256,13 @@ describe("the stack plan (pure, no Pulumi)", () => {
             }),
         );
         assert.deepEqual(p.sort(), [
-            'CoturnServer "dev-turn": domain',
-            'CoturnServer "dev-turn": realm',
             'Host "dev-host": port',
             'MatrixStack "dev": element',
             'MatrixStack "dev": postgres.host',
             'MatrixStack "dev": postgres.reachableAt',
             'MatrixStack "dev": redis.maxMemoryMb',
+            'TurnServer "dev-turn": domain',
+            'TurnServer "dev-turn": realm',
         ]);
     });
 

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { coturnPortClaims, resolveCoturnSettings } from "../../src/model/turn";
+import { turnPortClaims, resolveTurnSettings } from "../../src/model/turn";
 import { PortClaim, PortRegistry, Protocol } from "../../src/model/host";
 import { postgresPortClaims, resolvePostgresSettings } from "../../src/model/postgres";
 import { redisPortClaims, resolveRedisSettings } from "../../src/model/redis";
@@ -95,10 +95,10 @@ const KINDS: { name: string; wildcards: string[]; claims: (address: string, port
         claims: (a, port) => redisPortClaims(resolveRedisSettings("r", { port, bindAddresses: [a] })),
     },
     {
-        name: "CoturnServer listeningIps",
+        name: "TurnServer listeningIps",
         wildcards: ["*"],
         claims: (a, port) =>
-            coturnPortClaims(resolveCoturnSettings("t", { domain: "turn.example.com", port, ...(a === "*" ? {} : { listeningIps: [a] }) })).filter(
+            turnPortClaims(resolveTurnSettings("t", { domain: "turn.example.com", port, ...(a === "*" ? {} : { listeningIps: [a] }) })).filter(
                 (c) => c.port === port && c.protocol === "tcp",
             ),
     },

@@ -401,7 +401,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         ReverseProxy: 'ReverseProxy "dev-proxy"',
         ElementWeb: 'ElementWeb "dev-element"',
         CloudflareDns: 'CloudflareDns "dev-dns"',
-        CoturnServer: 'CoturnServer "dev-turn"',
+        TurnServer: 'TurnServer "dev-turn"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

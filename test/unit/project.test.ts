@@ -1,6 +1,6 @@
 import { resolveElementWebSettings } from "../../src/model/element";
 import { DNS_DEFAULTS } from "../../src/model/dns";
-import { resolveCoturnSettings } from "../../src/model/turn";
+import { resolveTurnSettings } from "../../src/model/turn";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -131,7 +131,7 @@ describe("the Pulumi project", () => {
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
             ),
             dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
-            turn: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
+            turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -38,7 +38,7 @@ export interface CoturnRunOptions extends SandboxRunOptions {
     readonly netns?: boolean;
 }
 
-export class CoturnSandbox extends ServiceSandbox<CoturnRunOptions> {
+export class TurnSandbox extends ServiceSandbox<CoturnRunOptions> {
     /** The network namespace coturn and its clients run in. */
     readonly netns: string;
     /** Resolves once the network namespace is up. */

@@ -13,7 +13,7 @@ import {
     wellKnownWorker,
     withAddresses,
 } from "../src/model/dns";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, componentLabel } from "../src/model/errors";
 import { DNS_STAND_IN } from "../src/model/stack";
 import { renderWellKnownWorker, renderZoneFile } from "../src/render/dns";
 import { ReverseProxy } from "./ReverseProxy";
@@ -89,7 +89,7 @@ export class CloudflareDns extends pulumi.ComponentResource {
 
     constructor(name: string, args: CloudflareDnsArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("CloudflareDns"), name, {}, opts);
-        const component = `CloudflareDns "${name}"`;
+        const component = componentLabel("CloudflareDns", name);
         const { synapse, proxy, ipv4, ipv6, zoneFile, resolved, ...rest } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
         const options = (addresses: { ipv4?: string; ipv6?: string }): DnsOptions => ({

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { componentLabel } from "../src/model/errors";
 import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../src/model/element";
 import { elementInstallScript } from "../src/provision/element";
 import { Host } from "./Host";
@@ -44,7 +45,7 @@ export class ElementWeb extends pulumi.ComponentResource {
 
     constructor(name: string, args: ElementWebArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("ElementWeb"), name, {}, opts);
-        const component = `ElementWeb "${name}"`;
+        const component = componentLabel("ElementWeb", name);
         const { host, synapse, resolved, ...options } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
         const s = resolved ?? resolveElementWebSettings(component, options, { serverName: homeserver.serverName, publicBaseUrl: homeserver.publicBaseUrl });

@@ -12,7 +12,7 @@ import {
     validatePrivateKey,
     validateSsh,
 } from "../src/model/host";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, componentLabel } from "../src/model/errors";
 import { isIpAddress } from "../src/model/validate";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
@@ -82,14 +82,17 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
     readonly settings: HostSettings;
     /** The component name used in errors, e.g. `Host "prod-host"`. */
     readonly label: string;
+    /** The resource name it was constructed with (its first argument). */
+    readonly name: string;
     /** The address on the private network (see `HostArgs.privateAddress`), when given. */
     readonly privateAddress?: pulumi.Output<string>;
     private readonly ports: PortRegistry;
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("Host"), name, {}, opts);
-        const component = `Host "${name}"`;
+        const component = componentLabel("Host", name);
         this.label = component;
+        this.name = name;
         const s = args.resolved ?? resolveHostSettings(component, args);
         this.settings = s;
         this.ports = new PortRegistry(component);

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, componentLabel } from "../src/model/errors";
 import {
     DatabaseConnection,
     ExternalPostgresOptions,
@@ -62,7 +62,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
 
     constructor(name: string, args: PostgresDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("PostgresDatabase"), name, {}, opts);
-        const component = `PostgresDatabase "${name}"`;
+        const component = componentLabel("PostgresDatabase", name);
         if (args.external) {
             const { password: _password, ...e } = args.external;
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalPostgres(component, args, e);

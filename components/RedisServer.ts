@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, componentLabel } from "../src/model/errors";
 import {
     ExternalRedisOptions,
     RedisConnection,
@@ -62,7 +62,7 @@ export class RedisServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("RedisServer"), name, {}, opts);
-        const component = `RedisServer "${name}"`;
+        const component = componentLabel("RedisServer", name);
         if (args.external) {
             const { password, ...e } = args.external;
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalRedis(component, args, e);

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { componentLabel } from "../src/model/errors";
 import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
 import { WorkerUpstream } from "../src/model/workers";
 import { checkAcmeCredentials } from "../src/model/proxy/acme";
@@ -50,7 +51,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
 
     constructor(name: string, args: ReverseProxyArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("ReverseProxy"), name, {}, opts);
-        const component = `ReverseProxy "${name}"`;
+        const component = componentLabel("ReverseProxy", name);
         const synapse = args.synapse;
         const s = args.resolved ?? resolveReverseProxySettings(component, args, synapse.settings, args.element);
         checkAcmeCredentials(component, s.acme, args.cloudflareApiToken !== undefined);

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { ConfigError, Described } from "../src/model/errors";
+import { ConfigError, Described, componentLabel } from "../src/model/errors";
 import {
     SynapseOptions,
     SynapsePeers,
@@ -74,7 +74,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
 
     constructor(name: string, args: SynapseHomeserverArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
-        const component = `SynapseHomeserver "${name}"`;
+        const component = componentLabel("SynapseHomeserver", name);
         if (!!args.database === !!args.sqlite) {
             throw new ConfigError(
                 component,

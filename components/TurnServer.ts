@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
+import { ConfigError, componentLabel } from "../src/model/errors";
 import { TurnOptions, TurnSettings, turnPortClaims, resolveTurnSettings, turnUris } from "../src/model/turn";
 import { turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
 import { liveDir } from "../src/model/proxy";
@@ -41,7 +41,7 @@ export interface TurnServerArgs extends TurnOptions {
 
 /** How errors, port claims and the firewall opening name a TurnServer. */
 export function turnServerLabel(name: string): string {
-    return `TurnServer "${name}"`;
+    return componentLabel("TurnServer", name);
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { componentLabel } from "../src/model/errors";
 import * as random from "@pulumi/random";
 import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
 import {
@@ -48,11 +49,6 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
     resolved?: WorkerPoolSettings;
 }
 
-/** `Host "name"` -> `name`. */
-function hostName(host: Host): string {
-    return /^Host "(.*)"$/.exec(host.label)?.[1] ?? host.label;
-}
-
 /**
  * Synapse's workers: each worker's config and a systemd template unit, the
  * shared worker config (instance_map, redis, stream writers, who sends
@@ -72,7 +68,7 @@ export class WorkerPool extends pulumi.ComponentResource {
 
     constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("WorkerPool"), name, {}, opts);
-        const component = `WorkerPool "${name}"`;
+        const component = componentLabel("WorkerPool", name);
         const synapse = args.synapse;
         const mainHost = synapse.host;
         const hosts = new Map<string, Host>([[mainHost.label, mainHost]]);
@@ -112,7 +108,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             : pulumi.output("");
         const secretsOn = (label: string, host: Host, after: pulumi.Resource[]) =>
             hostScript(
-                childName(name, label === mainHost.label ? "secrets" : `${hostName(host)}-secrets`),
+                childName(name, label === mainHost.label ? "secrets" : `${host.name}-secrets`),
                 {
                     host,
                     script: pulumi
@@ -127,7 +123,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             );
         const configOn = (label: string, host: Host, after: pulumi.Resource[]) =>
             hostScript(
-                childName(name, label === mainHost.label ? "config" : `${hostName(host)}-config`),
+                childName(name, label === mainHost.label ? "config" : `${host.name}-config`),
                 {
                     host,
                     script: pulumi
@@ -143,20 +139,16 @@ export class WorkerPool extends pulumi.ComponentResource {
         const remote = labels.slice(1).map((label) => {
             const host = hosts.get(label)!;
             const install = hostScript(
-                childName(name, `${hostName(host)}-install`),
+                childName(name, `${host.name}-install`),
                 { host, script: host.os.apply((os) => synapseInstallScript(synapse.settings, os)), timeout: "40m" },
                 { parent: this },
             );
             const synapseSecrets = hostScript(
-                childName(name, `${hostName(host)}-synapse-secrets`),
+                childName(name, `${host.name}-synapse-secrets`),
                 { host, script: synapse.secrets.apply((v) => synapseSecretsScript(synapse.settings, v, component)), secret: true, after: [install] },
                 { parent: this },
             );
-            const stop = hostScript(
-                childName(name, `${hostName(host)}-senders`),
-                { host, script: workerSendersStopScript(s), after: [install] },
-                { parent: this },
-            );
+            const stop = hostScript(childName(name, `${host.name}-senders`), { host, script: workerSendersStopScript(s), after: [install] }, { parent: this });
             return { label, host, synapseSecrets, stop };
         });
         const mainSecrets = active ? [secretsOn(mainHost.label, mainHost, [synapse.ready, ...redisReady])] : [];

@@ -2,7 +2,7 @@ import { checkAcmeCredentials } from "./proxy/acme";
 import { TurnOptions, TurnSettings, turnPortClaims, resolveTurnSettings } from "./turn";
 import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
-import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
+import { ConfigError, ConfigErrors, Described, componentLabel, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
 import {
@@ -166,8 +166,8 @@ export const DNS_STAND_IN = { ipv4: "192.0.2.1", ipv6: "2001:db8::1" } as const;
  * failed is not checked further.
  */
 export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { stack: string }): StackPlan {
-    const stack = `MatrixStack "${name}"`;
-    const label = (kind: string, role: string) => `${kind} "${name}-${role}"`;
+    const stack = componentLabel("MatrixStack", name);
+    const label = (kind: string, role: string) => componentLabel(kind, `${name}-${role}`);
     const labels: StackLabels = {
         host: label("Host", STACK_ROLES.host),
         databaseHost: label("Host", STACK_ROLES.databaseHost),
@@ -262,7 +262,14 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         );
     const element = args.element && synapse ? attempt(() => resolveElementWebSettings(labels.element, args.element!, synapse)) : undefined;
 
-    const dns = args.dns && synapse ? attempt(() => planDns(labels.dns, args, synapse, context.stack)) : undefined;
+    const dns =
+        args.dns && synapse
+            ? attempt(() =>
+                  args.dns!.cloudflare
+                      ? planDns(labels.dns, args, synapse, context.stack)
+                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack)),
+              )
+            : undefined;
     if (dns?.need.serverNameWellKnown && args.proxy === false)
         fail(
             "dns.delegation",
@@ -423,6 +430,36 @@ function named(claims: PortClaim[], settings: Record<string, string | ((c: PortC
         const s = settings[c.owner];
         return s === undefined ? c : { ...c, setting: typeof s === "string" ? s : s(c) };
     });
+}
+
+/**
+ * Where a DNS setting the plan hands `resolveDnsSettings` came from in
+ * MatrixStack's args; the rest are the user's own `dns.<option>`.
+ */
+const DNS_INPUTS_FROM: Record<string, string> = {
+    serverName: "synapse.serverName",
+    publicBaseUrl: "synapse.publicBaseUrl",
+    elementDomain: "element.domain",
+    turnHost: "turn.domain",
+    turnPort: "turn.port",
+    turnTlsPort: "turn.tlsPort",
+    federationPort: "proxy.federationPort",
+};
+
+/**
+ * Without Cloudflare there is no CloudflareDns component: DNS errors name
+ * what the user wrote, MatrixStack's `dns.<option>` (or the argument a
+ * handed-in value came from).
+ */
+function asStackDnsErrors<T>(stack: string, f: () => T): T {
+    const restate = (e: ConfigError) => new ConfigError(stack, DNS_INPUTS_FROM[e.setting] ?? `dns.${e.setting}`, e.value, e.expected);
+    try {
+        return f();
+    } catch (e) {
+        if (e instanceof ConfigErrors) throw new ConfigErrors(e.errors.map(restate));
+        if (e instanceof ConfigError) throw restate(e);
+        throw e;
+    }
 }
 
 /**

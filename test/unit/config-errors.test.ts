@@ -212,12 +212,12 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a server name whose URL is outside the DNS zone",
             { publicBaseUrl: "", dnsZone: "other.org", dnsIpv4: "203.0.113.10" },
-            /^matrix:serverName is "example.com"; publicBaseUrl follows from it \("https:\/\/example.com\/"\); in CloudflareDns "dev-dns" publicBaseUrl is "https:\/\/example.com\/": expected a name in the zone other.org/,
+            /^matrix:serverName is "example.com"; publicBaseUrl follows from it \("https:\/\/example.com\/"\); in MatrixStack "dev" synapse.publicBaseUrl is "https:\/\/example.com\/": expected a name in the zone other.org/,
         ],
         [
             "a public URL outside the DNS zone",
             { dnsZone: "other.org", dnsIpv4: "203.0.113.10", dnsDelegation: "srv" },
-            /^matrix:publicBaseUrl is "https:\/\/matrix.example.com\/"; in CloudflareDns "dev-dns" publicBaseUrl: expected a name in the zone other.org/,
+            /^matrix:publicBaseUrl is "https:\/\/matrix.example.com\/"; expected a name in the zone other.org/,
         ],
         // MatrixStack's rules across components, named by its args.
         [

@@ -243,6 +243,24 @@ describe("the stack plan (pure, no Pulumi)", () => {
         );
     });
 
+    it("labels DNS errors as what the user wrote: MatrixStack's dns.<option> without Cloudflare, CloudflareDns with it", () => {
+        const dns = (cloudflare: boolean) =>
+            args({
+                synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.other.org/" },
+                dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", ttl: -5, cloudflare },
+            });
+        assert.deepEqual(problems(dns(false)).sort(), [
+            'MatrixStack "dev": dns.delegation',
+            'MatrixStack "dev": dns.ttl',
+            'MatrixStack "dev": synapse.publicBaseUrl',
+        ]);
+        assert.deepEqual(problems(dns(true)).sort(), [
+            'CloudflareDns "dev-dns": delegation',
+            'CloudflareDns "dev-dns": publicBaseUrl',
+            'CloudflareDns "dev-dns": ttl',
+        ]);
+    });
+
     it("reports every problem together, across components", () => {
         const p = problems(
             args({

@@ -38,11 +38,13 @@ export interface MatrixStackArgs {
     };
     /**
      * Synapse's workers on the VM (a WorkerPool): default one `federation_reader`
-     * and one `federation_sender` (none with `synapse.sqlite`); `workers: {}` for
-     * none. Workers on other hosts: use WorkerPool in your own stack.
+     * and one `federation_sender` (none with `synapse.sqlite`); `instances: {}`
+     * for none. Workers on other hosts: use WorkerPool in your own stack.
      */
     workers?: {
-        /** Counts by role (`{ federation_reader: 2, client_reader: 1 }`) or a list of workers with names and ports. Default `{ federation_reader: 1, federation_sender: 1 }`. */
+        /** The worker instances: counts by role (`{ federation_reader: 2, client_reader: 1 }`) or a list of workers with names and ports. Default `{ federation_reader: 1, federation_sender: 1 }`. */
+        instances?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
         workers?: WorkerCounts | Omit<WorkerSpec, "host">[];
         /** Where default worker ports start. Default 8100. */
         basePort?: number;

@@ -23,23 +23,26 @@ import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
-/** Workers of one role with names, ports or a host of their own (the list form of `workers`). */
+/** Workers of one role with names, ports or a host of their own (the list form of `instances`). */
 export interface WorkerPoolWorker extends Omit<WorkerSpec, "host"> {
     /** The Host they run on; it and Synapse's host need a `privateAddress`. Default: Synapse's host. */
     host?: Host;
 }
 
-export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
+export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "workers"> {
     /** The Synapse the workers belong to: its settings, host and secrets. It needs `replication` (the main process's replication listener). */
     synapse: SynapseHomeserver;
     /** The Redis every Synapse process talks through (required with workers). Default: none. */
     redis?: RedisServer;
     /**
-     * The workers: counts by role (`{ federation_reader: 2, client_reader: 1 }`),
-     * or a list of WorkerPoolWorker for names, ports and hosts of their own.
-     * Default one `federation_reader` and one `federation_sender`. None (`{}`)
-     * removes what an earlier pool wrote.
+     * The worker instances (as Synapse's `instance_map` calls them): counts by
+     * role (`{ federation_reader: 2, client_reader: 1 }`), or a list of
+     * WorkerPoolWorker for names, ports and hosts of their own. Default one
+     * `federation_reader` and one `federation_sender`. None (`{}`) removes what
+     * an earlier pool wrote.
      */
+    instances?: WorkerCounts | WorkerPoolWorker[];
+    /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
     workers?: WorkerCounts | WorkerPoolWorker[];
     /**
      * The pool's settings, already resolved from these options (MatrixStack
@@ -72,13 +75,15 @@ export class WorkerPool extends pulumi.ComponentResource {
         const synapse = args.synapse;
         const mainHost = synapse.host;
         const hosts = new Map<string, Host>([[mainHost.label, mainHost]]);
-        const workers = Array.isArray(args.workers)
-            ? args.workers.map(({ host, ...w }): WorkerSpec => {
-                  if (host) hosts.set(host.label, host);
-                  return { ...w, ...(host ? { host: host.label } : {}) };
-              })
-            : args.workers;
-        const s = args.resolved ?? resolveWorkerPoolSettings(component, { basePort: args.basePort, workers }, synapse.settings, mainHost.label);
+        const specs = (given: WorkerCounts | WorkerPoolWorker[] | undefined) =>
+            Array.isArray(given)
+                ? given.map(({ host, ...w }): WorkerSpec => {
+                      if (host) hosts.set(host.label, host);
+                      return { ...w, ...(host ? { host: host.label } : {}) };
+                  })
+                : given;
+        const options = { basePort: args.basePort, instances: specs(args.instances), workers: specs(args.workers) };
+        const s = args.resolved ?? resolveWorkerPoolSettings(component, options, synapse.settings, mainHost.label);
         this.settings = s;
         const active = s.workers.length > 0;
         if (active && !args.redis) throw noRedisError(component);

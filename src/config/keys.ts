@@ -536,7 +536,7 @@ export const STACK_KEYS = {
     workers: {
         section: "Workers and Redis",
         type: "yaml",
-        setting: at((o) => o.workers.workers),
+        setting: at((o) => o.workers.instances),
         yaml: { holds: "worker roles to counts", example: '"{federation_reader: 2, federation_sender: 1}"' },
         description:
             'Synapse worker processes as a YAML mapping of role to count, roles named as in Synapse\'s docs (federation_reader, federation_sender, client_reader, synchrotron, event_creator, event_persister, media_repository, pusher, background, user_dir, appservice, typing, to_device, account_data, receipts, presence, push_rules, device_lists), e.g. "{federation_reader: 2, federation_sender: 1}"; empty = one federation_reader and one federation_sender (none with useSqlite); "{}" = no workers.',
@@ -556,7 +556,7 @@ export const STACK_KEYS = {
         type: "integer",
         setting: at((o) => o.workers.basePort),
         // Workers given by count get their ports from it: a clash or an overflow names a worker or its role.
-        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("workers.")),
+        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("instances.")),
         description: "Where the workers' default ports start (each role has 20; replication on port + 1000, metrics on port + 2000, all on loopback).",
         doc: "where the workers' default ports start (20 per role, in the order of the roles)",
         example: { comment: ["Where the workers' default ports start (default 8100): each role has a block of 20."], value: "8100" },

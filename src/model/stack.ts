@@ -69,7 +69,12 @@ export interface StackPlanArgs<L = never> {
     host: HostOptions;
     synapse: SynapseOptions;
     postgres?: PostgresOptions & { external?: ExternalPostgresOptions<L>; host?: HostOptions; reachableAt?: string | L };
-    workers?: { workers?: WorkerCounts | Omit<WorkerSpec, "host">[]; basePort?: number };
+    workers?: {
+        instances?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        /** @deprecated Renamed `instances`. */
+        workers?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        basePort?: number;
+    };
     redis?: RedisOptions & { external?: ExternalRedisOptions<L> };
     /** The proxy's options; `cloudflareApiToken` is only looked at for whether it is given. */
     proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
@@ -224,7 +229,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     }
 
     // Workers by default, except with SQLite (which they cannot use); a pool without workers removes an earlier pool's.
-    const wantPool = args.workers?.workers !== undefined || !sqlite;
+    const wantPool = args.workers?.instances !== undefined || args.workers?.workers !== undefined || !sqlite;
     // The pool is checked against Synapse with the replication listener workers imply; without workers it is left out again.
     const synapseWithReplication = attempt(() =>
         resolveSynapseSettings(labels.synapse, wantPool ? { ...args.synapse, replication: args.synapse.replication ?? {} } : args.synapse),
@@ -244,7 +249,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         fail(
             redisSet.map((k) => `redis.${k}`).join(", "),
             new Described("set"),
-            "Redis serves only Synapse's workers, and there are none (workers is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
+            "Redis serves only Synapse's workers, and there are none (workers.instances is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
         );
     } else if (hasWorkers && redisExternal) {
         const server = attempt(() => resolveExternalRedis(labels.redis, redisOptions, redisExternal));
@@ -323,8 +328,9 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             );
         if (workers)
             for (const w of workers.workers) {
-                const list = Array.isArray(args.workers?.workers) ? args.workers.workers : undefined;
-                const own = /^workers\[(\d+)\]$/.exec(w.setting);
+                const given = args.workers?.instances ?? args.workers?.workers;
+                const list = Array.isArray(given) ? given : undefined;
+                const own = /^(?:instances|workers)\[(\d+)\]$/.exec(w.setting);
                 const claims = workerPortClaims({ ...workers, workers: [w] }, labels.host);
                 if (own && list?.[Number(own[1])]?.port !== undefined) {
                     claim(
@@ -408,7 +414,7 @@ function clash(host: string, o: PortClaim & { component: string }, component: st
     }
 }
 
-/** The value at a MatrixStack argument path such as `redis.port` or `workers.workers[0].port`. */
+/** The value at a MatrixStack argument path such as `redis.port` or `workers.instances[0].port`. */
 function valueAt(args: unknown, path: string): unknown {
     let v: unknown = args;
     for (const key of path.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "")) {

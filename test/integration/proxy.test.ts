@@ -205,7 +205,7 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
             replication: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        pool = resolveWorkerPoolSettings('WorkerPool "test"', { workers: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
+        pool = resolveWorkerPoolSettings('WorkerPool "test"', { instances: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
         const workerPeers: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: redisSettings.port, tls: false }, redisPassword: true };
         const key = signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
         await sandbox.run(

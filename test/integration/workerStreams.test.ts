@@ -52,7 +52,7 @@ describe("stream writers as the pinned Synapse reads them", function () {
 
     it("every media worker writes quarantined_media_changes and is in instance_map with a replication listener; thread_subscriptions stays on the main process", async function () {
         const synapse = resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", replication: {} });
-        const pool = resolveWorkerPoolSettings("WorkerPool", { workers: { media_repository: 2, event_persister: 1, typing: 1 } }, synapse, 'Host "vm"');
+        const pool = resolveWorkerPoolSettings("WorkerPool", { instances: { media_repository: 2, event_persister: 1, typing: 1 } }, synapse, 'Host "vm"');
         const dir = makeTempDir("worker-streams");
         const shared = path.join(dir, "40-workers.yaml");
         fs.writeFileSync(shared, renderSharedWorkerYaml(pool, synapse, PEERS));

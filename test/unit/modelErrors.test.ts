@@ -193,38 +193,43 @@ const BAD: [string, string, () => unknown][] = [
     ["WorkerPool", "basePort", () => resolveWorkerPoolSettings("WorkerPool", { basePort: 0 }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h")],
     [
         "WorkerPool",
-        "workers.typing",
-        () => resolveWorkerPoolSettings("WorkerPool", { workers: { typing: 2 } }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
+        "instances.typing",
+        () => resolveWorkerPoolSettings("WorkerPool", { instances: { typing: 2 } }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
     ],
     [
         "WorkerPool",
-        "workers.frontend",
-        () => resolveWorkerPoolSettings("WorkerPool", { workers: { frontend: 1 } as never }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
+        "instances.frontend",
+        () => resolveWorkerPoolSettings("WorkerPool", { instances: { frontend: 1 } as never }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
     ],
     [
         "WorkerPool",
-        "workers[0].name",
+        "instances[0].name",
         () =>
             resolveWorkerPoolSettings(
                 "WorkerPool",
-                { workers: [{ role: "pusher", name: "Main" }] },
+                { instances: [{ role: "pusher", name: "Main" }] },
                 resolveSynapseSettings("s", { ...SYN, replication: {} }),
                 "h",
             ),
     ],
     [
         "WorkerPool",
-        "workers[0].port",
-        () =>
-            resolveWorkerPoolSettings("WorkerPool", { workers: [{ role: "pusher", port: 0 }] }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
-    ],
-    [
-        "WorkerPool",
-        "workers[0].role",
+        "instances[0].port",
         () =>
             resolveWorkerPoolSettings(
                 "WorkerPool",
-                { workers: [{ role: "frontend" as never }] },
+                { instances: [{ role: "pusher", port: 0 }] },
+                resolveSynapseSettings("s", { ...SYN, replication: {} }),
+                "h",
+            ),
+    ],
+    [
+        "WorkerPool",
+        "instances[0].role",
+        () =>
+            resolveWorkerPoolSettings(
+                "WorkerPool",
+                { instances: [{ role: "frontend" as never }] },
                 resolveSynapseSettings("s", { ...SYN, replication: {} }),
                 "h",
             ),

@@ -76,11 +76,11 @@ describe("the stack plan (pure, no Pulumi)", () => {
     });
 
     it("no workers ({}): a pool that only removes, no Redis, no replication listener; Redis settings are then an error", () => {
-        const p = plan(args({ workers: { workers: {} } }));
+        const p = plan(args({ workers: { instances: {} } }));
         assert.deepEqual(p.workers?.workers, []);
         assert.equal(p.redis, undefined);
         assert.equal(p.synapse.replication, undefined);
-        assert.deepEqual(problems(args({ workers: { workers: {} }, redis: { port: 6380 } })), ['MatrixStack "dev": redis.port']);
+        assert.deepEqual(problems(args({ workers: { instances: {} }, redis: { port: 6380 } })), ['MatrixStack "dev": redis.port']);
     });
 
     it("split hosts: PostgreSQL on the database VM, claimed there; postgres.reachableAt is required and may be known later", () => {
@@ -225,8 +225,8 @@ describe("the stack plan (pure, no Pulumi)", () => {
             /WorkerPool "dev-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "dev-postgres"/,
         );
         assert.match(
-            at(args({ workers: { workers: [{ role: "federation_reader", port: 5432 }] } })),
-            /WorkerPool "dev-workers": workers\.workers\[0\]\.port is 5432/,
+            at(args({ workers: { instances: [{ role: "federation_reader", port: 5432 }] } })),
+            /WorkerPool "dev-workers": workers\.instances\[0\]\.port is 5432/,
         );
         assert.match(
             at(args({ turn: { domain: "turn.example.com", port: 8008 } })),
@@ -265,7 +265,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         const p = problems(
             args({
                 postgres: { host: {}, external: { host: "db.example.com", database: "synapse", user: "synapse" } },
-                workers: { workers: {} },
+                workers: { instances: {} },
                 redis: { maxMemoryMb: 512 },
                 proxy: false,
                 element: { domain: "element.example.com", version: "1.11.100", sha256: "a".repeat(64) },
@@ -298,7 +298,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         const synapse = resolveSynapseSettings("s", { serverName: "example.com", replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] } });
         const pool = resolveWorkerPoolSettings(
             'WorkerPool "w"',
-            { workers: [{ role: "federation_reader", host: 'Host "w2"' }, { role: "federation_sender" }] },
+            { instances: [{ role: "federation_reader", host: 'Host "w2"' }, { role: "federation_sender" }] },
             synapse,
             'Host "vm"',
         );
@@ -309,7 +309,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
                 () => checkPoolPrivateAddresses('WorkerPool "w"', pool, () => false),
                 (e: unknown) =>
                     e instanceof ConfigErrors &&
-                    e.errors.map((x) => `${x.setting} ${String(x.value)}`).join("; ") === 'workers[1].host Host "vm"; workers[0].host Host "w2"',
+                    e.errors.map((x) => `${x.setting} ${String(x.value)}`).join("; ") === 'instances[1].host Host "vm"; instances[0].host Host "w2"',
             );
             const local = resolveWorkerPoolSettings('WorkerPool "w"', {}, synapse, 'Host "vm"');
             assert.doesNotThrow(() => checkPoolPrivateAddresses('WorkerPool "w"', local, () => false));

@@ -45,7 +45,7 @@ export function goldenWorkerSynapse() {
 export function goldenWorkerPool() {
     return resolveWorkerPoolSettings(
         "golden",
-        { workers: { federation_reader: 2, federation_sender: 2, event_persister: 1, media_repository: 1, typing: 1, background: 1 } },
+        { instances: { federation_reader: 2, federation_sender: 2, event_persister: 1, media_repository: 1, typing: 1, background: 1 } },
         goldenWorkerSynapse(),
         'Host "vm"',
     );
@@ -59,7 +59,7 @@ export function goldenRemoteWorkerPool() {
     return resolveWorkerPoolSettings(
         "golden",
         {
-            workers: [
+            instances: [
                 { role: "federation_sender" },
                 { role: "federation_reader", count: 2, host: 'Host "w2"' },
                 { role: "event_persister", host: 'Host "w2"' },

@@ -211,7 +211,7 @@ export function resolveExternalPostgres<L>(
 
 /** The port a local server listens on, on every address it was given. */
 export function postgresPortClaims(s: PostgresLocalSettings): PortClaim[] {
-    return s.listenAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "postgresql" }));
+    return s.listenAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "postgresql", setting: "port" }));
 }
 
 /** The openings a local server needs: its port from the allowed client networks only. */

@@ -285,7 +285,10 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     // What DNS delegation (well-known on the server_name's domain, or its name for SRV) and coturn's TLS need of the proxy.
     let proxy: StackPlan["proxy"];
     if (args.proxy !== false && synapse && (!args.dns || dns) && (!args.element || element)) {
-        const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain] }] : [])];
+        const needs: ProxyNeed[] = [
+            ...(dns ? [dns.need] : []),
+            ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain], setting: "turn.domain" }] : []),
+        ];
         const { cloudflareApiToken, ...proxyOptions } = args.proxy;
         const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
         const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
@@ -497,6 +500,7 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
             by: `dns.delegation "${settings.delegation}"${settings.wellKnownVia ? ` served by ${settings.wellKnownVia}` : ""}`,
             serverNameWellKnown: serverNameWellKnownFor(settings),
             names: certificateNamesFor(settings),
+            setting: "synapse.serverName",
         },
     };
 }

@@ -249,9 +249,9 @@ export function allowedPeers(s: TurnSettings): string[] {
 }
 
 /** The ports coturn listens on: plain TURN, and TLS/DTLS with a certificate; UDP and TCP each. */
-export function turnPorts(s: TurnSettings): { port: number; protocol: Protocol; owner: string }[] {
-    const both = (port: number, owner: string) => (["udp", "tcp"] as const).map((protocol) => ({ port, protocol, owner }));
-    return [...both(s.port, "coturn"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS") : [])];
+export function turnPorts(s: TurnSettings): { port: number; protocol: Protocol; owner: string; setting: string }[] {
+    const both = (port: number, owner: string, setting: string) => (["udp", "tcp"] as const).map((protocol) => ({ port, protocol, owner, setting }));
+    return [...both(s.port, "coturn", "port"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS", "tlsPort") : [])];
 }
 
 /**

@@ -207,7 +207,7 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a TURN domain on the certificate",
             { turnDomain: "bad domain!" },
-            /^matrix:turnDomain is "bad domain!"; in ReverseProxy "dev-proxy" extraCertificateNames: expected DNS names/,
+            /^matrix:turnDomain is "bad domain!"; expected a DNS name such as example\.com: turn \(TLS on its tlsPort\) puts it on the proxy's certificate$/m,
         ],
         [
             "a server name whose URL is outside the DNS zone",

@@ -115,11 +115,11 @@ describe("the component platform", () => {
             const db = new PostgresDatabase("pg", { host });
             assert.throws(
                 () => new SynapseHomeserver("synapse", { host, database: db, serverName: "example.com", httpPort: 5432 }),
-                /SynapseHomeserver "synapse": synapse http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+                /SynapseHomeserver "synapse": httpPort is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
             assert.throws(
                 () => new PostgresDatabase("pg2", { host }),
-                /PostgresDatabase "pg2": postgresql port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/,
+                /PostgresDatabase "pg2": port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/,
             );
             assert.doesNotThrow(() => new PostgresDatabase("pg3", { host, port: 5433 }));
         });

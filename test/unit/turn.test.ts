@@ -450,7 +450,7 @@ describe("TurnServer as a component", () => {
             );
             assert.throws(
                 () => new TurnServer("turn3", { synapse, domain: "turn.example.com", port: 3478, relayPorts: { min: 40000, max: 40100 } }),
-                /TurnServer "turn3": coturn port is 3478; TurnServer "turn2" \(coturn\) already uses udp port 3478/,
+                /TurnServer "turn3": port is 3478; TurnServer "turn2" \(coturn\) already uses udp port 3478/,
             );
         });
     });

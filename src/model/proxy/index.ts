@@ -213,7 +213,9 @@ export function proxyPorts(s: ReverseProxySettings): number[] {
 
 export function proxyPortClaims(s: ReverseProxySettings): PortClaim[] {
     const addresses = s.listenAddresses.length ? s.listenAddresses : ["*"];
-    return proxyPorts(s).flatMap((port) => addresses.map((address) => ({ port, protocol: "tcp" as const, address, owner: "nginx" })));
+    return proxyPorts(s).flatMap((port) =>
+        addresses.map((address) => ({ port, protocol: "tcp" as const, address, owner: "nginx", ...(port === 8448 ? { setting: "federationPort" } : {}) })),
+    );
 }
 
 /** Where Synapse's main process answers the proxy: its http listener, on loopback when it binds it. */
@@ -245,6 +247,8 @@ export interface ProxyNeed {
     serverNameWellKnown?: boolean;
     /** Names the certificate (and the homeserver's vhost) must cover. */
     names?: string[];
+    /** The setting the user wrote that the names come from (`turn.domain`, `synapse.serverName`), named when one is not a DNS name. */
+    setting: string;
 }
 
 /**
@@ -264,6 +268,9 @@ export function withProxyNeeds(component: string, o: ReverseProxyOptions, homese
                 `${need.by} needs it: the server_name's domain points to this host and serves the well-known documents; remove it`,
             );
         const served = need.serverNameWellKnown ? [] : (need.names ?? []);
+        for (const n of served)
+            if (!isHostname(n))
+                throw new ConfigError(component, need.setting, n, `expected a DNS name such as example.com: ${need.by} puts it on the proxy's certificate`);
         const names = served.filter((n) => n !== domain && !(out.extraCertificateNames ?? []).includes(n));
         out = {
             ...out,

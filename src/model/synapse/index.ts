@@ -251,7 +251,13 @@ export interface SynapsePeers {
 
 /** The ports Synapse's main process binds on its host. */
 export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
-    const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
+    const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({
+        port: s.httpPort,
+        protocol: "tcp",
+        address,
+        owner: "synapse http listener",
+        setting: "httpPort",
+    }));
     if (s.metrics.enabled)
         claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener", setting: "metrics.port" });
     for (const address of s.replication?.bindAddresses ?? [])

@@ -13,8 +13,16 @@ export { ElementWeb, ElementWebArgs } from "../components/ElementWeb";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 
 export { ConfigError, ConfigErrors } from "./model/errors";
-export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, resolveHostSettings } from "./model/host";
-export { DatabaseConnection, PostgresOptions, PostgresLocalSettings, resolvePostgresSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
+export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, HOST_FILES, resolveHostSettings } from "./model/host";
+export {
+    DatabaseConnection,
+    PostgresOptions,
+    PostgresLocalSettings,
+    resolvePostgresSettings,
+    postgresTuning,
+    MIN_POSTGRES_MAJOR,
+    POSTGRES_FILES,
+} from "./model/postgres";
 export {
     SynapseOptions,
     SynapseSettings,
@@ -29,7 +37,7 @@ export {
     InstallMethod,
 } from "./model/synapse";
 export { AptRepository, InstallOptions, DEFAULT_INSTALL_METHOD, MATRIX_ORG_REPOSITORY } from "./model/synapse/install";
-export { RedisOptions, RedisLocalSettings, RedisConnection, resolveRedisSettings } from "./model/redis";
+export { RedisOptions, RedisLocalSettings, RedisConnection, resolveRedisSettings, REDIS_FILES } from "./model/redis";
 export {
     WORKER_ROLES,
     WORKER_ROLE_SPECS,
@@ -53,7 +61,7 @@ export {
     DEFAULT_ELEMENT_DOWNLOAD_URL,
 } from "./model/element";
 export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
-export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings } from "./model/proxy";
+export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings, PROXY_FILES } from "./model/proxy";
 export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxy/routes";
 export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workers/routes";
 export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
@@ -85,7 +93,7 @@ export {
 export { dnsZoneFile } from "./render/dns";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
-export { TurnOptions, TurnSettings, TurnCertificate, DENIED_PEER_RANGES, TURN_DEFAULTS, resolveTurnSettings, turnUris } from "./model/turn";
+export { TurnOptions, TurnSettings, TurnCertificate, DENIED_PEER_RANGES, TURN_DEFAULTS, TURN_FILES, resolveTurnSettings, turnUris } from "./model/turn";
 
 // Former names of the TURN server's exports (the service is "turn" in every layer), kept for one release.
 import { TurnServer as TurnServerClass, TurnServerArgs as TurnServerArgsType } from "../components/TurnServer";

@@ -2,6 +2,12 @@ import { ExternalServer, checkExternalOptions, externalServer } from "./external
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 
+export const POSTGRES_FILES = {
+    backupScript: "/usr/local/lib/pulumi-matrix/pg-backup.sh",
+    backupService: "/etc/systemd/system/pulumi-matrix-pg-backup.service",
+    backupTimer: "/etc/systemd/system/pulumi-matrix-pg-backup.timer",
+};
+
 /** PostgreSQL as installed on a host by the library. */
 export interface PostgresLocalSettings {
     mode: "local";

@@ -1,6 +1,29 @@
 import { FirewallRule, PortClaim, Protocol } from "./host";
 import { SynapsePaths, secretFilePath } from "./synapse";
+import { PROXY_FILES } from "./proxy";
 import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } from "./validate";
+
+/** coturn's own directory for this library's files. */
+const COTURN_DIR = "/etc/coturn/pulumi-matrix";
+
+/** Where TURN's files live on the host (coturn's config, unit drop-in, certificate copy and hook). */
+export const TURN_FILES = {
+    /** root:turnserver 0750: nothing below is readable by other users. */
+    dir: COTURN_DIR,
+    /** The file coturn reads: `readable` followed by `secret` (0640 root:turnserver). */
+    conf: `${COTURN_DIR}/turnserver.conf`,
+    /** The readable part (shown in previews, copied by the drift record). */
+    readable: `${COTURN_DIR}/readable.conf`,
+    /** `static-auth-secret=...`, root only. */
+    secret: `${COTURN_DIR}/secret.conf`,
+    /** coturn's copy of the certificate, owned by turnserver. */
+    tlsDir: `${COTURN_DIR}/tls`,
+    dropIn: "/etc/systemd/system/coturn.service.d/pulumi-matrix.conf",
+    /** Older packages start coturn only with TURNSERVER_ENABLED=1 here. */
+    defaults: "/etc/default/coturn",
+    /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
+    certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
+} as const;
 
 /**
  * coturn, the TURN server Matrix clients relay calls through when they

@@ -1,10 +1,9 @@
-import { TurnSettings, TURN_SECRET_FILE, turnFirewallRules, turnPorts, turnSynapseFiles } from "../model/turn";
+import { TURN_FILES, TurnSettings, TURN_SECRET_FILE, turnFirewallRules, turnPorts, turnSynapseFiles } from "../model/turn";
 import { SynapseSettings, synapseFiles } from "../model/synapse";
-import { CoturnPaths, renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
+import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { componentLabel } from "../model/errors";
 import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
-import { PROXY_FILES } from "./proxy";
 import { script } from "./shell";
 import { indent, Sh, lines, sh } from "./sh";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
@@ -14,33 +13,12 @@ import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, syna
  * everything readable; the secret step writes the shared secret. coturn
  * reads one file and has no include, and a secret on its command line would
  * show in every process list, so the file it reads
- * (`COTURN_FILES.conf`, 0640 root:turnserver) is put together on the host
+ * (`TURN_FILES.conf`, 0640 root:turnserver) is put together on the host
  * from the readable part and the secret file (0600 root) by whichever step
  * changed one of them: the readable step never carries the secret, the
  * secret step shows nothing readable. Synapse's side is two more steps on
  * Synapse's host: its copy of the secret and a conf.d fragment.
  */
-
-export const COTURN_DIR = "/etc/coturn/pulumi-matrix";
-
-/** Where coturn's files live on the host. */
-export const COTURN_FILES = {
-    /** root:turnserver 0750: nothing below is readable by other users. */
-    dir: COTURN_DIR,
-    /** The file coturn reads: `readable` followed by `secret` (0640 root:turnserver). */
-    conf: `${COTURN_DIR}/turnserver.conf`,
-    /** The readable part (shown in previews, copied by the drift record). */
-    readable: `${COTURN_DIR}/readable.conf`,
-    /** `static-auth-secret=...`, root only. */
-    secret: `${COTURN_DIR}/secret.conf`,
-    /** coturn's copy of the certificate, owned by turnserver. */
-    tlsDir: `${COTURN_DIR}/tls`,
-    dropIn: "/etc/systemd/system/coturn.service.d/pulumi-matrix.conf",
-    /** Older packages start coturn only with TURNSERVER_ENABLED=1 here. */
-    defaults: "/etc/default/coturn",
-    /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
-    certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
-} as const;
 
 /** The file sets TURN's steps write (their manifests are what a removal prunes). */
 const TURN_SETS = {
@@ -51,8 +29,6 @@ const TURN_SETS = {
     synapseSecret: "turn-synapse-secret",
     synapseConfig: "turn-synapse-config",
 } as const;
-
-export const COTURN_PATHS: CoturnPaths = { conf: COTURN_FILES.conf, readable: COTURN_FILES.readable, secret: COTURN_FILES.secret, tlsDir: COTURN_FILES.tlsDir };
 
 /** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
 function probeAddress(s: TurnSettings): string {
@@ -76,7 +52,7 @@ function assembledConfig(unit: ServiceUnit): Sh {
     return applyFileSet({
         name: TURN_SETS.assembled,
         secret: true,
-        files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
+        files: [{ path: TURN_FILES.conf, generate: sh`cat ${TURN_FILES.readable} ${TURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
         onChange: [{ kind: "owe-restart", unit }],
     });
 }
@@ -100,7 +76,7 @@ export function turnFirewallOwner(serverName: string): string {
  */
 export function turnServerScript(s: TurnSettings, serverName: string): string {
     const unit = coturnUnit(s);
-    const f = COTURN_FILES;
+    const f = TURN_FILES;
     const lowPorts = turnPorts(s).some((p) => p.port < 1024);
     const body: (Sh | string)[] = [
         sh`pm_apt_install coturn`,
@@ -122,7 +98,7 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
         applyFileSet({
             name: TURN_SETS.config,
             files: [
-                { path: f.readable, content: renderCoturnConf(s, COTURN_PATHS) },
+                { path: f.readable, content: renderCoturnConf(s, TURN_FILES) },
                 ...(s.tls ? [{ path: f.certificateHook, content: renderCoturnCertificateHook(s.tls.liveDir, f.tlsDir), mode: "0755" }] : []),
             ],
         }),
@@ -154,11 +130,11 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
 export function turnSecretScript(s: TurnSettings, secret: string): string {
     const unit = coturnUnit(s);
     return script("pulumi-matrix coturn shared secret", [
-        sh`[ -e ${COTURN_FILES.readable} ] || { echo ${`${COTURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
+        sh`[ -e ${TURN_FILES.readable} ] || { echo ${`${TURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
         applyFileSet({
             name: TURN_SETS.secret,
             secret: true,
-            files: [{ path: COTURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
+            files: [{ path: TURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
         }),
         assembledConfig(unit),
         ensureRunning([unit]),
@@ -223,7 +199,7 @@ export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
  * host where pulumi-matrix never set coturn up.
  */
 export function turnRemovalScript(serverName: string): string {
-    const f = COTURN_FILES;
+    const f = TURN_FILES;
     const unit = COTURN_UNIT;
     return script("pulumi-matrix coturn removed", [
         sh`if [ -d ${f.dir} ]; then`,

@@ -13,6 +13,7 @@
 // with the test name as SNI and Host, trusting nothing but Pebble's issuing
 // root: no TLS check is switched off anywhere.
 
+import { PROXY_FILES } from "../../src/model/proxy";
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -36,7 +37,7 @@ import { NginxSite } from "../../src/render/proxy";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { PROXY_FILES, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { startRedis } from "../support/integration/redis";

@@ -16,6 +16,7 @@
 // The names' A records point to 127.0.0.2 and Pebble's HTTP-01 port has no
 // listener: the CA cannot reach nginx over HTTP for any of them.
 
+import { PROXY_FILES } from "../../src/model/proxy";
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -24,7 +25,7 @@ import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import { checkAcmeCredentials } from "../../src/model/proxy/acme";
 import { ReverseProxyOptions, ReverseProxySettings, resolveReverseProxySettings } from "../../src/model/proxy";
 import { NginxSite } from "../../src/render/proxy";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { FakeCloudflare, startFakeCloudflare } from "../support/integration/fakeCloudflare";
 import { freePort, isListening } from "../support/integration/net";
 import { startPebble, type PebbleServer } from "../support/integration/pebble";

@@ -22,7 +22,6 @@ import { WRITTEN_DIR } from "../../src/render/drift";
 import { renderDeployHook } from "../../src/render/proxy";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import {
-    COTURN_FILES,
     turnRemovalScript,
     turnSecretScript,
     turnServerScript,
@@ -31,7 +30,8 @@ import {
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/turn";
-import { PROXY_FILES } from "../../src/provision/proxy";
+import { PROXY_FILES } from "../../src/model/proxy";
+import { TURN_FILES } from "../../src/model/turn";
 import { firewallFragmentPath } from "../../src/provision/host";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { TurnSandbox, SERVER_ADDRESS } from "../support/integration/turnSandbox";
@@ -191,25 +191,25 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
         assert.equal(Number(uid), requireUser("turnserver").uid);
         const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-        assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", COTURN_FILES.conf, "--pidfile="]);
+        assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", TURN_FILES.conf, "--pidfile="]);
 
         const stat = (p: string) => {
             const st = fs.statSync(sandbox.hostPath(p));
             return `${(st.mode & 0o777).toString(8)} ${st.uid === 0 ? "root" : st.uid} ${st.gid === 0 ? "root" : st.gid === requireUser("turnserver").gid ? "turnserver" : st.gid}`;
         };
         const read = (p: string) => fs.readFileSync(sandbox.hostPath(p), "utf8");
-        assert.equal(stat(COTURN_FILES.dir), "750 root turnserver");
-        assert.equal(stat(COTURN_FILES.secret), "600 root root");
-        assert.equal(stat(COTURN_FILES.conf), "640 root turnserver");
-        assert.equal(read(COTURN_FILES.secret), `static-auth-secret=${sharedSecret}\n`);
-        assert.ok(!read(COTURN_FILES.readable).includes(sharedSecret));
-        assert.equal(read(COTURN_FILES.conf), read(COTURN_FILES.readable) + read(COTURN_FILES.secret));
+        assert.equal(stat(TURN_FILES.dir), "750 root turnserver");
+        assert.equal(stat(TURN_FILES.secret), "600 root root");
+        assert.equal(stat(TURN_FILES.conf), "640 root turnserver");
+        assert.equal(read(TURN_FILES.secret), `static-auth-secret=${sharedSecret}\n`);
+        assert.ok(!read(TURN_FILES.readable).includes(sharedSecret));
+        assert.equal(read(TURN_FILES.conf), read(TURN_FILES.readable) + read(TURN_FILES.secret));
         // The drift record keeps digests of the secret files, a copy of the readable one.
         const record = (p: string) => fs.readFileSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", p), "utf8").split(" ")[0];
-        assert.equal(record(COTURN_FILES.conf), "secret");
-        assert.equal(record(COTURN_FILES.secret), "secret");
-        assert.equal(record(COTURN_FILES.readable), "readable");
-        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "files", COTURN_FILES.conf)));
+        assert.equal(record(TURN_FILES.conf), "secret");
+        assert.equal(record(TURN_FILES.secret), "secret");
+        assert.equal(record(TURN_FILES.readable), "readable");
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "files", TURN_FILES.conf)));
 
         // Synapse's side: the secret in its secrets directory, the fragment names only its path.
         const t = turnSynapseFiles(settings.paths);
@@ -294,7 +294,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
     it("serves TLS with its copy of the certificate; a renewal reaches coturn through certbot's deploy hook with a reload", async function () {
         assert.equal(await servedCertificate(), firstCertificate);
         const tls = (name: string) => {
-            const st = fs.statSync(sandbox.hostPath(`${COTURN_FILES.tlsDir}/${name}`));
+            const st = fs.statSync(sandbox.hostPath(`${TURN_FILES.tlsDir}/${name}`));
             return `${(st.mode & 0o777).toString(8)} ${st.uid === requireUser("turnserver").uid ? "turnserver" : st.uid}`;
         };
         assert.equal(tls("fullchain.pem"), "640 turnserver");
@@ -366,9 +366,9 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             sandbox.calls().filter((c) => /coturn|daemon-reload/.test(c)),
             ["disable coturn.service", "stop coturn.service", "daemon-reload"],
         );
-        for (const p of [COTURN_FILES.dir, COTURN_FILES.dropIn, COTURN_FILES.certificateHook, firewallFragmentPath(turnFirewallOwner("test"))])
+        for (const p of [TURN_FILES.dir, TURN_FILES.dropIn, TURN_FILES.certificateHook, firewallFragmentPath(turnFirewallOwner("test"))])
             assert.ok(!fs.existsSync(sandbox.hostPath(p)), `${p} is still there`);
-        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", COTURN_FILES.readable)), "the drift record still lists coturn's config");
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", TURN_FILES.readable)), "the drift record still lists coturn's config");
         assert.match(out, /stopped coturn/);
 
         sandbox.reset();

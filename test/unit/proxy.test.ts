@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { PROXY_FILES } from "../../src/model/proxy";
 import { MatrixStack } from "../../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
@@ -11,7 +12,7 @@ import { stackArgs } from "../support/unit/fixtures";
 import { runWithMocks } from "../support/unit/mocks";
 import { NginxSite } from "../../src/render/proxy";
 import { renderCertbotDropIn, renderDeployHook } from "../../src/render/proxy";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
 import { WorkerUpstream } from "../../src/model/workers";
 import { golden } from "../support/golden";
 import { goldenElementSettings, goldenProxySettings, goldenWorkerUpstreams } from "../support/unit/fixtures";

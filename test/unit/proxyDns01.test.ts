@@ -1,10 +1,11 @@
 import * as assert from "node:assert/strict";
+import { PROXY_FILES } from "../../src/model/proxy";
 import * as pulumi from "@pulumi/pulumi";
 import { MatrixStack } from "../../components/MatrixStack";
 import { checkAcmeCredentials } from "../../src/model/proxy/acme";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
 import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 

@@ -9,7 +9,7 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { TurnOptions, DENIED_PEER_RANGES, turnFirewallRules, turnPortClaims, resolveTurnSettings, turnUris } from "../../src/model/turn";
+import { TURN_FILES, TurnOptions, DENIED_PEER_RANGES, turnFirewallRules, turnPortClaims, resolveTurnSettings, turnUris } from "../../src/model/turn";
 import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
 import {
     cidrToRange,
@@ -20,8 +20,6 @@ import {
     renderTurnSynapseYaml,
 } from "../../src/render/turn";
 import {
-    COTURN_FILES,
-    COTURN_PATHS,
     turnRemovalScript,
     turnSecretScript,
     turnServerScript,
@@ -196,7 +194,7 @@ describe("TurnServer: settings", () => {
 
 describe("TurnServer: rendered files", () => {
     const tls = resolve({ relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] }, ["matrix.example.com", "turn.example.com"]);
-    const conf = renderCoturnConf(tls, COTURN_PATHS);
+    const conf = renderCoturnConf(tls, TURN_FILES);
 
     it("denies every range of REFERENCE's denied-peer list, and nothing on the public internet", () => {
         const denied = deniedList(conf);
@@ -234,8 +232,8 @@ describe("TurnServer: rendered files", () => {
     it("allows the server's own address and allowedPeerIps, after the denied list", () => {
         assert.deepEqual(values(conf, "allowed-peer-ip"), ["10.0.0.5", "10.0.0.7"]);
         assert.ok(conf.lastIndexOf("denied-peer-ip=") < conf.indexOf("allowed-peer-ip="));
-        assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), COTURN_PATHS), "allowed-peer-ip"), ["192.168.1.5"]);
-        assert.deepEqual(values(renderCoturnConf(resolve(), COTURN_PATHS), "allowed-peer-ip"), []);
+        assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), TURN_FILES), "allowed-peer-ip"), ["192.168.1.5"]);
+        assert.deepEqual(values(renderCoturnConf(resolve(), TURN_FILES), "allowed-peer-ip"), []);
     });
 
     it("has the hardening of REFERENCE: REST-API secret auth, realm, UDP relays only, no multicast peers, quotas, no CLI, no admin, journal logs", () => {
@@ -255,15 +253,15 @@ describe("TurnServer: rendered files", () => {
             "max-port=65535",
             "relay-ip=10.0.0.5",
             "external-ip=203.0.113.10/10.0.0.5",
-            `cert=${COTURN_FILES.tlsDir}/fullchain.pem`,
-            `pkey=${COTURN_FILES.tlsDir}/privkey.pem`,
+            `cert=${TURN_FILES.tlsDir}/fullchain.pem`,
+            `pkey=${TURN_FILES.tlsDir}/privkey.pem`,
         ])
             assert.ok(flags.includes(f), `missing ${f}`);
         for (const f of ["web-admin", "prometheus", "syslog", "no-stdout-log", "allow-loopback-peers", "lt-cred-mech", "no-tls", "no-dtls"])
             assert.ok(!flags.some((l) => l === f || l.startsWith(`${f}=`)), `has ${f}`);
         assert.ok(!flags.some((l) => l.startsWith("static-auth-secret")), "the readable part has the secret line");
         assert.ok(conf.endsWith("\n"), "the secret line appended on the host starts a line");
-        const plain = renderCoturnConf(resolve({ externalIp: "203.0.113.10" }), COTURN_PATHS);
+        const plain = renderCoturnConf(resolve({ externalIp: "203.0.113.10" }), TURN_FILES);
         assert.deepEqual(values(plain, "external-ip"), ["203.0.113.10"]);
         for (const f of ["no-tls", "no-dtls"]) assert.match(plain, new RegExp(`^${f}$`, "m"));
         assert.doesNotMatch(plain, /^(cert|pkey|tls-listening-port)=/m);
@@ -272,7 +270,7 @@ describe("TurnServer: rendered files", () => {
     it("the secret line, the drop-in, the certificate hook and Synapse's fragment", () => {
         assert.equal(renderCoturnSecretConf("A".repeat(48)), `static-auth-secret=${"A".repeat(48)}\n`);
         assert.throws(() => renderCoturnSecretConf("a b"), /16 to 512 letters/);
-        const dropIn = renderCoturnDropIn(COTURN_FILES.conf);
+        const dropIn = renderCoturnDropIn(TURN_FILES.conf);
         assert.match(dropIn, /^ExecStart=\nExecStart=\/usr\/bin\/turnserver -c \/etc\/coturn\/pulumi-matrix\/turnserver\.conf --pidfile=$/m);
         assert.match(dropIn, /^ExecReload=\/bin\/kill -USR2 \$MAINPID$/m);
         // In the foreground as turnserver, whatever unit the package ships; low ports only when configured.
@@ -280,7 +278,7 @@ describe("TurnServer: rendered files", () => {
             assert.match(dropIn, new RegExp(`^${line}$`, "m"));
         assert.doesNotMatch(dropIn, /AmbientCapabilities/);
         assert.match(turnServerScript(resolve({ tlsPort: 443 }, ["turn.example.com"]), "turn"), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
-        const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", COTURN_FILES.tlsDir);
+        const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", TURN_FILES.tlsDir);
         assert.match(hook, /^\[ "\$\{RENEWED_LINEAGE:-\}" = \/etc\/letsencrypt\/live\/matrix\.example\.com \] \|\| exit 0$/m);
         assert.match(hook, /copy \/etc\/letsencrypt\/live\/matrix\.example\.com\/privkey\.pem \/etc\/coturn\/pulumi-matrix\/tls\/privkey\.pem 0600/);
         assert.match(hook, /systemctl reload coturn\.service/);
@@ -301,7 +299,7 @@ describe("TurnServer: rendered files", () => {
     });
 
     it("renders byte-identical output for the same settings", () => {
-        assert.equal(renderCoturnConf(tls, COTURN_PATHS), conf);
+        assert.equal(renderCoturnConf(tls, TURN_FILES), conf);
         assert.equal(turnServerScript(tls, "turn"), turnServerScript(tls, "turn"));
     });
 });
@@ -588,11 +586,11 @@ describe("coturn: golden files (update with `npm run golden:update`, review the 
             allowGuests: true,
         });
     const s = goldenSynapseSettings;
-    golden("turn", "readable.conf", () => renderCoturnConf(turn(), COTURN_PATHS));
-    golden("turn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), COTURN_PATHS));
+    golden("turn", "readable.conf", () => renderCoturnConf(turn(), TURN_FILES));
+    golden("turn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), TURN_FILES));
     golden("turn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
-    golden("turn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(COTURN_FILES.conf));
-    golden("turn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, COTURN_FILES.tlsDir));
+    golden("turn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(TURN_FILES.conf));
+    golden("turn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, TURN_FILES.tlsDir));
     golden("turn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
     golden("turn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
     golden("turn", "scripts/coturn-server.sh", () => turnServerScript(turn(), "golden"));

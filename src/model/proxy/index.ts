@@ -1,8 +1,29 @@
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
 import { ConfigError } from "../errors";
-import { FirewallRule, PortClaim } from "../host";
+import { FirewallRule, HOST_FILES, PortClaim } from "../host";
 import { publicBaseUrlProblem } from "../synapse";
 import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "../validate";
+
+/** Where the proxy's files live on the host. */
+export const PROXY_FILES = {
+    /** The site (http context: Debian's nginx.conf includes conf.d/*.conf). */
+    conf: "/etc/nginx/conf.d/pulumi-matrix.conf",
+    /** The certificate nginx serves: a symlink to the bootstrap certificate, then to certbot's live directory. */
+    tls: "/etc/nginx/pulumi-matrix/tls",
+    /** A self-signed certificate so nginx can start and answer the first ACME challenge. */
+    bootstrap: "/etc/nginx/pulumi-matrix/bootstrap",
+    /** Debian's default site also claims port 80 as the default server. */
+    defaultSite: "/etc/nginx/sites-enabled/default",
+    deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
+    /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
+    hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
+    caBundle: "/etc/pulumi-matrix/acme-ca.pem",
+    /** The Cloudflare API token for DNS-01 (root only), written by its own secret step. */
+    cloudflareCredentials: "/etc/pulumi-matrix/acme-cloudflare.ini",
+    certbotDropIn: "/etc/systemd/system/certbot.service.d/pulumi-matrix.conf",
+    /** What the current certificate was requested with: a change asks the CA again. */
+    request: `${HOST_FILES.stateDir}/acme-request`,
+} as const;
 
 /**
  * The reverse proxy in front of Synapse: nginx from the distro terminates

@@ -42,6 +42,12 @@ export interface SynapsePaths {
     user: string;
 }
 
+/**
+ * Synapse's host layout by default. Not a fixed SYNAPSE_FILES like the other
+ * services' `<SERVICE>_FILES`: these are the defaults of the user's `paths`
+ * option, so the paths in effect are `settings.paths` (every layer reads them
+ * there, never this constant).
+ */
 export const DEFAULT_SYNAPSE_PATHS: SynapsePaths = {
     configDir: "/etc/matrix-synapse",
     dataDir: "/var/lib/matrix-synapse",

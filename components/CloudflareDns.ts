@@ -1,24 +1,25 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+
 import {
+    certificateNamesFor,
     DnsOptions,
     DnsRecord,
-    DnsSettings,
-    ZoneFileOptions,
-    certificateNamesFor,
     dnsRecords,
+    DnsSettings,
     resolveDnsSettings,
     resolveZoneFileSettings,
     serverNameWellKnownFor,
     wellKnownWorker,
     withAddresses,
+    ZoneFileOptions,
 } from "../src/model/dns";
-import { ConfigError, componentLabel } from "../src/model/errors";
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { DNS_STAND_IN } from "../src/model/stack";
 import { renderWellKnownWorker, renderZoneFile } from "../src/render/dns";
+import { childName, typeToken } from "./naming";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
-import { childName, typeToken } from "./naming";
 
 export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publicBaseUrl" | "ipv4" | "ipv6" | "stack"> {
     /** The homeserver: a SynapseHomeserver, or its server name and public base URL as plain values. Required. */

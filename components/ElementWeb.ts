@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
+
+import { elementFiles, ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "../src/model/element";
 import { componentLabel } from "../src/model/errors";
-import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../src/model/element";
 import { elementInstallScript } from "../src/provision/element";
 import { Host } from "./Host";
-import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
 
 export interface ElementWebArgs extends ElementWebOptions {
     /** The host Element's files are installed on (the one whose web server serves `webRoot`). */

@@ -1,22 +1,23 @@
-import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
 import {
+    checkSupportedOs,
     HostOptions,
     HostSettings,
     OsInfo,
     PortClaim,
     PortRegistry,
-    checkSupportedOs,
     resolveHostSettings,
     sudoPrefix,
     validatePrivateKey,
     validateSsh,
 } from "../src/model/host";
-import { ConfigError, componentLabel } from "../src/model/errors";
 import { isIpAddress } from "../src/model/validate";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
-import { ScriptTarget, hostProbe, hostScript } from "./remote";
+import { hostProbe, hostScript, ScriptTarget } from "./remote";
 
 /** A jump host the SSH connection goes through. */
 export interface BastionArgs {

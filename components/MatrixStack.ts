@@ -1,23 +1,24 @@
 import * as pulumi from "@pulumi/pulumi";
-import { TurnOptions } from "../src/model/turn";
+
 import { ElementWebOptions } from "../src/model/element";
 import { PostgresOptions } from "../src/model/postgres";
-import { RedisOptions } from "../src/model/redis";
-import { STACK_ROLES, StackPlan, planStack } from "../src/model/stack";
-import { SynapseOptions } from "../src/model/synapse";
-import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { ReverseProxyOptions } from "../src/model/proxy";
+import { RedisOptions } from "../src/model/redis";
+import { planStack, STACK_ROLES, StackPlan } from "../src/model/stack";
+import { SynapseOptions } from "../src/model/synapse";
+import { TurnOptions } from "../src/model/turn";
+import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { CloudflareDns, CloudflareDnsArgs, plannedZoneFile } from "./CloudflareDns";
-import { TurnRemoval } from "./TurnRemoval";
-import { TurnServer } from "./TurnServer";
 import { ElementWeb } from "./ElementWeb";
 import { Host, HostArgs } from "./Host";
+import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { TurnRemoval } from "./TurnRemoval";
+import { TurnServer } from "./TurnServer";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
     /** The VM everything runs on (SSH connection, firewall, bootstrap options). */

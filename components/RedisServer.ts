@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError, componentLabel } from "../src/model/errors";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
+import { ExternalServer } from "../src/model/external";
 import {
     ExternalRedisOptions,
     RedisConnection,
@@ -13,7 +15,6 @@ import {
 } from "../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
 import { Host } from "./Host";
-import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 

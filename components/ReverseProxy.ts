@@ -1,13 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
+
 import { componentLabel } from "../src/model/errors";
-import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
-import { WorkerUpstream } from "../src/model/workers";
+import { ElementSite, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, synapseListener } from "../src/model/proxy";
 import { checkAcmeCredentials } from "../src/model/proxy/acme";
+import { WorkerUpstream } from "../src/model/workers";
 import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
-import { SynapseHomeserver } from "./SynapseHomeserver";
-import { WorkerPool } from "./WorkerPool";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
 
 export interface ReverseProxyArgs extends ReverseProxyOptions {
     /** The homeserver it serves; nginx runs on Synapse's host and proxies to its loopback listener. */

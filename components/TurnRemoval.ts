@@ -1,12 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, componentLabel } from "../src/model/errors";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { turnRemovalScript, turnSynapseRemovalScript } from "../src/provision/turn";
 import { Host } from "./Host";
+import { childName, typeToken, withFormerType } from "./naming";
+import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken, withFormerType } from "./naming";
-import { hostScript } from "./remote";
 
 export interface TurnRemovalArgs {
     /**

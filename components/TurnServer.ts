@@ -1,15 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError, componentLabel } from "../src/model/errors";
-import { TurnOptions, TurnSettings, turnPortClaims, resolveTurnSettings, turnUris } from "../src/model/turn";
-import { turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { liveDir } from "../src/model/proxy";
+import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings, turnUris } from "../src/model/turn";
+import { turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
 import { Host } from "./Host";
+import { childName, typeToken, withFormerType } from "./naming";
+import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken, withFormerType } from "./naming";
-import { hostScript } from "./remote";
 
 export interface TurnServerArgs extends TurnOptions {
     /**

@@ -1,27 +1,28 @@
 import * as pulumi from "@pulumi/pulumi";
-import { componentLabel } from "../src/model/errors";
 import * as random from "@pulumi/random";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
+
+import { componentLabel } from "../src/model/errors";
 import {
+    noRedisError,
+    poolHosts,
+    resolveWorkerPoolSettings,
     WorkerCounts,
     WorkerPeers,
     WorkerPoolOptions,
     WorkerPoolSettings,
+    workerPortClaims,
     WorkerSpec,
     WorkerUpstream,
-    noRedisError,
-    poolHosts,
-    resolveWorkerPoolSettings,
-    workerPortClaims,
     workerUpstreams,
 } from "../src/model/workers";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
 import { synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../src/provision/workers";
 import { Host } from "./Host";
-import { RedisServer } from "./RedisServer";
-import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";
+import { RedisServer } from "./RedisServer";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
 
 /** Workers of one role with names, ports or a host of their own (the list form of `instances`). */
 export interface WorkerPoolWorker extends Omit<WorkerSpec, "host"> {

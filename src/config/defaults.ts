@@ -1,11 +1,11 @@
-import { resolveTurnSettings } from "../model/turn";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
-import { SynapseOptions, resolveSynapseSettings } from "../model/synapse";
+import { resolveSynapseSettings, SynapseOptions } from "../model/synapse";
+import { resolveTurnSettings } from "../model/turn";
 import { resolveWorkerPoolSettings } from "../model/workers";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart } from "./keys";
 

@@ -1,4 +1,3 @@
-import { TurnOptions } from "../model/turn";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions } from "../model/host";
@@ -6,8 +5,9 @@ import { PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
 import { SynapseOptions } from "../model/synapse";
+import { TurnOptions } from "../model/turn";
 import { WorkerPoolOptions } from "../model/workers";
-import { SettingPath, at as atPath } from "./settingPath";
+import { at as atPath, SettingPath } from "./settingPath";
 
 /**
  * The stack config of Pulumi.yaml (keys in the `matrix:` namespace): one

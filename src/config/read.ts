@@ -1,12 +1,14 @@
 import { isDeepStrictEqual } from "node:util";
+
 import { parse } from "yaml";
-import { ConfigError, Described, SECRET_VALUE, describe, throwIfAny } from "../model/errors";
+
 import { ElementWebOptions } from "../model/element";
+import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
 import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
-import { migrationErrors } from "./migrations";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackOptions, StackPart } from "./keys";
+import { migrationErrors } from "./migrations";
 
 /**
  * Reading a stack's config into MatrixStack's args: each key's text as its

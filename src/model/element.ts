@@ -1,5 +1,5 @@
-import { serverNameHost } from "./proxy";
 import { ConfigError } from "./errors";
+import { serverNameHost } from "./proxy";
 import { Checker, isAbsolutePath, isHostname, isServerName } from "./validate";
 
 /**

@@ -1,4 +1,4 @@
-import { ExternalServer, checkExternalOptions, externalServer } from "./external";
+import { checkExternalOptions, ExternalServer, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
 

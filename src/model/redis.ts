@@ -1,5 +1,5 @@
 import { ConfigError, Described } from "./errors";
-import { ExternalServer, checkExternalOptions, externalServer } from "./external";
+import { checkExternalOptions, ExternalServer, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isCidr, isHostAddress, isIpAddress, isWildcardAddress } from "./validate";
 

@@ -1,8 +1,6 @@
-import { checkAcmeCredentials } from "./proxy/acme";
-import { TurnOptions, TurnSettings, turnPortClaims, resolveTurnSettings } from "./turn";
-import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
+import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
-import { ConfigError, ConfigErrors, Described, componentLabel, throwIfAny } from "./errors";
+import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
 import {
@@ -14,7 +12,8 @@ import {
     resolveExternalPostgres,
     resolvePostgresSettings,
 } from "./postgres";
-import { ProxyNeed, ReverseProxyOptions, ReverseProxySettings, liveDir, proxyPortClaims, resolveReverseProxySettings, withProxyNeeds } from "./proxy";
+import { liveDir, ProxyNeed, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, withProxyNeeds } from "./proxy";
+import { checkAcmeCredentials } from "./proxy/acme";
 import {
     ExternalRedisOptions,
     RedisExternalSettings,
@@ -25,8 +24,9 @@ import {
     resolveExternalRedis,
     resolveRedisSettings,
 } from "./redis";
-import { SynapseOptions, SynapseSettings, resolveSynapseSettings, synapsePortClaims } from "./synapse";
-import { WorkerCounts, WorkerPoolSettings, WorkerSpec, resolveWorkerPoolSettings, workerPortClaims } from "./workers";
+import { resolveSynapseSettings, SynapseOptions, synapsePortClaims, SynapseSettings } from "./synapse";
+import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings } from "./turn";
+import { resolveWorkerPoolSettings, WorkerCounts, WorkerPoolSettings, workerPortClaims, WorkerSpec } from "./workers";
 
 /**
  * The whole stack as a pure plan: MatrixStack's arguments in, every child's

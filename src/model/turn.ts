@@ -1,7 +1,7 @@
 import { FirewallRule, PortClaim, Protocol } from "./host";
-import { SynapsePaths, secretFilePath } from "./synapse";
 import { PROXY_FILES } from "./proxy";
-import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } from "./validate";
+import { secretFilePath, SynapsePaths } from "./synapse";
+import { Checker, isHostname, isIpAddress, isIPv4, isIPv6, isWildcardAddress } from "./validate";
 
 /** coturn's own directory for this library's files. */
 const COTURN_DIR = "/etc/coturn/pulumi-matrix";

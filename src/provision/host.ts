@@ -1,10 +1,10 @@
 import { FirewallRule, HOST_FILES, HostSettings, OsInfo } from "../model/host";
-import { FIREWALL_FRAGMENT_DIR, SSH_PORTS_FILE, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../render/firewall";
 import { driftCheckScript } from "../render/drift";
+import { FIREWALL_FRAGMENT_DIR, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts, SSH_PORTS_FILE } from "../render/firewall";
 import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
-import { FileSet, ServiceUnit, applyFileSet, ensureRunning } from "./apply";
-import { script } from "./shell";
+import { applyFileSet, ensureRunning, FileSet, ServiceUnit } from "./apply";
 import { Sh, sh } from "./sh";
+import { script } from "./shell";
 
 /**
  * First contact: waits for cloud-init to finish (when the image has it) so

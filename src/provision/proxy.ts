@@ -1,10 +1,10 @@
-import { PROXY_FILES, ReverseProxySettings, liveDir, proxyFirewallRules } from "../model/proxy";
+import { liveDir, PROXY_FILES, proxyFirewallRules, ReverseProxySettings } from "../model/proxy";
 import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/proxy";
 import { NginxSite, renderNginxConf } from "../render/proxy";
-import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
+import { raw, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { Sh, raw, sh } from "./sh";
 
 /** certbot's live directory of the certificate (defined in the model, where coturn's settings need it too). */
 export { liveDir };

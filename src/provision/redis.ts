@@ -1,9 +1,9 @@
-import { REDIS_FILES, RedisLocalSettings, redisFirewallRules } from "../model/redis";
+import { REDIS_FILES, redisFirewallRules, RedisLocalSettings } from "../model/redis";
 import { renderRedisConf, renderRedisDropIn, renderRedisSecretConf } from "../render/redis";
-import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
-import { script } from "./shell";
 import { indent, sh } from "./sh";
+import { script } from "./shell";
 
 /** Redis as handlers see it: healthy once it answers on loopback (without the password it answers NOAUTH, which is enough). */
 export function redisUnit(s: RedisLocalSettings): ServiceUnit {

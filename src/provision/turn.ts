@@ -1,11 +1,11 @@
-import { TURN_FILES, TurnSettings, TURN_SECRET_FILE, turnFirewallRules, turnPorts, turnSynapseFiles } from "../model/turn";
-import { SynapseSettings, synapseFiles } from "../model/synapse";
-import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { componentLabel } from "../model/errors";
-import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
+import { synapseFiles, SynapseSettings } from "../model/synapse";
+import { TURN_FILES, TURN_SECRET_FILE, turnFirewallRules, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
+import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
+import { applyFileSet, ensureRunning, ServiceUnit, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
+import { indent, lines, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { indent, Sh, lines, sh } from "./sh";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
 
 /**

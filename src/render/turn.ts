@@ -1,5 +1,5 @@
-import { TurnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/turn";
-import { SynapsePaths, secretFilePath } from "../model/synapse";
+import { secretFilePath, SynapsePaths } from "../model/synapse";
+import { allowedPeers, DENIED_PEER_RANGES, TURN_SECRET_FILE, TurnSettings, turnSynapseFiles, turnUris } from "../model/turn";
 import { UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 

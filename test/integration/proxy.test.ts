@@ -13,7 +13,6 @@
 // with the test name as SNI and Host, trusting nothing but Pebble's issuing
 // root: no TLS check is switched off anywhere.
 
-import { PROXY_FILES } from "../../src/model/proxy";
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -21,31 +20,33 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
+
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { PROXY_FILES } from "../../src/model/proxy";
 import {
     ElementSite,
+    resolveReverseProxySettings,
     ReverseProxyOptions,
     ReverseProxySettings,
-    resolveReverseProxySettings,
     synapseListener,
     wellKnownClient,
     wellKnownServer,
 } from "../../src/model/proxy";
-import { resolvePostgresSettings } from "../../src/model/postgres";
-import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
-import { WorkerPeers, WorkerPoolSettings, WorkerUpstream, resolveWorkerPoolSettings, workerFiles, workerUpstreams } from "../../src/model/workers";
-import { NginxSite } from "../../src/render/proxy";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
-import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
-import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings, WorkerUpstream, workerUpstreams } from "../../src/model/workers";
 import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
-import { startRedis } from "../support/integration/redis";
+import { renderCreateDatabaseSql } from "../../src/render/postgres";
+import { NginxSite } from "../../src/render/proxy";
+import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
-import { startPebble, type PebbleServer } from "../support/integration/pebble";
-import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { type PebbleServer, startPebble } from "../support/integration/pebble";
+import { type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, type SpawnedDaemon } from "../support/integration/processes";
-import { ProxySandbox, childrenOf } from "../support/integration/proxySandbox";
+import { childrenOf, ProxySandbox } from "../support/integration/proxySandbox";
+import { startRedis } from "../support/integration/redis";
 import { startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 

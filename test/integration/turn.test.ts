@@ -16,29 +16,30 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { TurnSettings, resolveTurnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
-import { SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
-import { WRITTEN_DIR } from "../../src/render/drift";
-import { renderDeployHook } from "../../src/render/proxy";
-import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+
+import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
+import { resolveTurnSettings, TurnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
+import { TURN_FILES } from "../../src/model/turn";
+import { firewallFragmentPath } from "../../src/provision/host";
+import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import {
+    turnFirewallOwner,
     turnRemovalScript,
     turnSecretScript,
     turnServerScript,
-    turnFirewallOwner,
     turnSynapseConfigScript,
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/turn";
-import { PROXY_FILES } from "../../src/model/proxy";
-import { TURN_FILES } from "../../src/model/turn";
-import { firewallFragmentPath } from "../../src/provision/host";
-import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { TurnSandbox, SERVER_ADDRESS } from "../support/integration/turnSandbox";
+import { WRITTEN_DIR } from "../../src/render/drift";
+import { renderDeployHook } from "../../src/render/proxy";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
+import { SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const COMPONENT = 'TurnServer "test"';

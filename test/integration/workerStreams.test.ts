@@ -9,8 +9,9 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { WORKER_ROLE_SPECS, WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
+import { resolveWorkerPoolSettings, WORKER_ROLE_SPECS, WorkerPeers } from "../../src/model/workers";
 import { renderSharedWorkerYaml, renderWorkerYaml } from "../../src/render/workers";
 import { makeTempDir, run } from "../support/integration/processes";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import { StackConfigError } from "../../src/config/errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, partOf } from "../../src/config/keys";
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey } from "../../src/config/keys";
 import { inStackConfigTerms, stackValues } from "../../src/config/translate";
 import { ConfigError } from "../../src/model/errors";
 import { TEST_SSH_KEY } from "../support/unit/fixtures";

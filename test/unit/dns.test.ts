@@ -1,26 +1,28 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { CloudflareDns, CloudflareDnsArgs } from "../../components/CloudflareDns";
 import { MatrixStack } from "../../components/MatrixStack";
 import {
     AUTO_TTL,
+    certificateNamesFor,
     DnsOptions,
     DnsRecord,
-    SrvRecord,
-    certificateNamesFor,
     dnsRecords,
     resolveDnsSettings,
     resolveZoneFileSettings,
     serverNameWellKnownFor,
+    SrvRecord,
     wellKnownServerFor,
     wellKnownWorker,
 } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
 import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/dns";
+import { golden } from "../support/golden";
 import { stackArgs } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
-import { golden } from "../support/golden";
 
 const C = 'CloudflareDns "dns"';
 const ACCOUNT = "0123456789abcdef0123456789abcdef";

@@ -1,17 +1,19 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
-import { PortRegistry, checkSupportedOs, resolveHostSettings } from "../../src/model/host";
+import { checkSupportedOs, PortRegistry, resolveHostSettings } from "../../src/model/host";
 import { resolveSynapseSettings, SynapseOptions } from "../../src/model/synapse";
 import { hostBootstrapScript } from "../../src/provision/host";
 import { driftCheckScript } from "../../src/render/drift";
 import { renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { golden } from "../support/golden";
-import { stackArgs, TEST_SSH_KEY, goldenOs } from "../support/unit/fixtures";
-import { RecordingMocks, valueOf, RecordedResource, runWithMocks } from "../support/unit/mocks";
+import { goldenOs, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
 

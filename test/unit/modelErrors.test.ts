@@ -1,14 +1,15 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { resolveTurnSettings } from "../../src/model/turn";
+
 import { resolveDnsSettings } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
+import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { WorkerPoolOptions, resolveWorkerPoolSettings } from "../../src/model/workers";
+import { resolveTurnSettings } from "../../src/model/turn";
+import { resolveWorkerPoolSettings, WorkerPoolOptions } from "../../src/model/workers";
 
 /** The errors a call throws, flattened (a ConfigErrors holds several). */
 function errorsOf(fn: () => unknown): ConfigError[] {

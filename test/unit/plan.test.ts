@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { DNS_STAND_IN, StackPlanArgs, planStack } from "../../src/model/stack";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workers/hosts";
-import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { DNS_STAND_IN, planStack, StackPlanArgs } from "../../src/model/stack";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workers/hosts";
 
 /** A value another resource gives later (a cloud VM's address): the plan must only pass it along. */
 class Later {

@@ -1,9 +1,10 @@
 import * as assert from "node:assert/strict";
-import { turnPortClaims, resolveTurnSettings } from "../../src/model/turn";
+
 import { PortClaim, PortRegistry, Protocol } from "../../src/model/host";
 import { postgresPortClaims, resolvePostgresSettings } from "../../src/model/postgres";
 import { redisPortClaims, resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings, synapsePortClaims } from "../../src/model/synapse";
+import { resolveTurnSettings, turnPortClaims } from "../../src/model/turn";
 
 const V4 = ["127.0.0.1", "10.0.0.5"];
 const V6 = ["::1", "fd00::5"];

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
@@ -9,8 +11,8 @@ import { resolveSynapseSettings, SynapseOptions } from "../../src/model/synapse"
 import { postgresDatabaseScript, postgresInstallScript } from "../../src/provision/postgres";
 import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
 import { golden } from "../support/golden";
-import { stackArgs, TEST_SSH_KEY, goldenPostgresSettings } from "../support/unit/fixtures";
-import { RecordingMocks, RecordedResource, runWithMocks } from "../support/unit/mocks";
+import { goldenPostgresSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const synapse = (o: Partial<SynapseOptions>) => () => resolveSynapseSettings('SynapseHomeserver "s"', { serverName: "example.com", ...o });
 

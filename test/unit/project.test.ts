@@ -1,18 +1,20 @@
-import { resolveElementWebSettings } from "../../src/model/element";
-import { DNS_DEFAULTS } from "../../src/model/dns";
-import { resolveTurnSettings } from "../../src/model/turn";
-import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { parse } from "yaml";
+
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart } from "../../src/config/keys";
+import { readStackConfig } from "../../src/config/read";
+import { DNS_DEFAULTS } from "../../src/model/dns";
+import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
+import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
-import { resolveWorkerPoolSettings } from "../../src/model/workers";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart, partOf } from "../../src/config/keys";
-import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { resolveTurnSettings } from "../../src/model/turn";
+import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { readmeBlock } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
 

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { MatrixStack } from "../../components/MatrixStack";
 import { readStackConfig } from "../../src/config/read";
 import { stackArgs } from "../support/unit/fixtures";

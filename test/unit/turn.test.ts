@@ -1,24 +1,18 @@
 import * as assert from "node:assert/strict";
-import { BlockList } from "node:net";
-import * as pulumi from "@pulumi/pulumi";
 import { execFileSync } from "node:child_process";
-import { TurnRemoval } from "../../components/TurnRemoval";
-import { TurnServer, TurnServerArgs } from "../../components/TurnServer";
+import { BlockList } from "node:net";
+
+import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { TurnRemoval } from "../../components/TurnRemoval";
+import { TurnServer, TurnServerArgs } from "../../components/TurnServer";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { TURN_FILES, TurnOptions, DENIED_PEER_RANGES, turnFirewallRules, turnPortClaims, resolveTurnSettings, turnUris } from "../../src/model/turn";
 import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
-import {
-    cidrToRange,
-    renderCoturnCertificateHook,
-    renderCoturnConf,
-    renderCoturnDropIn,
-    renderCoturnSecretConf,
-    renderTurnSynapseYaml,
-} from "../../src/render/turn";
+import { DENIED_PEER_RANGES, resolveTurnSettings, TURN_FILES, turnFirewallRules, TurnOptions, turnPortClaims, turnUris } from "../../src/model/turn";
 import {
     turnRemovalScript,
     turnSecretScript,
@@ -27,10 +21,18 @@ import {
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
 } from "../../src/provision/turn";
-import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import {
+    cidrToRange,
+    renderCoturnCertificateHook,
+    renderCoturnConf,
+    renderCoturnDropIn,
+    renderCoturnSecretConf,
+    renderTurnSynapseYaml,
+} from "../../src/render/turn";
 import { golden } from "../support/golden";
+import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { goldenSynapseSettings } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const C = 'TurnServer "turn"';
 const resolve = (o: Partial<TurnOptions> = {}, names?: string[]) =>

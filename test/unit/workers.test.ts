@@ -1,36 +1,28 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
-import { SynapseSettings, resolveSynapseSettings } from "../../src/model/synapse";
-import { WORKER_ROUTES, routeRequest } from "../../src/model/workers/routes";
+import { resolveSynapseSettings, SynapseSettings } from "../../src/model/synapse";
 import {
     DEFAULT_WORKERS,
-    WORKER_ROLES,
-    WORKER_ROLE_SPECS,
-    WORKER_STREAMS,
-    WorkerPoolOptions,
-    WorkerRole,
     resolveWorkerPoolSettings,
     servesRequests,
+    WORKER_ROLE_SPECS,
+    WORKER_ROLES,
+    WORKER_STREAMS,
     workerFirewallRules,
+    WorkerPoolOptions,
+    WorkerRole,
 } from "../../src/model/workers";
-import { sharedWorkerConfig, workerConfig } from "../../src/render/workers";
-import {
-    GOLDEN_REMOTE_WORKER_PEERS,
-    GOLDEN_WORKER_PEERS,
-    TEST_SSH_KEY,
-    goldenRemoteWorkerPool,
-    goldenWorkerPool,
-    goldenWorkerSynapse,
-    stackArgs,
-} from "../support/unit/fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { routeRequest, WORKER_ROUTES } from "../../src/model/workers/routes";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../../src/provision/workers";
+import { sharedWorkerConfig, workerConfig } from "../../src/render/workers";
 import {
     renderFederationSendersYaml,
     renderRouteTable,
@@ -40,7 +32,17 @@ import {
     renderWorkerYaml,
 } from "../../src/render/workers";
 import { golden } from "../support/golden";
+import {
+    GOLDEN_REMOTE_WORKER_PEERS,
+    GOLDEN_WORKER_PEERS,
+    goldenRemoteWorkerPool,
+    goldenWorkerPool,
+    goldenWorkerSynapse,
+    stackArgs,
+    TEST_SSH_KEY,
+} from "../support/unit/fixtures";
 import { GOLDEN_PEERS } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 /** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
 const REFERENCE_FEDERATION = [

@@ -1,8 +1,8 @@
-import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
 import { ConfigError } from "../errors";
 import { FirewallRule, HOST_FILES, PortClaim } from "../host";
 import { publicBaseUrlProblem } from "../synapse";
-import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "../validate";
+import { Checker, isCidr, isHostname, isIpAddress, isWildcardAddress, parseSize } from "../validate";
+import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
 
 /** Where the proxy's files live on the host. */
 export const PROXY_FILES = {

@@ -1,7 +1,6 @@
 import { ConfigError } from "../errors";
-import { DatabaseConnection } from "../postgres";
 import { PortClaim } from "../host";
-import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
+import { DatabaseConnection } from "../postgres";
 import {
     Checker,
     isAbsolutePath,
@@ -12,9 +11,10 @@ import {
     isLocalpart,
     isServerName,
     isVersion,
-    parseSize,
     isWildcardAddress,
+    parseSize,
 } from "../validate";
+import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";

@@ -1,7 +1,7 @@
 import { ConfigError } from "../errors";
 import { FirewallRule, PortClaim, PortRegistry } from "../host";
 import { RedisConnection } from "../redis";
-import { SynapsePaths, SynapseSettings, secretFilePath } from "../synapse";
+import { secretFilePath, SynapsePaths, SynapseSettings } from "../synapse";
 import { Checker } from "../validate";
 
 /**

@@ -1,9 +1,9 @@
 import { OsInfo } from "../../model/host";
+import { SYNAPSE_PIP_EXTRAS, synapseFiles, SynapseSettings } from "../../model/synapse";
 import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../../model/synapse/install";
-import { SYNAPSE_PIP_EXTRAS, SynapseSettings, synapseFiles } from "../../model/synapse";
 import { applyFileSet } from "../apply";
+import { lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
-import { Sh, lines, raw, sh } from "../sh";
 import { recordFunctions, recordPackageSigningKey } from "./records";
 
 /**

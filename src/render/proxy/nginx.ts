@@ -1,5 +1,5 @@
 import { ElementSite, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
-import { MAIN_UPSTREAM, ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams } from "../../model/proxy/routes";
+import { MAIN_UPSTREAM, ProxyLocation, proxyLocations, ProxyUpstream, proxyUpstreams } from "../../model/proxy/routes";
 import { WorkerUpstream } from "../../model/workers";
 import { UNIT_HEADER as HEADER } from "../systemd";
 

@@ -1,10 +1,10 @@
 import { MatrixStackArgs } from "../../../components/MatrixStack";
-import { resolvePostgresSettings } from "../../../src/model/postgres";
-import { SynapsePeers, resolveSynapseSettings } from "../../../src/model/synapse";
-import { WorkerPeers, WorkerUpstream, resolveWorkerPoolSettings, workerUpstreams } from "../../../src/model/workers";
-import { checkSupportedOs } from "../../../src/model/host";
 import { resolveElementWebSettings } from "../../../src/model/element";
+import { checkSupportedOs } from "../../../src/model/host";
+import { resolvePostgresSettings } from "../../../src/model/postgres";
 import { resolveReverseProxySettings } from "../../../src/model/proxy";
+import { resolveSynapseSettings, SynapsePeers } from "../../../src/model/synapse";
+import { resolveWorkerPoolSettings, WorkerPeers, WorkerUpstream, workerUpstreams } from "../../../src/model/workers";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";

@@ -1,7 +1,8 @@
 // Lint rules of the house: typescript-eslint's recommended set, and the layers of docs/ARCHITECTURE.md
 // (imports point one way: components/ into src/; inside src/, provision into render into model).
-// Formatting is Prettier's job.
+// Formatting is Prettier's job; imports and exports are sorted (simple-import-sort, fixed by `eslint --fix`).
 import js from "@eslint/js";
+import simpleImportSort from "eslint-plugin-simple-import-sort";
 import tseslint from "typescript-eslint";
 
 /** A layer's import restrictions: the folders it must not import from, each with the reason an editor shows. */
@@ -25,6 +26,14 @@ export default tseslint.config(
     { ignores: ["node_modules/", "dist/", "examples/*/node_modules/", ".pulumi-state/", "test/unit/golden/", "test/**/golden/"] },
     js.configs.recommended,
     ...tseslint.configs.recommended,
+    {
+        files: ["**/*.ts", "**/*.mjs"],
+        plugins: { "simple-import-sort": simpleImportSort },
+        rules: {
+            "simple-import-sort/imports": "error",
+            "simple-import-sort/exports": "error",
+        },
+    },
     {
         files: ["**/*.ts"],
         rules: {

@@ -3,13 +3,14 @@
  * Prints time per render and heap growth; no pass/fail, numbers to compare.
  */
 import { performance } from "node:perf_hooks";
+
 import { checkSupportedOs, resolveHostSettings } from "../src/model/host";
 import { resolvePostgresSettings } from "../src/model/postgres";
 import { resolveSynapseSettings } from "../src/model/synapse";
-import { renderHomeserverYaml, renderLogConfig } from "../src/render/synapse/homeserver";
 import { hostBootstrapScript } from "../src/provision/host";
 import { postgresInstallScript } from "../src/provision/postgres";
 import { synapseConfigScript, synapseInstallScript } from "../src/provision/synapse";
+import { renderHomeserverYaml, renderLogConfig } from "../src/render/synapse/homeserver";
 
 function bench(name: string, iterations: number, fn: () => unknown): void {
     for (let i = 0; i < Math.min(50, iterations); i++) fn();

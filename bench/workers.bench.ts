@@ -7,10 +7,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
+
 import * as pulumi from "@pulumi/pulumi";
-import { RecordingMocks } from "../test/support/unit/mocks";
+
+import { WORKER_ROLE_SPECS, WORKER_ROLES, WorkerCounts } from "../src/model/workers";
 import { TEST_SSH_KEY } from "../test/support/unit/fixtures";
-import { WORKER_ROLES, WORKER_ROLE_SPECS, WorkerCounts } from "../src/model/workers";
+import { RecordingMocks } from "../test/support/unit/mocks";
 
 /** Counts by role adding up to `n`: the default pool for 2, then spread over the roles (at most 20 each, the default port block). */
 function pool(n: number): WorkerCounts | undefined {

@@ -1,24 +1,25 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+
 import {
+    certificateNamesFor,
     DnsOptions,
     DnsRecord,
-    DnsSettings,
-    ZoneFileOptions,
-    certificateNamesFor,
     dnsRecords,
+    DnsSettings,
     resolveDnsSettings,
     resolveZoneFileSettings,
     serverNameWellKnownFor,
     wellKnownWorker,
     withAddresses,
+    ZoneFileOptions,
 } from "../src/model/dns";
-import { ConfigError } from "../src/model/errors";
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { DNS_STAND_IN } from "../src/model/stack";
-import { renderWellKnownWorker, renderZoneFile } from "../src/render/zonefile";
+import { renderWellKnownWorker, renderZoneFile } from "../src/render/dns";
+import { childName, typeToken } from "./naming";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
-import { childName, typeToken } from "./naming";
 
 export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publicBaseUrl" | "ipv4" | "ipv6" | "stack"> {
     /** The homeserver: a SynapseHomeserver, or its server name and public base URL as plain values. Required. */
@@ -89,7 +90,7 @@ export class CloudflareDns extends pulumi.ComponentResource {
 
     constructor(name: string, args: CloudflareDnsArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("CloudflareDns"), name, {}, opts);
-        const component = `CloudflareDns "${name}"`;
+        const component = componentLabel("CloudflareDns", name);
         const { synapse, proxy, ipv4, ipv6, zoneFile, resolved, ...rest } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
         const options = (addresses: { ipv4?: string; ipv6?: string }): DnsOptions => ({

@@ -1,10 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../src/model/element";
+
+import { elementFiles, ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "../src/model/element";
+import { componentLabel } from "../src/model/errors";
 import { elementInstallScript } from "../src/provision/element";
 import { Host } from "./Host";
-import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
 
 export interface ElementWebArgs extends ElementWebOptions {
     /** The host Element's files are installed on (the one whose web server serves `webRoot`). */
@@ -44,7 +46,7 @@ export class ElementWeb extends pulumi.ComponentResource {
 
     constructor(name: string, args: ElementWebArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("ElementWeb"), name, {}, opts);
-        const component = `ElementWeb "${name}"`;
+        const component = componentLabel("ElementWeb", name);
         const { host, synapse, resolved, ...options } = args;
         const homeserver = synapse instanceof SynapseHomeserver ? synapse.settings : synapse;
         const s = resolved ?? resolveElementWebSettings(component, options, { serverName: homeserver.serverName, publicBaseUrl: homeserver.publicBaseUrl });

@@ -1,22 +1,23 @@
-import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
 import {
+    checkSupportedOs,
     HostOptions,
     HostSettings,
     OsInfo,
     PortClaim,
     PortRegistry,
-    checkSupportedOs,
     resolveHostSettings,
     sudoPrefix,
     validatePrivateKey,
     validateSsh,
 } from "../src/model/host";
-import { ConfigError } from "../src/model/errors";
 import { isIpAddress } from "../src/model/validate";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
-import { ScriptTarget, hostProbe, hostScript } from "./remote";
+import { hostProbe, hostScript, ScriptTarget } from "./remote";
 
 /** A jump host the SSH connection goes through. */
 export interface BastionArgs {
@@ -82,14 +83,17 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
     readonly settings: HostSettings;
     /** The component name used in errors, e.g. `Host "prod-host"`. */
     readonly label: string;
+    /** The resource name it was constructed with (its first argument). */
+    readonly name: string;
     /** The address on the private network (see `HostArgs.privateAddress`), when given. */
     readonly privateAddress?: pulumi.Output<string>;
     private readonly ports: PortRegistry;
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("Host"), name, {}, opts);
-        const component = `Host "${name}"`;
+        const component = componentLabel("Host", name);
         this.label = component;
+        this.name = name;
         const s = args.resolved ?? resolveHostSettings(component, args);
         this.settings = s;
         this.ports = new PortRegistry(component);

@@ -1,23 +1,24 @@
 import * as pulumi from "@pulumi/pulumi";
-import { CoturnOptions } from "../src/model/coturn";
+
 import { ElementWebOptions } from "../src/model/element";
 import { PostgresOptions } from "../src/model/postgres";
-import { RedisOptions } from "../src/model/redis";
-import { STACK_ROLES, StackPlan, planStack } from "../src/model/stack";
-import { SynapseOptions } from "../src/model/synapse";
-import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { ReverseProxyOptions } from "../src/model/proxy";
+import { RedisOptions } from "../src/model/redis";
+import { planStack, STACK_ROLES, StackPlan } from "../src/model/stack";
+import { SynapseOptions } from "../src/model/synapse";
+import { TurnOptions } from "../src/model/turn";
+import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { CloudflareDns, CloudflareDnsArgs, plannedZoneFile } from "./CloudflareDns";
-import { CoturnRemoval } from "./CoturnRemoval";
-import { CoturnServer } from "./CoturnServer";
 import { ElementWeb } from "./ElementWeb";
 import { Host, HostArgs } from "./Host";
+import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { TurnRemoval } from "./TurnRemoval";
+import { TurnServer } from "./TurnServer";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken } from "./naming";
 
 export interface MatrixStackArgs {
     /** The VM everything runs on (SSH connection, firewall, bootstrap options). */
@@ -38,11 +39,13 @@ export interface MatrixStackArgs {
     };
     /**
      * Synapse's workers on the VM (a WorkerPool): default one `federation_reader`
-     * and one `federation_sender` (none with `synapse.sqlite`); `workers: {}` for
-     * none. Workers on other hosts: use WorkerPool in your own stack.
+     * and one `federation_sender` (none with `synapse.sqlite`); `instances: {}`
+     * for none. Workers on other hosts: use WorkerPool in your own stack.
      */
     workers?: {
-        /** Counts by role (`{ federation_reader: 2, client_reader: 1 }`) or a list of workers with names and ports. Default `{ federation_reader: 1, federation_sender: 1 }`. */
+        /** The worker instances: counts by role (`{ federation_reader: 2, client_reader: 1 }`) or a list of workers with names and ports. Default `{ federation_reader: 1, federation_sender: 1 }`. */
+        instances?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
         workers?: WorkerCounts | Omit<WorkerSpec, "host">[];
         /** Where default worker ports start. Default 8100. */
         basePort?: number;
@@ -68,9 +71,9 @@ export interface MatrixStackArgs {
      * short-lived credentials for it. `domain` is required (its DNS points
      * to the VM); with the proxy, the certificate covers it and coturn also
      * speaks TLS/DTLS on 5349. Default: none; a TURN server an earlier
-     * deployment of this stack set up is then taken away (`CoturnRemoval`).
+     * deployment of this stack set up is then taken away (`TurnRemoval`).
      */
-    turn?: CoturnOptions;
+    turn?: TurnOptions;
     /**
      * DNS records for the homeserver and Element, as the delegation mode
      * needs them: created in Cloudflare with `cloudflare: true` (the
@@ -94,7 +97,7 @@ export interface MatrixStackArgs {
  * A whole homeserver on one VM (optionally with PostgreSQL on a second
  * one). Its plan (`planStack`, pure) resolves every child's settings once,
  * adds what they imply (the replication listener, Redis and the WorkerPool
- * with workers; the CoturnRemoval without turn), checks where they meet and
+ * with workers; the TurnRemoval without turn), checks where they meet and
  * the ports on each host, all problems at once, before anything is built.
  * The constructor then only constructs the children from the plan, handing
  * each its resolved settings (`resolved`). Each component claims its ports
@@ -114,9 +117,9 @@ export class MatrixStack extends pulumi.ComponentResource {
     /** Element Web, when `element` is given. */
     readonly element?: ElementWeb;
     /** coturn, when `turn` is given. */
-    readonly turn?: CoturnServer;
+    readonly turn?: TurnServer;
     /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
-    readonly turnRemoval?: CoturnRemoval;
+    readonly turnRemoval?: TurnRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -187,9 +190,9 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         const peers = { synapse: this.synapse, ...(this.proxy ? { certificate: this.proxy } : {}), ...(this.workers ? { workers: this.workers } : {}) };
         if (args.turn && plan.turn.kind === "server") {
-            this.turn = new CoturnServer(childName(name, STACK_ROLES.turn), { ...args.turn, ...peers, resolved: plan.turn.settings }, child);
+            this.turn = new TurnServer(childName(name, STACK_ROLES.turn), { ...args.turn, ...peers, resolved: plan.turn.settings }, child);
         } else {
-            this.turnRemoval = new CoturnRemoval(childName(name, STACK_ROLES.turnRemoval), { coturnName: childName(name, STACK_ROLES.turn), ...peers }, child);
+            this.turnRemoval = new TurnRemoval(childName(name, STACK_ROLES.turnRemoval), { turnName: childName(name, STACK_ROLES.turn), ...peers }, child);
         }
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;

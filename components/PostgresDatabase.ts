@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
+import { ExternalServer } from "../src/model/external";
 import {
     DatabaseConnection,
     ExternalPostgresOptions,
@@ -13,7 +15,6 @@ import {
 } from "../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
 import { Host } from "./Host";
-import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
@@ -62,7 +63,7 @@ export class PostgresDatabase extends pulumi.ComponentResource {
 
     constructor(name: string, args: PostgresDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("PostgresDatabase"), name, {}, opts);
-        const component = `PostgresDatabase "${name}"`;
+        const component = componentLabel("PostgresDatabase", name);
         if (args.external) {
             const { password: _password, ...e } = args.external;
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalPostgres(component, args, e);

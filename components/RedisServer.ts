@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
+import { ExternalServer } from "../src/model/external";
 import {
     ExternalRedisOptions,
     RedisConnection,
@@ -13,7 +15,6 @@ import {
 } from "../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
 import { Host } from "./Host";
-import { ExternalServer } from "../src/model/external";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 
@@ -62,7 +63,7 @@ export class RedisServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("RedisServer"), name, {}, opts);
-        const component = `RedisServer "${name}"`;
+        const component = componentLabel("RedisServer", name);
         if (args.external) {
             const { password, ...e } = args.external;
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalRedis(component, args, e);

@@ -1,12 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ElementSite, ReverseProxyOptions, ReverseProxySettings, proxyPortClaims, resolveReverseProxySettings, synapseListener } from "../src/model/proxy";
+
+import { componentLabel } from "../src/model/errors";
+import { ElementSite, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, synapseListener } from "../src/model/proxy";
+import { checkAcmeCredentials } from "../src/model/proxy/acme";
 import { WorkerUpstream } from "../src/model/workers";
-import { checkAcmeCredentials } from "../src/model/acme";
 import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
-import { SynapseHomeserver } from "./SynapseHomeserver";
-import { WorkerPool } from "./WorkerPool";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
 
 export interface ReverseProxyArgs extends ReverseProxyOptions {
     /** The homeserver it serves; nginx runs on Synapse's host and proxies to its loopback listener. */
@@ -50,7 +52,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
 
     constructor(name: string, args: ReverseProxyArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("ReverseProxy"), name, {}, opts);
-        const component = `ReverseProxy "${name}"`;
+        const component = componentLabel("ReverseProxy", name);
         const synapse = args.synapse;
         const s = args.resolved ?? resolveReverseProxySettings(component, args, synapse.settings, args.element);
         checkAcmeCredentials(component, s.acme, args.cloudflareApiToken !== undefined);

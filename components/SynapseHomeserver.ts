@@ -1,24 +1,25 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { ConfigError, Described } from "../src/model/errors";
+
+import { componentLabel, ConfigError, Described } from "../src/model/errors";
 import {
+    resolveSynapseSettings,
     SynapseOptions,
     SynapsePeers,
+    synapsePortClaims,
     SynapseSecretFile,
     SynapseSettings,
-    resolveSynapseSettings,
-    synapsePortClaims,
     synapseWarnings,
     userId,
     validateAdminUser,
 } from "../src/model/synapse";
+import { synapseAdminScript, synapseConfigScript, synapseInstallScript, SynapseSecrets, synapseSecretsScript } from "../src/provision/synapse";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
-import { SynapseSecrets, synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { Host } from "./Host";
-import { PostgresDatabase } from "./PostgresDatabase";
 import { childName, typeToken } from "./naming";
+import { PostgresDatabase } from "./PostgresDatabase";
 import { hostScript } from "./remote";
 
 export interface SynapseHomeserverArgs extends SynapseOptions {
@@ -74,7 +75,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
 
     constructor(name: string, args: SynapseHomeserverArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
-        const component = `SynapseHomeserver "${name}"`;
+        const component = componentLabel("SynapseHomeserver", name);
         if (!!args.database === !!args.sqlite) {
             throw new ConfigError(
                 component,

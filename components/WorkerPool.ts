@@ -1,44 +1,49 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workerHosts";
+
+import { componentLabel } from "../src/model/errors";
 import {
+    noRedisError,
+    poolHosts,
+    resolveWorkerPoolSettings,
     WorkerCounts,
     WorkerPeers,
     WorkerPoolOptions,
     WorkerPoolSettings,
+    workerPortClaims,
     WorkerSpec,
     WorkerUpstream,
-    noRedisError,
-    poolHosts,
-    resolveWorkerPoolSettings,
-    workerPortClaims,
     workerUpstreams,
 } from "../src/model/workers";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
 import { synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../src/provision/workers";
 import { Host } from "./Host";
-import { RedisServer } from "./RedisServer";
-import { SynapseHomeserver } from "./SynapseHomeserver";
 import { childName, typeToken } from "./naming";
+import { RedisServer } from "./RedisServer";
 import { hostScript } from "./remote";
+import { SynapseHomeserver } from "./SynapseHomeserver";
 
-/** Workers of one role with names, ports or a host of their own (the list form of `workers`). */
+/** Workers of one role with names, ports or a host of their own (the list form of `instances`). */
 export interface WorkerPoolWorker extends Omit<WorkerSpec, "host"> {
     /** The Host they run on; it and Synapse's host need a `privateAddress`. Default: Synapse's host. */
     host?: Host;
 }
 
-export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
+export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "workers"> {
     /** The Synapse the workers belong to: its settings, host and secrets. It needs `replication` (the main process's replication listener). */
     synapse: SynapseHomeserver;
     /** The Redis every Synapse process talks through (required with workers). Default: none. */
     redis?: RedisServer;
     /**
-     * The workers: counts by role (`{ federation_reader: 2, client_reader: 1 }`),
-     * or a list of WorkerPoolWorker for names, ports and hosts of their own.
-     * Default one `federation_reader` and one `federation_sender`. None (`{}`)
-     * removes what an earlier pool wrote.
+     * The worker instances (as Synapse's `instance_map` calls them): counts by
+     * role (`{ federation_reader: 2, client_reader: 1 }`), or a list of
+     * WorkerPoolWorker for names, ports and hosts of their own. Default one
+     * `federation_reader` and one `federation_sender`. None (`{}`) removes what
+     * an earlier pool wrote.
      */
+    instances?: WorkerCounts | WorkerPoolWorker[];
+    /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
     workers?: WorkerCounts | WorkerPoolWorker[];
     /**
      * The pool's settings, already resolved from these options (MatrixStack
@@ -46,11 +51,6 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "workers"> {
      * resolved once per deployment. Default: resolved here.
      */
     resolved?: WorkerPoolSettings;
-}
-
-/** `Host "name"` -> `name`. */
-function hostName(host: Host): string {
-    return /^Host "(.*)"$/.exec(host.label)?.[1] ?? host.label;
 }
 
 /**
@@ -72,17 +72,19 @@ export class WorkerPool extends pulumi.ComponentResource {
 
     constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("WorkerPool"), name, {}, opts);
-        const component = `WorkerPool "${name}"`;
+        const component = componentLabel("WorkerPool", name);
         const synapse = args.synapse;
         const mainHost = synapse.host;
         const hosts = new Map<string, Host>([[mainHost.label, mainHost]]);
-        const workers = Array.isArray(args.workers)
-            ? args.workers.map(({ host, ...w }): WorkerSpec => {
-                  if (host) hosts.set(host.label, host);
-                  return { ...w, ...(host ? { host: host.label } : {}) };
-              })
-            : args.workers;
-        const s = args.resolved ?? resolveWorkerPoolSettings(component, { basePort: args.basePort, workers }, synapse.settings, mainHost.label);
+        const specs = (given: WorkerCounts | WorkerPoolWorker[] | undefined) =>
+            Array.isArray(given)
+                ? given.map(({ host, ...w }): WorkerSpec => {
+                      if (host) hosts.set(host.label, host);
+                      return { ...w, ...(host ? { host: host.label } : {}) };
+                  })
+                : given;
+        const options = { basePort: args.basePort, instances: specs(args.instances), workers: specs(args.workers) };
+        const s = args.resolved ?? resolveWorkerPoolSettings(component, options, synapse.settings, mainHost.label);
         this.settings = s;
         const active = s.workers.length > 0;
         if (active && !args.redis) throw noRedisError(component);
@@ -112,7 +114,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             : pulumi.output("");
         const secretsOn = (label: string, host: Host, after: pulumi.Resource[]) =>
             hostScript(
-                childName(name, label === mainHost.label ? "secrets" : `${hostName(host)}-secrets`),
+                childName(name, label === mainHost.label ? "secrets" : `${host.name}-secrets`),
                 {
                     host,
                     script: pulumi
@@ -127,7 +129,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             );
         const configOn = (label: string, host: Host, after: pulumi.Resource[]) =>
             hostScript(
-                childName(name, label === mainHost.label ? "config" : `${hostName(host)}-config`),
+                childName(name, label === mainHost.label ? "config" : `${host.name}-config`),
                 {
                     host,
                     script: pulumi
@@ -143,20 +145,16 @@ export class WorkerPool extends pulumi.ComponentResource {
         const remote = labels.slice(1).map((label) => {
             const host = hosts.get(label)!;
             const install = hostScript(
-                childName(name, `${hostName(host)}-install`),
+                childName(name, `${host.name}-install`),
                 { host, script: host.os.apply((os) => synapseInstallScript(synapse.settings, os)), timeout: "40m" },
                 { parent: this },
             );
             const synapseSecrets = hostScript(
-                childName(name, `${hostName(host)}-synapse-secrets`),
+                childName(name, `${host.name}-synapse-secrets`),
                 { host, script: synapse.secrets.apply((v) => synapseSecretsScript(synapse.settings, v, component)), secret: true, after: [install] },
                 { parent: this },
             );
-            const stop = hostScript(
-                childName(name, `${hostName(host)}-senders`),
-                { host, script: workerSendersStopScript(s), after: [install] },
-                { parent: this },
-            );
+            const stop = hostScript(childName(name, `${host.name}-senders`), { host, script: workerSendersStopScript(s), after: [install] }, { parent: this });
             return { label, host, synapseSecrets, stop };
         });
         const mainSecrets = active ? [secretsOn(mainHost.label, mainHost, [synapse.ready, ...redisReady])] : [];

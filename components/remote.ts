@@ -1,5 +1,6 @@
-import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+
 import { bashCommand } from "../src/provision/shell";
 import { withScriptTarget } from "../src/provision/target";
 

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { GENERATED_FILES } from "../src/config/generate";
 
 const ROOT = path.join(__dirname, "..");

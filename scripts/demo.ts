@@ -17,11 +17,12 @@ import * as dns from "node:dns";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
-import { Vm, bootVm, cacheRoot, detachedVmRunning, ensureBaseImage, stopDetachedVm } from "../test/support/vm";
+import { detachedPebbleRunning, PebbleServer, startPebble, stopDetachedPebble } from "../test/support/integration/pebble";
+import { bootVm, cacheRoot, detachedVmRunning, ensureBaseImage, stopDetachedVm, Vm } from "../test/support/vm";
 import { InlineStack, inlineStack, useEngine } from "../test/support/vm/engine";
-import { PebbleServer, detachedPebbleRunning, startPebble, stopDetachedPebble } from "../test/support/integration/pebble";
-import { HOSTS_BEGIN, HOSTS_END, Progress, engineEventsTo, estimateLines, hostsLine, withHostsEntry, withoutHostsEntry } from "./demoProgress";
+import { engineEventsTo, estimateLines, HOSTS_BEGIN, HOSTS_END, hostsLine, Progress, withHostsEntry, withoutHostsEntry } from "./demoProgress";
 
 // Beside the image cache (~/.cache/pulumi-matrix/demo), not inside it.
 const DIR = path.join(path.dirname(cacheRoot()), "demo");

@@ -2,7 +2,7 @@
 # Usage: scripts/synapse-venv.sh VERSION [EXTRAS]
 #
 # Ensures a Python virtualenv with matrix-synapse[EXTRAS]==VERSION (EXTRAS as
-# the library installs them, SYNAPSE_PIP_EXTRAS in src/model/synapse.ts, passed by the TS wrapper)
+# the library installs them, SYNAPSE_PIP_EXTRAS in src/model/synapse/index.ts, passed by the TS wrapper)
 # from PyPI, built with Debian's system Python (/usr/bin/python3, the one a
 # Debian VM has; never pyenv), and prints its directory as the last line of
 # stdout. Progress goes to stderr.

@@ -3,86 +3,126 @@
  * Components come from components/; the pure functions behind them (settings,
  * rendering, provisioning scripts) are exported too so other tools can use them.
  */
-export { Host, HostArgs, BastionArgs } from "../components/Host";
-export { PostgresDatabase, PostgresDatabaseArgs, ExternalPostgresArgs } from "../components/PostgresDatabase";
-export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
-export { RedisServer, RedisServerArgs, ExternalRedisArgs } from "../components/RedisServer";
-export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
-export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+export { CloudflareDns, CloudflareDnsArgs, CreatedDnsRecord } from "../components/CloudflareDns";
 export { ElementWeb, ElementWebArgs } from "../components/ElementWeb";
+export { BastionArgs, Host, HostArgs } from "../components/Host";
+export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
+export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
-
-export { ConfigError, ConfigErrors } from "./model/errors";
-export { SUPPORTED_OS, FirewallRule, OsInfo, PortClaim, HostOptions, HostSettings, resolveHostSettings } from "./model/host";
-export { DatabaseConnection, PostgresOptions, PostgresLocalSettings, resolvePostgresSettings, postgresTuning, MIN_POSTGRES_MAJOR } from "./model/postgres";
+export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
+export { TurnServer, TurnServerArgs } from "../components/TurnServer";
+export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
 export {
+    AddressRecord,
+    certificateNamesFor,
+    DELEGATION_MODES,
+    DelegationMode,
+    DNS_DEFAULTS,
+    DnsOptions,
+    DnsRecord,
+    dnsRecords,
+    DnsSettings,
+    DnsZone,
+    resolveDnsSettings,
+    resolveZoneFileSettings,
+    serverNameWellKnownFor,
+    SrvRecord,
+    WELL_KNOWN_VIA,
+    WellKnownVia,
+    WellKnownWorker,
+    wellKnownWorker,
+    ZoneFileOptions,
+    ZoneFileSettings,
+} from "./model/dns";
+export {
+    DEFAULT_ELEMENT_DOWNLOAD_URL,
+    DEFAULT_ELEMENT_PATHS,
+    ElementFiles,
+    elementFiles,
+    ElementPaths,
+    ElementWebOptions,
+    ElementWebSettings,
+    resolveElementWebSettings,
+} from "./model/element";
+export { ConfigError, ConfigErrors } from "./model/errors";
+export { FirewallRule, HOST_FILES, HostOptions, HostSettings, OsInfo, PortClaim, resolveHostSettings, SUPPORTED_OS } from "./model/host";
+export {
+    DatabaseConnection,
+    MIN_POSTGRES_MAJOR,
+    POSTGRES_FILES,
+    PostgresLocalSettings,
+    PostgresOptions,
+    postgresTuning,
+    resolvePostgresSettings,
+} from "./model/postgres";
+export { ElementSite, PROXY_FILES, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings } from "./model/proxy";
+export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
+export { ProxyLocation, proxyLocations, proxyTarget, ProxyUpstream, proxyUpstreams } from "./model/proxy/routes";
+export { REDIS_FILES, RedisConnection, RedisLocalSettings, RedisOptions, resolveRedisSettings } from "./model/redis";
+export {
+    DEFAULT_SYNAPSE_PATHS,
+    DEFAULT_SYNAPSE_VERSION,
+    InstallMethod,
+    RegistrationMode,
+    resolveSynapseSettings,
+    synapseFiles,
     SynapseOptions,
-    SynapseSettings,
+    SynapsePaths,
     SynapsePeers,
     SynapseSecretFile,
-    SynapsePaths,
-    resolveSynapseSettings,
-    DEFAULT_SYNAPSE_VERSION,
-    DEFAULT_SYNAPSE_PATHS,
-    synapseFiles,
-    RegistrationMode,
-    InstallMethod,
+    SynapseSettings,
 } from "./model/synapse";
-export { AptRepository, InstallOptions, DEFAULT_INSTALL_METHOD, MATRIX_ORG_REPOSITORY } from "./model/install";
-export { RedisOptions, RedisLocalSettings, RedisConnection, resolveRedisSettings } from "./model/redis";
+export { AptRepository, DEFAULT_INSTALL_METHOD, InstallOptions, MATRIX_ORG_REPOSITORY } from "./model/synapse/install";
+export { DENIED_PEER_RANGES, resolveTurnSettings, TURN_DEFAULTS, TURN_FILES, TurnCertificate, TurnOptions, TurnSettings, turnUris } from "./model/turn";
 export {
-    WORKER_ROLES,
+    resolveWorkerPoolSettings,
     WORKER_ROLE_SPECS,
-    WorkerRole,
-    WorkerSpec,
+    WORKER_ROLES,
     WorkerCounts,
     WorkerPoolOptions,
     WorkerPoolSettings,
+    WorkerRole,
     WorkerSettings,
+    WorkerSpec,
     WorkerUpstream,
-    resolveWorkerPoolSettings,
 } from "./model/workers";
-export {
-    ElementWebOptions,
-    ElementWebSettings,
-    ElementPaths,
-    ElementFiles,
-    elementFiles,
-    resolveElementWebSettings,
-    DEFAULT_ELEMENT_PATHS,
-    DEFAULT_ELEMENT_DOWNLOAD_URL,
-} from "./model/element";
-export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/acme";
-export { ReverseProxyOptions, ReverseProxySettings, ElementSite, resolveReverseProxySettings } from "./model/proxy";
-export { ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams, proxyTarget } from "./model/proxyRoutes";
-export { WORKER_ROUTES, WorkerRoute, RouteTarget, Stickiness, routeRequest } from "./model/workerRoutes";
-export { driftCheckScript, DRIFT_CHECK_PATH } from "./render/drift";
-export * as render from "./render";
+export { routeRequest, RouteTarget, Stickiness, WORKER_ROUTES, WorkerRoute } from "./model/workers/routes";
 export * as provision from "./provision";
-export { CloudflareDns, CloudflareDnsArgs, CreatedDnsRecord } from "../components/CloudflareDns";
-export {
-    DELEGATION_MODES,
-    DelegationMode,
-    WELL_KNOWN_VIA,
-    WellKnownVia,
-    DnsZone,
-    DnsOptions,
-    DnsSettings,
-    DnsRecord,
-    AddressRecord,
-    SrvRecord,
-    WellKnownWorker,
-    ZoneFileOptions,
-    ZoneFileSettings,
-    DNS_DEFAULTS,
-    resolveDnsSettings,
-    resolveZoneFileSettings,
-    dnsRecords,
-    certificateNamesFor,
-    serverNameWellKnownFor,
-    wellKnownWorker,
-} from "./model/dns";
-export { dnsZoneFile } from "./render/zonefile";
-export { CoturnServer, CoturnServerArgs } from "../components/CoturnServer";
-export { CoturnRemoval, CoturnRemovalArgs } from "../components/CoturnRemoval";
-export { CoturnOptions, CoturnSettings, CoturnCertificate, DENIED_PEER_RANGES, COTURN_DEFAULTS, resolveCoturnSettings, turnUris } from "./model/coturn";
+export * as render from "./render";
+export { dnsZoneFile } from "./render/dns";
+export { DRIFT_CHECK_PATH, driftCheckScript } from "./render/drift";
+
+// Former names of the TURN server's exports (the service is "turn" in every layer), kept for one release.
+import { TurnRemoval as TurnRemovalClass, TurnRemovalArgs as TurnRemovalArgsType } from "../components/TurnRemoval";
+import { TurnServer as TurnServerClass, TurnServerArgs as TurnServerArgsType } from "../components/TurnServer";
+import {
+    resolveTurnSettings as resolveTurn,
+    TURN_DEFAULTS as TURN_DEFAULTS_VALUE,
+    TurnCertificate as TurnCertificateType,
+    TurnOptions as TurnOptionsType,
+    TurnSettings as TurnSettingsType,
+} from "./model/turn";
+/** @deprecated Renamed `TurnServer` (same component; a deployed stack is kept through an alias). */
+export const CoturnServer = TurnServerClass;
+/** @deprecated Renamed `TurnServer`. */
+export type CoturnServer = TurnServerClass;
+/** @deprecated Renamed `TurnServerArgs`. */
+export type CoturnServerArgs = TurnServerArgsType;
+/** @deprecated Renamed `TurnRemoval` (same component; a deployed stack is kept through an alias). */
+export const CoturnRemoval = TurnRemovalClass;
+/** @deprecated Renamed `TurnRemoval`. */
+export type CoturnRemoval = TurnRemovalClass;
+/** @deprecated Renamed `TurnRemovalArgs`. */
+export type CoturnRemovalArgs = TurnRemovalArgsType;
+/** @deprecated Renamed `TurnOptions`. */
+export type CoturnOptions = TurnOptionsType;
+/** @deprecated Renamed `TurnSettings`. */
+export type CoturnSettings = TurnSettingsType;
+/** @deprecated Renamed `TurnCertificate`. */
+export type CoturnCertificate = TurnCertificateType;
+/** @deprecated Renamed `TURN_DEFAULTS`. */
+export const COTURN_DEFAULTS = TURN_DEFAULTS_VALUE;
+/** @deprecated Renamed `resolveTurnSettings`. */
+export const resolveCoturnSettings = resolveTurn;

@@ -5,15 +5,16 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+
 import { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
-import { ConfigError, ConfigErrors, componentLabel, throwIfAny } from "./model/errors";
 import { STACK_PARTS, StackOptions } from "./config/keys";
-import { validatePrivateKey } from "./model/host";
-import { validateCloudflareApiToken } from "./model/acme";
-import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
-import { validateAdminUser } from "./model/synapse";
 import { readStackConfig } from "./config/read";
 import { withStackConfigErrors } from "./config/translate";
+import { componentLabel, ConfigError, ConfigErrors, throwIfAny } from "./model/errors";
+import { validatePrivateKey } from "./model/host";
+import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
+import { validateCloudflareApiToken } from "./model/proxy/acme";
+import { validateAdminUser } from "./model/synapse";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
 // `isConfigSecret` is exported at runtime but missing from the package's type declarations.

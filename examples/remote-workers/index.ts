@@ -39,7 +39,7 @@ const synapse = new SynapseHomeserver("synapse", {
 const workers = new WorkerPool("workers", {
     synapse,
     redis,
-    workers: [{ role: "federation_sender" }, { role: "federation_reader", count: config.getNumber("federationReaders") ?? 2, host: workerHost }],
+    instances: [{ role: "federation_sender" }, { role: "federation_reader", count: config.getNumber("federationReaders") ?? 2, host: workerHost }],
 });
 
 export const adminPassword = synapse.adminPassword;

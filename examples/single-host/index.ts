@@ -22,7 +22,7 @@ const matrix = new MatrixStack("matrix", {
     // nginx with a Let's Encrypt certificate for matrix.<serverName> (its DNS record must point to the VM).
     proxy: { acme: { email: config.require("acmeEmail") } },
     // Synapse's workers, with Redis on the VM (default: one federation_reader and one federation_sender).
-    workers: { workers: { federation_reader: 2, federation_sender: 1 } },
+    workers: { instances: { federation_reader: 2, federation_sender: 1 } },
     // coturn for calls on turn.<serverName>; the certificate covers it (TLS on 5349).
     turn: { domain: `turn.${serverName}` },
     // The records for any DNS host, as the zoneFile output: <serverName> itself points to the VM and serves the well-known documents.

@@ -1,11 +1,11 @@
-import { resolveCoturnSettings } from "../model/coturn";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
-import { SynapseOptions, resolveSynapseSettings } from "../model/synapse";
+import { resolveSynapseSettings, SynapseOptions } from "../model/synapse";
+import { resolveTurnSettings } from "../model/turn";
 import { resolveWorkerPoolSettings } from "../model/workers";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart } from "./keys";
 
@@ -66,7 +66,7 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         },
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
-        turn: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
+        turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -1,5 +1,6 @@
 import { stringify } from "yaml";
-import { PULUMI_TYPES, alwaysRequired, declaredDefault, libraryDefaults } from "./defaults";
+
+import { alwaysRequired, declaredDefault, libraryDefaults, PULUMI_TYPES } from "./defaults";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey } from "./keys";
 import { withNewKeys } from "./migrations";
 

@@ -1,4 +1,3 @@
-import { CoturnOptions } from "../model/coturn";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions } from "../model/host";
@@ -6,8 +5,9 @@ import { PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
 import { SynapseOptions } from "../model/synapse";
+import { TurnOptions } from "../model/turn";
 import { WorkerPoolOptions } from "../model/workers";
-import { SettingPath, at as atPath } from "./settingPath";
+import { at as atPath, SettingPath } from "./settingPath";
 
 /**
  * The stack config of Pulumi.yaml (keys in the `matrix:` namespace): one
@@ -33,7 +33,7 @@ export interface StackOptions<S> {
     /** Element's options; only with elementDomain. */
     element?: ElementWebOptions;
     /** coturn's options; only with turnDomain. */
-    turn?: CoturnOptions;
+    turn?: TurnOptions;
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
 }
@@ -54,7 +54,7 @@ export const STACK_PARTS = {
     redis: "RedisServer",
     proxy: "ReverseProxy",
     element: "ElementWeb",
-    turn: "CoturnServer",
+    turn: "TurnServer",
     dns: "CloudflareDns",
 } as const satisfies Record<StackPart, string>;
 
@@ -536,7 +536,7 @@ export const STACK_KEYS = {
     workers: {
         section: "Workers and Redis",
         type: "yaml",
-        setting: at((o) => o.workers.workers),
+        setting: at((o) => o.workers.instances),
         yaml: { holds: "worker roles to counts", example: '"{federation_reader: 2, federation_sender: 1}"' },
         description:
             'Synapse worker processes as a YAML mapping of role to count, roles named as in Synapse\'s docs (federation_reader, federation_sender, client_reader, synchrotron, event_creator, event_persister, media_repository, pusher, background, user_dir, appservice, typing, to_device, account_data, receipts, presence, push_rules, device_lists), e.g. "{federation_reader: 2, federation_sender: 1}"; empty = one federation_reader and one federation_sender (none with useSqlite); "{}" = no workers.',
@@ -556,7 +556,7 @@ export const STACK_KEYS = {
         type: "integer",
         setting: at((o) => o.workers.basePort),
         // Workers given by count get their ports from it: a clash or an overflow names a worker or its role.
-        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("workers.")),
+        derives: (part, setting) => part === "workers" && (setting.startsWith("worker ") || setting.startsWith("instances.")),
         description: "Where the workers' default ports start (each role has 20; replication on port + 1000, metrics on port + 2000, all on loopback).",
         doc: "where the workers' default ports start (20 per role, in the order of the roles)",
         example: { comment: ["Where the workers' default ports start (default 8100): each role has a block of 20."], value: "8100" },

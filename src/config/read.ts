@@ -1,12 +1,14 @@
 import { isDeepStrictEqual } from "node:util";
+
 import { parse } from "yaml";
-import { ConfigError, Described, SECRET_VALUE, describe, throwIfAny } from "../model/errors";
+
 import { ElementWebOptions } from "../model/element";
-import { CoturnOptions } from "../model/coturn";
+import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
+import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
-import { migrationErrors } from "./migrations";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackOptions, StackPart } from "./keys";
+import { migrationErrors } from "./migrations";
 
 /**
  * Reading a stack's config into MatrixStack's args: each key's text as its
@@ -176,7 +178,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         redis: part("redis"),
         proxy: part("proxy"),
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
-        ...(options.turn ? { turn: options.turn as CoturnOptions } : {}),
+        ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
     };
 }

@@ -1,8 +1,9 @@
 import { isDeepStrictEqual } from "node:util";
-import { ConfigError, ConfigErrors, Described, SECRET_VALUE, componentKind, describe } from "../model/errors";
+
+import { componentKind, ConfigError, ConfigErrors, describe, Described, SECRET_VALUE } from "../model/errors";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, StackKey, partOf } from "./keys";
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, StackKey } from "./keys";
 import { readValues } from "./read";
 
 /**

@@ -8,7 +8,7 @@ import { Checker, isHostname, isIPv4, isIPv6, isServerName, isWildcardAddress } 
  * where federation for the server_name lives (SRV, or the apex pointing to
  * the host that serves the well-known documents). One record set, two
  * outputs: Cloudflare resources (components/CloudflareDns.ts) and a BIND
- * zone file (src/render/zonefile.ts) for any other DNS host.
+ * zone file (src/render/dns.ts) for any other DNS host.
  */
 
 /**
@@ -439,7 +439,7 @@ function checkWellKnownVia(c: Checker, o: DnsOptions, s: DnsSettings): void {
 function checkInZone(c: Checker, o: DnsOptions, s: DnsSettings): void {
     const zone = s.zone.name;
     if (zone === undefined || !isHostname(zone)) return;
-    const expected = `expected a name in the zone ${zone} (one CloudflareDns per zone)`;
+    const expected = `expected a name in the zone ${zone} (every record goes in this one zone)`;
     c.check("publicBaseUrl", o.publicBaseUrl, s.homeserverHost === "" || inZone(s.homeserverHost, zone), expected);
     c.check("serverName", o.serverName, s.serverNameHost === "" || inZone(s.serverNameHost, zone), expected);
     if (s.elementDomain !== undefined) c.check("elementDomain", o.elementDomain, inZone(s.elementDomain, zone), expected);

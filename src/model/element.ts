@@ -1,5 +1,5 @@
-import { serverNameHost } from "./proxy";
 import { ConfigError } from "./errors";
+import { serverNameHost } from "./proxy";
 import { Checker, isAbsolutePath, isHostname, isServerName } from "./validate";
 
 /**
@@ -16,6 +16,11 @@ export interface ElementPaths {
     root: string;
 }
 
+/**
+ * Element's host layout by default. Not a fixed ELEMENT_FILES like the other
+ * services' `<SERVICE>_FILES`: it is the default of the user's `paths`
+ * option, and the paths in effect are `settings.paths`.
+ */
 export const DEFAULT_ELEMENT_PATHS: ElementPaths = { root: "/var/www/pulumi-matrix-element" };
 
 /** The release tarballs Element publishes on GitHub; `{version}` is replaced by the version. */

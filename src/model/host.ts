@@ -1,6 +1,18 @@
 import { ConfigError, Described } from "./errors";
 import { Checker, isCidr, isHostAddress, isIPv4, isIPv6 } from "./validate";
 
+/** Paths the host bootstrap owns. */
+export const HOST_FILES = {
+    /** Where scripts keep what they need between runs: file-set manifests, restarts owed, the apt lock, drift records. */
+    stateDir: "/var/lib/pulumi-matrix",
+    firewallRuleset: "/etc/pulumi-matrix/firewall.nft",
+    firewallUnit: "/etc/systemd/system/pulumi-matrix-firewall.service",
+    autoUpgrades: "/etc/apt/apt.conf.d/20auto-upgrades",
+    timesyncd: "/etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf",
+    /** The drift check (root-only; see render/drift.ts). */
+    driftCheck: "/usr/local/sbin/pulumi-matrix-drift",
+} as const;
+
 /** The operating systems the provisioning scripts are written and tested for. */
 export const SUPPORTED_OS = [
     { id: "debian", versionId: "12", codename: "bookworm" },

@@ -1,6 +1,12 @@
-import { ExternalServer, checkExternalOptions, externalServer } from "./external";
+import { checkExternalOptions, ExternalServer, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
+
+export const POSTGRES_FILES = {
+    backupScript: "/usr/local/lib/pulumi-matrix/pg-backup.sh",
+    backupService: "/etc/systemd/system/pulumi-matrix-pg-backup.service",
+    backupTimer: "/etc/systemd/system/pulumi-matrix-pg-backup.timer",
+};
 
 /** PostgreSQL as installed on a host by the library. */
 export interface PostgresLocalSettings {
@@ -211,7 +217,7 @@ export function resolveExternalPostgres<L>(
 
 /** The port a local server listens on, on every address it was given. */
 export function postgresPortClaims(s: PostgresLocalSettings): PortClaim[] {
-    return s.listenAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "postgresql" }));
+    return s.listenAddresses.map((address) => ({ port: s.port, protocol: "tcp", address, owner: "postgresql", setting: "port" }));
 }
 
 /** The openings a local server needs: its port from the allowed client networks only. */

@@ -1,7 +1,13 @@
 import { ConfigError, Described } from "./errors";
-import { ExternalServer, checkExternalOptions, externalServer } from "./external";
+import { checkExternalOptions, ExternalServer, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isCidr, isHostAddress, isIpAddress, isWildcardAddress } from "./validate";
+
+export const REDIS_FILES = {
+    conf: "/etc/redis/pulumi-matrix.conf",
+    secretConf: "/etc/redis/pulumi-matrix-secrets.conf",
+    dropIn: "/etc/systemd/system/redis-server.service.d/pulumi-matrix.conf",
+};
 
 /**
  * Redis for Synapse's workers: the replication stream between Synapse's

@@ -1,8 +1,6 @@
-import { checkAcmeCredentials } from "./acme";
-import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings } from "./coturn";
-import { DnsOptions, DnsSettings, ZoneFileOptions, certificateNamesFor, resolveDnsSettings, serverNameWellKnownFor } from "./dns";
+import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
-import { ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
+import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
 import {
@@ -14,7 +12,8 @@ import {
     resolveExternalPostgres,
     resolvePostgresSettings,
 } from "./postgres";
-import { ProxyNeed, ReverseProxyOptions, ReverseProxySettings, liveDir, proxyPortClaims, resolveReverseProxySettings, withProxyNeeds } from "./proxy";
+import { liveDir, ProxyNeed, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, withProxyNeeds } from "./proxy";
+import { checkAcmeCredentials } from "./proxy/acme";
 import {
     ExternalRedisOptions,
     RedisExternalSettings,
@@ -25,8 +24,9 @@ import {
     resolveExternalRedis,
     resolveRedisSettings,
 } from "./redis";
-import { SynapseOptions, SynapseSettings, resolveSynapseSettings, synapsePortClaims } from "./synapse";
-import { WorkerCounts, WorkerPoolSettings, WorkerSpec, resolveWorkerPoolSettings, workerPortClaims } from "./workers";
+import { resolveSynapseSettings, SynapseOptions, synapsePortClaims, SynapseSettings } from "./synapse";
+import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings } from "./turn";
+import { resolveWorkerPoolSettings, WorkerCounts, WorkerPoolSettings, workerPortClaims, WorkerSpec } from "./workers";
 
 /**
  * The whole stack as a pure plan: MatrixStack's arguments in, every child's
@@ -69,12 +69,17 @@ export interface StackPlanArgs<L = never> {
     host: HostOptions;
     synapse: SynapseOptions;
     postgres?: PostgresOptions & { external?: ExternalPostgresOptions<L>; host?: HostOptions; reachableAt?: string | L };
-    workers?: { workers?: WorkerCounts | Omit<WorkerSpec, "host">[]; basePort?: number };
+    workers?: {
+        instances?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        /** @deprecated Renamed `instances`. */
+        workers?: WorkerCounts | Omit<WorkerSpec, "host">[];
+        basePort?: number;
+    };
     redis?: RedisOptions & { external?: ExternalRedisOptions<L> };
     /** The proxy's options; `cloudflareApiToken` is only looked at for whether it is given. */
     proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
     element?: ElementWebOptions;
-    turn?: CoturnOptions;
+    turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
 }
 
@@ -149,7 +154,7 @@ export interface StackPlan {
     proxy?: { options: ReverseProxyOptions; settings: ReverseProxySettings };
     element?: ElementWebSettings;
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
-    turn: { kind: "server"; settings: CoturnSettings } | { kind: "removal" };
+    turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
     dns?: PlannedDns;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
@@ -166,8 +171,8 @@ export const DNS_STAND_IN = { ipv4: "192.0.2.1", ipv6: "2001:db8::1" } as const;
  * failed is not checked further.
  */
 export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { stack: string }): StackPlan {
-    const stack = `MatrixStack "${name}"`;
-    const label = (kind: string, role: string) => `${kind} "${name}-${role}"`;
+    const stack = componentLabel("MatrixStack", name);
+    const label = (kind: string, role: string) => componentLabel(kind, `${name}-${role}`);
     const labels: StackLabels = {
         host: label("Host", STACK_ROLES.host),
         databaseHost: label("Host", STACK_ROLES.databaseHost),
@@ -177,7 +182,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         redis: label("RedisServer", STACK_ROLES.redis),
         proxy: label("ReverseProxy", STACK_ROLES.proxy),
         element: label("ElementWeb", STACK_ROLES.element),
-        turn: label("CoturnServer", STACK_ROLES.turn),
+        turn: label("TurnServer", STACK_ROLES.turn),
         dns: label("CloudflareDns", STACK_ROLES.dns),
     };
     const errors: ConfigError[] = [];
@@ -224,7 +229,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     }
 
     // Workers by default, except with SQLite (which they cannot use); a pool without workers removes an earlier pool's.
-    const wantPool = args.workers?.workers !== undefined || !sqlite;
+    const wantPool = args.workers?.instances !== undefined || args.workers?.workers !== undefined || !sqlite;
     // The pool is checked against Synapse with the replication listener workers imply; without workers it is left out again.
     const synapseWithReplication = attempt(() =>
         resolveSynapseSettings(labels.synapse, wantPool ? { ...args.synapse, replication: args.synapse.replication ?? {} } : args.synapse),
@@ -244,7 +249,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         fail(
             redisSet.map((k) => `redis.${k}`).join(", "),
             new Described("set"),
-            "Redis serves only Synapse's workers, and there are none (workers is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
+            "Redis serves only Synapse's workers, and there are none (workers.instances is {}, or synapse.sqlite is set): remove the redis settings, or add workers",
         );
     } else if (hasWorkers && redisExternal) {
         const server = attempt(() => resolveExternalRedis(labels.redis, redisOptions, redisExternal));
@@ -262,7 +267,14 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         );
     const element = args.element && synapse ? attempt(() => resolveElementWebSettings(labels.element, args.element!, synapse)) : undefined;
 
-    const dns = args.dns && synapse ? attempt(() => planDns(labels.dns, args, synapse, context.stack)) : undefined;
+    const dns =
+        args.dns && synapse
+            ? attempt(() =>
+                  args.dns!.cloudflare
+                      ? planDns(labels.dns, args, synapse, context.stack)
+                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack)),
+              )
+            : undefined;
     if (dns?.need.serverNameWellKnown && args.proxy === false)
         fail(
             "dns.delegation",
@@ -273,7 +285,10 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     // What DNS delegation (well-known on the server_name's domain, or its name for SRV) and coturn's TLS need of the proxy.
     let proxy: StackPlan["proxy"];
     if (args.proxy !== false && synapse && (!args.dns || dns) && (!args.element || element)) {
-        const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain] }] : [])];
+        const needs: ProxyNeed[] = [
+            ...(dns ? [dns.need] : []),
+            ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain], setting: "turn.domain" }] : []),
+        ];
         const { cloudflareApiToken, ...proxyOptions } = args.proxy;
         const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
         const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
@@ -286,7 +301,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     let turn: StackPlan["turn"] = { kind: "removal" };
     if (args.turn && (args.proxy === false || proxy)) {
         const certificate = proxy ? { liveDir: liveDir(proxy.settings), names: proxy.settings.certificateNames } : undefined;
-        const settings = attempt(() => resolveCoturnSettings(labels.turn, args.turn!, certificate));
+        const settings = attempt(() => resolveTurnSettings(labels.turn, args.turn!, certificate));
         if (settings) turn = { kind: "server", settings };
     }
 
@@ -316,8 +331,9 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             );
         if (workers)
             for (const w of workers.workers) {
-                const list = Array.isArray(args.workers?.workers) ? args.workers.workers : undefined;
-                const own = /^workers\[(\d+)\]$/.exec(w.setting);
+                const given = args.workers?.instances ?? args.workers?.workers;
+                const list = Array.isArray(given) ? given : undefined;
+                const own = /^(?:instances|workers)\[(\d+)\]$/.exec(w.setting);
                 const claims = workerPortClaims({ ...workers, workers: [w] }, labels.host);
                 if (own && list?.[Number(own[1])]?.port !== undefined) {
                     claim(
@@ -349,7 +365,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             claim(
                 main,
                 labels.turn,
-                named(coturnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
+                named(turnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
             );
     }
 
@@ -401,7 +417,7 @@ function clash(host: string, o: PortClaim & { component: string }, component: st
     }
 }
 
-/** The value at a MatrixStack argument path such as `redis.port` or `workers.workers[0].port`. */
+/** The value at a MatrixStack argument path such as `redis.port` or `workers.instances[0].port`. */
 function valueAt(args: unknown, path: string): unknown {
     let v: unknown = args;
     for (const key of path.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "")) {
@@ -423,6 +439,36 @@ function named(claims: PortClaim[], settings: Record<string, string | ((c: PortC
         const s = settings[c.owner];
         return s === undefined ? c : { ...c, setting: typeof s === "string" ? s : s(c) };
     });
+}
+
+/**
+ * Where a DNS setting the plan hands `resolveDnsSettings` came from in
+ * MatrixStack's args; the rest are the user's own `dns.<option>`.
+ */
+const DNS_INPUTS_FROM: Record<string, string> = {
+    serverName: "synapse.serverName",
+    publicBaseUrl: "synapse.publicBaseUrl",
+    elementDomain: "element.domain",
+    turnHost: "turn.domain",
+    turnPort: "turn.port",
+    turnTlsPort: "turn.tlsPort",
+    federationPort: "proxy.federationPort",
+};
+
+/**
+ * Without Cloudflare there is no CloudflareDns component: DNS errors name
+ * what the user wrote, MatrixStack's `dns.<option>` (or the argument a
+ * handed-in value came from).
+ */
+function asStackDnsErrors<T>(stack: string, f: () => T): T {
+    const restate = (e: ConfigError) => new ConfigError(stack, DNS_INPUTS_FROM[e.setting] ?? `dns.${e.setting}`, e.value, e.expected);
+    try {
+        return f();
+    } catch (e) {
+        if (e instanceof ConfigErrors) throw new ConfigErrors(e.errors.map(restate));
+        if (e instanceof ConfigError) throw restate(e);
+        throw e;
+    }
 }
 
 /**
@@ -454,6 +500,7 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
             by: `dns.delegation "${settings.delegation}"${settings.wellKnownVia ? ` served by ${settings.wellKnownVia}` : ""}`,
             serverNameWellKnown: serverNameWellKnownFor(settings),
             names: certificateNamesFor(settings),
+            setting: "synapse.serverName",
         },
     };
 }

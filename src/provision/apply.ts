@@ -1,5 +1,5 @@
 import { STATE_DIR } from "../render/drift";
-import { indent, Sh, heredoc, lines, raw, sh, shQuote } from "./sh";
+import { heredoc, indent, lines, raw, Sh, sh, shQuote } from "./sh";
 
 /**
  * Declarative apply: a service's step is a set of files, a prune rule and

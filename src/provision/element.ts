@@ -1,8 +1,8 @@
-import { ElementWebSettings, elementFiles } from "../model/element";
+import { elementFiles, ElementWebSettings } from "../model/element";
 import { renderElementConfig } from "../render/element";
 import { applyFileSet } from "./apply";
+import { indent, lines, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { indent, Sh, lines, sh } from "./sh";
 
 /**
  * Installs a pinned Element Web release on a host:

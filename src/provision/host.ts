@@ -1,10 +1,10 @@
-import { FirewallRule, HostSettings, OsInfo } from "../model/host";
-import { FIREWALL_FRAGMENT_DIR, SSH_PORTS_FILE, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../render/firewall";
-import { DRIFT_CHECK_PATH, driftCheckScript } from "../render/drift";
+import { FirewallRule, HOST_FILES, HostSettings, OsInfo } from "../model/host";
+import { driftCheckScript } from "../render/drift";
+import { FIREWALL_FRAGMENT_DIR, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts, SSH_PORTS_FILE } from "../render/firewall";
 import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
-import { FileSet, ServiceUnit, applyFileSet, ensureRunning } from "./apply";
-import { script } from "./shell";
+import { applyFileSet, ensureRunning, FileSet, ServiceUnit } from "./apply";
 import { Sh, sh } from "./sh";
+import { script } from "./shell";
 
 /**
  * First contact: waits for cloud-init to finish (when the image has it) so
@@ -19,15 +19,6 @@ export function hostProbeCommand(): string {
 }
 
 export const BASE_PACKAGES = ["ca-certificates", "curl", "gnupg", "nftables", "systemd-timesyncd", "python3"];
-
-/** Paths the host bootstrap owns. */
-export const HOST_FILES = {
-    firewallRuleset: "/etc/pulumi-matrix/firewall.nft",
-    firewallUnit: "/etc/systemd/system/pulumi-matrix-firewall.service",
-    autoUpgrades: "/etc/apt/apt.conf.d/20auto-upgrades",
-    timesyncd: "/etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf",
-    driftCheck: DRIFT_CHECK_PATH,
-};
 
 const FIREWALL_UNIT: ServiceUnit = { name: "pulumi-matrix-firewall.service" };
 const TIMESYNCD_UNIT: ServiceUnit = { name: "systemd-timesyncd.service" };

@@ -1,6 +1,5 @@
 // Every provision module's exports, one line per module: a new function needs no edit here.
 export * from "./apply";
-export * from "./coturn";
 export * from "./element";
 export * from "./host";
 export * from "./postgres";
@@ -9,7 +8,8 @@ export * from "./redis";
 export * from "./sh";
 export * from "./shell";
 export * from "./synapse";
-export * from "./synapseInstall";
-export * from "./synapseRecords";
+export * from "./synapse/install";
+export * from "./synapse/records";
 export * from "./target";
+export * from "./turn";
 export * from "./workers";

@@ -1,15 +1,9 @@
-import { MIN_POSTGRES_MAJOR, PostgresLocalSettings, postgresFirewallRules } from "../model/postgres";
+import { MIN_POSTGRES_MAJOR, POSTGRES_FILES, postgresFirewallRules, PostgresLocalSettings } from "../model/postgres";
 import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../render/postgres";
-import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
-import { script } from "./shell";
 import { heredoc, heredocVar, raw, sh } from "./sh";
-
-export const POSTGRES_FILES = {
-    backupScript: "/usr/local/lib/pulumi-matrix/pg-backup.sh",
-    backupService: "/etc/systemd/system/pulumi-matrix-pg-backup.service",
-    backupTimer: "/etc/systemd/system/pulumi-matrix-pg-backup.timer",
-};
+import { script } from "./shell";
 
 const BACKUP_TIMER = "pulumi-matrix-pg-backup.timer";
 const POSTGRES_UNIT: ServiceUnit = { name: "postgresql.service" };

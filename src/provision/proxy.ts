@@ -1,32 +1,10 @@
-import { ReverseProxySettings, liveDir, proxyFirewallRules } from "../model/proxy";
-import { STATE_DIR } from "../render/drift";
-import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/certbot";
-import { NginxSite, renderNginxConf } from "../render/nginx";
-import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { liveDir, PROXY_FILES, proxyFirewallRules, ReverseProxySettings } from "../model/proxy";
+import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/proxy";
+import { NginxSite, renderNginxConf } from "../render/proxy";
+import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
+import { raw, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { Sh, raw, sh } from "./sh";
-
-/** Where the proxy's files live on the host. */
-export const PROXY_FILES = {
-    /** The site (http context: Debian's nginx.conf includes conf.d/*.conf). */
-    conf: "/etc/nginx/conf.d/pulumi-matrix.conf",
-    /** The certificate nginx serves: a symlink to the bootstrap certificate, then to certbot's live directory. */
-    tls: "/etc/nginx/pulumi-matrix/tls",
-    /** A self-signed certificate so nginx can start and answer the first ACME challenge. */
-    bootstrap: "/etc/nginx/pulumi-matrix/bootstrap",
-    /** Debian's default site also claims port 80 as the default server. */
-    defaultSite: "/etc/nginx/sites-enabled/default",
-    deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
-    /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
-    hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
-    caBundle: "/etc/pulumi-matrix/acme-ca.pem",
-    /** The Cloudflare API token for DNS-01 (root only), written by its own secret step. */
-    cloudflareCredentials: "/etc/pulumi-matrix/acme-cloudflare.ini",
-    certbotDropIn: "/etc/systemd/system/certbot.service.d/pulumi-matrix.conf",
-    /** What the current certificate was requested with: a change asks the CA again. */
-    request: `${STATE_DIR}/acme-request`,
-} as const;
 
 /** certbot's live directory of the certificate (defined in the model, where coturn's settings need it too). */
 export { liveDir };

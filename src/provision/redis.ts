@@ -1,15 +1,9 @@
-import { RedisLocalSettings, redisFirewallRules } from "../model/redis";
+import { REDIS_FILES, redisFirewallRules, RedisLocalSettings } from "../model/redis";
 import { renderRedisConf, renderRedisDropIn, renderRedisSecretConf } from "../render/redis";
-import { ServiceUnit, applyFileSet, ensureRunning } from "./apply";
+import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
-import { script } from "./shell";
 import { indent, sh } from "./sh";
-
-export const REDIS_FILES = {
-    conf: "/etc/redis/pulumi-matrix.conf",
-    secretConf: "/etc/redis/pulumi-matrix-secrets.conf",
-    dropIn: "/etc/systemd/system/redis-server.service.d/pulumi-matrix.conf",
-};
+import { script } from "./shell";
 
 /** Redis as handlers see it: healthy once it answers on loopback (without the password it answers NOAUTH, which is enough). */
 export function redisUnit(s: RedisLocalSettings): ServiceUnit {

@@ -1,5 +1,5 @@
 import { STATE_DIR, WRITTEN_DIR } from "../render/drift";
-import { Sh, lines } from "./sh";
+import { lines, Sh } from "./sh";
 
 /**
  * The frame of every provisioning script. A script is sent on the command's

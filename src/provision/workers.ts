@@ -1,24 +1,24 @@
-import { SynapsePeers, SynapseSecretFile, SynapseSettings, synapseFiles } from "../model/synapse";
+import { synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../model/synapse";
 import {
+    federationSenders,
     WORKER_SECRET_FILES,
+    workerFiles,
+    workerFileSet,
+    workerFirewallRules,
+    workerHealthUrl,
     WorkerPeers,
     WorkerPoolSettings,
     WorkerSettings,
-    federationSenders,
-    workerFileSet,
-    workerFiles,
-    workerFirewallRules,
-    workerHealthUrl,
     workerUnit,
 } from "../model/workers";
 import { STATE_DIR } from "../render/drift";
 import { renderSynapseTarget } from "../render/synapse/units";
 import { renderFederationSendersYaml, renderSharedWorkerYaml, renderWorkerList, renderWorkerUnit, renderWorkerYaml } from "../render/workers";
-import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep, when } from "./apply";
+import { applyFileSet, ensureRunning, Handler, handlerStep, ManagedFile, ServiceUnit, when } from "./apply";
 import { firewallFragmentSet } from "./host";
+import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { indent, Sh, lines, raw, sh } from "./sh";
-import { SYNAPSE_UNITS, requireSynapseUser, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
+import { requireSynapseUser, SYNAPSE_UNITS, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
 
 /**
  * The scripts of a WorkerPool on one host. Restarts, as the issue of the

@@ -12,15 +12,17 @@
  * SHA-256 is kept, so drift shows as "differs" without showing content.
  */
 
+import { HOST_FILES } from "../model/host";
+
 /** Where scripts keep what they need between runs: file-set manifests, restarts owed, the apt lock, drift records. */
-export const STATE_DIR = "/var/lib/pulumi-matrix";
+export const STATE_DIR = HOST_FILES.stateDir;
 
 /** The record of every file pulumi-matrix wrote (see the layout above). */
 export const WRITTEN_DIR = `${STATE_DIR}/written`;
 
 /** The drift check's command name, and where the Host bootstrap installs it (root-only). */
-export const DRIFT_COMMAND = "pulumi-matrix-drift";
-export const DRIFT_CHECK_PATH = `/usr/local/sbin/${DRIFT_COMMAND}`;
+export const DRIFT_CHECK_PATH = HOST_FILES.driftCheck;
+export const DRIFT_COMMAND = DRIFT_CHECK_PATH.slice(DRIFT_CHECK_PATH.lastIndexOf("/") + 1);
 
 /** How to put back what pulumi-matrix wrote: re-run every script (the `reapply` setting). */
 export const REAPPLY_HINT = [

@@ -1,21 +1,21 @@
-import { SynapseSettings, synapseFiles } from "../model/synapse";
+import { synapseFiles, SynapseSettings } from "../model/synapse";
 import {
-    WORKER_ROLES,
+    federationSenders,
+    instanceAddress,
     WORKER_ROLE_SPECS,
+    WORKER_ROLES,
+    workerFiles,
+    workerHealthUrl,
+    workerListeners,
     WorkerPeers,
     WorkerPoolSettings,
     WorkerRole,
     WorkerSettings,
-    WorkerStream,
-    federationSenders,
-    instanceAddress,
-    workerFiles,
-    workerHealthUrl,
-    workerListeners,
-    workerUnit,
     workersOf,
+    WorkerStream,
+    workerUnit,
 } from "../model/workers";
-import { WORKER_ROUTES, WorkerRoute } from "../model/workerRoutes";
+import { WORKER_ROUTES, WorkerRoute } from "../model/workers/routes";
 import { renderSynapseProcessUnit } from "./synapse/units";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 

@@ -13,24 +13,25 @@
  * (as root; needs scripts/e2e-deps.sh and scripts/integration-deps.sh).
  */
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
-import { Host, PostgresDatabase, SynapseHomeserver } from "../../src/index";
-import { AptRepository } from "../../src/model/install";
-import { Vm, bootVm, ensureBaseImage } from "../support/vm";
-import { startTimestamps } from "../support/vm/deploy";
-import { InlineStack, InlineUp, inlineStack, stepSeconds, useEngine } from "../support/vm/engine";
+
+import { Host, PostgresDatabase, SynapseHomeserver } from "../../src";
+import { AptRepository } from "../../src/model/synapse/install";
 import {
     AptTestRepository,
-    ROOT_SUITE,
-    TestKey,
     buildKeyringPackage,
     buildSynapsePackage,
     makeTestKey,
+    ROOT_SUITE,
     startAptRepository,
+    TestKey,
 } from "../support/integration/aptRepo";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
+import { bootVm, ensureBaseImage, Vm } from "../support/vm";
+import { startTimestamps } from "../support/vm/deploy";
+import { InlineStack, inlineStack, InlineUp, stepSeconds, useEngine } from "../support/vm/engine";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 /** The first install, and the upgrade (the library's default release): both cached virtualenvs of the apt integration test. */

@@ -7,8 +7,9 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { projectCopy, runCli, useEngine } from "../support/vm/engine";
+
 import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { projectCopy, runCli, useEngine } from "../support/vm/engine";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 

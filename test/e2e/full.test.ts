@@ -6,17 +6,18 @@
  * split-hosts example on two VMs.
  */
 import * as assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage } from "../support/vm";
-import * as os from "node:os";
 import { execFileSync } from "node:child_process";
-import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
-import { PebbleServer, startPebble } from "../support/integration/pebble";
-import { ReleaseServer } from "../support/integration/elementReleases";
-import { EngineStack, buildDist, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
 import { loginWithPassword } from "../support/integration/client";
+import { ReleaseServer } from "../support/integration/elementReleases";
+import { PebbleServer, startPebble } from "../support/integration/pebble";
 import { registerWithSharedSecret } from "../support/integration/synapse";
+import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
+import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
+import { buildDist, EngineStack, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;

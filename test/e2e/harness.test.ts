@@ -7,15 +7,17 @@
  * Run: npx mocha --config test/e2e/.mocharc.json test/e2e/harness.test.ts
  * (as root, after scripts/e2e-deps.sh)
  */
-import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
-import * as random from "@pulumi/random";
-import * as tls from "@pulumi/tls";
 import * as assert from "node:assert/strict";
 import * as crypto from "node:crypto";
-import { PrivateNetwork, Vm, bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort } from "../support/vm";
-import { inlineStack, useEngine } from "../support/vm/engine";
+
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as tls from "@pulumi/tls";
+
 import { SECRET_SIG, SECRET_SIG_KEY } from "../support/secrets";
+import { bootVm, createPrivateNetwork, ensureBaseImage, freeTcpPort, PrivateNetwork, Vm } from "../support/vm";
+import { inlineStack, useEngine } from "../support/vm/engine";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 

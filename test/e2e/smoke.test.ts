@@ -13,18 +13,19 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Vm, bootVm, ensureBaseImage } from "../support/vm";
+import * as tls from "node:tls";
+
+import { loginWithPassword } from "../support/integration/client";
+import { ReleaseServer } from "../support/integration/elementReleases";
+import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { registerWithSharedSecret } from "../support/integration/synapse";
+import { bootVm, ensureBaseImage, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
 import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
-import * as http from "node:http";
-import * as tls from "node:tls";
-import { registerWithSharedSecret } from "../support/integration/synapse";
-import { PebbleServer, startPebble } from "../support/integration/pebble";
-import { ReleaseServer } from "../support/integration/elementReleases";
-import { loginWithPassword } from "../support/integration/client";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const UNITS = [

@@ -10,23 +10,24 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { OsInfo } from "../../src/model/host";
-import { SynapseOptions, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
-import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { resolveSynapseSettings, synapseFiles, SynapseOptions, SynapseSettings } from "../../src/model/synapse";
 import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import {
     AptTestRepository,
-    Chroot,
-    ROOT_SUITE,
-    TestKey,
     buildKeyringPackage,
     buildSynapsePackage,
+    Chroot,
     makeChroot,
     makeTestKey,
+    ROOT_SUITE,
     startAptRepository,
+    TestKey,
 } from "../support/integration/aptRepo";
 import { freePort } from "../support/integration/net";
-import { RunResult, makeTempDir, sleep } from "../support/integration/processes";
+import { makeTempDir, RunResult, sleep } from "../support/integration/processes";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
 /** Two real releases: the first install, and the upgrade (the library's default). */

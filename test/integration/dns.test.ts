@@ -3,9 +3,10 @@
 // produced. Each record must come back exactly as rendered (A, AAAA, SRV
 // with its four fields, the TTL), and the zone must hold nothing else.
 import { strict as assert } from "node:assert";
+
 import { DnsOptions, DnsRecord, dnsRecords, resolveDnsSettings, resolveZoneFileSettings, ZoneFileOptions } from "../../src/model/dns";
-import { dnsZoneFile } from "../../src/render/zonefile";
-import { startNamed, type NamedServer } from "../support/integration/named";
+import { dnsZoneFile } from "../../src/render/dns";
+import { type NamedServer, startNamed } from "../support/integration/named";
 import { pendingCleanups } from "../support/integration/processes";
 
 const ZONE = "example.com";

@@ -8,9 +8,10 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DRIFT_COMMAND, WRITTEN_DIR, driftCheckScript } from "../../src/render/drift";
-import { FileSet, applyFileSet } from "../../src/provision/apply";
+
+import { applyFileSet, FileSet } from "../../src/provision/apply";
 import { script } from "../../src/provision/shell";
+import { DRIFT_COMMAND, driftCheckScript, WRITTEN_DIR } from "../../src/render/drift";
 import { makeTempDir, run } from "../support/integration/processes";
 
 describe("drift: records of what was written, and pulumi-matrix-drift", function () {

@@ -8,12 +8,13 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../../src/model/element";
+
+import { elementFiles, ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "../../src/model/element";
+import { elementInstallScript } from "../../src/provision/element";
 import { STATE_DIR, WRITTEN_DIR } from "../../src/render/drift";
 import { renderElementConfig } from "../../src/render/element";
-import { elementInstallScript } from "../../src/provision/element";
-import { freePort } from "../support/integration/net";
 import { ReleaseServer } from "../support/integration/elementReleases";
+import { freePort } from "../support/integration/net";
 import { makeTempDir, type RunResult } from "../support/integration/processes";
 import { ServiceSandbox } from "../support/integration/serviceSandbox";
 

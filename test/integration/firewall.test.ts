@@ -3,6 +3,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { FIREWALL_FRAGMENT_DIR, renderFirewall, renderFirewallFragment, renderSshPorts, SSH_PORTS_FILE } from "../../src/render/firewall";
 import { makeTempDir, run } from "../support/integration/processes";
 

@@ -4,12 +4,13 @@
 // token is not served or the name resolves elsewhere.
 
 import { strict as assert } from "node:assert";
+import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
-import { X509Certificate } from "node:crypto";
+
 import { freePort } from "../support/integration/net";
-import { startPebble, type PebbleServer } from "../support/integration/pebble";
+import { type PebbleServer, startPebble } from "../support/integration/pebble";
 import { makeTempDir, run, type RunResult } from "../support/integration/processes";
 
 interface ServedRequest {

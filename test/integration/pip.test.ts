@@ -7,16 +7,17 @@
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+
 import { OsInfo } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { SynapseOptions, SynapsePeers, SynapseSettings, resolveSynapseSettings } from "../../src/model/synapse";
+import { resolveSynapseSettings, SynapseOptions, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { Chroot, ROOT_SUITE, makeChroot } from "../support/integration/aptRepo";
+import { Chroot, makeChroot, ROOT_SUITE } from "../support/integration/aptRepo";
 import { freePort } from "../support/integration/net";
-import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { type PgServer, startPostgres } from "../support/integration/postgres";
 import { RunResult } from "../support/integration/processes";
 
 /** An older release first, then the library's default: the upgrade path too. */

@@ -6,10 +6,11 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { renderBackupScript } from "../../src/render/postgres";
+import { PG_OS_USER, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, requireUser, run } from "../support/integration/processes";
-import { PG_OS_USER, startPostgres, type PgServer } from "../support/integration/postgres";
 
 describe("the nightly database dump, against a real PostgreSQL", function () {
     let pg: PgServer;

@@ -20,31 +20,33 @@ import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
+
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { PROXY_FILES } from "../../src/model/proxy";
 import {
     ElementSite,
+    resolveReverseProxySettings,
     ReverseProxyOptions,
     ReverseProxySettings,
-    resolveReverseProxySettings,
     synapseListener,
     wellKnownClient,
     wellKnownServer,
 } from "../../src/model/proxy";
-import { resolvePostgresSettings } from "../../src/model/postgres";
-import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
-import { WorkerPeers, WorkerPoolSettings, WorkerUpstream, resolveWorkerPoolSettings, workerFiles, workerUpstreams } from "../../src/model/workers";
-import { NginxSite } from "../../src/render/nginx";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
-import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
-import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { PROXY_FILES, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings, WorkerUpstream, workerUpstreams } from "../../src/model/workers";
+import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
-import { startRedis } from "../support/integration/redis";
+import { renderCreateDatabaseSql } from "../../src/render/postgres";
+import { NginxSite } from "../../src/render/proxy";
+import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
-import { startPebble, type PebbleServer } from "../support/integration/pebble";
-import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { type PebbleServer, startPebble } from "../support/integration/pebble";
+import { type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, type SpawnedDaemon } from "../support/integration/processes";
-import { ProxySandbox, childrenOf } from "../support/integration/proxySandbox";
+import { childrenOf, ProxySandbox } from "../support/integration/proxySandbox";
+import { startRedis } from "../support/integration/redis";
 import { startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
@@ -205,7 +207,7 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
             replication: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        pool = resolveWorkerPoolSettings('WorkerPool "test"', { workers: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
+        pool = resolveWorkerPoolSettings('WorkerPool "test"', { instances: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
         const workerPeers: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: redisSettings.port, tls: false }, redisPassword: true };
         const key = signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
         await sandbox.run(

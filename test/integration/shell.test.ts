@@ -7,9 +7,10 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FileSet, Handler, ServiceUnit, applyFileSet, ensureRunning, handlerStep } from "../../src/provision/apply";
+
+import { applyFileSet, ensureRunning, FileSet, Handler, handlerStep, ServiceUnit } from "../../src/provision/apply";
+import { heredoc, raw, Sh, sh } from "../../src/provision/sh";
 import { script } from "../../src/provision/shell";
-import { Sh, heredoc, raw, sh } from "../../src/provision/sh";
 import { makeTempDir, run } from "../support/integration/processes";
 
 /** A unique file-set name: the manifests live in the real state directory. */

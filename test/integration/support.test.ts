@@ -7,9 +7,10 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { loginWithPassword, whoami } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
-import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, pendingCleanups } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv, SYNAPSE_TEST_VERSION } from "../support/integration/synapse-venv";

@@ -6,15 +6,16 @@
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { SynapsePeers, SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
+import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { emailSecretFile, pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { loginWithPassword, whoami } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
-import { startPostgres, type PgServer } from "../support/integration/postgres";
+import { type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";

@@ -9,8 +9,9 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { WORKER_ROLE_SPECS, WorkerPeers, resolveWorkerPoolSettings } from "../../src/model/workers";
+import { resolveWorkerPoolSettings, WORKER_ROLE_SPECS, WorkerPeers } from "../../src/model/workers";
 import { renderSharedWorkerYaml, renderWorkerYaml } from "../../src/render/workers";
 import { makeTempDir, run } from "../support/integration/processes";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
@@ -52,7 +53,7 @@ describe("stream writers as the pinned Synapse reads them", function () {
 
     it("every media worker writes quarantined_media_changes and is in instance_map with a replication listener; thread_subscriptions stays on the main process", async function () {
         const synapse = resolveSynapseSettings("SynapseHomeserver", { serverName: "example.com", replication: {} });
-        const pool = resolveWorkerPoolSettings("WorkerPool", { workers: { media_repository: 2, event_persister: 1, typing: 1 } }, synapse, 'Host "vm"');
+        const pool = resolveWorkerPoolSettings("WorkerPool", { instances: { media_repository: 2, event_persister: 1, typing: 1 } }, synapse, 'Host "vm"');
         const dir = makeTempDir("worker-streams");
         const shared = path.join(dir, "40-workers.yaml");
         fs.writeFileSync(shared, renderSharedWorkerYaml(pool, synapse, PEERS));

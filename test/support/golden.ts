@@ -13,6 +13,7 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { script } from "../../src/provision/shell";
 
 export const GOLDEN_DIR = path.join(__dirname, "..", "unit", "golden");

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import { StackConfigError } from "../../src/config/errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey, partOf } from "../../src/config/keys";
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey } from "../../src/config/keys";
 import { inStackConfigTerms, stackValues } from "../../src/config/translate";
 import { ConfigError } from "../../src/model/errors";
 import { TEST_SSH_KEY } from "../support/unit/fixtures";
@@ -201,23 +202,23 @@ describe("errors where settings meet, or about settings the user never wrote, na
         [
             "a relay range over coturn's TLS port",
             { turnDomain: "turn.example.com", turnRelayPortMin: "5000", turnRelayPortMax: "9000" },
-            /^matrix:turnRelayPortMin is 5000; with matrix:turnRelayPortMax 9000; in CoturnServer "dev-turn" relayPorts is \{"min":5000,"max":9000\}: expected a range without coturn's own tlsPort 5349/,
+            /^matrix:turnRelayPortMin is 5000; with matrix:turnRelayPortMax 9000; in TurnServer "dev-turn" relayPorts is \{"min":5000,"max":9000\}: expected a range without coturn's own tlsPort 5349/,
         ],
         // Derived settings: the certificate's names, a URL from the server name.
         [
             "a TURN domain on the certificate",
             { turnDomain: "bad domain!" },
-            /^matrix:turnDomain is "bad domain!"; in ReverseProxy "dev-proxy" extraCertificateNames: expected DNS names/,
+            /^matrix:turnDomain is "bad domain!"; expected a DNS name such as example\.com: turn \(TLS on its tlsPort\) puts it on the proxy's certificate$/m,
         ],
         [
             "a server name whose URL is outside the DNS zone",
             { publicBaseUrl: "", dnsZone: "other.org", dnsIpv4: "203.0.113.10" },
-            /^matrix:serverName is "example.com"; publicBaseUrl follows from it \("https:\/\/example.com\/"\); in CloudflareDns "dev-dns" publicBaseUrl is "https:\/\/example.com\/": expected a name in the zone other.org/,
+            /^matrix:serverName is "example.com"; publicBaseUrl follows from it \("https:\/\/example.com\/"\); in MatrixStack "dev" synapse.publicBaseUrl is "https:\/\/example.com\/": expected a name in the zone other.org/,
         ],
         [
             "a public URL outside the DNS zone",
             { dnsZone: "other.org", dnsIpv4: "203.0.113.10", dnsDelegation: "srv" },
-            /^matrix:publicBaseUrl is "https:\/\/matrix.example.com\/"; in CloudflareDns "dev-dns" publicBaseUrl: expected a name in the zone other.org/,
+            /^matrix:publicBaseUrl is "https:\/\/matrix.example.com\/"; expected a name in the zone other.org/,
         ],
         // MatrixStack's rules across components, named by its args.
         [
@@ -290,10 +291,10 @@ describe("a component's error about any key's setting comes back as the key (eve
             'matrix:turnRelayPortMin is 49152; with matrix:turnRelayPortMax 65535; in MatrixStack "dev" turn.relayPorts is {"min":49152,"max":65535}: expected a range without port 50000',
         );
         const set = new Map<StackConfigKey, unknown>([["turnRelayPortMax", 60000]]);
-        const own = new ConfigError('CoturnServer "dev-turn"', "relayPorts", { min: 49152, max: 60000 }, "expected w");
+        const own = new ConfigError('TurnServer "dev-turn"', "relayPorts", { min: 49152, max: 60000 }, "expected w");
         assert.equal(
             (inStackConfigTerms(own, { values: set }) as Error).message,
-            'matrix:turnRelayPortMax is 60000; in CoturnServer "dev-turn" relayPorts is {"min":49152,"max":60000}: expected w',
+            'matrix:turnRelayPortMax is 60000; in TurnServer "dev-turn" relayPorts is {"min":49152,"max":60000}: expected w',
         );
     });
 

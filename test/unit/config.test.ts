@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { GENERATED_FILES, README_BEGIN, README_END, withPulumiConfig, withReadmeTable } from "../../src/config/generate";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey } from "../../src/config/keys";
 import { KEY_MIGRATIONS, KeyMigration, migrationErrors, migrationProblems, withNewKeys } from "../../src/config/migrations";

@@ -1,12 +1,13 @@
 import * as assert from "node:assert/strict";
+
 import {
-    HOSTS_BEGIN,
-    HOSTS_END,
-    Progress,
     clock,
     endLine,
     engineEventsTo,
     estimateLines,
+    HOSTS_BEGIN,
+    HOSTS_END,
+    Progress,
     startLine,
     stepLabel,
     withHostsEntry,

@@ -1,26 +1,28 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { CloudflareDns, CloudflareDnsArgs } from "../../components/CloudflareDns";
 import { MatrixStack } from "../../components/MatrixStack";
 import {
     AUTO_TTL,
+    certificateNamesFor,
     DnsOptions,
     DnsRecord,
-    SrvRecord,
-    certificateNamesFor,
     dnsRecords,
     resolveDnsSettings,
     resolveZoneFileSettings,
     serverNameWellKnownFor,
+    SrvRecord,
     wellKnownServerFor,
     wellKnownWorker,
 } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
-import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/zonefile";
+import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/dns";
+import { golden } from "../support/golden";
 import { stackArgs } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
-import { golden } from "../support/golden";
 
 const C = 'CloudflareDns "dns"';
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -402,7 +404,7 @@ describe("DNS settings: bad input is a ConfigError naming setting, value and wha
     });
 });
 
-describe("zone file (src/render/zonefile.ts)", () => {
+describe("zone file (src/render/dns.ts)", () => {
     const file = (o: Partial<DnsOptions> = {}, z = {}) => {
         const s = settings(o);
         return renderZoneFile(s, resolveZoneFileSettings(C, s, z));

@@ -2,11 +2,13 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { checkSupportedOs, resolveHostSettings } from "../../src/model/host";
+import { HOST_FILES } from "../../src/model/host";
 import { applyFileSet } from "../../src/provision/apply";
-import { HOST_FILES, hostBootstrapScript } from "../../src/provision/host";
+import { hostBootstrapScript } from "../../src/provision/host";
 import { synapseSecretsScript } from "../../src/provision/synapse";
-import { DRIFT_CHECK_PATH, MANAGED_HEADER, driftCheckScript } from "../../src/render/drift";
+import { DRIFT_CHECK_PATH, driftCheckScript, MANAGED_HEADER } from "../../src/render/drift";
 import { emailSecretFile, pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { GOLDEN_PEERS, goldenSynapseSettings } from "../support/unit/fixtures";
 

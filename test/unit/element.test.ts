@@ -1,16 +1,17 @@
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+
 import { ElementWeb } from "../../components/ElementWeb";
 import { Host } from "../../components/Host";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { elementFiles, ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "../../src/model/element";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { ElementWebOptions, ElementWebSettings, elementFiles, resolveElementWebSettings } from "../../src/model/element";
 import { elementInstallScript } from "../../src/provision/element";
 import { elementConfig, renderElementConfig } from "../../src/render/element";
-import { runWithMocks } from "../support/unit/mocks";
-import { TEST_SSH_KEY, goldenCustomElementSettings } from "../support/unit/fixtures";
 import { golden } from "../support/golden";
+import { goldenCustomElementSettings, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { goldenElementSettings } from "../support/unit/fixtures";
+import { runWithMocks } from "../support/unit/mocks";
 
 /** A made-up checksum: these tests never download anything. */
 const SHA = "0123456789abcdef".repeat(4);

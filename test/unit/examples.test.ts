@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
-import * as pulumi from "@pulumi/pulumi";
 import * as path from "node:path";
-import { RecordingMocks, valueOf } from "../support/unit/mocks";
+
+import * as pulumi from "@pulumi/pulumi";
+
 import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordingMocks, valueOf } from "../support/unit/mocks";
 
 /** Runs an example's index.ts under mocks with its own project's config. */
 async function runExample(dir: string, project: string, config: Record<string, string>, secrets: string[]) {

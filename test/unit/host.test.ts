@@ -1,16 +1,18 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
-import { PortRegistry, checkSupportedOs, resolveHostSettings } from "../../src/model/host";
+import { checkSupportedOs, PortRegistry, resolveHostSettings } from "../../src/model/host";
 import { hostBootstrapScript } from "../../src/provision/host";
 import { driftCheckScript } from "../../src/render/drift";
 import { renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { golden } from "../support/golden";
-import { stackArgs, TEST_SSH_KEY, goldenOs } from "../support/unit/fixtures";
-import { RecordingMocks, valueOf, RecordedResource, runWithMocks } from "../support/unit/mocks";
+import { goldenOs, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {
@@ -97,11 +99,11 @@ describe("the component platform", () => {
             const db = new PostgresDatabase("pg", { host });
             assert.throws(
                 () => new SynapseHomeserver("synapse", { host, database: db, serverName: "example.com", httpPort: 5432 }),
-                /SynapseHomeserver "synapse": synapse http listener port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+                /SynapseHomeserver "synapse": httpPort is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
             assert.throws(
                 () => new PostgresDatabase("pg2", { host }),
-                /PostgresDatabase "pg2": postgresql port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/,
+                /PostgresDatabase "pg2": port is 5432; PostgresDatabase "pg" \(postgresql\) already uses/,
             );
             assert.doesNotThrow(() => new PostgresDatabase("pg3", { host, port: 5433 }));
         });

@@ -2,13 +2,14 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { applyFileSet } from "../../src/provision/apply";
-import { heredocDelimiter, sh, raw } from "../../src/provision/sh";
+import { heredocDelimiter, raw, sh } from "../../src/provision/sh";
 import { script } from "../../src/provision/shell";
-import { PRELUDE, PRELUDE_GOLDEN, PRELUDE_MARKER, declaredGoldens, golden, goldenFiles, withPreludeMarker } from "../support/golden";
+import { declaredGoldens, golden, goldenFiles, PRELUDE, PRELUDE_GOLDEN, PRELUDE_MARKER, withPreludeMarker } from "../support/golden";
 import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, runWithMocks, valueOf } from "../support/unit/mocks";
 

@@ -1,14 +1,15 @@
 import * as assert from "node:assert/strict";
-import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { resolveCoturnSettings } from "../../src/model/coturn";
+
 import { resolveDnsSettings } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
+import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { WorkerPoolOptions, resolveWorkerPoolSettings } from "../../src/model/workers";
+import { resolveTurnSettings } from "../../src/model/turn";
+import { resolveWorkerPoolSettings, WorkerPoolOptions } from "../../src/model/workers";
 
 /** The errors a call throws, flattened (a ConfigErrors holds several). */
 function errorsOf(fn: () => unknown): ConfigError[] {
@@ -193,38 +194,43 @@ const BAD: [string, string, () => unknown][] = [
     ["WorkerPool", "basePort", () => resolveWorkerPoolSettings("WorkerPool", { basePort: 0 }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h")],
     [
         "WorkerPool",
-        "workers.typing",
-        () => resolveWorkerPoolSettings("WorkerPool", { workers: { typing: 2 } }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
+        "instances.typing",
+        () => resolveWorkerPoolSettings("WorkerPool", { instances: { typing: 2 } }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
     ],
     [
         "WorkerPool",
-        "workers.frontend",
-        () => resolveWorkerPoolSettings("WorkerPool", { workers: { frontend: 1 } as never }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
+        "instances.frontend",
+        () => resolveWorkerPoolSettings("WorkerPool", { instances: { frontend: 1 } as never }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
     ],
     [
         "WorkerPool",
-        "workers[0].name",
+        "instances[0].name",
         () =>
             resolveWorkerPoolSettings(
                 "WorkerPool",
-                { workers: [{ role: "pusher", name: "Main" }] },
+                { instances: [{ role: "pusher", name: "Main" }] },
                 resolveSynapseSettings("s", { ...SYN, replication: {} }),
                 "h",
             ),
     ],
     [
         "WorkerPool",
-        "workers[0].port",
-        () =>
-            resolveWorkerPoolSettings("WorkerPool", { workers: [{ role: "pusher", port: 0 }] }, resolveSynapseSettings("s", { ...SYN, replication: {} }), "h"),
-    ],
-    [
-        "WorkerPool",
-        "workers[0].role",
+        "instances[0].port",
         () =>
             resolveWorkerPoolSettings(
                 "WorkerPool",
-                { workers: [{ role: "frontend" as never }] },
+                { instances: [{ role: "pusher", port: 0 }] },
+                resolveSynapseSettings("s", { ...SYN, replication: {} }),
+                "h",
+            ),
+    ],
+    [
+        "WorkerPool",
+        "instances[0].role",
+        () =>
+            resolveWorkerPoolSettings(
+                "WorkerPool",
+                { instances: [{ role: "frontend" as never }] },
                 resolveSynapseSettings("s", { ...SYN, replication: {} }),
                 "h",
             ),
@@ -281,20 +287,20 @@ const BAD: [string, string, () => unknown][] = [
     ["ElementWeb", "extraConfig", () => resolveElementWebSettings("ElementWeb", { ...ELEMENT, extraConfig: { default_server_name: "x" } }, HS)],
     ["ElementWeb", "paths.root", () => resolveElementWebSettings("ElementWeb", { ...ELEMENT, paths: { root: "relative" } }, HS)],
     // coturn
-    ["CoturnServer", "domain", () => resolveCoturnSettings("CoturnServer", { domain: "not a name" })],
-    ["CoturnServer", "realm", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", realm: "not a realm" })],
-    ["CoturnServer", "port", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", port: 0 })],
-    ["CoturnServer", "tlsPort", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", tlsPort: 0 })],
-    ["CoturnServer", "relayPorts.min", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", relayPorts: { min: 0 } })],
-    ["CoturnServer", "relayPorts.max", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", relayPorts: { max: 70000 } })],
-    ["CoturnServer", "listeningIps", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", listeningIps: ["0.0.0.0"] })],
-    ["CoturnServer", "relayIp", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", relayIp: "turn" })],
-    ["CoturnServer", "externalIp", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", externalIp: "outside" })],
-    ["CoturnServer", "allowedPeerIps", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", allowedPeerIps: ["peer"] })],
-    ["CoturnServer", "userQuota", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", userQuota: 0 })],
-    ["CoturnServer", "totalQuota", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", totalQuota: 0 })],
-    ["CoturnServer", "userLifetime", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", userLifetime: "forever" })],
-    ["CoturnServer", "allowGuests", () => resolveCoturnSettings("CoturnServer", { domain: "turn.example.com", allowGuests: "yes" as never })],
+    ["TurnServer", "domain", () => resolveTurnSettings("TurnServer", { domain: "not a name" })],
+    ["TurnServer", "realm", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", realm: "not a realm" })],
+    ["TurnServer", "port", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", port: 0 })],
+    ["TurnServer", "tlsPort", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", tlsPort: 0 })],
+    ["TurnServer", "relayPorts.min", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", relayPorts: { min: 0 } })],
+    ["TurnServer", "relayPorts.max", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", relayPorts: { max: 70000 } })],
+    ["TurnServer", "listeningIps", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", listeningIps: ["0.0.0.0"] })],
+    ["TurnServer", "relayIp", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", relayIp: "turn" })],
+    ["TurnServer", "externalIp", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", externalIp: "outside" })],
+    ["TurnServer", "allowedPeerIps", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", allowedPeerIps: ["peer"] })],
+    ["TurnServer", "userQuota", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", userQuota: 0 })],
+    ["TurnServer", "totalQuota", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", totalQuota: 0 })],
+    ["TurnServer", "userLifetime", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", userLifetime: "forever" })],
+    ["TurnServer", "allowGuests", () => resolveTurnSettings("TurnServer", { domain: "turn.example.com", allowGuests: "yes" as never })],
     // dns
     ["Dns", "zone.name", () => resolveDnsSettings("Dns", { ...DNS, zone: { name: "not a zone" } })],
     ["Dns", "serverName", () => resolveDnsSettings("Dns", { ...DNS, serverName: "not a name" })],

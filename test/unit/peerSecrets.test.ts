@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { synapsePeerSecrets, synapsePeerSecretsRemoval } from "../../src/provision/synapse";
-import { turnSynapseRemovalScript, turnSynapseSecretScript } from "../../src/provision/coturn";
-import { workerSecretsScript } from "../../src/provision/workers";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { synapsePeerSecrets, synapsePeerSecretsRemoval } from "../../src/provision/synapse";
+import { turnSynapseRemovalScript, turnSynapseSecretScript } from "../../src/provision/turn";
+import { workerSecretsScript } from "../../src/provision/workers";
 
 describe("secrets between services: one step per peer, through one function", () => {
     const synapse = resolveSynapseSettings("s", { serverName: "example.com", replication: {} });

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { DNS_STAND_IN, StackPlanArgs, planStack } from "../../src/model/stack";
-import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workerHosts";
-import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { DNS_STAND_IN, planStack, StackPlanArgs } from "../../src/model/stack";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { checkPoolPrivateAddresses, checkPoolReachable } from "../../src/model/workers/hosts";
 
 /** A value another resource gives later (a cloud VM's address): the plan must only pass it along. */
 class Later {
@@ -76,11 +77,11 @@ describe("the stack plan (pure, no Pulumi)", () => {
     });
 
     it("no workers ({}): a pool that only removes, no Redis, no replication listener; Redis settings are then an error", () => {
-        const p = plan(args({ workers: { workers: {} } }));
+        const p = plan(args({ workers: { instances: {} } }));
         assert.deepEqual(p.workers?.workers, []);
         assert.equal(p.redis, undefined);
         assert.equal(p.synapse.replication, undefined);
-        assert.deepEqual(problems(args({ workers: { workers: {} }, redis: { port: 6380 } })), ['MatrixStack "dev": redis.port']);
+        assert.deepEqual(problems(args({ workers: { instances: {} }, redis: { port: 6380 } })), ['MatrixStack "dev": redis.port']);
     });
 
     it("split hosts: PostgreSQL on the database VM, claimed there; postgres.reachableAt is required and may be known later", () => {
@@ -144,7 +145,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         assert.deepEqual(p.proxy?.settings.certificateNames, ["matrix.example.com", "turn.example.com"]);
         assert.ok(p.turn.kind === "server");
         assert.deepEqual(p.turn.settings.tls, { liveDir: "/etc/letsencrypt/live/matrix.example.com" });
-        assert.ok(claimed(p).includes('CoturnServer "dev-turn" udp/49152-65535@*'));
+        assert.ok(claimed(p).includes('TurnServer "dev-turn" udp/49152-65535@*'));
         assert.deepEqual(plan(args()).turn, { kind: "removal" });
     });
 
@@ -225,16 +226,16 @@ describe("the stack plan (pure, no Pulumi)", () => {
             /WorkerPool "dev-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "dev-postgres"/,
         );
         assert.match(
-            at(args({ workers: { workers: [{ role: "federation_reader", port: 5432 }] } })),
-            /WorkerPool "dev-workers": workers\.workers\[0\]\.port is 5432/,
+            at(args({ workers: { instances: [{ role: "federation_reader", port: 5432 }] } })),
+            /WorkerPool "dev-workers": workers\.instances\[0\]\.port is 5432/,
         );
         assert.match(
             at(args({ turn: { domain: "turn.example.com", port: 8008 } })),
-            /^CoturnServer "dev-turn": turn\.port is 8008; SynapseHomeserver "dev-synapse"/,
+            /^TurnServer "dev-turn": turn\.port is 8008; SynapseHomeserver "dev-synapse"/,
         );
         assert.match(
             at(args({ turn: { domain: "turn.example.com", tlsPort: 8448 } })),
-            /^CoturnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
+            /^TurnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
         );
         assert.match(at(args({ postgres: { port: 8443 }, proxy: { acme: { email: "admin@example.com" }, federationPort: 443 } })), /^$/);
         assert.match(
@@ -243,11 +244,29 @@ describe("the stack plan (pure, no Pulumi)", () => {
         );
     });
 
+    it("labels DNS errors as what the user wrote: MatrixStack's dns.<option> without Cloudflare, CloudflareDns with it", () => {
+        const dns = (cloudflare: boolean) =>
+            args({
+                synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.other.org/" },
+                dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", ttl: -5, cloudflare },
+            });
+        assert.deepEqual(problems(dns(false)).sort(), [
+            'MatrixStack "dev": dns.delegation',
+            'MatrixStack "dev": dns.ttl',
+            'MatrixStack "dev": synapse.publicBaseUrl',
+        ]);
+        assert.deepEqual(problems(dns(true)).sort(), [
+            'CloudflareDns "dev-dns": delegation',
+            'CloudflareDns "dev-dns": publicBaseUrl',
+            'CloudflareDns "dev-dns": ttl',
+        ]);
+    });
+
     it("reports every problem together, across components", () => {
         const p = problems(
             args({
                 postgres: { host: {}, external: { host: "db.example.com", database: "synapse", user: "synapse" } },
-                workers: { workers: {} },
+                workers: { instances: {} },
                 redis: { maxMemoryMb: 512 },
                 proxy: false,
                 element: { domain: "element.example.com", version: "1.11.100", sha256: "a".repeat(64) },
@@ -256,13 +275,13 @@ describe("the stack plan (pure, no Pulumi)", () => {
             }),
         );
         assert.deepEqual(p.sort(), [
-            'CoturnServer "dev-turn": domain',
-            'CoturnServer "dev-turn": realm',
             'Host "dev-host": port',
             'MatrixStack "dev": element',
             'MatrixStack "dev": postgres.host',
             'MatrixStack "dev": postgres.reachableAt',
             'MatrixStack "dev": redis.maxMemoryMb',
+            'TurnServer "dev-turn": domain',
+            'TurnServer "dev-turn": realm',
         ]);
     });
 
@@ -280,7 +299,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         const synapse = resolveSynapseSettings("s", { serverName: "example.com", replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] } });
         const pool = resolveWorkerPoolSettings(
             'WorkerPool "w"',
-            { workers: [{ role: "federation_reader", host: 'Host "w2"' }, { role: "federation_sender" }] },
+            { instances: [{ role: "federation_reader", host: 'Host "w2"' }, { role: "federation_sender" }] },
             synapse,
             'Host "vm"',
         );
@@ -291,7 +310,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
                 () => checkPoolPrivateAddresses('WorkerPool "w"', pool, () => false),
                 (e: unknown) =>
                     e instanceof ConfigErrors &&
-                    e.errors.map((x) => `${x.setting} ${String(x.value)}`).join("; ") === 'workers[1].host Host "vm"; workers[0].host Host "w2"',
+                    e.errors.map((x) => `${x.setting} ${String(x.value)}`).join("; ") === 'instances[1].host Host "vm"; instances[0].host Host "w2"',
             );
             const local = resolveWorkerPoolSettings('WorkerPool "w"', {}, synapse, 'Host "vm"');
             assert.doesNotThrow(() => checkPoolPrivateAddresses('WorkerPool "w"', local, () => false));

@@ -1,9 +1,10 @@
 import * as assert from "node:assert/strict";
-import { coturnPortClaims, resolveCoturnSettings } from "../../src/model/coturn";
+
 import { PortClaim, PortRegistry, Protocol } from "../../src/model/host";
 import { postgresPortClaims, resolvePostgresSettings } from "../../src/model/postgres";
 import { redisPortClaims, resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings, synapsePortClaims } from "../../src/model/synapse";
+import { resolveTurnSettings, turnPortClaims } from "../../src/model/turn";
 
 const V4 = ["127.0.0.1", "10.0.0.5"];
 const V6 = ["::1", "fd00::5"];
@@ -95,10 +96,10 @@ const KINDS: { name: string; wildcards: string[]; claims: (address: string, port
         claims: (a, port) => redisPortClaims(resolveRedisSettings("r", { port, bindAddresses: [a] })),
     },
     {
-        name: "CoturnServer listeningIps",
+        name: "TurnServer listeningIps",
         wildcards: ["*"],
         claims: (a, port) =>
-            coturnPortClaims(resolveCoturnSettings("t", { domain: "turn.example.com", port, ...(a === "*" ? {} : { listeningIps: [a] }) })).filter(
+            turnPortClaims(resolveTurnSettings("t", { domain: "turn.example.com", port, ...(a === "*" ? {} : { listeningIps: [a] }) })).filter(
                 (c) => c.port === port && c.protocol === "tcp",
             ),
     },

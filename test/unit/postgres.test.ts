@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
@@ -8,8 +10,8 @@ import { resolvePostgresSettings } from "../../src/model/postgres";
 import { postgresDatabaseScript, postgresInstallScript } from "../../src/provision/postgres";
 import { renderBackupScript, renderBackupUnits, renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresConf } from "../../src/render/postgres";
 import { golden } from "../support/golden";
-import { stackArgs, TEST_SSH_KEY, goldenPostgresSettings } from "../support/unit/fixtures";
-import { RecordingMocks, RecordedResource, runWithMocks } from "../support/unit/mocks";
+import { goldenPostgresSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {

@@ -1,16 +1,18 @@
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parse } from "yaml";
+
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, partOf } from "../../src/config/keys";
+import { parse } from "yaml";
+
 import { StackConfigError } from "../../src/config/errors";
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS } from "../../src/config/keys";
 import { readStackConfig } from "../../src/config/read";
 import { inStackConfigTerms, stackKeyFor } from "../../src/config/translate";
+import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf } from "../support/unit/mocks";
 import { programError, runProgram } from "../support/unit/programRun";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
 
 /** The program's warnings while it runs `f`. */
 async function warnings(f: () => Promise<unknown>): Promise<string[]> {
@@ -401,7 +403,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         ReverseProxy: 'ReverseProxy "dev-proxy"',
         ElementWeb: 'ElementWeb "dev-element"',
         CloudflareDns: 'CloudflareDns "dev-dns"',
-        CoturnServer: 'CoturnServer "dev-turn"',
+        TurnServer: 'TurnServer "dev-turn"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -1,18 +1,20 @@
-import { resolveElementWebSettings } from "../../src/model/element";
-import { DNS_DEFAULTS } from "../../src/model/dns";
-import { resolveCoturnSettings } from "../../src/model/coturn";
-import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { parse } from "yaml";
+
+import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart } from "../../src/config/keys";
+import { readStackConfig } from "../../src/config/read";
+import { DNS_DEFAULTS } from "../../src/model/dns";
+import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
+import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
-import { resolveWorkerPoolSettings } from "../../src/model/workers";
-import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart, partOf } from "../../src/config/keys";
-import { readStackConfig } from "../../src/config/read";
 import { resolveSynapseSettings } from "../../src/model/synapse";
+import { resolveTurnSettings } from "../../src/model/turn";
+import { resolveWorkerPoolSettings } from "../../src/model/workers";
 import { readmeBlock } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
 
@@ -131,7 +133,7 @@ describe("the Pulumi project", () => {
                 { serverName: "example.com", publicBaseUrl: synapse.publicBaseUrl, maxUploadSize: synapse.maxUploadSize },
             ),
             dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
-            turn: resolveCoturnSettings("CoturnServer", { domain: "turn.example.com" }),
+            turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

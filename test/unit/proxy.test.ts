@@ -1,20 +1,22 @@
 import * as assert from "node:assert/strict";
+
 import { MatrixStack } from "../../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
-import { MAIN_UPSTREAM, proxyLocations, proxyTarget, proxyUpstreams, upstreamName } from "../../src/model/proxyRoutes";
-import { RouteMethod, WORKER_ROUTES, routeRequest } from "../../src/model/workerRoutes";
-import { WORKER_ROLES, WorkerRole, servesRequests } from "../../src/model/workers";
-import { renderNginxConf } from "../../src/render/nginx";
-import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { stackArgs } from "../support/unit/fixtures";
-import { runWithMocks } from "../support/unit/mocks";
-import { NginxSite } from "../../src/render/nginx";
-import { renderCertbotDropIn, renderDeployHook } from "../../src/render/certbot";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveReverseProxySettings, ReverseProxyOptions } from "../../src/model/proxy";
+import { MAIN_UPSTREAM, proxyLocations, proxyTarget, proxyUpstreams, upstreamName } from "../../src/model/proxy/routes";
+import { servesRequests, WORKER_ROLES, WorkerRole } from "../../src/model/workers";
 import { WorkerUpstream } from "../../src/model/workers";
+import { RouteMethod, routeRequest, WORKER_ROUTES } from "../../src/model/workers/routes";
+import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { renderNginxConf } from "../../src/render/proxy";
+import { NginxSite } from "../../src/render/proxy";
+import { renderCertbotDropIn, renderDeployHook } from "../../src/render/proxy";
 import { golden } from "../support/golden";
+import { stackArgs } from "../support/unit/fixtures";
 import { goldenElementSettings, goldenProxySettings, goldenWorkerUpstreams } from "../support/unit/fixtures";
+import { runWithMocks } from "../support/unit/mocks";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };
 const resolve = (o: Partial<ReverseProxyOptions> & Record<string, unknown> = {}, hs = HOMESERVER, element?: { domain: string }) =>

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { readStackConfig } from "../../src/config/read";
 import { RecordedResource, RecordingMocks } from "../support/unit/mocks";
 import { deployStack as deploy } from "../support/unit/stack";

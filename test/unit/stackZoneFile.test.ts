@@ -1,7 +1,9 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { MatrixStack } from "../../components/MatrixStack";
-import { dnsZoneFile } from "../../src/render/zonefile";
+import { dnsZoneFile } from "../../src/render/dns";
 import { stackArgs } from "../support/unit/fixtures";
 import { runWithMocks, valueOf } from "../support/unit/mocks";
 

@@ -1,28 +1,30 @@
 import * as assert from "node:assert/strict";
-import { generateKeyPairSync, sign, verify, createPublicKey } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, sign, verify } from "node:crypto";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
-import { MATRIX_ORG_REPOSITORY } from "../../src/model/install";
-import { resolvePostgresSettings } from "../../src/model/postgres";
 import { readStackConfig } from "../../src/config/read";
+import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseWarnings } from "../../src/model/synapse";
-import { synapseSecretsScript, synapseAdminScript, synapseConfigScript, synapseInstallScript } from "../../src/provision/synapse";
+import { MATRIX_ORG_REPOSITORY } from "../../src/model/synapse/install";
+import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import {
-    mergeExtraConfig,
-    renderHomeserverYaml,
     emailSecretFile,
+    mergeExtraConfig,
     pgpassSecretFile,
     renderEmailSecretFragment,
+    renderHomeserverYaml,
     renderLogConfig,
     renderPgpass,
 } from "../../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../../src/render/synapse/signingKey";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
 import { golden } from "../support/golden";
-import { GOLDEN_PEERS, stackArgs, goldenSynapseSettings, TEST_SSH_KEY, goldenOs } from "../support/unit/fixtures";
-import { RecordingMocks, valueOf, RecordedResource, runWithMocks } from "../support/unit/mocks";
+import { GOLDEN_PEERS, goldenOs, goldenSynapseSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
 describe("bad input is refused before anything touches a VM", () => {

@@ -1,36 +1,28 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
-import { SynapseSettings, resolveSynapseSettings } from "../../src/model/synapse";
-import { WORKER_ROUTES, routeRequest } from "../../src/model/workerRoutes";
+import { resolveSynapseSettings, SynapseSettings } from "../../src/model/synapse";
 import {
     DEFAULT_WORKERS,
-    WORKER_ROLES,
-    WORKER_ROLE_SPECS,
-    WORKER_STREAMS,
-    WorkerPoolOptions,
-    WorkerRole,
     resolveWorkerPoolSettings,
     servesRequests,
+    WORKER_ROLE_SPECS,
+    WORKER_ROLES,
+    WORKER_STREAMS,
     workerFirewallRules,
+    WorkerPoolOptions,
+    WorkerRole,
 } from "../../src/model/workers";
-import { sharedWorkerConfig, workerConfig } from "../../src/render/workers";
-import {
-    GOLDEN_REMOTE_WORKER_PEERS,
-    GOLDEN_WORKER_PEERS,
-    TEST_SSH_KEY,
-    goldenRemoteWorkerPool,
-    goldenWorkerPool,
-    goldenWorkerSynapse,
-    stackArgs,
-} from "../support/unit/fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { routeRequest, WORKER_ROUTES } from "../../src/model/workers/routes";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../../src/provision/workers";
+import { sharedWorkerConfig, workerConfig } from "../../src/render/workers";
 import {
     renderFederationSendersYaml,
     renderRouteTable,
@@ -40,7 +32,17 @@ import {
     renderWorkerYaml,
 } from "../../src/render/workers";
 import { golden } from "../support/golden";
+import {
+    GOLDEN_REMOTE_WORKER_PEERS,
+    GOLDEN_WORKER_PEERS,
+    goldenRemoteWorkerPool,
+    goldenWorkerPool,
+    goldenWorkerSynapse,
+    stackArgs,
+    TEST_SSH_KEY,
+} from "../support/unit/fixtures";
 import { GOLDEN_PEERS } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 /** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
 const REFERENCE_FEDERATION = [
@@ -206,7 +208,7 @@ describe("stream writers", () => {
         assert.ok(needing.length > 0);
         for (const route of needing) {
             for (const target of route.targets) {
-                const p = pool({ workers: { [target.role]: WORKER_ROLE_SPECS[target.role].instances === "many" ? 2 : 1 } });
+                const p = pool({ instances: { [target.role]: WORKER_ROLE_SPECS[target.role].instances === "many" ? 2 : 1 } });
                 for (const e of route.examples)
                     for (const method of target.methods ?? (["GET", "POST", "PUT", "DELETE"] as const))
                         assert.equal(routeRequest(e, method, only(target.role)).role, target.role, `${method} ${e}`);
@@ -241,13 +243,13 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
             ],
         );
         // A role's ports stay where they are when another role's count changes.
-        assert.equal(pool({ workers: { federation_reader: 5, federation_sender: 1 } }).workers.find((w) => w.role === "federation_sender")!.port, 8120);
-        assert.equal(pool({ workers: { typing: 1 } }).workers[0].replicationPort, 9320);
+        assert.equal(pool({ instances: { federation_reader: 5, federation_sender: 1 } }).workers.find((w) => w.role === "federation_sender")!.port, 8120);
+        assert.equal(pool({ instances: { typing: 1 } }).workers[0].replicationPort, 9320);
     });
 
     it("accepts every role; several instances where Synapse shares the work (receipts and device_lists have several writers)", () => {
         const all = Object.fromEntries(WORKER_ROLES.map((r) => [r, WORKER_ROLE_SPECS[r].instances === "many" ? 2 : 1]));
-        const s = pool({ workers: all });
+        const s = pool({ instances: all });
         assert.equal(s.workers.length, WORKER_ROLES.length + WORKER_ROLES.filter((r) => WORKER_ROLE_SPECS[r].instances === "many").length);
         assert.equal(WORKER_ROLE_SPECS.receipts.instances, "many");
         assert.equal(WORKER_ROLE_SPECS.device_lists.instances, "many");
@@ -258,12 +260,12 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
 
     it("refuses a second instance of a role Synapse takes one of", () => {
         assert.throws(
-            () => pool({ workers: { typing: 2 } }),
-            /WorkerPool "p": workers\.typing is 2; expected 0 or 1: Synapse takes exactly one typing worker \(stream_writers\.typing\)/,
+            () => pool({ instances: { typing: 2 } }),
+            /WorkerPool "p": instances\.typing is 2; expected 0 or 1: Synapse takes exactly one typing worker \(stream_writers\.typing\)/,
         );
         assert.throws(
-            () => pool({ workers: [{ role: "background" }, { role: "background", name: "bg" }] }),
-            /workers\[1\]\.count is 1; workers\[0\] already has the background worker; Synapse takes exactly one \(run_background_tasks_on\)/,
+            () => pool({ instances: [{ role: "background" }, { role: "background", name: "bg" }] }),
+            /instances\[1\]\.count is 1; instances\[0\] already has the background worker; Synapse takes exactly one \(run_background_tasks_on\)/,
         );
     });
 
@@ -271,51 +273,63 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
         assert.throws(
             () =>
                 pool({
-                    workers: [
+                    instances: [
                         { role: "federation_reader", name: "fed" },
                         { role: "federation_sender", name: "fed" },
                     ],
                 }),
-            /workers\[1\] is "fed"; the worker name fed is already used by workers\[0\]; worker names must be unique/,
+            /instances\[1\] is "fed"; the worker name fed is already used by instances\[0\]; worker names must be unique/,
         );
         assert.throws(
-            () => pool({ workers: [{ role: "client_reader", name: "main" }] }),
-            /workers\[0\]\.name is "main"; expected a worker name .* other than main and master/,
+            () => pool({ instances: [{ role: "client_reader", name: "main" }] }),
+            /instances\[0\]\.name is "main"; expected a worker name .* other than main and master/,
         );
-        assert.throws(() => pool({ workers: [{ role: "client_reader", name: "Bad-Name" }] }), /workers\[0\]\.name is "Bad-Name"/);
+        assert.throws(() => pool({ instances: [{ role: "client_reader", name: "Bad-Name" }] }), /instances\[0\]\.name is "Bad-Name"/);
         assert.throws(
-            () => pool({ workers: { federation_writer: 1 } as never }),
-            /workers\.federation_writer is "federation_writer"; expected a role: one of federation_reader, /,
+            () => pool({ instances: { federation_writer: 1 } as never }),
+            /instances\.federation_writer is "federation_writer"; expected a role: one of federation_reader, /,
         );
         assert.throws(
-            () => pool({ workers: [{ role: "frontend_proxy" as WorkerRole }] }),
-            /workers\[0\]\.role is "frontend_proxy"; expected one of "federation_reader"/,
+            () => pool({ instances: [{ role: "frontend_proxy" as WorkerRole }] }),
+            /instances\[0\]\.role is "frontend_proxy"; expected one of "federation_reader"/,
         );
-        assert.throws(() => pool({ workers: { federation_reader: -1 } }), /workers\.federation_reader is -1; expected a whole number from 0 to 500/);
+        assert.throws(() => pool({ instances: { federation_reader: -1 } }), /instances\.federation_reader is -1; expected a whole number from 0 to 500/);
+    });
+
+    it("still takes the former option name workers (deprecated), naming it in errors; both at once is refused", () => {
+        assert.deepEqual(
+            pool({ workers: { federation_reader: 2 } }).workers.map((w) => w.name),
+            pool({ instances: { federation_reader: 2 } }).workers.map((w) => w.name),
+        );
+        assert.throws(() => pool({ workers: { typing: 2 } }), /WorkerPool "p": workers\.typing is 2; expected 0 or 1/);
+        assert.throws(
+            () => pool({ instances: { federation_reader: 1 }, workers: { federation_reader: 1 } }),
+            /^ConfigError: WorkerPool "p": workers is \{"federation_reader":1\}; expected instances alone: workers is its former name; keep instances$/,
+        );
     });
 
     it("refuses ports that clash within the pool or do not fit", () => {
         assert.throws(
             () =>
                 pool({
-                    workers: [
+                    instances: [
                         { role: "federation_reader", port: 9000 },
                         { role: "client_reader", port: 9000 },
                     ],
                 }),
-            /WorkerPool "p": workers\[1\]\.port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
+            /WorkerPool "p": instances\[1\]\.port is 9000; WorkerPool "p" \(worker federation_reader1 http listener\) already uses tcp port 9000/,
         );
         assert.throws(
-            () => pool({ workers: [{ role: "federation_reader", port: 65000 }] }),
-            /workers\[0\]\.port is 65000; worker federation_reader1's listeners would reach port 67000 .*expected HTTP ports that keep every listener at or below 65535/,
+            () => pool({ instances: [{ role: "federation_reader", port: 65000 }] }),
+            /instances\[0\]\.port is 65000; worker federation_reader1's listeners would reach port 67000 .*expected HTTP ports that keep every listener at or below 65535/,
         );
         assert.throws(
             () => pool({ basePort: 64000, workers: { typing: 1 } }),
             /basePort is 64000; worker typing1's listeners would reach port 66220 .*expected a basePort that keeps every listener at or below 65535, e.g\. 8100/,
         );
         assert.throws(
-            () => pool({ workers: { federation_reader: 21 } }),
-            /workers\.federation_reader is 21; with default ports a role has room for 20 workers \(8100-8119\)/,
+            () => pool({ instances: { federation_reader: 21 } }),
+            /instances\.federation_reader is 21; with default ports a role has room for 20 workers \(8100-8119\)/,
         );
         assert.throws(() => pool({ basePort: 0 }), /basePort is 0; expected a whole number from 1 to 65535/);
     });
@@ -324,7 +338,7 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
         const base = { serverName: "example.com", replication: {} };
         assert.throws(
             () => pool({}, resolveSynapseSettings("s", { ...base, sqlite: {} })),
-            /workers is \["federation_reader1","federation_sender1"\]; workers need PostgreSQL/,
+            /instances is \["federation_reader1","federation_sender1"\]; workers need PostgreSQL/,
         );
         assert.throws(
             () => pool({}, resolveSynapseSettings("s", { serverName: "example.com" })),
@@ -335,10 +349,10 @@ describe("WorkerPool settings: Synapse's rules, with errors naming the setting, 
             /synapse\.extraConfig is \["instance_map"\]; instance_map is written by the WorkerPool/,
         );
         assert.throws(
-            () => pool({ workers: [{ role: "media_repository" }, { role: "media_repository", name: "m2", host: 'Host "w2"' }] }),
-            /workers\[1\]\.host is "Host \\"w2\\""; media_repository workers must all run on one host/,
+            () => pool({ instances: [{ role: "media_repository" }, { role: "media_repository", name: "m2", host: 'Host "w2"' }] }),
+            /instances\[1\]\.host is "Host \\"w2\\""; media_repository workers must all run on one host/,
         );
-        assert.doesNotThrow(() => pool({ workers: {} }, resolveSynapseSettings("s", { serverName: "example.com", sqlite: {} })));
+        assert.doesNotThrow(() => pool({ instances: {} }, resolveSynapseSettings("s", { serverName: "example.com", sqlite: {} })));
     });
 });
 
@@ -376,7 +390,7 @@ describe("the shared worker config", () => {
     });
 
     it("names pushers, the user directory and appservice workers; TLS and a CA for an external Redis", () => {
-        const p = pool({ workers: { pusher: 2, user_dir: 1, appservice: 1 } });
+        const p = pool({ instances: { pusher: 2, user_dir: 1, appservice: 1 } });
         const c = sharedWorkerConfig(p, synapse(), {
             ...GOLDEN_WORKER_PEERS,
             redis: { host: "redis.example.com", port: 6380, tls: true, user: "synapse", caCertificate: "PEM" },
@@ -469,7 +483,7 @@ describe("RedisServer and WorkerPool as components", () => {
             return Object.fromEntries(mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => [r.name, String(r.inputs.stdin)]));
         };
         const before = await stdin(stackArgs());
-        const after = await stdin({ ...stackArgs(), workers: { workers: { federation_reader: 2, federation_sender: 1 } } });
+        const after = await stdin({ ...stackArgs(), workers: { instances: { federation_reader: 2, federation_sender: 1 } } });
         assert.deepEqual(
             Object.keys(after).filter((k) => after[k] !== before[k]),
             ["prod-proxy-nginx", "prod-workers-config"],
@@ -479,7 +493,7 @@ describe("RedisServer and WorkerPool as components", () => {
 
     it("without workers ({}), no Redis and no replication listener; the pool only removes an earlier pool's files", async () => {
         const { mocks } = await runWithMocks(
-            () => new MatrixStack("prod", { ...stackArgs(), workers: { workers: {} } }),
+            () => new MatrixStack("prod", { ...stackArgs(), workers: { instances: {} } }),
             (s) => [s.synapse.signingKeyId],
         );
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-redis")));
@@ -503,8 +517,8 @@ describe("RedisServer and WorkerPool as components", () => {
             );
             const redis = new RedisServer("r", { host: h });
             assert.throws(
-                () => new WorkerPool("w2", { synapse: s, redis, workers: [{ role: "federation_reader", port: 5432 }] }),
-                /WorkerPool "w2": workers\[0\]\.port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
+                () => new WorkerPool("w2", { synapse: s, redis, instances: [{ role: "federation_reader", port: 5432 }] }),
+                /WorkerPool "w2": instances\[0\]\.port is 5432; PostgresDatabase "pg" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "vm"; choose another port/,
             );
             assert.throws(() => new RedisServer("r2", { host: h }), /RedisServer "r2": port is 6379; RedisServer "r" \(redis\) already uses tcp port 6379/);
             assert.throws(
@@ -513,15 +527,15 @@ describe("RedisServer and WorkerPool as components", () => {
             );
         });
         assert.throws(
-            () => new MatrixStack("x", { ...stackArgs(), workers: { workers: {} }, redis: { maxMemoryMb: 512 } }),
+            () => new MatrixStack("x", { ...stackArgs(), workers: { instances: {} }, redis: { maxMemoryMb: 512 } }),
             /MatrixStack "x": redis\.maxMemoryMb is set; Redis serves only Synapse's workers, and there are none/,
         );
         assert.throws(
-            () => new MatrixStack("y", { ...stackArgs({ sqlite: {} }), postgres: undefined, workers: { workers: { federation_reader: 1 } } }),
-            /WorkerPool "y-workers": workers is \["federation_reader1"\]; workers need PostgreSQL/,
+            () => new MatrixStack("y", { ...stackArgs({ sqlite: {} }), postgres: undefined, workers: { instances: { federation_reader: 1 } } }),
+            /WorkerPool "y-workers": instances is \["federation_reader1"\]; workers need PostgreSQL/,
         );
         assert.throws(
-            () => new MatrixStack("z", { ...stackArgs(), workers: { workers: { federation_reader: 1, federation_sender: 1 }, basePort: 5432 } }),
+            () => new MatrixStack("z", { ...stackArgs(), workers: { instances: { federation_reader: 1, federation_sender: 1 }, basePort: 5432 } }),
             /WorkerPool "z-workers": workers\.basePort is 5432; it puts the worker federation_reader1 http listener at port 5432, where PostgresDatabase "z-postgres" \(postgresql\) already uses tcp port 5432 on 127\.0\.0\.1 of Host "z-host"/,
         );
     });
@@ -533,7 +547,7 @@ describe("RedisServer and WorkerPool as components", () => {
             const s = synapseOn(h);
             const redis = new RedisServer("r", { host: h });
             assert.throws(
-                () => new WorkerPool("w", { synapse: s, redis, workers: [{ role: "federation_reader", host: w2 }] }),
+                () => new WorkerPool("w", { synapse: s, redis, instances: [{ role: "federation_reader", host: w2 }] }),
                 /WorkerPool "w": synapse is "Host \\"vm\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "vm" a privateAddress/,
             );
             const h2 = new Host("vm2", { host: "203.0.113.12", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
@@ -544,8 +558,8 @@ describe("RedisServer and WorkerPool as components", () => {
                 replication: {},
             });
             assert.throws(
-                () => new WorkerPool("w3", { synapse: s2, redis: new RedisServer("r2", { host: h2 }), workers: [{ role: "federation_reader", host: w2 }] }),
-                /WorkerPool "w3": workers\[0\]\.host is "Host \\"w2\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "w2" a privateAddress/,
+                () => new WorkerPool("w3", { synapse: s2, redis: new RedisServer("r2", { host: h2 }), instances: [{ role: "federation_reader", host: w2 }] }),
+                /WorkerPool "w3": instances\[0\]\.host is "Host \\"w2\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "w2" a privateAddress/,
             );
         });
         const { mocks } = await runWithMocks(
@@ -571,7 +585,11 @@ describe("RedisServer and WorkerPool as components", () => {
                     allowedClients: ["10.0.0.6/32"],
                     reachableAt: "10.0.0.4",
                 });
-                return new WorkerPool("w", { synapse: s, redis, workers: [{ role: "federation_sender" }, { role: "federation_reader", count: 2, host: w2 }] });
+                return new WorkerPool("w", {
+                    synapse: s,
+                    redis,
+                    instances: [{ role: "federation_sender" }, { role: "federation_reader", count: 2, host: w2 }],
+                });
             },
             (p) => [p.upstreams],
         );
@@ -596,7 +614,7 @@ describe("RedisServer and WorkerPool as components", () => {
         const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
         const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
         const s = new SynapseHomeserver("synapse", { host: h, database: new PostgresDatabase("pg", { host: h }), serverName: "example.com", replication: {} });
-        const pool = new WorkerPool("w", { synapse: s, redis: new RedisServer("r", { host: h }), workers: [{ role: "federation_reader", host: w2 }] });
+        const pool = new WorkerPool("w", { synapse: s, redis: new RedisServer("r", { host: h }), instances: [{ role: "federation_reader", host: w2 }] });
         await assert.rejects(
             valueOf(pool.upstreams),
             /WorkerPool "w": redis is "127\.0\.0\.1"; Synapse processes on other hosts than Redis's cannot reach it on loopback/,

@@ -1,6 +1,6 @@
 import { ConfigError } from "../../model/errors";
 import { DatabaseConnection } from "../../model/postgres";
-import { EMAIL_FRAGMENT, PGPASS_FILE, SynapsePeers, SynapseSecretFile, SynapseSettings, synapseFiles } from "../../model/synapse";
+import { EMAIL_FRAGMENT, PGPASS_FILE, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
 import { MANAGED_HEADER, renderYaml } from "../yaml";
 
 /** Plain-object form of homeserver.yaml before extraConfig, in the order Synapse's docs present the options. */

@@ -1,4 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+
 import { ConfigError, Described, SECRET_VALUE } from "../../model/errors";
 
 /**

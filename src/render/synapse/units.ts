@@ -1,4 +1,4 @@
-import { SynapseSettings, synapseFiles } from "../../model/synapse";
+import { synapseFiles, SynapseSettings } from "../../model/synapse";
 import { UNIT_HEADER as HEADER } from "../systemd";
 
 /** The target every Synapse process (main and workers) is part of: `systemctl restart matrix-synapse.target` restarts them together. */

@@ -13,8 +13,9 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { freePort, waitForHttp } from "./net";
-import { RunOptions, RunResult, makeTempDir, registerCleanup, removeTempDir, run, sleep, spawnDaemon } from "./processes";
+import { makeTempDir, registerCleanup, removeTempDir, run, RunOptions, RunResult, sleep, spawnDaemon } from "./processes";
 
 /** The Debian release of the root (this machine's, so the cached Synapse virtualenvs run in it unchanged). */
 export const ROOT_SUITE = "bookworm";

@@ -2,7 +2,8 @@
 // matrix-js-sdk is ESM-only; Node 22 loads it through require(esm).
 
 import * as sdk from "matrix-js-sdk";
-import { logger as sdkGlobalLogger, type Logger } from "matrix-js-sdk/lib/logger";
+import { type Logger, logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger";
+
 import { registerCleanup } from "./processes";
 
 // The SDK logs a lot at debug/info; keep errors only (PULUMI_MATRIX_VERBOSE=1 shows everything).

@@ -6,6 +6,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
+
 import { freePort } from "./net";
 import { registerCleanup, run } from "./processes";
 

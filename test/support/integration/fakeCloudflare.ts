@@ -22,6 +22,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
+
 import type { PebbleServer } from "./pebble";
 import { makeTempDir, registerCleanup, run } from "./processes";
 

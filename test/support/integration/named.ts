@@ -4,8 +4,9 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { freePort } from "./net";
-import { TEST_USER, ensureTestUser, makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
+import { ensureTestUser, makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon, TEST_USER } from "./processes";
 
 export interface NamedServer {
     port: number;

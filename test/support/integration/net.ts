@@ -1,6 +1,7 @@
 // Loopback-only networking helpers for the integration suite.
 
 import * as net from "node:net";
+
 import { sleep } from "./processes";
 
 /**

@@ -20,6 +20,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as net from "node:net";
 import * as path from "node:path";
+
 import { freePort } from "./net";
 import { lastLines, makeTempDir, removeTempDir, run, sleep, spawnDaemon } from "./processes";
 

@@ -8,9 +8,10 @@
 // `ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0` (what
 // Synapse requires) really has to ask for it.
 
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { spawnSync } from "node:child_process";
+
 import { freePort } from "./net";
 import { makeTempDir, removeTempDir, requireUser, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
 

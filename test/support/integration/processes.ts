@@ -6,10 +6,11 @@
 //
 // Set PULUMI_MATRIX_KEEP_TMP=1 to keep temp dirs (logs, data) for debugging.
 
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, spawn, type SpawnOptions, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { WRITTEN_DIR } from "../../../src/render/drift";
 
 export interface Cleanup {

@@ -24,9 +24,10 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { STATE_DIR } from "../../../src/render/drift";
 import { makeTempDir, registerCleanup } from "./processes";
-import { ServiceSandbox, stopService, stopServiceSync, type Bind } from "./serviceSandbox";
+import { type Bind, ServiceSandbox, stopService, stopServiceSync } from "./serviceSandbox";
 
 const BINDS: Bind[] = [
     { real: "/etc/nginx", name: "etc-nginx", copy: true },

@@ -3,6 +3,7 @@
 // not supervised by systemd.
 
 import * as fs from "node:fs";
+
 import { RedisLocalSettings, resolveRedisSettings } from "../../../src/model/redis";
 import { renderRedisConf, renderRedisSecretConf } from "../../../src/render/redis";
 import { freePort, isListening } from "./net";

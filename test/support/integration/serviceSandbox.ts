@@ -14,7 +14,8 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { alive, registerCleanup, run, sleep, sleepSync, type OsUser, type RunResult } from "./processes";
+
+import { alive, type OsUser, registerCleanup, run, type RunResult, sleep, sleepSync } from "./processes";
 
 /** A path of this machine the scripts see as the sandbox's own copy. */
 export interface Bind {

@@ -2,6 +2,7 @@
 // matrix-synapse[SYNAPSE_PIP_EXTRAS]==VERSION from PyPI on Debian's /usr/bin/python3.
 
 import * as path from "node:path";
+
 import { DEFAULT_SYNAPSE_VERSION, SYNAPSE_PIP_EXTRAS } from "../../../src/model/synapse";
 import { run } from "./processes";
 

@@ -5,6 +5,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { waitForHttp } from "./net";
 import { lastLines, makeTempDir, run, spawnDaemon, type SpawnedDaemon } from "./processes";
 

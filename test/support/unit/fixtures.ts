@@ -1,10 +1,10 @@
 import { MatrixStackArgs } from "../../../components/MatrixStack";
-import { resolvePostgresSettings } from "../../../src/model/postgres";
-import { SynapsePeers, resolveSynapseSettings } from "../../../src/model/synapse";
-import { WorkerPeers, WorkerUpstream, resolveWorkerPoolSettings, workerUpstreams } from "../../../src/model/workers";
-import { checkSupportedOs } from "../../../src/model/host";
 import { resolveElementWebSettings } from "../../../src/model/element";
+import { checkSupportedOs } from "../../../src/model/host";
+import { resolvePostgresSettings } from "../../../src/model/postgres";
 import { resolveReverseProxySettings } from "../../../src/model/proxy";
+import { resolveSynapseSettings, SynapsePeers } from "../../../src/model/synapse";
+import { resolveWorkerPoolSettings, WorkerPeers, WorkerUpstream, workerUpstreams } from "../../../src/model/workers";
 
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -45,7 +45,7 @@ export function goldenWorkerSynapse() {
 export function goldenWorkerPool() {
     return resolveWorkerPoolSettings(
         "golden",
-        { workers: { federation_reader: 2, federation_sender: 2, event_persister: 1, media_repository: 1, typing: 1, background: 1 } },
+        { instances: { federation_reader: 2, federation_sender: 2, event_persister: 1, media_repository: 1, typing: 1, background: 1 } },
         goldenWorkerSynapse(),
         'Host "vm"',
     );
@@ -59,7 +59,7 @@ export function goldenRemoteWorkerPool() {
     return resolveWorkerPoolSettings(
         "golden",
         {
-            workers: [
+            instances: [
                 { role: "federation_sender" },
                 { role: "federation_reader", count: 2, host: 'Host "w2"' },
                 { role: "event_persister", host: 'Host "w2"' },

@@ -1,5 +1,7 @@
-import * as pulumi from "@pulumi/pulumi";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
+
+import * as pulumi from "@pulumi/pulumi";
+
 import { isSecretWrapped, unwrapSecrets } from "../secrets";
 
 export interface RecordedResource {

@@ -1,5 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { RecordingMocks } from "./mocks";
 
 /** Loads src/program.ts afresh under mocks with the given stack config (keys without the `matrix:` namespace). */

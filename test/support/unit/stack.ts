@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
+
 import { MatrixStack, MatrixStackArgs } from "../../../components/MatrixStack";
-import { SynapseOptions, resolveSynapseSettings } from "../../../src/model/synapse";
+import { resolveSynapseSettings, SynapseOptions } from "../../../src/model/synapse";
 import { stackArgs } from "./fixtures";
 import { runWithMocks } from "./mocks";
 

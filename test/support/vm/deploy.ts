@@ -3,10 +3,11 @@
  * port on the VM's loopback, the units' start times (unchanged means not
  * restarted), and HTTPS requests to nginx through a forwarded port.
  */
-import { spawn, ChildProcess } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 import * as https from "node:https";
 import type { TLSSocket } from "node:tls";
-import { Vm, freeTcpPort } from "./";
+
+import { freeTcpPort, Vm } from "./";
 import { sshOptions } from "./ssh";
 
 /** An SSH local forward from 127.0.0.1:<free port> to a port on the VM's loopback (Synapse's own listener, behind nginx). */

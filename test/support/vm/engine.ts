@@ -9,6 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { EngineEvent, LocalWorkspace, OpMap, PulumiFn, Stack, UpResult } from "@pulumi/pulumi/automation";
 
 export const ROOT = path.resolve(__dirname, "..", "..", "..");

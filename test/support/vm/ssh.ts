@@ -3,12 +3,13 @@
  * wait, `vm.exec`) and the suites' SSH tunnels. Keys and known_hosts files live
  * in a per-process temp directory (mode 0700, files 0600) removed at exit.
  */
-import { shQuote } from "../../../src/provision/sh";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
+import { shQuote } from "../../../src/provision/sh";
 
 export interface SshTarget {
     host: string;

@@ -21,8 +21,9 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { BaseImage, ensureBaseImage } from "./image";
-import { RunResult, SshTarget, runProcess, sshRun } from "./ssh";
+import { runProcess, RunResult, sshRun, SshTarget } from "./ssh";
 
 export interface ExecResult {
     code: number;

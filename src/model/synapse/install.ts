@@ -1,4 +1,4 @@
-import { Checker } from "./validate";
+import { Checker } from "../validate";
 
 /**
  * How Synapse gets onto a host: the install method and, for `apt`, the

@@ -1,5 +1,5 @@
-import { CoturnSettings, DENIED_PEER_RANGES, TURN_SECRET_FILE, allowedPeers, turnSynapseFiles, turnUris } from "../model/coturn";
-import { SynapsePaths, secretFilePath } from "../model/synapse";
+import { secretFilePath, SynapsePaths } from "../model/synapse";
+import { allowedPeers, DENIED_PEER_RANGES, TURN_SECRET_FILE, TurnSettings, turnSynapseFiles, turnUris } from "../model/turn";
 import { UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -13,7 +13,7 @@ import { MANAGED_HEADER, renderYaml } from "./yaml";
  * command line would show in every process list. So the secret lives in a
  * file of its own that only root reads, and the file coturn reads is put
  * together on the host from the readable part and that file (see
- * provision/coturn.ts): a preview shows every readable line that changes,
+ * provision/turn.ts): a preview shows every readable line that changes,
  * and the secret never leaves the secret command.
  */
 
@@ -95,7 +95,7 @@ export function cidrToRange(cidr: string): string {
  * with a newline so the secret line appended on the host starts a line of
  * its own.
  */
-export function renderCoturnConf(s: CoturnSettings, paths: CoturnPaths): string {
+export function renderCoturnConf(s: TurnSettings, paths: CoturnPaths): string {
     const lines: string[] = [
         HEADER,
         `# coturn for Matrix calls on ${s.domain}: Synapse hands clients short-lived credentials`,
@@ -233,7 +233,7 @@ fi
 // ----------------------------------------------------------------- Synapse's side
 
 /** Synapse's TURN options: the URIs it hands out, where the shared secret is, how long credentials last, guests. */
-export function turnSynapseConfig(s: CoturnSettings, paths: SynapsePaths): Record<string, unknown> {
+export function turnSynapseConfig(s: TurnSettings, paths: SynapsePaths): Record<string, unknown> {
     return {
         turn_uris: turnUris(s),
         turn_shared_secret_path: turnSynapseFiles(paths).secret,
@@ -243,7 +243,7 @@ export function turnSynapseConfig(s: CoturnSettings, paths: SynapsePaths): Recor
 }
 
 /** The conf.d fragment with Synapse's TURN options (no secret: it names the secret's file). */
-export function renderTurnSynapseYaml(s: CoturnSettings, paths: SynapsePaths): string {
+export function renderTurnSynapseYaml(s: TurnSettings, paths: SynapsePaths): string {
     return renderYaml(
         turnSynapseConfig(s, paths),
         `${MANAGED_HEADER}\nTURN (coturn on ${s.domain}); the shared secret is in ${secretFilePath(paths, { name: TURN_SECRET_FILE, kind: "secret" })}.`,

@@ -1,15 +1,15 @@
-import { ConfigError } from "./errors";
-import { FirewallRule, PortClaim, PortRegistry } from "./host";
-import { RedisConnection } from "./redis";
-import { SynapsePaths, SynapseSettings, secretFilePath } from "./synapse";
-import { Checker } from "./validate";
+import { ConfigError } from "../errors";
+import { FirewallRule, PortClaim, PortRegistry } from "../host";
+import { RedisConnection } from "../redis";
+import { secretFilePath, SynapsePaths, SynapseSettings } from "../synapse";
+import { Checker } from "../validate";
 
 /**
  * Synapse's workers: generic worker processes (`synapse.app.generic_worker`)
  * beside the main process, each with a role named as in Synapse's
  * docs/workers.md. The roles, how many instances Synapse allows of each, the
  * listeners a worker gets and the shared-config option that names it are
- * data here; the request paths each role serves are in workerRoutes.ts.
+ * data here; the request paths each role serves are in routes.ts.
  */
 
 /** Every role, in the order their default ports are laid out (see `workerPorts`). */
@@ -140,7 +140,7 @@ export function servesRequests(role: WorkerRole): boolean {
 /** How many workers of each role, e.g. `{ federation_reader: 2, federation_sender: 1 }`. */
 export type WorkerCounts = Partial<Record<WorkerRole, number>>;
 
-/** Workers of one role, named and placed (the list form of `WorkerPoolOptions.workers`). */
+/** Workers of one role, named and placed (the list form of `WorkerPoolOptions.instances`). */
 export interface WorkerSpec {
     /** The role, named as in Synapse's docs: `federation_reader`, `federation_sender`, `client_reader`, ... (see WORKER_ROLES). */
     role: WorkerRole;
@@ -165,10 +165,13 @@ export interface WorkerSpec {
 /** The WorkerPool settings a user writes. */
 export interface WorkerPoolOptions {
     /**
-     * The workers: counts by role (`{ federation_reader: 2, client_reader: 1 }`),
-     * or a list of WorkerSpec for names, ports and hosts of their own. Default
-     * one `federation_reader` and one `federation_sender`.
+     * The worker instances (as Synapse's `instance_map` calls them): counts by
+     * role (`{ federation_reader: 2, client_reader: 1 }`), or a list of
+     * WorkerSpec for names, ports and hosts of their own. Default one
+     * `federation_reader` and one `federation_sender`.
      */
+    instances?: WorkerCounts | WorkerSpec[];
+    /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
     workers?: WorkerCounts | WorkerSpec[];
     /**
      * Where default ports start: instance n of a role listens on
@@ -191,9 +194,9 @@ export interface WorkerSettings {
     replicationPort?: number;
     /** The metrics listener, on loopback, when Synapse's metrics are enabled (port + 2000). */
     metricsPort?: number;
-    /** Where it was set in the user's arguments (`workers.federation_reader`, `workers[2]`), for errors. */
+    /** Where it was set in the user's arguments (`instances.federation_reader`, `instances[2]`), for errors. */
     setting: string;
-    /** The option its port comes from and that option's value: `workers[2].port`, or `basePort` for a default port; for errors. */
+    /** The option its port comes from and that option's value: `instances[2].port`, or `basePort` for a default port; for errors. */
     portFrom: { setting: string; value: number };
 }
 
@@ -242,20 +245,23 @@ const RESERVED_NAMES = ["main", "master"];
 /** The normalised list form of the options, each with where it came from. */
 interface NormalSpec extends WorkerSpec {
     setting: string;
+    /** From the counts-by-role form (the setting is the count itself). */
+    counted?: boolean;
 }
 
-function normalise(c: Checker, workers: WorkerCounts | WorkerSpec[]): NormalSpec[] {
-    if (Array.isArray(workers)) return workers.map((w, i) => ({ ...w, setting: `workers[${i}]` }));
+/** `option` is the name the user gave them under: `instances`, or the deprecated `workers`. */
+function normalise(c: Checker, option: string, workers: WorkerCounts | WorkerSpec[]): NormalSpec[] {
+    if (Array.isArray(workers)) return workers.map((w, i) => ({ ...w, setting: `${option}[${i}]` }));
     if (workers === null || typeof workers !== "object") {
-        c.check("workers", workers, false, `expected counts by role such as { federation_reader: 2 }, or a list of workers`);
+        c.check(option, workers, false, `expected counts by role such as { federation_reader: 2 }, or a list of workers`);
         return [];
     }
     const specs: NormalSpec[] = [];
     for (const key of Object.keys(workers)) {
-        c.check(`workers.${key}`, key, (WORKER_ROLES as readonly string[]).includes(key), `expected a role: one of ${WORKER_ROLES.join(", ")}`);
+        c.check(`${option}.${key}`, key, (WORKER_ROLES as readonly string[]).includes(key), `expected a role: one of ${WORKER_ROLES.join(", ")}`);
     }
     for (const role of WORKER_ROLES) {
-        if (workers[role] !== undefined) specs.push({ role, count: workers[role], setting: `workers.${role}` });
+        if (workers[role] !== undefined) specs.push({ role, count: workers[role], setting: `${option}.${role}`, counted: true });
     }
     return specs;
 }
@@ -272,13 +278,17 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
     const c = new Checker(component);
     const basePort = o.basePort ?? WORKER_DEFAULTS.basePort;
     c.port("basePort", basePort);
-    const specs = normalise(c, o.workers ?? { ...DEFAULT_WORKERS });
+    if (o.instances !== undefined && o.workers !== undefined) {
+        c.check("workers", o.workers, false, "expected instances alone: workers is its former name; keep instances");
+    }
+    const option = o.instances === undefined && o.workers !== undefined ? "workers" : "instances";
+    const specs = normalise(c, option, o.instances ?? o.workers ?? { ...DEFAULT_WORKERS });
     const counted = new Map<WorkerRole, { total: number; first: string }>();
     const nextDefault = new Map<WorkerRole, number>();
     const workers: WorkerSettings[] = [];
     for (const spec of specs) {
         const { setting } = spec;
-        const at = (k: string) => (setting.startsWith("workers.") ? setting : `${setting}.${k}`);
+        const at = (k: string) => (spec.counted ? setting : `${setting}.${k}`);
         if (!(WORKER_ROLES as readonly unknown[]).includes(spec.role)) {
             c.oneOf(at("role"), spec.role, WORKER_ROLES);
             continue;
@@ -380,7 +390,7 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
     }
     if (workers.length) {
         c.check(
-            "workers",
+            option,
             new WorkersOf(workers),
             synapse.database.kind === "postgres",
             "workers need PostgreSQL, and Synapse is set to SQLite (sqlite); use a PostgresDatabase, or no workers",

@@ -1,18 +1,11 @@
-import { CoturnSettings, TURN_SECRET_FILE, coturnFirewallRules, coturnPorts, turnSynapseFiles } from "../model/coturn";
-import { SynapseSettings, synapseFiles } from "../model/synapse";
-import {
-    CoturnPaths,
-    renderCoturnCertificateHook,
-    renderCoturnConf,
-    renderCoturnDropIn,
-    renderCoturnSecretConf,
-    renderTurnSynapseYaml,
-} from "../render/coturn";
-import { ServiceUnit, applyFileSet, ensureRunning, when } from "./apply";
+import { componentLabel } from "../model/errors";
+import { synapseFiles, SynapseSettings } from "../model/synapse";
+import { TURN_FILES, TURN_SECRET_FILE, turnFirewallRules, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
+import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
+import { applyFileSet, ensureRunning, ServiceUnit, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
-import { PROXY_FILES } from "./proxy";
+import { indent, lines, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { indent, Sh, lines, sh } from "./sh";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
 
 /**
@@ -20,36 +13,15 @@ import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, syna
  * everything readable; the secret step writes the shared secret. coturn
  * reads one file and has no include, and a secret on its command line would
  * show in every process list, so the file it reads
- * (`COTURN_FILES.conf`, 0640 root:turnserver) is put together on the host
+ * (`TURN_FILES.conf`, 0640 root:turnserver) is put together on the host
  * from the readable part and the secret file (0600 root) by whichever step
  * changed one of them: the readable step never carries the secret, the
  * secret step shows nothing readable. Synapse's side is two more steps on
  * Synapse's host: its copy of the secret and a conf.d fragment.
  */
 
-export const COTURN_DIR = "/etc/coturn/pulumi-matrix";
-
-/** Where coturn's files live on the host. */
-export const COTURN_FILES = {
-    /** root:turnserver 0750: nothing below is readable by other users. */
-    dir: COTURN_DIR,
-    /** The file coturn reads: `readable` followed by `secret` (0640 root:turnserver). */
-    conf: `${COTURN_DIR}/turnserver.conf`,
-    /** The readable part (shown in previews, copied by the drift record). */
-    readable: `${COTURN_DIR}/readable.conf`,
-    /** `static-auth-secret=...`, root only. */
-    secret: `${COTURN_DIR}/secret.conf`,
-    /** coturn's copy of the certificate, owned by turnserver. */
-    tlsDir: `${COTURN_DIR}/tls`,
-    dropIn: "/etc/systemd/system/coturn.service.d/pulumi-matrix.conf",
-    /** Older packages start coturn only with TURNSERVER_ENABLED=1 here. */
-    defaults: "/etc/default/coturn",
-    /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
-    certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
-} as const;
-
 /** The file sets TURN's steps write (their manifests are what a removal prunes). */
-const COTURN_SETS = {
+const TURN_SETS = {
     unit: "coturn-unit",
     config: "coturn-config",
     assembled: "coturn-assembled",
@@ -58,10 +30,8 @@ const COTURN_SETS = {
     synapseConfig: "turn-synapse-config",
 } as const;
 
-export const COTURN_PATHS: CoturnPaths = { conf: COTURN_FILES.conf, readable: COTURN_FILES.readable, secret: COTURN_FILES.secret, tlsDir: COTURN_FILES.tlsDir };
-
 /** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
-function probeAddress(s: CoturnSettings): string {
+function probeAddress(s: TurnSettings): string {
     return s.listeningIps[0] ?? "127.0.0.1";
 }
 
@@ -69,7 +39,7 @@ function probeAddress(s: CoturnSettings): string {
 const COTURN_UNIT = "coturn.service";
 
 /** coturn as handlers see it: healthy once it answers a STUN binding request on its port. */
-export function coturnUnit(s: CoturnSettings): ServiceUnit {
+export function coturnUnit(s: TurnSettings): ServiceUnit {
     return {
         name: COTURN_UNIT,
         health: { command: sh`timeout 2 turnutils_stunclient -p ${s.port} ${probeAddress(s)} >/dev/null 2>&1` },
@@ -80,11 +50,21 @@ export function coturnUnit(s: CoturnSettings): ServiceUnit {
 /** The file coturn reads, put together from the readable part and the secret (a secret file for the drift record: its hash only). */
 function assembledConfig(unit: ServiceUnit): Sh {
     return applyFileSet({
-        name: COTURN_SETS.assembled,
+        name: TURN_SETS.assembled,
         secret: true,
-        files: [{ path: COTURN_FILES.conf, generate: sh`cat ${COTURN_FILES.readable} ${COTURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
+        files: [{ path: TURN_FILES.conf, generate: sh`cat ${TURN_FILES.readable} ${TURN_FILES.secret}`, mode: "0640", group: "turnserver" }],
         onChange: [{ kind: "owe-restart", unit }],
     });
+}
+
+/**
+ * Who the firewall fragment of the TurnServer `serverName` belongs to. It
+ * keeps the component's former name, `CoturnServer`: the fragment's file and
+ * file-set names are made from it, so a host set up before the rename keeps
+ * its fragment (rewritten in place) and a removal still prunes it.
+ */
+export function turnFirewallOwner(serverName: string): string {
+    return componentLabel("CoturnServer", serverName);
 }
 
 /**
@@ -94,10 +74,10 @@ function assembledConfig(unit: ServiceUnit): Sh {
  * the certificate, opens the firewall, and restarts coturn when something
  * it reads changed. On the first run coturn starts in the secret step.
  */
-export function coturnServerScript(s: CoturnSettings, component: string): string {
+export function turnServerScript(s: TurnSettings, serverName: string): string {
     const unit = coturnUnit(s);
-    const f = COTURN_FILES;
-    const lowPorts = coturnPorts(s).some((p) => p.port < 1024);
+    const f = TURN_FILES;
+    const lowPorts = turnPorts(s).some((p) => p.port < 1024);
     const body: (Sh | string)[] = [
         sh`pm_apt_install coturn`,
         // The package starts coturn with Debian's example config (no authentication) on install.
@@ -110,15 +90,15 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
         sh`fi`,
         sh`install -d -m 0750 -o root -g turnserver ${f.dir}`,
         applyFileSet({
-            name: COTURN_SETS.unit,
+            name: TURN_SETS.unit,
             files: [{ path: f.dropIn, content: renderCoturnDropIn(f.conf, lowPorts) }],
             onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit }],
         }),
         // A change of the readable part restarts coturn through the file put together from it (below, or in the secret step).
         applyFileSet({
-            name: COTURN_SETS.config,
+            name: TURN_SETS.config,
             files: [
-                { path: f.readable, content: renderCoturnConf(s, COTURN_PATHS) },
+                { path: f.readable, content: renderCoturnConf(s, TURN_FILES) },
                 ...(s.tls ? [{ path: f.certificateHook, content: renderCoturnCertificateHook(s.tls.liveDir, f.tlsDir), mode: "0755" }] : []),
             ],
         }),
@@ -136,7 +116,7 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
         body.push(sh`if [ -d ${f.tlsDir} ]; then rm -rf ${f.tlsDir}; echo "removed coturn's copy of the certificate (TLS is off)"; fi`);
     }
     body.push(
-        applyFileSet(firewallFragmentSet(component, coturnFirewallRules(s))),
+        applyFileSet(firewallFragmentSet(turnFirewallOwner(serverName), turnFirewallRules(s))),
         sh`if [ -e ${f.secret} ]; then`,
         indent(lines([assembledConfig(unit), ensureRunning([unit])])),
         sh`else`,
@@ -147,14 +127,14 @@ export function coturnServerScript(s: CoturnSettings, component: string): string
 }
 
 /** Writes the shared secret coturn checks credentials with (secret stdin), then (re)starts coturn with it. */
-export function coturnSecretScript(s: CoturnSettings, secret: string): string {
+export function turnSecretScript(s: TurnSettings, secret: string): string {
     const unit = coturnUnit(s);
     return script("pulumi-matrix coturn shared secret", [
-        sh`[ -e ${COTURN_FILES.readable} ] || { echo ${`${COTURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
+        sh`[ -e ${TURN_FILES.readable} ] || { echo ${`${TURN_FILES.readable} is missing: the coturn server step runs first`} >&2; exit 1; }`,
         applyFileSet({
-            name: COTURN_SETS.secret,
+            name: TURN_SETS.secret,
             secret: true,
-            files: [{ path: COTURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
+            files: [{ path: TURN_FILES.secret, content: renderCoturnSecretConf(secret), mode: "0600" }],
         }),
         assembledConfig(unit),
         ensureRunning([unit]),
@@ -172,7 +152,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
     return script("pulumi-matrix Synapse TURN secret", [
         synapsePeerSecrets(
             synapse,
-            COTURN_SETS.synapseSecret,
+            TURN_SETS.synapseSecret,
             [{ name: TURN_SECRET_FILE, kind: "secret", content: `${secret}\n` }],
             [when(sh`[ -e ${files.fragment} ]`, synapseRestarts(synapse))],
         ),
@@ -180,7 +160,7 @@ export function turnSynapseSecretScript(synapse: SynapseSettings, secret: string
 }
 
 /** Synapse's TURN options (conf.d/45-turn.yaml: the URIs, the secret's path, lifetime, guests); Synapse restarts when they change. */
-export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSettings): string {
+export function turnSynapseConfigScript(synapse: SynapseSettings, s: TurnSettings): string {
     const u = synapse.paths.user;
     const files = turnSynapseFiles(synapse.paths);
     return script(`pulumi-matrix Synapse TURN config (${s.domain})`, [
@@ -188,7 +168,7 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
         sh`[ -e ${files.secret} ] || { echo ${`${files.secret} is missing: the TURN secret step runs first`} >&2; exit 1; }`,
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).confD}`,
         applyFileSet({
-            name: COTURN_SETS.synapseConfig,
+            name: TURN_SETS.synapseConfig,
             files: [{ path: files.fragment, content: renderTurnSynapseYaml(s, synapse.paths), mode: "0640", group: u }],
             onChange: synapseRestarts(synapse),
         }),
@@ -204,33 +184,33 @@ export function turnSynapseConfigScript(synapse: SynapseSettings, s: CoturnSetti
  */
 export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
     return script("pulumi-matrix Synapse without TURN", [
-        applyFileSet({ name: COTURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
-        synapsePeerSecretsRemoval(COTURN_SETS.synapseSecret),
+        applyFileSet({ name: TURN_SETS.synapseConfig, files: [], onChange: synapseRestarts(synapse) }),
+        synapsePeerSecretsRemoval(TURN_SETS.synapseSecret),
     ]);
 }
 
 /**
- * Turns off the coturn an earlier deployment ran on this host as
- * `component`: coturn is stopped and disabled (the package stays installed;
+ * Turns off the coturn an earlier deployment ran on this host as the
+ * TurnServer named `serverName`: coturn is stopped and disabled (the package stays installed;
  * Debian's upgrades do not start a disabled unit), everything coturn's steps
  * wrote is removed (its config, the shared secret, the unit drop-in, the
  * certificate hook and coturn's copy of the certificate), and its firewall
  * openings, the relay range among them, are closed. Changes nothing on a
  * host where pulumi-matrix never set coturn up.
  */
-export function coturnRemovalScript(component: string): string {
-    const f = COTURN_FILES;
+export function turnRemovalScript(serverName: string): string {
+    const f = TURN_FILES;
     const unit = COTURN_UNIT;
     return script("pulumi-matrix coturn removed", [
         sh`if [ -d ${f.dir} ]; then`,
         sh`    systemctl disable -q ${unit} 2>/dev/null || true`,
         sh`    if systemctl is-active -q ${unit}; then systemctl stop ${unit}; echo "stopped coturn: TURN is no longer part of this deployment"; fi`,
         sh`fi`,
-        applyFileSet({ name: COTURN_SETS.assembled, secret: true, files: [] }),
-        applyFileSet({ name: COTURN_SETS.secret, secret: true, files: [] }),
-        applyFileSet({ name: COTURN_SETS.config, files: [] }),
-        applyFileSet({ name: COTURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
+        applyFileSet({ name: TURN_SETS.assembled, secret: true, files: [] }),
+        applyFileSet({ name: TURN_SETS.secret, secret: true, files: [] }),
+        applyFileSet({ name: TURN_SETS.config, files: [] }),
+        applyFileSet({ name: TURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
         sh`if [ -d ${f.dir} ]; then rm -rf -- ${f.dir}; echo ${`removed ${f.dir}`}; fi`,
-        applyFileSet(firewallFragmentRemovalSet(component)),
+        applyFileSet(firewallFragmentRemovalSet(turnFirewallOwner(serverName))),
     ]);
 }

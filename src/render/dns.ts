@@ -1,14 +1,14 @@
 import {
     DnsOptions,
     DnsRecord,
-    DnsSettings,
-    WellKnownWorker,
-    ZoneFileOptions,
-    ZoneFileSettings,
     dnsRecords,
+    DnsSettings,
     resolveDnsSettings,
     resolveZoneFileSettings,
+    WellKnownWorker,
     wellKnownWorker,
+    ZoneFileOptions,
+    ZoneFileSettings,
 } from "../model/dns";
 
 /**

@@ -1,15 +1,26 @@
 import * as assert from "node:assert/strict";
-import { BlockList } from "node:net";
 import { execFileSync } from "node:child_process";
-import { CoturnRemoval } from "../../components/CoturnRemoval";
-import { CoturnServer, CoturnServerArgs } from "../../components/CoturnServer";
+import { BlockList } from "node:net";
+
+import * as pulumi from "@pulumi/pulumi";
+
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { TurnRemoval } from "../../components/TurnRemoval";
+import { TurnServer, TurnServerArgs } from "../../components/TurnServer";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { CoturnOptions, DENIED_PEER_RANGES, coturnFirewallRules, coturnPortClaims, resolveCoturnSettings, turnUris } from "../../src/model/coturn";
 import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
+import { DENIED_PEER_RANGES, resolveTurnSettings, TURN_FILES, turnFirewallRules, TurnOptions, turnPortClaims, turnUris } from "../../src/model/turn";
+import {
+    turnRemovalScript,
+    turnSecretScript,
+    turnServerScript,
+    turnSynapseConfigScript,
+    turnSynapseRemovalScript,
+    turnSynapseSecretScript,
+} from "../../src/provision/turn";
 import {
     cidrToRange,
     renderCoturnCertificateHook,
@@ -17,31 +28,21 @@ import {
     renderCoturnDropIn,
     renderCoturnSecretConf,
     renderTurnSynapseYaml,
-} from "../../src/render/coturn";
-import {
-    COTURN_FILES,
-    COTURN_PATHS,
-    coturnRemovalScript,
-    coturnSecretScript,
-    coturnServerScript,
-    turnSynapseConfigScript,
-    turnSynapseRemovalScript,
-    turnSynapseSecretScript,
-} from "../../src/provision/coturn";
-import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
-import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+} from "../../src/render/turn";
 import { golden } from "../support/golden";
+import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { goldenSynapseSettings } from "../support/unit/fixtures";
+import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
-const C = 'CoturnServer "turn"';
-const resolve = (o: Partial<CoturnOptions> = {}, names?: string[]) =>
-    resolveCoturnSettings(C, { domain: "turn.example.com", ...o }, names ? { liveDir: "/etc/letsencrypt/live/matrix.example.com", names } : undefined);
+const C = 'TurnServer "turn"';
+const resolve = (o: Partial<TurnOptions> = {}, names?: string[]) =>
+    resolveTurnSettings(C, { domain: "turn.example.com", ...o }, names ? { liveDir: "/etc/letsencrypt/live/matrix.example.com", names } : undefined);
 
 /** The error names the component, the setting, the value and what is valid. */
 function rejects(f: () => unknown, message: RegExp): void {
     assert.throws(f, (e: Error) => {
         assert.ok(e instanceof ConfigError || e instanceof ConfigErrors, `${e.name}: ${e.message}`);
-        assert.match(e.message, /^CoturnServer "turn": /);
+        assert.match(e.message, /^TurnServer "turn": /);
         assert.match(e.message, message);
         return true;
     });
@@ -108,7 +109,7 @@ function deniedList(conf: string): { check(address: string, family: "ipv4" | "ip
     return { check: (address, family) => lists[family].check(address, family) };
 }
 
-describe("CoturnServer: settings", () => {
+describe("TurnServer: settings", () => {
     it("fills the defaults: 3478 and 5349, relays on 49152-65535, quotas 12/1200, 1h credentials, no guests, realm = domain", () => {
         const s = resolve();
         assert.equal(s.realm, "turn.example.com");
@@ -163,19 +164,19 @@ describe("CoturnServer: settings", () => {
 
     it("claims and opens the listening ports on UDP and TCP, TLS/DTLS only with a certificate, and the relay range on UDP", () => {
         assert.deepEqual(
-            coturnFirewallRules(resolve()).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
+            turnFirewallRules(resolve()).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
             ["udp 3478", "tcp 3478", "udp 49152-65535"],
         );
         const tls = resolve({ relayPorts: { min: 40000, max: 40999 }, listeningIps: ["203.0.113.10"] }, ["turn.example.com"]);
         assert.deepEqual(
-            coturnFirewallRules(tls).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
+            turnFirewallRules(tls).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
             ["udp 3478", "tcp 3478", "udp 5349", "tcp 5349", "udp 40000-40999"],
         );
         assert.deepEqual(
-            coturnPortClaims(tls).map((c) => `${c.protocol} ${c.address}:${c.port}${c.toPort ? `-${c.toPort}` : ""}`),
+            turnPortClaims(tls).map((c) => `${c.protocol} ${c.address}:${c.port}${c.toPort ? `-${c.toPort}` : ""}`),
             ["udp 203.0.113.10:3478", "tcp 203.0.113.10:3478", "udp 203.0.113.10:5349", "tcp 203.0.113.10:5349", "udp *:40000-40999"],
         );
-        assert.ok(coturnPortClaims(resolve()).every((c) => c.address === "*"));
+        assert.ok(turnPortClaims(resolve()).every((c) => c.address === "*"));
     });
 
     it("gives Synapse turn: URIs for UDP and TCP, turns: on the TLS port with a certificate, the port only when it is not 3478", () => {
@@ -193,9 +194,9 @@ describe("CoturnServer: settings", () => {
     });
 });
 
-describe("CoturnServer: rendered files", () => {
+describe("TurnServer: rendered files", () => {
     const tls = resolve({ relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] }, ["matrix.example.com", "turn.example.com"]);
-    const conf = renderCoturnConf(tls, COTURN_PATHS);
+    const conf = renderCoturnConf(tls, TURN_FILES);
 
     it("denies every range of REFERENCE's denied-peer list, and nothing on the public internet", () => {
         const denied = deniedList(conf);
@@ -233,8 +234,8 @@ describe("CoturnServer: rendered files", () => {
     it("allows the server's own address and allowedPeerIps, after the denied list", () => {
         assert.deepEqual(values(conf, "allowed-peer-ip"), ["10.0.0.5", "10.0.0.7"]);
         assert.ok(conf.lastIndexOf("denied-peer-ip=") < conf.indexOf("allowed-peer-ip="));
-        assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), COTURN_PATHS), "allowed-peer-ip"), ["192.168.1.5"]);
-        assert.deepEqual(values(renderCoturnConf(resolve(), COTURN_PATHS), "allowed-peer-ip"), []);
+        assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), TURN_FILES), "allowed-peer-ip"), ["192.168.1.5"]);
+        assert.deepEqual(values(renderCoturnConf(resolve(), TURN_FILES), "allowed-peer-ip"), []);
     });
 
     it("has the hardening of REFERENCE: REST-API secret auth, realm, UDP relays only, no multicast peers, quotas, no CLI, no admin, journal logs", () => {
@@ -254,15 +255,15 @@ describe("CoturnServer: rendered files", () => {
             "max-port=65535",
             "relay-ip=10.0.0.5",
             "external-ip=203.0.113.10/10.0.0.5",
-            `cert=${COTURN_FILES.tlsDir}/fullchain.pem`,
-            `pkey=${COTURN_FILES.tlsDir}/privkey.pem`,
+            `cert=${TURN_FILES.tlsDir}/fullchain.pem`,
+            `pkey=${TURN_FILES.tlsDir}/privkey.pem`,
         ])
             assert.ok(flags.includes(f), `missing ${f}`);
         for (const f of ["web-admin", "prometheus", "syslog", "no-stdout-log", "allow-loopback-peers", "lt-cred-mech", "no-tls", "no-dtls"])
             assert.ok(!flags.some((l) => l === f || l.startsWith(`${f}=`)), `has ${f}`);
         assert.ok(!flags.some((l) => l.startsWith("static-auth-secret")), "the readable part has the secret line");
         assert.ok(conf.endsWith("\n"), "the secret line appended on the host starts a line");
-        const plain = renderCoturnConf(resolve({ externalIp: "203.0.113.10" }), COTURN_PATHS);
+        const plain = renderCoturnConf(resolve({ externalIp: "203.0.113.10" }), TURN_FILES);
         assert.deepEqual(values(plain, "external-ip"), ["203.0.113.10"]);
         for (const f of ["no-tls", "no-dtls"]) assert.match(plain, new RegExp(`^${f}$`, "m"));
         assert.doesNotMatch(plain, /^(cert|pkey|tls-listening-port)=/m);
@@ -271,15 +272,15 @@ describe("CoturnServer: rendered files", () => {
     it("the secret line, the drop-in, the certificate hook and Synapse's fragment", () => {
         assert.equal(renderCoturnSecretConf("A".repeat(48)), `static-auth-secret=${"A".repeat(48)}\n`);
         assert.throws(() => renderCoturnSecretConf("a b"), /16 to 512 letters/);
-        const dropIn = renderCoturnDropIn(COTURN_FILES.conf);
+        const dropIn = renderCoturnDropIn(TURN_FILES.conf);
         assert.match(dropIn, /^ExecStart=\nExecStart=\/usr\/bin\/turnserver -c \/etc\/coturn\/pulumi-matrix\/turnserver\.conf --pidfile=$/m);
         assert.match(dropIn, /^ExecReload=\/bin\/kill -USR2 \$MAINPID$/m);
         // In the foreground as turnserver, whatever unit the package ships; low ports only when configured.
         for (const line of ["Type=simple", "PIDFile=", "User=turnserver", "Group=turnserver", "Restart=on-failure"])
             assert.match(dropIn, new RegExp(`^${line}$`, "m"));
         assert.doesNotMatch(dropIn, /AmbientCapabilities/);
-        assert.match(coturnServerScript(resolve({ tlsPort: 443 }, ["turn.example.com"]), C), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
-        const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", COTURN_FILES.tlsDir);
+        assert.match(turnServerScript(resolve({ tlsPort: 443 }, ["turn.example.com"]), "turn"), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+        const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", TURN_FILES.tlsDir);
         assert.match(hook, /^\[ "\$\{RENEWED_LINEAGE:-\}" = \/etc\/letsencrypt\/live\/matrix\.example\.com \] \|\| exit 0$/m);
         assert.match(hook, /copy \/etc\/letsencrypt\/live\/matrix\.example\.com\/privkey\.pem \/etc\/coturn\/pulumi-matrix\/tls\/privkey\.pem 0600/);
         assert.match(hook, /systemctl reload coturn\.service/);
@@ -300,18 +301,18 @@ describe("CoturnServer: rendered files", () => {
     });
 
     it("renders byte-identical output for the same settings", () => {
-        assert.equal(renderCoturnConf(tls, COTURN_PATHS), conf);
-        assert.equal(coturnServerScript(tls, C), coturnServerScript(tls, C));
+        assert.equal(renderCoturnConf(tls, TURN_FILES), conf);
+        assert.equal(turnServerScript(tls, "turn"), turnServerScript(tls, "turn"));
     });
 });
 
-describe("CoturnServer: scripts", () => {
+describe("TurnServer: scripts", () => {
     const s = resolve({}, ["turn.example.com"]);
     const synapse = resolveSynapseSettings("s", { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" });
     const SECRET = "SECRETturnsharedsecret0123456789";
 
     it("the server step installs, enables and health-checks coturn, sets TURNSERVER_ENABLED, opens the firewall, and carries no secret", () => {
-        const server = coturnServerScript(s, C);
+        const server = turnServerScript(s, "turn");
         assert.match(server, /^pm_apt_install coturn$/m);
         assert.match(server, /TURNSERVER_ENABLED=1/);
         assert.match(server, /systemctl enable -q coturn\.service/);
@@ -326,13 +327,13 @@ describe("CoturnServer: scripts", () => {
         );
         assert.doesNotMatch(server, /static-auth-secret=/);
         // Without a certificate: no hook, and coturn's old copy goes.
-        const plain = coturnServerScript(resolve(), C);
+        const plain = turnServerScript(resolve(), "turn");
         assert.doesNotMatch(plain, /certificate-hooks\.d\/coturn <</);
         assert.match(plain, /rm -rf \/etc\/coturn\/pulumi-matrix\/tls/);
     });
 
     it("the secret steps keep the secret in root's and Synapse's files, recorded as digests only", () => {
-        const secret = coturnSecretScript(s, SECRET);
+        const secret = turnSecretScript(s, SECRET);
         assert.match(
             secret,
             new RegExp(`pm_write coturn-secret /etc/coturn/pulumi-matrix/secret\\.conf 0600 root root secret <<'PM_EOF'\\nstatic-auth-secret=${SECRET}\\n`),
@@ -346,14 +347,14 @@ describe("CoturnServer: scripts", () => {
         assert.match(config, /pm_write turn-synapse-config \/etc\/matrix-synapse\/conf\.d\/45-turn\.yaml 0640 root matrix-synapse readable/);
         assert.match(config, /systemctl restart matrix-synapse\.service/);
         assert.doesNotMatch(config, new RegExp(SECRET));
-        for (const t of [coturnServerScript(s, C), secret, synapseSecret, config]) execFileSync("bash", ["-n"], { input: t });
+        for (const t of [turnServerScript(s, "turn"), secret, synapseSecret, config]) execFileSync("bash", ["-n"], { input: t });
     });
 
     it("the removal steps prune every file set TURN's steps write, by the same names, and stop and disable coturn first", () => {
         const sets = (t: string, verb: string) => [...t.matchAll(new RegExp(`^\\s*${verb} (\\S+)`, "gm"))].map((m) => m[1]);
-        const written = [coturnServerScript(s, C), coturnSecretScript(s, SECRET)].flatMap((t) => sets(t, "pm_write"));
+        const written = [turnServerScript(s, "turn"), turnSecretScript(s, SECRET)].flatMap((t) => sets(t, "pm_write"));
         const synapseWritten = [turnSynapseSecretScript(synapse, SECRET), turnSynapseConfigScript(synapse, s)].flatMap((t) => sets(t, "pm_write"));
-        const removal = coturnRemovalScript(C);
+        const removal = turnRemovalScript("turn");
         const synapseRemoval = turnSynapseRemovalScript(synapse);
         // The firewall fragment is written by pm_write too, under the component's name.
         assert.ok(written.includes("firewall-coturnserver-turn"), written.join(" "));
@@ -371,8 +372,8 @@ describe("CoturnServer: scripts", () => {
     });
 });
 
-describe("CoturnServer as a component", () => {
-    const stack = (o: Partial<CoturnServerArgs> & { proxy?: boolean; certificateNames?: string[] } = {}) => {
+describe("TurnServer as a component", () => {
+    const stack = (o: Partial<TurnServerArgs> & { proxy?: boolean; certificateNames?: string[] } = {}) => {
         const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
         const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
         const { proxy, certificateNames, ...args } = o;
@@ -383,7 +384,7 @@ describe("CoturnServer as a component", () => {
                   ...(certificateNames ? { extraCertificateNames: certificateNames } : {}),
               })
             : undefined;
-        const turn = new CoturnServer("turn", { synapse, domain: "turn.example.com", ...(certificate ? { certificate } : {}), ...args });
+        const turn = new TurnServer("turn", { synapse, domain: "turn.example.com", ...(certificate ? { certificate } : {}), ...args });
         return { host, synapse, turn };
     };
     const commands = (mocks: RecordingMocks) => mocks.resources.filter((r) => r.type === "command:remote:Command");
@@ -436,20 +437,20 @@ describe("CoturnServer as a component", () => {
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             host.claimPorts('Other "dns"', [{ port: 50000, protocol: "udp", address: "*", owner: "a UDP service" }]);
             rejects(
-                () => new CoturnServer("turn", { synapse, domain: "turn.example.com" }),
+                () => new TurnServer("turn", { synapse, domain: "turn.example.com" }),
                 /relayPorts is 49152-65535; Other "dns" \(a UDP service\) already uses udp port 50000 on all addresses of Host "vm"; choose a range without it/,
             );
             // A TCP listener in the range does not clash: relays are UDP only.
             host.claimPorts('Other "web"', [{ port: 60000, protocol: "tcp", address: "*", owner: "web" }]);
-            new CoturnServer("turn2", { synapse, domain: "turn.example.com", relayPorts: { min: 55000, max: 65000 } });
+            new TurnServer("turn2", { synapse, domain: "turn.example.com", relayPorts: { min: 55000, max: 65000 } });
             // Whatever comes later cannot take a UDP port in the relay range either.
             assert.throws(
                 () => host.claimPorts('Other "late"', [{ port: 56000, protocol: "udp", address: "127.0.0.1", owner: "late UDP" }]),
-                /^ConfigError: Other "late": late UDP port is 56000; CoturnServer "turn2" \(coturn relay\) already uses udp ports 55000-65000 on all addresses of Host "vm"; choose another port$/,
+                /^ConfigError: Other "late": late UDP port is 56000; TurnServer "turn2" \(coturn relay\) already uses udp ports 55000-65000 on all addresses of Host "vm"; choose another port$/,
             );
             assert.throws(
-                () => new CoturnServer("turn3", { synapse, domain: "turn.example.com", port: 3478, relayPorts: { min: 40000, max: 40100 } }),
-                /CoturnServer "turn3": coturn port is 3478; CoturnServer "turn2" \(coturn\) already uses udp port 3478/,
+                () => new TurnServer("turn3", { synapse, domain: "turn.example.com", port: 3478, relayPorts: { min: 40000, max: 40100 } }),
+                /TurnServer "turn3": port is 3478; TurnServer "turn2" \(coturn\) already uses udp port 3478/,
             );
         });
     });
@@ -467,7 +468,7 @@ describe("CoturnServer as a component", () => {
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             const certificate = new ReverseProxy("proxy", { synapse, acme: { email: "admin@example.com" }, extraCertificateNames: ["turn.example.com"] });
             rejects(
-                () => new CoturnServer("turn", { synapse, host: other, domain: "turn.example.com", certificate }),
+                () => new TurnServer("turn", { synapse, host: other, domain: "turn.example.com", certificate }),
                 /certificate is "matrix\.example\.com"; the certificate is on the reverse proxy's host \(Synapse's, Host "vm"\), coturn on Host "turnvm"/,
             );
         });
@@ -478,7 +479,7 @@ describe("CoturnServer as a component", () => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
             const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
-            return new CoturnServer("turn", { synapse, host: other, domain: "turn.example.com", externalIp: "198.51.100.7" });
+            return new TurnServer("turn", { synapse, host: other, domain: "turn.example.com", externalIp: "198.51.100.7" });
         });
         const target = (n: string) => String(mocks.byName(n).inputs.stdin).split("\n")[0];
         assert.equal(target("turn-server"), "# target: root@203.0.113.11:22");
@@ -509,7 +510,7 @@ describe("MatrixStack's turn", () => {
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-turn-removal")), "a removal beside a TURN server");
     });
 
-    it("without turn, takes away an earlier deployment's: Synapse's step after Synapse and the workers, coturn's after it and the certificate; the fragment is the one CoturnServer wrote", async () => {
+    it("without turn, takes away an earlier deployment's: Synapse's step after Synapse and the workers, coturn's after it and the certificate; the fragment is the one TurnServer wrote", async () => {
         const { mocks, result } = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
         assert.ok(result.turnRemoval);
         assert.equal(result.turn, undefined);
@@ -520,7 +521,7 @@ describe("MatrixStack's turn", () => {
         assert.ok(seq("prod-proxy-certificate") < seq("prod-turn-removal-server"), "the certificate hook goes after the certificate step ran");
         const server = String(mocks.byName("prod-turn-removal-server").inputs.stdin);
         assert.match(server, new RegExp(`pm_prune firewall-coturnserver-prod-turn\n`));
-        assert.equal(coturnServerScript(resolve(), 'CoturnServer "prod-turn"').includes("pm_write firewall-coturnserver-prod-turn "), true);
+        assert.equal(turnServerScript(resolve(), "prod-turn").includes("pm_write firewall-coturnserver-prod-turn "), true);
         // Nothing secret, nothing that installs.
         for (const n of ["prod-turn-removal-server", "prod-turn-removal-synapse-config"]) {
             assert.ok(!mocks.byName(n).secretInputs.includes("stdin"), n);
@@ -528,27 +529,55 @@ describe("MatrixStack's turn", () => {
         }
     });
 
-    it("CoturnRemoval names the CoturnServer it takes away", async () => {
+    it("TurnRemoval names the TurnServer it takes away", async () => {
         await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             assert.throws(
-                () => new CoturnRemoval("gone", { synapse, coturnName: "" }),
-                /^ConfigError: CoturnRemoval "gone": coturnName is ""; expected the name the removed CoturnServer was constructed with$/,
+                () => new TurnRemoval("gone", { synapse, turnName: "" }),
+                /^ConfigError: TurnRemoval "gone": turnName is ""; expected the name the removed TurnServer was constructed with$/,
+            );
+            assert.throws(
+                () => new TurnRemoval("both", { synapse, turnName: "a", coturnName: "a" }),
+                /^ConfigError: TurnRemoval "both": coturnName is "a"; expected turnName alone: coturnName is its former name; keep turnName$/,
             );
         });
+    });
+
+    it("TurnRemoval still takes the former coturnName, and prunes the same firewall fragment", async () => {
+        const { mocks } = await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            new TurnRemoval("old", { synapse, coturnName: "prod-turn" });
+        });
+        assert.match(String(mocks.byName("old-server").inputs.stdin), /pm_prune firewall-coturnserver-prod-turn\n/);
+    });
+
+    it("the renamed components alias their former type, so a deployed stack keeps them and their children", async () => {
+        const urns = (r: object) => Promise.all(((r as { __aliases: pulumi.Output<string>[] }).__aliases ?? []).map(valueOf));
+        const { result } = await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            const turn = new TurnServer("turn", { synapse, domain: "turn.example.com" }, { aliases: [{ name: "older" }] });
+            const removal = new TurnRemoval("gone", { synapse, turnName: "turn" });
+            return { turn, removal };
+        });
+        const turnAliases = await urns(result.turn);
+        assert.ok(turnAliases.includes("urn:pulumi:test::matrix::matrix:index:CoturnServer::turn"), turnAliases.join(", "));
+        assert.ok(turnAliases.includes("urn:pulumi:test::matrix::matrix:index:TurnServer::older"), "the caller's own aliases are kept");
+        assert.deepEqual(await urns(result.removal), ["urn:pulumi:test::matrix::matrix:index:CoturnRemoval::gone"]);
     });
 });
 
 describe("coturn: golden files (update with `npm run golden:update`, review the diff)", () => {
     const turn = () =>
-        resolveCoturnSettings(
-            'CoturnServer "golden"',
+        resolveTurnSettings(
+            'TurnServer "golden"',
             { domain: "turn.example.com", relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] },
             { liveDir: "/etc/letsencrypt/live/matrix.example.com", names: ["matrix.example.com", "turn.example.com"] },
         );
     const plainTurn = () =>
-        resolveCoturnSettings('CoturnServer "golden"', {
+        resolveTurnSettings('TurnServer "golden"', {
             domain: "turn.example.com",
             port: 3479,
             listeningIps: ["203.0.113.10", "2001:db8::10"],
@@ -559,18 +588,18 @@ describe("coturn: golden files (update with `npm run golden:update`, review the 
             allowGuests: true,
         });
     const s = goldenSynapseSettings;
-    golden("coturn", "readable.conf", () => renderCoturnConf(turn(), COTURN_PATHS));
-    golden("coturn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), COTURN_PATHS));
-    golden("coturn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
-    golden("coturn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(COTURN_FILES.conf));
-    golden("coturn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, COTURN_FILES.tlsDir));
-    golden("coturn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
-    golden("coturn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
-    golden("coturn", "scripts/coturn-server.sh", () => coturnServerScript(turn(), 'CoturnServer "golden"'));
-    golden("coturn", "scripts/coturn-server-plain.sh", () => coturnServerScript(plainTurn(), 'CoturnServer "golden"'));
-    golden("coturn", "scripts/coturn-secret.sh", () => coturnSecretScript(turn(), "turn-shared-secret-placeholder"));
-    golden("coturn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));
-    golden("coturn", "scripts/turn-synapse-config.sh", () => turnSynapseConfigScript(s(), turn()));
-    golden("coturn", "scripts/coturn-removal.sh", () => coturnRemovalScript('CoturnServer "golden"'));
-    golden("coturn", "scripts/turn-synapse-removal.sh", () => turnSynapseRemovalScript(s()));
+    golden("turn", "readable.conf", () => renderCoturnConf(turn(), TURN_FILES));
+    golden("turn", "readable-plain.conf", () => renderCoturnConf(plainTurn(), TURN_FILES));
+    golden("turn", "secret.conf", () => renderCoturnSecretConf("turn-shared-secret-placeholder"));
+    golden("turn", "coturn.service.d/pulumi-matrix.conf", () => renderCoturnDropIn(TURN_FILES.conf));
+    golden("turn", "certificate-hook.sh", () => renderCoturnCertificateHook(turn().tls!.liveDir, TURN_FILES.tlsDir));
+    golden("turn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
+    golden("turn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
+    golden("turn", "scripts/coturn-server.sh", () => turnServerScript(turn(), "golden"));
+    golden("turn", "scripts/coturn-server-plain.sh", () => turnServerScript(plainTurn(), "golden"));
+    golden("turn", "scripts/coturn-secret.sh", () => turnSecretScript(turn(), "turn-shared-secret-placeholder"));
+    golden("turn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));
+    golden("turn", "scripts/turn-synapse-config.sh", () => turnSynapseConfigScript(s(), turn()));
+    golden("turn", "scripts/coturn-removal.sh", () => turnRemovalScript("golden"));
+    golden("turn", "scripts/turn-synapse-removal.sh", () => turnSynapseRemovalScript(s()));
 });

@@ -26,9 +26,10 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { STATE_DIR } from "../../../src/render/drift";
 import { makeTempDir, registerCleanup, requireUser, run, type RunResult } from "./processes";
-import { ServiceSandbox, stopService, stopServiceSync, type SandboxRunOptions } from "./serviceSandbox";
+import { type SandboxRunOptions, ServiceSandbox, stopService, stopServiceSync } from "./serviceSandbox";
 
 /** The coturn host's own address inside the network namespace. */
 export const SERVER_ADDRESS = "10.99.0.1";
@@ -38,7 +39,7 @@ export interface CoturnRunOptions extends SandboxRunOptions {
     readonly netns?: boolean;
 }
 
-export class CoturnSandbox extends ServiceSandbox<CoturnRunOptions> {
+export class TurnSandbox extends ServiceSandbox<CoturnRunOptions> {
     /** The network namespace coturn and its clients run in. */
     readonly netns: string;
     /** Resolves once the network namespace is up. */

@@ -1,11 +1,14 @@
 import * as assert from "node:assert/strict";
+
 import * as pulumi from "@pulumi/pulumi";
+
 import { MatrixStack } from "../../components/MatrixStack";
-import { checkAcmeCredentials } from "../../src/model/acme";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { ReverseProxyOptions, resolveReverseProxySettings } from "../../src/model/proxy";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
-import { TEST_SSH_KEY, stackArgs } from "../support/unit/fixtures";
+import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveReverseProxySettings, ReverseProxyOptions } from "../../src/model/proxy";
+import { checkAcmeCredentials } from "../../src/model/proxy/acme";
+import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
+import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };

@@ -1,6 +1,29 @@
 import { FirewallRule, PortClaim, Protocol } from "./host";
-import { SynapsePaths, secretFilePath } from "./synapse";
-import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } from "./validate";
+import { PROXY_FILES } from "./proxy";
+import { secretFilePath, SynapsePaths } from "./synapse";
+import { Checker, isHostname, isIpAddress, isIPv4, isIPv6, isWildcardAddress } from "./validate";
+
+/** coturn's own directory for this library's files. */
+const COTURN_DIR = "/etc/coturn/pulumi-matrix";
+
+/** Where TURN's files live on the host (coturn's config, unit drop-in, certificate copy and hook). */
+export const TURN_FILES = {
+    /** root:turnserver 0750: nothing below is readable by other users. */
+    dir: COTURN_DIR,
+    /** The file coturn reads: `readable` followed by `secret` (0640 root:turnserver). */
+    conf: `${COTURN_DIR}/turnserver.conf`,
+    /** The readable part (shown in previews, copied by the drift record). */
+    readable: `${COTURN_DIR}/readable.conf`,
+    /** `static-auth-secret=...`, root only. */
+    secret: `${COTURN_DIR}/secret.conf`,
+    /** coturn's copy of the certificate, owned by turnserver. */
+    tlsDir: `${COTURN_DIR}/tls`,
+    dropIn: "/etc/systemd/system/coturn.service.d/pulumi-matrix.conf",
+    /** Older packages start coturn only with TURNSERVER_ENABLED=1 here. */
+    defaults: "/etc/default/coturn",
+    /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
+    certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
+} as const;
 
 /**
  * coturn, the TURN server Matrix clients relay calls through when they
@@ -12,7 +35,7 @@ import { Checker, isHostname, isIPv4, isIPv6, isIpAddress, isWildcardAddress } f
  */
 
 /** The TURN settings a user writes. */
-export interface CoturnOptions {
+export interface TurnOptions {
     /**
      * The DNS name clients dial (`turn:<domain>`), such as `turn.example.com`;
      * its A/AAAA records must point at coturn's host. With a `certificate` it
@@ -72,7 +95,7 @@ export interface CoturnOptions {
 }
 
 /** Where coturn finds the certificate for TLS: certbot's live directory on the same host. */
-export interface CoturnCertificate {
+export interface TurnCertificate {
     /** certbot's live directory (`/etc/letsencrypt/live/<lineage>`). */
     liveDir: string;
     /** The names the certificate covers. */
@@ -80,7 +103,7 @@ export interface CoturnCertificate {
 }
 
 /** coturn's settings with every default filled in. */
-export interface CoturnSettings {
+export interface TurnSettings {
     domain: string;
     realm: string;
     port: number;
@@ -100,7 +123,7 @@ export interface CoturnSettings {
     tls?: { liveDir: string };
 }
 
-export const COTURN_DEFAULTS = {
+export const TURN_DEFAULTS = {
     port: 3478,
     tlsPort: 5349,
     relayPorts: { min: 49152, max: 65535 },
@@ -157,29 +180,29 @@ function isDuration(value: unknown): boolean {
 }
 
 /** Fills in the defaults and validates (the certificate's names are checked against `domain`). */
-export function resolveCoturnSettings(component: string, o: CoturnOptions, certificate?: CoturnCertificate): CoturnSettings {
-    const s: CoturnSettings = {
+export function resolveTurnSettings(component: string, o: TurnOptions, certificate?: TurnCertificate): TurnSettings {
+    const s: TurnSettings = {
         domain: o.domain,
         realm: o.realm ?? o.domain,
-        port: o.port ?? COTURN_DEFAULTS.port,
-        tlsPort: o.tlsPort ?? COTURN_DEFAULTS.tlsPort,
-        relayPorts: { min: o.relayPorts?.min ?? COTURN_DEFAULTS.relayPorts.min, max: o.relayPorts?.max ?? COTURN_DEFAULTS.relayPorts.max },
+        port: o.port ?? TURN_DEFAULTS.port,
+        tlsPort: o.tlsPort ?? TURN_DEFAULTS.tlsPort,
+        relayPorts: { min: o.relayPorts?.min ?? TURN_DEFAULTS.relayPorts.min, max: o.relayPorts?.max ?? TURN_DEFAULTS.relayPorts.max },
         listeningIps: [...(o.listeningIps ?? [])],
         ...(o.relayIp !== undefined ? { relayIp: o.relayIp } : {}),
         ...(o.externalIp !== undefined ? { externalIp: o.externalIp } : {}),
         allowedPeerIps: [...(o.allowedPeerIps ?? [])],
-        userQuota: o.userQuota ?? COTURN_DEFAULTS.userQuota,
-        totalQuota: o.totalQuota ?? COTURN_DEFAULTS.totalQuota,
-        userLifetime: o.userLifetime ?? COTURN_DEFAULTS.userLifetime,
-        allowGuests: o.allowGuests ?? COTURN_DEFAULTS.allowGuests,
+        userQuota: o.userQuota ?? TURN_DEFAULTS.userQuota,
+        totalQuota: o.totalQuota ?? TURN_DEFAULTS.totalQuota,
+        userLifetime: o.userLifetime ?? TURN_DEFAULTS.userLifetime,
+        allowGuests: o.allowGuests ?? TURN_DEFAULTS.allowGuests,
         ...(certificate ? { tls: { liveDir: certificate.liveDir } } : {}),
     };
-    validateCoturn(component, s, certificate);
+    validateTurn(component, s, certificate);
     return s;
 }
 
 /** Validates settings; every problem is reported at once. */
-export function validateCoturn(component: string, s: CoturnSettings, certificate?: CoturnCertificate): void {
+export function validateTurn(component: string, s: TurnSettings, certificate?: TurnCertificate): void {
     const c = new Checker(component);
     c.check("domain", s.domain, typeof s.domain === "string" && isHostname(s.domain), "expected the DNS name clients dial, such as turn.example.com");
     c.check("realm", s.realm, typeof s.realm === "string" && isHostname(s.realm), "expected a DNS name such as turn.example.com (the default is domain)");
@@ -244,14 +267,14 @@ export function validateCoturn(component: string, s: CoturnSettings, certificate
 }
 
 /** The server's own addresses and the user's extra ones: peers allowed despite the denied list. */
-export function allowedPeers(s: CoturnSettings): string[] {
+export function allowedPeers(s: TurnSettings): string[] {
     return [...new Set([...s.listeningIps, ...(s.relayIp !== undefined ? [s.relayIp] : []), ...s.allowedPeerIps])];
 }
 
 /** The ports coturn listens on: plain TURN, and TLS/DTLS with a certificate; UDP and TCP each. */
-export function coturnPorts(s: CoturnSettings): { port: number; protocol: Protocol; owner: string }[] {
-    const both = (port: number, owner: string) => (["udp", "tcp"] as const).map((protocol) => ({ port, protocol, owner }));
-    return [...both(s.port, "coturn"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS") : [])];
+export function turnPorts(s: TurnSettings): { port: number; protocol: Protocol; owner: string; setting: string }[] {
+    const both = (port: number, owner: string, setting: string) => (["udp", "tcp"] as const).map((protocol) => ({ port, protocol, owner, setting }));
+    return [...both(s.port, "coturn", "port"), ...(s.tls ? both(s.tlsPort, "coturn TLS/DTLS", "tlsPort") : [])];
 }
 
 /**
@@ -261,25 +284,25 @@ export function coturnPorts(s: CoturnSettings): { port: number; protocol: Protoc
  * fail). TCP listeners in the range do not clash: relays are UDP only
  * (`no-tcp-relay`).
  */
-export function coturnPortClaims(s: CoturnSettings): PortClaim[] {
+export function turnPortClaims(s: TurnSettings): PortClaim[] {
     const addresses = s.listeningIps.length ? s.listeningIps : ["*"];
     return [
-        ...coturnPorts(s).flatMap((p) => addresses.map((address) => ({ ...p, address }))),
+        ...turnPorts(s).flatMap((p) => addresses.map((address) => ({ ...p, address }))),
         { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", address: "*", owner: "coturn relay", setting: "relayPorts" },
     ];
 }
 
 /** Open to everyone: the listening ports and the relay range (UDP: TCP relays are off). */
-export function coturnFirewallRules(s: CoturnSettings): FirewallRule[] {
+export function turnFirewallRules(s: TurnSettings): FirewallRule[] {
     return [
-        ...coturnPorts(s).map(({ port, protocol, owner }) => ({ port, protocol, owner })),
+        ...turnPorts(s).map(({ port, protocol, owner }) => ({ port, protocol, owner })),
         { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", owner: "coturn relay" },
     ];
 }
 
 /** The URIs Synapse hands to clients (`turn_uris`): UDP and TCP, and TLS with a certificate. */
-export function turnUris(s: CoturnSettings): string[] {
-    const plain = s.port === COTURN_DEFAULTS.port ? s.domain : `${s.domain}:${s.port}`;
+export function turnUris(s: TurnSettings): string[] {
+    const plain = s.port === TURN_DEFAULTS.port ? s.domain : `${s.domain}:${s.port}`;
     return [`turn:${plain}?transport=udp`, `turn:${plain}?transport=tcp`, ...(s.tls ? [`turns:${s.domain}:${s.tlsPort}?transport=tcp`] : [])];
 }
 

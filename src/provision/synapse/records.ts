@@ -1,6 +1,6 @@
-import { SynapsePaths, SynapseSettings, synapseFiles, userId } from "../model/synapse";
-import { STATE_DIR } from "./shell";
-import { Sh, heredocVar, lines, sh } from "./sh";
+import { synapseFiles, SynapsePaths, SynapseSettings, userId } from "../../model/synapse";
+import { heredocVar, lines, Sh, sh } from "../sh";
+import { STATE_DIR } from "../shell";
 
 /**
  * What the library records on a host about the Synapse it deployed there, and

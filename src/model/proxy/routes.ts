@@ -1,5 +1,5 @@
-import { RouteMethod, Stickiness, WORKER_ROUTES, WorkerRoute } from "./workerRoutes";
-import { WorkerRole, WorkerUpstream } from "./workers";
+import { WorkerRole, WorkerUpstream } from "../workers";
+import { RouteMethod, Stickiness, WORKER_ROUTES, WorkerRoute } from "../workers/routes";
 
 /**
  * The route table applied to the workers a pool has: which regex locations a

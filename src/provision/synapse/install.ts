@@ -1,10 +1,10 @@
-import { OsInfo } from "../model/host";
-import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../model/install";
-import { SYNAPSE_PIP_EXTRAS, SynapseSettings, synapseFiles } from "../model/synapse";
-import { applyFileSet } from "./apply";
-import { STATE_DIR } from "./shell";
-import { Sh, lines, raw, sh } from "./sh";
-import { recordFunctions, recordPackageSigningKey } from "./synapseRecords";
+import { OsInfo } from "../../model/host";
+import { SYNAPSE_PIP_EXTRAS, synapseFiles, SynapseSettings } from "../../model/synapse";
+import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../../model/synapse/install";
+import { applyFileSet } from "../apply";
+import { lines, raw, Sh, sh } from "../sh";
+import { STATE_DIR } from "../shell";
+import { recordFunctions, recordPackageSigningKey } from "./records";
 
 /**
  * The two ways Synapse gets onto a host, as script steps. Both install

@@ -1,17 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ConfigError } from "../src/model/errors";
-import { CoturnOptions, CoturnSettings, coturnPortClaims, resolveCoturnSettings, turnUris } from "../src/model/coturn";
-import { coturnSecretScript, coturnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/coturn";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { liveDir } from "../src/model/proxy";
+import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings, turnUris } from "../src/model/turn";
+import { turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
 import { Host } from "./Host";
+import { childName, typeToken, withFormerType } from "./naming";
+import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken } from "./naming";
-import { hostScript } from "./remote";
 
-export interface CoturnServerArgs extends CoturnOptions {
+export interface TurnServerArgs extends TurnOptions {
     /**
      * The homeserver whose clients use this TURN server: it gets `turn_uris`,
      * the shared secret (`turn_shared_secret_path`), `turn_user_lifetime` and
@@ -36,12 +37,12 @@ export interface CoturnServerArgs extends CoturnOptions {
      * plan's: see `planStack`): used as they are, so they are resolved once
      * per deployment. Default: resolved here.
      */
-    resolved?: CoturnSettings;
+    resolved?: TurnSettings;
 }
 
-/** How errors, port claims and the firewall opening name a CoturnServer. */
-export function coturnServerLabel(name: string): string {
-    return `CoturnServer "${name}"`;
+/** How errors, port claims and the firewall opening name a TurnServer. */
+export function turnServerLabel(name: string): string {
+    return componentLabel("TurnServer", name);
 }
 
 /**
@@ -52,9 +53,9 @@ export function coturnServerLabel(name: string): string {
  * denied-peer list) over a UDP port range the firewall opens, quotas, no
  * CLI or admin port, logs to the journal. Claims its ports on its host.
  */
-export class CoturnServer extends pulumi.ComponentResource {
+export class TurnServer extends pulumi.ComponentResource {
     /** The resolved settings as plain values (`domain` is the name DNS must point at coturn's host). */
-    readonly settings: CoturnSettings;
+    readonly settings: TurnSettings;
     /** The host coturn runs on. */
     readonly host: Host;
     /** The URIs Synapse hands to clients (`turn_uris`). */
@@ -64,9 +65,9 @@ export class CoturnServer extends pulumi.ComponentResource {
     /** Depend on this to run once coturn answers and Synapse hands out credentials for it. */
     readonly ready: pulumi.Resource;
 
-    constructor(name: string, args: CoturnServerArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(typeToken("CoturnServer"), name, {}, opts);
-        const component = coturnServerLabel(name);
+    constructor(name: string, args: TurnServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("TurnServer"), name, {}, withFormerType(opts, "CoturnServer"));
+        const component = turnServerLabel(name);
         const { synapse, host: hostArg, certificate, workers, resolved, ...options } = args;
         const host = hostArg ?? synapse.host;
         if (certificate && host !== synapse.host) {
@@ -79,24 +80,20 @@ export class CoturnServer extends pulumi.ComponentResource {
         }
         const s =
             resolved ??
-            resolveCoturnSettings(
-                component,
-                options,
-                certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined,
-            );
-        host.claimPorts(component, coturnPortClaims(s));
+            resolveTurnSettings(component, options, certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined);
+        host.claimPorts(component, turnPortClaims(s));
         this.settings = s;
         this.host = host;
 
         const secret = pulumi.secret(new random.RandomPassword(childName(name, "shared-secret"), { length: 48, special: false }, { parent: this }).result);
         const server = hostScript(
             childName(name, "server"),
-            { host, script: coturnServerScript(s, component), after: certificate ? [certificate.ready] : [], timeout: "20m" },
+            { host, script: turnServerScript(s, name), after: certificate ? [certificate.ready] : [], timeout: "20m" },
             { parent: this },
         );
         const coturnSecret = hostScript(
             childName(name, "secrets"),
-            { host, script: secret.apply((v) => coturnSecretScript(s, v)), secret: true, after: [server] },
+            { host, script: secret.apply((v) => turnSecretScript(s, v)), secret: true, after: [server] },
             { parent: this },
         );
         const synapseSecret = hostScript(

@@ -1,12 +1,12 @@
-import { OsInfo } from "../model/host";
-import { SynapsePeers, SynapseSecretFile, SynapseSettings, secretFilePath, synapseFiles } from "../model/synapse";
-import { renderHomeserverYaml, renderLogConfig } from "../render/synapse/homeserver";
-import { renderSynapseMainUnit, renderSynapseTarget } from "../render/synapse/units";
-import { Handler, ManagedFile, ServiceUnit, applyFileSet, ensureRunning, handlerStep, isOwed } from "./apply";
-import { script } from "./shell";
-import { Sh, heredocVar, indent, lines, sh } from "./sh";
-import { aptInstall, pipInstall } from "./synapseInstall";
-import { adminPasswordRule, recordFunctions, recordSigningKey, signingKeyGuard } from "./synapseRecords";
+import { OsInfo } from "../../model/host";
+import { secretFilePath, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
+import { renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
+import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
+import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
+import { heredocVar, indent, lines, Sh, sh } from "../sh";
+import { script } from "../shell";
+import { aptInstall, pipInstall } from "./install";
+import { adminPasswordRule, recordFunctions, recordSigningKey, signingKeyGuard } from "./records";
 
 export const SYNAPSE_UNITS = { main: "matrix-synapse.service", target: "matrix-synapse.target" };
 

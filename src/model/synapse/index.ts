@@ -1,7 +1,6 @@
-import { ConfigError } from "./errors";
-import { DatabaseConnection } from "./postgres";
-import { PortClaim } from "./host";
-import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
+import { ConfigError } from "../errors";
+import { PortClaim } from "../host";
+import { DatabaseConnection } from "../postgres";
 import {
     Checker,
     isAbsolutePath,
@@ -12,9 +11,10 @@ import {
     isLocalpart,
     isServerName,
     isVersion,
-    parseSize,
     isWildcardAddress,
-} from "./validate";
+    parseSize,
+} from "../validate";
+import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
@@ -42,6 +42,12 @@ export interface SynapsePaths {
     user: string;
 }
 
+/**
+ * Synapse's host layout by default. Not a fixed SYNAPSE_FILES like the other
+ * services' `<SERVICE>_FILES`: these are the defaults of the user's `paths`
+ * option, so the paths in effect are `settings.paths` (every layer reads them
+ * there, never this constant).
+ */
 export const DEFAULT_SYNAPSE_PATHS: SynapsePaths = {
     configDir: "/etc/matrix-synapse",
     dataDir: "/var/lib/matrix-synapse",
@@ -251,7 +257,13 @@ export interface SynapsePeers {
 
 /** The ports Synapse's main process binds on its host. */
 export function synapsePortClaims(s: SynapseSettings): PortClaim[] {
-    const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({ port: s.httpPort, protocol: "tcp", address, owner: "synapse http listener" }));
+    const claims: PortClaim[] = s.httpBindAddresses.map((address) => ({
+        port: s.httpPort,
+        protocol: "tcp",
+        address,
+        owner: "synapse http listener",
+        setting: "httpPort",
+    }));
     if (s.metrics.enabled)
         claims.push({ port: s.metrics.port, protocol: "tcp", address: s.metrics.bindAddress, owner: "synapse metrics listener", setting: "metrics.port" });
     for (const address of s.replication?.bindAddresses ?? [])

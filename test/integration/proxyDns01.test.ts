@@ -21,13 +21,15 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as https from "node:https";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
-import { checkAcmeCredentials } from "../../src/model/acme";
-import { ReverseProxyOptions, ReverseProxySettings, resolveReverseProxySettings } from "../../src/model/proxy";
-import { NginxSite } from "../../src/render/nginx";
-import { PROXY_FILES, acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+
+import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings } from "../../src/model/proxy";
+import { checkAcmeCredentials } from "../../src/model/proxy/acme";
+import { acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { NginxSite } from "../../src/render/proxy";
 import { FakeCloudflare, startFakeCloudflare } from "../support/integration/fakeCloudflare";
 import { freePort, isListening } from "../support/integration/net";
-import { startPebble, type PebbleServer } from "../support/integration/pebble";
+import { type PebbleServer, startPebble } from "../support/integration/pebble";
 import { ProxySandbox } from "../support/integration/proxySandbox";
 
 const ZONE = "pm-dns01.example";

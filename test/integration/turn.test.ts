@@ -1,7 +1,7 @@
 // coturn as the library configures it, against the real programs: coturn
 // from Debian, Synapse from PyPI (SQLite). The scripts are the very ones the
-// CoturnServer and SynapseHomeserver components send to a VM, run as root in
-// namespaces of their own (test/support/integration/coturnSandbox.ts): coturn's in a network
+// TurnServer and SynapseHomeserver components send to a VM, run as root in
+// namespaces of their own (test/support/integration/turnSandbox.ts): coturn's in a network
 // namespace where the host's address is SERVER_ADDRESS (private, as on a VM
 // behind NAT) and nothing routes out, with a systemctl stand-in that runs
 // the real coturn from the unit drop-in the scripts wrote. Synapse is started
@@ -16,31 +16,33 @@ import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CoturnSettings, resolveCoturnSettings, turnSynapseFiles, turnUris } from "../../src/model/coturn";
-import { SynapseSettings, resolveSynapseSettings, synapseFiles } from "../../src/model/synapse";
-import { WRITTEN_DIR } from "../../src/render/drift";
-import { renderDeployHook } from "../../src/render/certbot";
-import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+
+import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
+import { resolveTurnSettings, TurnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
+import { TURN_FILES } from "../../src/model/turn";
+import { firewallFragmentPath } from "../../src/provision/host";
+import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import {
-    COTURN_FILES,
-    coturnRemovalScript,
-    coturnSecretScript,
-    coturnServerScript,
+    turnFirewallOwner,
+    turnRemovalScript,
+    turnSecretScript,
+    turnServerScript,
     turnSynapseConfigScript,
     turnSynapseRemovalScript,
     turnSynapseSecretScript,
-} from "../../src/provision/coturn";
-import { PROXY_FILES } from "../../src/provision/proxy";
-import { firewallFragmentPath } from "../../src/provision/host";
-import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { CoturnSandbox, SERVER_ADDRESS } from "../support/integration/coturnSandbox";
+} from "../../src/provision/turn";
+import { WRITTEN_DIR } from "../../src/render/drift";
+import { renderDeployHook } from "../../src/render/proxy";
+import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
+import { SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
 
 const random = () => crypto.randomBytes(24).toString("hex");
-const COMPONENT = 'CoturnServer "test"';
+const COMPONENT = 'TurnServer "test"';
 const LIVE = "/etc/letsencrypt/live/matrix.test";
 
 interface TurnServerResponse {
@@ -51,10 +53,10 @@ interface TurnServerResponse {
 }
 
 describe("coturn as the library configures it, with Synapse handing out its credentials", function () {
-    let sandbox: CoturnSandbox;
+    let sandbox: TurnSandbox;
     let dir: string;
     let settings: SynapseSettings;
-    let turn: CoturnSettings;
+    let turn: TurnSettings;
     let synapse: SynapseProcess | undefined;
     let baseUrl: string;
     let accessToken: string;
@@ -118,8 +120,8 @@ describe("coturn as the library configures it, with Synapse handing out its cred
     }
 
     const scripts = () => ({
-        server: coturnServerScript(turn, COMPONENT),
-        secret: coturnSecretScript(turn, sharedSecret),
+        server: turnServerScript(turn, "test"),
+        secret: turnSecretScript(turn, sharedSecret),
         synapseSecret: turnSynapseSecretScript(settings, sharedSecret),
         synapseConfig: turnSynapseConfigScript(settings, turn),
     });
@@ -137,7 +139,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
 
     before(async function () {
         const venv = ensureSynapseVenv();
-        sandbox = new CoturnSandbox("turn");
+        sandbox = new TurnSandbox("turn");
         await sandbox.ready;
         dir = makeTempDir("coturn-synapse");
         const port = await freePort();
@@ -155,7 +157,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         });
         firstCertificate = await issueCertificate();
         // The TURN name is on the certificate; the server's own address is private (relayIp), as behind NAT.
-        turn = resolveCoturnSettings(COMPONENT, { domain: "turn.test", relayIp: SERVER_ADDRESS }, { liveDir: LIVE, names: ["matrix.test", "turn.test"] });
+        turn = resolveTurnSettings(COMPONENT, { domain: "turn.test", relayIp: SERVER_ADDRESS }, { liveDir: LIVE, names: ["matrix.test", "turn.test"] });
 
         // The scripts in the order they run on a VM: coturn's in coturn's network; Synapse's own, then TURN's side of Synapse.
         const s = scripts();
@@ -190,25 +192,25 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
         assert.equal(Number(uid), requireUser("turnserver").uid);
         const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-        assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", COTURN_FILES.conf, "--pidfile="]);
+        assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", TURN_FILES.conf, "--pidfile="]);
 
         const stat = (p: string) => {
             const st = fs.statSync(sandbox.hostPath(p));
             return `${(st.mode & 0o777).toString(8)} ${st.uid === 0 ? "root" : st.uid} ${st.gid === 0 ? "root" : st.gid === requireUser("turnserver").gid ? "turnserver" : st.gid}`;
         };
         const read = (p: string) => fs.readFileSync(sandbox.hostPath(p), "utf8");
-        assert.equal(stat(COTURN_FILES.dir), "750 root turnserver");
-        assert.equal(stat(COTURN_FILES.secret), "600 root root");
-        assert.equal(stat(COTURN_FILES.conf), "640 root turnserver");
-        assert.equal(read(COTURN_FILES.secret), `static-auth-secret=${sharedSecret}\n`);
-        assert.ok(!read(COTURN_FILES.readable).includes(sharedSecret));
-        assert.equal(read(COTURN_FILES.conf), read(COTURN_FILES.readable) + read(COTURN_FILES.secret));
+        assert.equal(stat(TURN_FILES.dir), "750 root turnserver");
+        assert.equal(stat(TURN_FILES.secret), "600 root root");
+        assert.equal(stat(TURN_FILES.conf), "640 root turnserver");
+        assert.equal(read(TURN_FILES.secret), `static-auth-secret=${sharedSecret}\n`);
+        assert.ok(!read(TURN_FILES.readable).includes(sharedSecret));
+        assert.equal(read(TURN_FILES.conf), read(TURN_FILES.readable) + read(TURN_FILES.secret));
         // The drift record keeps digests of the secret files, a copy of the readable one.
         const record = (p: string) => fs.readFileSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", p), "utf8").split(" ")[0];
-        assert.equal(record(COTURN_FILES.conf), "secret");
-        assert.equal(record(COTURN_FILES.secret), "secret");
-        assert.equal(record(COTURN_FILES.readable), "readable");
-        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "files", COTURN_FILES.conf)));
+        assert.equal(record(TURN_FILES.conf), "secret");
+        assert.equal(record(TURN_FILES.secret), "secret");
+        assert.equal(record(TURN_FILES.readable), "readable");
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "files", TURN_FILES.conf)));
 
         // Synapse's side: the secret in its secrets directory, the fragment names only its path.
         const t = turnSynapseFiles(settings.paths);
@@ -228,7 +230,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
 
         // Older packages start coturn only with this; the firewall opens exactly what coturn uses.
         assert.match(read("/etc/default/coturn"), /^TURNSERVER_ENABLED=1$/m);
-        const fragment = read(firewallFragmentPath(COMPONENT));
+        const fragment = read(firewallFragmentPath(turnFirewallOwner("test")));
         for (const rule of ["udp dport 3478", "tcp dport 3478", "udp dport 5349", "tcp dport 5349", "udp dport 49152-65535"])
             assert.match(fragment, new RegExp(`^add rule inet pulumi_matrix input ${rule} accept`, "m"), rule);
     });
@@ -293,7 +295,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
     it("serves TLS with its copy of the certificate; a renewal reaches coturn through certbot's deploy hook with a reload", async function () {
         assert.equal(await servedCertificate(), firstCertificate);
         const tls = (name: string) => {
-            const st = fs.statSync(sandbox.hostPath(`${COTURN_FILES.tlsDir}/${name}`));
+            const st = fs.statSync(sandbox.hostPath(`${TURN_FILES.tlsDir}/${name}`));
             return `${(st.mode & 0o777).toString(8)} ${st.uid === requireUser("turnserver").uid ? "turnserver" : st.uid}`;
         };
         assert.equal(tls("fullchain.pem"), "640 turnserver");
@@ -342,7 +344,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         assert.equal(sandbox.coturnPid(), pid);
     });
 
-    it("taken away (CoturnRemoval's steps): Synapse restarts without TURN and hands out no credentials; coturn stops, its files and firewall opening go; a second run changes nothing", async function () {
+    it("taken away (TurnRemoval's steps): Synapse restarts without TURN and hands out no credentials; coturn stops, its files and firewall opening go; a second run changes nothing", async function () {
         sandbox.reset();
         const synapseOut = await sandbox.run(turnSynapseRemovalScript(settings));
         const turnFiles = turnSynapseFiles(settings.paths);
@@ -359,19 +361,19 @@ describe("coturn as the library configures it, with Synapse handing out its cred
 
         assert.ok(sandbox.coturnPid() !== undefined);
         sandbox.reset();
-        const out = await sandbox.run(coturnRemovalScript(COMPONENT), { netns: true });
+        const out = await sandbox.run(turnRemovalScript("test"), { netns: true });
         assert.equal(sandbox.coturnPid(), undefined, "coturn still runs");
         assert.deepEqual(
             sandbox.calls().filter((c) => /coturn|daemon-reload/.test(c)),
             ["disable coturn.service", "stop coturn.service", "daemon-reload"],
         );
-        for (const p of [COTURN_FILES.dir, COTURN_FILES.dropIn, COTURN_FILES.certificateHook, firewallFragmentPath(COMPONENT)])
+        for (const p of [TURN_FILES.dir, TURN_FILES.dropIn, TURN_FILES.certificateHook, firewallFragmentPath(turnFirewallOwner("test"))])
             assert.ok(!fs.existsSync(sandbox.hostPath(p)), `${p} is still there`);
-        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", COTURN_FILES.readable)), "the drift record still lists coturn's config");
+        assert.ok(!fs.existsSync(path.join(sandbox.hostPath(WRITTEN_DIR), "records", TURN_FILES.readable)), "the drift record still lists coturn's config");
         assert.match(out, /stopped coturn/);
 
         sandbox.reset();
-        const again = (await sandbox.run(turnSynapseRemovalScript(settings))) + (await sandbox.run(coturnRemovalScript(COMPONENT), { netns: true }));
+        const again = (await sandbox.run(turnSynapseRemovalScript(settings))) + (await sandbox.run(turnRemovalScript("test"), { netns: true }));
         assert.doesNotMatch(again, /removed |stopped |restarting |reloaded/);
         assert.deepEqual(sandbox.calls(), []);
     });

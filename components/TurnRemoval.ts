@@ -1,20 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "../src/model/errors";
-import { coturnRemovalScript, turnSynapseRemovalScript } from "../src/provision/coturn";
-import { coturnServerLabel } from "./CoturnServer";
+
+import { componentLabel, ConfigError } from "../src/model/errors";
+import { turnRemovalScript, turnSynapseRemovalScript } from "../src/provision/turn";
 import { Host } from "./Host";
+import { childName, typeToken, withFormerType } from "./naming";
+import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
 import { WorkerPool } from "./WorkerPool";
-import { childName, typeToken } from "./naming";
-import { hostScript } from "./remote";
 
-export interface CoturnRemovalArgs {
+export interface TurnRemovalArgs {
     /**
-     * The name the removed `CoturnServer` had (its first constructor
+     * The name the removed `TurnServer` had (its first constructor
      * argument): its firewall openings are named after it.
      */
-    coturnName: string;
+    turnName?: string;
+    /** @deprecated Renamed `turnName`; accepted for one release. Give one of the two. */
+    coturnName?: string;
     /** The homeserver that handed out credentials for it: its TURN options and its copy of the secret are removed, and it restarts without them. */
     synapse: SynapseHomeserver;
     /** The Host coturn ran on. Default: Synapse's host. */
@@ -26,7 +28,7 @@ export interface CoturnRemovalArgs {
 }
 
 /**
- * Takes away a TURN server that a `CoturnServer` set up before: what a
+ * Takes away a TURN server that a `TurnServer` set up before: what a
  * stack puts in its place when it no longer has one (`MatrixStack` does so
  * whenever `turn` is left out). Synapse first stops handing out TURN
  * credentials (its TURN options and secret are removed, it restarts), then
@@ -35,15 +37,20 @@ export interface CoturnRemovalArgs {
  * installed. On a host that never ran pulumi-matrix's coturn, both steps
  * change nothing.
  */
-export class CoturnRemoval extends pulumi.ComponentResource {
+export class TurnRemoval extends pulumi.ComponentResource {
     /** Depend on this to run once TURN is gone from the host and from Synapse. */
     readonly ready: pulumi.Resource;
 
-    constructor(name: string, args: CoturnRemovalArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(typeToken("CoturnRemoval"), name, {}, opts);
+    constructor(name: string, args: TurnRemovalArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("TurnRemoval"), name, {}, withFormerType(opts, "CoturnRemoval"));
         const { synapse, certificate, workers } = args;
-        if (!args.coturnName) {
-            throw new ConfigError(`CoturnRemoval "${name}"`, "coturnName", args.coturnName, "expected the name the removed CoturnServer was constructed with");
+        const component = componentLabel("TurnRemoval", name);
+        if (args.turnName !== undefined && args.coturnName !== undefined) {
+            throw new ConfigError(component, "coturnName", args.coturnName, "expected turnName alone: coturnName is its former name; keep turnName");
+        }
+        const turnName = args.turnName ?? args.coturnName;
+        if (!turnName) {
+            throw new ConfigError(component, "turnName", turnName, "expected the name the removed TurnServer was constructed with");
         }
         const host = args.host ?? synapse.host;
         const synapseStep = hostScript(
@@ -55,7 +62,7 @@ export class CoturnRemoval extends pulumi.ComponentResource {
             childName(name, "server"),
             {
                 host,
-                script: coturnRemovalScript(coturnServerLabel(args.coturnName)),
+                script: turnRemovalScript(turnName),
                 after: [synapseStep, ...(certificate ? [certificate.ready] : [])],
             },
             { parent: this },

@@ -1,6 +1,6 @@
-import { ConfigError, throwIfAny } from "./errors";
-import { isLoopback } from "./redis";
-import { WorkerPoolSettings, isMultiHost, poolHosts } from "./workers";
+import { ConfigError, throwIfAny } from "../errors";
+import { isLoopback } from "../redis";
+import { isMultiHost, poolHosts, WorkerPoolSettings } from ".";
 
 /**
  * A pool that spans hosts: what its hosts must have so that every Synapse

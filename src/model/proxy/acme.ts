@@ -1,5 +1,5 @@
-import { ConfigError, SECRET_VALUE } from "./errors";
-import { Checker, isAbsolutePath, isEmail } from "./validate";
+import { ConfigError, SECRET_VALUE } from "../errors";
+import { Checker, isAbsolutePath, isEmail } from "../validate";
 
 /**
  * Certificates from an ACME CA (Let's Encrypt by default) for the names

@@ -1,5 +1,5 @@
-import { validateCloudflareApiToken } from "../model/acme";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { validateCloudflareApiToken } from "../../model/proxy/acme";
+import { UNIT_HEADER as HEADER } from "../systemd";
 
 /**
  * certbot's side of the certificate: the deploy hook it runs after every

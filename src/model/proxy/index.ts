@@ -1,8 +1,29 @@
+import { ConfigError } from "../errors";
+import { FirewallRule, HOST_FILES, PortClaim } from "../host";
+import { publicBaseUrlProblem } from "../synapse";
+import { Checker, isCidr, isHostname, isIpAddress, isWildcardAddress, parseSize } from "../validate";
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
-import { ConfigError } from "./errors";
-import { FirewallRule, PortClaim } from "./host";
-import { publicBaseUrlProblem } from "./synapse";
-import { Checker, isCidr, isHostname, isIpAddress, parseSize, isWildcardAddress } from "./validate";
+
+/** Where the proxy's files live on the host. */
+export const PROXY_FILES = {
+    /** The site (http context: Debian's nginx.conf includes conf.d/*.conf). */
+    conf: "/etc/nginx/conf.d/pulumi-matrix.conf",
+    /** The certificate nginx serves: a symlink to the bootstrap certificate, then to certbot's live directory. */
+    tls: "/etc/nginx/pulumi-matrix/tls",
+    /** A self-signed certificate so nginx can start and answer the first ACME challenge. */
+    bootstrap: "/etc/nginx/pulumi-matrix/bootstrap",
+    /** Debian's default site also claims port 80 as the default server. */
+    defaultSite: "/etc/nginx/sites-enabled/default",
+    deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
+    /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
+    hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
+    caBundle: "/etc/pulumi-matrix/acme-ca.pem",
+    /** The Cloudflare API token for DNS-01 (root only), written by its own secret step. */
+    cloudflareCredentials: "/etc/pulumi-matrix/acme-cloudflare.ini",
+    certbotDropIn: "/etc/systemd/system/certbot.service.d/pulumi-matrix.conf",
+    /** What the current certificate was requested with: a change asks the CA again. */
+    request: `${HOST_FILES.stateDir}/acme-request`,
+} as const;
 
 /**
  * The reverse proxy in front of Synapse: nginx from the distro terminates
@@ -213,7 +234,9 @@ export function proxyPorts(s: ReverseProxySettings): number[] {
 
 export function proxyPortClaims(s: ReverseProxySettings): PortClaim[] {
     const addresses = s.listenAddresses.length ? s.listenAddresses : ["*"];
-    return proxyPorts(s).flatMap((port) => addresses.map((address) => ({ port, protocol: "tcp" as const, address, owner: "nginx" })));
+    return proxyPorts(s).flatMap((port) =>
+        addresses.map((address) => ({ port, protocol: "tcp" as const, address, owner: "nginx", ...(port === 8448 ? { setting: "federationPort" } : {}) })),
+    );
 }
 
 /** Where Synapse's main process answers the proxy: its http listener, on loopback when it binds it. */
@@ -245,6 +268,8 @@ export interface ProxyNeed {
     serverNameWellKnown?: boolean;
     /** Names the certificate (and the homeserver's vhost) must cover. */
     names?: string[];
+    /** The setting the user wrote that the names come from (`turn.domain`, `synapse.serverName`), named when one is not a DNS name. */
+    setting: string;
 }
 
 /**
@@ -264,6 +289,9 @@ export function withProxyNeeds(component: string, o: ReverseProxyOptions, homese
                 `${need.by} needs it: the server_name's domain points to this host and serves the well-known documents; remove it`,
             );
         const served = need.serverNameWellKnown ? [] : (need.names ?? []);
+        for (const n of served)
+            if (!isHostname(n))
+                throw new ConfigError(component, need.setting, n, `expected a DNS name such as example.com: ${need.by} puts it on the proxy's certificate`);
         const names = served.filter((n) => n !== domain && !(out.extraCertificateNames ?? []).includes(n));
         out = {
             ...out,

@@ -1,4 +1,4 @@
-import type { WorkerRole, WorkerStream } from "./workers";
+import type { WorkerRole, WorkerStream } from ".";
 
 /**
  * The route table: which request paths (and methods) each worker role can

@@ -1,7 +1,7 @@
-import { ElementSite, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../model/proxy";
-import { MAIN_UPSTREAM, ProxyLocation, ProxyUpstream, proxyLocations, proxyUpstreams } from "../model/proxyRoutes";
-import { WorkerUpstream } from "../model/workers";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { ElementSite, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
+import { MAIN_UPSTREAM, ProxyLocation, proxyLocations, ProxyUpstream, proxyUpstreams } from "../../model/proxy/routes";
+import { WorkerUpstream } from "../../model/workers";
+import { UNIT_HEADER as HEADER } from "../systemd";
 
 /**
  * nginx's site for the homeserver: one file in conf.d (http context) with

@@ -5,6 +5,7 @@ import { componentLabel, ConfigError } from "../src/model/errors";
 import {
     checkSupportedOs,
     HostOptions,
+    hostPortClaims,
     HostSettings,
     OsInfo,
     PortClaim,
@@ -97,6 +98,7 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         const s = args.resolved ?? resolveHostSettings(component, args);
         this.settings = s;
         this.ports = new PortRegistry(component);
+        this.ports.claim(component, hostPortClaims(s));
         const checkAddress = (h: string) => {
             validateSsh(component, { host: h, port: s.port, user: s.user });
             return h;

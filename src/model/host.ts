@@ -253,6 +253,15 @@ export interface HostSettings {
 
 export const HOST_DEFAULTS = { port: 22, user: "root", bootTimeout: "20m", sshPort: 22, unattendedUpgrades: true } as const;
 
+/**
+ * The port the Host's own sshd listens on: claimed first on every host, so a
+ * service placed on `firewall.sshPort` (or an sshd moved onto a service's
+ * port) fails here, not by locking the operator out.
+ */
+export function hostPortClaims(s: HostSettings): PortClaim[] {
+    return [{ port: s.firewall.sshPort, protocol: "tcp", address: "*", owner: "sshd", setting: "firewall.sshPort" }];
+}
+
 /** Fills in a Host's defaults and validates them (the SSH address is checked separately, once it is known). */
 export function resolveHostSettings(component: string, o: HostOptions): HostSettings {
     const s: HostSettings = {

@@ -2,7 +2,7 @@ import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serve
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
-import { HostOptions, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import { HostOptions, hostPortClaims, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
 import {
     ExternalPostgresOptions,
     PostgresExternalSettings,
@@ -313,9 +313,16 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         const claim = (registry: PortRegistry, component: string, claims: PortClaim[]) => {
             for (const c of claims) attempt(() => claimNamingChoice(registry, component, c, chosen));
         };
+        claim(main, labels.host, named(hostPortClaims(host), { sshd: "host.firewall.sshPort" }));
+        if (databaseHost)
+            claim(
+                (ports[labels.databaseHost] = new PortRegistry(labels.databaseHost)),
+                labels.databaseHost,
+                named(hostPortClaims(databaseHost), { sshd: "postgres.host.firewall.sshPort" }),
+            );
         if (proxy) claim(main, labels.proxy, named(proxyPortClaims(proxy.settings), { nginx: (c) => (c.port === 8448 ? "proxy.federationPort" : "proxy") }));
         if (postgres?.kind === "local") {
-            const registry = postgres.onDatabaseHost ? (ports[labels.databaseHost] = new PortRegistry(labels.databaseHost)) : main;
+            const registry = postgres.onDatabaseHost ? (ports[labels.databaseHost] ??= new PortRegistry(labels.databaseHost)) : main;
             claim(registry, labels.postgres, named(postgresPortClaims(postgres.settings), { postgresql: "postgres.port" }));
         }
         if (redis?.kind === "local") claim(main, labels.redis, named(redisPortClaims(redis.settings), { redis: "redis.port" }));

@@ -179,6 +179,12 @@ describe("errors where settings meet, or about settings the user never wrote, na
             /^matrix:redisPort is 8008; in RedisServer "dev-redis" redis\.port: SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses .*choose another port/,
         ],
         [
+            "an SSH port nginx serves on",
+            { firewallSshPort: "443" },
+            /^matrix:firewallSshPort is 443; .*ReverseProxy "dev-proxy" \(nginx\) already uses tcp port 443/,
+        ],
+        ["a Redis port sshd listens on", { redisPort: "22" }, /^matrix:redisPort is 22; .*Host "dev-host" \(sshd\) already uses tcp port 22/],
+        [
             "a Redis port PostgreSQL uses",
             { redisPort: "5432" },
             /^matrix:redisPort is 5432; in RedisServer "dev-redis" redis\.port: PostgresDatabase "dev-postgres" .*choose another port/,

@@ -61,6 +61,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         assert.equal(p.dns, undefined);
         assert.deepEqual(Object.keys(p.ports), ['Host "dev-host"']);
         assert.deepEqual(claimed(p), [
+            'Host "dev-host" tcp/22@*',
             'ReverseProxy "dev-proxy" tcp/80@*',
             'ReverseProxy "dev-proxy" tcp/443@*',
             'ReverseProxy "dev-proxy" tcp/8448@*',
@@ -89,6 +90,7 @@ describe("the stack plan (pure, no Pulumi)", () => {
         assert.equal(p.databaseHost?.user, "debian");
         assert.ok(p.postgres.kind === "local" && p.postgres.onDatabaseHost);
         assert.deepEqual(claimed(p, 'Host "dev-db-host"'), [
+            'Host "dev-db-host" tcp/22@*',
             'PostgresDatabase "dev-postgres" tcp/5432@127.0.0.1',
             'PostgresDatabase "dev-postgres" tcp/5432@10.0.0.5',
         ]);
@@ -238,6 +240,16 @@ describe("the stack plan (pure, no Pulumi)", () => {
             /^TurnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
         );
         assert.match(at(args({ postgres: { port: 8443 }, proxy: { acme: { email: "admin@example.com" }, federationPort: 443 } })), /^$/);
+        // The host's own sshd: moved onto a service's port, or a service moved onto it.
+        assert.match(
+            at(args({ host: { firewall: { sshPort: 443 } } })),
+            /^Host "dev-host": host\.firewall\.sshPort is 443; ReverseProxy "dev-proxy" \(nginx\) already uses tcp port 443/,
+        );
+        assert.match(at(args({ redis: { port: 22 } })), /^RedisServer "dev-redis": redis\.port is 22; Host "dev-host" \(sshd\) already uses tcp port 22/);
+        assert.match(
+            at(args({ postgres: { host: { firewall: { sshPort: 5432 } }, reachableAt: "10.0.0.5" } })),
+            /Host "dev-db-host": postgres\.host\.firewall\.sshPort is 5432; PostgresDatabase "dev-postgres" \(postgresql\) already uses tcp port 5432/,
+        );
         assert.match(
             at(args({ synapse: { ...args().synapse, httpPort: 443, httpBindAddresses: ["127.0.0.1"] } })),
             /SynapseHomeserver "dev-synapse": synapse\.httpPort is 443; ReverseProxy "dev-proxy" \(nginx\)/,

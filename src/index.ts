@@ -61,6 +61,7 @@ export { ElementSite, PROXY_FILES, resolveReverseProxySettings, ReverseProxyOpti
 export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
 export { ProxyLocation, proxyLocations, proxyTarget, ProxyUpstream, proxyUpstreams } from "./model/proxy/routes";
 export { REDIS_FILES, RedisConnection, RedisLocalSettings, RedisOptions, resolveRedisSettings } from "./model/redis";
+export { planStack, StackDnsOptions, StackPlan, StackPlanArgs } from "./model/stack";
 export {
     DEFAULT_SYNAPSE_PATHS,
     DEFAULT_SYNAPSE_VERSION,

@@ -4,6 +4,7 @@ import { HostOptions } from "../model/host";
 import { PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
+import { STACK_COMPONENTS } from "../model/stack";
 import { SynapseOptions } from "../model/synapse";
 import { TurnOptions } from "../model/turn";
 import { WorkerPoolOptions } from "../model/workers";
@@ -42,21 +43,10 @@ export interface StackOptions<S> {
 export type StackPart = keyof StackOptions<unknown>;
 
 /**
- * The component each part of MatrixStack's args becomes: its kind (as its
- * errors name it) and its child role (MatrixStack names it `<stack>-<role>`,
- * the role being the part's own name).
+ * The component each part of MatrixStack's args becomes (the plan's table:
+ * its kind, as its errors name it; MatrixStack names it `<stack>-<part>`).
  */
-export const STACK_PARTS = {
-    host: "Host",
-    synapse: "SynapseHomeserver",
-    postgres: "PostgresDatabase",
-    workers: "WorkerPool",
-    redis: "RedisServer",
-    proxy: "ReverseProxy",
-    element: "ElementWeb",
-    turn: "TurnServer",
-    dns: "CloudflareDns",
-} as const satisfies Record<StackPart, string>;
+export const STACK_PARTS = STACK_COMPONENTS satisfies Record<StackPart, string>;
 
 /** A setting of MatrixStack's args, named by a typed accessor (`(o) => o.synapse.email.smtpHost`). */
 const at = (read: Parameters<typeof atPath<StackOptions<string>>>[0]): SettingPath => atPath<StackOptions<string>>(read);

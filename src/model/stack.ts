@@ -97,6 +97,19 @@ export interface StackLabels {
     dns: string;
 }
 
+/** The component each service of the stack becomes (its kind, as its errors' labels name it). */
+export const STACK_COMPONENTS = {
+    host: "Host",
+    synapse: "SynapseHomeserver",
+    postgres: "PostgresDatabase",
+    workers: "WorkerPool",
+    redis: "RedisServer",
+    proxy: "ReverseProxy",
+    element: "ElementWeb",
+    turn: "TurnServer",
+    dns: "CloudflareDns",
+} as const;
+
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
 export const STACK_ROLES = {
     host: "host",
@@ -174,16 +187,16 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     const stack = componentLabel("MatrixStack", name);
     const label = (kind: string, role: string) => componentLabel(kind, `${name}-${role}`);
     const labels: StackLabels = {
-        host: label("Host", STACK_ROLES.host),
-        databaseHost: label("Host", STACK_ROLES.databaseHost),
-        postgres: label("PostgresDatabase", STACK_ROLES.postgres),
-        synapse: label("SynapseHomeserver", STACK_ROLES.synapse),
-        workers: label("WorkerPool", STACK_ROLES.workers),
-        redis: label("RedisServer", STACK_ROLES.redis),
-        proxy: label("ReverseProxy", STACK_ROLES.proxy),
-        element: label("ElementWeb", STACK_ROLES.element),
-        turn: label("TurnServer", STACK_ROLES.turn),
-        dns: label("CloudflareDns", STACK_ROLES.dns),
+        host: label(STACK_COMPONENTS.host, STACK_ROLES.host),
+        databaseHost: label(STACK_COMPONENTS.host, STACK_ROLES.databaseHost),
+        postgres: label(STACK_COMPONENTS.postgres, STACK_ROLES.postgres),
+        synapse: label(STACK_COMPONENTS.synapse, STACK_ROLES.synapse),
+        workers: label(STACK_COMPONENTS.workers, STACK_ROLES.workers),
+        redis: label(STACK_COMPONENTS.redis, STACK_ROLES.redis),
+        proxy: label(STACK_COMPONENTS.proxy, STACK_ROLES.proxy),
+        element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
+        turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
+        dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {

@@ -8,11 +8,13 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { readStackConfig } from "../../src/config/read";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { resolveSynapseSettings, synapseWarnings } from "../../src/model/synapse";
+import { BLOCKED_IP_RANGES, resolveSynapseSettings, SynapseOptions, synapseWarnings } from "../../src/model/synapse";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/synapse/install";
+import { isCidr } from "../../src/model/validate";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import {
     emailSecretFile,
+    homeserverConfig,
     mergeExtraConfig,
     pgpassSecretFile,
     renderEmailSecretFragment,
@@ -371,4 +373,50 @@ describe("synapse: golden files (update with `npm run golden:update`, review the
         }),
     );
     golden("synapse", "scripts/synapse-admin.sh", () => synapseAdminScript(s(), "admin", "<admin password>"));
+});
+
+describe("blocked address ranges: URL previews and outbound requests (issue 19, item 10)", () => {
+    const yaml = (o: Partial<SynapseOptions>) => homeserverConfig(resolveSynapseSettings("t", { serverName: "example.com", ...o }), GOLDEN_PEERS);
+    const newRanges = ["0.0.0.0/8", "240.0.0.0/4", "::/128", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001::/32", "2002::/16"];
+
+    it("the list covers Synapse's missing ranges and every entry is a CIDR network", () => {
+        for (const r of newRanges) assert.ok(BLOCKED_IP_RANGES.includes(r), r);
+        for (const r of BLOCKED_IP_RANGES) assert.ok(isCidr(r), r);
+    });
+
+    it("both options hold every range of the list", () => {
+        const c = yaml({ urlPreviews: { enabled: true } });
+        assert.deepEqual(c.url_preview_ip_range_blacklist, [...BLOCKED_IP_RANGES]);
+        assert.deepEqual(c.ip_range_blacklist, [...BLOCKED_IP_RANGES]);
+        const text = renderHomeserverYaml("t", resolveSynapseSettings("t", { serverName: "example.com", urlPreviews: { enabled: true } }), GOLDEN_PEERS);
+        for (const r of newRanges) assert.equal(text.split(`- ${r}\n`).length - 1, 2, `${r} in both lists`);
+    });
+
+    it("outbound requests are blocked even with URL previews off", () => {
+        const c = yaml({});
+        assert.equal(c.url_preview_ip_range_blacklist, undefined);
+        assert.deepEqual(c.ip_range_blacklist, [...BLOCKED_IP_RANGES]);
+    });
+
+    it("a user's ranges are added, never replace the list; an empty list adds nothing", () => {
+        const c = yaml({ urlPreviews: { enabled: true, ipRangeBlacklist: ["203.0.114.0/24", "10.0.0.0/8"] }, ipRangeBlacklist: ["2a01:4f8::/32"] });
+        assert.deepEqual(c.url_preview_ip_range_blacklist, [...BLOCKED_IP_RANGES, "203.0.114.0/24"]);
+        assert.deepEqual(c.ip_range_blacklist, [...BLOCKED_IP_RANGES, "2a01:4f8::/32"]);
+        const empty = yaml({ urlPreviews: { enabled: true, ipRangeBlacklist: [] }, ipRangeBlacklist: [] });
+        assert.deepEqual(empty.url_preview_ip_range_blacklist, [...BLOCKED_IP_RANGES]);
+        assert.deepEqual(empty.ip_range_blacklist, [...BLOCKED_IP_RANGES]);
+    });
+
+    it("an empty or invalid entry is refused, naming the option", () => {
+        rejects(
+            synapse({ urlPreviews: { enabled: true, ipRangeBlacklist: [""] } }),
+            "urlPreviews.ipRangeBlacklist",
+            '""',
+            /CIDR networks such as 10\.0\.0\.0\/8/,
+        );
+        rejects(synapse({ urlPreviews: { ipRangeBlacklist: ["10.0.0.0/33"] } }), "urlPreviews.ipRangeBlacklist", '"10.0.0.0/33"', /CIDR networks/);
+        rejects(synapse({ ipRangeBlacklist: ["intranet.example.com"] }), "ipRangeBlacklist", '"intranet.example.com"', /added to the built-in blocked ranges/);
+        rejects(synapse({ ipRangeBlacklist: [" "] }), "ipRangeBlacklist", '" "', /CIDR networks/);
+        rejects(synapse({ ipRangeBlacklist: "10.0.0.0/8" as unknown as string[] }), "ipRangeBlacklist", '"10.0.0.0/8"', /as a list/);
+    });
 });

@@ -98,7 +98,10 @@ export interface SynapseSettings {
     maxUploadSize: string;
     registration: RegistrationMode;
     allowGuestAccess: boolean;
+    /** `ipRangeBlacklist`: the user's ranges, rendered after BLOCKED_IP_RANGES (see blockedIpRanges). */
     urlPreviews: { enabled: boolean; ipRangeBlacklist: string[] };
+    /** The user's ranges Synapse's outbound requests must not reach, rendered after BLOCKED_IP_RANGES. */
+    ipRangeBlacklist: string[];
     presence: boolean;
     cacheFactor: number;
     trustedKeyServers: string[];
@@ -149,8 +152,17 @@ export interface SynapseOptions extends InstallOptions {
     registration?: RegistrationMode;
     /** Allow guest accounts. Default false. */
     allowGuestAccess?: boolean;
-    /** URL previews; when enabled they never fetch from the ranges in `ipRangeBlacklist` (default: private, loopback, link-local and special ranges). Default off. */
+    /**
+     * URL previews. Default off. When enabled they never fetch from BLOCKED_IP_RANGES (private, loopback,
+     * link-local, NAT64, Teredo, 6to4 and other special ranges) nor from the CIDR networks in `ipRangeBlacklist`
+     * (Synapse's `url_preview_ip_range_blacklist`), which are added to that list, never replace it. Default none added.
+     */
     urlPreviews?: { enabled?: boolean; ipRangeBlacklist?: string[] };
+    /**
+     * More CIDR networks Synapse's outbound requests (federation, push, identity servers, key servers) must never
+     * reach, added to BLOCKED_IP_RANGES, which is always Synapse's `ip_range_blacklist`. Default none added.
+     */
+    ipRangeBlacklist?: string[];
     /** Presence (online/offline status). Costs CPU on busy servers. Default true. */
     presence?: boolean;
     /** `caches.global_factor`: scales all of Synapse's caches. Default 0.5. */
@@ -215,7 +227,8 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         maxUploadSize: o.maxUploadSize ?? DEFAULT_MAX_UPLOAD_SIZE,
         registration: o.registration ?? "shared-secret",
         allowGuestAccess: o.allowGuestAccess ?? false,
-        urlPreviews: { enabled: o.urlPreviews?.enabled ?? false, ipRangeBlacklist: o.urlPreviews?.ipRangeBlacklist ?? DEFAULT_URL_PREVIEW_BLACKLIST },
+        urlPreviews: { enabled: o.urlPreviews?.enabled ?? false, ipRangeBlacklist: o.urlPreviews?.ipRangeBlacklist ?? [] },
+        ipRangeBlacklist: o.ipRangeBlacklist ?? [],
         presence: o.presence ?? true,
         cacheFactor: o.cacheFactor ?? 0.5,
         trustedKeyServers: o.trustedKeyServers ?? ["matrix.org"],
@@ -306,28 +319,45 @@ export function secretFilePath(paths: SynapsePaths, f: Pick<SynapseSecretFile, "
     return `${paths.configDir}/${f.kind === "secret" ? SECRETS_DIR : "conf.d"}/${f.name}`;
 }
 
-/** The ranges URL previews must never fetch from (private, loopback, link-local, CGNAT, documentation, multicast). */
-export const DEFAULT_URL_PREVIEW_BLACKLIST = [
-    "127.0.0.0/8",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",
-    "192.0.0.0/24",
-    "169.254.0.0/16",
-    "192.88.99.0/24",
-    "198.18.0.0/15",
-    "192.0.2.0/24",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "::1/128",
-    "fe80::/10",
-    "fc00::/7",
-    "2001:db8::/32",
-    "ff00::/8",
-    "fec0::/10",
+/**
+ * Address ranges Synapse must never connect to, for URL previews and for every outbound request (federation,
+ * push, identity servers): a name resolving into one would let a remote user reach the host itself or the
+ * private network behind it. Synapse's own default list, plus the ranges it misses (marked "added").
+ */
+export const BLOCKED_IP_RANGES: readonly string[] = [
+    "0.0.0.0/8", // added: "this network"; 0.0.0.0 itself reaches the local host on Linux
+    "10.0.0.0/8", // RFC 1918 private network
+    "100.64.0.0/10", // CGNAT shared space: the provider's internal network
+    "127.0.0.0/8", // loopback: the host's own services
+    "169.254.0.0/16", // link-local, including cloud metadata services (169.254.169.254)
+    "172.16.0.0/12", // RFC 1918 private network
+    "192.0.0.0/24", // IETF protocol assignments, not a public destination
+    "192.0.2.0/24", // TEST-NET-1 documentation range, never routed
+    "192.88.99.0/24", // former 6to4 relay anycast: reaches a relay into any IPv6 network
+    "192.168.0.0/16", // RFC 1918 private network
+    "198.18.0.0/15", // benchmarking networks, used inside labs and appliances
+    "198.51.100.0/24", // TEST-NET-2 documentation range, never routed
+    "203.0.113.0/24", // TEST-NET-3 documentation range, never routed
+    "224.0.0.0/4", // multicast: never a single server
+    "240.0.0.0/4", // added: reserved, including the 255.255.255.255 broadcast address
+    "::/128", // added: the unspecified address, like 0.0.0.0 reaches the local host
+    "::1/128", // loopback
+    "64:ff9b::/96", // added: NAT64, embeds any IPv4 address, private ones included
+    "64:ff9b:1::/48", // added: local-use NAT64, embeds any IPv4 address
+    "100::/64", // added: discard-only prefix, never a real server
+    "2001::/32", // added: Teredo tunnels, embed IPv4 addresses and reach through NATs
+    "2001:db8::/32", // documentation range, never routed
+    "2002::/16", // added: 6to4, embeds any IPv4 address, private ones included
+    "fc00::/7", // unique local addresses: the IPv6 private networks
+    "fe80::/10", // link-local
+    "fec0::/10", // deprecated site-local, still private where used
+    "ff00::/8", // multicast: never a single server
 ];
+
+/** BLOCKED_IP_RANGES followed by the user's `extra` ranges not already in it: user entries add, never replace. */
+export function blockedIpRanges(extra: readonly string[]): string[] {
+    return [...BLOCKED_IP_RANGES, ...extra.filter((r, i) => !BLOCKED_IP_RANGES.includes(r) && extra.indexOf(r) === i)];
+}
 
 /** The port of the main process's replication listener when nothing else is said (as in Synapse's docs). */
 export const DEFAULT_REPLICATION_PORT = 9093;
@@ -508,7 +538,14 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         "expected a size such as 50M: a whole number followed by K, M or G, from 1K to 100G",
     );
     c.oneOf("registration", s.registration, ["shared-secret", "token"] as const);
-    for (const r of s.urlPreviews.ipRangeBlacklist) c.check("urlPreviews.ipRangeBlacklist", r, isCidr(r), "expected CIDR networks such as 10.0.0.0/8");
+    const cidrs = "expected CIDR networks such as 10.0.0.0/8 or fd00::/8 (or single addresses), added to the built-in blocked ranges";
+    for (const [setting, list] of [
+        ["urlPreviews.ipRangeBlacklist", s.urlPreviews.ipRangeBlacklist],
+        ["ipRangeBlacklist", s.ipRangeBlacklist],
+    ] as const) {
+        c.check(setting, list, Array.isArray(list), `${cidrs}, as a list`);
+        for (const r of Array.isArray(list) ? list : []) c.check(setting, r, typeof r === "string" && isCidr(r), cidrs);
+    }
     c.check(
         "cacheFactor",
         s.cacheFactor,

@@ -1,6 +1,6 @@
 import { ConfigError } from "../../model/errors";
 import { DatabaseConnection } from "../../model/postgres";
-import { EMAIL_FRAGMENT, PGPASS_FILE, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
+import { blockedIpRanges, EMAIL_FRAGMENT, PGPASS_FILE, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
 import { MANAGED_HEADER, renderYaml } from "../yaml";
 
 /** Plain-object form of homeserver.yaml before extraConfig, in the order Synapse's docs present the options. */
@@ -50,7 +50,9 @@ export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Recor
             : {}),
         allow_guest_access: s.allowGuestAccess,
         url_preview_enabled: s.urlPreviews.enabled,
-        ...(s.urlPreviews.enabled ? { url_preview_ip_range_blacklist: s.urlPreviews.ipRangeBlacklist } : {}),
+        // Synapse 1.163 reads only the *_blacklist names (its documented ones); the *_whitelist ones stay unset.
+        ...(s.urlPreviews.enabled ? { url_preview_ip_range_blacklist: blockedIpRanges(s.urlPreviews.ipRangeBlacklist) } : {}),
+        ip_range_blacklist: blockedIpRanges(s.ipRangeBlacklist),
         presence: { enabled: s.presence },
         caches: { global_factor: s.cacheFactor },
         trusted_key_servers: s.trustedKeyServers.map((server_name) => ({ server_name })),

@@ -48,6 +48,8 @@ export function redisPasswordScript(s: RedisLocalSettings, password: string): st
     return script("pulumi-matrix Redis password", [
         applyFileSet({
             name: "redis-secrets",
+            // The password: the drift record keeps its hash only, never a copy.
+            secret: true,
             files: [{ path: REDIS_FILES.secretConf, content: renderRedisSecretConf(password), mode: "0640", group: "redis" }],
             onChange: [{ kind: "owe-restart", unit }],
         }),

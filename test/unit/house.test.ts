@@ -86,6 +86,59 @@ describe("secrets", () => {
 
 const ROOT = path.join(__dirname, "..", "..");
 
+describe("drift records of secret steps", () => {
+    const root = path.join(__dirname, "..", "..");
+    const source = (dir: string) =>
+        fs
+            .readdirSync(path.join(root, dir))
+            .filter((f) => f.endsWith(".ts"))
+            .map((f) => fs.readFileSync(path.join(root, dir, f), "utf8"));
+
+    /** The script functions of every `hostScript(...)` call with `secret: true` in components/, read from the source. */
+    function secretScriptFunctions(): Set<string> {
+        const names = new Set<string>();
+        for (const text of source("components")) {
+            for (const call of text.split(/\bhostScript\(/).slice(1)) {
+                // One call's arguments end at its options (`{ parent: ... }`), before the next statement.
+                const args = call.split(/\{ parent:/)[0];
+                if (!/\bsecret: true\b/.test(args)) continue;
+                for (const m of args.matchAll(/\b(\w+Script)\b/g)) names.add(m[1]);
+            }
+        }
+        return names;
+    }
+
+    /** Each script function's goldens, as the unit tests declare them (`golden("svc", "file", () => fn(...))`). */
+    function goldensByFunction(): Map<string, string[]> {
+        const out = new Map<string, string[]>();
+        for (const text of source("test/unit")) {
+            for (const m of text.matchAll(/golden\("([\w-]+)", "([^"]+)",\s*\(\) =>\s*(\w+)\(/g)) {
+                out.set(m[3], [...(out.get(m[3]) ?? []), path.join(__dirname, "golden", m[1], m[2])]);
+            }
+        }
+        return out;
+    }
+
+    it("every file a secret step writes is recorded as secret: its hash only, never a copy the drift check could print", () => {
+        const functions = secretScriptFunctions();
+        assert.ok(functions.has("redisPasswordScript") && functions.has("acmeCredentialsScript"), `secret steps found: ${[...functions].join(", ")}`);
+        const goldens = goldensByFunction();
+        for (const fn of functions) {
+            const files = goldens.get(fn) ?? [];
+            assert.ok(files.length > 0, `${fn} runs in a secret step but has no golden to check`);
+            for (const file of files) {
+                const writes = fs
+                    .readFileSync(file, "utf8")
+                    .split("\n")
+                    .filter((l) => /(^|\| )pm_write \S+ /.test(l));
+                for (const line of writes) {
+                    assert.match(line, / secret( <<'PM_EOF\w*')?$/, `${fn} (${path.relative(root, file)}) writes a readable file: ${line}`);
+                }
+            }
+        }
+    });
+});
+
 describe("the component platform", () => {
     it("every script names its target readably and carries the re-apply token, so both show in a preview", async () => {
         const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu";

@@ -134,8 +134,9 @@ describe("bad input is refused before anything touches a VM", () => {
         assert.deepEqual(mergeExtraConfig("S", { enable_registration: false }, { enable_registration: true }, ["enable_registration"]), {
             enable_registration: true,
         });
-        assert.throws(() => mergeExtraConfig("S", {}, { turn_shared_secret: "x" }, []), /secrets do not belong/);
-        assert.doesNotThrow(() => mergeExtraConfig("S", {}, { turn_shared_secret_path: "/etc/x" }, []));
+        // Secrets at any depth are refused when the settings are resolved: test/unit/synapseExtraSecrets.test.ts.
+        assert.throws(synapse({ extraConfig: { turn_shared_secret: "x" } }), /extraConfig\.turn_shared_secret is \[secret, not shown\]; secrets do not belong/);
+        assert.doesNotThrow(synapse({ extraConfig: { turn_shared_secret_path: "/etc/x" } }));
     });
 
     it("several errors are reported together", () => {

@@ -15,6 +15,7 @@ import {
     parseSize,
 } from "../validate";
 import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
+import { extraConfigSecretErrors } from "./secrets";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
@@ -586,6 +587,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
     }
     c.oneOf("logLevel", s.logLevel, ["DEBUG", "INFO", "WARNING", "ERROR"] as const);
     checkExtraConfigDuties(c, s.extraConfig);
+    c.errors.push(...extraConfigSecretErrors(c.component, s.extraConfig, s.paths.configDir));
     for (const [k, v] of Object.entries(s.paths)) {
         if (k === "user") c.check("paths.user", v, /^[a-z_][a-z0-9_-]{0,31}$/.test(v), "expected a Unix user name such as matrix-synapse");
         else c.check(`paths.${k}`, v, isAbsolutePath(v), "expected an absolute path (letters, digits and ._-/+@ only, no '..')");

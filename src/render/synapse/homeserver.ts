@@ -125,15 +125,7 @@ export function mergeExtraConfig(
             `${clashes.join(", ")} ${clashes.length > 1 ? "are" : "is"} managed by the library; use the matching setting, or list the key in allowOverride to replace it`,
         );
     }
-    const secretLike = Object.keys(extra).filter((k) => /(^|_)(secret|password|pass|key)$/.test(k) && !k.endsWith("_path"));
-    if (secretLike.length) {
-        throw new ConfigError(
-            component,
-            "extraConfig",
-            secretLike,
-            "secrets do not belong in the readable homeserver.yaml: put the secret in a file on the host and use the option's *_path variant",
-        );
-    }
+    // Secrets in extra, at any depth, were refused when the settings were resolved (model/synapse/secrets.ts).
     return { ...managed, ...extra };
 }
 

@@ -78,7 +78,11 @@ export interface FileSet {
     prune?: boolean;
     /** Run in order when a file of the set changed (or was removed). */
     onChange?: Handler[];
-    /** Every file of the set is secret (see `ManagedFile.secret`). Default false. */
+    /**
+     * Every file of the set is secret (see `ManagedFile.secret`). Default: true
+     * for a set named `*-secrets`, so a new secret step cannot leak a copy into
+     * the drift records by forgetting the flag; false otherwise.
+     */
     secret?: boolean;
 }
 
@@ -200,7 +204,7 @@ export function handlerStep(h: Handler): Sh {
 /** The shell code of a file set: write, prune, then the handlers if anything changed. */
 export function applyFileSet(set: FileSet): Sh {
     if (!SET_NAME.test(set.name)) throw new Error(`file set name ${JSON.stringify(set.name)}: expected letters, digits and -`);
-    const secret = set.secret ?? false;
+    const secret = set.secret ?? set.name.endsWith("-secrets");
     const body: Sh[] = set.files.map((f) => writeStep(set.name, f, secret));
     if (set.prune ?? true) body.push(sh`pm_prune ${set.name}`);
     // A handler with nothing to do (a stop of no units) adds no code.

@@ -15,12 +15,14 @@ import { GOLDEN_PEERS, goldenSynapseSettings } from "../support/unit/fixtures";
 const pmWrites = (text: string) => text.split("\n").filter((l) => /(^|\| )pm_write /.test(l));
 
 describe("drift: records, the check, the header", () => {
-    it("a file set tells pm_write whether a file is readable or secret (readable unless the set or the file says secret)", () => {
+    it("a file set tells pm_write whether a file is readable or secret (readable unless the set, its *-secrets name or the file says secret)", () => {
         const file = { path: "/etc/x", content: "x\n" };
         assert.match(applyFileSet({ name: "a", files: [file] }).text, /^pm_write a \/etc\/x 0644 root root readable <</);
         assert.match(applyFileSet({ name: "a", secret: true, files: [file] }).text, /^pm_write a \/etc\/x 0644 root root secret <</);
         assert.match(applyFileSet({ name: "a", files: [{ ...file, secret: true }] }).text, / secret <</);
-        assert.match(applyFileSet({ name: "svc-secrets", files: [file] }).text, / readable <</);
+        // A set named *-secrets is secret unless it says otherwise: forgetting the flag cannot leak a copy.
+        assert.match(applyFileSet({ name: "svc-secrets", files: [file] }).text, / secret <</);
+        assert.match(applyFileSet({ name: "svc-secrets", secret: false, files: [file] }).text, / readable <</);
     });
 
     it("every file of Synapse's secrets script is recorded as secret (hash only, never copied)", () => {

@@ -132,6 +132,14 @@ export function addressesOverlap(a: string, b: string, sameComponent = false): b
  * constructed; a clash fails at once, naming both owners and the port, not
  * later in a journal on the VM when the second service cannot bind.
  */
+/** The first of `claims` that `c`, claimed by `component`, overlaps: same protocol, ports and addresses. */
+function clashIn(claims: readonly (PortClaim & { component: string })[], component: string, c: PortClaim): (PortClaim & { component: string }) | undefined {
+    const last = (p: PortClaim) => p.toPort ?? p.port;
+    return claims.find(
+        (o) => o.protocol === c.protocol && o.port <= last(c) && c.port <= last(o) && addressesOverlap(o.address, c.address, o.component === component),
+    );
+}
+
 export class PortRegistry {
     private readonly claims: (PortClaim & { component: string })[] = [];
     constructor(readonly host: string) {}
@@ -140,23 +148,28 @@ export class PortRegistry {
     claim(component: string, claims: PortClaim[]): void {
         const mine: (PortClaim & { component: string })[] = [];
         for (const c of claims) {
-            const last = (p: PortClaim) => p.toPort ?? p.port;
-            const other = [...this.claims, ...mine].find(
-                (o) => o.protocol === c.protocol && o.port <= last(c) && c.port <= last(o) && addressesOverlap(o.address, c.address, o.component === component),
-            );
-            if (other) {
-                // Equal addresses or "*" need no explanation; a wildcard covering a specific address does.
-                const wildcard = other.address !== c.address && other.address !== "*" && c.address !== "*";
-                throw new ConfigError(
-                    component,
-                    c.setting ?? `${c.owner} port`,
-                    c.toPort === undefined ? c.port : new Described(`${c.port}-${c.toPort}`),
-                    `${other.component} (${other.owner}) already uses ${c.protocol} ${portsOf(other)} on ${addressOf(other.address)} of ${this.host}${wildcard ? `, which ${c.owner} on ${addressOf(c.address)} overlaps` : ""}; choose ${c.toPort === undefined ? "another port" : "a range without it"}${wildcard ? ", or addresses that do not overlap" : ""}`,
-                );
-            }
+            const other = clashIn([...this.claims, ...mine], component, c);
+            if (other) throw this.clashError(component, c, other);
             mine.push({ ...c, component });
         }
         this.claims.push(...mine);
+    }
+
+    /** The claim already made that `c`, claimed by `component`, would clash with; none when it is free. */
+    clashing(component: string, c: PortClaim): (PortClaim & { component: string }) | undefined {
+        return clashIn(this.claims, component, c);
+    }
+
+    /** The error for `component` claiming `c` where `other` already is, naming `c`'s setting. */
+    clashError(component: string, c: PortClaim, other: PortClaim & { component: string }): ConfigError {
+        // Equal addresses or "*" need no explanation; a wildcard covering a specific address does.
+        const wildcard = other.address !== c.address && other.address !== "*" && c.address !== "*";
+        return new ConfigError(
+            component,
+            c.setting ?? `${c.owner} port`,
+            c.toPort === undefined ? c.port : new Described(`${c.port}-${c.toPort}`),
+            `${other.component} (${other.owner}) already uses ${c.protocol} ${portsOf(other)} on ${addressOf(other.address)} of ${this.host}${wildcard ? `, which ${c.owner} on ${addressOf(c.address)} overlaps` : ""}; choose ${c.toPort === undefined ? "another port" : "a range without it"}${wildcard ? ", or addresses that do not overlap" : ""}`,
+        );
     }
 
     /** Every claim so far, in the order they were made. */

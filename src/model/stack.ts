@@ -412,29 +412,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
  * setting (the one to change), as if that claim had come second.
  */
 function claimNamingChoice(registry: PortRegistry, component: string, c: PortClaim, chosen: (setting: string | undefined) => boolean): void {
-    try {
-        registry.claim(component, [c]);
-    } catch (e) {
-        if (!(e instanceof ConfigError) || chosen(c.setting)) throw e;
-        const other = registry.all().find((o) => clash(registry.host, o, component, c));
-        if (!other || !chosen(other.setting)) throw e;
-        const reversed = new PortRegistry(registry.host);
-        reversed.claim(component, [c]);
-        reversed.claim(other.component, [other]);
-        throw e;
-    }
-}
-
-/** Whether two claims clash, by the registry's own rule. */
-function clash(host: string, o: PortClaim & { component: string }, component: string, c: PortClaim): boolean {
-    const r = new PortRegistry(host);
-    r.claim(o.component, [o]);
-    try {
-        r.claim(component, [c]);
-        return false;
-    } catch {
-        return true;
-    }
+    const other = registry.clashing(component, c);
+    if (!other) return registry.claim(component, [c]);
+    // The user's setting is the one to change: name it, as if its claim had come second.
+    if (!chosen(c.setting) && chosen(other.setting)) throw registry.clashError(other.component, other, { ...c, component });
+    throw registry.clashError(component, c, other);
 }
 
 /** The value at a MatrixStack argument path such as `redis.port` or `workers.instances[0].port`. */

@@ -941,16 +941,6 @@ export type StackConfigKey = keyof typeof STACK_KEYS;
 
 export const STACK_CONFIG_KEYS = Object.keys(STACK_KEYS) as StackConfigKey[];
 
-/** A key's entry, for code that holds the key as a string. */
-export function stackKey(key: StackConfigKey): StackKey {
-    return STACK_KEYS[key];
-}
-
-/** Whether a string names a key of the table. */
-export function isStackConfigKey(key: string): key is StackConfigKey {
-    return Object.prototype.hasOwnProperty.call(STACK_KEYS, key);
-}
-
 /** The part of MatrixStack's args a key sets (its setting's first segment). */
 export function partOf(key: StackConfigKey): StackPart {
     return STACK_KEYS[key].setting.segments[0] as StackPart;

@@ -370,8 +370,10 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                     labels.workers,
                     claims.map((c) => ({ ...c, setting: "workers.basePort" })),
                 );
-                for (const [i, e] of errors.entries()) {
-                    const c = i >= before ? claims.find((c) => c.port === e.value) : undefined;
+                for (let i = before; i < errors.length; i++) {
+                    const e = errors[i];
+                    // Only this pool's own error: a clash blamed on the other side (its setting was the user's) stays as it is.
+                    const c = e.component === labels.workers && e.setting === "workers.basePort" ? claims.find((c) => c.port === e.value) : undefined;
                     if (!c) continue;
                     errors[i] = new ConfigError(
                         labels.workers,

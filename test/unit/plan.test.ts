@@ -240,6 +240,11 @@ describe("the stack plan (pure, no Pulumi)", () => {
             /^TurnServer "dev-turn": turn\.tlsPort is 8448; ReverseProxy "dev-proxy" \(nginx\)/,
         );
         assert.match(at(args({ postgres: { port: 8443 }, proxy: { acme: { email: "admin@example.com" }, federationPort: 443 } })), /^$/);
+        // A port the user set where a default worker port lands is blamed, not the base the user left alone.
+        assert.match(
+            at(args({ redis: { port: 8100 } })),
+            /^RedisServer "dev-redis": redis\.port is 8100; WorkerPool "dev-workers" \(worker federation_reader1 http listener\) already uses tcp port 8100/,
+        );
         // The host's own sshd: moved onto a service's port, or a service moved onto it.
         assert.match(
             at(args({ host: { firewall: { sshPort: 443 } } })),

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 
-import { bashCommand } from "../src/provision/shell";
+import { bashCommand, secretScript } from "../src/provision/shell";
 import { withScriptTarget } from "../src/provision/target";
 
 /**
@@ -29,7 +29,10 @@ export interface HostScriptArgs {
     script: pulumi.Input<string>;
     /**
      * The script carries secrets: stdin is a secret input, the provider logs
-     * nothing (`logging: "none"`) and stdout/stderr are secret outputs.
+     * nothing (`logging: "none"`), stdout/stderr are secret outputs, and what
+     * the script prints stays in a root-only log on the host
+     * (`secretScript`), since a failing command's error message carries its
+     * whole output in clear.
      * Default false (the script shows in previews as a readable diff).
      */
     secret?: boolean;
@@ -45,7 +48,10 @@ export function hostScript(name: string, args: HostScriptArgs, opts: { parent: p
     const c = args.host.connection;
     const stdin = pulumi
         .all([args.script, c.host, c.port ?? 22, c.user ?? "root", c.hostKey, args.host.reapply])
-        .apply(([text, host, port, user, hostKey, reapply]) => withScriptTarget(text, { host, port, user, hostKey, reapply }));
+        .apply(([text, host, port, user, hostKey, reapply]) =>
+            // A secret script's output stays on the host: a failing command's error shows all it printed, in clear.
+            withScriptTarget(args.secret ? secretScript(text, name) : text, { host, port, user, hostKey, reapply }),
+        );
     return new command.remote.Command(
         name,
         {

@@ -2,10 +2,14 @@ import { STATE_DIR } from "../render/drift";
 import { heredoc, indent, lines, raw, Sh, sh, shQuote } from "./sh";
 
 /**
- * Declarative apply: a service's step is a set of files, a prune rule and
- * handlers. The script writes each file only when it differs, removes the
- * files the set wrote before and no longer renders, and runs the handlers
- * only when something in the set changed. Change tracking is per set.
+ * Declarative apply: a service's step is a set of files, a prune rule, a
+ * check and handlers. The script writes each file only when it differs,
+ * removes the files the set wrote before and no longer renders, checks the
+ * result, and runs the handlers only when something in the set changed.
+ * Change tracking is per set, and survives a run that dies: a set is
+ * pending on the host (STATE_DIR/pending/<set>) from before its first file
+ * is replaced until its handlers all succeeded, and a run that finds it
+ * pending runs its check and handlers again.
  */
 
 /** One file a step manages. */
@@ -76,7 +80,16 @@ export interface FileSet {
     files: ManagedFile[];
     /** Remove files this set wrote on an earlier run and no longer renders. Default true. */
     prune?: boolean;
-    /** Run in order when a file of the set changed (or was removed). */
+    /**
+     * Checks the files in place once they are written, before any handler
+     * runs (`nginx -t`, `nft -c -f <ruleset>`). When it fails, every file the
+     * set replaced or removed in this run is put back as it was (content,
+     * mode, owner), a new one is removed, no handler runs, and the step fails
+     * with the check's output: an invalid file is never left for the next
+     * restart or boot. Runs when the set changed (or is pending). Default: none.
+     */
+    check?: Sh;
+    /** Run in order when a file of the set changed (or was removed); an earlier run that died before they all succeeded counts as a change. */
     onChange?: Handler[];
     /**
      * Every file of the set is secret (see `ManagedFile.secret`). Default: true
@@ -201,7 +214,11 @@ export function handlerStep(h: Handler): Sh {
     }
 }
 
-/** The shell code of a file set: write, prune, then the handlers if anything changed. */
+/**
+ * The shell code of a file set: write, prune, then, if anything changed (in
+ * this run or a run that died), the check and the handlers; the set stops
+ * being pending once they all succeeded.
+ */
 export function applyFileSet(set: FileSet): Sh {
     if (!SET_NAME.test(set.name)) throw new Error(`file set name ${JSON.stringify(set.name)}: expected letters, digits and -`);
     const secret = set.secret ?? set.name.endsWith("-secrets");
@@ -209,9 +226,11 @@ export function applyFileSet(set: FileSet): Sh {
     if (set.prune ?? true) body.push(sh`pm_prune ${set.name}`);
     // A handler with nothing to do (a stop of no units) adds no code.
     const steps = (set.onChange ?? []).map(handlerStep).filter((step) => step.text.trim() !== "");
+    if (set.check) steps.unshift(sh`if ! { ${set.check}; } >&2; then pm_refuse ${set.name}; fi`);
     if (steps.length) {
         body.push(lines([sh`if pm_changed ${set.name}; then`, indent(lines(steps)), sh`fi`]));
     }
+    body.push(sh`pm_done ${set.name}`);
     return lines(body);
 }
 

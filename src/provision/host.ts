@@ -23,8 +23,11 @@ export const BASE_PACKAGES = ["ca-certificates", "curl", "gnupg", "nftables", "s
 const FIREWALL_UNIT: ServiceUnit = { name: "pulumi-matrix-firewall.service" };
 const TIMESYNCD_UNIT: ServiceUnit = { name: "systemd-timesyncd.service" };
 
-/** Reloads a running firewall once nft accepts the whole ruleset (fragments included). */
-const RELOAD_FIREWALL = { kind: "reload" as const, unit: FIREWALL_UNIT, check: sh`nft -c -f ${HOST_FILES.firewallRuleset}` };
+/** nft accepts the whole ruleset, fragments included (a file set's check: a set that fails it is put back). */
+const CHECK_FIREWALL = sh`nft -c -f ${HOST_FILES.firewallRuleset}`;
+
+/** Reloads a running firewall (its files passed CHECK_FIREWALL). */
+const RELOAD_FIREWALL = { kind: "reload" as const, unit: FIREWALL_UNIT };
 
 /** The idempotent bootstrap: packages, unattended upgrades, time sync, firewall. */
 export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
@@ -57,11 +60,8 @@ export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
                     { path: HOST_FILES.firewallRuleset, content: renderFirewall(s.firewall.rules) },
                     { path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) },
                 ],
-                onChange: [
-                    { kind: "run", command: sh`nft -c -f ${HOST_FILES.firewallRuleset}` },
-                    { kind: "daemon-reload" },
-                    { kind: "owe-restart", unit: FIREWALL_UNIT },
-                ],
+                check: CHECK_FIREWALL,
+                onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit: FIREWALL_UNIT }],
             }),
             ensureRunning([FIREWALL_UNIT]),
         );
@@ -91,12 +91,15 @@ function fragmentId(component: string): string {
 /**
  * A component's own firewall openings on its host, applied by the
  * component's own script: the fragment is written (or emptied), checked with
- * the whole ruleset, and a running firewall reloaded.
+ * the whole ruleset (put back when the check fails), and a running firewall
+ * reloaded.
  */
 export function firewallFragmentSet(component: string, rules: FirewallRule[]): FileSet {
     return {
         name: `firewall-${fragmentId(component)}`,
         files: [{ path: firewallFragmentPath(component), content: renderFirewallFragment(component, rules) }],
+        // Only where the Host's firewall is installed: a fragment on a host without it is inert.
+        check: sh`if [ -e ${HOST_FILES.firewallRuleset} ]; then ${CHECK_FIREWALL}; fi`,
         onChange: [RELOAD_FIREWALL],
     };
 }

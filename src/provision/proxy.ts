@@ -32,7 +32,8 @@ function switchCertificate(target: string): Sh {
 /**
  * Installs nginx and certbot, starts nginx on a self-signed certificate when
  * there is none yet (so it can answer the ACME challenge), writes the site
- * (checked with `nginx -t` before a reload) and opens the proxy's ports.
+ * (checked with `nginx -t` before a reload; the previous site is put back
+ * when it fails) and opens the proxy's ports.
  */
 export function proxyServerScript(site: NginxSite, component: string): string {
     const s = site.proxy;
@@ -51,7 +52,9 @@ export function proxyServerScript(site: NginxSite, component: string): string {
         applyFileSet({
             name: "nginx-site",
             files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }],
-            onChange: [{ kind: "reload", unit: nginx, check: sh`nginx -t -q` }],
+            // Checked in place before the reload; a failing check puts the previous site back, so no restart or boot meets it.
+            check: sh`nginx -t -q`,
+            onChange: [{ kind: "reload", unit: nginx }],
         }),
         applyFileSet(firewallFragmentSet(component, proxyFirewallRules(s))),
         ensureRunning([nginx]),

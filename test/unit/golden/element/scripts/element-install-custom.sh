@@ -71,6 +71,7 @@ pm_write element-web-srv-element /srv/element/config.json 0644 root root readabl
 }
 PM_EOF
 pm_prune element-web-srv-element
+pm_done element-web-srv-element
 if [ "$(readlink -- /srv/element/current 2>/dev/null)" != versions/1.11.100 ]; then
     if [ -e /srv/element/current ] && [ ! -L /srv/element/current ]; then
         echo '/srv/element/current is not the symlink pulumi-matrix manages; move it away and run again' >&2

@@ -64,6 +64,7 @@ pm_write element-web-var-www-pulumi-matrix-element /var/www/pulumi-matrix-elemen
 }
 PM_EOF
 pm_prune element-web-var-www-pulumi-matrix-element
+pm_done element-web-var-www-pulumi-matrix-element
 if [ "$(readlink -- /var/www/pulumi-matrix-element/current 2>/dev/null)" != versions/1.11.100 ]; then
     if [ -e /var/www/pulumi-matrix-element/current ] && [ ! -L /var/www/pulumi-matrix-element/current ]; then
         echo '/var/www/pulumi-matrix-element/current is not the symlink pulumi-matrix manages; move it away and run again' >&2

@@ -78,6 +78,7 @@ if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ]; then exit 1; fi
 exit 0
 PM_EOF
 pm_prune host-drift
+pm_done host-drift
 pm_apt_install ca-certificates curl gnupg nftables systemd-timesyncd python3 unattended-upgrades
 pm_write host-upgrades /etc/apt/apt.conf.d/20auto-upgrades 0644 root root readable <<'PM_EOF'
 APT::Periodic::Update-Package-Lists "1";
@@ -85,6 +86,7 @@ APT::Periodic::Unattended-Upgrade "1";
 APT::Periodic::AutocleanInterval "7";
 PM_EOF
 pm_prune host-upgrades
+pm_done host-upgrades
 pm_write host-timesync /etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix.
 [Time]
@@ -93,6 +95,7 @@ pm_prune host-timesync
 if pm_changed host-timesync; then
     pm_owe systemd-timesyncd.service
 fi
+pm_done host-timesync
 if pm_take systemd-timesyncd.service || ! systemctl is-active -q systemd-timesyncd.service; then systemctl enable -q systemd-timesyncd.service 2>/dev/null || true; systemctl restart systemd-timesyncd.service || true; fi
 timedatectl set-ntp true 2>/dev/null || true
 install -d -m 0755 /etc/pulumi-matrix/firewall.d
@@ -141,10 +144,11 @@ WantedBy=sysinit.target
 PM_EOF
 pm_prune host-firewall
 if pm_changed host-firewall; then
-    nft -c -f /etc/pulumi-matrix/firewall.nft
+    if ! { nft -c -f /etc/pulumi-matrix/firewall.nft; } >&2; then pm_refuse host-firewall; fi
     systemctl daemon-reload
     pm_owe pulumi-matrix-firewall.service
 fi
+pm_done host-firewall
 systemctl enable -q pulumi-matrix-firewall.service
 if pm_take pulumi-matrix-firewall.service && systemctl is-active -q pulumi-matrix-firewall.service; then
     echo 'restarting pulumi-matrix-firewall.service'; systemctl restart pulumi-matrix-firewall.service

@@ -33,6 +33,7 @@ PM_EOF
 if pm_changed postgres-server; then
     pm_owe postgresql.service
 fi
+pm_done postgres-server
 systemctl enable -q postgresql.service
 if pm_take postgresql.service; then systemctl restart "postgresql@$major-main.service"; echo "PostgreSQL restarted"; else systemctl start "postgresql@$major-main.service"; fi
 for i in $(seq 1 60); do runuser -u postgres -- pg_isready -q -p 5432 && break; sleep 1; done
@@ -45,11 +46,12 @@ add rule inet pulumi_matrix input ip saddr { 10.0.0.0/24 } tcp dport 5432 accept
 PM_EOF
 pm_prune firewall-postgresdatabase-golden
 if pm_changed firewall-postgresdatabase-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-postgresdatabase-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-postgresdatabase-golden
 install -d -m 0700 -o postgres -g postgres /var/backups/pulumi-matrix/postgres
 pm_write postgres-backup /usr/local/lib/pulumi-matrix/pg-backup.sh 0755 root root readable <<'PM_EOF'
 #!/bin/sh
@@ -101,6 +103,7 @@ pm_prune postgres-backup
 if pm_changed postgres-backup; then
     systemctl daemon-reload
 fi
+pm_done postgres-backup
 systemctl enable -q pulumi-matrix-pg-backup.timer
 if pm_take pulumi-matrix-pg-backup.timer && systemctl is-active -q pulumi-matrix-pg-backup.timer; then
     echo 'restarting pulumi-matrix-pg-backup.timer'; systemctl restart pulumi-matrix-pg-backup.timer

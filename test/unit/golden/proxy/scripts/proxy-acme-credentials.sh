@@ -9,6 +9,7 @@ pm_write acme-cloudflare /etc/pulumi-matrix/acme-cloudflare.ini 0600 root root s
 dns_cloudflare_api_token = golden-placeholder-not-a-real-token-0000
 PM_EOF
 pm_prune acme-cloudflare
+pm_done acme-cloudflare
 echo 'certbot'\''s Cloudflare credentials are in /etc/pulumi-matrix/acme-cloudflare.ini (root only)'
 }
 main </dev/null

@@ -24,6 +24,7 @@ pm_prune certbot
 if pm_changed certbot; then
     systemctl daemon-reload
 fi
+pm_done certbot
 systemctl enable -q --now certbot.timer
 pm_before=$(sha256sum /etc/letsencrypt/live/matrix.example.com/fullchain.pem 2>/dev/null || true)
 if [ -e /etc/letsencrypt/live/matrix.example.com/fullchain.pem ] && [ "$(cat /var/lib/pulumi-matrix/acme-request 2>/dev/null)" = 'https://acme-v02.api.letsencrypt.org/directory ecdsa matrix.example.com,internal.example.com dns-01-cloudflare' ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi

@@ -33,6 +33,7 @@ pm_prune certbot
 if pm_changed certbot; then
     systemctl daemon-reload
 fi
+pm_done certbot
 systemctl enable -q --now certbot.timer
 pm_before=$(sha256sum /etc/letsencrypt/live/matrix.example.com/fullchain.pem 2>/dev/null || true)
 if [ -e /etc/letsencrypt/live/matrix.example.com/fullchain.pem ] && [ "$(cat /var/lib/pulumi-matrix/acme-request 2>/dev/null)" = 'https://acme.example.net/directory ecdsa matrix.example.com,example.com,element.example.com' ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi

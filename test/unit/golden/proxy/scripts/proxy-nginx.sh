@@ -321,11 +321,12 @@ server {
 PM_EOF
 pm_prune nginx-site
 if pm_changed nginx-site; then
+    if ! { nginx -t -q; } >&2; then pm_refuse nginx-site; fi
     if systemctl is-active -q nginx.service; then
-        if ! nginx -t -q; then echo 'nginx.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload nginx.service; echo 'reloaded nginx.service'
     fi
 fi
+pm_done nginx-site
 pm_write firewall-reverseproxy-golden /etc/pulumi-matrix/firewall.d/reverseproxy-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of ReverseProxy "golden".
 add rule inet pulumi_matrix input tcp dport 80 accept comment "nginx"
@@ -334,11 +335,12 @@ add rule inet pulumi_matrix input tcp dport 8448 accept comment "nginx"
 PM_EOF
 pm_prune firewall-reverseproxy-golden
 if pm_changed firewall-reverseproxy-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-reverseproxy-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-reverseproxy-golden
 systemctl enable -q nginx.service
 if pm_take nginx.service && systemctl is-active -q nginx.service; then
     echo 'restarting nginx.service'; systemctl restart nginx.service

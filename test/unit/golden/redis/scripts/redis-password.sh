@@ -9,6 +9,7 @@ pm_prune redis-secrets
 if pm_changed redis-secrets; then
     pm_owe redis-server.service
 fi
+pm_done redis-secrets
 systemctl enable -q redis-server.service
 if pm_take redis-server.service && systemctl is-active -q redis-server.service; then
     echo 'restarting redis-server.service'; systemctl restart redis-server.service

@@ -41,17 +41,19 @@ if pm_changed redis-server; then
     systemctl daemon-reload
     pm_owe redis-server.service
 fi
+pm_done redis-server
 pm_write firewall-redisserver-golden /etc/pulumi-matrix/firewall.d/redisserver-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of RedisServer "golden".
 add rule inet pulumi_matrix input ip saddr { 10.0.0.6/32 } tcp dport 6379 accept comment "redis"
 PM_EOF
 pm_prune firewall-redisserver-golden
 if pm_changed firewall-redisserver-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-redisserver-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-redisserver-golden
 if [ -e /etc/redis/pulumi-matrix-secrets.conf ]; then
     systemctl enable -q redis-server.service
     if pm_take redis-server.service && systemctl is-active -q redis-server.service; then

@@ -128,6 +128,7 @@ pm_prune synapse-config
 if pm_changed synapse-config; then
     pm_owe matrix-synapse.service
 fi
+pm_done synapse-config
 pm_write synapse-units /etc/systemd/system/matrix-synapse.target 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -181,6 +182,7 @@ if pm_changed synapse-units; then
     systemctl daemon-reload
     pm_owe matrix-synapse.service
 fi
+pm_done synapse-units
 pm_workers_owe=0; if [ -e /var/lib/pulumi-matrix/owed-restart/matrix-synapse.service ]; then pm_workers_owe=1; fi
 systemctl enable -q matrix-synapse.target matrix-synapse.service
 if pm_take matrix-synapse.service && systemctl is-active -q matrix-synapse.service; then

@@ -80,6 +80,7 @@ pm_write synapse-apt /etc/apt/sources.list.d/matrix-org.list 0644 root root read
 deb [signed-by=/usr/share/keyrings/matrix-org-archive-keyring.gpg] https://packages.matrix.org/debian/ bookworm main
 PM_EOF
 pm_prune synapse-apt
+pm_done synapse-apt
 pm_repo_update() { pm_apt update -q -o APT::Update::Error-Mode=any -o Dir::Etc::SourceList=/etc/apt/sources.list.d/matrix-org.list -o Dir::Etc::SourceParts=/nonexistent -o APT::Get::List-Cleanup=0 >"$pm_tmp/update.log" 2>&1; }
 if ! pm_repo_update; then
     grep -E '^(E|W|Err):' "$pm_tmp/update.log" >&2 || cat "$pm_tmp/update.log" >&2

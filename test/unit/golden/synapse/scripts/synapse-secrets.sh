@@ -103,6 +103,7 @@ if pm_changed synapse-secrets; then
         done 3</etc/matrix-synapse/workers/processes.list
     fi
 fi
+pm_done synapse-secrets
 pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written a_abcd" $pm_key_new"
 }
 main </dev/null

@@ -7,19 +7,24 @@ if [ -d /etc/coturn/pulumi-matrix ]; then
     if systemctl is-active -q coturn.service; then systemctl stop coturn.service; echo "stopped coturn: TURN is no longer part of this deployment"; fi
 fi
 pm_prune coturn-assembled
+pm_done coturn-assembled
 pm_prune coturn-secret
+pm_done coturn-secret
 pm_prune coturn-config
+pm_done coturn-config
 pm_prune coturn-unit
 if pm_changed coturn-unit; then
     systemctl daemon-reload
 fi
+pm_done coturn-unit
 if [ -d /etc/coturn/pulumi-matrix ]; then rm -rf -- /etc/coturn/pulumi-matrix; echo 'removed /etc/coturn/pulumi-matrix'; fi
 pm_prune firewall-coturnserver-golden
 if pm_changed firewall-coturnserver-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-coturnserver-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-coturnserver-golden
 }
 main </dev/null

@@ -7,11 +7,13 @@ pm_write coturn-secret /etc/coturn/pulumi-matrix/secret.conf 0600 root root secr
 static-auth-secret=turn-shared-secret-placeholder
 PM_EOF
 pm_prune coturn-secret
+pm_done coturn-secret
 cat /etc/coturn/pulumi-matrix/readable.conf /etc/coturn/pulumi-matrix/secret.conf | pm_write coturn-assembled /etc/coturn/pulumi-matrix/turnserver.conf 0640 root turnserver secret
 pm_prune coturn-assembled
 if pm_changed coturn-assembled; then
     pm_owe coturn.service
 fi
+pm_done coturn-assembled
 systemctl enable -q coturn.service
 if pm_take coturn.service && systemctl is-active -q coturn.service; then
     echo 'restarting coturn.service'; systemctl restart coturn.service

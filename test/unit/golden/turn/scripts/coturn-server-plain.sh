@@ -28,6 +28,7 @@ if pm_changed coturn-unit; then
     systemctl daemon-reload
     pm_owe coturn.service
 fi
+pm_done coturn-unit
 pm_write coturn-config /etc/coturn/pulumi-matrix/readable.conf 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -125,6 +126,7 @@ allowed-peer-ip=203.0.113.10
 allowed-peer-ip=2001:db8::10
 PM_EOF
 pm_prune coturn-config
+pm_done coturn-config
 if [ -d /etc/coturn/pulumi-matrix/tls ]; then rm -rf /etc/coturn/pulumi-matrix/tls; echo "removed coturn's copy of the certificate (TLS is off)"; fi
 pm_write firewall-coturnserver-golden /etc/pulumi-matrix/firewall.d/coturnserver-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of CoturnServer "golden".
@@ -134,17 +136,19 @@ add rule inet pulumi_matrix input udp dport 40000-49999 accept comment "coturn r
 PM_EOF
 pm_prune firewall-coturnserver-golden
 if pm_changed firewall-coturnserver-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-coturnserver-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-coturnserver-golden
 if [ -e /etc/coturn/pulumi-matrix/secret.conf ]; then
     cat /etc/coturn/pulumi-matrix/readable.conf /etc/coturn/pulumi-matrix/secret.conf | pm_write coturn-assembled /etc/coturn/pulumi-matrix/turnserver.conf 0640 root turnserver secret
     pm_prune coturn-assembled
     if pm_changed coturn-assembled; then
         pm_owe coturn.service
     fi
+    pm_done coturn-assembled
     systemctl enable -q coturn.service
     if pm_take coturn.service && systemctl is-active -q coturn.service; then
         echo 'restarting coturn.service'; systemctl restart coturn.service

@@ -28,6 +28,7 @@ if pm_changed coturn-unit; then
     systemctl daemon-reload
     pm_owe coturn.service
 fi
+pm_done coturn-unit
 pm_write coturn-config /etc/coturn/pulumi-matrix/readable.conf 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -161,6 +162,7 @@ if [ "$changed" = 1 ]; then
 fi
 PM_EOF
 pm_prune coturn-config
+pm_done coturn-config
 if [ -e /etc/letsencrypt/live/matrix.example.com/fullchain.pem ]; then
     RENEWED_LINEAGE=/etc/letsencrypt/live/matrix.example.com /etc/pulumi-matrix/certificate-hooks.d/coturn
 else
@@ -176,17 +178,19 @@ add rule inet pulumi_matrix input udp dport 49152-65535 accept comment "coturn r
 PM_EOF
 pm_prune firewall-coturnserver-golden
 if pm_changed firewall-coturnserver-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-coturnserver-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-coturnserver-golden
 if [ -e /etc/coturn/pulumi-matrix/secret.conf ]; then
     cat /etc/coturn/pulumi-matrix/readable.conf /etc/coturn/pulumi-matrix/secret.conf | pm_write coturn-assembled /etc/coturn/pulumi-matrix/turnserver.conf 0640 root turnserver secret
     pm_prune coturn-assembled
     if pm_changed coturn-assembled; then
         pm_owe coturn.service
     fi
+    pm_done coturn-assembled
     systemctl enable -q coturn.service
     if pm_take coturn.service && systemctl is-active -q coturn.service; then
         echo 'restarting coturn.service'; systemctl restart coturn.service

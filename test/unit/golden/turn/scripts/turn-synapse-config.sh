@@ -55,6 +55,7 @@ if pm_changed turn-synapse-config; then
         done 3</etc/matrix-synapse/workers/processes.list
     fi
 fi
+pm_done turn-synapse-config
 echo 'Synapse hands out TURN credentials for turn.example.com'
 }
 main </dev/null

@@ -40,6 +40,8 @@ if pm_changed turn-synapse-config; then
         done 3</etc/matrix-synapse/workers/processes.list
     fi
 fi
+pm_done turn-synapse-config
 pm_prune turn-synapse-secret
+pm_done turn-synapse-secret
 }
 main </dev/null

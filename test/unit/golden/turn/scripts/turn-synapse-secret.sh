@@ -47,5 +47,6 @@ if pm_changed turn-synapse-secret; then
         fi
     fi
 fi
+pm_done turn-synapse-secret
 }
 main </dev/null

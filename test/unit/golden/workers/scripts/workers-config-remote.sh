@@ -146,6 +146,7 @@ if pm_changed synapse-config; then
     pm_owe matrix-synapse-worker@federation_reader2.service
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
+pm_done synapse-config
 install -d -m 0750 -o root -g matrix-synapse /etc/matrix-synapse/workers
 pm_workers_now=(matrix-synapse-worker@federation_reader1.service matrix-synapse-worker@federation_reader2.service matrix-synapse-worker@event_persister1.service)
 if [ -f /etc/matrix-synapse/workers/processes.list ]; then
@@ -212,12 +213,14 @@ if pm_changed workers-units; then
     pm_owe matrix-synapse-worker@federation_reader2.service
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
+pm_done workers-units
 pm_write workers-list /etc/matrix-synapse/workers/processes.list 0640 root matrix-synapse readable <<'PM_EOF'
 matrix-synapse-worker@federation_reader1.service http://10.0.0.6:8100/health
 matrix-synapse-worker@federation_reader2.service http://10.0.0.6:8101/health
 matrix-synapse-worker@event_persister1.service http://127.0.0.1:8200/health
 PM_EOF
 pm_prune workers-list
+pm_done workers-list
 pm_write workers-senders /etc/matrix-synapse/conf.d/41-federation-senders.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -226,6 +229,7 @@ federation_sender_instances:
   - federation_sender1
 PM_EOF
 pm_prune workers-senders
+pm_done workers-senders
 pm_write worker-federation-reader1 /etc/matrix-synapse/workers/federation_reader1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -252,6 +256,7 @@ pm_prune worker-federation-reader1
 if pm_changed worker-federation-reader1; then
     pm_owe matrix-synapse-worker@federation_reader1.service
 fi
+pm_done worker-federation-reader1
 pm_write worker-federation-reader2 /etc/matrix-synapse/workers/federation_reader2.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -278,6 +283,7 @@ pm_prune worker-federation-reader2
 if pm_changed worker-federation-reader2; then
     pm_owe matrix-synapse-worker@federation_reader2.service
 fi
+pm_done worker-federation-reader2
 pm_write worker-event-persister1 /etc/matrix-synapse/workers/event_persister1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -309,6 +315,7 @@ pm_prune worker-event-persister1
 if pm_changed worker-event-persister1; then
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
+pm_done worker-event-persister1
 pm_write workers-shared /etc/matrix-synapse/conf.d/40-workers.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -337,6 +344,7 @@ if pm_changed workers-shared; then
     pm_owe matrix-synapse-worker@federation_reader2.service
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
+pm_done workers-shared
 pm_write firewall-workerpool-golden /etc/pulumi-matrix/firewall.d/workerpool-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of WorkerPool "golden".
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 8100 accept comment "worker federation_reader1 requests"
@@ -345,11 +353,12 @@ add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 9200 accept
 PM_EOF
 pm_prune firewall-workerpool-golden
 if pm_changed firewall-workerpool-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-workerpool-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-workerpool-golden
 systemctl enable -q matrix-synapse.target matrix-synapse-worker@federation_reader1.service matrix-synapse-worker@federation_reader2.service matrix-synapse-worker@event_persister1.service
 if pm_take matrix-synapse-worker@federation_reader1.service && systemctl is-active -q matrix-synapse-worker@federation_reader1.service; then
     echo 'restarting matrix-synapse-worker@federation_reader1.service'; systemctl restart matrix-synapse-worker@federation_reader1.service

@@ -64,6 +64,7 @@ if pm_changed workers-units; then
     pm_owe matrix-synapse-worker@background1.service
     pm_owe matrix-synapse-worker@typing1.service
 fi
+pm_done workers-units
 pm_write workers-list /etc/matrix-synapse/workers/processes.list 0640 root matrix-synapse readable <<'PM_EOF'
 matrix-synapse-worker@federation_reader1.service http://127.0.0.1:8100/health
 matrix-synapse-worker@federation_reader2.service http://127.0.0.1:8101/health
@@ -75,6 +76,7 @@ matrix-synapse-worker@background1.service http://127.0.0.1:8260/health
 matrix-synapse-worker@typing1.service http://127.0.0.1:8320/health
 PM_EOF
 pm_prune workers-list
+pm_done workers-list
 pm_write workers-senders /etc/matrix-synapse/conf.d/41-federation-senders.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -89,6 +91,7 @@ if pm_changed workers-senders; then
     if systemctl is-active -q matrix-synapse-worker@federation_sender2.service; then echo 'stopping matrix-synapse-worker@federation_sender2.service'; systemctl stop matrix-synapse-worker@federation_sender2.service; fi
     pm_owe matrix-synapse.service
 fi
+pm_done workers-senders
 pm_write worker-federation-reader1 /etc/matrix-synapse/workers/federation_reader1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -115,6 +118,7 @@ pm_prune worker-federation-reader1
 if pm_changed worker-federation-reader1; then
     pm_owe matrix-synapse-worker@federation_reader1.service
 fi
+pm_done worker-federation-reader1
 pm_write worker-federation-reader2 /etc/matrix-synapse/workers/federation_reader2.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -141,6 +145,7 @@ pm_prune worker-federation-reader2
 if pm_changed worker-federation-reader2; then
     pm_owe matrix-synapse-worker@federation_reader2.service
 fi
+pm_done worker-federation-reader2
 pm_write worker-federation-sender1 /etc/matrix-synapse/workers/federation_sender1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -165,6 +170,7 @@ pm_prune worker-federation-sender1
 if pm_changed worker-federation-sender1; then
     pm_owe matrix-synapse-worker@federation_sender1.service
 fi
+pm_done worker-federation-sender1
 pm_write worker-federation-sender2 /etc/matrix-synapse/workers/federation_sender2.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -189,6 +195,7 @@ pm_prune worker-federation-sender2
 if pm_changed worker-federation-sender2; then
     pm_owe matrix-synapse-worker@federation_sender2.service
 fi
+pm_done worker-federation-sender2
 pm_write worker-event-persister1 /etc/matrix-synapse/workers/event_persister1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -220,6 +227,7 @@ pm_prune worker-event-persister1
 if pm_changed worker-event-persister1; then
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
+pm_done worker-event-persister1
 pm_write worker-media-repository1 /etc/matrix-synapse/workers/media_repository1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -254,6 +262,7 @@ pm_prune worker-media-repository1
 if pm_changed worker-media-repository1; then
     pm_owe matrix-synapse-worker@media_repository1.service
 fi
+pm_done worker-media-repository1
 pm_write worker-background1 /etc/matrix-synapse/workers/background1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -278,6 +287,7 @@ pm_prune worker-background1
 if pm_changed worker-background1; then
     pm_owe matrix-synapse-worker@background1.service
 fi
+pm_done worker-background1
 pm_write worker-typing1 /etc/matrix-synapse/workers/typing1.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -311,6 +321,7 @@ pm_prune worker-typing1
 if pm_changed worker-typing1; then
     pm_owe matrix-synapse-worker@typing1.service
 fi
+pm_done worker-typing1
 pm_write workers-shared /etc/matrix-synapse/conf.d/40-workers.yaml 0640 root matrix-synapse readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -358,16 +369,18 @@ if pm_changed workers-shared; then
     pm_owe matrix-synapse-worker@background1.service
     pm_owe matrix-synapse-worker@typing1.service
 fi
+pm_done workers-shared
 pm_write firewall-workerpool-golden /etc/pulumi-matrix/firewall.d/workerpool-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of WorkerPool "golden".
 PM_EOF
 pm_prune firewall-workerpool-golden
 if pm_changed firewall-workerpool-golden; then
+    if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-workerpool-golden; fi
     if systemctl is-active -q pulumi-matrix-firewall.service; then
-        if ! nft -c -f /etc/pulumi-matrix/firewall.nft; then echo 'pulumi-matrix-firewall.service: the new configuration fails its check; not reloading' >&2; exit 1; fi
         systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
     fi
 fi
+pm_done firewall-workerpool-golden
 systemctl enable -q matrix-synapse-worker@federation_reader1.service matrix-synapse-worker@federation_reader2.service matrix-synapse-worker@federation_sender1.service matrix-synapse-worker@federation_sender2.service matrix-synapse-worker@event_persister1.service matrix-synapse-worker@media_repository1.service matrix-synapse-worker@background1.service matrix-synapse-worker@typing1.service
 if pm_take matrix-synapse.service && systemctl is-active -q matrix-synapse.service; then
     echo 'restarting matrix-synapse.service'; systemctl restart matrix-synapse.service

@@ -50,5 +50,6 @@ if pm_changed workers-secrets; then
         done 3</etc/matrix-synapse/workers/processes.list
     fi
 fi
+pm_done workers-secrets
 }
 main </dev/null

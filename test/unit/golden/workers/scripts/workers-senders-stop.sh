@@ -13,5 +13,6 @@ if pm_changed workers-senders-state; then
         if systemctl is-active -q "$pm_unit"; then echo "stopping $pm_unit"; systemctl stop "$pm_unit"; fi
     done
 fi
+pm_done workers-senders-state
 }
 main </dev/null

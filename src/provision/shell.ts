@@ -1,4 +1,4 @@
-import { STATE_DIR, WRITTEN_DIR } from "../render/drift";
+import { PENDING_DIR, STATE_DIR, WRITTEN_DIR } from "../render/drift";
 import { lines, Sh, shQuote } from "./sh";
 
 /**
@@ -48,7 +48,7 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 umask 022
 declare -A pm_dirty=() pm_files=() pm_stages=() pm_marked=() pm_kept=() pm_undo=() pm_lists=()
 declare -a pm_keep_path=() pm_keep_file=()
-mkdir -p ${STATE_DIR}/filesets ${STATE_DIR}/owed-restart ${STATE_DIR}/pending ${STATE_DIR}/staging ${WRITTEN_DIR}/records ${WRITTEN_DIR}/files
+mkdir -p ${STATE_DIR}/filesets ${STATE_DIR}/owed-restart ${PENDING_DIR} ${STATE_DIR}/staging ${WRITTEN_DIR}/records ${WRITTEN_DIR}/files
 # The copies of what was written are root's alone, like many of the files they copy; so is what is staged.
 chmod 0700 ${WRITTEN_DIR} ${STATE_DIR}/staging
 # This run's staging directory, locked while the run lives. Under the guard, so a run that
@@ -141,8 +141,8 @@ pm_write() {
 pm_keep() {
     local set=$1 path=$2 n
     if [ -z "${"$"}{pm_marked[$set]:-}" ]; then
-        if [ -e ${STATE_DIR}/pending/"$set" ]; then pm_marked[$set]=before; else pm_marked[$set]=now; fi
-        : >${STATE_DIR}/pending/"$set"; sync -- ${STATE_DIR}/pending/"$set" ${STATE_DIR}/pending
+        if [ -e ${PENDING_DIR}/"$set" ]; then pm_marked[$set]=before; else pm_marked[$set]=now; fi
+        : >${PENDING_DIR}/"$set"; sync -- ${PENDING_DIR}/"$set" ${PENDING_DIR}
     fi
     [ -z "${"$"}{pm_kept[$set$path]:-}" ] || return 0
     n=${"$"}{#pm_keep_path[@]}; pm_kept[$set$path]=1; pm_undo[$set]+="$n "
@@ -169,7 +169,7 @@ pm_refuse() {
         if [ -e "$pm_run/list-$set" ]; then mv -f -- "$pm_run/list-$set" ${STATE_DIR}/filesets/"$set".list; else rm -f -- ${STATE_DIR}/filesets/"$set".list; fi
     fi
     # Back as before this run: pending only if an earlier run left it so.
-    if [ "${"$"}{pm_marked[$set]:-}" = now ]; then rm -f -- ${STATE_DIR}/pending/"$set"; fi
+    if [ "${"$"}{pm_marked[$set]:-}" = now ]; then rm -f -- ${PENDING_DIR}/"$set"; fi
     echo "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted" >&2
     exit 1
 }
@@ -188,11 +188,11 @@ pm_record() {
         mkdir -p -- "$(dirname -- "$rec")"; printf '%s\n' "$line" >"$rec.pm-tmp"; mv -f -- "$rec.pm-tmp" "$rec"
     fi
 }
-pm_changed() { [ -n "${"$"}{pm_dirty[$1]:-}" ] || [ -e ${STATE_DIR}/pending/"$1" ]; }
+pm_changed() { [ -n "${"$"}{pm_dirty[$1]:-}" ] || [ -e ${PENDING_DIR}/"$1" ]; }
 # pm_done SET: its handlers all ran: no longer pending, and what was kept for pm_refuse is dropped.
 pm_done() {
     local n
-    rm -f -- ${STATE_DIR}/pending/"$1"
+    rm -f -- ${PENDING_DIR}/"$1"
     for n in ${"$"}{pm_undo[$1]:-}; do rm -f -- "${"$"}{pm_keep_file[n]}" "$pm_run/record-$n" "$pm_run/copy-$n"; done
     pm_undo[$1]=
 }

@@ -117,7 +117,7 @@ function removeGoneWorkers(list: string, units: string[]): Sh {
         sh`        echo "removing $pm_unit"`,
         sh`        systemctl disable --now -q "$pm_unit" 2>/dev/null || true`,
         raw(`        pm_name=\${pm_unit#matrix-synapse-worker@}; pm_name=\${pm_name%.service}`),
-        raw(`        pm_prune "worker-\${pm_name//_/-}"`),
+        raw(`        pm_prune "worker-\${pm_name//_/-}"; pm_done "worker-\${pm_name//_/-}"`),
         sh`    done 3<${list}`,
         sh`fi`,
     ]);

@@ -8,6 +8,7 @@
  *   written/            0700 root: nothing below is readable by other users
  *   written/records/<absolute path>   one line: KIND MODE OWNER GROUP SHA256 SET
  *   written/files/<absolute path>     an exact copy, for readable files only
+ *   pending/<set>       a set whose files changed and whose handlers have not all run
  * KIND is `readable` or `secret`; a secret file is never copied, only its
  * SHA-256 is kept, so drift shows as "differs" without showing content.
  */
@@ -19,6 +20,14 @@ export const STATE_DIR = HOST_FILES.stateDir;
 
 /** The record of every file pulumi-matrix wrote (see the layout above). */
 export const WRITTEN_DIR = `${STATE_DIR}/written`;
+
+/**
+ * File sets whose handlers are owed: `<set>` exists from before a run
+ * replaces the set's first file until its handlers all succeeded, so a run
+ * that dies in between leaves it, and the next run (and the drift check)
+ * sees it (provision/shell.ts).
+ */
+export const PENDING_DIR = `${STATE_DIR}/pending`;
 
 /** The drift check's command name, and where the Host bootstrap installs it (root-only). */
 export const DRIFT_CHECK_PATH = HOST_FILES.driftCheck;
@@ -55,7 +64,8 @@ export function hashComment(text: string): string {
  * `pulumi-matrix-drift [PATH...]` (only files at or under a PATH when given).
  * It changes nothing. For each file pulumi-matrix wrote it reports a unified
  * diff (readable files), "differs (secret, content not shown)" (secret
- * files), a missing file, and a changed mode or owner. Exit status: 0 no
+ * files), a missing file, a changed mode or owner, and (checking the whole
+ * host) a file set whose reload or restart is still owed. Exit status: 0 no
  * drift, 1 drift, 2 the check could not be completed.
  *
  * The Host bootstrap installs it as DRIFT_CHECK_PATH; the same text can be
@@ -127,13 +137,24 @@ while IFS= read -r -d '' rec; do
     esac
     drifted=$((drifted + differs))
 done < <(find "$written/records" -type f -print0 | sort -z)
-if [ "$drifted" -gt 0 ]; then
+# A set whose files changed while its handlers (reload, restart) have not all run: the files are
+# not in effect yet. Only for a whole-host check: a set is not a path.
+pending=0
+if [ ${"$"}{#only[@]} -eq 0 ]; then
+    for mark in ${PENDING_DIR}/*; do
+        [ -f "$mark" ] || continue
+        echo "file set ${"$"}{mark##*/}: changed, but its reload or restart has not run yet (a run is under way, or one died before it); the next run of its step runs it"
+        pending=$((pending + 1))
+    done
+fi
+if [ "$drifted" -gt 0 ] || [ "$pending" -gt 0 ]; then
     echo
-    echo "$me: $drifted of $checked files differ from what pulumi-matrix wrote."
+    if [ "$drifted" -gt 0 ]; then echo "$me: $drifted of $checked files differ from what pulumi-matrix wrote."; fi
+    if [ "$pending" -gt 0 ]; then echo "$me: $pending file sets wait for their reload or restart."; fi
     printf '%s\n' ${REAPPLY_HINT.map((l) => `'${l.replace(/'/g, `'\\''`)}'`).join(" ")}
 elif [ "$failed" = 0 ]; then
     echo "$me: no drift: $checked files are as pulumi-matrix wrote them."
 fi
-if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ]; then exit 1; fi
+if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ] || [ "$pending" -gt 0 ]; then exit 1; fi
 exit 0
 `;

@@ -10,8 +10,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { applyFileSet, FileSet } from "../../src/provision/apply";
+import { sh } from "../../src/provision/sh";
 import { script } from "../../src/provision/shell";
-import { DRIFT_COMMAND, driftCheckScript, WRITTEN_DIR } from "../../src/render/drift";
+import { DRIFT_COMMAND, driftCheckScript, PENDING_DIR, WRITTEN_DIR } from "../../src/render/drift";
 import { makeTempDir, run } from "../support/integration/processes";
 
 describe("drift: records of what was written, and pulumi-matrix-drift", function () {
@@ -120,6 +121,28 @@ describe("drift: records of what was written, and pulumi-matrix-drift", function
         const clean = await drift();
         assert.equal(clean.code, 0);
         assert.match(clean.stdout, /no drift: 4 files/);
+    });
+
+    it("reports a file set whose reload or restart is still owed (a run died before its handlers), on a whole-host check", async function () {
+        const name = `test-drift-${suffix}-pending`;
+        const killed = await run("bash", ["-s"], {
+            input: script("test drift pending", [
+                applyFileSet({ name, files: [{ path: p("pending.conf"), content: "x\n" }], onChange: [{ kind: "run", command: sh`kill -KILL $$` }] }),
+            ]),
+            allowFailure: true,
+        });
+        assert.notEqual(killed.code, 0);
+        const line = `file set ${name}: changed, but its reload or restart has not run yet`;
+        const r = await run(check, [], { allowFailure: true });
+        // Not 0; other tests' records on this machine may make it 2.
+        assert.notEqual(r.code, 0);
+        assert.ok(r.stdout.includes(line), r.stdout);
+        assert.match(r.stdout, /file sets wait for their reload or restart/);
+        assert.ok(!(await drift()).stdout.includes(line), "a check of paths only is about files");
+        await run("bash", ["-s"], { input: script("test drift pending", [applyFileSet({ name, files: [{ path: p("pending.conf"), content: "x\n" }] })]) });
+        assert.ok(!fs.existsSync(path.join(PENDING_DIR, name)));
+        assert.ok(!(await run(check, [], { allowFailure: true })).stdout.includes(line));
+        await run("bash", ["-s"], { input: script("test drift pending", [applyFileSet({ name, files: [] })]) });
     });
 
     it("exits 2 when it cannot check (a copy is gone, or not root)", async function () {

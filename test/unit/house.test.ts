@@ -8,7 +8,7 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { applyFileSet } from "../../src/provision/apply";
 import { heredocDelimiter, raw, sh } from "../../src/provision/sh";
-import { script } from "../../src/provision/shell";
+import { script, SECRET_LOG_DIR } from "../../src/provision/shell";
 import { declaredGoldens, golden, goldenFiles, PRELUDE, PRELUDE_GOLDEN, PRELUDE_MARKER, withPreludeMarker } from "../support/golden";
 import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, runWithMocks, valueOf } from "../support/unit/mocks";
@@ -51,6 +51,12 @@ describe("secrets", () => {
                 assert.ok(r.secretInputs.includes("stdin"), `${r.name}: stdin carries a secret but is not marked secret`);
                 assert.equal(r.inputs.logging, "none", `${r.name}: logs a secret-bearing command`);
             }
+        }
+        // @pulumi/command puts all a failing command printed into its error, in clear: a secret step prints nothing of its own.
+        for (const r of mocks.resources.filter((x) => x.type === "command:remote:Command" && x.secretInputs.includes("stdin"))) {
+            const stdin = String(r.inputs.stdin);
+            assert.ok(stdin.includes(`\n(main </dev/null) >${SECRET_LOG_DIR}/${r.name}.log 2>&1\n`), `${r.name}: its output is not kept on the host`);
+            assert.ok(!stdin.includes("\nmain </dev/null\n"), `${r.name}: runs main with its output sent back`);
         }
         // @pulumi/command keeps each command's connection secret; the address, port and host key are repeated readably in the script.
         for (const r of mocks.resources.filter((x) => x.type === "command:remote:Command")) {
@@ -184,7 +190,37 @@ describe("the component platform", () => {
         assert.throws(() => applyFileSet({ name: "../etc", files: [] }), /file set name/);
         assert.throws(() => applyFileSet({ name: "ok", files: [{ path: "relative", content: "" }] }), /not absolute/);
     });
+
+    it("a set's check runs after its files are written and before any handler; the set is done only after them", () => {
+        const text = applyFileSet({
+            name: "s",
+            files: [{ path: "/etc/s.conf", content: "x\n" }],
+            check: sh`s-check`,
+            onChange: [{ kind: "run", command: sh`s-reload` }],
+        }).text;
+        const at = (needle: string) => text.indexOf(needle);
+        assert.ok(at("pm_write s /etc/s.conf") < at("pm_prune s"));
+        assert.ok(at("pm_prune s") < at("if pm_changed s; then"));
+        assert.ok(at("if ! { s-check; } >&2; then pm_refuse s; fi") > at("if pm_changed s; then"));
+        assert.ok(at("s-check") < at("s-reload"));
+        assert.ok(text.endsWith("fi\npm_done s"), text);
+        // Without handlers, the set is still done at its end (its pending mark goes).
+        assert.match(applyFileSet({ name: "t", files: [] }).text, /^pm_prune t\npm_done t$/);
+    });
+
+    it("nginx's site and every firewall set are checked before their handlers (nginx -t, nft -c)", () => {
+        const nginx = readGolden("proxy/scripts/proxy-nginx.sh");
+        assert.match(nginx, /pm_prune nginx-site\nif pm_changed nginx-site; then\n {4}if ! \{ nginx -t -q; \} >&2; then pm_refuse nginx-site; fi\n/);
+        const host = readGolden("host/scripts/host-bootstrap.sh");
+        assert.match(
+            host,
+            /if pm_changed host-firewall; then\n {4}if ! \{ nft -c -f \/etc\/pulumi-matrix\/firewall\.nft; \} >&2; then pm_refuse host-firewall; fi\n/,
+        );
+        assert.match(nginx, /if pm_changed firewall-reverseproxy-golden; then\n {4}if ! \{ if \[ -e \/etc\/pulumi-matrix\/firewall\.nft \]; then nft -c -f /);
+    });
 });
+
+const readGolden = (name: string) => fs.readFileSync(path.join(__dirname, "golden", name), "utf8");
 
 /** Every unit test file, as mocha's spec (.mocharc.json) finds them. */
 function unitTestFiles(dir = __dirname): string[] {

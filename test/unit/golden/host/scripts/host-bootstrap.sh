@@ -67,14 +67,25 @@ while IFS= read -r -d '' rec; do
     esac
     drifted=$((drifted + differs))
 done < <(find "$written/records" -type f -print0 | sort -z)
-if [ "$drifted" -gt 0 ]; then
+# A set whose files changed while its handlers (reload, restart) have not all run: the files are
+# not in effect yet. Only for a whole-host check: a set is not a path.
+pending=0
+if [ ${#only[@]} -eq 0 ]; then
+    for mark in /var/lib/pulumi-matrix/pending/*; do
+        [ -f "$mark" ] || continue
+        echo "file set ${mark##*/}: changed, but its reload or restart has not run yet (a run is under way, or one died before it); the next run of its step runs it"
+        pending=$((pending + 1))
+    done
+fi
+if [ "$drifted" -gt 0 ] || [ "$pending" -gt 0 ]; then
     echo
-    echo "$me: $drifted of $checked files differ from what pulumi-matrix wrote."
+    if [ "$drifted" -gt 0 ]; then echo "$me: $drifted of $checked files differ from what pulumi-matrix wrote."; fi
+    if [ "$pending" -gt 0 ]; then echo "$me: $pending file sets wait for their reload or restart."; fi
     printf '%s\n' 'To put back what pulumi-matrix wrote, and restart what those files affect, re-apply:' '  pulumi config set reapply <any new value> && pulumi up    (the pulumi-matrix stack project)' '  or give the Host component'\''s `reapply` argument a new value, then pulumi up (your own stack).' 'To keep an edit, make it in the settings instead: a re-apply replaces it.'
 elif [ "$failed" = 0 ]; then
     echo "$me: no drift: $checked files are as pulumi-matrix wrote them."
 fi
-if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ]; then exit 1; fi
+if [ "$failed" != 0 ]; then exit 2; elif [ "$drifted" -gt 0 ] || [ "$pending" -gt 0 ]; then exit 1; fi
 exit 0
 PM_EOF
 pm_prune host-drift

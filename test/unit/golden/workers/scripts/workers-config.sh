@@ -13,7 +13,7 @@ if [ -f /etc/matrix-synapse/workers/processes.list ]; then
         echo "removing $pm_unit"
         systemctl disable --now -q "$pm_unit" 2>/dev/null || true
         pm_name=${pm_unit#matrix-synapse-worker@}; pm_name=${pm_name%.service}
-        pm_prune "worker-${pm_name//_/-}"
+        pm_prune "worker-${pm_name//_/-}"; pm_done "worker-${pm_name//_/-}"
     done 3</etc/matrix-synapse/workers/processes.list
 fi
 pm_write workers-units /etc/systemd/system/matrix-synapse-worker@.service 0644 root root readable <<'PM_EOF'

@@ -16,6 +16,7 @@ import {
     workerUpstreams,
 } from "../src/model/workers";
 import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/workers/hosts";
+import { restartTimeout } from "../src/provision/apply";
 import { synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../src/provision/workers";
 import { Host } from "./Host";
@@ -112,6 +113,8 @@ export class WorkerPool extends pulumi.ComponentResource {
         const replicationSecret = active
             ? new random.RandomPassword(childName(name, "replication-secret"), { length: 48, special: false }, { parent: this }).result
             : pulumi.output("");
+        // Steps that restart this host's workers one by one (each waits for its health check) get a timeout that fits them.
+        const workersOn = (label: string) => s.workers.filter((w) => w.host === label).length;
         const secretsOn = (label: string, host: Host, after: pulumi.Resource[]) =>
             hostScript(
                 childName(name, label === mainHost.label ? "secrets" : `${host.name}-secrets`),
@@ -124,6 +127,7 @@ export class WorkerPool extends pulumi.ComponentResource {
                         ),
                     secret: true,
                     after,
+                    timeout: restartTimeout(workersOn(label)),
                 },
                 { parent: this },
             );
@@ -136,6 +140,8 @@ export class WorkerPool extends pulumi.ComponentResource {
                         .all([peers, synapse.peers])
                         .apply(([p, synapsePeers]) => workerConfigScript(s, synapse.settings, label, p, { component, synapsePeers })),
                     after,
+                    // The main process too, where it runs.
+                    timeout: restartTimeout(workersOn(label) + (label === mainHost.label ? 1 : 0)),
                 },
                 { parent: this },
             );

@@ -45,7 +45,7 @@ export interface ServiceUnit {
     name: string;
     /** Checked after every (re)start; failing it prints the unit's last log lines and stops the script. */
     health?: HealthCheck;
-    /** How long the health check may take, in seconds. Default 300. */
+    /** How long the health check may take, in seconds. Default 300 (DEFAULT_HEALTH_TIMEOUT). */
     healthTimeout?: number;
 }
 
@@ -115,6 +115,20 @@ function pathOf(p: string | Sh): string | Sh {
     return p;
 }
 
+/** How long a unit's health check may take after a (re)start, in seconds, unless it says (`ServiceUnit.healthTimeout`). */
+export const DEFAULT_HEALTH_TIMEOUT = 300;
+
+/**
+ * A step's timeout (`hostScript`'s `timeout`) that fits restarting `units`
+ * processes one after another, each waiting up to `healthSeconds` for its
+ * health check, plus `baseMinutes` for the rest of the step. A step stopped
+ * by its timeout is finished by the next run (its sets stay pending), but
+ * `pulumi up` fails; so a rolling restart of N workers gets N health waits.
+ */
+export function restartTimeout(units: number, baseMinutes = 10, healthSeconds = DEFAULT_HEALTH_TIMEOUT): string {
+    return `${baseMinutes + Math.ceil((units * healthSeconds) / 60)}m`;
+}
+
 /** A unit whose name and health URL may be shell expressions (`raw('"$unit"')`), known only on the host. */
 interface UnitRef {
     name: string | Sh;
@@ -143,7 +157,7 @@ export function healthWait(unit: UnitRef): Sh {
     if (!unit.health) {
         return sh`systemctl is-active -q ${unit.name} || { echo ${word(unit.name, " is not running. Last log lines:")} >&2; journalctl -u ${unit.name} -n 40 --no-pager -o cat >&2 || true; exit 1; }`;
     }
-    const seconds = unit.healthTimeout ?? 300;
+    const seconds = unit.healthTimeout ?? DEFAULT_HEALTH_TIMEOUT;
     const probe = "url" in unit.health ? sh`curl -fsS -m 2 -o /dev/null ${unit.health.url}` : unit.health.command;
     const what = "url" in unit.health ? ["answer ", unit.health.url] : ["become ready"];
     return lines([

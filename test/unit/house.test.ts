@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { PostgresDatabase } from "../../components/PostgresDatabase";
-import { applyFileSet } from "../../src/provision/apply";
+import { applyFileSet, restartTimeout } from "../../src/provision/apply";
 import { heredocDelimiter, raw, sh } from "../../src/provision/sh";
 import { script, SECRET_LOG_DIR } from "../../src/provision/shell";
 import { declaredGoldens, golden, goldenFiles, PRELUDE, PRELUDE_GOLDEN, PRELUDE_MARKER, withPreludeMarker } from "../support/golden";
@@ -206,6 +206,15 @@ describe("the component platform", () => {
         assert.ok(text.endsWith("fi\npm_done s"), text);
         // Without handlers, the set is still done at its end (its pending mark goes).
         assert.match(applyFileSet({ name: "t", files: [] }).text, /^pm_prune t\npm_done t$/);
+    });
+
+    it("a step that restarts N processes one by one gets N health waits on top of its base timeout", () => {
+        assert.equal(restartTimeout(0), "10m");
+        assert.equal(restartTimeout(12), "70m");
+        assert.equal(restartTimeout(3, 10, 60), "13m");
+        // The WorkerPool sizes its secrets and config steps by the workers on each host (and the main process there).
+        const pool = fs.readFileSync(path.join(__dirname, "../../components/WorkerPool.ts"), "utf8");
+        assert.equal(pool.match(/timeout: restartTimeout\(workersOn\(label\)/g)?.length, 2);
     });
 
     it("nginx's site and every firewall set are checked before their handlers (nginx -t, nft -c)", () => {

@@ -37,6 +37,10 @@ export { STATE_DIR, WRITTEN_DIR };
  * another filesystem), and renamed over the target (`mv -T`: a rename
  * replaces the name, it never follows a link). A target that is a symbolic
  * link, or a parent that is a symbolic link not owned by root, is refused.
+ * (What a shell cannot close: a user who owns a directory above the target's
+ * could swap it between that check and the rename; the file then lands, with
+ * its content, mode and owner, where the swap points, but no chmod or chown
+ * ever acts on another file.)
  * Each run holds a lock on its staging directory; the next run removes what
  * a run that died left there, and the `<path>.pm-XXXXXX` temp files older
  * versions made beside their targets.
@@ -104,13 +108,13 @@ pm_safe_path() {
         echo "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)" >&2
         return 1
     fi
-    p=$(dirname -- "$1")
-    while [ "$p" != / ] && [ "$p" != . ]; do
+    p=${"$"}{1%/*}
+    while [ -n "$p" ]; do
         if [ -L "$p" ] && [ "$(stat -c %u -- "$p")" != 0 ]; then
             echo "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root" >&2
             return 1
         fi
-        p=$(dirname -- "$p")
+        p=${"$"}{p%/*}
     done
 }
 pm_write() {

@@ -61,13 +61,13 @@ pm_safe_path() {
         echo "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)" >&2
         return 1
     fi
-    p=$(dirname -- "$1")
-    while [ "$p" != / ] && [ "$p" != . ]; do
+    p=${1%/*}
+    while [ -n "$p" ]; do
         if [ -L "$p" ] && [ "$(stat -c %u -- "$p")" != 0 ]; then
             echo "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root" >&2
             return 1
         fi
-        p=$(dirname -- "$p")
+        p=${p%/*}
     done
 }
 pm_write() {

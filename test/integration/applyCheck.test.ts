@@ -44,6 +44,9 @@ describe("a file set's check with nginx and nft: an invalid file is never left i
         const master = sandbox.nginxPid();
         assert.ok(master, "nginx runs");
         const good = fs.readFileSync(sandbox.hostPath(PROXY_FILES.conf), "utf8");
+        // /etc/nginx is a mount of its own in the sandbox (as a separate /etc or /var could be on a VM):
+        // its files were staged at that mount's root, root-only, so the rename into place stays atomic.
+        assert.equal(fs.statSync(sandbox.hostPath("/etc/nginx/.pulumi-matrix-staging")).mode & 0o777, 0o700);
         // An upstream nginx cannot resolve: `nginx -t` fails ("host not found in upstream").
         sandbox.reset();
         const r = await sandbox.tryRun(proxyServerScript(site("pm-unresolvable.invalid:8008"), COMPONENT));

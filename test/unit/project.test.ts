@@ -238,23 +238,3 @@ describe("the README quickstart", () => {
         assert.match(script, /^pulumi up$/m);
     });
 });
-
-describe("the PR preview workflow example", () => {
-    it("runs `pulumi preview --diff` with pulumi/actions and comments on the pull request, secrets from the repository's secrets", () => {
-        const wf = parse(fs.readFileSync(path.join(ROOT, "examples", "github-actions", "pulumi-preview.yml"), "utf8")) as {
-            on: Record<string, unknown>;
-            permissions: Record<string, string>;
-            jobs: { preview: { steps: { uses?: string; with?: Record<string, unknown>; env?: Record<string, string> }[] } };
-        };
-        assert.ok("pull_request" in wf.on);
-        assert.equal(wf.permissions["pull-requests"], "write");
-        const step = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("pulumi/actions@"));
-        assert.ok(step, "no pulumi/actions step");
-        assert.equal(step.with?.command, "preview");
-        assert.equal(step.with?.diff, true);
-        assert.equal(step.with?.["comment-on-pr"], true);
-        assert.match(String(step.env?.PULUMI_CONFIG_PASSPHRASE), /^\$\{\{ secrets\./);
-        const setupNode = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
-        assert.equal(setupNode?.with?.["node-version"], 22);
-    });
-});

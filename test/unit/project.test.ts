@@ -42,6 +42,22 @@ describe("the Pulumi project", () => {
         assert.ok(fs.existsSync(path.join(ROOT, ".pulumi-state", ".gitkeep")), "the state directory exists in a fresh clone");
     });
 
+    it("chooses another backend with PULUMI_BACKEND_URL (it wins over backend.url), never with `pulumi login` (it does not)", () => {
+        // The comment above `backend:` in Pulumi.yaml, and the README's quickstart paragraph and section.
+        const yamlText = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+        const comment = /((?:^#.*\n)+)backend:/m.exec(yamlText)?.[1] ?? "";
+        assert.match(comment, /wins over `pulumi login`/);
+        assert.match(comment, /PULUMI_BACKEND_URL/);
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").replace(/\s*\n\s*/g, " ");
+        const quickstart = readme.slice(readme.indexOf("## Quickstart"), readme.indexOf("```", readme.indexOf("## Quickstart")));
+        assert.match(quickstart, /set `PULUMI_BACKEND_URL` \(`pulumi login` alone does not move it: see \[Where the state lives\]\(#where-the-state-lives\)\)/);
+        assert.match(
+            readme,
+            /### Where the state lives `Pulumi.yaml` sets `backend.url: file:\/\/\.\/\.pulumi-state`, and Pulumi takes a stack's backend from, in this order: the `PULUMI_BACKEND_URL` environment variable, the project's `backend.url`, the backend of the last `pulumi login`\./,
+        );
+        assert.doesNotMatch(readme, /`pulumi login` chooses another backend|cloud-url: \$\{\{/);
+    });
+
     it("keeps src/ free of Pulumi imports except the two entry points", () => {
         const walk = (d: string): string[] =>
             fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));

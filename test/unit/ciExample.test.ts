@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -108,8 +109,17 @@ describe("the pull-request preview example (examples/github-actions/pulumi-previ
         assert.doesNotMatch(JSON.stringify(steps), /pulumi login/);
         // A first step refuses an unset variable or a path in the checkout, which would preview against an empty state.
         const check = steps[0];
-        assert.match(String(check.run), /case "\$PULUMI_BACKEND_URL" in\s+"" \| file:\/\/\.\/\* \| file:\/\/\.\)[^;]*::error::[^;]*; exit 1 ;;/);
+        assert.equal(check.uses, undefined);
         assert.doesNotMatch(String(check.run), /\$\{\{/, "no expression expanded into the script");
+        const guard = (url: string) =>
+            spawnSync("bash", ["-e", "-c", String(check.run)], { env: { PATH: process.env.PATH, PULUMI_BACKEND_URL: url }, encoding: "utf8" });
+        for (const bad of ["", "file://", "file://./.pulumi-state", "file://.pulumi-state", "file://."]) {
+            const r = guard(bad);
+            assert.equal(r.status, 1, `accepted ${JSON.stringify(bad)}`);
+            assert.match(r.stdout, /^::error::set the variable PULUMI_BACKEND_URL of the pulumi-preview environment/);
+        }
+        for (const good of ["s3://my-bucket/pulumi-matrix", "file:///srv/pulumi-state", "file://~/state", "https://api.pulumi.com", "gs://b"])
+            assert.equal(guard(good).status, 0, `refused ${good}`);
     });
 
     it("reads the passphrase and the backend's credentials from secrets, in the preview step only (not in `npm ci`)", () => {

@@ -42,6 +42,22 @@ describe("the Pulumi project", () => {
         assert.ok(fs.existsSync(path.join(ROOT, ".pulumi-state", ".gitkeep")), "the state directory exists in a fresh clone");
     });
 
+    it("chooses another backend with PULUMI_BACKEND_URL (it wins over backend.url), never with `pulumi login` (it does not)", () => {
+        // The comment above `backend:` in Pulumi.yaml, and the README's quickstart paragraph and section.
+        const yamlText = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+        const comment = /((?:^#.*\n)+)backend:/m.exec(yamlText)?.[1] ?? "";
+        assert.match(comment, /wins over `pulumi login`/);
+        assert.match(comment, /PULUMI_BACKEND_URL/);
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8").replace(/\s*\n\s*/g, " ");
+        const quickstart = readme.slice(readme.indexOf("## Quickstart"), readme.indexOf("```", readme.indexOf("## Quickstart")));
+        assert.match(quickstart, /set `PULUMI_BACKEND_URL` \(`pulumi login` alone does not move it: see \[Where the state lives\]\(#where-the-state-lives\)\)/);
+        assert.match(
+            readme,
+            /### Where the state lives `Pulumi.yaml` sets `backend.url: file:\/\/\.\/\.pulumi-state`, and Pulumi takes a stack's backend from, in this order: the `PULUMI_BACKEND_URL` environment variable, the project's `backend.url`, the backend of the last `pulumi login`\./,
+        );
+        assert.doesNotMatch(readme, /`pulumi login` chooses another backend|cloud-url: \$\{\{/);
+    });
+
     it("keeps src/ free of Pulumi imports except the two entry points", () => {
         const walk = (d: string): string[] =>
             fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
@@ -236,25 +252,5 @@ describe("the README quickstart", () => {
         assert.match(script, /^pulumi config set elementSha256 a{64}$/m);
         assert.match(script, /^pulumi config set sshPort 2222$/m);
         assert.match(script, /^pulumi up$/m);
-    });
-});
-
-describe("the PR preview workflow example", () => {
-    it("runs `pulumi preview --diff` with pulumi/actions and comments on the pull request, secrets from the repository's secrets", () => {
-        const wf = parse(fs.readFileSync(path.join(ROOT, "examples", "github-actions", "pulumi-preview.yml"), "utf8")) as {
-            on: Record<string, unknown>;
-            permissions: Record<string, string>;
-            jobs: { preview: { steps: { uses?: string; with?: Record<string, unknown>; env?: Record<string, string> }[] } };
-        };
-        assert.ok("pull_request" in wf.on);
-        assert.equal(wf.permissions["pull-requests"], "write");
-        const step = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("pulumi/actions@"));
-        assert.ok(step, "no pulumi/actions step");
-        assert.equal(step.with?.command, "preview");
-        assert.equal(step.with?.diff, true);
-        assert.equal(step.with?.["comment-on-pr"], true);
-        assert.match(String(step.env?.PULUMI_CONFIG_PASSPHRASE), /^\$\{\{ secrets\./);
-        const setupNode = wf.jobs.preview.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
-        assert.equal(setupNode?.with?.["node-version"], 22);
     });
 });

@@ -1,10 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { componentLabel } from "../src/model/errors";
-import { ElementSite, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, synapseListener } from "../src/model/proxy";
+import {
+    ElementSite,
+    nginxRejectsHandshake,
+    proxyPortClaims,
+    resolveReverseProxySettings,
+    ReverseProxyOptions,
+    ReverseProxySettings,
+    synapseListener,
+} from "../src/model/proxy";
 import { checkAcmeCredentials } from "../src/model/proxy/acme";
 import { WorkerUpstream } from "../src/model/workers";
-import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate, unknownNameCertificate } from "../src/provision/proxy";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -68,7 +76,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
             childName(name, "nginx"),
             {
                 host,
-                script: workers.apply((w) =>
+                script: pulumi.all([workers, host.os]).apply(([w, os]) =>
                     proxyServerScript(
                         {
                             proxy: s,
@@ -77,6 +85,8 @@ export class ReverseProxy extends pulumi.ComponentResource {
                             workers: w,
                             ...(element ? { element } : {}),
                             tls: servedCertificate(),
+                            // nginx 1.18 (Ubuntu 22.04) cannot refuse the handshake for an unknown name.
+                            ...(nginxRejectsHandshake(os) ? {} : { unknownNameCertificate: unknownNameCertificate() }),
                         },
                         component,
                     ),

@@ -2,9 +2,9 @@ import * as assert from "node:assert/strict";
 
 import { MatrixStack } from "../../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { SUPPORTED_OS } from "../../src/model/host";
 import { PROXY_FILES } from "../../src/model/proxy";
 import { resolveReverseProxySettings, ReverseProxyOptions } from "../../src/model/proxy";
-import { SUPPORTED_OS } from "../../src/model/host";
 import { nginxRejectsHandshake } from "../../src/model/proxy";
 import {
     LONG_POLL_TIMEOUT,

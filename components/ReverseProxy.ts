@@ -31,7 +31,10 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
      * for the zones of the certificate's names (secret). A step of its own,
      * with the secret flags, writes it to a root-only file for certbot's
      * Cloudflare plugin; it never appears in a readable script, a command
-     * line or an output.
+     * line or an output. It stays on the host for renewals: give it DNS Edit
+     * on those zones only, limited to the host's addresses (README, "The
+     * DNS-01 token"); the plugin does not follow a CNAME to a delegated
+     * validation zone.
      */
     cloudflareApiToken?: pulumi.Input<string>;
     /**
@@ -46,9 +49,10 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
  * nginx from the distro in front of Synapse: TLS on 443 (and 8448 for
  * federation) with a certificate from an ACME CA (Let's Encrypt by default,
  * renewed by certbot's timer), worker routing from the route table, the
- * well-known documents, the admin API limited to an allow-list, and Element
- * Web on its own domain. Claims ports 80, 443 (and 8448) on Synapse's host
- * and opens them in its firewall.
+ * well-known documents, the admin API limited to an allow-list, per-address
+ * limits on log-ins and registrations, and Element Web on its own domain;
+ * any other name gets no answer (no certificate on 443). Claims ports 80,
+ * 443 (and 8448) on Synapse's host and opens them in its firewall.
  */
 export class ReverseProxy extends pulumi.ComponentResource {
     /** The resolved settings (certificate names, ports, allow-list). */

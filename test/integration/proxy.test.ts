@@ -36,7 +36,7 @@ import {
 } from "../../src/model/proxy";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings, WorkerUpstream, workerUpstreams } from "../../src/model/workers";
-import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { certificateScript, liveDir, proxyServerScript, servedCertificate, unknownNameCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
@@ -642,12 +642,37 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
         // Reads are never limited.
         assert.equal((await get(DOMAIN, "/_matrix/client/v3/login")).status, 200);
     });
+
+    it("an nginx without ssl_reject_handshake (Ubuntu 22.04's): unknown names get a certificate for unknown.invalid, then no answer; ours are unchanged", async function () {
+        const base = deployment({ adminAllowList: ["127.0.0.1/32"] }, null);
+        const legacy: NginxSite = { ...base.site, unknownNameCertificate: unknownNameCertificate() };
+        sandbox.reset();
+        const out = await sandbox.run(proxyServerScript(legacy, COMPONENT));
+        assert.match(out, /^reloaded nginx\.service$/m);
+        assert.ok(fs.existsSync(sandbox.hostPath(legacy.unknownNameCertificate!.key)), "the certificate's key was made");
+        await sleep(500);
+        try {
+            // openssl shows the certificate the default server presents; the request it then sends gets no answer (444).
+            const r = await run("openssl", ["s_client", "-connect", "127.0.0.1:443", "-servername", "unknown.pm-test.example", "-ign_eof"], {
+                input: "GET / HTTP/1.1\r\nHost: unknown.pm-test.example\r\n\r\n",
+                allowFailure: true,
+                timeoutMs: 20_000,
+            });
+            assert.match(r.stdout, /subject=CN ?= ?unknown\.invalid/, r.stdout + r.stderr);
+            assert.doesNotMatch(r.stdout, /pm-test\.example|HTTP\/1\.1/, "a name of ours, or an answer");
+            const served = await servedSerial(DOMAIN);
+            assert.equal(served, issued().serialNumber.toUpperCase());
+            assert.equal((await get(DOMAIN, "/_matrix/client/versions")).status, 200);
+        } finally {
+            await sandbox.run(proxyServerScript(base.site, COMPONENT));
+        }
+    });
 });
 
 /** A TLS handshake with nginx on 127.0.0.1: the certificate shown, or the error that ended it. */
 function handshake(port: number, servername: string, ca: string): Promise<{ certificate?: tls.PeerCertificate; error?: string }> {
     return new Promise((resolve) => {
-        const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca], rejectUnauthorized: false, ...(servername ? { servername } : {}) });
+        const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca], rejectUnauthorized: true, ...(servername ? { servername } : {}) });
         socket.setTimeout(10_000, () => socket.destroy(new Error("timed out")));
         socket.once("secureConnect", () => {
             const cert = socket.getPeerCertificate();

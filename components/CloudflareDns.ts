@@ -26,8 +26,8 @@ export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publ
     synapse: SynapseHomeserver | { serverName: string; publicBaseUrl: string };
     /**
      * The ReverseProxy in front of it: its federation port and certificate
-     * names are used (then leave `federationPort` and `certificateNames`
-     * out). Default none: federation port 8448, certificate not checked.
+     * names are used, and its ACME directory for the CAA records (then
+     * leave `federationPort`, `certificateNames` and `acmeDirectoryUrl` out). Default none: federation port 8448, certificate not checked.
      */
     proxy?: ReverseProxy;
     /** The VM's public IPv4 address (e.g. a cloud VM's output): every A record's content. Required. */
@@ -52,7 +52,7 @@ export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publ
 export interface CreatedDnsRecord {
     name: string;
     type: DnsRecord["type"];
-    /** The address, or an SRV record's `priority weight port target`. */
+    /** The address, an SRV record's `priority weight port target`, or a CAA record's `flags issue "issuer"`. */
     content: string;
     ttl: number;
     proxied: boolean;
@@ -71,8 +71,8 @@ const isDeferred = (v: unknown): boolean => pulumi.Output.isInstance(v) || v ins
  * Element and TURN hosts (never proxied but Element on request), the
  * delegation of the server_name (SRV records, or the server_name pointing
  * here for nginx's well-known documents, or a Worker serving them on the
- * server_name's route), TURN's SRV records, a comment naming the stack on
- * each. The zone is looked up by name or given by id. `zoneFile` is the same
+ * server_name's route), TURN's SRV records, CAA records that name the CA
+ * the certificates come from, a comment naming the stack on each. The zone is looked up by name or given by id. `zoneFile` is the same
  * record set for any other DNS host; without Cloudflare use `dnsZoneFile`
  * instead (it creates nothing).
  */
@@ -125,7 +125,9 @@ export class CloudflareDns extends pulumi.ComponentResource {
         const recordOpts = { parent: this };
         for (const [i, r] of dnsRecords(plan).entries()) {
             const content = real.apply((s) => dnsRecords(s)[i]);
-            new cloudflare.DnsRecord(childName(name, `${r.type.toLowerCase()}-${r.name}`), recordArgs(r, content, zone.id), recordOpts);
+            // A name has one CAA record per issuer: the issuer tells them apart.
+            const suffix = r.type === "CAA" ? `-${r.data.value}` : "";
+            new cloudflare.DnsRecord(childName(name, `${r.type.toLowerCase()}-${r.name}${suffix}`), recordArgs(r, content, zone.id), recordOpts);
         }
         createWorker(name, plan, zone.id, this);
         this.registerOutputs({ records: this.records, zoneFile: this.zoneFile, zoneId: this.zoneId });
@@ -154,16 +156,16 @@ export function plannedZoneFile(
 
 /** A record for the outputs. */
 function created(r: DnsRecord): CreatedDnsRecord {
-    return { name: r.name, type: r.type, content: r.content, ttl: r.ttl, proxied: r.type === "SRV" ? false : r.proxied };
+    return { name: r.name, type: r.type, content: r.content, ttl: r.ttl, proxied: r.type === "A" || r.type === "AAAA" ? r.proxied : false };
 }
 
-/** federationPort and certificateNames from the ReverseProxy, when one is given (and they are not also set by hand). */
+/** federationPort, certificateNames and the ACME directory (for CAA) from the ReverseProxy, when one is given (and they are not also set by hand). */
 function fromProxy(component: string, args: CloudflareDnsArgs, proxy: ReverseProxy | undefined): Partial<DnsOptions> {
     if (!proxy) return {};
-    for (const k of ["federationPort", "certificateNames"] as const)
+    for (const k of ["federationPort", "certificateNames", "acmeDirectoryUrl"] as const)
         if (args[k] !== undefined)
             throw new ConfigError(component, k, args[k], "it comes from proxy (the ReverseProxy's settings): remove it, or remove proxy");
-    return { federationPort: proxy.settings.federationPort, certificateNames: proxy.certificateNames };
+    return { federationPort: proxy.settings.federationPort, certificateNames: proxy.certificateNames, acmeDirectoryUrl: proxy.settings.acme.directoryUrl };
 }
 
 /** The zone's id and name: the id as given (its name looked up when not given), or both looked up by name. */
@@ -183,6 +185,7 @@ function recordArgs(r: DnsRecord, real: pulumi.Output<DnsRecord>, zoneId: pulumi
         // Priority both in data and at the top level: with only one set the provider shows a change on every update.
         return { ...common, data: { ...r.data }, priority: r.data.priority };
     }
+    if (r.type === "CAA") return { ...common, data: { ...r.data } };
     // Explicitly false for every name but a proxied Element: Cloudflare's proxy carries neither federation nor TURN.
     return { ...common, content: real.apply((x) => x.content), proxied: r.proxied };
 }

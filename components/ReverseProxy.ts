@@ -1,10 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { componentLabel } from "../src/model/errors";
-import { ElementSite, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, synapseListener } from "../src/model/proxy";
+import {
+    ElementSite,
+    nginxRejectsHandshake,
+    proxyPortClaims,
+    resolveReverseProxySettings,
+    ReverseProxyOptions,
+    ReverseProxySettings,
+    synapseListener,
+} from "../src/model/proxy";
 import { checkAcmeCredentials } from "../src/model/proxy/acme";
 import { WorkerUpstream } from "../src/model/workers";
-import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate } from "../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate, unknownNameCertificate } from "../src/provision/proxy";
 import { childName, typeToken } from "./naming";
 import { hostScript } from "./remote";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -23,7 +31,10 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
      * for the zones of the certificate's names (secret). A step of its own,
      * with the secret flags, writes it to a root-only file for certbot's
      * Cloudflare plugin; it never appears in a readable script, a command
-     * line or an output.
+     * line or an output. It stays on the host for renewals: give it DNS Edit
+     * on those zones only, limited to the host's addresses (README, "The
+     * DNS-01 token"); the plugin does not follow a CNAME to a delegated
+     * validation zone.
      */
     cloudflareApiToken?: pulumi.Input<string>;
     /**
@@ -38,9 +49,10 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
  * nginx from the distro in front of Synapse: TLS on 443 (and 8448 for
  * federation) with a certificate from an ACME CA (Let's Encrypt by default,
  * renewed by certbot's timer), worker routing from the route table, the
- * well-known documents, the admin API limited to an allow-list, and Element
- * Web on its own domain. Claims ports 80, 443 (and 8448) on Synapse's host
- * and opens them in its firewall.
+ * well-known documents, the admin API limited to an allow-list, per-address
+ * limits on log-ins and registrations, and Element Web on its own domain;
+ * any other name gets no answer (no certificate on 443). Claims ports 80,
+ * 443 (and 8448) on Synapse's host and opens them in its firewall.
  */
 export class ReverseProxy extends pulumi.ComponentResource {
     /** The resolved settings (certificate names, ports, allow-list). */
@@ -68,7 +80,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
             childName(name, "nginx"),
             {
                 host,
-                script: workers.apply((w) =>
+                script: pulumi.all([workers, host.os]).apply(([w, os]) =>
                     proxyServerScript(
                         {
                             proxy: s,
@@ -77,6 +89,8 @@ export class ReverseProxy extends pulumi.ComponentResource {
                             workers: w,
                             ...(element ? { element } : {}),
                             tls: servedCertificate(),
+                            // nginx 1.18 (Ubuntu 22.04) cannot refuse the handshake for an unknown name.
+                            ...(nginxRejectsHandshake(os) ? {} : { unknownNameCertificate: unknownNameCertificate() }),
                         },
                         component,
                     ),

@@ -82,7 +82,8 @@ export const signingKeyId = stack.synapse.signingKeyId;
 export const synapseVersion = stack.synapse.version;
 export const adminUserId = stack.synapse.adminUserId;
 export const adminPassword = stack.synapse.adminPassword;
-export const registrationSharedSecret = stack.synapse.registrationSharedSecret;
+// Not `registrationSharedSecret`: it creates admin accounts, and whoever may read the stack's secret outputs would hold it
+// (README, "Stack outputs": register users on the host instead).
 export const hostOs = stack.host.os.apply((os) => os.prettyName);
 export const certificateNames = stack.proxy?.certificateNames;
 export const zoneFile = stack.zoneFile;

@@ -98,6 +98,21 @@ export interface DnsOptions {
     certificateNames?: string[];
     /** The Pulumi stack, named in every record's comment so a record in a shared zone says who manages it. Required. */
     stack?: string;
+    /**
+     * The certificate authorities allowed to issue certificates for the names
+     * here: one CAA `issue` record (RFC 8659) per issuer domain on every
+     * name that gets address records, so a CA not listed refuses them.
+     * Default `["letsencrypt.org"]` when the certificates come from Let's
+     * Encrypt (`acmeDirectoryUrl` unset or Let's Encrypt's); with another
+     * ACME CA none, unless its issuer domain is given here (its
+     * documentation names it). `[]` publishes none. The zone's apex and names behind Cloudflare's proxy
+     * get none: a CAA record at the apex would hold for every name of the
+     * zone without its own, and Cloudflare's edge certificates come from
+     * its own CAs.
+     */
+    caa?: string[];
+    /** The ACME directory the certificates come from (ReverseProxy's `acme.directoryUrl`), for the default of `caa`. Default Let's Encrypt's. */
+    acmeDirectoryUrl?: string;
 }
 
 /** The DNS settings with every default filled in. Host names are lower case. */
@@ -124,6 +139,8 @@ export interface DnsSettings {
     srvPriority: number;
     srvWeight: number;
     stack: string;
+    /** CAA issuer domains (`caa`); empty: no CAA records. */
+    caa: string[];
 }
 
 interface RecordBase {
@@ -149,7 +166,13 @@ export interface SrvRecord extends RecordBase {
     data: { priority: number; weight: number; port: number; target: string };
 }
 
-export type DnsRecord = AddressRecord | SrvRecord;
+/** A CAA record (RFC 8659): only the CA named in `value` may issue certificates for `name`. */
+export interface CaaRecord extends RecordBase {
+    type: "CAA";
+    data: { flags: number; tag: "issue"; value: string };
+}
+
+export type DnsRecord = AddressRecord | SrvRecord | CaaRecord;
 
 /** The Worker that answers `/.well-known/matrix/*` on the server_name's domain (worker mode only). */
 export interface WellKnownWorker {
@@ -189,6 +212,19 @@ export function inZone(name: string, zone: string): boolean {
 }
 
 const lower = (v: string | undefined): string | undefined => (typeof v === "string" ? v.toLowerCase() : v);
+
+/** Let's Encrypt's CAA issuer domain (its production and staging directories both check it). */
+export const LETS_ENCRYPT_CAA = "letsencrypt.org";
+
+/** Whether an ACME directory is Let's Encrypt's (production or staging); unset means the default, Let's Encrypt. */
+function isLetsEncrypt(directoryUrl: string | undefined): boolean {
+    if (directoryUrl === undefined) return true;
+    try {
+        return /(^|\.)api\.letsencrypt\.org$/.test(new URL(directoryUrl).hostname);
+    } catch {
+        return false;
+    }
+}
 
 /** Checks an address field: the right family, and a usable address (not the "any" address). */
 function checkAddress(c: Checker, setting: "ipv4" | "ipv6", value: unknown): void {
@@ -275,7 +311,23 @@ function withDefaults(o: DnsOptions): DnsSettings {
         srvPriority: o.srvPriority ?? DNS_DEFAULTS.srvPriority,
         srvWeight: o.srvWeight ?? DNS_DEFAULTS.srvWeight,
         stack: o.stack as string,
+        caa: Array.isArray(o.caa)
+            ? o.caa.map((d) => (typeof d === "string" ? d.toLowerCase() : d))
+            : o.caa === undefined && isLetsEncrypt(o.acmeDirectoryUrl)
+              ? [LETS_ENCRYPT_CAA]
+              : [],
     };
+}
+
+/** The CAA issuers: DNS names. */
+function checkCaa(c: Checker, o: DnsOptions, s: DnsSettings): void {
+    if (o.caa === undefined) return;
+    c.check(
+        "caa",
+        o.caa,
+        Array.isArray(o.caa) && s.caa.every((d) => typeof d === "string" && isHostname(d)),
+        'expected the issuer domains of the CAs allowed to issue certificates, such as ["letsencrypt.org"], or [] for no CAA records',
+    );
 }
 
 /** The zone (name or id) and the VM's addresses. */
@@ -455,6 +507,7 @@ export function resolveDnsSettings(component: string, o: DnsOptions): DnsSetting
     checkNames(c, o, s);
     checkDelegation(c, o, s);
     checkInZone(c, o, s);
+    checkCaa(c, o, s);
     c.done();
     checkCertificateNames(component, s, o.certificateNames);
     return s;
@@ -536,8 +589,27 @@ function srv(s: DnsSettings, name: string, port: number, target: string, purpose
 }
 
 /**
+ * The CAA records: one per issuer on every name that gets address records,
+ * except the zone's apex (a CAA record there holds for every name of the
+ * zone without its own: the website's too) and a name behind Cloudflare's
+ * proxy (its edge certificate comes from Cloudflare's CAs). A zone given by
+ * id alone has an unknown apex: the server_name, the usual apex, is left out too.
+ */
+export function caaRecords(s: DnsSettings): CaaRecord[] {
+    const apex = s.zone.name ?? s.serverNameHost;
+    return addressNames(s)
+        .filter((n) => n.name !== apex && !n.proxied)
+        .flatMap(({ name }) =>
+            s.caa.map((issuer) => {
+                const data = { flags: 0, tag: "issue" as const, value: issuer };
+                return { type: "CAA" as const, name, ttl: s.ttl, comment: comment(s, ["certificate authority"]), content: `0 issue "${issuer}"`, data };
+            }),
+        );
+}
+
+/**
  * Every record, in a fixed order: A then AAAA per name, then the federation
- * SRV records (SRV mode), then the TURN SRV records. SRV targets are always
+ * SRV records (SRV mode), then the TURN SRV records, then CAA. SRV targets are always
  * names with our own A/AAAA records (the spec forbids CNAME targets).
  */
 export function dnsRecords(s: DnsSettings): DnsRecord[] {
@@ -558,6 +630,7 @@ export function dnsRecords(s: DnsSettings): DnsRecord[] {
         records.push(srv(s, `_turn._tcp.${s.serverNameHost}`, s.turn.port, s.turn.host, "TURN over TCP"));
         records.push(srv(s, `_turns._tcp.${s.serverNameHost}`, s.turn.tlsPort, s.turn.host, "TURN over TLS"));
     }
+    records.push(...caaRecords(s));
     return records;
 }
 

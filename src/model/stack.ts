@@ -51,6 +51,7 @@ export type StackDnsOptions<L = never> = Omit<
     | "turnTlsPort"
     | "federationPort"
     | "certificateNames"
+    | "acmeDirectoryUrl"
 > & {
     /** The VM's public IPv4 address. */
     ipv4: string | L;
@@ -457,6 +458,7 @@ const DNS_INPUTS_FROM: Record<string, string> = {
     turnPort: "turn.port",
     turnTlsPort: "turn.tlsPort",
     federationPort: "proxy.federationPort",
+    acmeDirectoryUrl: "proxy.acme.directoryUrl",
 };
 
 /**
@@ -493,6 +495,8 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
         ...(args.element ? { elementDomain: args.element.domain } : {}),
         ...(args.turn ? { turnHost: args.turn.domain, turnPort: args.turn.port, turnTlsPort: args.turn.tlsPort } : {}),
         ...(args.proxy !== false && args.proxy.federationPort !== undefined ? { federationPort: args.proxy.federationPort } : {}),
+        // The CA the certificates come from: CAA names it.
+        ...(args.proxy !== false && args.proxy.acme?.directoryUrl !== undefined ? { acmeDirectoryUrl: args.proxy.acme.directoryUrl } : {}),
         stack: dnsStack ?? stack,
     });
     return {

@@ -14,12 +14,21 @@ export function servedCertificate(): NginxSite["tls"] {
     return { certificate: `${PROXY_FILES.tls}/fullchain.pem`, key: `${PROXY_FILES.tls}/privkey.pem` };
 }
 
-/** nginx as handlers see it: it answers on port 80 (with a redirect) once it runs, on the first address it listens on. */
+/** The certificate naming no host that an nginx without `ssl_reject_handshake` shows for unknown names (see `NginxSite.unknownNameCertificate`). */
+export function unknownNameCertificate(): NonNullable<NginxSite["unknownNameCertificate"]> {
+    return { certificate: `${PROXY_FILES.unknownName}/fullchain.pem`, key: `${PROXY_FILES.unknownName}/privkey.pem` };
+}
+
+/**
+ * nginx as handlers see it: it answers on port 80 (with a redirect) once it
+ * runs, on the first address it listens on, for the homeserver's name (any
+ * other name gets no answer).
+ */
 export function nginxUnit(s: ReverseProxySettings): ServiceUnit {
     const a = s.listenAddresses[0] ?? "127.0.0.1";
     return {
         name: "nginx.service",
-        health: { command: sh`curl -s -o /dev/null -m 2 ${`http://${a.includes(":") ? `[${a}]` : a}/`}` },
+        health: { command: sh`curl -s -o /dev/null -m 2 -H ${`Host: ${s.homeserverDomain}`} ${`http://${a.includes(":") ? `[${a}]` : a}/`}` },
         healthTimeout: 60,
     };
 }
@@ -49,6 +58,15 @@ export function proxyServerScript(site: NginxSite, component: string): string {
         sh`    ${switchCertificate(PROXY_FILES.bootstrap)}`,
         sh`    echo "nginx starts on a self-signed certificate until the CA issues one"`,
         sh`fi`,
+        ...(site.unknownNameCertificate
+            ? [
+                  // Made once, named for no host (".invalid", RFC 2606): it is shown to whoever asks for a name nginx does not serve.
+                  sh`if [ ! -e ${site.unknownNameCertificate.certificate} ]; then`,
+                  sh`    install -d -m 0700 ${PROXY_FILES.unknownName}`,
+                  sh`    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=unknown.invalid -keyout ${site.unknownNameCertificate.key} -out ${site.unknownNameCertificate.certificate} 2>/dev/null`,
+                  sh`fi`,
+              ]
+            : []),
         applyFileSet({
             name: "nginx-site",
             files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }],

@@ -38,6 +38,8 @@ function mailbox(email: string): string {
 /** A record's data field. */
 function rdata(r: DnsRecord): string {
     if (r.type === "SRV") return `${r.data.priority} ${r.data.weight} ${r.data.port} ${absolute(r.data.target)}`;
+    // The value is a quoted string (RFC 8659 section 4.1.1); issuer domains hold no quote.
+    if (r.type === "CAA") return `${r.data.flags} ${r.data.tag} "${r.data.value}"`;
     return r.content;
 }
 
@@ -59,7 +61,7 @@ function notes(s: DnsSettings, worker: WellKnownWorker | undefined): string[] {
         lines.push(`; https://${s.serverNameHost}/.well-known/matrix/* is answered by the Cloudflare Worker ${worker.scriptName}`);
         lines.push(`; (route ${worker.routePattern}); ${s.serverNameHost}'s own records stay with its website.`);
     }
-    const proxied = dnsRecords(s).filter((r) => r.type !== "SRV" && r.proxied);
+    const proxied = dnsRecords(s).filter((r) => (r.type === "A" || r.type === "AAAA") && r.proxied);
     if (proxied.length)
         lines.push(`; On Cloudflare, ${[...new Set(proxied.map((r) => r.name))].join(", ")} sits behind its proxy; elsewhere these are plain records.`);
     return lines;

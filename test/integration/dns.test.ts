@@ -1,7 +1,7 @@
 // The zone file, served for real: BIND's named loads what renderZoneFile
 // wrote (named-checkzone first), and dig asks it for every record the model
 // produced. Each record must come back exactly as rendered (A, AAAA, SRV
-// with its four fields, the TTL), and the zone must hold nothing else.
+// with its four fields, CAA, the TTL), and the zone must hold nothing else.
 import { strict as assert } from "node:assert";
 
 import { DnsOptions, DnsRecord, dnsRecords, resolveDnsSettings, resolveZoneFileSettings, ZoneFileOptions } from "../../src/model/dns";
@@ -72,7 +72,11 @@ describe("DNS zone file served by BIND (named) on loopback", function () {
             // The server_name's domain keeps its own address records (none here): only SOA and NS.
             assert.deepEqual(await named.dig("example.com", "A"), []);
             assert.equal(await named.status("turn.example.com", "A"), "NXDOMAIN");
-            assert.equal(records.length, 6);
+            // CAA: Let's Encrypt only, on the homeserver; none on the apex (it would hold for the whole zone) nor on the proxied Element.
+            assert.deepEqual(await named.dig("matrix.example.com", "CAA"), ['matrix.example.com. 3600 IN CAA 0 issue "letsencrypt.org"']);
+            assert.deepEqual(await named.dig("example.com", "CAA"), []);
+            assert.deepEqual(await named.dig("element.example.com", "CAA"), []);
+            assert.equal(records.length, 7);
         } finally {
             await stopped(named);
         }
@@ -88,6 +92,7 @@ describe("DNS zone file served by BIND (named) on loopback", function () {
                 ipv6: "2001:db8:1::20",
                 turnHost: "turn.example.com",
                 delegation: "well-known",
+                caa: ["letsencrypt.org", "sectigo.com"],
                 stack: "integration",
             },
             { nameServers: ["ns1.example.net", "ns2.example.net"], hostmaster: "dns.admin@example.net", serial: 2026113001 },
@@ -99,6 +104,13 @@ describe("DNS zone file served by BIND (named) on loopback", function () {
             assert.deepEqual(await named.dig("_turn._udp.example.com", "SRV"), ["_turn._udp.example.com. 300 IN SRV 10 5 3478 turn.example.com."]);
             assert.deepEqual(await named.dig("_turn._tcp.example.com", "SRV"), ["_turn._tcp.example.com. 300 IN SRV 10 5 3478 turn.example.com."]);
             assert.deepEqual(await named.dig("_turns._tcp.example.com", "SRV"), ["_turns._tcp.example.com. 300 IN SRV 10 5 5349 turn.example.com."]);
+            // One CAA record per issuer on each name but the apex.
+            for (const name of ["matrix.example.com", "turn.example.com"])
+                assert.deepEqual((await named.dig(name, "CAA")).sort(), [
+                    `${name}. 300 IN CAA 0 issue "letsencrypt.org"`,
+                    `${name}. 300 IN CAA 0 issue "sectigo.com"`,
+                ]);
+            assert.deepEqual(await named.dig("example.com", "CAA"), []);
             // No SRV delegation in this mode.
             assert.equal(await named.status("_matrix-fed._tcp.example.com", "SRV"), "NXDOMAIN");
             // SOA and NS as the settings said.

@@ -18,8 +18,10 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
+import * as net from "node:net";
 import * as path from "node:path";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
+import * as tls from "node:tls";
 
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { PROXY_FILES } from "../../src/model/proxy";
@@ -34,7 +36,7 @@ import {
 } from "../../src/model/proxy";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings, WorkerUpstream, workerUpstreams } from "../../src/model/workers";
-import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { certificateScript, liveDir, proxyServerScript, servedCertificate, unknownNameCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
@@ -343,6 +345,32 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
         assert.match(main.log(), new RegExp(`"GET /_matrix/client/versions HTTP/1.1" "${USER_AGENT}"`));
     });
 
+    it("refuses the TLS handshake for a name it does not serve, or none, on 443 and 8448: no certificate is shown", async function () {
+        for (const port of [443, 8448])
+            for (const servername of ["unknown.pm-test.example", ""]) {
+                const r = await handshake(port, servername, issuingRoot);
+                assert.equal(r.certificate, undefined, `port ${port}, SNI ${JSON.stringify(servername)}: a certificate was shown`);
+                // nginx's ssl_reject_handshake answers with the unrecognized_name alert (112).
+                assert.match(r.error ?? "", /unrecognized name|alert number 112|UNRECOGNIZED_NAME/i, `port ${port}, SNI ${JSON.stringify(servername)}`);
+            }
+        // Our names still get their certificate (and an answer) on the same ports.
+        for (const port of [443, 8448]) {
+            const r = await handshake(port, DOMAIN, issuingRoot);
+            assert.equal(r.error, undefined, r.error);
+            assert.ok(r.certificate?.subjectaltname?.includes(`DNS:${DOMAIN}`), JSON.stringify(r.certificate?.subjectaltname));
+        }
+        assert.equal((await get(DOMAIN, "/_matrix/client/versions")).status, 200);
+    });
+
+    it("port 80 closes the connection without an answer (444) for a Host it does not serve, or an IP address", async function () {
+        for (const host of ["unknown.pm-test.example", "127.0.0.1"]) {
+            const raw = await rawHttp(80, `GET /.well-known/acme-challenge/x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+            assert.equal(raw, "", `Host ${host}: nginx answered ${JSON.stringify(raw.slice(0, 200))}`);
+        }
+        const ours = await rawHttp(80, `GET /x HTTP/1.1\r\nHost: ${DOMAIN}\r\nConnection: close\r\n\r\n`);
+        assert.match(ours, /^HTTP\/1\.1 301 /);
+    });
+
     it("sends federation requests to the federation reader (its access log has them, the main process's has not)", async function () {
         const version = await get(DOMAIN, "/_matrix/federation/v1/version", 8448);
         assert.equal(version.status, 200, version.body);
@@ -569,7 +597,103 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
         assert.equal(await servedSerial(), before);
         assert.equal(await servedSerial(DOMAIN, 8448), before);
     });
+
+    it("a burst of log-ins beyond the limit gets 429 M_LIMIT_EXCEEDED from nginx; reads, other paths and registration are not held back", async function () {
+        // A low limit so the test is quick: 1 a minute, 2 more at once.
+        const limited = deployment({ adminAllowList: ["127.0.0.1/32"], loginRateLimit: { perMinute: 1, burst: 2 } }, null);
+        sandbox.reset();
+        const server = await sandbox.run(proxyServerScript(limited.site, COMPONENT));
+        assert.match(server, /^reloaded nginx\.service$/m);
+        await sleep(500); // the reload reaches new connections asynchronously
+
+        // Normal use: the login flows and /versions, many times, all answered by Synapse.
+        for (let i = 0; i < 8; i++) {
+            assert.equal((await get(DOMAIN, "/_matrix/client/v3/login")).status, 200);
+            assert.equal((await get(DOMAIN, "/_matrix/client/versions")).status, 200);
+        }
+        const attempt = () =>
+            request("https", DOMAIN, 443, "/_matrix/client/v3/login", {
+                method: "POST",
+                body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: "nobody" }, password: "wrong" }),
+            });
+        const replies: Reply[] = [];
+        for (let i = 0; i < 6; i++) replies.push(await attempt());
+        const byNginx = replies.filter((r) => r.status === 429 && r.body.includes("Too many requests from this address"));
+        // The first three (1 + a burst of 2) reach Synapse (it refuses the password, or limits by its own rc_login); the rest are nginx's.
+        assert.equal(byNginx.length, 3, replies.map((r) => `${r.status} ${r.body}`).join("\n"));
+        assert.deepEqual(
+            replies.slice(3).map((r) => r.status),
+            [429, 429, 429],
+        );
+        for (const r of replies.slice(0, 3)) assert.doesNotMatch(r.body, /Too many requests from this address/, r.body);
+        const body = JSON.parse(byNginx[0]!.body) as { errcode: string };
+        assert.equal(body.errcode, "M_LIMIT_EXCEEDED");
+        assert.equal(byNginx[0]!.headers["content-type"], "application/json");
+        // Synapse saw three attempts from this run, not six.
+        await waitFor(
+            () => (main.log().match(new RegExp(`"POST /_matrix/client/v3/login HTTP/1.1" "${USER_AGENT}"`, "g")) ?? []).length >= 3,
+            "main logs the attempts",
+        );
+        await sleep(500);
+        assert.equal((main.log().match(new RegExp(`"POST /_matrix/client/v3/login HTTP/1.1" "${USER_AGENT}"`, "g")) ?? []).length, 3);
+        // Registration has its own zone: not held back by the log-ins (Synapse answers: registration is closed).
+        const register = await request("https", DOMAIN, 443, "/_matrix/client/v3/register", { method: "POST", body: "{}" });
+        assert.notEqual(register.status, 429, register.body);
+        // Reads are never limited.
+        assert.equal((await get(DOMAIN, "/_matrix/client/v3/login")).status, 200);
+    });
+
+    it("an nginx without ssl_reject_handshake (Ubuntu 22.04's): unknown names get a certificate for unknown.invalid, then no answer; ours are unchanged", async function () {
+        const base = deployment({ adminAllowList: ["127.0.0.1/32"] }, null);
+        const legacy: NginxSite = { ...base.site, unknownNameCertificate: unknownNameCertificate() };
+        sandbox.reset();
+        const out = await sandbox.run(proxyServerScript(legacy, COMPONENT));
+        assert.match(out, /^reloaded nginx\.service$/m);
+        assert.ok(fs.existsSync(sandbox.hostPath(legacy.unknownNameCertificate!.key)), "the certificate's key was made");
+        await sleep(500);
+        try {
+            // openssl shows the certificate the default server presents; the request it then sends gets no answer (444).
+            const r = await run("openssl", ["s_client", "-connect", "127.0.0.1:443", "-servername", "unknown.pm-test.example", "-ign_eof"], {
+                input: "GET / HTTP/1.1\r\nHost: unknown.pm-test.example\r\n\r\n",
+                allowFailure: true,
+                timeoutMs: 20_000,
+            });
+            assert.match(r.stdout, /subject=CN ?= ?unknown\.invalid/, r.stdout + r.stderr);
+            assert.doesNotMatch(r.stdout, /pm-test\.example|HTTP\/1\.1/, "a name of ours, or an answer");
+            const served = await servedSerial(DOMAIN);
+            assert.equal(served, issued().serialNumber.toUpperCase());
+            assert.equal((await get(DOMAIN, "/_matrix/client/versions")).status, 200);
+        } finally {
+            await sandbox.run(proxyServerScript(base.site, COMPONENT));
+        }
+    });
 });
+
+/** A TLS handshake with nginx on 127.0.0.1: the certificate shown, or the error that ended it. */
+function handshake(port: number, servername: string, ca: string): Promise<{ certificate?: tls.PeerCertificate; error?: string }> {
+    return new Promise((resolve) => {
+        const socket = tls.connect({ host: "127.0.0.1", port, ca: [ca], rejectUnauthorized: true, ...(servername ? { servername } : {}) });
+        socket.setTimeout(10_000, () => socket.destroy(new Error("timed out")));
+        socket.once("secureConnect", () => {
+            const cert = socket.getPeerCertificate();
+            socket.end();
+            resolve({ certificate: cert && Object.keys(cert).length ? cert : undefined });
+        });
+        socket.once("error", (e) => resolve({ error: e.message }));
+    });
+}
+
+/** Plain HTTP bytes to nginx on 127.0.0.1: what comes back until it closes. */
+function rawHttp(port: number, request: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        let data = "";
+        const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write(request));
+        socket.setTimeout(10_000, () => socket.destroy(new Error("timed out")));
+        socket.on("data", (d) => (data += d.toString("latin1")));
+        socket.on("close", () => resolve(data));
+        socket.on("error", (e) => ((e as NodeJS.ErrnoException).code === "ECONNRESET" ? resolve(data) : reject(e)));
+    });
+}
 
 /** Polls until `check` holds (20 s at most). */
 async function waitFor(check: () => boolean, what: string): Promise<void> {

@@ -6,6 +6,7 @@ import { CloudflareDns, CloudflareDnsArgs } from "../../components/CloudflareDns
 import { MatrixStack } from "../../components/MatrixStack";
 import {
     AUTO_TTL,
+    CaaRecord,
     certificateNamesFor,
     DnsOptions,
     DnsRecord,
@@ -19,6 +20,7 @@ import {
 } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings, wellKnownClient, wellKnownServer } from "../../src/model/proxy";
+import { planStack } from "../../src/model/stack";
 import { dnsZoneFile, renderWellKnownWorker, renderZoneFile } from "../../src/render/dns";
 import { golden } from "../support/golden";
 import { stackArgs } from "../support/unit/fixtures";
@@ -41,9 +43,11 @@ function options(o: Partial<DnsOptions> = {}): DnsOptions {
     };
 }
 const settings = (o: Partial<DnsOptions> = {}) => resolveDnsSettings(C, options(o));
-const records = (o: Partial<DnsOptions> = {}) => dnsRecords(settings(o));
+/** The records but CAA (whose own tests are below: "CAA"). */
+const records = (o: Partial<DnsOptions> = {}) => withoutCaa(dnsRecords(settings(o)));
+const withoutCaa = <T extends { type: string }>(rs: T[]): T[] => rs.filter((r) => r.type !== "CAA");
 /** `type name content` per record, the way a reader compares record sets. */
-const summary = (rs: DnsRecord[]) => rs.map((r) => `${r.type} ${r.name} ${r.content}`);
+const summary = (rs: DnsRecord[]) => withoutCaa(rs).map((r) => `${r.type} ${r.name} ${r.content}`);
 const srvs = (rs: DnsRecord[]) => rs.filter((r): r is SrvRecord => r.type === "SRV");
 
 /** Runs `f` and returns the ConfigError it throws (the single one, or the one for `setting` among several). */
@@ -247,14 +251,14 @@ describe("DNS record set (src/model/dns.ts)", () => {
             const rs = records({ delegation: "srv", elementDomain: "element.example.com", elementProxied: true, turnHost: "turn.example.com", ttl: 600 });
             const element = rs.filter((r) => r.name === "element.example.com");
             assert.deepEqual(
-                element.map((r) => [r.type, r.type !== "SRV" && r.proxied, r.ttl]),
+                element.map((r) => [r.type, (r.type === "A" || r.type === "AAAA") && r.proxied, r.ttl]),
                 [
                     ["A", true, AUTO_TTL],
                     ["AAAA", true, AUTO_TTL],
                 ],
             );
             for (const r of matrixOrTurn(rs, "element.example.com")) {
-                assert.equal(r.type === "SRV" || r.proxied, r.type === "SRV", `${r.type} ${r.name} is proxied`);
+                if (r.type === "A" || r.type === "AAAA") assert.equal(r.proxied, false, `${r.type} ${r.name} is proxied`);
                 assert.equal(r.ttl, 600);
             }
         });
@@ -268,14 +272,14 @@ describe("DNS record set (src/model/dns.ts)", () => {
             ]) {
                 const rs = records({ ...o, turnHost: "turn.example.com", elementDomain: "element.example.com", elementProxied: true });
                 for (const r of matrixOrTurn(rs, "element.example.com"))
-                    if (r.type !== "SRV") assert.equal(r.proxied, false, `${r.name} in ${JSON.stringify(o)}`);
+                    if (r.type === "A" || r.type === "AAAA") assert.equal(r.proxied, false, `${r.name} in ${JSON.stringify(o)}`);
             }
         });
 
         it("Element without elementProxied is a plain record", () => {
             const el = records({ serverName: "matrix.example.com", elementDomain: "element.example.com" }).filter((r) => r.name === "element.example.com");
             assert.deepEqual(
-                el.map((r) => r.type !== "SRV" && r.proxied),
+                el.map((r) => (r.type === "A" || r.type === "AAAA") && r.proxied),
                 [false, false],
             );
         });
@@ -404,6 +408,62 @@ describe("DNS settings: bad input is a ConfigError naming setting, value and wha
     });
 });
 
+describe("CAA records (src/model/dns.ts)", () => {
+    const caa = (o: Partial<DnsOptions> = {}) => dnsRecords(settings({ delegation: "srv", ...o })).filter((r): r is CaaRecord => r.type === "CAA");
+
+    it("Let's Encrypt by default: one issue record on every address name but the zone's apex, after the others", () => {
+        const rs = dnsRecords(settings({ delegation: "well-known", elementDomain: "element.example.com", turnHost: "turn.example.com" }));
+        assert.deepEqual(
+            rs.filter((r) => r.type === "CAA").map((r) => `${r.name} ${r.content}`),
+            ['matrix.example.com 0 issue "letsencrypt.org"', 'element.example.com 0 issue "letsencrypt.org"', 'turn.example.com 0 issue "letsencrypt.org"'],
+        );
+        // The apex (example.com points here for the well-known documents) has none: it would hold for every name of the zone.
+        assert.ok(rs.some((r) => r.type === "A" && r.name === "example.com"));
+        assert.ok(!rs.some((r) => r.type === "CAA" && r.name === "example.com"));
+        assert.deepEqual(
+            rs.slice(-3).map((r) => r.type),
+            ["CAA", "CAA", "CAA"],
+        );
+        const r = caa()[0]!;
+        assert.deepEqual(r.data, { flags: 0, tag: "issue", value: "letsencrypt.org" });
+        assert.equal(r.comment, "pulumi-matrix stack prod: certificate authority");
+        // Its staging directory is Let's Encrypt too.
+        assert.equal(caa({ acmeDirectoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory" }).length, 1);
+    });
+
+    it("names the CAs given (lower case), none with [], none for a proxied Element, and a zone given by id leaves the server_name out", () => {
+        assert.deepEqual(
+            caa({ caa: ["Sectigo.com", "letsencrypt.org"] }).map((r) => r.content),
+            ['0 issue "sectigo.com"', '0 issue "letsencrypt.org"'],
+        );
+        assert.deepEqual(caa({ caa: [] }), []);
+        assert.deepEqual(
+            caa({ elementDomain: "element.example.com", elementProxied: true }).map((r) => r.name),
+            ["matrix.example.com"],
+        );
+        // The homeserver at the server_name itself, in a zone known by id only: its apex is unknown, the server_name (the usual apex) is left out.
+        assert.deepEqual(caa({ zone: { id: ZONE_ID }, serverName: "matrix.example.com", delegation: "none" }), []);
+        assert.deepEqual(
+            caa({ zone: { name: "matrix.example.com" }, serverName: "matrix.example.com", delegation: "none", turnHost: "turn.matrix.example.com" }).map(
+                (r) => r.name,
+            ),
+            ["turn.matrix.example.com"],
+        );
+    });
+
+    it("another ACME CA: none unless its issuer is named (a wrong default would make it refuse our names); a bad issuer is refused", () => {
+        const other = "https://acme.zerossl.com/v2/DV90";
+        assert.deepEqual(caa({ acmeDirectoryUrl: other }), []);
+        assert.deepEqual(
+            caa({ acmeDirectoryUrl: other, caa: ["sectigo.com"] }).map((r) => r.content),
+            ['0 issue "sectigo.com"'],
+        );
+        assert.deepEqual(caa({ acmeDirectoryUrl: other, caa: [] }), []);
+        assert.match(configError(() => settings({ delegation: "srv", caa: ["not a domain"] }), "caa").expected, /expected the issuer domains of the CAs/);
+        assert.match(configError(() => settings({ delegation: "srv", caa: 'letsencrypt.org"' as never }), "caa").expected, /expected the issuer domains/);
+    });
+});
+
 describe("zone file (src/render/dns.ts)", () => {
     const file = (o: Partial<DnsOptions> = {}, z = {}) => {
         const s = settings(o);
@@ -427,6 +487,8 @@ describe("zone file (src/render/dns.ts)", () => {
             ["_turn._udp", "300", "IN", "SRV", "10", "5", "3478", "turn.example.com."],
             ["_turn._tcp", "300", "IN", "SRV", "10", "5", "3478", "turn.example.com."],
             ["_turns._tcp", "300", "IN", "SRV", "10", "5", "5349", "turn.example.com."],
+            ["matrix", "300", "IN", "CAA", "0", "issue", '"letsencrypt.org"'],
+            ["turn", "300", "IN", "CAA", "0", "issue", '"letsencrypt.org"'],
         ]);
         // The record's comment rides along.
         assert.match(text, /_matrix-fed\._tcp +300 IN SRV +10 5 8448 matrix\.example\.com\. ; pulumi-matrix stack prod: federation SRV$/m);
@@ -494,6 +556,8 @@ describe("CloudflareDns under Pulumi mocks", () => {
             (d) => [d.records, d.zoneFile, d.zoneId],
         );
     const of = (mocks: RecordingMocks, type: string): RecordedResource[] => mocks.resources.filter((r) => r.type === type);
+    /** The DNS records but CAA (see "CAA records on Cloudflare" below). */
+    const addressAndSrv = (mocks: RecordingMocks): RecordedResource[] => of(mocks, DNS).filter((r) => r.inputs.type !== "CAA");
 
     it("srv mode: one DnsRecord per record in the looked-up zone, SRV with data and top-level priority, nothing proxied", async () => {
         const { mocks, result } = await deploy({ delegation: "srv", turnHost: "turn.example.com" });
@@ -503,7 +567,7 @@ describe("CloudflareDns under Pulumi mocks", () => {
             zoneCalls.map((c) => c.inputs.filter),
             [{ name: "example.com" }],
         );
-        const created = of(mocks, DNS);
+        const created = addressAndSrv(mocks);
         const expected = records({ delegation: "srv", turnHost: "turn.example.com" });
         // The mock sees each record once its inputs resolve (SRV before A): compare by name.
         assert.deepEqual(created.map((r) => r.name).sort(), expected.map((r) => `dns-${r.type.toLowerCase()}-${r.name}`).sort());
@@ -534,7 +598,7 @@ describe("CloudflareDns under Pulumi mocks", () => {
 
         assert.equal(await valueOf(result.zoneId), ZONE_ID);
         assert.deepEqual(
-            await valueOf(result.records),
+            withoutCaa(await valueOf(result.records)),
             expected.map((r) => ({ name: r.name, type: r.type, content: r.content, ttl: r.ttl, proxied: false })),
         );
         const s = settings({ delegation: "srv", turnHost: "turn.example.com" });
@@ -546,7 +610,7 @@ describe("CloudflareDns under Pulumi mocks", () => {
     it("worker mode: the Worker script with both documents and its route on the server_name's domain", async () => {
         const { mocks } = await deploy({ delegation: "well-known", wellKnownVia: "worker", accountId: ACCOUNT, ipv6: undefined });
         assert.deepEqual(
-            of(mocks, DNS).map((r) => `${r.inputs.type} ${r.inputs.name}`),
+            addressAndSrv(mocks).map((r) => `${r.inputs.type} ${r.inputs.name}`),
             ["A matrix.example.com"],
         );
         const [script] = of(mocks, SCRIPT);
@@ -597,6 +661,36 @@ describe("CloudflareDns under Pulumi mocks", () => {
         assert.equal(both.mocks.calls.length, 0);
     });
 
+    it("CAA records on Cloudflare: one per name and issuer, as structured data", async () => {
+        const { mocks, result } = await deploy({ delegation: "srv", turnHost: "turn.example.com", caa: ["letsencrypt.org", "sectigo.com"] });
+        const caas = of(mocks, DNS).filter((r) => r.inputs.type === "CAA");
+        assert.deepEqual(caas.map((r) => r.name).sort(), [
+            "dns-caa-matrix.example.com-letsencrypt.org",
+            "dns-caa-matrix.example.com-sectigo.com",
+            "dns-caa-turn.example.com-letsencrypt.org",
+            "dns-caa-turn.example.com-sectigo.com",
+        ]);
+        const r = caas.find((x) => x.name === "dns-caa-matrix.example.com-sectigo.com")!;
+        assert.deepEqual(r.inputs.data, { flags: 0, tag: "issue", value: "sectigo.com" });
+        assert.equal(r.inputs.content, undefined);
+        assert.equal(r.inputs.proxied, undefined);
+        assert.equal(r.inputs.ttl, 300);
+        assert.match(await valueOf(result.zoneFile), /^matrix +300 IN CAA +0 issue "sectigo\.com" ; pulumi-matrix stack prod: certificate authority$/m);
+    });
+
+    it("the stack plan hands DNS the proxy's ACME directory: Let's Encrypt's issuer by default, none for another CA unless named", () => {
+        const other = "https://acme.zerossl.com/v2/DV90";
+        const args = (directoryUrl?: string, caa?: string[]) => ({
+            ...stackArgs(),
+            proxy: { acme: { email: "admin@example.com", ...(directoryUrl ? { directoryUrl } : {}) } },
+            dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", delegation: "srv" as const, ...(caa ? { caa } : {}) },
+        });
+        const caaOf = (a: ReturnType<typeof args>) => planStack("x", a, { stack: "prod" }).dns!.settings.caa;
+        assert.deepEqual(caaOf(args()), ["letsencrypt.org"]);
+        assert.deepEqual(caaOf(args(other)), []);
+        assert.deepEqual(caaOf(args(other, ["sectigo.com"])), ["sectigo.com"]);
+    });
+
     it("addresses from Outputs (a cloud VM's IPs) become the records' contents, and are checked", async () => {
         const { mocks, result } = await deploy({
             synapse: { serverName: "matrix.example.com", publicBaseUrl: "https://matrix.example.com/" },
@@ -604,7 +698,7 @@ describe("CloudflareDns under Pulumi mocks", () => {
             ipv6: pulumi.output("2001:db8::7"),
         });
         assert.deepEqual(
-            of(mocks, DNS).map((r) => `${r.inputs.type} ${r.inputs.content}`),
+            addressAndSrv(mocks).map((r) => `${r.inputs.type} ${r.inputs.content}`),
             ["A 198.51.100.7", "AAAA 2001:db8::7"],
         );
         assert.match(await valueOf(result.zoneFile), /A +198\.51\.100\.7/);

@@ -48,6 +48,10 @@ describe("the stack program (src/program.ts)", () => {
         assert.equal(await valueOf(program.adminUserId), "@admin:example.com");
         assert.equal(await pulumi.isSecret(program.adminPassword), true);
         assert.equal(await valueOf(program.hostOs), "Debian GNU/Linux 12 (bookworm)");
+        // The registration shared secret creates admin accounts: it stays on the host, never a stack output.
+        assert.ok(!("registrationSharedSecret" in program), "registrationSharedSecret is a stack output");
+        for (const [name, value] of Object.entries(program))
+            if (pulumi.Output.isInstance(value)) assert.notEqual(name.toLowerCase(), "registrationsharedsecret");
     });
 
     it("treats the declared empty defaults as unset", async () => {

@@ -2,13 +2,24 @@ import * as assert from "node:assert/strict";
 
 import { MatrixStack } from "../../components/MatrixStack";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { SUPPORTED_OS } from "../../src/model/host";
 import { PROXY_FILES } from "../../src/model/proxy";
 import { resolveReverseProxySettings, ReverseProxyOptions } from "../../src/model/proxy";
-import { MAIN_UPSTREAM, proxyLocations, proxyTarget, proxyUpstreams, upstreamName } from "../../src/model/proxy/routes";
+import { nginxRejectsHandshake } from "../../src/model/proxy";
+import {
+    LONG_POLL_TIMEOUT,
+    MAIN_UPSTREAM,
+    proxyLocations,
+    proxyTarget,
+    proxyUpstreams,
+    RATE_LIMITED,
+    rateLimitZone,
+    upstreamName,
+} from "../../src/model/proxy/routes";
 import { servesRequests, WORKER_ROLES, WorkerRole } from "../../src/model/workers";
 import { WorkerUpstream } from "../../src/model/workers";
 import { RouteMethod, routeRequest, WORKER_ROUTES } from "../../src/model/workers/routes";
-import { proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { proxyServerScript, servedCertificate, unknownNameCertificate } from "../../src/provision/proxy";
 import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
 import { renderNginxConf } from "../../src/render/proxy";
 import { NginxSite } from "../../src/render/proxy";
@@ -145,10 +156,11 @@ describe("ReverseProxy: routes from the route table", () => {
         }
     });
 
-    it("renders no worker location without workers, and one upstream per role and stickiness that is used", () => {
+    it("renders only the long-poll locations without workers (to main), and one upstream per role and stickiness that is used", () => {
+        const alone = proxyLocations(() => false);
         assert.deepEqual(
-            proxyLocations(() => false),
-            [],
+            alone.map((l) => [l.pattern, l.upstream, l.longPoll]),
+            WORKER_ROUTES.filter((r) => r.longPoll).map((r) => [r.pattern, MAIN_UPSTREAM, true]),
         );
         const locations = proxyLocations((r) => r === "federation_reader" || r === "client_reader");
         const upstreams = proxyUpstreams(locations, [
@@ -205,6 +217,170 @@ describe("ReverseProxy: routes from the route table", () => {
     });
 });
 
+/** The site for these settings (no workers unless given). */
+function conf(o: Partial<ReverseProxyOptions> = {}, extra: Partial<NginxSite> = {}, workers: WorkerUpstream[] = []): string {
+    return renderNginxConf({ proxy: resolve(o), publicBaseUrl: HOMESERVER.publicBaseUrl, main: "127.0.0.1:8008", workers, tls: servedCertificate(), ...extra });
+}
+
+/** The server blocks of a site, each with its leading comment. */
+function servers(text: string): string[] {
+    return text.split(/\n(?=# )/).filter((b) => /^# .*\nserver \{/.test(b));
+}
+
+const ALL_ROLES = (): WorkerUpstream[] => REQUEST_ROLES.map((role, i) => ({ name: `${role}1`, role, url: `http://127.0.0.1:${8100 + i}` }));
+
+describe("ReverseProxy: names nginx does not serve", () => {
+    it("port 80: our names get the ACME challenge and the redirect; any other Host (or an IP address) is closed unanswered (444)", () => {
+        const text = conf({ serverNameWellKnown: true }, { challengeNames: ["turn.example.com"] });
+        const http = servers(text).filter((b) => /listen \S*80( |;)/.test(b));
+        assert.equal(http.length, 2);
+        const [fallback, named] = http;
+        assert.match(fallback, /listen 80 default_server;\n\s+listen \[::\]:80 default_server;\n\s+server_name _;\n\s+return 444;\n\}/);
+        assert.doesNotMatch(fallback, /acme-challenge|return 301/);
+        assert.match(named, /listen 80;\n\s+listen \[::\]:80;\n\s+server_name matrix\.example\.com example\.com turn\.example\.com;/);
+        assert.match(named, /location \^~ \/\.well-known\/acme-challenge\//);
+        assert.match(named, /return 301 https:\/\/\$host\$request_uri;/);
+        // Exactly one default server per port and address.
+        assert.equal(text.match(/default_server/g)!.length, 2 + 4);
+    });
+
+    it("443 and 8448: the default server refuses the TLS handshake (no certificate shown) with the named servers' TLS settings", () => {
+        const fallback = servers(conf()).find((b) => /ssl default_server/.test(b))!;
+        assert.deepEqual(fallback.match(/listen [^;]+;/g), [
+            "listen 443 ssl default_server;",
+            "listen [::]:443 ssl default_server;",
+            "listen 8448 ssl default_server;",
+            "listen [::]:8448 ssl default_server;",
+        ]);
+        assert.match(fallback, /ssl_reject_handshake on;/);
+        assert.doesNotMatch(fallback, /ssl_certificate/);
+        // nginx negotiates the protocol with the default server's settings.
+        assert.match(fallback, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
+        assert.match(fallback, /ssl_ciphers ECDHE-/);
+        // Federation on 443: no 8448 anywhere; specific addresses: the default server listens on them too.
+        const on443 = servers(conf({ federationPort: 443, listenAddresses: ["203.0.113.10"] })).find((b) => /ssl default_server/.test(b))!;
+        assert.deepEqual(on443.match(/listen [^;]+;/g), ["listen 203.0.113.10:443 ssl default_server;"]);
+    });
+
+    it("nginx 1.18 (Ubuntu 22.04) shows a certificate naming no host and closes; every other supported OS refuses the handshake", () => {
+        const fallback = servers(conf({}, { unknownNameCertificate: unknownNameCertificate() })).find((b) => /ssl default_server/.test(b))!;
+        assert.ok(
+            fallback.includes(`ssl_certificate ${PROXY_FILES.unknownName}/fullchain.pem;\n    ssl_certificate_key ${PROXY_FILES.unknownName}/privkey.pem;`),
+            fallback,
+        );
+        assert.match(fallback, /return 444;/);
+        assert.doesNotMatch(fallback, /ssl_reject_handshake/);
+        assert.deepEqual(
+            SUPPORTED_OS.map((os) => [`${os.id} ${os.versionId}`, nginxRejectsHandshake(os)]),
+            [
+                ["debian 12", true],
+                ["debian 13", true],
+                ["ubuntu 22.04", false],
+                ["ubuntu 24.04", true],
+            ],
+        );
+        const script = (extra: Partial<NginxSite>) =>
+            proxyServerScript(
+                { proxy: resolve(), publicBaseUrl: HOMESERVER.publicBaseUrl, main: "127.0.0.1:8008", workers: [], tls: servedCertificate(), ...extra },
+                'ReverseProxy "p"',
+            );
+        assert.match(
+            script({ unknownNameCertificate: unknownNameCertificate() }),
+            /-subj \/CN=unknown\.invalid -keyout \/etc\/nginx\/pulumi-matrix\/unknown-name\/privkey\.pem/,
+        );
+        assert.doesNotMatch(script({}), /unknown-name/);
+    });
+});
+
+describe("ReverseProxy: read timeouts", () => {
+    it("only the long-polling routes (/sync and its kin) get the long read timeout, with or without workers; everything else keeps nginx's 60 s", () => {
+        for (const workers of [[], goldenWorkerUpstreams(), ALL_ROLES()]) {
+            const text = conf({}, {}, workers);
+            const blocks = text.split(/\n(?= {4}location )/);
+            const long = blocks.filter((b) => /proxy_read_timeout/.test(b));
+            assert.deepEqual(
+                long.map((b) => /location ~ "([^"]+)"/.exec(b)![1]),
+                WORKER_ROUTES.filter((r) => r.longPoll).map((r) => r.pattern),
+            );
+            for (const b of long) assert.ok(b.includes(`proxy_read_timeout ${LONG_POLL_TIMEOUT};`), b);
+            // Nothing at server level (it would be every location's).
+            assert.equal(text.match(/proxy_read_timeout|proxy_send_timeout/g)!.length, long.length);
+        }
+        for (const path of ["/_matrix/client/v3/sync", "/_matrix/client/r0/sync", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"])
+            assert.ok(routeRequest(path, "GET", () => false).route?.longPoll, path);
+        for (const path of ["/_matrix/client/v3/rooms/!r:example.com/messages", "/_matrix/federation/v1/send/1", "/_matrix/client/v3/login"])
+            assert.equal(routeRequest(path, "GET", () => true).route?.longPoll, undefined, path);
+    });
+});
+
+describe("ReverseProxy: rate limits on log-in and registration", () => {
+    /** A zone's map as nginx evaluates it on "$request_method $uri": the key, or "" (not counted). */
+    function limitKey(text: string, zone: string, method: string, path: string): string {
+        const block = new RegExp(`map "\\$request_method \\$uri" \\$pm_limit_${zone} \\{\\n([^}]*)\\}`).exec(text);
+        if (!block) return "";
+        for (const m of block[1].matchAll(/"~([^"]+)" (\S+);/g)) if (new RegExp(m[1]).test(`${method} ${path}`)) return m[2];
+        return "";
+    }
+
+    it("counts each limited request per client address in its zone, whoever serves it, and nothing else", () => {
+        for (const workers of [[], ALL_ROLES()]) {
+            const text = conf({}, {}, workers);
+            for (const r of RATE_LIMITED)
+                for (const path of r.examples) {
+                    assert.equal(rateLimitZone(r.method, path), r.zone, path);
+                    assert.equal(limitKey(text, r.zone, r.method, path), "$binary_remote_addr", `${r.method} ${path}`);
+                    const other = r.zone === "login" ? "registration" : "login";
+                    assert.equal(limitKey(text, other, r.method, path), "", `${r.method} ${path} in ${other}`);
+                }
+            // The flows every client reads, a sync, and near misses are not counted.
+            for (const [method, path] of [
+                ["GET", "/_matrix/client/v3/login"],
+                ["GET", "/_matrix/client/v3/sync"],
+                ["POST", "/_matrix/client/v3/login/sso/redirect"],
+                ["POST", "/_matrix/client/v3/register/available"],
+                ["GET", "/_matrix/client/v3/register/available"],
+            ])
+                for (const zone of ["login", "registration"]) assert.equal(limitKey(text, zone, method, path), "", `${method} ${path}`);
+            // No location of its own: the regex locations (and so the upstreams) are the route table's.
+            const regex = [...text.matchAll(/location ~ "([^"]+)"/g)].map((m) => m[1]);
+            const present = new Set(workers.map((w) => w.role));
+            assert.deepEqual(
+                regex,
+                proxyLocations((role) => present.has(role)).map((l) => l.pattern),
+            );
+        }
+    });
+
+    it("renders the zones with the defaults (30/min burst 10, 10/min burst 5), answers 429 M_LIMIT_EXCEEDED, and `false` removes a zone", () => {
+        const text = conf();
+        assert.match(text, /limit_req_zone \$pm_limit_login zone=pm_login:10m rate=30r\/m;/);
+        assert.match(text, /limit_req_zone \$pm_limit_registration zone=pm_registration:10m rate=10r\/m;/);
+        const home = servers(text).find((b) => /The homeserver/.test(b))!;
+        assert.match(home, /limit_req zone=pm_login burst=10 nodelay;\n\s+limit_req zone=pm_registration burst=5 nodelay;\n\s+limit_req_status 429;/);
+        assert.match(home, /error_page 429 @pm_limited;/);
+        assert.match(home, /location @pm_limited \{\n\s+default_type application\/json;\n\s+return 429 '\{"errcode":"M_LIMIT_EXCEEDED",/);
+        // limit_req is inherited only by locations without their own: none has one.
+        assert.equal(home.match(/limit_req zone=/g)!.length, 2);
+        // Element's and the well-known vhost are not limited.
+        const others = servers(conf({ serverNameWellKnown: true }, { element: { domain: "element.example.com", webRoot: "/w", configPath: "/c.json" } }));
+        for (const b of others) if (!/The homeserver/.test(b)) assert.doesNotMatch(b, /limit_req/);
+
+        const custom = conf({ loginRateLimit: { perMinute: 5 }, registrationRateLimit: false });
+        assert.match(custom, /zone=pm_login:10m rate=5r\/m;/);
+        assert.match(custom, /limit_req zone=pm_login burst=10 nodelay;/);
+        assert.doesNotMatch(custom, /pm_registration|pm_limit_registration/);
+        assert.doesNotMatch(conf({ loginRateLimit: false, registrationRateLimit: false }), /limit_req|pm_limited/);
+        assert.deepEqual(resolve().rateLimits, { login: { perMinute: 30, burst: 10 }, registration: { perMinute: 10, burst: 5 } });
+    });
+
+    it("refuses a bad limit with the setting, the value and what is valid", () => {
+        rejects(() => resolve({ loginRateLimit: { perMinute: 0 } }), /loginRateLimit\.perMinute is 0; expected a whole number of requests a minute, 1 or more/);
+        rejects(() => resolve({ registrationRateLimit: { burst: -1 } }), /registrationRateLimit\.burst is -1; expected a whole number of requests, 0 or more/);
+        rejects(() => resolve({ loginRateLimit: { perMinute: 1.5 } }), /loginRateLimit\.perMinute is 1\.5/);
+        rejects(() => resolve({ loginRateLimit: "10r/m" as never }), /loginRateLimit is "10r\/m"; expected \{ perMinute, burst \} or false/);
+    });
+});
+
 describe("ReverseProxy under Pulumi mocks", () => {
     it("MatrixStack runs nginx's script after the host's bootstrap, then the certificate's; neither carries a secret", async () => {
         const { mocks } = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
@@ -244,9 +420,10 @@ describe("ReverseProxy: nginx's health check", () => {
                 },
                 'ReverseProxy "p"',
             );
-        assert.match(script(), /curl -s -o \/dev\/null -m 2 http:\/\/127\.0\.0\.1\//);
-        assert.match(script(["203.0.113.10"]), /curl -s -o \/dev\/null -m 2 http:\/\/203\.0\.113\.10\//);
-        assert.match(script(["2001:db8::10"]), /curl -s -o \/dev\/null -m 2 'http:\/\/\[2001:db8::10\]\/'/);
+        // With the homeserver's name: nginx's default server closes the connection for any other Host (an IP address too).
+        assert.match(script(), /curl -s -o \/dev\/null -m 2 -H 'Host: matrix\.example\.com' http:\/\/127\.0\.0\.1\//);
+        assert.match(script(["203.0.113.10"]), /curl -s -o \/dev\/null -m 2 -H 'Host: matrix\.example\.com' http:\/\/203\.0\.113\.10\//);
+        assert.match(script(["2001:db8::10"]), /curl -s -o \/dev\/null -m 2 -H 'Host: matrix\.example\.com' 'http:\/\/\[2001:db8::10\]\/'/);
     });
 });
 

@@ -51,5 +51,27 @@ describe("MatrixStack's zone file from its plan", () => {
         assert.equal(zone, expected);
         assert.match(zone, /AAAA +2001:db8::10/);
         assert.match(zone, /_turn\._udp +300 IN SRV +10 5 3479 turn\.example\.com\./);
+        // CAA: the proxy's CA (Let's Encrypt by default) on each of the stack's names but the apex.
+        assert.deepEqual(
+            [...zone.matchAll(/^(\S+) +300 IN CAA +(.*) ;/gm)].map((m) => `${m[1]} ${m[2]}`),
+            ['matrix 0 issue "letsencrypt.org"', 'element 0 issue "letsencrypt.org"', 'turn 0 issue "letsencrypt.org"'],
+        );
+    });
+
+    it("names no CA in CAA when the proxy's ACME directory is another CA's and dns.caa is not set; dns.caa names one", async () => {
+        const zoneOf = async (caa?: string[]) => {
+            const { result } = await runWithMocks(
+                () =>
+                    new MatrixStack("prod", {
+                        ...stackArgs(),
+                        proxy: { acme: { email: "admin@example.com", directoryUrl: "https://acme.zerossl.com/v2/DV90" } },
+                        dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", delegation: "srv", ...(caa ? { caa } : {}) },
+                    }),
+                (s) => [s.zoneFile!],
+            );
+            return valueOf(result.zoneFile!);
+        };
+        assert.doesNotMatch(await zoneOf(), / CAA /);
+        assert.match(await zoneOf(["sectigo.com"]), /^matrix +300 IN CAA +0 issue "sectigo\.com" ;/m);
     });
 });

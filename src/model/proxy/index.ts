@@ -1,8 +1,9 @@
 import { ConfigError } from "../errors";
-import { FirewallRule, HOST_FILES, PortClaim } from "../host";
+import { FirewallRule, HOST_FILES, OsInfo, PortClaim } from "../host";
 import { publicBaseUrlProblem } from "../synapse";
 import { Checker, isCidr, isHostname, isIpAddress, isWildcardAddress, parseSize } from "../validate";
 import { AcmeOptions, AcmeSettings, resolveAcmeSettings } from "./acme";
+import type { RateLimitZone } from "./routes";
 
 /** Where the proxy's files live on the host. */
 export const PROXY_FILES = {
@@ -12,6 +13,8 @@ export const PROXY_FILES = {
     tls: "/etc/nginx/pulumi-matrix/tls",
     /** A self-signed certificate so nginx can start and answer the first ACME challenge. */
     bootstrap: "/etc/nginx/pulumi-matrix/bootstrap",
+    /** Only for nginx < 1.19.4 (no `ssl_reject_handshake`): a self-signed certificate naming no host, for requests to names nginx does not serve. */
+    unknownName: "/etc/nginx/pulumi-matrix/unknown-name",
     /** Debian's default site also claims port 80 as the default server. */
     defaultSite: "/etc/nginx/sites-enabled/default",
     deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
@@ -70,6 +73,31 @@ export interface ReverseProxyOptions {
      * certificate. Their DNS must point to this host (HTTP-01). Default none.
      */
     extraCertificateNames?: string[];
+    /**
+     * Log-in attempts a client address may make through nginx
+     * (`POST /_matrix/client/.../login`, `/account/password`, the admin
+     * API's shared-secret `/register`): `perMinute` on average, `burst` more
+     * at once; beyond that nginx answers 429 (`M_LIMIT_EXCEEDED`) without
+     * asking Synapse. Synapse's own `rc_login` limits still apply behind it.
+     * Default `{ perMinute: 30, burst: 10 }`; `false` turns it off (e.g.
+     * behind a proxy of your own, where every client has its address).
+     */
+    loginRateLimit?: Partial<RateLimit> | false;
+    /**
+     * Registrations and mails a client address may ask for through nginx
+     * (`POST .../register`, the `requestToken` endpoints that send a mail or
+     * text message, registration token checks), as `loginRateLimit`.
+     * Default `{ perMinute: 10, burst: 5 }`; `false` turns it off.
+     */
+    registrationRateLimit?: Partial<RateLimit> | false;
+}
+
+/** A limit on requests per client address (nginx's `limit_req`). */
+export interface RateLimit {
+    /** Requests a minute on average (a whole number, 1 or more). */
+    perMinute: number;
+    /** Requests allowed at once beyond the average, answered without delay (0 or more). */
+    burst: number;
 }
 
 /** The reverse-proxy settings with every default filled in. */
@@ -91,6 +119,8 @@ export interface ReverseProxySettings {
     listenAddresses: string[];
     /** Names the homeserver's vhost answers for besides its own domain (`extraCertificateNames`). */
     extraNames: string[];
+    /** Per-address limits on log-in attempts and registrations; `false`: none. */
+    rateLimits: Record<RateLimitZone, RateLimit | false>;
 }
 
 /** What the proxy needs to know of Synapse (plain values from its settings). */
@@ -111,7 +141,37 @@ export interface ElementSite {
     configPath: string;
 }
 
-export const PROXY_DEFAULTS = { federationPort: 8448, serverNameWellKnown: false } as const;
+export const PROXY_DEFAULTS = {
+    federationPort: 8448,
+    serverNameWellKnown: false,
+    loginRateLimit: { perMinute: 30, burst: 10 },
+    registrationRateLimit: { perMinute: 10, burst: 5 },
+} as const;
+
+/**
+ * Whether the distro's nginx can refuse a TLS handshake for a name it does
+ * not serve (`ssl_reject_handshake`, nginx 1.19.4): Debian 12 has 1.22,
+ * Debian 13 1.26, Ubuntu 24.04 1.24; Ubuntu 22.04 has 1.18, whose default
+ * server presents a self-signed certificate naming no host instead.
+ */
+export function nginxRejectsHandshake(os: Pick<OsInfo, "id" | "versionId">): boolean {
+    return !(os.id === "ubuntu" && os.versionId === "22.04");
+}
+
+/** A rate limit with its defaults, checked. */
+function resolveRateLimit(c: Checker, setting: string, o: Partial<RateLimit> | false | undefined, defaults: RateLimit): RateLimit | false {
+    if (o === false) return false;
+    c.check(setting, o, o === undefined || (typeof o === "object" && o !== null), "expected { perMinute, burst } or false (no limit)");
+    const limit = { ...defaults, ...(typeof o === "object" && o !== null ? o : {}) };
+    c.check(
+        `${setting}.perMinute`,
+        limit.perMinute,
+        Number.isInteger(limit.perMinute) && limit.perMinute >= 1,
+        "expected a whole number of requests a minute, 1 or more",
+    );
+    c.check(`${setting}.burst`, limit.burst, Number.isInteger(limit.burst) && limit.burst >= 0, "expected a whole number of requests, 0 or more");
+    return { perMinute: limit.perMinute, burst: limit.burst };
+}
 
 /** The homeserver's public domain: the host of its public base URL. */
 export function homeserverDomain(publicBaseUrl: string): string {
@@ -206,6 +266,10 @@ export function resolveReverseProxySettings(
             !(serverNameVhost && n === snHost) && n !== element?.domain,
             "this name already has its own vhost here (the server_name's well-known, or Element): leave it out",
         );
+    const rateLimits = {
+        login: resolveRateLimit(c, "loginRateLimit", o.loginRateLimit, PROXY_DEFAULTS.loginRateLimit),
+        registration: resolveRateLimit(c, "registrationRateLimit", o.registrationRateLimit, PROXY_DEFAULTS.registrationRateLimit),
+    };
     c.done();
     const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra];
     return {
@@ -219,6 +283,7 @@ export function resolveReverseProxySettings(
         certificateNames: [...new Set(names)],
         listenAddresses: [...listenAddresses],
         extraNames: [...new Set(extra)].filter((n) => n !== domain),
+        rateLimits,
     };
 }
 

@@ -34,7 +34,17 @@ export interface ProxyLocation {
     admin: boolean;
     /** The docs' heading of the route, for a comment. */
     group: string;
+    /** Its requests long-poll (`/sync`): the location gets the long read timeout (see `LONG_POLL_TIMEOUT`). */
+    longPoll: boolean;
 }
+
+/**
+ * nginx's read timeout for long-polling requests: clients ask Synapse to hold
+ * a /sync up to their `timeout` (30 s for most, minutes for some mobile
+ * clients in battery-saving modes); every other request keeps nginx's
+ * default of 60 s, so a stuck upstream frees the connection soon.
+ */
+export const LONG_POLL_TIMEOUT = "600s";
 
 /** A role's workers as one upstream: the servers and how requests stick to one of them. */
 export interface ProxyUpstream {
@@ -54,7 +64,8 @@ function targetOf(route: WorkerRoute, method: RouteMethod | "other", present: (r
  * The locations a proxy renders for the roles that have workers, in the
  * table's order (nginx takes the first matching regex). A route whose every
  * method goes to main is left out (the catch-all sends it there) unless a
- * later location would otherwise take its paths.
+ * later location would otherwise take its paths, or it long-polls (its
+ * location carries the long read timeout, also for the main process).
  */
 export function proxyLocations(present: (role: WorkerRole) => boolean, routes: readonly WorkerRoute[] = WORKER_ROUTES): ProxyLocation[] {
     const kept: ProxyLocation[] = [];
@@ -64,8 +75,16 @@ export function proxyLocations(present: (role: WorkerRole) => boolean, routes: r
         const byMethod = METHODS.map((method) => ({ method, upstream: targetOf(route, method, present) })).filter((m) => m.upstream !== upstream);
         const toMain = upstream === MAIN_UPSTREAM && byMethod.length === 0;
         const shadowed = route.examples.some((path) => kept.some((l) => new RegExp(l.pattern).test(path)));
-        if (toMain && !shadowed) continue;
-        kept.push({ id, pattern: route.pattern, upstream, byMethod, admin: route.pattern.startsWith("^/_synapse/admin"), group: route.group });
+        if (toMain && !shadowed && !route.longPoll) continue;
+        kept.push({
+            id,
+            pattern: route.pattern,
+            upstream,
+            byMethod,
+            admin: route.pattern.startsWith("^/_synapse/admin"),
+            group: route.group,
+            longPoll: route.longPoll === true,
+        });
     }
     return kept.reverse();
 }
@@ -89,4 +108,56 @@ export function proxyTarget(locations: readonly ProxyLocation[], path: string, m
     const l = locations.find((x) => new RegExp(x.pattern).test(path));
     if (!l) return MAIN_UPSTREAM;
     return l.byMethod.find((m) => m.method === method)?.upstream ?? l.upstream;
+}
+
+/** The kinds of request a proxy limits per client address (see ReverseProxyOptions' `loginRateLimit` and `registrationRateLimit`). */
+export type RateLimitZone = "login" | "registration";
+
+/** A request the proxy rate-limits: its method and path regex, whoever serves it. */
+export interface RateLimitedRequest {
+    zone: RateLimitZone;
+    method: RouteMethod;
+    /** The path regex (nginx's, on the normalized URI). */
+    pattern: string;
+    /** Paths it must match. */
+    examples: readonly string[];
+}
+
+/**
+ * Requests that try a password or a secret, or make Synapse send mail or
+ * create an account: limited per client address in front of Synapse (whose
+ * own `rc_login` and `rc_registration` limits still apply behind it). Reads
+ * such as `GET /login` (the login flows every client asks for) are not.
+ */
+export const RATE_LIMITED: readonly RateLimitedRequest[] = [
+    {
+        zone: "login",
+        method: "POST",
+        pattern: "^/_matrix/client/(api/v1|r0|v3|unstable)/login$",
+        examples: ["/_matrix/client/v3/login", "/_matrix/client/r0/login"],
+    },
+    // The current password, asked for by user-interactive auth.
+    { zone: "login", method: "POST", pattern: "^/_matrix/client/(r0|v3|unstable)/account/password$", examples: ["/_matrix/client/v3/account/password"] },
+    // Registration with the shared secret's HMAC (also behind the admin allow-list).
+    { zone: "login", method: "POST", pattern: "^/_synapse/admin/v1/register$", examples: ["/_synapse/admin/v1/register"] },
+    { zone: "registration", method: "POST", pattern: "^/_matrix/client/(r0|v3|unstable)/register$", examples: ["/_matrix/client/v3/register"] },
+    // Each sends a mail or a text message.
+    {
+        zone: "registration",
+        method: "POST",
+        pattern: "^/_matrix/client/(r0|v3|unstable)/(register|account/password|account/3pid)/(email|msisdn)/requestToken$",
+        examples: ["/_matrix/client/v3/register/email/requestToken", "/_matrix/client/v3/account/password/email/requestToken"],
+    },
+    // Guessing a registration token.
+    {
+        zone: "registration",
+        method: "GET",
+        pattern: "^/_matrix/client/v1/register/m.login.registration_token/validity$",
+        examples: ["/_matrix/client/v1/register/m.login.registration_token/validity"],
+    },
+];
+
+/** The zone a request is limited in, if any (the first entry of `RATE_LIMITED` that matches). */
+export function rateLimitZone(method: RouteMethod, path: string, limited: readonly RateLimitedRequest[] = RATE_LIMITED): RateLimitZone | undefined {
+    return limited.find((l) => l.method === method && new RegExp(l.pattern).test(path))?.zone;
 }

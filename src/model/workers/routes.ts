@@ -44,6 +44,12 @@ export interface WorkerRoute {
     group: string;
     /** A stream whoever serves the route must write (Synapse fails the request otherwise): each of its roles writes it. */
     writes?: WorkerStream;
+    /**
+     * The request may be held open by the server until there is news (a
+     * long poll: `/sync` and its kin): a proxy gives it a long read timeout,
+     * whoever serves it. Every other request keeps the proxy's default.
+     */
+    longPoll?: true;
 }
 
 const V = "(api/v1|r0|v3|unstable)";
@@ -53,6 +59,9 @@ const R = "(r0|v3|unstable)";
 function routes(group: string, targets: readonly RouteTarget[], sticky: Stickiness, list: [string, ...string[]][], writes?: WorkerStream): WorkerRoute[] {
     return list.map(([pattern, ...examples]) => ({ pattern, targets, sticky, examples, group, ...(writes ? { writes } : {}) }));
 }
+
+/** Routes whose requests long-poll (see `WorkerRoute.longPoll`). */
+const longPolls = (list: WorkerRoute[]): WorkerRoute[] => list.map((r) => ({ ...r, longPoll: true as const }));
 
 const reader: RouteTarget = { role: "client_reader" };
 const readerGet: RouteTarget = { role: "client_reader", methods: ["GET", "HEAD"] };
@@ -110,14 +119,17 @@ export const WORKER_ROUTES: readonly WorkerRoute[] = [
     ...routes("media repository", [{ role: "media_repository" }], "none", [
         ["^/_synapse/admin/v1/users/.*/media$", "/_synapse/admin/v1/users/@u:example.com/media"],
     ]),
-    ...routes("sync", [{ role: "synchrotron" }], "user", [
-        ["^/_matrix/client/(r0|v3)/sync$", "/_matrix/client/v3/sync"],
-        ["^/_matrix/client/(api/v1|r0|v3)/events$", "/_matrix/client/v3/events"],
-        ["^/_matrix/client/(api/v1|r0|v3)/initialSync$", "/_matrix/client/v3/initialSync"],
-        ["^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$", "/_matrix/client/v3/rooms/!r:example.com/initialSync"],
-        // Native sliding sync (MSC4186, what Element X uses); Synapse's generic worker serves it.
-        ["^/_matrix/client/unstable/org.matrix.simplified_msc3575/.*", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"],
-    ]),
+    // Clients hold /sync (and the legacy /events, sliding sync) open for their `timeout`; initialSync can take long on big accounts.
+    ...longPolls(
+        routes("sync", [{ role: "synchrotron" }], "user", [
+            ["^/_matrix/client/(r0|v3)/sync$", "/_matrix/client/v3/sync"],
+            ["^/_matrix/client/(api/v1|r0|v3)/events$", "/_matrix/client/v3/events"],
+            ["^/_matrix/client/(api/v1|r0|v3)/initialSync$", "/_matrix/client/v3/initialSync"],
+            ["^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$", "/_matrix/client/v3/rooms/!r:example.com/initialSync"],
+            // Native sliding sync (MSC4186, what Element X uses); Synapse's generic worker serves it.
+            ["^/_matrix/client/unstable/org.matrix.simplified_msc3575/.*", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"],
+        ]),
+    ),
     ...routes("inbound federation transactions", [{ role: "federation_reader" }], "source_ip", [
         ["^/_matrix/federation/v1/send/", "/_matrix/federation/v1/send/1700000000000"],
     ]),

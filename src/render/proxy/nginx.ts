@@ -1,12 +1,22 @@
-import { ElementSite, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
-import { MAIN_UPSTREAM, ProxyLocation, proxyLocations, ProxyUpstream, proxyUpstreams } from "../../model/proxy/routes";
+import { ElementSite, RateLimit, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
+import {
+    LONG_POLL_TIMEOUT,
+    MAIN_UPSTREAM,
+    ProxyLocation,
+    proxyLocations,
+    ProxyUpstream,
+    proxyUpstreams,
+    RATE_LIMITED,
+    RateLimitZone,
+} from "../../model/proxy/routes";
 import { WorkerUpstream } from "../../model/workers";
 import { UNIT_HEADER as HEADER } from "../systemd";
 
 /**
  * nginx's site for the homeserver: one file in conf.d (http context) with
  * the upstreams, the port-80 server (ACME challenges, redirect), the
- * homeserver on 443 (and 8448), the well-known documents and Element Web.
+ * homeserver on 443 (and 8448), the well-known documents and Element Web,
+ * and default servers that refuse every name it does not serve.
  */
 
 /** What the site is built from. */
@@ -21,6 +31,20 @@ export interface NginxSite {
     element?: ElementSite;
     /** The certificate nginx serves (a symlink switched from the bootstrap certificate to the issued one). */
     tls: { certificate: string; key: string };
+    /**
+     * Only for nginx older than 1.19.4 (Ubuntu 22.04; see
+     * `nginxRejectsHandshake`), which cannot refuse a TLS handshake: a
+     * self-signed certificate naming no host that the default server
+     * presents to a client asking for another name, before it closes the
+     * connection. Default none: the handshake is refused (`ssl_reject_handshake`).
+     */
+    unknownNameCertificate?: { certificate: string; key: string };
+    /**
+     * More names port 80 answers ACME HTTP-01 challenges for (a certificate
+     * of another service validated through this nginx's webroot). Default
+     * none: the certificate's names only.
+     */
+    challengeNames?: string[];
 }
 
 /** A double-quoted nginx string (no variables are meant inside: `$` is only used in regexes, where nginx does not expand it). */
@@ -31,11 +55,19 @@ function q(text: string): string {
 
 const indent = (lines: string[], by = "    ") => lines.map((l) => (l === "" ? l : by + l));
 
-/** TLS as Mozilla's "intermediate" profile has it: TLS 1.2 and 1.3, forward-secret AEAD ciphers. */
-function tlsLines(tls: NginxSite["tls"]): string[] {
+/** The certificate lines. */
+function certificateLines(tls: { certificate: string; key: string }): string[] {
+    return [`ssl_certificate ${tls.certificate};`, `ssl_certificate_key ${tls.key};`];
+}
+
+/**
+ * TLS as Mozilla's "intermediate" profile has it: TLS 1.2 and 1.3,
+ * forward-secret AEAD ciphers. The default server has them too: nginx
+ * negotiates the protocol with the default server's settings, before the
+ * name is known.
+ */
+function tlsPolicyLines(): string[] {
     return [
-        `ssl_certificate ${tls.certificate};`,
-        `ssl_certificate_key ${tls.key};`,
         "ssl_protocols TLSv1.2 TLSv1.3;",
         "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
         "ssl_prefer_server_ciphers off;",
@@ -53,6 +85,11 @@ const CORS = "add_header Access-Control-Allow-Origin $pm_cors always;";
 function listen(site: NginxSite, ports: number[], extra = ""): string[] {
     const addresses = site.proxy.listenAddresses.length ? site.proxy.listenAddresses.map((a) => (a.includes(":") ? `[${a}]:` : `${a}:`)) : ["", "[::]:"];
     return ports.flatMap((p) => addresses.map((a) => `listen ${a}${p}${extra};`));
+}
+
+/** The certificate and TLS settings of a named server. */
+function tlsLines(tls: NginxSite["tls"]): string[] {
+    return [...certificateLines(tls), ...tlsPolicyLines()];
 }
 
 /** The well-known documents (JSON; their CORS header comes from the server's `$pm_cors`). */
@@ -95,7 +132,52 @@ function proxyTo(upstream: string): string {
 /** A route of the table: its upstream, or a map on the method when reads and writes go to different processes. */
 function routeLocation(site: NginxSite, l: ProxyLocation): string[] {
     const target = l.byMethod.length ? `proxy_pass http://$pm_route_${l.id};` : proxyTo(l.upstream);
-    return [`location ~ ${q(l.pattern)} {`, ...indent([...(l.admin ? adminAccess(site) : []), target]), "}"];
+    const timeout = l.longPoll ? [`proxy_read_timeout ${LONG_POLL_TIMEOUT};`] : [];
+    return [`location ~ ${q(l.pattern)} {`, ...indent([...(l.admin ? adminAccess(site) : []), ...timeout, target]), "}"];
+}
+
+const RATE_LIMIT_ZONES: readonly RateLimitZone[] = ["login", "registration"];
+
+/** The zones that limit something (a zone set to `false` is left out). */
+function rateLimits(site: NginxSite): [RateLimitZone, RateLimit][] {
+    return RATE_LIMIT_ZONES.flatMap((z) => {
+        const limit = site.proxy.rateLimits[z];
+        return limit ? [[z, limit] as [RateLimitZone, RateLimit]] : [];
+    });
+}
+
+/**
+ * Per zone, a key that is the client's address for the limited requests and
+ * empty for every other (nginx counts no request with an empty key), and
+ * the zone itself. Keyed on method and normalized URI, so the limit holds
+ * whichever location (and upstream) serves the request.
+ */
+function rateLimitZones(site: NginxSite): string[] {
+    return rateLimits(site).flatMap(([zone, limit]) => [
+        `map "$request_method $uri" $pm_limit_${zone} {`,
+        ...indent([
+            'default "";',
+            ...RATE_LIMITED.filter((r) => r.zone === zone).map((r) => `${q(`~^${r.method} ${r.pattern.slice(1)}`)} $binary_remote_addr;`),
+        ]),
+        "}",
+        `limit_req_zone $pm_limit_${zone} zone=pm_${zone}:10m rate=${limit.perMinute}r/m;`,
+    ]);
+}
+
+/** Server-level limits (every location inherits them: none has its own) and their answer, as Synapse's own limit answers. */
+function rateLimitLines(site: NginxSite): string[] {
+    const limits = rateLimits(site);
+    if (!limits.length) return [];
+    return [
+        ...limits.map(([zone, limit]) => `limit_req zone=pm_${zone} burst=${limit.burst} nodelay;`),
+        "limit_req_status 429;",
+        "limit_req_log_level warn;",
+        "error_page 429 @pm_limited;",
+        ...location("@pm_limited", [
+            "default_type application/json;",
+            `return 429 '${JSON.stringify({ errcode: "M_LIMIT_EXCEEDED", error: "Too many requests from this address; try again later" })}';`,
+        ]),
+    ];
 }
 
 function methodMaps(locations: ProxyLocation[]): string[] {
@@ -145,9 +227,6 @@ const PROXY_HEADERS = [
     "proxy_set_header Host $host:$server_port;",
     "proxy_set_header X-Forwarded-For $remote_addr;",
     "proxy_set_header X-Forwarded-Proto $scheme;",
-    // Long-polling /sync holds a request up to its timeout (clients ask for 30 s); leave room.
-    "proxy_read_timeout 600s;",
-    "proxy_send_timeout 600s;",
 ];
 
 /** A `location` block. */
@@ -177,9 +256,10 @@ function homeserverServer(site: NginxSite, locations: ProxyLocation[]): string[]
         "gzip off;",
         `client_max_body_size ${p.clientMaxBodySize};`,
         ...PROXY_HEADERS,
+        ...rateLimitLines(site),
         "",
         ...wellKnownLocations(site, wellKnownHere),
-        ...(locations.length ? ["# Worker routes first: nginx takes the first matching regex location."] : []),
+        ...(locations.length ? ["# The route table's locations first (workers, long polls): nginx takes the first matching regex location."] : []),
         ...locations.flatMap((l) => [`# ${l.group}`, ...routeLocation(site, l)]),
         ...location("/_synapse/admin", [...adminAccess(site), proxyTo(MAIN_UPSTREAM)]),
         ...location("/_matrix", [proxyTo(MAIN_UPSTREAM)]),
@@ -221,12 +301,35 @@ function elementServer(site: NginxSite, e: ElementSite): string[] {
     ]);
 }
 
-/** Port 80: ACME HTTP-01 challenges for every name, everything else redirected to HTTPS. */
+/** Port 80 for our names: ACME HTTP-01 challenges, everything else redirected to HTTPS. */
 function httpServer(site: NginxSite): string[] {
-    return server("Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.", listen(site, [80], " default_server"), "_", [
+    const names = [...new Set([...site.proxy.certificateNames, ...(site.challengeNames ?? [])])];
+    return server("Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.", listen(site, [80]), names.join(" "), [
         ...location("^~ /.well-known/acme-challenge/", [`root ${site.proxy.acme.webroot};`, "default_type text/plain;"]),
         ...location("/", ["return 301 https://$host$request_uri;"]),
     ]);
+}
+
+/**
+ * The default servers: a request for a name nginx does not serve (a
+ * scanner's, an IP address, a name someone else points here) gets no
+ * answer. Port 80 closes the connection (444); 443 (and 8448) refuse the
+ * TLS handshake, so no certificate (and none of its names) is shown; an
+ * nginx that cannot (see `unknownNameCertificate`) shows a certificate
+ * naming no host, then closes.
+ */
+function defaultServers(site: NginxSite): string[] {
+    const p = site.proxy;
+    const tlsPorts = [443, ...(p.federationPort === 8448 ? [8448] : [])];
+    const refuse = site.unknownNameCertificate ? [...certificateLines(site.unknownNameCertificate), "return 444;"] : ["ssl_reject_handshake on;"];
+    return [
+        ...server("Any other name on port 80: the connection is closed without an answer.", listen(site, [80], " default_server"), "_", ["return 444;"]),
+        "",
+        ...server(`Any other name (or none) on ${tlsPorts.join(" and ")}: no certificate, no answer.`, listen(site, tlsPorts, " ssl default_server"), "_", [
+            ...tlsPolicyLines(),
+            ...refuse,
+        ]),
+    ];
 }
 
 /** The whole site file. */
@@ -241,6 +344,9 @@ export function renderNginxConf(site: NginxSite): string {
         ...upstreams(site, proxyUpstreams(locations, site.workers)),
         ...methodMaps(locations),
         ...headerMaps(site),
+        ...rateLimitZones(site),
+        "",
+        ...defaultServers(site),
         "",
         ...httpServer(site),
         "",

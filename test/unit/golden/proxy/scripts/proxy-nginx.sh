@@ -48,12 +48,50 @@ map $uri $pm_element_cache {
     default "";
     "~^/(config.*\.json|index\.html|i18n/.*)?$" "no-cache";
 }
+map "$request_method $uri" $pm_limit_login {
+    default "";
+    "~^POST /_matrix/client/(api/v1|r0|v3|unstable)/login$" $binary_remote_addr;
+    "~^POST /_matrix/client/(r0|v3|unstable)/account/password$" $binary_remote_addr;
+    "~^POST /_synapse/admin/v1/register$" $binary_remote_addr;
+}
+limit_req_zone $pm_limit_login zone=pm_login:10m rate=30r/m;
+map "$request_method $uri" $pm_limit_registration {
+    default "";
+    "~^POST /_matrix/client/(r0|v3|unstable)/register$" $binary_remote_addr;
+    "~^POST /_matrix/client/(r0|v3|unstable)/(register|account/password|account/3pid)/(email|msisdn)/requestToken$" $binary_remote_addr;
+    "~^GET /_matrix/client/v1/register/m.login.registration_token/validity$" $binary_remote_addr;
+}
+limit_req_zone $pm_limit_registration zone=pm_registration:10m rate=10r/m;
 
-# Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.
+# Any other name on port 80: the connection is closed without an answer.
 server {
     listen 80 default_server;
     listen [::]:80 default_server;
     server_name _;
+    return 444;
+}
+
+# Any other name (or none) on 443 and 8448: no certificate, no answer.
+server {
+    listen 443 ssl default_server;
+    listen [::]:443 ssl default_server;
+    listen 8448 ssl default_server;
+    listen [::]:8448 ssl default_server;
+    server_name _;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers off;
+    ssl_session_timeout 1d;
+    ssl_session_cache shared:pulumi_matrix_tls:10m;
+    ssl_session_tickets off;
+    ssl_reject_handshake on;
+}
+
+# Port 80: ACME challenges (certbot's webroot), everything else to HTTPS.
+server {
+    listen 80;
+    listen [::]:80;
+    server_name matrix.example.com example.com element.example.com;
     location ^~ /.well-known/acme-challenge/ {
         root /var/www/pulumi-matrix-acme;
         default_type text/plain;
@@ -87,14 +125,21 @@ server {
     proxy_set_header Host $host:$server_port;
     proxy_set_header X-Forwarded-For $remote_addr;
     proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_read_timeout 600s;
-    proxy_send_timeout 600s;
+    limit_req zone=pm_login burst=10 nodelay;
+    limit_req zone=pm_registration burst=5 nodelay;
+    limit_req_status 429;
+    limit_req_log_level warn;
+    error_page 429 @pm_limited;
+    location @pm_limited {
+        default_type application/json;
+        return 429 '{"errcode":"M_LIMIT_EXCEEDED","error":"Too many requests from this address; try again later"}';
+    }
 
     location = /.well-known/matrix/client {
         default_type application/json;
         return 200 '{"m.homeserver":{"base_url":"https://matrix.example.com"}}';
     }
-    # Worker routes first: nginx takes the first matching regex location.
+    # The route table's locations first (workers, long polls): nginx takes the first matching regex location.
     # typing stream
     location ~ "^/_matrix/client/(api/v1|r0|v3|unstable)/rooms/.*/typing" {
         proxy_pass http://pm_typing;
@@ -152,6 +197,31 @@ server {
         allow 2001:db8::/48;
         deny all;
         proxy_pass http://pm_media_repository;
+    }
+    # sync
+    location ~ "^/_matrix/client/(r0|v3)/sync$" {
+        proxy_read_timeout 600s;
+        proxy_pass http://pm_main;
+    }
+    # sync
+    location ~ "^/_matrix/client/(api/v1|r0|v3)/events$" {
+        proxy_read_timeout 600s;
+        proxy_pass http://pm_main;
+    }
+    # sync
+    location ~ "^/_matrix/client/(api/v1|r0|v3)/initialSync$" {
+        proxy_read_timeout 600s;
+        proxy_pass http://pm_main;
+    }
+    # sync
+    location ~ "^/_matrix/client/(api/v1|r0|v3)/rooms/[^/]+/initialSync$" {
+        proxy_read_timeout 600s;
+        proxy_pass http://pm_main;
+    }
+    # sync
+    location ~ "^/_matrix/client/unstable/org.matrix.simplified_msc3575/.*" {
+        proxy_read_timeout 600s;
+        proxy_pass http://pm_main;
     }
     # inbound federation transactions
     location ~ "^/_matrix/federation/v1/send/" {
@@ -349,7 +419,7 @@ elif ! systemctl is-active -q nginx.service; then
 fi
 pm_ok=0
 for i in $(seq 1 60); do
-    if curl -s -o /dev/null -m 2 http://127.0.0.1/; then pm_ok=1; break; fi
+    if curl -s -o /dev/null -m 2 -H 'Host: matrix.example.com' http://127.0.0.1/; then pm_ok=1; break; fi
     if [ "$(systemctl show -p ActiveState --value nginx.service)" = failed ]; then break; fi
     sleep 1
 done

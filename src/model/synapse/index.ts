@@ -14,6 +14,7 @@ import {
     isWildcardAddress,
     parseSize,
 } from "../validate";
+import { SYNAPSE_CONSTRAINTS } from "./constraints";
 import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 import { extraConfigSecretErrors } from "./secrets";
 
@@ -21,6 +22,17 @@ import { extraConfigSecretErrors } from "./secrets";
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
 
 export type { InstallMethod } from "./install";
+
+/**
+ * The requirements file with hashes the pip method installs `version` from:
+ * matrix-synapse and every dependency pinned, each with the hash of every
+ * file PyPI has of it (src/model/synapse/constraints/, made by `npm run
+ * synapse:constraints -- <version>`). Undefined for a release the library
+ * has none of; the pip method refuses it.
+ */
+export function synapseRequirements(version: string): string | undefined {
+    return Object.prototype.hasOwnProperty.call(SYNAPSE_CONSTRAINTS, version) ? SYNAPSE_CONSTRAINTS[version] : undefined;
+}
 
 /** The extras the pip method installs: the Debian package carries the same features. */
 export const SYNAPSE_PIP_EXTRAS = "postgres,redis,url-preview";
@@ -504,6 +516,13 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION} or 1.164.0rc1: MAJOR.MINOR.PATCH with an optional rcN, as Synapse tags its releases (no leading v)`,
     );
     validateInstall(c, s, s.serverName);
+    if (s.installMethod === "pip" && typeof s.version === "string" && isVersion(s.version))
+        c.check(
+            "version",
+            s.version,
+            synapseRequirements(s.version) !== undefined,
+            `installMethod "pip" installs only a release whose dependencies this library pins with hashes (every package and file verified): ${Object.keys(SYNAPSE_CONSTRAINTS).join(", ")}; set one of them, or use installMethod "apt" (matrix.org's package, which pins its own)`,
+        );
     c.port("httpPort", s.httpPort);
     for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
     c.port("metrics.port", s.metrics.port);

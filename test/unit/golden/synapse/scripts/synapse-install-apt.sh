@@ -32,13 +32,27 @@ pm_key_problem() {
         *) echo "its key $2 has no signing key that is valid now (expired or revoked)" ;;
     esac
 }
+pm_policy_restore() {
+    if [ -e /usr/sbin/policy-rc.d ] && ! head -n 2 /usr/sbin/policy-rc.d | grep -q '^# pulumi-matrix'; then return 0; fi
+    if [ -e /usr/sbin/policy-rc.d.pulumi-matrix-saved ]; then mv -f /usr/sbin/policy-rc.d.pulumi-matrix-saved /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+}
+( flock -w 1800 9; pm_policy_restore ) 9>/var/lib/pulumi-matrix/apt.lock
 pm_apt_install_quietly() (
     flock -w 1800 9
-    pm_policy=/usr/sbin/policy-rc.d
-    if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi
-    trap 'rm -f "${pm_log:-}"; if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi' EXIT
-    printf '#!/bin/sh\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\nexit 101\n' >"$pm_policy"
-    chmod 0755 "$pm_policy"
+    pm_policy_restore
+    if [ -e /usr/sbin/policy-rc.d ]; then mv -f /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.pulumi-matrix-saved; fi
+    trap 'rm -f "${pm_log:-}"; pm_policy_restore' EXIT
+cat >/usr/sbin/policy-rc.d <<'PM_EOF'
+#!/bin/sh
+# pulumi-matrix: refuses only Synapse's starts while pulumi-matrix installs it (it starts Synapse itself)
+case "${1:-}" in --quiet) pm_unit=${2:-} ;; *) pm_unit=${1:-} ;; esac
+case "$pm_unit" in
+    matrix-synapse | matrix-synapse.service | matrix-synapse.target | matrix-synapse-worker@*) exit 101 ;;
+esac
+if [ -x /usr/sbin/policy-rc.d.pulumi-matrix-saved ]; then exec /usr/sbin/policy-rc.d.pulumi-matrix-saved "$@"; fi
+exit 0
+PM_EOF
+    chmod 0755 /usr/sbin/policy-rc.d
     pm_log=$(mktemp)
     if ! apt-get -o DPkg::Lock::Timeout=600 install "$@" >"$pm_log"; then cat "$pm_log" >&2; echo "apt-get install $* failed: apt's output is above" >&2; exit 1; fi
 ) 9>/var/lib/pulumi-matrix/apt.lock

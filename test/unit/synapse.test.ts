@@ -24,6 +24,7 @@ import {
 } from "../../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../../src/render/synapse/signingKey";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
+import { renderWorkerUnit } from "../../src/render/workers";
 import { golden } from "../support/golden";
 import { GOLDEN_PEERS, goldenOs, goldenSynapseSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
@@ -47,7 +48,15 @@ describe("bad input is refused before anything touches a VM", () => {
 
     it("versions", () => {
         rejects(synapse({ version: "latest" }), "version", '"latest"', /Synapse release such as 1\.163\.2/);
-        assert.doesNotThrow(synapse({ version: "1.164.0rc1" }));
+        assert.doesNotThrow(synapse({ version: "1.164.0rc1", installMethod: "apt" }));
+        // pip installs only a release whose dependencies are pinned with hashes in src/model/synapse/constraints/.
+        assert.doesNotThrow(synapse({ version: "1.163.1" }));
+        rejects(
+            synapse({ version: "1.164.0rc1" }),
+            "version",
+            '"1.164.0rc1"',
+            /installMethod "pip" installs only a release whose dependencies .*pins with hashes .*: 1\.163\.1, 1\.163\.2; set one of them, or use installMethod "apt"/,
+        );
     });
 
     it("sizes", () => {
@@ -207,7 +216,7 @@ describe("what a change re-runs", () => {
     });
 
     it("a new Synapse version: the install and config commands", async () => {
-        assert.deepEqual(changed(await run(), await run({ version: "1.164.0" })).sort(), ["prod-synapse-config", "prod-synapse-install"]);
+        assert.deepEqual(changed(await run(), await run({ version: "1.163.1" })).sort(), ["prod-synapse-config", "prod-synapse-install"]);
     });
 });
 
@@ -420,4 +429,37 @@ describe("blocked address ranges: URL previews and outbound requests (issue 19, 
         rejects(synapse({ ipRangeBlacklist: [" "] }), "ipRangeBlacklist", '" "', /CIDR networks/);
         rejects(synapse({ ipRangeBlacklist: "10.0.0.0/8" as unknown as string[] }), "ipRangeBlacklist", '"10.0.0.0/8"', /as a list/);
     });
+});
+
+describe("the sandbox of every Synapse unit, main and workers (issue 19, Synapse's hardened override)", () => {
+    const s = () => resolveSynapseSettings("S", { serverName: "example.com" });
+    const HARDENED = [
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "NoNewPrivileges=true",
+        "PrivateDevices=true",
+        "PrivateUsers=true",
+        "ProtectKernelLogs=true",
+        "ProtectClock=true",
+        "ProtectHostname=true",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=true",
+        "RestrictSUIDSGID=true",
+        "LockPersonality=true",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources @obsolete",
+    ];
+    for (const [name, unit] of [
+        ["matrix-synapse.service", () => renderSynapseMainUnit(s())],
+        ["matrix-synapse-worker@.service", () => renderWorkerUnit(s())],
+    ] as const)
+        it(name, () => {
+            const lines = unit().split("\n");
+            for (const l of HARDENED) assert.ok(lines.includes(l), `${name}: ${l}`);
+            // Python needs writable, executable memory (ctypes/cffi callbacks): never denied.
+            assert.ok(!lines.some((l) => l.startsWith("MemoryDenyWriteExecute=true")));
+        });
 });

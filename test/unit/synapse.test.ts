@@ -7,11 +7,12 @@ import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { readStackConfig } from "../../src/config/read";
+import { ConfigError } from "../../src/model/errors";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { BLOCKED_IP_RANGES, resolveSynapseSettings, SynapseOptions, synapseWarnings } from "../../src/model/synapse";
+import { BLOCKED_IP_RANGES, resolveSynapseSettings, secretFilePath, SynapseOptions, synapseWarnings } from "../../src/model/synapse";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/synapse/install";
 import { isCidr } from "../../src/model/validate";
-import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapsePeerSecrets, synapseSecretsScript } from "../../src/provision/synapse";
 import {
     emailSecretFile,
     homeserverConfig,
@@ -462,4 +463,20 @@ describe("the sandbox of every Synapse unit, main and workers (issue 19, Synapse
             // Python needs writable, executable memory (ctypes/cffi callbacks): never denied.
             assert.ok(!lines.some((l) => l.startsWith("MemoryDenyWriteExecute=true")));
         });
+});
+
+describe("secret file names: one plain name inside secrets/ or conf.d/ (issue 19, secretFiles names)", () => {
+    const s = () => resolveSynapseSettings("S", { serverName: "example.com" });
+    for (const name of ["../../cron.d/x", "a/b", "..", ".", ".hidden", "", "x y", "name\n", "ä", "a".repeat(129)])
+        it(`${JSON.stringify(name.slice(0, 20))} is refused before any script is made`, () => {
+            assert.throws(
+                () => synapsePeerSecrets(s(), "peer-secrets", [{ name, kind: "secret", content: "x" }], []),
+                (e: unknown) => e instanceof ConfigError && e.setting === "name" && /plain file name of letters, digits and \._-/.test(e.message),
+            );
+        });
+    it("the library's own names pass; a conf.d fragment must end in .yaml", () => {
+        assert.equal(secretFilePath(s().paths, { name: "turn_shared_secret", kind: "secret" }), "/etc/matrix-synapse/secrets/turn_shared_secret");
+        assert.equal(secretFilePath(s().paths, { name: "50-email-secret.yaml", kind: "fragment" }), "/etc/matrix-synapse/conf.d/50-email-secret.yaml");
+        assert.throws(() => secretFilePath(s().paths, { name: "50-email", kind: "fragment" }), /ending in \.yaml/);
+    });
 });

@@ -148,7 +148,7 @@ export interface SynapseOptions extends InstallOptions {
     version?: string;
     /** Port of the client/federation listener on loopback, behind the reverse proxy. Default 8008. */
     httpPort?: number;
-    /** Addresses the client/federation listener binds. Default `["127.0.0.1"]`. */
+    /** Addresses the client/federation listener binds; never 0.0.0.0 or :: (it trusts X-Forwarded-For from whoever connects). Default `["127.0.0.1"]`. */
     httpBindAddresses?: string[];
     /** Prometheus metrics listener on loopback. Default enabled on 127.0.0.1:9000. */
     metrics?: { enabled?: boolean; port?: number; bindAddress?: string };
@@ -327,8 +327,28 @@ export interface SynapseSecretFile {
     access?: "group" | "user";
 }
 
-/** Where a secret file is written. */
+/** A secret file's name: one path component of letters, digits and `._-`, not starting with a dot (no `/`, no `..`, no hidden file). */
+export function isSecretFileName(name: unknown): name is string {
+    return typeof name === "string" && /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(name);
+}
+
+/**
+ * Where a secret file is written. The name is checked here, where every
+ * writer's path is made: a name with `/` or `..` would write (as root)
+ * outside Synapse's secrets/ or conf.d/ directory; a conf.d fragment must end
+ * in `.yaml`, the only files Synapse reads there.
+ */
 export function secretFilePath(paths: SynapsePaths, f: Pick<SynapseSecretFile, "name" | "kind">): string {
+    if (!isSecretFileName(f.name))
+        throw new ConfigError(
+            "SynapseSecretFile",
+            "name",
+            f.name,
+            "expected a plain file name of letters, digits and ._- (not starting with a dot; no / and no ..), such as turn_shared_secret",
+        );
+    if (f.kind === "fragment" && !f.name.endsWith(".yaml"))
+        throw new ConfigError("SynapseSecretFile", "name", f.name, "expected a conf.d fragment's name ending in .yaml, such as 50-email-secret.yaml");
+    if (f.kind !== "secret" && f.kind !== "fragment") throw new ConfigError("SynapseSecretFile", "kind", f.kind, 'expected "secret" or "fragment"');
     return `${paths.configDir}/${f.kind === "secret" ? SECRETS_DIR : "conf.d"}/${f.name}`;
 }
 
@@ -524,7 +544,16 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
             `installMethod "pip" installs only a release whose dependencies this library pins with hashes (every package and file verified): ${Object.keys(SYNAPSE_CONSTRAINTS).join(", ")}; set one of them, or use installMethod "apt" (matrix.org's package, which pins its own)`,
         );
     c.port("httpPort", s.httpPort);
-    for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
+    for (const a of s.httpBindAddresses) {
+        c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
+        // The listener trusts X-Forwarded-For (x_forwarded: true): on every address, any client could claim any source address.
+        c.check(
+            "httpBindAddresses",
+            a,
+            !isWildcardAddress(a),
+            "expected the addresses the reverse proxy connects to, such as 127.0.0.1 or a private address: this listener trusts the X-Forwarded-For header (x_forwarded), so bound to every address any client could forge its source address (in logs, rate limits and IP bans)",
+        );
+    }
     c.port("metrics.port", s.metrics.port);
     c.check(
         "metrics.bindAddress",

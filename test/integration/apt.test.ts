@@ -313,6 +313,69 @@ describe("installMethod apt against a real apt repository (real apt and dpkg in 
             assert.deepEqual(root.synapsePids(), [], "the package's start was refused again");
         });
 
+        it("while the package installs only Synapse's start is refused: other services follow the host's own policy-rc.d, put back afterwards", async function () {
+            // The host's own policy: it refuses one unit of its own and allows the rest.
+            const hostPolicy = '#!/bin/sh\n# the host\'s own policy\ncase "$1" in hostblocked.service) exit 101 ;; esac\nexit 0\n';
+            fs.writeFileSync(root.path("usr/sbin/policy-rc.d"), hostPolicy, { mode: 0o755 });
+            // apt runs this hook right before dpkg, while the library's policy-rc.d is in place: it asks the policy as
+            // deb-systemd-invoke (a unit) and invoke-rc.d (--quiet, a script name) do.
+            const asks = ["other.service start", "hostblocked.service start", "matrix-synapse.service start", "--quiet matrix-synapse start"];
+            const hook = `#!/bin/sh\n${asks.map((a) => `/usr/sbin/policy-rc.d ${a}; echo "${a}=$?" >>/run/policy-seen`).join("\n")}\n`;
+            fs.writeFileSync(root.path("usr/local/sbin/policy-seen"), hook, { mode: 0o755 });
+            fs.writeFileSync(root.path("etc/apt/apt.conf.d/99policy-seen"), 'DPkg::Pre-Invoke { "/usr/local/sbin/policy-seen"; };\n');
+            fs.rmSync(root.path("run/policy-seen"), { force: true });
+            try {
+                await root.exec(["systemctl", "stop", "matrix-synapse.target"]);
+                await root.exec([
+                    "sh",
+                    "-c",
+                    "apt-mark unhold matrix-synapse-py3 >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get remove -y -q matrix-synapse-py3 >/dev/null",
+                ]);
+                fs.rmSync(root.path("run/policy-seen"), { force: true });
+                const r = await install(settings({ version: V2 }));
+                ok(r, "the install script");
+                assert.equal(await dpkgStatus(), `installed ${deb(V2)}`);
+                assert.deepEqual(fs.readFileSync(root.path("run/policy-seen"), "utf8").trim().split("\n"), [
+                    "other.service start=0",
+                    "hostblocked.service start=101",
+                    "matrix-synapse.service start=101",
+                    "--quiet matrix-synapse start=101",
+                ]);
+                assert.deepEqual(root.synapsePids(), [], "the package's start of Synapse was refused");
+                assert.equal(fs.readFileSync(root.path("usr/sbin/policy-rc.d"), "utf8"), hostPolicy, "the host's own policy-rc.d is back");
+                assert.ok(!fs.existsSync(root.path("usr/sbin/policy-rc.d.pulumi-matrix-saved")));
+            } finally {
+                fs.rmSync(root.path("etc/apt/apt.conf.d/99policy-seen"), { force: true });
+                fs.rmSync(root.path("usr/sbin/policy-rc.d"), { force: true });
+            }
+        });
+
+        it("a policy-rc.d a killed run left behind (it refused every service) is removed by the next run, and the host's own put back", async function () {
+            // What a run killed during the install left: the library's old policy (exit 101 for every service), the host's aside.
+            const hostPolicy = "#!/bin/sh\n# the host's own policy\nexit 0\n";
+            fs.writeFileSync(root.path("usr/sbin/policy-rc.d"), "#!/bin/sh\n# pulumi-matrix: no service starts while Synapse is installed\nexit 101\n", {
+                mode: 0o755,
+            });
+            fs.writeFileSync(root.path("usr/sbin/policy-rc.d.pulumi-matrix-saved"), hostPolicy, { mode: 0o755 });
+            try {
+                const r = await install(settings({ version: V2 }));
+                ok(r, "the install script");
+                assert.doesNotMatch(r.stdout, /installed/, "nothing to install: the stale policy goes anyway");
+                assert.equal(fs.readFileSync(root.path("usr/sbin/policy-rc.d"), "utf8"), hostPolicy);
+                assert.ok(!fs.existsSync(root.path("usr/sbin/policy-rc.d.pulumi-matrix-saved")));
+                // Without a saved policy, the stale one is simply removed; a policy-rc.d that is not the library's stays.
+                fs.writeFileSync(root.path("usr/sbin/policy-rc.d"), "#!/bin/sh\n# pulumi-matrix: left behind\nexit 101\n", { mode: 0o755 });
+                ok(await install(settings({ version: V2 })), "the install script");
+                assert.ok(!fs.existsSync(root.path("usr/sbin/policy-rc.d")));
+                fs.writeFileSync(root.path("usr/sbin/policy-rc.d"), hostPolicy, { mode: 0o755 });
+                ok(await install(settings({ version: V2 })), "the install script");
+                assert.equal(fs.readFileSync(root.path("usr/sbin/policy-rc.d"), "utf8"), hostPolicy);
+            } finally {
+                fs.rmSync(root.path("usr/sbin/policy-rc.d"), { force: true });
+                fs.rmSync(root.path("usr/sbin/policy-rc.d.pulumi-matrix-saved"), { force: true });
+            }
+        });
+
         it("a newer keyring package in the index is installed on the next run (it brings renewed keys)", async function () {
             const newer = await buildKeyringPackage("2026.06.01", key.keyring, path.dirname(keyringDeb));
             await repo.publish([debs[V2], newer], key);

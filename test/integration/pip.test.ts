@@ -10,8 +10,9 @@ import * as fs from "node:fs";
 
 import { OsInfo } from "../../src/model/host";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { resolveSynapseSettings, SynapseOptions, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { resolveSynapseSettings, SynapseOptions, SynapsePeers, synapseRequirements, SynapseSettings } from "../../src/model/synapse";
 import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { synapseRequirementsPath } from "../../src/provision/synapse/install";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -91,6 +92,26 @@ describe("installMethod pip, for real: wheels from PyPI and Debian's psycopg2, n
         it("installs exactly the pinned release, as Synapse itself reports it", async function () {
             assert.match(result.stdout, new RegExp(`^Synapse ${V1.replace(/\./g, "\\.")} installed from PyPI into ${VENV}$`, "m"));
             assert.equal(await py("import synapse; print(synapse.__version__)"), V1);
+        });
+
+        it("exactly the packages of the release's requirements file with hashes, kept on the host (nothing resolved beyond it)", async function () {
+            const path = synapseRequirementsPath(settings());
+            const shipped = fs.readFileSync(root.path(path.slice(1)), "utf8");
+            assert.equal(shipped, synapseRequirements(V1));
+            // The entries for the root's Python (3.11): name==version, markers evaluated as pip does.
+            const wanted = shipped
+                .replace(/\\\n\s*--hash=sha256:[0-9a-f]{64}/g, "")
+                .split("\n")
+                .filter((l) => /^[a-z0-9-]+==/.test(l))
+                .filter((l) => !l.includes(";") || l.includes('python_version == "3.11"'))
+                .map((l) => l.split(" ")[0])
+                .sort();
+            const norm = (l: string) => l.toLowerCase().replace(/[_.]+(?=[^=]*==)/g, "-");
+            const frozen = (await inRoot(`cd / && ${VENV}/bin/pip freeze --local --all --disable-pip-version-check | grep -v '^pip=='`))
+                .split("\n")
+                .map(norm)
+                .sort();
+            assert.deepEqual(frozen, wanted);
         });
 
         it("psycopg2 is Debian's; every other dependency is the virtualenv's own, even where Debian has one (PyYAML)", async function () {

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapseOptions, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
-import { synapseRecords } from "../../src/provision/synapse/records";
+import { DIGEST_KEY_FILE, synapseRecords } from "../../src/provision/synapse/records";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { SigningKey, signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -188,7 +188,9 @@ describe("deploying again to a host that keeps its data (destroy, then up)", fun
         it("creates the admin and records the password it set", async function () {
             assert.match(await admin(p1), /admin user @admin:matrix.test created/);
             const rec = synapseRecords(settings.paths).adminPassword;
-            assert.equal(fs.readFileSync(rec, "utf8"), `@admin:matrix.test ${crypto.createHash("sha256").update(p1).digest("hex")}\n`);
+            // A keyed digest (issue 19): HMAC-SHA256 with the host's own key, not the password's plain sha256.
+            const key = fs.readFileSync(DIGEST_KEY_FILE, "utf8").trim();
+            assert.equal(fs.readFileSync(rec, "utf8"), `@admin:matrix.test ${crypto.createHmac("sha256", key).update(p1).digest("hex")}\n`);
             assert.equal((fs.statSync(rec).mode & 0o777).toString(8), "600");
             assert.ok(await logsIn(p1));
         });

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { DIGEST_KEY_FILE, synapseRecords } from "../../src/provision/synapse/records";
 import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { emailSecretFile, pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -147,6 +148,40 @@ describe("Synapse as the library configures it", function () {
         assert.deepEqual(Object.keys(body.verify_keys), [`ed25519:${key.keyId}`]);
         const users = await pg.psql("SELECT count(*) FROM users", { db: "synapse" });
         assert.equal(users, "2");
+    });
+
+    it("a new adminPassword for an existing admin: the password changes and every earlier session is logged out; the record is keyed", async function () {
+        const [pw1, pw2] = [random(), random()];
+        const admin = async (pw: string) => (await run("bash", ["-s"], { input: synapseAdminScript(settings, "admin2", pw) })).stdout;
+        assert.match(await admin(pw1), /admin user @admin2:matrix.test created/);
+        const old = await loginWithPassword(baseUrl, "admin2", pw1);
+        old.client.stopClient();
+        assert.equal((await whoami(baseUrl, old.accessToken)).user_id, "@admin2:matrix.test");
+
+        assert.match(await admin(pw2), /its password is now adminPassword, and its earlier sessions are logged out/);
+        const stale = await fetch(`${baseUrl}/_matrix/client/v3/account/whoami`, { headers: { Authorization: `Bearer ${old.accessToken}` } });
+        assert.equal(stale.status, 401, "the session made with the old password is gone");
+        // No device and no token of the account is left: the script's own login (with the new password) is logged out too.
+        const left = async (table: string) => pg.psql(`SELECT count(*) FROM ${table} WHERE user_id = '@admin2:matrix.test'`, { db: "synapse" });
+        assert.deepEqual([await left("devices"), await left("access_tokens")], ["0", "0"]);
+
+        // The record holds a keyed digest: not the password's plain sha256; the key is root's alone.
+        const r = synapseRecords(settings.paths);
+        const record = fs.readFileSync(r.adminPassword, "utf8").trim();
+        assert.match(record, /^@admin2:matrix\.test [0-9a-f]{64}$/);
+        assert.notEqual(record.split(" ")[1], crypto.createHash("sha256").update(pw2).digest("hex"));
+        const key = fs.readFileSync(DIGEST_KEY_FILE, "utf8").trim();
+        assert.match(key, /^[0-9a-f]{64}$/);
+        assert.equal(record.split(" ")[1], crypto.createHmac("sha256", key).update(pw2).digest("hex"));
+        assert.equal(fs.statSync(DIGEST_KEY_FILE).mode & 0o777, 0o600);
+
+        // An earlier release's unkeyed record is honoured once (no reset, no logout), then replaced by the keyed one.
+        fs.rmSync(r.adminPassword);
+        fs.writeFileSync(r.legacyAdminPassword, `@admin2:matrix.test ${crypto.createHash("sha256").update(pw2).digest("hex")}\n`);
+        assert.match(await admin(pw2), /already exists with the password pulumi-matrix set; left unchanged/);
+        assert.equal(fs.readFileSync(r.adminPassword, "utf8").trim(), record);
+        assert.ok(!fs.existsSync(r.legacyAdminPassword));
+        assert.equal(fs.readFileSync(DIGEST_KEY_FILE, "utf8").trim(), key, "the key is never made again");
     });
 
     it("logs no config warning and no deprecation", function () {

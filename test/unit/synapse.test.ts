@@ -7,11 +7,12 @@ import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { readStackConfig } from "../../src/config/read";
+import { ConfigError } from "../../src/model/errors";
 import { resolvePostgresSettings } from "../../src/model/postgres";
-import { BLOCKED_IP_RANGES, resolveSynapseSettings, SynapseOptions, synapseWarnings } from "../../src/model/synapse";
+import { BLOCKED_IP_RANGES, resolveSynapseSettings, secretFilePath, SynapseOptions, synapseWarnings } from "../../src/model/synapse";
 import { MATRIX_ORG_REPOSITORY } from "../../src/model/synapse/install";
 import { isCidr } from "../../src/model/validate";
-import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { synapseAdminScript, synapseConfigScript, synapseInstallScript, synapsePeerSecrets, synapseSecretsScript } from "../../src/provision/synapse";
 import {
     emailSecretFile,
     homeserverConfig,
@@ -24,6 +25,7 @@ import {
 } from "../../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../../src/render/synapse/signingKey";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
+import { renderWorkerUnit } from "../../src/render/workers";
 import { golden } from "../support/golden";
 import { GOLDEN_PEERS, goldenOs, goldenSynapseSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
@@ -47,7 +49,15 @@ describe("bad input is refused before anything touches a VM", () => {
 
     it("versions", () => {
         rejects(synapse({ version: "latest" }), "version", '"latest"', /Synapse release such as 1\.163\.2/);
-        assert.doesNotThrow(synapse({ version: "1.164.0rc1" }));
+        assert.doesNotThrow(synapse({ version: "1.164.0rc1", installMethod: "apt" }));
+        // pip installs only a release whose dependencies are pinned with hashes in src/model/synapse/constraints/.
+        assert.doesNotThrow(synapse({ version: "1.163.1" }));
+        rejects(
+            synapse({ version: "1.164.0rc1" }),
+            "version",
+            '"1.164.0rc1"',
+            /installMethod "pip" installs only a release whose dependencies .*pins with hashes .*: 1\.163\.1, 1\.163\.2; set one of them, or use installMethod "apt"/,
+        );
     });
 
     it("sizes", () => {
@@ -207,7 +217,7 @@ describe("what a change re-runs", () => {
     });
 
     it("a new Synapse version: the install and config commands", async () => {
-        assert.deepEqual(changed(await run(), await run({ version: "1.164.0" })).sort(), ["prod-synapse-config", "prod-synapse-install"]);
+        assert.deepEqual(changed(await run(), await run({ version: "1.163.1" })).sort(), ["prod-synapse-config", "prod-synapse-install"]);
     });
 });
 
@@ -419,5 +429,54 @@ describe("blocked address ranges: URL previews and outbound requests (issue 19, 
         rejects(synapse({ ipRangeBlacklist: ["intranet.example.com"] }), "ipRangeBlacklist", '"intranet.example.com"', /added to the built-in blocked ranges/);
         rejects(synapse({ ipRangeBlacklist: [" "] }), "ipRangeBlacklist", '" "', /CIDR networks/);
         rejects(synapse({ ipRangeBlacklist: "10.0.0.0/8" as unknown as string[] }), "ipRangeBlacklist", '"10.0.0.0/8"', /as a list/);
+    });
+});
+
+describe("the sandbox of every Synapse unit, main and workers (issue 19, Synapse's hardened override)", () => {
+    const s = () => resolveSynapseSettings("S", { serverName: "example.com" });
+    const HARDENED = [
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "NoNewPrivileges=true",
+        "PrivateDevices=true",
+        "PrivateUsers=true",
+        "ProtectKernelLogs=true",
+        "ProtectClock=true",
+        "ProtectHostname=true",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=true",
+        "RestrictSUIDSGID=true",
+        "LockPersonality=true",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources @obsolete",
+    ];
+    for (const [name, unit] of [
+        ["matrix-synapse.service", () => renderSynapseMainUnit(s())],
+        ["matrix-synapse-worker@.service", () => renderWorkerUnit(s())],
+    ] as const)
+        it(name, () => {
+            const lines = unit().split("\n");
+            for (const l of HARDENED) assert.ok(lines.includes(l), `${name}: ${l}`);
+            // Python needs writable, executable memory (ctypes/cffi callbacks): never denied.
+            assert.ok(!lines.some((l) => l.startsWith("MemoryDenyWriteExecute=true")));
+        });
+});
+
+describe("secret file names: one plain name inside secrets/ or conf.d/ (issue 19, secretFiles names)", () => {
+    const s = () => resolveSynapseSettings("S", { serverName: "example.com" });
+    for (const name of ["../../cron.d/x", "a/b", "..", ".", ".hidden", "", "x y", "name\n", "ä", "a".repeat(129)])
+        it(`${JSON.stringify(name.slice(0, 20))} is refused before any script is made`, () => {
+            assert.throws(
+                () => synapsePeerSecrets(s(), "peer-secrets", [{ name, kind: "secret", content: "x" }], []),
+                (e: unknown) => e instanceof ConfigError && e.setting === "name" && /plain file name of letters, digits and \._-/.test(e.message),
+            );
+        });
+    it("the library's own names pass; a conf.d fragment must end in .yaml", () => {
+        assert.equal(secretFilePath(s().paths, { name: "turn_shared_secret", kind: "secret" }), "/etc/matrix-synapse/secrets/turn_shared_secret");
+        assert.equal(secretFilePath(s().paths, { name: "50-email-secret.yaml", kind: "fragment" }), "/etc/matrix-synapse/conf.d/50-email-secret.yaml");
+        assert.throws(() => secretFilePath(s().paths, { name: "50-email", kind: "fragment" }), /ending in \.yaml/);
     });
 });

@@ -8,6 +8,7 @@ import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
+import { ConfigError } from "../../src/model/errors";
 import { resolveSynapseSettings, SynapseSettings } from "../../src/model/synapse";
 import {
     DEFAULT_WORKERS,
@@ -434,6 +435,31 @@ describe("the shared worker config", () => {
             ],
         );
         assert.deepEqual(workerFirewallRules(goldenWorkerPool(), 'Host "vm"', addr, 9093), []);
+    });
+});
+
+describe("a worker's request listener trusts X-Forwarded-For: never on every address (issue 19, bind addresses)", () => {
+    for (const wildcard of ["0.0.0.0", "::"])
+        it(`a pool host whose private address is ${wildcard} is refused, naming the host`, () => {
+            const peers = { ...GOLDEN_REMOTE_WORKER_PEERS, privateAddresses: { ...GOLDEN_REMOTE_WORKER_PEERS.privateAddresses, 'Host "w2"': wildcard } };
+            const r = goldenRemoteWorkerPool();
+            const reader = r.workers.find((w) => w.role === "federation_reader")!;
+            assert.throws(
+                () => workerConfig(r, reader, synapse(), peers),
+                (e: unknown) =>
+                    e instanceof ConfigError &&
+                    e.component === 'Host "w2"' &&
+                    e.setting === "privateAddress" &&
+                    /request listener binds it and trusts the X-Forwarded-For header/.test(e.message),
+            );
+        });
+    it("the main listener: httpBindAddresses 0.0.0.0 or :: is refused; a private address is not", () => {
+        for (const wildcard of ["0.0.0.0", "::"])
+            assert.throws(
+                () => resolveSynapseSettings("S", { serverName: "example.com", httpBindAddresses: ["127.0.0.1", wildcard] }),
+                /httpBindAddresses is "(0\.0\.0\.0|::)"; .*X-Forwarded-For/,
+            );
+        assert.doesNotThrow(() => resolveSynapseSettings("S", { serverName: "example.com", httpBindAddresses: ["127.0.0.1", "10.0.0.4"] }));
     });
 });
 

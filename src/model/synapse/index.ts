@@ -14,6 +14,7 @@ import {
     isWildcardAddress,
     parseSize,
 } from "../validate";
+import { SYNAPSE_CONSTRAINTS } from "./constraints";
 import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
 import { extraConfigSecretErrors } from "./secrets";
 
@@ -21,6 +22,17 @@ import { extraConfigSecretErrors } from "./secrets";
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
 
 export type { InstallMethod } from "./install";
+
+/**
+ * The requirements file with hashes the pip method installs `version` from:
+ * matrix-synapse and every dependency pinned, each with the hash of every
+ * file PyPI has of it (src/model/synapse/constraints/, made by `npm run
+ * synapse:constraints -- <version>`). Undefined for a release the library
+ * has none of; the pip method refuses it.
+ */
+export function synapseRequirements(version: string): string | undefined {
+    return Object.prototype.hasOwnProperty.call(SYNAPSE_CONSTRAINTS, version) ? SYNAPSE_CONSTRAINTS[version] : undefined;
+}
 
 /** The extras the pip method installs: the Debian package carries the same features. */
 export const SYNAPSE_PIP_EXTRAS = "postgres,redis,url-preview";
@@ -136,7 +148,7 @@ export interface SynapseOptions extends InstallOptions {
     version?: string;
     /** Port of the client/federation listener on loopback, behind the reverse proxy. Default 8008. */
     httpPort?: number;
-    /** Addresses the client/federation listener binds. Default `["127.0.0.1"]`. */
+    /** Addresses the client/federation listener binds; never 0.0.0.0 or :: (it trusts X-Forwarded-For from whoever connects). Default `["127.0.0.1"]`. */
     httpBindAddresses?: string[];
     /** Prometheus metrics listener on loopback. Default enabled on 127.0.0.1:9000. */
     metrics?: { enabled?: boolean; port?: number; bindAddress?: string };
@@ -315,8 +327,28 @@ export interface SynapseSecretFile {
     access?: "group" | "user";
 }
 
-/** Where a secret file is written. */
+/** A secret file's name: one path component of letters, digits and `._-`, not starting with a dot (no `/`, no `..`, no hidden file). */
+export function isSecretFileName(name: unknown): name is string {
+    return typeof name === "string" && /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(name);
+}
+
+/**
+ * Where a secret file is written. The name is checked here, where every
+ * writer's path is made: a name with `/` or `..` would write (as root)
+ * outside Synapse's secrets/ or conf.d/ directory; a conf.d fragment must end
+ * in `.yaml`, the only files Synapse reads there.
+ */
 export function secretFilePath(paths: SynapsePaths, f: Pick<SynapseSecretFile, "name" | "kind">): string {
+    if (!isSecretFileName(f.name))
+        throw new ConfigError(
+            "SynapseSecretFile",
+            "name",
+            f.name,
+            "expected a plain file name of letters, digits and ._- (not starting with a dot; no / and no ..), such as turn_shared_secret",
+        );
+    if (f.kind === "fragment" && !f.name.endsWith(".yaml"))
+        throw new ConfigError("SynapseSecretFile", "name", f.name, "expected a conf.d fragment's name ending in .yaml, such as 50-email-secret.yaml");
+    if (f.kind !== "secret" && f.kind !== "fragment") throw new ConfigError("SynapseSecretFile", "kind", f.kind, 'expected "secret" or "fragment"');
     return `${paths.configDir}/${f.kind === "secret" ? SECRETS_DIR : "conf.d"}/${f.name}`;
 }
 
@@ -504,8 +536,24 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION} or 1.164.0rc1: MAJOR.MINOR.PATCH with an optional rcN, as Synapse tags its releases (no leading v)`,
     );
     validateInstall(c, s, s.serverName);
+    if (s.installMethod === "pip" && typeof s.version === "string" && isVersion(s.version))
+        c.check(
+            "version",
+            s.version,
+            synapseRequirements(s.version) !== undefined,
+            `installMethod "pip" installs only a release whose dependencies this library pins with hashes (every package and file verified): ${Object.keys(SYNAPSE_CONSTRAINTS).join(", ")}; set one of them, or use installMethod "apt" (matrix.org's package, which pins its own)`,
+        );
     c.port("httpPort", s.httpPort);
-    for (const a of s.httpBindAddresses) c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
+    for (const a of s.httpBindAddresses) {
+        c.check("httpBindAddresses", a, isIpAddress(a), "expected IP addresses such as 127.0.0.1");
+        // The listener trusts X-Forwarded-For (x_forwarded: true): on every address, any client could claim any source address.
+        c.check(
+            "httpBindAddresses",
+            a,
+            !isWildcardAddress(a),
+            "expected the addresses the reverse proxy connects to, such as 127.0.0.1 or a private address: this listener trusts the X-Forwarded-For header (x_forwarded), so bound to every address any client could forge its source address (in logs, rate limits and IP bans)",
+        );
+    }
     c.port("metrics.port", s.metrics.port);
     c.check(
         "metrics.bindAddress",

@@ -2,7 +2,7 @@ import { ConfigError } from "../errors";
 import { FirewallRule, PortClaim, PortRegistry } from "../host";
 import { RedisConnection } from "../redis";
 import { secretFilePath, SynapsePaths, SynapseSettings } from "../synapse";
-import { Checker } from "../validate";
+import { Checker, isWildcardAddress } from "../validate";
 
 /**
  * Synapse's workers: generic worker processes (`synapse.app.generic_worker`)
@@ -483,10 +483,17 @@ export interface WorkerListener {
 export function workerListeners(s: WorkerPoolSettings, w: WorkerSettings, privateAddress: (host: string) => string): WorkerListener[] {
     const local = w.host === s.mainHost;
     const serves = servesRequests(w.role);
+    const requestsAddress = serves && !local ? privateAddress(w.host) : "127.0.0.1";
+    // The requests listener trusts X-Forwarded-For (x_forwarded): on every address, any client could forge its source address.
+    if (isWildcardAddress(requestsAddress))
+        throw new ConfigError(
+            w.host,
+            "privateAddress",
+            requestsAddress,
+            `expected the host's own address on the private network, such as 10.0.0.4: worker ${w.name}'s request listener binds it and trusts the X-Forwarded-For header, so it must never bind every address`,
+        );
     const out: WorkerListener[] = [
-        serves
-            ? { purpose: "requests", port: w.port, address: local ? "127.0.0.1" : privateAddress(w.host) }
-            : { purpose: "health", port: w.port, address: "127.0.0.1" },
+        serves ? { purpose: "requests", port: w.port, address: requestsAddress } : { purpose: "health", port: w.port, address: "127.0.0.1" },
     ];
     if (w.replicationPort !== undefined)
         out.push({ purpose: "replication", port: w.replicationPort, address: isMultiHost(s) ? privateAddress(w.host) : "127.0.0.1" });

@@ -1,10 +1,10 @@
 import { OsInfo } from "../../model/host";
-import { SYNAPSE_PIP_EXTRAS, synapseFiles, SynapseSettings } from "../../model/synapse";
+import { SYNAPSE_PIP_EXTRAS, synapseFiles, synapseRequirements, SynapseSettings } from "../../model/synapse";
 import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../../model/synapse/install";
 import { applyFileSet } from "../apply";
-import { lines, raw, Sh, sh } from "../sh";
+import { heredoc, lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
-import { recordFunctions, recordPackageSigningKey } from "./records";
+import { recordFunctions, recordPackageSigningKey, synapseRecords } from "./records";
 
 /**
  * The two ways Synapse gets onto a host, as script steps. Both install
@@ -68,28 +68,72 @@ const KEYRING_CHECK = lines([
     "}",
 ]);
 
+/** Where Debian's invoke-rc.d and deb-systemd-invoke look for the local start policy. */
+const POLICY_RC_D = "/usr/sbin/policy-rc.d";
+/** Where a policy-rc.d the host already had waits while the library's is in place. */
+const POLICY_SAVED = `${POLICY_RC_D}.pulumi-matrix-saved`;
+/** The first lines of the library's policy-rc.d: a file that starts so is the library's, left behind when a run was killed. */
+const POLICY_MARK = "# pulumi-matrix";
+
 /**
- * `pm_apt_install_quietly ARGS...`: `apt-get install ARGS` with every service
- * start of the packages' maintainer scripts refused (`policy-rc.d` exit 101,
- * which debhelper's `deb-systemd-invoke` and `invoke-rc.d` obey), under the
- * same lock as `pm_apt`, so no other script's install is affected. A
- * policy-rc.d the host already had is put back afterwards, also on failure.
- * apt's standard output is kept in a temp file and shown only when the
- * install fails: apt runs dpkg on a pseudo-terminal and copies everything
- * dpkg and the maintainer scripts print there, their errors included.
+ * The library's policy-rc.d (Debian policy's `policy-rc.d [--quiet]
+ * <initscript ID> <actions> [<runlevel>]`: deb-systemd-invoke passes the unit,
+ * `matrix-synapse.service`, invoke-rc.d the script name, `matrix-synapse`):
+ * 101 (action forbidden) for Synapse's units only, so the package never starts
+ * Synapse (the library does, once, with its own config). Every other package
+ * keeps the host's own policy (the saved policy-rc.d, when it had one), else
+ * 0 (allowed): a run killed with this file in place costs no other service
+ * its start or restart.
+ */
+const POLICY_SCRIPT = `#!/bin/sh
+${POLICY_MARK}: refuses only Synapse's starts while pulumi-matrix installs it (it starts Synapse itself)
+case "\${1:-}" in --quiet) pm_unit=\${2:-} ;; *) pm_unit=\${1:-} ;; esac
+case "$pm_unit" in
+    matrix-synapse | matrix-synapse.service | matrix-synapse.target | matrix-synapse-worker@*) exit 101 ;;
+esac
+if [ -x ${POLICY_SAVED} ]; then exec ${POLICY_SAVED} "$@"; fi
+exit 0
+`;
+
+/**
+ * `pm_policy_restore`: puts the host's own policy-rc.d back in place of the
+ * library's (or removes the library's when the host had none). Run when an
+ * install ends, and at the start of every install run, which takes away one a
+ * killed run left behind. A policy-rc.d that is not the library's is left as
+ * it is.
+ */
+const POLICY_RESTORE = lines([
+    "pm_policy_restore() {",
+    sh`    if [ -e ${POLICY_RC_D} ] && ! head -n 2 ${POLICY_RC_D} | grep -q ${`^${POLICY_MARK}`}; then return 0; fi`,
+    sh`    if [ -e ${POLICY_SAVED} ]; then mv -f ${POLICY_SAVED} ${POLICY_RC_D}; else rm -f ${POLICY_RC_D}; fi`,
+    "}",
+]);
+
+/**
+ * `pm_apt_install_quietly ARGS...`: `apt-get install ARGS` with Synapse's
+ * start by the package's maintainer scripts refused (the library's
+ * policy-rc.d, see POLICY_SCRIPT), under the same lock as `pm_apt`, so no other
+ * script's install is affected. A policy-rc.d the host already had is put back
+ * afterwards, also on failure; one a killed run left behind is removed first.
+ * apt's standard output is kept in a temp file and shown only when the install
+ * fails: apt runs dpkg on a pseudo-terminal and copies everything dpkg and the
+ * maintainer scripts print there, their errors included.
  */
 const QUIET_INSTALL = lines([
     "pm_apt_install_quietly() (",
     `    flock -w 1800 9`,
-    "    pm_policy=/usr/sbin/policy-rc.d",
-    '    if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi',
-    '    trap \'rm -f "${pm_log:-}"; if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi\' EXIT',
-    "    printf '#!/bin/sh\\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\\nexit 101\\n' >\"$pm_policy\"",
-    '    chmod 0755 "$pm_policy"',
+    "    pm_policy_restore",
+    sh`    if [ -e ${POLICY_RC_D} ]; then mv -f ${POLICY_RC_D} ${POLICY_SAVED}; fi`,
+    `    trap 'rm -f "\${pm_log:-}"; pm_policy_restore' EXIT`,
+    heredoc(sh`cat >${POLICY_RC_D}`, POLICY_SCRIPT),
+    sh`    chmod 0755 ${POLICY_RC_D}`,
     "    pm_log=$(mktemp)",
     '    if ! apt-get -o DPkg::Lock::Timeout=600 install "$@" >"$pm_log"; then cat "$pm_log" >&2; echo "apt-get install $* failed: apt\'s output is above" >&2; exit 1; fi',
     `) 9>${STATE_DIR}/apt.lock`,
 ]);
+
+/** At the start of every install run (either method): a policy-rc.d a killed run of the library left behind goes, under the apt lock. */
+const STALE_POLICY = lines([POLICY_RESTORE, `( flock -w 1800 9; pm_policy_restore ) 9>${STATE_DIR}/apt.lock`]);
 
 /** A shell parameter expansion `${expr}` (an `sh` template keeps a backslash before `$`, so it is written through `raw`). */
 function param(expr: string): Sh {
@@ -124,6 +168,7 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
     return [
         DPKG_FUNCTIONS,
         KEYRING_CHECK,
+        STALE_POLICY,
         QUIET_INSTALL,
         sh`pm_apt_install ca-certificates curl gnupg adduser`,
         // 1. Checks that change nothing on the host.
@@ -229,31 +274,43 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
     ];
 }
 
-/** The extras installed from PyPI: `postgres` (psycopg2) comes from Debian's python3-psycopg2, which needs no compiler. */
-const PYPI_EXTRAS = SYNAPSE_PIP_EXTRAS.split(",").filter((e) => e !== "postgres");
+/** Where the pip method keeps the requirements file with hashes it installs from (beside the records of this Synapse). */
+export function synapseRequirementsPath(s: SynapseSettings): string {
+    return `${synapseRecords(s.paths).dir}/requirements.txt`;
+}
 
 /**
  * Installs Synapse from PyPI into a virtualenv, from wheels only (no compiler,
  * no build tools): psycopg2 is Debian's python3-psycopg2, seen through the
  * virtualenv's system site packages. While pip runs the virtualenv sees only
  * itself, so every other dependency lands in it and nothing of Debian's stands
- * in for one. Afterwards Synapse must report the pinned version and pass its
- * own dependency check for each extra.
+ * in for one. What it installs is exactly the release's requirements file
+ * (`synapseRequirements`, written to the host first): every package pinned,
+ * every file checked against its hash, nothing resolved beyond it; the
+ * extras without postgres are the ones it covers. Afterwards Synapse must
+ * report the pinned version and pass its own dependency check for each extra.
  */
 export function pipInstall(s: SynapseSettings): Sh[] {
     const v = s.paths.venvDir;
     const python = `${v}/bin/python`;
     const pip = `${v}/bin/pip`;
     const cfg = `${v}/pyvenv.cfg`;
+    const requirements = synapseRequirementsPath(s);
+    const requirementsText = synapseRequirements(s.version);
+    // The model refuses such a version before anything runs; this is for a caller that skipped it.
+    if (requirementsText === undefined) throw new Error(`pipInstall: no requirements file with hashes for Synapse ${s.version}`);
     const verify =
         "import sys, synapse; from synapse.util.check_dependencies import check_requirements; check_requirements(); [check_requirements(e) for e in sys.argv[1:]]; import psycopg2; print(synapse.__version__)";
     return [
         DPKG_FUNCTIONS,
+        STALE_POLICY,
         sh`if pm_deb_present ${APT_NAMES.package}; then`,
         sh`    printf 'Synapse is installed on this host with installMethod "apt" (the %s package, %s). pulumi-matrix does not switch install methods in place; nothing was changed.\n  To keep apt: set installMethod back to "apt".\n  To move to pip: on the host, stop Synapse (systemctl stop matrix-synapse.target) and remove the package without purging it (apt-mark unhold %s; apt-get remove %s), then deploy again; configuration, secrets, signing key and data stay where they are.\n' ${APT_NAMES.package} "$(pm_deb_version ${APT_NAMES.package})" ${APT_NAMES.package} ${APT_NAMES.package} >&2`,
         sh`    exit 1`,
         sh`fi`,
         sh`pm_apt_install python3 python3-venv python3-psycopg2`,
+        sh`install -d -m 0700 ${synapseRecords(s.paths).dir}`,
+        applyFileSet({ name: "synapse-requirements", files: [{ path: requirements, content: requirementsText, mode: "0644" }] }),
         sh`if ! id -u ${s.paths.user} >/dev/null 2>&1; then useradd --system --home-dir ${s.paths.dataDir} --no-create-home --shell /usr/sbin/nologin ${s.paths.user}; fi`,
         noDowngrade(
             sh`$( [ -x ${python} ] && ${python} -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true)`,
@@ -263,7 +320,9 @@ export function pipInstall(s: SynapseSettings): Sh[] {
         sh`if [ "$installed" != ${s.version} ]; then`,
         sh`    [ -x ${python} ] || python3 -m venv --system-site-packages ${v}`,
         sh`    pm_site_packages false`,
-        sh`    ${pip} install -q --disable-pip-version-check --no-input --only-binary=:all: ${`matrix-synapse[${PYPI_EXTRAS.join(",")}]==${s.version}`}`,
+        // Exactly the listed packages, each file checked against its hash (no resolving, nothing unpinned); pip check: nothing is missing.
+        sh`    ${pip} install -q --disable-pip-version-check --no-input --only-binary=:all: --require-hashes --no-deps -r ${requirements}`,
+        sh`    ${pip} check >&2 || { echo ${`the packages installed from ${requirements} do not satisfy each other (above)`} >&2; exit 1; }`,
         sh`    pm_site_packages true`,
         sh`    pm_owe ${MAIN_UNIT}; echo ${`Synapse ${s.version} installed from PyPI into ${v}`}`,
         sh`fi`,

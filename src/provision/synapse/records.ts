@@ -7,7 +7,8 @@ import { STATE_DIR } from "../shell";
  * the rules that read it. The records outlive Pulumi's state (`pulumi destroy`
  * changes nothing on the VM), so a later deployment to the same host can tell
  * a signing key or an admin password the library set from one it did not.
- * They hold key ids and SHA-256 digests only, root-only, never a secret.
+ * They hold key ids and keyed digests (HMAC-SHA256 with the host's own
+ * DIGEST_KEY_FILE) only, root-only, never a secret.
  */
 
 /** Where the records of the Synapse configured in `paths.configDir` live (one directory per config directory). */
@@ -15,25 +16,43 @@ export function synapseRecords(paths: SynapsePaths) {
     const dir = `${STATE_DIR}/synapse${paths.configDir}`;
     return {
         dir,
-        /** `<key id> <sha256 of the key line>` of the signing key the library last wrote. */
+        /** `<key id> <HMAC-SHA256 of the key line>` of the signing key the library last wrote (an earlier release's: its sha256). */
         signingKey: `${dir}/signing-key.written`,
         /** The same of the key the matrix.org package generated when the library installed it (no deployment ever used it). */
         packageSigningKey: `${dir}/signing-key.package`,
-        /** `<user id> <sha256 of the password>` the library last set for the initial admin. */
-        adminPassword: `${dir}/admin-password.sha256`,
+        /** `<user id> <HMAC-SHA256 of the password>` the library last set for the initial admin (keyed: see `digestKeyFile`). */
+        adminPassword: `${dir}/admin-password.hmac`,
+        /** The unkeyed `<user id> <sha256>` record of earlier releases: honoured once, then replaced by the keyed one. */
+        legacyAdminPassword: `${dir}/admin-password.sha256`,
     };
 }
 
 /**
+ * The host's own key for the digests the library keeps of secrets (root
+ * only, 32 random bytes as hex): made once, never replaced. A keyed digest
+ * (HMAC-SHA256) read from the records without the key allows no offline
+ * guessing of the secret it stands for.
+ */
+export const DIGEST_KEY_FILE = `${STATE_DIR}/digest.key`;
+
+/**
  * Shell functions the record rules use: `pm_synapse_key_line` prints a signing key
  * file's first line as `ed25519 <id> <seed>` (whatever its spacing), so the
- * same key in another layout is the same key; `pm_synapse_note FILE TEXT` writes a
- * record, root-only, only when it changes.
+ * same key in another layout is the same key; `pm_synapse_hmac` prints the
+ * keyed digest of its standard input (DIGEST_KEY_FILE, made on first use);
+ * `pm_synapse_note FILE TEXT` writes a record, root-only, only when it changes.
  */
 export function recordFunctions(paths: SynapsePaths): Sh {
     return lines([
         sh`pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }`,
-        sh`pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }`,
+        sh`pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }`,
+        // The unkeyed digest of earlier releases' records, still recognised until the next secrets step rewrites them.
+        sh`pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }`,
+        // The key is made once (mv -n never replaces one a concurrent run made first) and read by Python from the file, never from a command line.
+        sh`pm_synapse_hmac() {`,
+        sh`    if [ ! -s ${DIGEST_KEY_FILE} ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >${`${DIGEST_KEY_FILE}.tmp`}; mv -n ${`${DIGEST_KEY_FILE}.tmp`} ${DIGEST_KEY_FILE}; rm -f ${`${DIGEST_KEY_FILE}.tmp`}); fi`,
+        sh`    ${`${paths.venvDir}/bin/python`} -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' ${DIGEST_KEY_FILE}`,
+        sh`}`,
         sh`pm_synapse_note() {`,
         sh`    install -d -m 0700 ${synapseRecords(paths).dir}`,
         sh`    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi`,
@@ -99,8 +118,10 @@ export function signingKeyGuard(s: SynapseSettings, component: string, keyId: st
         sh`    pm_old_sum=$(pm_synapse_key_sum <${f.signingKey})`,
         sh`    pm_old_id=$(pm_synapse_key_line <${f.signingKey} | cut -d ' ' -f 2)`,
         sh`    [[ $pm_old_id =~ ^[A-Za-z0-9_]+$ ]] || pm_old_id=unreadable`,
-        sh`    if [ "$(cut -d ' ' -f 2 ${r.signingKey} 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin="pulumi-matrix wrote it for an earlier deployment"`,
-        sh`    elif [ "$(cut -d ' ' -f 2 ${r.packageSigningKey} 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin=package`,
+        sh`    pm_old_legacy=$(pm_synapse_key_legacy_sum <${f.signingKey})`,
+        sh`    pm_recorded() { local got; got=$(cut -d ' ' -f 2 "$1" 2>/dev/null); [ -n "$got" ] && { [ "$got" = "$pm_old_sum" ] || [ "$got" = "$pm_old_legacy" ]; }; }`,
+        sh`    if pm_recorded ${r.signingKey}; then pm_origin="pulumi-matrix wrote it for an earlier deployment"`,
+        sh`    elif pm_recorded ${r.packageSigningKey}; then pm_origin=package`,
         sh`    else pm_origin="not written by pulumi-matrix; Synapse may have used it"; fi`,
         ...(s.allowSigningKeyReplacement
             ? keep
@@ -151,27 +172,60 @@ with conn:
 conn.close()`;
 
 /**
+ * Logs out every session of a user whose password was just set in the
+ * database: logs in with the new password (the one session it knows), asks
+ * Synapse's admin API to reset the password to the same value with
+ * `logout_devices` (Synapse deletes every other device and access token, and
+ * drops them from its caches, which a database edit would not), then logs that
+ * session out too. The password comes on stdin; the account must be an admin.
+ */
+const LOGOUT_OTHERS_PY = `import json, sys, urllib.parse, urllib.request, urllib.error
+base, user_id = sys.argv[1:3]
+password = sys.stdin.read().rstrip("\\n")
+def call(method, path, body, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), headers, method=method)
+    try:
+        return json.load(urllib.request.urlopen(req, timeout=30))
+    except urllib.error.HTTPError as e:
+        err = json.load(e)
+        sys.exit("logging out the old sessions of %s: %s %s returned %s %s" % (user_id, method, path.split("?")[0], e.code, err.get("error")))
+login = call("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id}, "password": password, "initial_device_display_name": "pulumi-matrix password reset"})
+token = login["access_token"]
+call("POST", "/_synapse/admin/v1/reset_password/" + urllib.parse.quote(user_id), {"new_password": password, "logout_devices": True}, token)
+call("POST", "/_matrix/client/v3/logout", {}, token)`;
+
+/**
  * After the admin registration (`$pm_result` is `created` or `exists`,
  * `$pw` the stack's password): the password is the stack's `adminPassword`
  * unless the account existed and the stack's password is the one the library
  * last set (then a password changed in a client stays). The database is
- * written as Synapse's user, so an SQLite file keeps its owner.
+ * written as Synapse's user, so an SQLite file keeps its owner. Setting it
+ * logs out every earlier session of the account (`LOGOUT_OTHERS_PY`): whoever
+ * held the old password keeps no token. The record is a keyed digest
+ * (`pm_synapse_hmac`); an earlier release's unkeyed one is honoured once.
  */
 export function adminPasswordRule(s: SynapseSettings, localpart: string): Sh {
     const f = synapseFiles(s.paths);
-    const r = synapseRecords(s.paths).adminPassword;
+    const r = synapseRecords(s.paths);
     const id = userId(localpart, s.serverName);
     return lines([
         heredocVar("py_set_password", SET_PASSWORD_PY),
-        sh`pm_pw_record=${id}" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"`,
+        heredocVar("py_logout_others", LOGOUT_OTHERS_PY),
+        sh`pm_pw_record=${id}" $(printf '%s' "$pw" | pm_synapse_hmac)"`,
+        sh`pm_pw_legacy=${id}" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"`,
         sh`if [ "$pm_result" = created ]; then`,
         sh`    echo ${`admin user ${id} created`}`,
-        sh`elif [ "$(cat ${r} 2>/dev/null)" = "$pm_pw_record" ]; then`,
+        sh`elif [ "$(cat ${r.adminPassword} 2>/dev/null)" = "$pm_pw_record" ] || { [ ! -e ${r.adminPassword} ] && [ "$(cat ${r.legacyAdminPassword} 2>/dev/null)" = "$pm_pw_legacy" ]; }; then`,
         sh`    echo ${`admin user ${id} already exists with the password pulumi-matrix set; left unchanged`}`,
         sh`else`,
         sh`    printf '%s\n' "$pw" | (cd / && runuser -u ${s.paths.user} -- ${`${s.paths.venvDir}/bin/python`} -c "$py_set_password" ${f.homeserverYaml} ${f.confD} ${id})`,
-        sh`    echo ${`admin user ${id} already existed with another password than this deployment's adminPassword; its password is now adminPassword`}`,
+        sh`    printf '%s\n' "$pw" | (cd / && ${`${s.paths.venvDir}/bin/python`} -c "$py_logout_others" ${`http://127.0.0.1:${s.httpPort}`} ${id})`,
+        sh`    echo ${`admin user ${id} already existed with another password than this deployment's adminPassword; its password is now adminPassword, and its earlier sessions are logged out`}`,
         sh`fi`,
-        sh`pm_synapse_note ${r} "$pm_pw_record"`,
+        sh`pm_synapse_note ${r.adminPassword} "$pm_pw_record"`,
+        sh`rm -f ${r.legacyAdminPassword}`,
     ]);
 }

@@ -54,14 +54,37 @@ Restart=on-failure
 RestartSec=3
 SyslogIdentifier=${p.syslogIdentifier}
 UMask=0027
+# The sandbox of Synapse's own contrib/systemd/override-hardened.conf: no capabilities, read-only system,
+# its own /tmp and /dev, only its own processes visible, IP and Unix sockets only, a service's system calls.
+CapabilityBoundingSet=
+AmbientCapabilities=
 NoNewPrivileges=true
 PrivateTmp=true
 PrivateDevices=true
+PrivateUsers=true
+PrivateMounts=true
 ProtectSystem=strict
 ProtectHome=true
 ProtectKernelTunables=true
 ProtectKernelModules=true
+ProtectKernelLogs=true
 ProtectControlGroups=true
+ProtectClock=true
+ProtectHostname=true
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=true
+RestrictRealtime=true
+RestrictSUIDSGID=true
+RemoveIPC=true
+LockPersonality=true
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources @obsolete
+# A call outside the filter fails (Synapse logs it) rather than killing the homeserver.
+SystemCallErrorNumber=EPERM
+# Not MemoryDenyWriteExecute: Python's ctypes/cffi callbacks need writable, executable memory.
 ReadWritePaths=${unique([s.paths.dataDir, s.paths.mediaStorePath, ...(s.database.kind === "sqlite" ? [dirOf(s.database.path)] : [])]).join(" ")}
 
 [Install]

@@ -3,7 +3,12 @@
 main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
-pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }
+pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_hmac() {
+    if [ ! -s /var/lib/pulumi-matrix/digest.key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.tmp; mv -n /var/lib/pulumi-matrix/digest.key.tmp /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.tmp); fi
+    /opt/venvs/matrix-synapse/bin/python -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' /var/lib/pulumi-matrix/digest.key
+}
 pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
@@ -59,15 +64,38 @@ with conn:
 conn.close()
 PM_EOF
 )
-pm_pw_record=@admin:example.com" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"
+py_logout_others=$(cat <<'PM_EOF'
+import json, sys, urllib.parse, urllib.request, urllib.error
+base, user_id = sys.argv[1:3]
+password = sys.stdin.read().rstrip("\n")
+def call(method, path, body, token=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), headers, method=method)
+    try:
+        return json.load(urllib.request.urlopen(req, timeout=30))
+    except urllib.error.HTTPError as e:
+        err = json.load(e)
+        sys.exit("logging out the old sessions of %s: %s %s returned %s %s" % (user_id, method, path.split("?")[0], e.code, err.get("error")))
+login = call("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id}, "password": password, "initial_device_display_name": "pulumi-matrix password reset"})
+token = login["access_token"]
+call("POST", "/_synapse/admin/v1/reset_password/" + urllib.parse.quote(user_id), {"new_password": password, "logout_devices": True}, token)
+call("POST", "/_matrix/client/v3/logout", {}, token)
+PM_EOF
+)
+pm_pw_record=@admin:example.com" $(printf '%s' "$pw" | pm_synapse_hmac)"
+pm_pw_legacy=@admin:example.com" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"
 if [ "$pm_result" = created ]; then
     echo 'admin user @admin:example.com created'
-elif [ "$(cat /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256 2>/dev/null)" = "$pm_pw_record" ]; then
+elif [ "$(cat /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.hmac 2>/dev/null)" = "$pm_pw_record" ] || { [ ! -e /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.hmac ] && [ "$(cat /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256 2>/dev/null)" = "$pm_pw_legacy" ]; }; then
     echo 'admin user @admin:example.com already exists with the password pulumi-matrix set; left unchanged'
 else
     printf '%s\n' "$pw" | (cd / && runuser -u matrix-synapse -- /opt/venvs/matrix-synapse/bin/python -c "$py_set_password" /etc/matrix-synapse/homeserver.yaml /etc/matrix-synapse/conf.d @admin:example.com)
-    echo 'admin user @admin:example.com already existed with another password than this deployment'\''s adminPassword; its password is now adminPassword'
+    printf '%s\n' "$pw" | (cd / && /opt/venvs/matrix-synapse/bin/python -c "$py_logout_others" http://127.0.0.1:8008 @admin:example.com)
+    echo 'admin user @admin:example.com already existed with another password than this deployment'\''s adminPassword; its password is now adminPassword, and its earlier sessions are logged out'
 fi
-pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256 "$pm_pw_record"
+pm_synapse_note /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.hmac "$pm_pw_record"
+rm -f /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/admin-password.sha256
 }
 main </dev/null

@@ -32,13 +32,27 @@ pm_key_problem() {
         *) echo "its key $2 has no signing key that is valid now (expired or revoked)" ;;
     esac
 }
+pm_policy_restore() {
+    if [ -e /usr/sbin/policy-rc.d ] && ! head -n 2 /usr/sbin/policy-rc.d | grep -q '^# pulumi-matrix'; then return 0; fi
+    if [ -e /usr/sbin/policy-rc.d.pulumi-matrix-saved ]; then mv -f /usr/sbin/policy-rc.d.pulumi-matrix-saved /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+}
+( flock -w 1800 9; pm_policy_restore ) 9>/var/lib/pulumi-matrix/apt.lock
 pm_apt_install_quietly() (
     flock -w 1800 9
-    pm_policy=/usr/sbin/policy-rc.d
-    if [ -e "$pm_policy" ] && ! grep -q "^# pulumi-matrix" "$pm_policy"; then mv -f "$pm_policy" "$pm_policy.pulumi-matrix-saved"; fi
-    trap 'rm -f "${pm_log:-}"; if [ -e "$pm_policy.pulumi-matrix-saved" ]; then mv -f "$pm_policy.pulumi-matrix-saved" "$pm_policy"; else rm -f "$pm_policy"; fi' EXIT
-    printf '#!/bin/sh\n# pulumi-matrix: no service starts while Synapse is installed; the library starts it itself\nexit 101\n' >"$pm_policy"
-    chmod 0755 "$pm_policy"
+    pm_policy_restore
+    if [ -e /usr/sbin/policy-rc.d ]; then mv -f /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.pulumi-matrix-saved; fi
+    trap 'rm -f "${pm_log:-}"; pm_policy_restore' EXIT
+cat >/usr/sbin/policy-rc.d <<'PM_EOF'
+#!/bin/sh
+# pulumi-matrix: refuses only Synapse's starts while pulumi-matrix installs it (it starts Synapse itself)
+case "${1:-}" in --quiet) pm_unit=${2:-} ;; *) pm_unit=${1:-} ;; esac
+case "$pm_unit" in
+    matrix-synapse | matrix-synapse.service | matrix-synapse.target | matrix-synapse-worker@*) exit 101 ;;
+esac
+if [ -x /usr/sbin/policy-rc.d.pulumi-matrix-saved ]; then exec /usr/sbin/policy-rc.d.pulumi-matrix-saved "$@"; fi
+exit 0
+PM_EOF
+    chmod 0755 /usr/sbin/policy-rc.d
     pm_log=$(mktemp)
     if ! apt-get -o DPkg::Lock::Timeout=600 install "$@" >"$pm_log"; then cat "$pm_log" >&2; echo "apt-get install $* failed: apt's output is above" >&2; exit 1; fi
 ) 9>/var/lib/pulumi-matrix/apt.lock
@@ -96,7 +110,12 @@ if [ -n "$pm_candidate" ] && [ "$pm_candidate" != "(none)" ]; then
     if [ -n "$pm_problem" ]; then printf '%s %s installed a keyring %s: %s; expected the key %s (aptRepository.fingerprint).\n' matrix-org-archive-keyring "$pm_candidate" /usr/share/keyrings/matrix-org-archive-keyring.gpg "$pm_problem" AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 >&2; exit 1; fi
 fi
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
-pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }
+pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_hmac() {
+    if [ ! -s /var/lib/pulumi-matrix/digest.key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.tmp; mv -n /var/lib/pulumi-matrix/digest.key.tmp /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.tmp); fi
+    /opt/venvs/matrix-synapse/bin/python -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' /var/lib/pulumi-matrix/digest.key
+}
 pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi

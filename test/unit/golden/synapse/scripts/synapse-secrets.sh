@@ -4,7 +4,12 @@ main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 id -u matrix-synapse >/dev/null 2>&1 || { echo "user "matrix-synapse" does not exist: install Synapse first" >&2; exit 1; }
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
-pm_synapse_key_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }
+pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
+pm_synapse_hmac() {
+    if [ ! -s /var/lib/pulumi-matrix/digest.key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.tmp; mv -n /var/lib/pulumi-matrix/digest.key.tmp /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.tmp); fi
+    /opt/venvs/matrix-synapse/bin/python -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' /var/lib/pulumi-matrix/digest.key
+}
 pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
@@ -18,8 +23,10 @@ if [ -s /etc/matrix-synapse/homeserver.signing.key ] && [ "$(pm_synapse_key_sum 
     pm_old_sum=$(pm_synapse_key_sum </etc/matrix-synapse/homeserver.signing.key)
     pm_old_id=$(pm_synapse_key_line </etc/matrix-synapse/homeserver.signing.key | cut -d ' ' -f 2)
     [[ $pm_old_id =~ ^[A-Za-z0-9_]+$ ]] || pm_old_id=unreadable
-    if [ "$(cut -d ' ' -f 2 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin="pulumi-matrix wrote it for an earlier deployment"
-    elif [ "$(cut -d ' ' -f 2 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package 2>/dev/null)" = "$pm_old_sum" ]; then pm_origin=package
+    pm_old_legacy=$(pm_synapse_key_legacy_sum </etc/matrix-synapse/homeserver.signing.key)
+    pm_recorded() { local got; got=$(cut -d ' ' -f 2 "$1" 2>/dev/null); [ -n "$got" ] && { [ "$got" = "$pm_old_sum" ] || [ "$got" = "$pm_old_legacy" ]; }; }
+    if pm_recorded /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written; then pm_origin="pulumi-matrix wrote it for an earlier deployment"
+    elif pm_recorded /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package; then pm_origin=package
     else pm_origin="not written by pulumi-matrix; Synapse may have used it"; fi
     if [ "$pm_origin" != package ]; then printf 'SynapseHomeserver: this host already has a different signing key; nothing was changed.
   /etc/matrix-synapse/homeserver.signing.key holds ed25519:%s (%s);

@@ -1,4 +1,4 @@
-import { PENDING_DIR, STATE_DIR, WRITTEN_DIR } from "../render/drift";
+import { DIGEST_FUNCTIONS, PENDING_DIR, STATE_DIR, WRITTEN_DIR } from "../render/drift";
 import { lines, Sh, shQuote } from "./sh";
 
 /**
@@ -21,7 +21,7 @@ export { STATE_DIR, WRITTEN_DIR };
  * OWNER GROUP KIND` (content on stdin; KIND `readable`, the default, or
  * `secret`) rewrites a file only when it differs and marks SET changed, and
  * records what it wrote for the drift check (a root-only copy of a readable
- * file, only the SHA-256 of a secret one; mode and owner of both, see
+ * file, only a keyed digest (HMAC-SHA256) of a secret one; mode and owner of both, see
  * render/drift.ts); `pm_changed SET` tells whether it did, or whether an
  * earlier run changed SET and died before its handlers succeeded;
  * `pm_done SET` says they did; `pm_prune SET` removes what SET wrote on an
@@ -177,15 +177,19 @@ pm_refuse() {
     echo "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted" >&2
     exit 1
 }
-# pm_record SET PATH KIND FILE: FILE (the staged file, or PATH itself) is what PATH now holds; kept even
+${DIGEST_FUNCTIONS}# pm_record SET PATH KIND FILE: FILE (the staged file, or PATH itself) is what PATH now holds; kept even
 # when unchanged, so a host written before records existed gets them on its next run.
 pm_record() {
     local set=$1 path=$2 kind=$3 src=${"$"}{4:-$2} rec=${WRITTEN_DIR}/records$2 copy=${WRITTEN_DIR}/files$2 line
-    line="$kind $(stat -c '%a %U %G' -- "$src") $(sha256sum <"$src" | cut -d' ' -f1) $set"
     if [ "$kind" = secret ]; then
-        # A secret is never copied: its hash is enough to tell that it changed.
+        # A secret is never copied, and its digest is keyed: enough to tell that it changed, no use for guessing it.
+        pm_digest_key
+        line="$kind $(stat -c '%a %U %G' -- "$src") hmac:$(pm_digest <"$src") $set"
         rm -f -- "$copy"
-    elif ! cmp -s -- "$src" "$copy"; then
+    else
+        line="$kind $(stat -c '%a %U %G' -- "$src") $(sha256sum <"$src" | cut -d' ' -f1) $set"
+    fi
+    if [ "$kind" != secret ] && ! cmp -s -- "$src" "$copy"; then
         mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$src" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
     fi
     if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then

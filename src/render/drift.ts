@@ -6,11 +6,12 @@
  * Layout (all under STATE_DIR, written by the scripts' prelude, see
  * provision/shell.ts):
  *   written/            0700 root: nothing below is readable by other users
- *   written/records/<absolute path>   one line: KIND MODE OWNER GROUP SHA256 SET
+ *   written/records/<absolute path>   one line: KIND MODE OWNER GROUP DIGEST SET
  *   written/files/<absolute path>     an exact copy, for readable files only
  *   pending/<set>       a set whose files changed and whose handlers have not all run
- * KIND is `readable` or `secret`; a secret file is never copied, only its
- * SHA-256 is kept, so drift shows as "differs" without showing content.
+ * KIND is `readable` or `secret`; DIGEST the content's SHA-256, for a
+ * secret keyed (`hmac:<HMAC-SHA256>` with DIGEST_KEY_FILE). A secret file is
+ * never copied, so drift shows as "differs" without showing content.
  */
 
 import { HOST_FILES } from "../model/host";
@@ -28,6 +29,44 @@ export const WRITTEN_DIR = `${STATE_DIR}/written`;
  * sees it (provision/shell.ts).
  */
 export const PENDING_DIR = `${STATE_DIR}/pending`;
+
+/**
+ * The host's own key for the digests the library keeps of secrets (root
+ * only; 32 random bytes written as 64 hex characters): made once, never
+ * replaced. A keyed digest (HMAC-SHA256) read from the records without the
+ * key allows no offline guessing of the secret it stands for.
+ */
+export const DIGEST_KEY_FILE = `${STATE_DIR}/digest.key`;
+
+/**
+ * Shell functions for keyed digests, in bash and coreutils only (the host
+ * bootstrap and the drift check run before any Python is there):
+ * `pm_digest_key` makes DIGEST_KEY_FILE once (`mv -n`: a concurrent run's
+ * key wins); `pm_digest` prints the HMAC-SHA256 of its standard input keyed
+ * with the key file's 64 characters (one SHA-256 block, so no padding); the
+ * key is read from the file, never put on a command line.
+ */
+export const DIGEST_FUNCTIONS = String.raw`pm_digest_key() {
+    [ -s ${DIGEST_KEY_FILE} ] && return 0
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >${DIGEST_KEY_FILE}.$$; mv -n ${DIGEST_KEY_FILE}.$$ ${DIGEST_KEY_FILE}; rm -f ${DIGEST_KEY_FILE}.$$)
+}
+pm_digest() {
+    local key= c i inner out=
+    if [ -z "${"$"}{pm_digest_ipad:-}" ]; then
+        IFS= read -r key <${DIGEST_KEY_FILE} || [ -n "$key" ] || { echo "${DIGEST_KEY_FILE}: missing or empty" >&2; return 1; }
+        [[ $key =~ ^[0-9a-f]{64}$ ]] || { echo "${DIGEST_KEY_FILE}: not 64 hex characters" >&2; return 1; }
+        pm_digest_ipad= pm_digest_opad=
+        for ((i = 0; i < 64; i++)); do
+            printf -v c '%d' "'${"$"}{key:i:1}"
+            printf -v pm_digest_ipad '%s\\x%02x' "$pm_digest_ipad" $((c ^ 0x36))
+            printf -v pm_digest_opad '%s\\x%02x' "$pm_digest_opad" $((c ^ 0x5c))
+        done
+    fi
+    inner=$({ printf "$pm_digest_ipad"; cat; } | sha256sum)
+    for ((i = 0; i < 64; i += 2)); do out+="\\x${"$"}{inner:i:2}"; done
+    { printf "$pm_digest_opad"; printf "$out"; } | sha256sum | cut -d' ' -f1
+}
+`;
 
 /** The drift check's command name, and where the Host bootstrap installs it (root-only). */
 export const DRIFT_CHECK_PATH = HOST_FILES.driftCheck;
@@ -84,7 +123,7 @@ const DRIFT_BODY = String.raw`set -uo pipefail
 export LC_ALL=C
 written=${WRITTEN_DIR}
 me=${DRIFT_COMMAND}
-if [ "$(id -u)" != 0 ]; then echo "$me: run it as root (sudo $me)" >&2; exit 2; fi
+${DIGEST_FUNCTIONS}if [ "$(id -u)" != 0 ]; then echo "$me: run it as root (sudo $me)" >&2; exit 2; fi
 if [ ! -d "$written/records" ]; then
     echo "$me: $written/records does not exist: no script of a pulumi-matrix version that records drift has run on this host yet" >&2
     exit 2
@@ -121,7 +160,12 @@ while IFS= read -r -d '' rec; do
     case $kind in
     secret)
         # Only a hash is kept: the content is never printed, on either side.
-        if [ "$(sha256sum <"$path" | cut -d' ' -f1)" != "$sum" ]; then echo "$path: differs (secret, content not shown)"; differs=1; fi
+        # Keyed (hmac:...), or an earlier release's plain SHA-256 until the next run rewrites it.
+        case $sum in
+        hmac:*) if ! now_sum=hmac:$(pm_digest <"$path"); then echo "$path: cannot check: no digest key" >&2; failed=1; continue; fi ;;
+        *) now_sum=$(sha256sum <"$path" | cut -d' ' -f1) ;;
+        esac
+        if [ "$now_sum" != "$sum" ]; then echo "$path: differs (secret, content not shown)"; differs=1; fi
         ;;
     readable)
         copy=$written/files$path

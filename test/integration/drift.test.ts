@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { applyFileSet, FileSet } from "../../src/provision/apply";
 import { sh } from "../../src/provision/sh";
 import { script } from "../../src/provision/shell";
-import { DRIFT_COMMAND, driftCheckScript, PENDING_DIR, WRITTEN_DIR } from "../../src/render/drift";
+import { DIGEST_KEY_FILE, DRIFT_COMMAND, driftCheckScript, PENDING_DIR, WRITTEN_DIR } from "../../src/render/drift";
 import { makeTempDir, run } from "../support/integration/processes";
 
 describe("drift: records of what was written, and pulumi-matrix-drift", function () {
@@ -59,7 +59,12 @@ describe("drift: records of what was written, and pulumi-matrix-drift", function
         assert.match(fs.readFileSync(records(p("a.conf")), "utf8"), new RegExp(`^readable 644 root root [0-9a-f]{64} test-drift-${suffix}\n$`));
         assert.ok(!fs.existsSync(copies(p("s.key"))), "a secret is never copied");
         const rec = fs.readFileSync(records(p("s.key")), "utf8");
-        assert.match(rec, /^secret 640 root root [0-9a-f]{64} /);
+        // Keyed with the host's digest key: the record's digest is no use for guessing the secret offline.
+        const key = fs.readFileSync(DIGEST_KEY_FILE, "utf8").trim();
+        assert.equal(fs.statSync(DIGEST_KEY_FILE).mode & 0o777, 0o600);
+        const keyed = crypto.createHmac("sha256", key).update(`${secretValue}\n`).digest("hex");
+        assert.equal(rec, `secret 640 root root hmac:${keyed} test-drift-${suffix}-keys\n`);
+        assert.ok(!rec.includes(crypto.createHash("sha256").update(`${secretValue}\n`).digest("hex")), "no plain SHA-256 of a secret");
         assert.ok(!rec.includes(secretValue));
         const clean = await drift();
         assert.equal(clean.code, 0, clean.stdout + clean.stderr);
@@ -111,6 +116,19 @@ describe("drift: records of what was written, and pulumi-matrix-drift", function
         assert.equal(clean.code, 0, clean.stdout + clean.stderr);
         assert.match(clean.stdout, /no drift: 5 files/);
         assert.equal(fs.readFileSync(p("s.key"), "utf8"), `${secretValue}\n`);
+    });
+
+    it("checks an earlier release's plain SHA-256 record of a secret, and the next run keys it", async function () {
+        const rec = records(p("s.key"));
+        const plain = crypto.createHash("sha256").update(`${secretValue}\n`).digest("hex");
+        fs.writeFileSync(rec, `secret 640 root root ${plain} test-drift-${suffix}-keys\n`);
+        const clean = await drift(p("s.key"));
+        assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+        fs.writeFileSync(rec, `secret 640 root root ${"0".repeat(64)} test-drift-${suffix}-keys\n`);
+        const drifted = await drift(p("s.key"));
+        assert.equal(drifted.code, 1, drifted.stdout + drifted.stderr);
+        await write();
+        assert.match(fs.readFileSync(rec, "utf8"), /^secret 640 root root hmac:[0-9a-f]{64} /);
     });
 
     it("prune removes the file's record and copy", async function () {

@@ -20,7 +20,7 @@ export function synapseRecords(paths: SynapsePaths) {
         signingKey: `${dir}/signing-key.written`,
         /** The same of the key the matrix.org package generated when the library installed it (no deployment ever used it). */
         packageSigningKey: `${dir}/signing-key.package`,
-        /** `<user id> <HMAC-SHA256 of the password>` the library last set for the initial admin (keyed: see `digestKeyFile`). */
+        /** `<user id> <HMAC-SHA256 of the password>` the library last set for the initial admin (keyed with DIGEST_KEY_FILE). */
         adminPassword: `${dir}/admin-password.hmac`,
         /** The unkeyed `<user id> <sha256>` record of earlier releases: honoured once, then replaced by the keyed one. */
         legacyAdminPassword: `${dir}/admin-password.sha256`,
@@ -28,31 +28,18 @@ export function synapseRecords(paths: SynapsePaths) {
 }
 
 /**
- * The host's own key for the digests the library keeps of secrets (root
- * only, 32 random bytes as hex): made once, never replaced. A keyed digest
- * (HMAC-SHA256) read from the records without the key allows no offline
- * guessing of the secret it stands for.
- */
-export const DIGEST_KEY_FILE = `${STATE_DIR}/digest.key`;
-
-/**
  * Shell functions the record rules use: `pm_synapse_key_line` prints a signing key
  * file's first line as `ed25519 <id> <seed>` (whatever its spacing), so the
- * same key in another layout is the same key; `pm_synapse_hmac` prints the
- * keyed digest of its standard input (DIGEST_KEY_FILE, made on first use);
+ * same key in another layout is the same key; the prelude's `pm_digest` prints the
+ * keyed digest of its standard input (render/drift.ts's DIGEST_KEY_FILE);
  * `pm_synapse_note FILE TEXT` writes a record, root-only, only when it changes.
  */
 export function recordFunctions(paths: SynapsePaths): Sh {
     return lines([
         sh`pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }`,
-        sh`pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }`,
+        sh`pm_synapse_key_sum() { pm_digest_key; pm_synapse_key_line | pm_digest; }`,
         // The unkeyed digest of earlier releases' records, still recognised until the next secrets step rewrites them.
         sh`pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }`,
-        // The key is made once (mv -n never replaces one a concurrent run made first) and read by Python from the file, never from a command line.
-        sh`pm_synapse_hmac() {`,
-        sh`    if [ ! -s ${DIGEST_KEY_FILE} ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >${`${DIGEST_KEY_FILE}.tmp`}; mv -n ${`${DIGEST_KEY_FILE}.tmp`} ${DIGEST_KEY_FILE}; rm -f ${`${DIGEST_KEY_FILE}.tmp`}); fi`,
-        sh`    ${`${paths.venvDir}/bin/python`} -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' ${DIGEST_KEY_FILE}`,
-        sh`}`,
         sh`pm_synapse_note() {`,
         sh`    install -d -m 0700 ${synapseRecords(paths).dir}`,
         sh`    if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi`,
@@ -205,7 +192,7 @@ call("POST", "/_matrix/client/v3/logout", {}, token)`;
  * written as Synapse's user, so an SQLite file keeps its owner. Setting it
  * logs out every earlier session of the account (`LOGOUT_OTHERS_PY`): whoever
  * held the old password keeps no token. The record is a keyed digest
- * (`pm_synapse_hmac`); an earlier release's unkeyed one is honoured once.
+ * (`pm_digest`); an earlier release's unkeyed one is honoured once.
  */
 export function adminPasswordRule(s: SynapseSettings, localpart: string): Sh {
     const f = synapseFiles(s.paths);
@@ -214,7 +201,8 @@ export function adminPasswordRule(s: SynapseSettings, localpart: string): Sh {
     return lines([
         heredocVar("py_set_password", SET_PASSWORD_PY),
         heredocVar("py_logout_others", LOGOUT_OTHERS_PY),
-        sh`pm_pw_record=${id}" $(printf '%s' "$pw" | pm_synapse_hmac)"`,
+        sh`pm_digest_key`,
+        sh`pm_pw_record=${id}" $(printf '%s' "$pw" | pm_digest)"`,
         sh`pm_pw_legacy=${id}" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"`,
         sh`if [ "$pm_result" = created ]; then`,
         sh`    echo ${`admin user ${id} created`}`,

@@ -130,15 +130,39 @@ pm_refuse() {
     echo "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted" >&2
     exit 1
 }
+pm_digest_key() {
+    [ -s /var/lib/pulumi-matrix/digest.key ] && return 0
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.$$; mv -n /var/lib/pulumi-matrix/digest.key.$$ /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.$$)
+}
+pm_digest() {
+    local key= c i inner out=
+    if [ -z "${pm_digest_ipad:-}" ]; then
+        IFS= read -r key </var/lib/pulumi-matrix/digest.key || [ -n "$key" ] || { echo "/var/lib/pulumi-matrix/digest.key: missing or empty" >&2; return 1; }
+        [[ $key =~ ^[0-9a-f]{64}$ ]] || { echo "/var/lib/pulumi-matrix/digest.key: not 64 hex characters" >&2; return 1; }
+        pm_digest_ipad= pm_digest_opad=
+        for ((i = 0; i < 64; i++)); do
+            printf -v c '%d' "'${key:i:1}"
+            printf -v pm_digest_ipad '%s\\x%02x' "$pm_digest_ipad" $((c ^ 0x36))
+            printf -v pm_digest_opad '%s\\x%02x' "$pm_digest_opad" $((c ^ 0x5c))
+        done
+    fi
+    inner=$({ printf "$pm_digest_ipad"; cat; } | sha256sum)
+    for ((i = 0; i < 64; i += 2)); do out+="\\x${inner:i:2}"; done
+    { printf "$pm_digest_opad"; printf "$out"; } | sha256sum | cut -d' ' -f1
+}
 # pm_record SET PATH KIND FILE: FILE (the staged file, or PATH itself) is what PATH now holds; kept even
 # when unchanged, so a host written before records existed gets them on its next run.
 pm_record() {
     local set=$1 path=$2 kind=$3 src=${4:-$2} rec=/var/lib/pulumi-matrix/written/records$2 copy=/var/lib/pulumi-matrix/written/files$2 line
-    line="$kind $(stat -c '%a %U %G' -- "$src") $(sha256sum <"$src" | cut -d' ' -f1) $set"
     if [ "$kind" = secret ]; then
-        # A secret is never copied: its hash is enough to tell that it changed.
+        # A secret is never copied, and its digest is keyed: enough to tell that it changed, no use for guessing it.
+        pm_digest_key
+        line="$kind $(stat -c '%a %U %G' -- "$src") hmac:$(pm_digest <"$src") $set"
         rm -f -- "$copy"
-    elif ! cmp -s -- "$src" "$copy"; then
+    else
+        line="$kind $(stat -c '%a %U %G' -- "$src") $(sha256sum <"$src" | cut -d' ' -f1) $set"
+    fi
+    if [ "$kind" != secret ] && ! cmp -s -- "$src" "$copy"; then
         mkdir -p -- "$(dirname -- "$copy")"; install -m 0600 -T -- "$src" "$copy.pm-tmp"; mv -f -- "$copy.pm-tmp" "$copy"
     fi
     if [ "$(cat -- "$rec" 2>/dev/null)" != "$line" ]; then

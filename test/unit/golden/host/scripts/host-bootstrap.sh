@@ -14,6 +14,26 @@ set -uo pipefail
 export LC_ALL=C
 written=/var/lib/pulumi-matrix/written
 me=pulumi-matrix-drift
+pm_digest_key() {
+    [ -s /var/lib/pulumi-matrix/digest.key ] && return 0
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.$$; mv -n /var/lib/pulumi-matrix/digest.key.$$ /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.$$)
+}
+pm_digest() {
+    local key= c i inner out=
+    if [ -z "${pm_digest_ipad:-}" ]; then
+        IFS= read -r key </var/lib/pulumi-matrix/digest.key || [ -n "$key" ] || { echo "/var/lib/pulumi-matrix/digest.key: missing or empty" >&2; return 1; }
+        [[ $key =~ ^[0-9a-f]{64}$ ]] || { echo "/var/lib/pulumi-matrix/digest.key: not 64 hex characters" >&2; return 1; }
+        pm_digest_ipad= pm_digest_opad=
+        for ((i = 0; i < 64; i++)); do
+            printf -v c '%d' "'${key:i:1}"
+            printf -v pm_digest_ipad '%s\\x%02x' "$pm_digest_ipad" $((c ^ 0x36))
+            printf -v pm_digest_opad '%s\\x%02x' "$pm_digest_opad" $((c ^ 0x5c))
+        done
+    fi
+    inner=$({ printf "$pm_digest_ipad"; cat; } | sha256sum)
+    for ((i = 0; i < 64; i += 2)); do out+="\\x${inner:i:2}"; done
+    { printf "$pm_digest_opad"; printf "$out"; } | sha256sum | cut -d' ' -f1
+}
 if [ "$(id -u)" != 0 ]; then echo "$me: run it as root (sudo $me)" >&2; exit 2; fi
 if [ ! -d "$written/records" ]; then
     echo "$me: $written/records does not exist: no script of a pulumi-matrix version that records drift has run on this host yet" >&2
@@ -51,7 +71,12 @@ while IFS= read -r -d '' rec; do
     case $kind in
     secret)
         # Only a hash is kept: the content is never printed, on either side.
-        if [ "$(sha256sum <"$path" | cut -d' ' -f1)" != "$sum" ]; then echo "$path: differs (secret, content not shown)"; differs=1; fi
+        # Keyed (hmac:...), or an earlier release's plain SHA-256 until the next run rewrites it.
+        case $sum in
+        hmac:*) if ! now_sum=hmac:$(pm_digest <"$path"); then echo "$path: cannot check: no digest key" >&2; failed=1; continue; fi ;;
+        *) now_sum=$(sha256sum <"$path" | cut -d' ' -f1) ;;
+        esac
+        if [ "$now_sum" != "$sum" ]; then echo "$path: differs (secret, content not shown)"; differs=1; fi
         ;;
     readable)
         copy=$written/files$path

@@ -3,12 +3,8 @@
 main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
-pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }
+pm_synapse_key_sum() { pm_digest_key; pm_synapse_key_line | pm_digest; }
 pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
-pm_synapse_hmac() {
-    if [ ! -s /var/lib/pulumi-matrix/digest.key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.tmp; mv -n /var/lib/pulumi-matrix/digest.key.tmp /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.tmp); fi
-    /opt/venvs/matrix-synapse/bin/python -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' /var/lib/pulumi-matrix/digest.key
-}
 pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi
@@ -84,7 +80,8 @@ call("POST", "/_synapse/admin/v1/reset_password/" + urllib.parse.quote(user_id),
 call("POST", "/_matrix/client/v3/logout", {}, token)
 PM_EOF
 )
-pm_pw_record=@admin:example.com" $(printf '%s' "$pw" | pm_synapse_hmac)"
+pm_digest_key
+pm_pw_record=@admin:example.com" $(printf '%s' "$pw" | pm_digest)"
 pm_pw_legacy=@admin:example.com" $(printf '%s' "$pw" | sha256sum | cut -d ' ' -f 1)"
 if [ "$pm_result" = created ]; then
     echo 'admin user @admin:example.com created'

@@ -110,12 +110,8 @@ if [ -n "$pm_candidate" ] && [ "$pm_candidate" != "(none)" ]; then
     if [ -n "$pm_problem" ]; then printf '%s %s installed a keyring %s: %s; expected the key %s (aptRepository.fingerprint).\n' matrix-org-archive-keyring "$pm_candidate" /usr/share/keyrings/matrix-org-archive-keyring.gpg "$pm_problem" AAF9AE843A7584B5A3E4CD2BCF45A512DE2DA058 >&2; exit 1; fi
 fi
 pm_synapse_key_line() { awk 'NR == 1 { print $1 " " $2 " " $3 }'; }
-pm_synapse_key_sum() { pm_synapse_key_line | pm_synapse_hmac; }
+pm_synapse_key_sum() { pm_digest_key; pm_synapse_key_line | pm_digest; }
 pm_synapse_key_legacy_sum() { pm_synapse_key_line | sha256sum | cut -d ' ' -f 1; }
-pm_synapse_hmac() {
-    if [ ! -s /var/lib/pulumi-matrix/digest.key ]; then (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >/var/lib/pulumi-matrix/digest.key.tmp; mv -n /var/lib/pulumi-matrix/digest.key.tmp /var/lib/pulumi-matrix/digest.key; rm -f /var/lib/pulumi-matrix/digest.key.tmp); fi
-    /opt/venvs/matrix-synapse/bin/python -c 'import hashlib, hmac, sys; print(hmac.new(open(sys.argv[1]).read().strip().encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' /var/lib/pulumi-matrix/digest.key
-}
 pm_synapse_note() {
     install -d -m 0700 /var/lib/pulumi-matrix/synapse/etc/matrix-synapse
     if [ "$(cat "$1" 2>/dev/null)" != "$2" ]; then (umask 077; printf '%s\n' "$2" >"$1.tmp"); mv -f "$1.tmp" "$1"; fi

@@ -1,9 +1,10 @@
 import { componentLabel } from "../model/errors";
 import { synapseFiles, SynapseSettings } from "../model/synapse";
-import { TURN_FILES, TURN_SECRET_FILE, turnFirewallRules, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
+import { TURN_FILES, TURN_SECRET_FILE, turnFirewallRules, turnLineage, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
 import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { applyFileSet, ensureRunning, ServiceUnit, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
+import { obtainCertificate } from "./proxy";
 import { indent, lines, Sh, sh } from "./sh";
 import { script } from "./shell";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
@@ -109,7 +110,7 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
             sh`if [ -e ${`${live}/fullchain.pem`} ]; then`,
             sh`    RENEWED_LINEAGE=${live} ${f.certificateHook}`,
             sh`else`,
-            sh`    echo ${`no certificate in ${live} yet: coturn serves TLS once certbot issued it (its deploy hook gives coturn a copy)`}`,
+            sh`    echo ${`no certificate in ${live} yet: coturn's certificate step obtains it (until then coturn keeps the copy it has)`}`,
             sh`fi`,
         );
     } else {
@@ -124,6 +125,27 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
         sh`fi`,
     );
     return script(`pulumi-matrix coturn (${s.domain})`, body);
+}
+
+/**
+ * coturn's own certificate: a certbot lineage with the TURN name alone
+ * (`coturn-<domain>`), from the reverse proxy's CA the way the proxy gets
+ * its own (HTTP-01 through nginx's port 80 on this host, or DNS-01), so
+ * coturn never holds the key of the web names. Runs after the server step
+ * (which wrote the hook) and after the proxy's certificate step (nginx
+ * answers the challenge; the CA bundle and DNS-01 credentials are there).
+ * A new certificate goes to coturn through its hook, as certbot's renewals
+ * do: a copy owned by turnserver, and a reload. Until the lineage exists,
+ * coturn keeps serving the copy it has (on a host set up by an earlier
+ * release, the combined certificate's), so TLS never breaks in between.
+ */
+export function turnCertificateScript(s: TurnSettings): string {
+    if (!s.tls) throw new Error("turnCertificateScript: TLS is off (no certificate)");
+    const lineage = turnLineage(s);
+    return script(`pulumi-matrix coturn certificate (${s.domain})`, [
+        sh`[ -x ${TURN_FILES.certificateHook} ] || { echo ${`${TURN_FILES.certificateHook} is missing: the coturn server step runs first`} >&2; exit 1; }`,
+        ...obtainCertificate(s.tls.acme, lineage, [sh`RENEWED_LINEAGE=${s.tls.liveDir} ${TURN_FILES.certificateHook}`]),
+    ]);
 }
 
 /** Writes the shared secret coturn checks credentials with (secret stdin), then (re)starts coturn with it. */

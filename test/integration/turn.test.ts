@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveAcmeSettings } from "../../src/model/proxy/acme";
 import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
 import { resolveTurnSettings, TurnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
 import { TURN_FILES } from "../../src/model/turn";
@@ -43,7 +44,8 @@ import { SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox"
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const COMPONENT = 'TurnServer "test"';
-const LIVE = "/etc/letsencrypt/live/matrix.test";
+/** coturn's own lineage (turnCertName("turn.test")): the test stands in for certbot and puts a certificate there. */
+const LIVE = "/etc/letsencrypt/live/coturn-turn.test";
 
 interface TurnServerResponse {
     username: string;
@@ -84,7 +86,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             "-subj",
             "/CN=turn.test",
             "-addext",
-            "subjectAltName=DNS:matrix.test,DNS:turn.test",
+            "subjectAltName=DNS:turn.test",
             "-keyout",
             path.join(live, "privkey.pem"),
             "-out",
@@ -157,7 +159,12 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         });
         firstCertificate = await issueCertificate();
         // The TURN name is on the certificate; the server's own address is private (relayIp), as behind NAT.
-        turn = resolveTurnSettings(COMPONENT, { domain: "turn.test", relayIp: SERVER_ADDRESS }, { liveDir: LIVE, names: ["matrix.test", "turn.test"] });
+        turn = resolveTurnSettings(
+            COMPONENT,
+            { domain: "turn.test", relayIp: SERVER_ADDRESS },
+            { acme: resolveAcmeSettings(COMPONENT, { email: "admin@turn.test" }) },
+        );
+        assert.equal(turn.tls?.liveDir, LIVE);
 
         // The scripts in the order they run on a VM: coturn's in coturn's network; Synapse's own, then TURN's side of Synapse.
         const s = scripts();
@@ -323,6 +330,8 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         // Another certificate's renewal is none of coturn's business.
         sandbox.reset();
         await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: "/etc/letsencrypt/live/other.test" } });
+        // Nor is the web lineage's: coturn's copy comes from its own lineage alone.
+        await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: "/etc/letsencrypt/live/matrix.test" } });
         assert.deepEqual(sandbox.calls(), []);
     });
 

@@ -22,6 +22,37 @@ ExecStart=
 ExecStart=/usr/bin/turnserver -c /etc/coturn/pulumi-matrix/turnserver.conf --pidfile=
 ExecReload=/bin/kill -USR2 $MAINPID
 Restart=on-failure
+CapabilityBoundingSet=
+AmbientCapabilities=
+NoNewPrivileges=yes
+# Files: everything read-only but coturn's database; no home, a private /tmp, no devices.
+ProtectSystem=strict
+ReadWritePaths=/var/lib/turn
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+DevicePolicy=closed
+UMask=0077
+# The kernel, the clock, the host name, cgroups and other processes are out of reach.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# IPv4 and IPv6 for TURN, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
 PM_EOF
 pm_prune coturn-unit
 if pm_changed coturn-unit; then
@@ -53,6 +84,8 @@ stale-nonce=600
 # Concurrent allocations per user and in total.
 user-quota=4
 total-quota=400
+# Bytes per second one session may use, each direction (traffic above is dropped).
+max-bps=1000000
 
 no-tls
 no-dtls
@@ -120,7 +153,7 @@ denied-peer-ip=2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 # fe80::/10: link-local
 denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff
-# The server's own addresses (two clients relayed by this server reach each other) and allowedPeerIps.
+# The server's own private addresses (two clients relayed by this server reach each other) and allowedPeerIps.
 allowed-peer-ip=203.0.113.10
 allowed-peer-ip=2001:db8::10
 PM_EOF

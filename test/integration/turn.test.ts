@@ -40,7 +40,7 @@ import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
-import { SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
+import { PUBLIC_ADDRESS, SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const COMPONENT = 'TurnServer "test"';
@@ -161,7 +161,8 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         // The TURN name is on the certificate; the server's own address is private (relayIp), as behind NAT.
         turn = resolveTurnSettings(
             COMPONENT,
-            { domain: "turn.test", relayIp: SERVER_ADDRESS },
+            // Listening on a public address too: relays to it are refused, relays between clients go through the private one.
+            { domain: "turn.test", relayIp: SERVER_ADDRESS, listeningIps: [SERVER_ADDRESS, PUBLIC_ADDRESS] },
             { acme: resolveAcmeSettings(COMPONENT, { email: "admin@turn.test" }) },
         );
         assert.equal(turn.tls?.liveDir, LIVE);
@@ -297,6 +298,16 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             assert.notEqual(r.code, 0, `${peer}:\n${r.out.slice(-2000)}`);
             assert.match(r.out, /error 403 \(Forbidden IP\)/, `${peer}:\n${r.out.slice(-2000)}`);
         }
+    });
+
+    it("refuses relays to the server's own public address (a relay there would reach the host's own UDP services)", async function () {
+        assert.match(sandbox.coturnLog(), new RegExp(`Black listing: ${PUBLIC_ADDRESS.replace(/\./g, "\\.")}`));
+        const c = await credentialsOf("dave");
+        const r = await uclient(["-c", "-n", "1", "-e", PUBLIC_ADDRESS, "-u", c.username, "-w", c.password]);
+        assert.notEqual(r.code, 0, `${PUBLIC_ADDRESS}:\n${r.out.slice(-2000)}`);
+        assert.match(r.out, /error 403 \(Forbidden IP\)/, `${PUBLIC_ADDRESS}:\n${r.out.slice(-2000)}`);
+        // The private address it relays from stays allowed: the test above relayed between two clients through it.
+        assert.match(sandbox.coturnLog(), new RegExp(`White listing: ${SERVER_ADDRESS.replace(/\./g, "\\.")}`));
     });
 
     it("serves TLS with its copy of the certificate; a renewal reaches coturn through certbot's deploy hook with a reload", async function () {

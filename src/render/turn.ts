@@ -246,6 +246,7 @@ ReadWritePaths=${COTURN_STATE_DIR}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
 DevicePolicy=closed
 UMask=0077
 # The kernel, the clock, the host name, cgroups and other processes are out of reach.

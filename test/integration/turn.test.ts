@@ -35,6 +35,7 @@ import {
 } from "../../src/provision/turn";
 import { WRITTEN_DIR } from "../../src/render/drift";
 import { renderDeployHook } from "../../src/render/proxy";
+import { renderCoturnDropIn } from "../../src/render/turn";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
@@ -200,6 +201,11 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
         assert.equal(Number(uid), requireUser("turnserver").uid);
         const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+        // The drop-in's NoNewPrivileges=yes and empty CapabilityBoundingSet= (what the stand-in can apply of its sandbox).
+        const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+        assert.match(status, /^NoNewPrivs:\s+1$/m);
+        assert.match(status, /^CapBnd:\s+0+$/m);
+        assert.match(status, /^CapEff:\s+0+$/m);
         assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", TURN_FILES.conf, "--pidfile="]);
 
         const stat = (p: string) => {
@@ -396,6 +402,19 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const again = (await sandbox.run(turnSynapseRemovalScript(settings))) + (await sandbox.run(turnRemovalScript("test"), { netns: true }));
         assert.doesNotMatch(again, /removed |stopped |restarting |reloaded/);
         assert.deepEqual(sandbox.calls(), []);
+    });
+
+    it("the drop-in's sandbox: systemd-analyze security rates Debian's coturn.service with it at most 2.0 (without: 9.0, UNSAFE)", async function () {
+        const root = makeTempDir("coturn-security");
+        const unit = "/lib/systemd/system/coturn.service";
+        fs.mkdirSync(path.join(root, path.dirname(unit)), { recursive: true });
+        fs.copyFileSync(unit, path.join(root, unit));
+        fs.mkdirSync(path.join(root, path.dirname(TURN_FILES.dropIn)), { recursive: true });
+        fs.writeFileSync(path.join(root, TURN_FILES.dropIn), renderCoturnDropIn(TURN_FILES.conf));
+        const r = await run("systemd-analyze", ["security", "--offline=true", `--root=${root}`, "--no-pager", "coturn.service"], { allowFailure: true });
+        const exposure = /Overall exposure level for coturn\.service: (\d+\.\d+)/.exec(r.stdout + r.stderr)?.[1];
+        assert.ok(exposure !== undefined, r.stdout + r.stderr);
+        assert.ok(Number(exposure) <= 2.0, `exposure ${exposure}:\n${r.stdout}`);
     });
 
     it("left this machine's own coturn files alone", function () {

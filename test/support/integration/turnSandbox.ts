@@ -91,8 +91,13 @@ export class TurnSandbox extends ServiceSandbox<CoturnRunOptions> {
     local dropin=/etc/systemd/system/coturn.service.d/pulumi-matrix.conf
     local cmd; cmd=$(grep '^ExecStart=.' "$dropin" | tail -n 1); cmd=${"${cmd#ExecStart=}"}
     [ -n "$cmd" ] || { echo "no ExecStart in $dropin" >&2; return 1; }
-    # As Debian's coturn.service runs it: User=turnserver, Group=turnserver.
-    setsid setpriv --reuid turnserver --regid turnserver --init-groups -- $cmd </dev/null >>${log} 2>&1 &
+    # As Debian's coturn.service runs it: User=turnserver, Group=turnserver; with the drop-in's
+    # NoNewPrivileges=yes and an empty CapabilityBoundingSet= as setpriv can apply them (the rest
+    # of the sandbox needs systemd: systemd-analyze security checks it).
+    local priv=()
+    grep -qx 'NoNewPrivileges=yes' "$dropin" && priv+=(--no-new-privs)
+    grep -qx 'CapabilityBoundingSet=' "$dropin" && priv+=(--bounding-set -all --inh-caps -all)
+    setsid setpriv "${"${priv[@]}"}" --reuid turnserver --regid turnserver --init-groups -- $cmd </dev/null >>${log} 2>&1 &
     echo $! >${pidfile}`,
                     // Never fails: the process is gone, or was killed.
                     stop: `

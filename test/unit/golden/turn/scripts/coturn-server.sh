@@ -31,6 +31,7 @@ ReadWritePaths=/var/lib/turn
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
 DevicePolicy=closed
 UMask=0077
 # The kernel, the clock, the host name, cgroups and other processes are out of reach.

@@ -17,17 +17,18 @@
 // ever losing a certificate for its name.
 
 import { strict as assert } from "node:assert";
-import { X509Certificate } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { PROXY_FILES, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings } from "../../src/model/proxy";
 import { resolveTurnSettings, TURN_FILES, TurnSettings } from "../../src/model/turn";
-import { certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
+import { acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
 import { turnCertificateScript, turnServerScript } from "../../src/provision/turn";
 import { NginxSite } from "../../src/render/proxy";
 import { renderCoturnCertificateHook } from "../../src/render/turn";
-import { isListening } from "../support/integration/net";
+import { FakeCloudflare, startFakeCloudflare } from "../support/integration/fakeCloudflare";
+import { freePort, isListening } from "../support/integration/net";
 import { type PebbleServer, startPebble } from "../support/integration/pebble";
 import { ProxySandbox } from "../support/integration/proxySandbox";
 
@@ -200,5 +201,73 @@ describe("coturn's own certificate lineage: certbot and nginx from Debian, certi
     it("left this machine's own coturn files alone", function () {
         assert.equal(fs.existsSync("/etc/default/coturn") ? fs.readFileSync("/etc/default/coturn", "utf8") : undefined, defaultsBefore);
         assert.ok(!fs.existsSync("/etc/coturn/pulumi-matrix"));
+    });
+});
+
+describe("coturn's own certificate lineage through DNS-01: certbot's Cloudflare plugin against a fake Cloudflare API, certificates from Pebble", function () {
+    const ZONE = "pm-turn-dns01.example";
+    const WEB = `matrix.${ZONE}`;
+    const TURN_NAME = `turn.${ZONE}`;
+    const TOKEN = randomBytes(30).toString("base64url");
+    let pebble: PebbleServer;
+    let cloudflare: FakeCloudflare;
+    let sandbox: ProxySandbox;
+
+    before(async function () {
+        for (const port of [80, 443]) assert.ok(!(await isListening(port)), `something already listens on 127.0.0.1:${port}`);
+        // Nothing listens on Pebble's HTTP-01 port and the names point elsewhere: only DNS-01 can succeed.
+        pebble = await startPebble({ httpPort: await freePort() });
+        for (const name of [WEB, TURN_NAME]) await pebble.addARecord(name, "127.0.0.2");
+        cloudflare = await startFakeCloudflare({ token: TOKEN, zones: [ZONE], dns: pebble });
+        sandbox = new ProxySandbox("turn-dns01", [
+            { real: "/etc/coturn", name: "etc-coturn" },
+            { real: "/etc/default/coturn", name: "etc-default-coturn", file: true, copy: true },
+        ]);
+    });
+
+    after(async function () {
+        await sandbox?.stopNginx();
+        await cloudflare?.stop();
+        await pebble?.stop();
+    });
+
+    it("issues coturn's lineage (the TURN name alone) through the API with the proxy's credentials; coturn's copy is that one, never the web key", async function () {
+        const proxy = resolveReverseProxySettings(
+            PROXY,
+            {
+                acme: {
+                    email: `admin@${ZONE}`,
+                    directoryUrl: pebble.directoryUrl,
+                    caBundle: fs.readFileSync(pebble.apiCaFile, "utf8").trim() + "\n" + cloudflare.caPem,
+                    challenge: "dns-01-cloudflare",
+                    propagationSeconds: 1,
+                },
+                listenAddresses: ["127.0.0.1"],
+            },
+            { serverName: WEB, publicBaseUrl: `https://${WEB}/`, maxUploadSize: "50M" },
+        );
+        const turn = resolveTurnSettings(TURN, { domain: TURN_NAME }, { acme: proxy.acme });
+        const env = { CLOUDFLARE_API_URL: cloudflare.baseUrl };
+        await sandbox.run(acmeCredentialsScript(TOKEN));
+        await sandbox.run(proxyServerScript({ proxy, publicBaseUrl: `https://${WEB}/`, main: "127.0.0.1:9", workers: [], tls: servedCertificate() }, PROXY));
+        await sandbox.run(certificateScript(proxy), { env });
+        await sandbox.run(turnServerScript(turn, "test"));
+        const out = await sandbox.run(turnCertificateScript(turn), { env });
+        assert.match(out, /coturn: copied the certificate/);
+        assert.ok(!out.includes(TOKEN), "the certificate step shows the token");
+
+        const read = (p: string) => fs.readFileSync(sandbox.hostPath(p), "utf8");
+        const sans = (p: string) => new X509Certificate(read(p)).subjectAltName;
+        const turnLive = `/etc/letsencrypt/live/coturn-${TURN_NAME}`;
+        const webLive = liveDir(proxy);
+        assert.equal(sans(`${turnLive}/cert.pem`), `DNS:${TURN_NAME}`);
+        assert.equal(sans(`${webLive}/cert.pem`), `DNS:${WEB}`);
+        assert.equal(read(`${TURN_FILES.tlsDir}/fullchain.pem`), read(`${turnLive}/fullchain.pem`));
+        assert.equal(read(`${TURN_FILES.tlsDir}/privkey.pem`), read(`${turnLive}/privkey.pem`));
+        assert.notEqual(read(`${TURN_FILES.tlsDir}/privkey.pem`), read(`${webLive}/privkey.pem`));
+        // certbot's renewal configuration keeps the plugin and its credentials: the timer renews coturn's lineage the same way.
+        const renewal = read(`/etc/letsencrypt/renewal/coturn-${TURN_NAME}.conf`);
+        assert.match(renewal, /^authenticator = dns-cloudflare$/m);
+        assert.match(renewal, new RegExp(`^dns_cloudflare_credentials = ${PROXY_FILES.cloudflareCredentials}$`, "m"));
     });
 });

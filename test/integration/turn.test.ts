@@ -35,8 +35,8 @@ import {
 } from "../../src/provision/turn";
 import { WRITTEN_DIR } from "../../src/render/drift";
 import { renderDeployHook } from "../../src/render/proxy";
-import { renderCoturnDropIn } from "../../src/render/turn";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { renderCoturnDropIn } from "../../src/render/turn";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
@@ -368,6 +368,72 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             [],
         );
         assert.equal(sandbox.coturnPid(), pid);
+    });
+
+    it("every system call coturn makes (start, allocations over UDP and DTLS, a certificate reload, stop) is one the drop-in's SystemCallFilter allows", async function () {
+        // The filter as systemd expands it: @system-service with its nested groups, minus @privileged.
+        const groups = new Map<string, string[]>();
+        let current: string[] | undefined;
+        for (const line of (await run("systemd-analyze", ["syscall-filter", "--no-pager"])).stdout.split("\n")) {
+            if (/^@\S+$/.test(line)) groups.set(line, (current = []));
+            else if (current && /^\s+[@a-z0-9_-]+$/.test(line)) current.push(line.trim());
+        }
+        const expand = (name: string, seen = new Set<string>()): string[] =>
+            name.startsWith("@") ? (seen.has(name) ? [] : (seen.add(name), (groups.get(name) ?? []).flatMap((n) => expand(n, seen)))) : [name];
+        const privileged = new Set(expand("@privileged"));
+        const allowed = new Set(expand("@system-service").filter((n) => !privileged.has(n)));
+        assert.ok(allowed.has("sendmsg") && !allowed.has("mount"), "systemd-analyze's groups were not read");
+
+        const dropIn = renderCoturnDropIn(TURN_FILES.conf);
+        assert.match(dropIn, /^SystemCallFilter=@system-service$/m);
+        assert.match(dropIn, /^SystemCallFilter=~@privileged$/m);
+
+        const c = await credentialsOf("erin");
+        const trace = path.join(dir, "coturn.strace");
+        await sandbox.run("systemctl stop coturn.service\n", { netns: true });
+        try {
+            // coturn as the unit runs it, traced; clients allocate and relay, coturn reloads its certificate, then stops.
+            await sandbox.run(
+                [
+                    "set -e",
+                    `strace -f -qq -o ${trace} setpriv --no-new-privs --bounding-set -all --inh-caps -all --reuid turnserver --regid turnserver --init-groups -- /usr/bin/turnserver -c ${TURN_FILES.conf} --pidfile= >/dev/null 2>&1 &`,
+                    "tracer=$!",
+                    `for _ in $(seq 100); do timeout 1 turnutils_stunclient -p ${turn.port} ${SERVER_ADDRESS} >/dev/null 2>&1 && break; sleep 0.2; done`,
+                    `turnutils_uclient -y -n 3 -u ${c.username} -w ${c.password} ${SERVER_ADDRESS} >/dev/null 2>&1`,
+                    `turnutils_uclient -y -n 3 -S -p ${turn.tlsPort} -u ${c.username} -w ${c.password} ${SERVER_ADDRESS} >/dev/null 2>&1`,
+                    "coturn=$(ps -o pid= --ppid \"$tracer\" | tr -d ' ')",
+                    'kill -USR2 "$coturn"; sleep 1',
+                    'kill -TERM "$coturn"',
+                    'wait "$tracer" || true',
+                    "",
+                ].join("\n"),
+                { netns: true },
+            );
+        } finally {
+            // Back as the unit runs it, for the steps below.
+            await sandbox.run("systemctl start coturn.service\n", { netns: true });
+        }
+        assert.ok(sandbox.coturnPid());
+        // From coturn's own execve on (systemd applies the filter just before it): every call, its name and result.
+        const lines = fs.readFileSync(trace, "utf8").split("\n");
+        fs.rmSync(trace);
+        const start = lines.findIndex((l) => /execve\("\/usr\/bin\/turnserver"/.test(l) && / = 0$/.test(l));
+        assert.ok(start >= 0, "no execve of turnserver in the trace");
+        const calls = lines.slice(start + 1).flatMap((l) => {
+            const m = /^\d+\s+([a-z0-9_]+)\(.*\) += (.*)$/.exec(l) ?? /^\d+\s+<\.\.\. ([a-z0-9_]+) resumed>.*\) += (.*)$/.exec(l);
+            return m ? [{ name: m[1], result: m[2] }] : [];
+        });
+        const used = new Set(calls.map((x) => x.name));
+        assert.ok(used.has("bind") && (used.has("recvmsg") || used.has("recvfrom")), [...used].join(" "));
+        // Outside the filter, a call fails with EPERM (SystemCallErrorNumber=EPERM): harmless only where the kernel already refused it so.
+        const refused = [...used].filter((n) => !allowed.has(n)).sort();
+        const changed = refused.filter((n) => calls.some((x) => x.name === n && !/^-1 EPERM\b/.test(x.result)));
+        assert.deepEqual(changed, [], `coturn calls outside the filter that succeed today: ${changed.join(" ")}`);
+        // coturn, already running as turnserver, tries to drop supplementary groups; unprivileged, the kernel refuses it anyway.
+        assert.deepEqual(
+            refused,
+            ["setgroups"].filter((n) => used.has(n)),
+        );
     });
 
     it("taken away (TurnRemoval's steps): Synapse restarts without TURN and hands out no credentials; coturn stops, its files and firewall opening go; a second run changes nothing", async function () {

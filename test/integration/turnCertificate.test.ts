@@ -24,7 +24,7 @@ import * as path from "node:path";
 import { PROXY_FILES, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings } from "../../src/model/proxy";
 import { resolveTurnSettings, TURN_FILES, TurnSettings } from "../../src/model/turn";
 import { acmeCredentialsScript, certificateScript, liveDir, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { turnCertificateScript, turnServerScript } from "../../src/provision/turn";
+import { turnCertificateScript, turnRemovalScript, turnServerScript } from "../../src/provision/turn";
 import { NginxSite } from "../../src/render/proxy";
 import { renderCoturnCertificateHook } from "../../src/render/turn";
 import { FakeCloudflare, startFakeCloudflare } from "../support/integration/fakeCloudflare";
@@ -196,6 +196,17 @@ describe("coturn's own certificate lineage: certbot and nginx from Debian, certi
         assert.ok(!sandbox.calls().includes("reload coturn.service"), sandbox.calls().join("\n"));
         assert.equal(read(coturnCopy("fullchain.pem")), copy);
         assertNoWebKey();
+    });
+
+    it("taken away (TurnRemoval's step): coturn's lineage is deleted, the web lineage stays; a second run changes nothing", async function () {
+        const webSerial = new X509Certificate(read(`${webLive()}/cert.pem`)).serialNumber;
+        const out = await sandbox.run(turnRemovalScript("test"));
+        assert.match(out, new RegExp(`^deleted coturn's certificate lineage coturn-${TURN_DOMAIN.replace(/\./g, "\\.")}$`, "m"));
+        for (const p of [turnLive, `/etc/letsencrypt/renewal/coturn-${TURN_DOMAIN}.conf`, TURN_FILES.certificateRequest, TURN_FILES.dir])
+            assert.ok(!fs.existsSync(sandbox.hostPath(p)), `${p} is still there`);
+        assert.equal(new X509Certificate(read(`${webLive()}/cert.pem`)).serialNumber, webSerial);
+        assert.ok(fs.existsSync(sandbox.hostPath(`/etc/letsencrypt/renewal/${DOMAIN}.conf`)));
+        assert.doesNotMatch(await sandbox.run(turnRemovalScript("test")), /deleted|removed/);
     });
 
     it("left this machine's own coturn files alone", function () {

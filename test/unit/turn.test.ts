@@ -429,6 +429,13 @@ describe("TurnServer: scripts", () => {
         const plain = turnServerScript(resolve(), "turn");
         assert.doesNotMatch(plain, /certificate-hooks\.d\/coturn <</);
         assert.match(plain, /rm -rf \/etc\/coturn\/pulumi-matrix\/tls/);
+        // ... and so does its certificate lineage, where this library asked for one.
+        for (const script of [plain, turnRemovalScript("turn")]) {
+            assert.match(script, /^if \[ -e \/var\/lib\/pulumi-matrix\/acme-request-coturn \]; then$/m);
+            assert.match(script, /for pm_conf in \/etc\/letsencrypt\/renewal\/coturn-\*\.conf; do/);
+            assert.match(script, /certbot delete --non-interactive --cert-name "\$pm_lineage"/);
+        }
+        assert.doesNotMatch(turnServerScript(s, "turn"), /certbot delete/);
     });
 
     it("the secret steps keep the secret in root's and Synapse's files, recorded as digests only", () => {

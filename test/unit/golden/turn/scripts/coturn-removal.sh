@@ -14,6 +14,15 @@ if pm_changed coturn-unit; then
     systemctl daemon-reload
 fi
 if [ -d /etc/coturn/pulumi-matrix ]; then rm -rf -- /etc/coturn/pulumi-matrix; echo 'removed /etc/coturn/pulumi-matrix'; fi
+if [ -e /var/lib/pulumi-matrix/acme-request-coturn ]; then
+    for pm_conf in /etc/letsencrypt/renewal/coturn-*.conf; do
+        [ -e "$pm_conf" ] || continue
+        pm_lineage=$(basename "$pm_conf" .conf)
+        certbot delete --non-interactive --cert-name "$pm_lineage" >/dev/null
+        echo "deleted coturn's certificate lineage $pm_lineage"
+    done
+    rm -f /var/lib/pulumi-matrix/acme-request-coturn
+fi
 pm_prune firewall-coturnserver-golden
 if pm_changed firewall-coturnserver-golden; then
     if systemctl is-active -q pulumi-matrix-firewall.service; then

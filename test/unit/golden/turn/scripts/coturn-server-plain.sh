@@ -160,6 +160,15 @@ allowed-peer-ip=2001:db8::10
 PM_EOF
 pm_prune coturn-config
 if [ -d /etc/coturn/pulumi-matrix/tls ]; then rm -rf /etc/coturn/pulumi-matrix/tls; echo "removed coturn's copy of the certificate (TLS is off)"; fi
+if [ -e /var/lib/pulumi-matrix/acme-request-coturn ]; then
+    for pm_conf in /etc/letsencrypt/renewal/coturn-*.conf; do
+        [ -e "$pm_conf" ] || continue
+        pm_lineage=$(basename "$pm_conf" .conf)
+        certbot delete --non-interactive --cert-name "$pm_lineage" >/dev/null
+        echo "deleted coturn's certificate lineage $pm_lineage"
+    done
+    rm -f /var/lib/pulumi-matrix/acme-request-coturn
+fi
 pm_write firewall-coturnserver-golden /etc/pulumi-matrix/firewall.d/coturnserver-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of CoturnServer "golden".
 add rule inet pulumi_matrix input tcp dport 3479 accept comment "coturn"

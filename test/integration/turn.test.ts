@@ -470,7 +470,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         assert.deepEqual(sandbox.calls(), []);
     });
 
-    it("the drop-in's sandbox: systemd-analyze security rates Debian's coturn.service with it at most 2.0 (without: 9.0, UNSAFE)", async function () {
+    it("the drop-in's sandbox: systemd-analyze security rates Debian's coturn.service with it at most 2.0 (without: 9.0, UNSAFE); systemd-analyze verify finds nothing wrong", async function () {
         const root = makeTempDir("coturn-security");
         const unit = "/lib/systemd/system/coturn.service";
         fs.mkdirSync(path.join(root, path.dirname(unit)), { recursive: true });
@@ -481,6 +481,17 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const exposure = /Overall exposure level for coturn\.service: (\d+\.\d+)/.exec(r.stdout + r.stderr)?.[1];
         assert.ok(exposure !== undefined, r.stdout + r.stderr);
         assert.ok(Number(exposure) <= 2.0, `exposure ${exposure}:\n${r.stdout}`);
+        // Every directive of the drop-in is one this systemd knows (verify names an unknown key, a bad value, a missing binary).
+        const units = makeTempDir("coturn-verify");
+        fs.copyFileSync(unit, path.join(units, "coturn.service"));
+        fs.mkdirSync(path.join(units, "coturn.service.d"));
+        fs.writeFileSync(path.join(units, "coturn.service.d", "pulumi-matrix.conf"), renderCoturnDropIn(TURN_FILES.conf));
+        const v = await run("systemd-analyze", ["verify", path.join(units, "coturn.service")], {
+            allowFailure: true,
+            env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:` },
+        });
+        assert.equal(v.code, 0, v.stdout + v.stderr);
+        assert.equal((v.stdout + v.stderr).trim(), "");
     });
 
     it("left this machine's own coturn files alone", function () {

@@ -69,7 +69,7 @@ export interface MatrixStackArgs {
     /**
      * coturn on the VM for voice and video calls: Synapse hands clients
      * short-lived credentials for it. `domain` is required (its DNS points
-     * to the VM); with the proxy, the certificate covers it and coturn also
+     * to the VM); with the proxy, coturn gets a certificate of its own for it and
      * speaks TLS/DTLS on 5349. Default: none; a TURN server an earlier
      * deployment of this stack set up is then taken away (`TurnRemoval`).
      */

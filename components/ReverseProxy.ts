@@ -89,6 +89,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
                             workers: w,
                             ...(element ? { element } : {}),
                             tls: servedCertificate(),
+                            challengeNames: s.challengeNames,
                             // nginx 1.18 (Ubuntu 22.04) cannot refuse the handshake for an unknown name.
                             ...(nginxRejectsHandshake(os) ? {} : { unknownNameCertificate: unknownNameCertificate() }),
                         },

@@ -21,7 +21,11 @@ export interface TurnRemovalArgs {
     synapse: SynapseHomeserver;
     /** The Host coturn ran on. Default: Synapse's host. */
     host?: Host;
-    /** The reverse proxy whose certificate coturn used, if any: the removal runs after its certificate step (which no longer covers the TURN name). Default: none. */
+    /**
+     * The reverse proxy whose CA coturn's certificate came from, if any: the
+     * removal runs after its certificate step (so a hook an earlier release
+     * left there is gone after the web certificate was last issued). Default: none.
+     */
     certificate?: ReverseProxy;
     /** Synapse's WorkerPool, if any: Synapse's step runs after it, so the two never restart Synapse's processes at once. Default: none. */
     workers?: WorkerPool;

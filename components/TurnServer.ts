@@ -2,9 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 
 import { componentLabel, ConfigError } from "../src/model/errors";
-import { liveDir } from "../src/model/proxy";
 import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings, turnUris } from "../src/model/turn";
-import { turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
+import { turnCertificateScript, turnSecretScript, turnServerScript, turnSynapseConfigScript, turnSynapseSecretScript } from "../src/provision/turn";
 import { Host } from "./Host";
 import { childName, typeToken, withFormerType } from "./naming";
 import { hostScript } from "./remote";
@@ -23,11 +22,14 @@ export interface TurnServerArgs extends TurnOptions {
     /** The Host coturn runs on; its ports are claimed and opened there. Default: Synapse's host. */
     host?: Host;
     /**
-     * TLS and DTLS on `tlsPort` (`turns:` URIs) with this reverse proxy's
-     * certificate, which must cover `domain`; coturn must then run on the
-     * proxy's host (Synapse's). Renewals reach coturn without Pulumi (the
-     * certificate's deploy hook copies it and reloads coturn). Default: none
-     * (plain TURN only).
+     * TLS and DTLS on `tlsPort` (`turns:` URIs) with a certificate of
+     * coturn's own for `domain` alone (certbot lineage `coturn-<domain>`,
+     * its own key), obtained from this reverse proxy's ACME CA the way the
+     * proxy's is (HTTP-01 through its nginx, or DNS-01), so coturn never
+     * holds the key of the web names; coturn must then run on the proxy's
+     * host (Synapse's). Renewals reach coturn without Pulumi (certbot's
+     * deploy hook copies the renewed certificate and reloads coturn).
+     * Default: none (plain TURN only).
      */
     certificate?: ReverseProxy;
     /** Synapse's WorkerPool, if any: TURN's Synapse steps run after it, so the two never restart Synapse's processes at once. Default: none. */
@@ -49,7 +51,7 @@ export function turnServerLabel(name: string): string {
  * coturn from the distribution for Matrix calls: credentials that Synapse
  * makes from a generated secret the two share (secret files on both
  * sides, never in a readable config, command line or log), TLS/DTLS with
- * the reverse proxy's certificate, relays only to public addresses (the
+ * a certificate of its own from the reverse proxy's CA, relays only to public addresses (the
  * denied-peer list) over a UDP port range the firewall opens, quotas, no
  * CLI or admin port, logs to the journal. Claims its ports on its host.
  */
@@ -78,9 +80,7 @@ export class TurnServer extends pulumi.ComponentResource {
                 `the certificate is on the reverse proxy's host (Synapse's, ${synapse.host.label}), coturn on ${host.label}: run coturn on Synapse's host, or leave certificate out (no TLS)`,
             );
         }
-        const s =
-            resolved ??
-            resolveTurnSettings(component, options, certificate ? { liveDir: liveDir(certificate.settings), names: certificate.certificateNames } : undefined);
+        const s = resolved ?? resolveTurnSettings(component, options, certificate ? { acme: certificate.settings.acme } : undefined);
         host.claimPorts(component, turnPortClaims(s));
         this.settings = s;
         this.host = host;
@@ -91,9 +91,13 @@ export class TurnServer extends pulumi.ComponentResource {
             { host, script: turnServerScript(s, name), after: certificate ? [certificate.ready] : [], timeout: "20m" },
             { parent: this },
         );
+        // coturn's own certificate (only the TURN name), after the server step wrote the hook that gives coturn its copy.
+        const tls = s.tls
+            ? [hostScript(childName(name, "certificate"), { host, script: turnCertificateScript(s), after: [server], timeout: "20m" }, { parent: this })]
+            : [];
         const coturnSecret = hostScript(
             childName(name, "secrets"),
-            { host, script: secret.apply((v) => turnSecretScript(s, v)), secret: true, after: [server] },
+            { host, script: secret.apply((v) => turnSecretScript(s, v)), secret: true, after: [server, ...tls] },
             { parent: this },
         );
         const synapseSecret = hostScript(

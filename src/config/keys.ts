@@ -787,11 +787,11 @@ export const STACK_KEYS = {
         setting: at((o) => o.turn.domain),
         whenUnset: "no TURN server is installed (calls then work only between clients that reach each other directly)",
         description:
-            "Install coturn for calls on this name (its DNS points to the VM; with the proxy the certificate covers it, and TLS/DTLS runs on 5349). Empty installs none.",
-        doc: "install coturn for calls on this name (its DNS points to the VM; the certificate covers it, so TLS/DTLS runs on 5349)",
+            "Install coturn for calls on this name (its DNS points to the VM; with the proxy coturn gets a certificate of its own for it, and TLS/DTLS runs on 5349). Empty installs none.",
+        doc: "install coturn for calls on this name (its DNS points to the VM; coturn gets a certificate of its own for it, so TLS/DTLS runs on 5349)",
         defaultDoc: "no TURN server",
         example: {
-            comment: ["coturn on the VM; its name's DNS points to the VM (dnsZone below makes the record); the certificate covers it."],
+            comment: ["coturn on the VM; its name's DNS points to the VM (dnsZone below makes the record); coturn gets its own certificate for it."],
             value: "turn.example.com",
         },
     },

@@ -12,7 +12,7 @@ import {
     resolveExternalPostgres,
     resolvePostgresSettings,
 } from "./postgres";
-import { liveDir, ProxyNeed, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, withProxyNeeds } from "./proxy";
+import { ProxyNeed, proxyPortClaims, resolveReverseProxySettings, ReverseProxyOptions, ReverseProxySettings, withProxyNeeds } from "./proxy";
 import { checkAcmeCredentials } from "./proxy/acme";
 import {
     ExternalRedisOptions,
@@ -26,6 +26,7 @@ import {
 } from "./redis";
 import { resolveSynapseSettings, SynapseOptions, synapsePortClaims, SynapseSettings } from "./synapse";
 import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings } from "./turn";
+import { isHostname } from "./validate";
 import { resolveWorkerPoolSettings, WorkerCounts, WorkerPoolSettings, workerPortClaims, WorkerSpec } from "./workers";
 
 /**
@@ -296,13 +297,15 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             `${dns.need.by} needs the stack's nginx to answer on the server_name's domain, and proxy is false: use wellKnownVia "worker" or delegation "srv", or remove proxy: false`,
         );
 
-    // What DNS delegation (well-known on the server_name's domain, or its name for SRV) and coturn's TLS need of the proxy.
+    // What DNS delegation (well-known on the server_name's domain, or its name for SRV) needs of the proxy (coturn's TLS has a lineage of its own).
     let proxy: StackPlan["proxy"];
     if (args.proxy !== false && synapse && (!args.dns || dns) && (!args.element || element)) {
-        const needs: ProxyNeed[] = [
-            ...(dns ? [dns.need] : []),
-            ...(args.turn ? [{ by: "turn (TLS on its tlsPort)", names: [args.turn.domain], setting: "turn.domain" }] : []),
-        ];
+        // coturn's own certificate validates through this nginx's webroot (HTTP-01): port 80 answers for its name.
+        const turnChallenge: ProxyNeed[] =
+            typeof args.turn?.domain === "string" && isHostname(args.turn.domain)
+                ? [{ by: "turn", setting: "turn.domain", challengeNames: [args.turn.domain] }]
+                : [];
+        const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...turnChallenge];
         const { cloudflareApiToken, ...proxyOptions } = args.proxy;
         const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
         const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
@@ -314,7 +317,8 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
 
     let turn: StackPlan["turn"] = { kind: "removal" };
     if (args.turn && (args.proxy === false || proxy)) {
-        const certificate = proxy ? { liveDir: liveDir(proxy.settings), names: proxy.settings.certificateNames } : undefined;
+        // coturn's certificate comes from the proxy's CA, as a lineage of its own (only the TURN name).
+        const certificate = proxy ? { acme: proxy.settings.acme } : undefined;
         const settings = attempt(() => resolveTurnSettings(labels.turn, args.turn!, certificate));
         if (settings) turn = { kind: "server", settings };
     }

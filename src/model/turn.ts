@@ -1,5 +1,6 @@
-import { FirewallRule, PortClaim, Protocol } from "./host";
+import { FirewallRule, HOST_FILES, PortClaim, Protocol } from "./host";
 import { PROXY_FILES } from "./proxy";
+import { AcmeSettings, CertificateLineage, lineageLiveDir } from "./proxy/acme";
 import { secretFilePath, SynapsePaths } from "./synapse";
 import { Checker, isHostname, isIpAddress, isIPv4, isIPv6, isWildcardAddress } from "./validate";
 
@@ -23,6 +24,8 @@ export const TURN_FILES = {
     defaults: "/etc/default/coturn",
     /** Run by certbot's deploy hook after a renewal (run-parts: letters, digits, - and _ only). */
     certificateHook: `${PROXY_FILES.hooksDir}/coturn`,
+    /** What coturn's certificate (its own lineage) was requested with: a change asks the CA again. */
+    certificateRequest: `${HOST_FILES.stateDir}/acme-request-coturn`,
 } as const;
 
 /**
@@ -38,8 +41,8 @@ export const TURN_FILES = {
 export interface TurnOptions {
     /**
      * The DNS name clients dial (`turn:<domain>`), such as `turn.example.com`;
-     * its A/AAAA records must point at coturn's host. With a `certificate` it
-     * must be one of the certificate's names. Required.
+     * its A/AAAA records must point at coturn's host. With a `certificate`,
+     * coturn gets a certificate of its own for this name alone. Required.
      */
     domain: string;
     /** coturn's `realm` (sent to clients in authentication challenges). Default: `domain`. */
@@ -56,7 +59,9 @@ export interface TurnOptions {
     relayPorts?: { min?: number; max?: number };
     /**
      * Addresses coturn listens on (`listening-ip`). Default none: every
-     * address of the host. They count as the server's own addresses (see
+     * address of the host. They count as the server's own addresses: a
+     * private one is allowed as a peer (two clients relayed by this server
+     * reach each other), a public one is refused as a peer (see
      * `allowedPeerIps`).
      */
     listeningIps?: string[];
@@ -77,14 +82,31 @@ export interface TurnOptions {
     /**
      * Peer addresses allowed although the denied-peer list covers them
      * (`allowed-peer-ip`), such as a media server on your private network.
-     * The server's own addresses (`listeningIps`, `relayIp`) are always
-     * allowed. Default none.
+     * The server's own private addresses (`listeningIps`, `relayIp`) are
+     * always allowed. Its own public addresses (`externalIp`, public
+     * `listeningIps`) are refused as peers, so a client cannot reach the
+     * host's own UDP services through a relay; listing one here allows it
+     * again (two clients that both need the relay, and reach it on that
+     * address, then reach each other through it). Default none.
      */
     allowedPeerIps?: string[];
     /** Concurrent relay allocations one user may hold (`user-quota`). Default 12. */
     userQuota?: number;
     /** Concurrent relay allocations on the whole server (`total-quota`). Default 1200. */
     totalQuota?: number;
+    /**
+     * Bandwidth one TURN session may use, in bytes per second, each
+     * direction counted on its own (`max-bps`); traffic above it is dropped.
+     * Bounds what one client can make the server send. Default 1000000
+     * (8 Mbit/s: a 1080p video call needs about a third of it); 0: no limit.
+     */
+    maxBps?: number;
+    /**
+     * Bandwidth of all sessions together, in bytes per second
+     * (`bps-capacity`): new allocations are refused while it is used up.
+     * Default 0: no limit.
+     */
+    bpsCapacity?: number;
     /**
      * How long the credentials Synapse hands out stay valid
      * (`turn_user_lifetime`), like `1h`, `30m` or `1d`. Default `1h`.
@@ -94,12 +116,20 @@ export interface TurnOptions {
     allowGuests?: boolean;
 }
 
-/** Where coturn finds the certificate for TLS: certbot's live directory on the same host. */
+/**
+ * TLS for coturn: a certificate of its own (its own certbot lineage, only
+ * the TURN name on it, its own key), obtained from the reverse proxy's ACME
+ * CA the way the proxy's is (HTTP-01 through nginx's port 80 on the same
+ * host, or DNS-01), so coturn never holds the key of the web names.
+ */
 export interface TurnCertificate {
-    /** certbot's live directory (`/etc/letsencrypt/live/<lineage>`). */
-    liveDir: string;
-    /** The names the certificate covers. */
-    names: string[];
+    /** The reverse proxy's ACME settings (CA, account e-mail, key type, challenge). */
+    acme: AcmeSettings;
+}
+
+/** The name of coturn's certbot lineage: `coturn-<domain>`, never the web lineage's (named after the homeserver domain). */
+export function turnCertName(domain: string): string {
+    return `coturn-${domain}`;
 }
 
 /** coturn's settings with every default filled in. */
@@ -117,10 +147,18 @@ export interface TurnSettings {
     allowedPeerIps: string[];
     userQuota: number;
     totalQuota: number;
+    /** Bytes per second per session; 0: no limit. */
+    maxBps: number;
+    /** Bytes per second for all sessions; 0: no limit. */
+    bpsCapacity: number;
     userLifetime: string;
     allowGuests: boolean;
-    /** TLS and DTLS on `tlsPort` with this certificate; absent: plain TURN only. */
-    tls?: { liveDir: string };
+    /**
+     * TLS and DTLS on `tlsPort` with a certificate of coturn's own (certbot
+     * lineage `certName`, live in `liveDir`, from the CA `acme` names);
+     * absent: plain TURN only.
+     */
+    tls?: { certName: string; liveDir: string; acme: AcmeSettings };
 }
 
 export const TURN_DEFAULTS = {
@@ -129,6 +167,8 @@ export const TURN_DEFAULTS = {
     relayPorts: { min: 49152, max: 65535 },
     userQuota: 12,
     totalQuota: 1200,
+    maxBps: 1_000_000,
+    bpsCapacity: 0,
     userLifetime: "1h",
     allowGuests: false,
 } as const;
@@ -193,16 +233,18 @@ export function resolveTurnSettings(component: string, o: TurnOptions, certifica
         allowedPeerIps: [...(o.allowedPeerIps ?? [])],
         userQuota: o.userQuota ?? TURN_DEFAULTS.userQuota,
         totalQuota: o.totalQuota ?? TURN_DEFAULTS.totalQuota,
+        maxBps: o.maxBps ?? TURN_DEFAULTS.maxBps,
+        bpsCapacity: o.bpsCapacity ?? TURN_DEFAULTS.bpsCapacity,
         userLifetime: o.userLifetime ?? TURN_DEFAULTS.userLifetime,
         allowGuests: o.allowGuests ?? TURN_DEFAULTS.allowGuests,
-        ...(certificate ? { tls: { liveDir: certificate.liveDir } } : {}),
+        ...(certificate ? { tls: { certName: turnCertName(o.domain), liveDir: lineageLiveDir(turnCertName(o.domain)), acme: certificate.acme } } : {}),
     };
-    validateTurn(component, s, certificate);
+    validateTurn(component, s);
     return s;
 }
 
 /** Validates settings; every problem is reported at once. */
-export function validateTurn(component: string, s: TurnSettings, certificate?: TurnCertificate): void {
+export function validateTurn(component: string, s: TurnSettings): void {
     const c = new Checker(component);
     c.check("domain", s.domain, typeof s.domain === "string" && isHostname(s.domain), "expected the DNS name clients dial, such as turn.example.com");
     c.check("realm", s.realm, typeof s.realm === "string" && isHostname(s.realm), "expected a DNS name such as turn.example.com (the default is domain)");
@@ -247,6 +289,16 @@ export function validateTurn(component: string, s: TurnSettings, certificate?: T
         c.check("allowedPeerIps", a, typeof a === "string" && isIpAddress(a) && !isWildcardAddress(a), "expected single IP addresses, such as 10.0.0.7");
     c.positiveInt("userQuota", s.userQuota, 100000);
     c.positiveInt("totalQuota", s.totalQuota, 1000000);
+    for (const [setting, value] of [
+        ["maxBps", s.maxBps],
+        ["bpsCapacity", s.bpsCapacity],
+    ] as const)
+        c.check(
+            setting,
+            value,
+            typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= 100_000_000_000,
+            "expected a whole number of bytes per second, such as 1000000 (8 Mbit/s), or 0 for no limit",
+        );
     if (Number.isInteger(s.userQuota) && Number.isInteger(s.totalQuota))
         c.check("userQuota", s.userQuota, s.userQuota <= s.totalQuota, `expected at most totalQuota (${s.totalQuota})`);
     c.check(
@@ -256,19 +308,12 @@ export function validateTurn(component: string, s: TurnSettings, certificate?: T
         "expected a duration such as 1h, 30m or 1d (a whole number and ms, s, m, h, d, w or y)",
     );
     c.check("allowGuests", s.allowGuests, typeof s.allowGuests === "boolean", "expected true or false");
-    if (certificate)
-        c.check(
-            "domain",
-            s.domain,
-            certificate.names.includes(s.domain),
-            `TLS needs a certificate for the TURN domain, and the certificate covers only ${certificate.names.join(", ")}: add ${s.domain} to the certificate's names (the ReverseProxy's extraCertificateNames; its DNS must point to the proxy's host), or leave the certificate out (no TLS)`,
-        );
     c.done();
 }
 
-/** The server's own addresses and the user's extra ones: peers allowed despite the denied list. */
-export function allowedPeers(s: TurnSettings): string[] {
-    return [...new Set([...s.listeningIps, ...(s.relayIp !== undefined ? [s.relayIp] : []), ...s.allowedPeerIps])];
+/** The server's own addresses that the configuration knows: where it listens, relays from, and its public address behind NAT. */
+export function ownAddresses(s: TurnSettings): string[] {
+    return [...new Set([...s.listeningIps, ...(s.relayIp !== undefined ? [s.relayIp] : []), ...(s.externalIp !== undefined ? [s.externalIp] : [])])];
 }
 
 /** The ports coturn listens on: plain TURN, and TLS/DTLS with a certificate; UDP and TCP each. */
@@ -298,6 +343,11 @@ export function turnFirewallRules(s: TurnSettings): FirewallRule[] {
         ...turnPorts(s).map(({ port, protocol, owner }) => ({ port, protocol, owner })),
         { port: s.relayPorts.min, toPort: s.relayPorts.max, protocol: "udp", owner: "coturn relay" },
     ];
+}
+
+/** coturn's certbot lineage: only the TURN name. */
+export function turnLineage(s: Pick<TurnSettings, "domain">): CertificateLineage {
+    return { certName: turnCertName(s.domain), names: [s.domain], requestFile: TURN_FILES.certificateRequest };
 }
 
 /** The URIs Synapse hands to clients (`turn_uris`): UDP and TCP, and TLS with a certificate. */

@@ -1,9 +1,10 @@
 import { liveDir, PROXY_FILES, proxyFirewallRules, ReverseProxySettings } from "../model/proxy";
+import { AcmeSettings, CertificateLineage, lineageLiveDir } from "../model/proxy/acme";
 import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/proxy";
 import { NginxSite, renderNginxConf } from "../render/proxy";
 import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
-import { raw, Sh, sh } from "./sh";
+import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 
 /** certbot's live directory of the certificate (defined in the model, where coturn's settings need it too). */
@@ -84,23 +85,67 @@ export function proxyServerScript(site: NginxSite, component: string): string {
  * certificate at once. The challenge shows only when it is not HTTP-01 (the
  * line of an HTTP-01 request is as it always was, so no new certificate is asked for).
  */
-function requestLine(s: ReverseProxySettings): string {
-    const challenge = s.acme.challenge === "http-01" ? "" : ` ${s.acme.challenge}`;
-    return `${s.acme.directoryUrl} ${s.acme.keyType} ${s.certificateNames.join(",")}${challenge}`;
+function requestLine(acme: AcmeSettings, names: string[]): string {
+    const challenge = acme.challenge === "http-01" ? "" : ` ${acme.challenge}`;
+    return `${acme.directoryUrl} ${acme.keyType} ${names.join(",")}${challenge}`;
 }
 
 /** certbot's authenticator arguments: nginx's webroot (HTTP-01), or the Cloudflare plugin with the credentials file (DNS-01). */
-function authenticator(s: ReverseProxySettings): Sh {
-    if (s.acme.challenge === "dns-01-cloudflare")
-        return sh`--dns-cloudflare --dns-cloudflare-credentials ${PROXY_FILES.cloudflareCredentials} --dns-cloudflare-propagation-seconds ${String(s.acme.propagationSeconds)}`;
-    return sh`--webroot -w ${s.acme.webroot}`;
+function authenticator(acme: AcmeSettings): Sh {
+    if (acme.challenge === "dns-01-cloudflare")
+        return sh`--dns-cloudflare --dns-cloudflare-credentials ${PROXY_FILES.cloudflareCredentials} --dns-cloudflare-propagation-seconds ${String(acme.propagationSeconds)}`;
+    return sh`--webroot -w ${acme.webroot}`;
 }
 
 /** Why certbot may have failed, after its own reason. */
-function failureHint(s: ReverseProxySettings, names: string): string {
-    if (s.acme.challenge === "dns-01-cloudflare")
-        return `certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl} through DNS-01 with Cloudflare: each name must be in a Cloudflare zone the API token may edit (Zone:DNS:Edit), and the token must be valid (certbot's reason is above)`;
-    return `certbot could not obtain a certificate for ${names} from ${s.acme.directoryUrl}: these names' DNS records must point to this host and port 80 must be reachable from the internet (the CA connects to http://<name>/.well-known/acme-challenge/)`;
+function failureHint(acme: AcmeSettings, names: string): string {
+    if (acme.challenge === "dns-01-cloudflare")
+        return `certbot could not obtain a certificate for ${names} from ${acme.directoryUrl} through DNS-01 with Cloudflare: each name must be in a Cloudflare zone the API token may edit (Zone:DNS:Edit), and the token must be valid (certbot's reason is above)`;
+    return `certbot could not obtain a certificate for ${names} from ${acme.directoryUrl}: these names' DNS records must point to this host and port 80 must be reachable from the internet (the CA connects to http://<name>/.well-known/acme-challenge/)`;
+}
+
+/**
+ * Obtains one lineage's certificate: keeps it while it is valid and the
+ * request (CA, key type, names, challenge) is unchanged, asks the CA again
+ * when the request changed, and runs `onNew` when the certificate in the
+ * lineage's live directory is new. certbot runs without the directory hooks:
+ * the step itself runs what a new certificate needs (`onNew`); renewals by
+ * certbot's timer run the deploy hook. With DNS-01 the Cloudflare
+ * credentials must have been written before (`acmeCredentialsScript`), and
+ * a private CA's bundle by the proxy's certificate step.
+ */
+export function obtainCertificate(acme: AcmeSettings, lineage: CertificateLineage, onNew: (Sh | string)[]): (Sh | string)[] {
+    const live = lineageLiveDir(lineage.certName);
+    const env = acme.caBundle !== undefined ? sh`env REQUESTS_CA_BUNDLE=${PROXY_FILES.caBundle} ` : raw("");
+    const certbot = sh`${env}certbot certonly --non-interactive --agree-tos --no-eff-email --email ${acme.email} --server ${acme.directoryUrl} ${authenticator(acme)} --cert-name ${lineage.certName} ${lineage.names.flatMap((n) => ["-d", n])} --key-type ${acme.keyType} --no-directory-hooks`;
+    const names = lineage.names.join(", ");
+    const request = requestLine(acme, lineage.names);
+    return [
+        ...(acme.challenge === "dns-01-cloudflare"
+            ? [
+                  sh`pm_apt_install python3-certbot-dns-cloudflare`,
+                  sh`if [ ! -s ${PROXY_FILES.cloudflareCredentials} ]; then echo ${`${PROXY_FILES.cloudflareCredentials} is missing: the certificate's credentials step writes it (the Cloudflare API token) before this one`} >&2; exit 1; fi`,
+              ]
+            : []),
+        sh`pm_before=$(sha256sum ${`${live}/fullchain.pem`} 2>/dev/null || true)`,
+        // Ask again only when the request changed (CA, key type, names); otherwise certbot keeps it until it is due for renewal.
+        sh`if [ -e ${`${live}/fullchain.pem`} ] && [ "$(cat ${lineage.requestFile} 2>/dev/null)" = ${request} ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi`,
+        sh`if ! pm_out=$(${certbot} "$pm_when" 2>&1); then`,
+        sh`    printf '%s\n' "$pm_out" >&2`,
+        sh`    echo ${failureHint(acme, names)} >&2`,
+        sh`    exit 1`,
+        sh`fi`,
+        sh`printf '%s\n' ${request} >${lineage.requestFile}`,
+        sh`if [ "$(sha256sum ${`${live}/fullchain.pem`})" != "$pm_before" ]; then`,
+        indent(lines(onNew)),
+        sh`fi`,
+        sh`echo ${`certificate for ${names}:`} "$(openssl x509 -noout -enddate -in ${`${live}/cert.pem`})"`,
+    ];
+}
+
+/** The lineage of the web names (nginx's): named after the homeserver domain. */
+export function webLineage(s: ReverseProxySettings): CertificateLineage {
+    return { certName: s.homeserverDomain, names: s.certificateNames, requestFile: PROXY_FILES.request };
 }
 
 /**
@@ -121,27 +166,25 @@ export function acmeCredentialsScript(apiToken: string): string {
 }
 
 /**
- * Obtains the certificate through HTTP-01 on nginx's port 80 (certbot's
- * webroot) or, with `dns-01-cloudflare`, through DNS-01 with certbot's
- * Cloudflare plugin (its credentials written before by
+ * Obtains the web names' certificate through HTTP-01 on nginx's port 80
+ * (certbot's webroot) or, with `dns-01-cloudflare`, through DNS-01 with
+ * certbot's Cloudflare plugin (its credentials written before by
  * `acmeCredentialsScript`), keeps it while it is valid and the request is
  * unchanged, points nginx at it and reloads nginx when it changed. certbot's
  * own timer renews it the same way; the deploy hook reloads nginx and runs
- * the services' hooks.
+ * the services' hooks (each for its own lineage).
+ *
+ * A new web certificate reloads nginx only: no other service uses the web
+ * lineage (coturn has its own), and a hook a former release left for the
+ * web lineage (coturn's copied it) must not copy the web key again. A host
+ * whose coturn still serves a copy of the former combined certificate
+ * keeps it until coturn's own lineage replaces it, so TLS on the TURN name
+ * never breaks in between.
  */
 export function certificateScript(s: ReverseProxySettings): string {
     const live = liveDir(s);
-    const dns = s.acme.challenge === "dns-01-cloudflare";
-    const env = s.acme.caBundle !== undefined ? sh`env REQUESTS_CA_BUNDLE=${PROXY_FILES.caBundle} ` : raw("");
-    const certbot = sh`${env}certbot certonly --non-interactive --agree-tos --no-eff-email --email ${s.acme.email} --server ${s.acme.directoryUrl} ${authenticator(s)} --cert-name ${s.homeserverDomain} ${s.certificateNames.flatMap((n) => ["-d", n])} --key-type ${s.acme.keyType} --no-directory-hooks`;
-    const names = s.certificateNames.join(", ");
+    const nginx = "nginx.service";
     return script("pulumi-matrix certificate (certbot)", [
-        ...(dns
-            ? [
-                  sh`pm_apt_install python3-certbot-dns-cloudflare`,
-                  sh`if [ ! -s ${PROXY_FILES.cloudflareCredentials} ]; then echo ${`${PROXY_FILES.cloudflareCredentials} is missing: the certificate's credentials step writes it (the Cloudflare API token) before this one`} >&2; exit 1; fi`,
-              ]
-            : []),
         sh`install -d -m 0755 ${PROXY_FILES.hooksDir}`,
         applyFileSet({
             name: "certbot",
@@ -158,24 +201,17 @@ export function certificateScript(s: ReverseProxySettings): string {
         }),
         // Renewals run from certbot's timer, without Pulumi.
         sh`systemctl enable -q --now certbot.timer`,
-        sh`pm_before=$(sha256sum ${`${live}/fullchain.pem`} 2>/dev/null || true)`,
-        // Ask again only when the request changed (CA, key type, names); otherwise certbot keeps it until it is due for renewal.
-        sh`if [ -e ${`${live}/fullchain.pem`} ] && [ "$(cat ${PROXY_FILES.request} 2>/dev/null)" = ${requestLine(s)} ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi`,
-        sh`if ! pm_out=$(${certbot} "$pm_when" 2>&1); then`,
-        sh`    printf '%s\n' "$pm_out" >&2`,
-        sh`    echo ${failureHint(s, names)} >&2`,
-        sh`    exit 1`,
-        sh`fi`,
-        sh`printf '%s\n' ${requestLine(s)} >${PROXY_FILES.request}`,
+        sh`pm_reload=0`,
+        ...obtainCertificate(s.acme, webLineage(s), [sh`pm_reload=1`]),
         sh`if [ "$(readlink ${PROXY_FILES.tls})" != ${live} ]; then`,
         sh`    ${switchCertificate(live)}`,
-        sh`    echo ${`nginx now serves the certificate for ${names}`}`,
-        sh`    pm_before=switched`,
+        sh`    echo ${`nginx now serves the certificate for ${s.certificateNames.join(", ")}`}`,
+        sh`    pm_reload=1`,
         sh`fi`,
-        sh`if [ "$(sha256sum ${`${live}/fullchain.pem`})" != "$pm_before" ]; then`,
-        sh`    echo "new certificate: reloading nginx and the services that use it"`,
-        sh`    RENEWED_LINEAGE=${live} ${PROXY_FILES.deployHook}`,
+        sh`if [ "$pm_reload" = 1 ] && systemctl is-active -q ${nginx}; then`,
+        sh`    echo "new certificate: reloading nginx"`,
+        sh`    nginx -t -q`,
+        sh`    systemctl reload ${nginx}`,
         sh`fi`,
-        sh`echo ${`certificate for ${names}:`} "$(openssl x509 -noout -enddate -in ${`${live}/cert.pem`})"`,
     ]);
 }

@@ -1,10 +1,11 @@
 import { componentLabel } from "../model/errors";
 import { synapseFiles, SynapseSettings } from "../model/synapse";
-import { TURN_FILES, TURN_SECRET_FILE, turnFirewallRules, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
+import { TURN_FILES, TURN_SECRET_FILE, turnCertName, turnFirewallRules, turnLineage, turnPorts, TurnSettings, turnSynapseFiles } from "../model/turn";
 import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { applyFileSet, ensureRunning, ServiceUnit, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
-import { indent, lines, Sh, sh } from "./sh";
+import { obtainCertificate } from "./proxy";
+import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
 
@@ -29,6 +30,28 @@ const TURN_SETS = {
     synapseSecret: "turn-synapse-secret",
     synapseConfig: "turn-synapse-config",
 } as const;
+
+/**
+ * Deletes coturn's certificate lineage (`coturn-<domain>`) where TLS is
+ * off or TURN is gone, so certbot's timer stops renewing a certificate
+ * nothing uses (and failing once the name's DNS points elsewhere). Only
+ * where this library asked for one (its request file is there); a
+ * certificate can always be obtained again.
+ */
+function coturnLineageRemoval(): Sh {
+    const renewal = "/etc/letsencrypt/renewal/";
+    return lines([
+        sh`if [ -e ${TURN_FILES.certificateRequest} ]; then`,
+        sh`    for pm_conf in ${renewal}${raw(turnCertName("*") + ".conf")}; do`,
+        sh`        [ -e "$pm_conf" ] || continue`,
+        sh`        pm_lineage=$(basename "$pm_conf" .conf)`,
+        sh`        certbot delete --non-interactive --cert-name "$pm_lineage" >/dev/null`,
+        sh`        echo "deleted coturn's certificate lineage $pm_lineage"`,
+        sh`    done`,
+        sh`    rm -f ${TURN_FILES.certificateRequest}`,
+        sh`fi`,
+    ]);
+}
 
 /** The address a health check asks: the first listening address, or loopback when coturn listens on every address. */
 function probeAddress(s: TurnSettings): string {
@@ -109,11 +132,11 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
             sh`if [ -e ${`${live}/fullchain.pem`} ]; then`,
             sh`    RENEWED_LINEAGE=${live} ${f.certificateHook}`,
             sh`else`,
-            sh`    echo ${`no certificate in ${live} yet: coturn serves TLS once certbot issued it (its deploy hook gives coturn a copy)`}`,
+            sh`    echo ${`no certificate in ${live} yet: coturn's certificate step obtains it (until then coturn keeps the copy it has)`}`,
             sh`fi`,
         );
     } else {
-        body.push(sh`if [ -d ${f.tlsDir} ]; then rm -rf ${f.tlsDir}; echo "removed coturn's copy of the certificate (TLS is off)"; fi`);
+        body.push(sh`if [ -d ${f.tlsDir} ]; then rm -rf ${f.tlsDir}; echo "removed coturn's copy of the certificate (TLS is off)"; fi`, coturnLineageRemoval());
     }
     body.push(
         applyFileSet(firewallFragmentSet(turnFirewallOwner(serverName), turnFirewallRules(s))),
@@ -124,6 +147,27 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
         sh`fi`,
     );
     return script(`pulumi-matrix coturn (${s.domain})`, body);
+}
+
+/**
+ * coturn's own certificate: a certbot lineage with the TURN name alone
+ * (`coturn-<domain>`), from the reverse proxy's CA the way the proxy gets
+ * its own (HTTP-01 through nginx's port 80 on this host, or DNS-01), so
+ * coturn never holds the key of the web names. Runs after the server step
+ * (which wrote the hook) and after the proxy's certificate step (nginx
+ * answers the challenge; the CA bundle and DNS-01 credentials are there).
+ * A new certificate goes to coturn through its hook, as certbot's renewals
+ * do: a copy owned by turnserver, and a reload. Until the lineage exists,
+ * coturn keeps serving the copy it has (on a host set up by an earlier
+ * release, the combined certificate's), so TLS never breaks in between.
+ */
+export function turnCertificateScript(s: TurnSettings): string {
+    if (!s.tls) throw new Error("turnCertificateScript: TLS is off (no certificate)");
+    const lineage = turnLineage(s);
+    return script(`pulumi-matrix coturn certificate (${s.domain})`, [
+        sh`[ -x ${TURN_FILES.certificateHook} ] || { echo ${`${TURN_FILES.certificateHook} is missing: the coturn server step runs first`} >&2; exit 1; }`,
+        ...obtainCertificate(s.tls.acme, lineage, [sh`RENEWED_LINEAGE=${s.tls.liveDir} ${TURN_FILES.certificateHook}`]),
+    ]);
 }
 
 /** Writes the shared secret coturn checks credentials with (secret stdin), then (re)starts coturn with it. */
@@ -194,7 +238,8 @@ export function turnSynapseRemovalScript(synapse: SynapseSettings): string {
  * TurnServer named `serverName`: coturn is stopped and disabled (the package stays installed;
  * Debian's upgrades do not start a disabled unit), everything coturn's steps
  * wrote is removed (its config, the shared secret, the unit drop-in, the
- * certificate hook and coturn's copy of the certificate), and its firewall
+ * certificate hook, coturn's copy of the certificate and its certificate
+ * lineage), and its firewall
  * openings, the relay range among them, are closed. Changes nothing on a
  * host where pulumi-matrix never set coturn up.
  */
@@ -211,6 +256,7 @@ export function turnRemovalScript(serverName: string): string {
         applyFileSet({ name: TURN_SETS.config, files: [] }),
         applyFileSet({ name: TURN_SETS.unit, files: [], onChange: [{ kind: "daemon-reload" }] }),
         sh`if [ -d ${f.dir} ]; then rm -rf -- ${f.dir}; echo ${`removed ${f.dir}`}; fi`,
+        coturnLineageRemoval(),
         applyFileSet(firewallFragmentRemovalSet(turnFirewallOwner(serverName))),
     ]);
 }

@@ -1,5 +1,5 @@
 import { secretFilePath, SynapsePaths } from "../model/synapse";
-import { allowedPeers, DENIED_PEER_RANGES, TURN_SECRET_FILE, TurnSettings, turnSynapseFiles, turnUris } from "../model/turn";
+import { DENIED_PEER_RANGES, ownAddresses, TURN_SECRET_FILE, TurnSettings, turnSynapseFiles, turnUris } from "../model/turn";
 import { UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -88,6 +88,29 @@ export function cidrToRange(cidr: string): string {
     return first === last ? text(first) : `${text(first)}-${text(last)}`;
 }
 
+/** Whether `address` lies in `cidr` (both IPv4 or both IPv6; an IPv4 address is never in an IPv6 range). */
+function inCidr(address: string, cidr: string): boolean {
+    const [net, bitsText] = cidr.split("/");
+    const v6 = net.includes(":");
+    if (v6 !== address.includes(":")) return false;
+    const width = v6 ? 128n : 32n;
+    const hostBits = width - BigInt(bitsText ?? String(width));
+    const value = (a: string) => (v6 ? ipv6ToBigInt(a) : ipv4ToBigInt(a)) >> hostBits;
+    return value(address) === value(net);
+}
+
+/** A public address: in none of the denied-peer ranges. */
+export function isPublicPeer(address: string): boolean {
+    return !DENIED_PEER_RANGES.some((r) => inCidr(address, r.cidr));
+}
+
+/**
+ * Mozilla's "intermediate" TLS 1.2 ciphers (forward-secret AEAD only), as
+ * nginx here uses them; TLS 1.3 keeps OpenSSL's own suites, which are all good.
+ */
+export const COTURN_CIPHERS =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 // ----------------------------------------------------------------- coturn
 
 /**
@@ -124,6 +147,10 @@ export function renderCoturnConf(s: TurnSettings, paths: CoturnPaths): string {
         "# Concurrent allocations per user and in total.",
         `user-quota=${s.userQuota}`,
         `total-quota=${s.totalQuota}`,
+        ...(s.maxBps > 0 ? ["# Bytes per second one session may use, each direction (traffic above is dropped).", `max-bps=${s.maxBps}`] : []),
+        ...(s.bpsCapacity > 0
+            ? ["# Bytes per second all sessions together may use (new allocations are refused above).", `bps-capacity=${s.bpsCapacity}`]
+            : []),
         "",
     ];
     if (s.tls) {
@@ -131,8 +158,10 @@ export function renderCoturnConf(s: TurnSettings, paths: CoturnPaths): string {
             "# TLS/DTLS with coturn's copy of the certificate (certbot's deploy hook refreshes it and reloads coturn).",
             `cert=${paths.tlsDir}/fullchain.pem`,
             `pkey=${paths.tlsDir}/privkey.pem`,
+            "# TLS 1.2 and 1.3 only; TLS 1.2 (and DTLS 1.2) with forward-secret AEAD ciphers (Mozilla's intermediate list).",
             "no-tlsv1",
             "no-tlsv1_1",
+            `cipher-list=${COTURN_CIPHERS}`,
         );
     } else {
         lines.push("no-tls", "no-dtls");
@@ -156,9 +185,17 @@ export function renderCoturnConf(s: TurnSettings, paths: CoturnPaths): string {
         "no-multicast-peers",
     );
     for (const r of DENIED_PEER_RANGES) lines.push(`# ${r.cidr}: ${r.what}`, `denied-peer-ip=${cidrToRange(r.cidr)}`);
-    const allowed = allowedPeers(s);
+    // externalIp is public by definition (documentation addresses stand in for it in examples).
+    const own = ownAddresses(s);
+    const isPublic = (a: string) => a === s.externalIp || isPublicPeer(a);
+    const ownPublic = own.filter((a) => isPublic(a) && !s.allowedPeerIps.includes(a));
+    if (ownPublic.length) {
+        lines.push("# The server's own public addresses: a relay there would reach the host's own UDP services.");
+        for (const a of ownPublic) lines.push(`denied-peer-ip=${a}`);
+    }
+    const allowed = [...new Set([...own.filter((a) => !isPublic(a)), ...s.allowedPeerIps])];
     if (allowed.length) {
-        lines.push("# The server's own addresses (two clients relayed by this server reach each other) and allowedPeerIps.");
+        lines.push("# The server's own private addresses (two clients relayed by this server reach each other) and allowedPeerIps.");
         for (const a of allowed) lines.push(`allowed-peer-ip=${a}`);
     }
     return lines.join("\n") + "\n";
@@ -171,6 +208,9 @@ export function renderCoturnSecretConf(secret: string): string {
     return `static-auth-secret=${secret}\n`;
 }
 
+/** Where coturn writes: its own database (Debian's default, /var/lib/turn/turndb), nothing else. */
+export const COTURN_STATE_DIR = "/var/lib/turn";
+
 /**
  * A drop-in for the package's coturn.service: the library's config (the
  * package's /etc/turnserver.conf stays as shipped, so upgrades never ask
@@ -178,8 +218,15 @@ export function renderCoturnSecretConf(secret: string): string {
  * the package ships (a native one, or one generated from an init script),
  * and a reload that makes coturn read its certificate again (SIGUSR2)
  * without dropping calls. `bindsLowPorts`: a port below 1024 is configured.
+ *
+ * And a sandbox (systemd.exec(5)): coturn reads its config and its copy of
+ * the certificate and writes only its database; it keeps no capability
+ * (TURN's ports are above 1024), cannot gain privileges, sees no home, no
+ * devices, no kernel settings, no other process, and may use only the
+ * network families and system calls a network service needs.
  */
 export function renderCoturnDropIn(confPath: string, bindsLowPorts = false): string {
+    const caps = bindsLowPorts ? "CAP_NET_BIND_SERVICE" : "";
     return `${HEADER}
 [Service]
 Type=simple
@@ -190,7 +237,39 @@ ExecStart=
 ExecStart=/usr/bin/turnserver -c ${confPath} --pidfile=
 ExecReload=/bin/kill -USR2 $MAINPID
 Restart=on-failure
-${bindsLowPorts ? "# A port below 1024 is configured.\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n" : ""}`;
+${bindsLowPorts ? "# A port below 1024 is configured.\n" : ""}CapabilityBoundingSet=${caps}
+AmbientCapabilities=${caps}
+NoNewPrivileges=yes
+# Files: everything read-only but coturn's database; no home, a private /tmp, no devices.
+ProtectSystem=strict
+ReadWritePaths=${COTURN_STATE_DIR}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+DevicePolicy=closed
+UMask=0077
+# The kernel, the clock, the host name, cgroups and other processes are out of reach.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# IPv4 and IPv6 for TURN, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+`;
 }
 
 /**

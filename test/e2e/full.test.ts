@@ -276,13 +276,15 @@ full("e2e full (real engine)", function () {
             assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
 
-        it("TURN added: coturn runs with the certificate now covering its name; Synapse restarts onto turn_uris, nginx only reloads", async function () {
+        it("TURN added: coturn runs with a certificate of its own (the web certificate keeps its names); Synapse restarts onto turn_uris, nginx only reloads", async function () {
             const pid = await nginxPid();
             await stack.setConfig({ turnDomain: "turn.test" });
             const up = await stack.up("up with TURN");
             timings.push(`up adding TURN: ${up.seconds} s`);
             assert.equal((await vm.exec("systemctl is-active coturn.service")).stdout.trim(), "active");
-            assert.deepEqual((await get("matrix.test", "/_matrix/client/versions")).names.sort(), ["DNS:element.test", "DNS:matrix.test", "DNS:turn.test"]);
+            assert.deepEqual((await get("matrix.test", "/_matrix/client/versions")).names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+            const coturnNames = await vm.exec("openssl x509 -noout -ext subjectAltName -in /etc/coturn/pulumi-matrix/tls/fullchain.pem");
+            assert.match(coturnNames.stdout, /^\s*DNS:turn\.test\s*$/m, coturnNames.stdout);
             assert.match((await vm.exec("cat /etc/matrix-synapse/conf.d/45-turn.yaml")).stdout, /turns:turn\.test:5349\?transport=tcp/);
             assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
         });
@@ -301,7 +303,7 @@ full("e2e full (real engine)", function () {
             assert.match((await vm.exec("nft list table inet pulumi_matrix")).stdout, /udp dport 50000-50999 accept/);
         });
 
-        it("TURN removed: Synapse restarts without it, coturn stops, its files and ports close, the certificate drops its name; nginx only reloads", async function () {
+        it("TURN removed: Synapse restarts without it, coturn stops, its files, ports and certificate lineage go; nginx only reloads", async function () {
             const before = await startTimestamps(vm, PROXY_UNITS);
             const pid = await nginxPid();
             await stack.removeConfig(["turnDomain", "turnRelayPortMin", "turnRelayPortMax"]);
@@ -315,19 +317,19 @@ full("e2e full (real engine)", function () {
             assert.deepEqual(ops("create"), ["proxy-turn-removal", "proxy-turn-removal-server", "proxy-turn-removal-synapse-config"]);
             assert.deepEqual(ops("delete"), [
                 "proxy-turn",
+                "proxy-turn-certificate",
                 "proxy-turn-secrets",
                 "proxy-turn-server",
                 "proxy-turn-shared-secret",
                 "proxy-turn-synapse-config",
                 "proxy-turn-synapse-secrets",
             ]);
-            assert.ok(ops("update").includes("proxy-proxy-certificate"), JSON.stringify(ops("update")));
             for (const name of ops("update")) assert.match(name, /^proxy-proxy-(certificate|nginx)$/);
 
             assert.equal((await vm.exec("systemctl is-active coturn.service || true")).stdout.trim(), "inactive");
             assert.equal((await vm.exec("systemctl is-enabled coturn.service || true")).stdout.trim(), "disabled");
             const left = await vm.exec(
-                "for f in /etc/coturn/pulumi-matrix /etc/systemd/system/coturn.service.d/pulumi-matrix.conf /etc/pulumi-matrix/certificate-hooks.d/coturn /etc/matrix-synapse/conf.d/45-turn.yaml /etc/matrix-synapse/secrets/turn_shared_secret; do [ -e $f ] && echo $f; done; grep -rl turn_ /etc/matrix-synapse || true",
+                "for f in /etc/coturn/pulumi-matrix /etc/letsencrypt/live/coturn-turn.test /etc/systemd/system/coturn.service.d/pulumi-matrix.conf /etc/pulumi-matrix/certificate-hooks.d/coturn /etc/matrix-synapse/conf.d/45-turn.yaml /etc/matrix-synapse/secrets/turn_shared_secret; do [ -e $f ] && echo $f; done; grep -rl turn_ /etc/matrix-synapse || true",
             );
             assert.equal(left.stdout.trim(), "", `left on the VM:\n${left.stdout}`);
             const nft = (await vm.exec("nft list table inet pulumi_matrix")).stdout;

@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { PROXY_FILES } from "../../src/model/proxy";
+import { resolveAcmeSettings } from "../../src/model/proxy/acme";
 import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
 import { resolveTurnSettings, TurnSettings, turnSynapseFiles, turnUris } from "../../src/model/turn";
 import { TURN_FILES } from "../../src/model/turn";
@@ -35,15 +36,17 @@ import {
 import { WRITTEN_DIR } from "../../src/render/drift";
 import { renderDeployHook } from "../../src/render/proxy";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
+import { renderCoturnDropIn } from "../../src/render/turn";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, requireUser, run, sleep } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
-import { SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
+import { PUBLIC_ADDRESS, SERVER_ADDRESS, TurnSandbox } from "../support/integration/turnSandbox";
 
 const random = () => crypto.randomBytes(24).toString("hex");
 const COMPONENT = 'TurnServer "test"';
-const LIVE = "/etc/letsencrypt/live/matrix.test";
+/** coturn's own lineage (turnCertName("turn.test")): the test stands in for certbot and puts a certificate there. */
+const LIVE = "/etc/letsencrypt/live/coturn-turn.test";
 
 interface TurnServerResponse {
     username: string;
@@ -84,7 +87,7 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             "-subj",
             "/CN=turn.test",
             "-addext",
-            "subjectAltName=DNS:matrix.test,DNS:turn.test",
+            "subjectAltName=DNS:turn.test",
             "-keyout",
             path.join(live, "privkey.pem"),
             "-out",
@@ -157,7 +160,13 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         });
         firstCertificate = await issueCertificate();
         // The TURN name is on the certificate; the server's own address is private (relayIp), as behind NAT.
-        turn = resolveTurnSettings(COMPONENT, { domain: "turn.test", relayIp: SERVER_ADDRESS }, { liveDir: LIVE, names: ["matrix.test", "turn.test"] });
+        turn = resolveTurnSettings(
+            COMPONENT,
+            // Listening on a public address too: relays to it are refused, relays between clients go through the private one.
+            { domain: "turn.test", relayIp: SERVER_ADDRESS, listeningIps: [SERVER_ADDRESS, PUBLIC_ADDRESS] },
+            { acme: resolveAcmeSettings(COMPONENT, { email: "admin@turn.test" }) },
+        );
+        assert.equal(turn.tls?.liveDir, LIVE);
 
         // The scripts in the order they run on a VM: coturn's in coturn's network; Synapse's own, then TURN's side of Synapse.
         const s = scripts();
@@ -192,6 +201,11 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
         assert.equal(Number(uid), requireUser("turnserver").uid);
         const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+        // The drop-in's NoNewPrivileges=yes and empty CapabilityBoundingSet= (what the stand-in can apply of its sandbox).
+        const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+        assert.match(status, /^NoNewPrivs:\s+1$/m);
+        assert.match(status, /^CapBnd:\s+0+$/m);
+        assert.match(status, /^CapEff:\s+0+$/m);
         assert.deepEqual(cmdline, ["/usr/bin/turnserver", "-c", TURN_FILES.conf, "--pidfile="]);
 
         const stat = (p: string) => {
@@ -292,6 +306,16 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         }
     });
 
+    it("refuses relays to the server's own public address (a relay there would reach the host's own UDP services)", async function () {
+        assert.match(sandbox.coturnLog(), new RegExp(`Black listing: ${PUBLIC_ADDRESS.replace(/\./g, "\\.")}`));
+        const c = await credentialsOf("dave");
+        const r = await uclient(["-c", "-n", "1", "-e", PUBLIC_ADDRESS, "-u", c.username, "-w", c.password]);
+        assert.notEqual(r.code, 0, `${PUBLIC_ADDRESS}:\n${r.out.slice(-2000)}`);
+        assert.match(r.out, /error 403 \(Forbidden IP\)/, `${PUBLIC_ADDRESS}:\n${r.out.slice(-2000)}`);
+        // The private address it relays from stays allowed: the test above relayed between two clients through it.
+        assert.match(sandbox.coturnLog(), new RegExp(`White listing: ${SERVER_ADDRESS.replace(/\./g, "\\.")}`));
+    });
+
     it("serves TLS with its copy of the certificate; a renewal reaches coturn through certbot's deploy hook with a reload", async function () {
         assert.equal(await servedCertificate(), firstCertificate);
         const tls = (name: string) => {
@@ -323,6 +347,8 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         // Another certificate's renewal is none of coturn's business.
         sandbox.reset();
         await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: "/etc/letsencrypt/live/other.test" } });
+        // Nor is the web lineage's: coturn's copy comes from its own lineage alone.
+        await sandbox.run(renderDeployHook(PROXY_FILES.hooksDir), { netns: true, env: { RENEWED_LINEAGE: "/etc/letsencrypt/live/matrix.test" } });
         assert.deepEqual(sandbox.calls(), []);
     });
 
@@ -342,6 +368,72 @@ describe("coturn as the library configures it, with Synapse handing out its cred
             [],
         );
         assert.equal(sandbox.coturnPid(), pid);
+    });
+
+    it("every system call coturn makes (start, allocations over UDP and DTLS, a certificate reload, stop) is one the drop-in's SystemCallFilter allows", async function () {
+        // The filter as systemd expands it: @system-service with its nested groups, minus @privileged.
+        const groups = new Map<string, string[]>();
+        let current: string[] | undefined;
+        for (const line of (await run("systemd-analyze", ["syscall-filter", "--no-pager"])).stdout.split("\n")) {
+            if (/^@\S+$/.test(line)) groups.set(line, (current = []));
+            else if (current && /^\s+[@a-z0-9_-]+$/.test(line)) current.push(line.trim());
+        }
+        const expand = (name: string, seen = new Set<string>()): string[] =>
+            name.startsWith("@") ? (seen.has(name) ? [] : (seen.add(name), (groups.get(name) ?? []).flatMap((n) => expand(n, seen)))) : [name];
+        const privileged = new Set(expand("@privileged"));
+        const allowed = new Set(expand("@system-service").filter((n) => !privileged.has(n)));
+        assert.ok(allowed.has("sendmsg") && !allowed.has("mount"), "systemd-analyze's groups were not read");
+
+        const dropIn = renderCoturnDropIn(TURN_FILES.conf);
+        assert.match(dropIn, /^SystemCallFilter=@system-service$/m);
+        assert.match(dropIn, /^SystemCallFilter=~@privileged$/m);
+
+        const c = await credentialsOf("erin");
+        const trace = path.join(dir, "coturn.strace");
+        await sandbox.run("systemctl stop coturn.service\n", { netns: true });
+        try {
+            // coturn as the unit runs it, traced; clients allocate and relay, coturn reloads its certificate, then stops.
+            await sandbox.run(
+                [
+                    "set -e",
+                    `strace -f -qq -o ${trace} setpriv --no-new-privs --bounding-set -all --inh-caps -all --reuid turnserver --regid turnserver --init-groups -- /usr/bin/turnserver -c ${TURN_FILES.conf} --pidfile= >/dev/null 2>&1 &`,
+                    "tracer=$!",
+                    `for _ in $(seq 100); do timeout 1 turnutils_stunclient -p ${turn.port} ${SERVER_ADDRESS} >/dev/null 2>&1 && break; sleep 0.2; done`,
+                    `turnutils_uclient -y -n 3 -u ${c.username} -w ${c.password} ${SERVER_ADDRESS} >/dev/null 2>&1`,
+                    `turnutils_uclient -y -n 3 -S -p ${turn.tlsPort} -u ${c.username} -w ${c.password} ${SERVER_ADDRESS} >/dev/null 2>&1`,
+                    "coturn=$(ps -o pid= --ppid \"$tracer\" | tr -d ' ')",
+                    'kill -USR2 "$coturn"; sleep 1',
+                    'kill -TERM "$coturn"',
+                    'wait "$tracer" || true',
+                    "",
+                ].join("\n"),
+                { netns: true },
+            );
+        } finally {
+            // Back as the unit runs it, for the steps below.
+            await sandbox.run("systemctl start coturn.service\n", { netns: true });
+        }
+        assert.ok(sandbox.coturnPid());
+        // From coturn's own execve on (systemd applies the filter just before it): every call, its name and result.
+        const lines = fs.readFileSync(trace, "utf8").split("\n");
+        fs.rmSync(trace);
+        const start = lines.findIndex((l) => /execve\("\/usr\/bin\/turnserver"/.test(l) && / = 0$/.test(l));
+        assert.ok(start >= 0, "no execve of turnserver in the trace");
+        const calls = lines.slice(start + 1).flatMap((l) => {
+            const m = /^\d+\s+([a-z0-9_]+)\(.*\) += (.*)$/.exec(l) ?? /^\d+\s+<\.\.\. ([a-z0-9_]+) resumed>.*\) += (.*)$/.exec(l);
+            return m ? [{ name: m[1], result: m[2] }] : [];
+        });
+        const used = new Set(calls.map((x) => x.name));
+        assert.ok(used.has("bind") && (used.has("recvmsg") || used.has("recvfrom")), [...used].join(" "));
+        // Outside the filter, a call fails with EPERM (SystemCallErrorNumber=EPERM): harmless only where the kernel already refused it so.
+        const refused = [...used].filter((n) => !allowed.has(n)).sort();
+        const changed = refused.filter((n) => calls.some((x) => x.name === n && !/^-1 EPERM\b/.test(x.result)));
+        assert.deepEqual(changed, [], `coturn calls outside the filter that succeed today: ${changed.join(" ")}`);
+        // coturn, already running as turnserver, tries to drop supplementary groups; unprivileged, the kernel refuses it anyway.
+        assert.deepEqual(
+            refused,
+            ["setgroups"].filter((n) => used.has(n)),
+        );
     });
 
     it("taken away (TurnRemoval's steps): Synapse restarts without TURN and hands out no credentials; coturn stops, its files and firewall opening go; a second run changes nothing", async function () {
@@ -376,6 +468,30 @@ describe("coturn as the library configures it, with Synapse handing out its cred
         const again = (await sandbox.run(turnSynapseRemovalScript(settings))) + (await sandbox.run(turnRemovalScript("test"), { netns: true }));
         assert.doesNotMatch(again, /removed |stopped |restarting |reloaded/);
         assert.deepEqual(sandbox.calls(), []);
+    });
+
+    it("the drop-in's sandbox: systemd-analyze security rates Debian's coturn.service with it at most 2.0 (without: 9.0, UNSAFE); systemd-analyze verify finds nothing wrong", async function () {
+        const root = makeTempDir("coturn-security");
+        const unit = "/lib/systemd/system/coturn.service";
+        fs.mkdirSync(path.join(root, path.dirname(unit)), { recursive: true });
+        fs.copyFileSync(unit, path.join(root, unit));
+        fs.mkdirSync(path.join(root, path.dirname(TURN_FILES.dropIn)), { recursive: true });
+        fs.writeFileSync(path.join(root, TURN_FILES.dropIn), renderCoturnDropIn(TURN_FILES.conf));
+        const r = await run("systemd-analyze", ["security", "--offline=true", `--root=${root}`, "--no-pager", "coturn.service"], { allowFailure: true });
+        const exposure = /Overall exposure level for coturn\.service: (\d+\.\d+)/.exec(r.stdout + r.stderr)?.[1];
+        assert.ok(exposure !== undefined, r.stdout + r.stderr);
+        assert.ok(Number(exposure) <= 2.0, `exposure ${exposure}:\n${r.stdout}`);
+        // Every directive of the drop-in is one this systemd knows (verify names an unknown key, a bad value, a missing binary).
+        const units = makeTempDir("coturn-verify");
+        fs.copyFileSync(unit, path.join(units, "coturn.service"));
+        fs.mkdirSync(path.join(units, "coturn.service.d"));
+        fs.writeFileSync(path.join(units, "coturn.service.d", "pulumi-matrix.conf"), renderCoturnDropIn(TURN_FILES.conf));
+        const v = await run("systemd-analyze", ["verify", path.join(units, "coturn.service")], {
+            allowFailure: true,
+            env: { ...process.env, SYSTEMD_UNIT_PATH: `${units}:` },
+        });
+        assert.equal(v.code, 0, v.stdout + v.stderr);
+        assert.equal((v.stdout + v.stderr).trim(), "");
     });
 
     it("left this machine's own coturn files alone", function () {

@@ -212,9 +212,9 @@ describe("errors where settings meet, or about settings the user never wrote, na
         ],
         // Derived settings: the certificate's names, a URL from the server name.
         [
-            "a TURN domain on the certificate",
+            "a TURN domain that is no DNS name (coturn's own certificate is for it)",
             { turnDomain: "bad domain!" },
-            /^matrix:turnDomain is "bad domain!"; expected a DNS name such as example\.com: turn \(TLS on its tlsPort\) puts it on the proxy's certificate$/m,
+            /^matrix:turnDomain is "bad domain!"; expected the DNS name clients dial, such as turn\.example\.com$/m,
         ],
         [
             "a server name whose URL is outside the DNS zone",

@@ -142,11 +142,19 @@ describe("the stack plan (pure, no Pulumi)", () => {
         ]);
     });
 
-    it("turn: coturn with the proxy's certificate (its name added to it) and its ports claimed; absent: the removal", () => {
+    it("turn: coturn with a certificate of its own from the proxy's CA and its ports claimed; absent: the removal", () => {
         const p = plan(args({ turn: { domain: "turn.example.com" } }));
-        assert.deepEqual(p.proxy?.settings.certificateNames, ["matrix.example.com", "turn.example.com"]);
+        // coturn's certificate is a lineage of its own: the web certificate does not have the TURN name.
+        assert.deepEqual(p.proxy?.settings.certificateNames, ["matrix.example.com"]);
+        // ... but nginx's port 80 answers its HTTP-01 challenges (it rejects every name it does not know).
+        assert.deepEqual(p.proxy?.settings.challengeNames, ["turn.example.com"]);
+        assert.deepEqual(plan(args()).proxy?.settings.challengeNames, []);
         assert.ok(p.turn.kind === "server");
-        assert.deepEqual(p.turn.settings.tls, { liveDir: "/etc/letsencrypt/live/matrix.example.com" });
+        assert.deepEqual(p.turn.settings.tls, {
+            certName: "coturn-turn.example.com",
+            liveDir: "/etc/letsencrypt/live/coturn-turn.example.com",
+            acme: p.proxy?.settings.acme,
+        });
         assert.ok(claimed(p).includes('TurnServer "dev-turn" udp/49152-65535@*'));
         assert.deepEqual(plan(args()).turn, { kind: "removal" });
     });

@@ -11,9 +11,13 @@ import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { TurnRemoval } from "../../components/TurnRemoval";
 import { TurnServer, TurnServerArgs } from "../../components/TurnServer";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
+import { resolveReverseProxySettings } from "../../src/model/proxy";
+import { resolveAcmeSettings } from "../../src/model/proxy/acme";
 import { DEFAULT_SYNAPSE_PATHS, resolveSynapseSettings } from "../../src/model/synapse";
 import { DENIED_PEER_RANGES, resolveTurnSettings, TURN_FILES, turnFirewallRules, TurnOptions, turnPortClaims, turnUris } from "../../src/model/turn";
+import { certificateScript } from "../../src/provision/proxy";
 import {
+    turnCertificateScript,
     turnRemovalScript,
     turnSecretScript,
     turnServerScript,
@@ -35,8 +39,9 @@ import { goldenSynapseSettings } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const C = 'TurnServer "turn"';
-const resolve = (o: Partial<TurnOptions> = {}, names?: string[]) =>
-    resolveTurnSettings(C, { domain: "turn.example.com", ...o }, names ? { liveDir: "/etc/letsencrypt/live/matrix.example.com", names } : undefined);
+const ACME = resolveAcmeSettings(C, { email: "admin@example.com" });
+/** `tls`: with a certificate from the proxy's CA (coturn's own lineage). */
+const resolve = (o: Partial<TurnOptions> = {}, tls = false) => resolveTurnSettings(C, { domain: "turn.example.com", ...o }, tls ? { acme: ACME } : undefined);
 
 /** The error names the component, the setting, the value and what is valid. */
 function rejects(f: () => unknown, message: RegExp): void {
@@ -136,23 +141,21 @@ describe("TurnServer: settings", () => {
             /relayPorts is \{"min":3000,"max":4000\}; expected a range without coturn's own port 3478/,
         );
         rejects(
-            () => resolve({ relayPorts: { min: 5000, max: 6000 } }, ["turn.example.com"]),
+            () => resolve({ relayPorts: { min: 5000, max: 6000 } }, true),
             /relayPorts is \{"min":5000,"max":6000\}; expected a range without coturn's own tlsPort 5349/,
         );
         rejects(() => resolve({ domain: "turn" }), /domain is "turn"; expected the DNS name clients dial/);
         rejects(() => resolve({ domain: "203.0.113.10" }), /domain is "203\.0\.113\.10"; expected the DNS name/);
         rejects(() => resolve({ realm: "not a realm" }), /realm is "not a realm"; expected a DNS name/);
         rejects(() => resolve({ port: 0 }), /port is 0; expected a whole number from 1 to 65535/);
-        rejects(() => resolve({ tlsPort: 3478 }, ["turn.example.com"]), /tlsPort is 3478; expected a port other than port \(3478\)/);
+        rejects(() => resolve({ tlsPort: 3478 }, true), /tlsPort is 3478; expected a port other than port \(3478\)/);
         rejects(() => resolve({ listeningIps: ["0.0.0.0"] }), /listeningIps is "0\.0\.0\.0"; expected specific IP addresses/);
         rejects(() => resolve({ allowedPeerIps: ["10.0.0.0/8"] }), /allowedPeerIps is "10\.0\.0\.0\/8"; expected single IP addresses/);
         rejects(() => resolve({ userQuota: 0 }), /userQuota is 0; expected a whole number from 1/);
         rejects(() => resolve({ userQuota: 50, totalQuota: 10 }), /userQuota is 50; expected at most totalQuota \(10\)/);
         rejects(() => resolve({ userLifetime: "1 hour" }), /userLifetime is "1 hour"; expected a duration such as 1h/);
-        rejects(
-            () => resolve({}, ["matrix.example.com", "element.example.com"]),
-            /domain is "turn\.example\.com"; TLS needs a certificate for the TURN domain, and the certificate covers only matrix\.example\.com, element\.example\.com: add turn\.example\.com to the certificate's names .*or leave the certificate out \(no TLS\)/,
-        );
+        rejects(() => resolve({ maxBps: -1 }), /maxBps is -1; expected a whole number of bytes per second, such as 1000000 \(8 Mbit\/s\), or 0 for no limit/);
+        rejects(() => resolve({ bpsCapacity: 1.5 }), /bpsCapacity is 1\.5; expected a whole number of bytes per second/);
     });
 
     it("reports every problem at once", () => {
@@ -167,7 +170,7 @@ describe("TurnServer: settings", () => {
             turnFirewallRules(resolve()).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
             ["udp 3478", "tcp 3478", "udp 49152-65535"],
         );
-        const tls = resolve({ relayPorts: { min: 40000, max: 40999 }, listeningIps: ["203.0.113.10"] }, ["turn.example.com"]);
+        const tls = resolve({ relayPorts: { min: 40000, max: 40999 }, listeningIps: ["203.0.113.10"] }, true);
         assert.deepEqual(
             turnFirewallRules(tls).map((r) => `${r.protocol} ${r.port}${r.toPort ? `-${r.toPort}` : ""}`),
             ["udp 3478", "tcp 3478", "udp 5349", "tcp 5349", "udp 40000-40999"],
@@ -181,12 +184,12 @@ describe("TurnServer: settings", () => {
 
     it("gives Synapse turn: URIs for UDP and TCP, turns: on the TLS port with a certificate, the port only when it is not 3478", () => {
         assert.deepEqual(turnUris(resolve()), ["turn:turn.example.com?transport=udp", "turn:turn.example.com?transport=tcp"]);
-        assert.deepEqual(turnUris(resolve({}, ["turn.example.com"])), [
+        assert.deepEqual(turnUris(resolve({}, true)), [
             "turn:turn.example.com?transport=udp",
             "turn:turn.example.com?transport=tcp",
             "turns:turn.example.com:5349?transport=tcp",
         ]);
-        assert.deepEqual(turnUris(resolve({ port: 3479, tlsPort: 443 }, ["turn.example.com"])), [
+        assert.deepEqual(turnUris(resolve({ port: 3479, tlsPort: 443 }, true)), [
             "turn:turn.example.com:3479?transport=udp",
             "turn:turn.example.com:3479?transport=tcp",
             "turns:turn.example.com:443?transport=tcp",
@@ -195,7 +198,7 @@ describe("TurnServer: settings", () => {
 });
 
 describe("TurnServer: rendered files", () => {
-    const tls = resolve({ relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] }, ["matrix.example.com", "turn.example.com"]);
+    const tls = resolve({ relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] }, true);
     const conf = renderCoturnConf(tls, TURN_FILES);
 
     it("denies every range of REFERENCE's denied-peer list, and nothing on the public internet", () => {
@@ -222,7 +225,8 @@ describe("TurnServer: rendered files", () => {
     });
 
     it("writes each range as coturn takes it (first-last), one table entry per line with its reason", () => {
-        assert.equal(values(conf, "denied-peer-ip").length, DENIED_PEER_RANGES.length);
+        // Every range, and the server's own public address (externalIp).
+        assert.equal(values(conf, "denied-peer-ip").length, DENIED_PEER_RANGES.length + 1);
         assert.equal(cidrToRange("10.0.0.0/8"), "10.0.0.0-10.255.255.255");
         assert.equal(cidrToRange("::1/128"), "::1");
         assert.equal(cidrToRange("fe80::/10"), "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
@@ -231,7 +235,34 @@ describe("TurnServer: rendered files", () => {
         assert.match(conf, /^# 169\.254\.0\.0\/16: link-local \(cloud metadata services\)\ndenied-peer-ip=169\.254\.0\.0-169\.254\.255\.255$/m);
     });
 
-    it("allows the server's own address and allowedPeerIps, after the denied list", () => {
+    it("refuses relays to the server's own public addresses (externalIp, public listeningIps) unless allowedPeerIps lists them", () => {
+        assert.deepEqual(values(conf, "denied-peer-ip").slice(DENIED_PEER_RANGES.length), ["203.0.113.10"]);
+        const own = renderCoturnConf(
+            resolve({ listeningIps: ["8.8.4.4", "2a00:1450::5", "10.1.2.3"], externalIp: "9.9.9.9", relayIp: "10.1.2.3" }),
+            TURN_FILES,
+        );
+        assert.deepEqual(values(own, "denied-peer-ip").slice(DENIED_PEER_RANGES.length), ["8.8.4.4", "2a00:1450::5", "9.9.9.9"]);
+        assert.deepEqual(values(own, "allowed-peer-ip"), ["10.1.2.3"]);
+        const optedIn = renderCoturnConf(resolve({ externalIp: "9.9.9.9", allowedPeerIps: ["9.9.9.9"] }), TURN_FILES);
+        assert.deepEqual(values(optedIn, "denied-peer-ip").length, DENIED_PEER_RANGES.length);
+        assert.deepEqual(values(optedIn, "allowed-peer-ip"), ["9.9.9.9"]);
+    });
+
+    it("TLS 1.2 and 1.3 only, with Mozilla's intermediate TLS 1.2 ciphers; a bandwidth limit per session (max-bps), and one for the server when set", () => {
+        assert.deepEqual(values(conf, "cipher-list"), [
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+        ]);
+        for (const f of ["no-tlsv1", "no-tlsv1_1"]) assert.match(conf, new RegExp(`^${f}$`, "m"));
+        assert.deepEqual(values(conf, "max-bps"), ["1000000"]);
+        assert.deepEqual(values(conf, "bps-capacity"), []);
+        const limited = renderCoturnConf(resolve({ maxBps: 0, bpsCapacity: 50_000_000 }), TURN_FILES);
+        assert.deepEqual(values(limited, "max-bps"), []);
+        assert.deepEqual(values(limited, "bps-capacity"), ["50000000"]);
+        // Without TLS there is no cipher list to set.
+        assert.deepEqual(values(renderCoturnConf(resolve(), TURN_FILES), "cipher-list"), []);
+    });
+
+    it("allows the server's own private addresses and allowedPeerIps, after the denied list", () => {
         assert.deepEqual(values(conf, "allowed-peer-ip"), ["10.0.0.5", "10.0.0.7"]);
         assert.ok(conf.lastIndexOf("denied-peer-ip=") < conf.indexOf("allowed-peer-ip="));
         assert.deepEqual(values(renderCoturnConf(resolve({ listeningIps: ["192.168.1.5"] }), TURN_FILES), "allowed-peer-ip"), ["192.168.1.5"]);
@@ -278,8 +309,9 @@ describe("TurnServer: rendered files", () => {
         // In the foreground as turnserver, whatever unit the package ships; low ports only when configured.
         for (const line of ["Type=simple", "PIDFile=", "User=turnserver", "Group=turnserver", "Restart=on-failure"])
             assert.match(dropIn, new RegExp(`^${line}$`, "m"));
-        assert.doesNotMatch(dropIn, /AmbientCapabilities/);
-        assert.match(turnServerScript(resolve({ tlsPort: 443 }, ["turn.example.com"]), "turn"), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+        assert.match(dropIn, /^AmbientCapabilities=$/m);
+        assert.match(dropIn, /^CapabilityBoundingSet=$/m);
+        assert.match(turnServerScript(resolve({ tlsPort: 443 }, true), "turn"), /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
         const hook = renderCoturnCertificateHook("/etc/letsencrypt/live/matrix.example.com", TURN_FILES.tlsDir);
         assert.match(hook, /^\[ "\$\{RENEWED_LINEAGE:-\}" = \/etc\/letsencrypt\/live\/matrix\.example\.com \] \|\| exit 0$/m);
         assert.match(hook, /copy \/etc\/letsencrypt\/live\/matrix\.example\.com\/privkey\.pem \/etc\/coturn\/pulumi-matrix\/tls\/privkey\.pem 0600/);
@@ -307,9 +339,76 @@ describe("TurnServer: rendered files", () => {
 });
 
 describe("TurnServer: scripts", () => {
-    const s = resolve({}, ["turn.example.com"]);
+    const s = resolve({}, true);
     const synapse = resolveSynapseSettings("s", { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" });
     const SECRET = "SECRETturnsharedsecret0123456789";
+
+    it("the certificate step gets coturn's own lineage (the TURN name alone) from the proxy's CA, HTTP-01 or DNS-01, and hands a new one to coturn's hook", () => {
+        const cert = turnCertificateScript(s);
+        assert.match(
+            cert,
+            / --webroot -w \/var\/www\/pulumi-matrix-acme --cert-name coturn-turn\.example\.com -d turn\.example\.com --key-type ecdsa --no-directory-hooks "\$pm_when"/,
+        );
+        assert.match(cert, /cat \/var\/lib\/pulumi-matrix\/acme-request-coturn/);
+        assert.match(cert, /^ {4}RENEWED_LINEAGE=\/etc\/letsencrypt\/live\/coturn-turn\.example\.com \/etc\/pulumi-matrix\/certificate-hooks\.d\/coturn$/m);
+        // Never the web lineage, never its names.
+        assert.doesNotMatch(cert, /matrix\.example\.com/);
+        const dns = turnCertificateScript(
+            resolveTurnSettings(
+                C,
+                { domain: "turn.example.com" },
+                { acme: resolveAcmeSettings(C, { email: "admin@example.com", challenge: "dns-01-cloudflare" }) },
+            ),
+        );
+        assert.match(
+            dns,
+            / --dns-cloudflare --dns-cloudflare-credentials \/etc\/pulumi-matrix\/acme-cloudflare\.ini --dns-cloudflare-propagation-seconds 30 --cert-name coturn-turn\.example\.com -d turn\.example\.com /,
+        );
+        assert.throws(() => turnCertificateScript(resolve()), /TLS is off/);
+        // The hook copies coturn's lineage only.
+        assert.match(
+            renderCoturnCertificateHook(s.tls!.liveDir, TURN_FILES.tlsDir),
+            /^\[ "\$\{RENEWED_LINEAGE:-\}" = \/etc\/letsencrypt\/live\/coturn-turn\.example\.com \] \|\| exit 0$/m,
+        );
+    });
+
+    it("the web certificate step reloads nginx alone: it never runs the services' hooks, so a hook an earlier release left for the web lineage cannot copy the web key", () => {
+        const proxy = resolveReverseProxySettings(
+            "p",
+            { acme: { email: "admin@example.com" } },
+            { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" },
+        );
+        const web = certificateScript(proxy);
+        assert.match(web, / --cert-name matrix\.example\.com -d matrix\.example\.com --key-type/);
+        // The deploy hook is written (for certbot's renewals), never run by the step.
+        assert.doesNotMatch(web, /^\s*RENEWED_LINEAGE=\S+ \/|^\s*\/etc\/letsencrypt\/renewal-hooks\/deploy\/pulumi-matrix$/m);
+        assert.match(web, /^ {4}systemctl reload nginx\.service$/m);
+    });
+
+    it("the drop-in sandboxes coturn: no capability, no new privileges, read-only system but its database, system calls and address families of a network service", () => {
+        const dropIn = renderCoturnDropIn(TURN_FILES.conf);
+        for (const line of [
+            "CapabilityBoundingSet=",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ReadWritePaths=/var/lib/turn",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+            "PrivateDevices=yes",
+            "ProtectKernelTunables=yes",
+            "ProtectControlGroups=yes",
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK",
+            "RestrictNamespaces=yes",
+            "MemoryDenyWriteExecute=yes",
+            "SystemCallArchitectures=native",
+            "SystemCallFilter=@system-service",
+            "SystemCallFilter=~@privileged",
+        ])
+            assert.match(dropIn, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`, "m"), line);
+        const low = renderCoturnDropIn(TURN_FILES.conf, true);
+        assert.match(low, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+        assert.match(low, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+    });
 
     it("the server step installs, enables and health-checks coturn, sets TURNSERVER_ENABLED, opens the firewall, and carries no secret", () => {
         const server = turnServerScript(s, "turn");
@@ -319,7 +418,7 @@ describe("TurnServer: scripts", () => {
         assert.match(server, /timeout 2 turnutils_stunclient -p 3478 127\.0\.0\.1/);
         assert.match(server, /add rule inet pulumi_matrix input udp dport 49152-65535 accept comment "coturn relay"/);
         assert.match(server, /add rule inet pulumi_matrix input tcp dport 5349 accept comment "coturn TLS\/DTLS"/);
-        assert.match(server, /RENEWED_LINEAGE=\/etc\/letsencrypt\/live\/matrix\.example\.com \/etc\/pulumi-matrix\/certificate-hooks\.d\/coturn/);
+        assert.match(server, /RENEWED_LINEAGE=\/etc\/letsencrypt\/live\/coturn-turn\.example\.com \/etc\/pulumi-matrix\/certificate-hooks\.d\/coturn/);
         // The file coturn reads is put together on the host; the readable step never has the secret.
         assert.match(
             server,
@@ -330,6 +429,13 @@ describe("TurnServer: scripts", () => {
         const plain = turnServerScript(resolve(), "turn");
         assert.doesNotMatch(plain, /certificate-hooks\.d\/coturn <</);
         assert.match(plain, /rm -rf \/etc\/coturn\/pulumi-matrix\/tls/);
+        // ... and so does its certificate lineage, where this library asked for one.
+        for (const script of [plain, turnRemovalScript("turn")]) {
+            assert.match(script, /^if \[ -e \/var\/lib\/pulumi-matrix\/acme-request-coturn \]; then$/m);
+            assert.match(script, /for pm_conf in \/etc\/letsencrypt\/renewal\/coturn-\*\.conf; do/);
+            assert.match(script, /certbot delete --non-interactive --cert-name "\$pm_lineage"/);
+        }
+        assert.doesNotMatch(turnServerScript(s, "turn"), /certbot delete/);
     });
 
     it("the secret steps keep the secret in root's and Synapse's files, recorded as digests only", () => {
@@ -391,17 +497,23 @@ describe("TurnServer as a component", () => {
 
     it("runs its steps after the host bootstrap and after Synapse; secrets only in secret commands", async () => {
         const { mocks, result } = await runWithMocks(
-            () => stack({ proxy: true, certificateNames: ["turn.example.com"] }),
+            () => stack({ proxy: true }),
             (r) => [r.turn.uris, r.turn.sharedSecret, r.synapse.signingKeyId],
         );
         const seq = (n: string) => mocks.byName(n).seq;
         const mine = commands(mocks)
             .filter((r) => r.name.startsWith("turn-"))
             .map((r) => r.name);
-        assert.deepEqual(mine.sort(), ["turn-secrets", "turn-server", "turn-synapse-config", "turn-synapse-secrets"]);
+        assert.deepEqual(mine.sort(), ["turn-certificate", "turn-secrets", "turn-server", "turn-synapse-config", "turn-synapse-secrets"]);
         assert.ok(seq("vm-bootstrap") < seq("turn-server"));
-        assert.ok(seq("proxy-certificate") < seq("turn-server"), "TLS: after the certificate exists");
-        assert.ok(seq("turn-server") < seq("turn-secrets"));
+        assert.ok(seq("proxy-certificate") < seq("turn-server"), "TLS: after nginx answers challenges and the web certificate step ran");
+        assert.ok(seq("turn-server") < seq("turn-certificate"), "coturn's own certificate after the hook that copies it");
+        assert.ok(seq("turn-certificate") < seq("turn-secrets"));
+        // coturn's lineage: the TURN name alone; the web lineage does not have it.
+        const certificate = String(mocks.byName("turn-certificate").inputs.stdin);
+        assert.match(certificate, / --cert-name coturn-turn\.example\.com -d turn\.example\.com --key-type ecdsa /);
+        assert.match(certificate, /RENEWED_LINEAGE=\/etc\/letsencrypt\/live\/coturn-turn\.example\.com \/etc\/pulumi-matrix\/certificate-hooks\.d\/coturn/);
+        assert.doesNotMatch(String(mocks.byName("proxy-certificate").inputs.stdin), /turn\.example\.com/);
         assert.ok(seq("synapse-config") < seq("turn-synapse-secrets"), "after Synapse is up");
         assert.ok(seq("turn-synapse-secrets") < seq("turn-synapse-config"));
         assert.ok(seq("turn-secrets") < seq("turn-synapse-config"));
@@ -455,18 +567,12 @@ describe("TurnServer as a component", () => {
         });
     });
 
-    it("TLS needs the TURN domain on the certificate and coturn on the proxy's host", async () => {
-        await runWithMocks(() => {
-            rejects(
-                () => stack({ proxy: true }),
-                /domain is "turn\.example\.com"; TLS needs a certificate for the TURN domain, and the certificate covers only matrix\.example\.com/,
-            );
-        });
+    it("TLS needs coturn on the proxy's host", async () => {
         await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
             const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
-            const certificate = new ReverseProxy("proxy", { synapse, acme: { email: "admin@example.com" }, extraCertificateNames: ["turn.example.com"] });
+            const certificate = new ReverseProxy("proxy", { synapse, acme: { email: "admin@example.com" } });
             rejects(
                 () => new TurnServer("turn", { synapse, host: other, domain: "turn.example.com", certificate }),
                 /certificate is "matrix\.example\.com"; the certificate is on the reverse proxy's host \(Synapse's, Host "vm"\), coturn on Host "turnvm"/,
@@ -492,7 +598,7 @@ describe("TurnServer as a component", () => {
 });
 
 describe("MatrixStack's turn", () => {
-    it("puts the TURN domain on the proxy's certificate (TLS on 5349), runs coturn's steps, and adds its records to the zone", async () => {
+    it("gives coturn a certificate of its own (TLS on 5349; the web certificate stays without the TURN domain), runs coturn's steps, and adds its records to the zone", async () => {
         const { mocks, result } = await runWithMocks(
             () =>
                 new MatrixStack("prod", {
@@ -501,9 +607,9 @@ describe("MatrixStack's turn", () => {
                     dns: { zone: { name: "example.com" }, ipv4: "203.0.113.10", delegation: "srv" },
                 }),
         );
-        assert.deepEqual(result.proxy!.certificateNames, ["matrix.example.com", "example.com", "turn.example.com"]);
-        assert.ok(result.turn!.settings.tls, "TLS with the proxy's certificate");
-        for (const step of ["prod-turn-server", "prod-turn-secrets", "prod-turn-synapse-secrets", "prod-turn-synapse-config"])
+        assert.deepEqual(result.proxy!.certificateNames, ["matrix.example.com", "example.com"]);
+        assert.deepEqual(result.turn!.settings.tls?.liveDir, "/etc/letsencrypt/live/coturn-turn.example.com");
+        for (const step of ["prod-turn-server", "prod-turn-certificate", "prod-turn-secrets", "prod-turn-synapse-secrets", "prod-turn-synapse-config"])
             assert.ok(mocks.byName(step), step);
         assert.match(await valueOf(result.zoneFile!), /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
         assert.equal(result.turnRemoval, undefined);
@@ -574,7 +680,7 @@ describe("coturn: golden files (update with `npm run golden:update`, review the 
         resolveTurnSettings(
             'TurnServer "golden"',
             { domain: "turn.example.com", relayIp: "10.0.0.5", externalIp: "203.0.113.10", allowedPeerIps: ["10.0.0.7"] },
-            { liveDir: "/etc/letsencrypt/live/matrix.example.com", names: ["matrix.example.com", "turn.example.com"] },
+            { acme: resolveAcmeSettings('TurnServer "golden"', { email: "admin@example.com" }) },
         );
     const plainTurn = () =>
         resolveTurnSettings('TurnServer "golden"', {
@@ -596,6 +702,7 @@ describe("coturn: golden files (update with `npm run golden:update`, review the 
     golden("turn", "synapse/45-turn.yaml", () => renderTurnSynapseYaml(turn(), s().paths));
     golden("turn", "synapse/45-turn-plain.yaml", () => renderTurnSynapseYaml(plainTurn(), s().paths));
     golden("turn", "scripts/coturn-server.sh", () => turnServerScript(turn(), "golden"));
+    golden("turn", "scripts/coturn-certificate.sh", () => turnCertificateScript(turn()));
     golden("turn", "scripts/coturn-server-plain.sh", () => turnServerScript(plainTurn(), "golden"));
     golden("turn", "scripts/coturn-secret.sh", () => turnSecretScript(turn(), "turn-shared-secret-placeholder"));
     golden("turn", "scripts/turn-synapse-secret.sh", () => turnSynapseSecretScript(s(), "<turn shared secret>"));

@@ -192,3 +192,23 @@ export function validateCloudflareApiToken(component: string, setting: string, t
             "expected a Cloudflare API token: the 40 characters (letters, digits, - and _) Cloudflare shows once when it creates the token, without spaces or line breaks",
         );
 }
+
+/** certbot's live directory of the lineage named `certName` (`/etc/letsencrypt/live/<certName>`). */
+export function lineageLiveDir(certName: string): string {
+    return `/etc/letsencrypt/live/${certName}`;
+}
+
+/**
+ * One certbot lineage (one certificate, one private key): its name, the
+ * names it covers and where the request it was issued for is kept. The
+ * web names are one lineage; a service that must not hold the web key
+ * (coturn) gets a lineage of its own.
+ */
+export interface CertificateLineage {
+    /** certbot's `--cert-name`: the directory under /etc/letsencrypt/live. */
+    certName: string;
+    /** The names on the certificate. */
+    names: string[];
+    /** The file holding the request the certificate was issued for: a changed request asks the CA again. */
+    requestFile: string;
+}

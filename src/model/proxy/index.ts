@@ -74,6 +74,14 @@ export interface ReverseProxyOptions {
      */
     extraCertificateNames?: string[];
     /**
+     * More names nginx answers ACME HTTP-01 challenges for on port 80,
+     * without serving them otherwise: the certificates of other services on
+     * this host that validate through this nginx's webroot (a TurnServer's
+     * own certificate). Any other name gets no answer on port 80. Default
+     * none (`MatrixStack` adds the TURN name).
+     */
+    acmeChallengeNames?: string[];
+    /**
      * Log-in attempts a client address may make through nginx
      * (`POST /_matrix/client/.../login`, `/account/password`, the admin
      * API's shared-secret `/register`): `perMinute` on average, `burst` more
@@ -119,6 +127,8 @@ export interface ReverseProxySettings {
     listenAddresses: string[];
     /** Names the homeserver's vhost answers for besides its own domain (`extraCertificateNames`). */
     extraNames: string[];
+    /** Names port 80 answers ACME HTTP-01 challenges for besides the certificate's (`acmeChallengeNames`). */
+    challengeNames: string[];
     /** Per-address limits on log-in attempts and registrations; `false`: none. */
     rateLimits: Record<RateLimitZone, RateLimit | false>;
 }
@@ -266,6 +276,14 @@ export function resolveReverseProxySettings(
             !(serverNameVhost && n === snHost) && n !== element?.domain,
             "this name already has its own vhost here (the server_name's well-known, or Element): leave it out",
         );
+    const challengeNames = o.acmeChallengeNames ?? [];
+    for (const n of challengeNames)
+        c.check(
+            "acmeChallengeNames",
+            n,
+            typeof n === "string" && isHostname(n),
+            "expected DNS names such as turn.example.com (their DNS must point to this host)",
+        );
     const rateLimits = {
         login: resolveRateLimit(c, "loginRateLimit", o.loginRateLimit, PROXY_DEFAULTS.loginRateLimit),
         registration: resolveRateLimit(c, "registrationRateLimit", o.registrationRateLimit, PROXY_DEFAULTS.registrationRateLimit),
@@ -283,6 +301,7 @@ export function resolveReverseProxySettings(
         certificateNames: [...new Set(names)],
         listenAddresses: [...listenAddresses],
         extraNames: [...new Set(extra)].filter((n) => n !== domain),
+        challengeNames: [...new Set(challengeNames)].filter((n) => !names.includes(n)),
         rateLimits,
     };
 }
@@ -333,6 +352,8 @@ export interface ProxyNeed {
     serverNameWellKnown?: boolean;
     /** Names the certificate (and the homeserver's vhost) must cover. */
     names?: string[];
+    /** Names port 80 must answer HTTP-01 challenges for (another service's certificate through this nginx's webroot). */
+    challengeNames?: string[];
     /** The setting the user wrote that the names come from (`turn.domain`, `synapse.serverName`), named when one is not a DNS name. */
     setting: string;
 }
@@ -362,6 +383,7 @@ export function withProxyNeeds(component: string, o: ReverseProxyOptions, homese
             ...out,
             ...(need.serverNameWellKnown ? { serverNameWellKnown: true } : {}),
             ...(names.length ? { extraCertificateNames: [...(out.extraCertificateNames ?? []), ...names] } : {}),
+            ...(need.challengeNames?.length ? { acmeChallengeNames: [...new Set([...(out.acmeChallengeNames ?? []), ...need.challengeNames])] } : {}),
         };
     }
     return out;

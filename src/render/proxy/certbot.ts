@@ -2,10 +2,11 @@ import { validateCloudflareApiToken } from "../../model/proxy/acme";
 import { UNIT_HEADER as HEADER } from "../systemd";
 
 /**
- * certbot's side of the certificate: the deploy hook it runs after every
- * renewal (nginx reloads; other services that use the certificate, such as
- * coturn, drop their own hook into `hooksDir`), and the environment its
- * renewal timer needs to trust a private ACME server.
+ * certbot's side of the certificates: the deploy hook it runs after every
+ * renewal (nginx reloads; a service with a lineage of its own, such as
+ * coturn, drops its hook into `hooksDir`, which copies its own lineage
+ * only), and the environment its renewal timer needs to trust a private
+ * ACME server.
  */
 
 /** The deploy hook: reload nginx with the renewed certificate, then run the services' hooks in `hooksDir`. */
@@ -18,7 +19,7 @@ if systemctl is-active -q nginx.service; then
     nginx -t -q
     systemctl reload nginx.service
 fi
-# Each service that uses the certificate adds its own hook here (it sees RENEWED_LINEAGE too).
+# A service with a certificate lineage of its own adds its hook here; it acts on RENEWED_LINEAGE = its lineage only.
 if [ -d ${hooksDir} ]; then
     run-parts --exit-on-error ${hooksDir}
 fi

@@ -43,8 +43,9 @@ const BINDS: Bind[] = [
 ];
 
 export class ProxySandbox extends ServiceSandbox {
-    constructor(name: string) {
-        super(makeTempDir(`proxy-${name}`), BINDS);
+    /** `extra`: more directories or files to bind (another service's, whose scripts run beside the proxy's). */
+    constructor(name: string, extra: readonly Bind[] = []) {
+        super(makeTempDir(`proxy-${name}`), [...BINDS, ...extra]);
         if (fs.existsSync("/etc/letsencrypt/cli.ini")) fs.copyFileSync("/etc/letsencrypt/cli.ini", this.hostPath("/etc/letsencrypt/cli.ini"));
         // Registered after the temp dir and the mount points: runs before they are removed.
         registerCleanup({ name: `nginx of ${this.dir}`, run: () => this.stopNginx(), runSync: () => this.killNginxSync() });

@@ -3,8 +3,8 @@
 // nothing reaches a network:
 //
 //   network   a namespace with loopback and a veth pair whose one end has
-//             SERVER_ADDRESS (a private address, as a VM behind NAT has);
-//             no route leads out of it
+//             SERVER_ADDRESS (a private address, as a VM behind NAT has)
+//             and PUBLIC_ADDRESS (a public one); no route leads out of it
 //   mounts    every directory the scripts (and coturn) write is a temp dir
 //             bound over the real path:
 //               /etc/coturn              coturn's config, secret and certificate copy
@@ -33,6 +33,8 @@ import { type SandboxRunOptions, ServiceSandbox, stopService, stopServiceSync } 
 
 /** The coturn host's own address inside the network namespace. */
 export const SERVER_ADDRESS = "10.99.0.1";
+/** A public address of the coturn host (on the same interface; nothing routes to it from outside the namespace). */
+export const PUBLIC_ADDRESS = "11.99.0.1";
 
 /** A run of the sandbox: `netns` puts it in the network namespace too. */
 export interface CoturnRunOptions extends SandboxRunOptions {
@@ -67,6 +69,7 @@ export class TurnSandbox extends ServiceSandbox<CoturnRunOptions> {
             await ip("-n", ns, "link", "set", "lo", "up");
             await ip("-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1");
             await ip("-n", ns, "addr", "add", `${SERVER_ADDRESS}/24`, "dev", "v0");
+            await ip("-n", ns, "addr", "add", `${PUBLIC_ADDRESS}/32`, "dev", "v0");
             await ip("-n", ns, "link", "set", "v0", "up");
             await ip("-n", ns, "link", "set", "v1", "up");
         })();
@@ -88,8 +91,13 @@ export class TurnSandbox extends ServiceSandbox<CoturnRunOptions> {
     local dropin=/etc/systemd/system/coturn.service.d/pulumi-matrix.conf
     local cmd; cmd=$(grep '^ExecStart=.' "$dropin" | tail -n 1); cmd=${"${cmd#ExecStart=}"}
     [ -n "$cmd" ] || { echo "no ExecStart in $dropin" >&2; return 1; }
-    # As Debian's coturn.service runs it: User=turnserver, Group=turnserver.
-    setsid setpriv --reuid turnserver --regid turnserver --init-groups -- $cmd </dev/null >>${log} 2>&1 &
+    # As Debian's coturn.service runs it: User=turnserver, Group=turnserver; with the drop-in's
+    # NoNewPrivileges=yes and an empty CapabilityBoundingSet= as setpriv can apply them (the rest
+    # of the sandbox needs systemd: systemd-analyze security checks it).
+    local priv=()
+    grep -qx 'NoNewPrivileges=yes' "$dropin" && priv+=(--no-new-privs)
+    grep -qx 'CapabilityBoundingSet=' "$dropin" && priv+=(--bounding-set -all --inh-caps -all)
+    setsid setpriv "${"${priv[@]}"}" --reuid turnserver --regid turnserver --init-groups -- $cmd </dev/null >>${log} 2>&1 &
     echo $! >${pidfile}`,
                     // Never fails: the process is gone, or was killed.
                     stop: `

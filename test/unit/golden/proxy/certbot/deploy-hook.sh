@@ -7,7 +7,7 @@ if systemctl is-active -q nginx.service; then
     nginx -t -q
     systemctl reload nginx.service
 fi
-# Each service that uses the certificate adds its own hook here (it sees RENEWED_LINEAGE too).
+# A service with a certificate lineage of its own adds its hook here; it acts on RENEWED_LINEAGE = its lineage only.
 if [ -d /etc/pulumi-matrix/certificate-hooks.d ]; then
     run-parts --exit-on-error /etc/pulumi-matrix/certificate-hooks.d
 fi

@@ -13,7 +13,7 @@ if systemctl is-active -q nginx.service; then
     nginx -t -q
     systemctl reload nginx.service
 fi
-# Each service that uses the certificate adds its own hook here (it sees RENEWED_LINEAGE too).
+# A service with a certificate lineage of its own adds its hook here; it acts on RENEWED_LINEAGE = its lineage only.
 if [ -d /etc/pulumi-matrix/certificate-hooks.d ]; then
     run-parts --exit-on-error /etc/pulumi-matrix/certificate-hooks.d
 fi
@@ -24,6 +24,7 @@ if pm_changed certbot; then
 fi
 pm_done certbot
 systemctl enable -q --now certbot.timer
+pm_reload=0
 pm_before=$(sha256sum /etc/letsencrypt/live/matrix.example.com/fullchain.pem 2>/dev/null || true)
 if [ -e /etc/letsencrypt/live/matrix.example.com/fullchain.pem ] && [ "$(cat /var/lib/pulumi-matrix/acme-request 2>/dev/null)" = 'https://acme-v02.api.letsencrypt.org/directory ecdsa matrix.example.com' ]; then pm_when=--keep-until-expiring; else pm_when=--force-renewal; fi
 if ! pm_out=$(certbot certonly --non-interactive --agree-tos --no-eff-email --email admin@example.com --server https://acme-v02.api.letsencrypt.org/directory --webroot -w /var/www/pulumi-matrix-acme --cert-name matrix.example.com -d matrix.example.com --key-type ecdsa --no-directory-hooks "$pm_when" 2>&1); then
@@ -32,15 +33,19 @@ if ! pm_out=$(certbot certonly --non-interactive --agree-tos --no-eff-email --em
     exit 1
 fi
 printf '%s\n' 'https://acme-v02.api.letsencrypt.org/directory ecdsa matrix.example.com' >/var/lib/pulumi-matrix/acme-request
+if [ "$(sha256sum /etc/letsencrypt/live/matrix.example.com/fullchain.pem)" != "$pm_before" ]; then
+    pm_reload=1
+fi
+echo 'certificate for matrix.example.com:' "$(openssl x509 -noout -enddate -in /etc/letsencrypt/live/matrix.example.com/cert.pem)"
 if [ "$(readlink /etc/nginx/pulumi-matrix/tls)" != /etc/letsencrypt/live/matrix.example.com ]; then
     ln -sfn /etc/letsencrypt/live/matrix.example.com /etc/nginx/pulumi-matrix/tls.pm-new && mv -T /etc/nginx/pulumi-matrix/tls.pm-new /etc/nginx/pulumi-matrix/tls
     echo 'nginx now serves the certificate for matrix.example.com'
-    pm_before=switched
+    pm_reload=1
 fi
-if [ "$(sha256sum /etc/letsencrypt/live/matrix.example.com/fullchain.pem)" != "$pm_before" ]; then
-    echo "new certificate: reloading nginx and the services that use it"
-    RENEWED_LINEAGE=/etc/letsencrypt/live/matrix.example.com /etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix
+if [ "$pm_reload" = 1 ] && systemctl is-active -q nginx.service; then
+    echo "new certificate: reloading nginx"
+    nginx -t -q
+    systemctl reload nginx.service
 fi
-echo 'certificate for matrix.example.com:' "$(openssl x509 -noout -enddate -in /etc/letsencrypt/live/matrix.example.com/cert.pem)"
 }
 main </dev/null

@@ -18,6 +18,15 @@ if pm_changed coturn-unit; then
 fi
 pm_done coturn-unit
 if [ -d /etc/coturn/pulumi-matrix ]; then rm -rf -- /etc/coturn/pulumi-matrix; echo 'removed /etc/coturn/pulumi-matrix'; fi
+if [ -e /var/lib/pulumi-matrix/acme-request-coturn ]; then
+    for pm_conf in /etc/letsencrypt/renewal/coturn-*.conf; do
+        [ -e "$pm_conf" ] || continue
+        pm_lineage=$(basename "$pm_conf" .conf)
+        certbot delete --non-interactive --cert-name "$pm_lineage" >/dev/null
+        echo "deleted coturn's certificate lineage $pm_lineage"
+    done
+    rm -f /var/lib/pulumi-matrix/acme-request-coturn
+fi
 pm_prune firewall-coturnserver-golden
 if pm_changed firewall-coturnserver-golden; then
     if ! { if [ -e /etc/pulumi-matrix/firewall.nft ]; then nft -c -f /etc/pulumi-matrix/firewall.nft; fi; } >&2; then pm_refuse firewall-coturnserver-golden; fi

@@ -22,6 +22,38 @@ ExecStart=
 ExecStart=/usr/bin/turnserver -c /etc/coturn/pulumi-matrix/turnserver.conf --pidfile=
 ExecReload=/bin/kill -USR2 $MAINPID
 Restart=on-failure
+CapabilityBoundingSet=
+AmbientCapabilities=
+NoNewPrivileges=yes
+# Files: everything read-only but coturn's database; no home, a private /tmp, no devices.
+ProtectSystem=strict
+ReadWritePaths=/var/lib/turn
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+DevicePolicy=closed
+UMask=0077
+# The kernel, the clock, the host name, cgroups and other processes are out of reach.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# IPv4 and IPv6 for TURN, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
 PM_EOF
 pm_prune coturn-unit
 if pm_changed coturn-unit; then
@@ -54,6 +86,8 @@ stale-nonce=600
 # Concurrent allocations per user and in total.
 user-quota=4
 total-quota=400
+# Bytes per second one session may use, each direction (traffic above is dropped).
+max-bps=1000000
 
 no-tls
 no-dtls
@@ -121,13 +155,22 @@ denied-peer-ip=2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 # fe80::/10: link-local
 denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff
-# The server's own addresses (two clients relayed by this server reach each other) and allowedPeerIps.
+# The server's own private addresses (two clients relayed by this server reach each other) and allowedPeerIps.
 allowed-peer-ip=203.0.113.10
 allowed-peer-ip=2001:db8::10
 PM_EOF
 pm_prune coturn-config
 pm_done coturn-config
 if [ -d /etc/coturn/pulumi-matrix/tls ]; then rm -rf /etc/coturn/pulumi-matrix/tls; echo "removed coturn's copy of the certificate (TLS is off)"; fi
+if [ -e /var/lib/pulumi-matrix/acme-request-coturn ]; then
+    for pm_conf in /etc/letsencrypt/renewal/coturn-*.conf; do
+        [ -e "$pm_conf" ] || continue
+        pm_lineage=$(basename "$pm_conf" .conf)
+        certbot delete --non-interactive --cert-name "$pm_lineage" >/dev/null
+        echo "deleted coturn's certificate lineage $pm_lineage"
+    done
+    rm -f /var/lib/pulumi-matrix/acme-request-coturn
+fi
 pm_write firewall-coturnserver-golden /etc/pulumi-matrix/firewall.d/coturnserver-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of CoturnServer "golden".
 add rule inet pulumi_matrix input tcp dport 3479 accept comment "coturn"

@@ -22,6 +22,38 @@ ExecStart=
 ExecStart=/usr/bin/turnserver -c /etc/coturn/pulumi-matrix/turnserver.conf --pidfile=
 ExecReload=/bin/kill -USR2 $MAINPID
 Restart=on-failure
+CapabilityBoundingSet=
+AmbientCapabilities=
+NoNewPrivileges=yes
+# Files: everything read-only but coturn's database; no home, a private /tmp, no devices.
+ProtectSystem=strict
+ReadWritePaths=/var/lib/turn
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+DevicePolicy=closed
+UMask=0077
+# The kernel, the clock, the host name, cgroups and other processes are out of reach.
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+# IPv4 and IPv6 for TURN, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
 PM_EOF
 pm_prune coturn-unit
 if pm_changed coturn-unit; then
@@ -57,12 +89,16 @@ stale-nonce=600
 # Concurrent allocations per user and in total.
 user-quota=12
 total-quota=1200
+# Bytes per second one session may use, each direction (traffic above is dropped).
+max-bps=1000000
 
 # TLS/DTLS with coturn's copy of the certificate (certbot's deploy hook refreshes it and reloads coturn).
 cert=/etc/coturn/pulumi-matrix/tls/fullchain.pem
 pkey=/etc/coturn/pulumi-matrix/tls/privkey.pem
+# TLS 1.2 and 1.3 only; TLS 1.2 (and DTLS 1.2) with forward-secret AEAD ciphers (Mozilla's intermediate list).
 no-tlsv1
 no-tlsv1_1
+cipher-list=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
 
 # STUN answers give no amplification and no version.
 no-rfc5780
@@ -127,7 +163,9 @@ denied-peer-ip=2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 # fe80::/10: link-local
 denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff
-# The server's own addresses (two clients relayed by this server reach each other) and allowedPeerIps.
+# The server's own public addresses: a relay there would reach the host's own UDP services.
+denied-peer-ip=203.0.113.10
+# The server's own private addresses (two clients relayed by this server reach each other) and allowedPeerIps.
 allowed-peer-ip=10.0.0.5
 allowed-peer-ip=10.0.0.7
 PM_EOF
@@ -135,10 +173,10 @@ pm_write coturn-config /etc/pulumi-matrix/certificate-hooks.d/coturn 0755 root r
 #!/bin/sh
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
-# coturn's copy of the certificate in /etc/letsencrypt/live/matrix.example.com; certbot's deploy hook runs this after a renewal.
+# coturn's copy of the certificate in /etc/letsencrypt/live/coturn-turn.example.com; certbot's deploy hook runs this after a renewal.
 set -e
 umask 077
-[ "${RENEWED_LINEAGE:-}" = /etc/letsencrypt/live/matrix.example.com ] || exit 0
+[ "${RENEWED_LINEAGE:-}" = /etc/letsencrypt/live/coturn-turn.example.com ] || exit 0
 changed=0
 # copy SOURCE TARGET MODE: replaces TARGET at once when its content differs.
 copy() {
@@ -151,10 +189,10 @@ copy() {
     chmod "$3" "$2"
 }
 install -d -m 0750 -o root -g turnserver /etc/coturn/pulumi-matrix/tls
-copy /etc/letsencrypt/live/matrix.example.com/fullchain.pem /etc/coturn/pulumi-matrix/tls/fullchain.pem 0640
-copy /etc/letsencrypt/live/matrix.example.com/privkey.pem /etc/coturn/pulumi-matrix/tls/privkey.pem 0600
+copy /etc/letsencrypt/live/coturn-turn.example.com/fullchain.pem /etc/coturn/pulumi-matrix/tls/fullchain.pem 0640
+copy /etc/letsencrypt/live/coturn-turn.example.com/privkey.pem /etc/coturn/pulumi-matrix/tls/privkey.pem 0600
 if [ "$changed" = 1 ]; then
-    echo "coturn: copied the certificate from /etc/letsencrypt/live/matrix.example.com"
+    echo "coturn: copied the certificate from /etc/letsencrypt/live/coturn-turn.example.com"
     if systemctl is-active -q coturn.service; then
         systemctl reload coturn.service
         echo "coturn: reloaded (new certificate)"
@@ -163,10 +201,10 @@ fi
 PM_EOF
 pm_prune coturn-config
 pm_done coturn-config
-if [ -e /etc/letsencrypt/live/matrix.example.com/fullchain.pem ]; then
-    RENEWED_LINEAGE=/etc/letsencrypt/live/matrix.example.com /etc/pulumi-matrix/certificate-hooks.d/coturn
+if [ -e /etc/letsencrypt/live/coturn-turn.example.com/fullchain.pem ]; then
+    RENEWED_LINEAGE=/etc/letsencrypt/live/coturn-turn.example.com /etc/pulumi-matrix/certificate-hooks.d/coturn
 else
-    echo 'no certificate in /etc/letsencrypt/live/matrix.example.com yet: coturn serves TLS once certbot issued it (its deploy hook gives coturn a copy)'
+    echo 'no certificate in /etc/letsencrypt/live/coturn-turn.example.com yet: coturn'\''s certificate step obtains it (until then coturn keeps the copy it has)'
 fi
 pm_write firewall-coturnserver-golden /etc/pulumi-matrix/firewall.d/coturnserver-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of CoturnServer "golden".

@@ -86,7 +86,7 @@ function defaultLocale(): string {
     return "C.UTF-8";
 }
 
-export async function startPostgres(opts: { port?: number; timeoutMs?: number } = {}): Promise<PgServer> {
+export async function startPostgres(opts: { port?: number; timeoutMs?: number; listenAddresses?: string[] } = {}): Promise<PgServer> {
     const { binDir, major } = findPgBinDir();
     requireUser(PG_OS_USER);
     const tmp = makeTempDir("pg", { owner: PG_OS_USER });
@@ -131,7 +131,7 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number } 
             "-p",
             String(port),
             "-c",
-            `listen_addresses=${host}`,
+            `listen_addresses=${(opts.listenAddresses ?? [host]).join(",")}`,
             "-c",
             `unix_socket_directories=${socketDir}`,
             "-c",

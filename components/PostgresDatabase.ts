@@ -49,8 +49,10 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
 /**
  * PostgreSQL for Synapse: on a Host (distribution package, tuned, a role
  * with a generated password, a UTF8/C database, nightly dumps, its port
- * claimed and opened to `allowedClients` on that host), or an external
- * server. `connection` and `password` feed SynapseHomeserver.
+ * claimed and opened to `allowedClients` on that host, who connect over
+ * TLS only, verified against a CA of this server's own), or an external
+ * server (verify-full by default). `connection` (with the CA when there is
+ * one) and `password` feed SynapseHomeserver.
  */
 export class PostgresDatabase extends pulumi.ComponentResource {
     /** How to reach the database (no password). */

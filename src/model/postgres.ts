@@ -202,7 +202,11 @@ export interface PostgresOptions {
     memoryMb?: number;
     /** Addresses to listen on. Default `["127.0.0.1"]`; add a private address for Synapse on another host. */
     listenAddresses?: string[];
-    /** Networks (CIDR) of other hosts that may connect; pg_hba and the firewall allow only these. Default none. */
+    /**
+     * Networks (CIDR) of other hosts that may connect; pg_hba and the firewall
+     * allow only these, over TLS only (a certificate of a CA the library makes
+     * for this server; clients verify it with verify-full). Default none.
+     */
     allowedClients?: string[];
     /** Nightly pg_dump. Default enabled, 7 dumps kept in /var/backups/pulumi-matrix/postgres at 03:30. */
     backup?: { enabled?: boolean; directory?: string; retention?: number; schedule?: string };

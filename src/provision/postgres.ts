@@ -10,7 +10,7 @@ import {
 } from "../render/postgres";
 import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
-import { heredoc, heredocVar, raw, sh } from "./sh";
+import { heredoc, heredocVar, raw, Sh, sh } from "./sh";
 import { script, STATE_DIR } from "./shell";
 
 const BACKUP_TIMER = "pulumi-matrix-pg-backup.timer";
@@ -37,6 +37,39 @@ const DETECT_MAJOR = [
 const CHECK_HBA_MARKERS = sh`if ! awk 'BEGIN { o = 0; b = 0 } /^# BEGIN pulumi-matrix$/ { if (o) b = 1; o = 1; next } /^# END pulumi-matrix$/ { if (!o) b = 1; o = 0 } END { exit (b || o) }' "$hba"; then echo "$hba: the '# BEGIN pulumi-matrix' and '# END pulumi-matrix' lines do not pair up (one was removed or repeated by hand); nothing was changed: restore the pair around the managed lines, or remove the managed block entirely, then run again" >&2; exit 1; fi`;
 
 /**
+ * The managed block of pg_hba.conf (`$hba` names the file on the host):
+ * checked for a whole marker pair, then replaced, keeping every other line;
+ * managed lines go first so they win over the distribution's broader rules.
+ * A change owes a reload (kept on the host until `pgReloadIfOwed` has done it).
+ */
+export function pgHbaSteps(s: PostgresLocalSettings): Sh[] {
+    return [
+        heredocVar("block", renderPgHbaBlock(s).trimEnd()),
+        CHECK_HBA_MARKERS,
+        applyFileSet({
+            name: "postgres-hba",
+            files: [
+                {
+                    path: raw(`"$hba"`),
+                    generate: sh`{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; }`,
+                    mode: "0640",
+                    owner: "postgres",
+                    group: "postgres",
+                },
+            ],
+            prune: false,
+            // pg_hba.conf is read again on a reload: no connection is dropped for it. Owed on the host until done.
+            onChange: [{ kind: "run", command: sh`pm_owe ${POSTGRES_RELOAD}` }],
+        }),
+    ];
+}
+
+/** Reloads the server when a reload is owed (pg_hba.conf or the TLS files changed), then clears the debt; `what` names it in the output. */
+export function pgReloadIfOwed(port: number, what: string): Sh {
+    return sh`if [ -e ${`${STATE_DIR}/owed-restart/${POSTGRES_RELOAD}`} ]; then ${reloadServer(port)}; pm_take ${POSTGRES_RELOAD}; echo ${`PostgreSQL reloaded (${what})`}; fi`;
+}
+
+/**
  * Installs PostgreSQL from the distribution, writes the tuning fragment and
  * the managed pg_hba block, restarts the cluster when the tuning changed
  * and only reloads it when pg_hba.conf alone did, opens its firewall
@@ -55,8 +88,7 @@ export function postgresInstallScript(s: PostgresLocalSettings, component: strin
         // Replace the managed block of pg_hba.conf, keeping every other line; managed lines go
         // first so they win over the distribution's broader rules.
         sh`hba="/etc/postgresql/$major/main/pg_hba.conf"`,
-        heredocVar("block", renderPgHbaBlock(s).trimEnd()),
-        CHECK_HBA_MARKERS,
+        ...pgHbaSteps(s),
         applyFileSet({
             name: "postgres-server",
             files: [
@@ -72,26 +104,11 @@ export function postgresInstallScript(s: PostgresLocalSettings, component: strin
             // Owed under the umbrella unit's name; the cluster unit's name is only known on the host.
             onChange: [{ kind: "owe-restart", unit: POSTGRES_UNIT }],
         }),
-        applyFileSet({
-            name: "postgres-hba",
-            files: [
-                {
-                    path: raw(`"$hba"`),
-                    generate: sh`{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; }`,
-                    mode: "0640",
-                    owner: "postgres",
-                    group: "postgres",
-                },
-            ],
-            prune: false,
-            // pg_hba.conf is read again on a reload: no connection is dropped for it. Owed on the host until done.
-            onChange: [{ kind: "run", command: sh`pm_owe ${POSTGRES_RELOAD}` }],
-        }),
         sh`systemctl enable -q postgresql.service`,
         sh`if pm_take ${POSTGRES_UNIT.name}; then systemctl restart ${clusterUnit}; echo "PostgreSQL restarted"; pm_take ${POSTGRES_RELOAD} || true; else systemctl start ${clusterUnit}; fi`,
         sh`for i in $(seq 1 60); do runuser -u postgres -- pg_isready -q -p ${s.port} && break; sleep 1; done`,
         sh`runuser -u postgres -- pg_isready -q -p ${s.port} || { journalctl -u ${clusterUnit} -n 30 --no-pager >&2; echo "PostgreSQL did not become ready on port "${s.port} >&2; exit 1; }`,
-        sh`if [ -e ${`${STATE_DIR}/owed-restart/${POSTGRES_RELOAD}`} ]; then ${reloadServer(s.port)}; pm_take ${POSTGRES_RELOAD}; echo "PostgreSQL reloaded (pg_hba.conf)"; fi`,
+        pgReloadIfOwed(s.port, "pg_hba.conf"),
         // The running server must have read the fragment (a silently skipped restart leaves it on defaults).
         sh`actual=$(cd / && runuser -u postgres -- psql -X -At -p ${s.port} -c "SHOW listen_addresses")`,
         sh`if [ "$actual" != ${s.listenAddresses.join(",")} ]; then echo "PostgreSQL listens on '$actual', expected '"${s.listenAddresses.join(",")}"': the settings in conf.d were not applied" >&2; exit 1; fi`,
@@ -165,15 +182,22 @@ export function postgresTlsScript(s: PostgresLocalSettings, tls: ServerTls | und
                 : [],
             onChange: [{ kind: "run", command: sh`pm_owe ${POSTGRES_RELOAD}` }],
         }),
-        sh`if [ -e ${`${STATE_DIR}/owed-restart/${POSTGRES_RELOAD}`} ]; then ${reloadServer(s.port)}; sleep 1; pm_take ${POSTGRES_RELOAD}; echo "PostgreSQL reloaded (TLS)"; fi`,
+        pgReloadIfOwed(s.port, "TLS"),
         ...(tls
             ? [
                   // A key or certificate PostgreSQL cannot load leaves the old ones in use (and a log line): say so here.
-                  sh`if ! openssl s_client -starttls postgres -connect ${`127.0.0.1:${s.port}`} -CAfile ${f.tlsCa} -verify_return_error </dev/null >/dev/null 2>&1; then echo "PostgreSQL does not serve a certificate of the library's CA on port "${s.port}"; see: journalctl -u postgresql@$major-main" >&2; exit 1; fi`,
+                  sh`pm_ok=0; for i in $(seq 1 20); do if openssl s_client -starttls postgres -connect ${connectTo(s)} -CAfile ${f.tlsCa} -verify_return_error </dev/null >/dev/null 2>&1; then pm_ok=1; break; fi; sleep 1; done`,
+                  sh`if [ "$pm_ok" != 1 ]; then echo "PostgreSQL does not serve a certificate of the library's CA on port "${s.port}"; see: journalctl -u postgresql@$major-main" >&2; exit 1; fi`,
                   sh`echo ${`PostgreSQL speaks TLS with the library's certificate on port ${s.port}`}`,
               ]
             : []),
     ]);
+}
+
+/** Where the TLS check dials: loopback when the server listens there, else its first address. */
+function connectTo(s: PostgresLocalSettings): string {
+    const a = s.listenAddresses.includes("127.0.0.1") ? "127.0.0.1" : s.listenAddresses[0];
+    return a.includes(":") ? `[${a}]:${s.port}` : `${a}:${s.port}`;
 }
 
 function ensureNewline(pem: string): string {

@@ -9,6 +9,6 @@ pm_prune postgres-tls
 if pm_changed postgres-tls; then
     pm_owe postgresql-reload
 fi
-if [ -e /var/lib/pulumi-matrix/owed-restart/postgresql-reload ]; then (cd / && runuser -u postgres -- psql -X -q -At -p 5432 -c "SELECT pg_reload_conf()" >/dev/null); sleep 1; pm_take postgresql-reload; echo "PostgreSQL reloaded (TLS)"; fi
+if [ -e /var/lib/pulumi-matrix/owed-restart/postgresql-reload ]; then (cd / && runuser -u postgres -- psql -X -q -At -p 5432 -c "SELECT pg_reload_conf()" >/dev/null); pm_take postgresql-reload; echo 'PostgreSQL reloaded (TLS)'; fi
 }
 main </dev/null

@@ -28,8 +28,9 @@ pm_prune postgres-tls
 if pm_changed postgres-tls; then
     pm_owe postgresql-reload
 fi
-if [ -e /var/lib/pulumi-matrix/owed-restart/postgresql-reload ]; then (cd / && runuser -u postgres -- psql -X -q -At -p 5432 -c "SELECT pg_reload_conf()" >/dev/null); sleep 1; pm_take postgresql-reload; echo "PostgreSQL reloaded (TLS)"; fi
-if ! openssl s_client -starttls postgres -connect 127.0.0.1:5432 -CAfile /etc/pulumi-matrix/postgres-tls/ca.crt -verify_return_error </dev/null >/dev/null 2>&1; then echo "PostgreSQL does not serve a certificate of the library's CA on port "5432"; see: journalctl -u postgresql@$major-main" >&2; exit 1; fi
+if [ -e /var/lib/pulumi-matrix/owed-restart/postgresql-reload ]; then (cd / && runuser -u postgres -- psql -X -q -At -p 5432 -c "SELECT pg_reload_conf()" >/dev/null); pm_take postgresql-reload; echo 'PostgreSQL reloaded (TLS)'; fi
+pm_ok=0; for i in $(seq 1 20); do if openssl s_client -starttls postgres -connect 127.0.0.1:5432 -CAfile /etc/pulumi-matrix/postgres-tls/ca.crt -verify_return_error </dev/null >/dev/null 2>&1; then pm_ok=1; break; fi; sleep 1; done
+if [ "$pm_ok" != 1 ]; then echo "PostgreSQL does not serve a certificate of the library's CA on port "5432"; see: journalctl -u postgresql@$major-main" >&2; exit 1; fi
 echo 'PostgreSQL speaks TLS with the library'\''s certificate on port 5432'
 }
 main </dev/null

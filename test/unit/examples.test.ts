@@ -97,7 +97,10 @@ describe("examples run as written", () => {
         );
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("synapse-db-") && r.type === "command:remote:Command"));
         // verify-full by default; without dbCaCertificate against the system's CAs.
-        assert.match(String(mocks.byName("synapse-config").inputs.stdin), /host: db\.example\.com[\s\S]*sslmode: verify-full\n\s*sslrootcert: \/etc\/ssl\/certs\/ca-certificates\.crt/);
+        assert.match(
+            String(mocks.byName("synapse-config").inputs.stdin),
+            /host: db\.example\.com[\s\S]*sslmode: verify-full\n\s*sslrootcert: \/etc\/ssl\/certs\/ca-certificates\.crt/,
+        );
         assert.doesNotMatch(String(mocks.byName("synapse-config").inputs.stdin), /SECRETdb/);
     });
 });

@@ -541,9 +541,9 @@ export const STACK_KEYS = {
             "libpq sslmode for the external server: verify-full (default: TLS, the certificate and host name checked), verify-ca, or, with a warning, require, prefer, disable (only with postgresExternalHost).",
         doc: "libpq `sslmode`; anything weaker than `verify-full` is warned about",
         defaultDoc: "`verify-full`",
-        example: { comment: ["TLS to the external server (default verify-full, against postgresExternalCaCertificate or the system's CAs)."] },
+        example: { comment: ["TLS to the external server (default verify-full, against postgresExternalCaCert or the system's CAs)."] },
     },
-    postgresExternalCaCertificate: {
+    postgresExternalCaCert: {
         type: "string",
         setting: at((o) => o.postgres.external.caCertificate),
         onlyWith: "postgresExternalHost",
@@ -551,7 +551,7 @@ export const STACK_KEYS = {
             "PEM of the CA that signed the external server's certificate (a managed database's CA bundle); default: the system's CAs (only with postgresExternalHost).",
         doc: "PEM of the CA of its certificate (libpq `sslrootcert`)",
         defaultDoc: "the system's CAs",
-        example: { comment: ['The CA of its certificate: pulumi config set postgresExternalCaCertificate -- "$(cat ca.pem)"'] },
+        example: { comment: ['The CA of its certificate: pulumi config set postgresExternalCaCert -- "$(cat ca.pem)"'] },
     },
     workers: {
         section: "Workers and Redis",

@@ -10,12 +10,15 @@ import {
     PostgresLocalSettings,
     PostgresOptions,
     postgresPortClaims,
+    postgresServesOtherHosts,
+    postgresWarnings,
     resolveExternalPostgres,
     resolvePostgresSettings,
 } from "../src/model/postgres";
-import { postgresDatabaseScript, postgresInstallScript } from "../src/provision/postgres";
+import { postgresDatabaseScript, postgresInstallScript, postgresTlsScript } from "../src/provision/postgres";
 import { Host } from "./Host";
 import { childName, typeToken } from "./naming";
+import { privateServerTls } from "./privateCa";
 import { hostScript } from "./remote";
 
 /** An existing or managed PostgreSQL server; the library installs nothing. */
@@ -46,8 +49,10 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
 /**
  * PostgreSQL for Synapse: on a Host (distribution package, tuned, a role
  * with a generated password, a UTF8/C database, nightly dumps, its port
- * claimed and opened to `allowedClients` on that host), or an external
- * server. `connection` and `password` feed SynapseHomeserver.
+ * claimed and opened to `allowedClients` on that host, who connect over
+ * TLS only, verified against a CA of this server's own), or an external
+ * server (verify-full by default). `connection` (with the CA when there is
+ * one) and `password` feed SynapseHomeserver.
  */
 export class PostgresDatabase extends pulumi.ComponentResource {
     /** How to reach the database (no password). */
@@ -67,8 +72,11 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         if (args.external) {
             const { password: _password, ...e } = args.external;
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalPostgres(component, args, e);
+            if (server.now) for (const w of postgresWarnings(component, server.now)) pulumi.log.warn(w, this);
             this.connection = pulumi.output(e.host).apply((host) => {
-                const { mode: _mode, ...connection } = server.now ?? server.at(host);
+                const settings = server.now ?? server.at(host);
+                if (!server.now) for (const w of postgresWarnings(component, settings)) pulumi.log.warn(w, this);
+                const { mode: _mode, ...connection } = settings;
                 return connection;
             });
             this.password = pulumi.secret(args.external.password);
@@ -87,19 +95,46 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         this.host = host;
 
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
+        // The SCRAM verifier's salt, kept in the state so the role's statement is the same on every run.
+        const salt = new random.RandomBytes(childName(name, "scram-salt"), { length: 16 }, { parent: this });
         const server = hostScript(childName(name, "server"), { host, script: postgresInstallScript(s, component), timeout: "30m" }, { parent: this });
-        this.ready = hostScript(
-            childName(name, "database"),
+        const reachableAt = pulumi.output(args.reachableAt ?? "127.0.0.1");
+        // Other hosts connect over TLS only (pg_hba), verified against a CA of this server's own.
+        const tls = postgresServesOtherHosts(s)
+            ? privateServerTls(name, { service: "PostgreSQL", addresses: reachableAt.apply((h) => [h, ...s.listenAddresses]) }, this)
+            : undefined;
+        const tlsStep = hostScript(
+            childName(name, "tls"),
             {
                 host,
-                script: password.result.apply((pw) => postgresDatabaseScript(s, pw)),
-                secret: true,
+                script: tls
+                    ? pulumi
+                          .all([tls.certificate, tls.privateKey, tls.caCertificate])
+                          .apply(([certificate, privateKey, caCertificate]) => postgresTlsScript(s, { certificate, privateKey, caCertificate }))
+                    : postgresTlsScript(s, undefined),
+                secret: tls !== undefined,
                 after: [server],
             },
             { parent: this },
         );
+        this.ready = hostScript(
+            childName(name, "database"),
+            {
+                host,
+                script: pulumi.all([password.result, salt.base64]).apply(([pw, b64]) => postgresDatabaseScript(s, pw, Buffer.from(b64, "base64"))),
+                secret: true,
+                after: [server, tlsStep],
+            },
+            { parent: this },
+        );
 
-        this.connection = pulumi.output(args.reachableAt ?? "127.0.0.1").apply((h) => ({ host: h, port: s.port, database: s.database, user: s.user }));
+        this.connection = pulumi.all([reachableAt, tls?.caCertificate]).apply(([h, ca]) => ({
+            host: h,
+            port: s.port,
+            database: s.database,
+            user: s.user,
+            ...(ca !== undefined ? { sslMode: "verify-full" as const, caCertificate: ca } : {}),
+        }));
         this.password = pulumi.secret(password.result);
         this.registerOutputs({ connection: this.connection });
     }

@@ -10,12 +10,14 @@ import {
     RedisLocalSettings,
     RedisOptions,
     redisPortClaims,
+    redisServesOtherHosts,
     resolveExternalRedis,
     resolveRedisSettings,
 } from "../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../src/provision/redis";
 import { Host } from "./Host";
 import { childName, typeToken } from "./naming";
+import { privateServerTls } from "./privateCa";
 import { hostScript } from "./remote";
 
 /** An existing Redis; the library installs nothing. */
@@ -90,12 +92,33 @@ export class RedisServer extends pulumi.ComponentResource {
 
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
         const server = hostScript(childName(name, "server"), { host, script: redisInstallScript(s, component), timeout: "20m" }, { parent: this });
+        const reachableAt = pulumi.output(args.reachableAt ?? "127.0.0.1");
+        // Other hosts connect: TLS only, with a certificate of a CA of this server's own.
+        const tls = redisServesOtherHosts(s)
+            ? privateServerTls(name, { service: "Redis", addresses: reachableAt.apply((h) => [h, ...s.bindAddresses]) }, this)
+            : undefined;
+        if (tls)
+            pulumi.log.warn(
+                `${component}: Redis speaks TLS to other hosts, but Synapse (as of 1.163) does not verify a Redis server's certificate: the link is encrypted, not authenticated. Keep Redis's port to the private network (allowedClients).`,
+                this,
+            );
         this.ready = hostScript(
             childName(name, "secrets"),
-            { host, script: password.result.apply((pw) => redisPasswordScript(s, pw)), secret: true, after: [server] },
+            {
+                host,
+                script: tls
+                    ? pulumi
+                          .all([password.result, tls.certificate, tls.privateKey, tls.caCertificate])
+                          .apply(([pw, certificate, privateKey, caCertificate]) => redisPasswordScript(s, pw, { certificate, privateKey, caCertificate }))
+                    : password.result.apply((pw) => redisPasswordScript(s, pw)),
+                secret: true,
+                after: [server],
+            },
             { parent: this },
         );
-        this.connection = pulumi.output(args.reachableAt ?? "127.0.0.1").apply((h) => ({ host: h, port: s.port, tls: false }));
+        this.connection = pulumi
+            .all([reachableAt, tls?.caCertificate])
+            .apply(([h, ca]) => ({ host: h, port: s.port, tls: ca !== undefined, ...(ca !== undefined ? { caCertificate: ca } : {}) }));
         this.password = pulumi.secret(password.result);
         this.registerOutputs({ connection: this.connection });
     }

@@ -3,6 +3,7 @@ import * as random from "@pulumi/random";
 
 import { componentLabel } from "../src/model/errors";
 import {
+    isMultiHost,
     noRedisError,
     poolHosts,
     resolveWorkerPoolSettings,
@@ -92,6 +93,11 @@ export class WorkerPool extends pulumi.ComponentResource {
         checkPoolPrivateAddresses(component, s, (label) => hosts.get(label)!.privateAddress !== undefined);
         for (const label of poolHosts(s)) hosts.get(label)!.claimPorts(component, workerPortClaims(s, label));
 
+        if (isMultiHost(s))
+            pulumi.log.warn(
+                `${component}: workers on other hosts than Synapse's talk to it over the private network in cleartext HTTP (replication, authenticated by worker_replication_secret; the requests the proxy routes to them): keep that network private. Redis and PostgreSQL installed by the library are reached over TLS.`,
+                this,
+            );
         const labels = poolHosts(s);
         const addresses = pulumi.all(labels.map((l) => hosts.get(l)!.privateAddress ?? pulumi.output(undefined)));
         const peers: pulumi.Output<WorkerPeers | undefined> = !active

@@ -13,7 +13,9 @@ const db = new PostgresDatabase("synapse-db", {
         database: "synapse",
         user: "synapse",
         password: config.requireSecret("dbPassword"),
-        sslMode: "require",
+        // verify-full (the default) checks the server's certificate and name: give the
+        // provider's CA bundle (e.g. RDS's global-bundle.pem) unless the system trusts it.
+        caCertificate: config.get("dbCaCertificate") || undefined,
     },
 });
 

@@ -120,7 +120,9 @@ export function renderExample(): string {
         }
         for (const c of s.example.comment ?? []) lines.push(c === "" ? "  #" : `  # ${c}`);
         const v = s.example.value;
-        if (s.type === "secret" || v === undefined) lines.push(`  # matrix:${key}:`, "  #   secure: v1:...");
+        if (s.type === "secret") lines.push(`  # matrix:${key}:`, "  #   secure: v1:...");
+        // No example value: the key stays commented out (its default applies).
+        else if (v === undefined) lines.push(`  # matrix:${key}:`);
         else if (typeof v === "string" && v.includes("\n"))
             lines.push(
                 `  matrix:${key}: |`,

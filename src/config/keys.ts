@@ -1,7 +1,7 @@
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions } from "../model/host";
-import { PostgresOptions } from "../model/postgres";
+import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
 import { STACK_COMPONENTS } from "../model/stack";
@@ -24,7 +24,17 @@ import { at as atPath, SettingPath } from "./settingPath";
 export interface StackOptions<S> {
     host: HostOptions & { host: string; hostKey?: string; reapply?: string; privateKey: S };
     synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
-    postgres: PostgresOptions & { external?: { host: string; port?: number; database: string; user: string; password: S } };
+    postgres: PostgresOptions & {
+        external?: {
+            host: string;
+            port?: number;
+            database: string;
+            user: string;
+            password: S;
+            sslMode?: PostgresExternalSettings["sslMode"];
+            caCertificate?: string;
+        };
+    };
     /** The WorkerPool's options; `workers` only when the key is set (otherwise the stack's default pool). */
     workers: WorkerPoolOptions;
     /** Redis's options; `external` with redisExternalHost. */
@@ -522,6 +532,26 @@ export const STACK_KEYS = {
         description: "Password of that role (set with `pulumi config set --secret postgresExternalPassword`).",
         doc: "the role's password",
         example: { comment: ["pulumi config set --secret postgresExternalPassword"] },
+    },
+    postgresExternalSslMode: {
+        type: "string",
+        setting: at((o) => o.postgres.external.sslMode),
+        onlyWith: "postgresExternalHost",
+        description:
+            "libpq sslmode for the external server: verify-full (default: TLS, the certificate and host name checked), verify-ca, or, with a warning, require, prefer, disable (only with postgresExternalHost).",
+        doc: "libpq `sslmode`; anything weaker than `verify-full` is warned about",
+        defaultDoc: "`verify-full`",
+        example: { comment: ["TLS to the external server (default verify-full, against postgresExternalCaCert or the system's CAs)."] },
+    },
+    postgresExternalCaCert: {
+        type: "string",
+        setting: at((o) => o.postgres.external.caCertificate),
+        onlyWith: "postgresExternalHost",
+        description:
+            "PEM of the CA that signed the external server's certificate (a managed database's CA bundle); default: the system's CAs (only with postgresExternalHost).",
+        doc: "PEM of the CA of its certificate (libpq `sslrootcert`)",
+        defaultDoc: "the system's CAs",
+        example: { comment: ['The CA of its certificate: pulumi config set postgresExternalCaCert -- "$(cat ca.pem)"'] },
     },
     workers: {
         section: "Workers and Redis",

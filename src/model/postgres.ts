@@ -1,3 +1,4 @@
+import { Described } from "./errors";
 import { checkExternalOptions, ExternalServer, externalServer } from "./external";
 import { FirewallRule, PortClaim } from "./host";
 import { Checker, isAbsolutePath, isCidr, isHostAddress, isIpAddress, isSqlIdentifier } from "./validate";
@@ -6,7 +7,17 @@ export const POSTGRES_FILES = {
     backupScript: "/usr/local/lib/pulumi-matrix/pg-backup.sh",
     backupService: "/etc/systemd/system/pulumi-matrix-pg-backup.service",
     backupTimer: "/etc/systemd/system/pulumi-matrix-pg-backup.timer",
+    /** The server's TLS files (root-owned directory, so the postgres user cannot swap them for links). */
+    tlsDir: "/etc/pulumi-matrix/postgres-tls",
+    tlsCert: "/etc/pulumi-matrix/postgres-tls/server.crt",
+    tlsKey: "/etc/pulumi-matrix/postgres-tls/server.key",
+    tlsCa: "/etc/pulumi-matrix/postgres-tls/ca.crt",
+    /** The ssl settings, included by the tuning fragment when present (written with the key, so PostgreSQL never names a missing file). */
+    tlsConf: "/etc/pulumi-matrix/postgres-tls/ssl.conf",
 };
+
+/** The system's CA bundle on Debian and Ubuntu: what libpq verifies an external server against when no CA is given. */
+export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 /** PostgreSQL as installed on a host by the library. */
 export interface PostgresLocalSettings {
@@ -48,8 +59,10 @@ export interface PostgresExternalSettings {
     port: number;
     database: string;
     user: string;
-    /** Require TLS from libpq (sslmode); default "prefer". */
+    /** libpq sslmode; default "verify-full" (TLS required, certificate and host name checked). */
     sslMode: "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+    /** PEM of the CA that signed the server's certificate; absent: the system's CAs. */
+    caCertificate?: string;
 }
 
 export type PostgresSettings = PostgresLocalSettings | PostgresExternalSettings;
@@ -60,7 +73,37 @@ export interface DatabaseConnection {
     port: number;
     database: string;
     user: string;
+    /** libpq sslmode (absent: libpq's default, used on loopback only). */
     sslMode?: PostgresExternalSettings["sslMode"];
+    /**
+     * PEM of the CA that signed the server's certificate (public): written
+     * on every Synapse host as `sslrootcert`. Absent with verify-ca or
+     * verify-full: the system's CAs.
+     */
+    caCertificate?: string;
+}
+
+/** One or more PEM certificates and nothing else. */
+export function isPemCertificates(v: unknown): boolean {
+    return typeof v === "string" && /^(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*)+$/.test(v.trim());
+}
+
+/** Whether a local server serves other hosts: then they reach it over TLS only (see renderPgHbaBlock). */
+export function postgresServesOtherHosts(s: PostgresLocalSettings): boolean {
+    return s.allowedClients.length > 0;
+}
+
+/** The sslmodes that check the server's certificate; the weaker ones are accepted only when asked for, with a warning. */
+const VERIFYING_SSL_MODES: readonly string[] = ["verify-ca", "verify-full"];
+
+/** What a user should hear about an external server's settings (the component logs it). */
+export function postgresWarnings(component: string, s: PostgresExternalSettings): string[] {
+    if (s.sslMode === "verify-full") return [];
+    if (VERIFYING_SSL_MODES.includes(s.sslMode))
+        return [`${component}: external.sslMode is verify-ca: the certificate is checked but not the host name ${s.host}; prefer verify-full`];
+    return [
+        `${component}: external.sslMode is ${s.sslMode}: the database connection (the role's password and every message) ${s.sslMode === "require" ? "is encrypted but the server is not authenticated: anyone on the path can pose as it" : "may cross the network in cleartext"}; use verify-full (give external.caCertificate for a private CA)`,
+    ];
 }
 
 export const POSTGRES_DEFAULTS = {
@@ -112,6 +155,20 @@ export function validatePostgres(component: string, s: PostgresSettings, prefix 
     } else {
         c.check(`${prefix}host`, s.host, isHostAddress(s.host), "expected an IP address or DNS host name of the PostgreSQL server");
         c.oneOf(`${prefix}sslMode`, s.sslMode, ["disable", "prefer", "require", "verify-ca", "verify-full"] as const);
+        if (s.caCertificate !== undefined) {
+            c.check(
+                `${prefix}caCertificate`,
+                new Described("set"),
+                VERIFYING_SSL_MODES.includes(s.sslMode),
+                "it is only used to verify the server: use sslMode verify-full (or verify-ca), or remove it",
+            );
+            c.check(
+                `${prefix}caCertificate`,
+                new Described("not a PEM certificate"),
+                isPemCertificates(s.caCertificate),
+                "expected one or more PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)",
+            );
+        }
     }
     c.done();
 }
@@ -145,7 +202,11 @@ export interface PostgresOptions {
     memoryMb?: number;
     /** Addresses to listen on. Default `["127.0.0.1"]`; add a private address for Synapse on another host. */
     listenAddresses?: string[];
-    /** Networks (CIDR) of other hosts that may connect; pg_hba and the firewall allow only these. Default none. */
+    /**
+     * Networks (CIDR) of other hosts that may connect; pg_hba and the firewall
+     * allow only these, over TLS only (a certificate of a CA the library makes
+     * for this server; clients verify it with verify-full). Default none.
+     */
     allowedClients?: string[];
     /** Nightly pg_dump. Default enabled, 7 dumps kept in /var/backups/pulumi-matrix/postgres at 03:30. */
     backup?: { enabled?: boolean; directory?: string; retention?: number; schedule?: string };
@@ -186,8 +247,20 @@ export interface ExternalPostgresOptions<L = never> {
     database: string;
     /** Role Synapse logs in as. */
     user: string;
-    /** libpq sslmode. Default `prefer`. */
+    /**
+     * libpq sslmode. Default `verify-full`: TLS required, the server's
+     * certificate checked against `caCertificate` (or the system's CAs) and
+     * its host name against `host`. A weaker mode is used only when given
+     * here, and the component warns about it.
+     */
     sslMode?: PostgresExternalSettings["sslMode"];
+    /**
+     * PEM of the CA that signed the server's certificate (a managed
+     * database's CA bundle), written on Synapse's hosts as libpq's
+     * `sslrootcert`. Default: the system's CAs
+     * (/etc/ssl/certs/ca-certificates.crt).
+     */
+    caCertificate?: string;
 }
 
 /**
@@ -209,7 +282,8 @@ export function resolveExternalPostgres<L>(
             port: e.port ?? POSTGRES_DEFAULTS.port,
             database: e.database,
             user: e.user,
-            sslMode: e.sslMode ?? "prefer",
+            sslMode: e.sslMode ?? "verify-full",
+            ...(e.caCertificate !== undefined ? { caCertificate: e.caCertificate } : {}),
         }),
         (s) => validatePostgres(component, s, "external."),
     );

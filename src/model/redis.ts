@@ -7,7 +7,22 @@ export const REDIS_FILES = {
     conf: "/etc/redis/pulumi-matrix.conf",
     secretConf: "/etc/redis/pulumi-matrix-secrets.conf",
     dropIn: "/etc/systemd/system/redis-server.service.d/pulumi-matrix.conf",
+    /** The TLS files, in a root-owned directory (Debian's /etc/redis is writable by the redis group). */
+    tlsDir: "/etc/pulumi-matrix/redis-tls",
+    tlsCert: "/etc/pulumi-matrix/redis-tls/server.crt",
+    tlsKey: "/etc/pulumi-matrix/redis-tls/server.key",
+    tlsCa: "/etc/pulumi-matrix/redis-tls/ca.crt",
 };
+
+/**
+ * Whether a local server serves other hosts: then it speaks TLS only, on
+ * its port, with a certificate of the library's CA (Redis binds every
+ * listener to every bind address, so a cleartext port could not be kept to
+ * loopback alone).
+ */
+export function redisServesOtherHosts(s: RedisLocalSettings): boolean {
+    return s.allowedClients.length > 0;
+}
 
 /**
  * Redis for Synapse's workers: the replication stream between Synapse's
@@ -25,7 +40,12 @@ export interface RedisOptions {
      * hosts use it.
      */
     bindAddresses?: string[];
-    /** Networks (CIDR) of other hosts that may connect; the firewall opens the port to these only. Default none. */
+    /**
+     * Networks (CIDR) of other hosts that may connect; the firewall opens the
+     * port to these only. With any, Redis speaks TLS only (a certificate of a
+     * CA the library makes for this server) and every client uses it.
+     * Default none.
+     */
     allowedClients?: string[];
     /** Memory (MiB) Redis may use before it evicts keys (least recently used first). Default 256. */
     maxMemoryMb?: number;

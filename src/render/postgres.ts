@@ -1,4 +1,6 @@
-import { PostgresLocalSettings, postgresTuning } from "../model/postgres";
+import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
+
+import { POSTGRES_FILES, PostgresLocalSettings, postgresTuning } from "../model/postgres";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -11,19 +13,45 @@ export function sqlLiteral(value: string): string {
     return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** PostgreSQL's own iteration count for SCRAM-SHA-256 (scram_iterations). */
+export const SCRAM_ITERATIONS = 4096;
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802 and
+ * 7677, in pg_authid's format): given to ALTER ROLE instead of the password,
+ * so the password itself never reaches the server, its logs or
+ * pg_stat_statements. `salt` (16 bytes or more) comes from the stack's
+ * state, so the same password gives the same text on every run. Printable
+ * ASCII only: SASLprep leaves it unchanged, so the server derives the same
+ * keys from the password at login.
+ */
+export function scramSha256Verifier(password: string, salt: Buffer, iterations = SCRAM_ITERATIONS): string {
+    if (!/^[\x21-\x7e]+$/.test(password)) throw new Error("scramSha256Verifier: the password must be printable ASCII without spaces");
+    if (salt.length < 16) throw new Error("scramSha256Verifier: the salt must be at least 16 bytes");
+    const salted = pbkdf2Sync(password, salt, iterations, 32, "sha256");
+    const clientKey = createHmac("sha256", salted).update("Client Key").digest();
+    const storedKey = createHash("sha256").update(clientKey).digest();
+    const serverKey = createHmac("sha256", salted).update("Server Key").digest();
+    return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+
 /**
  * Creates (or updates the password of) the role and creates the database
  * UTF8 with C collation from template0, as Synapse requires. An existing
  * database with another encoding or collation stops the run with an error
- * rather than being touched. Secret: carries the role's password.
+ * rather than being touched. The password is set as its SCRAM verifier
+ * (`scramSha256Verifier`), never in clear. Secret all the same: the
+ * verifier would let anyone who has it pose as the server to the role.
  */
-export function renderCreateDatabaseSql(db: { database: string; user: string }, password: string): string {
+export function renderCreateDatabaseSql(db: { database: string; user: string }, verifier: string): string {
+    if (!/^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/.test(verifier))
+        throw new Error("renderCreateDatabaseSql: expected a SCRAM-SHA-256 verifier, never a password");
     const role = sqlLiteral(db.user);
     const name = sqlLiteral(db.database);
     return [
         "\\set ON_ERROR_STOP on",
         `SELECT format('CREATE ROLE %I LOGIN', ${role}) WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${role}) \\gexec`,
-        `SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', ${role}, ${sqlLiteral(password)}) \\gexec`,
+        `SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', ${role}, ${sqlLiteral(verifier)}) \\gexec`,
         `SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', ${name}, ${role}, 'UTF8', 'C', 'C')`,
         `  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name}) \\gexec`,
         "DO $$",
@@ -48,6 +76,21 @@ export function renderPostgresConf(s: PostgresLocalSettings): string {
         `work_mem = ${t.workMemMb}MB`,
         `maintenance_work_mem = ${t.maintenanceWorkMemMb}MB`,
         "password_encryption = scram-sha-256",
+        // Written with the server's key by the TLS step (when other hosts connect); absent, Debian's own ssl settings stay.
+        `include_if_exists = '${POSTGRES_FILES.tlsConf}'`,
+        "",
+    ].join("\n");
+}
+
+/** The ssl settings of a server other hosts reach: the library's certificate and key, TLS 1.2 at least. */
+export function renderPostgresSslConf(): string {
+    return [
+        HEADER,
+        "ssl = on",
+        `ssl_cert_file = '${POSTGRES_FILES.tlsCert}'`,
+        `ssl_key_file = '${POSTGRES_FILES.tlsKey}'`,
+        `ssl_ca_file = '${POSTGRES_FILES.tlsCa}'`,
+        "ssl_min_protocol_version = 'TLSv1.2'",
         "",
     ].join("\n");
 }
@@ -55,14 +98,17 @@ export function renderPostgresConf(s: PostgresLocalSettings): string {
 /**
  * The pg_hba.conf lines the library manages, between markers so the rest of
  * the file (the distribution's defaults and the user's own lines) is kept.
+ * Loopback may connect without TLS; clients on other hosts only over TLS
+ * (`hostssl`), and a cleartext connection from their networks is refused
+ * for every database and role before any later line could accept it.
  */
 export function renderPgHbaBlock(s: PostgresLocalSettings): string {
     const lines = [
         "# BEGIN pulumi-matrix",
         `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} 127.0.0.1/32            scram-sha-256`,
         `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} ::1/128                 scram-sha-256`,
+        ...s.allowedClients.map((c) => `hostnossl ${"all".padEnd(13)} ${"all".padEnd(15)} ${c.padEnd(23)} reject`),
         ...s.allowedClients.map((c) => `hostssl ${s.database.padEnd(15)} ${s.user.padEnd(15)} ${c.padEnd(23)} scram-sha-256`),
-        ...s.allowedClients.map((c) => `host    ${s.database.padEnd(15)} ${s.user.padEnd(15)} ${c.padEnd(23)} scram-sha-256`),
         "# END pulumi-matrix",
     ];
     return lines.join("\n") + "\n";
@@ -70,7 +116,8 @@ export function renderPgHbaBlock(s: PostgresLocalSettings): string {
 
 /**
  * The nightly dump script: custom format, written under a temporary name
- * first, then pruned to `retention`. As Synapse's backup guide says, the
+ * first (removed if the dump fails; a run killed outright leaves its
+ * partial, which the next run removes), then pruned to `retention`. As Synapse's backup guide says, the
  * one-time keys' rows are left out (the table itself is kept): restored,
  * used keys would be handed out again and messages fail to decrypt.
  */
@@ -83,8 +130,12 @@ db=${s.database}
 keep=${s.backup.retention}
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 umask 077
-pg_dump --port=${s.port} --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$dir/$db-$stamp.dump.partial" "$db"
-mv "$dir/$db-$stamp.dump.partial" "$dir/$db-$stamp.dump"
+# Partials of an interrupted run (a crash, a reboot, a kill): never a usable dump, only space taken.
+find "$dir" -maxdepth 1 -type f -name "$db-*.dump.partial" -delete
+partial="$dir/$db-$stamp.dump.partial"
+trap 'rm -f -- "$partial"' EXIT
+pg_dump --port=${s.port} --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$partial" "$db"
+mv "$partial" "$dir/$db-$stamp.dump"
 # Keep the newest $keep dumps.
 ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do
     rm -f -- "$dir/$old"

@@ -1,4 +1,4 @@
-import { RedisLocalSettings } from "../model/redis";
+import { REDIS_FILES, RedisLocalSettings } from "../model/redis";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -31,16 +31,48 @@ appendonly no
 dir /var/lib/redis
 maxmemory ${s.maxMemoryMb}mb
 maxmemory-policy allkeys-lru
-# The password (requirepass), in a file only redis reads.
+# The default user and its password (and TLS, when other hosts connect), in a file only redis reads.
 include ${secretConfPath}
 `;
 }
 
-/** The secret part of the config: the password every client must give. */
-export function renderRedisSecretConf(password: string): string {
+/** How the secret part is rendered for the Redis on the host. */
+export interface RedisSecretConfOptions {
+    /**
+     * The Redis has pub/sub channel ACLs (6.2 and newer): the default user
+     * is then given every channel (`&*`), which Redis 7 otherwise withholds
+     * from a user it resets. Redis 6.0 knows no such rule. Default true.
+     */
+    channelAcls?: boolean;
+    /** Speak TLS only, on this port, with the library's certificate (see `redisServesOtherHosts`). Default: cleartext. */
+    tlsPort?: number;
+}
+
+/**
+ * The secret part of the config: the default user, which every client is,
+ * with the password it must give and without Redis's dangerous commands
+ * (`-@dangerous`: FLUSHALL, FLUSHDB, CONFIG, DEBUG, KEYS, SHUTDOWN, MODULE,
+ * MONITOR, ACL, REPLICAOF, ...). Synapse needs none of them: it uses AUTH,
+ * PING, SUBSCRIBE, PUBLISH, GET and SET. With TLS, the cleartext port is
+ * off and the TLS port takes its place.
+ */
+export function renderRedisSecretConf(password: string, o: RedisSecretConfOptions = {}): string {
     // A value Redis reads as one word without quoting (the generated password is letters and digits).
     if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(password)) throw new Error("renderRedisSecretConf: the password must be 16 to 512 letters, digits or ._~+/=-");
-    return `requirepass ${password}\n`;
+    const channels = (o.channelAcls ?? true) ? " &*" : "";
+    const lines = [`user default reset on >${password} ~*${channels} +@all -@dangerous`];
+    if (o.tlsPort !== undefined)
+        lines.push(
+            "port 0",
+            `tls-port ${o.tlsPort}`,
+            `tls-cert-file ${REDIS_FILES.tlsCert}`,
+            `tls-key-file ${REDIS_FILES.tlsKey}`,
+            `tls-ca-cert-file ${REDIS_FILES.tlsCa}`,
+            // Clients authenticate with the password; Synapse presents no certificate of its own.
+            "tls-auth-clients no",
+            'tls-protocols "TLSv1.2 TLSv1.3"',
+        );
+    return `${lines.join("\n")}\n`;
 }
 
 /** A drop-in for Debian's redis-server.service: the same command, with the library's config file. */

@@ -13,12 +13,11 @@ import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, SynapseOptions, SynapsePeers, synapseRequirements, SynapseSettings } from "../../src/model/synapse";
 import { synapseConfigScript, synapseInstallScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { synapseRequirementsPath } from "../../src/provision/synapse/install";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { Chroot, makeChroot, ROOT_SUITE } from "../support/integration/aptRepo";
 import { freePort } from "../support/integration/net";
-import { type PgServer, startPostgres } from "../support/integration/postgres";
+import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { RunResult } from "../support/integration/processes";
 
 /** An older release first, then the library's default: the upgrade path too. */
@@ -68,7 +67,7 @@ describe("installMethod pip, for real: wheels from PyPI and Debian's psycopg2, n
         fs.copyFileSync("/etc/ssl/certs/ca-certificates.crt", root.path("etc/ssl/certs/ca-certificates.crt"));
         port = await freePort();
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
-        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, dbPassword));
+        await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
         peers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
     });
 

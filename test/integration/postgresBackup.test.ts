@@ -39,6 +39,31 @@ describe("the nightly database dump, against a real PostgreSQL", function () {
         await pg?.stop();
     });
 
+    it("removes the partial dump an interrupted run left behind, and leaves none of its own when the dump fails", async function () {
+        const s = resolvePostgresSettings("PostgresDatabase", { port: pg.port, backup: { directory: dumps } });
+        const script = path.join(dir, "pg-backup-partials.sh");
+        fs.writeFileSync(script, renderBackupScript(s), { mode: 0o755 });
+        const u = requireUser(PG_OS_USER);
+        const stale = path.join(dumps, "synapse-20260101T033000Z.dump.partial");
+        fs.writeFileSync(stale, "half a dump");
+        fs.chownSync(stale, u.uid, u.gid);
+        const env = { ...process.env, PATH: `${pg.binDir}:${process.env.PATH}`, PGHOST: pg.socketDir, PGUSER: "postgres" };
+        // A failing dump (no such server): its own partial is removed too, and the stale one is already gone.
+        const failed = await run("/bin/sh", [script], { user: PG_OS_USER, env: { ...env, PGHOST: "/nonexistent" }, allowFailure: true });
+        assert.notEqual(failed.code, 0);
+        assert.deepEqual(
+            fs.readdirSync(dumps).filter((f) => f.endsWith(".partial")),
+            [],
+        );
+        await run("/bin/sh", [script], { user: PG_OS_USER, env });
+        const files = fs.readdirSync(dumps);
+        assert.deepEqual(
+            files.filter((f) => f.endsWith(".partial")),
+            [],
+        );
+        for (const f of files) fs.rmSync(path.join(dumps, f));
+    });
+
     it("keeps every table and row except e2e_one_time_keys_json's rows, and the dump restores into a fresh database", async function () {
         const s = resolvePostgresSettings("PostgresDatabase", { port: pg.port, backup: { directory: dumps } });
         const script = path.join(dir, "pg-backup.sh");

@@ -39,13 +39,12 @@ import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings
 import { certificateScript, liveDir, proxyServerScript, servedCertificate, unknownNameCertificate } from "../../src/provision/proxy";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { NginxSite } from "../../src/render/proxy";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
 import { type PebbleServer, startPebble } from "../support/integration/pebble";
-import { type PgServer, startPostgres } from "../support/integration/postgres";
+import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, type SpawnedDaemon } from "../support/integration/processes";
 import { childrenOf, ProxySandbox } from "../support/integration/proxySandbox";
 import { startRedis } from "../support/integration/redis";
@@ -198,7 +197,7 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
 
         const dbPassword = random();
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
-        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, dbPassword));
+        await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
         const peers: SynapsePeers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
         settings = resolveSynapseSettings("test", {
             serverName: SERVER_NAME,

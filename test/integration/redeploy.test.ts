@@ -13,12 +13,11 @@ import { resolveSynapseSettings, synapseFiles, SynapseOptions, SynapsePeers, Syn
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { synapseRecords } from "../../src/provision/synapse/records";
 import { DIGEST_KEY_FILE } from "../../src/render/drift";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { SigningKey, signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { loginWithPassword } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
-import { type PgServer, startPostgres } from "../support/integration/postgres";
+import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run } from "../support/integration/processes";
 import { startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
@@ -80,7 +79,7 @@ describe("deploying again to a host that keeps its data (destroy, then up)", fun
         const metricsPort = await freePort();
         baseUrl = `http://127.0.0.1:${port}`;
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
-        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, dbPassword));
+        await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
         settingsOptions = () => ({
             serverName: "matrix.test",
             publicBaseUrl: baseUrl + "/",

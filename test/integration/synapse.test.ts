@@ -12,12 +12,11 @@ import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } f
 import { synapseAdminScript, synapseSecretsScript } from "../../src/provision/synapse";
 import { synapseRecords } from "../../src/provision/synapse/records";
 import { DIGEST_KEY_FILE } from "../../src/render/drift";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { emailSecretFile, pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { loginWithPassword, whoami } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
-import { type PgServer, startPostgres } from "../support/integration/postgres";
+import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run } from "../support/integration/processes";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
@@ -42,7 +41,7 @@ describe("Synapse as the library configures it", function () {
         const port = await freePort();
         baseUrl = `http://127.0.0.1:${port}`;
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
-        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, secrets.databasePassword));
+        await pg.runAsSuperuser(createDatabaseSql(pgSettings, secrets.databasePassword));
         settings = resolveSynapseSettings("test", {
             serverName: "matrix.test",
             publicBaseUrl: baseUrl + "/",
@@ -86,7 +85,7 @@ describe("Synapse as the library configures it", function () {
             await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"),
             "UTF8/C/C",
         );
-        await pg.runAsSuperuser(renderCreateDatabaseSql({ database: "synapse", user: "synapse" }, secrets.databasePassword));
+        await pg.runAsSuperuser(createDatabaseSql({ database: "synapse", user: "synapse" }, secrets.databasePassword));
     });
 
     it("writes secret files readable only by root and Synapse's group", function () {

@@ -24,11 +24,10 @@ import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/s
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { STATE_DIR } from "../../src/render/drift";
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
-import { renderCreateDatabaseSql } from "../../src/render/postgres";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
-import { type PgServer, startPostgres } from "../support/integration/postgres";
+import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, sleep, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis } from "../support/integration/redis";
 import { ServiceSandbox } from "../support/integration/serviceSandbox";
@@ -119,7 +118,7 @@ describe("Synapse workers as the library configures them: Redis, the main proces
         const port = await freePort();
         baseUrl = `http://127.0.0.1:${port}`;
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
-        await pg.runAsSuperuser(renderCreateDatabaseSql(pgSettings, dbPassword));
+        await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
         peers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
         settings = synapseSettings(dir, {
             httpPort: port,

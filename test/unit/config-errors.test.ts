@@ -79,6 +79,8 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     postgresExternalDatabase: [{ value: "Bad-Name", with: PG, valid: /expected/ }],
     postgresExternalUser: [{ value: "Bad-Name", with: PG, valid: /expected/ }],
     postgresExternalPassword: [{ value: "bad\npassword", with: { postgresExternalHost: PG.postgresExternalHost }, valid: /expected/ }],
+    postgresExternalSslMode: [{ value: "allow", with: PG, valid: /expected one of "disable", "prefer", "require", "verify-ca", "verify-full"/ }],
+    postgresExternalCaCert: [{ value: "not a certificate", with: PG, valid: /expected one or more PEM certificates/ }],
     workers: [
         { value: "{typing: 2}", valid: /expected 0 or 1/ },
         { value: "[federation_reader]", valid: /expected a YAML mapping of worker roles to counts/ },

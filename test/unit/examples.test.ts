@@ -96,7 +96,11 @@ describe("examples run as written", () => {
             ["sshPrivateKey", "dbPassword"],
         );
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("synapse-db-") && r.type === "command:remote:Command"));
-        assert.match(String(mocks.byName("synapse-config").inputs.stdin), /host: db\.example\.com[\s\S]*sslmode: require/);
+        // verify-full by default; without dbCaCertificate against the system's CAs.
+        assert.match(
+            String(mocks.byName("synapse-config").inputs.stdin),
+            /host: db\.example\.com[\s\S]*sslmode: verify-full\n\s*sslrootcert: \/etc\/ssl\/certs\/ca-certificates\.crt/,
+        );
         assert.doesNotMatch(String(mocks.byName("synapse-config").inputs.stdin), /SECRETdb/);
     });
 });

@@ -1,6 +1,6 @@
 import { OsInfo } from "../../model/host";
 import { secretFilePath, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
-import { renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
+import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
 import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
 import { heredocVar, indent, lines, Sh, sh } from "../sh";
@@ -165,6 +165,8 @@ export function synapseSharedFiles(s: SynapseSettings, peers: SynapsePeers, comp
     return [
         { path: f.homeserverYaml, content: renderHomeserverYaml(component, s, peers), mode: "0640", group: u },
         { path: f.logConfig, content: renderLogConfig(s), mode: "0640", group: u },
+        // The database server's CA (public), when it has one of its own: libpq's sslrootcert.
+        ...databaseCaFiles(s.paths, peers),
     ];
 }
 

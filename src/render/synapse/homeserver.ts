@@ -1,6 +1,15 @@
 import { ConfigError } from "../../model/errors";
-import { DatabaseConnection } from "../../model/postgres";
-import { blockedIpRanges, EMAIL_FRAGMENT, PGPASS_FILE, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
+import { DatabaseConnection, SYSTEM_CA_BUNDLE } from "../../model/postgres";
+import {
+    blockedIpRanges,
+    EMAIL_FRAGMENT,
+    PGPASS_FILE,
+    synapseFiles,
+    SynapsePaths,
+    SynapsePeers,
+    SynapseSecretFile,
+    SynapseSettings,
+} from "../../model/synapse";
 import { MANAGED_HEADER, renderYaml } from "../yaml";
 
 /** Plain-object form of homeserver.yaml before extraConfig, in the order Synapse's docs present the options. */
@@ -79,6 +88,8 @@ function databaseBlock(s: SynapseSettings, peers: SynapsePeers): Record<string, 
             port: c.port,
             passfile: synapseFiles(s.paths).databasePassfile,
             ...(c.sslMode ? { sslmode: c.sslMode } : {}),
+            // The server's CA (the library's own, or the one given for an external server); else the system's CAs.
+            ...(c.sslMode === "verify-full" || c.sslMode === "verify-ca" ? { sslrootcert: c.caCertificate ? databaseCaFile(s.paths) : SYSTEM_CA_BUNDLE } : {}),
             cp_min: 5,
             cp_max: 10,
             keepalives_idle: 10,
@@ -86,6 +97,17 @@ function databaseBlock(s: SynapseSettings, peers: SynapsePeers): Record<string, 
             keepalives_count: 3,
         },
     };
+}
+
+/** Where Synapse's hosts keep the database server's CA certificate (public), libpq's `sslrootcert`. */
+export function databaseCaFile(paths: SynapsePaths): string {
+    return `${paths.configDir}/database-ca.pem`;
+}
+
+/** The database CA file every Synapse host writes beside homeserver.yaml, when the connection names a CA. */
+export function databaseCaFiles(paths: SynapsePaths, peers: SynapsePeers): { path: string; content: string }[] {
+    const ca = peers.database?.caCertificate;
+    return ca ? [{ path: databaseCaFile(paths), content: ca.endsWith("\n") ? ca : `${ca}\n` }] : [];
 }
 
 /** The email block without the SMTP password (the secret fragment repeats it with the password). */

@@ -9,9 +9,11 @@
 // Synapse requires) really has to ask for it.
 
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { renderCreateDatabaseSql, scramSha256Verifier } from "../../../src/render/postgres";
 import { freePort } from "./net";
 import { makeTempDir, removeTempDir, requireUser, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
 
@@ -86,7 +88,7 @@ function defaultLocale(): string {
     return "C.UTF-8";
 }
 
-export async function startPostgres(opts: { port?: number; timeoutMs?: number } = {}): Promise<PgServer> {
+export async function startPostgres(opts: { port?: number; timeoutMs?: number; listenAddresses?: string[] } = {}): Promise<PgServer> {
     const { binDir, major } = findPgBinDir();
     requireUser(PG_OS_USER);
     const tmp = makeTempDir("pg", { owner: PG_OS_USER });
@@ -131,7 +133,7 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number } 
             "-p",
             String(port),
             "-c",
-            `listen_addresses=${host}`,
+            `listen_addresses=${(opts.listenAddresses ?? [host]).join(",")}`,
             "-c",
             `unix_socket_directories=${socketDir}`,
             "-c",
@@ -231,4 +233,9 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number } 
         log: () => daemon.log(),
         stop,
     };
+}
+
+/** The library's role and database SQL for `password`, as its database step sends it: the password as a SCRAM verifier (random salt). */
+export function createDatabaseSql(db: { database: string; user: string }, password: string): string {
+    return renderCreateDatabaseSql(db, scramSha256Verifier(password, randomBytes(16)));
 }

@@ -55,6 +55,21 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
                 state.publicKeyOpenssh = `ssh-ed25519 ${blob.toString("base64")}\n`;
                 break;
             }
+            case "random:index/randomBytes:RandomBytes":
+                state.base64 = createHash("sha256")
+                    .update(args.name)
+                    .digest()
+                    .subarray(0, Number(inputs.length ?? 32))
+                    .toString("base64");
+                break;
+            case "tls:index/certRequest:CertRequest":
+                state.certRequestPem = `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(args.name).toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+                break;
+            case "tls:index/selfSignedCert:SelfSignedCert":
+            case "tls:index/locallySignedCert:LocallySignedCert":
+                // A stand-in PEM named after the resource: tests see which certificate went where.
+                state.certPem = `-----BEGIN CERTIFICATE-----\n${Buffer.from(args.name).toString("base64")}\n-----END CERTIFICATE-----\n`;
+                break;
             case "command:remote:Command":
                 state.stdout = String(inputs.create ?? "").includes("os-release") ? this.osRelease : "";
                 state.stderr = "";

@@ -1,6 +1,6 @@
 \set ON_ERROR_STOP on
 SELECT format('CREATE ROLE %I LOGIN', 'synapse') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'synapse') \gexec
-SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', 'synapse', '<database password>') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', 'synapse', 'SCRAM-SHA-256$4096:ABEiM0RVZneImaq7zN3u/w==$4luzV1mtC22ojFnoLcKQuSQhyyxfTPS/cXab15y9yA4=:rLubkskUl5bjXuLr1uUH3eQd5DI5XZ0S4MCkwdYL/Iw=') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', 'synapse', 'synapse', 'UTF8', 'C', 'C')
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'synapse') \gexec
 DO $$

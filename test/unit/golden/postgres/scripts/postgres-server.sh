@@ -13,11 +13,17 @@ block=$(cat <<'PM_EOF'
 # BEGIN pulumi-matrix
 host    synapse         synapse         127.0.0.1/32            scram-sha-256
 host    synapse         synapse         ::1/128                 scram-sha-256
+hostnossl all           all             10.0.0.0/24             reject
 hostssl synapse         synapse         10.0.0.0/24             scram-sha-256
-host    synapse         synapse         10.0.0.0/24             scram-sha-256
 # END pulumi-matrix
 PM_EOF
 )
+if ! awk 'BEGIN { o = 0; b = 0 } /^# BEGIN pulumi-matrix$/ { if (o) b = 1; o = 1; next } /^# END pulumi-matrix$/ { if (!o) b = 1; o = 0 } END { exit (b || o) }' "$hba"; then echo "$hba: the '# BEGIN pulumi-matrix' and '# END pulumi-matrix' lines do not pair up (one was removed or repeated by hand); nothing was changed: restore the pair around the managed lines, or remove the managed block entirely, then run again" >&2; exit 1; fi
+{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; } | pm_write postgres-hba "$hba" 0640 postgres postgres readable
+if pm_changed postgres-hba; then
+    pm_owe postgresql-reload
+fi
+pm_done postgres-hba
 pm_write postgres-server "/etc/postgresql/$major/main/conf.d/50-pulumi-matrix.conf" 0644 postgres postgres readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
 # and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
@@ -28,16 +34,17 @@ effective_cache_size = 1536MB
 work_mem = 32MB
 maintenance_work_mem = 128MB
 password_encryption = scram-sha-256
+include_if_exists = '/etc/pulumi-matrix/postgres-tls/ssl.conf'
 PM_EOF
-{ printf '%s\n' "$block"; sed '/^# BEGIN pulumi-matrix$/,/^# END pulumi-matrix$/d' "$hba"; } | pm_write postgres-server "$hba" 0640 postgres postgres readable
 if pm_changed postgres-server; then
     pm_owe postgresql.service
 fi
 pm_done postgres-server
 systemctl enable -q postgresql.service
-if pm_take postgresql.service; then systemctl restart "postgresql@$major-main.service"; echo "PostgreSQL restarted"; else systemctl start "postgresql@$major-main.service"; fi
+if pm_take postgresql.service; then systemctl restart "postgresql@$major-main.service"; echo "PostgreSQL restarted"; pm_take postgresql-reload || true; else systemctl start "postgresql@$major-main.service"; fi
 for i in $(seq 1 60); do runuser -u postgres -- pg_isready -q -p 5432 && break; sleep 1; done
 runuser -u postgres -- pg_isready -q -p 5432 || { journalctl -u "postgresql@$major-main.service" -n 30 --no-pager >&2; echo "PostgreSQL did not become ready on port "5432 >&2; exit 1; }
+if [ -e /var/lib/pulumi-matrix/owed-restart/postgresql-reload ]; then (cd / && runuser -u postgres -- psql -X -q -At -p 5432 -c "SELECT pg_reload_conf()" >/dev/null); pm_take postgresql-reload; echo 'PostgreSQL reloaded (pg_hba.conf)'; fi
 actual=$(cd / && runuser -u postgres -- psql -X -At -p 5432 -c "SHOW listen_addresses")
 if [ "$actual" != 127.0.0.1,10.0.0.5 ]; then echo "PostgreSQL listens on '$actual', expected '"127.0.0.1,10.0.0.5"': the settings in conf.d were not applied" >&2; exit 1; fi
 pm_write firewall-postgresdatabase-golden /etc/pulumi-matrix/firewall.d/postgresdatabase-golden.nft 0644 root root readable <<'PM_EOF'
@@ -62,8 +69,12 @@ db=synapse
 keep=7
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 umask 077
-pg_dump --port=5432 --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$dir/$db-$stamp.dump.partial" "$db"
-mv "$dir/$db-$stamp.dump.partial" "$dir/$db-$stamp.dump"
+# Partials of an interrupted run (a crash, a reboot, a kill): never a usable dump, only space taken.
+find "$dir" -maxdepth 1 -type f -name "$db-*.dump.partial" -delete
+partial="$dir/$db-$stamp.dump.partial"
+trap 'rm -f -- "$partial"' EXIT
+pg_dump --port=5432 --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$partial" "$db"
+mv "$partial" "$dir/$db-$stamp.dump"
 # Keep the newest $keep dumps.
 ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do
     rm -f -- "$dir/$old"

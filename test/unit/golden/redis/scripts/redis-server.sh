@@ -26,7 +26,7 @@ appendonly no
 dir /var/lib/redis
 maxmemory 256mb
 maxmemory-policy allkeys-lru
-# The password (requirepass), in a file only redis reads.
+# The default user and its password (and TLS, when other hosts connect), in a file only redis reads.
 include /etc/redis/pulumi-matrix-secrets.conf
 PM_EOF
 pm_write redis-server /etc/systemd/system/redis-server.service.d/pulumi-matrix.conf 0644 root root readable <<'PM_EOF'
@@ -63,7 +63,7 @@ if [ -e /etc/redis/pulumi-matrix-secrets.conf ]; then
     fi
     pm_ok=0
     for i in $(seq 1 60); do
-        if redis-cli -h 127.0.0.1 -p 6379 ping 2>&1 | grep -qE '^(PONG|NOAUTH)'; then pm_ok=1; break; fi
+        if { if [ -e /etc/pulumi-matrix/redis-tls/ca.crt ]; then redis-cli --tls --cacert /etc/pulumi-matrix/redis-tls/ca.crt -h 127.0.0.1 -p 6379 ping; else redis-cli -h 127.0.0.1 -p 6379 ping; fi; } 2>&1 | grep -qE '^(PONG|NOAUTH)'; then pm_ok=1; break; fi
         if [ "$(systemctl show -p ActiveState --value redis-server.service)" = failed ]; then break; fi
         sleep 1
     done

@@ -33,7 +33,14 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     ],
     sshUser: [{ value: "Bad User", valid: /expected a Unix user name/ }],
     sshPrivateKey: [{ value: "  \n", valid: /expected a private key/ }],
-    sshHostKey: [{ value: "not-a-key", valid: /expected the VM's SSH host public key/ }],
+    sshHostKey: [
+        { value: "not-a-key", valid: /expected the VM's SSH host public key/ },
+        // Two lines: the second would land in the header of every script run as root.
+        { value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu\ntouch /tmp/pwned", valid: /on one line/ },
+        // Its data says ssh-ed25519, not ssh-rsa.
+        { value: "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu", valid: /whose data says "ssh-ed25519", not ssh-rsa/ },
+    ],
+    sshAcceptAnyHostKey: [{ value: "yes", valid: /expected true or false/ }],
     reapply: { none: "any value is a valid marker: a new one re-runs every script" },
     firewallSshPort: [{ value: "0", valid: /expected a whole number from 1 to 65535/ }],
     ntpServers: [

@@ -26,15 +26,22 @@ import { hostProbe, hostScript, ScriptTarget } from "./remote";
  * The host key a connection verifies, checked now when it is plain text and once known otherwise; undefined only
  * with the explicit opt-out, which warns on every run. Neither given: a ConfigError before anything is dialled.
  */
-function verifiedHostKey(component: string, prefix: string, key: pulumi.Input<string> | undefined, acceptAny: boolean | undefined): pulumi.Output<string> | undefined {
+function verifiedHostKey(
+    component: string,
+    prefix: string,
+    key: pulumi.Input<string> | undefined,
+    acceptAny: boolean | undefined,
+): pulumi.Output<string> | undefined {
     const optOut = `${prefix}acceptAnyHostKey`;
+    // The stack program's key for the same switch, so its users read the name they can set.
+    const optOutHint = prefix === "" ? `${optOut} (the stack's sshAcceptAnyHostKey)` : optOut;
     if (acceptAny !== undefined && typeof acceptAny !== "boolean")
         throw new ConfigError(component, optOut, acceptAny, "expected true (connect without verifying the host's key) or false");
     if (acceptAny && key === undefined) {
         pulumi.log.warn(acceptAnyHostKeyWarning(component, optOut));
         return undefined;
     }
-    const check = (k: string) => validateHostKey(component, `${prefix}hostKey`, k, optOut);
+    const check = (k: string) => validateHostKey(component, `${prefix}hostKey`, k, optOutHint);
     // A plain value (or none) fails here, before any resource exists; an Output when it resolves, before the probe dials.
     if (typeof key === "string" || key === undefined) return pulumi.output(check(key as string));
     return pulumi.output(key).apply(check);

@@ -162,7 +162,9 @@ export const STACK_KEYS = {
         setting: at((o) => o.host.hostKey),
         check: (v) => {
             const parsed = parseHostKey(v);
-            return "error" in parsed ? `expected the VM's SSH host public key on one line, such as ssh-ed25519 AAAAC3Nza... (this is ${parsed.error})` : undefined;
+            return "error" in parsed
+                ? `expected the VM's SSH host public key on one line, such as ssh-ed25519 AAAAC3Nza... (this is ${parsed.error})`
+                : undefined;
         },
         description:
             "The VM's SSH host public key (ssh-ed25519 AAAA..., one line), which SSH verifies before sending anything; required unless sshAcceptAnyHostKey is true.",

@@ -309,7 +309,8 @@ export const HOST_KEY_TYPES = [
 ] as const;
 
 /** Where the README explains how to get a host's key without trusting the network it is verified over. */
-export const HOST_KEY_HELP = 'see the README\'s "Host key" section: read it from the cloud console\'s boot log or serial console, or inject one you generated with cloud-init\'s ssh_keys';
+export const HOST_KEY_HELP =
+    "see the README's \"Host key\" section: read it from the cloud console's boot log or serial console, or inject one you generated with cloud-init's ssh_keys";
 
 /** Why an unverified host is dangerous, for the error and the opt-out's warning. */
 const HOST_KEY_RISK =

@@ -1,6 +1,14 @@
 import { FirewallRule, HOST_FILES, HostSettings, OsInfo } from "../model/host";
 import { driftCheckScript } from "../render/drift";
-import { FIREWALL_FRAGMENT_DIR, FIREWALL_TABLE, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts, SSH_PORTS_FILE } from "../render/firewall";
+import {
+    FIREWALL_FRAGMENT_DIR,
+    FIREWALL_TABLE,
+    renderFirewall,
+    renderFirewallFragment,
+    renderFirewallUnit,
+    renderSshPorts,
+    SSH_PORTS_FILE,
+} from "../render/firewall";
 import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
 import { applyFileSet, FileSet, ServiceUnit } from "./apply";
 import { Sh, sh } from "./sh";

@@ -83,8 +83,8 @@ export function renderFirewall(rules: FirewallRule[]): string {
         '        iif "lo" accept',
         "        meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
         "        meta l4proto ipv6-icmp accept",
-        // Address leases: a DHCP server's replies are not always tracked as replies (broadcast, or a relay's address).
-        '        udp sport 67 udp dport 68 accept comment "dhcp replies"',
+        // DHCPv6 clients receive on a UDP socket, behind this chain (DHCPv4 clients read a raw socket, before it);
+        // a server's or relay's reply comes from its link-local address, not always tracked as a reply.
         '        ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept comment "dhcpv6 replies"',
         '        tcp dport $ssh_ports accept comment "ssh"',
     ];
@@ -126,4 +126,3 @@ ExecStop=-/usr/sbin/nft delete table inet ${FIREWALL_TABLE}
 WantedBy=sysinit.target
 `;
 }
-

@@ -4,7 +4,7 @@ import { StackConfigError } from "../../src/config/errors";
 import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey } from "../../src/config/keys";
 import { inStackConfigTerms, stackValues } from "../../src/config/translate";
 import { ConfigError } from "../../src/model/errors";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { programError } from "../support/unit/programRun";
 
 /** A value a key refuses, the other keys it needs to mean anything, and what the error must say is valid. */
@@ -133,6 +133,7 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
 const BASE = {
     sshHost: "203.0.113.10",
     sshPrivateKey: TEST_SSH_KEY,
+    sshHostKey: TEST_HOST_KEY,
     serverName: "example.com",
     publicBaseUrl: "https://matrix.example.com/",
     acmeEmail: "admin@example.com",

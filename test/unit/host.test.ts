@@ -11,7 +11,7 @@ import { hostBootstrapScript } from "../../src/provision/host";
 import { driftCheckScript } from "../../src/render/drift";
 import { renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
 import { golden } from "../support/golden";
-import { goldenOs, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { goldenOs, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
@@ -41,7 +41,10 @@ describe("bad input is refused before anything touches a VM", () => {
     });
 
     it("host settings: SSH address, user, boot timeout, firewall rules", async () => {
-        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", bootTimeout: "soon" }), /bootTimeout is "soon"; expected a duration/);
+        assert.throws(
+            () => new Host("h", { host: "1.2.3.4", privateKey: "k", hostKey: TEST_HOST_KEY, bootTimeout: "soon" }),
+            /bootTimeout is "soon"; expected a duration/,
+        );
         assert.throws(
             () => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, toPort: 5, protocol: "udp", owner: "x" }] } }),
             /toPort is 5; expected a port >= 10/,
@@ -50,7 +53,7 @@ describe("bad input is refused before anything touches a VM", () => {
             () => new Host("h", { host: "1.2.3.4", privateKey: "k", firewall: { rules: [{ port: 10, protocol: "tcp", sources: ["everyone"], owner: "x" }] } }),
             /sources is "everyone"/,
         );
-        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", user: "Bad User" }), /user is "Bad User"/);
+        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "k", hostKey: TEST_HOST_KEY, user: "Bad User" }), /user is "Bad User"/);
         assert.throws(
             () => checkSupportedOs('Host "h"', 'PRETTY_NAME="Ubuntu 20.04.6 LTS"\nID=ubuntu\nVERSION_ID="20.04"'),
             /the host's operating system is "Ubuntu 20.04.6 LTS"; supported are .*Ubuntu 24.04/,
@@ -59,7 +62,7 @@ describe("bad input is refused before anything touches a VM", () => {
     });
 
     it("an SSH address from an Output is checked when it is known", async () => {
-        const h = new Host("h", { host: pulumi.output("bad host name!"), privateKey: "k" });
+        const h = new Host("h", { host: pulumi.output("bad host name!"), privateKey: "k", hostKey: TEST_HOST_KEY });
         await assert.rejects(valueOf(pulumi.output(h.connection.host)), /Host "h": host is "bad host name!"; expected an IP address or a DNS host name/);
     });
 });
@@ -95,7 +98,7 @@ describe("MatrixStack under Pulumi mocks", () => {
 describe("the component platform", () => {
     it("two components claiming one port on one Host fail with both names and the port", async () => {
         await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const db = new PostgresDatabase("pg", { host });
             assert.throws(
                 () => new SynapseHomeserver("synapse", { host, database: db, serverName: "example.com", httpPort: 5432 }),

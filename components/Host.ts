@@ -77,11 +77,6 @@ export interface HostArgs extends HostOptions {
      * sent. Required unless `acceptAnyHostKey` is true. Get it out of band: see the README's "Host key".
      */
     hostKey?: pulumi.Input<string>;
-    /**
-     * Connect without verifying the host's key: anyone on the network path could then receive every script and
-     * secret. Not recommended; a warning is logged on every run. Default false (`hostKey` is required).
-     */
-    acceptAnyHostKey?: boolean;
     /** Reach the host through a jump host. Default: direct. */
     bastion?: BastionArgs;
     /**
@@ -166,7 +161,7 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         this.sudo = sudoPrefix(s.user);
         this.reapply = args.reapply;
         const bastion = args.bastion;
-        const hostKey = verifiedHostKey(component, "", args.hostKey, args.acceptAnyHostKey);
+        const hostKey = verifiedHostKey(component, "", args.hostKey, s.acceptAnyHostKey);
         const bastionKey = bastion && verifiedHostKey(component, "bastion.", bastion.hostKey, bastion.acceptAnyHostKey);
         // @pulumi/command keeps the whole connection secret; hostScript repeats the
         // address, port and host key in each script's first line so previews show them.

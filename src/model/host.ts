@@ -236,6 +236,11 @@ export interface HostOptions {
      * waits this long on its first step usually has the wrong address, port, user or key.
      */
     bootTimeout?: string;
+    /**
+     * Connect without verifying the host's SSH key (the component's `hostKey`): anyone on the network path could
+     * then receive every script and secret. Not recommended; a warning is logged on every run. Default false.
+     */
+    acceptAnyHostKey?: boolean;
     /** Default-deny inbound firewall (nftables). Default enabled. */
     firewall?: {
         /** Turn the firewall on. Default true. */
@@ -258,6 +263,7 @@ export interface HostSettings {
     port: number;
     user: string;
     bootTimeout: string;
+    acceptAnyHostKey: boolean;
     firewall: { enabled: boolean; sshPort: number; rules: FirewallRule[] };
     unattendedUpgrades: boolean;
     ntpServers: string[];
@@ -281,6 +287,7 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
         port: o.port ?? HOST_DEFAULTS.port,
         user: o.user ?? HOST_DEFAULTS.user,
         bootTimeout: o.bootTimeout ?? HOST_DEFAULTS.bootTimeout,
+        acceptAnyHostKey: o.acceptAnyHostKey ?? false,
         firewall: { enabled: o.firewall?.enabled ?? true, sshPort: o.firewall?.sshPort ?? HOST_DEFAULTS.sshPort, rules: o.firewall?.rules ?? [] },
         unattendedUpgrades: o.unattendedUpgrades ?? HOST_DEFAULTS.unattendedUpgrades,
         ntpServers: o.ntpServers ?? [],
@@ -288,6 +295,12 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
     };
     const c = new Checker(component);
     c.port("firewall.sshPort", s.firewall.sshPort);
+    c.check(
+        "acceptAnyHostKey",
+        s.acceptAnyHostKey,
+        typeof s.acceptAnyHostKey === "boolean",
+        "expected true (connect without verifying the host's key) or false",
+    );
     c.check("bootTimeout", s.bootTimeout, /^\d+(s|m|h)$/.test(s.bootTimeout), "expected a duration such as 20m, 900s or 1h");
     for (const p of s.extraPackages) c.check("extraPackages", p, /^[a-z0-9][a-z0-9+.-]+$/.test(p), "expected Debian package names such as htop");
     for (const n of s.ntpServers) c.check("ntpServers", n, isHostAddress(n), "expected host names or addresses such as 0.debian.pool.ntp.org");

@@ -238,7 +238,8 @@ export interface HostOptions {
     bootTimeout?: string;
     /**
      * Connect without verifying the host's SSH key (the component's `hostKey`): anyone on the network path could
-     * then receive every script and secret. Not recommended; a warning is logged on every run. Default false.
+     * then receive every script and secret. Not recommended; a warning is logged on every run. Ignored when a host key is
+     * given (it is then verified). Default false.
      */
     acceptAnyHostKey?: boolean;
     /** Default-deny inbound firewall (nftables). Default enabled. */

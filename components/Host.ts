@@ -37,7 +37,8 @@ function verifiedHostKey(
     const optOutHint = prefix === "" ? `${optOut} (the stack's sshAcceptAnyHostKey)` : optOut;
     if (acceptAny !== undefined && typeof acceptAny !== "boolean")
         throw new ConfigError(component, optOut, acceptAny, "expected true (connect without verifying the host's key) or false");
-    if (acceptAny && key === undefined) {
+    // Empty counts as none here: a stack's undeclared key reads as "".
+    if (acceptAny && (key === undefined || (typeof key === "string" && key.trim() === ""))) {
         pulumi.log.warn(acceptAnyHostKeyWarning(component, optOut));
         return undefined;
     }

@@ -153,6 +153,7 @@ describe("the host is authenticated by its SSH host key (issue 19 item 1)", () =
                 new Host("any", {
                     host: "203.0.113.10",
                     privateKey: TEST_SSH_KEY,
+                    hostKey: "",
                     acceptAnyHostKey: true,
                     bastion: { host: "203.0.113.9", acceptAnyHostKey: true },
                 });

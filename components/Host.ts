@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { componentLabel, ConfigError } from "../src/model/errors";
 import {
+    acceptAnyHostKeyWarning,
     checkSupportedOs,
     HostOptions,
     hostPortClaims,
@@ -12,6 +13,7 @@ import {
     PortRegistry,
     resolveHostSettings,
     sudoPrefix,
+    validateHostKey,
     validatePrivateKey,
     validateSsh,
 } from "../src/model/host";
@@ -19,6 +21,32 @@ import { isIpAddress } from "../src/model/validate";
 import { hostBootstrapScript, hostProbeCommand } from "../src/provision/host";
 import { childName, typeToken } from "./naming";
 import { hostProbe, hostScript, ScriptTarget } from "./remote";
+
+/**
+ * The host key a connection verifies, checked now when it is plain text and once known otherwise; undefined only
+ * with the explicit opt-out, which warns on every run. Neither given: a ConfigError before anything is dialled.
+ */
+function verifiedHostKey(
+    component: string,
+    prefix: string,
+    key: pulumi.Input<string> | undefined,
+    acceptAny: boolean | undefined,
+): pulumi.Output<string> | undefined {
+    const optOut = `${prefix}acceptAnyHostKey`;
+    // The stack program's key for the same switch, so its users read the name they can set.
+    const optOutHint = prefix === "" ? `${optOut} (the stack's sshAcceptAnyHostKey)` : optOut;
+    if (acceptAny !== undefined && typeof acceptAny !== "boolean")
+        throw new ConfigError(component, optOut, acceptAny, "expected true (connect without verifying the host's key) or false");
+    // Empty counts as none here: a stack's undeclared key reads as "".
+    if (acceptAny && (key === undefined || (typeof key === "string" && key.trim() === ""))) {
+        pulumi.log.warn(acceptAnyHostKeyWarning(component, optOut));
+        return undefined;
+    }
+    const check = (k: string) => validateHostKey(component, `${prefix}hostKey`, k, optOutHint);
+    // A plain value (or none) fails here, before any resource exists; an Output when it resolves, before the probe dials.
+    if (typeof key === "string" || key === undefined) return pulumi.output(check(key as string));
+    return pulumi.output(key).apply(check);
+}
 
 /** A jump host the SSH connection goes through. */
 export interface BastionArgs {
@@ -30,6 +58,13 @@ export interface BastionArgs {
     user?: pulumi.Input<string>;
     /** Private key for the bastion (secret). Default: the host's key. */
     privateKey?: pulumi.Input<string>;
+    /**
+     * The bastion's own SSH public key (`ssh-ed25519 AAAA...`, one line), verified before anything is sent through it.
+     * Required unless `acceptAnyHostKey` is true. Get it out of band (see the README's "Host key").
+     */
+    hostKey?: pulumi.Input<string>;
+    /** Connect to the bastion without verifying its key (not recommended: a warning is logged on every run). Default false. */
+    acceptAnyHostKey?: boolean;
 }
 
 export interface HostArgs extends HostOptions {
@@ -37,7 +72,11 @@ export interface HostArgs extends HostOptions {
     host: pulumi.Input<string>;
     /** Private key in OpenSSH or PEM form. Stored as a secret. */
     privateKey: pulumi.Input<string>;
-    /** The host's public SSH key (`ssh-ed25519 AAAA...`); when set, the host is verified. Default: not checked. */
+    /**
+     * The host's SSH public key, one line `<type> <base64> [comment]` (`ssh-ed25519 AAAA...`, as in
+     * /etc/ssh/ssh_host_ed25519_key.pub). SSH verifies the host with it before any script (and its secrets) is
+     * sent. Required unless `acceptAnyHostKey` is true. Get it out of band: see the README's "Host key".
+     */
     hostKey?: pulumi.Input<string>;
     /** Reach the host through a jump host. Default: direct. */
     bastion?: BastionArgs;
@@ -123,6 +162,8 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
         this.sudo = sudoPrefix(s.user);
         this.reapply = args.reapply;
         const bastion = args.bastion;
+        const hostKey = verifiedHostKey(component, "", args.hostKey, s.acceptAnyHostKey);
+        const bastionKey = bastion && verifiedHostKey(component, "bastion.", bastion.hostKey, bastion.acceptAnyHostKey);
         // @pulumi/command keeps the whole connection secret; hostScript repeats the
         // address, port and host key in each script's first line so previews show them.
         const secretKey = pulumi.secret(privateKey);
@@ -131,7 +172,8 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
             port: s.port,
             user: s.user,
             privateKey: secretKey,
-            ...(args.hostKey !== undefined ? { hostKey: args.hostKey } : {}),
+            // @pulumi/command checks the server's key against it before it sends anything (stdin included).
+            ...(hostKey !== undefined ? { hostKey } : {}),
             ...(bastion
                 ? {
                       proxy: {
@@ -139,6 +181,7 @@ export class Host extends pulumi.ComponentResource implements ScriptTarget {
                           port: bastion.port ?? 22,
                           user: bastion.user ?? s.user,
                           privateKey: bastion.privateKey !== undefined ? pulumi.secret(bastion.privateKey) : secretKey,
+                          ...(bastionKey !== undefined ? { hostKey: bastionKey } : {}),
                       },
                   }
                 : {}),

@@ -283,10 +283,13 @@ async function main(): Promise<void> {
         fs.writeFileSync(CA_FILE, await pebble.issuingRootPem());
         const keyFile = path.join(DIR, "id_ed25519");
         fs.writeFileSync(keyFile, vm.privateKeyPem, { mode: 0o600 });
+        // The VM's host key is known (the harness injected it): the printed command verifies it, as the deployment did.
+        const knownHosts = path.join(DIR, "known_hosts");
+        fs.writeFileSync(knownHosts, `[127.0.0.1]:${vm.sshPort} ${vm.hostKey}\n`, { mode: 0o600 });
         const info: DemoInfo = {
             url: BASE_URL,
             caFile: CA_FILE,
-            ssh: `ssh -i ${keyFile} -p ${vm.sshPort} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1`,
+            ssh: `ssh -i ${keyFile} -p ${vm.sshPort} -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHosts} root@127.0.0.1`,
         };
         fs.writeFileSync(INFO, JSON.stringify(info, null, 2), { mode: 0o600 });
         await addHostsEntry();

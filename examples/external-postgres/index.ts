@@ -5,7 +5,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { Host, PostgresDatabase, SynapseHomeserver } from "pulumi-matrix";
 
 const config = new pulumi.Config();
-const host = new Host("vm", { host: config.require("vmAddress"), user: "ubuntu", privateKey: config.requireSecret("sshPrivateKey") });
+const host = new Host("vm", {
+    host: config.require("vmAddress"),
+    user: "ubuntu",
+    privateKey: config.requireSecret("sshPrivateKey"),
+    // Verified before any script is sent; read it out of band (README: "Host key").
+    hostKey: config.require("sshHostKey"),
+});
 
 const db = new PostgresDatabase("synapse-db", {
     external: {

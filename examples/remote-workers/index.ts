@@ -13,8 +13,15 @@ const appPrivateIp = config.require("appPrivateIp"); // e.g. 10.0.0.4
 const workerPrivateIp = config.require("workerPrivateIp"); // e.g. 10.0.0.6
 const workersOnly = [`${workerPrivateIp}/32`];
 
-const app = new Host("app", { host: config.require("appAddress"), user, privateKey: key, privateAddress: appPrivateIp });
-const workerHost = new Host("worker", { host: config.require("workerAddress"), user, privateKey: key, privateAddress: workerPrivateIp });
+// Each VM's host key is verified before any script is sent; read them out of band (README: "Host key").
+const app = new Host("app", { host: config.require("appAddress"), hostKey: config.require("appHostKey"), user, privateKey: key, privateAddress: appPrivateIp });
+const workerHost = new Host("worker", {
+    host: config.require("workerAddress"),
+    hostKey: config.require("workerHostKey"),
+    user,
+    privateKey: key,
+    privateAddress: workerPrivateIp,
+});
 
 // Every Synapse process dials the database's private address, the main process too (from its own address).
 const db = new PostgresDatabase("synapse-db", {

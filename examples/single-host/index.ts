@@ -10,7 +10,8 @@ const matrix = new MatrixStack("matrix", {
         host: config.require("vmAddress"),
         user: config.get("sshUser") ?? "root",
         privateKey: config.requireSecret("sshPrivateKey"),
-        hostKey: config.get("sshHostKey"),
+        // Verified before any script is sent; read it out of band (README: "Host key").
+        hostKey: config.require("sshHostKey"),
     },
     synapse: {
         serverName,

@@ -13,14 +13,14 @@ const user = config.get("sshUser") ?? "debian";
 const app = new Host("app", {
     host: config.require("appAddress"),
     port: config.getNumber("appSshPort"),
-    hostKey: config.get("appHostKey") || undefined,
+    hostKey: config.require("appHostKey"),
     user,
     privateKey: key,
 });
 const dbHost = new Host("db", {
     host: config.require("dbAddress"),
     port: config.getNumber("dbSshPort"),
-    hostKey: config.get("dbHostKey") || undefined,
+    hostKey: config.require("dbHostKey"),
     user,
     privateKey: key,
 });

@@ -1,6 +1,6 @@
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
-import { HostOptions } from "../model/host";
+import { HostOptions, parseHostKey } from "../model/host";
 import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
@@ -22,7 +22,7 @@ import { at as atPath, SettingPath } from "./settingPath";
 
 /** MatrixStack's args as the stack config fills them; `S` is how secrets arrive (an Output in the program). */
 export interface StackOptions<S> {
-    host: HostOptions & { host: string; hostKey?: string; reapply?: string; privateKey: S };
+    host: HostOptions & { host: string; hostKey?: string; acceptAnyHostKey?: boolean; reapply?: string; privateKey: S };
     synapse: SynapseOptions & { adminUser?: string; signingKey?: S; smtpPassword?: S };
     postgres: PostgresOptions & {
         external?: {
@@ -126,10 +126,6 @@ export interface StackKey {
 /** A value that must be one line: a password or name written into a file on the VM line by line. */
 const oneLine = (what: string) => (v: unknown) => (typeof v === "string" && /[\r\n]/.test(v) ? `expected ${what} on one line, without line breaks` : undefined);
 
-/** An OpenSSH public key line, as `ssh-keyscan` prints it after the host name. */
-const SSH_PUBLIC_KEY =
-    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
-
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 const LOCAL_REDIS = ["redisExternalHost"] as const;
 const WITH_PROXY = ["proxy"] as const;
@@ -174,17 +170,30 @@ export const STACK_KEYS = {
     sshHostKey: {
         type: "string",
         setting: at((o) => o.host.hostKey),
-        check: (v) =>
-            SSH_PUBLIC_KEY.test(String(v).trim())
-                ? undefined
-                : "expected the VM's SSH host public key, such as ssh-ed25519 AAAAC3Nza... (ssh-keyscan -t ed25519 <host> prints it after the host name)",
-        description: "The VM's SSH host public key (ssh-ed25519 AAAA...); when set, the host is verified.",
-        doc: "the VM's host key (`ssh-ed25519 AAAA...`); set it in production",
-        defaultDoc: "not checked",
-        example: {
-            comment: ["The VM's host key, so a man in the middle is refused (default: not checked).", "Get it with `ssh-keyscan -t ed25519 203.0.113.10`."],
-            value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleExample",
+        check: (v) => {
+            const parsed = parseHostKey(v);
+            return "error" in parsed
+                ? `expected the VM's SSH host public key on one line, such as ssh-ed25519 AAAAC3Nza... (this is ${parsed.error})`
+                : undefined;
         },
+        description:
+            "The VM's SSH host public key (ssh-ed25519 AAAA..., one line), which SSH verifies before sending anything; required unless sshAcceptAnyHostKey is true.",
+        doc: "the VM's SSH host public key (`ssh-ed25519 AAAA...`, one line), verified before any script is sent; required unless `sshAcceptAnyHostKey` is true. Get it out of band: see [Host key](#host-key-verify-the-vm)",
+        defaultDoc: "required",
+        example: {
+            comment: [
+                "The VM's host key, verified before any script (and its secrets) is sent; required unless sshAcceptAnyHostKey is true.",
+                "Read it out of band: the cloud console's boot log, or a key you generated and injected with cloud-init (README: Host key).",
+            ],
+            value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu",
+        },
+    },
+    sshAcceptAnyHostKey: {
+        type: "boolean",
+        setting: at((o) => o.host.acceptAnyHostKey),
+        description: "Connect without verifying the VM's SSH host key (not recommended: anyone on the network path could receive every secret).",
+        doc: "connect without verifying the VM's host key: anyone on the network path could receive every script and secret; warned on every run. Not recommended",
+        example: { comment: ["Connect without verifying the host key (default false; not recommended, warned on every run)."], value: "false" },
     },
     reapply: {
         type: "string",

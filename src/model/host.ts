@@ -236,6 +236,12 @@ export interface HostOptions {
      * waits this long on its first step usually has the wrong address, port, user or key.
      */
     bootTimeout?: string;
+    /**
+     * Connect without verifying the host's SSH key (the component's `hostKey`): anyone on the network path could
+     * then receive every script and secret. Not recommended; a warning is logged on every run. Ignored when a host key is
+     * given (it is then verified). Default false.
+     */
+    acceptAnyHostKey?: boolean;
     /** Default-deny inbound firewall (nftables). Default enabled. */
     firewall?: {
         /** Turn the firewall on. Default true. */
@@ -258,6 +264,7 @@ export interface HostSettings {
     port: number;
     user: string;
     bootTimeout: string;
+    acceptAnyHostKey: boolean;
     firewall: { enabled: boolean; sshPort: number; rules: FirewallRule[] };
     unattendedUpgrades: boolean;
     ntpServers: string[];
@@ -281,6 +288,7 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
         port: o.port ?? HOST_DEFAULTS.port,
         user: o.user ?? HOST_DEFAULTS.user,
         bootTimeout: o.bootTimeout ?? HOST_DEFAULTS.bootTimeout,
+        acceptAnyHostKey: o.acceptAnyHostKey ?? false,
         firewall: { enabled: o.firewall?.enabled ?? true, sshPort: o.firewall?.sshPort ?? HOST_DEFAULTS.sshPort, rules: o.firewall?.rules ?? [] },
         unattendedUpgrades: o.unattendedUpgrades ?? HOST_DEFAULTS.unattendedUpgrades,
         ntpServers: o.ntpServers ?? [],
@@ -288,6 +296,12 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
     };
     const c = new Checker(component);
     c.port("firewall.sshPort", s.firewall.sshPort);
+    c.check(
+        "acceptAnyHostKey",
+        s.acceptAnyHostKey,
+        typeof s.acceptAnyHostKey === "boolean",
+        "expected true (connect without verifying the host's key) or false",
+    );
     c.check("bootTimeout", s.bootTimeout, /^\d+(s|m|h)$/.test(s.bootTimeout), "expected a duration such as 20m, 900s or 1h");
     for (const p of s.extraPackages) c.check("extraPackages", p, /^[a-z0-9][a-z0-9+.-]+$/.test(p), "expected Debian package names such as htop");
     for (const n of s.ntpServers) c.check("ntpServers", n, isHostAddress(n), "expected host names or addresses such as 0.debian.pool.ntp.org");
@@ -295,6 +309,88 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
     validateSsh(component, { port: s.port, user: s.user });
     validateFirewallRules(component, s.firewall.rules);
     return s;
+}
+
+/** The SSH host key types a host key may have (OpenSSH's names, as `ssh-keyscan` and `*.pub` files print them). */
+export const HOST_KEY_TYPES = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+] as const;
+
+/** Where the README explains how to get a host's key without trusting the network it is verified over. */
+export const HOST_KEY_HELP =
+    "see the README's \"Host key\" section: read it from the cloud console's boot log or serial console, or inject one you generated with cloud-init's ssh_keys";
+
+/** Why an unverified host is dangerous, for the error and the opt-out's warning. */
+const HOST_KEY_RISK =
+    "without it SSH accepts any server, so whoever sits on the network path (or answers for the host's DNS name) receives every script, with every secret in it";
+
+/**
+ * The key blob's own type: an SSH public key blob starts with its type as an
+ * SSH string (4-byte big-endian length, then the name). Undefined when the
+ * blob is not one.
+ */
+function blobType(blob: Buffer): string | undefined {
+    if (blob.length < 4) return undefined;
+    const n = blob.readUInt32BE(0);
+    if (n === 0 || n > 64 || blob.length < 4 + n + 4) return undefined;
+    return blob.subarray(4, 4 + n).toString("latin1");
+}
+
+/**
+ * Parses a host's public key: exactly one line `<type> <base64> [comment]`,
+ * of a known type, whose base64 decodes to a key blob of that same type.
+ * Returns `<type> <base64>` (the comment dropped), or what is wrong with it.
+ */
+export function parseHostKey(text: unknown): { key: string } | { error: string } {
+    if (typeof text !== "string") return { error: "not text" };
+    // A line break inside (one at the end, as `< key.pub` gives, is trimmed) could carry a second line into a script.
+    if (/\p{Cc}/u.test(text.trim())) return { error: "more than one line, or control characters" };
+    const parts = text.trim().split(/ +/);
+    const [type, blob] = parts;
+    if (!type || !blob) return { error: "not `<type> <base64>`" };
+    if (!(HOST_KEY_TYPES as readonly string[]).includes(type)) return { error: `an unknown key type ${JSON.stringify(type.slice(0, 40))}` };
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) return { error: "a key that is not base64" };
+    if (parts.slice(2).some((c) => !/^[\x21-\x7e]+$/.test(c))) return { error: "a comment with characters other than printable ASCII" };
+    const embedded = blobType(Buffer.from(blob, "base64"));
+    if (embedded !== type) return { error: `a key whose data says ${embedded === undefined ? "nothing of its type" : JSON.stringify(embedded)}, not ${type}` };
+    return { key: `${type} ${blob}` };
+}
+
+/**
+ * Validates a host key (see parseHostKey) and returns it as `<type> <base64>`;
+ * `optOut` names the option that connects without one.
+ */
+export function validateHostKey(component: string, setting: string, key: unknown, optOut: string): string {
+    if (key === undefined || key === null || (typeof key === "string" && key.trim() === "")) {
+        throw new ConfigError(
+            component,
+            setting,
+            key === undefined || key === null ? undefined : new Described("empty"),
+            `expected the host's SSH public key, such as ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...; ${HOST_KEY_RISK}. Get the key out of band (${HOST_KEY_HELP}). To connect without verifying the host (not recommended), set ${optOut}: true`,
+        );
+    }
+    const parsed = parseHostKey(key);
+    if ("error" in parsed) {
+        throw new ConfigError(
+            component,
+            setting,
+            // A damaged value is shown only as what is wrong with it: it may hold anything.
+            new Described(parsed.error),
+            `expected one line \`<type> <base64> [comment]\` such as ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA..., of type ${HOST_KEY_TYPES.join(", ")} (${HOST_KEY_HELP})`,
+        );
+    }
+    return parsed.key;
+}
+
+/** The warning logged on every run of a host connected without verifying it (`acceptAnyHostKey`). */
+export function acceptAnyHostKeyWarning(component: string, setting: string): string {
+    return `${component}: ${setting} is true: the host's SSH key is NOT verified; ${HOST_KEY_RISK}. Set its host key instead (${HOST_KEY_HELP}).`;
 }
 
 /** A private key must at least be there; its format is the SSH client's to judge. */

@@ -1,8 +1,16 @@
 import { FirewallRule, HOST_FILES, HostSettings, OsInfo } from "../model/host";
 import { driftCheckScript } from "../render/drift";
-import { FIREWALL_FRAGMENT_DIR, renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts, SSH_PORTS_FILE } from "../render/firewall";
+import {
+    FIREWALL_FRAGMENT_DIR,
+    FIREWALL_TABLE,
+    renderFirewall,
+    renderFirewallFragment,
+    renderFirewallUnit,
+    renderSshPorts,
+    SSH_PORTS_FILE,
+} from "../render/firewall";
 import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
-import { applyFileSet, ensureRunning, FileSet, ServiceUnit } from "./apply";
+import { applyFileSet, FileSet, ServiceUnit } from "./apply";
 import { Sh, sh } from "./sh";
 import { script } from "./shell";
 
@@ -61,9 +69,20 @@ export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
                     { path: HOST_FILES.firewallUnit, content: renderFirewallUnit(HOST_FILES.firewallRuleset) },
                 ],
                 check: CHECK_FIREWALL,
-                onChange: [{ kind: "daemon-reload" }, { kind: "owe-restart", unit: FIREWALL_UNIT }],
+                onChange: [
+                    { kind: "daemon-reload" },
+                    // A reload is one `nft -f` transaction: never a stop/start, which leaves the host open in between.
+                    RELOAD_FIREWALL,
+                ],
             }),
-            ensureRunning([FIREWALL_UNIT]),
+            // Not ensureRunning: it restarts for an owed restart (an older version's, for this unit), and a restart opens the host.
+            sh`systemctl enable -q ${FIREWALL_UNIT.name}`,
+            sh`if pm_take ${FIREWALL_UNIT.name} && systemctl is-active -q ${FIREWALL_UNIT.name}; then systemctl reload ${FIREWALL_UNIT.name}; echo ${`reloaded ${FIREWALL_UNIT.name}`}; fi`,
+            sh`if ! systemctl is-active -q ${FIREWALL_UNIT.name}; then echo ${`starting ${FIREWALL_UNIT.name}`}; systemctl start ${FIREWALL_UNIT.name}; fi`,
+            // Every run, changed or not: a flushed ruleset (nftables.service's restart, `nft flush ruleset`) is loaded again.
+            sh`if systemctl is-active -q ${FIREWALL_UNIT.name} && ! nft list table inet ${FIREWALL_TABLE} >/dev/null 2>&1; then`,
+            sh`    echo ${`firewall: table inet ${FIREWALL_TABLE} was missing (a flushed ruleset?); loading it`}; systemctl reload ${FIREWALL_UNIT.name}`,
+            sh`fi`,
         );
     } else {
         body.push(

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 
+import { parseHostKey } from "../model/host";
+
 /**
  * The lines that head a script's stdin to say where it runs. @pulumi/command
  * marks a command's whole `connection` secret, so a preview would show a new
@@ -19,16 +21,22 @@ export interface ScriptTargetInfo {
     reapply?: string;
 }
 
-/** `SHA256:...` as `ssh-keygen -l` prints it; the key text itself when it is not `type base64`. */
+/** `<type> SHA256:...` as `ssh-keygen -l` prints it; a placeholder for text that is not a host key (never the text itself). */
 export function hostKeyFingerprint(hostKey: string): string {
-    const [type, blob] = hostKey.trim().split(/\s+/);
-    if (!type || !blob || !/^[A-Za-z0-9+/]+=*$/.test(blob)) return hostKey.trim();
+    const parsed = parseHostKey(hostKey);
+    if ("error" in parsed) return "(not a valid host key)";
+    const [type, blob] = parsed.key.split(" ");
     return `${type} SHA256:${createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "")}`;
 }
 
-/** Prepends the target lines to a script (comments: bash ignores them). */
+/** A value on one comment line: whatever a caller passed, no line break (or other control character) gets through. */
+function oneLine(v: unknown): string {
+    return String(v).replace(/\p{Cc}+/gu, " ");
+}
+
+/** Prepends the target lines to a script (comments: bash ignores them; no input can start a line of its own). */
 export function withScriptTarget(script: string, t: ScriptTargetInfo): string {
-    const head = [`# target: ${t.user}@${t.host}:${t.port}${t.hostKey ? `, host key ${hostKeyFingerprint(t.hostKey)}` : ""}`];
-    if (t.reapply !== undefined && t.reapply !== "") head.push(`# re-apply: ${t.reapply.replace(/\s+/g, " ")}`);
+    const head = [`# target: ${oneLine(`${t.user}@${t.host}:${t.port}`)}${t.hostKey ? `, host key ${oneLine(hostKeyFingerprint(t.hostKey))}` : ""}`];
+    if (t.reapply !== undefined && t.reapply !== "") head.push(`# re-apply: ${oneLine(t.reapply).replace(/\s+/g, " ")}`);
     return `${head.join("\n")}\n${script}`;
 }

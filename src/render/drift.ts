@@ -15,6 +15,10 @@
  */
 
 import { HOST_FILES } from "../model/host";
+import { FIREWALL_TABLE } from "./firewall";
+
+/** The firewall's unit, whose table the check looks for (see FIREWALL_CHECK). */
+const FIREWALL_UNIT_NAME = HOST_FILES.firewallUnit.slice(HOST_FILES.firewallUnit.lastIndexOf("/") + 1);
 
 /** Where scripts keep what they need between runs: file-set manifests, restarts owed, the apt lock, drift records. */
 export const STATE_DIR = HOST_FILES.stateDir;
@@ -116,8 +120,21 @@ ${hashComment(`${DRIFT_COMMAND}: compares the files pulumi-matrix wrote on this 
 Usage: ${DRIFT_COMMAND} [PATH...]   (only files at or under PATH). Changes nothing.
 Exit status: 0 no drift, 1 drift, 2 the check could not be completed.
 ${MANAGED_HEADER}`)}
-${DRIFT_BODY}`;
+${DRIFT_BODY.replace("@FIREWALL_CHECK@", () => FIREWALL_CHECK)}`;
 }
+
+/**
+ * The firewall's table, checked with the ruleset file (no PATH, or one that
+ * covers it) while its unit is enabled: \`nft flush ruleset\` (Debian's
+ * nftables.service runs it) removes the table while the unit reads active.
+ */
+const FIREWALL_CHECK = String.raw`if [ -f "$written/records${HOST_FILES.firewallRuleset}" ] && wanted ${HOST_FILES.firewallRuleset} && systemctl is-enabled -q ${FIREWALL_UNIT_NAME} 2>/dev/null; then
+    checked=$((checked + 1))
+    if ! nft list table inet ${FIREWALL_TABLE} >/dev/null 2>&1; then
+        echo "firewall: the nftables table inet ${FIREWALL_TABLE} is missing, so nothing is filtered (a flushed ruleset?); load it with: systemctl reload ${FIREWALL_UNIT_NAME}"
+        drifted=$((drifted + 1))
+    fi
+fi`;
 
 const DRIFT_BODY = String.raw`set -uo pipefail
 export LC_ALL=C
@@ -181,6 +198,7 @@ while IFS= read -r -d '' rec; do
     esac
     drifted=$((drifted + differs))
 done < <(find "$written/records" -type f -print0 | sort -z)
+@FIREWALL_CHECK@
 # A set whose files changed while its handlers (reload, restart) have not all run: the files are
 # not in effect yet. Only for a whole-host check: a set is not a path.
 pending=0

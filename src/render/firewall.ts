@@ -59,15 +59,19 @@ export function renderSshPorts(ports: string): string {
 }
 
 /**
- * A default-deny inbound ruleset in a table of its own. Loading it replaces
- * only that table, atomically (the `table`/`delete table` pair makes the
- * first load and later loads the same file). SSH ports (`$ssh_ports`, from
+ * A default-deny inbound ruleset in a table of its own, with a forward chain
+ * that drops (the host routes nothing). Loading it replaces only that table
+ * in one transaction: `nft -f` applies the whole file (fragments included)
+ * or nothing, so a failing load leaves the old rules active and there is no
+ * moment without the table. The `table`/`delete table` pair makes the first
+ * load and later loads the same file. SSH ports (`$ssh_ports`, from
  * SSH_PORTS_FILE) are always open so a mistake cannot lock the operator out.
  */
 export function renderFirewall(rules: FirewallRule[]): string {
     const lines = [
         "#!/usr/sbin/nft -f",
         "# Managed by pulumi-matrix: inbound default deny; open are SSH, the rules below, and what each component on this host opens in firewall.d/.",
+        "# Loaded as one transaction (all or nothing) by reloading pulumi-matrix-firewall.service, never by stopping it.",
         `include "${SSH_PORTS_FILE}"`,
         `table inet ${FIREWALL_TABLE}`,
         `delete table inet ${FIREWALL_TABLE}`,
@@ -79,10 +83,21 @@ export function renderFirewall(rules: FirewallRule[]): string {
         '        iif "lo" accept',
         "        meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept",
         "        meta l4proto ipv6-icmp accept",
+        // DHCPv6 clients receive on a UDP socket, behind this chain (DHCPv4 clients read a raw socket, before it);
+        // a server's or relay's reply comes from its link-local address, not always tracked as a reply.
+        '        ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept comment "dhcpv6 replies"',
         '        tcp dport $ssh_ports accept comment "ssh"',
     ];
     lines.push(...ruleBodies(rules).map((b) => `        ${b}`));
-    lines.push("    }", "}", `include "${FIREWALL_FRAGMENT_DIR}/*.nft"`, "");
+    lines.push(
+        "    }",
+        "    chain forward {",
+        "        type filter hook forward priority filter; policy drop;",
+        "    }",
+        "}",
+        `include "${FIREWALL_FRAGMENT_DIR}/*.nft"`,
+        "",
+    );
     return lines.join("\n");
 }
 
@@ -94,14 +109,18 @@ Description=pulumi-matrix firewall (nftables table ${FIREWALL_TABLE})
 Wants=network-pre.target
 Before=network-pre.target
 After=nftables.service
+# Debian's nftables.service flushes the whole ruleset when it stops or restarts: follow it, so the table is loaded again.
+PartOf=nftables.service
 DefaultDependencies=no
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+# Start and reload are the same atomic load: the file replaces the table in one transaction (see the ruleset's head).
 ExecStart=/usr/sbin/nft -f ${rulesetPath}
 ExecReload=/usr/sbin/nft -f ${rulesetPath}
-ExecStop=/usr/sbin/nft delete table inet ${FIREWALL_TABLE}
+# Stopping (only when the firewall is turned off) removes the table; already gone after a flush is no failure.
+ExecStop=-/usr/sbin/nft delete table inet ${FIREWALL_TABLE}
 
 [Install]
 WantedBy=sysinit.target

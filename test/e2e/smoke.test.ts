@@ -18,13 +18,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as tls from "node:tls";
 
+import { Host } from "../../components/Host";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, ensureBaseImage, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
-import { EngineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
+import { EngineStack, inlineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
@@ -76,13 +77,37 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         await releases?.stop();
     });
 
+    it("with a wrong host key, `up` fails before anything runs on the VM", async function () {
+        // Before the first deploy: the VM is fresh, so any trace of a script would show.
+        const c = vm.connection();
+        assert.equal((await vm.exec("test -e /var/lib/pulumi-matrix")).code, 1, "the VM is not fresh");
+        // Another VM's key: a man in the middle would present it.
+        const wrong = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+        assert.notEqual(wrong, c.hostKey);
+        const preauth = async () => ((await vm.exec("journalctl -u ssh.service --no-pager -o cat")).stdout.match(/\[preauth\]/g) ?? []).length;
+        const closedBefore = await preauth();
+        const t0 = Date.now();
+        const stack = await inlineStack(async () => {
+            // The library's Host as a user's stack builds it; a short bootTimeout because a mismatch is a failed dial, retried until then.
+            new Host("wrongkey", { host: c.host, port: c.port, user: c.user, privateKey: c.privateKey, hostKey: wrong, bootTimeout: "20s" });
+            return {};
+        }, log);
+        // The provider retries a refused key as any failed dial (it does not say why) until bootTimeout.
+        await assert.rejects(stack.up("wrong host key"), /command:remote:Command \(wrongkey-probe\):\n\s+error: context deadline exceeded/);
+        timings.push(`wrong host key refused: ${Math.round((Date.now() - t0) / 1000)} s`);
+        assert.doesNotMatch(stack.text, /wrongkey-bootstrap/, "the bootstrap was started");
+        assert.equal((await vm.exec("test -e /var/lib/pulumi-matrix")).code, 1, "a script ran despite the wrong host key");
+        // sshd saw the probe's dials and each ended before authentication: the client refused the key it was shown.
+        assert.ok((await preauth()) > closedBefore, "sshd logged no connection closed before authentication");
+    });
+
     it("the README quickstart, typed in a fresh copy of the repository, deploys the VM", async function () {
         const c = vm.connection();
         const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-key-")), "id_ed25519");
         fs.writeFileSync(keyFile, c.privateKey, { mode: 0o600 });
         const script = quickstartScript(
             readmeBlock("## Quickstart"),
-            { port: c.port, keyFile },
+            { port: c.port, keyFile, hostKey: c.hostKey },
             {
                 acmeDirectoryUrl: `https://10.0.2.2:${pebble.apiPort}/dir`,
                 acmeCaFile: pebble.apiCaFile,
@@ -305,6 +330,24 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.doesNotMatch(await journal("matrix-synapse.service"), /Sending transaction/, "the main process sends federation");
     });
 
+    it("firewall: a flushed ruleset is reported by the drift check; `systemctl restart nftables` loads the table again", async function () {
+        const table = () => vm.exec("nft list table inet pulumi_matrix >/dev/null 2>&1").then((r) => r.code);
+        assert.equal(await table(), 0);
+        // Debian's nftables.service flushes the whole ruleset; by hand, only our table's unit still reads active.
+        await vm.exec("nft flush ruleset");
+        assert.equal(await table(), 1);
+        assert.equal((await vm.exec("systemctl is-active pulumi-matrix-firewall.service")).stdout.trim(), "active");
+        const drift = await vm.exec("/usr/local/sbin/pulumi-matrix-drift");
+        assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+        assert.match(drift.stdout, /firewall: the nftables table inet pulumi_matrix is missing/);
+        // The unit is PartOf nftables.service: restarting it (a flush, then /etc/nftables.conf) reloads our table after it.
+        const restart = await vm.exec("systemctl restart nftables.service");
+        assert.equal(restart.code, 0, restart.stderr);
+        assert.equal(await table(), 0, "the table is not back after nftables.service restarted");
+        assert.doesNotMatch((await vm.exec("/usr/local/sbin/pulumi-matrix-drift")).stdout, /pulumi_matrix is missing/);
+        assert.match((await vm.exec("nft list chain inet pulumi_matrix forward")).stdout, /policy drop/);
+    });
+
     it("a second `pulumi up` reports no change, runs no command and restarts nothing", async function () {
         const before = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
         const again = await stack.up("second up");
@@ -315,6 +358,8 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
             [],
         );
         assert.deepEqual(await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]), before);
+        // The table nftables.service's restart removed (previous test) is there after the up too.
+        assert.equal((await vm.exec("nft list table inet pulumi_matrix >/dev/null")).code, 0);
     });
 
     it("a maxUploadSize change previews as a readable YAML line, updates Synapse's config and nginx's site, restarts only Synapse (nginx reloads)", async function () {

@@ -4,7 +4,7 @@ import { StackConfigError } from "../../src/config/errors";
 import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS, StackConfigKey } from "../../src/config/keys";
 import { inStackConfigTerms, stackValues } from "../../src/config/translate";
 import { ConfigError } from "../../src/model/errors";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { programError } from "../support/unit/programRun";
 
 /** A value a key refuses, the other keys it needs to mean anything, and what the error must say is valid. */
@@ -33,7 +33,14 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     ],
     sshUser: [{ value: "Bad User", valid: /expected a Unix user name/ }],
     sshPrivateKey: [{ value: "  \n", valid: /expected a private key/ }],
-    sshHostKey: [{ value: "not-a-key", valid: /expected the VM's SSH host public key/ }],
+    sshHostKey: [
+        { value: "not-a-key", valid: /expected the VM's SSH host public key/ },
+        // Two lines: the second would land in the header of every script run as root.
+        { value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu\ntouch /tmp/pwned", valid: /on one line/ },
+        // Its data says ssh-ed25519, not ssh-rsa.
+        { value: "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu", valid: /whose data says "ssh-ed25519", not ssh-rsa/ },
+    ],
+    sshAcceptAnyHostKey: [{ value: "yes", valid: /expected true or false/ }],
     reapply: { none: "any value is a valid marker: a new one re-runs every script" },
     firewallSshPort: [{ value: "0", valid: /expected a whole number from 1 to 65535/ }],
     ntpServers: [
@@ -128,6 +135,7 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
 const BASE = {
     sshHost: "203.0.113.10",
     sshPrivateKey: TEST_SSH_KEY,
+    sshHostKey: TEST_HOST_KEY,
     serverName: "example.com",
     publicBaseUrl: "https://matrix.example.com/",
     acmeEmail: "admin@example.com",

@@ -9,7 +9,7 @@ import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { elementInstallScript } from "../../src/provision/element";
 import { elementConfig, renderElementConfig } from "../../src/render/element";
 import { golden } from "../support/golden";
-import { goldenCustomElementSettings, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { goldenCustomElementSettings, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { goldenElementSettings } from "../support/unit/fixtures";
 import { runWithMocks } from "../support/unit/mocks";
 
@@ -247,7 +247,7 @@ describe("ElementWeb: install script", () => {
 describe("ElementWeb under Pulumi mocks", () => {
     it("creates one install command on the host, after its bootstrap, with a readable script and no secret", async () => {
         const { mocks, result } = await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             return new ElementWeb("web", { host, synapse: HOMESERVER, ...BASE });
         });
         const commands = mocks.resources.filter((r) => r.type === "command:remote:Command" && r.name.startsWith("web"));
@@ -258,7 +258,7 @@ describe("ElementWeb under Pulumi mocks", () => {
         assert.ok(mocks.resources.some((r) => r.type === "matrix:index:ElementWeb" && r.name === "web"));
         const install = commands[0];
         const stdin = String(install.inputs.stdin);
-        assert.match(stdin, /^# target: root@203\.0\.113\.10:22\n/);
+        assert.match(stdin, /^# target: root@203\.0\.113\.10:22, host key ssh-ed25519 SHA256:\S+\n/);
         assert.match(stdin, /# pulumi-matrix Element Web 1\.11\.100\n/);
         assert.doesNotMatch(stdin, /SECRET/);
         assert.ok(!install.secretInputs.includes("stdin"), "the script is readable in a preview");
@@ -273,7 +273,7 @@ describe("ElementWeb under Pulumi mocks", () => {
 
     it("reads the homeserver from a SynapseHomeserver's settings", async () => {
         const { result } = await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, sqlite: {}, serverName: "example.org", publicBaseUrl: "https://hs.example.org/" });
             return new ElementWeb("web", { host, synapse, ...BASE, domain: "app.example.org" });
         });
@@ -284,7 +284,7 @@ describe("ElementWeb under Pulumi mocks", () => {
 
     it("refuses Element on the homeserver's host when the component is built", async () => {
         await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             assert.throws(
                 () => new ElementWeb("web", { host, synapse: HOMESERVER, ...BASE, domain: "matrix.example.com" }),
                 /ElementWeb "web": domain is "matrix\.example\.com"; it is the homeserver's own host/,

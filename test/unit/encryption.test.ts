@@ -12,7 +12,7 @@ import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { runWithMocks } from "../support/unit/mocks";
 
 describe("encryption between hosts (issue 19 item 8)", () => {
@@ -24,8 +24,8 @@ describe("encryption between hosts (issue 19 item 8)", () => {
         try {
             const { mocks } = await runWithMocks(
                 () => {
-                    const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
-                    const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
+                    const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
+                    const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
                     const db = new PostgresDatabase("pg", {
                         host: h,
                         listenAddresses: ["127.0.0.1", "10.0.0.4"],

@@ -3,7 +3,7 @@ import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf } from "../support/unit/mocks";
 
 /** Runs an example's index.ts under mocks with its own project's config. */
@@ -27,7 +27,7 @@ describe("examples run as written", () => {
         const { mocks, outputs } = await runExample(
             "single-host",
             "matrix-single-host",
-            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com", acmeEmail: "admin@example.com" },
+            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, sshHostKey: TEST_HOST_KEY, serverName: "example.com", acmeEmail: "admin@example.com" },
             ["sshPrivateKey"],
         );
         assert.equal(await valueOf(outputs.adminUserId), "@admin:example.com");
@@ -45,6 +45,8 @@ describe("examples run as written", () => {
                 appPrivateIp: "10.0.0.4",
                 dbPrivateIp: "10.0.0.5",
                 sshPrivateKey: TEST_SSH_KEY,
+                appHostKey: TEST_HOST_KEY,
+                dbHostKey: TEST_HOST_KEY,
                 serverName: "example.com",
             },
             ["sshPrivateKey"],
@@ -68,6 +70,8 @@ describe("examples run as written", () => {
                 appPrivateIp: "10.0.0.4",
                 workerPrivateIp: "10.0.0.6",
                 sshPrivateKey: TEST_SSH_KEY,
+                appHostKey: TEST_HOST_KEY,
+                workerHostKey: TEST_HOST_KEY,
                 serverName: "example.com",
             },
             ["sshPrivateKey"],
@@ -89,6 +93,7 @@ describe("examples run as written", () => {
             {
                 vmAddress: "203.0.113.10",
                 sshPrivateKey: TEST_SSH_KEY,
+                sshHostKey: TEST_HOST_KEY,
                 dbHost: "db.example.com",
                 dbPassword: "SECRETdb",
                 serverName: "example.com",

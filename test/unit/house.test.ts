@@ -62,7 +62,7 @@ describe("secrets", () => {
         for (const r of mocks.resources.filter((x) => x.type === "command:remote:Command")) {
             assert.ok(r.secretInputs.includes("connection"), `${r.name}: connection not secret`);
             if (r.name.endsWith("-probe")) continue;
-            assert.match(String(r.inputs.stdin), /^# target: root@203\.0\.113\.10:22\n/, `${r.name}: no readable target line`);
+            assert.match(String(r.inputs.stdin), /^# target: root@203\.0\.113\.10:22, host key ssh-ed25519 SHA256:\S+\n/, `${r.name}: no readable target line`);
         }
     });
 

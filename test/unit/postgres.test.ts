@@ -18,7 +18,7 @@ import {
     scramSha256Verifier,
 } from "../../src/render/postgres";
 import { golden } from "../support/golden";
-import { goldenPostgresSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { goldenPostgresSettings, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
@@ -28,7 +28,7 @@ describe("bad input is refused before anything touches a VM", () => {
     it("enumerations and mutually exclusive options", () => {
         rejects(synapse({ registration: "open" as never }), "registration", '"open"', /"shared-secret", "token"/);
         rejects(synapse({ installMethod: "docker" as never }), "installMethod", '"docker"', /"apt", "pip"/);
-        const host = new Host("h", { host: "203.0.113.1", privateKey: "k" });
+        const host = new Host("h", { host: "203.0.113.1", privateKey: "k", hostKey: TEST_HOST_KEY });
         assert.throws(
             () => new SynapseHomeserver("s", { serverName: "example.com", host }),
             /SynapseHomeserver "s": database is not set, and neither is sqlite; expected exactly one/,
@@ -51,7 +51,7 @@ describe("bad input is refused before anything touches a VM", () => {
                 new MatrixStack("m", {
                     ...stackArgs(),
                     postgres: {
-                        host: { host: "203.0.113.2", privateKey: "k" },
+                        host: { host: "203.0.113.2", privateKey: "k", hostKey: TEST_HOST_KEY },
                         reachableAt: "10.0.0.5",
                         external: { host: "db.example.com", database: "synapse", user: "synapse", password: "x" },
                     },
@@ -59,7 +59,7 @@ describe("bad input is refused before anything touches a VM", () => {
             /postgres.host is set together with postgres.external; choose one/,
         );
         assert.throws(
-            () => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k" } } }),
+            () => new MatrixStack("m", { ...stackArgs(), postgres: { host: { host: "203.0.113.2", privateKey: "k", hostKey: TEST_HOST_KEY } } }),
             /MatrixStack "m": postgres.reachableAt is not set; with postgres.host it must be/,
         );
         assert.throws(() => resolvePostgresSettings('PostgresDatabase "p"', { allowedClients: ["10.0.0.0/24"] }), /add it to listenAddresses/);
@@ -72,7 +72,7 @@ describe("MatrixStack under Pulumi mocks", () => {
     it("places PostgreSQL on a second host and opens its port only to the allowed network", async () => {
         const args = stackArgs();
         args.postgres = {
-            host: { host: "203.0.113.11", privateKey: "k" },
+            host: { host: "203.0.113.11", privateKey: "k", hostKey: TEST_HOST_KEY },
             reachableAt: "10.0.0.5",
             listenAddresses: ["127.0.0.1", "10.0.0.5"],
             allowedClients: ["10.0.0.0/24"],
@@ -91,7 +91,7 @@ describe("the component platform", () => {
     it("a PostgresDatabase placed on a plain Host in a user's own stack opens exactly its port to exactly its clients", async () => {
         const { mocks } = await runWithMocks(
             () => {
-                const host = new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+                const host = new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
                 return new PostgresDatabase("pg", { host, listenAddresses: ["127.0.0.1", "10.0.0.5"], allowedClients: ["10.0.0.4/32", "fd00::4/128"] });
             },
             (db) => [db.connection],
@@ -110,7 +110,7 @@ describe("the component platform", () => {
 
     it("a PostgresDatabase without other clients opens nothing (its fragment is empty)", async () => {
         const { mocks } = await runWithMocks(
-            () => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY }) }),
+            () => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY }) }),
             (db) => [db.connection],
         );
         assert.deepEqual(
@@ -176,7 +176,7 @@ describe("postgres: other hosts reach the server over TLS only (issue 19 item 8)
     it("a PostgresDatabase serving other hosts makes a CA, writes the key in a secret step and gives Synapse verify-full", async () => {
         const args = stackArgs();
         args.postgres = {
-            host: { host: "203.0.113.11", privateKey: "k" },
+            host: { host: "203.0.113.11", privateKey: "k", hostKey: TEST_HOST_KEY },
             reachableAt: "10.0.0.5",
             listenAddresses: ["127.0.0.1", "10.0.0.5"],
             allowedClients: ["10.0.0.0/24"],
@@ -200,7 +200,7 @@ describe("postgres: other hosts reach the server over TLS only (issue 19 item 8)
 
     it("a PostgresDatabase for its own host only makes no CA and its TLS step removes what an earlier one wrote", async () => {
         const { mocks } = await runWithMocks(
-            () => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY }) }),
+            () => new PostgresDatabase("pg", { host: new Host("db", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY }) }),
             (db) => [db.connection],
         );
         assert.equal(mocks.resources.filter((r) => r.type.startsWith("tls:")).length, 0);

@@ -10,7 +10,7 @@ import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, STACK_PARTS } from "../../src/co
 import { readStackConfig } from "../../src/config/read";
 import { inStackConfigTerms, stackKeyFor } from "../../src/config/translate";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf } from "../support/unit/mocks";
 import { programError, runProgram } from "../support/unit/programRun";
 
@@ -34,6 +34,7 @@ describe("the stack program (src/program.ts)", () => {
     const base = {
         sshHost: "203.0.113.10",
         sshPrivateKey: TEST_SSH_KEY,
+        sshHostKey: TEST_HOST_KEY,
         serverName: "example.com",
         publicBaseUrl: "https://matrix.example.com/",
         adminUser: "admin",

@@ -239,7 +239,7 @@ describe("the README quickstart", () => {
     it("is a block the e2e suite can follow line by line (it runs it against a VM)", () => {
         const script = quickstartScript(
             readmeBlock("## Quickstart"),
-            { port: 2222, keyFile: "/tmp/key" },
+            { port: 2222, keyFile: "/tmp/key", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu" },
             {
                 acmeDirectoryUrl: "https://10.0.2.2:14000/dir",
                 acmeCaFile: "/tmp/ca.pem",
@@ -251,6 +251,7 @@ describe("the README quickstart", () => {
         assert.match(script, /^pulumi config set acmeCaBundle < \/tmp\/ca\.pem$/m);
         assert.match(script, /^pulumi config set elementSha256 a{64}$/m);
         assert.match(script, /^pulumi config set sshPort 2222$/m);
+        assert.match(script, /^pulumi config set sshHostKey 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6y\S+'$/m);
         assert.match(script, /^pulumi up$/m);
     });
 });

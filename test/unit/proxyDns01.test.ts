@@ -8,7 +8,7 @@ import { PROXY_FILES } from "../../src/model/proxy";
 import { resolveReverseProxySettings, ReverseProxyOptions } from "../../src/model/proxy";
 import { checkAcmeCredentials } from "../../src/model/proxy/acme";
 import { acmeCredentialsScript, certificateScript } from "../../src/provision/proxy";
-import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const HOMESERVER = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", maxUploadSize: "50M" };
@@ -181,6 +181,7 @@ describe("ACME DNS-01 through Cloudflare: stack config", () => {
     const base = {
         sshHost: "203.0.113.10",
         sshPrivateKey: TEST_SSH_KEY,
+        sshHostKey: TEST_HOST_KEY,
         serverName: "example.com",
         publicBaseUrl: "https://matrix.example.com/",
         acmeEmail: "admin@example.com",

@@ -6,7 +6,7 @@ import { resolveRedisSettings } from "../../src/model/redis";
 import { redisInstallScript, redisPasswordScript } from "../../src/provision/redis";
 import { renderRedisConf, renderRedisDropIn, renderRedisSecretConf } from "../../src/render/redis";
 import { golden } from "../support/golden";
-import { TEST_SSH_KEY } from "../support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { runWithMocks, valueOf } from "../support/unit/mocks";
 
 const TLS = { certificate: "<server certificate>", privateKey: "<server key>", caCertificate: "<CA certificate>" };
@@ -41,7 +41,7 @@ describe("redis: the default user and TLS (issue 19)", () => {
     it("a RedisServer serving other hosts gives its clients TLS and its CA; one for its own host does not", async () => {
         const { mocks, result } = await runWithMocks(
             () => {
-                const host = new Host("h", { host: "203.0.113.1", privateKey: TEST_SSH_KEY });
+                const host = new Host("h", { host: "203.0.113.1", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
                 return new RedisServer("r", { host, bindAddresses: ["127.0.0.1", "10.0.0.4"], allowedClients: ["10.0.0.0/24"], reachableAt: "10.0.0.4" });
             },
             (r) => [r.connection],
@@ -55,7 +55,7 @@ describe("redis: the default user and TLS (issue 19)", () => {
         assert.match(String(secrets.inputs.stdin), /tls-port 6379/);
 
         const plain = await runWithMocks(
-            () => new RedisServer("r", { host: new Host("h", { host: "203.0.113.1", privateKey: TEST_SSH_KEY }) }),
+            () => new RedisServer("r", { host: new Host("h", { host: "203.0.113.1", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY }) }),
             (r) => [r.connection],
         );
         assert.equal((await valueOf(plain.result.connection)).tls, false);

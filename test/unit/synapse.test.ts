@@ -27,7 +27,7 @@ import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, si
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../src/render/synapse/units";
 import { renderWorkerUnit } from "../../src/render/workers";
 import { golden } from "../support/golden";
-import { GOLDEN_PEERS, goldenOs, goldenSynapseSettings, stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { GOLDEN_PEERS, goldenOs, goldenSynapseSettings, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 import { deployStack as deploy, rejects, resolveSynapse as synapse } from "../support/unit/stack";
 
@@ -154,10 +154,13 @@ describe("bad input is refused before anything touches a VM", () => {
     });
 
     it("an empty private key, an unparseable signing key (not echoed), a plain-http public URL", async () => {
-        assert.throws(() => new Host("h", { host: "1.2.3.4", privateKey: "" }), /Host "h": privateKey is empty; expected a private key in OpenSSH or PEM form/);
-        const empty = new Host("e", { host: "1.2.3.4", privateKey: pulumi.secret(" ") });
+        assert.throws(
+            () => new Host("h", { host: "1.2.3.4", privateKey: "", hostKey: TEST_HOST_KEY }),
+            /Host "h": privateKey is empty; expected a private key in OpenSSH or PEM form/,
+        );
+        const empty = new Host("e", { host: "1.2.3.4", privateKey: pulumi.secret(" "), hostKey: TEST_HOST_KEY });
         await assert.rejects(valueOf(pulumi.output(empty.connection.privateKey)), /Host "e": privateKey is empty/);
-        const host = new Host("k", { host: "1.2.3.4", privateKey: "k" });
+        const host = new Host("k", { host: "1.2.3.4", privateKey: "k", hostKey: TEST_HOST_KEY });
         const s = new SynapseHomeserver("s", { serverName: "example.com", host, sqlite: {}, signingKey: pulumi.secret("ed25519 a_x SECRETnotbase64!!") });
         await assert.rejects(valueOf(s.signingKeyId), (e: Error) => {
             assert.match(e.message, /SynapseHomeserver "s": signingKey is \[secret, not shown\]; expected the content of a Synapse signing key file/);
@@ -276,7 +279,7 @@ describe("signing key conversion", () => {
 
 /** What a stack config key reaches, and the settings that decide destroy and a redeploy to the same host. */
 describe("protectSigningKey and allowSigningKeyReplacement", () => {
-    const base = { sshHost: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, serverName: "example.com", acmeEmail: "admin@example.com" };
+    const base = { sshHost: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, sshHostKey: TEST_HOST_KEY, serverName: "example.com", acmeEmail: "admin@example.com" };
     const read = (extra: Record<string, string>) => readStackConfig({ get: (k) => ({ ...base, ...extra })[k as keyof typeof base] });
 
     it("default to protect (true) and to refuse a replacement (false)", () => {

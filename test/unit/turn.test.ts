@@ -34,7 +34,7 @@ import {
     renderTurnSynapseYaml,
 } from "../../src/render/turn";
 import { golden } from "../support/golden";
-import { stackArgs, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { goldenSynapseSettings } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
 
@@ -480,7 +480,7 @@ describe("TurnServer: scripts", () => {
 
 describe("TurnServer as a component", () => {
     const stack = (o: Partial<TurnServerArgs> & { proxy?: boolean; certificateNames?: string[] } = {}) => {
-        const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+        const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
         const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
         const { proxy, certificateNames, ...args } = o;
         const certificate = proxy
@@ -545,7 +545,7 @@ describe("TurnServer as a component", () => {
 
     it("claims its ports and its relay range on the host: a clash names both components; UDP ports in the relay range clash, before or after it", async () => {
         await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             host.claimPorts('Other "dns"', [{ port: 50000, protocol: "udp", address: "*", owner: "a UDP service" }]);
             rejects(
@@ -569,8 +569,8 @@ describe("TurnServer as a component", () => {
 
     it("TLS needs coturn on the proxy's host", async () => {
         await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
-            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             const certificate = new ReverseProxy("proxy", { synapse, acme: { email: "admin@example.com" } });
             rejects(
@@ -582,16 +582,16 @@ describe("TurnServer as a component", () => {
 
     it("on a host of its own: coturn's steps there, Synapse's on Synapse's host", async () => {
         const { mocks } = await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
-            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const other = new Host("turnvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             return new TurnServer("turn", { synapse, host: other, domain: "turn.example.com", externalIp: "198.51.100.7" });
         });
         const target = (n: string) => String(mocks.byName(n).inputs.stdin).split("\n")[0];
-        assert.equal(target("turn-server"), "# target: root@203.0.113.11:22");
-        assert.equal(target("turn-secrets"), "# target: root@203.0.113.11:22");
-        assert.equal(target("turn-synapse-secrets"), "# target: root@203.0.113.10:22");
-        assert.equal(target("turn-synapse-config"), "# target: root@203.0.113.10:22");
+        assert.equal(target("turn-server"), "# target: root@203.0.113.11:22, host key ssh-ed25519 SHA256:JDIwoXQEmvo8v+gcPbp+Q9pZlOkq5sfKWzKzEGeLjos");
+        assert.equal(target("turn-secrets"), "# target: root@203.0.113.11:22, host key ssh-ed25519 SHA256:JDIwoXQEmvo8v+gcPbp+Q9pZlOkq5sfKWzKzEGeLjos");
+        assert.equal(target("turn-synapse-secrets"), "# target: root@203.0.113.10:22, host key ssh-ed25519 SHA256:JDIwoXQEmvo8v+gcPbp+Q9pZlOkq5sfKWzKzEGeLjos");
+        assert.equal(target("turn-synapse-config"), "# target: root@203.0.113.10:22, host key ssh-ed25519 SHA256:JDIwoXQEmvo8v+gcPbp+Q9pZlOkq5sfKWzKzEGeLjos");
         assert.ok(mocks.byName("turnvm-bootstrap").seq < mocks.byName("turn-server").seq);
         assert.match(String(mocks.byName("turn-server").inputs.stdin), /^external-ip=198\.51\.100\.7$/m);
     });
@@ -637,7 +637,7 @@ describe("MatrixStack's turn", () => {
 
     it("TurnRemoval names the TurnServer it takes away", async () => {
         await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             assert.throws(
                 () => new TurnRemoval("gone", { synapse, turnName: "" }),
@@ -652,7 +652,7 @@ describe("MatrixStack's turn", () => {
 
     it("TurnRemoval still takes the former coturnName, and prunes the same firewall fragment", async () => {
         const { mocks } = await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             new TurnRemoval("old", { synapse, coturnName: "prod-turn" });
         });
@@ -662,7 +662,7 @@ describe("MatrixStack's turn", () => {
     it("the renamed components alias their former type, so a deployed stack keeps them and their children", async () => {
         const urns = (r: object) => Promise.all(((r as { __aliases: pulumi.Output<string>[] }).__aliases ?? []).map(valueOf));
         const { result } = await runWithMocks(() => {
-            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
             const turn = new TurnServer("turn", { synapse, domain: "turn.example.com" }, { aliases: [{ name: "older" }] });
             const removal = new TurnRemoval("gone", { synapse, turnName: "turn" });

@@ -40,6 +40,7 @@ import {
     goldenWorkerPool,
     goldenWorkerSynapse,
     stackArgs,
+    TEST_HOST_KEY,
     TEST_SSH_KEY,
 } from "../support/unit/fixtures";
 import { GOLDEN_PEERS } from "../support/unit/fixtures";
@@ -464,7 +465,7 @@ describe("a worker's request listener trusts X-Forwarded-For: never on every add
 });
 
 describe("RedisServer and WorkerPool as components", () => {
-    const host = () => new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY });
+    const host = () => new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
     const synapseOn = (h: Host, extra: object = {}) =>
         new SynapseHomeserver("synapse", { host: h, database: new PostgresDatabase("pg", { host: h }), serverName: "example.com", replication: {}, ...extra });
 
@@ -569,14 +570,14 @@ describe("RedisServer and WorkerPool as components", () => {
     it("a worker on another host needs both hosts' private addresses; then Synapse is installed there and replication is opened to the pool only", async () => {
         await runWithMocks(() => {
             const h = host();
-            const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY });
+            const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
             const s = synapseOn(h);
             const redis = new RedisServer("r", { host: h });
             assert.throws(
                 () => new WorkerPool("w", { synapse: s, redis, instances: [{ role: "federation_reader", host: w2 }] }),
                 /WorkerPool "w": synapse is "Host \\"vm\\""; workers on other hosts than Synapse's reach each other over a private network: give Host "vm" a privateAddress/,
             );
-            const h2 = new Host("vm2", { host: "203.0.113.12", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
+            const h2 = new Host("vm2", { host: "203.0.113.12", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
             const s2 = new SynapseHomeserver("synapse2", {
                 host: h2,
                 database: new PostgresDatabase("pg2", { host: h2 }),
@@ -590,8 +591,8 @@ describe("RedisServer and WorkerPool as components", () => {
         });
         const { mocks } = await runWithMocks(
             () => {
-                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
-                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
+                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
+                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
                 const db = new PostgresDatabase("pg", {
                     host: h,
                     listenAddresses: ["127.0.0.1", "10.0.0.4"],
@@ -637,8 +638,8 @@ describe("RedisServer and WorkerPool as components", () => {
     it("across hosts, Redis, PostgreSQL and the replication listener on loopback are refused once the addresses are known", async () => {
         const mocks = new RecordingMocks();
         await pulumi.runtime.setMocks(mocks, "matrix", "test", false);
-        const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.4" });
-        const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, privateAddress: "10.0.0.6" });
+        const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
+        const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
         const s = new SynapseHomeserver("synapse", { host: h, database: new PostgresDatabase("pg", { host: h }), serverName: "example.com", replication: {} });
         const pool = new WorkerPool("w", { synapse: s, redis: new RedisServer("r", { host: h }), instances: [{ role: "federation_reader", host: w2 }] });
         await assert.rejects(

@@ -9,9 +9,12 @@ import { resolveWorkerPoolSettings, WorkerPeers, WorkerUpstream, workerUpstreams
 /** A throw-away SSH key for unit tests (never used to connect). */
 export const TEST_SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETsshkeymaterialnotreal\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/** A well-formed ed25519 host public key for unit tests (a Host requires one; never used to connect). */
+export const TEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu";
+
 export function stackArgs(overrides: Partial<MatrixStackArgs["synapse"]> = {}): MatrixStackArgs {
     return {
-        host: { host: "203.0.113.10", privateKey: TEST_SSH_KEY },
+        host: { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY },
         synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", adminUser: "admin", ...overrides },
         postgres: { memoryMb: 2048 },
         proxy: { acme: { email: "admin@example.com" } },

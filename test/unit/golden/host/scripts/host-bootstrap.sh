@@ -92,6 +92,13 @@ while IFS= read -r -d '' rec; do
     esac
     drifted=$((drifted + differs))
 done < <(find "$written/records" -type f -print0 | sort -z)
+if [ -f "$written/records/etc/pulumi-matrix/firewall.nft" ] && wanted /etc/pulumi-matrix/firewall.nft && systemctl is-enabled -q pulumi-matrix-firewall.service 2>/dev/null; then
+    checked=$((checked + 1))
+    if ! nft list table inet pulumi_matrix >/dev/null 2>&1; then
+        echo "firewall: the nftables table inet pulumi_matrix is missing, so nothing is filtered (a flushed ruleset?); load it with: systemctl reload pulumi-matrix-firewall.service"
+        drifted=$((drifted + 1))
+    fi
+fi
 # A set whose files changed while its handlers (reload, restart) have not all run: the files are
 # not in effect yet. Only for a whole-host check: a set is not a path.
 pending=0
@@ -142,6 +149,7 @@ define ssh_ports = { @SSH_PORTS@ }
 pm_write host-firewall /etc/pulumi-matrix/firewall.nft 0644 root root readable <<'PM_EOF'
 #!/usr/sbin/nft -f
 # Managed by pulumi-matrix: inbound default deny; open are SSH, the rules below, and what each component on this host opens in firewall.d/.
+# Loaded as one transaction (all or nothing) by reloading pulumi-matrix-firewall.service, never by stopping it.
 include "/etc/pulumi-matrix/ssh-ports.nft"
 table inet pulumi_matrix
 delete table inet pulumi_matrix
@@ -153,8 +161,12 @@ table inet pulumi_matrix {
         iif "lo" accept
         meta l4proto icmp icmp type { echo-request, destination-unreachable, time-exceeded, parameter-problem } accept
         meta l4proto ipv6-icmp accept
+        ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept comment "dhcpv6 replies"
         tcp dport $ssh_ports accept comment "ssh"
         tcp dport 443 accept comment "nginx"
+    }
+    chain forward {
+        type filter hook forward priority filter; policy drop;
     }
 }
 include "/etc/pulumi-matrix/firewall.d/*.nft"
@@ -166,14 +178,18 @@ Description=pulumi-matrix firewall (nftables table pulumi_matrix)
 Wants=network-pre.target
 Before=network-pre.target
 After=nftables.service
+# Debian's nftables.service flushes the whole ruleset when it stops or restarts: follow it, so the table is loaded again.
+PartOf=nftables.service
 DefaultDependencies=no
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+# Start and reload are the same atomic load: the file replaces the table in one transaction (see the ruleset's head).
 ExecStart=/usr/sbin/nft -f /etc/pulumi-matrix/firewall.nft
 ExecReload=/usr/sbin/nft -f /etc/pulumi-matrix/firewall.nft
-ExecStop=/usr/sbin/nft delete table inet pulumi_matrix
+# Stopping (only when the firewall is turned off) removes the table; already gone after a flush is no failure.
+ExecStop=-/usr/sbin/nft delete table inet pulumi_matrix
 
 [Install]
 WantedBy=sysinit.target
@@ -182,16 +198,17 @@ pm_prune host-firewall
 if pm_changed host-firewall; then
     if ! { nft -c -f /etc/pulumi-matrix/firewall.nft; } >&2; then pm_refuse host-firewall; fi
     systemctl daemon-reload
-    pm_owe pulumi-matrix-firewall.service
+    if systemctl is-active -q pulumi-matrix-firewall.service; then
+        systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'
+    fi
 fi
 pm_done host-firewall
 systemctl enable -q pulumi-matrix-firewall.service
-if pm_take pulumi-matrix-firewall.service && systemctl is-active -q pulumi-matrix-firewall.service; then
-    echo 'restarting pulumi-matrix-firewall.service'; systemctl restart pulumi-matrix-firewall.service
-elif ! systemctl is-active -q pulumi-matrix-firewall.service; then
-    echo 'starting pulumi-matrix-firewall.service'; systemctl start pulumi-matrix-firewall.service || true
+if pm_take pulumi-matrix-firewall.service && systemctl is-active -q pulumi-matrix-firewall.service; then systemctl reload pulumi-matrix-firewall.service; echo 'reloaded pulumi-matrix-firewall.service'; fi
+if ! systemctl is-active -q pulumi-matrix-firewall.service; then echo 'starting pulumi-matrix-firewall.service'; systemctl start pulumi-matrix-firewall.service; fi
+if systemctl is-active -q pulumi-matrix-firewall.service && ! nft list table inet pulumi_matrix >/dev/null 2>&1; then
+    echo 'firewall: table inet pulumi_matrix was missing (a flushed ruleset?); loading it'; systemctl reload pulumi-matrix-firewall.service
 fi
-systemctl is-active -q pulumi-matrix-firewall.service || { echo 'pulumi-matrix-firewall.service is not running. Last log lines:' >&2; journalctl -u pulumi-matrix-firewall.service -n 40 --no-pager -o cat >&2 || true; exit 1; }
 echo "host ready"
 }
 main </dev/null

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
+import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
@@ -18,6 +19,9 @@ import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
 import { buildDist, EngineStack, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
+
+/** The shared secret the operator reads on the VM (it is not a stack output). */
+const REGISTRATION_SHARED_SECRET_FILE = synapseFiles(DEFAULT_SYNAPSE_PATHS).registrationSharedSecret;
 
 const log = (s: string) => process.stderr.write(`      [e2e] ${s}\n`);
 const full = process.env.E2E_FULL === "1" ? describe : describe.skip;
@@ -76,7 +80,8 @@ full("e2e full (real engine)", function () {
             timings.push(`first up: ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`);
             first = await stack.outputs();
             const t = await tunnel(vm, 8008);
-            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, first.registrationSharedSecret, "bob", "bob-password-e2e", false);
+            const shared = (await vm.exec(`cat ${REGISTRATION_SHARED_SECRET_FILE}`)).stdout.trim();
+            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, shared, "bob", "bob-password-e2e", false);
             t.close();
         });
         after(async () => {

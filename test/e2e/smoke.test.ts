@@ -392,8 +392,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         fs.writeFileSync(path.join(dirOfRuns(), "preview-maxUploadSize.txt"), preview.stdout);
         assert.match(preview.stdout, /-\s+max_upload_size: 50M/);
         assert.match(preview.stdout, /\+\s+max_upload_size: 100M/);
-        for (const secret of [outputs.adminPassword, registrationSharedSecret])
-            assert.ok(!preview.stdout.includes(secret), "the preview shows a secret");
+        for (const secret of [outputs.adminPassword, registrationSharedSecret]) assert.ok(!preview.stdout.includes(secret), "the preview shows a secret");
         // The README's excerpt of a preview is this suite's output, not written by hand.
         // Compared with runs of spaces collapsed: the CLI's indentation depends on nesting.
         const flat = (t: string) => t.replace(/[ \t]+/g, " ").trim();

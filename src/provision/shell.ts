@@ -86,7 +86,7 @@ pm_stage_for() {
     else
         base=${"$"}{mnt%/}/.pulumi-matrix-staging
         if [ "$(stat -c %u -- "$mnt")" != 0 ] || [ -L "$base" ] || { [ -e "$base" ] && [ "$(stat -c %u -- "$base")" != 0 ]; }; then
-            echo "refusing to write under $1: the root of its filesystem, $mnt, or $base is not root's own" >&2
+            pm_tell "refusing to write under $1: the root of its filesystem, $mnt, or $base is not root's own"
             return 1
         fi
         install -d -m 0700 -- "$base"; chmod 0700 -- "$base"
@@ -95,7 +95,7 @@ pm_stage_for() {
     pm_stage=$base/${"$"}{pm_run##*/}
     [ -d "$pm_stage" ] || mkdir -m 0700 -- "$pm_stage"
     if [ "$(stat -c %d -- "$pm_stage")" != "$(stat -c %d -- "$1")" ]; then
-        echo "refusing to write under $1: no staging directory on its filesystem (found $pm_stage)" >&2
+        pm_tell "refusing to write under $1: no staging directory on its filesystem (found $pm_stage)"
         return 1
     fi
     pm_stages[$mnt]=$pm_stage
@@ -105,13 +105,13 @@ pm_stage_for() {
 pm_safe_path() {
     local p
     if [ -L "$1" ]; then
-        echo "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)" >&2
+        pm_tell "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)"
         return 1
     fi
     p=${"$"}{1%/*}
     while [ -n "$p" ]; do
         if [ -L "$p" ] && [ "$(stat -c %u -- "$p")" != 0 ]; then
-            echo "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root" >&2
+            pm_tell "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root"
             return 1
         fi
         p=${"$"}{p%/*}
@@ -174,8 +174,14 @@ pm_refuse() {
     fi
     # Back as before this run: pending only if an earlier run left it so.
     if [ "${"$"}{pm_marked[$set]:-}" = now ]; then rm -f -- ${PENDING_DIR}/"$set"; fi
-    echo "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted" >&2
+    pm_tell "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted"
     exit 1
+}
+# pm_tell TEXT...: a message for the operator, which must hold no secret: on stderr, and in a secret
+# step (whose output stays on the host) also on the command's own stderr, so Pulumi shows it.
+pm_tell() {
+    printf '%s\n' "$*" >&2
+    if [ -n "${"$"}{pm_tell_fd:-}" ]; then printf '%s\n' "$*" >&"$pm_tell_fd"; fi
 }
 ${DIGEST_FUNCTIONS}# pm_record SET PATH KIND FILE: FILE (the staged file, or PATH itself) is what PATH now holds; kept even
 # when unchanged, so a host written before records existed gets them on its next run.
@@ -258,7 +264,9 @@ const RUN_LINE = "main </dev/null\n";
  * So a secret step prints nothing of its own: its output goes to a root-only
  * log on the host (`SECRET_LOG_DIR/<name>.log`, replaced by the next run),
  * and the command shows only the script's title, its exit status and where
- * the log is. `name` is the step's resource name (unique in a stack).
+ * the log is, plus what the script says with `pm_tell` (a refusal the
+ * operator must read, written to hold no secret). `name` is the step's
+ * resource name (unique in a stack).
  */
 export function secretScript(text: string, name: string): string {
     if (!text.endsWith(RUN_LINE)) throw new Error(`secretScript(${name}): not a script built by script()`);
@@ -268,6 +276,9 @@ export function secretScript(text: string, name: string): string {
         "# A secret step: what it prints stays on the host, root only (it may hold secrets).",
         "umask 077",
         `mkdir -p ${shQuote(SECRET_LOG_DIR)} && chmod 0700 ${shQuote(SECRET_LOG_DIR)}`,
+        // fd 3 stays the command's stderr: pm_tell's messages (no secret in them) reach the operator.
+        "exec 3>&2",
+        "pm_tell_fd=3",
         `(main </dev/null) >${shQuote(log)} 2>&1`,
         "pm_rc=$?",
         'if [ "$pm_rc" != 0 ]; then',

@@ -229,5 +229,32 @@ describe("apply: races, interrupted runs, checks, secret steps", function () {
             assert.equal(ok.stdout, `test secret step: done (its output is on the host, root only: ${log})\n`);
             fs.rmSync(log);
         });
+
+        it("shows what it says with pm_tell (a refusal the operator must read), and still nothing it was given", async function () {
+            const secret = `pw-${crypto.randomBytes(12).toString("hex")}`;
+            const name = `test-secret-${crypto.randomBytes(3).toString("hex")}`;
+            const text = secretScript(
+                script("test secret step", [
+                    sh`echo ${secret} >&2`,
+                    sh`pm_tell ${"refusing: the signing key on the host is ed25519:a_1, not ed25519:b_2"}`,
+                    sh`exit 3`,
+                ]),
+                name,
+            );
+            const r = await run("bash", ["-s"], { input: text, allowFailure: true });
+            assert.equal(r.code, 3);
+            assert.ok(!(r.stdout + r.stderr).includes(secret), r.stdout + r.stderr);
+            const log = path.join(SECRET_LOG_DIR, `${name}.log`);
+            assert.equal(
+                r.stderr,
+                "refusing: the signing key on the host is ed25519:a_1, not ed25519:b_2\n" +
+                    `test secret step: failed with exit status 3. Its output may hold secrets, so it stays on the host, root only: sudo cat ${log}\n`,
+            );
+            assert.match(fs.readFileSync(log, "utf8"), /refusing: the signing key/, "the log has it too");
+            // Outside a secret step it is plain stderr.
+            const plain = await run("bash", ["-s"], { input: script("test step", [sh`pm_tell ${"hello"}`]) });
+            assert.equal(plain.stderr, "hello\n");
+            fs.rmSync(log);
+        });
     });
 });

@@ -112,7 +112,7 @@ export function signingKeyGuard(s: SynapseSettings, component: string, keyId: st
         sh`    else pm_origin="not written by pulumi-matrix; Synapse may have used it"; fi`,
         ...(s.allowSigningKeyReplacement
             ? keep
-            : [sh`    if [ "$pm_origin" != package ]; then printf ${refusal} "$pm_old_id" "$pm_origin" >&2; exit 1; fi`, ...keep]),
+            : [sh`    if [ "$pm_origin" != package ]; then pm_msg=$(printf ${refusal} "$pm_old_id" "$pm_origin"); pm_tell "$pm_msg"; exit 1; fi`, ...keep]),
         sh`    [ "$pm_origin" != package ] || echo "(the key the matrix.org package generated at install; no deployment used it)"`,
         sh`fi`,
     ]);

@@ -39,7 +39,7 @@ pm_stage_for() {
     else
         base=${mnt%/}/.pulumi-matrix-staging
         if [ "$(stat -c %u -- "$mnt")" != 0 ] || [ -L "$base" ] || { [ -e "$base" ] && [ "$(stat -c %u -- "$base")" != 0 ]; }; then
-            echo "refusing to write under $1: the root of its filesystem, $mnt, or $base is not root's own" >&2
+            pm_tell "refusing to write under $1: the root of its filesystem, $mnt, or $base is not root's own"
             return 1
         fi
         install -d -m 0700 -- "$base"; chmod 0700 -- "$base"
@@ -48,7 +48,7 @@ pm_stage_for() {
     pm_stage=$base/${pm_run##*/}
     [ -d "$pm_stage" ] || mkdir -m 0700 -- "$pm_stage"
     if [ "$(stat -c %d -- "$pm_stage")" != "$(stat -c %d -- "$1")" ]; then
-        echo "refusing to write under $1: no staging directory on its filesystem (found $pm_stage)" >&2
+        pm_tell "refusing to write under $1: no staging directory on its filesystem (found $pm_stage)"
         return 1
     fi
     pm_stages[$mnt]=$pm_stage
@@ -58,13 +58,13 @@ pm_stage_for() {
 pm_safe_path() {
     local p
     if [ -L "$1" ]; then
-        echo "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)" >&2
+        pm_tell "refusing to write $1: it is a symbolic link (pulumi-matrix writes regular files; remove the link and run again)"
         return 1
     fi
     p=${1%/*}
     while [ -n "$p" ]; do
         if [ -L "$p" ] && [ "$(stat -c %u -- "$p")" != 0 ]; then
-            echo "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root" >&2
+            pm_tell "refusing to write $1: its parent $p is a symbolic link owned by $(stat -c %U -- "$p"), not root"
             return 1
         fi
         p=${p%/*}
@@ -127,8 +127,14 @@ pm_refuse() {
     fi
     # Back as before this run: pending only if an earlier run left it so.
     if [ "${pm_marked[$set]:-}" = now ]; then rm -f -- /var/lib/pulumi-matrix/pending/"$set"; fi
-    echo "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted" >&2
+    pm_tell "$set: the new files fail their check (its output is above): the files are as they were before this run, and nothing was reloaded or restarted"
     exit 1
+}
+# pm_tell TEXT...: a message for the operator, which must hold no secret: on stderr, and in a secret
+# step (whose output stays on the host) also on the command's own stderr, so Pulumi shows it.
+pm_tell() {
+    printf '%s\n' "$*" >&2
+    if [ -n "${pm_tell_fd:-}" ]; then printf '%s\n' "$*" >&"$pm_tell_fd"; fi
 }
 pm_digest_key() {
     [ -s /var/lib/pulumi-matrix/digest.key ] && return 0

@@ -24,7 +24,7 @@ if [ -s /etc/matrix-synapse/homeserver.signing.key ] && [ "$(pm_synapse_key_sum 
     if pm_recorded /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.written; then pm_origin="pulumi-matrix wrote it for an earlier deployment"
     elif pm_recorded /var/lib/pulumi-matrix/synapse/etc/matrix-synapse/signing-key.package; then pm_origin=package
     else pm_origin="not written by pulumi-matrix; Synapse may have used it"; fi
-    if [ "$pm_origin" != package ]; then printf 'SynapseHomeserver: this host already has a different signing key; nothing was changed.
+    if [ "$pm_origin" != package ]; then pm_msg=$(printf 'SynapseHomeserver: this host already has a different signing key; nothing was changed.
   /etc/matrix-synapse/homeserver.signing.key holds ed25519:%s (%s);
   this deployment'\''s key is ed25519:a_abcd. Replacing the key changes the server'\''s identity for federation.
   To keep the host'\''s key (the usual case after `pulumi destroy` or a lost stack state), import it, then deploy again:
@@ -33,7 +33,7 @@ if [ -s /etc/matrix-synapse/homeserver.signing.key ] && [ "$(pm_synapse_key_sum 
   (with the SynapseHomeserver component: pass the file'\''s content as its signingKey argument).
   To replace it on purpose: `pulumi config set allowSigningKeyReplacement true` (component argument allowSigningKeyReplacement: true);
   the old key is then kept in /etc/matrix-synapse/secrets/keys-replaced/.
-' "$pm_old_id" "$pm_origin" >&2; exit 1; fi
+' "$pm_old_id" "$pm_origin"); pm_tell "$pm_msg"; exit 1; fi
     install -d -m 0700 /etc/matrix-synapse/secrets/keys-replaced
     cp -p /etc/matrix-synapse/homeserver.signing.key /etc/matrix-synapse/secrets/keys-replaced/homeserver.signing.key.$(date -u +%Y%m%dT%H%M%SZ)
     echo "replacing the signing key ed25519:$pm_old_id ($pm_origin) with ed25519:"a_abcd"; the old key was kept in "/etc/matrix-synapse/secrets/keys-replaced/

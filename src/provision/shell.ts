@@ -79,9 +79,11 @@ done
 # from where a rename into DIR is atomic.
 pm_stage_for() {
     local mnt base
-    mnt=$(findmnt -n -o TARGET --target "$1")
-    if [ -n "${"$"}{pm_stages[$mnt]:-}" ]; then pm_stage=${"$"}{pm_stages[$mnt]}; return 0; fi
-    if [ "$mnt" = "$(findmnt -n -o TARGET --target ${STATE_DIR}/staging)" ]; then
+    # No mount table to read (a chroot whose root is no mount point): the state directory's staging,
+    # which the device check below accepts only on DIR's filesystem.
+    mnt=$(findmnt -n -o TARGET --target "$1" 2>/dev/null || true)
+    if [ -n "$mnt" ] && [ -n "${"$"}{pm_stages[$mnt]:-}" ]; then pm_stage=${"$"}{pm_stages[$mnt]}; return 0; fi
+    if [ -z "$mnt" ] || [ "$mnt" = "$(findmnt -n -o TARGET --target ${STATE_DIR}/staging 2>/dev/null || true)" ]; then
         base=${STATE_DIR}/staging
     else
         base=${"$"}{mnt%/}/.pulumi-matrix-staging
@@ -98,7 +100,7 @@ pm_stage_for() {
         pm_tell "refusing to write under $1: no staging directory on its filesystem (found $pm_stage)"
         return 1
     fi
-    pm_stages[$mnt]=$pm_stage
+    if [ -n "$mnt" ]; then pm_stages[$mnt]=$pm_stage; fi
 }
 # pm_safe_path PATH: refuses a target that is a symbolic link, or a parent that is one not owned by root
 # (another user could point it anywhere).

@@ -157,7 +157,13 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         this.synapse = new SynapseHomeserver(
             childName(name, STACK_ROLES.synapse),
-            { ...args.synapse, host: this.host, database: this.database, resolved: plan.synapse },
+            {
+                ...args.synapse,
+                host: this.host,
+                database: this.database,
+                resolved: plan.synapse,
+                workersOnHost: plan.workers ? plan.workers.workers.filter((w) => w.host === plan.workers!.mainHost).length : 0,
+            },
             child,
         );
         if (plan.workers) {

@@ -14,6 +14,7 @@ import {
     userId,
     validateAdminUser,
 } from "../src/model/synapse";
+import { restartTimeout } from "../src/provision/apply";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, SynapseSecrets, synapseSecretsScript } from "../src/provision/synapse";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
@@ -42,6 +43,14 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
      * per deployment. Default: resolved here.
      */
     resolved?: SynapseSettings;
+    /**
+     * How many worker processes a WorkerPool runs on this Synapse's host.
+     * Synapse's secrets and config steps restart them one after another,
+     * each waiting for its health check, so the steps' timeouts grow with
+     * it. Default 0 (MatrixStack passes its plan's count); a pool added by
+     * your own stack that runs many workers here wants it set.
+     */
+    workersOnHost?: number;
 }
 
 /**
@@ -145,6 +154,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
                 script: this.secrets.apply((values) => synapseSecretsScript(s, values, component)),
                 secret: true,
                 after: [install],
+                // It may restart the main process and the workers listed here, one by one.
+                timeout: restartTimeout(1 + (args.workersOnHost ?? 0)),
             },
             { parent: this },
         );
@@ -158,6 +169,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
                 host,
                 script: peers.apply((p) => synapseConfigScript(s, p, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
                 after: [secrets, ...(args.database ? [args.database.ready] : [])],
+                timeout: restartTimeout(1 + (args.workersOnHost ?? 0)),
             },
             { parent: this },
         );

@@ -4,6 +4,9 @@
  * fresh process: how long until every resource is registered, and the
  * process's peak memory. Printed as a table; no pass/fail, numbers to compare
  * (growth should be linear in the workers; the default stack well under 2 s).
+ * `stackConfig()` and `measure()` are what test/unit/bench.test.ts runs once,
+ * so the config keeps passing the program's checks; the table is made only
+ * when this file is executed directly.
  */
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -11,7 +14,7 @@ import { performance } from "node:perf_hooks";
 import * as pulumi from "@pulumi/pulumi";
 
 import { WORKER_ROLE_SPECS, WORKER_ROLES, WorkerCounts } from "../src/model/workers";
-import { TEST_SSH_KEY } from "../test/support/unit/fixtures";
+import { TEST_HOST_KEY, TEST_SSH_KEY } from "../test/support/unit/fixtures";
 import { RecordingMocks } from "../test/support/unit/mocks";
 
 /** Counts by role adding up to `n`: the default pool for 2, then spread over the roles (at most 20 each, the default port block). */
@@ -32,15 +35,35 @@ function pool(n: number): WorkerCounts | undefined {
     return counts;
 }
 
-interface Result {
+export interface Result {
+    /** Workers the program configured (counted in the pool's config script, not taken from the request). */
     workers: number;
     resources: number;
     ms: number;
     peakRssMb: number;
 }
 
+/** The pool sizes measured, each in a fresh process. */
+export const SIZES = [2, 8, 32, 128];
+
+/** The stack config of a default single-host stack with a pool of `n` workers (every key a stack needs today). */
+export function stackConfig(n: number): Record<string, string> {
+    const counts = pool(n);
+    return {
+        "matrix:sshHost": "203.0.113.10",
+        "matrix:sshPrivateKey": TEST_SSH_KEY,
+        "matrix:sshHostKey": TEST_HOST_KEY,
+        "matrix:serverName": "example.com",
+        "matrix:adminUser": "admin",
+        "matrix:acmeEmail": "admin@example.com",
+        ...(counts ? { "matrix:workers": JSON.stringify(counts) } : {}),
+        // From the default 8100, 20 ports per role reach nginx's federation port 8448 with this many roles: such a pool takes another block, as the program asks.
+        ...(n > 32 ? { "matrix:workerBasePort": "10100" } : {}),
+    };
+}
+
 /** One measurement, in this process: the program under mocks until the last resource is registered. */
-async function measure(n: number): Promise<Result> {
+export async function measure(n: number): Promise<Result> {
     let last = 0;
     class TimedMocks extends RecordingMocks {
         override newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -50,19 +73,12 @@ async function measure(n: number): Promise<Result> {
     }
     const mocks = new TimedMocks();
     await pulumi.runtime.setMocks(mocks, "matrix", "bench", false);
-    const counts = pool(n);
-    pulumi.runtime.setAllConfig(
-        {
-            "matrix:sshHost": "203.0.113.10",
-            "matrix:sshPrivateKey": TEST_SSH_KEY,
-            "matrix:serverName": "example.com",
-            "matrix:adminUser": "admin",
-            ...(counts ? { "matrix:workers": JSON.stringify(counts) } : {}),
-        },
-        ["matrix:sshPrivateKey"],
-    );
+    pulumi.runtime.setAllConfig(stackConfig(n), ["matrix:sshPrivateKey"]);
+    // Loaded afresh: in the unit test another file may have loaded the program already.
+    const program = require.resolve("../src/program");
+    delete require.cache[program];
     const t0 = performance.now();
-    require("../src/program");
+    require(program);
     // Registration is asynchronous: wait until nothing new arrives for a while.
     let seen = -1;
     for (let quiet = 0; quiet < 20;) {
@@ -70,7 +86,9 @@ async function measure(n: number): Promise<Result> {
         quiet = mocks.resources.length === seen ? quiet + 1 : 0;
         seen = mocks.resources.length;
     }
-    const workers = mocks.resources.filter((r) => r.type === "matrix:index:WorkerPool").length ? n : 0;
+    // The workers the program configured: one `worker_name:` per worker's config file in the pool's config script.
+    const config = mocks.resources.find((r) => r.type === "command:remote:Command" && r.name.endsWith("-workers-config"));
+    const workers = (String(config?.inputs.stdin ?? "").match(/^\s*worker_name: /gm) ?? []).length;
     return { workers, resources: mocks.resources.length, ms: last - t0, peakRssMb: process.resourceUsage().maxRSS / 1024 };
 }
 
@@ -81,7 +99,7 @@ async function main(): Promise<void> {
         return;
     }
     const rows: Result[] = [];
-    for (const n of [2, 8, 32, 128]) {
+    for (const n of SIZES) {
         // A fresh process per size, so peak memory is that size's own.
         const out = execFileSync(process.execPath, [...process.execArgv, __filename, String(n)], { encoding: "utf8" });
         rows.push(JSON.parse(out.trim().split("\n").pop()!) as Result);
@@ -98,7 +116,8 @@ async function main(): Promise<void> {
     console.log(`growth: ${perWorker.toFixed(1)} ms per added worker between ${small.workers} and ${large.workers} workers`);
 }
 
-main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-});
+if (require.main === module)
+    main().catch((e) => {
+        console.error(e);
+        process.exit(1);
+    });

@@ -220,6 +220,20 @@ export const STACK_KEYS = {
             value: ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"],
         },
     },
+    journalSystemMaxUse: {
+        type: "string",
+        setting: at((o) => o.host.journal.systemMaxUse),
+        description: "Most disk space the systemd journal may use (journald's SystemMaxUse), such as 500M or 2G.",
+        doc: "most disk space the systemd journal may use (journald's `SystemMaxUse`), such as `500M` or `2G`",
+        example: { comment: ["Most disk space the systemd journal may use (default 1G)."], value: "1G" },
+    },
+    journalMaxRetentionSec: {
+        type: "string",
+        setting: at((o) => o.host.journal.maxRetentionSec),
+        description: "Journal entries older than this are deleted (journald's MaxRetentionSec), at least one day, such as 30d or 2w.",
+        doc: "journal entries older than this are deleted (journald's `MaxRetentionSec`); at least one day, such as `30d` or `2w`",
+        example: { comment: ["Journal entries older than this are deleted; at least one day (default 30d: logs hold users' IP addresses)."], value: "30d" },
+    },
     serverName: {
         section: "Synapse",
         type: "string",

@@ -64,6 +64,12 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     allowGuestAccess: [{ value: "yes", valid: /expected true or false/ }],
     urlPreviews: [{ value: "yes", valid: /expected true or false/ }],
     presence: [{ value: "yes", valid: /expected true or false/ }],
+    forgottenRoomRetentionPeriod: [
+        { value: "12h", valid: /expected a duration of at least one day: a whole number with s, m, h, d, w or y/ },
+        { value: "28 days", valid: /expected a duration of at least one day/ },
+    ],
+    localMediaLifetime: [{ value: "1h", valid: /expected a duration of at least one day/ }],
+    remoteMediaLifetime: [{ value: "90", valid: /expected a duration of at least one day/ }],
     cacheFactor: [
         { value: "0", valid: /expected a number greater than 0/ },
         { value: "lots", valid: /expected a number/ },

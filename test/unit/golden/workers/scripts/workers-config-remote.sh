@@ -101,6 +101,7 @@ ip_range_blacklist:
   - ff00::/8
 presence:
   enabled: true
+forgotten_room_retention_period: 28d
 caches:
   global_factor: 0.5
 trusted_key_servers:

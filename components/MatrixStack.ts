@@ -124,6 +124,11 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
     readonly zoneFile?: pulumi.Output<string>;
+    /**
+     * Prometheus scrape jobs for Synapse's main process and the workers on the VM (targets on the VM's loopback):
+     * for a Prometheus of your own on the VM, or one reaching it through an SSH tunnel.
+     */
+    readonly prometheusScrapeConfig: pulumi.Output<string>;
     /** The plan the children were constructed from: their settings, the port claims of each host (see `planStack`). */
     readonly plan: StackPlan;
 
@@ -209,7 +214,9 @@ export class MatrixStack extends pulumi.ComponentResource {
                 this.zoneFile = plannedZoneFile(plan.labels.dns, plan.dns.settings, dns.ipv4, dns.ipv6, plan.dns.zoneFile);
             }
         }
+        this.prometheusScrapeConfig = this.workers?.prometheusScrapeConfig ?? this.synapse.prometheusScrapeConfig;
         this.registerOutputs({
+            prometheusScrapeConfig: this.prometheusScrapeConfig,
             serverName: this.synapse.serverName,
             publicBaseUrl: this.synapse.publicBaseUrl,
             signingKeyId: this.synapse.signingKeyId,

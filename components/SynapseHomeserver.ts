@@ -16,6 +16,7 @@ import {
 } from "../src/model/synapse";
 import { restartTimeout } from "../src/provision/apply";
 import { synapseAdminScript, synapseConfigScript, synapseInstallScript, SynapseSecrets, synapseSecretsScript } from "../src/provision/synapse";
+import { renderSynapseScrapeConfig } from "../src/render/prometheus";
 import { emailSecretFile, pgpassSecretFile } from "../src/render/synapse/homeserver";
 import { ed25519PublicKeyFromOpenssh, parseSigningKeyFile, signingKeyFromPem, signingKeyIdFor } from "../src/render/synapse/signingKey";
 import { Host } from "./Host";
@@ -81,6 +82,11 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
     readonly peers: pulumi.Output<SynapsePeers>;
     /** The secrets the secrets script writes (secret): a WorkerPool writes them on hosts of its own. */
     readonly secrets: pulumi.Output<SynapseSecrets>;
+    /**
+     * A Prometheus scrape file for the main process's metrics listener, as written to
+     * /etc/pulumi-matrix/prometheus/synapse.yml on its host (targets as reached from there).
+     */
+    readonly prometheusScrapeConfig: pulumi.Output<string>;
 
     constructor(name: string, args: SynapseHomeserverArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("SynapseHomeserver"), name, {}, opts);
@@ -194,7 +200,9 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
         this.serverName = pulumi.output(s.serverName);
         this.publicBaseUrl = pulumi.output(s.publicBaseUrl);
         this.version = pulumi.output(s.version);
+        this.prometheusScrapeConfig = pulumi.output(renderSynapseScrapeConfig(s));
         this.registerOutputs({
+            prometheusScrapeConfig: this.prometheusScrapeConfig,
             serverName: this.serverName,
             publicBaseUrl: this.publicBaseUrl,
             signingKeyId: this.signingKeyId,

@@ -20,6 +20,7 @@ import { checkPoolPrivateAddresses, checkPoolReachable } from "../src/model/work
 import { restartTimeout } from "../src/provision/apply";
 import { synapseInstallScript, synapseSecretsScript } from "../src/provision/synapse";
 import { workerConfigScript, workerSecretsScript, workerSendersStopScript } from "../src/provision/workers";
+import { renderHostScrapeConfig, renderWorkerScrapeConfig } from "../src/render/prometheus";
 import { Host } from "./Host";
 import { childName, typeToken } from "./naming";
 import { RedisServer } from "./RedisServer";
@@ -71,6 +72,13 @@ export class WorkerPool extends pulumi.ComponentResource {
     readonly ready: pulumi.Resource;
     /** The workers that serve requests and where, for a reverse proxy (see WORKER_ROUTES). */
     readonly upstreams: pulumi.Output<WorkerUpstream[]>;
+    /**
+     * Prometheus scrape files for the workers' metrics listeners, by host label, as written to
+     * /etc/pulumi-matrix/prometheus/synapse-workers.yml on each host (they bind its loopback). No entry for a host without workers.
+     */
+    readonly prometheusScrapeConfigs: pulumi.Output<Record<string, string>>;
+    /** Synapse's host's scrape jobs in one file: the main process and the workers there (workers elsewhere are named in a comment). */
+    readonly prometheusScrapeConfig: pulumi.Output<string>;
 
     constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("WorkerPool"), name, {}, opts);
@@ -178,6 +186,17 @@ export class WorkerPool extends pulumi.ComponentResource {
         this.ready = remote.length ? this : mainConfig;
 
         this.upstreams = peers.apply((p) => (p ? workerUpstreams(s, (h) => p.privateAddresses[h]) : []));
-        this.registerOutputs({ upstreams: this.upstreams });
+        const scrapeFiles: Record<string, string> = {};
+        for (const l of labels) {
+            const file = renderWorkerScrapeConfig(s, synapse.settings, l);
+            if (file !== undefined) scrapeFiles[l] = file;
+        }
+        this.prometheusScrapeConfigs = pulumi.output(scrapeFiles);
+        this.prometheusScrapeConfig = pulumi.output(renderHostScrapeConfig(synapse.settings, s));
+        this.registerOutputs({
+            upstreams: this.upstreams,
+            prometheusScrapeConfigs: this.prometheusScrapeConfigs,
+            prometheusScrapeConfig: this.prometheusScrapeConfig,
+        });
     }
 }

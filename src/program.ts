@@ -87,3 +87,4 @@ export const adminPassword = stack.synapse.adminPassword;
 export const hostOs = stack.host.os.apply((os) => os.prettyName);
 export const certificateNames = stack.proxy?.certificateNames;
 export const zoneFile = stack.zoneFile;
+export const prometheusScrapeConfig = stack.prometheusScrapeConfig;

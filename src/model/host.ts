@@ -9,6 +9,8 @@ export const HOST_FILES = {
     firewallUnit: "/etc/systemd/system/pulumi-matrix-firewall.service",
     autoUpgrades: "/etc/apt/apt.conf.d/20auto-upgrades",
     timesyncd: "/etc/systemd/timesyncd.conf.d/50-pulumi-matrix.conf",
+    /** The journald drop-in bounding the journal's size and age. */
+    journald: "/etc/systemd/journald.conf.d/50-pulumi-matrix.conf",
     /** The drift check (root-only; see render/drift.ts). */
     driftCheck: "/usr/local/sbin/pulumi-matrix-drift",
 } as const;
@@ -257,6 +259,25 @@ export interface HostOptions {
     ntpServers?: string[];
     /** Extra Debian packages to install. Default none. */
     extraPackages?: string[];
+    /**
+     * Bounds on systemd-journald's journal (a drop-in in /etc/systemd/journald.conf.d/), named as in journald.conf(5).
+     * Synapse, its workers and every other service log there, and Synapse's access lines carry users' IP addresses:
+     * without bounds the journal keeps them as long as it has room (journald's own default has no age limit).
+     */
+    journal?: {
+        /**
+         * Most disk space the persistent journal may use (journald's `SystemMaxUse=`): a number with K, M, G or T,
+         * such as `500M` or `2G`. Default `1G`: weeks of a busy homeserver's logs, and small beside a 20 GB disk
+         * (journald's own default, 10% of the file system up to 4G, can crowd a small VM's disk shared with the database).
+         */
+        systemMaxUse?: string;
+        /**
+         * Entries older than this are deleted (journald's `MaxRetentionSec=`): a number with h (hours), d (days) or
+         * w (weeks), at least one day, such as `30d`. Default `30d`: enough to look into an incident noticed late, and
+         * no longer than needed to keep users' IP addresses. Journal files are rotated daily so the bound is met to the day.
+         */
+        maxRetentionSec?: string;
+    };
 }
 
 /** A Host's settings with every default filled in. */
@@ -269,9 +290,30 @@ export interface HostSettings {
     unattendedUpgrades: boolean;
     ntpServers: string[];
     extraPackages: string[];
+    journal: { systemMaxUse: string; maxRetentionSec: string };
 }
 
-export const HOST_DEFAULTS = { port: 22, user: "root", bootTimeout: "20m", sshPort: 22, unattendedUpgrades: true } as const;
+export const HOST_DEFAULTS = {
+    port: 22,
+    user: "root",
+    bootTimeout: "20m",
+    sshPort: 22,
+    unattendedUpgrades: true,
+    journalSystemMaxUse: "1G",
+    journalMaxRetentionSec: "30d",
+} as const;
+
+/** journald sizes as this library accepts them: a whole number with a unit (journald reads K, M, G, T as powers of 1024). */
+const JOURNAL_SIZE = /^[1-9]\d{0,5}[KMGT]$/;
+/** journald time spans as this library accepts them: a whole number of hours, days or weeks. */
+const JOURNAL_AGE = /^([1-9]\d{0,5})(h|d|w)$/;
+
+/** A retention (`30d`, `36h`, `2w`) in hours; undefined when it is not one. */
+export function journalRetentionHours(v: string): number | undefined {
+    const m = JOURNAL_AGE.exec(v);
+    if (!m) return undefined;
+    return Number(m[1]) * { h: 1, d: 24, w: 24 * 7 }[m[2] as "h" | "d" | "w"];
+}
 
 /**
  * The port the Host's own sshd listens on: claimed first on every host, so a
@@ -293,8 +335,25 @@ export function resolveHostSettings(component: string, o: HostOptions): HostSett
         unattendedUpgrades: o.unattendedUpgrades ?? HOST_DEFAULTS.unattendedUpgrades,
         ntpServers: o.ntpServers ?? [],
         extraPackages: o.extraPackages ?? [],
+        journal: {
+            systemMaxUse: o.journal?.systemMaxUse ?? HOST_DEFAULTS.journalSystemMaxUse,
+            maxRetentionSec: o.journal?.maxRetentionSec ?? HOST_DEFAULTS.journalMaxRetentionSec,
+        },
     };
     const c = new Checker(component);
+    c.check(
+        "journal.systemMaxUse",
+        s.journal.systemMaxUse,
+        typeof s.journal.systemMaxUse === "string" && JOURNAL_SIZE.test(s.journal.systemMaxUse),
+        "expected a size: a whole number with K, M, G or T, such as 500M or 2G",
+    );
+    const hours = typeof s.journal.maxRetentionSec === "string" ? journalRetentionHours(s.journal.maxRetentionSec) : undefined;
+    c.check(
+        "journal.maxRetentionSec",
+        s.journal.maxRetentionSec,
+        hours !== undefined && hours >= 24,
+        "expected an age of at least one day: a whole number with h, d or w, such as 30d, 36h or 2w",
+    );
     c.port("firewall.sshPort", s.firewall.sshPort);
     c.check(
         "acceptAnyHostKey",

@@ -9,7 +9,7 @@ import {
     renderSshPorts,
     SSH_PORTS_FILE,
 } from "../render/firewall";
-import { renderAutoUpgrades, renderTimesyncd } from "../render/host";
+import { renderAutoUpgrades, renderJournald, renderTimesyncd } from "../render/host";
 import { applyFileSet, FileSet, ServiceUnit } from "./apply";
 import { Sh, sh } from "./sh";
 import { script } from "./shell";
@@ -30,6 +30,7 @@ export const BASE_PACKAGES = ["ca-certificates", "curl", "gnupg", "nftables", "s
 
 const FIREWALL_UNIT: ServiceUnit = { name: "pulumi-matrix-firewall.service" };
 const TIMESYNCD_UNIT: ServiceUnit = { name: "systemd-timesyncd.service" };
+const JOURNALD_UNIT: ServiceUnit = { name: "systemd-journald.service" };
 
 /** nft accepts the whole ruleset, fragments included (a file set's check: a set that fails it is put back). */
 const CHECK_FIREWALL = sh`nft -c -f ${HOST_FILES.firewallRuleset}`;
@@ -54,6 +55,12 @@ export function hostBootstrapScript(s: HostSettings, os: OsInfo): string {
         // Time sync matters, but a container or an image without it must not fail the bootstrap.
         sh`if pm_take ${TIMESYNCD_UNIT.name} || ! systemctl is-active -q ${TIMESYNCD_UNIT.name}; then systemctl enable -q ${TIMESYNCD_UNIT.name} 2>/dev/null || true; systemctl restart ${TIMESYNCD_UNIT.name} || true; fi`,
         sh`timedatectl set-ntp true 2>/dev/null || true`,
+        // Restarted only when the drop-in changed, and only where journald runs (it reads the drop-in when it starts).
+        applyFileSet({
+            name: "host-journald",
+            files: [{ path: HOST_FILES.journald, content: renderJournald(s.journal) }],
+            onChange: [{ kind: "rolling-restart", units: [JOURNALD_UNIT] }],
+        }),
     ];
     if (s.firewall.enabled) {
         body.push(

@@ -12,6 +12,7 @@ import {
     workerUnit,
 } from "../model/workers";
 import { STATE_DIR } from "../render/drift";
+import { PROMETHEUS_SCRAPE_FILES, renderWorkerScrapeConfig } from "../render/prometheus";
 import { renderSynapseTarget } from "../render/synapse/units";
 import { renderFederationSendersYaml, renderSharedWorkerYaml, renderWorkerList, renderWorkerUnit, renderWorkerYaml } from "../render/workers";
 import { applyFileSet, ensureRunning, Handler, handlerStep, ManagedFile, ServiceUnit, when } from "./apply";
@@ -159,6 +160,7 @@ export function workerConfigScript(
     const localSenders = units.filter((_, i) => workers[i].role === "federation_sender");
     // A pool without workers removes what an earlier one wrote: the main process then runs alone again.
     const active = pool.workers.length > 0;
+    const scrape = renderWorkerScrapeConfig(pool, synapse, host);
     const sharedFiles: ManagedFile[] = active
         ? [
               { path: files.shared, content: renderSharedWorkerYaml(pool, synapse, peers!), mode: "0640", group: u },
@@ -195,6 +197,11 @@ export function workerConfigScript(
                   ]
                 : [],
             onChange: [{ kind: "daemon-reload" }, ...owe(units)],
+        }),
+        // For a Prometheus the user runs: this host's workers' metrics listeners (issue 23); nothing restarts.
+        applyFileSet({
+            name: "workers-prometheus",
+            files: active && scrape !== undefined ? [{ path: PROMETHEUS_SCRAPE_FILES.workers, content: scrape }] : [],
         }),
         // Read by Synapse's own scripts: after the main process they restart these, one by one.
         applyFileSet({

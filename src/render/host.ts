@@ -9,3 +9,20 @@ export function renderAutoUpgrades(): string {
 export function renderTimesyncd(ntpServers: string[]): string {
     return `# Managed by pulumi-matrix.\n[Time]\n${ntpServers.length ? `NTP=${ntpServers.join(" ")}\n` : ""}`;
 }
+
+/**
+ * A systemd-journald drop-in bounding the journal. `MaxRetentionSec=` deletes
+ * whole journal files only, and a file spans a month by default
+ * (`MaxFileSec=`): files are rotated daily so nothing outlives the retention
+ * by more than a day.
+ */
+export function renderJournald(journal: { systemMaxUse: string; maxRetentionSec: string }): string {
+    return [
+        "# Managed by pulumi-matrix: bounds the journal's size and age (Host option journal).",
+        "[Journal]",
+        `SystemMaxUse=${journal.systemMaxUse}`,
+        `MaxRetentionSec=${journal.maxRetentionSec}`,
+        "MaxFileSec=1day",
+        "",
+    ].join("\n");
+}

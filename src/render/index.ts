@@ -5,6 +5,7 @@ export * from "./element";
 export * from "./firewall";
 export * from "./host";
 export * from "./postgres";
+export * from "./prometheus";
 export * from "./proxy";
 export * from "./redis";
 export * from "./synapse/homeserver";

@@ -195,8 +195,8 @@ describe("Synapse as the library configures it", function () {
         assert.deepEqual(bad, []);
     });
 
-    it("accepts the optional features: token registration, URL previews, email, old signing keys", async function () {
-        await synapse!.stop();
+    it("accepts the optional features: token registration, URL previews, email, old signing keys, purges (issue 23)", async function () {
+        await synapse?.stop();
         synapse = undefined;
         const s = resolveSynapseSettings("test", {
             serverName: "matrix.test",
@@ -209,8 +209,12 @@ describe("Synapse as the library configures it", function () {
             email: { smtpHost: "localhost", smtpPort: 2525, notifFrom: "Matrix <noreply@matrix.test>", requireTransportSecurity: false },
             oldSigningKeys: { "ed25519:a_old": { key: key.publicKey.replace(/^./, "A"), expiredTs: 1700000000000 } },
             federationDomainWhitelist: ["matrix.test"],
+            forgottenRoomRetentionPeriod: "2w",
+            mediaRetention: { localMediaLifetime: "365d", remoteMediaLifetime: "30d" },
             paths: settings.paths,
         });
+        // Synapse refuses a config with an unknown duration or a misnamed media_retention key at start.
+        assert.match(renderHomeserverYaml("test", s, peers), /^media_retention:\n {2}local_media_lifetime: 365d\n {2}remote_media_lifetime: 30d$/m);
         writeReadableConfig(s);
         await run("bash", ["-s"], {
             input: synapseSecretsScript(s, {
@@ -220,6 +224,25 @@ describe("Synapse as the library configures it", function () {
             }),
         });
         await start(s);
+        // Synapse ignores keys it does not know: read back what it parsed, so a misnamed key fails here.
+        const f = synapseFiles(s.paths);
+        const parsed = await run(
+            `${venv}/bin/python`,
+            [
+                "-c",
+                [
+                    "import sys",
+                    "from synapse.config.homeserver import HomeServerConfig",
+                    "c = HomeServerConfig.load_config('', ['-c', sys.argv[1], '-c', sys.argv[2]])",
+                    "print(c.server.forgotten_room_retention_period, c.media.media_retention_local_media_lifetime_ms, c.media.media_retention_remote_media_lifetime_ms)",
+                ].join("\n"),
+                f.homeserverYaml,
+                f.confD + "/",
+            ],
+            { cwd: s.paths.dataDir },
+        );
+        const day = 24 * 3600 * 1000;
+        assert.equal(parsed.stdout.trim(), `${14 * day} ${365 * day} ${30 * day}`, parsed.stderr);
         const flows = await fetch(`${baseUrl}/_matrix/client/v3/register`, { method: "POST", body: JSON.stringify({}) });
         const body = (await flows.json()) as { flows: { stages: string[] }[] };
         assert.ok(

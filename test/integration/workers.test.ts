@@ -17,6 +17,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { parse, stringify } from "yaml";
+
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapseOptions, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolOptions, WorkerPoolSettings, WorkerSpec } from "../../src/model/workers";
@@ -24,11 +26,12 @@ import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/s
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { STATE_DIR } from "../../src/render/drift";
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
+import { PROMETHEUS_SCRAPE_DIR, PROMETHEUS_SCRAPE_FILES } from "../../src/render/prometheus";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
-import { makeTempDir, sleep, type SpawnedDaemon } from "../support/integration/processes";
+import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis } from "../support/integration/redis";
 import { ServiceSandbox } from "../support/integration/serviceSandbox";
 import { registerWithSharedSecret, startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
@@ -260,6 +263,45 @@ describe("Synapse workers as the library configures them: Redis, the main proces
                 .filter((l) => !banner.test(l))
                 .filter((l) => /deprecat/i.test(l) || (/ - (WARNING|ERROR|CRITICAL) - /.test(l) && /config|setting|option|worker|replication|redis/i.test(l)));
             assert.deepEqual(bad, [], proc.name);
+        }
+    });
+
+    it("a real Prometheus, given the scrape files the scripts wrote, scrapes the main process and every worker: up == 1 (issue 23)", async function () {
+        // The scripts wrote /etc/pulumi-matrix/prometheus/ inside the sandbox.
+        const scrapeDir = path.join(sandbox.dir, "pulumi-matrix", path.basename(PROMETHEUS_SCRAPE_DIR));
+        const jobs = [PROMETHEUS_SCRAPE_FILES.synapse, PROMETHEUS_SCRAPE_FILES.workers].flatMap(
+            (file) => (parse(fs.readFileSync(path.join(scrapeDir, path.basename(file)), "utf8")) as { scrape_configs: unknown[] }).scrape_configs,
+        );
+        const promDir = makeTempDir("workers-prometheus");
+        const config = path.join(promDir, "prometheus.yml");
+        // Both files pasted under scrape_configs as they are, as the README says.
+        fs.writeFileSync(config, stringify({ global: { evaluation_interval: "15s" }, scrape_configs: jobs }));
+        const check = await run("promtool", ["check", "config", config], { allowFailure: true });
+        assert.equal(check.code, 0, check.stdout + check.stderr);
+        const port = await freePort();
+        const prometheus = spawnDaemon(
+            "prometheus",
+            [`--config.file=${config}`, `--storage.tsdb.path=${promDir}/data`, `--web.listen-address=127.0.0.1:${port}`],
+            { name: "prometheus", cwd: promDir },
+        );
+        try {
+            const expected = ["master1", ...pool.workers.map((w) => `${w.role}${pool.workers.filter((o) => o.role === w.role).indexOf(w) + 1}`)].sort();
+            let seen: string[] = [];
+            // Each job's first scrape comes within its 15 s interval.
+            for (let i = 0; i < 90 && seen.join() !== expected.map((e) => `${e}=1`).join(); i++) {
+                await sleep(1000);
+                const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=up`).catch(() => undefined);
+                if (!r?.ok) continue;
+                const body = (await r.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+                seen = body.data.result.map((x) => `${x.metric.job}${x.metric.index}=${x.value[1]}`).sort();
+            }
+            assert.deepEqual(
+                seen,
+                expected.map((e) => `${e}=1`),
+                prometheus.tail(20),
+            );
+        } finally {
+            await prometheus.stop("SIGTERM", 10_000);
         }
     });
 });

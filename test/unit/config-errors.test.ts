@@ -47,6 +47,14 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
         { value: '["bad host!"]', valid: /expected host names or addresses/ },
         { value: "pool.ntp.org", valid: /expected a list, set item by item: `pulumi config set --path .ntpServers\[0\]. <first>`/ },
     ],
+    journalSystemMaxUse: [
+        { value: "2GB", valid: /expected a size: a whole number with K, M, G or T, such as 500M or 2G/ },
+        { value: "0M", valid: /expected a size/ },
+    ],
+    journalMaxRetentionSec: [
+        { value: "12h", valid: /expected an age of at least one day/ },
+        { value: "30 days", valid: /expected an age of at least one day: a whole number with h, d or w/ },
+    ],
     serverName: [{ value: "not a domain!", valid: /expected the domain of your Matrix IDs/ }],
     publicBaseUrl: [{ value: "ftp://matrix.example.com/", valid: /expected an http\(s\) URL/ }],
     synapseVersion: [{ value: "latest", valid: /expected a Synapse release such as/ }],
@@ -56,6 +64,12 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     allowGuestAccess: [{ value: "yes", valid: /expected true or false/ }],
     urlPreviews: [{ value: "yes", valid: /expected true or false/ }],
     presence: [{ value: "yes", valid: /expected true or false/ }],
+    forgottenRoomRetentionPeriod: [
+        { value: "12h", valid: /expected a duration of at least one day: a whole number with s, m, h, d, w or y/ },
+        { value: "28 days", valid: /expected a duration of at least one day/ },
+    ],
+    localMediaLifetime: [{ value: "1h", valid: /expected a duration of at least one day/ }],
+    remoteMediaLifetime: [{ value: "90", valid: /expected a duration of at least one day/ }],
     cacheFactor: [
         { value: "0", valid: /expected a number greater than 0/ },
         { value: "lots", valid: /expected a number/ },

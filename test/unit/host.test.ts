@@ -12,6 +12,7 @@ import { hostBootstrapScript } from "../../src/provision/host";
 import { hostKeyFingerprint, withScriptTarget } from "../../src/provision/target";
 import { driftCheckScript } from "../../src/render/drift";
 import { renderFirewall, renderFirewallFragment, renderFirewallUnit, renderSshPorts } from "../../src/render/firewall";
+import { renderJournald } from "../../src/render/host";
 import { golden } from "../support/golden";
 import { goldenOs, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordedResource, RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
@@ -267,6 +268,7 @@ const FIREWALL_RULES = [
 describe("host: golden files (update with `npm run golden:update`, review the diff)", () => {
     golden("host", "firewall.nft", () => renderFirewall(FIREWALL_RULES));
     golden("host", "ssh-ports.nft", () => renderSshPorts("22, 2222"));
+    golden("host", "journald.conf.d/50-pulumi-matrix.conf", () => renderJournald(resolveHostSettings("golden", {}).journal));
     golden("host", "pulumi-matrix-drift", () => driftCheckScript());
     golden("host", "firewall.d/postgres.nft", () => renderFirewallFragment('PostgresDatabase "golden"', [FIREWALL_RULES[0]]));
     golden("host", "pulumi-matrix-firewall.service", () => renderFirewallUnit("/etc/pulumi-matrix/firewall.nft"));
@@ -282,3 +284,41 @@ function sshString(s: string): Buffer {
     n.writeUInt32BE(b.length);
     return Buffer.concat([n, b]);
 }
+
+describe("the journal is bounded in size and age (issue 23)", () => {
+    it("defaults to 1G and 30 days, rotating files daily so the age bound holds", () => {
+        const s = resolveHostSettings("h", {});
+        assert.deepEqual(s.journal, { systemMaxUse: "1G", maxRetentionSec: "30d" });
+        const conf = renderJournald(s.journal);
+        assert.match(conf, /^\[Journal\]\nSystemMaxUse=1G\nMaxRetentionSec=30d\nMaxFileSec=1day\n$/m);
+    });
+
+    it("the drop-in is a file set whose change, and only its change, restarts a running journald", () => {
+        const script = hostBootstrapScript(resolveHostSettings("h", { journal: { systemMaxUse: "500M", maxRetentionSec: "2w" } }), goldenOs());
+        assert.match(script, /\/etc\/systemd\/journald\.conf\.d\/50-pulumi-matrix\.conf/);
+        assert.match(script, /SystemMaxUse=500M/);
+        assert.match(script, /MaxRetentionSec=2w/);
+        const handler =
+            /if pm_changed host-journald; then\n {4}if systemctl is-active -q systemd-journald\.service; then\n {8}echo 'restarting systemd-journald\.service'\n {8}systemctl restart systemd-journald\.service\n/;
+        assert.match(script, handler);
+        // The only restart of journald is inside that handler.
+        assert.equal(script.match(/systemctl restart systemd-journald/g)?.length, 1);
+    });
+
+    for (const [option, value, expected] of [
+        ["journal.systemMaxUse", "2GB", /journal\.systemMaxUse is "2GB"; expected a size: a whole number with K, M, G or T, such as 500M or 2G/],
+        ["journal.systemMaxUse", "1024", /journal\.systemMaxUse is "1024"; expected a size/],
+        ["journal.maxRetentionSec", "23h", /journal\.maxRetentionSec is "23h"; expected an age of at least one day/],
+        ["journal.maxRetentionSec", "0d", /journal\.maxRetentionSec is "0d"; expected an age of at least one day/],
+        ["journal.maxRetentionSec", "1month", /journal\.maxRetentionSec is "1month"; expected an age/],
+    ] as const) {
+        it(`refuses ${option} ${value}, naming the option`, () => {
+            const key = option.split(".")[1];
+            assert.throws(() => resolveHostSettings("h", { journal: { [key]: value } }), expected);
+        });
+    }
+
+    it("accepts a day exactly, in hours, days or weeks", () => {
+        for (const v of ["24h", "1d", "1w"]) assert.doesNotThrow(() => resolveHostSettings("h", { journal: { maxRetentionSec: v } }));
+    });
+});

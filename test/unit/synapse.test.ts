@@ -483,3 +483,41 @@ describe("secret file names: one plain name inside secrets/ or conf.d/ (issue 19
         assert.throws(() => secretFilePath(s().paths, { name: "50-email", kind: "fragment" }), /ending in \.yaml/);
     });
 });
+
+describe("purges: forgotten rooms and media retention in homeserver.yaml (issue 23)", () => {
+    const base = { serverName: "example.com", installMethod: "pip" as const };
+    const yamlOf = (o: Partial<SynapseOptions>) => renderHomeserverYaml("t", resolveSynapseSettings("t", { ...base, ...o }), GOLDEN_PEERS);
+
+    it("purges forgotten rooms after 28 days by default; media retention is off", () => {
+        const y = yamlOf({});
+        assert.match(y, /^forgotten_room_retention_period: 28d$/m);
+        assert.doesNotMatch(y, /media_retention/);
+    });
+
+    it("renders the lifetimes under media_retention with Synapse's names, each only when set", () => {
+        assert.match(yamlOf({ forgottenRoomRetentionPeriod: "2w" }), /^forgotten_room_retention_period: 2w$/m);
+        assert.match(
+            yamlOf({ mediaRetention: { localMediaLifetime: "1y", remoteMediaLifetime: "90d" } }),
+            /^media_retention:\n {2}local_media_lifetime: 1y\n {2}remote_media_lifetime: 90d$/m,
+        );
+        const remoteOnly = yamlOf({ mediaRetention: { remoteMediaLifetime: "30d" } });
+        assert.match(remoteOnly, /^media_retention:\n {2}remote_media_lifetime: 30d$/m);
+        assert.doesNotMatch(remoteOnly, /local_media_lifetime/);
+    });
+
+    for (const [options, expected] of [
+        [{ forgottenRoomRetentionPeriod: "23h" }, /forgottenRoomRetentionPeriod is "23h"; expected a duration of at least one day/],
+        [{ forgottenRoomRetentionPeriod: "28 days" }, /forgottenRoomRetentionPeriod is "28 days"; expected a duration/],
+        [{ mediaRetention: { localMediaLifetime: "3600s" } }, /mediaRetention\.localMediaLifetime is "3600s"; expected a duration of at least one day/],
+        [{ mediaRetention: { remoteMediaLifetime: "0d" } }, /mediaRetention\.remoteMediaLifetime is "0d"; expected a duration/],
+    ] as const) {
+        it(`refuses ${JSON.stringify(options)}, naming the option`, () => {
+            assert.throws(() => resolveSynapseSettings("t", { ...base, ...options }), expected);
+        });
+    }
+
+    it("accepts exactly one day in any of Synapse's units", () => {
+        for (const v of ["86400s", "1440m", "24h", "1d", "1w", "1y"])
+            assert.doesNotThrow(() => resolveSynapseSettings("t", { ...base, forgottenRoomRetentionPeriod: v }));
+    });
+});

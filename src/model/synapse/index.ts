@@ -116,6 +116,10 @@ export interface SynapseSettings {
     /** The user's ranges Synapse's outbound requests must not reach, rendered after BLOCKED_IP_RANGES. */
     ipRangeBlacklist: string[];
     presence: boolean;
+    /** Synapse's `forgotten_room_retention_period`, a Synapse duration such as `28d`. */
+    forgottenRoomRetentionPeriod: string;
+    /** Synapse's `media_retention`; each lifetime absent keeps that media for ever. */
+    mediaRetention: { localMediaLifetime?: string; remoteMediaLifetime?: string };
     cacheFactor: number;
     trustedKeyServers: string[];
     federationDomainWhitelist?: string[];
@@ -178,6 +182,19 @@ export interface SynapseOptions extends InstallOptions {
     ipRangeBlacklist?: string[];
     /** Presence (online/offline status). Costs CPU on busy servers. Default true. */
     presence?: boolean;
+    /**
+     * How long a room every local user has left and forgotten is kept before Synapse purges it from the database
+     * (Synapse's `forgotten_room_retention_period`): a Synapse duration, a whole number with s, m, h, d, w or y,
+     * at least one day, such as `28d`. Default `28d` (Synapse's own default keeps such rooms for ever).
+     */
+    forgottenRoomRetentionPeriod?: string;
+    /**
+     * Deletes media nobody has accessed for a while (Synapse's `media_retention`). Each lifetime is a Synapse
+     * duration of at least one day, such as `90d`; a lifetime left out keeps that media for ever. Default off (both
+     * left out): local media (`localMediaLifetime`) is what your users uploaded and cannot be fetched again once
+     * deleted; remote media (`remoteMediaLifetime`) is a cache of other servers' media, fetched again when needed.
+     */
+    mediaRetention?: { localMediaLifetime?: string; remoteMediaLifetime?: string };
     /** `caches.global_factor`: scales all of Synapse's caches. Default 0.5. */
     cacheFactor?: number;
     /** Servers trusted to vouch for other servers' keys. Default `["matrix.org"]`. */
@@ -221,6 +238,20 @@ export interface SynapseOptions extends InstallOptions {
     sqlite?: { path?: string };
 }
 
+/** Default of `forgottenRoomRetentionPeriod`: four weeks, as issue 23 asks; long enough to undo a mistaken "forget". */
+export const DEFAULT_FORGOTTEN_ROOM_RETENTION = "28d";
+
+const DAY_MS = 24 * 3600 * 1000;
+/** Synapse's duration units (its `parse_duration`), in milliseconds. */
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS, y: 365 * DAY_MS };
+
+/** A Synapse duration string (`28d`, `36h`) in milliseconds; undefined when it is not one this library writes. */
+export function synapseDurationMs(v: unknown): number | undefined {
+    if (typeof v !== "string") return undefined;
+    const m = /^([1-9]\d{0,8})(s|m|h|d|w|y)$/.exec(v);
+    return m ? Number(m[1]) * DURATION_UNITS[m[2]] : undefined;
+}
+
 /** Fills in defaults and validates. */
 export function resolveSynapseSettings(component: string, o: SynapseOptions): SynapseSettings {
     const paths: SynapsePaths = { ...DEFAULT_SYNAPSE_PATHS, ...o.paths };
@@ -243,6 +274,11 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         urlPreviews: { enabled: o.urlPreviews?.enabled ?? false, ipRangeBlacklist: o.urlPreviews?.ipRangeBlacklist ?? [] },
         ipRangeBlacklist: o.ipRangeBlacklist ?? [],
         presence: o.presence ?? true,
+        forgottenRoomRetentionPeriod: o.forgottenRoomRetentionPeriod ?? DEFAULT_FORGOTTEN_ROOM_RETENTION,
+        mediaRetention: {
+            ...(o.mediaRetention?.localMediaLifetime !== undefined ? { localMediaLifetime: o.mediaRetention.localMediaLifetime } : {}),
+            ...(o.mediaRetention?.remoteMediaLifetime !== undefined ? { remoteMediaLifetime: o.mediaRetention.remoteMediaLifetime } : {}),
+        },
         cacheFactor: o.cacheFactor ?? 0.5,
         trustedKeyServers: o.trustedKeyServers ?? ["matrix.org"],
         federationDomainWhitelist: o.federationDomainWhitelist?.length ? o.federationDomainWhitelist : undefined,
@@ -587,6 +623,20 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         "expected a size such as 50M: a whole number followed by K, M or G, from 1K to 100G",
     );
     c.oneOf("registration", s.registration, ["shared-secret", "token"] as const);
+    for (const [setting, value] of [
+        ["forgottenRoomRetentionPeriod", s.forgottenRoomRetentionPeriod],
+        ["mediaRetention.localMediaLifetime", s.mediaRetention.localMediaLifetime],
+        ["mediaRetention.remoteMediaLifetime", s.mediaRetention.remoteMediaLifetime],
+    ] as const) {
+        if (value === undefined) continue;
+        const ms = synapseDurationMs(value);
+        c.check(
+            setting,
+            value,
+            ms !== undefined && ms >= DAY_MS,
+            "expected a duration of at least one day: a whole number with s, m, h, d, w or y (Synapse's units), such as 28d or 2w",
+        );
+    }
     const cidrs = "expected CIDR networks such as 10.0.0.0/8 or fd00::/8 (or single addresses), added to the built-in blocked ranges";
     for (const [setting, list] of [
         ["urlPreviews.ipRangeBlacklist", s.urlPreviews.ipRangeBlacklist],

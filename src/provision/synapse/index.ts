@@ -1,5 +1,6 @@
 import { OsInfo } from "../../model/host";
 import { secretFilePath, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
+import { PROMETHEUS_SCRAPE_FILES, renderSynapseScrapeConfig } from "../../render/prometheus";
 import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
 import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
@@ -147,6 +148,8 @@ export function synapseConfigScript(s: SynapseSettings, peers: SynapsePeers, com
         }),
         // A restart owed now (a change above, or a new version) is one every process on this host owes:
         // worker processes read the same config, so they follow the main process, one by one.
+        // For a Prometheus the user runs: the main process's metrics listener (issue 23); nothing restarts.
+        applyFileSet({ name: "synapse-prometheus", files: [{ path: PROMETHEUS_SCRAPE_FILES.synapse, content: renderSynapseScrapeConfig(s) }] }),
         sh`pm_workers_owe=0; if ${isOwed(main)}; then pm_workers_owe=1; fi`,
         ensureRunning([main], { enable: [SYNAPSE_UNITS.target, SYNAPSE_UNITS.main] }),
         sh`echo ${`Synapse healthy on 127.0.0.1:${s.httpPort}`}`,

@@ -63,6 +63,16 @@ export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Recor
         ...(s.urlPreviews.enabled ? { url_preview_ip_range_blacklist: blockedIpRanges(s.urlPreviews.ipRangeBlacklist) } : {}),
         ip_range_blacklist: blockedIpRanges(s.ipRangeBlacklist),
         presence: { enabled: s.presence },
+        forgotten_room_retention_period: s.forgottenRoomRetentionPeriod,
+        // Off unless a lifetime is set: an empty media_retention would only say nothing.
+        ...(Object.keys(s.mediaRetention).length
+            ? {
+                  media_retention: {
+                      ...(s.mediaRetention.localMediaLifetime ? { local_media_lifetime: s.mediaRetention.localMediaLifetime } : {}),
+                      ...(s.mediaRetention.remoteMediaLifetime ? { remote_media_lifetime: s.mediaRetention.remoteMediaLifetime } : {}),
+                  },
+              }
+            : {}),
         caches: { global_factor: s.cacheFactor },
         trusted_key_servers: s.trustedKeyServers.map((server_name) => ({ server_name })),
         // The notice only asks the admin to confirm the default they chose; stated in the README.

@@ -141,6 +141,22 @@ fi
 pm_done host-timesync
 if pm_take systemd-timesyncd.service || ! systemctl is-active -q systemd-timesyncd.service; then systemctl enable -q systemd-timesyncd.service 2>/dev/null || true; systemctl restart systemd-timesyncd.service || true; fi
 timedatectl set-ntp true 2>/dev/null || true
+pm_write host-journald /etc/systemd/journald.conf.d/50-pulumi-matrix.conf 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix: bounds the journal's size and age (Host option journal).
+[Journal]
+SystemMaxUse=1G
+MaxRetentionSec=30d
+MaxFileSec=1day
+PM_EOF
+pm_prune host-journald
+if pm_changed host-journald; then
+    if systemctl is-active -q systemd-journald.service; then
+        echo 'restarting systemd-journald.service'
+        systemctl restart systemd-journald.service
+        systemctl is-active -q systemd-journald.service || { echo 'systemd-journald.service is not running. Last log lines:' >&2; journalctl -u systemd-journald.service -n 40 --no-pager -o cat >&2 || true; exit 1; }
+    fi
+fi
+pm_done host-journald
 install -d -m 0755 /etc/pulumi-matrix/firewall.d
 ssh_ports=$( (echo 22; ss -Htlnp 2>/dev/null | awk '/"sshd"/ {n=split($4,a,":"); print a[n]}') | sort -n | uniq | paste -sd, - | sed 's/,/, /g')
 printf '%s' '# Managed by pulumi-matrix: the ports sshd listens on, kept open by the firewall.

@@ -85,6 +85,7 @@ ip_range_blacklist:
   - ff00::/8
 presence:
   enabled: true
+forgotten_room_retention_period: 28d
 caches:
   global_factor: 0.5
 trusted_key_servers:
@@ -206,6 +207,26 @@ if pm_changed synapse-units; then
     pm_owe matrix-synapse.service
 fi
 pm_done synapse-units
+pm_write synapse-prometheus /etc/pulumi-matrix/prometheus/synapse.yml 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
+# Prometheus scrape jobs for Synapse: paste them under scrape_configs in prometheus.yml,
+# or include this file with scrape_config_files (Prometheus 2.43 and later).
+# Targets are as reached from this host (Synapse's metrics listeners bind loopback).
+scrape_configs:
+  - job_name: synapse
+    scrape_interval: 15s
+    metrics_path: /_synapse/metrics
+    static_configs:
+      - targets:
+          - 127.0.0.1:9000
+        labels:
+          instance: example.com
+          job: master
+          index: "1"
+PM_EOF
+pm_prune synapse-prometheus
+pm_done synapse-prometheus
 pm_workers_owe=0; if [ -e /var/lib/pulumi-matrix/owed-restart/matrix-synapse.service ]; then pm_workers_owe=1; fi
 systemctl enable -q matrix-synapse.target matrix-synapse.service
 if pm_take matrix-synapse.service && systemctl is-active -q matrix-synapse.service; then

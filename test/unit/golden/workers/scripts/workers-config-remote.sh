@@ -101,6 +101,7 @@ ip_range_blacklist:
   - ff00::/8
 presence:
   enabled: true
+forgotten_room_retention_period: 28d
 caches:
   global_factor: 0.5
 trusted_key_servers:
@@ -237,6 +238,38 @@ if pm_changed workers-units; then
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
 pm_done workers-units
+pm_write workers-prometheus /etc/pulumi-matrix/prometheus/synapse-workers.yml 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
+# Prometheus scrape jobs for Synapse: paste them under scrape_configs in prometheus.yml,
+# or include this file with scrape_config_files (Prometheus 2.43 and later).
+# Targets are as reached from this host (Synapse's metrics listeners bind loopback).
+scrape_configs:
+  - job_name: synapse_workers
+    scrape_interval: 15s
+    metrics_path: /_synapse/metrics
+    static_configs:
+      - targets:
+          - 127.0.0.1:10100
+        labels:
+          instance: example.com
+          job: federation_reader
+          index: "1"
+      - targets:
+          - 127.0.0.1:10101
+        labels:
+          instance: example.com
+          job: federation_reader
+          index: "2"
+      - targets:
+          - 127.0.0.1:10200
+        labels:
+          instance: example.com
+          job: event_persister
+          index: "1"
+PM_EOF
+pm_prune workers-prometheus
+pm_done workers-prometheus
 pm_write workers-list /etc/matrix-synapse/workers/processes.list 0640 root matrix-synapse readable <<'PM_EOF'
 matrix-synapse-worker@federation_reader1.service http://10.0.0.6:8100/health
 matrix-synapse-worker@federation_reader2.service http://10.0.0.6:8101/health

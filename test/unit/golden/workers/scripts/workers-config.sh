@@ -88,6 +88,68 @@ if pm_changed workers-units; then
     pm_owe matrix-synapse-worker@typing1.service
 fi
 pm_done workers-units
+pm_write workers-prometheus /etc/pulumi-matrix/prometheus/synapse-workers.yml 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
+# Prometheus scrape jobs for Synapse: paste them under scrape_configs in prometheus.yml,
+# or include this file with scrape_config_files (Prometheus 2.43 and later).
+# Targets are as reached from this host (Synapse's metrics listeners bind loopback).
+scrape_configs:
+  - job_name: synapse_workers
+    scrape_interval: 15s
+    metrics_path: /_synapse/metrics
+    static_configs:
+      - targets:
+          - 127.0.0.1:10100
+        labels:
+          instance: example.com
+          job: federation_reader
+          index: "1"
+      - targets:
+          - 127.0.0.1:10101
+        labels:
+          instance: example.com
+          job: federation_reader
+          index: "2"
+      - targets:
+          - 127.0.0.1:10120
+        labels:
+          instance: example.com
+          job: federation_sender
+          index: "1"
+      - targets:
+          - 127.0.0.1:10121
+        labels:
+          instance: example.com
+          job: federation_sender
+          index: "2"
+      - targets:
+          - 127.0.0.1:10200
+        labels:
+          instance: example.com
+          job: event_persister
+          index: "1"
+      - targets:
+          - 127.0.0.1:10220
+        labels:
+          instance: example.com
+          job: media_repository
+          index: "1"
+      - targets:
+          - 127.0.0.1:10260
+        labels:
+          instance: example.com
+          job: background
+          index: "1"
+      - targets:
+          - 127.0.0.1:10320
+        labels:
+          instance: example.com
+          job: typing
+          index: "1"
+PM_EOF
+pm_prune workers-prometheus
+pm_done workers-prometheus
 pm_write workers-list /etc/matrix-synapse/workers/processes.list 0640 root matrix-synapse readable <<'PM_EOF'
 matrix-synapse-worker@federation_reader1.service http://127.0.0.1:8100/health
 matrix-synapse-worker@federation_reader2.service http://127.0.0.1:8101/health

@@ -1,0 +1,135 @@
+/**
+ * Prometheus scrape files for Synapse's processes, for users who bring their
+ * own Prometheus: the main process's metrics listener, and each worker's.
+ * Every listener binds loopback (or the address the user gave the main
+ * process's), so a file lists the targets as they are reached from the host
+ * it is written on; a Prometheus elsewhere needs an SSH tunnel (README:
+ * Maintenance and monitoring).
+ */
+import { SynapseSettings } from "../model/synapse";
+import { isIPv6 } from "../model/validate";
+import { WORKER_ROLES, WorkerPoolSettings } from "../model/workers";
+import { MANAGED_HEADER, renderYaml } from "./yaml";
+
+/** Where the scrape files are, readable by anyone on the host (they hold addresses and ports, nothing secret). */
+export const PROMETHEUS_SCRAPE_DIR = "/etc/pulumi-matrix/prometheus";
+export const PROMETHEUS_SCRAPE_FILES = {
+    /** The main process, written by SynapseHomeserver. */
+    synapse: `${PROMETHEUS_SCRAPE_DIR}/synapse.yml`,
+    /** The workers on that host, written there by the WorkerPool. */
+    workers: `${PROMETHEUS_SCRAPE_DIR}/synapse-workers.yml`,
+} as const;
+
+/** Synapse serves its metrics here on a `metrics` listener. */
+export const SYNAPSE_METRICS_PATH = "/_synapse/metrics";
+
+/**
+ * One process to scrape. Labels as Synapse's metrics guide (docs/metrics-howto)
+ * and its Grafana dashboard use them: `instance` (the homeserver),
+ * `job` (`master` for the main process, the worker's role) and `index`
+ * (the process's number within its job, from 1).
+ */
+export interface ScrapeTarget {
+    /** `host:port` as reached from the host the file is on. */
+    target: string;
+    labels: { instance: string; job: string; index: string };
+}
+
+/** A scrape job: its `job_name` and targets. */
+export interface ScrapeJob {
+    name: string;
+    targets: ScrapeTarget[];
+}
+
+/** `address:port` as a scraper on the same host dials it: a wildcard bind is reached on loopback. */
+function dialed(address: string, port: number): string {
+    if (address === "0.0.0.0") return `127.0.0.1:${port}`;
+    if (address === "::") return `[::1]:${port}`;
+    return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** The main process's metrics listener; none when Synapse's metrics are disabled. */
+export function synapseMainTargets(s: SynapseSettings): ScrapeTarget[] {
+    if (!s.metrics.enabled) return [];
+    return [{ target: dialed(s.metrics.bindAddress, s.metrics.port), labels: { instance: s.serverName, job: "master", index: "1" } }];
+}
+
+/**
+ * The metrics listeners of the pool's workers on `host` (each binds
+ * 127.0.0.1 there); `index` counts a role's workers across the whole pool,
+ * so two hosts' files never give two processes the same labels.
+ */
+export function workerTargets(pool: WorkerPoolSettings, synapse: SynapseSettings, host: string): ScrapeTarget[] {
+    const seen = new Map<string, number>();
+    const out: ScrapeTarget[] = [];
+    const ordered = [...pool.workers].sort((a, b) => WORKER_ROLES.indexOf(a.role) - WORKER_ROLES.indexOf(b.role));
+    for (const w of ordered) {
+        const index = (seen.get(w.role) ?? 0) + 1;
+        seen.set(w.role, index);
+        if (w.host !== host || w.metricsPort === undefined) continue;
+        out.push({ target: dialed("127.0.0.1", w.metricsPort), labels: { instance: synapse.serverName, job: w.role, index: String(index) } });
+    }
+    return out;
+}
+
+/**
+ * A Prometheus configuration fragment: `scrape_configs` with one job per
+ * entry, as `scrape_config_files` includes it (or to paste into
+ * prometheus.yml). `notes` are comment lines under the header.
+ */
+export function renderScrapeConfig(jobs: ScrapeJob[], notes: string[] = []): string {
+    const header = [
+        MANAGED_HEADER,
+        "Prometheus scrape jobs for Synapse: paste them under scrape_configs in prometheus.yml,",
+        "or include this file with scrape_config_files (Prometheus 2.43 and later).",
+        "Targets are as reached from this host (Synapse's metrics listeners bind loopback).",
+        ...notes,
+    ].join("\n");
+    return renderYaml(
+        {
+            scrape_configs: jobs.map((j) => ({
+                job_name: j.name,
+                scrape_interval: "15s",
+                metrics_path: SYNAPSE_METRICS_PATH,
+                static_configs: j.targets.map((t) => ({ targets: [t.target], labels: t.labels })),
+            })),
+        },
+        header,
+    );
+}
+
+/** The main process's scrape file (job `synapse`); no job when metrics are disabled. */
+export function renderSynapseScrapeConfig(s: SynapseSettings): string {
+    const targets = synapseMainTargets(s);
+    return renderScrapeConfig(
+        targets.length ? [{ name: "synapse", targets }] : [],
+        targets.length ? [] : ["Synapse's metrics are disabled (metrics.enabled: false)."],
+    );
+}
+
+/** The scrape file of the workers on `host` (job `synapse_workers`); none when they have no metrics listeners. */
+export function renderWorkerScrapeConfig(pool: WorkerPoolSettings, synapse: SynapseSettings, host: string): string | undefined {
+    const targets = workerTargets(pool, synapse, host);
+    return targets.length ? renderScrapeConfig([{ name: "synapse_workers", targets }]) : undefined;
+}
+
+/**
+ * Both jobs of Synapse's host in one file, for a stack output to copy: the
+ * main process and the workers on its host. Workers on other hosts are named
+ * in a note: their listeners bind those hosts' loopback, so their targets
+ * are in the workers file on each of those hosts.
+ */
+export function renderHostScrapeConfig(synapse: SynapseSettings, pool?: WorkerPoolSettings): string {
+    const main = synapseMainTargets(synapse);
+    const workers = pool ? workerTargets(pool, synapse, pool.mainHost) : [];
+    const elsewhere = pool ? [...new Set(pool.workers.filter((w) => w.host !== pool.mainHost && w.metricsPort !== undefined).map((w) => w.host))] : [];
+    const jobs: ScrapeJob[] = [
+        ...(main.length ? [{ name: "synapse", targets: main }] : []),
+        ...(workers.length ? [{ name: "synapse_workers", targets: workers }] : []),
+    ];
+    const notes = [
+        ...(main.length ? [] : ["Synapse's metrics are disabled (metrics.enabled: false)."]),
+        ...elsewhere.map((h) => `Workers on ${h} listen on its loopback: scrape them there (${PROMETHEUS_SCRAPE_FILES.workers} on that host).`),
+    ];
+    return renderScrapeConfig(jobs, notes);
+}

@@ -295,7 +295,8 @@ describe("e2e harness", function () {
             // TCP across the private network, and a guest port forwarded to the host's loopback
             await a.exec("nohup python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1 &");
             const tcp = await b.exec(
-                `for i in $(seq 1 30); do curl -sf -o /dev/null -w '%{http_code}' http://${a.privateIp}:8080/ && exit 0; sleep 1; done; exit 1`,
+                // curl prints its code ("000") on a refused try too: print only the last try's, once the server is up.
+                `for i in $(seq 1 30); do code=$(curl -s -o /dev/null -w '%{http_code}' http://${a.privateIp}:8080/); [ "$code" = 200 ] && break; sleep 1; done; printf %s "$code"`,
             );
             assert.equal(tcp.stdout, "200", tcp.stderr);
             const res = await fetch(`http://127.0.0.1:${a.forwardedPort(8080)}/`);

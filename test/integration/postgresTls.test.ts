@@ -8,14 +8,14 @@
 // works with the password, which the server's statement log never shows.
 
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { POSTGRES_FILES, resolvePostgresSettings } from "../../src/model/postgres";
 import { renderCreateDatabaseSql, renderPgHbaBlock, renderPostgresSslConf, scramSha256Verifier } from "../../src/render/postgres";
 import { PG_OS_USER, type PgServer, startPostgres } from "../support/integration/postgres";
-import { makeTempDir, registerCleanup, requireUser, run } from "../support/integration/processes";
+import { makeTempDir, requireUser, run } from "../support/integration/processes";
+import { addClientNamespace, makeServerCertificate } from "../support/integration/remotePeer";
 
 const NS = `pm-pgtls-${process.pid}`;
 const HOST_IF = `pmpg${process.pid % 100000}`;
@@ -28,73 +28,11 @@ describe("PostgreSQL for clients on other hosts: TLS only, verify-full, a SCRAM 
     let dir: string;
 
     before(async function () {
-        const ip = (...a: string[]) => run("ip", a);
-        const remove = () => {
-            spawnSync("ip", ["netns", "del", NS], { stdio: "ignore" });
-            spawnSync("ip", ["link", "del", HOST_IF], { stdio: "ignore" });
-        };
-        registerCleanup({ name: `network namespace ${NS}`, run: remove, runSync: remove });
-        await ip("netns", "add", NS);
-        await ip("link", "add", HOST_IF, "type", "veth", "peer", "name", "v1", "netns", NS);
-        await ip("addr", "add", `${SERVER}/30`, "dev", HOST_IF);
-        await ip("link", "set", HOST_IF, "up");
-        await ip("-n", NS, "addr", "add", `${CLIENT}/30`, "dev", "v1");
-        await ip("-n", NS, "link", "set", "v1", "up");
-        await ip("-n", NS, "link", "set", "lo", "up");
+        await addClientNamespace(NS, HOST_IF, SERVER, CLIENT);
 
         pg = await startPostgres({ listenAddresses: ["127.0.0.1", SERVER] });
         dir = makeTempDir("pg-tls", { owner: PG_OS_USER });
-        // A CA and a server certificate of the shape components/privateCa.ts makes.
-        const o = (...a: string[]) => run("openssl", a, { cwd: dir });
-        await o(
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=test CA",
-            "-days",
-            "2",
-        );
-        await o(
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=PostgreSQL",
-        );
-        fs.writeFileSync(path.join(dir, "san.ext"), `subjectAltName=IP:127.0.0.1,IP:${SERVER}\n`);
-        await o(
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        );
+        await makeServerCertificate(dir, "PostgreSQL", ["127.0.0.1", SERVER]);
         const u = requireUser(PG_OS_USER);
         fs.chownSync(path.join(dir, "server.key"), u.uid, u.gid);
         fs.chmodSync(path.join(dir, "server.key"), 0o600);

@@ -8,7 +8,6 @@
 // over TLS, as the default user that has lost Redis's dangerous commands.
 
 import { strict as assert } from "node:assert";
-import { spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -27,6 +26,7 @@ import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, registerCleanup, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
+import { addClientNamespace, makeServerCertificate } from "../support/integration/remotePeer";
 import { ServiceSandbox } from "../support/integration/serviceSandbox";
 import { startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
@@ -67,59 +67,11 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
     const password = random();
 
     before(async function () {
-        const ip = (...a: string[]) => run("ip", a);
-        const remove = () => {
-            spawnSync("ip", ["netns", "del", NS], { stdio: "ignore" });
-            spawnSync("ip", ["link", "del", HOST_IF], { stdio: "ignore" });
-        };
-        registerCleanup({ name: `network namespace ${NS}`, run: remove, runSync: remove });
-        await ip("netns", "add", NS);
-        await ip("link", "add", HOST_IF, "type", "veth", "peer", "name", "v1", "netns", NS);
-        await ip("addr", "add", `${SERVER}/30`, "dev", HOST_IF);
-        await ip("link", "set", HOST_IF, "up");
-        await ip("-n", NS, "addr", "add", `${CLIENT}/30`, "dev", "v1");
-        await ip("-n", NS, "link", "set", "v1", "up");
-        await ip("-n", NS, "link", "set", "lo", "up");
+        await addClientNamespace(NS, HOST_IF, SERVER, CLIENT);
         [pg, venv] = await Promise.all([startPostgres(), ensureSynapseVenv()]);
 
         dir = makeTempDir("redis-tls");
-        const o = (...a: string[]) => run("openssl", a, { cwd: dir });
-        await o(
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-subj",
-            "/CN=test CA",
-            "-days",
-            "2",
-        );
-        await o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=Redis");
-        fs.writeFileSync(path.join(dir, "san.ext"), `subjectAltName=IP:127.0.0.1,IP:${SERVER}\n`);
-        await o(
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        );
+        await makeServerCertificate(dir, "Redis", ["127.0.0.1", SERVER]);
 
         port = await freePort();
         const s = resolveRedisSettings("test", { port, bindAddresses: ["127.0.0.1", SERVER], allowedClients: [`${CLIENT}/32`] });

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { ElementWebOptions } from "../src/model/element";
+import { MonitoringOptions } from "../src/model/monitoring";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
 import { RedisOptions } from "../src/model/redis";
@@ -11,6 +12,8 @@ import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { CloudflareDns, CloudflareDnsArgs, plannedZoneFile } from "./CloudflareDns";
 import { ElementWeb } from "./ElementWeb";
 import { Host, HostArgs } from "./Host";
+import { MonitoringRemoval } from "./MonitoringRemoval";
+import { MonitoringServer } from "./MonitoringServer";
 import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
@@ -91,6 +94,15 @@ export interface MatrixStackArgs {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
         external?: ExternalRedisArgs;
     };
+    /**
+     * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
+     * blackbox exporters on the VM, all on 127.0.0.1 (a MonitoringServer):
+     * Synapse's recording rules and the library's alerts, mailed through
+     * Synapse's SMTP server with `alertEmail`. Default: none; monitoring an
+     * earlier deployment of this stack set up is then taken away
+     * (`MonitoringRemoval`; Prometheus's data stays).
+     */
+    monitoring?: MonitoringOptions;
 }
 
 /**
@@ -120,6 +132,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly turn?: TurnServer;
     /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
     readonly turnRemoval?: TurnRemoval;
+    /** Prometheus, Alertmanager and the exporters, with `monitoring`. */
+    readonly monitoring?: MonitoringServer;
+    /** Without `monitoring`: takes away the monitoring an earlier deployment set up (nothing when there is none). */
+    readonly monitoringRemoval?: MonitoringRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -213,6 +229,28 @@ export class MatrixStack extends pulumi.ComponentResource {
             } else {
                 this.zoneFile = plannedZoneFile(plan.labels.dns, plan.dns.settings, dns.ipv4, dns.ipv6, plan.dns.zoneFile);
             }
+        }
+        if (args.monitoring && plan.monitoring.kind === "server") {
+            this.monitoring = new MonitoringServer(
+                childName(name, STACK_ROLES.monitoring),
+                {
+                    ...args.monitoring,
+                    synapse: this.synapse,
+                    ...(this.workers ? { workers: this.workers } : {}),
+                    ...(this.database ? { database: this.database } : {}),
+                    ...(this.redis ? { redis: this.redis } : {}),
+                    ...(this.proxy ? { proxy: this.proxy } : {}),
+                    ...(args.synapse.smtpPassword !== undefined ? { smtpPassword: args.synapse.smtpPassword } : {}),
+                    resolved: plan.monitoring.settings,
+                },
+                child,
+            );
+        } else {
+            this.monitoringRemoval = new MonitoringRemoval(
+                childName(name, STACK_ROLES.monitoringRemoval),
+                { synapse: this.synapse, ...(this.proxy ? { proxy: this.proxy } : {}) },
+                child,
+            );
         }
         this.prometheusScrapeConfig = this.workers?.prometheusScrapeConfig ?? this.synapse.prometheusScrapeConfig;
         this.registerOutputs({

@@ -7,6 +7,8 @@ export { CloudflareDns, CloudflareDnsArgs, CreatedDnsRecord } from "../component
 export { ElementWeb, ElementWebArgs } from "../components/ElementWeb";
 export { BastionArgs, Host, HostArgs } from "../components/Host";
 export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+export { MonitoringRemoval, MonitoringRemovalArgs } from "../components/MonitoringRemoval";
+export { MonitoringServer, MonitoringServerArgs } from "../components/MonitoringServer";
 export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
@@ -48,6 +50,16 @@ export {
 } from "./model/element";
 export { ConfigError, ConfigErrors } from "./model/errors";
 export { FirewallRule, HOST_FILES, HostOptions, HostSettings, OsInfo, PortClaim, resolveHostSettings, SUPPORTED_OS } from "./model/host";
+export {
+    ALERT_THRESHOLDS,
+    FAILED_UNIT_REGEX,
+    MONITORING_DEFAULTS,
+    MONITORING_FILES,
+    MonitoringOptions,
+    MonitoringSettings,
+    resolveMonitoringSettings,
+    SYNAPSE_RULES,
+} from "./model/monitoring";
 export {
     DatabaseConnection,
     MIN_POSTGRES_MAJOR,

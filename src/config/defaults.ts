@@ -1,6 +1,7 @@
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
+import { MONITORING_DEFAULTS } from "../model/monitoring";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
@@ -67,6 +68,8 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
         turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+        // Off unless set, and no alert receiver unless given (the list key declares []).
+        monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -1,6 +1,7 @@
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions, parseHostKey } from "../model/host";
+import { MonitoringOptions } from "../model/monitoring";
 import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
@@ -47,6 +48,8 @@ export interface StackOptions<S> {
     turn?: TurnOptions;
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
+    /** Prometheus, Alertmanager and the exporters; only with monitoring. */
+    monitoring?: MonitoringOptions;
 }
 
 /** The part of MatrixStack's args a key sets. */
@@ -1010,6 +1013,59 @@ export const STACK_KEYS = {
             "Create the records in Cloudflare (the provider's own config, e.g. pulumi config set --secret cloudflare:apiToken); otherwise only the zoneFile output.",
         doc: "create the records in Cloudflare (the provider's own config: `pulumi config set --secret cloudflare:apiToken ...`)",
         example: { value: "false" },
+    },
+    monitoring: {
+        section: "Monitoring",
+        type: "boolean",
+        setting: at((o) => o.monitoring.enabled),
+        whenUnset: "no Prometheus or Alertmanager runs on the VM (the scrape files for Synapse are still written)",
+        description:
+            "Run Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and blackbox exporters from Debian on the VM, all on 127.0.0.1, with Synapse's recording rules and the library's alerts.",
+        doc: "Prometheus, Alertmanager and exporters on the VM's loopback, with Synapse's recording rules and alerts (see [Maintenance and monitoring](#maintenance-and-monitoring))",
+        defaultDoc: "off",
+        example: { comment: ["Prometheus, Alertmanager and exporters on the VM's loopback (reach them through an SSH tunnel)."], value: "true" },
+    },
+    monitoringAlertEmail: {
+        type: "list",
+        setting: at((o) => o.monitoring.alertEmail.to),
+        onlyWith: "monitoring",
+        description: "Addresses alerts are mailed to, through the SMTP server of smtpHost (needs smtpHost).",
+        doc: "addresses alerts are mailed to, through the SMTP server of `smtpHost`",
+        defaultDoc: "no e-mail",
+        example: { comment: ["Where alerts are mailed (through smtpHost's server)."], value: ["ops@example.com"] },
+    },
+    monitoringAlertFrom: {
+        type: "string",
+        setting: at((o) => o.monitoring.alertEmail.from),
+        onlyWith: "monitoring",
+        description: "Sender of alert mails (default notifFrom); needs monitoringAlertEmail.",
+        doc: "sender of alert mails",
+        defaultDoc: "`notifFrom`",
+        example: { comment: ["Sender of alert mails (default notifFrom), e.g. Matrix alerts <alerts@example.com>."], value: "" },
+    },
+    monitoringRetention: {
+        type: "string",
+        setting: at((o) => o.monitoring.retention),
+        onlyWith: "monitoring",
+        description: "How long Prometheus keeps samples (e.g. 30d, 12w).",
+        doc: "how long Prometheus keeps samples",
+        example: { value: "30d" },
+    },
+    monitoringPrometheusPort: {
+        type: "integer",
+        setting: at((o) => o.monitoring.prometheusPort),
+        onlyWith: "monitoring",
+        description: "Prometheus's port on 127.0.0.1.",
+        doc: "Prometheus's port on 127.0.0.1",
+        example: { value: "9090" },
+    },
+    monitoringAlertmanagerPort: {
+        type: "integer",
+        setting: at((o) => o.monitoring.alertmanagerPort),
+        onlyWith: "monitoring",
+        description: "Alertmanager's port on 127.0.0.1 (9093 is Synapse's replication listener).",
+        doc: "Alertmanager's port on 127.0.0.1",
+        example: { value: "9193" },
     },
 } as const satisfies Record<string, StackKey>;
 

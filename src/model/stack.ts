@@ -3,6 +3,7 @@ import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, hostPortClaims, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "./monitoring";
 import {
     ExternalPostgresOptions,
     PostgresExternalSettings,
@@ -83,6 +84,7 @@ export interface StackPlanArgs<L = never> {
     element?: ElementWebOptions;
     turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
+    monitoring?: MonitoringOptions;
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -97,6 +99,7 @@ export interface StackLabels {
     element: string;
     turn: string;
     dns: string;
+    monitoring: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -110,6 +113,7 @@ export const STACK_COMPONENTS = {
     element: "ElementWeb",
     turn: "TurnServer",
     dns: "CloudflareDns",
+    monitoring: "MonitoringServer",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -125,6 +129,8 @@ export const STACK_ROLES = {
     turn: "turn",
     turnRemoval: "turn-removal",
     dns: "dns",
+    monitoring: "monitoring",
+    monitoringRemoval: "monitoring-removal",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -171,6 +177,8 @@ export interface StackPlan {
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
     turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
     dns?: PlannedDns;
+    /** Prometheus, Alertmanager and the exporters on the main host, or the removal of an earlier deployment's when `monitoring` is left out. */
+    monitoring: { kind: "server"; settings: MonitoringSettings } | { kind: "removal" };
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -199,6 +207,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
+        monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -323,6 +332,24 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         if (settings) turn = { kind: "server", settings };
     }
 
+    // Monitoring watches what runs on the main host: its exporters only for PostgreSQL and Redis installed there.
+    let monitoring: StackPlan["monitoring"] = { kind: "removal" };
+    if (args.monitoring && args.monitoring.enabled !== false && synapse && (args.proxy === false || proxy)) {
+        const context: MonitoringContext = {
+            synapse,
+            ...(postgres?.kind === "local" && !postgres.onDatabaseHost
+                ? { postgres: { port: postgres.settings.port, database: postgres.settings.database } }
+                : {}),
+            ...(redis?.kind === "local" ? { redis: { port: redis.settings.port, tls: redis.settings.allowedClients.length > 0 } } : {}),
+            ...(proxy
+                ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
+                : {}),
+        };
+        // The Synapse release the recording rules need is Synapse's setting: its error names synapse.version.
+        const settings = attempt(() => asSynapseVersionError(labels.synapse, () => resolveMonitoringSettings(labels.monitoring, args.monitoring!, context)));
+        if (settings) monitoring = { kind: "server", settings };
+    }
+
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
     if (host) {
@@ -394,6 +421,16 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 labels.turn,
                 named(turnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
             );
+        if (monitoring.kind === "server")
+            claim(
+                main,
+                labels.monitoring,
+                named(monitoringPortClaims(monitoring.settings), {
+                    prometheus: "monitoring.prometheusPort",
+                    alertmanager: "monitoring.alertmanagerPort",
+                    "nginx status page": "monitoring.nginxStatusPort",
+                }),
+            );
     }
 
     throwIfAny(errors);
@@ -409,6 +446,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(element ? { element } : {}),
         turn,
         ...(dns ? { dns } : {}),
+        monitoring,
         ports,
     };
 }
@@ -434,6 +472,18 @@ function valueAt(args: unknown, path: string): unknown {
         v = (v as Record<string, unknown>)[key];
     }
     return v;
+}
+
+/** Monitoring's error about Synapse's release, restated as Synapse's own (`synapse.version`, the setting to change). */
+function asSynapseVersionError<T>(synapse: string, f: () => T): T {
+    const restate = (e: ConfigError) => (e.setting === "synapse.version" ? new ConfigError(synapse, "version", e.value, e.expected) : e);
+    try {
+        return f();
+    } catch (e) {
+        if (e instanceof ConfigErrors) throw new ConfigErrors(e.errors.map(restate));
+        if (e instanceof ConfigError) throw restate(e);
+        throw e;
+    }
 }
 
 /** Synapse's settings without the replication listener the plan added for a pool that turned out to have no workers. */

@@ -4,6 +4,7 @@ export * from "./drift";
 export * from "./element";
 export * from "./firewall";
 export * from "./host";
+export * from "./monitoring";
 export * from "./postgres";
 export * from "./prometheus";
 export * from "./proxy";

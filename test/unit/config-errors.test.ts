@@ -20,6 +20,7 @@ const REDIS = { redisExternalHost: "redis.example.com" };
 const ELEMENT = { elementDomain: "element.example.com", elementVersion: "1.11.100", elementSha256: "0".repeat(64) };
 const TURN = { turnDomain: "turn.example.com" };
 const DNS = { dnsZone: "example.com", dnsIpv4: "203.0.113.10" };
+const MONITORING = { monitoring: "true" };
 
 /**
  * Bad values for every key of the table (the type makes leaving a key out
@@ -144,6 +145,15 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     dnsLegacySrv: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
     dnsTtl: [{ value: "5", with: DNS, valid: /expected/ }],
     dnsCloudflare: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
+    monitoring: [{ value: "yes", valid: /expected true or false/ }],
+    // A receiver without SMTP, and a sender without a receiver: monitoring.test.ts.
+    monitoringAlertEmail: [{ value: '["not an address"]', with: { ...MONITORING, ...MAIL }, valid: /expected e-mail addresses such as ops@example\.com/ }],
+    monitoringAlertFrom: [
+        { value: "nobody", with: { ...MONITORING, ...MAIL, monitoringAlertEmail: '["ops@example.com"]' }, valid: /expected a sender such as/ },
+    ],
+    monitoringRetention: [{ value: "forever", with: MONITORING, valid: /expected a whole number with h, d, w or y/ }],
+    monitoringPrometheusPort: [{ value: "70000", with: MONITORING, valid: /expected a whole number from 1 to 65535/ }],
+    monitoringAlertmanagerPort: [{ value: "9093", with: MONITORING, valid: /port 9093/ }],
 };
 
 const BASE = {

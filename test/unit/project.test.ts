@@ -9,6 +9,7 @@ import { readStackConfig } from "../../src/config/read";
 import { DNS_DEFAULTS } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
+import { MONITORING_DEFAULTS } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
@@ -150,6 +151,8 @@ describe("the Pulumi project", () => {
             ),
             dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
             turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+            // Off unless set, and no alert receiver unless given (the list key declares []).
+            monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -93,17 +93,21 @@ function fetchSynapseRules(): Sh {
 }
 
 /** The `prometheus` role the PostgreSQL exporter logs in as (peer authentication on the local socket), with pg_monitor. */
+export const POSTGRES_EXPORTER_ROLE_SQL = [
+    "DO $$ BEGIN",
+    "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') THEN CREATE ROLE prometheus LOGIN; END IF;",
+    "END $$;",
+    "GRANT pg_monitor TO prometheus;",
+    "",
+].join("\n");
+
 function postgresRole(port: number): Sh {
-    return heredoc(
-        sh`(cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p ${port} -d postgres)`,
-        [
-            "DO $$ BEGIN",
-            "  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') THEN CREATE ROLE prometheus LOGIN; END IF;",
-            "END $$;",
-            "GRANT pg_monitor TO prometheus;",
-            "",
-        ].join("\n"),
-    );
+    return heredoc(sh`(cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p ${port} -d postgres)`, POSTGRES_EXPORTER_ROLE_SQL);
+}
+
+/** The Redis exporter's environment file, printed from Redis's own password file (`user default ... >PASSWORD ...`). */
+export function redisExporterEnvCommand(secretConf: string = REDIS_FILES.secretConf): Sh {
+    return sh`sed -n 's/^user default .*>\([^ ]*\).*$/REDIS_PASSWORD="\1"/p' ${secretConf}`;
 }
 
 /**
@@ -164,7 +168,7 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
         // The exporter's copy of Redis's password, built here from Redis's own file (`user default ... >PASSWORD ...`).
         credentials.push({
             path: f.redisEnv,
-            generate: sh`sed -n 's/^user default .*>\([^ ]*\).*$/REDIS_PASSWORD="\1"/p' ${REDIS_FILES.secretConf}`,
+            generate: redisExporterEnvCommand(),
             mode: "0600",
         });
     }

@@ -194,10 +194,11 @@ describe("monitoring's rules and configs, checked by Prometheus's and Alertmanag
     });
 
     it("amtool check-config accepts Alertmanager's config: e-mail with its password file, and no receiver", async function () {
-        for (const [name, o] of [
+        const cases: [string, MonitoringOptions][] = [
             ["email", { alertEmail: { to: ["ops@example.com"] } }],
             ["none", {}],
-        ] as const) {
+        ];
+        for (const [name, o] of cases) {
             const file = path.join(dir, `alertmanager-${name}.yml`);
             fs.writeFileSync(file, renderAlertmanagerConfig(settings(o)));
             const r = await run("amtool", ["check-config", file], { allowFailure: true });

@@ -95,7 +95,7 @@ export interface MatrixStackArgs {
         external?: ExternalRedisArgs;
     };
     /**
-     * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
+     * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
      * blackbox exporters on the VM, all on 127.0.0.1 (a MonitoringServer):
      * Synapse's recording rules and the library's alerts, mailed through
      * Synapse's SMTP server with `alertEmail`. Default: none; monitoring an
@@ -238,7 +238,6 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.database ? { database: this.database } : {}),
-                    ...(this.redis ? { redis: this.redis } : {}),
                     ...(this.proxy ? { proxy: this.proxy } : {}),
                     ...(args.synapse.smtpPassword !== undefined ? { smtpPassword: args.synapse.smtpPassword } : {}),
                     resolved: plan.monitoring.settings,

@@ -5,7 +5,6 @@ import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringS
 import { monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
 import { childName, typeToken } from "./naming";
 import { PostgresDatabase } from "./PostgresDatabase";
-import { RedisServer } from "./RedisServer";
 import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -18,8 +17,6 @@ export interface MonitoringServerArgs extends MonitoringOptions {
     workers?: WorkerPool;
     /** PostgreSQL: when installed on Synapse's host, its exporter runs too. Default: none. */
     database?: PostgresDatabase;
-    /** Redis: when installed on Synapse's host, its exporter runs too. Default: none. */
-    redis?: RedisServer;
     /** The reverse proxy on Synapse's host: nginx's exporter and the certificate probe. Default: none. */
     proxy?: ReverseProxy;
     /** The SMTP password Alertmanager sends e-mail with (Synapse's, `smtpPassword`); needed when Synapse's SMTP has a user. */
@@ -34,13 +31,12 @@ export function monitoringServerLabel(name: string): string {
 }
 
 /** What the components around monitoring give it (only what runs on Synapse's host is watched by its exporters). */
-export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "database" | "redis" | "proxy">): MonitoringContext {
-    const { synapse, database, redis, proxy } = args;
+export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "database" | "proxy">): MonitoringContext {
+    const { synapse, database, proxy } = args;
     const here = synapse.host;
     return {
         synapse: synapse.settings,
         ...(database?.settings && database.host === here ? { postgres: { port: database.settings.port, database: database.settings.database } } : {}),
-        ...(redis?.settings && redis.host === here ? { redis: { port: redis.settings.port, tls: redis.settings.allowedClients.length > 0 } } : {}),
         ...(proxy
             ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
             : {}),
@@ -48,7 +44,7 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
 }
 
 /**
- * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
+ * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
  * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
  * Synapse and every worker on the host scraped, Synapse's recording rules
  * (pinned, SHA-256 verified), the library's alerts, e-mail through
@@ -62,7 +58,7 @@ export class MonitoringServer extends pulumi.ComponentResource {
     constructor(name: string, args: MonitoringServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MonitoringServer"), name, {}, opts);
         const component = monitoringServerLabel(name);
-        const { synapse, workers, database, redis, proxy, smtpPassword, resolved, enabled: _enabled, ...options } = args;
+        const { synapse, workers, database, proxy, smtpPassword, resolved, enabled: _enabled, ...options } = args;
         const s = resolved ?? resolveMonitoringSettings(component, options, monitoringContext(args));
         const host = synapse.host;
         host.claimPorts(component, monitoringPortClaims(s));
@@ -77,7 +73,7 @@ export class MonitoringServer extends pulumi.ComponentResource {
                       ),
                   ]
                 : [];
-        const after = [synapse.ready, ...[workers, database, redis, proxy].flatMap((c) => (c ? [c.ready] : [])), ...smtp];
+        const after = [synapse.ready, ...[workers, database, proxy].flatMap((c) => (c ? [c.ready] : [])), ...smtp];
         this.ready = hostScript(
             childName(name, "server"),
             { host, script: monitoringServerScript(s, synapse.settings, workers?.settings), after, timeout: "20m" },

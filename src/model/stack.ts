@@ -332,7 +332,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         if (settings) turn = { kind: "server", settings };
     }
 
-    // Monitoring watches what runs on the main host: its exporters only for PostgreSQL and Redis installed there.
+    // Monitoring watches what runs on the main host: the PostgreSQL exporter only for a server installed there.
     let monitoring: StackPlan["monitoring"] = { kind: "removal" };
     if (args.monitoring && args.monitoring.enabled !== false && synapse && (args.proxy === false || proxy)) {
         const context: MonitoringContext = {
@@ -340,7 +340,6 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             ...(postgres?.kind === "local" && !postgres.onDatabaseHost
                 ? { postgres: { port: postgres.settings.port, database: postgres.settings.database } }
                 : {}),
-            ...(redis?.kind === "local" ? { redis: { port: redis.settings.port, tls: redis.settings.allowedClients.length > 0 } } : {}),
             ...(proxy
                 ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
                 : {}),

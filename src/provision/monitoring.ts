@@ -1,5 +1,4 @@
 import { EXPORTER_PORTS, MONITORING_FILES, MONITORING_UNITS, MonitoringSettings, MonitoringUnit, monitoringUnits, SYNAPSE_RULES } from "../model/monitoring";
-import { REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { WorkerPoolSettings } from "../model/workers";
 import {
@@ -22,9 +21,7 @@ import { script } from "./shell";
  * Alertmanager and exporters, writes their configs (each checked by the
  * program's own checker before it is used), gives the PostgreSQL exporter
  * a role of its own (peer authentication over the local socket: no
- * password), builds the Redis exporter's environment file on the host from
- * Redis's own password file (the password never passes through Pulumi
- * again), fetches Synapse's recording rules and checks their SHA-256, and
+ * password), fetches Synapse's recording rules and checks their SHA-256, and
  * restarts only what changed. The SMTP step (secret) writes the password
  * Alertmanager sends e-mail with.
  */
@@ -36,7 +33,6 @@ export const MONITORING_SETS = {
     blackbox: "monitoring-blackbox",
     node: "monitoring-node-exporter",
     postgres: "monitoring-postgres-exporter",
-    redis: "monitoring-redis-exporter",
     nginx: "monitoring-nginx-exporter",
     nginxStatus: "monitoring-nginx-status",
     scrape: "monitoring-scrape",
@@ -57,7 +53,6 @@ export function monitoringUnit(s: MonitoringSettings, unit: MonitoringUnit): Ser
         alertmanager: s.alertmanagerPort,
         node: EXPORTER_PORTS.node,
         postgres: EXPORTER_PORTS.postgres,
-        redis: EXPORTER_PORTS.redis,
         nginx: EXPORTER_PORTS.nginx,
         blackbox: EXPORTER_PORTS.blackbox,
     };
@@ -103,11 +98,6 @@ export const POSTGRES_EXPORTER_ROLE_SQL = [
 
 function postgresRole(port: number): Sh {
     return heredoc(sh`(cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p ${port} -d postgres)`, POSTGRES_EXPORTER_ROLE_SQL);
-}
-
-/** The Redis exporter's environment file, printed from Redis's own password file (`user default ... >PASSWORD ...`). */
-export function redisExporterEnvCommand(secretConf: string = REDIS_FILES.secretConf): Sh {
-    return sh`sed -n 's/^user default .*>\([^ ]*\).*$/REDIS_PASSWORD="\1"/p' ${secretConf}`;
 }
 
 /**
@@ -163,25 +153,13 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
         body.push(postgresRole(s.postgres.port));
         credentials.push({ path: f.postgresEnv, content: renderPostgresExporterEnv(s), mode: "0600" });
     }
-    if (s.redis) {
-        body.push(sh`[ -e ${REDIS_FILES.secretConf} ] || { echo ${`${REDIS_FILES.secretConf} is missing: Redis's password step runs first`} >&2; exit 1; }`);
-        // The exporter's copy of Redis's password, built here from Redis's own file (`user default ... >PASSWORD ...`).
-        credentials.push({
-            path: f.redisEnv,
-            generate: redisExporterEnvCommand(),
-            mode: "0600",
-        });
-    }
     // The exporters' credentials: root-only files systemd reads for the unit (EnvironmentFile=), never a command line or a readable unit.
     body.push(
         applyFileSet({
             name: MONITORING_SETS.credentials,
             secret: true,
             files: credentials,
-            onChange: [
-                ...(s.postgres ? [{ kind: "owe-restart" as const, unit: monitoringUnit(s, "postgres") }] : []),
-                ...(s.redis ? [{ kind: "owe-restart" as const, unit: monitoringUnit(s, "redis") }] : []),
-            ],
+            onChange: [...(s.postgres ? [{ kind: "owe-restart" as const, unit: monitoringUnit(s, "postgres") }] : [])],
         }),
     );
     const dropIn = (unit: MonitoringUnit) => `/etc/systemd/system/${MONITORING_UNITS[unit]}.service.d/pulumi-matrix.conf`;
@@ -197,11 +175,6 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
                       true,
                   )
                 : { name: MONITORING_SETS.postgres, files: [], onChange: [{ kind: "daemon-reload" }] },
-        ),
-        applyFileSet(
-            s.redis
-                ? unitSet(s, "redis", MONITORING_SETS.redis, [{ path: dropIn("redis"), content: renderExporterEnvDropIn(f.redisEnv) }], undefined, true)
-                : { name: MONITORING_SETS.redis, files: [], onChange: [{ kind: "daemon-reload" }] },
         ),
     );
     if (s.proxy) {
@@ -266,7 +239,7 @@ export function monitoringRemovalScript(): string {
                 ...(name === MONITORING_SETS.nginxStatus
                     ? { onChange: [{ kind: "reload" as const, unit: { name: "nginx.service" }, check: sh`nginx -t -q` }] }
                     : {}),
-                ...(name === MONITORING_SETS.postgres || name === MONITORING_SETS.redis ? { onChange: [{ kind: "daemon-reload" as const }] } : {}),
+                ...(name === MONITORING_SETS.postgres ? { onChange: [{ kind: "daemon-reload" as const }] } : {}),
             }),
         ),
         sh`if [ -d ${MONITORING_FILES.dir} ]; then rm -rf -- ${MONITORING_FILES.dir}; echo ${`removed ${MONITORING_FILES.dir}`}; fi`,

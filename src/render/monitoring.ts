@@ -28,7 +28,6 @@ export function exporterJobs(s: MonitoringSettings): Job[] {
     return [
         job("node", EXPORTER_PORTS.node),
         ...(s.postgres ? [job("postgres", EXPORTER_PORTS.postgres)] : []),
-        ...(s.redis ? [job("redis", EXPORTER_PORTS.redis)] : []),
         ...(s.proxy ? [job("nginx", EXPORTER_PORTS.nginx)] : []),
     ];
 }
@@ -302,11 +301,6 @@ export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUn
             `--collector.textfile.directory=${f.textfileDir}`,
         ],
         postgres: [`--web.listen-address=${local(EXPORTER_PORTS.postgres)}`],
-        redis: [
-            `--web.listen-address=${local(EXPORTER_PORTS.redis)}`,
-            `--redis.addr=${s.redis?.tls ? "rediss" : "redis"}://127.0.0.1:${s.redis?.port ?? 6379}`,
-            ...(s.redis?.tls ? ["--tls-ca-cert-file=/etc/pulumi-matrix/redis-tls/ca.crt"] : []),
-        ],
         nginx: [`-web.listen-address=${local(EXPORTER_PORTS.nginx)}`, `-nginx.scrape-uri=http://${local(s.proxy?.statusPort ?? 0)}/stub_status`],
         blackbox: [`--config.file=${f.blackbox}`, `--web.listen-address=${local(EXPORTER_PORTS.blackbox)}`],
     };

@@ -28,7 +28,6 @@ const proxy = resolveReverseProxySettings("p", { acme: { email: "admin@example.c
 const context: MonitoringContext = {
     synapse,
     postgres: { port: 5432, database: "synapse" },
-    redis: { port: 6379, tls: false },
     proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
 };
 const settings = (o: MonitoringOptions) => resolveMonitoringSettings("t", o, context);

@@ -38,13 +38,12 @@ import { runWithMocks } from "../support/unit/mocks";
 import { programError } from "../support/unit/programRun";
 import { rejects } from "../support/unit/stack";
 
-/** Everything on the host: PostgreSQL, Redis, the proxy; alerts by mail through the golden Synapse's SMTP server (with a user). */
+/** Everything on the host: PostgreSQL, the proxy; alerts by mail through the golden Synapse's SMTP server (with a user). */
 export function goldenMonitoringContext(): MonitoringContext {
     const proxy = goldenProxySettings();
     return {
         synapse: goldenWorkerSynapse(),
         postgres: { port: 5432, database: "synapse" },
-        redis: { port: 6379, tls: false },
         proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
     };
 }
@@ -107,12 +106,11 @@ describe("MonitoringServer in the stack plan", () => {
     const plan = (monitoring: MonitoringOptions, synapse = {}) =>
         planStack("dev", { ...stackArgs(synapse), monitoring } as Parameters<typeof planStack>[1], { stack: "dev" });
 
-    it("watches what runs on the VM: PostgreSQL, Redis and nginx there get their exporters", () => {
+    it("watches what runs on the VM: PostgreSQL and nginx there get their exporters", () => {
         const p = plan({});
         assert.equal(p.monitoring.kind, "server");
         if (p.monitoring.kind !== "server") return;
         assert.deepEqual(p.monitoring.settings.postgres, { port: 5432, database: "synapse" });
-        assert.deepEqual(p.monitoring.settings.redis, { port: 6379, tls: false });
         assert.equal(p.monitoring.settings.proxy?.domain, "matrix.example.com");
         assert.equal(p.monitoring.settings.proxy?.verify, true, "Let's Encrypt's certificates are verified");
     });
@@ -172,7 +170,7 @@ describe("MonitoringServer: rendered files", () => {
         };
         assert.deepEqual(
             doc.scrape_configs.map((j) => j.job_name),
-            ["synapse", "synapse_workers", "node", "postgres", "redis", "nginx", "synapse_health", "https", "prometheus", "alertmanager"],
+            ["synapse", "synapse_workers", "node", "postgres", "nginx", "synapse_health", "https", "prometheus", "alertmanager"],
         );
         const workers = doc.scrape_configs.find((j) => j.job_name === "synapse_workers")!.static_configs;
         assert.equal(workers.length, goldenWorkerPool().workers.length);
@@ -194,7 +192,7 @@ describe("MonitoringServer: rendered files", () => {
     });
 
     it("the exporters listen on loopback only; credentials never in their arguments", () => {
-        for (const unit of ["prometheus", "alertmanager", "node", "postgres", "redis", "nginx", "blackbox"] as const) {
+        for (const unit of ["prometheus", "alertmanager", "node", "postgres", "nginx", "blackbox"] as const) {
             const text = renderExporterDefaults(s, unit);
             assert.match(text, /listen-address=127\.0\.0\.1:\d+/, unit);
             assert.doesNotMatch(text, /password|DATA_SOURCE/i, unit);
@@ -235,9 +233,8 @@ describe("MonitoringServer: scripts", () => {
 
     it("exporter credentials: root-only files the units read (EnvironmentFile=), built on the host, recorded as secret", () => {
         assert.match(server, new RegExp(`pm_write monitoring-exporter-secrets ${MONITORING_FILES.postgresEnv} 0600 root root secret`));
-        assert.match(server, new RegExp(`pm_write monitoring-exporter-secrets ${MONITORING_FILES.redisEnv} 0600 root root secret`));
-        assert.match(server, /EnvironmentFile=\/etc\/pulumi-matrix\/monitoring\/private\/redis-exporter\.env/);
-        assert.doesNotMatch(server, /REDIS_PASSWORD=[A-Za-z0-9]/);
+        assert.match(server, /EnvironmentFile=\/etc\/pulumi-matrix\/monitoring\/private\/postgres-exporter\.env/);
+        assert.doesNotMatch(server, /DATA_SOURCE_NAME=.*password/i);
     });
 
     it("the removal prunes every set the steps write and installs nothing", () => {

@@ -3,7 +3,7 @@
 main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 if [ -d /etc/pulumi-matrix/monitoring ]; then
-    for pm_unit in prometheus.service prometheus-alertmanager.service prometheus-node-exporter.service prometheus-postgres-exporter.service prometheus-redis-exporter.service prometheus-nginx-exporter.service prometheus-blackbox-exporter.service; do
+    for pm_unit in prometheus.service prometheus-alertmanager.service prometheus-node-exporter.service prometheus-postgres-exporter.service prometheus-nginx-exporter.service prometheus-blackbox-exporter.service; do
         systemctl disable -q "$pm_unit" 2>/dev/null || true
         if systemctl is-active -q "$pm_unit"; then systemctl stop "$pm_unit"; echo "stopped $pm_unit: monitoring is no longer part of this deployment"; fi
     done
@@ -21,11 +21,6 @@ if pm_changed monitoring-postgres-exporter; then
     systemctl daemon-reload
 fi
 pm_done monitoring-postgres-exporter
-pm_prune monitoring-redis-exporter
-if pm_changed monitoring-redis-exporter; then
-    systemctl daemon-reload
-fi
-pm_done monitoring-redis-exporter
 pm_prune monitoring-nginx-exporter
 pm_done monitoring-nginx-exporter
 pm_prune monitoring-nginx-status

@@ -19,6 +19,7 @@ import * as path from "node:path";
 
 import { EXPORTER_PORTS, MONITORING_FILES, MonitoringSettings, MonitoringUnit, resolveMonitoringSettings } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
+import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
 import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings } from "../../src/model/workers";
 import { POSTGRES_EXPORTER_ROLE_SQL } from "../../src/provision/monitoring";
@@ -31,6 +32,7 @@ import {
     renderAlertRules,
     renderBlackboxConfig,
     renderExporterDefaults,
+    renderNginxStatus,
     renderPostgresExporterEnv,
     renderPrometheusConfig,
 } from "../../src/render/monitoring";
@@ -38,7 +40,7 @@ import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
-import { makeTempDir, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
+import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis } from "../support/integration/redis";
 import { ServiceSandbox } from "../support/integration/serviceSandbox";
 import { startSynapse, startWorker, type SynapseProcess } from "../support/integration/synapse";
@@ -286,5 +288,47 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             if (!active.length) await sleep(1000);
         }
         assert.deepEqual(active, [`http://127.0.0.1:${monitoring.alertmanagerPort}/api/v2/alerts`]);
+    });
+});
+
+describe("nginx's status page and the nginx exporter, as the server step writes them", function () {
+    const daemons: SpawnedDaemon[] = [];
+    after(async function () {
+        for (const d of daemons.reverse()) await d.stop("SIGTERM", 10_000);
+    });
+
+    it("nginx serves stub_status on loopback from the rendered file, and the exporter reads it: nginx_up == 1", async function () {
+        assert.equal(await isListening(EXPORTER_PORTS.nginx), false, "the nginx exporter's port is taken on this machine");
+        const synapse = resolveSynapseSettings("t", { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" });
+        const proxy = resolveReverseProxySettings("p", { acme: { email: "admin@example.com" } }, synapse);
+        const s = resolveMonitoringSettings(
+            "t",
+            { nginxStatusPort: await freePort() },
+            { synapse, proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme } },
+        );
+        const dir = makeTempDir("monitoring-nginx");
+        fs.writeFileSync(path.join(dir, "status.conf"), renderNginxStatus(s));
+        // nginx.conf's http block includes conf.d/*.conf on Debian; here it includes the one file.
+        const conf = path.join(dir, "nginx.conf");
+        const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `    ${t}_temp_path ${dir}/${t};`).join("\n");
+        fs.writeFileSync(
+            conf,
+            `daemon off;\npid ${dir}/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n    access_log off;\n${temp}\n    include ${dir}/status.conf;\n}\n`,
+        );
+        const check = await run("nginx", ["-t", "-q", "-c", conf, "-p", dir], { allowFailure: true });
+        assert.equal(check.code, 0, check.stdout + check.stderr);
+        daemons.push(spawnDaemon("nginx", ["-c", conf, "-p", dir], { name: "nginx" }));
+        daemons.push(spawnDaemon(BINARIES.nginx, unitArgs(s, "nginx"), { name: "nginx-exporter", user: "prometheus" }));
+        let metrics = "";
+        for (let i = 0; i < 50 && !/^nginx_up 1$/m.test(metrics); i++) {
+            await sleep(200);
+            metrics = await fetch(`http://127.0.0.1:${EXPORTER_PORTS.nginx}/metrics`)
+                .then((r) => r.text())
+                .catch(() => "");
+        }
+        assert.match(metrics, /^nginx_up 1$/m, daemons.map((d) => `${d.name}: ${d.tail(5)}`).join("\n"));
+        assert.match(metrics, /^nginx_connections_accepted \d+/m);
+        // Loopback only: the status page answers nothing else.
+        assert.equal((await fetch(`http://127.0.0.1:${s.proxy!.statusPort}/`)).status, 404);
     });
 });

@@ -180,6 +180,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
         ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
+        ...(options.backup ? { backup: options.backup as StackOptions<S>["backup"] } : {}),
     };
 }
 

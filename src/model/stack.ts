@@ -1,3 +1,4 @@
+import { BackupOptions, BackupSettings, resolveBackupSettings } from "./backup";
 import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
@@ -83,6 +84,8 @@ export interface StackPlanArgs<L = never> {
     element?: ElementWebOptions;
     turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
+    /** Backups (SynapseBackup); its secret inputs are only looked at for whether they are given. */
+    backup?: BackupOptions & { password?: unknown; sftpPrivateKey?: unknown; s3AccessKeyId?: unknown; s3SecretAccessKey?: unknown };
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -97,6 +100,7 @@ export interface StackLabels {
     element: string;
     turn: string;
     dns: string;
+    backup: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -110,6 +114,7 @@ export const STACK_COMPONENTS = {
     element: "ElementWeb",
     turn: "TurnServer",
     dns: "CloudflareDns",
+    backup: "SynapseBackup",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -125,6 +130,7 @@ export const STACK_ROLES = {
     turn: "turn",
     turnRemoval: "turn-removal",
     dns: "dns",
+    backup: "backup",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -171,6 +177,8 @@ export interface StackPlan {
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
     turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
     dns?: PlannedDns;
+    /** Backups and the restore, with `backup`. */
+    backup?: BackupSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -199,6 +207,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
+        backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -323,6 +332,38 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         if (settings) turn = { kind: "server", settings };
     }
 
+    // Backups dump the database on Synapse's host: PostgreSQL installed there.
+    let backup: BackupSettings | undefined;
+    if (args.backup && synapse && postgres) {
+        const { password, sftpPrivateKey, s3AccessKeyId, s3SecretAccessKey, ...backupOptions } = args.backup;
+        const database = postgres.kind === "local" && !postgres.onDatabaseHost ? postgres.settings : undefined;
+        if (!database)
+            fail(
+                "backup",
+                new Described(
+                    postgres.kind === "sqlite"
+                        ? "set together with synapse.sqlite"
+                        : postgres.kind === "external"
+                          ? "set together with postgres.external"
+                          : "set together with postgres.host",
+                ),
+                "backups need PostgreSQL installed on Synapse's host (pg_dump and pg_restore run there): remove backup, or install PostgreSQL on the VM",
+            );
+        else
+            backup = attempt(() =>
+                resolveBackupSettings(labels.backup, backupOptions, {
+                    synapse,
+                    database,
+                    credentials: {
+                        password: password !== undefined,
+                        sftpPrivateKey: sftpPrivateKey !== undefined,
+                        s3AccessKeyId: s3AccessKeyId !== undefined,
+                        s3SecretAccessKey: s3SecretAccessKey !== undefined,
+                    },
+                }),
+            );
+    }
+
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
     if (host) {
@@ -409,6 +450,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(element ? { element } : {}),
         turn,
         ...(dns ? { dns } : {}),
+        ...(backup ? { backup } : {}),
         ports,
     };
 }

@@ -127,7 +127,8 @@ export function renderBackupCommand(s: BackupSettings, f: BackupFiles = BACKUP_F
     return `${commonHead(s, f, "the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status).")}
 ${WRITE_METRICS}
 backup() {
-    local dir=${q(s.directory)} work archive stamp key_id
+    # Globals: the EXIT trap reads them after this function returned.
+    local dir=${q(s.directory)} stamp key_id
     work="$dir/work"
     archive="$dir/${ARCHIVE_NAME}"
     install -d -m 0700 -- "$dir" "$state"

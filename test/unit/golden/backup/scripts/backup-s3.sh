@@ -46,7 +46,8 @@ write_metrics() {
 }
 
 backup() {
-    local dir='/var/backups/pulumi-matrix/synapse' work archive stamp key_id
+    # Globals: the EXIT trap reads them after this function returned.
+    local dir='/var/backups/pulumi-matrix/synapse' stamp key_id
     work="$dir/work"
     archive="$dir/matrix-backup.tar"
     install -d -m 0700 -- "$dir" "$state"

@@ -29,7 +29,7 @@ export const BACKUP_FILES = {
     sshKey: `${BACKUP_CONFIG_DIR}/sftp-key`,
     /** The SFTP target's pinned host keys. */
     knownHosts: `${BACKUP_CONFIG_DIR}/known_hosts`,
-    /** `pulumi-matrix-backup run|check|failed|status`: what the units run, and the status command. */
+    /** `pulumi-matrix-backup run|check|failed|status|snapshots`: what the units run, and the status command. */
     backupCommand: "/usr/local/sbin/pulumi-matrix-backup",
     /** `pulumi-matrix-restore`: restores an archive (deploy and by hand). */
     restoreCommand: "/usr/local/sbin/pulumi-matrix-restore",

@@ -108,7 +108,7 @@ const WRITE_METRICS = `write_metrics() {
 `;
 
 /**
- * `pulumi-matrix-backup run|check|failed UNIT|status`, run as root.
+ * `pulumi-matrix-backup run|check|failed UNIT|status|snapshots`, run as root.
  *
  * `run` builds one archive in `directory` (the database dump, Synapse's
  * config directory: homeserver.yaml, conf.d, workers, secrets, the signing
@@ -118,13 +118,13 @@ const WRITE_METRICS = `write_metrics() {
  * and prunes by the retention, then records the time for the metric.
  * `check` runs `restic check`; `failed` is OnFailure='s: it logs at error
  * priority and records the failure in the metric file; `status` prints the
- * last good backup's time.
+ * last good backup's time; `snapshots` lists the repository's snapshots.
  */
 export function renderBackupCommand(s: BackupSettings, f: BackupFiles = BACKUP_FILES): string {
     const p = s.synapse.paths;
     const sf = synapseFiles(p);
     const media = p.mediaStorePath;
-    return `${commonHead(s, f, "the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status).")}
+    return `${commonHead(s, f, "the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status|snapshots).")}
 ${WRITE_METRICS}
 backup() {
     # Globals: the EXIT trap reads them after this function returned.
@@ -218,7 +218,8 @@ case "\${1:-}" in
     check) check ;;
     failed) failed "\${2:-}" ;;
     status) status ;;
-    *) echo "usage: $0 run|check|failed UNIT|status" >&2; exit 2 ;;
+    snapshots) pm_restic snapshots --tag ${BACKUP_TAG} ;;
+    *) echo "usage: $0 run|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 `;
 }

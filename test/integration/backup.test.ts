@@ -201,6 +201,9 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
             const metric = fs.readFileSync(t.files.metricsFile, "utf8");
             assert.match(metric, new RegExp(`^${BACKUP_METRIC} \\d{10}$`, "m"));
             assert.match(metric, new RegExp(`^# TYPE ${BACKUP_METRIC} gauge$`, "m"));
+            const listed = await command(t, "backupCommand", ["snapshots"]);
+            assert.equal(listed.code, 0, listed.stderr);
+            assert.match(listed.stdout, /matrix\.test +pulumi-matrix +\/matrix-backup\.tar/);
             const status = await command(t, "backupCommand", ["status"]);
             assert.match(status.stdout, /^last good backup: \d{4}-\d\d-\d\dT/m);
             // The on-host copy only where asked for.

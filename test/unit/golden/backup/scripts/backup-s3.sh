@@ -6,7 +6,7 @@ pm_apt_install restic
 install -d -m 0700 -o root -g root /var/lib/pulumi-matrix/backup /var/cache/pulumi-matrix-restic /var/backups/pulumi-matrix/synapse
 pm_write backup /usr/local/sbin/pulumi-matrix-backup 0700 root root readable <<'PM_EOF'
 #!/bin/bash
-# Managed by pulumi-matrix: the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status).
+# Managed by pulumi-matrix: the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status|snapshots).
 set -euo pipefail
 umask 077
 export LC_ALL=C.UTF-8
@@ -137,7 +137,8 @@ case "${1:-}" in
     check) check ;;
     failed) failed "${2:-}" ;;
     status) status ;;
-    *) echo "usage: $0 run|check|failed UNIT|status" >&2; exit 2 ;;
+    snapshots) pm_restic snapshots --tag pulumi-matrix ;;
+    *) echo "usage: $0 run|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 PM_EOF
 pm_write backup /usr/local/sbin/pulumi-matrix-restore 0700 root root readable <<'PM_EOF'

@@ -16,6 +16,7 @@ import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
+import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
@@ -129,6 +130,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly turnRemoval?: TurnRemoval;
     /** Backups (and the restore), with `backup`. */
     readonly backup?: SynapseBackup;
+    /** Without `backup`: takes away backups an earlier deployment of this stack set up (nothing when there were none). */
+    readonly backupRemoval?: SynapseBackupRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -191,6 +194,8 @@ export class MatrixStack extends pulumi.ComponentResource {
                 child,
             );
             restored!(this.backup.restored);
+        } else {
+            this.backupRemoval = new SynapseBackupRemoval(childName(name, STACK_ROLES.backupRemoval), { synapse: this.synapse }, child);
         }
         if (plan.workers) {
             this.workers = new WorkerPool(

@@ -11,6 +11,7 @@ export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "..
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
+export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";

@@ -131,6 +131,7 @@ export const STACK_ROLES = {
     turnRemoval: "turn-removal",
     dns: "dns",
     backup: "backup",
+    backupRemoval: "backup-removal",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */

@@ -77,3 +77,23 @@ export function restoreScript(s: BackupSettings, keyId: string): string {
         sh`${BACKUP_FILES.restoreCommand} --snapshot ${s.restoreFrom} --key-id ${keyId} --once --no-start`,
     ]);
 }
+
+/**
+ * Takes away the backup a SynapseBackup set up (what a stack without
+ * `backup` runs): the timers are stopped and disabled, the commands, units
+ * and root-only credentials removed, and the metric file too (a stale gauge
+ * would page for backups nobody asked for any more). The repository off the
+ * host, an on-host archive and the restore marker are kept. On a host that
+ * never had backups it changes nothing.
+ */
+export function backupRemovalScript(): string {
+    const f = BACKUP_FILES;
+    return script("pulumi-matrix backup removed", [
+        sh`for pm_timer in ${TIMERS}; do`,
+        sh`    if systemctl is-enabled -q "$pm_timer" 2>/dev/null || systemctl is-active -q "$pm_timer" 2>/dev/null; then systemctl disable -q --now "$pm_timer"; echo "stopped $pm_timer: backups are no longer part of this deployment"; fi`,
+        sh`done`,
+        applyFileSet({ name: "backup", files: [], onChange: [{ kind: "daemon-reload" }] }),
+        applyFileSet({ name: "backup-secrets", secret: true, files: [] }),
+        sh`if [ -e ${f.metricsFile} ]; then rm -f -- ${f.metricsFile}; echo ${`removed ${f.metricsFile}`}; fi`,
+    ]);
+}

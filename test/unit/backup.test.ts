@@ -4,7 +4,7 @@ import { MatrixStack } from "../../components/MatrixStack";
 import { BACKUP_FILES, BACKUP_METRIC, BackupOptions, parseRepository, resolveBackupSettings } from "../../src/model/backup";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { planStack } from "../../src/model/stack";
-import { backupScript, backupSecretsScript, restoreScript } from "../../src/provision/backup";
+import { backupRemovalScript, backupScript, backupSecretsScript, restoreScript } from "../../src/provision/backup";
 import { renderBackupCommand, renderMatrixBackupUnits, renderResticEnv, renderRestoreCommand } from "../../src/render/backup";
 import { PG_DUMP_OPTIONS } from "../../src/render/postgres";
 import { golden } from "../support/golden";
@@ -178,6 +178,7 @@ describe("backups: the rendered files", () => {
     golden("backup", "scripts/backup-secrets-s3.sh", () =>
         backupSecretsScript(s3(), { password: "password-placeholder", s3AccessKeyId: "AKID-placeholder", s3SecretAccessKey: "s3-secret-placeholder" }),
     );
+    golden("backup", "scripts/backup-removal.sh", () => backupRemovalScript());
     golden("backup", "scripts/restore.sh", () => restoreScript({ ...sftp(), restoreFrom: "latest" }, "a_AbCd"));
 });
 
@@ -222,5 +223,24 @@ describe("backups: SynapseBackup in a MatrixStack, under mocks", () => {
             false,
         );
         assert.ok(mocks.byName("prod-backup-setup").seq < mocks.byName("prod-synapse-config").seq);
+        assert.equal(
+            mocks.resources.some((r) => r.name === "prod-backup-removal-removal"),
+            false,
+        );
+    });
+
+    it("without backup, a removal takes away what an earlier deployment set up", async () => {
+        const { mocks } = await runWithMocks(
+            () => new MatrixStack("prod", stackArgs()),
+            (s) => [s.synapse.signingKeyId],
+        );
+        for (let i = 0; i < 50 && !mocks.resources.some((r) => r.name === "prod-backup-removal-removal"); i++) await new Promise((r) => setTimeout(r, 100));
+        const removal = String(mocks.byName("prod-backup-removal-removal").inputs.stdin);
+        assert.match(removal, /systemctl disable -q --now "\$pm_timer"/);
+        assert.match(removal, /pulumi-matrix-backup\.timer pulumi-matrix-backup-check\.timer/);
+        assert.equal(
+            mocks.resources.some((r) => r.name.startsWith("prod-backup-setup")),
+            false,
+        );
     });
 });

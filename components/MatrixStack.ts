@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { ElementWebOptions } from "../src/model/element";
+import { MaintenanceOptions } from "../src/model/maintenance";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
 import { RedisOptions } from "../src/model/redis";
@@ -16,6 +17,7 @@ import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { SynapseMaintenance } from "./SynapseMaintenance";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
 import { WorkerPool } from "./WorkerPool";
@@ -91,6 +93,14 @@ export interface MatrixStackArgs {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
         external?: ExternalRedisArgs;
     };
+    /**
+     * Maintenance timers on the VM (SynapseMaintenance): weekly state
+     * compression, purge of the remote media cache and deletion of rooms
+     * without local members (a dry run by default); each on unless its
+     * `enabled` is false. Needs PostgreSQL (on the VM for the compressor).
+     * Default: none; the timers an earlier deployment set up are then taken away.
+     */
+    maintenance?: MaintenanceOptions;
 }
 
 /**
@@ -120,6 +130,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly turn?: TurnServer;
     /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
     readonly turnRemoval?: TurnRemoval;
+    /** The maintenance timers (every one off without `maintenance`: then it takes away an earlier deployment's). */
+    readonly maintenance: SynapseMaintenance;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -205,6 +217,11 @@ export class MatrixStack extends pulumi.ComponentResource {
         } else {
             this.turnRemoval = new TurnRemoval(childName(name, STACK_ROLES.turnRemoval), { turnName: childName(name, STACK_ROLES.turn), ...peers }, child);
         }
+        this.maintenance = new SynapseMaintenance(
+            childName(name, STACK_ROLES.maintenance),
+            { synapse: this.synapse, database: this.database, workers: this.workers, resolved: plan.maintenance },
+            child,
+        );
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {

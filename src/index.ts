@@ -11,6 +11,7 @@ export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "..
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { SynapseMaintenance, SynapseMaintenanceArgs } from "../components/SynapseMaintenance";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
@@ -48,6 +49,17 @@ export {
 } from "./model/element";
 export { ConfigError, ConfigErrors } from "./model/errors";
 export { FirewallRule, HOST_FILES, HostOptions, HostSettings, OsInfo, PortClaim, resolveHostSettings, SUPPORTED_OS } from "./model/host";
+export {
+    CompressorOptions,
+    EmptyRoomsOptions,
+    MAINTENANCE_DEFAULTS,
+    MAINTENANCE_FILES,
+    MAINTENANCE_UNITS,
+    MaintenanceOptions,
+    MaintenanceSettings,
+    MediaCacheOptions,
+    resolveMaintenanceSettings,
+} from "./model/maintenance";
 export {
     DatabaseConnection,
     MIN_POSTGRES_MAJOR,

@@ -1,6 +1,7 @@
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
+import { MAINTENANCE_DEFAULTS } from "../model/maintenance";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
@@ -67,6 +68,13 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
         turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+        // Off unless asked for; each timer on with it; the compressor's binary has no default (PyPI's wheel).
+        maintenance: {
+            enabled: false,
+            compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+            mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+            emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+        },
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -4,6 +4,7 @@ import { parse } from "yaml";
 
 import { ElementWebOptions } from "../model/element";
 import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
+import { MaintenanceOptions } from "../model/maintenance";
 import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
@@ -180,6 +181,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
         ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
+        ...(options.maintenance ? { maintenance: options.maintenance as MaintenanceOptions } : {}),
     };
 }
 

@@ -3,6 +3,7 @@ import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, hostPortClaims, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import { MaintenanceOptions, MaintenanceSettings, NO_MAINTENANCE, resolveMaintenanceSettings } from "./maintenance";
 import {
     ExternalPostgresOptions,
     PostgresExternalSettings,
@@ -83,6 +84,8 @@ export interface StackPlanArgs<L = never> {
     element?: ElementWebOptions;
     turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
+    /** The maintenance timers (SynapseMaintenance); absent: none (an earlier deployment's are taken away). */
+    maintenance?: MaintenanceOptions;
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -97,6 +100,7 @@ export interface StackLabels {
     element: string;
     turn: string;
     dns: string;
+    maintenance: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -110,6 +114,7 @@ export const STACK_COMPONENTS = {
     element: "ElementWeb",
     turn: "TurnServer",
     dns: "CloudflareDns",
+    maintenance: "SynapseMaintenance",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -125,6 +130,7 @@ export const STACK_ROLES = {
     turn: "turn",
     turnRemoval: "turn-removal",
     dns: "dns",
+    maintenance: "maintenance",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -171,6 +177,8 @@ export interface StackPlan {
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
     turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
     dns?: PlannedDns;
+    /** The maintenance timers; every one off without `maintenance` (which takes away an earlier deployment's). */
+    maintenance: MaintenanceSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -199,6 +207,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
+        maintenance: label(STACK_COMPONENTS.maintenance, STACK_ROLES.maintenance),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -323,6 +332,19 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         if (settings) turn = { kind: "server", settings };
     }
 
+    // The compressor connects through the socket of a PostgreSQL on Synapse's host; with SQLite, compressor and purges are refused.
+    const maintenance =
+        synapse && postgres
+            ? attempt(() =>
+                  resolveMaintenanceSettings(labels.maintenance, args.maintenance ?? NO_MAINTENANCE, {
+                      synapse,
+                      ...(postgres!.kind === "local" && !postgres!.onDatabaseHost
+                          ? { localPostgres: { database: postgres!.settings.database, port: postgres!.settings.port } }
+                          : {}),
+                  }),
+              )
+            : undefined;
+
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
     if (host) {
@@ -409,6 +431,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(element ? { element } : {}),
         turn,
         ...(dns ? { dns } : {}),
+        maintenance: maintenance!,
         ports,
     };
 }

@@ -2,6 +2,7 @@
 export * from "./apply";
 export * from "./element";
 export * from "./host";
+export * from "./maintenance";
 export * from "./postgres";
 export * from "./proxy";
 export * from "./redis";

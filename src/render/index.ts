@@ -4,6 +4,7 @@ export * from "./drift";
 export * from "./element";
 export * from "./firewall";
 export * from "./host";
+export * from "./maintenance";
 export * from "./postgres";
 export * from "./prometheus";
 export * from "./proxy";

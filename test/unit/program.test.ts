@@ -409,6 +409,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         ElementWeb: 'ElementWeb "dev-element"',
         CloudflareDns: 'CloudflareDns "dev-dns"',
         TurnServer: 'TurnServer "dev-turn"',
+        SynapseMaintenance: 'SynapseMaintenance "dev-maintenance"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -9,6 +9,7 @@ import { readStackConfig } from "../../src/config/read";
 import { DNS_DEFAULTS } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
+import { MAINTENANCE_DEFAULTS } from "../../src/model/maintenance";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
@@ -150,6 +151,13 @@ describe("the Pulumi project", () => {
             ),
             dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
             turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+            // Each timer on with the maintenance switch, with the model's defaults.
+            maintenance: {
+                enabled: false,
+                compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+                mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+                emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+            },
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -15,6 +15,7 @@ import { compressorInstall } from "../../src/provision/maintenance";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import {
     maintenanceScriptPaths,
+    maintenanceUnitNames,
     renderCompressorRequirements,
     renderCompressorScript,
     renderMaintenanceUnits,
@@ -66,8 +67,8 @@ describe("the maintenance timers against real Synapse and PostgreSQL", function 
         );
     }
 
-    /** Writes a timer's scripts where its unit expects them, then runs its ExecStart as its User= (faketime: the clock moved on). */
-    async function runTimer(s: MaintenanceSettings, timer: MaintenanceTimer, opts: { faketime?: string; allowFailure?: boolean } = {}): Promise<RunResult> {
+    /** Writes the scripts where the units expect them (the same text the component ships). */
+    function writeScripts(s: MaintenanceSettings): void {
         const p = maintenanceScriptPaths(s);
         fs.mkdirSync(s.paths.libDir, { recursive: true, mode: 0o755 });
         fs.mkdirSync(s.paths.stateDir, { recursive: true, mode: 0o700 });
@@ -76,6 +77,11 @@ describe("the maintenance timers against real Synapse and PostgreSQL", function 
             fs.writeFileSync(p.requirements, renderCompressorRequirements(s));
         }
         if (s.synapse) fs.writeFileSync(p.purge, renderPurgeScript(s));
+    }
+
+    /** Writes a timer's scripts, then runs its unit's ExecStart as its User= (faketime: the clock moved on). */
+    async function runTimer(s: MaintenanceSettings, timer: MaintenanceTimer, opts: { faketime?: string; allowFailure?: boolean } = {}): Promise<RunResult> {
+        writeScripts(s);
         const unit = renderMaintenanceUnits(s, timer).service;
         const execStart = /^ExecStart=(.*)$/m.exec(unit)![1].split(" ");
         const user = /^User=(.*)$/m.exec(unit)![1];
@@ -254,6 +260,23 @@ describe("the maintenance timers against real Synapse and PostgreSQL", function 
         assert.match(run2.stdout + run2.stderr, /removed [1-9]\d* progress rows of rooms that no longer exist from state_compressor_state/);
         assert.match(run2.stdout + run2.stderr, /state compression finished/);
         assert.equal(await pg.psql(`SELECT count(*) FROM state_compressor_progress WHERE room_id = '${rooms.left}'`, { db: "synapse" }), "0");
+    });
+
+    it("systemd accepts the rendered units (systemd-analyze verify, with their scripts in place)", async function () {
+        const s = maintenance({ emptyRooms: { dryRun: false } });
+        writeScripts(s);
+        const units = path.join(dir, "units");
+        fs.mkdirSync(units, { recursive: true });
+        const files = (["compressor", "mediaCache", "emptyRooms"] as const).flatMap((t) => {
+            const u = renderMaintenanceUnits(s, t);
+            const n = maintenanceUnitNames(t);
+            fs.writeFileSync(path.join(units, n.service), u.service);
+            fs.writeFileSync(path.join(units, n.timer), u.timer);
+            return [path.join(units, n.service), path.join(units, n.timer)];
+        });
+        const r = await run("systemd-analyze", ["verify", "--man=no", ...files], { allowFailure: true });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr.trim(), "");
     });
 
     it("a failing run exits non-zero (systemd marks the unit failed)", async function () {

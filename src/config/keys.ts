@@ -946,7 +946,7 @@ export const STACK_KEYS = {
         onlyWith: "maintenance",
         description: "When the compressor runs (a systemd OnCalendar= expression).",
         doc: "when the compressor runs (systemd `OnCalendar=`)",
-        example: { value: "Sun *-*-* 03:30:00" },
+        example: { value: "Sun *-*-* 04:30:00" },
     },
     maintenanceCompressorChunkSize: {
         type: "integer",
@@ -1004,7 +1004,7 @@ export const STACK_KEYS = {
         onlyWith: "maintenance",
         description: "When the media cache purge runs (a systemd OnCalendar= expression).",
         doc: "when the media cache purge runs",
-        example: { value: "Sun *-*-* 04:30:00" },
+        example: { value: "Sun *-*-* 05:30:00" },
     },
     maintenanceEmptyRooms: {
         type: "boolean",
@@ -1036,7 +1036,7 @@ export const STACK_KEYS = {
         onlyWith: "maintenance",
         description: "When the empty-room deletion runs (a systemd OnCalendar= expression).",
         doc: "when the empty-room deletion runs",
-        example: { value: "Sun *-*-* 05:00:00" },
+        example: { value: "Sun *-*-* 06:00:00" },
     },
     dnsZone: {
         section: "DNS",

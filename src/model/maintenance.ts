@@ -51,7 +51,7 @@ export const MAINTENANCE_ADMIN = "pulumi-matrix-maintenance";
 export interface CompressorOptions {
     /** Run the compressor. Default true (needs PostgreSQL on Synapse's host). */
     enabled?: boolean;
-    /** When it runs, as a systemd calendar (`OnCalendar=`). Default `Sun *-*-* 03:30:00` (weekly). */
+    /** When it runs, as a systemd calendar (`OnCalendar=`). Default `Sun *-*-* 04:30:00` (weekly). */
     schedule?: string;
     /** State groups worked on at once (`-c`; at least the first level's size). Default 500, as the compressor's README runs it. */
     chunkSize?: number;
@@ -73,7 +73,7 @@ export interface CompressorOptions {
 export interface MediaCacheOptions {
     /** Run the purge. Default true. */
     enabled?: boolean;
-    /** When it runs (`OnCalendar=`). Default `Sun *-*-* 04:30:00` (weekly). */
+    /** When it runs (`OnCalendar=`). Default `Sun *-*-* 05:30:00` (weekly). */
     schedule?: string;
     /** Cached remote media not accessed for this many days is deleted (it is fetched again when asked for). Default 30; at least 1. */
     olderThanDays?: number;
@@ -83,7 +83,7 @@ export interface MediaCacheOptions {
 export interface EmptyRoomsOptions {
     /** Run the deletion (a dry run unless `dryRun` is false). Default true. */
     enabled?: boolean;
-    /** When it runs (`OnCalendar=`). Default `Sun *-*-* 05:00:00` (weekly). */
+    /** When it runs (`OnCalendar=`). Default `Sun *-*-* 06:00:00` (weekly). */
     schedule?: string;
     /**
      * A room is deleted once its last local member left this many days ago
@@ -141,10 +141,11 @@ export interface MaintenanceSettings {
     paths: MaintenancePaths;
 }
 
+/** Sunday mornings, after the nightly database dump (03:30): a backup from before the compressor ran. */
 export const MAINTENANCE_DEFAULTS = {
-    compressor: { schedule: "Sun *-*-* 03:30:00", chunkSize: 500, chunks: 100, levels: [100, 50, 25] },
-    mediaCache: { schedule: "Sun *-*-* 04:30:00", olderThanDays: 30 },
-    emptyRooms: { schedule: "Sun *-*-* 05:00:00", emptyForDays: 30, dryRun: true },
+    compressor: { schedule: "Sun *-*-* 04:30:00", chunkSize: 500, chunks: 100, levels: [100, 50, 25] },
+    mediaCache: { schedule: "Sun *-*-* 05:30:00", olderThanDays: 30 },
+    emptyRooms: { schedule: "Sun *-*-* 06:00:00", emptyForDays: 30, dryRun: true },
 } as const;
 
 /** What the maintenance needs to know of the deployment. */
@@ -176,7 +177,7 @@ export function resolveMaintenanceSettings(
     const sqlite = ctx.synapse.database.kind === "sqlite";
     const s: MaintenanceSettings = { paths };
     const schedule = (setting: string, v: unknown) =>
-        c.check(setting, v, isCalendar(v), "expected a systemd calendar expression such as weekly or Sun *-*-* 03:30:00 (see systemd.time(7))");
+        c.check(setting, v, isCalendar(v), "expected a systemd calendar expression such as weekly or Sun *-*-* 04:30:00 (see systemd.time(7))");
 
     const shown = (t: MaintenanceTimer) => o[t]?.enabled ?? new Described("true (the default)");
     c.check("enabled", o.enabled, o.enabled === undefined || typeof o.enabled === "boolean", "expected true or false");

@@ -57,14 +57,14 @@ class ApiError(Exception):
         self.status, self.body = status, body
 
 
-def call(method, path, body=None, token=None):
+def call(method, path, body=None, token=None, timeout=120):
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = "Bearer " + token
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=120) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.load(r)
     except urllib.error.HTTPError as e:
         try:
@@ -122,7 +122,8 @@ def admin_token():
 def purge_media(args):
     before = int(time.time() * 1000) - args.older_than_days * DAY_MS
     token = admin_token()
-    result = call("POST", "/_synapse/admin/v1/purge_media_cache?before_ts=%d" % before, {}, token)
+    # Synapse answers once every file is deleted: a large cache takes a while.
+    result = call("POST", "/_synapse/admin/v1/purge_media_cache?before_ts=%d" % before, {}, token, timeout=6 * 3600)
     print("purged %d cached remote media files not accessed for %d days" % (result.get("deleted", 0), args.older_than_days))
 
 
@@ -254,7 +255,7 @@ pm_write maintenance-units /etc/systemd/system/matrix-maintenance-compress-state
 Description=Compress Synapse's room state (synapse_auto_compressor) (timer)
 
 [Timer]
-OnCalendar=Sun *-*-* 03:30:00
+OnCalendar=Sun *-*-* 04:30:00
 RandomizedDelaySec=30min
 Persistent=true
 
@@ -305,7 +306,7 @@ pm_write maintenance-units /etc/systemd/system/matrix-maintenance-purge-media-ca
 Description=Purge Synapse's cache of remote media (timer)
 
 [Timer]
-OnCalendar=Sun *-*-* 04:30:00
+OnCalendar=Sun *-*-* 05:30:00
 RandomizedDelaySec=30min
 Persistent=true
 
@@ -356,7 +357,7 @@ pm_write maintenance-units /etc/systemd/system/matrix-maintenance-purge-empty-ro
 Description=Delete Synapse's rooms without local members (dry run) (timer)
 
 [Timer]
-OnCalendar=Sun *-*-* 05:00:00
+OnCalendar=Sun *-*-* 06:00:00
 RandomizedDelaySec=30min
 Persistent=true
 

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { ElementWebOptions } from "../src/model/element";
+import { MaintenanceOptions } from "../src/model/maintenance";
 import { MonitoringOptions } from "../src/model/monitoring";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
@@ -21,6 +22,7 @@ import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
 import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { SynapseMaintenance } from "./SynapseMaintenance";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
 import { WorkerPool } from "./WorkerPool";
@@ -111,6 +113,14 @@ export interface MatrixStackArgs {
      * (`MonitoringRemoval`; Prometheus's data stays).
      */
     monitoring?: MonitoringOptions;
+    /**
+     * Maintenance timers on the VM (SynapseMaintenance): weekly state
+     * compression, purge of the remote media cache and deletion of rooms
+     * without local members (a dry run by default); each on unless its
+     * `enabled` is false. Needs PostgreSQL (on the VM for the compressor).
+     * Default: none; the timers an earlier deployment set up are then taken away.
+     */
+    maintenance?: MaintenanceOptions;
 }
 
 /**
@@ -148,6 +158,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly backup?: SynapseBackup;
     /** Without `backup`: takes away backups an earlier deployment of this stack set up (nothing when there were none). */
     readonly backupRemoval?: SynapseBackupRemoval;
+    /** The maintenance timers (every one off without `maintenance`: then it takes away an earlier deployment's). */
+    readonly maintenance: SynapseMaintenance;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -247,6 +259,11 @@ export class MatrixStack extends pulumi.ComponentResource {
         } else {
             this.turnRemoval = new TurnRemoval(childName(name, STACK_ROLES.turnRemoval), { turnName: childName(name, STACK_ROLES.turn), ...peers }, child);
         }
+        this.maintenance = new SynapseMaintenance(
+            childName(name, STACK_ROLES.maintenance),
+            { synapse: this.synapse, database: this.database, workers: this.workers, resolved: plan.maintenance },
+            child,
+        );
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {

@@ -15,6 +15,7 @@ export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
 export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { SynapseMaintenance, SynapseMaintenanceArgs } from "../components/SynapseMaintenance";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
@@ -62,6 +63,17 @@ export {
 } from "./model/element";
 export { ConfigError, ConfigErrors } from "./model/errors";
 export { FirewallRule, HOST_FILES, HostOptions, HostSettings, OsInfo, PortClaim, resolveHostSettings, SUPPORTED_OS } from "./model/host";
+export {
+    CompressorOptions,
+    EmptyRoomsOptions,
+    MAINTENANCE_DEFAULTS,
+    MAINTENANCE_FILES,
+    MAINTENANCE_UNITS,
+    MaintenanceOptions,
+    MaintenanceSettings,
+    MediaCacheOptions,
+    resolveMaintenanceSettings,
+} from "./model/maintenance";
 export {
     ALERT_THRESHOLDS,
     FAILED_UNIT_REGEX,

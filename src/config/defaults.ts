@@ -2,6 +2,7 @@ import { resolveBackupSettings } from "../model/backup";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
+import { MAINTENANCE_DEFAULTS } from "../model/maintenance";
 import { MONITORING_DEFAULTS } from "../model/monitoring";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
@@ -77,6 +78,13 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
             { repository: "s3:https://s3.example.com/bucket" },
             { synapse, database: postgres, credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: true, s3SecretAccessKey: true } },
         ),
+        // Off unless asked for; each timer on with it; the compressor's binary has no default (PyPI's wheel).
+        maintenance: {
+            enabled: false,
+            compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+            mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+            emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+        },
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -2,6 +2,7 @@ import { BackupOptions } from "../model/backup";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions, parseHostKey } from "../model/host";
+import { MaintenanceOptions } from "../model/maintenance";
 import { MonitoringOptions } from "../model/monitoring";
 import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
@@ -49,6 +50,8 @@ export interface StackOptions<S> {
     turn?: TurnOptions;
     /** Backups; only with backupRepository. */
     backup?: BackupOptions & { password: S; sftpPrivateKey?: S; s3AccessKeyId?: S; s3SecretAccessKey?: S };
+    /** The maintenance timers; only with the maintenance switch. */
+    maintenance?: MaintenanceOptions;
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
     /** Prometheus, Alertmanager and the exporters; only with monitoring. */
@@ -924,6 +927,122 @@ export const STACK_KEYS = {
         description: "Guests get TURN credentials too.",
         doc: "guests get TURN credentials too",
         example: { value: "false" },
+    },
+    maintenance: {
+        section: "Maintenance timers",
+        type: "boolean",
+        setting: at((o) => o.maintenance.enabled),
+        whenUnset: "no maintenance timers run (an earlier deployment's are taken away)",
+        description:
+            "Maintenance timers on the VM: weekly state compression, purge of the remote media cache, deletion of rooms without local members (a dry run unless maintenanceEmptyRoomsDryRun is false). Needs PostgreSQL.",
+        doc: "weekly maintenance timers (`matrix-maintenance-*.timer`): state compression, remote media cache purge, empty-room deletion (dry run by default); each can be turned off below",
+        example: { comment: ["Maintenance timers (default false); each one below is on with it unless set to false."], value: "true" },
+    },
+    maintenanceCompressor: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.compressor.enabled),
+        onlyWith: "maintenance",
+        description: "Compress Synapse's room state weekly with synapse_auto_compressor (needs PostgreSQL on the VM).",
+        doc: "weekly state compression with `synapse_auto_compressor` (PostgreSQL on the VM only)",
+        example: { value: "true" },
+    },
+    maintenanceCompressorSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.schedule),
+        onlyWith: "maintenance",
+        description: "When the compressor runs (a systemd OnCalendar= expression).",
+        doc: "when the compressor runs (systemd `OnCalendar=`)",
+        example: { value: "Sun *-*-* 04:30:00" },
+    },
+    maintenanceCompressorChunkSize: {
+        type: "integer",
+        setting: at((o) => o.maintenance.compressor.chunkSize),
+        onlyWith: "maintenance",
+        description: "State groups the compressor works on at once (-c); at least the first level's size (100).",
+        doc: "state groups compressed at once (`-c`)",
+        example: { value: "500" },
+    },
+    maintenanceCompressorChunks: {
+        type: "integer",
+        setting: at((o) => o.maintenance.compressor.chunks),
+        onlyWith: "maintenance",
+        description: "Chunks the compressor compresses per run (-n): how long a run works.",
+        doc: "chunks per run (`-n`)",
+        example: { value: "100" },
+    },
+    maintenanceCompressorBinaryUrl: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.binaryUrl),
+        onlyWith: "maintenance",
+        whenUnset: "the compressor comes from PyPI (synapse-auto-compressor 0.1.2, hash-pinned)",
+        description: "An https URL of a synapse_auto_compressor binary to use instead of PyPI's wheel (needs maintenanceCompressorBinarySha256).",
+        doc: "a `synapse_auto_compressor` binary to download instead of PyPI's wheel",
+        defaultDoc: "PyPI's `synapse-auto-compressor` 0.1.2",
+        example: { value: "https://example.com/synapse_auto_compressor" },
+    },
+    maintenanceCompressorBinarySha256: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.binarySha256),
+        onlyWith: "maintenance",
+        description: "The SHA-256 of the binary at maintenanceCompressorBinaryUrl (64 hex digits).",
+        doc: "SHA-256 of that binary (required with it)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    maintenanceMediaCache: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.mediaCache.enabled),
+        onlyWith: "maintenance",
+        description: "Purge cached remote media weekly (purge_media_cache).",
+        doc: "weekly purge of cached remote media (`purge_media_cache`)",
+        example: { value: "true" },
+    },
+    maintenanceMediaCacheDays: {
+        type: "integer",
+        setting: at((o) => o.maintenance.mediaCache.olderThanDays),
+        onlyWith: "maintenance",
+        description: "Cached remote media not accessed for this many days is purged (at least 1).",
+        doc: "days since a cached remote file was last accessed",
+        example: { value: "30" },
+    },
+    maintenanceMediaCacheSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.mediaCache.schedule),
+        onlyWith: "maintenance",
+        description: "When the media cache purge runs (a systemd OnCalendar= expression).",
+        doc: "when the media cache purge runs",
+        example: { value: "Sun *-*-* 05:30:00" },
+    },
+    maintenanceEmptyRooms: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.emptyRooms.enabled),
+        onlyWith: "maintenance",
+        description: "Delete (with purge) rooms no local user has been in for maintenanceEmptyRoomsDays, weekly.",
+        doc: "weekly deletion of rooms without local members",
+        example: { value: "true" },
+    },
+    maintenanceEmptyRoomsDays: {
+        type: "integer",
+        setting: at((o) => o.maintenance.emptyRooms.emptyForDays),
+        onlyWith: "maintenance",
+        description: "A room without local members is deleted once its newest event is this many days old (at least 1).",
+        doc: "days a room has been without local members",
+        example: { value: "30" },
+    },
+    maintenanceEmptyRoomsDryRun: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.emptyRooms.dryRun),
+        onlyWith: "maintenance",
+        description: "Only log the rooms that would be deleted; false deletes them.",
+        doc: "only log what would be deleted (`false` deletes)",
+        example: { value: "true" },
+    },
+    maintenanceEmptyRoomsSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.emptyRooms.schedule),
+        onlyWith: "maintenance",
+        description: "When the empty-room deletion runs (a systemd OnCalendar= expression).",
+        doc: "when the empty-room deletion runs",
+        example: { value: "Sun *-*-* 06:00:00" },
     },
     dnsZone: {
         section: "DNS",

@@ -4,6 +4,7 @@ import { parse } from "yaml";
 
 import { ElementWebOptions } from "../model/element";
 import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
+import { MaintenanceOptions } from "../model/maintenance";
 import { MonitoringOptions } from "../model/monitoring";
 import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
@@ -183,6 +184,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
         ...(options.monitoring ? { monitoring: options.monitoring as MonitoringOptions } : {}),
         ...(options.backup ? { backup: options.backup as StackOptions<S>["backup"] } : {}),
+        ...(options.maintenance ? { maintenance: options.maintenance as MaintenanceOptions } : {}),
     };
 }
 

@@ -4,6 +4,7 @@ import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, hostPortClaims, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import { MaintenanceOptions, MaintenanceSettings, NO_MAINTENANCE, resolveMaintenanceSettings } from "./maintenance";
 import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "./monitoring";
 import {
     ExternalPostgresOptions,
@@ -88,6 +89,8 @@ export interface StackPlanArgs<L = never> {
     monitoring?: MonitoringOptions;
     /** Backups (SynapseBackup); its secret inputs are only looked at for whether they are given. */
     backup?: BackupOptions & { password?: unknown; sftpPrivateKey?: unknown; s3AccessKeyId?: unknown; s3SecretAccessKey?: unknown };
+    /** The maintenance timers (SynapseMaintenance); absent: none (an earlier deployment's are taken away). */
+    maintenance?: MaintenanceOptions;
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -104,6 +107,7 @@ export interface StackLabels {
     dns: string;
     monitoring: string;
     backup: string;
+    maintenance: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -119,6 +123,7 @@ export const STACK_COMPONENTS = {
     dns: "CloudflareDns",
     monitoring: "MonitoringServer",
     backup: "SynapseBackup",
+    maintenance: "SynapseMaintenance",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -138,6 +143,7 @@ export const STACK_ROLES = {
     monitoringRemoval: "monitoring-removal",
     backup: "backup",
     backupRemoval: "backup-removal",
+    maintenance: "maintenance",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -188,6 +194,8 @@ export interface StackPlan {
     monitoring: { kind: "server"; settings: MonitoringSettings } | { kind: "removal" };
     /** Backups and the restore, with `backup`. */
     backup?: BackupSettings;
+    /** The maintenance timers; every one off without `maintenance` (which takes away an earlier deployment's). */
+    maintenance: MaintenanceSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -218,6 +226,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
         monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
         backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
+        maintenance: label(STACK_COMPONENTS.maintenance, STACK_ROLES.maintenance),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -390,6 +399,18 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 }),
             );
     }
+    // The compressor connects through the socket of a PostgreSQL on Synapse's host; with SQLite, compressor and purges are refused.
+    const maintenance =
+        synapse && postgres
+            ? attempt(() =>
+                  resolveMaintenanceSettings(labels.maintenance, args.maintenance ?? NO_MAINTENANCE, {
+                      synapse,
+                      ...(postgres!.kind === "local" && !postgres!.onDatabaseHost
+                          ? { localPostgres: { database: postgres!.settings.database, port: postgres!.settings.port } }
+                          : {}),
+                  }),
+              )
+            : undefined;
 
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
@@ -489,6 +510,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(dns ? { dns } : {}),
         monitoring,
         ...(backup ? { backup } : {}),
+        maintenance: maintenance!,
         ports,
     };
 }

@@ -3,6 +3,7 @@ export * from "./apply";
 export * from "./backup";
 export * from "./element";
 export * from "./host";
+export * from "./maintenance";
 export * from "./monitoring";
 export * from "./postgres";
 export * from "./proxy";

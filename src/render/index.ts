@@ -5,6 +5,7 @@ export * from "./drift";
 export * from "./element";
 export * from "./firewall";
 export * from "./host";
+export * from "./maintenance";
 export * from "./monitoring";
 export * from "./postgres";
 export * from "./prometheus";

@@ -28,6 +28,7 @@ const BACKUP = {
     backupS3SecretAccessKey: "s3-secret",
 };
 const SFTP = { backupRepository: "sftp:backup@backup.example.com:/srv/restic", backupPassword: "restic-password", backupSftpPrivateKey: TEST_SSH_KEY };
+const MAINT = { maintenance: "true" };
 
 /**
  * Bad values for every key of the table (the type makes leaving a key out
@@ -143,6 +144,37 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     turnRelayIp: [{ value: "not an ip", with: { ...TURN, turnExternalIp: "203.0.113.10" }, valid: /expected/ }],
     turnUserLifetime: [{ value: "forever", with: TURN, valid: /expected/ }],
     turnAllowGuests: [{ value: "yes", with: TURN, valid: /expected true or false/ }],
+    maintenance: [{ value: "yes", valid: /expected true or false/ }],
+    maintenanceCompressor: [
+        { value: "yes", with: MAINT, valid: /expected true or false/ },
+        // SQLite: no compressor (and no purges).
+        { value: "true", with: { ...MAINT, useSqlite: "true" }, valid: /the compressor works on PostgreSQL only, and Synapse uses SQLite/ },
+    ],
+    maintenanceCompressorSchedule: [{ value: "every 'day'", with: MAINT, valid: /expected a systemd calendar expression/ }],
+    maintenanceCompressorChunkSize: [
+        { value: "0", with: MAINT, valid: /expected a whole number from 1 to 100000/ },
+        { value: "50", with: MAINT, valid: /expected at least the first level's size \(100\)/ },
+    ],
+    maintenanceCompressorChunks: [{ value: "0", with: MAINT, valid: /expected a whole number from 1 to 100000/ }],
+    maintenanceCompressorBinaryUrl: [
+        { value: "http://example.com/c", with: { ...MAINT, maintenanceCompressorBinarySha256: "0".repeat(64) }, valid: /expected an https:\/\/ URL/ },
+        // A URL without its SHA-256.
+        { value: "https://example.com/c", with: MAINT, valid: /expected compressor.binarySha256 with it .*a binary downloaded without it is refused/ },
+    ],
+    maintenanceCompressorBinarySha256: [
+        { value: "abc", with: { ...MAINT, maintenanceCompressorBinaryUrl: "https://example.com/c" }, valid: /expected the binary's SHA-256/ },
+        { value: "0".repeat(64), with: MAINT, valid: /expected it only together with compressor.binaryUrl/ },
+    ],
+    maintenanceMediaCache: [
+        { value: "yes", with: MAINT, valid: /expected true or false/ },
+        { value: "true", with: { ...MAINT, useSqlite: "true", maintenanceCompressor: "false" }, valid: /the purges are for PostgreSQL deployments/ },
+    ],
+    maintenanceMediaCacheDays: [{ value: "0", with: MAINT, valid: /at least 1 \(retention under one day is refused\)/ }],
+    maintenanceMediaCacheSchedule: [{ value: "x\\y", with: MAINT, valid: /expected a systemd calendar expression/ }],
+    maintenanceEmptyRooms: [{ value: "yes", with: MAINT, valid: /expected true or false/ }],
+    maintenanceEmptyRoomsDays: [{ value: "0", with: MAINT, valid: /retention under one day is refused/ }],
+    maintenanceEmptyRoomsDryRun: [{ value: "yes", with: MAINT, valid: /expected true or false/ }],
+    maintenanceEmptyRoomsSchedule: [{ value: "daily; reboot", with: MAINT, valid: /expected a systemd calendar expression/ }],
     dnsZone: [{ value: "bad zone!", with: { dnsIpv4: DNS.dnsIpv4 }, valid: /expected/ }],
     dnsIpv4: [{ value: "not an ip", with: { dnsZone: DNS.dnsZone }, valid: /expected/ }],
     dnsIpv6: [{ value: "not an ip", with: DNS, valid: /expected/ }],
@@ -214,9 +246,13 @@ describe("every stack key's bad values are refused naming matrix:<key>, the valu
                     assert.match(first, new RegExp(`^matrix:${key} is (\\[secret, not shown\\]|empty); `));
                     if (value.trim()) assert.ok(!message.includes(value.trim()), `a secret is shown: ${message}`);
                 } else {
-                    // The value as written: the text, the number, or (in a list) the item that is wrong.
+                    // The value as written: the text, the number or boolean, or (in a list) the item that is wrong.
                     const items = STACK_KEYS[key].type === "list" && value.startsWith("[") ? (JSON.parse(value) as string[]) : [];
-                    const shown = [JSON.stringify(value), ...(Number.isFinite(Number(value)) ? [value] : []), ...items.map((i) => JSON.stringify(i))];
+                    const shown = [
+                        JSON.stringify(value),
+                        ...(Number.isFinite(Number(value)) || value === "true" || value === "false" ? [value] : []),
+                        ...items.map((i) => JSON.stringify(i)),
+                    ];
                     // Inside a YAML key's value, the value at the path the message names (`matrix:workers.typing is 2`).
                     if (STACK_KEYS[key].type === "yaml" && first.startsWith(`matrix:${key}.`)) shown.push(...value.split(/[^\w.-]+/).filter(Boolean));
                     assert.ok(

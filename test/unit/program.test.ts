@@ -411,6 +411,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         TurnServer: 'TurnServer "dev-turn"',
         MonitoringServer: 'MonitoringServer "dev-monitoring"',
         SynapseBackup: 'SynapseBackup "dev-backup"',
+        SynapseMaintenance: 'SynapseMaintenance "dev-maintenance"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

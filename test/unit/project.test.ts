@@ -10,6 +10,7 @@ import { BACKUP_DEFAULTS } from "../../src/model/backup";
 import { DNS_DEFAULTS } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
+import { MAINTENANCE_DEFAULTS } from "../../src/model/maintenance";
 import { MONITORING_DEFAULTS } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
@@ -155,6 +156,13 @@ describe("the Pulumi project", () => {
             // Off unless set, and no alert receiver unless given (the list key declares []).
             monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
             backup: BACKUP_DEFAULTS,
+            // Each timer on with the maintenance switch, with the model's defaults.
+            maintenance: {
+                enabled: false,
+                compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+                mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+                emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+            },
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -124,6 +124,13 @@ describe("MonitoringServer in the stack plan", () => {
         assert.throws(() => plan({ alertmanagerPort: 9093 }), /MonitoringServer "dev-monitoring": monitoring\.alertmanagerPort is 9093; .*port 9093/);
     });
 
+    it("Synapse's metrics turned off is Synapse's error", () => {
+        assert.throws(
+            () => plan({}, { metrics: { enabled: false } }),
+            /SynapseHomeserver "dev-synapse": metrics\.enabled is false; monitoring scrapes Synapse's metrics listener/,
+        );
+    });
+
     it("a Synapse older than the pinned rules is Synapse's error", () => {
         assert.throws(
             () => plan({}, { installMethod: "apt", version: "1.140.0" }),

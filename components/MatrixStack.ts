@@ -18,6 +18,8 @@ import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
+import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
+import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
@@ -89,6 +91,12 @@ export interface MatrixStackArgs {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };
+    /**
+     * Backups to an off-host restic repository (SFTP or S3-compatible) and,
+     * with `restoreFrom`, a restore before Synapse first starts (see
+     * SynapseBackup). Needs PostgreSQL installed on the VM. Default: none.
+     */
+    backup?: Omit<SynapseBackupArgs, "synapse" | "database" | "resolved">;
     /** Redis for the workers: installed on the VM by default; `external` for an existing server. Only with workers. */
     redis?: RedisOptions & {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
@@ -136,6 +144,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly monitoring?: MonitoringServer;
     /** Without `monitoring`: takes away the monitoring an earlier deployment set up (nothing when there is none). */
     readonly monitoringRemoval?: MonitoringRemoval;
+    /** Backups (and the restore), with `backup`. */
+    readonly backup?: SynapseBackup;
+    /** Without `backup`: takes away backups an earlier deployment of this stack set up (nothing when there were none). */
+    readonly backupRemoval?: SynapseBackupRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -176,6 +188,9 @@ export class MatrixStack extends pulumi.ComponentResource {
                 child,
             );
         }
+        // Synapse first starts after a restore (backup.restoreFrom); the backup is made after Synapse (it reads its key id).
+        let restored: ((r: pulumi.Resource) => void) | undefined;
+        const startAfter = plan.backup ? [new Promise<pulumi.Resource>((resolve) => (restored = resolve))] : [];
         this.synapse = new SynapseHomeserver(
             childName(name, STACK_ROLES.synapse),
             {
@@ -184,9 +199,20 @@ export class MatrixStack extends pulumi.ComponentResource {
                 database: this.database,
                 resolved: plan.synapse,
                 workersOnHost: plan.workers ? plan.workers.workers.filter((w) => w.host === plan.workers!.mainHost).length : 0,
+                startAfter,
             },
             child,
         );
+        if (args.backup && plan.backup && this.database) {
+            this.backup = new SynapseBackup(
+                childName(name, STACK_ROLES.backup),
+                { ...args.backup, synapse: this.synapse, database: this.database, resolved: plan.backup },
+                child,
+            );
+            restored!(this.backup.restored);
+        } else {
+            this.backupRemoval = new SynapseBackupRemoval(childName(name, STACK_ROLES.backupRemoval), { synapse: this.synapse }, child);
+        }
         if (plan.workers) {
             this.workers = new WorkerPool(
                 childName(name, STACK_ROLES.workers),

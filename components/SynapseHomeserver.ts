@@ -52,6 +52,13 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
      * your own stack that runs many workers here wants it set.
      */
     workersOnHost?: number;
+    /**
+     * Resources the config step, which first starts Synapse, waits for: a
+     * SynapseBackup's `restored`, so a restore (`restoreFrom`) happens
+     * before Synapse ever starts. A Promise may stand for one made after
+     * this component (MatrixStack passes one). Default none.
+     */
+    startAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -76,6 +83,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
     readonly settings: SynapseSettings;
     /** Depend on this to run once Synapse answers /health. */
     readonly ready: pulumi.Resource;
+    /** Done once Synapse is installed and its secret files (the signing key among them) are written, before it first starts. */
+    readonly secretsWritten: pulumi.Resource;
     /** The host the main process runs on. */
     readonly host: Host;
     /** What Synapse learns from other resources (the database's address): a WorkerPool renders homeserver.yaml with it on hosts of its own. */
@@ -166,6 +175,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        this.secretsWritten = secrets;
         const localDb = args.database?.host === host;
         const peers: pulumi.Output<SynapsePeers> = args.database ? args.database.connection.apply((database) => ({ database })) : pulumi.output({});
         this.peers = peers;
@@ -174,7 +184,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             {
                 host,
                 script: peers.apply((p) => synapseConfigScript(s, p, component, { afterUnits: localDb ? ["postgresql.service"] : [] })),
-                after: [secrets, ...(args.database ? [args.database.ready] : [])],
+                after: [secrets, ...(args.database ? [args.database.ready] : []), ...(args.startAfter ?? [])],
                 timeout: restartTimeout(1 + (args.workersOnHost ?? 0)),
             },
             { parent: this },

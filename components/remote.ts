@@ -36,8 +36,8 @@ export interface HostScriptArgs {
      * Default false (the script shows in previews as a readable diff).
      */
     secret?: boolean;
-    /** Run after these too (the host's `ready` is always waited for). Default none. */
-    after?: pulumi.Resource[];
+    /** Run after these too (the host's `ready` is always waited for); a Promise may stand for a resource made later. Default none. */
+    after?: pulumi.Input<pulumi.Resource>[];
     /** Create and update timeout, like `30m`. Default `10m`. */
     timeout?: string;
 }

@@ -12,10 +12,22 @@ export { MonitoringServer, MonitoringServerArgs } from "../components/Monitoring
 export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
+export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
+export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
+export {
+    BACKUP_DEFAULTS,
+    BACKUP_FILES,
+    BACKUP_METRIC,
+    BackupOptions,
+    BackupSettings,
+    BackupTarget,
+    parseRepository,
+    resolveBackupSettings,
+} from "./model/backup";
 export {
     AddressRecord,
     certificateNamesFor,

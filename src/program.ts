@@ -88,3 +88,6 @@ export const hostOs = stack.host.os.apply((os) => os.prettyName);
 export const certificateNames = stack.proxy?.certificateNames;
 export const zoneFile = stack.zoneFile;
 export const prometheusScrapeConfig = stack.prometheusScrapeConfig;
+// With backups: the commands to run on the VM (as root) for the last good backup's time and for a restore.
+export const backupStatusCommand = stack.backup?.statusCommand;
+export const restoreCommand = stack.backup?.restoreCommand;

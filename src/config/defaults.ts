@@ -1,3 +1,4 @@
+import { resolveBackupSettings } from "../model/backup";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
@@ -33,6 +34,7 @@ const NO_FIXED_DEFAULT: readonly StackConfigKey[] = [
     // The download URL's default has the version in it.
     "elementDownloadUrl",
     "turnDomain",
+    "backupRepository",
     // Required with the proxy (the models resolve with a sample address).
     "acmeEmail",
     // The pool follows the database (none with SQLite): the key's text has no fixed default.
@@ -70,6 +72,11 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
         // Off unless set, and no alert receiver unless given (the list key declares []).
         monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
+        backup: resolveBackupSettings(
+            "SynapseBackup",
+            { repository: "s3:https://s3.example.com/bucket" },
+            { synapse, database: postgres, credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: true, s3SecretAccessKey: true } },
+        ),
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -1,3 +1,4 @@
+import { BackupOptions } from "../model/backup";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions, parseHostKey } from "../model/host";
@@ -46,6 +47,8 @@ export interface StackOptions<S> {
     element?: ElementWebOptions;
     /** coturn's options; only with turnDomain. */
     turn?: TurnOptions;
+    /** Backups; only with backupRepository. */
+    backup?: BackupOptions & { password: S; sftpPrivateKey?: S; s3AccessKeyId?: S; s3SecretAccessKey?: S };
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
     /** Prometheus, Alertmanager and the exporters; only with monitoring. */
@@ -1066,6 +1069,135 @@ export const STACK_KEYS = {
         description: "Alertmanager's port on 127.0.0.1 (9093 is Synapse's replication listener).",
         doc: "Alertmanager's port on 127.0.0.1",
         example: { value: "9193" },
+    },
+    backupRepository: {
+        section: "Backups (restic, off the host)",
+        type: "string",
+        setting: at((o) => o.backup.repository),
+        whenUnset: "no backups are made",
+        description:
+            "The restic repository the nightly backup goes to, off the VM - sftp:user@host:/path, sftp://user@host:port//path or s3:https://endpoint/bucket[/prefix]. Empty makes no backups.",
+        doc: "the off-host restic repository of the nightly backup: `sftp:user@host:/path`, `sftp://user@host:port//path` or `s3:https://endpoint/bucket[/prefix]` (see [Backups and restore](#backups-and-restore))",
+        defaultDoc: "no backups",
+        example: {
+            comment: [
+                "Nightly backups (database, key, config and secrets, local media) to a restic repository off the VM,",
+                "e.g. sftp:backup@backup.example.com:/srv/restic/matrix or s3:https://s3.example.com/matrix-backups.",
+            ],
+            value: "",
+        },
+    },
+    backupPassword: {
+        type: "secret",
+        setting: at((o) => o.backup.password),
+        check: oneLine("the restic repository's password"),
+        required: "",
+        hint: "<a long random password; keep a copy off the VM>",
+        onlyWith: "backupRepository",
+        description: "The restic repository's password (set with `pulumi config set --secret backupPassword`); without it no backup can be read.",
+        doc: "(secret) the restic repository's password; keep a copy elsewhere too",
+        example: { comment: ["The repository's password: `pulumi config set --secret backupPassword`; keep a copy off the VM."] },
+    },
+    backupSftpPrivateKey: {
+        type: "secret",
+        setting: at((o) => o.backup.sftpPrivateKey),
+        onlyWith: "backupRepository",
+        description: "The SFTP user's private key, for an sftp: repository (set with `pulumi config set --secret backupSftpPrivateKey < key`).",
+        doc: "(secret) the SFTP user's private key (sftp: repositories)",
+        defaultDoc: "none",
+        example: { comment: ["An sftp: repository: the SSH key of its user, `pulumi config set --secret backupSftpPrivateKey < key`."] },
+    },
+    backupSftpKnownHosts: {
+        type: "string",
+        setting: at((o) => o.backup.sftpKnownHosts),
+        onlyWith: "backupRepository",
+        description: "The SFTP server's host keys as known_hosts lines (ssh-keyscan prints them); the only keys ssh accepts.",
+        doc: "the SFTP server's host keys as `known_hosts` lines (sftp: repositories)",
+        example: { comment: ["An sftp: repository: its server's host keys (`ssh-keyscan -p 22 backup.example.com`)."], value: "" },
+    },
+    backupS3AccessKeyId: {
+        type: "secret",
+        setting: at((o) => o.backup.s3AccessKeyId),
+        onlyWith: "backupRepository",
+        description: "The access key id of an s3: repository (set with `pulumi config set --secret backupS3AccessKeyId`).",
+        doc: "(secret) the access key id (s3: repositories)",
+        defaultDoc: "none",
+        example: { comment: ["An s3: repository: its access key id and secret access key (both --secret)."] },
+    },
+    backupS3SecretAccessKey: {
+        type: "secret",
+        setting: at((o) => o.backup.s3SecretAccessKey),
+        onlyWith: "backupRepository",
+        description: "The secret access key of an s3: repository (set with `pulumi config set --secret backupS3SecretAccessKey`).",
+        doc: "(secret) the secret access key (s3: repositories)",
+        defaultDoc: "none",
+        example: {},
+    },
+    backupSchedule: {
+        type: "string",
+        setting: at((o) => o.backup.schedule),
+        onlyWith: "backupRepository",
+        description: "When the backup runs (systemd OnCalendar); a run missed while the VM was down happens at boot.",
+        doc: "when the backup runs (systemd `OnCalendar`; a missed run happens at boot)",
+        example: { value: "*-*-* 04:00:00" },
+    },
+    backupCheckSchedule: {
+        type: "string",
+        setting: at((o) => o.backup.checkSchedule),
+        onlyWith: "backupRepository",
+        description: "When restic check verifies the repository (systemd OnCalendar).",
+        doc: "when `restic check` verifies the repository",
+        example: { value: "Sun *-*-* 05:30:00" },
+    },
+    backupKeepDaily: {
+        type: "integer",
+        setting: at((o) => o.backup.retention.daily),
+        onlyWith: "backupRepository",
+        description: "Days whose last snapshot is kept (at least 1).",
+        doc: "days whose last snapshot is kept (at least 1)",
+        example: { comment: ["Retention (restic forget --prune after each backup)."], value: "7" },
+    },
+    backupKeepWeekly: {
+        type: "integer",
+        setting: at((o) => o.backup.retention.weekly),
+        onlyWith: "backupRepository",
+        description: "Weeks whose last snapshot is kept.",
+        doc: "weeks whose last snapshot is kept",
+        example: { value: "4" },
+    },
+    backupKeepMonthly: {
+        type: "integer",
+        setting: at((o) => o.backup.retention.monthly),
+        onlyWith: "backupRepository",
+        description: "Months whose last snapshot is kept.",
+        doc: "months whose last snapshot is kept",
+        example: { value: "12" },
+    },
+    backupDirectory: {
+        type: "string",
+        setting: at((o) => o.backup.directory),
+        onlyWith: "backupRepository",
+        description: "Where each run builds its archive on the VM (root only; not inside Synapse's data directory).",
+        doc: "where each run builds its archive on the VM (not inside Synapse's data directory)",
+        example: { value: "/var/backups/pulumi-matrix/synapse" },
+    },
+    backupKeepLocalCopy: {
+        type: "boolean",
+        setting: at((o) => o.backup.keepLocalCopy),
+        onlyWith: "backupRepository",
+        description: "Keep the latest archive on the VM too (backupDirectory/matrix-backup.tar).",
+        doc: "keep the latest archive on the VM too",
+        example: { value: "false" },
+    },
+    restoreFrom: {
+        type: "string",
+        setting: at((o) => o.backup.restoreFrom),
+        onlyWith: "backupRepository",
+        description:
+            "On a fresh VM, restore this snapshot (its restic id, or latest) before Synapse first starts: only into an empty database, and only an archive of the same server_name and signing key.",
+        doc: "restore this snapshot (`latest` or a restic id) on a fresh VM before Synapse first starts (see [Backups and restore](#backups-and-restore))",
+        defaultDoc: "none",
+        example: { comment: ["A new VM for the same server: `latest` (or a snapshot id) restores that backup before Synapse first starts."], value: "" },
     },
 } as const satisfies Record<string, StackKey>;
 

@@ -182,6 +182,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
         ...(options.monitoring ? { monitoring: options.monitoring as MonitoringOptions } : {}),
+        ...(options.backup ? { backup: options.backup as StackOptions<S>["backup"] } : {}),
     };
 }
 

@@ -1,3 +1,4 @@
+import { BackupOptions, BackupSettings, resolveBackupSettings } from "./backup";
 import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
@@ -85,6 +86,8 @@ export interface StackPlanArgs<L = never> {
     turn?: TurnOptions;
     dns?: StackDnsOptions<L>;
     monitoring?: MonitoringOptions;
+    /** Backups (SynapseBackup); its secret inputs are only looked at for whether they are given. */
+    backup?: BackupOptions & { password?: unknown; sftpPrivateKey?: unknown; s3AccessKeyId?: unknown; s3SecretAccessKey?: unknown };
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -100,6 +103,7 @@ export interface StackLabels {
     turn: string;
     dns: string;
     monitoring: string;
+    backup: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -114,6 +118,7 @@ export const STACK_COMPONENTS = {
     turn: "TurnServer",
     dns: "CloudflareDns",
     monitoring: "MonitoringServer",
+    backup: "SynapseBackup",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -131,6 +136,8 @@ export const STACK_ROLES = {
     dns: "dns",
     monitoring: "monitoring",
     monitoringRemoval: "monitoring-removal",
+    backup: "backup",
+    backupRemoval: "backup-removal",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -179,6 +186,8 @@ export interface StackPlan {
     dns?: PlannedDns;
     /** Prometheus, Alertmanager and the exporters on the main host, or the removal of an earlier deployment's when `monitoring` is left out. */
     monitoring: { kind: "server"; settings: MonitoringSettings } | { kind: "removal" };
+    /** Backups and the restore, with `backup`. */
+    backup?: BackupSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -208,6 +217,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
         monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
+        backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -349,6 +359,38 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         if (settings) monitoring = { kind: "server", settings };
     }
 
+    // Backups dump the database on Synapse's host: PostgreSQL installed there.
+    let backup: BackupSettings | undefined;
+    if (args.backup && synapse && postgres) {
+        const { password, sftpPrivateKey, s3AccessKeyId, s3SecretAccessKey, ...backupOptions } = args.backup;
+        const database = postgres.kind === "local" && !postgres.onDatabaseHost ? postgres.settings : undefined;
+        if (!database)
+            fail(
+                "backup",
+                new Described(
+                    postgres.kind === "sqlite"
+                        ? "set together with synapse.sqlite"
+                        : postgres.kind === "external"
+                          ? "set together with postgres.external"
+                          : "set together with postgres.host",
+                ),
+                "backups need PostgreSQL installed on Synapse's host (pg_dump and pg_restore run there): remove backup, or install PostgreSQL on the VM",
+            );
+        else
+            backup = attempt(() =>
+                resolveBackupSettings(labels.backup, backupOptions, {
+                    synapse,
+                    database,
+                    credentials: {
+                        password: password !== undefined,
+                        sftpPrivateKey: sftpPrivateKey !== undefined,
+                        s3AccessKeyId: s3AccessKeyId !== undefined,
+                        s3SecretAccessKey: s3SecretAccessKey !== undefined,
+                    },
+                }),
+            );
+    }
+
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
     if (host) {
@@ -446,6 +488,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         turn,
         ...(dns ? { dns } : {}),
         monitoring,
+        ...(backup ? { backup } : {}),
         ports,
     };
 }

@@ -1,5 +1,6 @@
 // Every provision module's exports, one line per module: a new function needs no edit here.
 export * from "./apply";
+export * from "./backup";
 export * from "./element";
 export * from "./host";
 export * from "./monitoring";

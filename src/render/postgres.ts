@@ -52,8 +52,7 @@ export function renderCreateDatabaseSql(db: { database: string; user: string }, 
         "\\set ON_ERROR_STOP on",
         `SELECT format('CREATE ROLE %I LOGIN', ${role}) WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${role}) \\gexec`,
         `SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', ${role}, ${sqlLiteral(verifier)}) \\gexec`,
-        `SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', ${name}, ${role}, 'UTF8', 'C', 'C')`,
-        `  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name}) \\gexec`,
+        ...renderCreateDatabaseIfMissing(db),
         "DO $$",
         "BEGIN",
         `  IF EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name} AND (pg_encoding_to_char(encoding) <> 'UTF8' OR datcollate <> 'C' OR datctype <> 'C')) THEN`,
@@ -63,6 +62,29 @@ export function renderCreateDatabaseSql(db: { database: string; user: string }, 
         "",
     ].join("\n");
 }
+
+/**
+ * The psql lines that create the database as Synapse requires it (UTF8,
+ * LC_COLLATE and LC_CTYPE C, from template0, owned by the role) when it does
+ * not exist; the role must exist. Used by the database step and by a restore
+ * into a dropped database.
+ */
+export function renderCreateDatabaseIfMissing(db: { database: string; user: string }): string[] {
+    const role = sqlLiteral(db.user);
+    const name = sqlLiteral(db.database);
+    return [
+        `SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', ${name}, ${role}, 'UTF8', 'C', 'C')`,
+        `  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = ${name}) \\gexec`,
+    ];
+}
+
+/**
+ * pg_dump's options for a Synapse database, as Synapse's backup guide says:
+ * custom format, and the one-time keys' rows left out (the table itself is
+ * kept): restored, used keys would be handed out again and messages fail to
+ * decrypt.
+ */
+export const PG_DUMP_OPTIONS = "--format=custom --exclude-table-data=e2e_one_time_keys_json";
 
 /** postgresql.conf fragment (Debian includes conf.d/*.conf): listening and memory tuning. */
 export function renderPostgresConf(s: PostgresLocalSettings): string {
@@ -134,7 +156,7 @@ umask 077
 find "$dir" -maxdepth 1 -type f -name "$db-*.dump.partial" -delete
 partial="$dir/$db-$stamp.dump.partial"
 trap 'rm -f -- "$partial"' EXIT
-pg_dump --port=${s.port} --format=custom --exclude-table-data=e2e_one_time_keys_json --file="$partial" "$db"
+pg_dump --port=${s.port} ${PG_DUMP_OPTIONS} --file="$partial" "$db"
 mv "$partial" "$dir/$db-$stamp.dump"
 # Keep the newest $keep dumps.
 ls -1 "$dir" | grep -E "^$db-[0-9]{8}T[0-9]{6}Z\\.dump$" | sort -r | tail -n +$((keep + 1)) | while read -r old; do

@@ -21,6 +21,13 @@ const ELEMENT = { elementDomain: "element.example.com", elementVersion: "1.11.10
 const TURN = { turnDomain: "turn.example.com" };
 const DNS = { dnsZone: "example.com", dnsIpv4: "203.0.113.10" };
 const MONITORING = { monitoring: "true" };
+const BACKUP = {
+    backupRepository: "s3:https://s3.example.com/matrix-backups",
+    backupPassword: "restic-password",
+    backupS3AccessKeyId: "AKIDEXAMPLE",
+    backupS3SecretAccessKey: "s3-secret",
+};
+const SFTP = { backupRepository: "sftp:backup@backup.example.com:/srv/restic", backupPassword: "restic-password", backupSftpPrivateKey: TEST_SSH_KEY };
 
 /**
  * Bad values for every key of the table (the type makes leaving a key out
@@ -154,6 +161,30 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     monitoringRetention: [{ value: "forever", with: MONITORING, valid: /expected a whole number with h, d, w or y/ }],
     monitoringPrometheusPort: [{ value: "70000", with: MONITORING, valid: /expected a whole number from 1 to 65535/ }],
     monitoringAlertmanagerPort: [{ value: "9093", with: MONITORING, valid: /port 9093/ }],
+    backupRepository: [
+        {
+            value: "ftp://backup.example.com/matrix",
+            with: { backupPassword: "pw" },
+            valid: /expected a restic repository off this host: sftp:user@host:\/path/,
+        },
+        { value: "/srv/restic", with: { backupPassword: "pw" }, valid: /only SFTP and S3-compatible targets/ },
+    ],
+    backupPassword: [{ value: "two\nlines", with: { ...BACKUP }, valid: /expected the restic repository's password on one line/ }],
+    backupSftpPrivateKey: { none: "any text is passed on as the key (its absence is an error: see the cases where settings meet)" },
+    backupSftpKnownHosts: [{ value: "backup.example.com", with: SFTP, valid: /known_hosts lines/ }],
+    backupS3AccessKeyId: { none: "any text is passed on (its absence is an error: see the cases where settings meet)" },
+    backupS3SecretAccessKey: { none: "any text is passed on (its absence is an error: see the cases where settings meet)" },
+    backupSchedule: [{ value: "every night!", with: BACKUP, valid: /expected a systemd OnCalendar expression/ }],
+    backupCheckSchedule: [{ value: "weekly?", with: BACKUP, valid: /expected a systemd OnCalendar expression/ }],
+    backupKeepDaily: [{ value: "0", with: BACKUP, valid: /expected at least one day kept/ }],
+    backupKeepWeekly: [{ value: "-1", with: BACKUP, valid: /expected a whole number from 0 to 1200/ }],
+    backupKeepMonthly: [{ value: "-2", with: BACKUP, valid: /expected a whole number from 0 to 1200/ }],
+    backupDirectory: [
+        { value: "/var/lib/matrix-synapse/backup", with: BACKUP, valid: /expected a directory outside Synapse's data directory/ },
+        { value: "backups", with: BACKUP, valid: /expected an absolute path/ },
+    ],
+    backupKeepLocalCopy: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
+    restoreFrom: [{ value: "yesterday", with: BACKUP, valid: /expected a restic snapshot id .* or "latest"/ }],
 };
 
 const BASE = {

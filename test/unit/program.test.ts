@@ -410,6 +410,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         CloudflareDns: 'CloudflareDns "dev-dns"',
         TurnServer: 'TurnServer "dev-turn"',
         MonitoringServer: 'MonitoringServer "dev-monitoring"',
+        SynapseBackup: 'SynapseBackup "dev-backup"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -6,6 +6,7 @@ import { parse } from "yaml";
 
 import { partOf, STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackPart } from "../../src/config/keys";
 import { readStackConfig } from "../../src/config/read";
+import { BACKUP_DEFAULTS } from "../../src/model/backup";
 import { DNS_DEFAULTS } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
@@ -153,6 +154,7 @@ describe("the Pulumi project", () => {
             turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
             // Off unless set, and no alert receiver unless given (the list key declares []).
             monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
+            backup: BACKUP_DEFAULTS,
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

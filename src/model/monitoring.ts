@@ -190,6 +190,15 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
                 `Synapse's recording rules are pinned for ${SYNAPSE_RULES.since} and later (${SYNAPSE_RULES.tag}): use Synapse ${SYNAPSE_RULES.since} or later with monitoring`,
             ),
         );
+    if (!s.metrics.enabled)
+        c.errors.push(
+            new ConfigError(
+                component,
+                "synapse.metrics.enabled",
+                false,
+                "monitoring scrapes Synapse's metrics listener: enable Synapse's metrics (the default), or leave monitoring out",
+            ),
+        );
     let alertEmail: MonitoringSettings["alertEmail"];
     if (o.alertEmail !== undefined) {
         const to = o.alertEmail.to;

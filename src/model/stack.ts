@@ -363,7 +363,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
                 : {}),
         };
-        // The Synapse release the recording rules need is Synapse's setting: its error names synapse.version.
+        // What monitoring needs of Synapse (a release the recording rules fit, its metrics) is Synapse's setting: its errors name it.
         const settings = attempt(() => asSynapseVersionError(labels.synapse, () => resolveMonitoringSettings(labels.monitoring, args.monitoring!, context)));
         if (settings) monitoring = { kind: "server", settings };
     }
@@ -538,9 +538,10 @@ function valueAt(args: unknown, path: string): unknown {
     return v;
 }
 
-/** Monitoring's error about Synapse's release, restated as Synapse's own (`synapse.version`, the setting to change). */
+/** Monitoring's errors about Synapse's settings (its release, its metrics), restated as Synapse's own: the setting to change. */
 function asSynapseVersionError<T>(synapse: string, f: () => T): T {
-    const restate = (e: ConfigError) => (e.setting === "synapse.version" ? new ConfigError(synapse, "version", e.value, e.expected) : e);
+    const restate = (e: ConfigError) =>
+        e.setting.startsWith("synapse.") ? new ConfigError(synapse, e.setting.slice("synapse.".length), e.value, e.expected) : e;
     try {
         return f();
     } catch (e) {

@@ -146,7 +146,7 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
             ),
         ),
         applyFileSet(unitSet(s, "node", MONITORING_SETS.node, [])),
-        sh`install -d -m 0755 -o prometheus -g prometheus ${f.textfileDir}`,
+        sh`install -d -m 0755 -o root -g root ${f.textfileDir}`,
     ];
     const credentials: ManagedFile[] = [];
     if (s.postgres) {

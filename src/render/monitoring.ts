@@ -6,6 +6,7 @@
  * root-only environment files with their credentials, and nginx's
  * stub_status on loopback.
  */
+import { BACKUP_METRIC } from "../model/backup";
 import { ALERT_THRESHOLDS, dialAddress, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
 import { SynapseSettings } from "../model/synapse";
 import { WorkerPoolSettings } from "../model/workers";
@@ -136,11 +137,11 @@ export function alertRules(): AlertRule[] {
         },
         {
             alert: "BackupTooOld",
-            expr: `time() - matrix_backup_last_success_timestamp_seconds > ${t.backupAgeHours} * 3600`,
+            expr: `time() - ${BACKUP_METRIC} > ${t.backupAgeHours} * 3600`,
             for: "10m",
             severity: "critical",
             summary: `The last successful backup is more than ${t.backupAgeHours} hours old`,
-            description: "matrix_backup_last_success_timestamp_seconds (written by the backup service) is older than the nightly backup allows.",
+            description: `${BACKUP_METRIC} (written by the backup service) is older than the nightly backup allows.`,
         },
         {
             alert: "DiskAlmostFull",

@@ -201,8 +201,18 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             [MONITORING_FILES.blackbox]: write("blackbox.yml", renderBlackboxConfig(monitoring)),
         };
         // The rendered arguments, with the config files where this test wrote them and the data in its directory.
+        // The backup service's gauge in the textfile collector's directory (here the test's own): the last backup 40 hours ago.
+        const textfile = path.join(mdir, "textfile");
+        fs.mkdirSync(textfile);
+        fs.chmodSync(textfile, 0o755);
+        fs.writeFileSync(
+            path.join(textfile, "matrix_backup.prom"),
+            `# TYPE matrix_backup_last_success_timestamp_seconds gauge\nmatrix_backup_last_success_timestamp_seconds ${Math.floor(Date.now() / 1000) - 40 * 3600}\n`,
+        );
         const args = (unit: MonitoringUnit, extra: string[] = []) => [
-            ...unitArgs(monitoring, unit).map((a) => a.replace(/=(\/etc\/pulumi-matrix\/monitoring\/[^ ]+)$/, (m, p: string) => `=${files[p] ?? p}`)),
+            ...unitArgs(monitoring, unit)
+                .map((a) => a.replace(/=(\/etc\/pulumi-matrix\/monitoring\/[^ ]+)$/, (m, p: string) => `=${files[p] ?? p}`))
+                .map((a) => a.replace(`=${MONITORING_FILES.textfileDir}`, `=${textfile}`)),
             ...extra,
         ];
         const postgresEnv = envFile(renderPostgresExporterEnv(monitoring));
@@ -270,6 +280,17 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             }
             assert.deepEqual(v, ["x=1"], `${name}: ${daemons.map((d) => `${d.name}: ${d.tail(5)}`).join("\n")}`);
         }
+    });
+
+    it("a backup older than 36 hours, read from the textfile collector, makes BackupTooOld pending", async function () {
+        let v: string[] = [];
+        for (let i = 0; i < 60 && v.join() !== "pending=1"; i++) {
+            v = await query('ALERTS{alertname="BackupTooOld"}', (m) => m.alertstate);
+            if (v.join() !== "pending=1") await sleep(1000);
+        }
+        assert.deepEqual(v, ["pending=1"]);
+        // Nothing else is wrong on this server.
+        assert.deepEqual(await query('ALERTS{alertname!="BackupTooOld"}', (m) => m.alertname), []);
     });
 
     it("Prometheus loaded the library's alerts and knows Alertmanager", async function () {

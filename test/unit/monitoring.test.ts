@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
+import * as path from "node:path";
 
 import { parse } from "yaml";
 
 import { MatrixStack } from "../../components/MatrixStack";
+import { BACKUP_FILES, BACKUP_METRIC } from "../../src/model/backup";
 import { ConfigErrors } from "../../src/model/errors";
 import {
     MONITORING_FILES,
@@ -124,6 +126,13 @@ describe("MonitoringServer in the stack plan", () => {
         assert.throws(() => plan({ alertmanagerPort: 9093 }), /MonitoringServer "dev-monitoring": monitoring\.alertmanagerPort is 9093; .*port 9093/);
     });
 
+    it("Synapse's metrics turned off is Synapse's error", () => {
+        assert.throws(
+            () => plan({}, { metrics: { enabled: false } }),
+            /SynapseHomeserver "dev-synapse": metrics\.enabled is false; monitoring scrapes Synapse's metrics listener/,
+        );
+    });
+
     it("a Synapse older than the pinned rules is Synapse's error", () => {
         assert.throws(
             () => plan({}, { installMethod: "apt", version: "1.140.0" }),
@@ -189,6 +198,11 @@ describe("MonitoringServer: rendered files", () => {
         assert.match(byName.SynapseEventProcessingLag, /synapse_event_persisted_position.*synapse_event_processing_positions\{name="federation_sender"\}/);
         assert.match(byName.SystemdUnitFailed, /node_systemd_unit_state\{state="failed", name=~"\(pulumi-\)\?matrix-\.\+"\} == 1/);
         assert.match(byName.CertificateExpiresSoon, /probe_ssl_earliest_cert_expiry - time\(\) < 14 \* 86400/);
+    });
+
+    it("the backup service's gauge is where node exporter's textfile collector reads it", () => {
+        assert.equal(path.dirname(BACKUP_FILES.metricsFile), MONITORING_FILES.textfileDir);
+        assert.match(renderAlertRules(), new RegExp(BACKUP_METRIC));
     });
 
     it("the exporters listen on loopback only; credentials never in their arguments", () => {

@@ -397,7 +397,7 @@ if pm_changed monitoring-node-exporter; then
     fi
 fi
 pm_done monitoring-node-exporter
-install -d -m 0755 -o prometheus -g prometheus /var/lib/prometheus/node-exporter
+install -d -m 0755 -o root -g root /var/lib/prometheus/node-exporter
 (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres) <<'PM_EOF'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') THEN CREATE ROLE prometheus LOGIN; END IF;

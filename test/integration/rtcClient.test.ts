@@ -47,6 +47,8 @@ describe("rtc-client: the LiveKit test client against a bare livekit-server", fu
     const grant = (room: string) => ({ room, roomJoin: true, canPublish: true, canSubscribe: true });
 
     before(async function () {
+        // The builds, when nothing is cached yet: minutes.
+        this.timeout(30 * 60_000);
         const [bins] = await Promise.all([matrixRtcBinaries(), rtcClient()]);
         await addClientNamespace(NS, HOST_IF, HOST_SIDE, SFU_ADDRESS);
         const dir = makeTempDir("rtc-client-livekit");

@@ -1,9 +1,10 @@
 // The MatrixRTC back end's programs and a call participant for the
 // integration suite:
 //
-//   matrixRtcBinaries()  livekit-server and lk-jwt-service, built from Go by
-//                        ../shared/matrixrtc/build.sh where this workplace has
-//                        it (cached, ~4 min cold), else found on PATH
+//   matrixRtcBinaries()  livekit-server and lk-jwt-service: in $MATRIXRTC_BIN,
+//                        else built from Go by ../shared/matrixrtc/build.sh
+//                        where this workplace has it (cached, ~4 min cold),
+//                        else found on PATH
 //   rtcClient()          the LiveKit test client (rtc-client/, Go, the
 //                        server SDK over WebRTC), built by scripts/rtc-client.sh
 //   joinCall()           runs it: publishes Opus and VP8 tracks, or counts the
@@ -29,11 +30,13 @@ export interface MatrixRtcBinaries {
 
 let binaries: Promise<MatrixRtcBinaries> | undefined;
 
-/** livekit-server and lk-jwt-service: from the shared build script when it is there, else from PATH. */
+/** livekit-server and lk-jwt-service: from $MATRIXRTC_BIN (what `build.sh --env` exports), else the shared build script when it is there, else PATH. */
 export function matrixRtcBinaries(): Promise<MatrixRtcBinaries> {
     binaries ??= (async () => {
         let dirs: string[];
-        if (fs.existsSync(MATRIXRTC_BUILD_SCRIPT)) {
+        if (process.env.MATRIXRTC_BIN) {
+            dirs = [process.env.MATRIXRTC_BIN];
+        } else if (fs.existsSync(MATRIXRTC_BUILD_SCRIPT)) {
             const r = await run("bash", [MATRIXRTC_BUILD_SCRIPT], { timeoutMs: 20 * 60_000 });
             const bin = r.stdout.trim().split("\n").pop() ?? "";
             if (!bin.startsWith("/")) throw new Error(`${MATRIXRTC_BUILD_SCRIPT} printed no directory:\n${r.stdout}\n${r.stderr}`);

@@ -10,6 +10,8 @@ export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
 export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
+export { RtcRemoval, RtcRemovalArgs } from "../components/RtcRemoval";
+export { RtcServer, RtcServerArgs } from "../components/RtcServer";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
@@ -61,6 +63,7 @@ export { ElementSite, PROXY_FILES, resolveReverseProxySettings, ReverseProxyOpti
 export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
 export { ProxyLocation, proxyLocations, proxyTarget, ProxyUpstream, proxyUpstreams } from "./model/proxy/routes";
 export { REDIS_FILES, RedisConnection, RedisLocalSettings, RedisOptions, resolveRedisSettings } from "./model/redis";
+export { resolveRtcSettings, RTC_DEFAULTS, RTC_FILES, RtcOptions, RtcRelease, RtcSettings, RtcSite, rtcSite } from "./model/rtc";
 export { planStack, StackDnsOptions, StackPlan, StackPlanArgs } from "./model/stack";
 export {
     DEFAULT_SYNAPSE_PATHS,

@@ -5,6 +5,7 @@ export * from "./host";
 export * from "./postgres";
 export * from "./proxy";
 export * from "./redis";
+export * from "./rtc";
 export * from "./sh";
 export * from "./shell";
 export * from "./synapse";

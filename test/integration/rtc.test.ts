@@ -38,9 +38,11 @@ import * as path from "node:path";
 import { resolveReverseProxySettings, type ReverseProxySettings, synapseListener } from "../../src/model/proxy";
 import { resolveRtcSettings, RTC_FILES, type RtcOptions, type RtcSettings, rtcSite } from "../../src/model/rtc";
 import { resolveSynapseSettings, synapseFiles, type SynapseSettings } from "../../src/model/synapse";
+import { firewallFragmentPath } from "../../src/provision/host";
 import { certificateScript, proxyServerScript, servedCertificate } from "../../src/provision/proxy";
-import { rtcSecretScript, rtcServerScript, rtcSynapseConfigScript } from "../../src/provision/rtc";
+import { rtcFirewallOwner, rtcRemovalScript, rtcSecretScript, rtcServerScript, rtcSynapseConfigScript, rtcSynapseRemovalScript } from "../../src/provision/rtc";
 import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/synapse";
+import { WRITTEN_DIR } from "../../src/render/drift";
 import type { NginxSite } from "../../src/render/proxy";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
 import { freePort } from "../support/integration/net";
@@ -599,5 +601,41 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         assert.match(r.stderr, /checksum mismatch/);
         assert.deepEqual(fs.readFileSync(sandbox.hostPath(rtc.livekit.path)), before);
         assert.equal(unitPid("livekit"), pids[0]);
+    });
+
+    it("taken away (RtcRemoval's steps, the proxy without it): both programs stop, their units, files, binaries and firewall opening go; Synapse and the well-known stop advertising it; a second run changes nothing", async function () {
+        this.timeout(180_000);
+        sandbox.reset();
+        const synapseOut = await sandbox.run(rtcSynapseRemovalScript(settings));
+        assert.match(synapseOut, /removed .*46-rtc\.yaml/);
+        assert.ok(sandbox.calls().includes("restart matrix-synapse.service"), sandbox.calls().join("\n"));
+        // The restart the step asked for, done to the test's own Synapse.
+        await synapse!.restart();
+        const transports = await request("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", { token: alice.access_token });
+        assert.notEqual(transports.status, 200, transports.body);
+
+        const withoutRtc: NginxSite = { ...site, rtc: undefined };
+        delete withoutRtc.rtc;
+        await sandbox.run(proxyServerScript(withoutRtc, PROXY));
+        const wk = JSON.parse((await request("/.well-known/matrix/client")).body) as Record<string, unknown>;
+        assert.equal(wk["org.matrix.msc4143.rtc_foci"], undefined);
+
+        sandbox.reset();
+        const out = await sandbox.run(rtcRemovalScript("test"));
+        assert.equal(unitPid("livekit"), undefined, "livekit-server still runs");
+        assert.equal(unitPid("lkjwt"), undefined, "lk-jwt-service still runs");
+        assert.match(out, /stopped livekit-server\.service/);
+        assert.match(out, /stopped lk-jwt-service\.service/);
+        for (const p of [RTC_FILES.confDir, RTC_FILES.binDir, RTC_FILES.livekitUnit, RTC_FILES.jwtUnit, firewallFragmentPath(rtcFirewallOwner("test"))])
+            assert.ok(!fs.existsSync(sandbox.hostPath(p)), `${p} is still there`);
+        const records = path.join(sandbox.hostPath(WRITTEN_DIR), "records");
+        for (const p of [RTC_FILES.livekitConfig, RTC_FILES.livekitKeys, RTC_FILES.jwtKey, RTC_FILES.livekitUnit])
+            assert.ok(!fs.existsSync(path.join(records, p)), `the drift record still lists ${p}`);
+        assert.deepEqual(fs.readdirSync(sandbox.hostPath("/opt/pulumi-matrix")), []);
+
+        sandbox.reset();
+        const again = (await sandbox.run(rtcSynapseRemovalScript(settings))) + (await sandbox.run(rtcRemovalScript("test")));
+        assert.doesNotMatch(again, /removed |stopped |restarting |reloaded/);
+        assert.deepEqual(sandbox.calls(), []);
     });
 });

@@ -82,16 +82,14 @@ interface OpenIdToken {
     expires_in: number;
 }
 
-/** A unit the stand-in runs for real from its rendered file: ExecStart as User=, with EnvironmentFile= loaded, as systemd would. */
-function renderedUnit(unit: string, name: string, bin: string): RealService {
-    const pidFile = path.join(bin, `${name}.pid`);
-    const log = path.join(bin, `${name}.log`);
-    return {
-        unit,
-        name,
-        pidFile,
-        start: String.raw`
-    ${name}_pid >/dev/null && return 0
+/**
+ * Bash that starts a unit from its rendered file as systemd would: ExecStart
+ * as User=, with EnvironmentFile= loaded, no capabilities, no new
+ * privileges; in the background, its pid in `pidFile`. With `trace`, under
+ * `strace -f` writing there (the pid is then strace's).
+ */
+function launchUnit(unit: string, log: string, pidFile: string, trace?: string): string {
+    return String.raw`
     local u=/etc/systemd/system/${unit} cmd user envfile
     [ -e "$u" ] || { echo "no $u" >&2; return 1; }
     cmd=$(grep '^ExecStart=.' "$u" | tail -n 1); cmd=${"${cmd#ExecStart=}"}
@@ -99,9 +97,21 @@ function renderedUnit(unit: string, name: string, bin: string): RealService {
     envfile=$(grep '^EnvironmentFile=.' "$u" | tail -n 1); envfile=${"${envfile#EnvironmentFile=}"}
     (
         if [ -n "$envfile" ]; then set -a; . "$envfile"; set +a; fi
-        exec setsid setpriv --no-new-privs --bounding-set -all --inh-caps -all --reuid "$user" --regid "$user" --init-groups -- $cmd
+        exec setsid ${trace ? `strace -f -qq -o ${trace} ` : ""}setpriv --no-new-privs --bounding-set -all --inh-caps -all --reuid "$user" --regid "$user" --init-groups -- $cmd
     ) </dev/null >>${log} 2>&1 &
-    echo $! >${pidFile}`,
+    echo $! >${pidFile}`;
+}
+
+/** A unit the stand-in runs for real from its rendered file (`launchUnit`); its pid file and output in `dir`. */
+function renderedUnit(unit: string, name: string, dir: string): RealService {
+    const pidFile = path.join(dir, `${name}.pid`);
+    const log = path.join(dir, `${name}.log`);
+    return {
+        unit,
+        name,
+        pidFile,
+        start: `
+    ${name}_pid >/dev/null && return 0${launchUnit(unit, log, pidFile)}`,
         stop: String.raw`
     local p; p=$(${name}_pid) || return 0
     kill -TERM "$p"
@@ -601,6 +611,102 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         assert.match(r.stderr, /checksum mismatch/);
         assert.deepEqual(fs.readFileSync(sandbox.hostPath(rtc.livekit.path)), before);
         assert.equal(unitPid("livekit"), pids[0]);
+    });
+
+    it("every system call livekit-server and lk-jwt-service make (start, tokens, a call with media, stop) is one their units' SystemCallFilter allows", async function () {
+        this.timeout(180_000);
+        // systemd's groups as this systemd expands them.
+        const groups = new Map<string, string[]>();
+        let current: string[] | undefined;
+        for (const line of (await run("systemd-analyze", ["syscall-filter", "--no-pager"])).stdout.split("\n")) {
+            if (/^@\S+$/.test(line)) groups.set(line, (current = []));
+            else if (current && /^\s+[@a-z0-9_-]+$/.test(line)) current.push(line.trim());
+        }
+        const expand = (name: string, seen = new Set<string>()): string[] =>
+            name.startsWith("@") ? (seen.has(name) ? [] : (seen.add(name), (groups.get(name) ?? []).flatMap((n) => expand(n, seen)))) : [name];
+        /** The calls a unit's SystemCallFilter= lines allow (allow-lists joined, then every ~deny-list taken away). */
+        const allowedBy = (unitPath: string): Set<string> => {
+            const lines = fs
+                .readFileSync(sandbox.hostPath(unitPath), "utf8")
+                .split("\n")
+                .filter((l) => l.startsWith("SystemCallFilter="))
+                .map((l) => l.slice("SystemCallFilter=".length));
+            const allow = lines.filter((l) => !l.startsWith("~")).flatMap((l) => l.split(/\s+/).flatMap((n) => expand(n)));
+            const deny = new Set(
+                lines
+                    .filter((l) => l.startsWith("~"))
+                    .flatMap((l) =>
+                        l
+                            .slice(1)
+                            .split(/\s+/)
+                            .flatMap((n) => expand(n)),
+                    ),
+            );
+            assert.ok(allow.length > 0 && deny.size > 0, `${unitPath} has no SystemCallFilter= allow and deny lines`);
+            return new Set(allow.filter((n) => !deny.has(n)));
+        };
+        const programs = [
+            { name: "livekit", unit: "livekit-server.service", file: RTC_FILES.livekitUnit, binary: rtc.livekit.path },
+            { name: "lkjwt", unit: "lk-jwt-service.service", file: RTC_FILES.jwtUnit, binary: rtc.jwtService.path },
+        ];
+        const trace = (name: string) => path.join(units, `${name}.strace`);
+        const tracer = (name: string) => path.join(units, `${name}.strace.pid`);
+        // Ends the traced programs (TERM, as systemd stops them); strace ends with them.
+        const stopTraced = programs
+            .map(
+                (p) => `s=$(cat ${tracer(p.name)} 2>/dev/null) && c=$(ps -o pid= --ppid "$s" | tr -d ' ' | head -n 1) && [ -n "$c" ] && kill -TERM "$c"
+for _ in $(seq 100); do [ -n "$s" ] && kill -0 "$s" 2>/dev/null || break; sleep 0.1; done
+s=""`,
+            )
+            .join("\n");
+
+        await sandbox.run("systemctl stop lk-jwt-service.service livekit-server.service\n");
+        try {
+            await sandbox.run(
+                [
+                    ...programs.map((p) => `pm_start_${p.name}() {${launchUnit(p.unit, path.join(units, `${p.name}.log`), tracer(p.name), trace(p.name))}\n}`),
+                    ...programs.map((p) => `pm_start_${p.name}`),
+                    `for _ in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:${rtc.port}/ && curl -fsS -o /dev/null http://127.0.0.1:${rtc.jwtPort}/healthz && exit 0; sleep 0.2; done`,
+                    'echo "livekit-server or lk-jwt-service did not answer under strace" >&2',
+                    "exit 1",
+                    "",
+                ].join("\n"),
+            );
+            // Tokens for a new call (the room created through the SFU's API), then media both ways through the SFU.
+            const room = `!traced:${SERVER_NAME}`;
+            const a = await getToken(room, await openIdToken(alice), alice.user_id, "ALICEDEVICE");
+            assert.equal(a.status, 200, a.body);
+            const b = await getToken(room, await openIdToken(bob), bob.user_id, "BOBDEVICE");
+            assert.equal(b.status, 200, b.body);
+            const [ag, bg] = [JSON.parse(a.body), JSON.parse(b.body)] as { url: string; jwt: string }[];
+            const [, sub] = await Promise.all([
+                joinCall({ mode: "publish", url: ag.url, token: ag.jwt, seconds: 5, prefix: inNs, env: clientEnv() }),
+                joinCall({ mode: "subscribe", url: bg.url, token: bg.jwt, seconds: 20, until: { audio: 20, video: 20 }, prefix: inNs, env: clientEnv() }),
+            ]);
+            const got = Object.values(sub.report.participants)[0];
+            assert.ok(got && got.audio >= 20 && got.video >= 20, JSON.stringify(sub.report));
+        } finally {
+            await sandbox.run(`${stopTraced}\nexit 0\n`);
+            // Back as the units run them, for the removal below.
+            await sandbox.run("systemctl start livekit-server.service lk-jwt-service.service\n");
+        }
+        for (const p of programs) {
+            const lines = fs.readFileSync(trace(p.name), "utf8").split("\n");
+            fs.rmSync(trace(p.name));
+            // From the program's own execve on (systemd applies the filter just before it).
+            const start = lines.findIndex((l) => l.includes(`execve("${p.binary}"`) && / = 0$/.test(l));
+            assert.ok(start >= 0, `no execve of ${p.binary} in the trace`);
+            const calls = lines.slice(start + 1).flatMap((l) => {
+                const m = /^\d+\s+([a-z0-9_]+)\(.*\) += (.*)$/.exec(l) ?? /^\d+\s+<\.\.\. ([a-z0-9_]+) resumed>.*\) += (.*)$/.exec(l);
+                return m ? [{ name: m[1], result: m[2] }] : [];
+            });
+            const used = new Set(calls.map((x) => x.name));
+            assert.ok(used.has("accept4") || used.has("accept"), `${p.name}: ${[...used].join(" ")}`);
+            const allowed = allowedBy(p.file);
+            // Outside the filter a call fails with EPERM (SystemCallErrorNumber=EPERM): harmless only where the kernel refused it so already.
+            const changed = [...used].filter((n) => !allowed.has(n) && calls.some((x) => x.name === n && !/^-1 EPERM\b/.test(x.result))).sort();
+            assert.deepEqual(changed, [], `${p.name} makes calls outside its unit's filter that succeed today: ${changed.join(" ")}`);
+        }
     });
 
     it("taken away (RtcRemoval's steps, the proxy without it): both programs stop, their units, files, binaries and firewall opening go; Synapse and the well-known stop advertising it; a second run changes nothing", async function () {

@@ -4,6 +4,7 @@ import { ElementWebOptions } from "../src/model/element";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
 import { RedisOptions } from "../src/model/redis";
+import { RtcOptions, rtcSite } from "../src/model/rtc";
 import { planStack, STACK_ROLES, StackPlan } from "../src/model/stack";
 import { SynapseOptions } from "../src/model/synapse";
 import { TurnOptions } from "../src/model/turn";
@@ -15,6 +16,8 @@ import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
+import { RtcRemoval } from "./RtcRemoval";
+import { RtcServer } from "./RtcServer";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
@@ -75,6 +78,17 @@ export interface MatrixStackArgs {
      */
     turn?: TurnOptions;
     /**
+     * MatrixRTC, the back end of calls in Element X and Element Call:
+     * livekit-server and lk-jwt-service on the VM (`RtcServer`), served by
+     * the proxy on the homeserver's domain or `rtc.domain`, advertised in
+     * the client well-known and to Synapse. On whenever the proxy is: the
+     * two releases must then be pinned (`livekit.sha256`,
+     * `jwtService.sha256`). `false`: none, and a MatrixRTC back end an
+     * earlier deployment of this stack set up is taken away (`RtcRemoval`).
+     * coturn (`turn`) stays available beside it for legacy clients.
+     */
+    rtc?: RtcOptions | false;
+    /**
      * DNS records for the homeserver and Element, as the delegation mode
      * needs them: created in Cloudflare with `cloudflare: true` (the
      * Cloudflare provider's own config, e.g. `cloudflare:apiToken`), and
@@ -120,6 +134,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly turn?: TurnServer;
     /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
     readonly turnRemoval?: TurnRemoval;
+    /** MatrixRTC, unless `rtc` is false (or there is no proxy). */
+    readonly rtc?: RtcServer;
+    /** Without MatrixRTC: takes away the one an earlier deployment of this stack set up (nothing when there is none). */
+    readonly rtcRemoval?: RtcRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -194,6 +212,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.element ? { element: this.element } : {}),
+                    ...(plan.rtc.kind === "server" ? { rtc: rtcSite(plan.rtc.settings) } : {}),
                     resolved: plan.proxy.settings,
                 },
                 child,
@@ -204,6 +223,12 @@ export class MatrixStack extends pulumi.ComponentResource {
             this.turn = new TurnServer(childName(name, STACK_ROLES.turn), { ...args.turn, ...peers, resolved: plan.turn.settings }, child);
         } else {
             this.turnRemoval = new TurnRemoval(childName(name, STACK_ROLES.turnRemoval), { turnName: childName(name, STACK_ROLES.turn), ...peers }, child);
+        }
+        const synapsePeers = { synapse: this.synapse, ...(this.workers ? { workers: this.workers } : {}) };
+        if (args.rtc && plan.rtc.kind === "server") {
+            this.rtc = new RtcServer(childName(name, STACK_ROLES.rtc), { ...args.rtc, ...synapsePeers, host: this.host, resolved: plan.rtc.settings }, child);
+        } else {
+            this.rtcRemoval = new RtcRemoval(childName(name, STACK_ROLES.rtcRemoval), { rtcName: childName(name, STACK_ROLES.rtc), ...synapsePeers }, child);
         }
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;

@@ -4,6 +4,7 @@ import { resolveHostSettings } from "../model/host";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
+import { RTC_DEFAULTS } from "../model/rtc";
 import { resolveSynapseSettings, SynapseOptions } from "../model/synapse";
 import { resolveTurnSettings } from "../model/turn";
 import { resolveWorkerPoolSettings } from "../model/workers";
@@ -67,6 +68,15 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
         turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+        // mode is the stack's own switch; the release URLs' defaults have the version in them.
+        rtc: {
+            mode: "livekit",
+            architecture: RTC_DEFAULTS.architecture,
+            tcpPort: RTC_DEFAULTS.tcpPort,
+            udpPort: RTC_DEFAULTS.udpPort,
+            livekit: { version: RTC_DEFAULTS.livekit.version },
+            jwtService: { version: RTC_DEFAULTS.jwtService.version },
+        },
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

@@ -39,6 +39,8 @@ describe("the stack program (src/program.ts)", () => {
         publicBaseUrl: "https://matrix.example.com/",
         adminUser: "admin",
         acmeEmail: "admin@example.com",
+        // Without MatrixRTC: its releases must be pinned (rtc.test.ts covers it).
+        rtc: "none",
     };
 
     it("builds a MatrixStack from stack config and exports its outputs", async () => {
@@ -409,6 +411,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         ElementWeb: 'ElementWeb "dev-element"',
         CloudflareDns: 'CloudflareDns "dev-dns"',
         TurnServer: 'TurnServer "dev-turn"',
+        RtcServer: 'RtcServer "dev-rtc"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -65,6 +65,8 @@ const SERVER_NAME = "pm-rtc.example";
 const DOMAIN = "matrix.pm-rtc.example";
 /** Another homeserver (not in fullAccessHomeservers): its federation listener on HOST_SIDE:8448 with a certificate of its own CA. */
 const OTHER = "pm-rtc-other.example";
+/** MatrixRTC's own domain, when it has one (the test before the removal moves it there). */
+const RTC_DOMAIN = "rtc.pm-rtc.example";
 const COMPONENT = 'RtcServer "test"';
 const PROXY = 'ReverseProxy "test"';
 const USERS = ["livekit", "lk-jwt-service"];
@@ -192,8 +194,9 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
     let bins: MatrixRtcBinaries;
 
     /** HTTPS to nginx in the namespace (its veth address) for DOMAIN, trusting Pebble's root alone. */
-    function request(urlPath: string, opts: { method?: string; body?: unknown; token?: string; port?: number } = {}): Promise<Reply> {
-        const headers: http.OutgoingHttpHeaders = { host: DOMAIN };
+    function request(urlPath: string, opts: { method?: string; body?: unknown; token?: string; port?: number; name?: string } = {}): Promise<Reply> {
+        const name = opts.name ?? DOMAIN;
+        const headers: http.OutgoingHttpHeaders = { host: name };
         if (opts.body !== undefined) headers["content-type"] = "application/json";
         if (opts.token) headers.authorization = `Bearer ${opts.token}`;
         return new Promise((resolve, reject) => {
@@ -204,7 +207,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
                     path: urlPath,
                     method: opts.method ?? "GET",
                     headers,
-                    servername: DOMAIN,
+                    servername: name,
                     ca: [issuingRoot],
                     agent: false,
                     timeout: 30_000,
@@ -217,7 +220,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
                     res.on("error", reject);
                 },
             );
-            req.on("timeout", () => req.destroy(new Error(`https://${DOMAIN}${urlPath}: timed out`)));
+            req.on("timeout", () => req.destroy(new Error(`https://${name}${urlPath}: timed out`)));
             req.on("error", reject);
             req.end(opts.body === undefined ? undefined : JSON.stringify(opts.body));
         });
@@ -234,8 +237,9 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
     }
 
     /** The authorization service's `/get_token` (MSC4195), through nginx. */
-    function getToken(roomId: string, openid: OpenIdToken, userId: string, deviceId: string): Promise<Reply> {
+    function getToken(roomId: string, openid: OpenIdToken, userId: string, deviceId: string, name = DOMAIN): Promise<Reply> {
         return request("/livekit/jwt/get_token", {
+            name,
             method: "POST",
             body: {
                 room_id: roomId,
@@ -291,7 +295,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         };
         registerCleanup({ name: netnsDir, run: removeNetnsDir, runSync: removeNetnsDir });
         fs.mkdirSync(netnsDir, { recursive: true });
-        fs.writeFileSync(path.join(netnsDir, "hosts"), `127.0.0.1 localhost\n${NS_SIDE} ${DOMAIN} ${SERVER_NAME}\n${HOST_SIDE} ${OTHER}\n`);
+        fs.writeFileSync(path.join(netnsDir, "hosts"), `127.0.0.1 localhost\n${NS_SIDE} ${DOMAIN} ${SERVER_NAME} ${RTC_DOMAIN}\n${HOST_SIDE} ${OTHER}\n`);
         fs.writeFileSync(path.join(netnsDir, "resolv.conf"), "nameserver 127.0.0.1\n");
 
         // The system users the install step makes go again with the suite (this machine keeps none of them).
@@ -303,7 +307,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
 
         // HTTP-01 validation dials port 80 of the names: nginx in the namespace, through the veth.
         pebble = await startPebble({ httpPort: 80, listenAddress: HOST_SIDE });
-        for (const name of [DOMAIN, SERVER_NAME]) await pebble.addARecord(name, NS_SIDE);
+        for (const name of [DOMAIN, SERVER_NAME, RTC_DOMAIN]) await pebble.addARecord(name, NS_SIDE);
         issuingRoot = fs.readFileSync(pebble.issuingRootFile, "utf8");
 
         // The "release": livekit-server as a tarball (as LiveKit publishes it), lk-jwt-service as the program itself.
@@ -707,6 +711,55 @@ s=""`,
             const changed = [...used].filter((n) => !allowed.has(n) && calls.some((x) => x.name === n && !/^-1 EPERM\b/.test(x.result))).sort();
             assert.deepEqual(changed, [], `${p.name} makes calls outside its unit's filter that succeed today: ${changed.join(" ")}`);
         }
+    });
+
+    it("on a domain of its own: the certificate gains the name, nginx serves both routes there alone, Synapse and the well-known follow, and a call goes through it", async function () {
+        this.timeout(180_000);
+        const moved = resolveRtcSettings(COMPONENT, { ...rtcOptions, domain: RTC_DOMAIN }, { serverName: SERVER_NAME, publicBaseUrl: settings.publicBaseUrl });
+        assert.ok(moved.ownDomain);
+        const movedProxy = resolveReverseProxySettings(
+            PROXY,
+            {
+                acme: { email: `admin@${SERVER_NAME}`, directoryUrl: pebble.directoryUrl, caBundle: fs.readFileSync(pebble.apiCaFile, "utf8") },
+                serverNameWellKnown: true,
+            },
+            settings,
+            undefined,
+            { domain: moved.domain, ownDomain: moved.ownDomain },
+        );
+        assert.ok(movedProxy.certificateNames.includes(RTC_DOMAIN));
+        const movedSite: NginxSite = { ...site, proxy: movedProxy, rtc: rtcSite(moved) };
+        sandbox.reset();
+        await sandbox.run(proxyServerScript(movedSite, PROXY));
+        await sandbox.run(certificateScript(movedProxy));
+        await sandbox.run(rtcServerScript(moved, "test"));
+        await sandbox.run(rtcSynapseConfigScript(settings, moved));
+        assert.ok(sandbox.calls().includes("restart matrix-synapse.service"), sandbox.calls().join("\n"));
+        await synapse!.restart();
+        const serviceUrl = `https://${RTC_DOMAIN}/livekit/jwt`;
+        const wk = JSON.parse((await request("/.well-known/matrix/client")).body) as Record<string, unknown>;
+        assert.deepEqual(wk["org.matrix.msc4143.rtc_foci"], [{ type: "livekit", livekit_service_url: serviceUrl }]);
+        const t = await request("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", { token: alice.access_token });
+        assert.deepEqual(JSON.parse(t.body), { rtc_transports: [{ type: "livekit", livekit_service_url: serviceUrl }] });
+        // Only the two routes there; none of them on the homeserver's domain any more.
+        assert.equal((await request("/_matrix/client/versions", { name: RTC_DOMAIN })).status, 404);
+        assert.notEqual((await request("/livekit/jwt/healthz")).status, 200);
+        assert.equal((await request("/livekit/jwt/healthz", { name: RTC_DOMAIN })).status, 200);
+
+        const room = `!moved:${SERVER_NAME}`;
+        const a = await getToken(room, await openIdToken(alice), alice.user_id, "ALICEDEVICE", RTC_DOMAIN);
+        assert.equal(a.status, 200, `${a.body}\n${unitLog("lkjwt")}`);
+        const b = await getToken(room, await openIdToken(bob), bob.user_id, "BOBDEVICE", RTC_DOMAIN);
+        assert.equal(b.status, 200, b.body);
+        const [ag, bg] = [JSON.parse(a.body), JSON.parse(b.body)] as { url: string; jwt: string }[];
+        assert.equal(ag.url, `wss://${RTC_DOMAIN}/livekit/sfu`);
+        const [, sub] = await Promise.all([
+            joinCall({ mode: "publish", url: ag.url, token: ag.jwt, seconds: 5, prefix: inNs, env: clientEnv() }),
+            joinCall({ mode: "subscribe", url: bg.url, token: bg.jwt, seconds: 20, until: { audio: 20, video: 20 }, prefix: inNs, env: clientEnv() }),
+        ]);
+        const got = Object.values(sub.report.participants)[0];
+        assert.ok(got && got.audio >= 20 && got.video >= 20, `${JSON.stringify(sub.report)}\n${sub.run.stderr.slice(-2000)}`);
+        // The removal below takes it away from here as well as from the homeserver's domain.
     });
 
     it("taken away (RtcRemoval's steps, the proxy without it): both programs stop, their units, files, binaries and firewall opening go; Synapse and the well-known stop advertising it; a second run changes nothing", async function () {

@@ -6,6 +6,7 @@ import { MonitoringOptions } from "../src/model/monitoring";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
 import { RedisOptions } from "../src/model/redis";
+import { RtcOptions, rtcSite } from "../src/model/rtc";
 import { planStack, STACK_ROLES, StackPlan } from "../src/model/stack";
 import { SynapseOptions } from "../src/model/synapse";
 import { TurnOptions } from "../src/model/turn";
@@ -19,6 +20,8 @@ import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
+import { RtcRemoval } from "./RtcRemoval";
+import { RtcServer } from "./RtcServer";
 import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
 import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
@@ -81,6 +84,17 @@ export interface MatrixStackArgs {
      * deployment of this stack set up is then taken away (`TurnRemoval`).
      */
     turn?: TurnOptions;
+    /**
+     * MatrixRTC, the back end of calls in Element X and Element Call:
+     * livekit-server and lk-jwt-service on the VM (`RtcServer`), served by
+     * the proxy on the homeserver's domain or `rtc.domain`, advertised in
+     * the client well-known and to Synapse. On whenever the proxy is: the
+     * two releases must then be pinned (`livekit.sha256`,
+     * `jwtService.sha256`). `false`: none, and a MatrixRTC back end an
+     * earlier deployment of this stack set up is taken away (`RtcRemoval`).
+     * coturn (`turn`) stays available beside it for legacy clients.
+     */
+    rtc?: RtcOptions | false;
     /**
      * DNS records for the homeserver and Element, as the delegation mode
      * needs them: created in Cloudflare with `cloudflare: true` (the
@@ -160,6 +174,10 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly backupRemoval?: SynapseBackupRemoval;
     /** The maintenance timers (every one off without `maintenance`: then it takes away an earlier deployment's). */
     readonly maintenance: SynapseMaintenance;
+    /** MatrixRTC, unless `rtc` is false (or there is no proxy). */
+    readonly rtc?: RtcServer;
+    /** Without MatrixRTC: takes away the one an earlier deployment of this stack set up (nothing when there is none). */
+    readonly rtcRemoval?: RtcRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -248,6 +266,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.element ? { element: this.element } : {}),
+                    ...(plan.rtc.kind === "server" ? { rtc: rtcSite(plan.rtc.settings) } : {}),
                     resolved: plan.proxy.settings,
                 },
                 child,
@@ -264,6 +283,12 @@ export class MatrixStack extends pulumi.ComponentResource {
             { synapse: this.synapse, database: this.database, workers: this.workers, resolved: plan.maintenance },
             child,
         );
+        const synapsePeers = { synapse: this.synapse, ...(this.workers ? { workers: this.workers } : {}) };
+        if (args.rtc && plan.rtc.kind === "server") {
+            this.rtc = new RtcServer(childName(name, STACK_ROLES.rtc), { ...args.rtc, ...synapsePeers, host: this.host, resolved: plan.rtc.settings }, child);
+        } else {
+            this.rtcRemoval = new RtcRemoval(childName(name, STACK_ROLES.rtcRemoval), { rtcName: childName(name, STACK_ROLES.rtc), ...synapsePeers }, child);
+        }
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {

@@ -12,6 +12,8 @@ export { MonitoringServer, MonitoringServerArgs } from "../components/Monitoring
 export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
+export { RtcRemoval, RtcRemovalArgs } from "../components/RtcRemoval";
+export { RtcServer, RtcServerArgs } from "../components/RtcServer";
 export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
 export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
@@ -97,6 +99,7 @@ export { ElementSite, PROXY_FILES, resolveReverseProxySettings, ReverseProxyOpti
 export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
 export { ProxyLocation, proxyLocations, proxyTarget, ProxyUpstream, proxyUpstreams } from "./model/proxy/routes";
 export { REDIS_FILES, RedisConnection, RedisLocalSettings, RedisOptions, resolveRedisSettings } from "./model/redis";
+export { resolveRtcSettings, RTC_DEFAULTS, RTC_FILES, RtcOptions, RtcRelease, RtcSettings, RtcSite, rtcSite } from "./model/rtc";
 export { planStack, StackDnsOptions, StackPlan, StackPlanArgs } from "./model/stack";
 export {
     DEFAULT_SYNAPSE_PATHS,

@@ -7,6 +7,7 @@ import { MONITORING_DEFAULTS } from "../model/monitoring";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
+import { RTC_DEFAULTS } from "../model/rtc";
 import { resolveSynapseSettings, SynapseOptions } from "../model/synapse";
 import { resolveTurnSettings } from "../model/turn";
 import { resolveWorkerPoolSettings } from "../model/workers";
@@ -84,6 +85,15 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
             compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
             mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
             emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+        },
+        // mode is the stack's own switch; the release URLs' defaults have the version in them.
+        rtc: {
+            mode: "livekit",
+            architecture: RTC_DEFAULTS.architecture,
+            tcpPort: RTC_DEFAULTS.tcpPort,
+            udpPort: RTC_DEFAULTS.udpPort,
+            livekit: { version: RTC_DEFAULTS.livekit.version },
+            jwtService: { version: RTC_DEFAULTS.jwtService.version },
         },
         element: resolveElementWebSettings(
             "ElementWeb",

@@ -7,6 +7,7 @@ import { MonitoringOptions } from "../model/monitoring";
 import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
+import { RtcOptions } from "../model/rtc";
 import { STACK_COMPONENTS } from "../model/stack";
 import { SynapseOptions } from "../model/synapse";
 import { TurnOptions } from "../model/turn";
@@ -52,6 +53,8 @@ export interface StackOptions<S> {
     backup?: BackupOptions & { password: S; sftpPrivateKey?: S; s3AccessKeyId?: S; s3SecretAccessKey?: S };
     /** The maintenance timers; only with the maintenance switch. */
     maintenance?: MaintenanceOptions;
+    /** MatrixRTC's options; `mode` is `livekit` (the default, with the proxy) or `none`. */
+    rtc: Partial<RtcOptions> & { mode?: string };
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
     /** Prometheus, Alertmanager and the exporters; only with monitoring. */
@@ -138,6 +141,7 @@ const oneLine = (what: string) => (v: unknown) => (typeof v === "string" && /[\r
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 const LOCAL_REDIS = ["redisExternalHost"] as const;
 const WITH_PROXY = ["proxy"] as const;
+const WITH_RTC = ["proxy", "rtc"] as const;
 
 /**
  * Every key of the stack config, in Pulumi.yaml's order. A key is "in
@@ -1043,6 +1047,120 @@ export const STACK_KEYS = {
         description: "When the empty-room deletion runs (a systemd OnCalendar= expression).",
         doc: "when the empty-room deletion runs",
         example: { value: "Sun *-*-* 06:00:00" },
+    },
+    rtc: {
+        section: "Calls (MatrixRTC)",
+        type: "string",
+        setting: at((o) => o.rtc.mode),
+        check: (v) =>
+            v === "livekit" || v === "none" ? undefined : 'expected "livekit" (the default: MatrixRTC with LiveKit beside Synapse) or "none" (no MatrixRTC)',
+        whenSet: "no MatrixRTC back end is installed (an earlier one is removed)",
+        description:
+            "livekit (calls in Element X and Element Call: livekit-server and lk-jwt-service on the VM, served by the proxy; needs the proxy) or none. With proxy none there is none either.",
+        doc: "`livekit`: MatrixRTC (LiveKit SFU and its authorization service) for calls in Element X and Element Call; `none`: no MatrixRTC",
+        example: {
+            comment: [
+                "Calls in Element X and Element Call (MatrixRTC): livekit-server and lk-jwt-service on the VM, served",
+                'by nginx; their release files are pinned by SHA-256 below. "none": no MatrixRTC (coturn stays available).',
+            ],
+            value: "livekit",
+        },
+    },
+    rtcDomain: {
+        type: "string",
+        setting: at((o) => o.rtc.domain),
+        notWith: WITH_RTC,
+        description: "The name MatrixRTC is served on (its DNS points to the VM; added to the certificate). Default: the homeserver's domain.",
+        doc: "the name MatrixRTC is served on (its DNS points to the VM; added to the certificate)",
+        defaultDoc: "the homeserver's domain",
+        example: { value: "" },
+    },
+    rtcLivekitVersion: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.version),
+        notWith: WITH_RTC,
+        description: "The livekit-server release to install.",
+        doc: "the livekit-server release (pin its SHA-256 with it)",
+        example: { value: "1.13.5" },
+    },
+    rtcLivekitSha256: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.sha256),
+        required: "<sha256sum of the release file>",
+        notWith: WITH_RTC,
+        description: "SHA-256 of that livekit-server release file for the VM's architecture (required with MatrixRTC); a download that differs is refused.",
+        doc: "SHA-256 of the livekit-server release file; a download that differs is refused",
+        defaultDoc: "(required with MatrixRTC)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    rtcLivekitDownloadUrl: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.downloadUrl),
+        notWith: WITH_RTC,
+        description: "Where the VM downloads livekit-server ({version} and {arch} are replaced; a .tar.gz holds the program).",
+        doc: "where the VM downloads livekit-server, `{version}` and `{arch}` replaced (a mirror)",
+        defaultDoc: "LiveKit's GitHub release",
+        example: { value: "" },
+    },
+    rtcJwtServiceVersion: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.version),
+        notWith: WITH_RTC,
+        description: "The lk-jwt-service release to install.",
+        doc: "the lk-jwt-service release (pin its SHA-256 with it)",
+        example: { value: "0.5.0" },
+    },
+    rtcJwtServiceSha256: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.sha256),
+        required: "<sha256sum of the release file>",
+        notWith: WITH_RTC,
+        description: "SHA-256 of that lk-jwt-service release file for the VM's architecture (required with MatrixRTC); a download that differs is refused.",
+        doc: "SHA-256 of the lk-jwt-service release file; a download that differs is refused",
+        defaultDoc: "(required with MatrixRTC)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    rtcJwtServiceDownloadUrl: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.downloadUrl),
+        notWith: WITH_RTC,
+        description: "Where the VM downloads lk-jwt-service ({version} and {arch} are replaced).",
+        doc: "where the VM downloads lk-jwt-service, `{version}` and `{arch}` replaced (a mirror)",
+        defaultDoc: "element-hq's GitHub release",
+        example: { value: "" },
+    },
+    rtcArchitecture: {
+        type: "string",
+        setting: at((o) => o.rtc.architecture),
+        notWith: WITH_RTC,
+        description: "The VM's CPU architecture the binaries are for (amd64 or arm64).",
+        doc: "the VM's CPU architecture the binaries are for (`amd64` or `arm64`)",
+        example: { value: "amd64" },
+    },
+    rtcPublicAddress: {
+        type: "string",
+        setting: at((o) => o.rtc.publicAddress),
+        notWith: WITH_RTC,
+        description: "The VM's public IP address the SFU advertises to clients (a cloud VM behind NAT). Default: found through STUN.",
+        doc: "the VM's public IP address the SFU advertises (a cloud VM behind NAT)",
+        defaultDoc: "found through STUN",
+        example: { value: "" },
+    },
+    rtcTcpPort: {
+        type: "integer",
+        setting: at((o) => o.rtc.tcpPort),
+        notWith: WITH_RTC,
+        description: "ICE over TCP (opened in the firewall).",
+        doc: "ICE over TCP (opened in the firewall)",
+        example: { value: "7881" },
+    },
+    rtcUdpPort: {
+        type: "integer",
+        setting: at((o) => o.rtc.udpPort),
+        notWith: WITH_RTC,
+        description: "ICE over UDP, one port for every participant (opened in the firewall).",
+        doc: "ICE over UDP, one port for every participant (opened in the firewall)",
+        example: { value: "7882" },
     },
     dnsZone: {
         section: "DNS",

@@ -179,6 +179,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         workers: part("workers"),
         redis: part("redis"),
         proxy: part("proxy"),
+        rtc: part("rtc"),
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
         ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),

@@ -27,6 +27,7 @@ import {
     resolveExternalRedis,
     resolveRedisSettings,
 } from "./redis";
+import { resolveRtcSettings, RTC_SHA256_HOWTO, RtcOptions, rtcPortClaims, RtcSettings, rtcSite } from "./rtc";
 import { resolveSynapseSettings, SynapseOptions, synapsePortClaims, SynapseSettings } from "./synapse";
 import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings } from "./turn";
 import { isHostname } from "./validate";
@@ -85,6 +86,8 @@ export interface StackPlanArgs<L = never> {
     proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
     element?: ElementWebOptions;
     turn?: TurnOptions;
+    /** MatrixRTC; left out, it is on whenever the proxy is (and then needs the releases pinned); false: none. */
+    rtc?: RtcOptions | false;
     dns?: StackDnsOptions<L>;
     monitoring?: MonitoringOptions;
     /** Backups (SynapseBackup); its secret inputs are only looked at for whether they are given. */
@@ -104,6 +107,7 @@ export interface StackLabels {
     proxy: string;
     element: string;
     turn: string;
+    rtc: string;
     dns: string;
     monitoring: string;
     backup: string;
@@ -120,6 +124,7 @@ export const STACK_COMPONENTS = {
     proxy: "ReverseProxy",
     element: "ElementWeb",
     turn: "TurnServer",
+    rtc: "RtcServer",
     dns: "CloudflareDns",
     monitoring: "MonitoringServer",
     backup: "SynapseBackup",
@@ -138,6 +143,8 @@ export const STACK_ROLES = {
     element: "element",
     turn: "turn",
     turnRemoval: "turn-removal",
+    rtc: "rtc",
+    rtcRemoval: "rtc-removal",
     dns: "dns",
     monitoring: "monitoring",
     monitoringRemoval: "monitoring-removal",
@@ -189,6 +196,8 @@ export interface StackPlan {
     element?: ElementWebSettings;
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
     turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
+    /** MatrixRTC, or the removal of an earlier deployment's when the stack has none (`rtc: false`, or no proxy). */
+    rtc: { kind: "server"; settings: RtcSettings } | { kind: "removal" };
     dns?: PlannedDns;
     /** Prometheus, Alertmanager and the exporters on the main host, or the removal of an earlier deployment's when `monitoring` is left out. */
     monitoring: { kind: "server"; settings: MonitoringSettings } | { kind: "removal" };
@@ -223,6 +232,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         proxy: label(STACK_COMPONENTS.proxy, STACK_ROLES.proxy),
         element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
+        rtc: label(STACK_COMPONENTS.rtc, STACK_ROLES.rtc),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
         monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
         backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
@@ -310,6 +320,30 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         );
     const element = args.element && synapse ? attempt(() => resolveElementWebSettings(labels.element, args.element!, synapse)) : undefined;
 
+    // MatrixRTC: calls in Element X and Element Call. On by default wherever the stack's nginx can serve it.
+    let rtcSettings: RtcSettings | undefined;
+    if (args.rtc && args.proxy === false)
+        fail(
+            "rtc",
+            new Described("set together with proxy: false"),
+            "MatrixRTC is served through the stack's nginx: remove proxy: false, or set rtc: false (or run an RtcServer in your own stack)",
+        );
+    else if (args.rtc === undefined && args.proxy !== false)
+        fail(
+            "rtc",
+            undefined,
+            "calls default to MatrixRTC (livekit-server and lk-jwt-service, pinned release binaries): give rtc: { livekit: { sha256 }, jwtService: { sha256 } } " +
+                `(${RTC_SHA256_HOWTO}), or rtc: false for a stack without it (coturn stays available through turn)`,
+        );
+    else if (args.rtc && synapse)
+        rtcSettings = attempt(() =>
+            resolveRtcSettings(labels.rtc, args.rtc as RtcOptions, {
+                serverName: synapse.serverName,
+                publicBaseUrl: synapse.publicBaseUrl,
+                ...(args.element ? { elementDomain: args.element.domain } : {}),
+            }),
+        );
+
     const dns =
         args.dns && synapse
             ? attempt(() =>
@@ -336,7 +370,9 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...turnChallenge];
         const { cloudflareApiToken, ...proxyOptions } = args.proxy;
         const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
-        const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
+        const settings = options
+            ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element, rtcSettings ? rtcSite(rtcSettings) : undefined))
+            : undefined;
         if (options && settings) {
             attempt(() => checkAcmeCredentials(labels.proxy, settings.acme, cloudflareApiToken !== undefined));
             proxy = { options, settings };
@@ -411,6 +447,8 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                   }),
               )
             : undefined;
+
+    const rtc: StackPlan["rtc"] = rtcSettings && proxy ? { kind: "server", settings: rtcSettings } : { kind: "removal" };
 
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
@@ -493,6 +531,12 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                     "nginx status page": "monitoring.nginxStatusPort",
                 }),
             );
+        if (rtc.kind === "server")
+            claim(
+                main,
+                labels.rtc,
+                rtcPortClaims(rtc.settings).map((c) => ({ ...c, setting: `rtc.${c.setting}` })),
+            );
     }
 
     throwIfAny(errors);
@@ -507,6 +551,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(proxy ? { proxy } : {}),
         ...(element ? { element } : {}),
         turn,
+        rtc,
         ...(dns ? { dns } : {}),
         monitoring,
         ...(backup ? { backup } : {}),

@@ -8,6 +8,7 @@ export * from "./monitoring";
 export * from "./postgres";
 export * from "./proxy";
 export * from "./redis";
+export * from "./rtc";
 export * from "./sh";
 export * from "./shell";
 export * from "./synapse";

@@ -11,6 +11,7 @@ export * from "./postgres";
 export * from "./prometheus";
 export * from "./proxy";
 export * from "./redis";
+export * from "./rtc";
 export * from "./synapse/homeserver";
 export * from "./synapse/signingKey";
 export * from "./synapse/units";

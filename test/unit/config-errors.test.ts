@@ -19,6 +19,7 @@ const PG = { postgresExternalHost: "db.example.com", postgresExternalPassword: "
 const REDIS = { redisExternalHost: "redis.example.com" };
 const ELEMENT = { elementDomain: "element.example.com", elementVersion: "1.11.100", elementSha256: "0".repeat(64) };
 const TURN = { turnDomain: "turn.example.com" };
+const RTC = { rtc: "livekit", rtcLivekitSha256: "a".repeat(64), rtcJwtServiceSha256: "b".repeat(64) };
 const DNS = { dnsZone: "example.com", dnsIpv4: "203.0.113.10" };
 const MONITORING = { monitoring: "true" };
 const BACKUP = {
@@ -217,6 +218,24 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     ],
     backupKeepLocalCopy: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
     restoreFrom: [{ value: "yesterday", with: BACKUP, valid: /expected a restic snapshot id .* or "latest"/ }],
+    rtc: [{ value: "jitsi", valid: /expected "livekit" \(the default/ }],
+    rtcDomain: [{ value: "bad domain!", with: RTC, valid: /expected a DNS name/ }],
+    rtcLivekitVersion: [{ value: "v1.13.5", with: RTC, valid: /expected a livekit-server release such as 1\.13\.5/ }],
+    rtcLivekitSha256: [{ value: "abc", with: RTC, valid: /expected the SHA-256 of the livekit-server 1\.13\.5 release file/ }],
+    rtcLivekitDownloadUrl: [{ value: "ftp://example.com/x", with: RTC, valid: /expected an http\(s\) URL/ }],
+    rtcJwtServiceVersion: [{ value: "latest", with: RTC, valid: /expected a lk-jwt-service release/ }],
+    rtcJwtServiceSha256: [{ value: "z".repeat(64), with: RTC, valid: /expected the SHA-256 of the lk-jwt-service/ }],
+    rtcJwtServiceDownloadUrl: [{ value: "not a url", with: RTC, valid: /expected an http\(s\) URL/ }],
+    rtcArchitecture: [{ value: "riscv64", with: RTC, valid: /expected one of "amd64", "arm64"/ }],
+    rtcPublicAddress: [
+        { value: "10.0.0.5", with: RTC, valid: /expected the host's public IP address/ },
+        { value: "127.0.0.1", with: RTC, valid: /not a private, loopback or link-local address/ },
+    ],
+    rtcTcpPort: [
+        { value: "70000", with: RTC, valid: /expected a whole number from 1 to 65535/ },
+        { value: "7880", with: RTC, valid: /expected a port other than port \(7880\)/ },
+    ],
+    rtcUdpPort: [{ value: "0", with: RTC, valid: /expected a whole number from 1 to 65535/ }],
 };
 
 const BASE = {
@@ -226,6 +245,8 @@ const BASE = {
     serverName: "example.com",
     publicBaseUrl: "https://matrix.example.com/",
     acmeEmail: "admin@example.com",
+    // Without MatrixRTC unless a case turns it on (RTC below): its releases must be pinned.
+    rtc: "none",
 };
 
 describe("every stack key's bad values are refused naming matrix:<key>, the value and what is valid", () => {

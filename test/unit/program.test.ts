@@ -39,6 +39,8 @@ describe("the stack program (src/program.ts)", () => {
         publicBaseUrl: "https://matrix.example.com/",
         adminUser: "admin",
         acmeEmail: "admin@example.com",
+        // Without MatrixRTC: its releases must be pinned (rtc.test.ts covers it).
+        rtc: "none",
     };
 
     it("builds a MatrixStack from stack config and exports its outputs", async () => {
@@ -412,6 +414,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         MonitoringServer: 'MonitoringServer "dev-monitoring"',
         SynapseBackup: 'SynapseBackup "dev-backup"',
         SynapseMaintenance: 'SynapseMaintenance "dev-maintenance"',
+        RtcServer: 'RtcServer "dev-rtc"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 
 import { Host } from "../../components/Host";
+import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { RtcRemoval } from "../../components/RtcRemoval";
 import { RtcServer } from "../../components/RtcServer";
@@ -15,6 +16,7 @@ import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { isPublicAddress, resolveRtcSettings, RTC_FILES, rtcFirewallRules, RtcOptions, rtcPortClaims, rtcSite } from "../../src/model/rtc";
+import { planStack, StackPlanArgs } from "../../src/model/stack";
 import { rtcBinaryInstall, rtcRemovalScript, rtcSecretScript, rtcServerScript, rtcSynapseConfigScript, rtcSynapseRemovalScript } from "../../src/provision/rtc";
 import { renderNginxConf } from "../../src/render/proxy/nginx";
 import {
@@ -27,7 +29,7 @@ import {
     renderRtcSynapseYaml,
 } from "../../src/render/rtc";
 import { golden } from "../support/golden";
-import { goldenSynapseSettings, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { goldenSynapseSettings, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const C = 'RtcServer "rtc"';
@@ -250,6 +252,74 @@ describe("RtcServer as a component", () => {
         assert.match(server, /pm_prune firewall-rtcserver-rtc\n/);
         for (const set of ["rtc-secrets", "rtc-config", "rtc-units"]) assert.match(server, new RegExp(`pm_prune ${set}\\n`));
         assert.match(String(mocks.byName("old-synapse-config").inputs.stdin), /pm_prune rtc-synapse-config\n/);
+    });
+});
+
+describe("MatrixStack's rtc (the plan and the stack)", () => {
+    const args = (o: Partial<StackPlanArgs> = {}): StackPlanArgs => ({
+        host: {},
+        synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" },
+        proxy: { acme: { email: "admin@example.com" } },
+        rtc: base,
+        ...o,
+    });
+    const plan = (a: StackPlanArgs) => planStack("dev", a, { stack: "prod" });
+    const messages = (a: StackPlanArgs): string[] => {
+        try {
+            plan(a);
+        } catch (e) {
+            if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
+            if (e instanceof ConfigError) return [e.message];
+            throw e;
+        }
+        return [];
+    };
+
+    it("calls default to MatrixRTC with the proxy: left out, the plan asks for the pinned releases or rtc: false", () => {
+        const { rtc: _rtc, ...without } = args();
+        assert.deepEqual(messages(without as StackPlanArgs), [
+            `MatrixStack "dev": rtc is not set; calls default to MatrixRTC (livekit-server and lk-jwt-service, pinned release binaries): give rtc: { livekit: { sha256 }, jwtService: { sha256 } } (download the release file for your architecture from the project's GitHub release page (livekit/livekit, element-hq/lk-jwt-service), compare it with the checksums the release publishes where it has them, then take sha256sum <file>), or rtc: false for a stack without it (coturn stays available through turn)`,
+        ]);
+        // Without the proxy nothing would serve it: none, and no error.
+        assert.equal(plan({ ...(without as StackPlanArgs), proxy: false }).rtc.kind, "removal");
+        assert.deepEqual(messages(args({ proxy: false })), [
+            'MatrixStack "dev": rtc is set together with proxy: false; MatrixRTC is served through the stack\'s nginx: remove proxy: false, or set rtc: false (or run an RtcServer in your own stack)',
+        ]);
+        assert.equal(plan(args({ rtc: false })).rtc.kind, "removal");
+    });
+
+    it("resolves it once, claims its ports on the VM and puts an own rtcDomain on the certificate", () => {
+        const p = plan(args({ rtc: { ...base, domain: "rtc.example.com" } }));
+        assert.equal(p.rtc.kind, "server");
+        assert.ok(p.proxy!.settings.certificateNames.includes("rtc.example.com"));
+        const claimed = p.ports[p.labels.host].all().filter((c) => c.component === 'RtcServer "dev-rtc"');
+        assert.deepEqual(
+            claimed.map((c) => `${c.protocol}/${c.port}@${c.address} ${c.setting}`),
+            ["tcp/7880@127.0.0.1 rtc.port", "tcp/8080@127.0.0.1 rtc.jwtPort", "tcp/7881@* rtc.tcpPort", "udp/7882@* rtc.udpPort"],
+        );
+    });
+
+    it("errors where settings meet name the rtc setting: a port clash, Element's domain", () => {
+        assert.match(
+            messages(args({ rtc: { ...base, tcpPort: 8008 } })).join("\n"),
+            /RtcServer "dev-rtc": rtc\.tcpPort is 8008; SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses tcp port 8008/,
+        );
+        assert.match(
+            messages(
+                args({ rtc: { ...base, domain: "element.example.com" }, element: { domain: "element.example.com", version: "1.11.100", sha256: SHA_A } }),
+            ).join("\n"),
+            /RtcServer "dev-rtc": domain is "element\.example\.com"; it is Element's domain/,
+        );
+    });
+
+    it("the stack constructs the RtcServer, or the RtcRemoval without it", async () => {
+        const on = await runWithMocks(() => new MatrixStack("prod", { ...stackArgs(), rtc: base }));
+        for (const step of ["prod-rtc-server", "prod-rtc-secrets", "prod-rtc-synapse-config"]) assert.ok(on.mocks.byName(step), step);
+        assert.ok(!on.mocks.resources.some((r) => r.name.startsWith("prod-rtc-removal")));
+        assert.match(String(on.mocks.byName("prod-proxy-nginx").inputs.stdin), /location \^~ \/livekit\/sfu\//);
+        const off = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
+        for (const step of ["prod-rtc-removal-server", "prod-rtc-removal-synapse-config"]) assert.ok(off.mocks.byName(step), step);
+        assert.ok(!off.mocks.resources.some((r) => r.name === "prod-rtc-server"));
     });
 });
 

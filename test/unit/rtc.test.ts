@@ -13,6 +13,7 @@ import { ReverseProxy } from "../../components/ReverseProxy";
 import { RtcRemoval } from "../../components/RtcRemoval";
 import { RtcServer } from "../../components/RtcServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { addressNames, wellKnownWorker } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { isPublicAddress, resolveRtcSettings, RTC_FILES, rtcFirewallRules, RtcOptions, rtcPortClaims, rtcSite } from "../../src/model/rtc";
@@ -296,6 +297,27 @@ describe("MatrixStack's rtc (the plan and the stack)", () => {
         assert.deepEqual(
             claimed.map((c) => `${c.protocol}/${c.port}@${c.address} ${c.setting}`),
             ["tcp/7880@127.0.0.1 rtc.port", "tcp/8080@127.0.0.1 rtc.jwtPort", "tcp/7881@* rtc.tcpPort", "udp/7882@* rtc.udpPort"],
+        );
+    });
+
+    it("DNS: an own rtcDomain gets the VM's address records; a Worker's well-known advertises the focus", () => {
+        const dns = {
+            zone: { name: "example.com" },
+            ipv4: "203.0.113.10",
+            delegation: "well-known" as const,
+            wellKnownVia: "worker" as const,
+            accountId: "0123456789abcdef0123456789abcdef",
+            cloudflare: true,
+        };
+        const p = plan(args({ rtc: { ...base, domain: "rtc.example.com" }, dns }));
+        assert.ok(addressNames(p.dns!.settings).some((n) => n.name === "rtc.example.com" && n.purposes.includes("MatrixRTC") && !n.proxied));
+        assert.deepEqual(wellKnownWorker(p.dns!.settings)!.documents["/.well-known/matrix/client"], {
+            "m.homeserver": { base_url: "https://matrix.example.com" },
+            "org.matrix.msc4143.rtc_foci": [{ type: "livekit", livekit_service_url: "https://rtc.example.com/livekit/jwt" }],
+        });
+        assert.ok(
+            !addressNames(plan(args({ dns })).dns!.settings).some((n) => n.purposes.includes("MatrixRTC")),
+            "on the homeserver's domain: no record of its own",
         );
     });
 

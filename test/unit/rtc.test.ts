@@ -28,6 +28,7 @@ import {
     renderLivekitKeys,
     renderLivekitUnit,
     renderRtcSynapseYaml,
+    rtcSynapseConfig,
 } from "../../src/render/rtc";
 import { golden } from "../support/golden";
 import { goldenSynapseSettings, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
@@ -135,6 +136,15 @@ describe("RtcServer: rendered files and scripts", () => {
         assert.equal(renderJwtKey("APIkeyvalue", "secretvalue0123"), "APIkeyvalue:secretvalue0123\n");
         assert.throws(() => renderJwtKey("APIkey:x", "secretvalue0123"), /letters, digits/);
         assert.match(rtcSecretScript(s, "APIkeyvalue", "secretvalue0123"), /secretvalue0123/);
+    });
+
+    it("Synapse's fragment keeps the user's extraConfig: experimental features merged, their limits win", () => {
+        const s = resolve();
+        const merged = rtcSynapseConfig(s, { experimental_features: { msc3861: { enabled: false } }, rc_message: { per_second: 2, burst_count: 50 } });
+        assert.deepEqual(merged.experimental_features, { msc3861: { enabled: false }, msc3266_enabled: true, msc4143_enabled: true, msc4222_enabled: true });
+        assert.deepEqual(merged.rc_message, { per_second: 2, burst_count: 50 });
+        assert.deepEqual(rtcSynapseConfig(s).matrix_rtc, { transports: [{ type: "livekit", livekit_service_url: "https://matrix.example.com/livekit/jwt" }] });
+        assert.equal(rtcSynapseConfig(s).max_event_delay_duration, "24h");
     });
 
     it("livekit's config: loopback HTTP, node_ip when given, no auto-created rooms, the key file", () => {

@@ -253,6 +253,18 @@ describe("RtcServer as a component", () => {
         assert.match(String(mocks.byName("proxy-nginx").inputs.stdin), /livekit_service_url/);
     });
 
+    it("runs on the proxy's host only (nginx reaches it on loopback)", async () => {
+        await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const other = new Host("rtcvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            rejects(
+                () => new RtcServer("rtc", { synapse, host: other, ...base }),
+                /host is "Host \\"rtcvm\\""; expected the reverse proxy's host \(Synapse's, Host "vm"\)/,
+            );
+        });
+    });
+
     it("the removal prunes what the steps wrote and closes the firewall", async () => {
         const { mocks } = await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });

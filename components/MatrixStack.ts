@@ -103,7 +103,10 @@ export interface MatrixStackArgs {
      * host. The proxy follows the mode: well-known on the server_name's
      * domain, or the server_name on the certificate for SRV. Default: none.
      */
-    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "federationPort" | "certificateNames"> & {
+    dns?: Omit<
+        CloudflareDnsArgs,
+        "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "rtcDomain" | "rtcServiceUrl" | "federationPort" | "certificateNames"
+    > & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 
-import { componentLabel } from "../src/model/errors";
+import { componentLabel, ConfigError } from "../src/model/errors";
 import { resolveRtcSettings, RtcOptions, rtcPortClaims, RtcSettings } from "../src/model/rtc";
 import { rtcSecretScript, rtcServerScript, rtcSynapseConfigScript } from "../src/provision/rtc";
 import { Host } from "./Host";
@@ -64,6 +64,14 @@ export class RtcServer extends pulumi.ComponentResource {
         const component = rtcServerLabel(name);
         const { synapse, host: hostArg, elementDomain, workers, resolved, ...options } = args;
         const host = hostArg ?? synapse.host;
+        // nginx (on Synapse's host) reaches both programs on loopback.
+        if (host !== synapse.host)
+            throw new ConfigError(
+                component,
+                "host",
+                host.label,
+                `expected the reverse proxy's host (Synapse's, ${synapse.host.label}): nginx reaches livekit-server and lk-jwt-service on loopback; leave host out`,
+            );
         const s =
             resolved ??
             resolveRtcSettings(component, options, {

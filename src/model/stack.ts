@@ -54,6 +54,8 @@ export type StackDnsOptions<L = never> = Omit<
     | "turnHost"
     | "turnPort"
     | "turnTlsPort"
+    | "rtcDomain"
+    | "rtcServiceUrl"
     | "federationPort"
     | "certificateNames"
     | "acmeDirectoryUrl"
@@ -348,8 +350,8 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         args.dns && synapse
             ? attempt(() =>
                   args.dns!.cloudflare
-                      ? planDns(labels.dns, args, synapse, context.stack)
-                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack)),
+                      ? planDns(labels.dns, args, synapse, context.stack, rtcSettings)
+                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack, rtcSettings)),
               )
             : undefined;
     if (dns?.need.serverNameWellKnown && args.proxy === false)
@@ -621,6 +623,7 @@ const DNS_INPUTS_FROM: Record<string, string> = {
     turnHost: "turn.domain",
     turnPort: "turn.port",
     turnTlsPort: "turn.tlsPort",
+    rtcDomain: "rtc.domain",
     federationPort: "proxy.federationPort",
     acmeDirectoryUrl: "proxy.acme.directoryUrl",
 };
@@ -646,7 +649,7 @@ function asStackDnsErrors<T>(stack: string, f: () => T): T {
  * names of the other parts, and addresses that may be known only later
  * (then stand-ins: which records exist never depends on their values).
  */
-function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseSettings, stack: string): PlannedDns {
+function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseSettings, stack: string, rtc?: RtcSettings): PlannedDns {
     const { cloudflare, zoneFile, ipv4, ipv6, stack: dnsStack, ...dns } = args.dns!;
     const addressesLater = typeof ipv4 !== "string" || (ipv6 !== undefined && typeof ipv6 !== "string");
     const settings = resolveDnsSettings(component, {
@@ -658,6 +661,8 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
         publicBaseUrl: synapse.publicBaseUrl,
         ...(args.element ? { elementDomain: args.element.domain } : {}),
         ...(args.turn ? { turnHost: args.turn.domain, turnPort: args.turn.port, turnTlsPort: args.turn.tlsPort } : {}),
+        // MatrixRTC: its own domain's records, and the focus in a Worker's well-known (nginx serves its own).
+        ...(rtc && args.proxy !== false ? { ...(rtc.ownDomain ? { rtcDomain: rtc.domain } : {}), rtcServiceUrl: rtc.serviceUrl } : {}),
         ...(args.proxy !== false && args.proxy.federationPort !== undefined ? { federationPort: args.proxy.federationPort } : {}),
         // The CA the certificates come from: CAA names it.
         ...(args.proxy !== false && args.proxy.acme?.directoryUrl !== undefined ? { acmeDirectoryUrl: args.proxy.acme.directoryUrl } : {}),

@@ -191,7 +191,7 @@ export function rtcSynapseConfigScript(synapse: SynapseSettings, s: RtcSettings)
         sh`install -d -m 0750 -o root -g ${u} ${synapseFiles(synapse.paths).confD}`,
         applyFileSet({
             name: RTC_SETS.synapseConfig,
-            files: [{ path: rtcSynapseFiles(synapse.paths).fragment, content: renderRtcSynapseYaml(s), mode: "0640", group: u }],
+            files: [{ path: rtcSynapseFiles(synapse.paths).fragment, content: renderRtcSynapseYaml(s, synapse.extraConfig), mode: "0640", group: u }],
             onChange: synapseRestarts(synapse),
         }),
         sh`echo ${`Synapse advertises the MatrixRTC transport ${s.serviceUrl}`}`,

@@ -161,18 +161,23 @@ WantedBy=multi-user.target
  * (MSC4140) with their maximum delay, MSC3266 (room summaries) and MSC4222
  * (`state_after` in sync), and the rate limits calls need (membership
  * updates, delayed-event management). A conf.d fragment: Synapse merges it
- * at the top level, so these keys replace the same keys of homeserver.yaml.
+ * at the top level, replacing the same keys of homeserver.yaml; so the
+ * user's own `extraConfig` values are kept here: their
+ * `experimental_features` are merged with these flags, and their delay and
+ * rate limits win over these defaults.
  */
-export function rtcSynapseConfig(s: RtcSettings): Record<string, unknown> {
+export function rtcSynapseConfig(s: RtcSettings, extraConfig: Record<string, unknown> = {}): Record<string, unknown> {
+    const own = (key: string) =>
+        extraConfig[key] !== null && typeof extraConfig[key] === "object" ? (extraConfig[key] as Record<string, unknown>) : undefined;
     return {
         matrix_rtc: { transports: [{ type: "livekit", livekit_service_url: s.serviceUrl }] },
-        experimental_features: { msc3266_enabled: true, msc4143_enabled: true, msc4222_enabled: true },
-        max_event_delay_duration: "24h",
-        rc_message: { per_second: 0.5, burst_count: 30 },
-        rc_delayed_event_mgmt: { per_second: 1, burst_count: 20 },
+        experimental_features: { ...own("experimental_features"), msc3266_enabled: true, msc4143_enabled: true, msc4222_enabled: true },
+        max_event_delay_duration: extraConfig.max_event_delay_duration ?? "24h",
+        rc_message: own("rc_message") ?? { per_second: 0.5, burst_count: 30 },
+        rc_delayed_event_mgmt: own("rc_delayed_event_mgmt") ?? { per_second: 1, burst_count: 20 },
     };
 }
 
-export function renderRtcSynapseYaml(s: RtcSettings): string {
-    return renderYaml(rtcSynapseConfig(s), `${MANAGED_HEADER}\nMatrixRTC (LiveKit through ${s.serviceUrl}).`);
+export function renderRtcSynapseYaml(s: RtcSettings, extraConfig: Record<string, unknown> = {}): string {
+    return renderYaml(rtcSynapseConfig(s, extraConfig), `${MANAGED_HEADER}\nMatrixRTC (LiveKit through ${s.serviceUrl}).`);
 }

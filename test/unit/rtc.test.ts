@@ -8,13 +8,16 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 
 import { Host } from "../../components/Host";
+import { MatrixStack } from "../../components/MatrixStack";
 import { ReverseProxy } from "../../components/ReverseProxy";
 import { RtcRemoval } from "../../components/RtcRemoval";
 import { RtcServer } from "../../components/RtcServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { addressNames, wellKnownWorker } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
 import { isPublicAddress, resolveRtcSettings, RTC_FILES, rtcFirewallRules, RtcOptions, rtcPortClaims, rtcSite } from "../../src/model/rtc";
+import { planStack, StackPlanArgs } from "../../src/model/stack";
 import { rtcBinaryInstall, rtcRemovalScript, rtcSecretScript, rtcServerScript, rtcSynapseConfigScript, rtcSynapseRemovalScript } from "../../src/provision/rtc";
 import { renderNginxConf } from "../../src/render/proxy/nginx";
 import {
@@ -25,9 +28,10 @@ import {
     renderLivekitKeys,
     renderLivekitUnit,
     renderRtcSynapseYaml,
+    rtcSynapseConfig,
 } from "../../src/render/rtc";
 import { golden } from "../support/golden";
-import { goldenSynapseSettings, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
+import { goldenSynapseSettings, stackArgs, TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks } from "../support/unit/mocks";
 
 const C = 'RtcServer "rtc"';
@@ -132,6 +136,15 @@ describe("RtcServer: rendered files and scripts", () => {
         assert.equal(renderJwtKey("APIkeyvalue", "secretvalue0123"), "APIkeyvalue:secretvalue0123\n");
         assert.throws(() => renderJwtKey("APIkey:x", "secretvalue0123"), /letters, digits/);
         assert.match(rtcSecretScript(s, "APIkeyvalue", "secretvalue0123"), /secretvalue0123/);
+    });
+
+    it("Synapse's fragment keeps the user's extraConfig: experimental features merged, their limits win", () => {
+        const s = resolve();
+        const merged = rtcSynapseConfig(s, { experimental_features: { msc3861: { enabled: false } }, rc_message: { per_second: 2, burst_count: 50 } });
+        assert.deepEqual(merged.experimental_features, { msc3861: { enabled: false }, msc3266_enabled: true, msc4143_enabled: true, msc4222_enabled: true });
+        assert.deepEqual(merged.rc_message, { per_second: 2, burst_count: 50 });
+        assert.deepEqual(rtcSynapseConfig(s).matrix_rtc, { transports: [{ type: "livekit", livekit_service_url: "https://matrix.example.com/livekit/jwt" }] });
+        assert.equal(rtcSynapseConfig(s).max_event_delay_duration, "24h");
     });
 
     it("livekit's config: loopback HTTP, node_ip when given, no auto-created rooms, the key file", () => {
@@ -240,6 +253,18 @@ describe("RtcServer as a component", () => {
         assert.match(String(mocks.byName("proxy-nginx").inputs.stdin), /livekit_service_url/);
     });
 
+    it("runs on the proxy's host only (nginx reaches it on loopback)", async () => {
+        await runWithMocks(() => {
+            const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const other = new Host("rtcvm", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const synapse = new SynapseHomeserver("synapse", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+            rejects(
+                () => new RtcServer("rtc", { synapse, host: other, ...base }),
+                /host is "Host \\"rtcvm\\""; expected the reverse proxy's host \(Synapse's, Host "vm"\)/,
+            );
+        });
+    });
+
     it("the removal prunes what the steps wrote and closes the firewall", async () => {
         const { mocks } = await runWithMocks(() => {
             const host = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
@@ -250,6 +275,95 @@ describe("RtcServer as a component", () => {
         assert.match(server, /pm_prune firewall-rtcserver-rtc\n/);
         for (const set of ["rtc-secrets", "rtc-config", "rtc-units"]) assert.match(server, new RegExp(`pm_prune ${set}\\n`));
         assert.match(String(mocks.byName("old-synapse-config").inputs.stdin), /pm_prune rtc-synapse-config\n/);
+    });
+});
+
+describe("MatrixStack's rtc (the plan and the stack)", () => {
+    const args = (o: Partial<StackPlanArgs> = {}): StackPlanArgs => ({
+        host: {},
+        synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" },
+        proxy: { acme: { email: "admin@example.com" } },
+        rtc: base,
+        ...o,
+    });
+    const plan = (a: StackPlanArgs) => planStack("dev", a, { stack: "prod" });
+    const messages = (a: StackPlanArgs): string[] => {
+        try {
+            plan(a);
+        } catch (e) {
+            if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
+            if (e instanceof ConfigError) return [e.message];
+            throw e;
+        }
+        return [];
+    };
+
+    it("calls default to MatrixRTC with the proxy: left out, the plan asks for the pinned releases or rtc: false", () => {
+        const { rtc: _rtc, ...without } = args();
+        assert.deepEqual(messages(without as StackPlanArgs), [
+            `MatrixStack "dev": rtc is not set; calls default to MatrixRTC (livekit-server and lk-jwt-service, pinned release binaries): give rtc: { livekit: { sha256 }, jwtService: { sha256 } } (download the release file for your architecture from the project's GitHub release page (livekit/livekit, element-hq/lk-jwt-service), compare it with the checksums the release publishes where it has them, then take sha256sum <file>), or rtc: false for a stack without it (coturn stays available through turn)`,
+        ]);
+        // Without the proxy nothing would serve it: none, and no error.
+        assert.equal(plan({ ...(without as StackPlanArgs), proxy: false }).rtc.kind, "removal");
+        assert.deepEqual(messages(args({ proxy: false })), [
+            'MatrixStack "dev": rtc is set together with proxy: false; MatrixRTC is served through the stack\'s nginx: remove proxy: false, or set rtc: false (or run an RtcServer in your own stack)',
+        ]);
+        assert.equal(plan(args({ rtc: false })).rtc.kind, "removal");
+    });
+
+    it("resolves it once, claims its ports on the VM and puts an own rtcDomain on the certificate", () => {
+        const p = plan(args({ rtc: { ...base, domain: "rtc.example.com" } }));
+        assert.equal(p.rtc.kind, "server");
+        assert.ok(p.proxy!.settings.certificateNames.includes("rtc.example.com"));
+        const claimed = p.ports[p.labels.host].all().filter((c) => c.component === 'RtcServer "dev-rtc"');
+        assert.deepEqual(
+            claimed.map((c) => `${c.protocol}/${c.port}@${c.address} ${c.setting}`),
+            ["tcp/7880@127.0.0.1 rtc.port", "tcp/8080@127.0.0.1 rtc.jwtPort", "tcp/7881@* rtc.tcpPort", "udp/7882@* rtc.udpPort"],
+        );
+    });
+
+    it("DNS: an own rtcDomain gets the VM's address records; a Worker's well-known advertises the focus", () => {
+        const dns = {
+            zone: { name: "example.com" },
+            ipv4: "203.0.113.10",
+            delegation: "well-known" as const,
+            wellKnownVia: "worker" as const,
+            accountId: "0123456789abcdef0123456789abcdef",
+            cloudflare: true,
+        };
+        const p = plan(args({ rtc: { ...base, domain: "rtc.example.com" }, dns }));
+        assert.ok(addressNames(p.dns!.settings).some((n) => n.name === "rtc.example.com" && n.purposes.includes("MatrixRTC") && !n.proxied));
+        assert.deepEqual(wellKnownWorker(p.dns!.settings)!.documents["/.well-known/matrix/client"], {
+            "m.homeserver": { base_url: "https://matrix.example.com" },
+            "org.matrix.msc4143.rtc_foci": [{ type: "livekit", livekit_service_url: "https://rtc.example.com/livekit/jwt" }],
+        });
+        assert.ok(
+            !addressNames(plan(args({ dns })).dns!.settings).some((n) => n.purposes.includes("MatrixRTC")),
+            "on the homeserver's domain: no record of its own",
+        );
+    });
+
+    it("errors where settings meet name the rtc setting: a port clash, Element's domain", () => {
+        assert.match(
+            messages(args({ rtc: { ...base, tcpPort: 8008 } })).join("\n"),
+            /RtcServer "dev-rtc": rtc\.tcpPort is 8008; SynapseHomeserver "dev-synapse" \(synapse http listener\) already uses tcp port 8008/,
+        );
+        assert.match(
+            messages(
+                args({ rtc: { ...base, domain: "element.example.com" }, element: { domain: "element.example.com", version: "1.11.100", sha256: SHA_A } }),
+            ).join("\n"),
+            /RtcServer "dev-rtc": domain is "element\.example\.com"; it is Element's domain/,
+        );
+    });
+
+    it("the stack constructs the RtcServer, or the RtcRemoval without it", async () => {
+        const on = await runWithMocks(() => new MatrixStack("prod", { ...stackArgs(), rtc: base }));
+        for (const step of ["prod-rtc-server", "prod-rtc-secrets", "prod-rtc-synapse-config"]) assert.ok(on.mocks.byName(step), step);
+        assert.ok(!on.mocks.resources.some((r) => r.name.startsWith("prod-rtc-removal")));
+        assert.match(String(on.mocks.byName("prod-proxy-nginx").inputs.stdin), /location \^~ \/livekit\/sfu\//);
+        const off = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
+        for (const step of ["prod-rtc-removal-server", "prod-rtc-removal-synapse-config"]) assert.ok(off.mocks.byName(step), step);
+        assert.ok(!off.mocks.resources.some((r) => r.name === "prod-rtc-server"));
     });
 });
 

@@ -9,6 +9,7 @@ export * from "./postgres";
 export * from "./prometheus";
 export * from "./proxy";
 export * from "./redis";
+export * from "./synapse/admin";
 export * from "./synapse/homeserver";
 export * from "./synapse/signingKey";
 export * from "./synapse/units";

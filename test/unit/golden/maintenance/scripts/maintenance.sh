@@ -221,6 +221,7 @@ if __name__ == "__main__":
 PM_EOF
 pm_prune maintenance-scripts
 pm_done maintenance-scripts
+if [ "$(uname -m)" != x86_64 ]; then echo 'synapse-auto-compressor 0.1.2 on PyPI is built for x86_64 only, and this host is'" $(uname -m): give compressor.binaryUrl and compressor.binarySha256 (maintenanceCompressorBinaryUrl, maintenanceCompressorBinarySha256) of a build for it, or turn the compressor off" >&2; exit 1; fi
 if ! cmp -s /usr/local/lib/pulumi-matrix/maintenance/synapse-auto-compressor.requirements.txt /opt/pulumi-matrix/synapse-auto-compressor/requirements.txt || ! [ -x /opt/pulumi-matrix/synapse-auto-compressor/bin/python ]; then
     rm -rf -- /opt/pulumi-matrix/synapse-auto-compressor
     /usr/bin/python3 -m venv /opt/pulumi-matrix/synapse-auto-compressor

@@ -1,4 +1,4 @@
-import { MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer, maintenanceTimers } from "../model/maintenance";
+import { COMPRESSOR_PYPI_VERSION, MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer, maintenanceTimers } from "../model/maintenance";
 import {
     compressorBinaryPath,
     maintenanceScriptPaths,
@@ -31,6 +31,8 @@ export function compressorInstall(s: MaintenanceSettings): Sh {
     const venv = s.paths.venvDir;
     if (c.source.kind === "pypi")
         return lines([
+            // PyPI has the compressor's 0.1.2 wheel for x86_64 only.
+            sh`if [ "$(uname -m)" != x86_64 ]; then echo ${`synapse-auto-compressor ${COMPRESSOR_PYPI_VERSION} on PyPI is built for x86_64 only, and this host is`}" $(uname -m): give compressor.binaryUrl and compressor.binarySha256 (maintenanceCompressorBinaryUrl, maintenanceCompressorBinarySha256) of a build for it, or turn the compressor off" >&2; exit 1; fi`,
             sh`if ! cmp -s ${p.requirements} ${`${venv}/requirements.txt`} || ! [ -x ${`${venv}/bin/python`} ]; then`,
             sh`    rm -rf -- ${venv}`,
             sh`    /usr/bin/python3 -m venv ${venv}`,

@@ -12,6 +12,7 @@ export * from "./prometheus";
 export * from "./proxy";
 export * from "./redis";
 export * from "./rtc";
+export * from "./synapse/admin";
 export * from "./synapse/homeserver";
 export * from "./synapse/signingKey";
 export * from "./synapse/units";

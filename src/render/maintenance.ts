@@ -1,5 +1,6 @@
 import { MAINTENANCE_ADMIN, MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer } from "../model/maintenance";
 import { hashComment, MANAGED_HEADER } from "./drift";
+import { REGISTER_ADMIN_PY } from "./synapse/admin";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -137,6 +138,8 @@ def call(method, path, body=None, token=None, timeout=120):
         raise ApiError(e.code, err) from None
 
 
+${REGISTER_ADMIN_PY}
+
 def read(path):
     with open(path) as f:
         return f.read().strip()
@@ -163,15 +166,8 @@ def admin_token():
     if not os.path.exists(PASSWORD_FILE):
         write_private(PASSWORD_FILE, secrets.token_urlsafe(32))
     password = read(PASSWORD_FILE)
-    shared = read(SHARED_SECRET_FILE).encode()
-    nonce = call("GET", "/_synapse/admin/v1/register")["nonce"]
-    mac = hmac.new(shared, b"\\0".join([nonce.encode(), ADMIN.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
-    try:
-        call("POST", "/_synapse/admin/v1/register", {"nonce": nonce, "username": ADMIN, "password": password, "admin": True, "mac": mac})
+    if register_admin(BASE, SHARED_SECRET_FILE, ADMIN, password) == "created":
         print("registered the maintenance admin @%s:%s" % (ADMIN, SERVER_NAME))
-    except ApiError as e:
-        if e.body.get("errcode") != "M_USER_IN_USE":
-            raise
     try:
         login = call("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": ADMIN}, "password": password, "initial_device_display_name": "pulumi-matrix maintenance"})
     except ApiError as e:

@@ -1,6 +1,7 @@
 import { OsInfo } from "../../model/host";
 import { secretFilePath, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
 import { PROMETHEUS_SCRAPE_FILES, renderSynapseScrapeConfig } from "../../render/prometheus";
+import { REGISTER_ADMIN_PY } from "../../render/synapse/admin";
 import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
 import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
@@ -182,21 +183,8 @@ export function synapseSharedFiles(s: SynapseSettings, peers: SynapsePeers, comp
 export function synapseAdminScript(s: SynapseSettings, localpart: string, password: string): string {
     const f = synapseFiles(s.paths);
     const py = `import hashlib, hmac, json, sys, urllib.request, urllib.error
-base = "http://127.0.0.1:${s.httpPort}/_synapse/admin/v1/register"
-secret = open(${JSON.stringify(f.registrationSharedSecret)}).read().strip().encode()
-user, password = ${JSON.stringify(localpart)}, sys.stdin.read().rstrip("\\n")
-nonce = json.load(urllib.request.urlopen(base, timeout=30))["nonce"]
-mac = hmac.new(secret, b"\\0".join([nonce.encode(), user.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
-body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
-try:
-    urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=30)
-    print("created")
-except urllib.error.HTTPError as e:
-    err = json.load(e)
-    if err.get("errcode") == "M_USER_IN_USE":
-        print("exists")
-    else:
-        sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
+${REGISTER_ADMIN_PY}
+print(register_admin("http://127.0.0.1:${s.httpPort}", ${JSON.stringify(f.registrationSharedSecret)}, ${JSON.stringify(localpart)}, sys.stdin.read().rstrip("\\n")))
 `;
     return script("pulumi-matrix Synapse initial admin", [
         recordFunctions(s.paths),

@@ -11,21 +11,23 @@ pm_synapse_note() {
 }
 py=$(cat <<'PM_EOF'
 import hashlib, hmac, json, sys, urllib.request, urllib.error
-base = "http://127.0.0.1:8008/_synapse/admin/v1/register"
-secret = open("/etc/matrix-synapse/secrets/registration_shared_secret").read().strip().encode()
-user, password = "admin", sys.stdin.read().rstrip("\n")
-nonce = json.load(urllib.request.urlopen(base, timeout=30))["nonce"]
-mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
-body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
-try:
-    urllib.request.urlopen(urllib.request.Request(base, body, {"Content-Type": "application/json"}), timeout=30)
-    print("created")
-except urllib.error.HTTPError as e:
-    err = json.load(e)
-    if err.get("errcode") == "M_USER_IN_USE":
-        print("exists")
-    else:
+def register_admin(base_url, secret_file, user, password):
+    """Registers user as a server admin with the secret in secret_file: "created", or "exists" when the name is taken."""
+    url = base_url + "/_synapse/admin/v1/register"
+    secret = open(secret_file).read().strip().encode()
+    nonce = json.load(urllib.request.urlopen(url, timeout=30))["nonce"]
+    mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
+    body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=30)
+        return "created"
+    except urllib.error.HTTPError as e:
+        err = json.load(e)
+        if err.get("errcode") == "M_USER_IN_USE":
+            return "exists"
         sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
+
+print(register_admin("http://127.0.0.1:8008", "/etc/matrix-synapse/secrets/registration_shared_secret", "admin", sys.stdin.read().rstrip("\n")))
 PM_EOF
 )
 pw=$(cat <<'PM_EOF'

@@ -227,6 +227,10 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
             assert.ok(list.includes(entry), `${entry} in ${list.join(" ")}`);
         assert.ok(list.some((e) => e.startsWith("media/local_content/")));
         assert.ok(!list.some((e) => /remote_|url_cache/.test(e)));
+        // The files the stack wrote (drift records) are listed, so a restore leaves them to the stack; the user's own is not.
+        const managed = (await run("tar", ["-xOf", tar, "managed"])).stdout.split("\n");
+        assert.ok(managed.includes("secrets/macaroon_secret_key") && managed.includes("homeserver.signing.key"), managed.join(" "));
+        assert.ok(!managed.includes("secrets/users_own_secret"));
         const manifest = (await run("tar", ["-xOf", tar, "manifest"])).stdout;
         assert.match(manifest, /^server_name=matrix\.test$/m);
         assert.match(manifest, new RegExp(`^key_id=${key.keyId}$`, "m"));
@@ -259,6 +263,7 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
         assert.equal(r.code, 0, r.stderr + r.stdout);
         assert.match(r.stdout, /database synapse restored/);
         assert.match(r.stdout, /put back .*secrets\/users_own_secret/);
+        assert.doesNotMatch(r.stdout, /put back .*macaroon_secret_key/, "the stack's own files are left to the stack");
         assert.equal(fs.readFileSync(ownSecret, "utf8"), "kept-by-the-user\n");
         assert.equal(
             await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"),

@@ -56,6 +56,8 @@ export function stackConfig(n: number): Record<string, string> {
         "matrix:serverName": "example.com",
         "matrix:adminUser": "admin",
         "matrix:acmeEmail": "admin@example.com",
+        // Without MatrixRTC: its releases must be pinned (rtc.test.ts covers it).
+        "matrix:rtc": "none",
         ...(counts ? { "matrix:workers": JSON.stringify(counts) } : {}),
         // From the default 8100, 20 ports per role reach nginx's federation port 8448 with this many roles: such a pool takes another block, as the program asks.
         ...(n > 32 ? { "matrix:workerBasePort": "10100" } : {}),

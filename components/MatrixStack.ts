@@ -1,9 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { ElementWebOptions } from "../src/model/element";
+import { MaintenanceOptions } from "../src/model/maintenance";
+import { MonitoringOptions } from "../src/model/monitoring";
 import { PostgresOptions } from "../src/model/postgres";
 import { ReverseProxyOptions } from "../src/model/proxy";
 import { RedisOptions } from "../src/model/redis";
+import { RtcOptions, rtcSite } from "../src/model/rtc";
 import { planStack, STACK_ROLES, StackPlan } from "../src/model/stack";
 import { SynapseOptions } from "../src/model/synapse";
 import { TurnOptions } from "../src/model/turn";
@@ -11,13 +14,18 @@ import { WorkerCounts, WorkerSpec } from "../src/model/workers";
 import { CloudflareDns, CloudflareDnsArgs, plannedZoneFile } from "./CloudflareDns";
 import { ElementWeb } from "./ElementWeb";
 import { Host, HostArgs } from "./Host";
+import { MonitoringRemoval } from "./MonitoringRemoval";
+import { MonitoringServer } from "./MonitoringServer";
 import { childName, typeToken } from "./naming";
 import { ExternalPostgresArgs, PostgresDatabase } from "./PostgresDatabase";
 import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
+import { RtcRemoval } from "./RtcRemoval";
+import { RtcServer } from "./RtcServer";
 import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
 import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
+import { SynapseMaintenance } from "./SynapseMaintenance";
 import { TurnRemoval } from "./TurnRemoval";
 import { TurnServer } from "./TurnServer";
 import { WorkerPool } from "./WorkerPool";
@@ -77,6 +85,17 @@ export interface MatrixStackArgs {
      */
     turn?: TurnOptions;
     /**
+     * MatrixRTC, the back end of calls in Element X and Element Call:
+     * livekit-server and lk-jwt-service on the VM (`RtcServer`), served by
+     * the proxy on the homeserver's domain or `rtc.domain`, advertised in
+     * the client well-known and to Synapse. On whenever the proxy is: the
+     * two releases must then be pinned (`livekit.sha256`,
+     * `jwtService.sha256`). `false`: none, and a MatrixRTC back end an
+     * earlier deployment of this stack set up is taken away (`RtcRemoval`).
+     * coturn (`turn`) stays available beside it for legacy clients.
+     */
+    rtc?: RtcOptions | false;
+    /**
      * DNS records for the homeserver and Element, as the delegation mode
      * needs them: created in Cloudflare with `cloudflare: true` (the
      * Cloudflare provider's own config, e.g. `cloudflare:apiToken`), and
@@ -84,7 +103,10 @@ export interface MatrixStackArgs {
      * host. The proxy follows the mode: well-known on the server_name's
      * domain, or the server_name on the certificate for SRV. Default: none.
      */
-    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "federationPort" | "certificateNames"> & {
+    dns?: Omit<
+        CloudflareDnsArgs,
+        "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "rtcDomain" | "rtcServiceUrl" | "federationPort" | "certificateNames"
+    > & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };
@@ -99,6 +121,23 @@ export interface MatrixStackArgs {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
         external?: ExternalRedisArgs;
     };
+    /**
+     * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+     * blackbox exporters on the VM, all on 127.0.0.1 (a MonitoringServer):
+     * Synapse's recording rules and the library's alerts, mailed through
+     * Synapse's SMTP server with `alertEmail`. Default: none; monitoring an
+     * earlier deployment of this stack set up is then taken away
+     * (`MonitoringRemoval`; Prometheus's data stays).
+     */
+    monitoring?: MonitoringOptions;
+    /**
+     * Maintenance timers on the VM (SynapseMaintenance): weekly state
+     * compression, purge of the remote media cache and deletion of rooms
+     * without local members (a dry run by default); each on unless its
+     * `enabled` is false. Needs PostgreSQL (on the VM for the compressor).
+     * Default: none; the timers an earlier deployment set up are then taken away.
+     */
+    maintenance?: MaintenanceOptions;
 }
 
 /**
@@ -128,10 +167,20 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly turn?: TurnServer;
     /** Without `turn`: takes away a TURN server an earlier deployment of this stack set up (nothing when there is none). */
     readonly turnRemoval?: TurnRemoval;
+    /** Prometheus, Alertmanager and the exporters, with `monitoring`. */
+    readonly monitoring?: MonitoringServer;
+    /** Without `monitoring`: takes away the monitoring an earlier deployment set up (nothing when there is none). */
+    readonly monitoringRemoval?: MonitoringRemoval;
     /** Backups (and the restore), with `backup`. */
     readonly backup?: SynapseBackup;
     /** Without `backup`: takes away backups an earlier deployment of this stack set up (nothing when there were none). */
     readonly backupRemoval?: SynapseBackupRemoval;
+    /** The maintenance timers (every one off without `maintenance`: then it takes away an earlier deployment's). */
+    readonly maintenance: SynapseMaintenance;
+    /** MatrixRTC, unless `rtc` is false (or there is no proxy). */
+    readonly rtc?: RtcServer;
+    /** Without MatrixRTC: takes away the one an earlier deployment of this stack set up (nothing when there is none). */
+    readonly rtcRemoval?: RtcRemoval;
     /** The Cloudflare records, with `dns.cloudflare`. */
     readonly dns?: CloudflareDns;
     /** The DNS records as a BIND zone file, when `dns` is given. */
@@ -220,6 +269,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.element ? { element: this.element } : {}),
+                    ...(plan.rtc.kind === "server" ? { rtc: rtcSite(plan.rtc.settings) } : {}),
                     resolved: plan.proxy.settings,
                 },
                 child,
@@ -231,6 +281,17 @@ export class MatrixStack extends pulumi.ComponentResource {
         } else {
             this.turnRemoval = new TurnRemoval(childName(name, STACK_ROLES.turnRemoval), { turnName: childName(name, STACK_ROLES.turn), ...peers }, child);
         }
+        this.maintenance = new SynapseMaintenance(
+            childName(name, STACK_ROLES.maintenance),
+            { synapse: this.synapse, database: this.database, workers: this.workers, resolved: plan.maintenance },
+            child,
+        );
+        const synapsePeers = { synapse: this.synapse, ...(this.workers ? { workers: this.workers } : {}) };
+        if (args.rtc && plan.rtc.kind === "server") {
+            this.rtc = new RtcServer(childName(name, STACK_ROLES.rtc), { ...args.rtc, ...synapsePeers, host: this.host, resolved: plan.rtc.settings }, child);
+        } else {
+            this.rtcRemoval = new RtcRemoval(childName(name, STACK_ROLES.rtcRemoval), { rtcName: childName(name, STACK_ROLES.rtc), ...synapsePeers }, child);
+        }
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {
@@ -239,6 +300,27 @@ export class MatrixStack extends pulumi.ComponentResource {
             } else {
                 this.zoneFile = plannedZoneFile(plan.labels.dns, plan.dns.settings, dns.ipv4, dns.ipv6, plan.dns.zoneFile);
             }
+        }
+        if (args.monitoring && plan.monitoring.kind === "server") {
+            this.monitoring = new MonitoringServer(
+                childName(name, STACK_ROLES.monitoring),
+                {
+                    ...args.monitoring,
+                    synapse: this.synapse,
+                    ...(this.workers ? { workers: this.workers } : {}),
+                    ...(this.database ? { database: this.database } : {}),
+                    ...(this.proxy ? { proxy: this.proxy } : {}),
+                    ...(args.synapse.smtpPassword !== undefined ? { smtpPassword: args.synapse.smtpPassword } : {}),
+                    resolved: plan.monitoring.settings,
+                },
+                child,
+            );
+        } else {
+            this.monitoringRemoval = new MonitoringRemoval(
+                childName(name, STACK_ROLES.monitoringRemoval),
+                { synapse: this.synapse, ...(this.proxy ? { proxy: this.proxy } : {}) },
+                child,
+            );
         }
         this.prometheusScrapeConfig = this.workers?.prometheusScrapeConfig ?? this.synapse.prometheusScrapeConfig;
         this.registerOutputs({

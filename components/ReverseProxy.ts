@@ -11,6 +11,7 @@ import {
     synapseListener,
 } from "../src/model/proxy";
 import { checkAcmeCredentials } from "../src/model/proxy/acme";
+import { RtcSite } from "../src/model/rtc";
 import { WorkerUpstream } from "../src/model/workers";
 import { acmeCredentialsScript, certificateScript, proxyServerScript, servedCertificate, unknownNameCertificate } from "../src/provision/proxy";
 import { childName, typeToken } from "./naming";
@@ -25,6 +26,13 @@ export interface ReverseProxyArgs extends ReverseProxyOptions {
     workers?: WorkerPool;
     /** Element Web to serve on its own domain (an ElementWeb, or any site with the same fields). Default: none. */
     element?: ElementSite;
+    /**
+     * MatrixRTC to serve (`rtcSite(rtc.settings)` of an RtcServer on this
+     * host): its locations on the homeserver's domain or a server block of
+     * its own (then its name is on the certificate), and the focus in the
+     * client well-known. Default: none.
+     */
+    rtc?: RtcSite;
     /**
      * With `acme.challenge: "dns-01-cloudflare"` (and only then, where it is
      * required): a Cloudflare API token with the Zone:DNS:Edit permission
@@ -66,7 +74,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
         super(typeToken("ReverseProxy"), name, {}, opts);
         const component = componentLabel("ReverseProxy", name);
         const synapse = args.synapse;
-        const s = args.resolved ?? resolveReverseProxySettings(component, args, synapse.settings, args.element);
+        const s = args.resolved ?? resolveReverseProxySettings(component, args, synapse.settings, args.element, args.rtc);
         checkAcmeCredentials(component, s.acme, args.cloudflareApiToken !== undefined);
         this.settings = s;
         this.certificateNames = s.certificateNames;
@@ -88,6 +96,7 @@ export class ReverseProxy extends pulumi.ComponentResource {
                             main,
                             workers: w,
                             ...(element ? { element } : {}),
+                            ...(args.rtc ? { rtc: args.rtc } : {}),
                             tls: servedCertificate(),
                             challengeNames: s.challengeNames,
                             // nginx 1.18 (Ubuntu 22.04) cannot refuse the handshake for an unknown name.

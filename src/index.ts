@@ -7,12 +7,17 @@ export { CloudflareDns, CloudflareDnsArgs, CreatedDnsRecord } from "../component
 export { ElementWeb, ElementWebArgs } from "../components/ElementWeb";
 export { BastionArgs, Host, HostArgs } from "../components/Host";
 export { MatrixStack, MatrixStackArgs } from "../components/MatrixStack";
+export { MonitoringRemoval, MonitoringRemovalArgs } from "../components/MonitoringRemoval";
+export { MonitoringServer, MonitoringServerArgs } from "../components/MonitoringServer";
 export { ExternalPostgresArgs, PostgresDatabase, PostgresDatabaseArgs } from "../components/PostgresDatabase";
 export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/RedisServer";
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
+export { RtcRemoval, RtcRemovalArgs } from "../components/RtcRemoval";
+export { RtcServer, RtcServerArgs } from "../components/RtcServer";
 export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
 export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
+export { SynapseMaintenance, SynapseMaintenanceArgs } from "../components/SynapseMaintenance";
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
@@ -61,6 +66,27 @@ export {
 export { ConfigError, ConfigErrors } from "./model/errors";
 export { FirewallRule, HOST_FILES, HostOptions, HostSettings, OsInfo, PortClaim, resolveHostSettings, SUPPORTED_OS } from "./model/host";
 export {
+    CompressorOptions,
+    EmptyRoomsOptions,
+    MAINTENANCE_DEFAULTS,
+    MAINTENANCE_FILES,
+    MAINTENANCE_UNITS,
+    MaintenanceOptions,
+    MaintenanceSettings,
+    MediaCacheOptions,
+    resolveMaintenanceSettings,
+} from "./model/maintenance";
+export {
+    ALERT_THRESHOLDS,
+    FAILED_UNIT_REGEX,
+    MONITORING_DEFAULTS,
+    MONITORING_FILES,
+    MonitoringOptions,
+    MonitoringSettings,
+    resolveMonitoringSettings,
+    SYNAPSE_RULES,
+} from "./model/monitoring";
+export {
     DatabaseConnection,
     MIN_POSTGRES_MAJOR,
     POSTGRES_FILES,
@@ -73,6 +99,7 @@ export { ElementSite, PROXY_FILES, resolveReverseProxySettings, ReverseProxyOpti
 export { ACME_CHALLENGES, AcmeChallenge, AcmeOptions, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING } from "./model/proxy/acme";
 export { ProxyLocation, proxyLocations, proxyTarget, ProxyUpstream, proxyUpstreams } from "./model/proxy/routes";
 export { REDIS_FILES, RedisConnection, RedisLocalSettings, RedisOptions, resolveRedisSettings } from "./model/redis";
+export { resolveRtcSettings, RTC_DEFAULTS, RTC_FILES, RtcOptions, RtcRelease, RtcSettings, RtcSite, rtcSite } from "./model/rtc";
 export { planStack, StackDnsOptions, StackPlan, StackPlanArgs } from "./model/stack";
 export {
     DEFAULT_SYNAPSE_PATHS,

@@ -14,6 +14,7 @@ import { componentLabel, ConfigError, ConfigErrors, throwIfAny } from "./model/e
 import { validatePrivateKey } from "./model/host";
 import { POSTGRES_DEFAULTS, validatePostgres } from "./model/postgres";
 import { validateCloudflareApiToken } from "./model/proxy/acme";
+import { RtcOptions } from "./model/rtc";
 import { validateAdminUser } from "./model/synapse";
 import { parseSigningKeyFile } from "./render/synapse/signingKey";
 
@@ -73,7 +74,13 @@ const stack = cleanly(() => {
     checkKnownValues(options);
     // mode is "nginx" or "none" (the key table checks it).
     const { mode, ...proxy } = options.proxy;
-    return new MatrixStack(pulumi.getStack(), { ...options, proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]) });
+    // rtc is "livekit" or "none"; without the proxy there is no MatrixRTC either (nothing would serve it).
+    const { mode: rtcMode, ...rtc } = options.rtc;
+    return new MatrixStack(pulumi.getStack(), {
+        ...options,
+        proxy: mode === "none" ? false : (proxy as MatrixStackArgs["proxy"]),
+        rtc: mode === "none" || rtcMode === "none" ? false : (rtc as RtcOptions),
+    });
 });
 
 export const serverName = stack.synapse.serverName;

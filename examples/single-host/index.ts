@@ -24,7 +24,14 @@ const matrix = new MatrixStack("matrix", {
     proxy: { acme: { email: config.require("acmeEmail") } },
     // Synapse's workers, with Redis on the VM (default: one federation_reader and one federation_sender).
     workers: { instances: { federation_reader: 2, federation_sender: 1 } },
-    // coturn for calls on turn.<serverName>; the certificate covers it (TLS on 5349).
+    // Calls in Element X and Element Call (MatrixRTC) on matrix.<serverName>: the LiveKit SFU and its
+    // authorization service, from release files you pinned by their SHA-256 (README, "Calls (MatrixRTC)").
+    rtc: {
+        livekit: { sha256: config.require("livekitSha256") },
+        jwtService: { sha256: config.require("lkJwtServiceSha256") },
+        publicAddress: config.require("vmAddress"),
+    },
+    // coturn for legacy one-to-one calls of older clients on turn.<serverName>; its own certificate (TLS on 5349).
     turn: { domain: `turn.${serverName}` },
     // The records for any DNS host, as the zoneFile output: <serverName> itself points to the VM and serves the well-known documents.
     dns: { zone: { name: serverName }, ipv4: config.require("vmAddress"), delegation: "well-known" },

@@ -2,9 +2,12 @@ import { resolveBackupSettings } from "../model/backup";
 import { DNS_DEFAULTS } from "../model/dns";
 import { resolveElementWebSettings } from "../model/element";
 import { resolveHostSettings } from "../model/host";
+import { MAINTENANCE_DEFAULTS } from "../model/maintenance";
+import { MONITORING_DEFAULTS } from "../model/monitoring";
 import { resolvePostgresSettings } from "../model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../model/proxy";
 import { resolveRedisSettings } from "../model/redis";
+import { RTC_DEFAULTS } from "../model/rtc";
 import { resolveSynapseSettings, SynapseOptions } from "../model/synapse";
 import { resolveTurnSettings } from "../model/turn";
 import { resolveWorkerPoolSettings } from "../model/workers";
@@ -69,11 +72,29 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
         // Only the mode-independent defaults: the delegation follows the names.
         dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
         turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+        // Off unless set, and no alert receiver unless given (the list key declares []).
+        monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
         backup: resolveBackupSettings(
             "SynapseBackup",
             { repository: "s3:https://s3.example.com/bucket" },
             { synapse, database: postgres, credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: true, s3SecretAccessKey: true } },
         ),
+        // Off unless asked for; each timer on with it; the compressor's binary has no default (PyPI's wheel).
+        maintenance: {
+            enabled: false,
+            compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+            mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+            emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+        },
+        // mode is the stack's own switch; the release URLs' defaults have the version in them.
+        rtc: {
+            mode: "livekit",
+            architecture: RTC_DEFAULTS.architecture,
+            tcpPort: RTC_DEFAULTS.tcpPort,
+            udpPort: RTC_DEFAULTS.udpPort,
+            livekit: { version: RTC_DEFAULTS.livekit.version },
+            jwtService: { version: RTC_DEFAULTS.jwtService.version },
+        },
         element: resolveElementWebSettings(
             "ElementWeb",
             { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },

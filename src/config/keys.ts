@@ -2,9 +2,12 @@ import { BackupOptions } from "../model/backup";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
 import { HostOptions, parseHostKey } from "../model/host";
+import { MaintenanceOptions } from "../model/maintenance";
+import { MonitoringOptions } from "../model/monitoring";
 import { PostgresExternalSettings, PostgresOptions } from "../model/postgres";
 import { ReverseProxyOptions } from "../model/proxy";
 import { RedisOptions } from "../model/redis";
+import { RtcOptions } from "../model/rtc";
 import { STACK_COMPONENTS } from "../model/stack";
 import { SynapseOptions } from "../model/synapse";
 import { TurnOptions } from "../model/turn";
@@ -48,8 +51,14 @@ export interface StackOptions<S> {
     turn?: TurnOptions;
     /** Backups; only with backupRepository. */
     backup?: BackupOptions & { password: S; sftpPrivateKey?: S; s3AccessKeyId?: S; s3SecretAccessKey?: S };
+    /** The maintenance timers; only with the maintenance switch. */
+    maintenance?: MaintenanceOptions;
+    /** MatrixRTC's options; `mode` is `livekit` (the default, with the proxy) or `none`. */
+    rtc: Partial<RtcOptions> & { mode?: string };
     /** DNS: the record set (and Cloudflare with dnsCloudflare); only with dnsZone. */
     dns?: Omit<DnsOptions, "serverName" | "publicBaseUrl"> & { ipv4: string; cloudflare?: boolean };
+    /** Prometheus, Alertmanager and the exporters; only with monitoring. */
+    monitoring?: MonitoringOptions;
 }
 
 /** The part of MatrixStack's args a key sets. */
@@ -132,6 +141,7 @@ const oneLine = (what: string) => (v: unknown) => (typeof v === "string" && /[\r
 const LOCAL_POSTGRES = ["postgresExternalHost", "useSqlite"] as const;
 const LOCAL_REDIS = ["redisExternalHost"] as const;
 const WITH_PROXY = ["proxy"] as const;
+const WITH_RTC = ["proxy", "rtc"] as const;
 
 /**
  * Every key of the stack config, in Pulumi.yaml's order. A key is "in
@@ -922,6 +932,236 @@ export const STACK_KEYS = {
         doc: "guests get TURN credentials too",
         example: { value: "false" },
     },
+    maintenance: {
+        section: "Maintenance timers",
+        type: "boolean",
+        setting: at((o) => o.maintenance.enabled),
+        whenUnset: "no maintenance timers run (an earlier deployment's are taken away)",
+        description:
+            "Maintenance timers on the VM: weekly state compression, purge of the remote media cache, deletion of rooms without local members (a dry run unless maintenanceEmptyRoomsDryRun is false). Needs PostgreSQL.",
+        doc: "weekly maintenance timers (`matrix-maintenance-*.timer`): state compression, remote media cache purge, empty-room deletion (dry run by default); each can be turned off below",
+        example: { comment: ["Maintenance timers (default false); each one below is on with it unless set to false."], value: "true" },
+    },
+    maintenanceCompressor: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.compressor.enabled),
+        onlyWith: "maintenance",
+        description: "Compress Synapse's room state weekly with synapse_auto_compressor (needs PostgreSQL on the VM).",
+        doc: "weekly state compression with `synapse_auto_compressor` (PostgreSQL on the VM only)",
+        example: { value: "true" },
+    },
+    maintenanceCompressorSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.schedule),
+        onlyWith: "maintenance",
+        description: "When the compressor runs (a systemd OnCalendar= expression).",
+        doc: "when the compressor runs (systemd `OnCalendar=`)",
+        example: { value: "Sun *-*-* 04:30:00" },
+    },
+    maintenanceCompressorChunkSize: {
+        type: "integer",
+        setting: at((o) => o.maintenance.compressor.chunkSize),
+        onlyWith: "maintenance",
+        description: "State groups the compressor works on at once (-c); at least the first level's size (100).",
+        doc: "state groups compressed at once (`-c`)",
+        example: { value: "500" },
+    },
+    maintenanceCompressorChunks: {
+        type: "integer",
+        setting: at((o) => o.maintenance.compressor.chunks),
+        onlyWith: "maintenance",
+        description: "Chunks the compressor compresses per run (-n): how long a run works.",
+        doc: "chunks per run (`-n`)",
+        example: { value: "100" },
+    },
+    maintenanceCompressorBinaryUrl: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.binaryUrl),
+        onlyWith: "maintenance",
+        whenUnset: "the compressor comes from PyPI (synapse-auto-compressor 0.1.2, hash-pinned)",
+        description: "An https URL of a synapse_auto_compressor binary to use instead of PyPI's wheel (needs maintenanceCompressorBinarySha256).",
+        doc: "a `synapse_auto_compressor` binary to download instead of PyPI's wheel",
+        defaultDoc: "PyPI's `synapse-auto-compressor` 0.1.2",
+        example: { value: "https://example.com/synapse_auto_compressor" },
+    },
+    maintenanceCompressorBinarySha256: {
+        type: "string",
+        setting: at((o) => o.maintenance.compressor.binarySha256),
+        onlyWith: "maintenance",
+        description: "The SHA-256 of the binary at maintenanceCompressorBinaryUrl (64 hex digits).",
+        doc: "SHA-256 of that binary (required with it)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    maintenanceMediaCache: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.mediaCache.enabled),
+        onlyWith: "maintenance",
+        description: "Purge cached remote media weekly (purge_media_cache).",
+        doc: "weekly purge of cached remote media (`purge_media_cache`)",
+        example: { value: "true" },
+    },
+    maintenanceMediaCacheDays: {
+        type: "integer",
+        setting: at((o) => o.maintenance.mediaCache.olderThanDays),
+        onlyWith: "maintenance",
+        description: "Cached remote media not accessed for this many days is purged (at least 1).",
+        doc: "days since a cached remote file was last accessed",
+        example: { value: "30" },
+    },
+    maintenanceMediaCacheSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.mediaCache.schedule),
+        onlyWith: "maintenance",
+        description: "When the media cache purge runs (a systemd OnCalendar= expression).",
+        doc: "when the media cache purge runs",
+        example: { value: "Sun *-*-* 05:30:00" },
+    },
+    maintenanceEmptyRooms: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.emptyRooms.enabled),
+        onlyWith: "maintenance",
+        description: "Delete (with purge) rooms no local user has been in for maintenanceEmptyRoomsDays, weekly.",
+        doc: "weekly deletion of rooms without local members",
+        example: { value: "true" },
+    },
+    maintenanceEmptyRoomsDays: {
+        type: "integer",
+        setting: at((o) => o.maintenance.emptyRooms.emptyForDays),
+        onlyWith: "maintenance",
+        description: "A room without local members is deleted once its newest event is this many days old (at least 1).",
+        doc: "days a room has been without local members",
+        example: { value: "30" },
+    },
+    maintenanceEmptyRoomsDryRun: {
+        type: "boolean",
+        setting: at((o) => o.maintenance.emptyRooms.dryRun),
+        onlyWith: "maintenance",
+        description: "Only log the rooms that would be deleted; false deletes them.",
+        doc: "only log what would be deleted (`false` deletes)",
+        example: { value: "true" },
+    },
+    maintenanceEmptyRoomsSchedule: {
+        type: "string",
+        setting: at((o) => o.maintenance.emptyRooms.schedule),
+        onlyWith: "maintenance",
+        description: "When the empty-room deletion runs (a systemd OnCalendar= expression).",
+        doc: "when the empty-room deletion runs",
+        example: { value: "Sun *-*-* 06:00:00" },
+    },
+    rtc: {
+        section: "Calls (MatrixRTC)",
+        type: "string",
+        setting: at((o) => o.rtc.mode),
+        check: (v) =>
+            v === "livekit" || v === "none" ? undefined : 'expected "livekit" (the default: MatrixRTC with LiveKit beside Synapse) or "none" (no MatrixRTC)',
+        whenSet: "no MatrixRTC back end is installed (an earlier one is removed)",
+        description:
+            "livekit (calls in Element X and Element Call: livekit-server and lk-jwt-service on the VM, served by the proxy; needs the proxy) or none. With proxy none there is none either.",
+        doc: "`livekit`: MatrixRTC (LiveKit SFU and its authorization service) for calls in Element X and Element Call; `none`: no MatrixRTC",
+        example: {
+            comment: [
+                "Calls in Element X and Element Call (MatrixRTC): livekit-server and lk-jwt-service on the VM, served",
+                'by nginx; their release files are pinned by SHA-256 below. "none": no MatrixRTC (coturn stays available).',
+            ],
+            value: "livekit",
+        },
+    },
+    rtcDomain: {
+        type: "string",
+        setting: at((o) => o.rtc.domain),
+        notWith: WITH_RTC,
+        description: "The name MatrixRTC is served on (its DNS points to the VM; added to the certificate). Default: the homeserver's domain.",
+        doc: "the name MatrixRTC is served on (its DNS points to the VM; added to the certificate)",
+        defaultDoc: "the homeserver's domain",
+        example: { value: "" },
+    },
+    rtcLivekitVersion: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.version),
+        notWith: WITH_RTC,
+        description: "The livekit-server release to install.",
+        doc: "the livekit-server release (pin its SHA-256 with it)",
+        example: { value: "1.13.5" },
+    },
+    rtcLivekitSha256: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.sha256),
+        required: "<sha256sum of the release file>",
+        notWith: WITH_RTC,
+        description: "SHA-256 of that livekit-server release file for the VM's architecture (required with MatrixRTC); a download that differs is refused.",
+        doc: "SHA-256 of the livekit-server release file; a download that differs is refused",
+        defaultDoc: "(required with MatrixRTC)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    rtcLivekitDownloadUrl: {
+        type: "string",
+        setting: at((o) => o.rtc.livekit.downloadUrl),
+        notWith: WITH_RTC,
+        description: "Where the VM downloads livekit-server ({version} and {arch} are replaced; a .tar.gz holds the program).",
+        doc: "where the VM downloads livekit-server, `{version}` and `{arch}` replaced (a mirror)",
+        defaultDoc: "LiveKit's GitHub release",
+        example: { value: "" },
+    },
+    rtcJwtServiceVersion: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.version),
+        notWith: WITH_RTC,
+        description: "The lk-jwt-service release to install.",
+        doc: "the lk-jwt-service release (pin its SHA-256 with it)",
+        example: { value: "0.5.0" },
+    },
+    rtcJwtServiceSha256: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.sha256),
+        required: "<sha256sum of the release file>",
+        notWith: WITH_RTC,
+        description: "SHA-256 of that lk-jwt-service release file for the VM's architecture (required with MatrixRTC); a download that differs is refused.",
+        doc: "SHA-256 of the lk-jwt-service release file; a download that differs is refused",
+        defaultDoc: "(required with MatrixRTC)",
+        example: { value: "0000000000000000000000000000000000000000000000000000000000000000" },
+    },
+    rtcJwtServiceDownloadUrl: {
+        type: "string",
+        setting: at((o) => o.rtc.jwtService.downloadUrl),
+        notWith: WITH_RTC,
+        description: "Where the VM downloads lk-jwt-service ({version} and {arch} are replaced).",
+        doc: "where the VM downloads lk-jwt-service, `{version}` and `{arch}` replaced (a mirror)",
+        defaultDoc: "element-hq's GitHub release",
+        example: { value: "" },
+    },
+    rtcArchitecture: {
+        type: "string",
+        setting: at((o) => o.rtc.architecture),
+        notWith: WITH_RTC,
+        description: "The VM's CPU architecture the binaries are for (amd64 or arm64).",
+        doc: "the VM's CPU architecture the binaries are for (`amd64` or `arm64`)",
+        example: { value: "amd64" },
+    },
+    rtcPublicAddress: {
+        type: "string",
+        setting: at((o) => o.rtc.publicAddress),
+        notWith: WITH_RTC,
+        description: "The VM's public IP address the SFU advertises to clients (a cloud VM behind NAT). Default: found through STUN.",
+        doc: "the VM's public IP address the SFU advertises (a cloud VM behind NAT)",
+        defaultDoc: "found through STUN",
+        example: { value: "" },
+    },
+    rtcTcpPort: {
+        type: "integer",
+        setting: at((o) => o.rtc.tcpPort),
+        notWith: WITH_RTC,
+        description: "ICE over TCP (opened in the firewall).",
+        doc: "ICE over TCP (opened in the firewall)",
+        example: { value: "7881" },
+    },
+    rtcUdpPort: {
+        type: "integer",
+        setting: at((o) => o.rtc.udpPort),
+        notWith: WITH_RTC,
+        description: "ICE over UDP, one port for every participant (opened in the firewall).",
+        doc: "ICE over UDP, one port for every participant (opened in the firewall)",
+        example: { value: "7882" },
+    },
     dnsZone: {
         section: "DNS",
         type: "string",
@@ -1013,6 +1253,59 @@ export const STACK_KEYS = {
             "Create the records in Cloudflare (the provider's own config, e.g. pulumi config set --secret cloudflare:apiToken); otherwise only the zoneFile output.",
         doc: "create the records in Cloudflare (the provider's own config: `pulumi config set --secret cloudflare:apiToken ...`)",
         example: { value: "false" },
+    },
+    monitoring: {
+        section: "Monitoring",
+        type: "boolean",
+        setting: at((o) => o.monitoring.enabled),
+        whenUnset: "no Prometheus or Alertmanager runs on the VM (the scrape files for Synapse are still written)",
+        description:
+            "Run Prometheus, Alertmanager and the node, PostgreSQL, nginx and blackbox exporters from Debian on the VM, all on 127.0.0.1, with Synapse's recording rules and the library's alerts.",
+        doc: "Prometheus, Alertmanager and exporters on the VM's loopback, with Synapse's recording rules and alerts (see [Maintenance and monitoring](#maintenance-and-monitoring))",
+        defaultDoc: "off",
+        example: { comment: ["Prometheus, Alertmanager and exporters on the VM's loopback (reach them through an SSH tunnel)."], value: "true" },
+    },
+    monitoringAlertEmail: {
+        type: "list",
+        setting: at((o) => o.monitoring.alertEmail.to),
+        onlyWith: "monitoring",
+        description: "Addresses alerts are mailed to, through the SMTP server of smtpHost (needs smtpHost).",
+        doc: "addresses alerts are mailed to, through the SMTP server of `smtpHost`",
+        defaultDoc: "no e-mail",
+        example: { comment: ["Where alerts are mailed (through smtpHost's server)."], value: ["ops@example.com"] },
+    },
+    monitoringAlertFrom: {
+        type: "string",
+        setting: at((o) => o.monitoring.alertEmail.from),
+        onlyWith: "monitoring",
+        description: "Sender of alert mails (default notifFrom); needs monitoringAlertEmail.",
+        doc: "sender of alert mails",
+        defaultDoc: "`notifFrom`",
+        example: { comment: ["Sender of alert mails (default notifFrom), e.g. Matrix alerts <alerts@example.com>."], value: "" },
+    },
+    monitoringRetention: {
+        type: "string",
+        setting: at((o) => o.monitoring.retention),
+        onlyWith: "monitoring",
+        description: "How long Prometheus keeps samples (e.g. 30d, 12w).",
+        doc: "how long Prometheus keeps samples",
+        example: { value: "30d" },
+    },
+    monitoringPrometheusPort: {
+        type: "integer",
+        setting: at((o) => o.monitoring.prometheusPort),
+        onlyWith: "monitoring",
+        description: "Prometheus's port on 127.0.0.1.",
+        doc: "Prometheus's port on 127.0.0.1",
+        example: { value: "9090" },
+    },
+    monitoringAlertmanagerPort: {
+        type: "integer",
+        setting: at((o) => o.monitoring.alertmanagerPort),
+        onlyWith: "monitoring",
+        description: "Alertmanager's port on 127.0.0.1 (9093 is Synapse's replication listener).",
+        doc: "Alertmanager's port on 127.0.0.1",
+        example: { value: "9193" },
     },
     backupRepository: {
         section: "Backups (restic, off the host)",

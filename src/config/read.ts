@@ -4,6 +4,8 @@ import { parse } from "yaml";
 
 import { ElementWebOptions } from "../model/element";
 import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
+import { MaintenanceOptions } from "../model/maintenance";
+import { MonitoringOptions } from "../model/monitoring";
 import { TurnOptions } from "../model/turn";
 import { libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
@@ -177,10 +179,13 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         workers: part("workers"),
         redis: part("redis"),
         proxy: part("proxy"),
+        rtc: part("rtc"),
         ...(options.element ? { element: options.element as ElementWebOptions } : {}),
         ...(options.turn ? { turn: options.turn as TurnOptions } : {}),
         ...(options.dns ? { dns: options.dns as StackOptions<S>["dns"] } : {}),
+        ...(options.monitoring ? { monitoring: options.monitoring as MonitoringOptions } : {}),
         ...(options.backup ? { backup: options.backup as StackOptions<S>["backup"] } : {}),
+        ...(options.maintenance ? { maintenance: options.maintenance as MaintenanceOptions } : {}),
     };
 }
 

@@ -65,6 +65,10 @@ export interface DnsOptions {
     elementProxied?: boolean;
     /** coturn's public host name: gets A/AAAA records and the TURN SRV records when given. Default none. */
     turnHost?: string;
+    /** MatrixRTC's own domain (RtcServer's `domain`, when it is not the homeserver's): gets A/AAAA records (never proxied: WebSocket and media). Default none. */
+    rtcDomain?: string;
+    /** MatrixRTC's authorization service URL: the client well-known a Worker serves advertises it (`org.matrix.msc4143.rtc_foci`). Default none. */
+    rtcServiceUrl?: string;
     /** coturn's plain (UDP and TCP) port, in `_turn._udp` and `_turn._tcp`. Default 3478. */
     turnPort?: number;
     /** coturn's TLS port, in `_turns._tcp`. Default 5349. */
@@ -129,6 +133,8 @@ export interface DnsSettings {
     elementDomain?: string;
     elementProxied: boolean;
     turn?: { host: string; port: number; tlsPort: number };
+    rtcDomain?: string;
+    rtcServiceUrl?: string;
     ttl: number;
     delegation: DelegationMode;
     /** Set in `well-known` mode only. */
@@ -302,6 +308,8 @@ function withDefaults(o: DnsOptions): DnsSettings {
         ...(turnHost !== undefined
             ? { turn: { host: turnHost, port: o.turnPort ?? DNS_DEFAULTS.turnPort, tlsPort: o.turnTlsPort ?? DNS_DEFAULTS.turnTlsPort } }
             : {}),
+        ...(o.rtcDomain !== undefined ? { rtcDomain: lower(o.rtcDomain) } : {}),
+        ...(o.rtcServiceUrl !== undefined ? { rtcServiceUrl: o.rtcServiceUrl } : {}),
         ttl: o.ttl ?? DNS_DEFAULTS.ttl,
         delegation: delegation as DelegationMode,
         ...(delegation === "well-known" ? { wellKnownVia: o.wellKnownVia ?? DNS_DEFAULTS.wellKnownVia } : {}),
@@ -496,6 +504,7 @@ function checkInZone(c: Checker, o: DnsOptions, s: DnsSettings): void {
     c.check("serverName", o.serverName, s.serverNameHost === "" || inZone(s.serverNameHost, zone), expected);
     if (s.elementDomain !== undefined) c.check("elementDomain", o.elementDomain, inZone(s.elementDomain, zone), expected);
     if (s.turn) c.check("turnHost", o.turnHost, inZone(s.turn.host, zone), expected);
+    if (s.rtcDomain !== undefined) c.check("rtcDomain", o.rtcDomain, inZone(s.rtcDomain, zone), expected);
 }
 
 /** Fills in the defaults and validates; every problem is reported at once. */
@@ -565,6 +574,7 @@ export function addressNames(s: DnsSettings): { name: string; purposes: string[]
         [serverNameWellKnownFor(s) ? s.serverNameHost : undefined, "Matrix well-known"],
         [s.elementDomain, "Element Web"],
         [s.turn?.host, "TURN"],
+        [s.rtcDomain, "MatrixRTC"],
     ];
     const byName = new Map<string, string[]>();
     for (const [name, purpose] of wanted) if (name !== undefined) byName.set(name, [...(byName.get(name) ?? []), purpose]);
@@ -653,7 +663,7 @@ export function wellKnownWorker(s: DnsSettings): WellKnownWorker | undefined {
         routePattern: `${s.serverNameHost}/.well-known/matrix/*`,
         documents: {
             "/.well-known/matrix/server": wellKnownServerFor(s),
-            "/.well-known/matrix/client": wellKnownClient(s.publicBaseUrl),
+            "/.well-known/matrix/client": wellKnownClient(s.publicBaseUrl, s.rtcServiceUrl),
         },
         comment: comment(s, [`Matrix well-known for ${s.serverNameHost}`]),
     };

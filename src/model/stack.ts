@@ -4,6 +4,8 @@ import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
 import { HostOptions, hostPortClaims, HostSettings, PortClaim, PortRegistry, resolveHostSettings } from "./host";
+import { MaintenanceOptions, MaintenanceSettings, NO_MAINTENANCE, resolveMaintenanceSettings } from "./maintenance";
+import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "./monitoring";
 import {
     ExternalPostgresOptions,
     PostgresExternalSettings,
@@ -25,6 +27,7 @@ import {
     resolveExternalRedis,
     resolveRedisSettings,
 } from "./redis";
+import { resolveRtcSettings, RTC_SHA256_HOWTO, RtcOptions, rtcPortClaims, RtcSettings, rtcSite } from "./rtc";
 import { resolveSynapseSettings, SynapseOptions, synapsePortClaims, SynapseSettings } from "./synapse";
 import { resolveTurnSettings, TurnOptions, turnPortClaims, TurnSettings } from "./turn";
 import { isHostname } from "./validate";
@@ -51,6 +54,8 @@ export type StackDnsOptions<L = never> = Omit<
     | "turnHost"
     | "turnPort"
     | "turnTlsPort"
+    | "rtcDomain"
+    | "rtcServiceUrl"
     | "federationPort"
     | "certificateNames"
     | "acmeDirectoryUrl"
@@ -83,9 +88,14 @@ export interface StackPlanArgs<L = never> {
     proxy: (ReverseProxyOptions & { cloudflareApiToken?: unknown }) | false;
     element?: ElementWebOptions;
     turn?: TurnOptions;
+    /** MatrixRTC; left out, it is on whenever the proxy is (and then needs the releases pinned); false: none. */
+    rtc?: RtcOptions | false;
     dns?: StackDnsOptions<L>;
+    monitoring?: MonitoringOptions;
     /** Backups (SynapseBackup); its secret inputs are only looked at for whether they are given. */
     backup?: BackupOptions & { password?: unknown; sftpPrivateKey?: unknown; s3AccessKeyId?: unknown; s3SecretAccessKey?: unknown };
+    /** The maintenance timers (SynapseMaintenance); absent: none (an earlier deployment's are taken away). */
+    maintenance?: MaintenanceOptions;
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -99,8 +109,11 @@ export interface StackLabels {
     proxy: string;
     element: string;
     turn: string;
+    rtc: string;
     dns: string;
+    monitoring: string;
     backup: string;
+    maintenance: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -113,8 +126,11 @@ export const STACK_COMPONENTS = {
     proxy: "ReverseProxy",
     element: "ElementWeb",
     turn: "TurnServer",
+    rtc: "RtcServer",
     dns: "CloudflareDns",
+    monitoring: "MonitoringServer",
     backup: "SynapseBackup",
+    maintenance: "SynapseMaintenance",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -129,9 +145,14 @@ export const STACK_ROLES = {
     element: "element",
     turn: "turn",
     turnRemoval: "turn-removal",
+    rtc: "rtc",
+    rtcRemoval: "rtc-removal",
     dns: "dns",
+    monitoring: "monitoring",
+    monitoringRemoval: "monitoring-removal",
     backup: "backup",
     backupRemoval: "backup-removal",
+    maintenance: "maintenance",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -177,9 +198,15 @@ export interface StackPlan {
     element?: ElementWebSettings;
     /** coturn, or the removal of an earlier deployment's coturn when `turn` is left out. */
     turn: { kind: "server"; settings: TurnSettings } | { kind: "removal" };
+    /** MatrixRTC, or the removal of an earlier deployment's when the stack has none (`rtc: false`, or no proxy). */
+    rtc: { kind: "server"; settings: RtcSettings } | { kind: "removal" };
     dns?: PlannedDns;
+    /** Prometheus, Alertmanager and the exporters on the main host, or the removal of an earlier deployment's when `monitoring` is left out. */
+    monitoring: { kind: "server"; settings: MonitoringSettings } | { kind: "removal" };
     /** Backups and the restore, with `backup`. */
     backup?: BackupSettings;
+    /** The maintenance timers; every one off without `maintenance` (which takes away an earlier deployment's). */
+    maintenance: MaintenanceSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -207,8 +234,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         proxy: label(STACK_COMPONENTS.proxy, STACK_ROLES.proxy),
         element: label(STACK_COMPONENTS.element, STACK_ROLES.element),
         turn: label(STACK_COMPONENTS.turn, STACK_ROLES.turn),
+        rtc: label(STACK_COMPONENTS.rtc, STACK_ROLES.rtc),
         dns: label(STACK_COMPONENTS.dns, STACK_ROLES.dns),
+        monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
         backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
+        maintenance: label(STACK_COMPONENTS.maintenance, STACK_ROLES.maintenance),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -292,12 +322,36 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         );
     const element = args.element && synapse ? attempt(() => resolveElementWebSettings(labels.element, args.element!, synapse)) : undefined;
 
+    // MatrixRTC: calls in Element X and Element Call. On by default wherever the stack's nginx can serve it.
+    let rtcSettings: RtcSettings | undefined;
+    if (args.rtc && args.proxy === false)
+        fail(
+            "rtc",
+            new Described("set together with proxy: false"),
+            "MatrixRTC is served through the stack's nginx: remove proxy: false, or set rtc: false (or run an RtcServer in your own stack)",
+        );
+    else if (args.rtc === undefined && args.proxy !== false)
+        fail(
+            "rtc",
+            undefined,
+            "calls default to MatrixRTC (livekit-server and lk-jwt-service, pinned release binaries): give rtc: { livekit: { sha256 }, jwtService: { sha256 } } " +
+                `(${RTC_SHA256_HOWTO}), or rtc: false for a stack without it (coturn stays available through turn)`,
+        );
+    else if (args.rtc && synapse)
+        rtcSettings = attempt(() =>
+            resolveRtcSettings(labels.rtc, args.rtc as RtcOptions, {
+                serverName: synapse.serverName,
+                publicBaseUrl: synapse.publicBaseUrl,
+                ...(args.element ? { elementDomain: args.element.domain } : {}),
+            }),
+        );
+
     const dns =
         args.dns && synapse
             ? attempt(() =>
                   args.dns!.cloudflare
-                      ? planDns(labels.dns, args, synapse, context.stack)
-                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack)),
+                      ? planDns(labels.dns, args, synapse, context.stack, rtcSettings)
+                      : asStackDnsErrors(stack, () => planDns(stack, args, synapse, context.stack, rtcSettings)),
               )
             : undefined;
     if (dns?.need.serverNameWellKnown && args.proxy === false)
@@ -318,7 +372,9 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         const needs: ProxyNeed[] = [...(dns ? [dns.need] : []), ...turnChallenge];
         const { cloudflareApiToken, ...proxyOptions } = args.proxy;
         const options = attempt(() => withProxyNeeds(stack, proxyOptions, synapse, needs));
-        const settings = options ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element)) : undefined;
+        const settings = options
+            ? attempt(() => resolveReverseProxySettings(labels.proxy, options, synapse, element, rtcSettings ? rtcSite(rtcSettings) : undefined))
+            : undefined;
         if (options && settings) {
             attempt(() => checkAcmeCredentials(labels.proxy, settings.acme, cloudflareApiToken !== undefined));
             proxy = { options, settings };
@@ -331,6 +387,23 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         const certificate = proxy ? { acme: proxy.settings.acme } : undefined;
         const settings = attempt(() => resolveTurnSettings(labels.turn, args.turn!, certificate));
         if (settings) turn = { kind: "server", settings };
+    }
+
+    // Monitoring watches what runs on the main host: the PostgreSQL exporter only for a server installed there.
+    let monitoring: StackPlan["monitoring"] = { kind: "removal" };
+    if (args.monitoring && args.monitoring.enabled !== false && synapse && (args.proxy === false || proxy)) {
+        const context: MonitoringContext = {
+            synapse,
+            ...(postgres?.kind === "local" && !postgres.onDatabaseHost
+                ? { postgres: { port: postgres.settings.port, database: postgres.settings.database } }
+                : {}),
+            ...(proxy
+                ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
+                : {}),
+        };
+        // What monitoring needs of Synapse (a release the recording rules fit, its metrics) is Synapse's setting: its errors name it.
+        const settings = attempt(() => asSynapseVersionError(labels.synapse, () => resolveMonitoringSettings(labels.monitoring, args.monitoring!, context)));
+        if (settings) monitoring = { kind: "server", settings };
     }
 
     // Backups dump the database on Synapse's host: PostgreSQL installed there.
@@ -364,6 +437,20 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 }),
             );
     }
+    // The compressor connects through the socket of a PostgreSQL on Synapse's host; with SQLite, compressor and purges are refused.
+    const maintenance =
+        synapse && postgres
+            ? attempt(() =>
+                  resolveMaintenanceSettings(labels.maintenance, args.maintenance ?? NO_MAINTENANCE, {
+                      synapse,
+                      ...(postgres!.kind === "local" && !postgres!.onDatabaseHost
+                          ? { localPostgres: { database: postgres!.settings.database, port: postgres!.settings.port } }
+                          : {}),
+                  }),
+              )
+            : undefined;
+
+    const rtc: StackPlan["rtc"] = rtcSettings && proxy ? { kind: "server", settings: rtcSettings } : { kind: "removal" };
 
     // The ports on each host, before anything is built: the proxy's fixed ports first, so a clash names the setting that can move.
     const ports: Record<string, PortRegistry> = {};
@@ -436,6 +523,22 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 labels.turn,
                 named(turnPortClaims(turn.settings), { coturn: "turn.port", "coturn TLS/DTLS": "turn.tlsPort", "coturn relay": "turn.relayPorts" }),
             );
+        if (monitoring.kind === "server")
+            claim(
+                main,
+                labels.monitoring,
+                named(monitoringPortClaims(monitoring.settings), {
+                    prometheus: "monitoring.prometheusPort",
+                    alertmanager: "monitoring.alertmanagerPort",
+                    "nginx status page": "monitoring.nginxStatusPort",
+                }),
+            );
+        if (rtc.kind === "server")
+            claim(
+                main,
+                labels.rtc,
+                rtcPortClaims(rtc.settings).map((c) => ({ ...c, setting: `rtc.${c.setting}` })),
+            );
     }
 
     throwIfAny(errors);
@@ -450,8 +553,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         ...(proxy ? { proxy } : {}),
         ...(element ? { element } : {}),
         turn,
+        rtc,
         ...(dns ? { dns } : {}),
+        monitoring,
         ...(backup ? { backup } : {}),
+        maintenance: maintenance!,
         ports,
     };
 }
@@ -479,6 +585,19 @@ function valueAt(args: unknown, path: string): unknown {
     return v;
 }
 
+/** Monitoring's errors about Synapse's settings (its release, its metrics), restated as Synapse's own: the setting to change. */
+function asSynapseVersionError<T>(synapse: string, f: () => T): T {
+    const restate = (e: ConfigError) =>
+        e.setting.startsWith("synapse.") ? new ConfigError(synapse, e.setting.slice("synapse.".length), e.value, e.expected) : e;
+    try {
+        return f();
+    } catch (e) {
+        if (e instanceof ConfigErrors) throw new ConfigErrors(e.errors.map(restate));
+        if (e instanceof ConfigError) throw restate(e);
+        throw e;
+    }
+}
+
 /** Synapse's settings without the replication listener the plan added for a pool that turned out to have no workers. */
 function withoutReplication(s: SynapseSettings): SynapseSettings {
     const { replication: _replication, ...rest } = s;
@@ -504,6 +623,7 @@ const DNS_INPUTS_FROM: Record<string, string> = {
     turnHost: "turn.domain",
     turnPort: "turn.port",
     turnTlsPort: "turn.tlsPort",
+    rtcDomain: "rtc.domain",
     federationPort: "proxy.federationPort",
     acmeDirectoryUrl: "proxy.acme.directoryUrl",
 };
@@ -529,7 +649,7 @@ function asStackDnsErrors<T>(stack: string, f: () => T): T {
  * names of the other parts, and addresses that may be known only later
  * (then stand-ins: which records exist never depends on their values).
  */
-function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseSettings, stack: string): PlannedDns {
+function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseSettings, stack: string, rtc?: RtcSettings): PlannedDns {
     const { cloudflare, zoneFile, ipv4, ipv6, stack: dnsStack, ...dns } = args.dns!;
     const addressesLater = typeof ipv4 !== "string" || (ipv6 !== undefined && typeof ipv6 !== "string");
     const settings = resolveDnsSettings(component, {
@@ -541,6 +661,8 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
         publicBaseUrl: synapse.publicBaseUrl,
         ...(args.element ? { elementDomain: args.element.domain } : {}),
         ...(args.turn ? { turnHost: args.turn.domain, turnPort: args.turn.port, turnTlsPort: args.turn.tlsPort } : {}),
+        // MatrixRTC: its own domain's records, and the focus in a Worker's well-known (nginx serves its own).
+        ...(rtc && args.proxy !== false ? { ...(rtc.ownDomain ? { rtcDomain: rtc.domain } : {}), rtcServiceUrl: rtc.serviceUrl } : {}),
         ...(args.proxy !== false && args.proxy.federationPort !== undefined ? { federationPort: args.proxy.federationPort } : {}),
         // The CA the certificates come from: CAA names it.
         ...(args.proxy !== false && args.proxy.acme?.directoryUrl !== undefined ? { acmeDirectoryUrl: args.proxy.acme.directoryUrl } : {}),

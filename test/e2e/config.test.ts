@@ -68,6 +68,7 @@ describe("stack config through the real Pulumi CLI", function () {
             ["sshHost", "203.0.113.10"],
             ["serverName", "example.com"],
             ["acmeEmail", "admin@example.com"],
+            ["rtc", "none"],
         ])
             assert.equal((await runCli(dir, ["config", "set", k, v, "--stack", "nokey"])).code, 0);
         assert.equal((await runCli(dir, ["config", "set", "--secret", "sshPrivateKey", "--stack", "nokey"], { stdin: TEST_SSH_KEY })).code, 0);

@@ -19,7 +19,9 @@ const PG = { postgresExternalHost: "db.example.com", postgresExternalPassword: "
 const REDIS = { redisExternalHost: "redis.example.com" };
 const ELEMENT = { elementDomain: "element.example.com", elementVersion: "1.11.100", elementSha256: "0".repeat(64) };
 const TURN = { turnDomain: "turn.example.com" };
+const RTC = { rtc: "livekit", rtcLivekitSha256: "a".repeat(64), rtcJwtServiceSha256: "b".repeat(64) };
 const DNS = { dnsZone: "example.com", dnsIpv4: "203.0.113.10" };
+const MONITORING = { monitoring: "true" };
 const BACKUP = {
     backupRepository: "s3:https://s3.example.com/matrix-backups",
     backupPassword: "restic-password",
@@ -28,6 +30,7 @@ const BACKUP = {
 };
 const KNOWN_HOSTS = "[backup.example.com]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu";
 const SFTP = { backupRepository: "sftp:backup@backup.example.com:/srv/restic", backupPassword: "restic-password", backupSftpPrivateKey: TEST_SSH_KEY };
+const MAINT = { maintenance: "true" };
 
 /**
  * Bad values for every key of the table (the type makes leaving a key out
@@ -143,6 +146,37 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     turnRelayIp: [{ value: "not an ip", with: { ...TURN, turnExternalIp: "203.0.113.10" }, valid: /expected/ }],
     turnUserLifetime: [{ value: "forever", with: TURN, valid: /expected/ }],
     turnAllowGuests: [{ value: "yes", with: TURN, valid: /expected true or false/ }],
+    maintenance: [{ value: "yes", valid: /expected true or false/ }],
+    maintenanceCompressor: [
+        { value: "yes", with: MAINT, valid: /expected true or false/ },
+        // SQLite: no compressor (and no purges).
+        { value: "true", with: { ...MAINT, useSqlite: "true" }, valid: /the compressor works on PostgreSQL only, and Synapse uses SQLite/ },
+    ],
+    maintenanceCompressorSchedule: [{ value: "every 'day'", with: MAINT, valid: /expected a systemd calendar expression/ }],
+    maintenanceCompressorChunkSize: [
+        { value: "0", with: MAINT, valid: /expected a whole number from 1 to 100000/ },
+        { value: "50", with: MAINT, valid: /expected at least the first level's size \(100\)/ },
+    ],
+    maintenanceCompressorChunks: [{ value: "0", with: MAINT, valid: /expected a whole number from 1 to 100000/ }],
+    maintenanceCompressorBinaryUrl: [
+        { value: "http://example.com/c", with: { ...MAINT, maintenanceCompressorBinarySha256: "0".repeat(64) }, valid: /expected an https:\/\/ URL/ },
+        // A URL without its SHA-256.
+        { value: "https://example.com/c", with: MAINT, valid: /expected compressor.binarySha256 with it .*a binary downloaded without it is refused/ },
+    ],
+    maintenanceCompressorBinarySha256: [
+        { value: "abc", with: { ...MAINT, maintenanceCompressorBinaryUrl: "https://example.com/c" }, valid: /expected the binary's SHA-256/ },
+        { value: "0".repeat(64), with: MAINT, valid: /expected it only together with compressor.binaryUrl/ },
+    ],
+    maintenanceMediaCache: [
+        { value: "yes", with: MAINT, valid: /expected true or false/ },
+        { value: "true", with: { ...MAINT, useSqlite: "true", maintenanceCompressor: "false" }, valid: /the purges are for PostgreSQL deployments/ },
+    ],
+    maintenanceMediaCacheDays: [{ value: "0", with: MAINT, valid: /at least 1 \(retention under one day is refused\)/ }],
+    maintenanceMediaCacheSchedule: [{ value: "x\\y", with: MAINT, valid: /expected a systemd calendar expression/ }],
+    maintenanceEmptyRooms: [{ value: "yes", with: MAINT, valid: /expected true or false/ }],
+    maintenanceEmptyRoomsDays: [{ value: "0", with: MAINT, valid: /retention under one day is refused/ }],
+    maintenanceEmptyRoomsDryRun: [{ value: "yes", with: MAINT, valid: /expected true or false/ }],
+    maintenanceEmptyRoomsSchedule: [{ value: "daily; reboot", with: MAINT, valid: /expected a systemd calendar expression/ }],
     dnsZone: [{ value: "bad zone!", with: { dnsIpv4: DNS.dnsIpv4 }, valid: /expected/ }],
     dnsIpv4: [{ value: "not an ip", with: { dnsZone: DNS.dnsZone }, valid: /expected/ }],
     dnsIpv6: [{ value: "not an ip", with: DNS, valid: /expected/ }],
@@ -152,6 +186,15 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     dnsLegacySrv: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
     dnsTtl: [{ value: "5", with: DNS, valid: /expected/ }],
     dnsCloudflare: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
+    monitoring: [{ value: "yes", valid: /expected true or false/ }],
+    // A receiver without SMTP, and a sender without a receiver: monitoring.test.ts.
+    monitoringAlertEmail: [{ value: '["not an address"]', with: { ...MONITORING, ...MAIL }, valid: /expected e-mail addresses such as ops@example\.com/ }],
+    monitoringAlertFrom: [
+        { value: "nobody", with: { ...MONITORING, ...MAIL, monitoringAlertEmail: '["ops@example.com"]' }, valid: /expected a sender such as/ },
+    ],
+    monitoringRetention: [{ value: "forever", with: MONITORING, valid: /expected a whole number with h, d, w or y/ }],
+    monitoringPrometheusPort: [{ value: "70000", with: MONITORING, valid: /expected a whole number from 1 to 65535/ }],
+    monitoringAlertmanagerPort: [{ value: "9093", with: MONITORING, valid: /port 9093/ }],
     backupRepository: [
         {
             value: "ftp://backup.example.com/matrix",
@@ -176,6 +219,24 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     ],
     backupKeepLocalCopy: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
     restoreFrom: [{ value: "yesterday", with: BACKUP, valid: /expected a restic snapshot id .* or "latest"/ }],
+    rtc: [{ value: "jitsi", valid: /expected "livekit" \(the default/ }],
+    rtcDomain: [{ value: "bad domain!", with: RTC, valid: /expected a DNS name/ }],
+    rtcLivekitVersion: [{ value: "v1.13.5", with: RTC, valid: /expected a livekit-server release such as 1\.13\.5/ }],
+    rtcLivekitSha256: [{ value: "abc", with: RTC, valid: /expected the SHA-256 of the livekit-server 1\.13\.5 release file/ }],
+    rtcLivekitDownloadUrl: [{ value: "ftp://example.com/x", with: RTC, valid: /expected an http\(s\) URL/ }],
+    rtcJwtServiceVersion: [{ value: "latest", with: RTC, valid: /expected a lk-jwt-service release/ }],
+    rtcJwtServiceSha256: [{ value: "z".repeat(64), with: RTC, valid: /expected the SHA-256 of the lk-jwt-service/ }],
+    rtcJwtServiceDownloadUrl: [{ value: "not a url", with: RTC, valid: /expected an http\(s\) URL/ }],
+    rtcArchitecture: [{ value: "riscv64", with: RTC, valid: /expected one of "amd64", "arm64"/ }],
+    rtcPublicAddress: [
+        { value: "10.0.0.5", with: RTC, valid: /expected the host's public IP address/ },
+        { value: "127.0.0.1", with: RTC, valid: /not a private, loopback or link-local address/ },
+    ],
+    rtcTcpPort: [
+        { value: "70000", with: RTC, valid: /expected a whole number from 1 to 65535/ },
+        { value: "7880", with: RTC, valid: /expected a port other than port \(7880\)/ },
+    ],
+    rtcUdpPort: [{ value: "0", with: RTC, valid: /expected a whole number from 1 to 65535/ }],
 };
 
 const BASE = {
@@ -185,6 +246,8 @@ const BASE = {
     serverName: "example.com",
     publicBaseUrl: "https://matrix.example.com/",
     acmeEmail: "admin@example.com",
+    // Without MatrixRTC unless a case turns it on (RTC below): its releases must be pinned.
+    rtc: "none",
 };
 
 describe("every stack key's bad values are refused naming matrix:<key>, the value and what is valid", () => {
@@ -205,9 +268,13 @@ describe("every stack key's bad values are refused naming matrix:<key>, the valu
                     assert.match(first, new RegExp(`^matrix:${key} is (\\[secret, not shown\\]|empty); `));
                     if (value.trim()) assert.ok(!message.includes(value.trim()), `a secret is shown: ${message}`);
                 } else {
-                    // The value as written: the text, the number, or (in a list) the item that is wrong.
+                    // The value as written: the text, the number or boolean, or (in a list) the item that is wrong.
                     const items = STACK_KEYS[key].type === "list" && value.startsWith("[") ? (JSON.parse(value) as string[]) : [];
-                    const shown = [JSON.stringify(value), ...(Number.isFinite(Number(value)) ? [value] : []), ...items.map((i) => JSON.stringify(i))];
+                    const shown = [
+                        JSON.stringify(value),
+                        ...(Number.isFinite(Number(value)) || value === "true" || value === "false" ? [value] : []),
+                        ...items.map((i) => JSON.stringify(i)),
+                    ];
                     // Inside a YAML key's value, the value at the path the message names (`matrix:workers.typing is 2`).
                     if (STACK_KEYS[key].type === "yaml" && first.startsWith(`matrix:${key}.`)) shown.push(...value.split(/[^\w.-]+/).filter(Boolean));
                     assert.ok(

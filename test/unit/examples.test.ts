@@ -27,10 +27,19 @@ describe("examples run as written", () => {
         const { mocks, outputs } = await runExample(
             "single-host",
             "matrix-single-host",
-            { vmAddress: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, sshHostKey: TEST_HOST_KEY, serverName: "example.com", acmeEmail: "admin@example.com" },
+            {
+                vmAddress: "203.0.113.10",
+                sshPrivateKey: TEST_SSH_KEY,
+                sshHostKey: TEST_HOST_KEY,
+                serverName: "example.com",
+                acmeEmail: "admin@example.com",
+                livekitSha256: "a".repeat(64),
+                lkJwtServiceSha256: "b".repeat(64),
+            },
             ["sshPrivateKey"],
         );
         assert.equal(await valueOf(outputs.adminUserId), "@admin:example.com");
+        assert.match(String(mocks.byName("matrix-rtc-server").inputs.stdin), /node_ip: 203\.0\.113\.10/);
         assert.ok(mocks.resources.some((r) => r.name === "matrix-synapse-config"));
         assert.match(String(await valueOf(outputs.zoneFile)), /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
     });

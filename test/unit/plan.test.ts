@@ -18,6 +18,8 @@ function args(overrides: Partial<StackPlanArgs<Later>> = {}): StackPlanArgs<Late
         host: {},
         synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" },
         proxy: { acme: { email: "admin@example.com" } },
+        // Without MatrixRTC: its releases must be pinned (rtc.test.ts covers it).
+        rtc: false,
         ...overrides,
     };
 }

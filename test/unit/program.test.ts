@@ -39,6 +39,8 @@ describe("the stack program (src/program.ts)", () => {
         publicBaseUrl: "https://matrix.example.com/",
         adminUser: "admin",
         acmeEmail: "admin@example.com",
+        // Without MatrixRTC: its releases must be pinned (rtc.test.ts covers it).
+        rtc: "none",
     };
 
     it("builds a MatrixStack from stack config and exports its outputs", async () => {
@@ -409,7 +411,10 @@ describe("the stack config table (STACK_KEYS)", () => {
         ElementWeb: 'ElementWeb "dev-element"',
         CloudflareDns: 'CloudflareDns "dev-dns"',
         TurnServer: 'TurnServer "dev-turn"',
+        MonitoringServer: 'MonitoringServer "dev-monitoring"',
         SynapseBackup: 'SynapseBackup "dev-backup"',
+        SynapseMaintenance: 'SynapseMaintenance "dev-maintenance"',
+        RtcServer: 'RtcServer "dev-rtc"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {
@@ -479,7 +484,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         assert.match(zone, /^@ +300 IN A +203\.0\.113\.10 /m, "well-known via nginx: the apex points to the VM");
         assert.deepEqual(program.certificateNames as unknown as string[], ["matrix.example.com", "example.com", "element.example.com"]);
         // Commands register once what they wait for has: give them a moment.
-        const steps = ["dev-proxy-nginx", "dev-element-install", "dev-turn-server"];
+        const steps = ["dev-proxy-nginx", "dev-element-install", "dev-turn-server", "dev-monitoring-server"];
         for (let i = 0; i < 50 && !steps.every((n) => mocks.resources.some((r) => r.name === n)); i++) await new Promise((r) => setTimeout(r, 100));
         for (const step of steps)
             assert.ok(

@@ -10,9 +10,12 @@ import { BACKUP_DEFAULTS } from "../../src/model/backup";
 import { DNS_DEFAULTS } from "../../src/model/dns";
 import { resolveElementWebSettings } from "../../src/model/element";
 import { resolveHostSettings } from "../../src/model/host";
+import { MAINTENANCE_DEFAULTS } from "../../src/model/maintenance";
+import { MONITORING_DEFAULTS } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { PROXY_DEFAULTS, resolveReverseProxySettings } from "../../src/model/proxy";
 import { resolveRedisSettings } from "../../src/model/redis";
+import { RTC_DEFAULTS } from "../../src/model/rtc";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { resolveTurnSettings } from "../../src/model/turn";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
@@ -151,7 +154,22 @@ describe("the Pulumi project", () => {
             ),
             dns: { ...DNS_DEFAULTS, legacySrv: false, cloudflare: false },
             turn: resolveTurnSettings("TurnServer", { domain: "turn.example.com" }),
+            // Off unless set, and no alert receiver unless given (the list key declares []).
+            monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
             backup: BACKUP_DEFAULTS,
+            // Each timer on with the maintenance switch, with the model's defaults.
+            maintenance: {
+                enabled: false,
+                compressor: { enabled: true, ...MAINTENANCE_DEFAULTS.compressor },
+                mediaCache: { enabled: true, ...MAINTENANCE_DEFAULTS.mediaCache },
+                emptyRooms: { enabled: true, ...MAINTENANCE_DEFAULTS.emptyRooms },
+            },
+            rtc: {
+                ...RTC_DEFAULTS,
+                mode: "livekit",
+                livekit: { version: RTC_DEFAULTS.livekit.version },
+                jwtService: { version: RTC_DEFAULTS.jwtService.version },
+            },
             element: resolveElementWebSettings(
                 "ElementWeb",
                 { domain: "element.example.org", version: "1.11.100", sha256: "0".repeat(64) },
@@ -176,6 +194,8 @@ describe("the Pulumi project", () => {
             redisExternalTls: { declared: (d) => d, library: false },
             // The stack's switch: nginx unless "none".
             proxy: { declared: (d) => d, library: "nginx" },
+            // The stack's switch: MatrixRTC with LiveKit unless "none".
+            rtc: { declared: (d) => d, library: "livekit" },
             // The well-known vhost on the server_name's domain is off unless asked for.
             serverNameWellKnown: { declared: (d) => d, library: PROXY_DEFAULTS.serverNameWellKnown },
         };
@@ -206,7 +226,9 @@ describe("the Pulumi project", () => {
             STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]),
         );
         const read = (extra: Record<string, string>) =>
-            readStackConfig({ get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", acmeEmail: "admin@example.com", ...extra })[k] });
+            readStackConfig({
+                get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", acmeEmail: "admin@example.com", rtc: "none", ...extra })[k],
+            });
         assert.equal(read({}).synapse.email, undefined);
         assert.equal(read({}).postgres.external, undefined);
         assert.deepEqual(read({ postgresExternalHost: "db.example.com" }).postgres.external, {

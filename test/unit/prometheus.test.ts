@@ -106,7 +106,14 @@ describe("Prometheus scrape files for Synapse and its workers (issue 23)", () =>
 
     it("the stack exports prometheusScrapeConfig: the main process and the VM's workers", async () => {
         const { program } = await runProgram(
-            { sshHost: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, sshHostKey: TEST_HOST_KEY, serverName: "example.com", acmeEmail: "admin@example.com" },
+            {
+                sshHost: "203.0.113.10",
+                sshPrivateKey: TEST_SSH_KEY,
+                sshHostKey: TEST_HOST_KEY,
+                serverName: "example.com",
+                acmeEmail: "admin@example.com",
+                rtc: "none",
+            },
             ["sshPrivateKey"],
         );
         const targets = targetsOf(String(await valueOf(program.prometheusScrapeConfig)));

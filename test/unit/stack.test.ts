@@ -72,6 +72,7 @@ describe("bad input is refused before anything touches a VM", () => {
                 sshHost: "1.2.3.4",
                 serverName: "example.com",
                 acmeEmail: "admin@example.com",
+                rtc: "none",
                 publicBaseUrl: "",
                 trustedKeyServers: '["matrix.org","example.org"]',
                 synapseExtraConfig: "enable_media_repo: true",

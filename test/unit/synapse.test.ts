@@ -279,7 +279,14 @@ describe("signing key conversion", () => {
 
 /** What a stack config key reaches, and the settings that decide destroy and a redeploy to the same host. */
 describe("protectSigningKey and allowSigningKeyReplacement", () => {
-    const base = { sshHost: "203.0.113.10", sshPrivateKey: TEST_SSH_KEY, sshHostKey: TEST_HOST_KEY, serverName: "example.com", acmeEmail: "admin@example.com" };
+    const base = {
+        sshHost: "203.0.113.10",
+        sshPrivateKey: TEST_SSH_KEY,
+        sshHostKey: TEST_HOST_KEY,
+        serverName: "example.com",
+        acmeEmail: "admin@example.com",
+        rtc: "none",
+    };
     const read = (extra: Record<string, string>) => readStackConfig({ get: (k) => ({ ...base, ...extra })[k as keyof typeof base] });
 
     it("default to protect (true) and to refuse a replacement (false)", () => {

@@ -149,6 +149,7 @@ describe("secrets in Synapse's extraConfig", () => {
                 serverName: "example.com",
                 publicBaseUrl: "https://matrix.example.com/",
                 acmeEmail: "admin@example.com",
+                rtc: "none",
                 synapseExtraConfig: `oidc_providers:\n  - idp_id: a\n    client_id: c\n    client_secret: ${VALUE}\n`,
             },
             ["sshPrivateKey"],

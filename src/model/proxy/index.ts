@@ -199,6 +199,7 @@ export function resolveReverseProxySettings(
     o: Partial<ReverseProxyOptions>,
     homeserver: ProxiedHomeserver,
     element?: Pick<ElementSite, "domain">,
+    rtc?: { domain: string; ownDomain: boolean },
 ): ReverseProxySettings {
     const c = new Checker(component);
     const acme = resolveAcmeSettings(component, o.acme, "acme.", c);
@@ -289,7 +290,16 @@ export function resolveReverseProxySettings(
         registration: resolveRateLimit(c, "registrationRateLimit", o.registrationRateLimit, PROXY_DEFAULTS.registrationRateLimit),
     };
     c.done();
-    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra];
+    // MatrixRTC on a domain of its own: a server block of its own, on the certificate.
+    const rtcNames = rtc?.ownDomain ? [rtc.domain] : [];
+    for (const n of rtcNames)
+        c.check(
+            "rtc.domain",
+            n,
+            !(serverNameVhost && n === snHost) && !extra.includes(n),
+            "this name already has its own vhost here (the server_name's well-known, or extraCertificateNames): give MatrixRTC another domain, or leave rtc.domain out (the homeserver's)",
+        );
+    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra, ...rtcNames];
     return {
         acme,
         federationPort,
@@ -340,8 +350,12 @@ export function wellKnownServer(s: ReverseProxySettings): { "m.server": string }
 }
 
 /** `/.well-known/matrix/client`: where clients reach the client API. */
-export function wellKnownClient(publicBaseUrl: string): { "m.homeserver": { base_url: string } } {
-    return { "m.homeserver": { base_url: publicBaseUrl.replace(/\/+$/, "") } };
+export function wellKnownClient(publicBaseUrl: string, rtcServiceUrl?: string): Record<string, unknown> {
+    return {
+        "m.homeserver": { base_url: publicBaseUrl.replace(/\/+$/, "") },
+        // MSC4143: where MatrixRTC clients (Element Call, Element X) get their LiveKit token.
+        ...(rtcServiceUrl !== undefined ? { "org.matrix.msc4143.rtc_foci": [{ type: "livekit", livekit_service_url: rtcServiceUrl }] } : {}),
+    };
 }
 
 /** What another part of a deployment needs of the proxy: the well-known vhost on the server_name's domain, or names on the certificate. */

@@ -9,6 +9,7 @@ import {
     RATE_LIMITED,
     RateLimitZone,
 } from "../../model/proxy/routes";
+import { RTC_PATHS, RtcSite } from "../../model/rtc";
 import { WorkerUpstream } from "../../model/workers";
 import { UNIT_HEADER as HEADER } from "../systemd";
 
@@ -29,6 +30,8 @@ export interface NginxSite {
     /** Workers that serve requests (a WorkerPool's upstreams); empty without workers. */
     workers: readonly WorkerUpstream[];
     element?: ElementSite;
+    /** MatrixRTC's authorization service and SFU, on the homeserver's domain or a server block of their own. Default: none. */
+    rtc?: RtcSite;
     /** The certificate nginx serves (a symlink switched from the bootstrap certificate to the issued one). */
     tls: { certificate: string; key: string };
     /**
@@ -101,8 +104,47 @@ function wellKnownLocations(site: NginxSite, server: boolean): string[] {
     ];
     return [
         ...(server ? doc("/.well-known/matrix/server", wellKnownServer(site.proxy)) : []),
-        ...doc("/.well-known/matrix/client", wellKnownClient(site.publicBaseUrl)),
+        ...doc("/.well-known/matrix/client", wellKnownClient(site.publicBaseUrl, site.rtc?.serviceUrl)),
     ];
+}
+
+/**
+ * MatrixRTC's two locations: the authorization service (`/livekit/jwt/`)
+ * and the SFU's WebSocket (`/livekit/sfu/`), each on its loopback port with
+ * the prefix taken off. A location with headers of its own inherits none of
+ * the server's, so each sets them all.
+ */
+function rtcLocations(rtc: RtcSite): string[] {
+    const forwarded = ["proxy_set_header Host $host;", "proxy_set_header X-Forwarded-For $remote_addr;", "proxy_set_header X-Forwarded-Proto $scheme;"];
+    return [
+        "# MatrixRTC: the authorization service (lk-jwt-service) and the LiveKit SFU's WebSocket.",
+        ...location(`^~ ${RTC_PATHS.jwt}/`, [
+            "proxy_http_version 1.1;",
+            'proxy_set_header Connection "";',
+            ...forwarded,
+            `proxy_pass http://${rtc.jwtUpstream}/;`,
+        ]),
+        ...location(`^~ ${RTC_PATHS.sfu}/`, [
+            "proxy_http_version 1.1;",
+            "proxy_set_header Upgrade $http_upgrade;",
+            'proxy_set_header Connection "upgrade";',
+            ...forwarded,
+            // A call's signalling connection stays open for the whole call.
+            "proxy_read_timeout 1h;",
+            "proxy_send_timeout 1h;",
+            "proxy_buffering off;",
+            `proxy_pass http://${rtc.sfuUpstream}/;`,
+        ]),
+    ];
+}
+
+function rtcServer(site: NginxSite, rtc: RtcSite): string[] {
+    return tlsServer(site, "MatrixRTC on its own domain: the authorization service and the SFU only.", [443], rtc.domain, [
+        HSTS,
+        "gzip off;",
+        ...rtcLocations(rtc),
+        ...location("/", ["return 404;"]),
+    ]);
 }
 
 /**
@@ -259,6 +301,7 @@ function homeserverServer(site: NginxSite, locations: ProxyLocation[]): string[]
         ...rateLimitLines(site),
         "",
         ...wellKnownLocations(site, wellKnownHere),
+        ...(site.rtc && !site.rtc.ownDomain ? rtcLocations(site.rtc) : []),
         ...(locations.length ? ["# The route table's locations first (workers, long polls): nginx takes the first matching regex location."] : []),
         ...locations.flatMap((l) => [`# ${l.group}`, ...routeLocation(site, l)]),
         ...location("/_synapse/admin", [...adminAccess(site), proxyTo(MAIN_UPSTREAM)]),
@@ -353,6 +396,7 @@ export function renderNginxConf(site: NginxSite): string {
         ...homeserverServer(site, locations),
         ...(site.proxy.serverNameVhost ? ["", ...serverNameServer(site)] : []),
         ...(site.element ? ["", ...elementServer(site, site.element)] : []),
+        ...(site.rtc?.ownDomain ? ["", ...rtcServer(site, site.rtc)] : []),
     ];
     return `${HEADER}\n${body.join("\n")}\n`;
 }

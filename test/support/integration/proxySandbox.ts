@@ -21,13 +21,17 @@
 // mark them active in a file. `curl` is the real one, except that a health
 // URL (`.../health`, Synapse's health checks in Synapse's own scripts) is
 // recorded and answered OK: Synapse is started by the test after its scripts ran.
+//
+// `ProxySandboxExtras` lets another service's scripts run beside the proxy's:
+// more units the stand-in runs for real, and a network namespace every
+// script (and so nginx) runs in.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { STATE_DIR } from "../../../src/render/drift";
 import { makeTempDir, registerCleanup } from "./processes";
-import { type Bind, ServiceSandbox, stopService, stopServiceSync } from "./serviceSandbox";
+import { type Bind, type RealService, ServiceSandbox, stopService, stopServiceSync } from "./serviceSandbox";
 
 const BINDS: Bind[] = [
     { real: "/etc/nginx", name: "etc-nginx", copy: true },
@@ -42,10 +46,23 @@ const BINDS: Bind[] = [
     { real: "/run", name: "run" },
 ];
 
+/** More of a host for the proxy's scripts: another service's binds and units, a network namespace. */
+export interface ProxySandboxExtras {
+    /** Services the `systemctl` stand-in runs for real beside nginx (another service's, whose scripts run here too). */
+    readonly services?: readonly RealService[];
+    /** Every script (and so nginx and those services) runs in this network namespace (`ip netns exec`). Default: this machine's network. */
+    readonly netns?: string;
+    /** More for `journalctl` to print (those services' logs). */
+    readonly journal?: string;
+}
+
 export class ProxySandbox extends ServiceSandbox {
+    private readonly netns?: string;
+
     /** `extra`: more directories or files to bind (another service's, whose scripts run beside the proxy's). */
-    constructor(name: string, extra: readonly Bind[] = []) {
+    constructor(name: string, extra: readonly Bind[] = [], extras: ProxySandboxExtras = {}) {
         super(makeTempDir(`proxy-${name}`), [...BINDS, ...extra]);
+        this.netns = extras.netns;
         if (fs.existsSync("/etc/letsencrypt/cli.ini")) fs.copyFileSync("/etc/letsencrypt/cli.ini", this.hostPath("/etc/letsencrypt/cli.ini"));
         // Registered after the temp dir and the mount points: runs before they are removed.
         registerCleanup({ name: `nginx of ${this.dir}`, run: () => this.stopNginx(), runSync: () => this.killNginxSync() });
@@ -82,9 +99,14 @@ export class ProxySandbox extends ServiceSandbox {
     echo "nginx did not replace its workers within 10 s of the reload" >&2
     return 1`,
                 },
+                ...(extras.services ?? []),
             ],
-            journal: `tail -n 40 /var/log/nginx/error.log ${out} 2>/dev/null`,
+            journal: `tail -n 40 /var/log/nginx/error.log ${out} 2>/dev/null${extras.journal ? `; ${extras.journal}` : ""}`,
         });
+    }
+
+    protected override async wrapper(): Promise<string[]> {
+        return this.netns ? ["ip", "netns", "exec", this.netns] : [];
     }
 
     protected override diagnostics(): string {

@@ -18,6 +18,8 @@ export function stackArgs(overrides: Partial<MatrixStackArgs["synapse"]> = {}): 
         synapse: { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", adminUser: "admin", ...overrides },
         postgres: { memoryMb: 2048 },
         proxy: { acme: { email: "admin@example.com" } },
+        // Without MatrixRTC: its own tests (rtc.test.ts) give it the pinned releases it needs.
+        rtc: false,
     };
 }
 

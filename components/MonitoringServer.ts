@@ -1,0 +1,84 @@
+import * as pulumi from "@pulumi/pulumi";
+
+import { componentLabel } from "../src/model/errors";
+import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "../src/model/monitoring";
+import { monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
+import { childName, typeToken } from "./naming";
+import { PostgresDatabase } from "./PostgresDatabase";
+import { hostScript } from "./remote";
+import { ReverseProxy } from "./ReverseProxy";
+import { SynapseHomeserver } from "./SynapseHomeserver";
+import { WorkerPool } from "./WorkerPool";
+
+export interface MonitoringServerArgs extends MonitoringOptions {
+    /** The homeserver watched; monitoring runs on its host. */
+    synapse: SynapseHomeserver;
+    /** Synapse's workers: those on Synapse's host are scraped. Default: none. */
+    workers?: WorkerPool;
+    /** PostgreSQL: when installed on Synapse's host, its exporter runs too. Default: none. */
+    database?: PostgresDatabase;
+    /** The reverse proxy on Synapse's host: nginx's exporter and the certificate probe. Default: none. */
+    proxy?: ReverseProxy;
+    /** The SMTP password Alertmanager sends e-mail with (Synapse's, `smtpPassword`); needed when Synapse's SMTP has a user. */
+    smtpPassword?: pulumi.Input<string>;
+    /** Settings already resolved (MatrixStack passes its plan's). Default: resolved here. */
+    resolved?: MonitoringSettings;
+}
+
+/** How errors and port claims name a MonitoringServer. */
+export function monitoringServerLabel(name: string): string {
+    return componentLabel("MonitoringServer", name);
+}
+
+/** What the components around monitoring give it (only what runs on Synapse's host is watched by its exporters). */
+export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "database" | "proxy">): MonitoringContext {
+    const { synapse, database, proxy } = args;
+    const here = synapse.host;
+    return {
+        synapse: synapse.settings,
+        ...(database?.settings && database.host === here ? { postgres: { port: database.settings.port, database: database.settings.database } } : {}),
+        ...(proxy
+            ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
+            : {}),
+    };
+}
+
+/**
+ * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+ * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
+ * Synapse and every worker on the host scraped, Synapse's recording rules
+ * (pinned, SHA-256 verified), the library's alerts, e-mail through
+ * Synapse's SMTP server. Exporter credentials stay in root-only files.
+ */
+export class MonitoringServer extends pulumi.ComponentResource {
+    readonly settings: MonitoringSettings;
+    /** Depend on this to run once every monitoring daemon answers. */
+    readonly ready: pulumi.Resource;
+
+    constructor(name: string, args: MonitoringServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(typeToken("MonitoringServer"), name, {}, opts);
+        const component = monitoringServerLabel(name);
+        const { synapse, workers, database, proxy, smtpPassword, resolved, enabled: _enabled, ...options } = args;
+        const s = resolved ?? resolveMonitoringSettings(component, options, monitoringContext(args));
+        const host = synapse.host;
+        host.claimPorts(component, monitoringPortClaims(s));
+        this.settings = s;
+        const smtp =
+            s.alertEmail?.smtp.user !== undefined && smtpPassword !== undefined
+                ? [
+                      hostScript(
+                          childName(name, "smtp-secret"),
+                          { host, script: pulumi.output(smtpPassword).apply((p) => monitoringSmtpSecretScript(s, p)), secret: true },
+                          { parent: this },
+                      ),
+                  ]
+                : [];
+        const after = [synapse.ready, ...[workers, database, proxy].flatMap((c) => (c ? [c.ready] : [])), ...smtp];
+        this.ready = hostScript(
+            childName(name, "server"),
+            { host, script: monitoringServerScript(s, synapse.settings, workers?.settings), after, timeout: "20m" },
+            { parent: this },
+        );
+        this.registerOutputs({});
+    }
+}

@@ -1,0 +1,298 @@
+import { ConfigError, Described } from "./errors";
+import { PortClaim } from "./host";
+import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
+import { SynapseSettings } from "./synapse";
+import { Checker, isEmail } from "./validate";
+
+/**
+ * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
+ * node, PostgreSQL, nginx and blackbox exporters, all Debian's
+ * packages, all listening on 127.0.0.1 only; Synapse's recording rules
+ * pinned and verified; alert rules of the library's own; alerts by e-mail
+ * through the stack's SMTP server. Grafana is not in Debian and is not part
+ * of it. Reached through an SSH tunnel (README: Maintenance and monitoring).
+ *
+ * No Redis exporter: the library's Redis user is denied Redis's
+ * `@dangerous` commands, INFO among them, which the exporter needs for
+ * every metric; an ACL user of its own is not built yet.
+ */
+
+/** Where monitoring's files live on the host. */
+const DIR = "/etc/pulumi-matrix/monitoring";
+export const MONITORING_FILES = {
+    /** Readable: Prometheus's, Alertmanager's and blackbox's configs and the rules. */
+    dir: DIR,
+    prometheus: `${DIR}/prometheus.yml`,
+    rulesDir: `${DIR}/rules`,
+    /** The library's own alert rules. */
+    alertRules: `${DIR}/rules/pulumi-matrix-alerts.yml`,
+    /** Synapse's recording rules, downloaded on the host and verified against their SHA-256. */
+    synapseRules: `${DIR}/rules/synapse-v2.rules.yml`,
+    alertmanager: `${DIR}/alertmanager.yml`,
+    blackbox: `${DIR}/blackbox.yml`,
+    /** Root-only files: the PostgreSQL exporter's DSN (EnvironmentFile=), the SMTP password. */
+    secretDir: `${DIR}/private`,
+    postgresEnv: `${DIR}/private/postgres-exporter.env`,
+    /** The SMTP password Alertmanager reads (`auth_password_file`), 0640 root:prometheus. */
+    smtpPassword: `${DIR}/private/smtp-password`,
+    /** nginx's stub_status on loopback, for the nginx exporter. */
+    nginxStatus: "/etc/nginx/conf.d/pulumi-matrix-status.conf",
+    /** The scrape jobs of the exporters, for a Prometheus of the user's own. */
+    exportersScrape: "/etc/pulumi-matrix/prometheus/exporters.yml",
+    /** node_exporter's textfile collector directory (Debian's default); the backup service writes matrix_backup.prom here. */
+    textfileDir: "/var/lib/prometheus/node-exporter",
+} as const;
+
+/** The Debian packages and their units. */
+export const MONITORING_UNITS = {
+    prometheus: "prometheus",
+    alertmanager: "prometheus-alertmanager",
+    node: "prometheus-node-exporter",
+    postgres: "prometheus-postgres-exporter",
+    nginx: "prometheus-nginx-exporter",
+    blackbox: "prometheus-blackbox-exporter",
+} as const;
+export type MonitoringUnit = keyof typeof MONITORING_UNITS;
+
+/**
+ * Synapse's recording rules (`contrib/prometheus/synapse-v2.rules`, which
+ * its Grafana dashboard needs), fetched on the host from the release's git
+ * tag and checked against this SHA-256 before Prometheus sees them. The
+ * PyPI sdist does not carry contrib/. The file has not changed since
+ * v1.143.0; v1.157.1 is the newest tag whose file was checked here.
+ */
+export const SYNAPSE_RULES = {
+    since: "1.143.0",
+    tag: "v1.157.1",
+    url: "https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules",
+    sha256: "5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64",
+} as const;
+
+/** The monitoring settings a user writes. */
+export interface MonitoringOptions {
+    /** Whether monitoring runs: `false` takes away what an earlier deployment set up. Default true (monitoring given). */
+    enabled?: boolean;
+    /** How long Prometheus keeps samples (`--storage.tsdb.retention.time`), a whole number with h, d, w or y, such as `30d`. Default `30d`. */
+    retention?: string;
+    /** Prometheus's port on 127.0.0.1 (`--web.listen-address`). Default 9090. */
+    prometheusPort?: number;
+    /** Alertmanager's port on 127.0.0.1. Default 9193 (its usual 9093 is Synapse's replication listener). */
+    alertmanagerPort?: number;
+    /** The port of nginx's stub_status on 127.0.0.1, read by the nginx exporter (only with the reverse proxy). Default 8088. */
+    nginxStatusPort?: number;
+    /**
+     * Alerts by e-mail through Synapse's SMTP server (`synapse.email`:
+     * host, port, user, TLS, and the SMTP password). `to`: the addresses
+     * (required, at least one); `from`: the sender, default Synapse's
+     * `notifFrom`. Default: no e-mail (alerts show in Prometheus's and
+     * Alertmanager's pages only).
+     */
+    alertEmail?: { to?: string[]; from?: string };
+}
+
+/** The exporters' ports on 127.0.0.1 (their packages' defaults). */
+export const EXPORTER_PORTS = { node: 9100, postgres: 9187, nginx: 9113, blackbox: 9115 } as const;
+
+export const MONITORING_DEFAULTS = {
+    retention: "30d",
+    prometheusPort: 9090,
+    alertmanagerPort: 9193,
+    nginxStatusPort: 8088,
+} as const;
+
+/** Thresholds of the library's alerts (README: what each alert means). */
+export const ALERT_THRESHOLDS = {
+    /** Hours since the last successful backup. */
+    backupAgeHours: 36,
+    /** Used share of a filesystem, percent. */
+    diskPercent: 85,
+    /** Days a certificate has left. */
+    certificateDays: 14,
+    /** PDUs waiting for remote servers, summed over the federation senders. */
+    federationPendingPdus: 1000,
+    /** Events persisted but not yet handled by the federation sender. */
+    federationSenderEventsBehind: 1000,
+} as const;
+
+/**
+ * Units whose failure alerts (node_exporter's systemd collector): every
+ * unit whose name starts with `matrix-` or `pulumi-matrix-`: Synapse
+ * (`matrix-synapse`), its workers (`matrix-synapse-worker@...`), the
+ * database dumps (`pulumi-matrix-pg-backup`), and the backup and
+ * maintenance units, which are named the same way.
+ */
+export const FAILED_UNIT_REGEX = "(pulumi-)?matrix-.+";
+
+/** What the stack around monitoring gives it, from the other components' settings. */
+export interface MonitoringContext {
+    synapse: SynapseSettings;
+    /** PostgreSQL installed on this host (its port); absent: external, on another host, or SQLite. */
+    postgres?: { port: number; database: string };
+    /** The reverse proxy on this host: the name its certificate is for, the address it listens on, its CA. */
+    proxy?: { domain: string; address: string; acme: AcmeSettings };
+}
+
+/** Monitoring with every default filled in and what it watches. */
+export interface MonitoringSettings {
+    retention: string;
+    prometheusPort: number;
+    alertmanagerPort: number;
+    /** The homeserver's name: the `instance` label of Synapse's targets. */
+    serverName: string;
+    alertEmail?: {
+        to: string[];
+        from: string;
+        smtp: { host: string; port: number; user?: string; requireTls: boolean };
+    };
+    postgres?: { port: number; database: string };
+    /**
+     * nginx's stub_status and the certificate probe; absent without the
+     * proxy. `verify`: the certificate is checked against the system's CAs
+     * (Let's Encrypt's); another CA's (a test CA) is only read for its expiry.
+     */
+    proxy?: { statusPort: number; domain: string; address: string; verify: boolean };
+    /** Synapse's /health on its HTTP listener (probed by blackbox). */
+    healthUrl: string;
+}
+
+/** A retention as Prometheus takes it: a whole number and a unit. */
+function isRetention(v: unknown): boolean {
+    return typeof v === "string" && /^[1-9]\d{0,5}(h|d|w|y)$/.test(v);
+}
+
+/** `address:port` as a client dials it (brackets around IPv6; a wildcard on loopback). */
+export function dialAddress(address: string, port: number): string {
+    if (address === "0.0.0.0" || address === "*" || address === "") return `127.0.0.1:${port}`;
+    if (address === "::") return `[::1]:${port}`;
+    return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Fills in the defaults and validates; every problem is reported at once. */
+export function resolveMonitoringSettings(component: string, o: MonitoringOptions, ctx: MonitoringContext): MonitoringSettings {
+    const c = new Checker(component);
+    const s = ctx.synapse;
+    const retention = o.retention ?? MONITORING_DEFAULTS.retention;
+    c.check("retention", retention, isRetention(retention), "expected a whole number with h, d, w or y, such as 30d (how long Prometheus keeps samples)");
+    const prometheusPort = o.prometheusPort ?? MONITORING_DEFAULTS.prometheusPort;
+    const alertmanagerPort = o.alertmanagerPort ?? MONITORING_DEFAULTS.alertmanagerPort;
+    const statusPort = o.nginxStatusPort ?? MONITORING_DEFAULTS.nginxStatusPort;
+    c.port("prometheusPort", prometheusPort);
+    c.port("alertmanagerPort", alertmanagerPort);
+    c.port("nginxStatusPort", statusPort);
+    if (o.nginxStatusPort !== undefined && !ctx.proxy)
+        c.check("nginxStatusPort", o.nginxStatusPort, false, "nginx's status page exists only with the reverse proxy on this host: remove nginxStatusPort");
+    if (compareVersions(s.version, SYNAPSE_RULES.since) < 0)
+        c.errors.push(
+            new ConfigError(
+                component,
+                "synapse.version",
+                s.version,
+                `Synapse's recording rules are pinned for ${SYNAPSE_RULES.since} and later (${SYNAPSE_RULES.tag}): use Synapse ${SYNAPSE_RULES.since} or later with monitoring`,
+            ),
+        );
+    if (!s.metrics.enabled)
+        c.errors.push(
+            new ConfigError(
+                component,
+                "synapse.metrics.enabled",
+                false,
+                "monitoring scrapes Synapse's metrics listener: enable Synapse's metrics (the default), or leave monitoring out",
+            ),
+        );
+    let alertEmail: MonitoringSettings["alertEmail"];
+    if (o.alertEmail !== undefined) {
+        const to = o.alertEmail.to;
+        if (!Array.isArray(to) || to.length === 0)
+            c.check(
+                "alertEmail.to",
+                to === undefined ? undefined : new Described(Array.isArray(to) ? "empty" : JSON.stringify(to)),
+                false,
+                "an e-mail receiver needs its addresses: at least one, such as [ops@example.com]",
+            );
+        else for (const a of to) c.check("alertEmail.to", a, typeof a === "string" && isEmail(a), "expected e-mail addresses such as ops@example.com");
+        const from = o.alertEmail.from ?? s.email?.notifFrom;
+        if (o.alertEmail.from !== undefined)
+            c.check(
+                "alertEmail.from",
+                o.alertEmail.from,
+                typeof o.alertEmail.from === "string" && isEmail(senderAddress(o.alertEmail.from)),
+                'expected a sender such as "Matrix alerts <alerts@example.com>"',
+            );
+        if (!s.email)
+            c.check(
+                "alertEmail",
+                new Described("set"),
+                false,
+                "alerts are sent through Synapse's SMTP server, and synapse.email is not set: set synapse.email (smtpHost, notifFrom), or remove alertEmail",
+            );
+        else if (Array.isArray(to) && to.length > 0 && from !== undefined)
+            alertEmail = {
+                to: [...to],
+                from,
+                smtp: {
+                    host: s.email.smtpHost,
+                    port: s.email.smtpPort,
+                    ...(s.email.smtpUser !== undefined ? { user: s.email.smtpUser } : {}),
+                    requireTls: s.email.requireTransportSecurity,
+                },
+            };
+    }
+    c.done();
+    return {
+        retention,
+        prometheusPort,
+        alertmanagerPort,
+        serverName: s.serverName,
+        ...(alertEmail ? { alertEmail } : {}),
+        ...(ctx.postgres ? { postgres: { ...ctx.postgres } } : {}),
+        ...(ctx.proxy
+            ? {
+                  proxy: {
+                      statusPort,
+                      domain: ctx.proxy.domain,
+                      address: ctx.proxy.address,
+                      verify: ctx.proxy.acme.directoryUrl === LETS_ENCRYPT,
+                  },
+              }
+            : {}),
+        healthUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}/health`,
+    };
+}
+
+/** The address in `Name <address>` (or the text itself). */
+function senderAddress(v: string): string {
+    const m = /<([^>]*)>\s*$/.exec(v);
+    return (m ? m[1] : v).trim();
+}
+
+/** Orders two MAJOR.MINOR.PATCH versions (a release candidate's suffix ignored). */
+function compareVersions(a: string, b: string): number {
+    const parts = (v: string) => v.split(/[.rc]+/).map((p) => Number(p) || 0);
+    const [x, y] = [parts(a), parts(b)];
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] - y[i];
+    return 0;
+}
+
+/** The units monitoring runs on its host: the exporters for what is there. */
+export function monitoringUnits(s: MonitoringSettings): MonitoringUnit[] {
+    return ["prometheus", "alertmanager", "node", "blackbox", ...(s.postgres ? (["postgres"] as const) : []), ...(s.proxy ? (["nginx"] as const) : [])];
+}
+
+/** The ports monitoring's daemons take on 127.0.0.1. */
+export function monitoringPortClaims(s: MonitoringSettings): PortClaim[] {
+    const at = (port: number, owner: string, setting?: string): PortClaim => ({
+        port,
+        protocol: "tcp",
+        address: "127.0.0.1",
+        owner,
+        ...(setting ? { setting } : {}),
+    });
+    return [
+        at(s.prometheusPort, "prometheus", "prometheusPort"),
+        at(s.alertmanagerPort, "alertmanager", "alertmanagerPort"),
+        at(EXPORTER_PORTS.node, "node exporter"),
+        at(EXPORTER_PORTS.blackbox, "blackbox exporter"),
+        ...(s.postgres ? [at(EXPORTER_PORTS.postgres, "postgres exporter")] : []),
+        ...(s.proxy ? [at(EXPORTER_PORTS.nginx, "nginx exporter"), at(s.proxy.statusPort, "nginx status page", "nginxStatusPort")] : []),
+    ];
+}

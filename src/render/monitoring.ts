@@ -1,0 +1,353 @@
+/**
+ * Monitoring's files: Prometheus's config (every scrape job inline: Debian
+ * bookworm's Prometheus 2.42 predates `scrape_config_files`), the library's
+ * alert rules, Alertmanager's config, blackbox's modules, the exporters'
+ * arguments (Debian's units read `ARGS` from /etc/default/<unit>), the
+ * root-only environment files with their credentials, and nginx's
+ * stub_status on loopback.
+ */
+import { BACKUP_METRIC } from "../model/backup";
+import { ALERT_THRESHOLDS, dialAddress, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
+import { SynapseSettings } from "../model/synapse";
+import { WorkerPoolSettings } from "../model/workers";
+import { SYNAPSE_METRICS_PATH, synapseMainTargets, workerTargets } from "./prometheus";
+import { UNIT_HEADER } from "./systemd";
+import { MANAGED_HEADER, renderYaml } from "./yaml";
+
+type StaticConfig = { targets: string[]; labels?: Record<string, string> };
+type Job = Record<string, unknown> & { job_name: string };
+
+const local = (port: number) => `127.0.0.1:${port}`;
+
+/** The exporters' scrape jobs, for what runs on this host. */
+export function exporterJobs(s: MonitoringSettings): Job[] {
+    const job = (name: string, port: number): Job => ({
+        job_name: name,
+        scrape_interval: "15s",
+        static_configs: [{ targets: [local(port)], labels: { instance: s.serverName } }],
+    });
+    return [
+        job("node", EXPORTER_PORTS.node),
+        ...(s.postgres ? [job("postgres", EXPORTER_PORTS.postgres)] : []),
+        ...(s.proxy ? [job("nginx", EXPORTER_PORTS.nginx)] : []),
+    ];
+}
+
+/** The probes blackbox makes: Synapse's /health, and with the proxy the HTTPS answer (and its certificate's expiry). */
+export function probeJobs(s: MonitoringSettings): Job[] {
+    const probe = (name: string, module: string, target: string): Job => ({
+        job_name: name,
+        scrape_interval: "30s",
+        metrics_path: "/probe",
+        params: { module: [module] },
+        static_configs: [{ targets: [target], labels: { server: s.serverName } }],
+        relabel_configs: [
+            { source_labels: ["__address__"], target_label: "__param_target" },
+            { source_labels: ["__param_target"], target_label: "instance" },
+            { target_label: "__address__", replacement: local(EXPORTER_PORTS.blackbox) },
+        ],
+    });
+    return [
+        probe("synapse_health", "synapse_health", s.healthUrl),
+        ...(s.proxy ? [probe("https", "https_certificate", `https://${dialAddress(s.proxy.address, 443)}/_matrix/client/versions`)] : []),
+    ];
+}
+
+/** Synapse's jobs as the user's scrape files have them: the main process and the workers on this host. */
+function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefined): Job[] {
+    const statics = (ts: ReturnType<typeof synapseMainTargets>): StaticConfig[] => ts.map((t) => ({ targets: [t.target], labels: { ...t.labels } }));
+    const main = synapseMainTargets(synapse);
+    const workers = pool ? workerTargets(pool, synapse, pool.mainHost) : [];
+    const job = (name: string, ts: ReturnType<typeof synapseMainTargets>): Job => ({
+        job_name: name,
+        scrape_interval: "15s",
+        metrics_path: SYNAPSE_METRICS_PATH,
+        static_configs: statics(ts),
+    });
+    return [...(main.length ? [job("synapse", main)] : []), ...(workers.length ? [job("synapse_workers", workers)] : [])];
+}
+
+/**
+ * Prometheus's config: Synapse and its workers on this host, the
+ * exporters, the probes, Prometheus and Alertmanager themselves; the rule
+ * files; Alertmanager on loopback.
+ */
+export function renderPrometheusConfig(s: MonitoringSettings, synapse: SynapseSettings, pool?: WorkerPoolSettings): string {
+    const self = (name: string, port: number): Job => ({ job_name: name, static_configs: [{ targets: [local(port)], labels: { instance: s.serverName } }] });
+    return renderYaml(
+        {
+            global: { scrape_interval: "15s", evaluation_interval: "15s" },
+            alerting: { alertmanagers: [{ static_configs: [{ targets: [local(s.alertmanagerPort)] }] }] },
+            rule_files: [`${MONITORING_FILES.rulesDir}/*.yml`],
+            scrape_configs: [
+                ...synapseJobs(synapse, pool),
+                ...exporterJobs(s),
+                ...probeJobs(s),
+                self("prometheus", s.prometheusPort),
+                self("alertmanager", s.alertmanagerPort),
+            ],
+        },
+        [MANAGED_HEADER, "Prometheus's config (pulumi-matrix monitoring). Every target is on this host's loopback."].join("\n"),
+    );
+}
+
+/** The exporters' scrape jobs for a Prometheus of the user's own (the same jobs as the stack's own Prometheus has). */
+export function renderExportersScrapeConfig(s: MonitoringSettings): string {
+    return renderYaml(
+        { scrape_configs: [...exporterJobs(s), ...probeJobs(s)] },
+        [
+            MANAGED_HEADER,
+            "Prometheus scrape jobs for the exporters pulumi-matrix's monitoring runs on this host (all on loopback):",
+            "paste them under scrape_configs in prometheus.yml, or include this file with scrape_config_files (Prometheus 2.43 and later).",
+            "The probes need the blackbox exporter's modules in " + MONITORING_FILES.blackbox + ".",
+        ].join("\n"),
+    );
+}
+
+/** One alert: its name, expression, how long it must hold, and what it means. */
+export interface AlertRule {
+    alert: string;
+    expr: string;
+    for: string;
+    severity: "critical" | "warning";
+    summary: string;
+    description: string;
+}
+
+/** The library's alerts (README: Maintenance and monitoring, what each one means). */
+export function alertRules(): AlertRule[] {
+    const t = ALERT_THRESHOLDS;
+    return [
+        {
+            alert: "TargetDown",
+            expr: "up == 0",
+            for: "5m",
+            severity: "critical",
+            summary: "{{ $labels.job }} at {{ $labels.instance }} does not answer",
+            description: "Prometheus could not scrape {{ $labels.job }} (index {{ $labels.index }}) for 5 minutes: the process is down or hangs.",
+        },
+        {
+            alert: "ProbeFailed",
+            expr: "probe_success == 0",
+            for: "5m",
+            severity: "critical",
+            summary: "{{ $labels.job }} probe of {{ $labels.instance }} fails",
+            description:
+                "synapse_health: Synapse's /health does not answer OK. https: the homeserver does not answer over HTTPS through nginx with a valid certificate.",
+        },
+        {
+            alert: "BackupTooOld",
+            expr: `time() - ${BACKUP_METRIC} > ${t.backupAgeHours} * 3600`,
+            for: "10m",
+            severity: "critical",
+            summary: `The last successful backup is more than ${t.backupAgeHours} hours old`,
+            description: `${BACKUP_METRIC} (written by the backup service) is older than the nightly backup allows.`,
+        },
+        {
+            alert: "DiskAlmostFull",
+            expr: `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs|overlay"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs|squashfs|overlay"}) > ${t.diskPercent}`,
+            for: "15m",
+            severity: "warning",
+            summary: `{{ $labels.mountpoint }} is more than ${t.diskPercent}% full`,
+            description: "Media, the database and the journal grow here; Synapse and PostgreSQL stop working when it is full.",
+        },
+        {
+            alert: "SynapseFederationSendQueue",
+            expr: `sum by (instance) (synapse_federation_transaction_queue_pending_pdus) > ${t.federationPendingPdus}`,
+            for: "15m",
+            severity: "warning",
+            summary: "Events wait to be sent to other servers",
+            description: `More than ${t.federationPendingPdus} PDUs wait in the federation senders' queues for 15 minutes: remote servers are unreachable or the senders are overloaded.`,
+        },
+        {
+            alert: "SynapseEventProcessingLag",
+            expr: `max by (instance) (synapse_event_persisted_position) - on (instance) max by (instance) (synapse_event_processing_positions{name="federation_sender"}) > ${t.federationSenderEventsBehind}`,
+            for: "15m",
+            severity: "warning",
+            summary: "The federation sender falls behind the persisted events",
+            description: `More than ${t.federationSenderEventsBehind} persisted events have not been handled by the federation sender for 15 minutes.`,
+        },
+        {
+            alert: "SystemdUnitFailed",
+            expr: `node_systemd_unit_state{state="failed", name=~"${FAILED_UNIT_REGEX}"} == 1`,
+            for: "1m",
+            severity: "critical",
+            summary: "{{ $labels.name }} failed",
+            description:
+                "A unit of the homeserver (Synapse, a worker, a backup or maintenance timer's service) is in the failed state: see journalctl -u {{ $labels.name }}.",
+        },
+        {
+            alert: "CertificateExpiresSoon",
+            expr: `probe_ssl_earliest_cert_expiry - time() < ${t.certificateDays} * 86400`,
+            for: "1h",
+            severity: "warning",
+            summary: `The certificate of {{ $labels.instance }} expires within ${t.certificateDays} days`,
+            description: "certbot renews 30 days before expiry: its renewals fail (see journalctl -u certbot).",
+        },
+    ];
+}
+
+/** The library's alert rules as a Prometheus rule file. */
+export function renderAlertRules(): string {
+    return renderYaml(
+        {
+            groups: [
+                {
+                    name: "pulumi-matrix",
+                    rules: alertRules().map((r) => ({
+                        alert: r.alert,
+                        expr: r.expr,
+                        for: r.for,
+                        labels: { severity: r.severity },
+                        annotations: { summary: r.summary, description: r.description },
+                    })),
+                },
+            ],
+        },
+        [MANAGED_HEADER, "pulumi-matrix's alerts (README: Maintenance and monitoring)."].join("\n"),
+    );
+}
+
+/** Alertmanager's config: e-mail through Synapse's SMTP server when `alertEmail` is set; otherwise alerts are only shown. */
+export function renderAlertmanagerConfig(s: MonitoringSettings): string {
+    const e = s.alertEmail;
+    const receiver = e ? "email" : "none";
+    return renderYaml(
+        {
+            ...(e
+                ? {
+                      global: {
+                          smtp_smarthost: `${e.smtp.host}:${e.smtp.port}`,
+                          smtp_from: e.from,
+                          smtp_require_tls: e.smtp.requireTls,
+                          ...(e.smtp.user !== undefined ? { smtp_auth_username: e.smtp.user } : {}),
+                      },
+                  }
+                : {}),
+            route: { receiver, group_by: ["alertname", "instance"], group_wait: "30s", group_interval: "5m", repeat_interval: "4h" },
+            receivers: [
+                e
+                    ? {
+                          name: receiver,
+                          email_configs: [
+                              {
+                                  to: e.to.join(", "),
+                                  send_resolved: true,
+                                  ...(e.smtp.user !== undefined ? { auth_password_file: MONITORING_FILES.smtpPassword } : {}),
+                              },
+                          ],
+                      }
+                    : { name: receiver },
+            ],
+        },
+        [
+            MANAGED_HEADER,
+            e ? "Alertmanager: alerts by e-mail." : "Alertmanager: no receiver (monitoring.alertEmail is not set); alerts show on its page only.",
+        ].join("\n"),
+    );
+}
+
+/** blackbox's modules: Synapse's /health, and the homeserver over HTTPS through nginx (its certificate's expiry). */
+export function renderBlackboxConfig(s: MonitoringSettings): string {
+    return renderYaml(
+        {
+            modules: {
+                synapse_health: {
+                    prober: "http",
+                    timeout: "5s",
+                    http: { valid_status_codes: [200], fail_if_body_not_matches_regexp: ["^OK$"], ip_protocol_fallback: true },
+                },
+                ...(s.proxy
+                    ? {
+                          https_certificate: {
+                              prober: "http",
+                              timeout: "10s",
+                              http: {
+                                  valid_status_codes: [200],
+                                  fail_if_not_ssl: true,
+                                  headers: { Host: s.proxy.domain },
+                                  tls_config: { server_name: s.proxy.domain, insecure_skip_verify: !s.proxy.verify },
+                                  ip_protocol_fallback: true,
+                              },
+                          },
+                      }
+                    : {}),
+            },
+        },
+        MANAGED_HEADER,
+    );
+}
+
+/** A shell-style `KEY="value"` line as systemd's EnvironmentFile= reads it (the values here hold no quote or backslash). */
+function envLine(key: string, value: string): string {
+    if (/["\\\n]/.test(value)) throw new Error(`envLine: ${key}'s value holds a quote, backslash or line break`);
+    return `${key}="${value}"`;
+}
+
+/** /etc/default/<unit>: the arguments Debian's unit passes (`$ARGS`); loopback only. */
+export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUnit): string {
+    const f = MONITORING_FILES;
+    const args: Record<MonitoringUnit, string[]> = {
+        prometheus: [`--config.file=${f.prometheus}`, `--web.listen-address=${local(s.prometheusPort)}`, `--storage.tsdb.retention.time=${s.retention}`],
+        alertmanager: [
+            `--config.file=${f.alertmanager}`,
+            `--web.listen-address=${local(s.alertmanagerPort)}`,
+            // One instance: no cluster port (9094 on every address otherwise).
+            "--cluster.listen-address=",
+        ],
+        node: [
+            `--web.listen-address=${local(EXPORTER_PORTS.node)}`,
+            "--collector.systemd",
+            `--collector.systemd.unit-include=${FAILED_UNIT_REGEX}`,
+            `--collector.textfile.directory=${f.textfileDir}`,
+        ],
+        postgres: [`--web.listen-address=${local(EXPORTER_PORTS.postgres)}`],
+        nginx: [`-web.listen-address=${local(EXPORTER_PORTS.nginx)}`, `-nginx.scrape-uri=http://${local(s.proxy?.statusPort ?? 0)}/stub_status`],
+        blackbox: [`--config.file=${f.blackbox}`, `--web.listen-address=${local(EXPORTER_PORTS.blackbox)}`],
+    };
+    return `${hash(MANAGED_HEADER)}\n${envLine("ARGS", args[unit].join(" "))}\n`;
+}
+
+function hash(text: string): string {
+    return text
+        .split("\n")
+        .map((l) => (l.startsWith("#") ? l : `# ${l}`))
+        .join("\n");
+}
+
+/** A drop-in that gives an exporter's unit its root-only environment file (systemd reads it as root; the exporter gets the values). */
+export function renderExporterEnvDropIn(envFile: string): string {
+    return `${UNIT_HEADER}
+[Service]
+EnvironmentFile=${envFile}
+`;
+}
+
+/**
+ * The PostgreSQL exporter's connection: the local socket as the
+ * `prometheus` role, authenticated as the `prometheus` system user (peer),
+ * so there is no password to keep.
+ */
+export function renderPostgresExporterEnv(s: MonitoringSettings): string {
+    const pg = s.postgres!;
+    return `${envLine("DATA_SOURCE_NAME", `host=/var/run/postgresql port=${pg.port} user=prometheus dbname=${pg.database} sslmode=disable`)}\n`;
+}
+
+/** nginx's stub_status on loopback only, for the nginx exporter. */
+export function renderNginxStatus(s: MonitoringSettings): string {
+    const p = s.proxy!;
+    return `${hash(MANAGED_HEADER)}
+# nginx's connection counters for the nginx exporter (loopback only).
+server {
+    listen 127.0.0.1:${p.statusPort};
+    server_name localhost;
+    access_log off;
+    location = /stub_status {
+        stub_status;
+    }
+    location / {
+        return 404;
+    }
+}
+`;
+}

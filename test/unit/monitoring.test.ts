@@ -1,0 +1,297 @@
+import * as assert from "node:assert/strict";
+import * as path from "node:path";
+
+import { parse } from "yaml";
+
+import { MatrixStack } from "../../components/MatrixStack";
+import { BACKUP_FILES, BACKUP_METRIC } from "../../src/model/backup";
+import { ConfigErrors } from "../../src/model/errors";
+import {
+    MONITORING_FILES,
+    MonitoringContext,
+    MonitoringOptions,
+    monitoringPortClaims,
+    resolveMonitoringSettings,
+    SYNAPSE_RULES,
+} from "../../src/model/monitoring";
+import { planStack } from "../../src/model/stack";
+import { resolveSynapseSettings } from "../../src/model/synapse";
+import { monitoringRemovalScript, monitoringServerScript, monitoringSmtpSecretScript } from "../../src/provision/monitoring";
+import {
+    alertRules,
+    renderAlertmanagerConfig,
+    renderAlertRules,
+    renderBlackboxConfig,
+    renderExporterDefaults,
+    renderExportersScrapeConfig,
+    renderPrometheusConfig,
+} from "../../src/render/monitoring";
+import { golden } from "../support/golden";
+import {
+    goldenProxySettings,
+    goldenSynapseSettings,
+    goldenWorkerPool,
+    goldenWorkerSynapse,
+    stackArgs,
+    TEST_HOST_KEY,
+    TEST_SSH_KEY,
+} from "../support/unit/fixtures";
+import { runWithMocks } from "../support/unit/mocks";
+import { programError } from "../support/unit/programRun";
+import { rejects } from "../support/unit/stack";
+
+/** Everything on the host: PostgreSQL, the proxy; alerts by mail through the golden Synapse's SMTP server (with a user). */
+export function goldenMonitoringContext(): MonitoringContext {
+    const proxy = goldenProxySettings();
+    return {
+        synapse: goldenWorkerSynapse(),
+        postgres: { port: 5432, database: "synapse" },
+        proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
+    };
+}
+
+export function goldenMonitoringSettings(o: MonitoringOptions = { alertEmail: { to: ["ops@example.com", "oncall@example.com"] } }) {
+    return resolveMonitoringSettings('MonitoringServer "golden"', o, goldenMonitoringContext());
+}
+
+const C = 'MonitoringServer "m"';
+const resolve =
+    (o: MonitoringOptions, ctx: Partial<MonitoringContext> = {}) =>
+    () =>
+        resolveMonitoringSettings(C, o, { synapse: goldenSynapseSettings(), ...ctx });
+
+describe("MonitoringServer: settings", () => {
+    it("fills the defaults: Prometheus on 9090, Alertmanager on 9193 (9093 is Synapse's replication), 30 days, no receiver", () => {
+        const s = resolve({})();
+        assert.equal(s.prometheusPort, 9090);
+        assert.equal(s.alertmanagerPort, 9193);
+        assert.equal(s.retention, "30d");
+        assert.equal(s.alertEmail, undefined);
+        assert.equal(s.healthUrl, "http://127.0.0.1:8008/health");
+        // Every port on loopback.
+        assert.ok(monitoringPortClaims(s).every((c) => c.address === "127.0.0.1"));
+    });
+
+    it("mails alerts through Synapse's SMTP server: host, port, user, TLS; the sender defaults to notifFrom", () => {
+        const s = resolve({ alertEmail: { to: ["ops@example.com"] } })();
+        assert.deepEqual(s.alertEmail, {
+            to: ["ops@example.com"],
+            from: "Matrix <noreply@example.com>",
+            smtp: { host: "smtp.example.com", port: 587, user: "matrix", requireTls: true },
+        });
+    });
+
+    it("refuses each bad input with setting, value and what is valid", () => {
+        rejects(resolve({ retention: "forever" }), "retention", '"forever"', /expected a whole number with h, d, w or y/);
+        rejects(resolve({ prometheusPort: 0 }), "prometheusPort", "0", /expected a whole number from 1 to 65535/);
+        rejects(resolve({ alertmanagerPort: 70000 }), "alertmanagerPort", "70000", /expected a whole number from 1 to 65535/);
+        // An alert receiver without its address.
+        rejects(resolve({ alertEmail: {} }), "alertEmail.to", "not set", /an e-mail receiver needs its addresses/);
+        rejects(resolve({ alertEmail: { to: [] } }), "alertEmail.to", "empty", /an e-mail receiver needs its addresses/);
+        rejects(resolve({ alertEmail: { to: ["nobody"] } }), "alertEmail.to", '"nobody"', /expected e-mail addresses/);
+        rejects(resolve({ alertEmail: { to: ["ops@example.com"], from: "nobody" } }), "alertEmail.from", '"nobody"', /expected a sender/);
+        // No SMTP server to send through.
+        const noMail = () =>
+            resolveMonitoringSettings(C, { alertEmail: { to: ["ops@example.com"] } }, { synapse: resolveSynapseSettings("s", { serverName: "example.com" }) });
+        rejects(noMail, "alertEmail", "set", /alerts are sent through Synapse's SMTP server, and synapse.email is not set/);
+        rejects(resolve({ nginxStatusPort: 8089 }), "nginxStatusPort", "8089", /only with the reverse proxy/);
+        const old = () => resolveMonitoringSettings(C, {}, { synapse: { ...goldenSynapseSettings(), version: "1.140.0" } });
+        rejects(old, "synapse.version", '"1.140.0"', new RegExp(`pinned for ${SYNAPSE_RULES.since} and later`));
+    });
+
+    it("reports every problem at once", () => {
+        assert.throws(resolve({ retention: "x", prometheusPort: 0, alertEmail: {} }), (e: ConfigErrors) => e.errors.length === 3);
+    });
+});
+
+describe("MonitoringServer in the stack plan", () => {
+    const plan = (monitoring: MonitoringOptions, synapse = {}) =>
+        planStack("dev", { ...stackArgs(synapse), monitoring } as Parameters<typeof planStack>[1], { stack: "dev" });
+
+    it("watches what runs on the VM: PostgreSQL and nginx there get their exporters", () => {
+        const p = plan({});
+        assert.equal(p.monitoring.kind, "server");
+        if (p.monitoring.kind !== "server") return;
+        assert.deepEqual(p.monitoring.settings.postgres, { port: 5432, database: "synapse" });
+        assert.equal(p.monitoring.settings.proxy?.domain, "matrix.example.com");
+        assert.equal(p.monitoring.settings.proxy?.verify, true, "Let's Encrypt's certificates are verified");
+    });
+
+    it("without monitoring (or enabled: false): the removal", () => {
+        assert.equal(planStack("dev", stackArgs(), { stack: "dev" }).monitoring.kind, "removal");
+        assert.equal(plan({ enabled: false }).monitoring.kind, "removal");
+    });
+
+    it("a port clash names the monitoring setting: Alertmanager on Synapse's replication port", () => {
+        assert.throws(() => plan({ alertmanagerPort: 9093 }), /MonitoringServer "dev-monitoring": monitoring\.alertmanagerPort is 9093; .*port 9093/);
+    });
+
+    it("Synapse's metrics turned off is Synapse's error", () => {
+        assert.throws(
+            () => plan({}, { metrics: { enabled: false } }),
+            /SynapseHomeserver "dev-synapse": metrics\.enabled is false; monitoring scrapes Synapse's metrics listener/,
+        );
+    });
+
+    it("a Synapse older than the pinned rules is Synapse's error", () => {
+        assert.throws(
+            () => plan({}, { installMethod: "apt", version: "1.140.0" }),
+            /SynapseHomeserver "dev-synapse": version is "1\.140\.0"; Synapse's recording rules are pinned/,
+        );
+    });
+});
+
+describe("MonitoringServer: stack config errors", () => {
+    const BASE = {
+        sshHost: "203.0.113.10",
+        sshHostKey: TEST_HOST_KEY,
+        serverName: "example.com",
+        publicBaseUrl: "https://matrix.example.com/",
+        acmeEmail: "admin@example.com",
+        // No MatrixRTC: its release pins are not what these errors are about.
+        rtc: "none",
+        monitoring: "true",
+    };
+    const error = async (values: Record<string, string>) =>
+        (await programError({ ...BASE, sshPrivateKey: TEST_SSH_KEY, ...values }, ["sshPrivateKey"], 0)).message;
+
+    it("an alert receiver without its address names the key to set", async () => {
+        assert.match(
+            await error({ smtpHost: "smtp.example.com", notifFrom: "noreply@example.com", monitoringAlertFrom: "alerts@example.com" }),
+            /^matrix:monitoringAlertEmail is not set; an e-mail receiver needs its addresses/,
+        );
+    });
+
+    it("alerts by mail without SMTP name the alert key and what it needs", async () => {
+        assert.match(
+            await error({ monitoringAlertEmail: '["ops@example.com"]' }),
+            /^matrix:monitoringAlertEmail is .*alerts are sent through Synapse's SMTP server/,
+        );
+    });
+});
+
+describe("MonitoringServer: rendered files", () => {
+    const s = goldenMonitoringSettings();
+
+    it("Prometheus scrapes Synapse and every worker on the host, the exporters, the probes, itself and Alertmanager, all on loopback", () => {
+        const doc = parse(renderPrometheusConfig(s, goldenWorkerSynapse(), goldenWorkerPool())) as {
+            scrape_configs: { job_name: string; static_configs: { targets: string[]; labels?: Record<string, string> }[] }[];
+            rule_files: string[];
+            alerting: unknown;
+        };
+        assert.deepEqual(
+            doc.scrape_configs.map((j) => j.job_name),
+            ["synapse", "synapse_workers", "node", "postgres", "nginx", "synapse_health", "https", "prometheus", "alertmanager"],
+        );
+        const workers = doc.scrape_configs.find((j) => j.job_name === "synapse_workers")!.static_configs;
+        assert.equal(workers.length, goldenWorkerPool().workers.length);
+        for (const j of doc.scrape_configs)
+            for (const c of j.static_configs) for (const t of c.targets) assert.match(t, /^(127\.0\.0\.1:|https?:\/\/127\.0\.0\.1[:/])/, `${j.job_name}: ${t}`);
+        assert.deepEqual(doc.rule_files, [`${MONITORING_FILES.rulesDir}/*.yml`]);
+    });
+
+    it("alerts: each the issue asks for, on the metrics the pinned Synapse and the exporters have", () => {
+        const byName = Object.fromEntries(alertRules().map((r) => [r.alert, r.expr]));
+        assert.match(byName.TargetDown, /^up == 0$/);
+        assert.match(byName.ProbeFailed, /probe_success == 0/);
+        assert.match(byName.BackupTooOld, /time\(\) - matrix_backup_last_success_timestamp_seconds > 36 \* 3600/);
+        assert.match(byName.DiskAlmostFull, /> 85$/);
+        assert.match(byName.SynapseFederationSendQueue, /synapse_federation_transaction_queue_pending_pdus/);
+        assert.match(byName.SynapseEventProcessingLag, /synapse_event_persisted_position.*synapse_event_processing_positions\{name="federation_sender"\}/);
+        assert.match(byName.SystemdUnitFailed, /node_systemd_unit_state\{state="failed", name=~"\(pulumi-\)\?matrix-\.\+"\} == 1/);
+        assert.match(byName.CertificateExpiresSoon, /probe_ssl_earliest_cert_expiry - time\(\) < 14 \* 86400/);
+    });
+
+    it("the backup service's gauge is where node exporter's textfile collector reads it", () => {
+        assert.equal(path.dirname(BACKUP_FILES.metricsFile), MONITORING_FILES.textfileDir);
+        assert.match(renderAlertRules(), new RegExp(BACKUP_METRIC));
+    });
+
+    it("the exporters listen on loopback only; credentials never in their arguments", () => {
+        for (const unit of ["prometheus", "alertmanager", "node", "postgres", "nginx", "blackbox"] as const) {
+            const text = renderExporterDefaults(s, unit);
+            assert.match(text, /listen-address=127\.0\.0\.1:\d+/, unit);
+            assert.doesNotMatch(text, /password|DATA_SOURCE/i, unit);
+        }
+        assert.match(renderExporterDefaults(s, "node"), /--collector\.systemd --collector\.systemd\.unit-include=\(pulumi-\)\?matrix-\.\+ /);
+        assert.match(renderExporterDefaults(s, "alertmanager"), /--cluster\.listen-address=/);
+    });
+
+    it("Alertmanager: e-mail with the password from a file; without a receiver, none", () => {
+        const am = parse(renderAlertmanagerConfig(s)) as { global: Record<string, unknown>; receivers: { email_configs: Record<string, unknown>[] }[] };
+        assert.equal(am.global.smtp_smarthost, "smtp.example.com:587");
+        assert.equal(am.receivers[0].email_configs[0].to, "ops@example.com, oncall@example.com");
+        assert.equal(am.receivers[0].email_configs[0].auth_password_file, MONITORING_FILES.smtpPassword);
+        const none = parse(renderAlertmanagerConfig(goldenMonitoringSettings({}))) as { route: { receiver: string }; receivers: { name: string }[] };
+        assert.deepEqual(none.receivers, [{ name: "none" }]);
+    });
+
+    it("renders byte-identical output for the same settings", () => {
+        assert.equal(
+            renderPrometheusConfig(s, goldenWorkerSynapse(), goldenWorkerPool()),
+            renderPrometheusConfig(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()),
+        );
+        assert.equal(renderAlertRules(), renderAlertRules());
+    });
+});
+
+describe("MonitoringServer: scripts", () => {
+    const s = goldenMonitoringSettings();
+    const server = monitoringServerScript(s, goldenWorkerSynapse(), goldenWorkerPool());
+
+    it("checks each config with its program's checker before a restart; Synapse's rules only with the pinned SHA-256", () => {
+        assert.match(server, /promtool check config/);
+        assert.match(server, /amtool check-config/);
+        assert.match(server, /--config\.check/);
+        assert.ok(server.includes(SYNAPSE_RULES.sha256));
+        assert.ok(server.includes(SYNAPSE_RULES.url));
+    });
+
+    it("exporter credentials: root-only files the units read (EnvironmentFile=), built on the host, recorded as secret", () => {
+        assert.match(server, new RegExp(`pm_write monitoring-exporter-secrets ${MONITORING_FILES.postgresEnv} 0600 root root secret`));
+        assert.match(server, /EnvironmentFile=\/etc\/pulumi-matrix\/monitoring\/private\/postgres-exporter\.env/);
+        assert.doesNotMatch(server, /DATA_SOURCE_NAME=.*password/i);
+    });
+
+    it("the removal prunes every set the steps write and installs nothing", () => {
+        const removal = monitoringRemovalScript();
+        for (const m of server.matchAll(/pm_write (monitoring-[\w-]+) /g)) assert.match(removal, new RegExp(`pm_prune ${m[1]}\\n`));
+        assert.doesNotMatch(removal, /^\s*(pm_apt_install|pm_write) /m);
+    });
+});
+
+describe("MonitoringServer as a component", () => {
+    it("MatrixStack with monitoring: the SMTP password in a secret step before the server step, which runs after every service it watches", async () => {
+        const { mocks } = await runWithMocks(
+            () =>
+                new MatrixStack("prod", {
+                    ...stackArgs({ email: { smtpHost: "smtp.example.com", smtpUser: "matrix", notifFrom: "noreply@example.com" }, smtpPassword: "SECRETsmtp" }),
+                    monitoring: { alertEmail: { to: ["ops@example.com"] } },
+                }),
+        );
+        const secret = mocks.byName("prod-monitoring-smtp-secret");
+        assert.ok(secret.secretInputs.includes("stdin"));
+        const server = mocks.byName("prod-monitoring-server");
+        assert.doesNotMatch(String(server.inputs.stdin), /SECRET/);
+        for (const before of ["prod-synapse-config", "prod-workers-config", "prod-redis-password", "prod-proxy-nginx", "prod-monitoring-smtp-secret"])
+            assert.ok(mocks.byName(before).seq < server.seq, before);
+        assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-monitoring-removal")));
+    });
+
+    it("MatrixStack without monitoring: the removal, which installs nothing", async () => {
+        const { mocks } = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
+        assert.match(String(mocks.byName("prod-monitoring-removal-server").inputs.stdin), /pm_prune monitoring-prometheus/);
+        assert.ok(!mocks.resources.some((r) => r.name === "prod-monitoring-server"));
+    });
+});
+
+describe("monitoring: golden files (update with `npm run golden:update`, review the diff)", () => {
+    golden("monitoring", "prometheus.yml", () => renderPrometheusConfig(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()));
+    golden("monitoring", "pulumi-matrix-alerts.yml", () => renderAlertRules());
+    golden("monitoring", "alertmanager.yml", () => renderAlertmanagerConfig(goldenMonitoringSettings()));
+    golden("monitoring", "blackbox.yml", () => renderBlackboxConfig(goldenMonitoringSettings()));
+    golden("monitoring", "exporters.yml", () => renderExportersScrapeConfig(goldenMonitoringSettings()));
+    golden("monitoring", "scripts/monitoring-server.sh", () => monitoringServerScript(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()));
+    golden("monitoring", "scripts/monitoring-smtp-secret.sh", () => monitoringSmtpSecretScript(goldenMonitoringSettings(), "SECRETsmtp"));
+    golden("monitoring", "scripts/monitoring-removal.sh", () => monitoringRemovalScript());
+});

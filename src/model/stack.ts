@@ -411,19 +411,19 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     if (args.backup && synapse && postgres) {
         const { password, sftpPrivateKey, s3AccessKeyId, s3SecretAccessKey, ...backupOptions } = args.backup;
         const database = postgres.kind === "local" && !postgres.onDatabaseHost ? postgres.settings : undefined;
-        if (!database)
+        if (!database) {
+            const where =
+                postgres.kind === "sqlite"
+                    ? "SQLite (synapse.sqlite)"
+                    : postgres.kind === "external"
+                      ? "an external server (postgres.external)"
+                      : "a database VM (postgres.host)";
             fail(
                 "backup",
-                new Described(
-                    postgres.kind === "sqlite"
-                        ? "set together with synapse.sqlite"
-                        : postgres.kind === "external"
-                          ? "set together with postgres.external"
-                          : "set together with postgres.host",
-                ),
-                "backups need PostgreSQL installed on Synapse's host (pg_dump and pg_restore run there): remove backup, or install PostgreSQL on the VM",
+                new Described(`set together with ${where}`),
+                `backups need PostgreSQL installed on Synapse's host (pg_dump and pg_restore run there), not ${where}: remove backup, or install PostgreSQL on the VM`,
             );
-        else
+        } else
             backup = attempt(() =>
                 resolveBackupSettings(labels.backup, backupOptions, {
                     synapse,

@@ -1,4 +1,4 @@
-import { BACKUP_FILES, BackupSettings } from "../model/backup";
+import { BACKUP_FILES, BackupFiles, BackupSettings } from "../model/backup";
 import { BackupSecrets, renderBackupCommand, renderMatrixBackupUnits, renderResticEnv, renderRestoreCommand } from "../render/backup";
 import { applyFileSet, ensureRunning, ManagedFile } from "./apply";
 import { sh } from "./sh";
@@ -69,13 +69,11 @@ export function backupScript(s: BackupSettings): string {
  * starts it: `pulumi-matrix-restore --once` (nothing when the host already
  * had a restore), with the stack's signing key id to compare the archive's
  * with. Refuses (and changes nothing) on a database with tables, another
- * server_name or another key.
+ * server_name or another key. `f`: the host's layout (a test's own).
  */
-export function restoreScript(s: BackupSettings, keyId: string): string {
+export function restoreScript(s: BackupSettings, keyId: string, f: BackupFiles = BACKUP_FILES): string {
     if (s.restoreFrom === undefined) throw new Error("restoreScript: restoreFrom is not set");
-    return script(`pulumi-matrix restore of ${s.restoreFrom}`, [
-        sh`${BACKUP_FILES.restoreCommand} --snapshot ${s.restoreFrom} --key-id ${keyId} --once --no-start`,
-    ]);
+    return script(`pulumi-matrix restore of ${s.restoreFrom}`, [sh`${f.restoreCommand} --snapshot ${s.restoreFrom} --key-id ${keyId} --once --no-start`]);
 }
 
 /**

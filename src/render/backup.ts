@@ -1,5 +1,6 @@
 import { ARCHIVE_NAME, BACKUP_FILES, BACKUP_METRIC, BACKUP_TAG, BackupFiles, BackupSettings } from "../model/backup";
 import { synapseFiles } from "../model/synapse";
+import { WRITTEN_DIR } from "./drift";
 import { PG_DUMP_OPTIONS, renderCreateDatabaseIfMissing } from "./postgres";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
@@ -147,8 +148,14 @@ backup() {
     key_id=$(awk 'NR == 1 { print $2 }' "$work/config/${sf.signingKey.slice(p.configDir.length + 1)}")
     if [ -z "$key_id" ]; then echo "no signing key in "${q(sf.signingKey)} >&2; exit 1; fi
 
+    # The config files the stack writes itself (they have a drift record): a restore leaves those to the stack.
+    (cd "$work/config" && find . -type f -print0 | sort -z) | while IFS= read -r -d '' rel; do
+        rel=\${rel#./}
+        if [ -e ${q(`${WRITTEN_DIR}/records${p.configDir}`)}/"$rel" ]; then printf '%s\\n' "$rel"; fi
+    done >"$work/managed"
+
     # Checksums of every file in the archive; local media (remote media and URL caches can be fetched again).
-    (cd "$work" && find database.dump config -type f -print0 | sort -z | xargs -0r sha256sum) >"$work/SHA256SUMS"
+    (cd "$work" && find database.dump managed config -type f -print0 | sort -z | xargs -0r sha256sum) >"$work/SHA256SUMS"
     local m
     for m in local_content local_thumbnails; do
         if [ -d ${q(media)}/"$m" ]; then
@@ -170,7 +177,7 @@ backup() {
     for m in local_content local_thumbnails; do
         if [ -d ${q(media)}/"$m" ]; then media_dirs+=(-C ${q(media)} --transform="s,^$m,media/$m,S" "$m"); fi
     done
-    tar -cf "$archive.partial" -C "$work" manifest SHA256SUMS database.dump config "\${media_dirs[@]}"
+    tar -cf "$archive.partial" -C "$work" manifest SHA256SUMS database.dump managed config "\${media_dirs[@]}"
     mv -f -- "$archive.partial" "$archive"
 
     # Off the host. restic refuses to initialise a repository that exists, so this never starts one afresh.
@@ -334,10 +341,13 @@ if [ -d "$work/x/media" ]; then
     echo "media restored: $(find "$work/x/media" -type f | wc -l) files"
 fi
 
-# 7. The signing key, replaced keys and secret files this host lacks (the stack's own are never touched).
+# 7. The signing key, replaced keys, secret files and conf.d fragments this host lacks, except those the
+# stack wrote (listed in "managed"): the stack writes its own again, and one it no longer has must not return.
 put_back=0
+touch "$work/x/managed"
 while IFS= read -r -d '' rel; do
     rel=\${rel#./}
+    if grep -Fxq -- "$rel" "$work/x/managed"; then continue; fi
     if [ ! -e ${q(p.configDir)}/"$rel" ] && [ ! -L ${q(p.configDir)}/"$rel" ]; then
         install -d -m 0750 -o root -g ${q(p.user)} "$(dirname -- ${q(p.configDir)}/"$rel")"
         cp -a -- "$work/x/config/$rel" ${q(p.configDir)}/"$rel"

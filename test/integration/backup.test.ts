@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { BACKUP_FILES, BACKUP_METRIC, BackupFiles, BackupSettings, resolveBackupSettings } from "../../src/model/backup";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
+import { restoreScript } from "../../src/provision/backup";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import { renderBackupCommand, renderResticEnv, renderRestoreCommand } from "../../src/render/backup";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
@@ -226,6 +227,10 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
             assert.ok(list.includes(entry), `${entry} in ${list.join(" ")}`);
         assert.ok(list.some((e) => e.startsWith("media/local_content/")));
         assert.ok(!list.some((e) => /remote_|url_cache/.test(e)));
+        // The files the stack wrote (drift records) are listed, so a restore leaves them to the stack; the user's own is not.
+        const managed = (await run("tar", ["-xOf", tar, "managed"])).stdout.split("\n");
+        assert.ok(managed.includes("secrets/macaroon_secret_key") && managed.includes("homeserver.signing.key"), managed.join(" "));
+        assert.ok(!managed.includes("secrets/users_own_secret"));
         const manifest = (await run("tar", ["-xOf", tar, "manifest"])).stdout;
         assert.match(manifest, /^server_name=matrix\.test$/m);
         assert.match(manifest, new RegExp(`^key_id=${key.keyId}$`, "m"));
@@ -258,6 +263,7 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
         assert.equal(r.code, 0, r.stderr + r.stdout);
         assert.match(r.stdout, /database synapse restored/);
         assert.match(r.stdout, /put back .*secrets\/users_own_secret/);
+        assert.doesNotMatch(r.stdout, /put back .*macaroon_secret_key/, "the stack's own files are left to the stack");
         assert.equal(fs.readFileSync(ownSecret, "utf8"), "kept-by-the-user\n");
         assert.equal(
             await pg.psql("SELECT pg_encoding_to_char(encoding) || '/' || datcollate || '/' || datctype FROM pg_database WHERE datname = 'synapse'"),
@@ -288,6 +294,33 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
         const again = await command(targets.s3, "restoreCommand", ["--once"]);
         assert.equal(again.code, 0, again.stderr);
         assert.match(again.stdout, /already had a restore .*nothing to do/);
+    });
+
+    it("the deploy's restore step (restoreFrom) on a fresh host: from the SFTP repository into the database step's empty database", async function () {
+        await synapse!.stop();
+        await pg.runAsSuperuser("DROP DATABASE synapse;");
+        // What the database step leaves on a fresh host: the role and an empty UTF8/C database.
+        await pg.runAsSuperuser(createDatabaseSql({ database: "synapse", user: "synapse" }, secrets.databasePassword));
+        fs.rmSync(settings.paths.mediaStorePath, { recursive: true, force: true });
+        const t = targets.sftp;
+        const step = restoreScript({ ...t.settings, restoreFrom: "latest" }, key.keyId, t.files);
+        const env = { ...process.env, PATH: `${pg.binDir}:${process.env.PATH}`, PGHOST: pg.socketDir };
+        const r = await run("bash", ["-s"], { input: step, env, allowFailure: true, timeoutMs: 10 * 60_000 });
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        assert.match(r.stdout, /restore of snapshot latest done/);
+        assert.equal(await pg.psql("SELECT count(*) FROM e2e_one_time_keys_json", { db: "synapse" }), "0");
+        await start();
+        const bob = await loginWithPassword(baseUrl, "bob", users.bob);
+        const [server, mediaId] = mediaUri.replace("mxc://", "").split("/");
+        const media = await fetch(`${baseUrl}/_matrix/client/v1/media/download/${server}/${mediaId}`, {
+            headers: { Authorization: `Bearer ${bob.accessToken}` },
+        });
+        assert.ok(Buffer.from(await media.arrayBuffer()).equals(mediaBytes), "the media's bytes");
+        bob.client.stopClient();
+        // The step again (a later pulumi up with a changed script): the marker makes it do nothing, though the database has tables now.
+        const again = await run("bash", ["-s"], { input: step, env, allowFailure: true });
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stdout, /already had a restore/);
     });
 
     it("restic check passes on both repositories; a failure is recorded in the metric file beside the last success", async function () {

@@ -104,7 +104,7 @@ describe("backups: the model", () => {
         const backup = { ...S3, password: "pw", s3AccessKeyId: "id", s3SecretAccessKey: "secret" };
         assert.throws(
             () => planStack("dev", { ...args, synapse: { ...args.synapse, sqlite: {} }, backup }, { stack: "dev" }),
-            /MatrixStack "dev": backup is set together with synapse\.sqlite; backups need PostgreSQL installed on Synapse's host/,
+            /MatrixStack "dev": backup is set together with SQLite \(synapse\.sqlite\); backups need PostgreSQL installed on Synapse's host .*, not SQLite/,
         );
         assert.equal(planStack("dev", { ...args, backup }, { stack: "dev" }).backup?.target.kind, "s3");
     });

@@ -28,6 +28,7 @@ const BACKUP = {
     backupS3AccessKeyId: "AKIDEXAMPLE",
     backupS3SecretAccessKey: "s3-secret",
 };
+const KNOWN_HOSTS = "[backup.example.com]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6yTPVw8Ss6B7Bb1D0X8ATh3X0qgH/dEqnDq9sQ1lu";
 const SFTP = { backupRepository: "sftp:backup@backup.example.com:/srv/restic", backupPassword: "restic-password", backupSftpPrivateKey: TEST_SSH_KEY };
 const MAINT = { maintenance: "true" };
 
@@ -354,6 +355,22 @@ describe("errors where settings meet, or about settings the user never wrote, na
             { synapseExtraConfig: "send_federation: false" },
             /^matrix:synapseExtraConfig\.send_federation is false; expected it left out \(or true\): false would stop outbound federation/,
         ],
+        // Backups: a target without its credentials, and a database they cannot dump.
+        [
+            "an SFTP repository without its key",
+            { backupRepository: "sftp:backup@backup.example.com:/srv/restic", backupPassword: "pw", backupSftpKnownHosts: KNOWN_HOSTS },
+            /^matrix:backupSftpPrivateKey is not set; an SFTP repository needs the private key of its SSH user/m,
+        ],
+        [
+            "an S3 repository without its keys",
+            { backupRepository: "s3:https://s3.example.com/matrix-backups", backupPassword: "pw" },
+            /^matrix:backupS3AccessKeyId is not set; an S3 repository needs its access key id[^]*^matrix:backupS3SecretAccessKey is not set/m,
+        ],
+        [
+            "backups with SQLite",
+            { ...BACKUP, useSqlite: "true", workers: "{}" },
+            /^matrix:backupRepository is "s3:https:\/\/s3\.example\.com\/matrix-backups"; .*in MatrixStack "dev" backup: backups need PostgreSQL installed on Synapse's host \(pg_dump and pg_restore run there\), not SQLite/,
+        ],
         [
             "workers with SQLite",
             { useSqlite: "true", workers: "{federation_reader: 1}" },
@@ -372,7 +389,8 @@ describe("errors where settings meet, or about settings the user never wrote, na
     }
     for (const [what, config, expected] of cases) {
         it(what, async () => {
-            const { message, mocks } = await programError({ ...BASE, ...config }, ["sshPrivateKey"], 0);
+            const secrets = ["sshPrivateKey", ...Object.keys(config).filter((k) => STACK_KEYS[k as StackConfigKey]?.type === "secret")];
+            const { message, mocks } = await programError({ ...BASE, ...config }, secrets, 0);
             assert.match(message, expected);
             assert.deepEqual(
                 mocks.resources.filter((r) => r.type === "command:remote:Command").map((r) => r.name),

@@ -2,7 +2,7 @@ import { ARCHIVE_NAME, BACKUP_FILES, BACKUP_METRIC, BACKUP_TAG, BackupFiles, Bac
 import { synapseFiles } from "../model/synapse";
 import { WRITTEN_DIR } from "./drift";
 import { PG_DUMP_OPTIONS, renderCreateDatabaseIfMissing } from "./postgres";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { renderTimerUnit, UNIT_HEADER as HEADER } from "./systemd";
 
 /**
  * The backup's files on the host: the restic environment (secret), the
@@ -388,18 +388,7 @@ IOSchedulingClass=idle
 TimeoutStartSec=${timeout}
 PrivateTmp=true
 `;
-    const timer = (what: string, calendar: string) => `${HEADER}
-[Unit]
-Description=${what}
-
-[Timer]
-OnCalendar=${calendar}
-RandomizedDelaySec=15min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-`;
+    const timer = (what: string, calendar: string) => renderTimerUnit(what, calendar, "15min");
     return {
         service: common(`Backup of the homeserver ${s.synapse.serverName} to its restic repository`, "run", "6h"),
         timer: timer(`Nightly backup of the homeserver ${s.synapse.serverName}`, s.schedule),

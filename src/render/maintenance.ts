@@ -1,7 +1,7 @@
 import { MAINTENANCE_ADMIN, MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer } from "../model/maintenance";
 import { hashComment, MANAGED_HEADER } from "./drift";
 import { REGISTER_ADMIN_PY } from "./synapse/admin";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { renderTimerUnit, UNIT_HEADER as HEADER } from "./systemd";
 
 /**
  * The maintenance timers' files: for each timer a oneshot service and its
@@ -331,18 +331,7 @@ Description=${description}
 ${service}
 ${HARDENING}
 `,
-        timer: `${HEADER}
-[Unit]
-Description=${description} (timer)
-
-[Timer]
-OnCalendar=${schedule}
-RandomizedDelaySec=30min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-`,
+        timer: renderTimerUnit(`${description} (timer)`, schedule, "30min"),
     };
 }
 

@@ -1,7 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync } from "node:crypto";
 
 import { POSTGRES_FILES, PostgresLocalSettings, postgresTuning } from "../model/postgres";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { renderTimerUnit, UNIT_HEADER as HEADER } from "./systemd";
 
 /**
  * SQL and configuration for a PostgreSQL that Synapse can use. Run by psql
@@ -182,17 +182,6 @@ ExecStart=${scriptPath}
 Nice=10
 IOSchedulingClass=idle
 `,
-        timer: `${HEADER}
-[Unit]
-Description=Nightly pg_dump of the ${s.database} database
-
-[Timer]
-OnCalendar=${s.backup.schedule}
-RandomizedDelaySec=15min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-`,
+        timer: renderTimerUnit(`Nightly pg_dump of the ${s.database} database`, s.backup.schedule, "15min"),
     };
 }

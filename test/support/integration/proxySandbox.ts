@@ -43,8 +43,15 @@ const BINDS: Bind[] = [
 ];
 
 export class ProxySandbox extends ServiceSandbox {
-    /** `extra`: more directories or files to bind (another service's, whose scripts run beside the proxy's). */
-    constructor(name: string, extra: readonly Bind[] = []) {
+    /**
+     * `extra`: more directories or files to bind (another service's, whose scripts run beside the proxy's).
+     * `netns`: the scripts (and so nginx) run in this network namespace.
+     */
+    constructor(
+        name: string,
+        extra: readonly Bind[] = [],
+        private readonly netns?: string,
+    ) {
         super(makeTempDir(`proxy-${name}`), [...BINDS, ...extra]);
         if (fs.existsSync("/etc/letsencrypt/cli.ini")) fs.copyFileSync("/etc/letsencrypt/cli.ini", this.hostPath("/etc/letsencrypt/cli.ini"));
         // Registered after the temp dir and the mount points: runs before they are removed.
@@ -85,6 +92,10 @@ export class ProxySandbox extends ServiceSandbox {
             ],
             journal: `tail -n 40 /var/log/nginx/error.log ${out} 2>/dev/null`,
         });
+    }
+
+    protected override async wrapper(): Promise<string[]> {
+        return this.netns ? ["ip", "netns", "exec", this.netns] : [];
     }
 
     protected override diagnostics(): string {

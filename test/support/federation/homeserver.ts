@@ -13,7 +13,9 @@
 // (`federation_custom_ca_list`, with verification on as by default), and
 // `ip_range_whitelist` lets it reach the bridge's private addresses, which the
 // library's blacklist otherwise (rightly) blocks: what an operator of a
-// private federation writes in `extraConfig`.
+// private federation writes in `extraConfig` (with
+// `room_list_publication_rules` and `allow_public_rooms_over_federation`, so
+// the room directory can be published and read across).
 
 import { execFileSync, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -80,7 +82,13 @@ export function planHomeserver(spec: HomeserverSpec, venv: string, pebble: Pebbl
                 paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
                 // Keys come from each server itself; matrix.org is not reachable from here.
                 trustedKeyServers: [],
-                extraConfig: { federation_custom_ca_list: [pebble.issuingRootFile], ip_range_whitelist: [FED_SUBNET] },
+                extraConfig: {
+                    federation_custom_ca_list: [pebble.issuingRootFile],
+                    ip_range_whitelist: [FED_SUBNET],
+                    // Synapse lets nobody publish to the room directory by default, nor other servers read it; here they may.
+                    room_list_publication_rules: [{ user_id: "*", alias: "*", room_id: "*", action: "allow" }],
+                    allow_public_rooms_over_federation: true,
+                },
             },
             postgres: {},
             redis: {},

@@ -39,10 +39,17 @@ export function pendingCleanups(): string[] {
 }
 
 let cleaning: Promise<void> | undefined;
+let shuttingDown = false;
+
+/** Whether the final cleanup has begun (after which nothing may be started again, e.g. by a supervisor). */
+export function cleanupStarted(): boolean {
+    return shuttingDown;
+}
 
 /** Runs every registered undo action, newest first; never throws, reports failures on stderr. */
 export function cleanupAll(): Promise<void> {
     if (cleaning) return cleaning;
+    shuttingDown = true;
     cleaning = (async () => {
         while (entries.length > 0) {
             const e = entries.pop()!;
@@ -65,6 +72,7 @@ export function cleanupAll(): Promise<void> {
 
 /** Synchronous last-resort cleanup (process 'exit'). */
 export function cleanupAllSync(): void {
+    shuttingDown = true;
     while (entries.length > 0) {
         const e = entries.pop()!;
         try {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { waitForHttp } from "./net";
-import { lastLines, makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
+import { cleanupStarted, lastLines, makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
 
 export interface SynapseOptions {
     /** Virtualenv directory (ensureSynapseVenv). */
@@ -101,11 +101,11 @@ async function startApp(module: string, opts: SynapseOptions, defaultName: strin
         const d = daemon;
         if (opts.supervise)
             void d.exited.then(async (code) => {
-                if (stopping || d !== daemon) return;
+                if (stopping || d !== daemon || cleanupStarted()) return;
                 // Restart=on-failure, RestartSec=3 (src/render/synapse/units.ts).
                 earlier += d.log() + `\n----- ${name} exited (${code}); supervisor restarts it in 3 s -----\n`;
                 await new Promise((r) => setTimeout(r, 3000));
-                if (stopping) return;
+                if (stopping || cleanupStarted()) return;
                 supervisedRestarts++;
                 await launch().catch((err: Error) => process.stderr.write(`[supervisor] ${name}: ${err.message}\n`));
             });

@@ -134,19 +134,25 @@ describe("federation: two homeservers as the library deploys them, real clients,
     });
 
     it("room directory, profile lookup and a typing notification cross over", async function () {
-        // Directory: alice publishes the room with an alias; bob finds it in hs1's directory and resolves the alias, through hs2.
+        // Directory: alice makes a public room with an alias and publishes it; bob finds it in hs1's directory and
+        // resolves the alias, through hs2. (Synapse lists rooms anyone may join: the encrypted room is invite-only.)
         const alias = "#federation:hs1.test";
-        await alice.client.createAlias(alias, roomId);
-        await alice.client.setRoomDirectoryVisibility(roomId, sdk.Visibility.Public);
+        const { room_id: publicRoom } = await alice.client.createRoom({
+            name: "federation lobby",
+            preset: sdk.Preset.PublicChat,
+            room_alias_name: "federation",
+        });
+        await alice.client.setRoomDirectoryVisibility(publicRoom, sdk.Visibility.Public);
         // hs1 lists the room once its room statistics caught up, and hs2 caches hs1's answer for a while: ask until it shows.
         const directoryAt = Date.now();
         await waitForAsync(
-            async () => (await bob.client.publicRooms({ server: "hs1.test" })).chunk.some((r) => r.room_id === roomId),
+            async () => (await bob.client.publicRooms({ server: "hs1.test" })).chunk.some((r) => r.room_id === publicRoom),
             180_000,
             "bob finds the room in hs1's directory through hs2",
+            2000,
         );
         const directoryMs = Date.now() - directoryAt;
-        assert.equal((await bob.client.getRoomIdForAlias(alias)).room_id, roomId);
+        assert.equal((await bob.client.getRoomIdForAlias(alias)).room_id, publicRoom);
         // Profile: alice's display name, looked up by bob on hs2.
         await alice.client.setDisplayName("Alice of hs1");
         assert.equal((await bob.client.getProfileInfo(alice.userId)).displayname, "Alice of hs1");
@@ -279,11 +285,11 @@ describe("federation: two homeservers as the library deploys them, real clients,
     }
 });
 
-async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 250): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
         if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms: ${what}`);
-        await sleep(250);
+        await sleep(intervalMs);
     }
 }
 

@@ -233,8 +233,12 @@ describe("federation: two homeservers as the library deploys them, real clients,
         const [name, sender] = [...hs1.workers].find(([n, p]) => n.startsWith("federation_sender") && outbound.test(p.log()))!;
         const restartsBefore = sender.supervisedRestarts;
         await underFault(`kill -9 hs1 ${name}`, async () => {
+            const listening = () => sender.log().split("Synapse now listening on TCP port").length - 1;
+            const startsBefore = listening();
             process.kill(sender.pid, "SIGKILL");
-            await waitFor(() => sender.supervisedRestarts > restartsBefore && sender.running(), 180_000, `${name} restarted`);
+            // Back once the new process serves: a restarted sender sends what was persisted while it was down when the
+            // next event on its server wakes it, so the fault ends (and the 10 messages after it go) only then.
+            await waitFor(() => sender.supervisedRestarts > restartsBefore && sender.running() && listening() > startsBefore, 300_000, `${name} restarted`);
             return Date.now();
         });
     });

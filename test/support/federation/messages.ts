@@ -150,10 +150,13 @@ export async function sendBatch(user: SuiteUser, roomId: string, tag: string, co
             } catch (err) {
                 // The SDK gave up (its own retries with backoff are spent): resend the same event, as Element's "Resend" does.
                 const room = user.client.getRoom(roomId);
-                const local = room
+                const echo = room
                     ?.getLiveTimeline()
                     .getEvents()
-                    .find((e) => e.getTxnId() === txnId && e.status === sdk.EventStatus.NOT_SENT);
+                    .find((e) => e.getTxnId() === txnId);
+                // The server made the event though its answer was lost (it restarted): sync brought it back, it is sent.
+                if (echo && echo.status === null) break;
+                const local = echo?.status === sdk.EventStatus.NOT_SENT ? echo : undefined;
                 if (attempt >= 60 || !room || !local) throw err;
                 sent.retries++;
                 await sleep(1000);

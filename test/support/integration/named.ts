@@ -1,6 +1,7 @@
-// BIND's named as a throw-away authoritative server for one zone file: its
-// own temp dir, 127.0.0.1 and a free port, no control channel, run as the
-// unprivileged test user, stopped by `stop()` or the suite's cleanup.
+// BIND's named as a throw-away authoritative server for zone files: its own
+// temp dir, 127.0.0.1 and a free port (or an address and port of a network
+// namespace), no control channel, run as the unprivileged test user, stopped
+// by `stop()` or the suite's cleanup.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -27,13 +28,35 @@ const answers = (stdout: string): string[] =>
         .filter((l) => l !== "" && !l.startsWith(";"));
 
 /** Checks the zone file with named-checkzone, then serves it. */
-export async function startNamed(zone: string, zoneFile: string): Promise<NamedServer> {
+export function startNamed(zone: string, zoneFile: string): Promise<NamedServer> {
+    return startNamedZones([{ zone, file: zoneFile }]);
+}
+
+export interface NamedOptions {
+    /** The address it listens on and dig asks (default 127.0.0.1). */
+    address?: string;
+    /** Default: a free port of this machine. */
+    port?: number;
+    /** Run in this network namespace (where `address` is). */
+    netns?: string;
+}
+
+/** Checks each zone file with named-checkzone, then serves them all (`dig`, `status` and `transfer` ask about the first zone). */
+export async function startNamedZones(zones: { zone: string; file: string }[], opts: NamedOptions = {}): Promise<NamedServer> {
     ensureTestUser();
     const dir = makeTempDir("named", { owner: TEST_USER });
-    const port = await freePort();
-    const zonePath = path.join(dir, `${zone}.zone`);
+    const address = opts.address ?? "127.0.0.1";
+    const port = opts.port ?? (await freePort());
+    const zone = zones[0]!.zone;
     const confPath = path.join(dir, "named.conf");
-    fs.writeFileSync(zonePath, zoneFile, { mode: 0o644 });
+    const zoneLines: string[] = [];
+    for (const z of zones) {
+        const zonePath = path.join(dir, `${z.zone}.zone`);
+        fs.writeFileSync(zonePath, z.file, { mode: 0o644 });
+        zoneLines.push(`zone "${z.zone}" { type primary; file "${zonePath}"; };`);
+        const check = await run("named-checkzone", [z.zone, zonePath], { allowFailure: true });
+        if (check.code !== 0) throw new Error(`named-checkzone refused the zone file of ${z.zone}:\n${check.stdout}${check.stderr}`);
+    }
     fs.writeFileSync(
         confPath,
         `options {
@@ -41,25 +64,23 @@ export async function startNamed(zone: string, zoneFile: string): Promise<NamedS
     pid-file none;
     session-keyfile none;
     managed-keys-directory "${dir}";
-    listen-on port ${port} { 127.0.0.1; };
+    listen-on port ${port} { ${address}; };
     listen-on-v6 { none; };
     recursion no;
     dnssec-validation no;
     notify no;
-    allow-transfer { 127.0.0.1; };
+    allow-transfer { any; };
 };
 controls { };
-zone "${zone}" { type primary; file "${zonePath}"; };
+${zoneLines.join("\n")}
 `,
         { mode: 0o644 },
     );
     await run("named-checkconf", [confPath]);
-    const check = await run("named-checkzone", [zone, zonePath], { allowFailure: true });
-    if (check.code !== 0) throw new Error(`named-checkzone refused the zone file:\n${check.stdout}${check.stderr}`);
 
     // -g: foreground, logs to stderr; -n 1: one worker thread (the machine is shared).
-    const daemon = spawnDaemon("named", ["-g", "-n", "1", "-c", confPath], { name: "named", user: TEST_USER });
-    const digArgs = (...q: string[]) => ["@127.0.0.1", "-p", String(port), "+norecurse", "+time=2", "+tries=1", ...q];
+    const daemon = spawnDaemon("named", ["-g", "-n", "1", "-c", confPath], { name: "named", user: TEST_USER, netns: opts.netns });
+    const digArgs = (...q: string[]) => [`@${address}`, "-p", String(port), "+norecurse", "+time=2", "+tries=1", ...q];
     const server: NamedServer = {
         port,
         daemon,

@@ -60,6 +60,8 @@ export interface PgServer {
     log(): string;
     /** Fast shutdown, then removes the temp dir. Idempotent. */
     stop(): Promise<void>;
+    /** Fast shutdown, then starts again on the same data directory; resolves once it accepts connections. */
+    restart(): Promise<void>;
 }
 
 /** Highest /usr/lib/postgresql/<major>/bin that has a postgres binary. */
@@ -88,7 +90,9 @@ function defaultLocale(): string {
     return "C.UTF-8";
 }
 
-export async function startPostgres(opts: { port?: number; timeoutMs?: number; listenAddresses?: string[] } = {}): Promise<PgServer> {
+export async function startPostgres(
+    opts: { port?: number; timeoutMs?: number; listenAddresses?: string[]; /** Run in this network namespace (its loopback). */ netns?: string } = {},
+): Promise<PgServer> {
     const { binDir, major } = findPgBinDir();
     requireUser(PG_OS_USER);
     const tmp = makeTempDir("pg", { owner: PG_OS_USER });
@@ -125,31 +129,33 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number; l
     const pgUser = requireUser(PG_OS_USER);
     fs.chownSync(path.join(dataDir, "pg_hba.conf"), pgUser.uid, pgUser.gid);
 
-    const daemon: SpawnedDaemon = spawnDaemon(
-        path.join(binDir, "postgres"),
-        [
-            "-D",
-            dataDir,
-            "-p",
-            String(port),
-            "-c",
-            `listen_addresses=${(opts.listenAddresses ?? [host]).join(",")}`,
-            "-c",
-            `unix_socket_directories=${socketDir}`,
-            "-c",
-            "logging_collector=off",
-            "-c",
-            "password_encryption=scram-sha-256",
-            // throw-away cluster: durability is not needed, speed is
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ],
-        { name: `postgres:${port}`, user: PG_OS_USER, env, cwd: tmp, logFile: path.join(tmp, "postgres.log"), exitSignal: "SIGQUIT" },
-    );
+    const launch = (): SpawnedDaemon =>
+        spawnDaemon(
+            path.join(binDir, "postgres"),
+            [
+                "-D",
+                dataDir,
+                "-p",
+                String(port),
+                "-c",
+                `listen_addresses=${(opts.listenAddresses ?? [host]).join(",")}`,
+                "-c",
+                `unix_socket_directories=${socketDir}`,
+                "-c",
+                "logging_collector=off",
+                "-c",
+                "password_encryption=scram-sha-256",
+                // throw-away cluster: durability is not needed, speed is
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            { name: `postgres:${port}`, user: PG_OS_USER, env, cwd: tmp, logFile: path.join(tmp, "postgres.log"), exitSignal: "SIGQUIT", netns: opts.netns },
+        );
+    let daemon = launch();
 
     const stop = async (): Promise<void> => {
         await daemon.stop("SIGINT", 30_000); // SIGINT = fast shutdown
@@ -157,24 +163,27 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number; l
     };
 
     // Wait until it accepts connections on the socket.
-    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-    for (;;) {
-        if (daemon.hasExited()) {
-            const out = daemon.tail(60);
-            removeTempDir(tmp);
-            throw new Error(`PostgreSQL exited during startup:\n${out}`);
+    const ready = async (): Promise<void> => {
+        const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+        for (;;) {
+            if (daemon.hasExited()) {
+                const out = daemon.tail(60);
+                removeTempDir(tmp);
+                throw new Error(`PostgreSQL exited during startup:\n${out}`);
+            }
+            const r = await run(path.join(binDir, "pg_isready"), ["-q", "-h", socketDir, "-p", String(port), "-U", PG_SUPERUSER], {
+                allowFailure: true,
+            });
+            if (r.code === 0) break;
+            if (Date.now() > deadline) {
+                const out = daemon.tail(60);
+                await stop();
+                throw new Error(`PostgreSQL did not become ready:\n${out}`);
+            }
+            await sleep(100);
         }
-        const r = await run(path.join(binDir, "pg_isready"), ["-q", "-h", socketDir, "-p", String(port), "-U", PG_SUPERUSER], {
-            allowFailure: true,
-        });
-        if (r.code === 0) break;
-        if (Date.now() > deadline) {
-            const out = daemon.tail(60);
-            await stop();
-            throw new Error(`PostgreSQL did not become ready:\n${out}`);
-        }
-        await sleep(100);
-    }
+    };
+    await ready();
 
     const psqlArgs = (db: string, user: string): string[] => [
         "-X", // no ~/.psqlrc
@@ -232,6 +241,11 @@ export async function startPostgres(opts: { port?: number; timeoutMs?: number; l
         },
         log: () => daemon.log(),
         stop,
+        async restart() {
+            await daemon.stop("SIGINT", 30_000);
+            daemon = launch();
+            await ready();
+        },
     };
 }
 

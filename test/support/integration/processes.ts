@@ -39,10 +39,17 @@ export function pendingCleanups(): string[] {
 }
 
 let cleaning: Promise<void> | undefined;
+let shuttingDown = false;
+
+/** Whether the final cleanup has begun (after which nothing may be started again, e.g. by a supervisor). */
+export function cleanupStarted(): boolean {
+    return shuttingDown;
+}
 
 /** Runs every registered undo action, newest first; never throws, reports failures on stderr. */
 export function cleanupAll(): Promise<void> {
     if (cleaning) return cleaning;
+    shuttingDown = true;
     cleaning = (async () => {
         while (entries.length > 0) {
             const e = entries.pop()!;
@@ -65,6 +72,7 @@ export function cleanupAll(): Promise<void> {
 
 /** Synchronous last-resort cleanup (process 'exit'). */
 export function cleanupAllSync(): void {
+    shuttingDown = true;
     while (entries.length > 0) {
         const e = entries.pop()!;
         try {
@@ -226,6 +234,15 @@ export interface DaemonOptions {
     maxLogBytes?: number;
     /** Echo output to our stderr too (or set PULUMI_MATRIX_VERBOSE=1). */
     echo?: boolean;
+    /** Run in this network namespace (`ip netns exec`, which also binds /etc/netns/<name>/resolv.conf); `user` is then set by setpriv. */
+    netns?: string;
+}
+
+/** `cmd args` as run in network namespace `netns` (as `user`): `ip netns exec` and setpriv exec in turn, so the pid stays the program's. */
+export function inNetns(netns: string, cmd: string, args: string[], user?: string): [string, string[]] {
+    const u = user && user !== "root" ? requireUser(user) : undefined;
+    const drop = u ? ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--init-groups"] : [];
+    return ["ip", ["netns", "exec", netns, ...drop, cmd, ...args]];
 }
 
 /** Whether a process with this pid exists (signal 0). */
@@ -268,7 +285,8 @@ export function spawnDaemon(cmd: string, args: string[], opts: DaemonOptions): S
         stdio: ["ignore", "pipe", "pipe"],
         detached: true,
     };
-    if (opts.user && opts.user !== "root") {
+    if (opts.netns) [cmd, args] = inNetns(opts.netns, cmd, args, opts.user);
+    else if (opts.user && opts.user !== "root") {
         const u = requireUser(opts.user);
         spawnOpts.uid = u.uid;
         spawnOpts.gid = u.gid;

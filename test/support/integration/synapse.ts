@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { waitForHttp } from "./net";
-import { lastLines, makeTempDir, run, spawnDaemon, type SpawnedDaemon } from "./processes";
+import { cleanupStarted, lastLines, makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
 
 export interface SynapseOptions {
     /** Virtualenv directory (ensureSynapseVenv). */
@@ -25,6 +25,14 @@ export interface SynapseOptions {
     env?: Record<string, string>;
     /** Label in logs and error messages. */
     name?: string;
+    /** Run in this network namespace (`healthUrl` is then asked from inside it). */
+    netns?: string;
+    /**
+     * Supervise as the rendered unit's `Restart=on-failure` and `RestartSec=3`
+     * do: a process that exits without `stop`/`restart` asking is started again
+     * 3 s later. Default off.
+     */
+    supervise?: boolean;
 }
 
 export interface SynapseProcess {
@@ -41,6 +49,8 @@ export interface SynapseProcess {
     restart(): Promise<void>;
     /** True while the current process runs. */
     running(): boolean;
+    /** How many times supervision started the process again after it died. */
+    readonly supervisedRestarts: number;
 }
 
 const TAIL_LINES = 60;
@@ -74,17 +84,34 @@ async function startApp(module: string, opts: SynapseOptions, defaultName: strin
 
     let earlier = ""; // output of previous runs (restart)
     let daemon: SpawnedDaemon;
+    let stopping = false;
+    let supervisedRestarts = 0;
+
+    const healthy = (d: SpawnedDaemon, timeoutMs: number): Promise<void> =>
+        opts.netns
+            ? waitForHealthInNetns(opts.netns, opts.healthUrl, timeoutMs, d, name)
+            : waitForHttp(opts.healthUrl, {
+                  timeoutMs,
+                  accept: (status, body) => status === 200 && body.trim() === "OK",
+                  abort: () => (d.hasExited() ? `${name} exited` : undefined),
+              });
 
     const launch = async (): Promise<void> => {
-        daemon = spawnDaemon(python, args, { name, cwd: opts.cwd, env, user, logFile });
+        daemon = spawnDaemon(python, args, { name, cwd: opts.cwd, env, user, logFile, netns: opts.netns });
         const d = daemon;
+        if (opts.supervise)
+            void d.exited.then(async (code) => {
+                if (stopping || d !== daemon || cleanupStarted()) return;
+                // Restart=on-failure, RestartSec=3 (src/render/synapse/units.ts).
+                earlier += d.log() + `\n----- ${name} exited (${code}); supervisor restarts it in 3 s -----\n`;
+                await new Promise((r) => setTimeout(r, 3000));
+                if (stopping || cleanupStarted()) return;
+                supervisedRestarts++;
+                await launch().catch((err: Error) => process.stderr.write(`[supervisor] ${name}: ${err.message}\n`));
+            });
         const timeoutMs = opts.timeoutMs ?? 120_000;
         try {
-            await waitForHttp(opts.healthUrl, {
-                timeoutMs,
-                accept: (status, body) => status === 200 && body.trim() === "OK",
-                abort: () => (d.hasExited() ? `${name} exited` : undefined),
-            });
+            await healthy(d, timeoutMs);
         } catch (err) {
             const exitedEarly = d.hasExited();
             if (!exitedEarly) await d.stop("SIGTERM", 5_000);
@@ -106,13 +133,35 @@ async function startApp(module: string, opts: SynapseOptions, defaultName: strin
         logFile,
         log: () => earlier + daemon.log(),
         running: () => !daemon.hasExited(),
-        stop: () => daemon.stop("SIGTERM", 20_000),
+        get supervisedRestarts() {
+            return supervisedRestarts;
+        },
+        stop: () => {
+            stopping = true;
+            return daemon.stop("SIGTERM", 20_000);
+        },
         async restart() {
+            stopping = true;
             await daemon.stop("SIGTERM", 20_000);
             earlier += daemon.log() + `\n----- ${name} restarted -----\n`;
+            stopping = false;
             await launch();
         },
     };
+}
+
+/** Polls `url` with curl inside network namespace `netns` until it answers 200 "OK". */
+async function waitForHealthInNetns(netns: string, url: string, timeoutMs: number, d: SpawnedDaemon, name: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "";
+    for (;;) {
+        if (d.hasExited()) throw new Error(`waiting for ${url}: ${name} exited`);
+        const r = await run("ip", ["netns", "exec", netns, "curl", "-sS", "--max-time", "5", url], { allowFailure: true });
+        if (r.code === 0 && r.stdout.trim() === "OK") return;
+        last = (r.stdout + r.stderr).trim().slice(0, 200);
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${url} in ${netns} (last: ${last})`);
+        await sleep(500);
+    }
 }
 
 /** `python -m synapse.app.homeserver --config-path ...` (the main process). */

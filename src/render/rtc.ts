@@ -22,6 +22,9 @@ export function livekitConfig(s: RtcSettings): Record<string, unknown> {
             ...(s.udp.kind === "mux" ? { udp_port: s.udp.port } : { port_range_start: s.udp.min, port_range_end: s.udp.max }),
             ...(s.publicAddress !== undefined ? { use_external_ip: false, node_ip: s.publicAddress } : { use_external_ip: true }),
         },
+        // No `turn:` section (LiveKit's built-in TURN): livekit-server 1.13.5 tells clients its TURN/TLS
+        // listener is at `turns:<turn.domain>:443` whatever `turn.tls_port` says (pkg/service/roommanager.go),
+        // and 443 on this host is nginx's; a listener on another port would never be dialled.
         // lk-jwt-service creates rooms for full-access users only; the SFU must not create one for any token holder.
         room: { auto_create: false },
         key_file: RTC_FILES.livekitKeys,

@@ -217,7 +217,13 @@ export class MatrixStack extends pulumi.ComponentResource {
                 childName(name, STACK_ROLES.redis),
                 plan.redis.kind === "external"
                     ? { external: redisExternal!, resolved: plan.redis.server }
-                    : { ...redisOptions, host: this.host, resolved: plan.redis.settings },
+                    : {
+                          ...redisOptions,
+                          host: this.host,
+                          resolved: plan.redis.settings,
+                          // The Redis exporter's ACL user, while monitoring watches this Redis (taken away when it stops).
+                          monitoringUser: plan.monitoring.kind === "server" && plan.monitoring.settings.redis !== undefined,
+                      },
                 child,
             );
         }
@@ -309,6 +315,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.database ? { database: this.database } : {}),
+                    ...(this.redis ? { redis: this.redis } : {}),
                     ...(this.proxy ? { proxy: this.proxy } : {}),
                     ...(args.synapse.smtpPassword !== undefined ? { smtpPassword: args.synapse.smtpPassword } : {}),
                     resolved: plan.monitoring.settings,

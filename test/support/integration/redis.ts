@@ -15,12 +15,12 @@ export interface TestRedis {
     daemon: SpawnedDaemon;
 }
 
-/** Starts redis-server with the rendered config and `password` under `dir`/redis; waits until it listens. */
-export async function startRedis(dir: string, password: string): Promise<TestRedis> {
+/** Starts redis-server with the rendered config and `password` (and the Redis exporter's user with `exporterPassword`) under `dir`/redis; waits until it listens. */
+export async function startRedis(dir: string, password: string, exporterPassword?: string): Promise<TestRedis> {
     const settings = resolveRedisSettings("test", { port: await freePort() });
     const d = `${dir}/redis`;
     fs.mkdirSync(d);
-    fs.writeFileSync(`${d}/secrets.conf`, renderRedisSecretConf(password), { mode: 0o600 });
+    fs.writeFileSync(`${d}/secrets.conf`, renderRedisSecretConf(password, exporterPassword !== undefined ? { exporterPassword } : {}), { mode: 0o600 });
     fs.writeFileSync(`${d}/redis.conf`, renderRedisConf(settings, `${d}/secrets.conf`));
     const daemon = spawnDaemon("redis-server", [`${d}/redis.conf`, "--dir", d, "--pidfile", `${d}/redis.pid`, "--supervised", "no"], {
         name: "redis",

@@ -122,7 +122,7 @@ export interface MatrixStackArgs {
         external?: ExternalRedisArgs;
     };
     /**
-     * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+     * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
      * blackbox exporters on the VM, all on 127.0.0.1 (a MonitoringServer):
      * Synapse's recording rules and the library's alerts, mailed through
      * Synapse's SMTP server with `alertEmail`. Default: none; monitoring an

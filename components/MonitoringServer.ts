@@ -53,7 +53,7 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
 }
 
 /**
- * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+ * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
  * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
  * Synapse and every worker on the host scraped, Synapse's recording rules
  * (pinned, SHA-256 verified), the library's alerts, e-mail through

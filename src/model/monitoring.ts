@@ -6,7 +6,7 @@ import { Checker, isEmail } from "./validate";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
- * node, PostgreSQL, nginx and blackbox exporters, all Debian's
+ * node, PostgreSQL, Redis, nginx and blackbox exporters, all Debian's
  * packages, all listening on 127.0.0.1 only; Synapse's recording rules
  * pinned and verified; alert rules of the library's own; alerts by e-mail
  * through the stack's SMTP server. Grafana is not in Debian and is not part

@@ -122,7 +122,7 @@ export interface MatrixStackArgs {
         external?: ExternalRedisArgs;
     };
     /**
-     * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+     * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
      * blackbox exporters on the VM, all on 127.0.0.1 (a MonitoringServer):
      * Synapse's recording rules and the library's alerts, mailed through
      * Synapse's SMTP server with `alertEmail`. Default: none; monitoring an
@@ -217,7 +217,13 @@ export class MatrixStack extends pulumi.ComponentResource {
                 childName(name, STACK_ROLES.redis),
                 plan.redis.kind === "external"
                     ? { external: redisExternal!, resolved: plan.redis.server }
-                    : { ...redisOptions, host: this.host, resolved: plan.redis.settings },
+                    : {
+                          ...redisOptions,
+                          host: this.host,
+                          resolved: plan.redis.settings,
+                          // The Redis exporter's ACL user, while monitoring watches this Redis (taken away when it stops).
+                          monitoringUser: plan.monitoring.kind === "server" && plan.monitoring.settings.redis !== undefined,
+                      },
                 child,
             );
         }
@@ -309,6 +315,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                     synapse: this.synapse,
                     ...(this.workers ? { workers: this.workers } : {}),
                     ...(this.database ? { database: this.database } : {}),
+                    ...(this.redis ? { redis: this.redis } : {}),
                     ...(this.proxy ? { proxy: this.proxy } : {}),
                     ...(args.synapse.smtpPassword !== undefined ? { smtpPassword: args.synapse.smtpPassword } : {}),
                     resolved: plan.monitoring.settings,

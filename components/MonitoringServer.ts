@@ -1,10 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
 
-import { componentLabel } from "../src/model/errors";
+import { componentLabel, ConfigError, Described } from "../src/model/errors";
 import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "../src/model/monitoring";
-import { monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
+import { redisServesOtherHosts } from "../src/model/redis";
+import { monitoringRedisSecretScript, monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
 import { childName, typeToken } from "./naming";
 import { PostgresDatabase } from "./PostgresDatabase";
+import { RedisServer } from "./RedisServer";
 import { hostScript } from "./remote";
 import { ReverseProxy } from "./ReverseProxy";
 import { SynapseHomeserver } from "./SynapseHomeserver";
@@ -17,6 +19,12 @@ export interface MonitoringServerArgs extends MonitoringOptions {
     workers?: WorkerPool;
     /** PostgreSQL: when installed on Synapse's host, its exporter runs too. Default: none. */
     database?: PostgresDatabase;
+    /**
+     * Redis: when installed on Synapse's host, its exporter runs too, logged
+     * in as the ACL user the RedisServer makes with `monitoringUser: true`
+     * (its `monitoringPassword`). Default: none.
+     */
+    redis?: RedisServer;
     /** The reverse proxy on Synapse's host: nginx's exporter and the certificate probe. Default: none. */
     proxy?: ReverseProxy;
     /** The SMTP password Alertmanager sends e-mail with (Synapse's, `smtpPassword`); needed when Synapse's SMTP has a user. */
@@ -31,12 +39,13 @@ export function monitoringServerLabel(name: string): string {
 }
 
 /** What the components around monitoring give it (only what runs on Synapse's host is watched by its exporters). */
-export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "database" | "proxy">): MonitoringContext {
-    const { synapse, database, proxy } = args;
+export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "database" | "proxy" | "redis">): MonitoringContext {
+    const { synapse, database, proxy, redis } = args;
     const here = synapse.host;
     return {
         synapse: synapse.settings,
         ...(database?.settings && database.host === here ? { postgres: { port: database.settings.port, database: database.settings.database } } : {}),
+        ...(redis?.settings && redis.host === here ? { redis: { port: redis.settings.port, tls: redisServesOtherHosts(redis.settings) } } : {}),
         ...(proxy
             ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
             : {}),
@@ -44,7 +53,7 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
 }
 
 /**
- * Prometheus, Alertmanager and the node, PostgreSQL, nginx and
+ * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
  * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
  * Synapse and every worker on the host scraped, Synapse's recording rules
  * (pinned, SHA-256 verified), the library's alerts, e-mail through
@@ -58,7 +67,7 @@ export class MonitoringServer extends pulumi.ComponentResource {
     constructor(name: string, args: MonitoringServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("MonitoringServer"), name, {}, opts);
         const component = monitoringServerLabel(name);
-        const { synapse, workers, database, proxy, smtpPassword, resolved, enabled: _enabled, ...options } = args;
+        const { synapse, workers, database, proxy, redis, smtpPassword, resolved, enabled: _enabled, ...options } = args;
         const s = resolved ?? resolveMonitoringSettings(component, options, monitoringContext(args));
         const host = synapse.host;
         host.claimPorts(component, monitoringPortClaims(s));
@@ -73,7 +82,24 @@ export class MonitoringServer extends pulumi.ComponentResource {
                       ),
                   ]
                 : [];
-        const after = [synapse.ready, ...[workers, database, proxy].flatMap((c) => (c ? [c.ready] : [])), ...smtp];
+        let redisLogin: pulumi.Resource[] = [];
+        if (s.redis) {
+            if (!redis?.monitoringPassword)
+                throw new ConfigError(
+                    component,
+                    "redis",
+                    new Described("a RedisServer without monitoringUser"),
+                    "the Redis exporter logs in as its own ACL user: construct the RedisServer with monitoringUser: true",
+                );
+            redisLogin = [
+                hostScript(
+                    childName(name, "redis-secret"),
+                    { host, script: redis.monitoringPassword.apply((p) => monitoringRedisSecretScript(s, p)), secret: true, after: [redis.ready] },
+                    { parent: this },
+                ),
+            ];
+        }
+        const after = [synapse.ready, ...[workers, database, proxy, redis].flatMap((c) => (c ? [c.ready] : [])), ...smtp, ...redisLogin];
         this.ready = hostScript(
             childName(name, "server"),
             { host, script: monitoringServerScript(s, synapse.settings, workers?.settings), after, timeout: "20m" },

@@ -43,6 +43,14 @@ export interface RedisServerArgs extends RedisOptions {
      * once per deployment. Default: resolved here.
      */
     resolved?: RedisLocalSettings | ExternalServer<RedisExternalSettings>;
+    /**
+     * Give Prometheus's Redis exporter an ACL user of its own
+     * (`REDIS_EXPORTER_USER`: Redis's statistics only, no keys), with a
+     * generated password (`monitoringPassword`); a MonitoringServer on the
+     * same host sets it when it is given this server. Turned off again, the
+     * user is taken away. Only for a server the library installs. Default false.
+     */
+    monitoringUser?: boolean;
 }
 
 /**
@@ -62,6 +70,8 @@ export class RedisServer extends pulumi.ComponentResource {
     readonly settings?: RedisLocalSettings;
     /** The host Redis is installed on (undefined for an external server). */
     readonly host?: Host;
+    /** The password of the Redis exporter's ACL user (secret), with `monitoringUser`. */
+    readonly monitoringPassword?: pulumi.Output<string>;
 
     constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("RedisServer"), name, {}, opts);
@@ -71,6 +81,13 @@ export class RedisServer extends pulumi.ComponentResource {
             const server = args.resolved && "at" in args.resolved ? args.resolved : resolveExternalRedis(component, args, e);
             if (args.reachableAt !== undefined)
                 throw new ConfigError(component, "reachableAt", args.reachableAt, "with external the address is external.host; remove reachableAt");
+            if (args.monitoringUser)
+                throw new ConfigError(
+                    component,
+                    "monitoringUser",
+                    true,
+                    "the library makes the exporter's user only on a Redis it installs; remove monitoringUser",
+                );
             this.connection = pulumi.output(e.host).apply((host) => {
                 const { mode: _mode, ...connection } = server.now ?? server.at(host);
                 return { ...connection, ...(e.caCertificate !== undefined ? { caCertificate: e.caCertificate } : {}) };
@@ -91,6 +108,10 @@ export class RedisServer extends pulumi.ComponentResource {
         this.host = host;
 
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
+        // The exporter's own password: kept in the state, made again only after monitoringUser was off.
+        const exporter = args.monitoringUser
+            ? new random.RandomPassword(childName(name, "monitoring-password"), { length: 40, special: false }, { parent: this })
+            : undefined;
         const server = hostScript(childName(name, "server"), { host, script: redisInstallScript(s, component), timeout: "20m" }, { parent: this });
         const reachableAt = pulumi.output(args.reachableAt ?? "127.0.0.1");
         // Other hosts connect: TLS only, with a certificate of a CA of this server's own.
@@ -108,9 +129,11 @@ export class RedisServer extends pulumi.ComponentResource {
                 host,
                 script: tls
                     ? pulumi
-                          .all([password.result, tls.certificate, tls.privateKey, tls.caCertificate])
-                          .apply(([pw, certificate, privateKey, caCertificate]) => redisPasswordScript(s, pw, { certificate, privateKey, caCertificate }))
-                    : password.result.apply((pw) => redisPasswordScript(s, pw)),
+                          .all([password.result, tls.certificate, tls.privateKey, tls.caCertificate, exporter?.result])
+                          .apply(([pw, certificate, privateKey, caCertificate, ex]) =>
+                              redisPasswordScript(s, pw, { certificate, privateKey, caCertificate }, ex),
+                          )
+                    : pulumi.all([password.result, exporter?.result]).apply(([pw, ex]) => redisPasswordScript(s, pw, undefined, ex)),
                 secret: true,
                 after: [server],
             },
@@ -120,6 +143,7 @@ export class RedisServer extends pulumi.ComponentResource {
             .all([reachableAt, tls?.caCertificate])
             .apply(([h, ca]) => ({ host: h, port: s.port, tls: ca !== undefined, ...(ca !== undefined ? { caCertificate: ca } : {}) }));
         this.password = pulumi.secret(password.result);
+        if (exporter) this.monitoringPassword = pulumi.secret(exporter.result);
         this.registerOutputs({ connection: this.connection });
     }
 }

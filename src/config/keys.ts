@@ -1260,7 +1260,7 @@ export const STACK_KEYS = {
         setting: at((o) => o.monitoring.enabled),
         whenUnset: "no Prometheus or Alertmanager runs on the VM (the scrape files for Synapse are still written)",
         description:
-            "Run Prometheus, Alertmanager and the node, PostgreSQL, nginx and blackbox exporters from Debian on the VM, all on 127.0.0.1, with Synapse's recording rules and the library's alerts.",
+            "Run Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and blackbox exporters from Debian on the VM, all on 127.0.0.1, with Synapse's recording rules and the library's alerts.",
         doc: "Prometheus, Alertmanager and exporters on the VM's loopback, with Synapse's recording rules and alerts (see [Maintenance and monitoring](#maintenance-and-monitoring))",
         defaultDoc: "off",
         example: { comment: ["Prometheus, Alertmanager and exporters on the VM's loopback (reach them through an SSH tunnel)."], value: "true" },

@@ -6,15 +6,15 @@ import { Checker, isEmail } from "./validate";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
- * node, PostgreSQL, nginx and blackbox exporters, all Debian's
+ * node, PostgreSQL, Redis, nginx and blackbox exporters, all Debian's
  * packages, all listening on 127.0.0.1 only; Synapse's recording rules
  * pinned and verified; alert rules of the library's own; alerts by e-mail
  * through the stack's SMTP server. Grafana is not in Debian and is not part
  * of it. Reached through an SSH tunnel (README: Maintenance and monitoring).
  *
- * No Redis exporter: the library's Redis user is denied Redis's
- * `@dangerous` commands, INFO among them, which the exporter needs for
- * every metric; an ACL user of its own is not built yet.
+ * With Redis installed on the host, the Redis exporter logs in as an ACL
+ * user of its own (`REDIS_EXPORTER_USER`: statistics only, no keys), with a
+ * password the RedisServer makes; Synapse's user is denied INFO (`@dangerous`).
  */
 
 /** Where monitoring's files live on the host. */
@@ -33,6 +33,8 @@ export const MONITORING_FILES = {
     /** Root-only files: the PostgreSQL exporter's DSN (EnvironmentFile=), the SMTP password. */
     secretDir: `${DIR}/private`,
     postgresEnv: `${DIR}/private/postgres-exporter.env`,
+    /** The Redis exporter's ACL user and password (EnvironmentFile=), 0600 root. */
+    redisEnv: `${DIR}/private/redis-exporter.env`,
     /** The SMTP password Alertmanager reads (`auth_password_file`), 0640 root:prometheus. */
     smtpPassword: `${DIR}/private/smtp-password`,
     /** nginx's stub_status on loopback, for the nginx exporter. */
@@ -51,6 +53,7 @@ export const MONITORING_UNITS = {
     postgres: "prometheus-postgres-exporter",
     nginx: "prometheus-nginx-exporter",
     blackbox: "prometheus-blackbox-exporter",
+    redis: "prometheus-redis-exporter",
 } as const;
 export type MonitoringUnit = keyof typeof MONITORING_UNITS;
 
@@ -91,7 +94,7 @@ export interface MonitoringOptions {
 }
 
 /** The exporters' ports on 127.0.0.1 (their packages' defaults). */
-export const EXPORTER_PORTS = { node: 9100, postgres: 9187, nginx: 9113, blackbox: 9115 } as const;
+export const EXPORTER_PORTS = { node: 9100, postgres: 9187, nginx: 9113, blackbox: 9115, redis: 9121 } as const;
 
 export const MONITORING_DEFAULTS = {
     retention: "30d",
@@ -128,6 +131,8 @@ export interface MonitoringContext {
     synapse: SynapseSettings;
     /** PostgreSQL installed on this host (its port); absent: external, on another host, or SQLite. */
     postgres?: { port: number; database: string };
+    /** Redis installed on this host (its port; `tls`: it speaks TLS only, with the library's CA); absent: external, or no workers. */
+    redis?: { port: number; tls: boolean };
     /** The reverse proxy on this host: the name its certificate is for, the address it listens on, its CA. */
     proxy?: { domain: string; address: string; acme: AcmeSettings };
 }
@@ -145,6 +150,8 @@ export interface MonitoringSettings {
         smtp: { host: string; port: number; user?: string; requireTls: boolean };
     };
     postgres?: { port: number; database: string };
+    /** Redis on this host, scraped by the Redis exporter as its own ACL user. */
+    redis?: { port: number; tls: boolean };
     /**
      * nginx's stub_status and the certificate probe; absent without the
      * proxy. `verify`: the certificate is checked against the system's CAs
@@ -245,6 +252,7 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
         serverName: s.serverName,
         ...(alertEmail ? { alertEmail } : {}),
         ...(ctx.postgres ? { postgres: { ...ctx.postgres } } : {}),
+        ...(ctx.redis ? { redis: { ...ctx.redis } } : {}),
         ...(ctx.proxy
             ? {
                   proxy: {
@@ -275,7 +283,15 @@ function compareVersions(a: string, b: string): number {
 
 /** The units monitoring runs on its host: the exporters for what is there. */
 export function monitoringUnits(s: MonitoringSettings): MonitoringUnit[] {
-    return ["prometheus", "alertmanager", "node", "blackbox", ...(s.postgres ? (["postgres"] as const) : []), ...(s.proxy ? (["nginx"] as const) : [])];
+    return [
+        "prometheus",
+        "alertmanager",
+        "node",
+        "blackbox",
+        ...(s.postgres ? (["postgres"] as const) : []),
+        ...(s.redis ? (["redis"] as const) : []),
+        ...(s.proxy ? (["nginx"] as const) : []),
+    ];
 }
 
 /** The ports monitoring's daemons take on 127.0.0.1. */
@@ -293,6 +309,7 @@ export function monitoringPortClaims(s: MonitoringSettings): PortClaim[] {
         at(EXPORTER_PORTS.node, "node exporter"),
         at(EXPORTER_PORTS.blackbox, "blackbox exporter"),
         ...(s.postgres ? [at(EXPORTER_PORTS.postgres, "postgres exporter")] : []),
+        ...(s.redis ? [at(EXPORTER_PORTS.redis, "redis exporter")] : []),
         ...(s.proxy ? [at(EXPORTER_PORTS.nginx, "nginx exporter"), at(s.proxy.statusPort, "nginx status page", "nginxStatusPort")] : []),
     ];
 }

@@ -15,6 +15,19 @@ export const REDIS_FILES = {
 };
 
 /**
+ * The ACL user Prometheus's Redis exporter logs in as (with monitoring on
+ * Redis's host), and the least it may run: Debian bookworm's
+ * prometheus-redis-exporter 1.45 sends INFO, CONFIG GET (maxmemory,
+ * maxclients), LATENCY LATEST and SLOWLOG LEN on every scrape. No key, no
+ * channel, nothing that writes. SLOWLOG GET is left out on purpose: a slow
+ * command's arguments (keys and values) are in it, so the exporter's
+ * `redis_slowlog_last_id` and `redis_last_slow_execution_duration_seconds`
+ * are missing (Redis's ACL LOG shows that one denial); the exporter is run
+ * with `-set-client-name=false`, so CLIENT SETNAME is not needed either.
+ */
+export const REDIS_EXPORTER_USER = { name: "prometheus", commands: ["+info", "+config|get", "+latency|latest", "+slowlog|len"] } as const;
+
+/**
  * Whether a local server serves other hosts: then it speaks TLS only, on
  * its port, with a certificate of the library's CA (Redis binds every
  * listener to every bind address, so a cleartext port could not be kept to

@@ -24,6 +24,7 @@ import {
     RedisOptions,
     redisOptionsSet,
     redisPortClaims,
+    redisServesOtherHosts,
     resolveExternalRedis,
     resolveRedisSettings,
 } from "./redis";
@@ -400,6 +401,8 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
             ...(proxy
                 ? { proxy: { domain: proxy.settings.homeserverDomain, address: proxy.settings.listenAddresses[0] ?? "127.0.0.1", acme: proxy.settings.acme } }
                 : {}),
+            // Redis installed on the main host: its exporter logs in as a user of its own (MatrixStack sets the RedisServer's monitoringUser).
+            ...(redis?.kind === "local" ? { redis: { port: redis.settings.port, tls: redisServesOtherHosts(redis.settings) } } : {}),
         };
         // What monitoring needs of Synapse (a release the recording rules fit, its metrics) is Synapse's setting: its errors name it.
         const settings = attempt(() => asSynapseVersionError(labels.synapse, () => resolveMonitoringSettings(labels.monitoring, args.monitoring!, context)));

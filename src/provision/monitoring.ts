@@ -11,6 +11,7 @@ import {
     renderNginxStatus,
     renderPostgresExporterEnv,
     renderPrometheusConfig,
+    renderRedisExporterEnv,
 } from "../render/monitoring";
 import { applyFileSet, ensureRunning, FileSet, ManagedFile, ServiceUnit } from "./apply";
 import { heredoc, lines, raw, Sh, sh } from "./sh";
@@ -38,6 +39,8 @@ export const MONITORING_SETS = {
     scrape: "monitoring-scrape",
     smtp: "monitoring-smtp-secrets",
     credentials: "monitoring-exporter-secrets",
+    redis: "monitoring-redis-exporter",
+    redisCredentials: "monitoring-redis-secrets",
 } as const;
 
 /** Debian's package of each unit. */
@@ -55,6 +58,7 @@ export function monitoringUnit(s: MonitoringSettings, unit: MonitoringUnit): Ser
         postgres: EXPORTER_PORTS.postgres,
         nginx: EXPORTER_PORTS.nginx,
         blackbox: EXPORTER_PORTS.blackbox,
+        redis: EXPORTER_PORTS.redis,
     };
     const path = unit === "prometheus" || unit === "alertmanager" ? "/-/ready" : "/metrics";
     return { name: `${MONITORING_UNITS[unit]}.service`, health: { url: `http://127.0.0.1:${port[unit]}${path}` }, healthTimeout: 120 };
@@ -177,6 +181,18 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
                 : { name: MONITORING_SETS.postgres, files: [], onChange: [{ kind: "daemon-reload" }] },
         ),
     );
+    body.push(
+        s.redis
+            ? applyFileSet(
+                  unitSet(s, "redis", MONITORING_SETS.redis, [{ path: dropIn("redis"), content: renderExporterEnvDropIn(f.redisEnv) }], undefined, true),
+              )
+            : lines([
+                  // Redis left the host (or never was): the exporter stops, and its arguments and login go.
+                  applyFileSet({ name: MONITORING_SETS.redis, files: [], onChange: [{ kind: "daemon-reload" }] }),
+                  applyFileSet({ name: MONITORING_SETS.redisCredentials, files: [] }),
+                  sh`if systemctl is-active -q ${`${MONITORING_UNITS.redis}.service`}; then systemctl disable -q --now ${`${MONITORING_UNITS.redis}.service`}; fi`,
+              ]),
+    );
     if (s.proxy) {
         const nginx: ServiceUnit = { name: "nginx.service" };
         body.push(
@@ -212,6 +228,27 @@ export function monitoringSmtpSecretScript(s: MonitoringSettings, password: stri
             name: MONITORING_SETS.smtp,
             files: [{ path: MONITORING_FILES.smtpPassword, content: `${password}\n`, mode: "0640", group: "prometheus" }],
             onChange: [{ kind: "restart", unit: monitoringUnit(s, "alertmanager") }],
+        }),
+    ]);
+}
+
+/**
+ * The Redis exporter's login (secret stdin): its ACL user and the password
+ * the RedisServer made for it, in a root-only environment file systemd
+ * reads for the exporter's unit; the exporter restarts with a new one. Runs
+ * before the server step, which starts the exporter (it installs the
+ * exporter first, for the prometheus user).
+ */
+export function monitoringRedisSecretScript(s: MonitoringSettings, password: string): string {
+    return script("pulumi-matrix monitoring Redis exporter login", [
+        // The package makes the prometheus user the private directory's group is.
+        sh`pm_apt_install ${PACKAGES.redis}`,
+        sh`install -d -m 0755 -o root -g root ${MONITORING_FILES.dir}`,
+        sh`install -d -m 0750 -o root -g prometheus ${MONITORING_FILES.secretDir}`,
+        applyFileSet({
+            name: MONITORING_SETS.redisCredentials,
+            files: [{ path: MONITORING_FILES.redisEnv, content: renderRedisExporterEnv(password), mode: "0600" }],
+            onChange: [{ kind: "restart", unit: monitoringUnit(s, "redis") }],
         }),
     ]);
 }

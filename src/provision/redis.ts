@@ -60,13 +60,14 @@ export function redisInstallScript(s: RedisLocalSettings, component: string): st
  * Writes the file Redis includes last (secret stdin): the default user with
  * its password and without dangerous commands, and, when other hosts
  * connect (`tls`), the TLS settings with the server's key and certificate
- * beside them; then (re)starts Redis with it. The ACL line suits the Redis
+ * beside them, and with `exporterPassword` the Redis exporter's user
+ * (taken away again by a run without it); then (re)starts Redis with it. The ACL line suits the Redis
  * on the host (6.0 has no channel rules).
  */
-export function redisPasswordScript(s: RedisLocalSettings, password: string, tls?: RedisTls): string {
+export function redisPasswordScript(s: RedisLocalSettings, password: string, tls?: RedisTls, exporterPassword?: string): string {
     const unit = redisUnit(s);
     if (redisServesOtherHosts(s) !== (tls !== undefined)) throw new Error("redisPasswordScript: TLS files are needed exactly when other hosts connect");
-    const tlsPort = tls ? { tlsPort: s.port } : {};
+    const tlsPort = { ...(tls ? { tlsPort: s.port } : {}), ...(exporterPassword !== undefined ? { exporterPassword } : {}) };
     const pem = (v: string) => (v.endsWith("\n") ? v : `${v}\n`);
     return script("pulumi-matrix Redis password", [
         tls ? sh`install -d -m 0755 -o root -g root ${REDIS_FILES.tlsDir}` : sh`: no TLS: only this host connects`,

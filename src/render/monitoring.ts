@@ -8,6 +8,7 @@
  */
 import { BACKUP_METRIC } from "../model/backup";
 import { ALERT_THRESHOLDS, dialAddress, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
+import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { WorkerPoolSettings } from "../model/workers";
 import { SYNAPSE_METRICS_PATH, synapseMainTargets, workerTargets } from "./prometheus";
@@ -29,6 +30,7 @@ export function exporterJobs(s: MonitoringSettings): Job[] {
     return [
         job("node", EXPORTER_PORTS.node),
         ...(s.postgres ? [job("postgres", EXPORTER_PORTS.postgres)] : []),
+        ...(s.redis ? [job("redis", EXPORTER_PORTS.redis)] : []),
         ...(s.proxy ? [job("nginx", EXPORTER_PORTS.nginx)] : []),
     ];
 }
@@ -125,6 +127,15 @@ export function alertRules(): AlertRule[] {
             severity: "critical",
             summary: "{{ $labels.job }} at {{ $labels.instance }} does not answer",
             description: "Prometheus could not scrape {{ $labels.job }} (index {{ $labels.index }}) for 5 minutes: the process is down or hangs.",
+        },
+        {
+            alert: "RedisDown",
+            expr: "redis_up == 0",
+            for: "5m",
+            severity: "critical",
+            summary: "Redis at {{ $labels.instance }} does not answer its exporter",
+            description:
+                "The Redis exporter runs but has not reached Redis for 5 minutes: Synapse's workers lose their replication stream (see journalctl -u redis-server).",
         },
         {
             alert: "ProbeFailed",
@@ -304,6 +315,13 @@ export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUn
         postgres: [`--web.listen-address=${local(EXPORTER_PORTS.postgres)}`],
         nginx: [`-web.listen-address=${local(EXPORTER_PORTS.nginx)}`, `-nginx.scrape-uri=http://${local(s.proxy?.statusPort ?? 0)}/stub_status`],
         blackbox: [`--config.file=${f.blackbox}`, `--web.listen-address=${local(EXPORTER_PORTS.blackbox)}`],
+        // The user and password come from the root-only environment file (REDIS_USER, REDIS_PASSWORD); its ACL user may not set a client name.
+        redis: [
+            `-web.listen-address=${local(EXPORTER_PORTS.redis)}`,
+            `-redis.addr=${s.redis?.tls ? "rediss" : "redis"}://${local(s.redis?.port ?? 0)}`,
+            ...(s.redis?.tls ? [`-tls-ca-cert-file=${REDIS_FILES.tlsCa}`] : []),
+            "-set-client-name=false",
+        ],
     };
     return `${hash(MANAGED_HEADER)}\n${envLine("ARGS", args[unit].join(" "))}\n`;
 }
@@ -331,6 +349,14 @@ EnvironmentFile=${envFile}
 export function renderPostgresExporterEnv(s: MonitoringSettings): string {
     const pg = s.postgres!;
     return `${envLine("DATA_SOURCE_NAME", `host=/var/run/postgresql port=${pg.port} user=prometheus dbname=${pg.database} sslmode=disable`)}\n`;
+}
+
+/**
+ * The Redis exporter's login: its own ACL user (`REDIS_EXPORTER_USER`) and
+ * password, as the environment the exporter reads them from.
+ */
+export function renderRedisExporterEnv(password: string): string {
+    return `${envLine("REDIS_USER", REDIS_EXPORTER_USER.name)}\n${envLine("REDIS_PASSWORD", password)}\n`;
 }
 
 /** nginx's stub_status on loopback only, for the nginx exporter. */

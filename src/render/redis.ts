@@ -1,4 +1,4 @@
-import { REDIS_FILES, RedisLocalSettings } from "../model/redis";
+import { REDIS_EXPORTER_USER, REDIS_FILES, RedisLocalSettings } from "../model/redis";
 import { UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -46,6 +46,8 @@ export interface RedisSecretConfOptions {
     channelAcls?: boolean;
     /** Speak TLS only, on this port, with the library's certificate (see `redisServesOtherHosts`). Default: cleartext. */
     tlsPort?: number;
+    /** The password of the Redis exporter's own ACL user (`REDIS_EXPORTER_USER`), when monitoring watches this server. Default: no such user. */
+    exporterPassword?: string;
 }
 
 /**
@@ -53,14 +55,19 @@ export interface RedisSecretConfOptions {
  * with the password it must give and without Redis's dangerous commands
  * (`-@dangerous`: FLUSHALL, FLUSHDB, CONFIG, DEBUG, KEYS, SHUTDOWN, MODULE,
  * MONITOR, ACL, REPLICAOF, ...). Synapse needs none of them: it uses AUTH,
- * PING, SUBSCRIBE, PUBLISH, GET and SET. With TLS, the cleartext port is
+ * PING, SUBSCRIBE, PUBLISH, GET and SET. With monitoring, a second user
+ * for the Redis exporter, which may read Redis's statistics only. With TLS, the cleartext port is
  * off and the TLS port takes its place.
  */
 export function renderRedisSecretConf(password: string, o: RedisSecretConfOptions = {}): string {
     // A value Redis reads as one word without quoting (the generated password is letters and digits).
-    if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(password)) throw new Error("renderRedisSecretConf: the password must be 16 to 512 letters, digits or ._~+/=-");
+    for (const p of [password, ...(o.exporterPassword !== undefined ? [o.exporterPassword] : [])])
+        if (!/^[A-Za-z0-9._~+/=-]{16,512}$/.test(p)) throw new Error("renderRedisSecretConf: a password must be 16 to 512 letters, digits or ._~+/=-");
     const channels = (o.channelAcls ?? true) ? " &*" : "";
     const lines = [`user default reset on >${password} ~*${channels} +@all -@dangerous`];
+    // The exporter's user: no keys, no channels (reset), only the commands it reads its metrics with.
+    if (o.exporterPassword !== undefined)
+        lines.push(`user ${REDIS_EXPORTER_USER.name} reset on >${o.exporterPassword} -@all ${REDIS_EXPORTER_USER.commands.join(" ")}`);
     if (o.tlsPort !== undefined)
         lines.push(
             "port 0",

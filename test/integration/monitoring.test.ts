@@ -1,14 +1,16 @@
 // Monitoring against the real programs: Synapse from PyPI (the main
 // process, a federation reader and a federation sender, with the files the
 // library's scripts wrote, as in workers.test.ts), PostgreSQL and Redis from
-// Debian, and Debian's Prometheus, Alertmanager and node, PostgreSQL and
+// Debian, and Debian's Prometheus, Alertmanager and node, PostgreSQL, Redis and
 // blackbox exporters started with the rendered configs and arguments
 // (/etc/default/<unit>'s ARGS) as their units would: every target answers,
 // `up == 1` for each, the PostgreSQL exporter reaches its server (the
-// exporter role through peer authentication), Synapse's
+// exporter role through peer authentication), the Redis exporter reaches
+// Redis as its own ACL user (from the rendered secret config) and that user
+// can read no key and write nothing, Synapse's
 // /health probe succeeds and the alert rules are loaded.
 //
-// The exporters listen on their fixed loopback ports (9100, 9187, 9115), as on a VM; Prometheus and Alertmanager on free ports. nginx's
+// The exporters listen on their fixed loopback ports (9100, 9187, 9115, 9121), as on a VM; Prometheus and Alertmanager on free ports. nginx's
 // exporter is left out here (proxy.test.ts runs nginx; its stub_status file
 // is checked by `nginx -t` in the server step).
 
@@ -20,6 +22,7 @@ import * as path from "node:path";
 import { EXPORTER_PORTS, MONITORING_FILES, MonitoringSettings, MonitoringUnit, resolveMonitoringSettings } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveReverseProxySettings } from "../../src/model/proxy";
+import { REDIS_EXPORTER_USER } from "../../src/model/redis";
 import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
 import { resolveWorkerPoolSettings, workerFiles, WorkerPeers, WorkerPoolSettings } from "../../src/model/workers";
 import { POSTGRES_EXPORTER_ROLE_SQL } from "../../src/provision/monitoring";
@@ -35,6 +38,7 @@ import {
     renderNginxStatus,
     renderPostgresExporterEnv,
     renderPrometheusConfig,
+    renderRedisExporterEnv,
 } from "../../src/render/monitoring";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -73,6 +77,7 @@ const BINARIES: Record<MonitoringUnit, string> = {
     postgres: "prometheus-postgres-exporter",
     nginx: "prometheus-nginx-exporter",
     blackbox: "prometheus-blackbox-exporter",
+    redis: "prometheus-redis-exporter",
 };
 
 /** The arguments Debian's unit passes: ARGS from the rendered /etc/default/<unit>, as systemd splits it. */
@@ -96,6 +101,9 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
     let settings: SynapseSettings;
     let pool: WorkerPoolSettings;
     let monitoring: MonitoringSettings;
+    let redisPort: number;
+    const redisPassword = random();
+    const exporterPassword = random();
 
     before(async function () {
         const busy = await Promise.all(Object.entries(EXPORTER_PORTS).map(async ([n, p]) => ((await isListening(p)) ? `${n} ${p}` : "")));
@@ -105,9 +113,9 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         const dir = makeTempDir("monitoring");
         const sandbox = new Sandbox();
 
-        const redisPassword = random();
-        const started = await startRedis(dir, redisPassword);
+        const started = await startRedis(dir, redisPassword, { exporterPassword });
         redis = started.daemon;
+        redisPort = started.settings.port;
         const dbPassword = random();
         const pgSettings = resolvePostgresSettings("test", { port: pg.port });
         await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
@@ -171,7 +179,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         monitoring = resolveMonitoringSettings(
             'MonitoringServer "test"',
             { prometheusPort: await freePort(), alertmanagerPort: await freePort() },
-            { synapse: settings, postgres: { port: pg.port, database: pgSettings.database } },
+            { synapse: settings, postgres: { port: pg.port, database: pgSettings.database }, redis: { port: redisPort, tls: false } },
         );
 
         // PostgreSQL: the exporter's role (the server step's SQL) and peer authentication on the socket, as Debian's pg_hba has it.
@@ -224,6 +232,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             );
         start("node");
         start("postgres", [], postgresEnv);
+        start("redis", [], envFile(renderRedisExporterEnv(exporterPassword)));
         start("blackbox");
         start("alertmanager", [`--storage.path=${mdir}/alertmanager`]);
         start("prometheus", [`--storage.tsdb.path=${mdir}/data`]);
@@ -236,6 +245,12 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         await redis?.stop("SIGTERM", 5000);
         await pg?.stop();
     });
+
+    /** redis-cli against the test's Redis, its output (errors included). */
+    async function redisCli(args: string[]): Promise<string> {
+        const r = await run("redis-cli", ["--no-auth-warning", "-p", String(redisPort), ...args], { allowFailure: true, timeoutMs: 10_000 });
+        return r.stdout + r.stderr;
+    }
 
     /** An instant query's result as `label=value` strings. */
     async function query(q: string, label: (m: Record<string, string>) => string): Promise<string[]> {
@@ -252,6 +267,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             "synapse_workers/federation_sender1",
             "node/node",
             "postgres/postgres",
+            "redis/redis",
             "synapse_health/synapse_health",
             "prometheus/prometheus",
             "alertmanager/alertmanager",
@@ -282,6 +298,48 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         }
     });
 
+    it("the Redis exporter reaches Redis as its own ACL user: redis_up 1 through Prometheus, and Redis's ACL LOG has no denial but SLOWLOG GET", async function () {
+        let v: string[] = [];
+        for (let i = 0; i < 60 && v.join() !== "x=1"; i++) {
+            v = await query('redis_up{job="redis"}', () => "x");
+            if (v.join() !== "x=1") await sleep(1000);
+        }
+        assert.deepEqual(v, ["x=1"], daemons.map((d) => `${d.name}: ${d.tail(5)}`).join("\n"));
+        // Its metrics come from INFO and CONFIG GET (the default user may run neither: -@dangerous).
+        assert.deepEqual(await query("redis_config_maxmemory", () => "x"), [`x=${256 * 1024 * 1024}`]);
+        assert.equal((await query("redis_connected_clients", () => "x")).length, 1);
+        // Every command the exporter sent on its scrapes so far was allowed, but SLOWLOG GET (kept from it: it holds commands' arguments).
+        const log = await redisCli(["--user", "default", "--pass", redisPassword, "ACL", "LOG"]);
+        // redis-cli prints each entry's fields as name and value lines: object (the command), then username.
+        const lines = log.split("\n");
+        const denied = lines.flatMap((l, i) => (l === "object" ? [`${lines[lines.indexOf("username", i) + 1]} ${lines[i + 1]}`] : []));
+        assert.deepEqual(
+            denied.filter((d) => d !== `${REDIS_EXPORTER_USER.name} slowlog|get`),
+            [],
+            log,
+        );
+    });
+
+    it("the exporter's Redis user can read no key, write nothing, and run no dangerous command", async function () {
+        const asExporter = (args: string[]) => redisCli(["--user", REDIS_EXPORTER_USER.name, "--pass", exporterPassword, ...args]);
+        assert.match(await asExporter(["PING"]), /NOPERM/);
+        for (const cmd of [
+            ["SET", "k", "v"],
+            ["GET", "k"],
+            ["KEYS", "*"],
+            ["SCAN", "0"],
+            ["FLUSHALL"],
+            ["CONFIG", "SET", "maxmemory", "1"],
+            ["PUBLISH", "c", "m"],
+            ["SLOWLOG", "GET"],
+            ["ACL", "LIST"],
+        ])
+            assert.match(await asExporter(cmd), /NOPERM/, cmd.join(" "));
+        assert.match(await asExporter(["INFO", "server"]), /redis_version:/);
+        // A wrong password is refused.
+        assert.match(await redisCli(["--user", REDIS_EXPORTER_USER.name, "--pass", "wrong-password-0000", "INFO"]), /WRONGPASS|invalid username-password/);
+    });
+
     it("a backup older than 36 hours, read from the textfile collector, makes BackupTooOld pending", async function () {
         let v: string[] = [];
         for (let i = 0; i < 60 && v.join() !== "pending=1"; i++) {
@@ -299,7 +357,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         };
         const group = rules.data.groups.find((g) => g.name === "pulumi-matrix");
         assert.ok(group, JSON.stringify(rules.data.groups.map((g) => g.name)));
-        assert.equal(group.rules.length, 8);
+        assert.equal(group.rules.length, 9);
         let active: string[] = [];
         for (let i = 0; i < 30 && !active.length; i++) {
             const am = (await (await fetch(`http://127.0.0.1:${monitoring.prometheusPort}/api/v1/alertmanagers`)).json()) as {

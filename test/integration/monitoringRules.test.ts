@@ -57,6 +57,13 @@ const CASES: Record<string, Case> = {
         quietAt: "5m",
         labels: { job: "federation_sender", instance: "example.com", index: "1" },
     },
+    // The Redis exporter answers, but Redis does not from minute 2.
+    RedisDown: {
+        series: [{ series: 'redis_up{job="redis",instance="example.com"}', values: "1 1 0x10" }],
+        at: "8m",
+        quietAt: "5m",
+        labels: { job: "redis", instance: "example.com" },
+    },
     ProbeFailed: {
         series: [{ series: 'probe_success{job="synapse_health",instance="http://127.0.0.1:8008/health"}', values: "1 0x10" }],
         at: "7m",

@@ -6,12 +6,15 @@
 // a real Synapse main process and worker (from PyPI) configured by the
 // library's own scripts with use_tls and ca_file: they talk through Redis
 // over TLS, as the default user that has lost Redis's dangerous commands.
+// Monitoring's Redis exporter, with its rendered arguments, reaches it over
+// TLS on loopback as its own ACL user, verified against the CA.
 
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { resolveMonitoringSettings } from "../../src/model/monitoring";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { REDIS_FILES, resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
@@ -20,6 +23,7 @@ import { synapseConfigScript, synapseSecretsScript } from "../../src/provision/s
 import { workerConfigScript, workerSecretsScript } from "../../src/provision/workers";
 import { STATE_DIR } from "../../src/render/drift";
 import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
+import { renderExporterDefaults, renderRedisExporterEnv } from "../../src/render/monitoring";
 import { renderRedisConf, renderRedisSecretConf } from "../../src/render/redis";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -65,6 +69,7 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
     let worker: SynapseProcess;
     let settings: SynapseSettings;
     const password = random();
+    const exporterPassword = random();
 
     before(async function () {
         await addClientNamespace(NS, HOST_IF, SERVER, CLIENT);
@@ -76,9 +81,13 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
         port = await freePort();
         const s = resolveRedisSettings("test", { port, bindAddresses: ["127.0.0.1", SERVER], allowedClients: [`${CLIENT}/32`] });
         // The rendered files, with this test's paths for the TLS files, the pid file and the working dir.
-        fs.writeFileSync(path.join(dir, "secrets.conf"), renderRedisSecretConf(password, { tlsPort: port }).split(REDIS_FILES.tlsDir).join(dir), {
-            mode: 0o600,
-        });
+        fs.writeFileSync(
+            path.join(dir, "secrets.conf"),
+            renderRedisSecretConf(password, { tlsPort: port, exporterPassword }).split(REDIS_FILES.tlsDir).join(dir),
+            {
+                mode: 0o600,
+            },
+        );
         fs.writeFileSync(path.join(dir, "redis.conf"), renderRedisConf(s, path.join(dir, "secrets.conf")));
         redis = spawnDaemon("redis-server", [path.join(dir, "redis.conf"), "--dir", dir, "--pidfile", path.join(dir, "redis.pid"), "--supervised", "no"], {
             name: "redis",
@@ -113,6 +122,35 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
         assert.equal((await fromOtherHost([...tls(), "PING"])).stdout.trim(), "PONG");
         const other = await fromOtherHost(["--tls", "--cacert", "/etc/ssl/certs/ca-certificates.crt", "PING"]);
         assert.doesNotMatch(other.stdout, /PONG/);
+    });
+
+    it("monitoring's Redis exporter, with its rendered arguments, reaches it over TLS as its own user: redis_up 1; with another CA, 0", async function () {
+        const m = resolveMonitoringSettings("test", {}, { synapse: resolveSynapseSettings("t", { serverName: "example.com" }), redis: { port, tls: true } });
+        const listen = await freePort();
+        const args = (ca: string) =>
+            /^ARGS="(.*)"$/m
+                .exec(renderExporterDefaults(m, "redis"))![1]
+                .split(" ")
+                .map((a) => a.replace("127.0.0.1:9121", `127.0.0.1:${listen}`).replace(REDIS_FILES.tlsCa, ca));
+        const env = Object.fromEntries([...renderRedisExporterEnv(exporterPassword).matchAll(/^(\w+)="(.*)"$/gm)].map((x) => [x[1], x[2]]));
+        for (const [ca, up] of [
+            [path.join(dir, "ca.crt"), "1"],
+            ["/etc/ssl/certs/ca-certificates.crt", "0"],
+        ]) {
+            const exporter = spawnDaemon("prometheus-redis-exporter", args(ca), { name: "redis-exporter", env: { PATH: process.env.PATH, ...env } });
+            try {
+                let metrics = "";
+                for (let i = 0; i < 50 && !/^redis_up \d$/m.test(metrics); i++) {
+                    await sleep(200);
+                    metrics = await fetch(`http://127.0.0.1:${listen}/metrics`)
+                        .then((r) => r.text())
+                        .catch(() => "");
+                }
+                assert.match(metrics, new RegExp(`^redis_up ${up}$`, "m"), `${ca}: ${exporter.tail(5)}`);
+            } finally {
+                await exporter.stop("SIGTERM", 5000);
+            }
+        }
     });
 
     it("the default user may not run dangerous commands", async function () {

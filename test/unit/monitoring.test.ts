@@ -3,7 +3,11 @@ import * as path from "node:path";
 
 import { parse } from "yaml";
 
+import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
+import { MonitoringServer } from "../../components/MonitoringServer";
+import { RedisServer } from "../../components/RedisServer";
+import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { BACKUP_FILES, BACKUP_METRIC } from "../../src/model/backup";
 import { ConfigErrors } from "../../src/model/errors";
 import {
@@ -14,9 +18,10 @@ import {
     resolveMonitoringSettings,
     SYNAPSE_RULES,
 } from "../../src/model/monitoring";
+import { REDIS_EXPORTER_USER } from "../../src/model/redis";
 import { planStack } from "../../src/model/stack";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { monitoringRemovalScript, monitoringServerScript, monitoringSmtpSecretScript } from "../../src/provision/monitoring";
+import { monitoringRedisSecretScript, monitoringRemovalScript, monitoringServerScript, monitoringSmtpSecretScript } from "../../src/provision/monitoring";
 import {
     alertRules,
     renderAlertmanagerConfig,
@@ -25,6 +30,7 @@ import {
     renderExporterDefaults,
     renderExportersScrapeConfig,
     renderPrometheusConfig,
+    renderRedisExporterEnv,
 } from "../../src/render/monitoring";
 import { golden } from "../support/golden";
 import {
@@ -46,6 +52,7 @@ export function goldenMonitoringContext(): MonitoringContext {
     return {
         synapse: goldenWorkerSynapse(),
         postgres: { port: 5432, database: "synapse" },
+        redis: { port: 6379, tls: false },
         proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
     };
 }
@@ -115,6 +122,16 @@ describe("MonitoringServer in the stack plan", () => {
         assert.deepEqual(p.monitoring.settings.postgres, { port: 5432, database: "synapse" });
         assert.equal(p.monitoring.settings.proxy?.domain, "matrix.example.com");
         assert.equal(p.monitoring.settings.proxy?.verify, true, "Let's Encrypt's certificates are verified");
+        assert.deepEqual(p.monitoring.settings.redis, { port: 6379, tls: false });
+    });
+
+    it("Redis there gets its exporter (over TLS when other hosts connect); an existing Redis does not", () => {
+        const planWith = (redis: object) =>
+            planStack("dev", { ...stackArgs(), monitoring: {}, redis } as Parameters<typeof planStack>[1], { stack: "dev" }).monitoring;
+        const tls = planWith({ bindAddresses: ["127.0.0.1", "10.0.0.2"], allowedClients: ["10.0.0.0/24"] });
+        assert.deepEqual(tls.kind === "server" && tls.settings.redis, { port: 6379, tls: true });
+        const external = planWith({ external: { host: "10.0.0.9" } });
+        assert.equal(external.kind === "server" && external.settings.redis, undefined);
     });
 
     it("without monitoring (or enabled: false): the removal", () => {
@@ -181,7 +198,7 @@ describe("MonitoringServer: rendered files", () => {
         };
         assert.deepEqual(
             doc.scrape_configs.map((j) => j.job_name),
-            ["synapse", "synapse_workers", "node", "postgres", "nginx", "synapse_health", "https", "prometheus", "alertmanager"],
+            ["synapse", "synapse_workers", "node", "postgres", "redis", "nginx", "synapse_health", "https", "prometheus", "alertmanager"],
         );
         const workers = doc.scrape_configs.find((j) => j.job_name === "synapse_workers")!.static_configs;
         assert.equal(workers.length, goldenWorkerPool().workers.length);
@@ -194,6 +211,7 @@ describe("MonitoringServer: rendered files", () => {
         const byName = Object.fromEntries(alertRules().map((r) => [r.alert, r.expr]));
         assert.match(byName.TargetDown, /^up == 0$/);
         assert.match(byName.ProbeFailed, /probe_success == 0/);
+        assert.match(byName.RedisDown, /^redis_up == 0$/);
         assert.match(byName.BackupTooOld, /time\(\) - matrix_backup_last_success_timestamp_seconds > 36 \* 3600/);
         assert.match(byName.DiskAlmostFull, /> 85$/);
         assert.match(byName.SynapseFederationSendQueue, /synapse_federation_transaction_queue_pending_pdus/);
@@ -208,13 +226,20 @@ describe("MonitoringServer: rendered files", () => {
     });
 
     it("the exporters listen on loopback only; credentials never in their arguments", () => {
-        for (const unit of ["prometheus", "alertmanager", "node", "postgres", "nginx", "blackbox"] as const) {
+        for (const unit of ["prometheus", "alertmanager", "node", "postgres", "nginx", "blackbox", "redis"] as const) {
             const text = renderExporterDefaults(s, unit);
             assert.match(text, /listen-address=127\.0\.0\.1:\d+/, unit);
             assert.doesNotMatch(text, /password|DATA_SOURCE/i, unit);
         }
         assert.match(renderExporterDefaults(s, "node"), /--collector\.systemd --collector\.systemd\.unit-include=\(pulumi-\)\?matrix-\.\+ /);
         assert.match(renderExporterDefaults(s, "alertmanager"), /--cluster\.listen-address=/);
+        assert.match(renderExporterDefaults(s, "redis"), /-redis\.addr=redis:\/\/127\.0\.0\.1:6379 -set-client-name=false"/);
+        const tls = renderExporterDefaults({ ...s, redis: { port: 6379, tls: true } }, "redis");
+        assert.match(tls, /-redis\.addr=rediss:\/\/127\.0\.0\.1:6379 -tls-ca-cert-file=\/etc\/pulumi-matrix\/redis-tls\/ca\.crt /);
+    });
+
+    it("the Redis exporter's login: its ACL user and password as environment lines", () => {
+        assert.equal(renderRedisExporterEnv("p".repeat(20)), `REDIS_USER="${REDIS_EXPORTER_USER.name}"\nREDIS_PASSWORD="${"p".repeat(20)}"\n`);
     });
 
     it("Alertmanager: e-mail with the password from a file; without a receiver, none", () => {
@@ -251,6 +276,17 @@ describe("MonitoringServer: scripts", () => {
         assert.match(server, new RegExp(`pm_write monitoring-exporter-secrets ${MONITORING_FILES.postgresEnv} 0600 root root secret`));
         assert.match(server, /EnvironmentFile=\/etc\/pulumi-matrix\/monitoring\/private\/postgres-exporter\.env/);
         assert.doesNotMatch(server, /DATA_SOURCE_NAME=.*password/i);
+        assert.match(server, /EnvironmentFile=\/etc\/pulumi-matrix\/monitoring\/private\/redis-exporter\.env/);
+        const redis = monitoringRedisSecretScript(s, "SECRETredisexporter");
+        assert.match(redis, new RegExp(`pm_write monitoring-redis-secrets ${MONITORING_FILES.redisEnv} 0600 root root secret`));
+    });
+
+    it("without Redis on the host: the exporter's arguments and login are pruned and it is stopped", () => {
+        const none = monitoringServerScript({ ...s, redis: undefined }, goldenWorkerSynapse(), goldenWorkerPool());
+        assert.match(none, /pm_prune monitoring-redis-exporter\n/);
+        assert.match(none, /pm_prune monitoring-redis-secrets\n/);
+        assert.match(none, /systemctl disable -q --now prometheus-redis-exporter\.service/);
+        assert.doesNotMatch(none, /pm_apt_install.*prometheus-redis-exporter/);
     });
 
     it("the removal prunes every set the steps write and installs nothing", () => {
@@ -273,15 +309,46 @@ describe("MonitoringServer as a component", () => {
         assert.ok(secret.secretInputs.includes("stdin"));
         const server = mocks.byName("prod-monitoring-server");
         assert.doesNotMatch(String(server.inputs.stdin), /SECRET/);
-        for (const before of ["prod-synapse-config", "prod-workers-config", "prod-redis-password", "prod-proxy-nginx", "prod-monitoring-smtp-secret"])
+        for (const before of [
+            "prod-synapse-config",
+            "prod-workers-config",
+            "prod-redis-password",
+            "prod-proxy-nginx",
+            "prod-monitoring-smtp-secret",
+            "prod-monitoring-redis-secret",
+        ])
             assert.ok(mocks.byName(before).seq < server.seq, before);
         assert.ok(!mocks.resources.some((r) => r.name.startsWith("prod-monitoring-removal")));
+        // The Redis exporter's user: in Redis's secret step, with its own password, which reaches the exporter through a secret step.
+        assert.ok(mocks.byName("prod-redis-monitoring-password"));
+        assert.match(
+            String(mocks.byName("prod-redis-secrets").inputs.stdin),
+            /user prometheus reset on >\S+ -@all \+info \+config\|get \+latency\|latest \+slowlog\|len\n/,
+        );
+        const login = mocks.byName("prod-monitoring-redis-secret");
+        assert.ok(login.secretInputs.includes("stdin"));
+        assert.match(String(login.inputs.stdin), /REDIS_PASSWORD=/);
+    });
+
+    it("a MonitoringServer given a RedisServer without monitoringUser is refused", async () => {
+        await assert.rejects(
+            runWithMocks(() => {
+                const host = new Host("h", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+                const synapse = new SynapseHomeserver("s", { host, serverName: "example.com", publicBaseUrl: "https://matrix.example.com/", sqlite: {} });
+                const redis = new RedisServer("r", { host });
+                new MonitoringServer("m", { synapse, redis });
+            }),
+            /MonitoringServer "m": redis is a RedisServer without monitoringUser; .*monitoringUser: true/,
+        );
     });
 
     it("MatrixStack without monitoring: the removal, which installs nothing", async () => {
         const { mocks } = await runWithMocks(() => new MatrixStack("prod", stackArgs()));
         assert.match(String(mocks.byName("prod-monitoring-removal-server").inputs.stdin), /pm_prune monitoring-prometheus/);
         assert.ok(!mocks.resources.some((r) => r.name === "prod-monitoring-server"));
+        // Redis loses the exporter's user.
+        assert.ok(!mocks.resources.some((r) => r.name === "prod-redis-monitoring-password"));
+        assert.doesNotMatch(String(mocks.byName("prod-redis-secrets").inputs.stdin), /user prometheus/);
     });
 });
 
@@ -294,4 +361,6 @@ describe("monitoring: golden files (update with `npm run golden:update`, review 
     golden("monitoring", "scripts/monitoring-server.sh", () => monitoringServerScript(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()));
     golden("monitoring", "scripts/monitoring-smtp-secret.sh", () => monitoringSmtpSecretScript(goldenMonitoringSettings(), "SECRETsmtp"));
     golden("monitoring", "scripts/monitoring-removal.sh", () => monitoringRemovalScript());
+    golden("monitoring", "scripts/monitoring-redis-secret.sh", () => monitoringRedisSecretScript(goldenMonitoringSettings(), "SECRETredisexporter"));
+    golden("monitoring", "prometheus-redis-exporter.default", () => renderExporterDefaults(goldenMonitoringSettings(), "redis"));
 });

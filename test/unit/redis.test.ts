@@ -19,6 +19,9 @@ describe("redis: golden files (update with `npm run golden:update`, review the d
     golden("redis", "scripts/redis-server.sh", () => redisInstallScript(redis(), 'RedisServer "golden"'));
     golden("redis", "scripts/redis-password.sh", () => redisPasswordScript(redis(), "redis-password-placeholder", TLS));
     golden("redis", "scripts/redis-password-local.sh", () => redisPasswordScript(local(), "redis-password-placeholder"));
+    golden("redis", "scripts/redis-password-monitoring.sh", () =>
+        redisPasswordScript(local(), "redis-password-placeholder", undefined, "exporter-password-placeholder"),
+    );
 });
 
 describe("redis: the default user and TLS (issue 19)", () => {
@@ -26,6 +29,13 @@ describe("redis: the default user and TLS (issue 19)", () => {
         assert.equal(renderRedisSecretConf("p".repeat(20)), `user default reset on >${"p".repeat(20)} ~* &* +@all -@dangerous\n`);
         assert.equal(renderRedisSecretConf("p".repeat(20), { channelAcls: false }), `user default reset on >${"p".repeat(20)} ~* +@all -@dangerous\n`);
         assert.doesNotMatch(renderRedisSecretConf("p".repeat(20)), /requirepass/);
+        // The exporter's user, only when asked: no keys, no channels, statistics only.
+        assert.doesNotMatch(renderRedisSecretConf("p".repeat(20)), /user prometheus/);
+        assert.equal(
+            renderRedisSecretConf("p".repeat(20), { exporterPassword: "e".repeat(20) }),
+            `user default reset on >${"p".repeat(20)} ~* &* +@all -@dangerous\nuser prometheus reset on >${"e".repeat(20)} -@all +info +config|get +latency|latest +slowlog|len\n`,
+        );
+        assert.throws(() => renderRedisSecretConf("p".repeat(20), { exporterPassword: "short" }), /a password must be 16 to 512/);
     });
 
     it("serving other hosts: TLS only on the port (the cleartext port off), with the key in the secret step", () => {

@@ -23,14 +23,20 @@ export interface RedisStartOptions {
     settings?: RedisLocalSettings;
     /** Run in this network namespace (its loopback). */
     netns?: string;
+    /** The Redis exporter's ACL user gets this password (default: no exporter user). */
+    exporterPassword?: string;
 }
 
-/** Starts redis-server with the rendered config and `password` under `dir`/redis; waits until it accepts connections. */
+/** Starts redis-server with the rendered config and `password` (and the exporter's user with `opts.exporterPassword`) under `dir`/redis; waits until it accepts connections. */
 export async function startRedis(dir: string, password: string, opts: RedisStartOptions = {}): Promise<TestRedis> {
     const settings = opts.settings ?? resolveRedisSettings("test", { port: await freePort() });
     const d = `${dir}/redis`;
     fs.mkdirSync(d);
-    fs.writeFileSync(`${d}/secrets.conf`, renderRedisSecretConf(password), { mode: 0o600 });
+    fs.writeFileSync(
+        `${d}/secrets.conf`,
+        renderRedisSecretConf(password, opts.exporterPassword !== undefined ? { exporterPassword: opts.exporterPassword } : {}),
+        { mode: 0o600 },
+    );
     fs.writeFileSync(`${d}/redis.conf`, renderRedisConf(settings, `${d}/secrets.conf`));
     const launch = async (): Promise<SpawnedDaemon> => {
         const daemon = spawnDaemon("redis-server", [`${d}/redis.conf`, "--dir", d, "--pidfile", `${d}/redis.pid`, "--supervised", "no"], {

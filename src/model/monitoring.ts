@@ -2,7 +2,7 @@ import { ConfigError, Described } from "./errors";
 import { PortClaim } from "./host";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
 import { SynapseSettings } from "./synapse";
-import { Checker, isEmail } from "./validate";
+import { Checker, dialAddress, isEmail } from "./validate";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
@@ -165,13 +165,6 @@ export interface MonitoringSettings {
 /** A retention as Prometheus takes it: a whole number and a unit. */
 function isRetention(v: unknown): boolean {
     return typeof v === "string" && /^[1-9]\d{0,5}(h|d|w|y)$/.test(v);
-}
-
-/** `address:port` as a client dials it (brackets around IPv6; a wildcard on loopback). */
-export function dialAddress(address: string, port: number): string {
-    if (address === "0.0.0.0" || address === "*" || address === "") return `127.0.0.1:${port}`;
-    if (address === "::") return `[::1]:${port}`;
-    return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** Fills in the defaults and validates; every problem is reported at once. */

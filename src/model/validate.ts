@@ -47,6 +47,13 @@ export function isWildcardAddress(value: string): boolean {
     return value === "0.0.0.0" || value === "::";
 }
 
+/** `address:port` as a client on the same host dials it: a wildcard bind is reached on loopback, IPv6 in brackets. */
+export function dialAddress(address: string, port: number): string {
+    if (address === "0.0.0.0" || address === "*" || address === "") return `127.0.0.1:${port}`;
+    if (address === "::") return `[::1]:${port}`;
+    return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** Where a service can be reached: a DNS name (also a single label such as "db1") or an IP address. */
 export function isHostAddress(value: string): boolean {
     return isHostname(value) || isIpAddress(value) || isSimpleHostname(value);

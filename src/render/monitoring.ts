@@ -7,9 +7,10 @@
  * stub_status on loopback.
  */
 import { BACKUP_METRIC } from "../model/backup";
-import { ALERT_THRESHOLDS, dialAddress, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
+import { ALERT_THRESHOLDS, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
+import { dialAddress } from "../model/validate";
 import { WorkerPoolSettings } from "../model/workers";
 import { SYNAPSE_METRICS_PATH, synapseMainTargets, workerTargets } from "./prometheus";
 import { UNIT_HEADER } from "./systemd";

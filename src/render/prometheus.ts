@@ -7,7 +7,7 @@
  * Maintenance and monitoring).
  */
 import { SynapseSettings } from "../model/synapse";
-import { isIPv6 } from "../model/validate";
+import { dialAddress } from "../model/validate";
 import { WORKER_ROLES, WorkerPoolSettings } from "../model/workers";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -41,17 +41,10 @@ export interface ScrapeJob {
     targets: ScrapeTarget[];
 }
 
-/** `address:port` as a scraper on the same host dials it: a wildcard bind is reached on loopback. */
-function dialed(address: string, port: number): string {
-    if (address === "0.0.0.0") return `127.0.0.1:${port}`;
-    if (address === "::") return `[::1]:${port}`;
-    return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
 /** The main process's metrics listener; none when Synapse's metrics are disabled. */
 export function synapseMainTargets(s: SynapseSettings): ScrapeTarget[] {
     if (!s.metrics.enabled) return [];
-    return [{ target: dialed(s.metrics.bindAddress, s.metrics.port), labels: { instance: s.serverName, job: "master", index: "1" } }];
+    return [{ target: dialAddress(s.metrics.bindAddress, s.metrics.port), labels: { instance: s.serverName, job: "master", index: "1" } }];
 }
 
 /**
@@ -67,7 +60,7 @@ export function workerTargets(pool: WorkerPoolSettings, synapse: SynapseSettings
         const index = (seen.get(w.role) ?? 0) + 1;
         seen.set(w.role, index);
         if (w.host !== host || w.metricsPort === undefined) continue;
-        out.push({ target: dialed("127.0.0.1", w.metricsPort), labels: { instance: synapse.serverName, job: w.role, index: String(index) } });
+        out.push({ target: dialAddress("127.0.0.1", w.metricsPort), labels: { instance: synapse.serverName, job: w.role, index: String(index) } });
     }
     return out;
 }

@@ -590,8 +590,13 @@ function valueAt(args: unknown, path: string): unknown {
 
 /** Monitoring's errors about Synapse's settings (its release, its metrics), restated as Synapse's own: the setting to change. */
 function asSynapseVersionError<T>(synapse: string, f: () => T): T {
-    const restate = (e: ConfigError) =>
-        e.setting.startsWith("synapse.") ? new ConfigError(synapse, e.setting.slice("synapse.".length), e.value, e.expected) : e;
+    return restatingErrors(f, (e) =>
+        e.setting.startsWith("synapse.") ? new ConfigError(synapse, e.setting.slice("synapse.".length), e.value, e.expected) : e,
+    );
+}
+
+/** Runs `f`; every ConfigError it throws (alone or in ConfigErrors) is rethrown as `restate` makes it. */
+function restatingErrors<T>(f: () => T, restate: (e: ConfigError) => ConfigError): T {
     try {
         return f();
     } catch (e) {
@@ -637,14 +642,7 @@ const DNS_INPUTS_FROM: Record<string, string> = {
  * handed-in value came from).
  */
 function asStackDnsErrors<T>(stack: string, f: () => T): T {
-    const restate = (e: ConfigError) => new ConfigError(stack, DNS_INPUTS_FROM[e.setting] ?? `dns.${e.setting}`, e.value, e.expected);
-    try {
-        return f();
-    } catch (e) {
-        if (e instanceof ConfigErrors) throw new ConfigErrors(e.errors.map(restate));
-        if (e instanceof ConfigError) throw restate(e);
-        throw e;
-    }
+    return restatingErrors(f, (e) => new ConfigError(stack, DNS_INPUTS_FROM[e.setting] ?? `dns.${e.setting}`, e.value, e.expected));
 }
 
 /**

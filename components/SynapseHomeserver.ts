@@ -144,7 +144,8 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             {
                 host,
                 script: host.os.apply((os) => synapseInstallScript(s, os)),
-                timeout: "40m",
+                // A new release's install, the backup before it and the schema migration's health wait (UPGRADE_HEALTH_SECONDS).
+                timeout: "120m",
             },
             { parent: this },
         );

@@ -274,6 +274,21 @@ export const STACK_KEYS = {
         doc: "Synapse release; a change upgrades in place, downgrades are refused",
         example: { comment: ["Synapse release; changing it upgrades in place (default: the release this library is tested with)."], value: "1.163.2" },
     },
+    synapseRollback: {
+        type: "string",
+        setting: at((o) => o.synapse.rollback),
+        defaultDoc: "`stop`",
+        description:
+            "stop or restore: what an upgrade does when the new release fails after migrating the database beyond what the old release reads (restore needs backup).",
+        doc: "`stop` (default) or `restore` (the backup taken before the upgrade; needs `backup`): see [Upgrading and rolling back](#upgrading-and-rolling-back)",
+        example: {
+            comment: [
+                "When an upgrade fails after migrating the database beyond what the old release reads: stop (default: Synapse",
+                "stays stopped and the pre-upgrade backup is named) or restore (that backup is restored; needs backup).",
+            ],
+            value: "stop",
+        },
+    },
     installMethod: {
         type: "string",
         setting: at((o) => o.synapse.installMethod),

@@ -288,7 +288,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     const wantPool = args.workers?.instances !== undefined || args.workers?.workers !== undefined || !sqlite;
     // The pool is checked against Synapse with the replication listener workers imply; without workers it is left out again.
     const synapseWithReplication = attempt(() =>
-        resolveSynapseSettings(labels.synapse, wantPool ? { ...args.synapse, replication: args.synapse.replication ?? {} } : args.synapse),
+        resolveSynapseSettings(
+            labels.synapse,
+            // An upgrade takes a backup first when the stack has one.
+            { ...args.synapse, upgradeBackup: args.synapse.upgradeBackup ?? args.backup !== undefined, ...(wantPool ? { replication: args.synapse.replication ?? {} } : {}) },
+        ),
     );
     const workers =
         synapseWithReplication && wantPool

@@ -185,7 +185,11 @@ backup() {
         echo "initialising the restic repository"
         pm_restic init
     fi
-    pm_restic backup --quiet --tag ${BACKUP_TAG} --host "$server_name" --stdin --stdin-filename ${ARCHIVE_NAME} <"$archive"
+    pm_restic backup --quiet --tag ${BACKUP_TAG} \${extra_tag:+--tag "$extra_tag"} --host "$server_name" --stdin --stdin-filename ${ARCHIVE_NAME} <"$archive"
+    # The snapshot an upgrade restores (run --tag): its id, on a line of its own.
+    if [ -n "$extra_tag" ]; then
+        echo "snapshot $(pm_restic snapshots --json --latest 1 --tag "$extra_tag" --host "$server_name" | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4) tagged $extra_tag"
+    fi
     pm_restic forget --quiet --tag ${BACKUP_TAG} --host "$server_name" --keep-daily ${s.retention.daily} --keep-weekly ${s.retention.weekly} --keep-monthly ${s.retention.monthly} --prune
 ${s.keepLocalCopy ? `    echo "the latest archive stays in $archive"` : `    rm -f -- "$archive"`}
     date +%s >"$state/last-success"
@@ -221,12 +225,19 @@ status() {
 }
 
 case "\${1:-}" in
-    run) backup ;;
+    run)
+        # run --tag TAG: one more tag on this snapshot (an upgrade tags its backup with the old release).
+        extra_tag=
+        if [ "\${2:-}" = --tag ]; then
+            extra_tag=\${3:?}
+            if ! [[ "$extra_tag" =~ ^[A-Za-z0-9._-]+$ ]]; then echo "pulumi-matrix-backup: --tag: letters, digits, . _ - only, not '$extra_tag'" >&2; exit 2; fi
+        fi
+        backup ;;
     check) check ;;
     failed) failed "\${2:-}" ;;
     status) status ;;
     snapshots) pm_restic snapshots --tag ${BACKUP_TAG} ;;
-    *) echo "usage: $0 run|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
+    *) echo "usage: $0 run [--tag TAG]|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 `;
 }
@@ -252,25 +263,28 @@ export function renderRestoreCommand(s: BackupSettings, f: BackupFiles = BACKUP_
     return `${commonHead(s, f, "restores a backup of the homeserver (pulumi-matrix-restore --help).")}
 usage() {
     cat <<'PM_USAGE'
-usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start]
+usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start] [--replace-database]
 Restores a backup of this homeserver from its restic repository into an empty
 database (drop a broken one first: it is never overwritten), with its media and
 the secret files the host lacks, after checking the archive's checksums, its
 server_name and signing key id. --key-id: the id the stack's key has (default:
 the key on this host). --once: nothing if this host already had a restore.
---no-start: leave Synapse stopped afterwards.
+--no-start: leave Synapse stopped afterwards. --replace-database: a database
+with tables is renamed aside (<name>_replaced_<time>, kept) instead of refused.
 PM_USAGE
 }
 snapshot=latest
 key_id=
 once=0
 start=1
+replace_db=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --snapshot) snapshot=\${2:?}; shift 2 ;;
         --key-id) key_id=\${2:?}; shift 2 ;;
         --once) once=1; shift ;;
         --no-start) start=0; shift ;;
+        --replace-database) replace_db=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -292,7 +306,14 @@ refuse() { echo "pulumi-matrix-restore: refused, nothing was changed: $*" >&2; e
 db_exists=$(pm_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '${db.name}'")
 if [ "$db_exists" = 1 ]; then
     tables=$(pm_psql -d ${q(db.name)} -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
-    if [ "$tables" != 0 ]; then
+    if [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
+        # An upgrade's rollback: the database the new release migrated is kept, renamed, never dropped.
+        aside="${db.name}_replaced_$(date -u +%Y%m%d%H%M%S)"
+        if command -v systemctl >/dev/null 2>&1; then systemctl stop matrix-synapse.target matrix-synapse.service 2>/dev/null || true; fi
+        pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
+        pm_psql -d postgres -c "ALTER DATABASE \"${db.name}\" RENAME TO \"$aside\""
+        echo "the database ${db.name} was renamed $aside (kept: drop it once the restore is good)"
+    elif [ "$tables" != 0 ]; then
         refuse "the database ${db.name} already has $tables tables; a restore goes only into an empty database. If it is broken: stop Synapse, keep a copy (pg_dump), DROP DATABASE ${db.name}, then run this again"
     fi
 fi

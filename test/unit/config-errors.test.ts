@@ -70,6 +70,10 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     publicBaseUrl: [{ value: "ftp://matrix.example.com/", valid: /expected an http\(s\) URL/ }],
     synapseVersion: [{ value: "latest", valid: /expected a Synapse release such as/ }],
     installMethod: [{ value: "snap", valid: /expected one of "apt", "pip"/ }],
+    synapseRollback: [
+        { value: "undo", valid: /expected one of "stop", "restore"/ },
+        { value: "restore", valid: /restores the backup taken before the upgrade: .*add a backup, or use rollback "stop"/ },
+    ],
     maxUploadSize: [{ value: "huge", valid: /expected a size such as 50M/ }],
     registration: [{ value: "open", valid: /expected one of "shared-secret", "token"/ }],
     allowGuestAccess: [{ value: "yes", valid: /expected true or false/ }],

@@ -15,13 +15,13 @@ import {
     parseSize,
 } from "../validate";
 import { SYNAPSE_CONSTRAINTS } from "./constraints";
-import { AptRepository, InstallMethod, InstallOptions, resolveInstall, validateInstall } from "./install";
+import { AptRepository, InstallMethod, InstallOptions, resolveInstall, UpgradeRollback, UpgradeSettings, validateInstall, validateUpgrade } from "./install";
 import { extraConfigSecretErrors } from "./secrets";
 
 /** The Synapse release the library is tested with and installs by default. */
 export const DEFAULT_SYNAPSE_VERSION = "1.163.2";
 
-export type { InstallMethod } from "./install";
+export type { InstallMethod, UpgradeRollback, UpgradeSettings } from "./install";
 
 /**
  * The requirements file with hashes the pip method installs `version` from:
@@ -132,6 +132,8 @@ export interface SynapseSettings {
     protectSigningKey: boolean;
     /** Let the secrets script replace a differing signing key the host already has. */
     allowSigningKeyReplacement: boolean;
+    /** What a change of `version` does around the switch (see `src/provision/synapse/upgrade.ts`). */
+    upgrade: UpgradeSettings;
     logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
     extraConfig: Record<string, unknown>;
     /** Top-level keys of homeserver.yaml that extraConfig may replace. */
@@ -226,6 +228,21 @@ export interface SynapseOptions extends InstallOptions {
      * `<configDir>/secrets/keys-replaced/`. Default false.
      */
     allowSigningKeyReplacement?: boolean;
+    /**
+     * When an upgrade fails after the new release migrated the database further
+     * than the old release can read: `stop` (default) stops Synapse and names the
+     * pre-upgrade backup to restore by hand; `restore` restores that backup
+     * (the migrated database is kept, renamed) and starts the old release again.
+     * `restore` needs `upgradeBackup`. See the README's "Upgrading and rolling back".
+     */
+    rollback?: UpgradeRollback;
+    /**
+     * Take a backup (a SynapseBackup's `pulumi-matrix-backup run`, tagged with the
+     * old release) before switching to a new release. Default: true in a
+     * MatrixStack with `backup`, else false (the upgrade then runs without one,
+     * and says so).
+     */
+    upgradeBackup?: boolean;
     /** Log level of Synapse's journal output. Default `INFO`. */
     logLevel?: SynapseSettings["logLevel"];
     /** Extra top-level homeserver.yaml options, merged last. Keys the library manages are refused unless listed in `allowOverride`. */
@@ -298,6 +315,7 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         oldSigningKeys: o.oldSigningKeys ?? {},
         protectSigningKey: o.protectSigningKey ?? true,
         allowSigningKeyReplacement: o.allowSigningKeyReplacement ?? false,
+        upgrade: { rollback: o.rollback ?? "stop", backup: o.upgradeBackup ?? false },
         logLevel: o.logLevel ?? "INFO",
         extraConfig: o.extraConfig ?? {},
         allowOverride: o.allowOverride ?? [],
@@ -572,6 +590,7 @@ export function validateSynapse(component: string, s: SynapseSettings): void {
         `expected a Synapse release such as ${DEFAULT_SYNAPSE_VERSION} or 1.164.0rc1: MAJOR.MINOR.PATCH with an optional rcN, as Synapse tags its releases (no leading v)`,
     );
     validateInstall(c, s, s.serverName);
+    validateUpgrade(c, s.upgrade);
     if (s.installMethod === "pip" && typeof s.version === "string" && isVersion(s.version))
         c.check(
             "version",

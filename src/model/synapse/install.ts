@@ -138,3 +138,33 @@ export function validateInstall(c: Checker, s: InstallSettings, serverName: stri
         );
     }
 }
+
+/**
+ * What an upgrade does when the new release fails after it migrated the
+ * database beyond what the old release reads: `stop` leaves Synapse stopped
+ * and names the pre-upgrade backup; `restore` restores it and starts the old
+ * release.
+ */
+export type UpgradeRollback = "stop" | "restore";
+
+export const UPGRADE_ROLLBACKS = ["stop", "restore"] as const satisfies readonly UpgradeRollback[];
+
+/** The resolved upgrade settings. */
+export interface UpgradeSettings {
+    rollback: UpgradeRollback;
+    /** A backup tagged with the old release is taken before the switch. */
+    backup: boolean;
+}
+
+/** `rollback: "restore"` needs the backup it restores. */
+export function validateUpgrade(c: Checker, u: UpgradeSettings): void {
+    c.oneOf("rollback", u.rollback, UPGRADE_ROLLBACKS);
+    c.check("upgradeBackup", u.backup, typeof u.backup === "boolean", "expected true or false");
+    if (u.rollback === "restore")
+        c.check(
+            "rollback",
+            u.rollback,
+            u.backup === true,
+            'rollback "restore" restores the backup taken before the upgrade: it needs upgradeBackup (a SynapseBackup on the host; MatrixStack sets it with backup); add a backup, or use rollback "stop"',
+        );
+}

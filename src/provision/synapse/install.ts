@@ -2,9 +2,10 @@ import { OsInfo } from "../../model/host";
 import { SYNAPSE_PIP_EXTRAS, synapseFiles, synapseRequirements, SynapseSettings } from "../../model/synapse";
 import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../../model/synapse/install";
 import { applyFileSet } from "../apply";
-import { heredoc, lines, raw, Sh, sh } from "../sh";
+import { heredoc, indent, lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
 import { recordFunctions, recordPackageSigningKey, synapseRecords } from "./records";
+import { pipUpgrade, upgradeFunctions, upgradePlan, versionedVenv } from "./upgrade";
 
 /**
  * The two ways Synapse gets onto a host, as script steps. Both install
@@ -292,42 +293,73 @@ export function synapseRequirementsPath(s: SynapseSettings): string {
  */
 export function pipInstall(s: SynapseSettings): Sh[] {
     const v = s.paths.venvDir;
-    const python = `${v}/bin/python`;
-    const pip = `${v}/bin/pip`;
-    const cfg = `${v}/pyvenv.cfg`;
+    const next = versionedVenv(s);
+    const python = `${next}/bin/python`;
+    const pip = `${next}/bin/pip`;
+    const cfg = `${next}/pyvenv.cfg`;
+    const complete = `${next}/.pulumi-matrix-complete`;
     const requirements = synapseRequirementsPath(s);
     const requirementsText = synapseRequirements(s.version);
     // The model refuses such a version before anything runs; this is for a caller that skipped it.
     if (requirementsText === undefined) throw new Error(`pipInstall: no requirements file with hashes for Synapse ${s.version}`);
     const verify =
         "import sys, synapse; from synapse.util.check_dependencies import check_requirements; check_requirements(); [check_requirements(e) for e in sys.argv[1:]]; import psycopg2; print(synapse.__version__)";
+    const versionOf = (dir: string) => sh`$( [ -x ${dir}/bin/python ] && (cd / && ${dir}/bin/python -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))') 2>/dev/null || true)`;
     return [
+        ...upgradePlan(s).map((l) => raw(l)),
         DPKG_FUNCTIONS,
         STALE_POLICY,
         sh`if pm_deb_present ${APT_NAMES.package}; then`,
         sh`    printf 'Synapse is installed on this host with installMethod "apt" (the %s package, %s). pulumi-matrix does not switch install methods in place; nothing was changed.\n  To keep apt: set installMethod back to "apt".\n  To move to pip: on the host, stop Synapse (systemctl stop matrix-synapse.target) and remove the package without purging it (apt-mark unhold %s; apt-get remove %s), then deploy again; configuration, secrets, signing key and data stay where they are.\n' ${APT_NAMES.package} "$(pm_deb_version ${APT_NAMES.package})" ${APT_NAMES.package} ${APT_NAMES.package} >&2`,
         sh`    exit 1`,
         sh`fi`,
+        // Before anything changes: the release the host runs (through the symlink, or the directory of an older layout).
+        noDowngrade(versionOf(v), s.version),
         sh`pm_apt_install python3 python3-venv python3-psycopg2`,
         sh`install -d -m 0700 ${synapseRecords(s.paths).dir}`,
         applyFileSet({ name: "synapse-requirements", files: [{ path: requirements, content: requirementsText, mode: "0644" }] }),
         sh`if ! id -u ${s.paths.user} >/dev/null 2>&1; then useradd --system --home-dir ${s.paths.dataDir} --no-create-home --shell /usr/sbin/nologin ${s.paths.user}; fi`,
-        noDowngrade(
-            sh`$( [ -x ${python} ] && ${python} -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null || true)`,
-            s.version,
-        ),
+        // The layout before versioned virtualenvs: the directory moves beside, under its release, and the symlink takes its place
+        // (a rename on one filesystem: the running process keeps its files, and its paths resolve through the symlink).
+        sh`if [ -d ${v} ] && [ ! -L ${v} ]; then`,
+        sh`    if [ -n "$installed" ]; then`,
+        sh`        mv -T ${v} ${v}"-$installed"`,
+        sh`        ln -sfn ${v.slice(v.lastIndexOf("/") + 1)}"-$installed" ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
+        sh`        echo ${`moved the virtualenv ${v} to ${v}-`}"$installed; "${v}" is now a symlink to it"`,
+        sh`    else`,
+        sh`        mv -T ${v} ${v}".broken-$(date +%s)"; echo ${`${v} held no working Synapse: moved aside`}`,
+        sh`    fi`,
+        sh`fi`,
         sh`pm_site_packages() { sed -i "s/^include-system-site-packages = .*/include-system-site-packages = $1/" ${cfg}; }`,
-        sh`if [ "$installed" != ${s.version} ]; then`,
-        sh`    [ -x ${python} ] || python3 -m venv --system-site-packages ${v}`,
+        upgradeFunctions(s),
+        // A directory without the marker is a build that did not finish: built again.
+        sh`pm_next_version=${versionOf(next)}`,
+        sh`if [ ! -e ${complete} ] || [ "$pm_next_version" != ${s.version} ]; then`,
+        sh`    rm -rf -- ${next}`,
+        sh`    python3 -m venv --system-site-packages ${next}`,
         sh`    pm_site_packages false`,
         // Exactly the listed packages, each file checked against its hash (no resolving, nothing unpinned); pip check: nothing is missing.
         sh`    ${pip} install -q --disable-pip-version-check --no-input --only-binary=:all: --require-hashes --no-deps -r ${requirements}`,
         sh`    ${pip} check >&2 || { echo ${`the packages installed from ${requirements} do not satisfy each other (above)`} >&2; exit 1; }`,
         sh`    pm_site_packages true`,
-        sh`    pm_owe ${MAIN_UNIT}; echo ${`Synapse ${s.version} installed from PyPI into ${v}`}`,
+        sh`    touch ${complete}`,
+        sh`    echo ${`Synapse ${s.version} installed from PyPI into ${next}`}`,
         sh`fi`,
         sh`pm_site_packages true`,
-        sh`pm_got=$(cd / && ${python} -c ${verify} ${SYNAPSE_PIP_EXTRAS.split(",")}) || { echo ${`the virtualenv ${v} fails Synapse's own dependency check (above)`} >&2; exit 1; }`,
-        sh`if [ "$pm_got" != ${s.version} ]; then echo ${`Synapse in ${v} reports version`}" $pm_got, expected "${s.version} >&2; exit 1; fi`,
+        sh`pm_got=$(cd / && ${python} -c ${verify} ${SYNAPSE_PIP_EXTRAS.split(",")}) || { echo ${`the virtualenv ${next} fails Synapse's own dependency check (above)`} >&2; exit 1; }`,
+        sh`if [ "$pm_got" != ${s.version} ]; then echo ${`Synapse in ${next} reports version`}" $pm_got, expected "${s.version} >&2; exit 1; fi`,
+        sh`if [ ! -e ${v} ] && [ ! -L ${v} ]; then`,
+        // A first install: nothing runs yet; the config step starts it.
+        sh`    ln -sfn ${next.slice(next.lastIndexOf("/") + 1)} ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
+        sh`    pm_owe ${MAIN_UNIT}; echo ${`${v} -> ${next}`}`,
+        sh`elif [ "$(readlink -f ${v})" != ${next} ]; then`,
+        sh`    if [ ! -f ${synapseFiles(s.paths).homeserverYaml} ]; then`,
+        // Installed but never configured: nothing runs on it.
+        sh`        ln -sfn ${next.slice(next.lastIndexOf("/") + 1)} ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
+        sh`        pm_owe ${MAIN_UNIT}; echo ${`${v} -> ${next}`}`,
+        sh`    else`,
+        indent(pipUpgrade(s, MAIN_UNIT), "        "),
+        sh`    fi`,
+        sh`fi`,
     ];
 }

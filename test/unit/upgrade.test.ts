@@ -1,0 +1,74 @@
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+
+import { resolveBackupSettings } from "../../src/model/backup";
+import { resolvePostgresSettings } from "../../src/model/postgres";
+import { synapseInstallScript } from "../../src/provision/synapse";
+import { upgradeBackupTag, upgradePlan, versionedVenv } from "../../src/provision/synapse/upgrade";
+import { renderBackupCommand, renderRestoreCommand } from "../../src/render/backup";
+import { golden } from "../support/golden";
+import { goldenOs, goldenSynapseSettings } from "../support/unit/fixtures";
+import { rejects, resolveSynapse as synapse } from "../support/unit/stack";
+
+const bashSyntax = (text: string) => execFileSync("bash", ["-n"], { input: text });
+
+describe("upgrades that can be undone (issue 23, section 3)", () => {
+    it("rollback and upgradeBackup: defaults and bad input", () => {
+        const s = synapse({})();
+        assert.deepEqual(s.upgrade, { rollback: "stop", backup: false });
+        assert.deepEqual(synapse({ rollback: "restore", upgradeBackup: true })().upgrade, { rollback: "restore", backup: true });
+        rejects(synapse({ rollback: "undo" as never }), "rollback", '"undo"', /expected one of "stop", "restore"/);
+        rejects(synapse({ rollback: "restore" }), "rollback", '"restore"', /restores the backup taken before the upgrade: it needs upgradeBackup/);
+        rejects(synapse({ upgradeBackup: "yes" as never }), "upgradeBackup", '"yes"', /expected true or false/);
+    });
+
+    it("the pip install script carries the upgrade plan, so a preview of a version change shows it", () => {
+        const stop = synapseInstallScript(goldenSynapseSettings(), goldenOs());
+        for (const line of upgradePlan(goldenSynapseSettings())) assert.ok(stop.includes(line), line);
+        assert.match(stop, /# {2}3\. no backup \(upgradeBackup is off: no SynapseBackup\)/);
+        assert.match(stop, /stop Synapse and name the pre-upgrade backup to restore \(rollback: stop\)/);
+        assert.doesNotMatch(stop, /pulumi-matrix-restore' --snapshot/);
+        const restore = synapseInstallScript({ ...goldenSynapseSettings(), upgrade: { rollback: "restore", backup: true } }, goldenOs());
+        assert.match(restore, /# {2}3\. a backup \(pulumi-matrix-backup run --tag synapse-<old version>\)/);
+        assert.match(restore, /'\/usr\/local\/sbin\/pulumi-matrix-restore' --snapshot "\$pm_snapshot" --replace-database --no-start/);
+        assert.match(restore, /'\/usr\/local\/sbin\/pulumi-matrix-backup' run --tag "\$pm_tag"/);
+        bashSyntax(stop);
+        bashSyntax(restore);
+        // A changed version changes the plan's lines: the diff of the command's input names the new release.
+        const next = synapseInstallScript({ ...goldenSynapseSettings(), version: "1.163.1" }, goldenOs());
+        assert.match(next, /# Upgrade plan, when the host runs an older Synapse than 1\.163\.1:/);
+    });
+
+    it("each release has its own virtualenv beside the symlink; the backup is tagged with the old release", () => {
+        const s = goldenSynapseSettings();
+        assert.equal(versionedVenv(s), `/opt/venvs/matrix-synapse-${s.version}`);
+        assert.equal(upgradeBackupTag("1.163.1"), "synapse-1.163.1");
+        const script = synapseInstallScript(s, goldenOs());
+        assert.match(script, /ln -sfn 'matrix-synapse-1\.163\.2' '\/opt\/venvs\/matrix-synapse\.pm-new' && mv -T '\/opt\/venvs\/matrix-synapse\.pm-new' '\/opt\/venvs\/matrix-synapse'/);
+        // The downgrade check comes before anything is installed.
+        assert.ok(script.indexOf("refusing to downgrade") < script.indexOf("pm_apt_install python3"));
+    });
+
+    it("the backup command takes a tag and prints its snapshot; the restore can put a database aside", () => {
+        const b = renderBackupCommand(backupSettingsForTest());
+        assert.match(b, /run\)\n\s+# run --tag TAG/);
+        assert.match(b, /echo "snapshot \$\(pm_restic snapshots --json --latest 1 --tag "\$extra_tag"/);
+        const r = renderRestoreCommand(backupSettingsForTest());
+        assert.match(r, /--replace-database\) replace_db=1; shift ;;/);
+        assert.match(r, /ALTER DATABASE \\"synapse\\" RENAME TO \\"\$aside\\"/);
+        bashSyntax(b);
+        bashSyntax(r);
+    });
+
+    golden("synapse", "scripts/synapse-install-pip-rollback-restore.sh", () =>
+        synapseInstallScript({ ...goldenSynapseSettings(), upgrade: { rollback: "restore", backup: true } }, goldenOs()),
+    );
+});
+
+function backupSettingsForTest() {
+    return resolveBackupSettings(
+        'SynapseBackup "b"',
+        { repository: "/srv/restic" },
+        { synapse: goldenSynapseSettings(), database: resolvePostgresSettings("p", {}), credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: false, s3SecretAccessKey: false } },
+    );
+}

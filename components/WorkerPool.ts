@@ -166,7 +166,7 @@ export class WorkerPool extends pulumi.ComponentResource {
             const host = hosts.get(label)!;
             const install = hostScript(
                 childName(name, `${host.name}-install`),
-                { host, script: host.os.apply((os) => synapseInstallScript(synapse.settings, os)), timeout: "40m" },
+                { host, script: host.os.apply((os) => synapseInstallScript(synapse.settings, os, { workersOnly: true })), timeout: "40m" },
                 { parent: this },
             );
             const synapseSecrets = hostScript(

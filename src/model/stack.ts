@@ -291,7 +291,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         resolveSynapseSettings(
             labels.synapse,
             // An upgrade takes a backup first when the stack has one.
-            { ...args.synapse, upgradeBackup: args.synapse.upgradeBackup ?? args.backup !== undefined, ...(wantPool ? { replication: args.synapse.replication ?? {} } : {}) },
+            {
+                ...args.synapse,
+                upgradeBackup: args.synapse.upgradeBackup ?? args.backup !== undefined,
+                ...(wantPool ? { replication: args.synapse.replication ?? {} } : {}),
+            },
         ),
     );
     const workers =

@@ -307,12 +307,8 @@ db_exists=$(pm_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datna
 if [ "$db_exists" = 1 ]; then
     tables=$(pm_psql -d ${q(db.name)} -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
     if [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
-        # An upgrade's rollback: the database the new release migrated is kept, renamed, never dropped.
+        # An upgrade's rollback: the database the new release migrated is kept, renamed (step 5), never dropped.
         aside="${db.name}_replaced_$(date -u +%Y%m%d%H%M%S)"
-        if command -v systemctl >/dev/null 2>&1; then systemctl stop matrix-synapse.target matrix-synapse.service 2>/dev/null || true; fi
-        pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
-        pm_psql -d postgres -c "ALTER DATABASE \"${db.name}\" RENAME TO \"$aside\""
-        echo "the database ${db.name} was renamed $aside (kept: drop it once the restore is good)"
     elif [ "$tables" != 0 ]; then
         refuse "the database ${db.name} already has $tables tables; a restore goes only into an empty database. If it is broken: stop Synapse, keep a copy (pg_dump), DROP DATABASE ${db.name}, then run this again"
     fi
@@ -344,7 +340,12 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q matrix-synapse
     systemctl stop matrix-synapse.target matrix-synapse.service
 fi
 
-# 5. The database: created as Synapse needs it when missing, then the dump.
+# 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
+if [ -n "\${aside:-}" ]; then
+    pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
+    pm_psql -d postgres -c "ALTER DATABASE \"${db.name}\" RENAME TO \"$aside\""
+    echo "the database ${db.name} was renamed $aside (kept: drop it once the restore is good)"
+fi
 pm_psql -d postgres <<'PM_SQL'
 ${createSql}
 PM_SQL

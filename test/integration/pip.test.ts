@@ -89,7 +89,7 @@ describe("installMethod pip, for real: wheels from PyPI and Debian's psycopg2, n
         });
 
         it("installs exactly the pinned release, as Synapse itself reports it", async function () {
-            assert.match(result.stdout, new RegExp(`^Synapse ${V1.replace(/\./g, "\\.")} installed from PyPI into ${VENV}$`, "m"));
+            assert.match(result.stdout, new RegExp(`^Synapse ${V1.replace(/\./g, "\\.")} installed from PyPI into ${VENV}-${V1.replace(/\./g, "\\.")}$`, "m"));
             assert.equal(await py("import synapse; print(synapse.__version__)"), V1);
         });
 
@@ -154,14 +154,15 @@ describe("installMethod pip, for real: wheels from PyPI and Debian's psycopg2, n
     });
 
     describe("upgrade and downgrade", function () {
-        it("a new version upgrades the virtualenv in place; the config step restarts Synapse onto it", async function () {
+        it("a new version is installed beside the old one and switched to by the install step (test/integration/upgrade.test.ts: the rest)", async function () {
             const r = await install(settings({ version: V2 }));
             ok(r, "the upgrade");
             assert.equal(await py("import synapse; print(synapse.__version__)"), V2);
-            assert.equal(await serverVersion(), V1, "the install step does not restart Synapse");
+            assert.match(r.stdout, new RegExp(`Synapse upgraded from ${V1.replace(/\./g, "\\.")} to ${V2.replace(/\./g, "\\.")}`));
+            assert.equal(await serverVersion(), V2);
             const c = await root.script(synapseConfigScript(settings({ version: V2 }), peers, COMPONENT), { allowFailure: true, timeoutMs: 600_000 });
             ok(c, "the config script");
-            assert.equal((c.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length, 1, c.stdout);
+            assert.doesNotMatch(c.stdout, /restarting matrix-synapse\.service/);
             assert.equal(await serverVersion(), V2);
         });
 

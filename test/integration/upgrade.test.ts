@@ -126,7 +126,13 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         // The previous release, running, with a user and a room's history.
         const s = settings(OLD);
         ok(await install(s), `the install of ${OLD}`);
-        const secrets = { macaroonSecretKey: random(), formSecret: random(), registrationSharedSecret, signingKey: signingKey.fileLine, files: [pgpassSecretFile(peers.database!, dbPassword)] };
+        const secrets = {
+            macaroonSecretKey: random(),
+            formSecret: random(),
+            registrationSharedSecret,
+            signingKey: signingKey.fileLine,
+            files: [pgpassSecretFile(peers.database!, dbPassword)],
+        };
         ok(await root.script(synapseSecretsScript(s, secrets, COMPONENT)), "the secrets script");
         const r = await root.script(synapseConfigScript(s, peers, COMPONENT), { allowFailure: true, timeoutMs: 600_000 });
         ok(r, `the config script (unit log:\n${root.unitLog("matrix-synapse.service")})`);
@@ -169,7 +175,12 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         fs.writeFileSync(badFragment(), "max_upload_size: lots\n", { mode: 0o640 });
         const r = await install(settings(NEW));
         assert.notEqual(r.code, 0, r.stdout);
-        assert.match(r.stderr, new RegExp(`Synapse ${NEW.replace(/\./g, "\\.")} refuses the current configuration \\(above\\): nothing was switched, Synapse ${OLD.replace(/\./g, "\\.")} keeps running`));
+        assert.match(
+            r.stderr,
+            new RegExp(
+                `Synapse ${NEW.replace(/\./g, "\\.")} refuses the current configuration \\(above\\): nothing was switched, Synapse ${OLD.replace(/\./g, "\\.")} keeps running`,
+            ),
+        );
         assert.match(r.stderr, /max_upload_size/);
         assert.equal(await link(), `matrix-synapse-${OLD}`);
         assert.equal(await serverVersion(), OLD);

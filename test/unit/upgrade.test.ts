@@ -27,11 +27,11 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
         for (const line of upgradePlan(goldenSynapseSettings())) assert.ok(stop.includes(line), line);
         assert.match(stop, /# {2}3\. no backup \(upgradeBackup is off: no SynapseBackup\)/);
         assert.match(stop, /stop Synapse and name the pre-upgrade backup to restore \(rollback: stop\)/);
-        assert.doesNotMatch(stop, /pulumi-matrix-restore' --snapshot/);
+        assert.doesNotMatch(stop, /pulumi-matrix-restore --snapshot/);
         const restore = synapseInstallScript({ ...goldenSynapseSettings(), upgrade: { rollback: "restore", backup: true } }, goldenOs());
         assert.match(restore, /# {2}3\. a backup \(pulumi-matrix-backup run --tag synapse-<old version>\)/);
-        assert.match(restore, /'\/usr\/local\/sbin\/pulumi-matrix-restore' --snapshot "\$pm_snapshot" --replace-database --no-start/);
-        assert.match(restore, /'\/usr\/local\/sbin\/pulumi-matrix-backup' run --tag "\$pm_tag"/);
+        assert.match(restore, /\/usr\/local\/sbin\/pulumi-matrix-restore --snapshot "\$pm_snapshot" --replace-database --no-start/);
+        assert.match(restore, /\/usr\/local\/sbin\/pulumi-matrix-backup run --tag "\$pm_tag"/);
         bashSyntax(stop);
         bashSyntax(restore);
         // A changed version changes the plan's lines: the diff of the command's input names the new release.
@@ -44,7 +44,10 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
         assert.equal(versionedVenv(s), `/opt/venvs/matrix-synapse-${s.version}`);
         assert.equal(upgradeBackupTag("1.163.1"), "synapse-1.163.1");
         const script = synapseInstallScript(s, goldenOs());
-        assert.match(script, /ln -sfn 'matrix-synapse-1\.163\.2' '\/opt\/venvs\/matrix-synapse\.pm-new' && mv -T '\/opt\/venvs\/matrix-synapse\.pm-new' '\/opt\/venvs\/matrix-synapse'/);
+        assert.match(
+            script,
+            /ln -sfn matrix-synapse-1\.163\.2 \/opt\/venvs\/matrix-synapse\.pm-new && mv -T \/opt\/venvs\/matrix-synapse\.pm-new \/opt\/venvs\/matrix-synapse/,
+        );
         // The downgrade check comes before anything is installed.
         assert.ok(script.indexOf("refusing to downgrade") < script.indexOf("pm_apt_install python3"));
     });
@@ -68,7 +71,11 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
 function backupSettingsForTest() {
     return resolveBackupSettings(
         'SynapseBackup "b"',
-        { repository: "/srv/restic" },
-        { synapse: goldenSynapseSettings(), database: resolvePostgresSettings("p", {}), credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: false, s3SecretAccessKey: false } },
+        { repository: "sftp:backup@backup.example.com:/srv/restic" },
+        {
+            synapse: goldenSynapseSettings(),
+            database: resolvePostgresSettings("p", {}),
+            credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: false, s3SecretAccessKey: false },
+        },
     );
 }

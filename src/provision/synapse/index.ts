@@ -63,9 +63,12 @@ export function synapsePeerSecretsRemoval(set: string): Sh {
     return applyFileSet({ name: set, secret: true, files: [] });
 }
 
-/** Installs (or upgrades in place) Synapse with the chosen method. A new version is a restart owed to the config step. */
-export function synapseInstallScript(s: SynapseSettings, os: OsInfo): string {
-    return script(`pulumi-matrix Synapse ${s.version} (${s.installMethod})`, s.installMethod === "apt" ? aptInstall(s, os) : pipInstall(s));
+/**
+ * Installs Synapse with the chosen method; with pip a new version is an upgrade that can be undone
+ * (`pipUpgrade`). `workersOnly`: a host of a WorkerPool's own, where no main process runs.
+ */
+export function synapseInstallScript(s: SynapseSettings, os: OsInfo, opts: { workersOnly?: boolean } = {}): string {
+    return script(`pulumi-matrix Synapse ${s.version} (${s.installMethod})`, s.installMethod === "apt" ? aptInstall(s, os) : pipInstall(s, opts));
 }
 
 /** The secret values Synapse needs on disk: its own, and the files other services hand it. */

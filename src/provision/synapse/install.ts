@@ -5,7 +5,7 @@ import { applyFileSet } from "../apply";
 import { heredoc, indent, lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
 import { recordFunctions, recordPackageSigningKey, synapseRecords } from "./records";
-import { pipUpgrade, upgradeFunctions, upgradePlan, versionedVenv } from "./upgrade";
+import { pipUpgrade, upgradeFunctions, upgradePlan, versionedVenv, workersOnlySwitch } from "./upgrade";
 
 /**
  * The two ways Synapse gets onto a host, as script steps. Both install
@@ -291,7 +291,7 @@ export function synapseRequirementsPath(s: SynapseSettings): string {
  * extras without postgres are the ones it covers. Afterwards Synapse must
  * report the pinned version and pass its own dependency check for each extra.
  */
-export function pipInstall(s: SynapseSettings): Sh[] {
+export function pipInstall(s: SynapseSettings, opts: { workersOnly?: boolean } = {}): Sh[] {
     const v = s.paths.venvDir;
     const next = versionedVenv(s);
     const python = `${next}/bin/python`;
@@ -304,7 +304,8 @@ export function pipInstall(s: SynapseSettings): Sh[] {
     if (requirementsText === undefined) throw new Error(`pipInstall: no requirements file with hashes for Synapse ${s.version}`);
     const verify =
         "import sys, synapse; from synapse.util.check_dependencies import check_requirements; check_requirements(); [check_requirements(e) for e in sys.argv[1:]]; import psycopg2; print(synapse.__version__)";
-    const versionOf = (dir: string) => sh`$( [ -x ${dir}/bin/python ] && (cd / && ${dir}/bin/python -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))') 2>/dev/null || true)`;
+    const versionOf = (dir: string) =>
+        sh`$( [ -x ${dir}/bin/python ] && (cd / && ${dir}/bin/python -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))') 2>/dev/null || true)`;
     return [
         ...upgradePlan(s).map((l) => raw(l)),
         DPKG_FUNCTIONS,
@@ -358,7 +359,7 @@ export function pipInstall(s: SynapseSettings): Sh[] {
         sh`        ln -sfn ${next.slice(next.lastIndexOf("/") + 1)} ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
         sh`        pm_owe ${MAIN_UNIT}; echo ${`${v} -> ${next}`}`,
         sh`    else`,
-        indent(pipUpgrade(s, MAIN_UNIT), "        "),
+        indent(opts.workersOnly ? workersOnlySwitch(s) : pipUpgrade(s, MAIN_UNIT), "        "),
         sh`    fi`,
         sh`fi`,
     ];

@@ -1,5 +1,6 @@
 import { BACKUP_FILES } from "../../model/backup";
 import { synapseFiles, SynapseSettings } from "../../model/synapse";
+import { handlerStep } from "../apply";
 import { heredocVar, indent, lines, raw, Sh, sh } from "../sh";
 
 /**
@@ -228,5 +229,20 @@ export function pipUpgrade(s: SynapseSettings, mainUnit: string): Sh {
         sh`        exit 1`,
         sh`    fi`,
         sh`fi`,
+    ]);
+}
+
+/**
+ * On a host of a WorkerPool's own (no main process, no database step): the
+ * switch, then its workers restart one by one onto the new release. The main
+ * process's host does the checks, the backup and the migration.
+ */
+export function workersOnlySwitch(s: SynapseSettings): Sh {
+    const f = synapseFiles(s.paths);
+    const next = versionedVenv(s);
+    return lines([
+        sh`pm_switch ${next.slice(next.lastIndexOf("/") + 1)}`,
+        sh`echo "switched "${s.paths.venvDir}" to "${s.version}" (workers only on this host)"`,
+        handlerStep({ kind: "rolling-restart-listed", list: f.workerList }),
     ]);
 }

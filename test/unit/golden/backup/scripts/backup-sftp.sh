@@ -103,7 +103,11 @@ backup() {
         echo "initialising the restic repository"
         pm_restic init
     fi
-    pm_restic backup --quiet --tag pulumi-matrix --host "$server_name" --stdin --stdin-filename matrix-backup.tar <"$archive"
+    pm_restic backup --quiet --tag pulumi-matrix ${extra_tag:+--tag "$extra_tag"} --host "$server_name" --stdin --stdin-filename matrix-backup.tar <"$archive"
+    # The snapshot an upgrade restores (run --tag): its id, on a line of its own.
+    if [ -n "$extra_tag" ]; then
+        echo "snapshot $(pm_restic snapshots --json --latest 1 --tag "$extra_tag" --host "$server_name" | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4) tagged $extra_tag"
+    fi
     pm_restic forget --quiet --tag pulumi-matrix --host "$server_name" --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
     rm -f -- "$archive"
     date +%s >"$state/last-success"
@@ -139,12 +143,19 @@ status() {
 }
 
 case "${1:-}" in
-    run) backup ;;
+    run)
+        # run --tag TAG: one more tag on this snapshot (an upgrade tags its backup with the old release).
+        extra_tag=
+        if [ "${2:-}" = --tag ]; then
+            extra_tag=${3:?}
+            if ! [[ "$extra_tag" =~ ^[A-Za-z0-9._-]+$ ]]; then echo "pulumi-matrix-backup: --tag: letters, digits, . _ - only, not '$extra_tag'" >&2; exit 2; fi
+        fi
+        backup ;;
     check) check ;;
     failed) failed "${2:-}" ;;
     status) status ;;
     snapshots) pm_restic snapshots --tag pulumi-matrix ;;
-    *) echo "usage: $0 run|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
+    *) echo "usage: $0 run [--tag TAG]|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 PM_EOF
 pm_write backup /usr/local/sbin/pulumi-matrix-restore 0700 root root readable <<'PM_EOF'
@@ -164,25 +175,28 @@ metrics='/var/lib/prometheus/node-exporter/matrix_backup.prom'
 
 usage() {
     cat <<'PM_USAGE'
-usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start]
+usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start] [--replace-database]
 Restores a backup of this homeserver from its restic repository into an empty
 database (drop a broken one first: it is never overwritten), with its media and
 the secret files the host lacks, after checking the archive's checksums, its
 server_name and signing key id. --key-id: the id the stack's key has (default:
 the key on this host). --once: nothing if this host already had a restore.
---no-start: leave Synapse stopped afterwards.
+--no-start: leave Synapse stopped afterwards. --replace-database: a database
+with tables is renamed aside (<name>_replaced_<time>, kept) instead of refused.
 PM_USAGE
 }
 snapshot=latest
 key_id=
 once=0
 start=1
+replace_db=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --snapshot) snapshot=${2:?}; shift 2 ;;
         --key-id) key_id=${2:?}; shift 2 ;;
         --once) once=1; shift ;;
         --no-start) start=0; shift ;;
+        --replace-database) replace_db=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -204,7 +218,10 @@ refuse() { echo "pulumi-matrix-restore: refused, nothing was changed: $*" >&2; e
 db_exists=$(pm_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'synapse'")
 if [ "$db_exists" = 1 ]; then
     tables=$(pm_psql -d 'synapse' -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
-    if [ "$tables" != 0 ]; then
+    if [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
+        # An upgrade's rollback: the database the new release migrated is kept, renamed (step 5), never dropped.
+        aside="synapse_replaced_$(date -u +%Y%m%d%H%M%S)"
+    elif [ "$tables" != 0 ]; then
         refuse "the database synapse already has $tables tables; a restore goes only into an empty database. If it is broken: stop Synapse, keep a copy (pg_dump), DROP DATABASE synapse, then run this again"
     fi
 fi
@@ -235,7 +252,12 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q matrix-synapse
     systemctl stop matrix-synapse.target matrix-synapse.service
 fi
 
-# 5. The database: created as Synapse needs it when missing, then the dump.
+# 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
+if [ -n "${aside:-}" ]; then
+    pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'synapse' AND pid <> pg_backend_pid()" >/dev/null
+    pm_psql -d postgres -c "ALTER DATABASE "synapse" RENAME TO "$aside""
+    echo "the database synapse was renamed $aside (kept: drop it once the restore is good)"
+fi
 pm_psql -d postgres <<'PM_SQL'
 \set ON_ERROR_STOP on
 SELECT format('CREATE DATABASE %I OWNER %I ENCODING %L LC_COLLATE %L LC_CTYPE %L TEMPLATE template0', 'synapse', 'synapse', 'UTF8', 'C', 'C')

@@ -26,6 +26,14 @@ function reloadServer(port: number) {
 const DETECT_MAJOR = [
     sh`major=$(ls -1 /etc/postgresql 2>/dev/null | sort -V | tail -n 1)`,
     sh`if [ -z "$major" ]; then echo "PostgreSQL: no cluster under /etc/postgresql after installing the postgresql package" >&2; exit 1; fi`,
+    // An OS upgrade brings the distribution's next major version, whose package creates a new, empty cluster beside the one
+    // with the data: configuring the newest would leave Synapse on an empty database. The data moves by the steps below, by hand.
+    sh`majors=$(ls -1 /etc/postgresql | sort -V | paste -sd ' ' -)`,
+    sh`if [ "$majors" != "$major" ]; then`,
+    sh`    old=${raw('"${majors%% *}"')}`,
+    sh`    printf 'PostgreSQL clusters of several major versions are on this host (%s): the distribution'"'"'s PostgreSQL changed its major version (an OS upgrade). pulumi-matrix does not move the data between them and stops here, before configuring either cluster.\n  To migrate the data to %s: systemctl stop matrix-synapse.target; take a backup (pulumi-matrix-backup run, or pg_dump); pg_dropcluster --stop %s main (the empty cluster the new package created: check with pg_lsclusters first); pg_upgradecluster %s main; check that Synapse works on it; then pg_dropcluster %s main, and deploy again.\n' "$majors" "$major" "$major" "$old" "$old" >&2`,
+    sh`    exit 1`,
+    sh`fi`,
     sh`if [ ${raw('"${major%%.*}"')} -lt ${MIN_POSTGRES_MAJOR} ]; then echo "PostgreSQL $major is installed, but Synapse needs "${MIN_POSTGRES_MAJOR}" or newer: use a newer OS release or an external PostgreSQL" >&2; exit 1; fi`,
 ];
 

@@ -343,7 +343,7 @@ fi
 # 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
 if [ -n "\${aside:-}" ]; then
     pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
-    pm_psql -d postgres -c "ALTER DATABASE \"${db.name}\" RENAME TO \"$aside\""
+    pm_psql -d postgres -c "ALTER DATABASE \\"${db.name}\\" RENAME TO \\"$aside\\""
     echo "the database ${db.name} was renamed $aside (kept: drop it once the restore is good)"
 fi
 pm_psql -d postgres <<'PM_SQL'

@@ -173,19 +173,23 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
     it("a configuration the new release refuses: nothing switches, the old release keeps running", async function () {
         // Synapse's own check refuses it (max_upload_size must be a size); the running process read its config before.
         fs.writeFileSync(badFragment(), "max_upload_size: lots\n", { mode: 0o640 });
-        const r = await install(settings(NEW));
-        assert.notEqual(r.code, 0, r.stdout);
-        assert.match(
-            r.stderr,
-            new RegExp(
-                `Synapse ${NEW.replace(/\./g, "\\.")} refuses the current configuration \\(above\\): nothing was switched, Synapse ${OLD.replace(/\./g, "\\.")} keeps running`,
-            ),
-        );
-        assert.match(r.stderr, /max_upload_size/);
-        assert.equal(await link(), `matrix-synapse-${OLD}`);
-        assert.equal(await serverVersion(), OLD);
-        assert.ok(fs.existsSync(root.path(`${versionedVenv(settings(NEW)).slice(1)}/.pulumi-matrix-complete`)), "the new release waits beside it");
-        fs.rmSync(badFragment());
+        await inRoot(`chgrp ${settings(OLD).paths.user} /${path.relative(root.path("/"), badFragment())}`);
+        try {
+            const r = await install(settings(NEW));
+            assert.notEqual(r.code, 0, r.stdout);
+            assert.match(
+                r.stderr,
+                new RegExp(
+                    `Synapse ${NEW.replace(/\./g, "\\.")} refuses the current configuration \\(above\\): nothing was switched, Synapse ${OLD.replace(/\./g, "\\.")} keeps running`,
+                ),
+            );
+            assert.match(r.stderr, /max_upload_size/);
+            assert.equal(await link(), `matrix-synapse-${OLD}`);
+            assert.equal(await serverVersion(), OLD);
+            assert.ok(fs.existsSync(root.path(`${versionedVenv(settings(NEW)).slice(1)}/.pulumi-matrix-complete`)), "the new release waits beside it");
+        } finally {
+            fs.rmSync(badFragment(), { force: true });
+        }
     });
 
     it("a new release that fails to start: switched back, the old release runs with its data", async function () {

@@ -1,8 +1,12 @@
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 import { resolveBackupSettings } from "../../src/model/backup";
 import { resolvePostgresSettings } from "../../src/model/postgres";
+import { postgresInstallScript } from "../../src/provision/postgres";
 import { synapseInstallScript } from "../../src/provision/synapse";
 import { upgradeBackupTag, upgradePlan, versionedVenv } from "../../src/provision/synapse/upgrade";
 import { renderBackupCommand, renderRestoreCommand } from "../../src/render/backup";
@@ -63,6 +67,30 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
         bashSyntax(r);
     });
 
+    it("a change of the distribution's PostgreSQL major version (two clusters) is refused with the steps to migrate", () => {
+        const text = postgresInstallScript(resolvePostgresSettings("p", {}), "p");
+        // The detection, as the script has it, run by bash against a stand-in for /etc/postgresql.
+        const from = text.indexOf("major=$(ls -1 /etc/postgresql");
+        const to = text.indexOf("\nfi\n", text.indexOf('if [ "$majors" != "$major" ]; then')) + 4;
+        assert.ok(from >= 0 && to > from);
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pg-majors-"));
+        const detect = (majors: string[]) => {
+            fs.rmSync(dir, { recursive: true, force: true });
+            for (const m of majors) fs.mkdirSync(path.join(dir, m), { recursive: true });
+            return spawnSync("bash", ["-euo", "pipefail", "-c", text.slice(from, to).replaceAll("/etc/postgresql", dir) + '\necho "major $major"'], {
+                encoding: "utf8",
+            });
+        };
+        const one = detect(["15"]);
+        assert.equal(one.status, 0, one.stderr);
+        assert.equal(one.stdout.trim(), "major 15");
+        const two = detect(["15", "17"]);
+        assert.equal(two.status, 1);
+        assert.match(two.stderr, /PostgreSQL clusters of several major versions are on this host \(15 17\)/);
+        assert.match(two.stderr, /pg_dropcluster --stop 17 main .*pg_upgradecluster 15 main; .*pg_dropcluster 15 main/);
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
     golden("synapse", "scripts/synapse-install-pip-rollback-restore.sh", () =>
         synapseInstallScript({ ...goldenSynapseSettings(), upgrade: { rollback: "restore", backup: true } }, goldenOs()),
     );
@@ -71,11 +99,14 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
 function backupSettingsForTest() {
     return resolveBackupSettings(
         'SynapseBackup "b"',
-        { repository: "sftp:backup@backup.example.com:/srv/restic" },
+        {
+            repository: "sftp:backup@backup.example.com:/srv/restic",
+            sftpKnownHosts: "backup.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHh0ZXN0a2V5dGVzdGtleXRlc3RrZXl0ZXN0a2V5",
+        },
         {
             synapse: goldenSynapseSettings(),
             database: resolvePostgresSettings("p", {}),
-            credentials: { password: true, sftpPrivateKey: false, s3AccessKeyId: false, s3SecretAccessKey: false },
+            credentials: { password: true, sftpPrivateKey: true, s3AccessKeyId: false, s3SecretAccessKey: false },
         },
     );
 }

@@ -255,7 +255,7 @@ fi
 # 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
 if [ -n "${aside:-}" ]; then
     pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'synapse' AND pid <> pg_backend_pid()" >/dev/null
-    pm_psql -d postgres -c "ALTER DATABASE "synapse" RENAME TO "$aside""
+    pm_psql -d postgres -c "ALTER DATABASE \"synapse\" RENAME TO \"$aside\""
     echo "the database synapse was renamed $aside (kept: drop it once the restore is good)"
 fi
 pm_psql -d postgres <<'PM_SQL'

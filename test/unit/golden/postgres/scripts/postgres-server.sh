@@ -5,6 +5,12 @@ main() {
 pm_apt_install postgresql
 major=$(ls -1 /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$major" ]; then echo "PostgreSQL: no cluster under /etc/postgresql after installing the postgresql package" >&2; exit 1; fi
+majors=$(ls -1 /etc/postgresql | sort -V | paste -sd ' ' -)
+if [ "$majors" != "$major" ]; then
+    old="${majors%% *}"
+    printf 'PostgreSQL clusters of several major versions are on this host (%s): the distribution'"'"'s PostgreSQL changed its major version (an OS upgrade). pulumi-matrix does not move the data between them and stops here, before configuring either cluster.\n  To migrate the data to %s: systemctl stop matrix-synapse.target; take a backup (pulumi-matrix-backup run, or pg_dump); pg_dropcluster --stop %s main (the empty cluster the new package created: check with pg_lsclusters first); pg_upgradecluster %s main; check that Synapse works on it; then pg_dropcluster %s main, and deploy again.\n' "$majors" "$major" "$major" "$old" "$old" >&2
+    exit 1
+fi
 if [ "${major%%.*}" -lt 14 ]; then echo "PostgreSQL $major is installed, but Synapse needs "14" or newer: use a newer OS release or an external PostgreSQL" >&2; exit 1; fi
 echo "PostgreSQL $major"
 systemctl start "postgresql@$major-main.service"

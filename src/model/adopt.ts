@@ -109,7 +109,12 @@ export function resolveAdoptSettings(
         ["venvDir", venvDir],
     ] as const)
         c.check(k, v, typeof v === "string" && isAbsolutePath(v) && v !== "/", `expected an absolute path such as ${d[k]}`);
-    c.check("unit", unit, typeof unit === "string" && /^[A-Za-z0-9@_.:-]+\.service$/.test(unit), "expected a systemd service name such as matrix-synapse.service");
+    c.check(
+        "unit",
+        unit,
+        typeof unit === "string" && /^[A-Za-z0-9@_.:-]+\.service$/.test(unit),
+        "expected a systemd service name such as matrix-synapse.service",
+    );
     c.check(
         "keyUrl",
         o.keyUrl,

@@ -1,7 +1,7 @@
 import { ADOPT_FILES, AdoptFiles, AdoptSettings } from "../model/adopt";
 import { synapseFiles, SynapsePeers, SynapseSettings } from "../model/synapse";
 import { ADOPT_PREFLIGHT_PY, ADOPT_SNAPSHOT_PY, ADOPT_TARGET_PY, adoptSnapshotPath, renderAdoptConfigs } from "../render/adopt";
-import { heredoc, heredocVar, lines, sh, Sh } from "./sh";
+import { heredoc, heredocVar, lines, Sh, sh } from "./sh";
 import { script, STATE_DIR } from "./shell";
 
 /** The line the preflight prints on fd 4 (the command's own stdout in a secret step) with the key file's line: the component keeps it as a secret. */

@@ -168,7 +168,12 @@ export function adoptSnapshotPath(f: AdoptFiles): string {
  * is the adoption's own, so parsing them creates nothing elsewhere.
  */
 export function renderAdoptConfigs(s: AdoptSettings, synapse: SynapseSettings, peers: SynapsePeers, f: AdoptFiles): { sqlite: string; postgres: string } {
-    const base = { server_name: s.synapse.serverName, report_stats: false, signing_key_path: synapseFiles(synapse.paths).signingKey, media_store_path: `${f.stateDir}/media_store` };
+    const base = {
+        server_name: s.synapse.serverName,
+        report_stats: false,
+        signing_key_path: synapseFiles(synapse.paths).signingKey,
+        media_store_path: `${f.stateDir}/media_store`,
+    };
     const header = "The adoption's port (pulumi-matrix): read by update_synapse_database and synapse_port_db only.";
     return {
         sqlite: renderYaml({ ...base, database: { name: "sqlite3", args: { database: adoptSnapshotPath(f) } } }, header),

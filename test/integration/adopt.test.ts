@@ -16,7 +16,7 @@ import * as path from "node:path";
 import { ADOPT_FILES, AdoptFiles, resolveAdoptSettings } from "../../src/model/adopt";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
-import { adoptPreflightScript, ADOPTED_KEY_PREFIX, adoptScript } from "../../src/provision/adopt";
+import { ADOPTED_KEY_PREFIX, adoptPreflightScript, adoptScript } from "../../src/provision/adopt";
 import { synapseSecretsScript } from "../../src/provision/synapse";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
@@ -112,7 +112,16 @@ describe("adopting a SQLite Synapse in the Debian package's layout into PostgreS
             `${conf}/homeserver.yaml`,
             renderYaml({
                 pid_file: `${data}/homeserver.pid`,
-                listeners: [{ port, bind_addresses: ["127.0.0.1"], type: "http", tls: false, x_forwarded: true, resources: [{ names: ["client", "federation"], compress: false }] }],
+                listeners: [
+                    {
+                        port,
+                        bind_addresses: ["127.0.0.1"],
+                        type: "http",
+                        tls: false,
+                        x_forwarded: true,
+                        resources: [{ names: ["client", "federation"], compress: false }],
+                    },
+                ],
                 database: { name: "sqlite3", args: { database: db } },
                 media_store_path: `${data}/media`,
                 signing_key_path: `${conf}/homeserver.signing.key`,
@@ -200,8 +209,14 @@ describe("adopting a SQLite Synapse in the Debian package's layout into PostgreS
         const a = adoptSettings(settings);
         const pre = await runScript(adoptPreflightScript(a, files));
         assert.equal(pre.code, 0, pre.stderr + pre.stdout);
-        assert.match(pre.stdout, new RegExp(`preflight passed: server_name matrix\\.test, key ed25519:${key.keyId} \\(the key the server publishes\\), schema \\d+`));
-        const imported = pre.stdout.split("\n").find((l) => l.startsWith(ADOPTED_KEY_PREFIX))!.slice(ADOPTED_KEY_PREFIX.length);
+        assert.match(
+            pre.stdout,
+            new RegExp(`preflight passed: server_name matrix\\.test, key ed25519:${key.keyId} \\(the key the server publishes\\), schema \\d+`),
+        );
+        const imported = pre.stdout
+            .split("\n")
+            .find((l) => l.startsWith(ADOPTED_KEY_PREFIX))!
+            .slice(ADOPTED_KEY_PREFIX.length);
         assert.equal(`${imported}\n`, key.fileLine, "the key the stack keeps is the key on disk");
 
         // Synapse's secrets step, with the imported key (what the component passes as signingKey).
@@ -254,10 +269,16 @@ describe("adopting a SQLite Synapse in the Debian package's layout into PostgreS
                 headers: { Authorization: `Bearer ${alice.accessToken}` },
             })
         ).json()) as { chunk: { type: string; content: { body?: string } }[] };
-        for (let i = 0; i < 5; i++) assert.ok(messages.chunk.some((e) => e.content.body === `message ${i} before the adoption`), `message ${i}`);
+        for (let i = 0; i < 5; i++)
+            assert.ok(
+                messages.chunk.some((e) => e.content.body === `message ${i} before the adoption`),
+                `message ${i}`,
+            );
         await alice.client.sendTextMessage(roomId, "a message after the adoption");
         const [server, mediaId] = mediaUri.replace("mxc://", "").split("/");
-        const media = await fetch(`${baseUrl}/_matrix/client/v1/media/download/${server}/${mediaId}`, { headers: { Authorization: `Bearer ${bob.accessToken}` } });
+        const media = await fetch(`${baseUrl}/_matrix/client/v1/media/download/${server}/${mediaId}`, {
+            headers: { Authorization: `Bearer ${bob.accessToken}` },
+        });
         assert.equal(media.status, 200);
         assert.ok(Buffer.from(await media.arrayBuffer()).equals(mediaBytes), "the media's bytes");
         assert.equal(fs.statSync(mediaFile).mtimeMs, mediaMtime, "the media file keeps its time");

@@ -177,7 +177,7 @@ describe("adopting a SQLite Synapse in the Debian package's layout into PostgreS
             "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP INDEX IF EXISTS room_account_data_room_id'); c.execute(\"INSERT OR REPLACE INTO background_updates (update_name, progress_json) VALUES ('room_account_data_index_room_id', '{}')\"); c.commit()",
             db,
         ]);
-        assert.equal(await pendingUpdates(), "room_account_data_index_room_id");
+        assert.ok((await pendingUpdates()).split(",").includes("room_account_data_index_room_id"));
     });
 
     it("the preflight refuses another server_name and another key, changing nothing", async function () {
@@ -243,8 +243,8 @@ describe("adopting a SQLite Synapse in the Debian package's layout into PostgreS
         assert.equal(fs.existsSync(`${dir}/unit.enabled`), false);
         // The original SQLite file: as the old server left it when it stopped.
         assert.equal(sha256(db), fs.readFileSync(`${dir}/db.at-stop`, "utf8").trim());
-        // Its pending update ran on the snapshot copies only (synapse_port_db refuses a database with one).
-        assert.equal(await pendingUpdates(), "room_account_data_index_room_id");
+        // The old server may have run its pending updates itself before it stopped; what the port read is the snapshot copies,
+        // on which update_synapse_database ran first (synapse_port_db refuses a database with a pending update).
         // The package's config: moved aside and kept whole, not deleted.
         assert.equal(fs.existsSync(`${conf}/homeserver.yaml`), false);
         assert.match(fs.readFileSync(`${conf}/homeserver.yaml.pre-adoption`, "utf8"), /sqlite3/);

@@ -22,6 +22,7 @@ import { ExternalRedisArgs, RedisServer } from "./RedisServer";
 import { ReverseProxy, ReverseProxyArgs } from "./ReverseProxy";
 import { RtcRemoval } from "./RtcRemoval";
 import { RtcServer } from "./RtcServer";
+import { SynapseAdoption, SynapseAdoptionArgs } from "./SynapseAdoption";
 import { SynapseBackup, SynapseBackupArgs } from "./SynapseBackup";
 import { SynapseBackupRemoval } from "./SynapseBackupRemoval";
 import { SynapseHomeserver, SynapseHomeserverArgs } from "./SynapseHomeserver";
@@ -116,6 +117,15 @@ export interface MatrixStackArgs {
      * SynapseBackup). Needs PostgreSQL installed on the VM. Default: none.
      */
     backup?: Omit<SynapseBackupArgs, "synapse" | "database" | "resolved">;
+    /**
+     * Adopt the Synapse already installed on the VM (the Debian package's
+     * layout by default): a read-only preflight, its SQLite database ported
+     * into the stack's PostgreSQL, its signing key kept in the state, its
+     * unit and config disabled (see SynapseAdoption and the README's
+     * "Adopting an existing Synapse"). Not with `backup.restoreFrom` or
+     * `synapse.sqlite`. Default: none (a new server).
+     */
+    adopt?: Omit<SynapseAdoptionArgs, "host" | "synapse" | "database" | "synapseSecretsWritten" | "resolved">;
     /** Redis for the workers: installed on the VM by default; `external` for an existing server. Only with workers. */
     redis?: RedisOptions & {
         /** Use an existing server instead of installing one. Default: installed on the VM. */
@@ -173,6 +183,8 @@ export class MatrixStack extends pulumi.ComponentResource {
     readonly monitoringRemoval?: MonitoringRemoval;
     /** Backups (and the restore), with `backup`. */
     readonly backup?: SynapseBackup;
+    /** The adoption of an existing Synapse on the host, with `adopt`. */
+    readonly adoption?: SynapseAdoption;
     /** Without `backup`: takes away backups an earlier deployment of this stack set up (nothing when there were none). */
     readonly backupRemoval?: SynapseBackupRemoval;
     /** The maintenance timers (every one off without `maintenance`: then it takes away an earlier deployment's). */
@@ -229,7 +241,24 @@ export class MatrixStack extends pulumi.ComponentResource {
         }
         // Synapse first starts after a restore (backup.restoreFrom); the backup is made after Synapse (it reads its key id).
         let restored: ((r: pulumi.Resource) => void) | undefined;
-        const startAfter = plan.backup ? [new Promise<pulumi.Resource>((resolve) => (restored = resolve))] : [];
+        const startAfter: pulumi.Input<pulumi.Resource>[] = plan.backup ? [new Promise<pulumi.Resource>((resolve) => (restored = resolve))] : [];
+        // An adoption runs its preflight before Synapse is installed, hands Synapse the adopted key, and ports before Synapse first starts.
+        let secretsWritten: ((r: pulumi.Resource) => void) | undefined;
+        if (plan.adopt && this.database) {
+            this.adoption = new SynapseAdoption(
+                childName(name, STACK_ROLES.adopt),
+                {
+                    ...args.adopt,
+                    host: this.host,
+                    synapse: plan.synapse,
+                    database: this.database,
+                    synapseSecretsWritten: new Promise<pulumi.Resource>((resolve) => (secretsWritten = resolve)),
+                    resolved: plan.adopt,
+                },
+                child,
+            );
+            startAfter.push(this.adoption.adopted);
+        }
         this.synapse = new SynapseHomeserver(
             childName(name, STACK_ROLES.synapse),
             {
@@ -239,9 +268,11 @@ export class MatrixStack extends pulumi.ComponentResource {
                 resolved: plan.synapse,
                 workersOnHost: plan.workers ? plan.workers.workers.filter((w) => w.host === plan.workers!.mainHost).length : 0,
                 startAfter,
+                ...(this.adoption ? { signingKey: this.adoption.signingKey, after: [this.adoption.preflight] } : {}),
             },
             child,
         );
+        secretsWritten?.(this.synapse.secretsWritten);
         if (args.backup && plan.backup && this.database) {
             this.backup = new SynapseBackup(
                 childName(name, STACK_ROLES.backup),

@@ -59,6 +59,12 @@ export interface SynapseHomeserverArgs extends SynapseOptions {
      * this component (MatrixStack passes one). Default none.
      */
     startAfter?: pulumi.Input<pulumi.Resource>[];
+    /**
+     * Resources every step waits for, the install first: a
+     * SynapseAdoption's `preflight`, so nothing of Synapse is installed or
+     * written before it passed. Default none.
+     */
+    after?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -144,6 +150,7 @@ export class SynapseHomeserver extends pulumi.ComponentResource {
             {
                 host,
                 script: host.os.apply((os) => synapseInstallScript(s, os)),
+                after: args.after ?? [],
                 // A new release's install, the backup before it and the schema migration's health wait (UPGRADE_HEALTH_SECONDS).
                 timeout: "120m",
             },

@@ -14,6 +14,7 @@ export { ExternalRedisArgs, RedisServer, RedisServerArgs } from "../components/R
 export { ReverseProxy, ReverseProxyArgs } from "../components/ReverseProxy";
 export { RtcRemoval, RtcRemovalArgs } from "../components/RtcRemoval";
 export { RtcServer, RtcServerArgs } from "../components/RtcServer";
+export { SynapseAdoption, SynapseAdoptionArgs } from "../components/SynapseAdoption";
 export { SynapseBackup, SynapseBackupArgs } from "../components/SynapseBackup";
 export { SynapseBackupRemoval, SynapseBackupRemovalArgs } from "../components/SynapseBackupRemoval";
 export { SynapseHomeserver, SynapseHomeserverArgs } from "../components/SynapseHomeserver";
@@ -21,6 +22,7 @@ export { SynapseMaintenance, SynapseMaintenanceArgs } from "../components/Synaps
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
+export { ADOPT_FILES, AdoptOptions, AdoptSettings, resolveAdoptSettings, SYNAPSE_SCHEMA_VERSIONS } from "./model/adopt";
 export {
     BACKUP_DEFAULTS,
     BACKUP_FILES,

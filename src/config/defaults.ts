@@ -57,6 +57,8 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
     const synapse = resolveSynapseSettings("SynapseHomeserver", SAMPLE_SYNAPSE);
     const redis = resolveRedisSettings("RedisServer", {});
     const settings: Record<StackPart, unknown> = {
+        // Adoption is on only when its config directory is set: no key of it has a fixed default.
+        adopt: {},
         workers: resolveWorkerPoolSettings("WorkerPool", {}, resolveSynapseSettings("SynapseHomeserver", { ...SAMPLE_SYNAPSE, replication: {} }), "Host"),
         // An existing server's port defaults as an installed one's; TLS is off unless asked for.
         redis: { ...redis, external: { port: redis.port, tls: false } },

@@ -1,3 +1,4 @@
+import { AdoptOptions } from "../model/adopt";
 import { BackupOptions } from "../model/backup";
 import { DnsOptions } from "../model/dns";
 import { ElementWebOptions } from "../model/element";
@@ -51,6 +52,8 @@ export interface StackOptions<S> {
     turn?: TurnOptions;
     /** Backups; only with backupRepository. */
     backup?: BackupOptions & { password: S; sftpPrivateKey?: S; s3AccessKeyId?: S; s3SecretAccessKey?: S };
+    /** Adopting the Synapse installed on the VM; only with adoptFrom. */
+    adopt?: AdoptOptions;
     /** The maintenance timers; only with the maintenance switch. */
     maintenance?: MaintenanceOptions;
     /** MatrixRTC's options; `mode` is `livekit` (the default, with the proxy) or `none`. */
@@ -1450,6 +1453,15 @@ export const STACK_KEYS = {
         doc: "restore this snapshot (`latest` or a restic id) on a fresh VM before Synapse first starts (see [Backups and restore](#backups-and-restore))",
         defaultDoc: "none",
         example: { comment: ["A new VM for the same server: `latest` (or a snapshot id) restores that backup before Synapse first starts."], value: "" },
+    },
+    adoptFrom: {
+        type: "string",
+        setting: at((o) => o.adopt.configDir),
+        description:
+            "Adopt the Synapse installed on the VM whose config directory this is (the Debian package's: /etc/matrix-synapse): a read-only preflight, its SQLite database ported into the stack's PostgreSQL, its signing key kept, its unit and config disabled.",
+        doc: "adopt the Synapse installed on the VM with this config directory (see [Adopting an existing Synapse](#adopting-an-existing-synapse))",
+        defaultDoc: "none",
+        example: { comment: ["An existing Synapse on the VM (installed by hand, Debian package layout): /etc/matrix-synapse adopts it."], value: "" },
     },
 } as const satisfies Record<string, StackKey>;
 

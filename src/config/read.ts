@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 
 import { parse } from "yaml";
 
+import { AdoptOptions } from "../model/adopt";
 import { ElementWebOptions } from "../model/element";
 import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../model/errors";
 import { MaintenanceOptions } from "../model/maintenance";
@@ -186,6 +187,7 @@ export function readStackConfig<S>(raw: RawConfig, secret?: (key: StackConfigKey
         ...(options.monitoring ? { monitoring: options.monitoring as MonitoringOptions } : {}),
         ...(options.backup ? { backup: options.backup as StackOptions<S>["backup"] } : {}),
         ...(options.maintenance ? { maintenance: options.maintenance as MaintenanceOptions } : {}),
+        ...(options.adopt ? { adopt: options.adopt as AdoptOptions } : {}),
     };
 }
 

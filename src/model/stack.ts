@@ -1,3 +1,4 @@
+import { AdoptOptions, AdoptSettings, resolveAdoptSettings } from "./adopt";
 import { BackupOptions, BackupSettings, resolveBackupSettings } from "./backup";
 import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
@@ -97,6 +98,8 @@ export interface StackPlanArgs<L = never> {
     backup?: BackupOptions & { password?: unknown; sftpPrivateKey?: unknown; s3AccessKeyId?: unknown; s3SecretAccessKey?: unknown };
     /** The maintenance timers (SynapseMaintenance); absent: none (an earlier deployment's are taken away). */
     maintenance?: MaintenanceOptions;
+    /** Adopting an existing Synapse on the host (SynapseAdoption); absent: none. */
+    adopt?: AdoptOptions;
 }
 
 /** The labels of a stack's children, as their errors and port claims name them (`SynapseHomeserver "dev-synapse"`). */
@@ -115,6 +118,7 @@ export interface StackLabels {
     monitoring: string;
     backup: string;
     maintenance: string;
+    adopt: string;
 }
 
 /** The component each service of the stack becomes (its kind, as its errors' labels name it). */
@@ -132,6 +136,7 @@ export const STACK_COMPONENTS = {
     monitoring: "MonitoringServer",
     backup: "SynapseBackup",
     maintenance: "SynapseMaintenance",
+    adopt: "SynapseAdoption",
 } as const;
 
 /** The children's names: `<stack>-<role>` (components/naming.ts's childName), the role being the MatrixStack argument (`dev-synapse`). */
@@ -154,6 +159,7 @@ export const STACK_ROLES = {
     backup: "backup",
     backupRemoval: "backup-removal",
     maintenance: "maintenance",
+    adopt: "adopt",
 } as const;
 
 /** Where PostgreSQL is: installed (on the main host or a database host), an existing server, or none (SQLite). */
@@ -208,6 +214,8 @@ export interface StackPlan {
     backup?: BackupSettings;
     /** The maintenance timers; every one off without `maintenance` (which takes away an earlier deployment's). */
     maintenance: MaintenanceSettings;
+    /** The adoption of an existing Synapse, with `adopt`. */
+    adopt?: AdoptSettings;
     /** The ports claimed on each host, by host label (every claim checked against the others). */
     ports: Record<string, PortRegistry>;
 }
@@ -240,6 +248,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         monitoring: label(STACK_COMPONENTS.monitoring, STACK_ROLES.monitoring),
         backup: label(STACK_COMPONENTS.backup, STACK_ROLES.backup),
         maintenance: label(STACK_COMPONENTS.maintenance, STACK_ROLES.maintenance),
+        adopt: label(STACK_COMPONENTS.adopt, STACK_ROLES.adopt),
     };
     const errors: ConfigError[] = [];
     const attempt = <T>(f: () => T): T | undefined => {
@@ -448,6 +457,23 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 }),
             );
     }
+    // Adoption: its database is ported into the stack's PostgreSQL, and a restore would bring another copy of the server.
+    let adopt: AdoptSettings | undefined;
+    if (args.adopt) {
+        if (args.backup?.restoreFrom !== undefined)
+            fail(
+                "adopt",
+                new Described(`set together with backup.restoreFrom ${JSON.stringify(args.backup.restoreFrom)}`),
+                "expected one source for the server's data: adopt the existing Synapse, or restore a backup (remove one of them)",
+            );
+        if (sqlite)
+            fail(
+                "adopt",
+                new Described("set together with synapse.sqlite"),
+                "expected PostgreSQL: the adopted SQLite database is ported into the stack's PostgreSQL database (remove synapse.sqlite)",
+            );
+        else if (synapse) adopt = attempt(() => resolveAdoptSettings(labels.adopt, args.adopt!, { ...synapse, sqlite: false }));
+    }
     // The compressor connects through the socket of a PostgreSQL on Synapse's host; with SQLite, compressor and purges are refused.
     const maintenance =
         synapse && postgres
@@ -569,6 +595,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
         monitoring,
         ...(backup ? { backup } : {}),
         maintenance: maintenance!,
+        ...(adopt ? { adopt } : {}),
         ports,
     };
 }

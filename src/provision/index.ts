@@ -1,4 +1,5 @@
 // Every provision module's exports, one line per module: a new function needs no edit here.
+export * from "./adopt";
 export * from "./apply";
 export * from "./backup";
 export * from "./element";

@@ -281,6 +281,8 @@ export function secretScript(text: string, name: string): string {
         // fd 3 stays the command's stderr: pm_tell's messages (no secret in them) reach the operator.
         "exec 3>&2",
         "pm_tell_fd=3",
+        // fd 4 is the command's own stdout, a secret output: a step whose result the stack keeps as a secret (an adopted signing key) prints it there.
+        "exec 4>&1",
         `(main </dev/null) >${shQuote(log)} 2>&1`,
         "pm_rc=$?",
         'if [ "$pm_rc" != 0 ]; then',

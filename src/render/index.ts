@@ -1,4 +1,5 @@
 // Every render module's exports, one line per module: a new function needs no edit here.
+export * from "./adopt";
 export * from "./backup";
 export * from "./dns";
 export * from "./drift";

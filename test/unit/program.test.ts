@@ -415,6 +415,7 @@ describe("the stack config table (STACK_KEYS)", () => {
         SynapseBackup: 'SynapseBackup "dev-backup"',
         SynapseMaintenance: 'SynapseMaintenance "dev-maintenance"',
         RtcServer: 'RtcServer "dev-rtc"',
+        SynapseAdoption: 'SynapseAdoption "dev-adopt"',
     };
 
     it("translates a component's error about every mapped setting into its key, keeping value and expected", () => {

@@ -157,6 +157,7 @@ describe("the Pulumi project", () => {
             // Off unless set, and no alert receiver unless given (the list key declares []).
             monitoring: { ...MONITORING_DEFAULTS, enabled: false, alertEmail: { to: [] } },
             backup: BACKUP_DEFAULTS,
+            adopt: {},
             // Each timer on with the maintenance switch, with the model's defaults.
             maintenance: {
                 enabled: false,

@@ -83,7 +83,7 @@ export function homeserverConfig(s: SynapseSettings, peers: SynapsePeers): Recor
     return config;
 }
 
-function databaseBlock(s: SynapseSettings, peers: SynapsePeers): Record<string, unknown> {
+export function databaseBlock(s: SynapseSettings, peers: SynapsePeers): Record<string, unknown> {
     if (s.database.kind === "sqlite") return { name: "sqlite3", args: { database: s.database.path } };
     const c = peers.database;
     if (!c) throw new Error("homeserver.yaml: Synapse uses PostgreSQL but no database connection was given");

@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 
 import * as pulumi from "@pulumi/pulumi";
 
+import { ADOPTED_KEY_PREFIX } from "../../../src/provision/adopt";
 import { isSecretWrapped, unwrapSecrets } from "../secrets";
 
 export interface RecordedResource {
@@ -72,6 +73,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
                 break;
             case "command:remote:Command":
                 state.stdout = String(inputs.create ?? "").includes("os-release") ? this.osRelease : "";
+                // An adoption's preflight hands back the host's key (a fixed test key) on its stdout.
+                if (String(inputs.stdin ?? "").includes("# pulumi-matrix adoption preflight")) state.stdout = `${ADOPTED_KEY_PREFIX}${ADOPTED_TEST_KEY}\n`;
                 state.stderr = "";
                 break;
         }
@@ -139,3 +142,6 @@ export async function runWithMocks<T>(program: () => T, settle: (t: T) => pulumi
     }
     return { mocks, result };
 }
+
+/** The signing key an adoption's preflight reports under mocks (a test key, not a secret of anyone's). */
+export const ADOPTED_TEST_KEY = "ed25519 a_adpt dGhpcyBpcyBhIHRlc3Qga2V5IG9mIDMyIGJ5dGVzISE";

@@ -28,7 +28,6 @@ import {
     monitoringServerScript,
     monitoringSmtpSecretScript,
 } from "../../src/provision/monitoring";
-import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../../src/render/monitoringAlertRoom";
 import {
     alertRules,
     renderAlertmanagerConfig,
@@ -39,6 +38,7 @@ import {
     renderPrometheusConfig,
     renderRedisExporterEnv,
 } from "../../src/render/monitoring";
+import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../../src/render/monitoringAlertRoom";
 import { golden } from "../support/golden";
 import {
     goldenProxySettings,

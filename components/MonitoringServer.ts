@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { componentLabel, ConfigError, Described } from "../src/model/errors";
 import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "../src/model/monitoring";
 import { redisServesOtherHosts } from "../src/model/redis";
-import { monitoringRedisSecretScript, monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
+import { monitoringAlertRoomScript, monitoringRedisSecretScript, monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
 import { childName, typeToken } from "./naming";
 import { PostgresDatabase } from "./PostgresDatabase";
 import { RedisServer } from "./RedisServer";
@@ -57,7 +57,8 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
  * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
  * Synapse and every worker on the host scraped, Synapse's recording rules
  * (pinned, SHA-256 verified), the library's alerts, e-mail through
- * Synapse's SMTP server. Exporter credentials stay in root-only files.
+ * Synapse's SMTP server and into a Matrix room (`alertRoom`). Exporter
+ * credentials and the bot's tokens stay in root-only files.
  */
 export class MonitoringServer extends pulumi.ComponentResource {
     readonly settings: MonitoringSettings;
@@ -99,7 +100,17 @@ export class MonitoringServer extends pulumi.ComponentResource {
                 ),
             ];
         }
-        const after = [synapse.ready, ...[workers, database, proxy, redis].flatMap((c) => (c ? [c.ready] : [])), ...smtp, ...redisLogin];
+        // The alert room's bot registers through Synapse's API: after Synapse answers, before Alertmanager reads the webhook token.
+        const alertRoom = s.alertRoom
+            ? [
+                  hostScript(
+                      childName(name, "alert-room"),
+                      { host, script: monitoringAlertRoomScript(s), after: [synapse.ready, ...(workers ? [workers.ready] : [])] },
+                      { parent: this },
+                  ),
+              ]
+            : [];
+        const after = [synapse.ready, ...[workers, database, proxy, redis].flatMap((c) => (c ? [c.ready] : [])), ...smtp, ...redisLogin, ...alertRoom];
         this.ready = hostScript(
             childName(name, "server"),
             { host, script: monitoringServerScript(s, synapse.settings, workers?.settings), after, timeout: "20m" },

@@ -1301,6 +1301,23 @@ export const STACK_KEYS = {
         defaultDoc: "`notifFrom`",
         example: { comment: ["Sender of alert mails (default notifFrom), e.g. Matrix alerts <alerts@example.com>."], value: "" },
     },
+    monitoringAlertRoom: {
+        type: "string",
+        setting: at((o) => o.monitoring.alertRoom.room),
+        onlyWith: "monitoring",
+        description: "A Matrix room alerts are also posted to (!id:server or #alias:server), by a bot account of this homeserver; invite the bot to a private room.",
+        doc: "a Matrix room alerts are posted to by a bot of this homeserver (`!id:server` or `#alias:server`; invite the bot to a private room)",
+        defaultDoc: "no room",
+        example: { comment: ["A room alerts are posted to by the bot @pulumi-matrix-alerts (invite it to a private room)."], value: "#alerts:example.com" },
+    },
+    monitoringAlertRoomUser: {
+        type: "string",
+        setting: at((o) => o.monitoring.alertRoom.user),
+        onlyWith: "monitoring",
+        description: "Localpart of the bot that posts alerts into monitoringAlertRoom (registered on this homeserver, not an admin).",
+        doc: "localpart of the bot that posts alerts into `monitoringAlertRoom`",
+        example: { value: "pulumi-matrix-alerts" },
+    },
     monitoringRetention: {
         type: "string",
         setting: at((o) => o.monitoring.retention),

@@ -1,21 +1,26 @@
 import { ConfigError, Described } from "./errors";
 import { PortClaim } from "./host";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
-import { SynapseSettings } from "./synapse";
-import { Checker, dialAddress, isEmail } from "./validate";
+import { synapseFiles, SynapseSettings } from "./synapse";
+import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
  * node, PostgreSQL, Redis, nginx and blackbox exporters, all Debian's
  * packages, all listening on 127.0.0.1 only; Synapse's recording rules
  * pinned and verified; alert rules of the library's own; alerts by e-mail
- * through the stack's SMTP server. Grafana is not in Debian and is not part
+ * through the stack's SMTP server and into a Matrix room (the alert room:
+ * a relay of the library's own that Alertmanager calls on loopback and
+ * that posts as a bot account of the homeserver). Grafana is not in Debian and is not part
  * of it. Reached through an SSH tunnel (README: Maintenance and monitoring).
  *
  * With Redis installed on the host, the Redis exporter logs in as an ACL
  * user of its own (`REDIS_EXPORTER_USER`: statistics only, no keys), with a
  * password the RedisServer makes; Synapse's user is denied INFO (`@dangerous`).
  */
+
+/** The alert room relay's unit (named so a failure of it alerts, as every `pulumi-matrix-*` unit's). */
+export const ALERT_ROOM_UNIT = "pulumi-matrix-alert-room";
 
 /** Where monitoring's files live on the host. */
 const DIR = "/etc/pulumi-matrix/monitoring";
@@ -37,6 +42,15 @@ export const MONITORING_FILES = {
     redisEnv: `${DIR}/private/redis-exporter.env`,
     /** The SMTP password Alertmanager reads (`auth_password_file`), 0640 root:prometheus. */
     smtpPassword: `${DIR}/private/smtp-password`,
+    /** The alert room's relay: its program and its settings (room, homeserver URL; nothing secret). */
+    alertRoomProgram: `${DIR}/alert-room.py`,
+    alertRoomConfig: `${DIR}/alert-room.json`,
+    alertRoomUnit: `/etc/systemd/system/${ALERT_ROOM_UNIT}.service`,
+    /** The token Alertmanager shows the relay (`credentials_file`), 0640 root:prometheus; made on the host. */
+    alertRoomWebhookToken: `${DIR}/private/alert-room-webhook-token`,
+    /** The bot's access token (the relay reads it through LoadCredential=) and password, 0600 root; made on the host. */
+    alertRoomAccessToken: `${DIR}/private/alert-room-access-token`,
+    alertRoomPassword: `${DIR}/private/alert-room-password`,
     /** nginx's stub_status on loopback, for the nginx exporter. */
     nginxStatus: "/etc/nginx/conf.d/pulumi-matrix-status.conf",
     /** The scrape jobs of the exporters, for a Prometheus of the user's own. */
@@ -91,6 +105,15 @@ export interface MonitoringOptions {
      * Alertmanager's pages only).
      */
     alertEmail?: { to?: string[]; from?: string };
+    /**
+     * Alerts also posted into a Matrix room: `room`, its ID
+     * (`!abc:example.com`) or alias (`#ops:example.com`), required; `user`,
+     * the localpart of the bot account that posts them (registered on this
+     * homeserver with the shared secret, not an admin), default
+     * `pulumi-matrix-alerts`. The bot joins by itself: a public room at
+     * once, a private one once someone invites it. Default: no room.
+     */
+    alertRoom?: { room?: string; user?: string };
 }
 
 /** The exporters' ports on 127.0.0.1 (their packages' defaults). */
@@ -101,6 +124,9 @@ export const MONITORING_DEFAULTS = {
     prometheusPort: 9090,
     alertmanagerPort: 9193,
     nginxStatusPort: 8088,
+    alertRoomUser: "pulumi-matrix-alerts",
+    /** The alert room relay's port on 127.0.0.1 (Alertmanager calls it). */
+    alertRoomPort: 9194,
 } as const;
 
 /** Thresholds of the library's alerts (README: what each alert means). */
@@ -149,6 +175,12 @@ export interface MonitoringSettings {
         from: string;
         smtp: { host: string; port: number; user?: string; requireTls: boolean };
     };
+    /**
+     * The alert room: the room, the bot's localpart, the relay's port, the
+     * homeserver's client API on loopback and the shared-secret file the
+     * bot is registered with.
+     */
+    alertRoom?: { room: string; user: string; port: number; homeserverUrl: string; sharedSecretFile: string };
     postgres?: { port: number; database: string };
     /** Redis on this host, scraped by the Redis exporter as its own ACL user. */
     redis?: { port: number; tls: boolean };
@@ -237,6 +269,7 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
                 },
             };
     }
+    const alertRoom = o.alertRoom === undefined ? undefined : resolveAlertRoom(c, o.alertRoom, s);
     c.done();
     return {
         retention,
@@ -244,6 +277,7 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
         alertmanagerPort,
         serverName: s.serverName,
         ...(alertEmail ? { alertEmail } : {}),
+        ...(alertRoom ? { alertRoom } : {}),
         ...(ctx.postgres ? { postgres: { ...ctx.postgres } } : {}),
         ...(ctx.redis ? { redis: { ...ctx.redis } } : {}),
         ...(ctx.proxy
@@ -257,6 +291,34 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
               }
             : {}),
         healthUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}/health`,
+    };
+}
+
+/**
+ * A room ID or alias: a sigil, an opaque part and a server name. Only
+ * characters that need no quoting in JSON, a URL path segment or a log line.
+ */
+export function isRoomIdOrAlias(v: string): boolean {
+    const m = /^[!#]([A-Za-z0-9._=\-/+]{1,255}):(.+)$/.exec(v);
+    return !!m && isServerName(m[2]);
+}
+
+function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoom"]>, s: SynapseSettings): MonitoringSettings["alertRoom"] {
+    const user = o.user ?? MONITORING_DEFAULTS.alertRoomUser;
+    c.check(
+        "alertRoom.room",
+        o.room,
+        typeof o.room === "string" && isRoomIdOrAlias(o.room),
+        "expected the room's ID (!abc:example.com) or alias (#ops:example.com) that alerts are posted to",
+    );
+    c.check("alertRoom.user", user, typeof user === "string" && isLocalpart(user), "expected the bot's localpart: lower-case letters, digits and ._=-/+, such as pulumi-matrix-alerts");
+    if (typeof o.room !== "string" || typeof user !== "string") return undefined;
+    return {
+        room: o.room,
+        user,
+        port: MONITORING_DEFAULTS.alertRoomPort,
+        homeserverUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}`,
+        sharedSecretFile: synapseFiles(s.paths).registrationSharedSecret,
     };
 }
 
@@ -301,6 +363,7 @@ export function monitoringPortClaims(s: MonitoringSettings): PortClaim[] {
         at(s.alertmanagerPort, "alertmanager", "alertmanagerPort"),
         at(EXPORTER_PORTS.node, "node exporter"),
         at(EXPORTER_PORTS.blackbox, "blackbox exporter"),
+        ...(s.alertRoom ? [at(s.alertRoom.port, "alert room relay")] : []),
         ...(s.postgres ? [at(EXPORTER_PORTS.postgres, "postgres exporter")] : []),
         ...(s.redis ? [at(EXPORTER_PORTS.redis, "redis exporter")] : []),
         ...(s.proxy ? [at(EXPORTER_PORTS.nginx, "nginx exporter"), at(s.proxy.statusPort, "nginx status page", "nginxStatusPort")] : []),

@@ -1,4 +1,4 @@
-import { EXPORTER_PORTS, MONITORING_FILES, MONITORING_UNITS, MonitoringSettings, MonitoringUnit, monitoringUnits, SYNAPSE_RULES } from "../model/monitoring";
+import { ALERT_ROOM_UNIT, EXPORTER_PORTS, MONITORING_FILES, MONITORING_UNITS, MonitoringSettings, MonitoringUnit, monitoringUnits, SYNAPSE_RULES } from "../model/monitoring";
 import { SynapseSettings } from "../model/synapse";
 import { WorkerPoolSettings } from "../model/workers";
 import {
@@ -13,8 +13,9 @@ import {
     renderPrometheusConfig,
     renderRedisExporterEnv,
 } from "../render/monitoring";
-import { applyFileSet, ensureRunning, FileSet, ManagedFile, ServiceUnit } from "./apply";
-import { heredoc, lines, raw, Sh, sh } from "./sh";
+import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../render/monitoringAlertRoom";
+import { applyFileSet, ensureRunning, FileSet, handlerStep, ManagedFile, ServiceUnit } from "./apply";
+import { heredoc, indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 
 /**
@@ -41,6 +42,7 @@ export const MONITORING_SETS = {
     credentials: "monitoring-exporter-secrets",
     redis: "monitoring-redis-exporter",
     redisCredentials: "monitoring-redis-secrets",
+    alertRoom: "monitoring-alert-room",
 } as const;
 
 /** Debian's package of each unit. */
@@ -62,6 +64,58 @@ export function monitoringUnit(s: MonitoringSettings, unit: MonitoringUnit): Ser
     };
     const path = unit === "prometheus" || unit === "alertmanager" ? "/-/ready" : "/metrics";
     return { name: `${MONITORING_UNITS[unit]}.service`, health: { url: `http://127.0.0.1:${port[unit]}${path}` }, healthTimeout: 120 };
+}
+
+/** The alert room's relay as handlers see it: healthy once it answers on its port. */
+export function alertRoomUnit(port: number): ServiceUnit {
+    return { name: `${ALERT_ROOM_UNIT}.service`, health: { url: `http://127.0.0.1:${port}/health` }, healthTimeout: 60 };
+}
+
+/**
+ * The alert room's step, after Synapse answers and before the server step
+ * (whose Alertmanager reads the webhook token): the relay's program, settings
+ * and unit; `setup` makes the tokens on the host (never leaving it), registers
+ * and logs in the bot, joins the room; a new token restarts the relay.
+ */
+export function monitoringAlertRoomScript(s: MonitoringSettings): string {
+    const r = s.alertRoom;
+    if (!r) throw new Error("monitoringAlertRoomScript: no alert room");
+    const f = MONITORING_FILES;
+    const unit = alertRoomUnit(r.port);
+    return script("pulumi-matrix monitoring alert room", [
+        // Alertmanager's package makes the prometheus group the webhook token is readable by.
+        sh`pm_apt_install ${[PACKAGES.alertmanager, "python3"]}`,
+        sh`install -d -m 0755 -o root -g root ${f.dir}`,
+        sh`install -d -m 0750 -o root -g prometheus ${f.secretDir}`,
+        applyFileSet({
+            name: MONITORING_SETS.alertRoom,
+            files: [
+                { path: f.alertRoomProgram, content: ALERT_ROOM_PY, mode: "0755" },
+                { path: f.alertRoomConfig, content: renderAlertRoomConfig(s) },
+                { path: f.alertRoomUnit, content: renderAlertRoomUnit() },
+            ],
+            onChange: [{ kind: "daemon-reload" }, { kind: "restart", unit }],
+        }),
+        sh`pm_out=$(python3 ${f.alertRoomProgram} setup ${f.alertRoomConfig})`,
+        sh`printf '%s
+' "$pm_out" | grep -vx 'credentials changed' || true`,
+        sh`if printf '%s
+' "$pm_out" | grep -qx 'credentials changed'; then`,
+        indent(handlerStep({ kind: "restart", unit })),
+        sh`fi`,
+        ensureRunning([unit]),
+    ]);
+}
+
+/** The alert room taken away (monitoring stays): the relay stops, its files and tokens go; the bot's account stays. */
+function alertRoomRemoval(): Sh {
+    const f = MONITORING_FILES;
+    const unit = `${ALERT_ROOM_UNIT}.service`;
+    return lines([
+        sh`if systemctl is-active -q ${unit} || systemctl is-enabled -q ${unit} 2>/dev/null; then systemctl disable -q --now ${unit}; echo ${"stopped the alert room's relay: monitoring.alertRoom is no longer set"}; fi`,
+        applyFileSet({ name: MONITORING_SETS.alertRoom, files: [], onChange: [{ kind: "daemon-reload" }] }),
+        sh`rm -f -- ${[f.alertRoomWebhookToken, f.alertRoomAccessToken, f.alertRoomPassword]}`,
+    ]);
 }
 
 /** `/etc/default/<unit>` (the arguments Debian's unit reads), plus files of the unit's own. */
@@ -151,6 +205,7 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
         ),
         applyFileSet(unitSet(s, "node", MONITORING_SETS.node, [])),
         sh`install -d -m 0755 -o root -g root ${f.textfileDir}`,
+        ...(s.alertRoom ? [] : [alertRoomRemoval()]),
     ];
     const credentials: ManagedFile[] = [];
     if (s.postgres) {
@@ -261,7 +316,7 @@ export function monitoringRedisSecretScript(s: MonitoringSettings, password: str
  * nothing on a host that never had it.
  */
 export function monitoringRemovalScript(): string {
-    const units = Object.values(MONITORING_UNITS).map((u) => `${u}.service`);
+    const units = [...Object.values(MONITORING_UNITS), ALERT_ROOM_UNIT].map((u) => `${u}.service`);
     return script("pulumi-matrix monitoring removed", [
         sh`if [ -d ${MONITORING_FILES.dir} ]; then`,
         sh`    for pm_unit in ${units}; do`,
@@ -276,7 +331,7 @@ export function monitoringRemovalScript(): string {
                 ...(name === MONITORING_SETS.nginxStatus
                     ? { onChange: [{ kind: "reload" as const, unit: { name: "nginx.service" }, check: sh`nginx -t -q` }] }
                     : {}),
-                ...(name === MONITORING_SETS.postgres ? { onChange: [{ kind: "daemon-reload" as const }] } : {}),
+                ...(name === MONITORING_SETS.postgres || name === MONITORING_SETS.alertRoom ? { onChange: [{ kind: "daemon-reload" as const }] } : {}),
             }),
         ),
         sh`if [ -d ${MONITORING_FILES.dir} ]; then rm -rf -- ${MONITORING_FILES.dir}; echo ${`removed ${MONITORING_FILES.dir}`}; fi`,

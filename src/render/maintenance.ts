@@ -1,6 +1,6 @@
 import { MAINTENANCE_ADMIN, MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer } from "../model/maintenance";
 import { hashComment, MANAGED_HEADER } from "./drift";
-import { REGISTER_ADMIN_PY } from "./synapse/admin";
+import { REGISTER_USER_PY } from "./synapse/admin";
 import { renderTimerUnit, UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -138,7 +138,7 @@ def call(method, path, body=None, token=None, timeout=120):
         raise ApiError(e.code, err) from None
 
 
-${REGISTER_ADMIN_PY}
+${REGISTER_USER_PY}
 
 def read(path):
     with open(path) as f:
@@ -166,7 +166,7 @@ def admin_token():
     if not os.path.exists(PASSWORD_FILE):
         write_private(PASSWORD_FILE, secrets.token_urlsafe(32))
     password = read(PASSWORD_FILE)
-    if register_admin(BASE, SHARED_SECRET_FILE, ADMIN, password) == "created":
+    if register_user(BASE, SHARED_SECRET_FILE, ADMIN, password, True) == "created":
         print("registered the maintenance admin @%s:%s" % (ADMIN, SERVER_NAME))
     try:
         login = call("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": ADMIN}, "password": password, "initial_device_display_name": "pulumi-matrix maintenance"})

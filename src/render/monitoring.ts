@@ -220,10 +220,19 @@ export function renderAlertRules(): string {
     );
 }
 
-/** Alertmanager's config: e-mail through Synapse's SMTP server when `alertEmail` is set; otherwise alerts are only shown. */
+/**
+ * Alertmanager's config: one receiver with e-mail through Synapse's SMTP
+ * server when `alertEmail` is set and the alert room's relay when
+ * `alertRoom` is; without either, alerts are only shown.
+ */
 export function renderAlertmanagerConfig(s: MonitoringSettings): string {
     const e = s.alertEmail;
-    const receiver = e ? "email" : "none";
+    const room = s.alertRoom;
+    const receiver = e && room ? "email-and-room" : e ? "email" : room ? "room" : "none";
+    const says = [
+        ...(e ? ["by e-mail"] : []),
+        ...(room ? [`into the Matrix room ${room.room} (the relay on 127.0.0.1:${room.port})`] : []),
+    ];
     return renderYaml(
         {
             ...(e
@@ -238,23 +247,38 @@ export function renderAlertmanagerConfig(s: MonitoringSettings): string {
                 : {}),
             route: { receiver, group_by: ["alertname", "instance"], group_wait: "30s", group_interval: "5m", repeat_interval: "4h" },
             receivers: [
-                e
-                    ? {
-                          name: receiver,
-                          email_configs: [
-                              {
-                                  to: e.to.join(", "),
-                                  send_resolved: true,
-                                  ...(e.smtp.user !== undefined ? { auth_password_file: MONITORING_FILES.smtpPassword } : {}),
-                              },
-                          ],
-                      }
-                    : { name: receiver },
+                {
+                    name: receiver,
+                    ...(e
+                        ? {
+                              email_configs: [
+                                  {
+                                      to: e.to.join(", "),
+                                      send_resolved: true,
+                                      ...(e.smtp.user !== undefined ? { auth_password_file: MONITORING_FILES.smtpPassword } : {}),
+                                  },
+                              ],
+                          }
+                        : {}),
+                    ...(room
+                        ? {
+                              webhook_configs: [
+                                  {
+                                      url: `http://127.0.0.1:${room.port}/alerts`,
+                                      send_resolved: true,
+                                      http_config: { authorization: { type: "Bearer", credentials_file: MONITORING_FILES.alertRoomWebhookToken } },
+                                  },
+                              ],
+                          }
+                        : {}),
+                },
             ],
         },
         [
             MANAGED_HEADER,
-            e ? "Alertmanager: alerts by e-mail." : "Alertmanager: no receiver (monitoring.alertEmail is not set); alerts show on its page only.",
+            says.length
+                ? `Alertmanager: alerts ${says.join(" and ")}.`
+                : "Alertmanager: no receiver (monitoring.alertEmail is not set); alerts show on its page only.",
         ].join("\n"),
     );
 }

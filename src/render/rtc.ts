@@ -1,5 +1,5 @@
 import { RTC_FILES, RTC_USERS, RtcSettings } from "../model/rtc";
-import { UNIT_HEADER as HEADER } from "./systemd";
+import { networkServiceSandbox, UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /**
@@ -76,40 +76,6 @@ export function renderJwtEnv(s: RtcSettings): string {
         .join("\n")}\n`;
 }
 
-/** The sandbox both programs share: a network service with no capabilities, no writable file, no other process, no kernel settings. */
-function sandbox(memoryDenyWriteExecute: boolean): string {
-    return `NoNewPrivileges=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-# Files: everything read-only, no home, a private /tmp, no devices.
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-DevicePolicy=closed
-UMask=0077
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-ProcSubset=pid
-# IPv4 and IPv6, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-${memoryDenyWriteExecute ? "MemoryDenyWriteExecute=yes\n" : ""}RemoveIPC=yes
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
-SystemCallErrorNumber=EPERM`;
-}
-
 /** livekit-server's unit: its own user, the config file, nothing on the command line but the path. */
 export function renderLivekitUnit(s: RtcSettings): string {
     return `${HEADER}
@@ -127,7 +93,7 @@ Restart=on-failure
 RestartSec=3
 # Media for many participants: many sockets.
 LimitNOFILE=65536
-${sandbox(true)}
+${networkServiceSandbox(true)}
 
 [Install]
 WantedBy=multi-user.target
@@ -150,7 +116,7 @@ EnvironmentFile=${RTC_FILES.jwtEnv}
 ExecStart=${s.jwtService.path}
 Restart=on-failure
 RestartSec=3
-${sandbox(true)}
+${networkServiceSandbox(true)}
 
 [Install]
 WantedBy=multi-user.target

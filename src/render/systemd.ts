@@ -22,3 +22,42 @@ Persistent=true
 WantedBy=timers.target
 `;
 }
+
+/**
+ * The sandbox of a network daemon of the library's own (MatrixRTC's
+ * programs, the alert room's relay): no capabilities, no writable file, no
+ * other process, no kernel settings. `memoryDenyWriteExecute`: false for a
+ * program that makes executable memory at run time.
+ */
+export function networkServiceSandbox(memoryDenyWriteExecute: boolean): string {
+    return `NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+# Files: everything read-only, no home, a private /tmp, no devices.
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+DevicePolicy=closed
+UMask=0077
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+# IPv4 and IPv6, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+${memoryDenyWriteExecute ? "MemoryDenyWriteExecute=yes\n" : ""}RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallErrorNumber=EPERM`;
+}

@@ -21,7 +21,13 @@ import {
 import { REDIS_EXPORTER_USER } from "../../src/model/redis";
 import { planStack } from "../../src/model/stack";
 import { resolveSynapseSettings } from "../../src/model/synapse";
-import { monitoringRedisSecretScript, monitoringRemovalScript, monitoringServerScript, monitoringSmtpSecretScript } from "../../src/provision/monitoring";
+import {
+    monitoringAlertRoomScript,
+    monitoringRedisSecretScript,
+    monitoringRemovalScript,
+    monitoringServerScript,
+    monitoringSmtpSecretScript,
+} from "../../src/provision/monitoring";
 import {
     alertRules,
     renderAlertmanagerConfig,
@@ -32,6 +38,7 @@ import {
     renderPrometheusConfig,
     renderRedisExporterEnv,
 } from "../../src/render/monitoring";
+import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../../src/render/monitoringAlertRoom";
 import { golden } from "../support/golden";
 import {
     goldenProxySettings,
@@ -108,6 +115,27 @@ describe("MonitoringServer: settings", () => {
 
     it("reports every problem at once", () => {
         assert.throws(resolve({ retention: "x", prometheusPort: 0, alertEmail: {} }), (e: ConfigErrors) => e.errors.length === 3);
+    });
+
+    it("an alert room: the room, a bot that is not the admin, the relay on 127.0.0.1:9194, Synapse's client API on loopback", () => {
+        const s = resolve({ alertRoom: { room: "#ops:example.com" } })();
+        assert.deepEqual(s.alertRoom, {
+            room: "#ops:example.com",
+            user: "pulumi-matrix-alerts",
+            port: 9194,
+            homeserverUrl: "http://127.0.0.1:8008",
+            sharedSecretFile: "/etc/matrix-synapse/secrets/registration_shared_secret",
+        });
+        assert.ok(monitoringPortClaims(s).some((c) => c.port === 9194 && c.owner === "alert room relay" && c.address === "127.0.0.1"));
+        assert.equal(resolve({ alertRoom: { room: "!AbC-12_x:matrix.example.com:8448", user: "ops.bot" } })().alertRoom?.user, "ops.bot");
+    });
+
+    it("refuses an alert room without its room, a room that is not an ID or alias, and a bot name Synapse would refuse", () => {
+        rejects(resolve({ alertRoom: {} }), "alertRoom.room", "not set", /expected the room's ID \(!abc:example\.com\) or alias \(#ops:example\.com\)/);
+        rejects(resolve({ alertRoom: { room: "ops" } }), "alertRoom.room", '"ops"', /expected the room's ID/);
+        rejects(resolve({ alertRoom: { room: "#ops room:example.com" } }), "alertRoom.room", '"#ops room:example.com"', /expected the room's ID/);
+        rejects(resolve({ alertRoom: { room: "#ops:bad host" } }), "alertRoom.room", '"#ops:bad host"', /expected the room's ID/);
+        rejects(resolve({ alertRoom: { room: "#ops:example.com", user: "Alerts" } }), "alertRoom.user", '"Alerts"', /expected the bot's localpart/);
     });
 });
 
@@ -330,6 +358,15 @@ describe("MonitoringServer as a component", () => {
         assert.match(String(login.inputs.stdin), /REDIS_PASSWORD=/);
     });
 
+    it("an alert room: its step runs after Synapse answers and before the server step; it carries no secret", async () => {
+        const { mocks } = await runWithMocks(() => new MatrixStack("prod", { ...stackArgs(), monitoring: { alertRoom: { room: "#ops:example.com" } } }));
+        const room = mocks.byName("prod-monitoring-alert-room");
+        assert.match(String(room.inputs.stdin), /alert-room\.py setup/);
+        assert.ok(mocks.byName("prod-synapse-config").seq < room.seq);
+        assert.ok(room.seq < mocks.byName("prod-monitoring-server").seq);
+        assert.match(String(mocks.byName("prod-monitoring-server").inputs.stdin), /webhook_configs/);
+    });
+
     it("a MonitoringServer given a RedisServer without monitoringUser is refused", async () => {
         await assert.rejects(
             runWithMocks(() => {
@@ -361,6 +398,13 @@ describe("monitoring: golden files (update with `npm run golden:update`, review 
     golden("monitoring", "scripts/monitoring-server.sh", () => monitoringServerScript(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()));
     golden("monitoring", "scripts/monitoring-smtp-secret.sh", () => monitoringSmtpSecretScript(goldenMonitoringSettings(), "SECRETsmtp"));
     golden("monitoring", "scripts/monitoring-removal.sh", () => monitoringRemovalScript());
+    const withRoom = () => goldenMonitoringSettings({ alertEmail: { to: ["ops@example.com"] }, alertRoom: { room: "#ops:example.com" } });
+    golden("monitoring", "alertmanager-email-and-room.yml", () => renderAlertmanagerConfig(withRoom()));
+    golden("monitoring", "alert-room.py", () => ALERT_ROOM_PY);
+    golden("monitoring", "alert-room.json", () => renderAlertRoomConfig(withRoom()));
+    golden("monitoring", "pulumi-matrix-alert-room.service", () => renderAlertRoomUnit());
+    golden("monitoring", "scripts/monitoring-alert-room.sh", () => monitoringAlertRoomScript(withRoom()));
+    golden("monitoring", "scripts/monitoring-server-alert-room.sh", () => monitoringServerScript(withRoom(), goldenWorkerSynapse(), goldenWorkerPool()));
     golden("monitoring", "scripts/monitoring-redis-secret.sh", () => monitoringRedisSecretScript(goldenMonitoringSettings(), "SECRETredisexporter"));
     golden("monitoring", "prometheus-redis-exporter.default", () => renderExporterDefaults(goldenMonitoringSettings(), "redis"));
 });

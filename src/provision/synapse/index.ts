@@ -1,7 +1,7 @@
 import { OsInfo } from "../../model/host";
 import { secretFilePath, synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../../model/synapse";
 import { PROMETHEUS_SCRAPE_FILES, renderSynapseScrapeConfig } from "../../render/prometheus";
-import { REGISTER_ADMIN_PY } from "../../render/synapse/admin";
+import { REGISTER_USER_PY } from "../../render/synapse/admin";
 import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
 import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
@@ -186,8 +186,8 @@ export function synapseSharedFiles(s: SynapseSettings, peers: SynapsePeers, comp
 export function synapseAdminScript(s: SynapseSettings, localpart: string, password: string): string {
     const f = synapseFiles(s.paths);
     const py = `import hashlib, hmac, json, sys, urllib.request, urllib.error
-${REGISTER_ADMIN_PY}
-print(register_admin("http://127.0.0.1:${s.httpPort}", ${JSON.stringify(f.registrationSharedSecret)}, ${JSON.stringify(localpart)}, sys.stdin.read().rstrip("\\n")))
+${REGISTER_USER_PY}
+print(register_user("http://127.0.0.1:${s.httpPort}", ${JSON.stringify(f.registrationSharedSecret)}, ${JSON.stringify(localpart)}, sys.stdin.read().rstrip("\\n"), True))
 `;
     return script("pulumi-matrix Synapse initial admin", [
         recordFunctions(s.paths),

@@ -84,13 +84,14 @@ def call(method, path, body=None, token=None, timeout=120):
         raise ApiError(e.code, err) from None
 
 
-def register_admin(base_url, secret_file, user, password):
-    """Registers user as a server admin with the secret in secret_file: "created", or "exists" when the name is taken."""
+def register_user(base_url, secret_file, user, password, admin):
+    """Registers user (a server admin when admin is True) with the secret in secret_file: "created", or "exists" when the name is taken."""
     url = base_url + "/_synapse/admin/v1/register"
     secret = open(secret_file).read().strip().encode()
     nonce = json.load(urllib.request.urlopen(url, timeout=30))["nonce"]
-    mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
-    body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
+    kind = b"admin" if admin else b"notadmin"
+    mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), kind]), hashlib.sha1).hexdigest()
+    body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": admin, "mac": mac}).encode()
     try:
         urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=30)
         return "created"
@@ -98,7 +99,7 @@ def register_admin(base_url, secret_file, user, password):
         err = json.load(e)
         if err.get("errcode") == "M_USER_IN_USE":
             return "exists"
-        sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
+        sys.exit("registering the user failed: %s %s" % (e.code, err.get("error")))
 
 
 def read(path):
@@ -127,7 +128,7 @@ def admin_token():
     if not os.path.exists(PASSWORD_FILE):
         write_private(PASSWORD_FILE, secrets.token_urlsafe(32))
     password = read(PASSWORD_FILE)
-    if register_admin(BASE, SHARED_SECRET_FILE, ADMIN, password) == "created":
+    if register_user(BASE, SHARED_SECRET_FILE, ADMIN, password, True) == "created":
         print("registered the maintenance admin @%s:%s" % (ADMIN, SERVER_NAME))
     try:
         login = call("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": ADMIN}, "password": password, "initial_device_display_name": "pulumi-matrix maintenance"})

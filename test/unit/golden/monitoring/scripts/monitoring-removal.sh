@@ -3,7 +3,7 @@
 main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 if [ -d /etc/pulumi-matrix/monitoring ]; then
-    for pm_unit in prometheus.service prometheus-alertmanager.service prometheus-node-exporter.service prometheus-postgres-exporter.service prometheus-nginx-exporter.service prometheus-blackbox-exporter.service prometheus-redis-exporter.service; do
+    for pm_unit in prometheus.service prometheus-alertmanager.service prometheus-node-exporter.service prometheus-postgres-exporter.service prometheus-nginx-exporter.service prometheus-blackbox-exporter.service prometheus-redis-exporter.service pulumi-matrix-alert-room.service; do
         systemctl disable -q "$pm_unit" 2>/dev/null || true
         if systemctl is-active -q "$pm_unit"; then systemctl stop "$pm_unit"; echo "stopped $pm_unit: monitoring is no longer part of this deployment"; fi
     done
@@ -41,6 +41,11 @@ pm_prune monitoring-redis-exporter
 pm_done monitoring-redis-exporter
 pm_prune monitoring-redis-secrets
 pm_done monitoring-redis-secrets
+pm_prune monitoring-alert-room
+if pm_changed monitoring-alert-room; then
+    systemctl daemon-reload
+fi
+pm_done monitoring-alert-room
 if [ -d /etc/pulumi-matrix/monitoring ]; then rm -rf -- /etc/pulumi-matrix/monitoring; echo 'removed /etc/pulumi-matrix/monitoring'; fi
 : monitoring is off
 }

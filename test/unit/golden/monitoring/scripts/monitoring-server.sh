@@ -413,6 +413,13 @@ if pm_changed monitoring-node-exporter; then
 fi
 pm_done monitoring-node-exporter
 install -d -m 0755 -o root -g root /var/lib/prometheus/node-exporter
+if systemctl is-active -q pulumi-matrix-alert-room.service || systemctl is-enabled -q pulumi-matrix-alert-room.service 2>/dev/null; then systemctl disable -q --now pulumi-matrix-alert-room.service; echo 'stopped the alert room'\''s relay: monitoring.alertRoom is no longer set'; fi
+pm_prune monitoring-alert-room
+if pm_changed monitoring-alert-room; then
+    systemctl daemon-reload
+fi
+pm_done monitoring-alert-room
+rm -f -- /etc/pulumi-matrix/monitoring/private/alert-room-webhook-token /etc/pulumi-matrix/monitoring/private/alert-room-access-token /etc/pulumi-matrix/monitoring/private/alert-room-password
 (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres) <<'PM_EOF'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') THEN CREATE ROLE prometheus LOGIN; END IF;

@@ -11,13 +11,14 @@ pm_synapse_note() {
 }
 py=$(cat <<'PM_EOF'
 import hashlib, hmac, json, sys, urllib.request, urllib.error
-def register_admin(base_url, secret_file, user, password):
-    """Registers user as a server admin with the secret in secret_file: "created", or "exists" when the name is taken."""
+def register_user(base_url, secret_file, user, password, admin):
+    """Registers user (a server admin when admin is True) with the secret in secret_file: "created", or "exists" when the name is taken."""
     url = base_url + "/_synapse/admin/v1/register"
     secret = open(secret_file).read().strip().encode()
     nonce = json.load(urllib.request.urlopen(url, timeout=30))["nonce"]
-    mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), b"admin"]), hashlib.sha1).hexdigest()
-    body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": True, "mac": mac}).encode()
+    kind = b"admin" if admin else b"notadmin"
+    mac = hmac.new(secret, b"\0".join([nonce.encode(), user.encode(), password.encode(), kind]), hashlib.sha1).hexdigest()
+    body = json.dumps({"nonce": nonce, "username": user, "password": password, "admin": admin, "mac": mac}).encode()
     try:
         urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"}), timeout=30)
         return "created"
@@ -25,9 +26,9 @@ def register_admin(base_url, secret_file, user, password):
         err = json.load(e)
         if err.get("errcode") == "M_USER_IN_USE":
             return "exists"
-        sys.exit("registering the admin user failed: %s %s" % (e.code, err.get("error")))
+        sys.exit("registering the user failed: %s %s" % (e.code, err.get("error")))
 
-print(register_admin("http://127.0.0.1:8008", "/etc/matrix-synapse/secrets/registration_shared_secret", "admin", sys.stdin.read().rstrip("\n")))
+print(register_user("http://127.0.0.1:8008", "/etc/matrix-synapse/secrets/registration_shared_secret", "admin", sys.stdin.read().rstrip("\n"), True))
 PM_EOF
 )
 pw=$(cat <<'PM_EOF'

@@ -90,7 +90,12 @@ export class Inbox {
         opts: { historyTimeoutMs?: number; onGap?: (missing: number[]) => Promise<void> } = {},
     ): Promise<BatchResult> {
         const deadline = Date.now() + timeoutMs;
-        while (this.seqs(tag).length < count && Date.now() < deadline) await sleep(200);
+        // Sync delivers in order: once the last message came by sync, an earlier one still missing 10 s later comes by backfill only.
+        const settled = () => {
+            const last = this.arrival(tag, count - 1);
+            return last !== undefined && Date.now() - last > 10_000;
+        };
+        while (this.seqs(tag).length < count && Date.now() < deadline && !settled()) await sleep(200);
         await sleep(1000); // a duplicate arriving late is caught too
         const seqs = this.seqs(tag);
         const expected = [...Array(count).keys()];

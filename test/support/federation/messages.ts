@@ -106,12 +106,24 @@ export class Inbox {
         // Sync never delivers one twice nor out of order; the history gets no second chance at that.
         if (seqs.length !== new Set(seqs).size || !seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)) return { ...base, inOrder: false, missing };
         const started = Date.now();
-        let history = await this.history(tag);
-        if (!inOrder(history)) await opts.onGap?.(expected.filter((n) => !history.includes(n)));
+        // A read that fails (the server answers 500 while its database restarts) is tried again, as a client pages again.
+        let failed: unknown;
+        const read = async () => {
+            try {
+                failed = undefined;
+                return await this.history(tag);
+            } catch (err) {
+                failed = err;
+                return [];
+            }
+        };
+        let history = await read();
+        if (!inOrder(history) && failed === undefined) await opts.onGap?.(expected.filter((n) => !history.includes(n)));
         while (!inOrder(history) && Date.now() - started < (opts.historyTimeoutMs ?? 0)) {
             await sleep(5000);
-            history = await this.history(tag);
+            history = await read();
         }
+        if (failed !== undefined) throw failed;
         const ok = inOrder(history);
         return { ...base, inOrder: ok, missing, viaHistory: history.length, historyMs: ok ? Date.now() - started : undefined };
     }

@@ -21,8 +21,9 @@ import { describeBatch, Inbox, resumeMs, sendBatch } from "../support/federation
 import { DNS_ADDRESS, FederationNetwork, HUB_ADDRESS, type Namespace } from "../support/federation/network";
 import { type NamedServer, startNamedZones } from "../support/integration/named";
 import { type PebbleServer, startPebble } from "../support/integration/pebble";
-import { sleep } from "../support/integration/processes";
+import { alive, registerCleanup, sleep } from "../support/integration/processes";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
+import { recordGap } from "./evidence";
 
 const NS = {
     dns: { name: "pmfed-dns", address: DNS_ADDRESS },
@@ -31,6 +32,38 @@ const NS = {
 } satisfies Record<string, Namespace>;
 
 const MESSAGES = 100;
+
+/**
+ * The faults, by the names FEDERATION_FAULTS selects them with (a comma list;
+ * default all, in this order); FEDERATION_REPEAT=n runs the selection n times
+ * (default 1), e.g. `FEDERATION_FAULTS=kill-sender FEDERATION_REPEAT=5 npm run
+ * test:federation` to run the sender's crash again and again. Every other
+ * check runs as always.
+ */
+const FAULTS = ["kill-sender", "restart-redis", "restart-postgres", "restart-main", "cut-link"] as const;
+type Fault = (typeof FAULTS)[number];
+const SELECTED: Fault[] = (() => {
+    const asked = (process.env.FEDERATION_FAULTS ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
+    const unknown = asked.filter((f) => !(FAULTS as readonly string[]).includes(f));
+    if (unknown.length) throw new Error(`FEDERATION_FAULTS: unknown ${unknown.join(", ")}; valid: ${FAULTS.join(", ")}`);
+    return asked.length ? FAULTS.filter((f) => asked.includes(f)) : [...FAULTS];
+})();
+const REPEAT = (() => {
+    const n = Number(process.env.FEDERATION_REPEAT ?? "1");
+    if (!Number.isInteger(n) || n < 1) throw new Error(`FEDERATION_REPEAT: ${process.env.FEDERATION_REPEAT} is not a whole number of at least 1`);
+    return n;
+})();
+/**
+ * FEDERATION_SENDER_STOP_MS=n (default 0): before the kill -9, stop the sender
+ * (SIGSTOP) for n ms, as a sender hung on a loaded machine, so more events
+ * wait for it when it comes back. A way to provoke a larger catch-up by hand.
+ */
+const SENDER_STOP_MS = Number(process.env.FEDERATION_SENDER_STOP_MS ?? "0");
+/** How long the receiving server's history may take to hold every message of a batch sync left a gap in (backfill). */
+const HISTORY_TIMEOUT_MS = 120_000;
 const report: string[] = [];
 const note = (line: string) => {
     report.push(line);
@@ -51,6 +84,7 @@ describe("federation: two homeservers as the library deploys them, real clients,
     const t0 = Date.now();
 
     before(async function () {
+        holdSuiteLock();
         const venvP = ensureSynapseVenv();
         net = await FederationNetwork.create([NS.dns, NS.hs1, NS.hs2]);
         // Pebble listens on this machine's address on the bridge; its validation dials the names in the namespaces on port 80.
@@ -199,9 +233,11 @@ describe("federation: two homeservers as the library deploys them, real clients,
      * Both users send `count` messages (`gapMs` apart) while `fault` runs,
      * starting 2 s into the batch; `fault` resolves with the moment the fault
      * ended (the link restored, the process back). Then the check: every
-     * message arrived once, in order; the report says how long delivery took
-     * to resume (the first message sent at or after the fault's start arriving)
-     * and when the last arrived after the fault ended.
+     * message arrived once, in order, and decrypted (by sync, or where sync
+     * left a gap, in the receiving server's history within HISTORY_TIMEOUT_MS,
+     * as Element shows it when its user scrolls up); the report says how long
+     * delivery took to resume (the first message sent at or after the fault's
+     * start arriving) and when the last arrived after the fault ended.
      */
     async function underFault(name: string, fault: () => Promise<number>, gapMs = 250): Promise<void> {
         const tag = name.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
@@ -209,12 +245,24 @@ describe("federation: two homeservers as the library deploys them, real clients,
         // Messages flow before, during and after the fault: 10 at least, and 10 more each once it has ended.
         const state: { ended?: number } = {};
         const until = { min: 10, done: () => state.ended !== undefined, after: 10 };
+        const lateBefore = bobInbox.lateKeys() + aliceInbox.lateKeys();
         const sending = Promise.all([sendBatch(alice, roomId, a2b, until, gapMs), sendBatch(bob, roomId, b2a, until, gapMs)]);
         await sleep(2000);
         const faultAt = Date.now();
         const ended = (state.ended = await fault());
         const [sa, sb] = await sending;
-        const [toBob, toAlice] = await Promise.all([bobInbox.expect(a2b, sa.times.length, 240_000), aliceInbox.expect(b2a, sb.times.length, 240_000)]);
+        const gap = (origin: Homeserver, receiver: Homeserver, batch: string, sent: { eventIds: string[] }) => ({
+            historyTimeoutMs: HISTORY_TIMEOUT_MS,
+            onGap: async (missing: number[]) => {
+                const ids = missing.map((n) => sent.eventIds[n] ?? `#${n}?`);
+                const dir = await recordGap(batch, roomId, origin, receiver, sent.eventIds, ids);
+                note(`${batch}: the first read of ${receiver.spec.serverName}'s history lacked ${JSON.stringify(missing)}; evidence in ${dir}`);
+            },
+        });
+        const [toBob, toAlice] = await Promise.all([
+            bobInbox.expect(a2b, sa.times.length, 240_000, gap(hs1, hs2, a2b, sa)),
+            aliceInbox.expect(b2a, sb.times.length, 240_000, gap(hs2, hs1, b2a, sb)),
+        ]);
         const count = { a2b: sa.times.length, b2a: sb.times.length };
         const resumes = [resumeMs(bobInbox, a2b, sa, faultAt), resumeMs(aliceInbox, b2a, sb, faultAt)];
         const last = Math.max(bobInbox.arrival(a2b, count.a2b - 1) ?? NaN, aliceInbox.arrival(b2a, count.b2a - 1) ?? NaN);
@@ -222,72 +270,117 @@ describe("federation: two homeservers as the library deploys them, real clients,
         note(
             `${name}: ${describeBatch(toBob)}; ${describeBatch(toAlice)}; ` +
                 `delivery resumed after ${s(resumes[0])} (a2b) / ${s(resumes[1])} (b2a); all in ${s(last - ended)} after the fault ended; ` +
-                `client retries ${sa.retries + sb.retries}`,
+                `client retries ${sa.retries + sb.retries}; decrypted once their key came later: ${bobInbox.lateKeys() + aliceInbox.lateKeys() - lateBefore}`,
         );
         for (const r of [toBob, toAlice]) assert.ok(r.inOrder, `${name}: ${describeBatch(r)}`);
         assert.equal(bobInbox.failures() + aliceInbox.failures(), 0, `${name}: events that did not decrypt`);
     }
 
-    it("fault: kill -9 the federation sender of hs1 that serves hs2 while messages flow; supervision restarts it", async function () {
-        const outbound = /TX \[hs2\.test\] \{\d+\} Sending transaction/;
-        const [name, sender] = [...hs1.workers].find(([n, p]) => n.startsWith("federation_sender") && outbound.test(p.log()))!;
-        const restartsBefore = sender.supervisedRestarts;
-        await underFault(`kill -9 hs1 ${name}`, async () => {
-            const listening = () => sender.log().split("Synapse now listening on TCP port").length - 1;
-            const startsBefore = listening();
-            process.kill(sender.pid, "SIGKILL");
-            // Back once the new process serves: a restarted sender sends what was persisted while it was down when the
-            // next event on its server wakes it, so the fault ends (and the 10 messages after it go) only then.
-            await waitFor(() => sender.supervisedRestarts > restartsBefore && sender.running() && listening() > startsBefore, 300_000, `${name} restarted`);
-            return Date.now();
-        });
-    });
-
-    it("fault: restart Redis of hs2", async function () {
-        await underFault("restart hs2 Redis", async () => {
-            await hs2.redis.restart();
-            return Date.now();
-        });
-    });
-
-    it("fault: restart PostgreSQL of hs1", async function () {
-        await underFault("restart hs1 PostgreSQL", async () => {
-            await hs1.pg.restart();
-            return Date.now();
-        });
-    });
-
-    it("fault: restart Synapse main of hs2; its workers reconnect without a restart of their own", async function () {
-        const before = new Map([...hs2.workers].map(([n, p]) => [n, { pid: p.pid, restarts: p.supervisedRestarts }]));
-        await underFault("restart hs2 Synapse main", async () => {
-            await hs2.main.restart();
-            return Date.now();
-        });
-        for (const [n, p] of hs2.workers) {
-            assert.equal(p.pid, before.get(n)!.pid, `${n} was restarted`);
-            assert.equal(p.supervisedRestarts, before.get(n)!.restarts, `${n} died`);
-            assert.ok(p.running(), `${n} is not running`);
+    /** Defines the test of `fault`; `round` tells repeats apart (FEDERATION_REPEAT). */
+    function faultTest(fault: Fault, round: string): void {
+        switch (fault) {
+            case "kill-sender":
+                it(`fault${round}: kill -9 the federation sender of hs1 that serves hs2 while messages flow; supervision restarts it`, async function () {
+                    const outbound = /TX \[hs2\.test\] \{\d+\} Sending transaction/;
+                    const [name, sender] = [...hs1.workers].find(([n, p]) => n.startsWith("federation_sender") && outbound.test(p.log()))!;
+                    const restartsBefore = sender.supervisedRestarts;
+                    await underFault(`kill -9 hs1 ${name}${round}`, async () => {
+                        const listening = () => sender.log().split("Synapse now listening on TCP port").length - 1;
+                        const startsBefore = listening();
+                        if (SENDER_STOP_MS > 0) {
+                            process.kill(sender.pid, "SIGSTOP");
+                            await sleep(SENDER_STOP_MS);
+                        }
+                        process.kill(sender.pid, "SIGKILL");
+                        // Back once the new process serves: a restarted sender sends what was persisted while it was down when the
+                        // next event on its server wakes it, so the fault ends (and the 10 messages after it go) only then.
+                        await waitFor(
+                            () => sender.supervisedRestarts > restartsBefore && sender.running() && listening() > startsBefore,
+                            300_000,
+                            `${name} restarted`,
+                        );
+                        return Date.now();
+                    });
+                });
+                return;
+            case "restart-redis":
+                it(`fault${round}: restart Redis of hs2`, async function () {
+                    await underFault(`restart hs2 Redis${round}`, async () => {
+                        await hs2.redis.restart();
+                        return Date.now();
+                    });
+                });
+                return;
+            case "restart-postgres":
+                it(`fault${round}: restart PostgreSQL of hs1`, async function () {
+                    await underFault(`restart hs1 PostgreSQL${round}`, async () => {
+                        await hs1.pg.restart();
+                        return Date.now();
+                    });
+                });
+                return;
+            case "restart-main":
+                it(`fault${round}: restart Synapse main of hs2; its workers reconnect without a restart of their own`, async function () {
+                    const before = new Map([...hs2.workers].map(([n, p]) => [n, { pid: p.pid, restarts: p.supervisedRestarts }]));
+                    await underFault(`restart hs2 Synapse main${round}`, async () => {
+                        await hs2.main.restart();
+                        return Date.now();
+                    });
+                    for (const [n, p] of hs2.workers) {
+                        assert.equal(p.pid, before.get(n)!.pid, `${n} was restarted`);
+                        assert.equal(p.supervisedRestarts, before.get(n)!.restarts, `${n} died`);
+                        assert.ok(p.running(), `${n} is not running`);
+                    }
+                });
+                return;
+            case "cut-link":
+                it(`fault${round}: the link between the namespaces is cut for 60 s while both sides send; restored, everything arrives`, async function () {
+                    await underFault(
+                        `cut hs1-hs2 60 s${round}`,
+                        async () => {
+                            await net.cut(NS.hs1, NS.hs2);
+                            await sleep(60_000);
+                            await net.restore(NS.hs1, NS.hs2);
+                            return Date.now();
+                        },
+                        1500,
+                    );
+                });
+                return;
         }
-    });
-
-    it("fault: the link between the namespaces is cut for 60 s while both sides send; restored, everything arrives", async function () {
-        await underFault(
-            "cut hs1-hs2 60 s",
-            async () => {
-                await net.cut(NS.hs1, NS.hs2);
-                await sleep(60_000);
-                await net.restore(NS.hs1, NS.hs2);
-                return Date.now();
-            },
-            1500,
-        );
-    });
+    }
+    for (let round = 1; round <= REPEAT; round++) for (const fault of SELECTED) faultTest(fault, REPEAT > 1 ? ` ${round}` : "");
 
     /** dig through the suite's DNS server for any zone it serves. */
     async function startNamedDig(name: string, type: string): Promise<string[]> {
         return named.dig(name, type);
     }
 });
+
+/**
+ * One run of the suite at a time on a machine: its namespaces, bridge and
+ * addresses have fixed names, and a second run would first remove the first's
+ * as leftovers. The lock (a file with the holder's PID) is freed when the run
+ * ends, also on failure; one whose holder died is taken over.
+ */
+function holdSuiteLock(): void {
+    const file = "/run/pmfed-suite.lock";
+    for (;;) {
+        try {
+            fs.writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+            break;
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+            const holder = Number(fs.readFileSync(file, "utf8").trim());
+            if (holder > 0 && alive(holder)) throw new Error(`another federation suite runs (PID ${holder}, ${file}); run one at a time`);
+            fs.rmSync(file, { force: true });
+        }
+    }
+    const free = () => {
+        if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim() === String(process.pid)) fs.rmSync(file, { force: true });
+    };
+    registerCleanup({ name: "federation suite lock", run: free, runSync: free });
+}
 
 async function waitForAsync(check: () => Promise<boolean>, timeoutMs: number, what: string, intervalMs = 250): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -14,7 +14,10 @@ interface Received {
     /** It came as m.room.encrypted. */
     readonly encrypted: boolean;
     body?: string;
+    /** It did not decrypt (yet). */
     failed?: boolean;
+    /** It did not decrypt at first, but did once its key arrived. */
+    late?: boolean;
 }
 
 /** What one client receives in one room from others, in order. */
@@ -30,13 +33,19 @@ export class Inbox {
             if (ev.getType() !== "m.room.message" && ev.getType() !== "m.room.encrypted") return;
             const slot: Received = { eventId: ev.getId()!, at: Date.now(), encrypted: ev.isEncrypted() };
             this.received.push(slot);
-            void user.client.decryptEventIfNeeded(ev).then(
-                () => {
-                    if (ev.isDecryptionFailure()) slot.failed = true;
-                    else slot.body = (ev.getContent() as { body?: string }).body;
-                },
-                () => (slot.failed = true),
-            );
+            // A room key may come after the message it opens (both cross over federation, by different routes): the
+            // SDK decrypts again when it does, as Element shows the message once its key arrived. Until then it counts as failed.
+            const settle = () => {
+                if (ev.isBeingDecrypted()) return;
+                if (ev.isDecryptionFailure()) slot.failed = true;
+                else {
+                    if (slot.failed) slot.late = true;
+                    slot.failed = false;
+                    slot.body = (ev.getContent() as { body?: string }).body;
+                }
+            };
+            ev.on(sdk.MatrixEventEvent.Decrypted, settle);
+            void user.client.decryptEventIfNeeded(ev).then(settle, () => (slot.failed = true));
         });
     }
 
@@ -51,30 +60,72 @@ export class Inbox {
         return this.received.find((r) => r.body === `${tag} #${seq}`)?.at;
     }
 
+    /** Events that do not decrypt (so far). */
     failures(): number {
         return this.received.filter((r) => r.failed).length;
     }
 
+    /** Events that decrypted only once their room key arrived later. */
+    lateKeys(): number {
+        return this.received.filter((r) => r.late).length;
+    }
+
     /**
      * Waits until `count` messages of `tag` arrived by sync (or `timeoutMs`
-     * passed), then checks: each once, in order. When sync left a gap, the
-     * room's history as the receiving server serves it (`/messages`, which
-     * backfills from the other server, as a client scrolling up makes it do)
-     * must hold every message once, in order; the result says so (`viaHistory`).
+     * passed), then checks: each once, in order. When sync left a gap (it
+     * delivers what its server persisted live, not what the server pulls in
+     * later by backfill), the room's history as the receiving server serves it
+     * (`/messages`, which backfills from the other server, as a client
+     * scrolling up makes it do) must hold every message once, in order: read
+     * again every few seconds until it does or `historyTimeoutMs` passed (the
+     * server backfills in the background, and retries a failed pull only after
+     * a backoff). The result says how many the history held and when
+     * (`viaHistory`, `historyMs`). `onGap` runs once when the first read of the
+     * history lacks some (to record the state of both servers).
      */
-    async expect(tag: string, count: number, timeoutMs: number): Promise<BatchResult> {
+    async expect(
+        tag: string,
+        count: number,
+        timeoutMs: number,
+        opts: { historyTimeoutMs?: number; onGap?: (missing: number[]) => Promise<void> } = {},
+    ): Promise<BatchResult> {
         const deadline = Date.now() + timeoutMs;
-        while (this.seqs(tag).length < count && Date.now() < deadline) await sleep(200);
+        // Sync delivers in order: once the last message came by sync, an earlier one still missing 10 s later comes by backfill only.
+        const settled = () => {
+            const last = this.arrival(tag, count - 1);
+            return last !== undefined && Date.now() - last > 10_000;
+        };
+        while (this.seqs(tag).length < count && Date.now() < deadline && !settled()) await sleep(200);
         await sleep(1000); // a duplicate arriving late is caught too
         const seqs = this.seqs(tag);
         const expected = [...Array(count).keys()];
         const inOrder = (l: number[]) => l.length === count && l.every((s, i) => s === expected[i]);
         const base = { tag, sent: count, received: seqs.length, distinct: new Set(seqs).size, failures: this.failures() };
         if (inOrder(seqs)) return { ...base, inOrder: true, missing: [] };
-        const duplicated = seqs.length !== new Set(seqs).size;
-        const history = duplicated ? [] : await this.history(tag);
-        const ok = !duplicated && seqs.every((s, i) => i === 0 || s > seqs[i - 1]!) && inOrder(history);
-        return { ...base, inOrder: ok, missing: expected.filter((n) => !seqs.includes(n)), viaHistory: history.length };
+        const missing = expected.filter((n) => !seqs.includes(n));
+        // Sync never delivers one twice nor out of order; the history gets no second chance at that.
+        if (seqs.length !== new Set(seqs).size || !seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)) return { ...base, inOrder: false, missing };
+        const started = Date.now();
+        // A read that fails (the server answers 500 while its database restarts) is tried again, as a client pages again.
+        let failed: unknown;
+        const read = async () => {
+            try {
+                failed = undefined;
+                return await this.history(tag);
+            } catch (err) {
+                failed = err;
+                return [];
+            }
+        };
+        let history = await read();
+        if (!inOrder(history) && failed === undefined) await opts.onGap?.(expected.filter((n) => !history.includes(n)));
+        while (!inOrder(history) && Date.now() - started < (opts.historyTimeoutMs ?? 0)) {
+            await sleep(5000);
+            history = await read();
+        }
+        if (failed !== undefined) throw failed;
+        const ok = inOrder(history);
+        return { ...base, inOrder: ok, missing, viaHistory: history.length, historyMs: ok ? Date.now() - started : undefined };
     }
 
     /** The sequence numbers of `tag` in the room's history on the receiving server, oldest first (decrypted). */
@@ -112,6 +163,8 @@ export interface BatchResult {
     missing: number[];
     /** Sync left a gap: how many of the batch the room's history on the receiving server holds (it passed only if all, in order). */
     viaHistory?: number;
+    /** Sync left a gap: how long until the room's history held all of the batch, in order. */
+    historyMs?: number;
 }
 
 /** A batch of at least `min` messages that goes on while `done()` is false, and `after` more once it is true. */
@@ -124,6 +177,8 @@ export interface Until {
 /** What a batch's sender saw: when each message went out, and how many attempts failed (the server was down). */
 export interface SentBatch {
     readonly times: number[];
+    /** The event ID the sender's server gave each message (the same index as `times`). */
+    readonly eventIds: string[];
     retries: number;
 }
 
@@ -134,7 +189,7 @@ export interface SentBatch {
  * transaction with the event it already made, so a retry never duplicates.
  */
 export async function sendBatch(user: SuiteUser, roomId: string, tag: string, count: number | Until, gapMs = 0): Promise<SentBatch> {
-    const sent: SentBatch = { times: [], retries: 0 };
+    const sent: SentBatch = { times: [], eventIds: [], retries: 0 };
     const until: Until = typeof count === "number" ? { min: count, done: () => true, after: 0 } : count;
     let doneAt: number | undefined;
     for (let i = 0; ; i++) {
@@ -145,7 +200,7 @@ export async function sendBatch(user: SuiteUser, roomId: string, tag: string, co
         let sending = user.client.sendEvent(roomId, "m.room.message" as never, { msgtype: "m.text", body: `${tag} #${i}` } as never, txnId);
         for (let attempt = 0; ; attempt++) {
             try {
-                await sending;
+                sent.eventIds[i] = (await sending).event_id;
                 break;
             } catch (err) {
                 // The SDK gave up (its own retries with backoff are spent): resend the same event, as Element's "Resend" does.
@@ -155,7 +210,10 @@ export async function sendBatch(user: SuiteUser, roomId: string, tag: string, co
                     .getEvents()
                     .find((e) => e.getTxnId() === txnId);
                 // The server made the event though its answer was lost (it restarted): sync brought it back, it is sent.
-                if (echo && echo.status === null) break;
+                if (echo && echo.status === null) {
+                    sent.eventIds[i] = echo.getId()!;
+                    break;
+                }
                 const local = echo?.status === sdk.EventStatus.NOT_SENT ? echo : undefined;
                 if (attempt >= 60 || !room || !local) throw err;
                 sent.retries++;
@@ -168,18 +226,17 @@ export async function sendBatch(user: SuiteUser, roomId: string, tag: string, co
     return sent;
 }
 
-/** The time from `since` until the first message of `tag` sent at or after `since` arrived (delivery resumed). */
+/** The time from `since` until sync first delivered a message of `tag` sent at or after `since` (delivery resumed). */
 export function resumeMs(inbox: Inbox, tag: string, sent: SentBatch, since: number): number | undefined {
-    const first = sent.times.findIndex((t) => t >= since);
-    if (first < 0) return undefined;
-    const at = inbox.arrival(tag, first);
-    return at === undefined ? undefined : at - since;
+    const arrivals = sent.times.flatMap((t, i) => (t >= since ? [inbox.arrival(tag, i)].filter((a) => a !== undefined) : []));
+    return arrivals.length ? Math.min(...arrivals) - since : undefined;
 }
 
 /** One line of the report: "a→b 100 sent, 100 received once, in order". */
 export function describeBatch(r: BatchResult): string {
     const problems = r.inOrder ? "" : ` (missing ${JSON.stringify(r.missing)}, ${r.failures} undecryptable in the room)`;
-    const history = r.viaHistory === undefined ? "" : `; sync left a gap: ${r.viaHistory} in the room's history after backfill`;
+    const after = r.historyMs === undefined ? "" : ` (complete after ${(r.historyMs / 1000).toFixed(1)} s)`;
+    const history = r.viaHistory === undefined ? "" : `; sync left a gap: ${r.viaHistory} in the room's history after backfill${after}`;
     return (
         `${r.tag}: ${r.sent} sent, ${r.received} received by sync (${r.distinct} distinct)${history}` +
         (r.inOrder ? ", once each, in order" : `, NOT once each in order${problems}`)

@@ -69,15 +69,15 @@ export interface PlannedHomeserver {
  * (MatrixStack without `workers`), `"none"` a monolith (`instances: {}`, no
  * Redis); `database: "sqlite"` Synapse's SQLite (`synapse.sqlite`, no
  * PostgreSQL, no workers). `subnet`/`hubAddress`: the bridge's (another than
- * the suite's); `registrationRateLimit: false` lets a benchmark register its
- * many users through nginx.
+ * the suite's); `rateLimits: false` lets a benchmark register its many users
+ * through nginx (the shared-secret /register counts as a log-in there too).
  */
 export interface HomeserverOptions {
     readonly workers?: WorkerCounts | "default" | "none";
     readonly database?: "postgres" | "sqlite";
     readonly subnet?: string;
     readonly hubAddress?: string;
-    readonly registrationRateLimit?: false;
+    readonly rateLimits?: false;
 }
 
 /** What of the ACME CA a homeserver's plan needs: the directory, the API's CA (certbot trusts it), the issuing root (Synapse trusts it). */
@@ -112,7 +112,7 @@ export function homeserverStackArgs(spec: HomeserverSpec, dir: string, venv: str
             listenAddresses: [spec.ns.address],
             // The suite registers its users with the shared secret, from this machine's address on the bridge.
             adminAllowList: [`${opts.hubAddress ?? HUB_ADDRESS}/32`],
-            ...(opts.registrationRateLimit === false ? { registrationRateLimit: false as const } : {}),
+            ...(opts.rateLimits === false ? { registrationRateLimit: false as const, loginRateLimit: false as const } : {}),
         },
         dns: { zone: { name: spec.serverName }, ipv4: spec.ns.address, delegation: spec.delegation },
         // Federation is what this suite proves; MatrixRTC's call is proven by test/integration/rtc.test.ts.

@@ -16,11 +16,11 @@ import { DNS_ADDRESS } from "./network";
 
 /**
  * Every fetch of this process (matrix-js-sdk's included) resolves names under
- * `.test` at the suite's DNS server and trusts only `rootPem` for TLS.
+ * `.test` at the suite's DNS server (or `dnsAddress`) and trusts only `rootPem` for TLS.
  */
-export function useSuiteNetwork(rootPem: string): void {
+export function useSuiteNetwork(rootPem: string, dnsAddress = DNS_ADDRESS): void {
     const resolver = new dns.Resolver({ timeout: 3000, tries: 2 });
-    resolver.setServers([DNS_ADDRESS]);
+    resolver.setServers([dnsAddress]);
     const lookup: LookupFunction = (hostname, options, callback) => {
         if (!hostname.endsWith(".test")) return dns.lookup(hostname, options, callback);
         resolver.resolve4(hostname, (err, addresses) => {

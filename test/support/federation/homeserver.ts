@@ -23,7 +23,7 @@ import * as fs from "node:fs";
 
 import { type DelegationMode, resolveZoneFileSettings } from "../../../src/model/dns";
 import { synapseListener } from "../../../src/model/proxy";
-import { planStack, type StackPlan } from "../../../src/model/stack";
+import { planStack, type StackPlan, type StackPlanArgs } from "../../../src/model/stack";
 import { synapseFiles, type SynapsePeers } from "../../../src/model/synapse";
 import { type WorkerCounts, workerFiles, workerHealthUrl, type WorkerPeers, workerUpstreams } from "../../../src/model/workers";
 import { certificateScript, proxyServerScript, servedCertificate } from "../../../src/provision/proxy";
@@ -63,48 +63,73 @@ export interface PlannedHomeserver {
     readonly zone: { zone: string; file: string };
 }
 
+/**
+ * What a homeserver of the benchmark may be instead of the suite's (each
+ * default the suite's): `workers: "default"` is the default stack's pool
+ * (MatrixStack without `workers`), `"none"` a monolith (`instances: {}`, no
+ * Redis); `database: "sqlite"` Synapse's SQLite (`synapse.sqlite`, no
+ * PostgreSQL, no workers). `subnet`/`hubAddress`: the bridge's (another than
+ * the suite's); `rateLimits: false` lets a benchmark register its many users
+ * through nginx (the shared-secret /register counts as a log-in there too).
+ */
+export interface HomeserverOptions {
+    readonly workers?: WorkerCounts | "default" | "none";
+    readonly database?: "postgres" | "sqlite";
+    readonly subnet?: string;
+    readonly hubAddress?: string;
+    readonly rateLimits?: false;
+}
+
+/** What of the ACME CA a homeserver's plan needs: the directory, the API's CA (certbot trusts it), the issuing root (Synapse trusts it). */
+export type PlanCa = Pick<PebbleServer, "directoryUrl" | "issuingRootFile"> & { readonly apiCaPem: string };
+
+/** The arguments MatrixStack would get for one homeserver of the suite (or, with `opts`, of the benchmark), its files under `dir`. */
+export function homeserverStackArgs(spec: HomeserverSpec, dir: string, venv: string, ca: PlanCa, opts: HomeserverOptions = {}): StackPlanArgs<never> {
+    const sqlite = opts.database === "sqlite";
+    const workers = opts.workers ?? FEDERATION_WORKERS;
+    return {
+        host: {},
+        synapse: {
+            serverName: spec.serverName,
+            publicBaseUrl: `https://${spec.domain}/`,
+            installMethod: "pip",
+            paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
+            ...(sqlite ? { sqlite: {} } : {}),
+            // Keys come from each server itself; matrix.org is not reachable from here.
+            trustedKeyServers: [],
+            extraConfig: {
+                federation_custom_ca_list: [ca.issuingRootFile],
+                ip_range_whitelist: [opts.subnet ?? FED_SUBNET],
+                // Synapse lets nobody publish to the room directory by default, nor other servers read it; here they may.
+                room_list_publication_rules: [{ user_id: "*", alias: "*", room_id: "*", action: "allow" }],
+                allow_public_rooms_over_federation: true,
+            },
+        },
+        ...(sqlite ? {} : { postgres: {} }),
+        ...(sqlite || workers === "default" ? {} : workers === "none" ? { workers: { instances: {} } } : { redis: {}, workers: { instances: workers } }),
+        proxy: {
+            acme: { email: `admin@${spec.serverName}`, directoryUrl: ca.directoryUrl, caBundle: ca.apiCaPem },
+            listenAddresses: [spec.ns.address],
+            // The suite registers its users with the shared secret, from this machine's address on the bridge.
+            adminAllowList: [`${opts.hubAddress ?? HUB_ADDRESS}/32`],
+            ...(opts.rateLimits === false ? { registrationRateLimit: false as const, loginRateLimit: false as const } : {}),
+        },
+        dns: { zone: { name: spec.serverName }, ipv4: spec.ns.address, delegation: spec.delegation },
+        // Federation is what this suite proves; MatrixRTC's call is proven by test/integration/rtc.test.ts.
+        rtc: false,
+    };
+}
+
 /** Plans one homeserver as MatrixStack does. `venv`: Synapse's virtualenv; `pebble`: the ACME CA, whose issuing root Synapse trusts. */
-export function planHomeserver(spec: HomeserverSpec, venv: string, pebble: PebbleServer): PlannedHomeserver {
+export function planHomeserver(spec: HomeserverSpec, venv: string, pebble: PebbleServer, opts: HomeserverOptions = {}): PlannedHomeserver {
     const dir = makeTempDir(`fed-${spec.ns.name}`);
     // A mount point of its own: the scripts stage their writes at the root of the target's filesystem, so each
     // homeserver stages in its own directory instead of the machine's root (where two stacks' runs would meet).
     execFileSync("mount", ["--bind", dir, dir]);
     const unmount = () => void spawnSync("umount", ["-l", dir], { stdio: "ignore" });
     registerCleanup({ name: `bind mount ${dir}`, run: unmount, runSync: unmount });
-    const plan = planStack(
-        spec.ns.name,
-        {
-            host: {},
-            synapse: {
-                serverName: spec.serverName,
-                publicBaseUrl: `https://${spec.domain}/`,
-                installMethod: "pip",
-                paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
-                // Keys come from each server itself; matrix.org is not reachable from here.
-                trustedKeyServers: [],
-                extraConfig: {
-                    federation_custom_ca_list: [pebble.issuingRootFile],
-                    ip_range_whitelist: [FED_SUBNET],
-                    // Synapse lets nobody publish to the room directory by default, nor other servers read it; here they may.
-                    room_list_publication_rules: [{ user_id: "*", alias: "*", room_id: "*", action: "allow" }],
-                    allow_public_rooms_over_federation: true,
-                },
-            },
-            postgres: {},
-            redis: {},
-            workers: { instances: FEDERATION_WORKERS },
-            proxy: {
-                acme: { email: `admin@${spec.serverName}`, directoryUrl: pebble.directoryUrl, caBundle: fs.readFileSync(pebble.apiCaFile, "utf8") },
-                listenAddresses: [spec.ns.address],
-                // The suite registers its users with the shared secret, from this machine's address on the bridge.
-                adminAllowList: [`${HUB_ADDRESS}/32`],
-            },
-            dns: { zone: { name: spec.serverName }, ipv4: spec.ns.address, delegation: spec.delegation },
-            // Federation is what this suite proves; MatrixRTC's call is proven by test/integration/rtc.test.ts.
-            rtc: false,
-        },
-        { stack: "federation" },
-    );
+    const ca = { directoryUrl: pebble.directoryUrl, issuingRootFile: pebble.issuingRootFile, apiCaPem: fs.readFileSync(pebble.apiCaFile, "utf8") };
+    const plan = planStack(spec.ns.name, homeserverStackArgs(spec, dir, venv, ca, opts), { stack: "federation" });
     const dns = plan.dns!;
     const zoneSettings = resolveZoneFileSettings(plan.labels.dns, dns.settings, dns.zoneFile);
     return { spec, plan, dir, zone: { zone: spec.serverName, file: renderZoneFile(dns.settings, zoneSettings) } };
@@ -130,6 +155,9 @@ export interface Homeserver {
 
 const random = () => crypto.randomBytes(24).toString("hex");
 
+/** A homeserver of the benchmark: a monolith has no Redis, one on SQLite no PostgreSQL either. */
+export type AnyHomeserver = Omit<Homeserver, "pg" | "redis"> & { readonly pg?: PgServer; readonly redis?: TestRedis };
+
 /**
  * Starts a planned homeserver: PostgreSQL and Redis, the components' scripts
  * (Synapse's secrets and config, the pool's, the proxy's server step), the
@@ -138,12 +166,18 @@ const random = () => crypto.randomBytes(24).toString("hex");
  * step fails.
  */
 export async function startHomeserver(p: PlannedHomeserver): Promise<Homeserver> {
+    if (p.plan.postgres.kind !== "local" || p.plan.redis?.kind !== "local") throw new Error("the suite's stacks install PostgreSQL and Redis");
+    return (await startAnyHomeserver(p)) as Homeserver;
+}
+
+/** startHomeserver for any plan of the benchmark: PostgreSQL, Redis and the pool's steps only where the plan has them. */
+export async function startAnyHomeserver(p: PlannedHomeserver): Promise<AnyHomeserver> {
     const { spec, plan, dir } = p;
     const netns = spec.ns.name;
     const settings = plan.synapse;
-    const pool = plan.workers!;
+    const pool = plan.workers;
     const proxy = plan.proxy!.settings;
-    if (plan.postgres.kind !== "local" || plan.redis?.kind !== "local") throw new Error("the suite's stacks install PostgreSQL and Redis");
+    if (plan.postgres.kind === "external" || plan.redis?.kind === "external") throw new Error("the harness installs PostgreSQL and Redis itself");
     const started: { stop(): Promise<void> }[] = [];
     const stopAll = async () => {
         for (const s of started.splice(0).reverse()) await s.stop();
@@ -152,21 +186,21 @@ export async function startHomeserver(p: PlannedHomeserver): Promise<Homeserver>
         const dbPassword = random();
         const redisPassword = random();
         const sharedSecret = random();
-        const pgSettings = plan.postgres.settings;
-        const pg = await startPostgres({ port: pgSettings.port, netns });
-        started.push(pg);
-        await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
-        const redis = await startRedis(dir, redisPassword, { settings: plan.redis.settings, netns });
-        started.push({ stop: () => redis.daemon.stop("SIGTERM", 5000) });
+        const pgSettings = plan.postgres.kind === "local" ? plan.postgres.settings : undefined;
+        const pg = pgSettings && (await startPostgres({ port: pgSettings.port, netns }));
+        if (pg && pgSettings) {
+            started.push(pg);
+            await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
+        }
+        const redisSettings = plan.redis?.kind === "local" ? plan.redis.settings : undefined;
+        const redis = redisSettings && (await startRedis(dir, redisPassword, { settings: redisSettings, netns }));
+        if (redis) started.push({ stop: () => redis.daemon.stop("SIGTERM", 5000) });
 
         const sandbox = new ProxySandbox(netns, [], { netns });
         started.push({ stop: () => sandbox.stopNginx() });
-        const peers: SynapsePeers = { database: { host: "127.0.0.1", port: pgSettings.port, database: pgSettings.database, user: pgSettings.user } };
-        const workerPeers: WorkerPeers = {
-            privateAddresses: {},
-            redis: { host: "127.0.0.1", port: plan.redis.settings.port, tls: false },
-            redisPassword: true,
-        };
+        const peers: SynapsePeers = pgSettings
+            ? { database: { host: "127.0.0.1", port: pgSettings.port, database: pgSettings.database, user: pgSettings.user } }
+            : {};
         const key = signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
         await sandbox.run(
             synapseSecretsScript(settings, {
@@ -174,12 +208,16 @@ export async function startHomeserver(p: PlannedHomeserver): Promise<Homeserver>
                 formSecret: random(),
                 registrationSharedSecret: sharedSecret,
                 signingKey: key.fileLine,
-                files: [pgpassSecretFile(peers.database!, dbPassword)],
+                files: peers.database ? [pgpassSecretFile(peers.database, dbPassword)] : [],
             }),
         );
         await sandbox.run(synapseConfigScript(settings, peers, plan.labels.synapse));
-        await sandbox.run(workerSecretsScript(pool, settings, plan.labels.host, { replicationSecret: random(), redisPassword }));
-        await sandbox.run(workerConfigScript(pool, settings, plan.labels.host, workerPeers, { component: plan.labels.workers, synapsePeers: peers }));
+        // A pool without workers (a monolith) has nothing to write on a fresh host.
+        if (pool?.workers.length && redisSettings) {
+            const workerPeers: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: redisSettings.port, tls: false }, redisPassword: true };
+            await sandbox.run(workerSecretsScript(pool, settings, plan.labels.host, { replicationSecret: random(), redisPassword }));
+            await sandbox.run(workerConfigScript(pool, settings, plan.labels.host, workerPeers, { component: plan.labels.workers, synapsePeers: peers }));
+        }
 
         const f = synapseFiles(settings.paths);
         const main = await startSynapse({
@@ -195,11 +233,11 @@ export async function startHomeserver(p: PlannedHomeserver): Promise<Homeserver>
         // The workers start together (each waits for its own health): on a shared 2-core machine this is most of the set-up.
         const workers = new Map<string, SynapseProcess>();
         await Promise.all(
-            pool.workers.map(async (w) => {
+            (pool?.workers ?? []).map(async (w) => {
                 const proc = await startWorker({
                     venv: settings.paths.venvDir,
                     configPaths: [f.homeserverYaml, f.confD + "/", workerFiles(settings.paths).worker(w.name)],
-                    healthUrl: workerHealthUrl(pool, w, () => "127.0.0.1"),
+                    healthUrl: workerHealthUrl(pool!, w, () => "127.0.0.1"),
                     cwd: settings.paths.dataDir,
                     name: `${netns}-${w.name}`,
                     netns,
@@ -218,7 +256,7 @@ export async function startHomeserver(p: PlannedHomeserver): Promise<Homeserver>
                     proxy,
                     publicBaseUrl: settings.publicBaseUrl,
                     main: synapseListener(settings),
-                    workers: workerUpstreams(pool, () => "127.0.0.1"),
+                    workers: pool ? workerUpstreams(pool, () => "127.0.0.1") : [],
                     tls: servedCertificate(),
                 },
                 plan.labels.proxy,

@@ -27,8 +27,19 @@ export interface Namespace {
 /** The nftables table that cuts a namespace off from one address (dropped silently, as a broken link does). */
 const CUT_TABLE = "pmfed_cut";
 
+/** Another bridge and subnet than the suite's, so a run of the benchmark and one of the suite do not meet (the default is the suite's). */
+export interface BridgeOptions {
+    /** The bridge's interface name (default pmfed0). */
+    readonly bridge?: string;
+    /** This machine's address on it, a /24 (default HUB_ADDRESS). */
+    readonly hubAddress?: string;
+    /** The DNS server's address, every namespace's resolver (default DNS_ADDRESS). */
+    readonly dnsAddress?: string;
+}
+
 export class FederationNetwork {
     private readonly namespaces: Namespace[] = [];
+    private bridge = BRIDGE;
     private createdNetnsEtc = false;
     private readonly unregister: () => void;
 
@@ -37,22 +48,24 @@ export class FederationNetwork {
     }
 
     /** The bridge with this machine's address on it, and a namespace per entry (a leftover of an earlier run is removed first). */
-    static async create(namespaces: readonly Namespace[]): Promise<FederationNetwork> {
+    static async create(namespaces: readonly Namespace[], opts: BridgeOptions = {}): Promise<FederationNetwork> {
         const net = new FederationNetwork();
         net.namespaces.push(...namespaces);
+        net.bridge = opts.bridge ?? BRIDGE;
+        const [bridge, hub, resolver] = [net.bridge, opts.hubAddress ?? HUB_ADDRESS, opts.dnsAddress ?? DNS_ADDRESS];
         net.teardownSync();
         net.createdNetnsEtc = !fs.existsSync(NETNS_ETC);
         const sh = async (cmd: string) => {
             await run("bash", ["-euo", "pipefail", "-c", cmd]);
         };
-        await sh(`ip link add ${BRIDGE} type bridge && ip addr add ${HUB_ADDRESS}/24 dev ${BRIDGE} && ip link set ${BRIDGE} up`);
+        await sh(`ip link add ${bridge} type bridge && ip addr add ${hub}/24 dev ${bridge} && ip link set ${bridge} up`);
         for (const ns of namespaces) {
             const veth = `${ns.name}-h`;
             await sh(
                 [
                     `ip netns add ${ns.name}`,
                     `ip link add ${veth} type veth peer name eth0 netns ${ns.name}`,
-                    `ip link set ${veth} master ${BRIDGE} up`,
+                    `ip link set ${veth} master ${bridge} up`,
                     `ip -n ${ns.name} addr add ${ns.address}/24 dev eth0`,
                     `ip -n ${ns.name} link set eth0 up`,
                     `ip -n ${ns.name} link set lo up`,
@@ -61,7 +74,7 @@ export class FederationNetwork {
                 ].join(" && "),
             );
             fs.mkdirSync(`${NETNS_ETC}/${ns.name}`, { recursive: true });
-            fs.writeFileSync(`${NETNS_ETC}/${ns.name}/resolv.conf`, `nameserver ${DNS_ADDRESS}\noptions timeout:2 attempts:2\n`);
+            fs.writeFileSync(`${NETNS_ETC}/${ns.name}/resolv.conf`, `nameserver ${resolver}\noptions timeout:2 attempts:2\n`);
         }
         return net;
     }
@@ -100,7 +113,7 @@ export class FederationNetwork {
             quiet(`ip link del ${ns.name}-h`);
             fs.rmSync(`${NETNS_ETC}/${ns.name}`, { recursive: true, force: true });
         }
-        quiet(`ip link del ${BRIDGE}`);
+        quiet(`ip link del ${this.bridge}`);
         if (this.createdNetnsEtc && fs.existsSync(NETNS_ETC) && fs.readdirSync(NETNS_ETC).length === 0) fs.rmdirSync(NETNS_ETC);
     }
 }

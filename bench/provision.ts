@@ -47,11 +47,20 @@ export function mockStackConfig(): Record<string, string> {
     };
 }
 
-/** The packages named by `pm_apt_install` calls in a script (not its definition or comment), words only. */
+/**
+ * The packages named by the `pm_apt_install` calls of a script (not its
+ * definition or a comment). A call whose arguments are not plain package
+ * names (a variable, a substitution) throws: the floor must not miss one.
+ */
 export function aptPackagesOf(script: string): string[] {
     const out: string[] = [];
-    for (const m of script.matchAll(/(?:^|[;&|]\s*|\bthen\s+|^\s+)pm_apt_install((?:[ \t]+[a-z0-9][a-z0-9+.-]*)+)[ \t]*(?=$|;|&|\|)/gm)) {
-        for (const p of m[1].trim().split(/\s+/)) if (!out.includes(p)) out.push(p);
+    for (const line of script.split("\n")) {
+        const code = line.replace(/^\s*#.*$/, "");
+        for (const at of [...code.matchAll(/\bpm_apt_install\b(?!\(\))/g)].map((m) => m.index)) {
+            const m = /^pm_apt_install((?:[ \t]+[a-z0-9][a-z0-9+.-]*)+)[ \t]*(?:$|;|&&|\|\||\bfi\b)/.exec(code.slice(at));
+            if (!m) throw new Error(`a pm_apt_install call the bench cannot read: ${line.trim()}`);
+            for (const p of m[1].trim().split(/\s+/)) if (!out.includes(p)) out.push(p);
+        }
     }
     return out;
 }
@@ -184,7 +193,7 @@ ${workerYaml.join("\n")}
 chmod -R a+rX ${etc}
 runuser -u ${user} -- ${venv}/bin/python -m synapse.app.homeserver -c ${etc}/homeserver.yaml --generate-keys
 systemd-run -q --unit=floor-synapse -p User=${user} ${venv}/bin/python -m synapse.app.homeserver -c ${etc}/homeserver.yaml
-pm_wait() { for _ in $(seq 1 600); do if curl -fsS "http://127.0.0.1:$1/health" >/dev/null 2>&1; then return 0; fi; sleep 0.5; done; echo "nothing answers on $1" >&2; exit 1; }
+pm_wait() { for _ in $(seq 1 2400); do if curl -fsS "http://127.0.0.1:$1/health" >/dev/null 2>&1; then return 0; fi; sleep 0.5; done; echo "nothing answers on $1" >&2; exit 1; }
 pm_wait ${FLOOR_PORTS.main}
 phase synapse
 ${plan.workers.map((w) => `systemd-run -q --unit=floor-synapse-${w} -p User=${user} ${venv}/bin/python -m synapse.app.generic_worker -c ${etc}/homeserver.yaml -c ${etc}/workers/${w}.yaml`).join("\n")}

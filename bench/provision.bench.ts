@@ -70,7 +70,13 @@ async function engineBuildIdle(): Promise<void> {
     }
 }
 
-async function library(): Promise<{ lib: ProvisionResults["library"]; noop: ProvisionResults["noopUp"]; drift: ProvisionResults["drift"]; engine: string; accel: string }> {
+async function library(): Promise<{
+    lib: ProvisionResults["library"];
+    noop: ProvisionResults["noopUp"];
+    drift: ProvisionResults["drift"];
+    engine: string;
+    accel: string;
+}> {
     await engineBuildIdle();
     const engine = useEngine(log);
     const vm: Vm = await bootVm({ name: "bench-lib", forwardTcp: [80, 443, 8448], ...VM_OPTIONS });

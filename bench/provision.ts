@@ -82,7 +82,7 @@ export async function installPlan(config: Record<string, string> = mockStackConf
     const program = require.resolve("../src/program");
     delete require.cache[program];
     require(program);
-    for (let quiet = 0, seen = -1; quiet < 20; ) {
+    for (let quiet = 0, seen = -1; quiet < 20;) {
         await new Promise((r) => setTimeout(r, 10));
         quiet = mocks.resources.length === seen ? quiet + 1 : 0;
         seen = mocks.resources.length;

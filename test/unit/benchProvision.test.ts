@@ -6,8 +6,8 @@ import {
     byComponent,
     componentOf,
     floorScript,
-    installPlan,
     InstallPlan,
+    installPlan,
     mergeResults,
     parsePhases,
     ProvisionResults,
@@ -55,7 +55,10 @@ describe("bench:provision's pure parts", () => {
         assert.equal(plan.synapseVersion, DEFAULT_SYNAPSE_VERSION);
         assert.equal(plan.requirements, synapseRequirements(DEFAULT_SYNAPSE_VERSION));
         assert.ok(plan.workers.length >= 2, `workers: ${plan.workers.join(", ")}`);
-        assert.ok(plan.scripts.some((s) => s.endsWith("-synapse-install")), "the Synapse install script was not read");
+        assert.ok(
+            plan.scripts.some((s) => s.endsWith("-synapse-install")),
+            "the Synapse install script was not read",
+        );
     });
 
     it("the floor script installs exactly the plan's packages in one apt-get, Synapse from the same hashes, and starts every worker", () => {
@@ -80,8 +83,7 @@ describe("bench:provision's pure parts", () => {
             { name: "done", at: 100 },
         ]);
         const urn = (chain: string, name: string) => `urn:pulumi:dev::pulumi-matrix::${chain}::${name}`;
-        const cmd = (component: string, name: string) =>
-            urn(`matrix:index:MatrixStack$matrix:index:${component}$command:remote:Command`, name);
+        const cmd = (component: string, name: string) => urn(`matrix:index:MatrixStack$matrix:index:${component}$command:remote:Command`, name);
         assert.equal(componentOf(cmd("SynapseHomeserver", "dev-synapse-install")), "SynapseHomeserver");
         assert.equal(componentOf(urn("pulumi:pulumi:Stack", "x")), "-");
         const pre = (u: string, type: string, at: number): TimedEvent => ({ at, resourcePreEvent: { metadata: { urn: u, type, op: "create" } } });
@@ -131,7 +133,9 @@ describe("bench:provision's pure parts", () => {
             workers: plan.workers,
             library: {
                 firstUpSeconds: 1300,
-                components: [{ component: "SynapseHomeserver", steps: 2, commands: 2, start: 2, end: 72, commandSeconds: 70, slowest: { name: "x", seconds: 60 } }],
+                components: [
+                    { component: "SynapseHomeserver", steps: 2, commands: 2, start: 2, end: 72, commandSeconds: 70, slowest: { name: "x", seconds: 60 } },
+                ],
             },
             floor: { seconds: 1000, phases: [{ name: "start", at: 0 }] },
             ratio: 1.3,

@@ -33,7 +33,8 @@ import { byComponent, floorScript, InstallPlan, mergeResults, parsePhases, Provi
 const log = (s: string) => process.stderr.write(`[bench:provision] ${s}\n`);
 const ELEMENT_VERSION = "1.11.999";
 const TARGET = 1.3;
-const VM_OPTIONS = { memoryMb: 3072, log };
+// A long boot timeout: on a loaded machine under TCG, SSH can take minutes to come up.
+const VM_OPTIONS = { memoryMb: 3072, bootTimeoutMs: 15 * 60_000, log };
 const RESULTS = path.join(ROOT, "bench", "results.json");
 
 /** The plan, from the program under mocks in a fresh process (mocks and the engine do not share one). */

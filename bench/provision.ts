@@ -6,6 +6,9 @@
  * and the merge into bench/results.json. test/unit/benchProvision.test.ts
  * checks each of them.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
 import * as pulumi from "@pulumi/pulumi";
 
 import { DEFAULT_SYNAPSE_VERSION, synapseRequirements } from "../src/model/synapse";
@@ -352,7 +355,11 @@ export function mergeResults(existing: string | undefined, key: string, value: u
     return `${JSON.stringify({ ...all, [key]: value }, null, 4)}\n`;
 }
 
-/** `tsx bench/provision.ts plan`: prints the install plan as JSON (the bench runs it in a fresh process). */
+/**
+ * `tsx bench/provision.ts plan`: prints the install plan as JSON (the bench
+ * runs it in a fresh process); `tsx bench/provision.ts readme`: the README's
+ * table from bench/results.json's `provision`.
+ */
 if (require.main === module && process.argv[2] === "plan")
     installPlan()
         .then((p) => process.stdout.write(`${JSON.stringify(p)}\n`))
@@ -360,3 +367,8 @@ if (require.main === module && process.argv[2] === "plan")
             console.error(e);
             process.exit(1);
         });
+if (require.main === module && process.argv[2] === "readme") {
+    const all = JSON.parse(readFileSync(join(__dirname, "results.json"), "utf8")) as { provision?: ProvisionResults };
+    if (!all.provision?.library?.components) throw new Error("bench/results.json has no complete provision run yet");
+    process.stdout.write(`${readmeTable(all.provision)}\n\n${all.provision.date}, ${all.provision.machine}, VMs under ${all.provision.accel}\n`);
+}

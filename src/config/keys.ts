@@ -1305,7 +1305,8 @@ export const STACK_KEYS = {
         type: "string",
         setting: at((o) => o.monitoring.alertRoom.room),
         onlyWith: "monitoring",
-        description: "A Matrix room alerts are also posted to (!id:server or #alias:server), by a bot account of this homeserver; invite the bot to a private room.",
+        description:
+            "A Matrix room alerts are also posted to (!id:server or #alias:server), by a bot account of this homeserver; invite the bot to a private room.",
         doc: "a Matrix room alerts are posted to by a bot of this homeserver (`!id:server` or `#alias:server`; invite the bot to a private room)",
         defaultDoc: "no room",
         example: { comment: ["A room alerts are posted to by the bot @pulumi-matrix-alerts (invite it to a private room)."], value: "#alerts:example.com" },

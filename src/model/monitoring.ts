@@ -311,7 +311,12 @@ function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoo
         typeof o.room === "string" && isRoomIdOrAlias(o.room),
         "expected the room's ID (!abc:example.com) or alias (#ops:example.com) that alerts are posted to",
     );
-    c.check("alertRoom.user", user, typeof user === "string" && isLocalpart(user), "expected the bot's localpart: lower-case letters, digits and ._=-/+, such as pulumi-matrix-alerts");
+    c.check(
+        "alertRoom.user",
+        user,
+        typeof user === "string" && isLocalpart(user),
+        "expected the bot's localpart: lower-case letters, digits and ._=-/+, such as pulumi-matrix-alerts",
+    );
     if (typeof o.room !== "string" || typeof user !== "string") return undefined;
     return {
         room: o.room,

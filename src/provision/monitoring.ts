@@ -1,4 +1,13 @@
-import { ALERT_ROOM_UNIT, EXPORTER_PORTS, MONITORING_FILES, MONITORING_UNITS, MonitoringSettings, MonitoringUnit, monitoringUnits, SYNAPSE_RULES } from "../model/monitoring";
+import {
+    ALERT_ROOM_UNIT,
+    EXPORTER_PORTS,
+    MONITORING_FILES,
+    MONITORING_UNITS,
+    MonitoringSettings,
+    MonitoringUnit,
+    monitoringUnits,
+    SYNAPSE_RULES,
+} from "../model/monitoring";
 import { SynapseSettings } from "../model/synapse";
 import { WorkerPoolSettings } from "../model/workers";
 import {

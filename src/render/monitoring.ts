@@ -229,10 +229,7 @@ export function renderAlertmanagerConfig(s: MonitoringSettings): string {
     const e = s.alertEmail;
     const room = s.alertRoom;
     const receiver = e && room ? "email-and-room" : e ? "email" : room ? "room" : "none";
-    const says = [
-        ...(e ? ["by e-mail"] : []),
-        ...(room ? [`into the Matrix room ${room.room} (the relay on 127.0.0.1:${room.port})`] : []),
-    ];
+    const says = [...(e ? ["by e-mail"] : []), ...(room ? [`into the Matrix room ${room.room} (the relay on 127.0.0.1:${room.port})`] : [])];
     return renderYaml(
         {
             ...(e

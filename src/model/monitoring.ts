@@ -295,12 +295,16 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
 }
 
 /**
- * A room ID or alias: a sigil, an opaque part and a server name. Only
- * characters that need no quoting in JSON, a URL path segment or a log line.
+ * A room ID or alias. An alias is `#name:server`; an ID is `!` and an
+ * opaque part, with `:server` before room version 12 and without it since
+ * (MSC4291). Only characters that need no quoting in JSON, a URL path
+ * segment or a log line.
  */
 export function isRoomIdOrAlias(v: string): boolean {
-    const m = /^[!#]([A-Za-z0-9._=\-/+]{1,255}):(.+)$/.exec(v);
-    return !!m && isServerName(m[2]);
+    const m = /^([!#])([A-Za-z0-9._=\-/+]{1,255})(?::(.+))?$/.exec(v);
+    if (!m) return false;
+    if (m[3] === undefined) return m[1] === "!";
+    return isServerName(m[3]);
 }
 
 function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoom"]>, s: SynapseSettings): MonitoringSettings["alertRoom"] {
@@ -309,7 +313,7 @@ function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoo
         "alertRoom.room",
         o.room,
         typeof o.room === "string" && isRoomIdOrAlias(o.room),
-        "expected the room's ID (!abc:example.com) or alias (#ops:example.com) that alerts are posted to",
+        "expected the room's ID (!abc, or !abc:example.com in rooms before version 12) or alias (#ops:example.com) that alerts are posted to",
     );
     c.check(
         "alertRoom.user",

@@ -15,7 +15,7 @@ import { networkServiceSandbox, UNIT_HEADER } from "./systemd";
  */
 
 /** The paths the program uses (the host's by default; a test moves them). */
-export type AlertRoomPaths = Pick<typeof MONITORING_FILES, "alertRoomWebhookToken" | "alertRoomAccessToken" | "alertRoomPassword">;
+export type AlertRoomPaths = Record<"alertRoomWebhookToken" | "alertRoomAccessToken" | "alertRoomPassword", string>;
 
 /** The relay's settings file: nothing secret (where the secret files are, not what they hold). */
 export function renderAlertRoomConfig(s: MonitoringSettings, paths: AlertRoomPaths = MONITORING_FILES): string {

@@ -196,7 +196,9 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     monitoringAlertFrom: [
         { value: "nobody", with: { ...MONITORING, ...MAIL, monitoringAlertEmail: '["ops@example.com"]' }, valid: /expected a sender such as/ },
     ],
-    monitoringAlertRoom: [{ value: "ops", with: MONITORING, valid: /expected the room's ID \(!abc:example\.com\) or alias/ }],
+    monitoringAlertRoom: [
+        { value: "ops", with: MONITORING, valid: /expected the room's ID \(!abc, or !abc:example\.com in rooms before version 12\) or alias/ },
+    ],
     monitoringAlertRoomUser: [{ value: "Alerts Bot", with: { ...MONITORING, monitoringAlertRoom: "#ops:example.com" }, valid: /expected the bot's localpart/ }],
     monitoringRetention: [{ value: "forever", with: MONITORING, valid: /expected a whole number with h, d, w or y/ }],
     monitoringPrometheusPort: [{ value: "70000", with: MONITORING, valid: /expected a whole number from 1 to 65535/ }],

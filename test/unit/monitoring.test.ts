@@ -128,11 +128,22 @@ describe("MonitoringServer: settings", () => {
         });
         assert.ok(monitoringPortClaims(s).some((c) => c.port === 9194 && c.owner === "alert room relay" && c.address === "127.0.0.1"));
         assert.equal(resolve({ alertRoom: { room: "!AbC-12_x:matrix.example.com:8448", user: "ops.bot" } })().alertRoom?.user, "ops.bot");
+        // Room version 12's IDs have no server part (MSC4291); an alias always has one.
+        assert.equal(
+            resolve({ alertRoom: { room: "!5W6W5TjukR15hDBG-_k7b5FVu2YhwbisRjPRIU6o8b4" } })().alertRoom?.room,
+            "!5W6W5TjukR15hDBG-_k7b5FVu2YhwbisRjPRIU6o8b4",
+        );
     });
 
     it("refuses an alert room without its room, a room that is not an ID or alias, and a bot name Synapse would refuse", () => {
-        rejects(resolve({ alertRoom: {} }), "alertRoom.room", "not set", /expected the room's ID \(!abc:example\.com\) or alias \(#ops:example\.com\)/);
+        rejects(
+            resolve({ alertRoom: {} }),
+            "alertRoom.room",
+            "not set",
+            /expected the room's ID \(!abc, or !abc:example\.com in rooms before version 12\) or alias \(#ops:example\.com\)/,
+        );
         rejects(resolve({ alertRoom: { room: "ops" } }), "alertRoom.room", '"ops"', /expected the room's ID/);
+        rejects(resolve({ alertRoom: { room: "#ops" } }), "alertRoom.room", '"#ops"', /expected the room's ID/);
         rejects(resolve({ alertRoom: { room: "#ops room:example.com" } }), "alertRoom.room", '"#ops room:example.com"', /expected the room's ID/);
         rejects(resolve({ alertRoom: { room: "#ops:bad host" } }), "alertRoom.room", '"#ops:bad host"', /expected the room's ID/);
         rejects(resolve({ alertRoom: { room: "#ops:example.com", user: "Alerts" } }), "alertRoom.user", '"Alerts"', /expected the bot's localpart/);

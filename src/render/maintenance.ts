@@ -1,6 +1,6 @@
 import { MAINTENANCE_ADMIN, MAINTENANCE_UNITS, MaintenanceSettings, MaintenanceTimer } from "../model/maintenance";
 import { hashComment, MANAGED_HEADER } from "./drift";
-import { REGISTER_USER_PY } from "./synapse/admin";
+import { API_CALL_PY, REGISTER_USER_PY } from "./synapse/admin";
 import { renderTimerUnit, UNIT_HEADER as HEADER } from "./systemd";
 
 /**
@@ -115,27 +115,10 @@ PASSWORD_FILE = os.path.join(STATE_DIR, "admin-password")
 DAY_MS = 86400 * 1000
 
 
-class ApiError(Exception):
-    def __init__(self, status, body):
-        super().__init__("HTTP %s: %s" % (status, body.get("error", body) if isinstance(body, dict) else body))
-        self.status, self.body = status, body
-
+${API_CALL_PY}
 
 def call(method, path, body=None, token=None, timeout=120):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        try:
-            err = json.load(e)
-        except ValueError:
-            err = {"error": e.reason}
-        raise ApiError(e.code, err) from None
+    return api_call(BASE, method, path, body, token, timeout)
 
 
 ${REGISTER_USER_PY}

@@ -1,6 +1,6 @@
 import { ALERT_ROOM_UNIT, MONITORING_FILES, MonitoringSettings } from "../model/monitoring";
 import { hashComment, MANAGED_HEADER } from "./drift";
-import { REGISTER_USER_PY } from "./synapse/admin";
+import { API_CALL_PY, REGISTER_USER_PY } from "./synapse/admin";
 import { networkServiceSandbox, UNIT_HEADER } from "./systemd";
 
 /**
@@ -51,27 +51,10 @@ serve CONFIG: the relay Alertmanager calls (POST /alerts with its bearer
 import grp, hashlib, hmac, html, http.server, json, os, secrets, sys, threading, urllib.error, urllib.parse, urllib.request, uuid
 
 
-class ApiError(Exception):
-    def __init__(self, status, body):
-        super().__init__("HTTP %s: %s" % (status, body.get("error", body) if isinstance(body, dict) else body))
-        self.status, self.body = status, body
-
+${API_CALL_PY}
 
 def call(base, method, path, body=None, token=None, timeout=30):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.load(r)
-    except urllib.error.HTTPError as e:
-        try:
-            err = json.load(e)
-        except ValueError:
-            err = {"error": e.reason}
-        raise ApiError(e.code, err) from None
+    return api_call(base, method, path, body, token, timeout)
 
 
 ${REGISTER_USER_PY}

@@ -19,12 +19,12 @@ class ApiError(Exception):
         self.status, self.body = status, body
 
 
-def call(method, path, body=None, token=None, timeout=120):
+def api_call(base, method, path, body=None, token=None, timeout=120):
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = "Bearer " + token
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
+    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.load(r)
@@ -34,6 +34,10 @@ def call(method, path, body=None, token=None, timeout=120):
         except ValueError:
             err = {"error": e.reason}
         raise ApiError(e.code, err) from None
+
+
+def call(method, path, body=None, token=None, timeout=120):
+    return api_call(BASE, method, path, body, token, timeout)
 
 
 def register_user(base_url, secret_file, user, password, admin):

@@ -27,7 +27,7 @@ class ApiError(Exception):
         self.status, self.body = status, body
 
 
-def call(base, method, path, body=None, token=None, timeout=30):
+def api_call(base, method, path, body=None, token=None, timeout=120):
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = "Bearer " + token
@@ -42,6 +42,10 @@ def call(base, method, path, body=None, token=None, timeout=30):
         except ValueError:
             err = {"error": e.reason}
         raise ApiError(e.code, err) from None
+
+
+def call(base, method, path, body=None, token=None, timeout=30):
+    return api_call(base, method, path, body, token, timeout)
 
 
 def register_user(base_url, secret_file, user, password, admin):

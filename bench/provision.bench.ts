@@ -25,7 +25,6 @@ import type { EngineEvent } from "@pulumi/pulumi/automation";
 
 import { ReleaseServer } from "../test/support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../test/support/integration/pebble";
-import { serveRtcReleases } from "../test/support/integration/rtcClient";
 import { bootVm, ensureBaseImage, Vm } from "../test/support/vm";
 import { EngineStack, projectCopy, readmeBlock, ROOT, runShell, useEngine } from "../test/support/vm/engine";
 import { quickstartScript } from "../test/support/vm/quickstart";
@@ -88,8 +87,6 @@ async function library(): Promise<{
         log(`library VM up in ${vm.bootSeconds} s (${vm.accel})`);
         pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
         await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "bench-element-")), [ELEMENT_VERSION]);
-        // MatrixRTC's binaries as the smoke suite serves them (the quickstart deploys MatrixRTC).
-        const rtc = await serveRtcReleases("127.0.0.1", "10.0.2.2");
         const dir = projectCopy("pm-bench-provision-");
         const c = vm.connection();
         const keyFile = path.join(dir, ".bench-ssh-key");
@@ -106,7 +103,6 @@ async function library(): Promise<{
                     sha256: releases.sha256.get(ELEMENT_VERSION)!,
                     downloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
                 },
-                rtc: { livekit: rtc.livekit, jwtService: rtc.jwtService, publicAddress: "203.0.113.7" },
             },
         )
             .split("\n")

@@ -10,14 +10,6 @@
  * address 10.0.2.2; Pebble validates HTTP-01 by dialling the names (its DNS
  * answers 127.0.0.1) on the port forwarded to the VM's port 80. Clients here
  * reach nginx on the forwarded 443 and 8448 and trust Pebble's root only.
- *
- * MatrixRTC's two programs are the ones ../shared/matrixrtc/build.sh builds,
- * served from this machine's loopback as their "release" with their SHA-256
- * (the VM downloads and checks them). The VM has no internet, so the stack
- * gives the SFU a public address (`rtcPublicAddress`, TEST-NET-3) as for a
- * cloud VM behind NAT; the call's clients reach it there from a network
- * namespace that DNATs that address to qemu's forwarded ports
- * (test/support/vm/publicAddress.ts).
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -27,17 +19,14 @@ import * as path from "node:path";
 import * as tls from "node:tls";
 
 import { Host } from "../../components/Host";
-import { RTC_FILES, RTC_UNITS } from "../../src/model/rtc";
 import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
-import { getTokenBody, joinCall, type OpenIdToken, rtcClient, type RtcReleases, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, ensureBaseImage, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
 import { EngineStack, inlineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
-import { publicAddressClient } from "../support/vm/publicAddress";
 import { quickstartScript } from "../support/vm/quickstart";
 
 /** The shared secret the operator reads on the VM (it is not a stack output). */
@@ -52,13 +41,7 @@ const UNITS = [
     "redis-server.service",
     "nginx.service",
     "coturn.service",
-    RTC_UNITS.livekit,
-    RTC_UNITS.jwt,
 ];
-/** The SFU's public address (TEST-NET-3), as a cloud VM behind NAT has one: `rtcPublicAddress`. */
-const PUBLIC_ADDRESS = "203.0.113.7";
-/** What the client well-known says with MatrixRTC on the homeserver's domain. */
-const RTC_FOCI = [{ type: "livekit", livekit_service_url: "https://matrix.test/livekit/jwt" }];
 /** Element's fixture release, served from this machine. */
 const ELEMENT_VERSION = "1.11.999";
 /** The default stack's workers: they read Synapse's config, so they restart after it, one by one. */
@@ -76,26 +59,19 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
     let closeTunnel = () => {};
     let pebble: PebbleServer;
     let releases: ReleaseServer;
-    let rtcReleases: RtcReleases;
 
     before(async function () {
         useEngine(log);
         const t0 = Date.now();
         const img = await ensureBaseImage(log);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        // The MatrixRTC programs and the call's client: built once and cached (minutes when cold), while the VM boots.
-        const rtcBuilt = Promise.all([serveRtcReleases("127.0.0.1", "10.0.2.2"), rtcClient()]);
-        rtcBuilt.catch(() => undefined);
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349, 7881], forwardUdp: [7882], log });
+        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
         dir = projectCopy();
         // The API on loopback: the VM reaches it at 10.0.2.2, which qemu maps to this machine's 127.0.0.1.
         pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
         releases = new ReleaseServer();
         await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), [ELEMENT_VERSION]);
-        const t1 = Date.now();
-        [rtcReleases] = await rtcBuilt;
-        timings.push(`MatrixRTC programs and call client ready ${Math.round((Date.now() - t1) / 1000)} s after the boot`);
     });
 
     after(async function () {
@@ -104,7 +80,6 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         await vm?.stop();
         await pebble?.stop();
         await releases?.stop();
-        await rtcReleases?.stop();
     });
 
     it("with a wrong host key, `up` fails before anything runs on the VM", async function () {
@@ -146,7 +121,6 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
                     sha256: releases.sha256.get(ELEMENT_VERSION)!,
                     downloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
                 },
-                rtc: { livekit: rtcReleases.livekit, jwtService: rtcReleases.jwtService, publicAddress: PUBLIC_ADDRESS },
             },
         );
         log(`quickstart:\n${script.replace(/^/gm, "        ")}`);
@@ -170,10 +144,6 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.equal(shared.code, 0, shared.stderr);
         registrationSharedSecret = shared.stdout.trim();
         assert.ok(registrationSharedSecret.length >= 32, "the shared secret file is empty");
-        // MatrixRTC's programs came from their download URLs (and passed the SHA-256 check: the units run).
-        assert.deepEqual([...rtcReleases.downloads].sort(), ["/livekit_1.13.5_linux_amd64.tar.gz", "/lk-jwt-service_linux_amd64"]);
-        const active = await vm.exec(`systemctl is-active ${RTC_UNITS.livekit} ${RTC_UNITS.jwt}`);
-        assert.deepEqual(active.stdout.trim().split("\n"), ["active", "active"], active.stdout);
     });
 
     it("shows no secret: not in the CLI's output, the state file, any command's output or the journal", async function () {
@@ -222,7 +192,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         // The TURN name is not on the web certificate: coturn has a lineage of its own.
         assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
         const client = await get(443, "matrix.test", "/.well-known/matrix/client");
-        assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" }, "org.matrix.msc4143.rtc_foci": RTC_FOCI });
+        assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" } });
         assert.equal(client.headers["access-control-allow-origin"], "*");
         assert.match(String(client.headers["content-type"]), /^application\/json/);
         assert.deepEqual(JSON.parse((await get(443, "matrix.test", "/.well-known/matrix/server")).body), { "m.server": "matrix.test:8448" });
@@ -298,111 +268,6 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         const admin = await loginWithPassword(baseUrl, "admin", outputs.adminPassword);
         assert.equal(admin.userId, "@admin:matrix.test");
         admin.client.stopClient();
-    });
-
-    it("MatrixRTC: two users trade OpenID tokens through nginx for LiveKit tokens and call through the VM's SFU at its public address: audio and video reach the other over UDP", async function () {
-        this.timeout(10 * 60_000);
-        const ca = await pebble.issuingRootPem();
-        // What the internet gives a real VM: its name resolves (to itself here), and its certificate's CA is in Debian's
-        // store (Let's Encrypt's is). lk-jwt-service checks a user's OpenID token at that name's federation API.
-        const world = await vm.exec(
-            "grep -q ' matrix.test$' /etc/hosts || echo '127.0.0.1 matrix.test' >> /etc/hosts; cat > /usr/local/share/ca-certificates/e2e-pebble.crt && update-ca-certificates >/dev/null",
-            { stdin: ca },
-        );
-        assert.equal(world.code, 0, world.stderr);
-        const https443 = (p: string, token?: string, json?: unknown) =>
-            httpsGet(vm.forwardedPort(443), "matrix.test", p, ca, token ? { authorization: `Bearer ${token}` } : {}, json);
-        assert.equal(
-            (await https443("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports")).status,
-            401,
-            "the transports endpoint answers without a login",
-        );
-
-        assert.equal((await https443("/livekit/jwt/healthz")).status, 200, "nginx does not route to the authorization service");
-        const t = await tunnel(vm, 8008);
-        let users: { user_id: string; access_token: string }[];
-        try {
-            users = [
-                await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, registrationSharedSecret, "erin", "erin-password-e2e", false),
-                await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, registrationSharedSecret, "frank", "frank-password-e2e", false),
-            ];
-        } finally {
-            t.close();
-        }
-        const [erin, frank] = users;
-        const advertised = await https443("/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", erin.access_token);
-        assert.equal(advertised.status, 200, advertised.body);
-        assert.deepEqual(JSON.parse(advertised.body), { rtc_transports: RTC_FOCI });
-        const created = await https443("/_matrix/client/v3/createRoom", erin.access_token, { preset: "private_chat", invite: [frank.user_id] });
-        assert.equal(created.status, 200, created.body);
-        const roomId = (JSON.parse(created.body) as { room_id: string }).room_id;
-        assert.equal((await https443(`/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, frank.access_token, {})).status, 200);
-
-        // As Element Call: an OpenID token from Synapse, exchanged at the authorization service (through nginx) for a LiveKit token.
-        const grants: { url: string; jwt: string }[] = [];
-        for (const [user, device] of [
-            [erin, "ERINDEVICE"],
-            [frank, "FRANKDEVICE"],
-        ] as const) {
-            const openid = await https443(`/_matrix/client/v3/user/${encodeURIComponent(user.user_id)}/openid/request_token`, user.access_token, {});
-            assert.equal(openid.status, 200, openid.body);
-            const grant = await https443(
-                "/livekit/jwt/get_token",
-                undefined,
-                getTokenBody(roomId, JSON.parse(openid.body) as OpenIdToken, user.user_id, device),
-            );
-            const jwtLog = async () => (await vm.exec(`journalctl -u ${RTC_UNITS.jwt} --no-pager -o cat | tail -n 20`)).stdout;
-            assert.equal(grant.status, 200, `${grant.body}\n${await jwtLog()}`);
-            grants.push(JSON.parse(grant.body) as { url: string; jwt: string });
-        }
-        assert.equal(grants[0].url, "wss://matrix.test/livekit/sfu");
-
-        // The clients reach the VM as the internet does: at its public address, through a NAT to the VM's ports.
-        const client = await publicAddressClient({
-            tag: "smk",
-            publicAddress: PUBLIC_ADDRESS,
-            hosts: ["matrix.test"],
-            forwards: [
-                { proto: "tcp", port: 443, to: vm.forwardedPort(443) },
-                { proto: "tcp", port: 7881, to: vm.forwardedPort(7881) },
-                { proto: "udp", port: 7882, to: vm.forwardedUdpPort(7882) },
-            ],
-        });
-        try {
-            const env = { SSL_CERT_FILE: pebble.issuingRootFile };
-            const t0 = Date.now();
-            const [pub, sub] = await Promise.all([
-                joinCall({ mode: "publish", url: grants[0].url, token: grants[0].jwt, seconds: 20, prefix: client.prefix, env }),
-                joinCall({
-                    mode: "subscribe",
-                    url: grants[1].url,
-                    token: grants[1].jwt,
-                    seconds: 45,
-                    until: { audio: 50, video: 50 },
-                    prefix: client.prefix,
-                    env,
-                }),
-            ]);
-            timings.push(`MatrixRTC call through the VM's SFU: ${Math.round((Date.now() - t0) / 1000)} s`);
-            const sfuLog = async () => (await vm.exec(`journalctl -u ${RTC_UNITS.livekit} --no-pager -o cat | tail -n 30`)).stdout;
-            assert.equal(pub.run.code, 0, `${JSON.stringify(pub.report)}\n${pub.run.stderr.slice(-3000)}\n${await sfuLog()}`);
-            assert.deepEqual(pub.report.published, ["audio/opus", "video/VP8"]);
-            assert.equal(sub.run.code, 0, `${JSON.stringify(sub.report)}\n${sub.run.stderr.slice(-3000)}\n${await sfuLog()}`);
-            const got = Object.values(sub.report.participants);
-            assert.equal(got.length, 1, JSON.stringify(sub.report));
-            assert.ok(
-                got[0].audio >= 50 && got[0].video >= 50,
-                `too few packets: ${JSON.stringify(sub.report)}\n${sub.run.stderr.slice(-2000)}\n${await sfuLog()}`,
-            );
-            assert.deepEqual(got[0].codecs, ["audio/opus", "video/VP8"]);
-            // Signalling went to 443 and media to the SFU's UDP port at the public address, for each client.
-            const flows = await client.flows();
-            log(`MatrixRTC flows through the NAT: ${JSON.stringify(flows)}`);
-            assert.ok(flows["tcp/443"] >= 2, JSON.stringify(flows));
-            assert.ok(flows["udp/7882"] >= 2, `no media over UDP: ${JSON.stringify(flows)}`);
-        } finally {
-            client.close();
-        }
     });
 
     it("PostgreSQL runs with the rendered settings: loopback only, tuning from memoryMb, UTF8/C database, nightly dump timer", async function () {
@@ -551,54 +416,6 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.ok(Number(after[WORKER_UNITS[1]]) > Number(after[WORKER_UNITS[0]]), "the sender restarted after the reader");
         assert.match((await vm.exec("grep max_upload_size /etc/matrix-synapse/homeserver.yaml")).stdout, /100M/);
         assert.match((await vm.exec("grep client_max_body_size /etc/nginx/conf.d/pulumi-matrix.conf")).stdout, /100M/);
-    });
-
-    it("`rtc none` takes MatrixRTC away: no unit, firewall opening, nginx route or file is left; Synapse and the well-known stop advertising it", async function () {
-        await stack.setConfig({ rtc: "none" });
-        const before = await startTimestamps(
-            vm,
-            UNITS.filter((u) => !(Object.values(RTC_UNITS) as string[]).includes(u)),
-        );
-        const up = await stack.up("up rtc none");
-        timings.push(`up of rtc none (removal): ${up.seconds} s`);
-        const changed = [...up.ops].filter(([, op]) => op !== "same").map(([name, op]) => `${op} ${name}`);
-        log(`rtc none: ${changed.join(", ")}`);
-        const units = await vm.exec(
-            `systemctl list-unit-files --no-legend ${RTC_UNITS.livekit} ${RTC_UNITS.jwt}; pgrep -x livekit-server; pgrep -x lk-jwt-service`,
-        );
-        assert.equal(units.stdout.trim(), "", "a unit or process of MatrixRTC is left");
-        const files = await vm.exec(
-            `ls -d ${[RTC_FILES.confDir, RTC_FILES.binDir, RTC_FILES.livekitUnit, RTC_FILES.jwtUnit].join(" ")} 2>/dev/null; ` +
-                // Any file naming either program (the system users stay, as Debian's packages keep theirs).
-                "grep -rlI -e livekit -e lk-jwt /etc /opt /usr/local /var/lib/pulumi-matrix 2>/dev/null | grep -vE '^/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?$'",
-        );
-        assert.equal(files.stdout.trim(), "", "files of MatrixRTC are left");
-        const ports = (await vm.exec("nft list table inet pulumi_matrix; ss -Hlntu")).stdout;
-        assert.doesNotMatch(ports, /\b(7880|7881|7882)\b/, "a MatrixRTC port is still open or listened on");
-        const ca = await pebble.issuingRootPem();
-        const client = await httpsGet(vm.forwardedPort(443), "matrix.test", "/.well-known/matrix/client", ca);
-        assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" } });
-        assert.notEqual(
-            (await httpsGet(vm.forwardedPort(443), "matrix.test", "/livekit/jwt/healthz", ca)).status,
-            200,
-            "nginx still routes to the authorization service",
-        );
-        const t = await tunnel(vm, 8008);
-        try {
-            const erin = await loginWithPassword(`http://127.0.0.1:${t.port}`, "erin", "erin-password-e2e");
-            erin.client.stopClient();
-            const r = await httpsGet(vm.forwardedPort(443), "matrix.test", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", ca, {
-                authorization: `Bearer ${erin.accessToken}`,
-            });
-            assert.notEqual(r.status, 200, `Synapse still advertises MatrixRTC: ${r.body}`);
-        } finally {
-            t.close();
-        }
-        // Nothing else restarted but what reads the changed configs (Synapse and its workers; nginx reloads).
-        const after = await startTimestamps(vm, Object.keys(before));
-        for (const u of Object.keys(before).filter((x) => x !== "matrix-synapse.service")) assert.equal(after[u], before[u], `${u} restarted`);
-        // The drift check knows nothing of MatrixRTC any more.
-        assert.doesNotMatch((await vm.exec("/usr/local/sbin/pulumi-matrix-drift")).stdout, /livekit|lk-jwt/i);
     });
 
     it("leaves no failed systemd unit", async function () {

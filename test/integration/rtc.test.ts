@@ -50,17 +50,7 @@ import { type PebbleServer, startPebble } from "../support/integration/pebble";
 import { lookupUser, makeTempDir, registerCleanup, run } from "../support/integration/processes";
 import { ProxySandbox } from "../support/integration/proxySandbox";
 import { addClientNamespace } from "../support/integration/remotePeer";
-import {
-    getTokenBody,
-    joinCall,
-    jwtClaims,
-    type MatrixRtcBinaries,
-    matrixRtcBinaries,
-    type OpenIdToken,
-    rtcClient,
-    type RtcReleases,
-    serveRtcReleases,
-} from "../support/integration/rtcClient";
+import { joinCall, jwtClaims, type MatrixRtcBinaries, matrixRtcBinaries, rtcClient } from "../support/integration/rtcClient";
 import type { RealService } from "../support/integration/serviceSandbox";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
@@ -85,6 +75,13 @@ const random = () => crypto.randomBytes(24).toString("hex");
 interface Reply {
     status: number;
     body: string;
+}
+
+interface OpenIdToken {
+    access_token: string;
+    token_type: string;
+    matrix_server_name: string;
+    expires_in: number;
 }
 
 /**
@@ -183,8 +180,8 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
     let proxy: ReverseProxySettings;
     let site: NginxSite;
     let issuingRoot: string;
-    let releases: RtcReleases;
-    let downloads: string[] = [];
+    let releases: http.Server;
+    const downloads: string[] = [];
     const apiKey = `pmkey${crypto.randomBytes(6).toString("hex")}`;
     const apiSecret = crypto.randomBytes(32).toString("base64url");
     const registrationSharedSecret = random();
@@ -241,7 +238,16 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
 
     /** The authorization service's `/get_token` (MSC4195), through nginx. */
     function getToken(roomId: string, openid: OpenIdToken, userId: string, deviceId: string, name = DOMAIN): Promise<Reply> {
-        return request("/livekit/jwt/get_token", { name, method: "POST", body: getTokenBody(roomId, openid, userId, deviceId) });
+        return request("/livekit/jwt/get_token", {
+            name,
+            method: "POST",
+            body: {
+                room_id: roomId,
+                slot_id: "m.call#ROOM",
+                openid_token: openid,
+                member: { id: `member-${deviceId}`, claimed_user_id: userId, claimed_device_id: deviceId },
+            },
+        });
     }
 
     const clientEnv = () => ({ SSL_CERT_FILE: pebble.issuingRootFile });
@@ -304,9 +310,28 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         for (const name of [DOMAIN, SERVER_NAME, RTC_DOMAIN]) await pebble.addARecord(name, NS_SIDE);
         issuingRoot = fs.readFileSync(pebble.issuingRootFile, "utf8");
 
-        // The "release" the install step downloads, with its SHA-256.
-        releases = await serveRtcReleases(HOST_SIDE);
-        downloads = releases.downloads;
+        // The "release": livekit-server as a tarball (as LiveKit publishes it), lk-jwt-service as the program itself.
+        const releaseDir = makeTempDir("rtc-releases");
+        await run("tar", ["-czf", path.join(releaseDir, "livekit_1.13.5_linux_amd64.tar.gz"), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
+        fs.copyFileSync(bins.lkJwtService, path.join(releaseDir, "lk-jwt-service_linux_amd64"));
+        const sha256 = (f: string) =>
+            crypto
+                .createHash("sha256")
+                .update(fs.readFileSync(path.join(releaseDir, f)))
+                .digest("hex");
+        releases = http.createServer((req, res) => {
+            const file = path.join(releaseDir, path.basename(req.url ?? ""));
+            downloads.push(req.url ?? "");
+            if (!fs.existsSync(file)) {
+                res.writeHead(404).end();
+                return;
+            }
+            res.writeHead(200, { "content-type": "application/octet-stream" });
+            fs.createReadStream(file).pipe(res);
+        });
+        const releasePort = await freePort();
+        await new Promise<void>((resolve) => releases.listen(releasePort, HOST_SIDE, resolve));
+        registerCleanup({ name: "release server", run: () => new Promise<void>((resolve) => releases.close(() => resolve())) });
 
         const dir = makeTempDir("rtc-synapse");
         const port = await freePort();
@@ -321,7 +346,19 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
             sqlite: {},
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        rtcOptions = { livekit: releases.livekit, jwtService: releases.jwtService, publicAddress: PUBLIC };
+        rtcOptions = {
+            livekit: {
+                version: "1.13.5",
+                sha256: sha256("livekit_1.13.5_linux_amd64.tar.gz"),
+                downloadUrl: `http://${HOST_SIDE}:${releasePort}/livekit_{version}_linux_{arch}.tar.gz`,
+            },
+            jwtService: {
+                version: "0.5.0",
+                sha256: sha256("lk-jwt-service_linux_amd64"),
+                downloadUrl: `http://${HOST_SIDE}:${releasePort}/lk-jwt-service_linux_{arch}`,
+            },
+            publicAddress: PUBLIC,
+        };
         rtc = resolveRtcSettings(COMPONENT, rtcOptions, { serverName: SERVER_NAME, publicBaseUrl: settings.publicBaseUrl });
         proxy = resolveReverseProxySettings(
             PROXY,

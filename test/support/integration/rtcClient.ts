@@ -11,17 +11,12 @@
 //                        RTP packets it receives per remote participant
 //   livekitToken()       a LiveKit access token (HS256 JWT) minted here, as
 //                        lk-jwt-service mints them, for tests of the SFU alone
-//   getTokenBody()       what Element Call posts to the authorization service
-//   serveRtcReleases()   the two programs served as their "releases" with
-//                        their SHA-256, for the install step to download
 
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as http from "node:http";
 import * as path from "node:path";
 
-import { freePort } from "./net";
-import { makeTempDir, registerCleanup, run, type RunResult } from "./processes";
+import { makeTempDir, run, type RunResult } from "./processes";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 export const RTC_CLIENT_SCRIPT = path.join(ROOT, "scripts", "rtc-client.sh");
@@ -162,83 +157,4 @@ export function jwtClaims(token: string): Record<string, unknown> {
     const part = token.split(".")[1];
     if (part === undefined) throw new Error("not a JWT");
     return JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
-}
-
-/** A Matrix OpenID token as Synapse hands it out (`/openid/request_token`). */
-export interface OpenIdToken {
-    readonly access_token: string;
-    readonly token_type: string;
-    readonly matrix_server_name: string;
-    readonly expires_in: number;
-}
-
-/** The body of the authorization service's `/get_token` (MSC4195) as Element Call sends it, for one device in a room's call. */
-export function getTokenBody(roomId: string, openid: OpenIdToken, userId: string, deviceId: string): Record<string, unknown> {
-    return {
-        room_id: roomId,
-        slot_id: "m.call#ROOM",
-        openid_token: openid,
-        member: { id: `member-${deviceId}`, claimed_user_id: userId, claimed_device_id: deviceId },
-    };
-}
-
-/** One program's pinned release as the library's `RtcRelease` takes it. */
-export interface ServedRelease {
-    readonly version: string;
-    readonly sha256: string;
-    readonly downloadUrl: string;
-}
-
-/** livekit-server and lk-jwt-service served as their projects' releases (see `serveRtcReleases`). */
-export interface RtcReleases {
-    readonly livekit: ServedRelease;
-    readonly jwtService: ServedRelease;
-    /** The paths asked for so far, in order. */
-    readonly downloads: string[];
-    stop(): Promise<void>;
-}
-
-/**
- * The MatrixRTC "release" for a test: livekit-server as a tarball (as
- * LiveKit publishes it), lk-jwt-service as the program itself, both from
- * `matrixRtcBinaries()`, on an HTTP server listening on `listen`; the
- * download URLs name `reachedAt` (the address the installing machine dials:
- * the same, or qemu's 10.0.2.2 for a VM) and carry `{version}`/`{arch}` as
- * the library fills them in.
- */
-export async function serveRtcReleases(listen: string, reachedAt = listen): Promise<RtcReleases> {
-    const bins = await matrixRtcBinaries();
-    const dir = makeTempDir("rtc-releases");
-    const livekitFile = "livekit_1.13.5_linux_amd64.tar.gz";
-    const jwtFile = "lk-jwt-service_linux_amd64";
-    await run("tar", ["-czf", path.join(dir, livekitFile), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
-    fs.copyFileSync(bins.lkJwtService, path.join(dir, jwtFile));
-    const sha256 = (f: string) =>
-        crypto
-            .createHash("sha256")
-            .update(fs.readFileSync(path.join(dir, f)))
-            .digest("hex");
-    const downloads: string[] = [];
-    const server = http.createServer((req, res) => {
-        const file = path.join(dir, path.basename(req.url ?? ""));
-        downloads.push(req.url ?? "");
-        if (!fs.existsSync(file)) {
-            res.writeHead(404).end();
-            return;
-        }
-        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": fs.statSync(file).size });
-        fs.createReadStream(file).pipe(res);
-    });
-    const port = await freePort();
-    await new Promise<void>((resolve) => server.listen(port, listen, resolve));
-    let stopped: Promise<void> | undefined;
-    const stop = () => (stopped ??= new Promise<void>((resolve) => server.close(() => resolve())));
-    registerCleanup({ name: `MatrixRTC release server ${listen}:${port}`, run: stop });
-    const base = `http://${reachedAt}:${port}`;
-    return {
-        livekit: { version: "1.13.5", sha256: sha256(livekitFile), downloadUrl: `${base}/livekit_{version}_linux_{arch}.tar.gz` },
-        jwtService: { version: "0.5.0", sha256: sha256(jwtFile), downloadUrl: `${base}/lk-jwt-service_linux_{arch}` },
-        downloads,
-        stop,
-    };
 }

@@ -55,19 +55,16 @@ export async function startTimestamps(vm: Vm, units: string[]): Promise<Record<s
     );
 }
 
-/** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`; with `json`, a POST of it. */
+/** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`. */
 export function httpsGet(
     port: number,
     name: string,
     p: string,
     ca: string,
     headers: Record<string, string> = {},
-    json?: unknown,
 ): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
-    const method = json === undefined ? "GET" : "POST";
-    const all = { ...headers, host: name, ...(json === undefined ? {} : { "content-type": "application/json" }) };
     return new Promise((resolve, reject) => {
-        const req = https.request({ host: "127.0.0.1", port, path: p, method, servername: name, headers: all, ca, timeout: 30_000 }, (res) => {
+        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 }, (res) => {
             const cert = (res.socket as TLSSocket).getPeerCertificate();
             let body = "";
             res.setEncoding("utf8");
@@ -84,6 +81,6 @@ export function httpsGet(
         });
         req.on("timeout", () => req.destroy(new Error(`https://${name}${p} on port ${port}: no answer`)));
         req.on("error", reject);
-        req.end(json === undefined ? undefined : JSON.stringify(json));
+        req.end();
     });
 }

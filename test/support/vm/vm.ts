@@ -4,8 +4,8 @@
  * - every VM runs on its own copy-on-write qcow2 overlay in a temp directory;
  * - KVM when it really works (probed once per process with a real kernel
  *   boot), else TCG (`-accel tcg,thread=multi -cpu max`);
- * - qemu user networking on the first NIC: SSH, `forwardTcp` and
- *   `forwardUdp` ports are forwarded from 127.0.0.1:<free port> only, `forwardFixed` ports from
+ * - qemu user networking on the first NIC: SSH and `forwardTcp` ports are
+ *   forwarded from 127.0.0.1:<free port> only, `forwardFixed` ports from
  *   127.0.0.1:<the port asked for> (checked free before qemu starts);
  * - optional second NIC on a `PrivateNetwork`: a small Ethernet switch in this
  *   process that relays frames between qemu `dgram` netdevs over UDP on
@@ -42,8 +42,6 @@ export interface Vm {
     hostKey: string;
     /** host port on 127.0.0.1 forwarded to `guestPort` (from `forwardTcp` or `forwardFixed`) */
     forwardedPort(guestPort: number): number;
-    /** host UDP port on 127.0.0.1 forwarded to the guest's UDP `guestPort` (from `forwardUdp`) */
-    forwardedUdpPort(guestPort: number): number;
     /** address on the private network, when the VM has one */
     privateIp?: string;
     /** accelerator the VM runs with */
@@ -66,8 +64,6 @@ export interface BootOptions {
     cpus?: number;
     /** guest TCP ports forwarded to 127.0.0.1:<free port> on the host */
     forwardTcp?: number[];
-    /** guest UDP ports forwarded to 127.0.0.1:<free port> on the host (qemu relays each datagram and the guest's replies) */
-    forwardUdp?: number[];
     /**
      * guest TCP ports forwarded from fixed host ports on 127.0.0.1, `{ guest: host }`
      * (the demo: `{ 443: 443 }`, so URLs need no port); the boot fails with a
@@ -464,13 +460,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
             forwards.set(gp, await freeTcpPort());
         }
         for (const [gp, hp] of fixed) forwards.set(gp, hp);
-        const udpForwards = new Map<number, number>();
-        for (const gp of opts.forwardUdp ?? []) udpForwards.set(gp, await freeUdpPort());
-        const hostfwd = [
-            `hostfwd=tcp:127.0.0.1:${sshPort}-:22`,
-            ...[...forwards].map(([g, h]) => `hostfwd=tcp:127.0.0.1:${h}-:${g}`),
-            ...[...udpForwards].map(([g, h]) => `hostfwd=udp:127.0.0.1:${h}-:${g}`),
-        ];
+        const hostfwd = [`hostfwd=tcp:127.0.0.1:${sshPort}-:22`, ...[...forwards].map(([g, h]) => `hostfwd=tcp:127.0.0.1:${h}-:${g}`)];
 
         const args = [
             "-name",
@@ -604,11 +594,6 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
                 if (guestPort === 22) return sshPort;
                 const p = forwards.get(guestPort);
                 if (p === undefined) throw new Error(`vm ${opts.name}: guest port ${guestPort} is not forwarded (forwardTcp, forwardFixed)`);
-                return p;
-            },
-            forwardedUdpPort(guestPort: number): number {
-                const p = udpForwards.get(guestPort);
-                if (p === undefined) throw new Error(`vm ${opts.name}: guest UDP port ${guestPort} is not forwarded (forwardUdp)`);
                 return p;
             },
             connection() {

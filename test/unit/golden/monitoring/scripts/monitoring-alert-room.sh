@@ -93,9 +93,10 @@ def setup(cfg):
         changed = True
     token = None
     if os.path.exists(cfg["access_token_file"]):
+        stored = read(cfg["access_token_file"])
         try:
-            if call(cfg["homeserver"], "GET", "/_matrix/client/v3/account/whoami", token=read(cfg["access_token_file"])).get("user_id") == mxid:
-                token = read(cfg["access_token_file"])
+            if call(cfg["homeserver"], "GET", "/_matrix/client/v3/account/whoami", token=stored).get("user_id") == mxid:
+                token = stored
         except ApiError as e:
             if e.status != 401:
                 raise

@@ -52,6 +52,14 @@ export async function recordGap(
         ["receiver: backward extremities", receiver, `SELECT * FROM event_backward_extremities WHERE room_id = ${room};`],
         ["receiver: forward extremities", receiver, `SELECT * FROM event_forward_extremities WHERE room_id = ${room};`],
         ["receiver: failed pull attempts", receiver, `SELECT * FROM event_failed_pull_attempts WHERE room_id = ${room};`],
+        // Received but not yet handled: a PDU waits here until the room's inbound lock lets a reader process it.
+        [
+            "receiver: inbound staging",
+            receiver,
+            `SELECT origin, event_id, received_ts FROM federation_inbound_events_staging WHERE room_id = ${room} ORDER BY received_ts;`,
+        ],
+        ["receiver: locks", receiver, "SELECT * FROM worker_locks;"],
+        ["receiver: destinations", receiver, `SELECT * FROM destinations WHERE destination = ${quote(origin.spec.serverName)};`],
         [
             "receiver: events edges of the batch",
             receiver,
@@ -62,10 +70,14 @@ export async function recordGap(
     for (const [title, hs, query] of parts) out.push(`\n== ${title} (${hs.spec.serverName})\n${query}\n${await sql(hs, query)}`);
     fs.writeFileSync(path.join(dir, "databases.txt"), out.join("\n") + "\n");
     // Log lines: any naming a missing event, and the sender's catch-up, the receiver's missing-events and backfill.
-    const about = /Catching up|catch.?up|missing events|prev_events|backfill|Backfill|get_missing_events|NotRetryingDestination|exited|restarted/;
+    const about =
+        /Catching up|catch.?up|missing events|prev_events|backfill|Backfill|get_missing_events|NotRetryingDestination|exited|restarted|Marking origin|as up|response to transaction|Failed to handle PDU|staged|lock|OperationalError|InterfaceError|retry/;
     for (const hs of [origin, receiver]) {
         for (const [name, proc] of [["main", hs.main] as const, ...hs.workers]) {
-            const lines = proc.log().split("\n");
+            const whole = proc.log();
+            // The whole log too: what a stall looks like is not always in the lines the filter knows.
+            fs.writeFileSync(path.join(dir, `${hs.spec.serverName}-${name}.full.log`), whole);
+            const lines = whole.split("\n");
             const hits = lines.filter((l) => about.test(l) || missingIds.some((id) => l.includes(id)));
             if (hits.length) fs.writeFileSync(path.join(dir, `${hs.spec.serverName}-${name}.log`), hits.join("\n") + "\n");
         }

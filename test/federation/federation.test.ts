@@ -246,6 +246,7 @@ describe("federation: two homeservers as the library deploys them, real clients,
         const state: { ended?: number } = {};
         const until = { min: 10, done: () => state.ended !== undefined, after: 10 };
         const lateBefore = bobInbox.lateKeys() + aliceInbox.lateKeys();
+        const limitedBefore = { bob: bobInbox.limitedSyncs.length, alice: aliceInbox.limitedSyncs.length };
         const sending = Promise.all([sendBatch(alice, roomId, a2b, until, gapMs), sendBatch(bob, roomId, b2a, until, gapMs)]);
         await sleep(2000);
         const faultAt = Date.now();
@@ -256,7 +257,7 @@ describe("federation: two homeservers as the library deploys them, real clients,
             onGap: async (missing: number[]) => {
                 const ids = missing.map((n) => sent.eventIds[n] ?? `#${n}?`);
                 const dir = await recordGap(batch, roomId, origin, receiver, sent.eventIds, ids);
-                note(`${batch}: the first read of ${receiver.spec.serverName}'s history lacked ${JSON.stringify(missing)}; evidence in ${dir}`);
+                note(`${batch}: sync on ${receiver.spec.serverName} did not bring ${JSON.stringify(missing)}; evidence in ${dir}`);
             },
         });
         const [toBob, toAlice] = await Promise.all([
@@ -270,7 +271,8 @@ describe("federation: two homeservers as the library deploys them, real clients,
         note(
             `${name}: ${describeBatch(toBob)}; ${describeBatch(toAlice)}; ` +
                 `delivery resumed after ${s(resumes[0])} (a2b) / ${s(resumes[1])} (b2a); all in ${s(last - ended)} after the fault ended; ` +
-                `client retries ${sa.retries + sb.retries}; decrypted once their key came later: ${bobInbox.lateKeys() + aliceInbox.lateKeys() - lateBefore}`,
+                `client retries ${sa.retries + sb.retries}; decrypted once their key came later: ${bobInbox.lateKeys() + aliceInbox.lateKeys() - lateBefore}; ` +
+                `limited syncs (a gap the client fills by paging back): bob ${bobInbox.limitedSyncs.length - limitedBefore.bob}, alice ${aliceInbox.limitedSyncs.length - limitedBefore.alice}`,
         );
         for (const r of [toBob, toAlice]) assert.ok(r.inOrder, `${name}: ${describeBatch(r)}`);
         assert.equal(bobInbox.failures() + aliceInbox.failures(), 0, `${name}: events that did not decrypt`);

@@ -23,11 +23,17 @@ interface Received {
 /** What one client receives in one room from others, in order. */
 export class Inbox {
     readonly received: Received[] = [];
+    /** When sync answered with a limited timeline for the room (more new events than the filter's limit: a gap the client pages back to fill). */
+    readonly limitedSyncs: number[] = [];
 
     constructor(
         private readonly user: SuiteUser,
         readonly roomId: string,
     ) {
+        // The SDK resets the room's live timeline when sync says `limited` and the events do not join what it has.
+        user.client.on(sdk.RoomEvent.TimelineReset, (room) => {
+            if (room?.roomId === roomId) this.limitedSyncs.push(Date.now());
+        });
         user.client.on(sdk.RoomEvent.Timeline, (ev, room, toStart) => {
             if (toStart || room?.roomId !== roomId || ev.getSender() === user.userId) return;
             if (ev.getType() !== "m.room.message" && ev.getType() !== "m.room.encrypted") return;
@@ -80,8 +86,8 @@ export class Inbox {
      * again every few seconds until it does or `historyTimeoutMs` passed (the
      * server backfills in the background, and retries a failed pull only after
      * a backoff). The result says how many the history held and when
-     * (`viaHistory`, `historyMs`). `onGap` runs once when the first read of the
-     * history lacks some (to record the state of both servers).
+     * (`viaHistory`, `historyMs`). `onGap` runs once when sync left a gap, before the history is read
+     * (to record the state of both servers).
      */
     async expect(
         tag: string,
@@ -105,6 +111,8 @@ export class Inbox {
         const missing = expected.filter((n) => !seqs.includes(n));
         // Sync never delivers one twice nor out of order; the history gets no second chance at that.
         if (seqs.length !== new Set(seqs).size || !seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)) return { ...base, inOrder: false, missing };
+        // Record both servers' state now, before a read of the history makes the receiver backfill what push did not bring.
+        await opts.onGap?.(missing);
         const started = Date.now();
         // A read that fails (the server answers 500 while its database restarts) is tried again, as a client pages again.
         let failed: unknown;
@@ -118,7 +126,6 @@ export class Inbox {
             }
         };
         let history = await read();
-        if (!inOrder(history) && failed === undefined) await opts.onGap?.(expected.filter((n) => !history.includes(n)));
         while (!inOrder(history) && Date.now() - started < (opts.historyTimeoutMs ?? 0)) {
             await sleep(5000);
             history = await read();

@@ -8,7 +8,8 @@ import { resolveBackupSettings } from "../../src/model/backup";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { postgresInstallScript } from "../../src/provision/postgres";
 import { synapseInstallScript } from "../../src/provision/synapse";
-import { upgradeBackupTag, upgradePlan, versionedVenv } from "../../src/provision/synapse/upgrade";
+import { keptDeb } from "../../src/provision/synapse/aptUpgrade";
+import { KEPT_DEBS_DIR, upgradeBackupTag, upgradePlan, versionedVenv } from "../../src/provision/synapse/upgrade";
 import { renderBackupCommand, renderRestoreCommand } from "../../src/render/backup";
 import { golden } from "../support/golden";
 import { goldenOs, goldenSynapseSettings } from "../support/unit/fixtures";
@@ -41,6 +42,35 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
         // A changed version changes the plan's lines: the diff of the command's input names the new release.
         const next = synapseInstallScript({ ...goldenSynapseSettings(), version: "1.163.1" }, goldenOs());
         assert.match(next, /# Upgrade plan, when the host runs an older Synapse than 1\.163\.1:/);
+    });
+
+    it("apt: the same plan and steps, with the kept .deb of the running build as the switch back", () => {
+        const s = { ...goldenSynapseSettings(), installMethod: "apt" as const };
+        const stop = synapseInstallScript(s, goldenOs());
+        for (const line of upgradePlan(s)) assert.ok(stop.includes(line), line);
+        assert.match(stop, /# {2}1\. download the build of 1\.163\.2 into \/var\/lib\/pulumi-matrix\/synapse-debs and unpack it/);
+        assert.match(stop, /# {2}5\. on a failure: .*: reinstall the kept build;/);
+        assert.equal(KEPT_DEBS_DIR, "/var/lib/pulumi-matrix/synapse-debs");
+        assert.equal(keptDeb("1.163.2+bookworm1"), "/var/lib/pulumi-matrix/synapse-debs/matrix-synapse-py3_1.163.2+bookworm1.deb");
+        // The new code loads the config from the unpacked .deb, before anything of the running build changes.
+        const check = stop.indexOf('pm_as_synapse "$pm_unpack"/opt/venvs/matrix-synapse/bin/python -m synapse.config');
+        const install = stop.indexOf('if { pm_deb_install "$pm_new_deb" "$pm_exact"');
+        assert.ok(check > 0 && install > check, "the config check comes before the install");
+        assert.ok(stop.indexOf("pm_stopped=()") < install, "the workers stop before the install");
+        assert.match(stop, /pm_deb_install "\$pm_old_deb" "\$pm_old_build"/);
+        assert.match(stop, /the upgrade goes on without a switch back/);
+        // The same decision code as pip's.
+        assert.match(stop, /elif \[ "\$pm_after" != unknown \] && \[ "\$\{pm_a_compat:-0\}" -le "\$pm_old_schema" \]; then/);
+        bashSyntax(stop);
+        const restore = synapseInstallScript({ ...s, upgrade: { rollback: "restore", backup: true } }, goldenOs());
+        assert.match(restore, /rollback: restore needs the running release to switch back to: nothing was switched/);
+        assert.match(restore, /\/usr\/local\/sbin\/pulumi-matrix-restore --snapshot "\$pm_snapshot" --replace-database --no-start/);
+        assert.match(restore, /# {2}1\. .*without it there is none, and the upgrade stops here/);
+        bashSyntax(restore);
+        // A WorkerPool's own host installs in place; the config step restarts its workers.
+        const workers = synapseInstallScript(s, goldenOs(), { workersOnly: true });
+        assert.doesNotMatch(workers, /pm_unpack=\$\(mktemp/);
+        bashSyntax(workers);
     });
 
     it("each release has its own virtualenv beside the symlink; the backup is tagged with the old release", () => {
@@ -90,6 +120,10 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
         assert.match(two.stderr, /pg_dropcluster --stop 17 main .*pg_upgradecluster 15 main; .*pg_dropcluster 15 main/);
         fs.rmSync(dir, { recursive: true, force: true });
     });
+
+    golden("synapse", "scripts/synapse-install-apt-rollback-restore.sh", () =>
+        synapseInstallScript({ ...goldenSynapseSettings(), installMethod: "apt", upgrade: { rollback: "restore", backup: true } }, goldenOs()),
+    );
 
     golden("synapse", "scripts/synapse-install-pip-rollback-restore.sh", () =>
         synapseInstallScript({ ...goldenSynapseSettings(), upgrade: { rollback: "restore", backup: true } }, goldenOs()),

@@ -68,7 +68,7 @@ export function synapsePeerSecretsRemoval(set: string): Sh {
  * (`pipUpgrade`). `workersOnly`: a host of a WorkerPool's own, where no main process runs.
  */
 export function synapseInstallScript(s: SynapseSettings, os: OsInfo, opts: { workersOnly?: boolean } = {}): string {
-    return script(`pulumi-matrix Synapse ${s.version} (${s.installMethod})`, s.installMethod === "apt" ? aptInstall(s, os) : pipInstall(s, opts));
+    return script(`pulumi-matrix Synapse ${s.version} (${s.installMethod})`, s.installMethod === "apt" ? aptInstall(s, os, opts) : pipInstall(s, opts));
 }
 
 /** The secret values Synapse needs on disk: its own, and the files other services hand it. */

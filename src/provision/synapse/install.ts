@@ -4,6 +4,7 @@ import { APT_NAMES, AptRepository, MATRIX_ORG_REPOSITORY } from "../../model/syn
 import { applyFileSet } from "../apply";
 import { heredoc, indent, lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
+import { aptUpgrade, debFunctions } from "./aptUpgrade";
 import { recordFunctions, recordPackageSigningKey, synapseRecords } from "./records";
 import { pipUpgrade, upgradeFunctions, upgradePlan, versionedVenv, workersOnlySwitch } from "./upgrade";
 
@@ -158,7 +159,7 @@ function ere(text: string): string {
  * own enablement outside matrix-synapse.target and its conf.d files are
  * undone on every run.
  */
-export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
+export function aptInstall(s: SynapseSettings, os: OsInfo, opts: { workersOnly?: boolean } = {}): Sh[] {
     const r: AptRepository = s.aptRepository ?? MATRIX_ORG_REPOSITORY;
     const n = APT_NAMES;
     const f = synapseFiles(s.paths);
@@ -166,7 +167,13 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
     const dists = `${r.url}dists/${os.codename}/`;
     const exact = `${ere(s.version)}\\+${ere(os.codename)}[0-9]+`;
     const wantsOfTarget = `/etc/systemd/system/matrix-synapse.target.wants/${MAIN_UNIT}`;
+    const freshInstall = lines([
+        sh`pm_deb_install "$pm_new_deb" "$pm_exact" || exit 1`,
+        recordPackageSigningKey(s.paths),
+        sh`pm_owe ${MAIN_UNIT}; echo "Synapse $pm_exact installed from "${r.url}" (held: only pulumi-matrix changes its version)"`,
+    ]);
     return [
+        ...upgradePlan(s).map((l) => raw(l)),
         DPKG_FUNCTIONS,
         KEYRING_CHECK,
         STALE_POLICY,
@@ -177,7 +184,7 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
         sh`    printf 'Synapse was installed on this host with installMethod "pip" (a virtualenv in %s, no %s package). pulumi-matrix does not switch install methods in place; nothing was changed.\n  To keep pip: set installMethod back to "pip".\n  To move to apt: on the host, stop Synapse (systemctl stop matrix-synapse.target) and move the virtualenv aside (mv %s %s.pip), then deploy again; configuration, secrets, signing key and data stay where they are.\n' ${s.paths.venvDir} ${n.package} ${s.paths.venvDir} ${s.paths.venvDir} >&2`,
         sh`    exit 1`,
         sh`fi`,
-        sh`pm_tmp=$(mktemp -d); trap 'rm -rf "$pm_tmp"' EXIT`,
+        sh`pm_unpack=""; pm_tmp=$(mktemp -d); trap 'rm -rf "$pm_tmp" ${param('pm_unpack:+"$pm_unpack"')}' EXIT`,
         sh`pm_release=""`,
         sh`for pm_name in InRelease Release; do`,
         sh`    pm_code=$(curl -sS --retry 3 -o "$pm_tmp/release" -w '%{http_code}' ${dists}"$pm_name") || { echo "the apt repository "${r.url}" cannot be reached (aptRepository.url)" >&2; exit 1; }`,
@@ -226,7 +233,9 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
         sh`fi`,
         // 4. The package at exactly the pinned version.
         recordFunctions(s.paths),
+        upgradeFunctions(s),
         noDowngrade(sh`$(pm_deb_version ${n.package} | sed 's/+.*//')`, s.version),
+        sh`pm_old_build=$(pm_deb_version ${n.package})`,
         // The exact build, before anything of Synapse changes: the index must serve it.
         sh`pm_exact=""`,
         sh`if [ "$(pm_deb_state ${n.package})" != installed ] || [ "$installed" != ${s.version} ]; then`,
@@ -251,27 +260,43 @@ export function aptInstall(s: SynapseSettings, os: OsInfo): Sh[] {
         sh`}`,
         sh`pm_statoverride root ${s.paths.user} 750 ${n.configDir}`,
         sh`pm_statoverride ${s.paths.user} ${s.paths.user} 750 ${n.dataDir}`,
+        // What the package leaves that the library undoes, after every install of it (and on every run).
+        sh`pm_package_leftovers() {`,
+        // The package enables its unit for multi-user.target on first install; Synapse starts through matrix-synapse.target only.
+        sh`    for pm_link in /etc/systemd/system/*.wants/${MAIN_UNIT}; do`,
+        sh`        if [ -L "$pm_link" ] && [ "$pm_link" != ${wantsOfTarget} ]; then rm -f "$pm_link"; echo "removed $pm_link: Synapse starts through matrix-synapse.target only"; fi`,
+        sh`    done`,
+        // The package's postinst writes these from debconf (again on every upgrade); conf.d is read after homeserver.yaml,
+        // so they would silently override what the library renders.
+        sh`    for pm_file in ${`${f.confD}/server_name.yaml`} ${`${f.confD}/report_stats.yaml`}; do`,
+        sh`        if [ -e "$pm_file" ]; then rm -f "$pm_file"; pm_owe ${MAIN_UNIT}; echo "removed the package's $pm_file (homeserver.yaml carries it)"; fi`,
+        sh`    done`,
+        sh`}`,
+        debFunctions(),
         sh`if [ -n "$pm_exact" ]; then`,
         // Plain values, as the package's postinst writes them into conf.d (and compares them with homeserver.yaml's lines).
         sh`    printf '%s\n' ${`${n.package} matrix-synapse/server-name string ${s.serverName}`} ${`${n.package} matrix-synapse/report-stats boolean ${s.reportStats}`} | debconf-set-selections`,
         sh`    pm_had_key=0; if [ -e ${f.signingKey} ]; then pm_had_key=1; fi`,
         sh`    pm_apt update -q >/dev/null`,
-        sh`    pm_apt_install_quietly -y -q --no-install-recommends --allow-change-held-packages -o Dpkg::Options::=--force-confold ${n.package}"=$pm_exact"`,
-        sh`    apt-mark hold ${n.package} >/dev/null`,
-        sh`    pm_got=$(dpkg-query -W -f='${param("db:Status-Status")} ${param("Version")}' ${n.package} 2>/dev/null || true)`,
-        sh`    if [ "$pm_got" != "installed $pm_exact" ]; then echo ${`${n.package}: dpkg reports`}" '$pm_got' after the install, expected 'installed $pm_exact'" >&2; exit 1; fi`,
-        raw(recordPackageSigningKey(s.paths).text.replace(/^/gm, "    ")),
-        sh`    pm_owe ${MAIN_UNIT}; echo "Synapse $pm_exact installed from "${r.url}" (held: only pulumi-matrix changes its version)"`,
+        // The new build's .deb is kept: it is what a later upgrade switches back to (the index may list only the newest build).
+        sh`    pm_deb_keep "$pm_exact" || { echo ${`${n.package}`}" $pm_exact cannot be downloaded from "${r.url}" (apt-get download, above)" >&2; exit 1; }`,
+        sh`    pm_new_deb=$pm_deb`,
+        // A host with a configured Synapse: an upgrade that can be undone; else (a first install, or the workers of a host of
+        // their own, restarted by the config step) the install.
+        opts.workersOnly
+            ? indent(freshInstall)
+            : lines([
+                  sh`    if [ "$(pm_deb_state ${n.package})" = installed ] && [ -f ${f.homeserverYaml} ]; then`,
+                  indent(aptUpgrade(s, MAIN_UNIT, r.url), "        "),
+                  sh`    else`,
+                  indent(freshInstall, "        "),
+                  sh`    fi`,
+              ]),
+        sh`elif [ -n "$pm_old_build" ]; then`,
+        // A host installed before builds were kept: the running build's, when apt's cache or the index still has it.
+        sh`    pm_deb_keep "$pm_old_build" || true`,
         sh`fi`,
-        // The package enables its unit for multi-user.target on first install; Synapse starts through matrix-synapse.target only.
-        sh`for pm_link in /etc/systemd/system/*.wants/${MAIN_UNIT}; do`,
-        sh`    if [ -L "$pm_link" ] && [ "$pm_link" != ${wantsOfTarget} ]; then rm -f "$pm_link"; echo "removed $pm_link: Synapse starts through matrix-synapse.target only"; fi`,
-        sh`done`,
-        // The package's postinst writes these from debconf (again on every upgrade); conf.d is read after homeserver.yaml,
-        // so they would silently override what the library renders.
-        sh`for pm_file in ${`${f.confD}/server_name.yaml`} ${`${f.confD}/report_stats.yaml`}; do`,
-        sh`    if [ -e "$pm_file" ]; then rm -f "$pm_file"; pm_owe ${MAIN_UNIT}; echo "removed the package's $pm_file (homeserver.yaml carries it)"; fi`,
-        sh`done`,
+        sh`pm_package_leftovers`,
     ];
 }
 

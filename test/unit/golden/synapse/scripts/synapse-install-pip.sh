@@ -2002,7 +2002,7 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
         fi
         echo "Synapse "1.163.2" accepts the current configuration"
         pm_before=$(pm_schema /opt/venvs/matrix-synapse-1.163.2) || { echo "the database's schema version cannot be read (above): nothing was switched, Synapse $installed keeps running" >&2; exit 1; }
-        pm_old_schema=$(cd / && "$pm_old_dir/bin/python" -c 'from synapse.storage.schema import SCHEMA_VERSION; print(SCHEMA_VERSION)')
+        pm_old_schema=$(cd / && "$pm_old_dir"/bin/python -c 'from synapse.storage.schema import SCHEMA_VERSION; print(SCHEMA_VERSION)')
         pm_new_schema=$(cd / && /opt/venvs/matrix-synapse-1.163.2/bin/python -c 'from synapse.storage.schema import SCHEMA_VERSION; print(SCHEMA_VERSION)')
         echo "database schema (version, compat, deltas): $pm_before; Synapse $installed reads up to schema $pm_old_schema, "1.163.2" migrates to $pm_new_schema"
         pm_snapshot=""
@@ -2013,10 +2013,15 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
                 if [ -n "$pm_unit" ] && systemctl is-active -q "$pm_unit"; then systemctl stop "$pm_unit"; pm_stopped+=("$pm_unit $pm_url"); echo "stopped $pm_unit"; fi
             done 3</etc/matrix-synapse/workers/processes.list
         fi
-        pm_switch matrix-synapse-1.163.2
-        echo "switched "/opt/venvs/matrix-synapse" to "1.163.2
-        systemctl restart matrix-synapse.service || true
-        if pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 1800; then
+        pm_upgraded=0
+        if { pm_switch matrix-synapse-1.163.2 && echo "switched "/opt/venvs/matrix-synapse" to "1.163.2; }; then
+            systemctl restart matrix-synapse.service || true
+            if pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 1800; then pm_upgraded=1; else echo "Synapse "1.163.2" did not answer /health. Last log lines:" >&2; journalctl -u matrix-synapse.service -n 40 --no-pager -o cat >&2 || true; fi
+        else
+            echo "putting Synapse "1.163.2" in place failed (above)" >&2
+        fi
+        if [ "$pm_upgraded" = 1 ]; then
+            pm_take matrix-synapse.service || true
             for pm_w in "${pm_stopped[@]}"; do
                 pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                 systemctl start "$pm_unit" || true
@@ -2028,14 +2033,12 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
             done
             echo "Synapse upgraded from $installed to "1.163.2
         else
-            echo "Synapse "1.163.2" did not answer /health. Last log lines:" >&2
-            journalctl -u matrix-synapse.service -n 40 --no-pager -o cat >&2 || true
             systemctl stop matrix-synapse.service || true
             pm_after=$(pm_schema /opt/venvs/matrix-synapse-1.163.2 2>/dev/null || pm_schema "$pm_old_dir" 2>/dev/null || echo unknown)
             read -r pm_a_version pm_a_compat pm_a_deltas <<<"$pm_after" || true
             if [ "$pm_after" = "$pm_before" ]; then
                 echo "the database was not migrated ($pm_after): switching back to Synapse $installed" >&2
-                pm_switch "$pm_old_link"
+                if ! pm_switch "$pm_old_link"; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
                 for pm_w in "${pm_stopped[@]}"; do
@@ -2047,7 +2050,7 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
                 echo "the upgrade to "1.163.2" failed before the database migrated; Synapse $installed runs again" >&2; exit 1
             elif [ "$pm_after" != unknown ] && [ "${pm_a_compat:-0}" -le "$pm_old_schema" ]; then
                 echo "the database was migrated ($pm_before -> $pm_after); its compat version $pm_a_compat is within what Synapse $installed reads (schema $pm_old_schema): switching back" >&2
-                pm_switch "$pm_old_link"
+                if ! pm_switch "$pm_old_link"; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
                 for pm_w in "${pm_stopped[@]}"; do

@@ -201,6 +201,7 @@ export function releaseUpgrade(s: SynapseSettings, mainUnit: string, m: ReleaseS
         sh`if ! ${m.switchBack}; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi`,
         sh`systemctl start ${mainUnit} || true`,
         sh`if ! pm_healthy ${mainUnit} ${health} 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "${mainUnit} >&2; exit 1; fi`,
+        sh`pm_take ${mainUnit} || true`,
         startWorkers,
     ]);
     return lines([

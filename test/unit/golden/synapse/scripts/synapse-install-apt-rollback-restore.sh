@@ -296,6 +296,7 @@ if [ -n "$pm_exact" ]; then
                 if ! { pm_deb_install "$pm_old_deb" "$pm_old_build" && echo "Synapse $pm_old_build reinstalled from $pm_old_deb"; }; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
+                pm_take matrix-synapse.service || true
                 for pm_w in "${pm_stopped[@]}"; do
                     pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                     systemctl start "$pm_unit" || true
@@ -309,6 +310,7 @@ if [ -n "$pm_exact" ]; then
                 if ! { pm_deb_install "$pm_old_deb" "$pm_old_build" && echo "Synapse $pm_old_build reinstalled from $pm_old_deb"; }; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
+                pm_take matrix-synapse.service || true
                 for pm_w in "${pm_stopped[@]}"; do
                     pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                     systemctl start "$pm_unit" || true
@@ -325,6 +327,7 @@ if [ -n "$pm_exact" ]; then
                 if ! { pm_deb_install "$pm_old_deb" "$pm_old_build" && echo "Synapse $pm_old_build reinstalled from $pm_old_deb"; }; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
+                pm_take matrix-synapse.service || true
                 for pm_w in "${pm_stopped[@]}"; do
                     pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                     systemctl start "$pm_unit" || true

@@ -2041,6 +2041,7 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
                 if ! pm_switch "$pm_old_link"; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
+                pm_take matrix-synapse.service || true
                 for pm_w in "${pm_stopped[@]}"; do
                     pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                     systemctl start "$pm_unit" || true
@@ -2053,6 +2054,7 @@ elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1
                 if ! pm_switch "$pm_old_link"; then echo "putting Synapse $installed back failed (above); Synapse is stopped" >&2; exit 1; fi
                 systemctl start matrix-synapse.service || true
                 if ! pm_healthy matrix-synapse.service http://127.0.0.1:8008/health 600; then echo "Synapse $installed did not answer /health after the rollback either; see journalctl -u "matrix-synapse.service >&2; exit 1; fi
+                pm_take matrix-synapse.service || true
                 for pm_w in "${pm_stopped[@]}"; do
                     pm_unit=${pm_w%% *}; pm_url=${pm_w#* }
                     systemctl start "$pm_unit" || true

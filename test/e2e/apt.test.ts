@@ -288,7 +288,7 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         assert.deepEqual(await startTimestamps(vm, UNITS), before);
     });
 
-    it(`the next build published and version ${V2}: the install upgrades the package without a restart, the config step restarts Synapse once onto ${V2}`, async function () {
+    it(`the next build published and version ${V2}: the install checks the config, upgrades the package (its restart refused) and restarts Synapse once onto ${V2}`, async function () {
         // matrix.org's index moves on to the new build; the old .deb stays in the pool.
         await repo.publish([debs[V2], keyringDeb], key);
         version = V2;
@@ -304,7 +304,9 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         const outputs = await stack.commandOutputs();
         assert.match(await termLog(), /^\/usr\/sbin\/policy-rc\.d returned 101, not running 'restart matrix-synapse\.service'$/m);
         assert.match(outputs.get(INSTALL)!.stdout, new RegExp(`^Synapse ${build(V2).replace(/[.+]/g, "\\$&")} installed from `, "m"));
-        assert.equal((outputs.get(CONFIG)!.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length, 1, "the config step restarts Synapse once");
+        assert.match(outputs.get(INSTALL)!.stdout, new RegExp(`^Synapse ${V2.replace(/\./g, "\\.")} accepts the current configuration$`, "m"));
+        assert.match(outputs.get(INSTALL)!.stdout, new RegExp(`^Synapse upgraded from ${V1.replace(/\./g, "\\.")} to ${V2.replace(/\./g, "\\.")}$`, "m"));
+        assert.equal((outputs.get(CONFIG)!.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length, 0, "the install step restarted Synapse, once");
         assert.deepEqual(await serverVersion(), { name: "Synapse", version: V2 });
 
         const windows = await dpkgWindows();

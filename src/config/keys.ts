@@ -1475,11 +1475,22 @@ export const STACK_KEYS = {
     adoptFrom: {
         type: "string",
         setting: at((o) => o.adopt.configDir),
+        whenUnset: "no Synapse is adopted",
         description:
             "Adopt the Synapse installed on the VM whose config directory this is (the Debian package's: /etc/matrix-synapse): a read-only preflight, its SQLite database ported into the stack's PostgreSQL, its signing key kept, its unit and config disabled.",
         doc: "adopt the Synapse installed on the VM with this config directory (see [Adopting an existing Synapse](#adopting-an-existing-synapse))",
         defaultDoc: "none",
         example: { comment: ["An existing Synapse on the VM (installed by hand, Debian package layout): /etc/matrix-synapse adopts it."], value: "" },
+    },
+    adoptPostgres: {
+        type: "string",
+        setting: at((o) => o.adopt.postgres),
+        onlyWith: "adoptFrom",
+        description:
+            "How an adopted Synapse that runs on PostgreSQL is taken over: dump (its database dumped once its unit is stopped and restored into the stack's empty database; the old one is left untouched) or in-place (the stack takes over that database and its role on the VM's PostgreSQL). Only with adoptFrom.",
+        doc: "`dump` or `in-place`: how an adopted Synapse on PostgreSQL is taken over (see [Adopting an existing Synapse](#adopting-an-existing-synapse))",
+        defaultDoc: "`dump`",
+        example: { comment: ["An adopted Synapse on PostgreSQL: dump (default; the old database is kept as it is) or in-place."], value: "" },
     },
 } as const satisfies Record<string, StackKey>;
 

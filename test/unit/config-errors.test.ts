@@ -228,6 +228,7 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     backupKeepLocalCopy: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
     restoreFrom: [{ value: "yesterday", with: BACKUP, valid: /expected a restic snapshot id .* or "latest"/ }],
     adoptFrom: [{ value: "etc/matrix-synapse", valid: /expected an absolute path such as \/etc\/matrix-synapse/ }],
+    adoptPostgres: [{ value: "copy", with: { adoptFrom: "/etc/matrix-synapse" }, valid: /expected one of "dump", "in-place"/ }],
     rtc: [{ value: "jitsi", valid: /expected "livekit" \(the default/ }],
     rtcDomain: [{ value: "bad domain!", with: RTC, valid: /expected a DNS name/ }],
     rtcLivekitVersion: [{ value: "v1.13.5", with: RTC, valid: /expected a livekit-server release such as 1\.13\.5/ }],

@@ -542,6 +542,23 @@ export const STACK_KEYS = {
         doc: "memory PostgreSQL tunes for: `shared_buffers` 1/4, `effective_cache_size` 3/4, `work_mem` 1/64, `maintenance_work_mem` 1/16",
         example: { comment: ["Memory PostgreSQL tunes for, in MiB (default 1024)."], value: "2048" },
     },
+    postgresDatabase: {
+        type: "string",
+        setting: at((o) => o.postgres.database),
+        notWith: LOCAL_POSTGRES,
+        description:
+            "Name of the database the installed PostgreSQL gives Synapse (not with postgresExternalHost or useSqlite): another name than an adopted server's for adoptPostgres dump, its name for in-place.",
+        doc: "the installed server's database for Synapse (an adopted server's with `adoptPostgres` `in-place`)",
+        example: { comment: ["The database and its owner on the installed PostgreSQL (default synapse for both)."], value: "synapse" },
+    },
+    postgresUser: {
+        type: "string",
+        setting: at((o) => o.postgres.user),
+        notWith: LOCAL_POSTGRES,
+        description: "Role that owns that database and Synapse logs in as (not with postgresExternalHost or useSqlite).",
+        doc: "the role that owns it (an adopted server's with `adoptPostgres` `in-place`)",
+        example: { value: "synapse" },
+    },
     postgresBackup: {
         type: "boolean",
         setting: at((o) => o.postgres.backup.enabled),

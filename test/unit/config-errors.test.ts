@@ -107,6 +107,8 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     notifFrom: [{ value: "nobody", with: { smtpHost: MAIL.smtpHost }, valid: /expected a sender such as/ }],
     useSqlite: [{ value: "yes", valid: /expected true or false/ }],
     postgresMemoryMb: [{ value: "100", valid: /expected a whole number of MiB/ }],
+    postgresDatabase: [{ value: "Synapse-DB", valid: /expected a lower-case SQL name such as synapse/ }],
+    postgresUser: [{ value: "synapse user", valid: /expected a lower-case SQL role name such as synapse/ }],
     postgresBackup: [{ value: "yes", valid: /expected true or false/ }],
     postgresBackupRetention: [{ value: "0", valid: /expected a whole number from 1 to 366/ }],
     postgresBackupDirectory: [{ value: "backups", valid: /expected an absolute path/ }],

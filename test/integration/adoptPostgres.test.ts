@@ -51,6 +51,7 @@ class OldServer {
     process?: SynapseProcess;
     baseUrl = "";
     port = 0;
+    metricsPort = 0;
     roomId = "";
     mediaUri = "";
     mediaFile = "";
@@ -100,6 +101,7 @@ class OldServer {
             ].join("\n"),
         );
         this.port = await freePort();
+        this.metricsPort = await freePort();
         this.baseUrl = `http://127.0.0.1:${this.port}`;
         fs.mkdirSync(`${this.conf}/conf.d`, { recursive: true });
         fs.mkdirSync(`${this.data}/media`, { recursive: true });
@@ -166,6 +168,7 @@ class OldServer {
             publicBaseUrl: this.baseUrl + "/",
             installMethod: "pip",
             httpPort: this.port,
+            metrics: { port: this.metricsPort },
             paths: { configDir: this.conf, dataDir: this.data, mediaStorePath: `${this.data}/media`, venvDir: venv, user: "root" },
         });
     }

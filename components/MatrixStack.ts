@@ -120,7 +120,8 @@ export interface MatrixStackArgs {
     /**
      * Adopt the Synapse already installed on the VM (the Debian package's
      * layout by default): a read-only preflight, its SQLite database ported
-     * into the stack's PostgreSQL, its signing key kept in the state, its
+     * into the stack's PostgreSQL (a PostgreSQL database dumped and restored
+     * into it, or taken over in place: `postgres`), its signing key kept in the state, its
      * unit and config disabled (see SynapseAdoption and the README's
      * "Adopting an existing Synapse"). Not with `backup.restoreFrom` or
      * `synapse.sqlite`. Default: none (a new server).
@@ -211,6 +212,9 @@ export class MatrixStack extends pulumi.ComponentResource {
         this.plan = plan;
         const child = { parent: this };
         const { host: dbHostArgs, reachableAt, external, ...pg } = args.postgres ?? {};
+        // With an adoption, the database's steps wait for it (see SynapseAdoption's databaseAfter).
+        let adoptionReady: ((r: pulumi.Resource) => void) | undefined;
+        const databaseAfter = plan.adopt ? { after: [new Promise<pulumi.Resource>((resolve) => (adoptionReady = resolve))] } : {};
 
         this.host = new Host(childName(name, STACK_ROLES.host), { ...args.host, resolved: plan.host }, child);
         if (plan.postgres.kind === "external") {
@@ -219,7 +223,7 @@ export class MatrixStack extends pulumi.ComponentResource {
             if (dbHostArgs) this.databaseHost = new Host(childName(name, STACK_ROLES.databaseHost), { ...dbHostArgs, resolved: plan.databaseHost }, child);
             this.database = new PostgresDatabase(
                 childName(name, STACK_ROLES.postgres),
-                { ...pg, host: this.databaseHost ?? this.host, reachableAt, resolved: plan.postgres.settings },
+                { ...pg, host: this.databaseHost ?? this.host, reachableAt, resolved: plan.postgres.settings, ...databaseAfter },
                 child,
             );
         }
@@ -258,6 +262,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                 child,
             );
             startAfter.push(this.adoption.adopted);
+            adoptionReady?.(this.adoption.databaseAfter);
         }
         this.synapse = new SynapseHomeserver(
             childName(name, STACK_ROLES.synapse),

@@ -44,6 +44,14 @@ export interface PostgresDatabaseArgs extends PostgresOptions {
      * once per deployment. Default: resolved here.
      */
     resolved?: PostgresLocalSettings | ExternalServer<PostgresExternalSettings>;
+    /**
+     * Steps this server's steps wait for (a Promise may stand for one made
+     * later): a SynapseAdoption's preflight, so that a refused adoption
+     * changes nothing of the server its old Synapse uses, or its takeover
+     * step in `in-place` mode, which stops the old Synapse before the role
+     * gets the stack's password. Default none. Ignored for an external server.
+     */
+    after?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -97,7 +105,11 @@ export class PostgresDatabase extends pulumi.ComponentResource {
         const password = new random.RandomPassword(childName(name, "password"), { length: 40, special: false }, { parent: this });
         // The SCRAM verifier's salt, kept in the state so the role's statement is the same on every run.
         const salt = new random.RandomBytes(childName(name, "scram-salt"), { length: 16 }, { parent: this });
-        const server = hostScript(childName(name, "server"), { host, script: postgresInstallScript(s, component), timeout: "30m" }, { parent: this });
+        const server = hostScript(
+            childName(name, "server"),
+            { host, script: postgresInstallScript(s, component), timeout: "30m", ...(args.after ? { after: args.after } : {}) },
+            { parent: this },
+        );
         const reachableAt = pulumi.output(args.reachableAt ?? "127.0.0.1");
         // Other hosts connect over TLS only (pg_hba), verified against a CA of this server's own.
         const tls = postgresServesOtherHosts(s)

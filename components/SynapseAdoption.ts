@@ -14,7 +14,11 @@ export interface SynapseAdoptionArgs extends AdoptOptions {
     host: Host;
     /** The settings of the stack's Synapse (its `settings`, or the plan's): server_name, paths, release. */
     synapse: SynapseSettings;
-    /** The stack's database, created empty: the SQLite database is ported into it. */
+    /**
+     * The stack's database: created empty, the SQLite database is ported or
+     * the PostgreSQL dump restored into it; in `in-place` mode it is the old
+     * database itself. Give it `after: [databaseAfter]` (a Promise of it).
+     */
     database: PostgresDatabase;
     /**
      * Synapse's `secretsWritten`: the port waits for the adopted key and the
@@ -31,9 +35,11 @@ export interface SynapseAdoptionArgs extends AdoptOptions {
  * read-only preflight first (`preflight`; nothing of the stack's Synapse
  * should run before it: give SynapseHomeserver `after: [preflight]`), whose
  * result is the adopted signing key (`signingKey`, secret: SynapseHomeserver's
- * `signingKey`), then the port of its SQLite database into the stack's empty
- * PostgreSQL database before the stack's Synapse first starts
- * (SynapseHomeserver's `startAfter: [adopted]`). Done once per host.
+ * `signingKey`), then its database taken over before the stack's Synapse
+ * first starts (SynapseHomeserver's `startAfter: [adopted]`): SQLite ported,
+ * PostgreSQL dumped and restored into the stack's empty database, or taken
+ * over in place (`postgres`). The stack's PostgresDatabase waits for
+ * `databaseAfter`. Done once per host.
  */
 export class SynapseAdoption extends pulumi.ComponentResource {
     readonly settings: AdoptSettings;
@@ -43,6 +49,13 @@ export class SynapseAdoption extends pulumi.ComponentResource {
     readonly signingKey: pulumi.Output<string>;
     /** Done once the database is ported and the old unit disabled (or was, on an earlier run). */
     readonly adopted: pulumi.Resource;
+    /**
+     * What the stack's PostgresDatabase must wait for (its `after`): the
+     * preflight, so a refused adoption changes nothing of the server the old
+     * Synapse uses; in `in-place` mode the adoption step, which stops the old
+     * Synapse before the role gets the stack's password.
+     */
+    readonly databaseAfter: pulumi.Resource;
 
     constructor(name: string, args: SynapseAdoptionArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("SynapseAdoption"), name, {}, opts);
@@ -50,7 +63,9 @@ export class SynapseAdoption extends pulumi.ComponentResource {
         const { host, synapse, database, synapseSecretsWritten, resolved, ...options } = args;
         if (!database.settings && !database.connection)
             throw new ConfigError(component, "database", new Described("not set"), "expected the stack's PostgresDatabase");
-        const s = resolved ?? resolveAdoptSettings(component, options, { ...synapse, sqlite: synapse.database.kind === "sqlite" });
+        // The stack's PostgreSQL counts as this host's when the component installs it on the same Host.
+        const local = database.settings && database.host === host ? database.settings : undefined;
+        const s = resolved ?? resolveAdoptSettings(component, options, { ...synapse, sqlite: synapse.database.kind === "sqlite" }, local);
         this.settings = s;
         const preflight = hostScript(childName(name, "preflight"), { host, script: adoptPreflightScript(s), secret: true, timeout: "5m" }, { parent: this });
         this.preflight = preflight;
@@ -67,11 +82,13 @@ export class SynapseAdoption extends pulumi.ComponentResource {
             {
                 host,
                 script: database.connection.apply((c) => adoptScript(s, synapse, { database: c })),
-                after: [preflight, database.ready, synapseSecretsWritten],
+                // In place, this step stops the old server before the database's steps take over its role (they wait for it: databaseAfter).
+                after: s.postgres === "in-place" ? [preflight, synapseSecretsWritten] : [preflight, database.ready, synapseSecretsWritten],
                 timeout: "12h",
             },
             { parent: this },
         );
+        this.databaseAfter = s.postgres === "in-place" ? this.adopted : preflight;
         this.registerOutputs({});
     }
 }

@@ -22,7 +22,7 @@ export { SynapseMaintenance, SynapseMaintenanceArgs } from "../components/Synaps
 export { TurnRemoval, TurnRemovalArgs } from "../components/TurnRemoval";
 export { TurnServer, TurnServerArgs } from "../components/TurnServer";
 export { WorkerPool, WorkerPoolArgs, WorkerPoolWorker } from "../components/WorkerPool";
-export { ADOPT_FILES, AdoptOptions, AdoptSettings, resolveAdoptSettings, SYNAPSE_SCHEMA_VERSIONS } from "./model/adopt";
+export { ADOPT_FILES, AdoptOptions, AdoptPostgresMode, AdoptSettings, resolveAdoptSettings, SYNAPSE_SCHEMA_VERSIONS } from "./model/adopt";
 export {
     BACKUP_DEFAULTS,
     BACKUP_FILES,

@@ -542,6 +542,23 @@ export const STACK_KEYS = {
         doc: "memory PostgreSQL tunes for: `shared_buffers` 1/4, `effective_cache_size` 3/4, `work_mem` 1/64, `maintenance_work_mem` 1/16",
         example: { comment: ["Memory PostgreSQL tunes for, in MiB (default 1024)."], value: "2048" },
     },
+    postgresDatabase: {
+        type: "string",
+        setting: at((o) => o.postgres.database),
+        notWith: LOCAL_POSTGRES,
+        description:
+            "Name of the database the installed PostgreSQL gives Synapse (not with postgresExternalHost or useSqlite): another name than an adopted server's for adoptPostgres dump, its name for in-place.",
+        doc: "the installed server's database for Synapse (an adopted server's with `adoptPostgres` `in-place`)",
+        example: { comment: ["The database and its owner on the installed PostgreSQL (default synapse for both)."], value: "synapse" },
+    },
+    postgresUser: {
+        type: "string",
+        setting: at((o) => o.postgres.user),
+        notWith: LOCAL_POSTGRES,
+        description: "Role that owns that database and Synapse logs in as (not with postgresExternalHost or useSqlite).",
+        doc: "the role that owns it (an adopted server's with `adoptPostgres` `in-place`)",
+        example: { value: "synapse" },
+    },
     postgresBackup: {
         type: "boolean",
         setting: at((o) => o.postgres.backup.enabled),
@@ -1475,11 +1492,22 @@ export const STACK_KEYS = {
     adoptFrom: {
         type: "string",
         setting: at((o) => o.adopt.configDir),
+        whenUnset: "no Synapse is adopted",
         description:
             "Adopt the Synapse installed on the VM whose config directory this is (the Debian package's: /etc/matrix-synapse): a read-only preflight, its SQLite database ported into the stack's PostgreSQL, its signing key kept, its unit and config disabled.",
         doc: "adopt the Synapse installed on the VM with this config directory (see [Adopting an existing Synapse](#adopting-an-existing-synapse))",
         defaultDoc: "none",
         example: { comment: ["An existing Synapse on the VM (installed by hand, Debian package layout): /etc/matrix-synapse adopts it."], value: "" },
+    },
+    adoptPostgres: {
+        type: "string",
+        setting: at((o) => o.adopt.postgres),
+        onlyWith: "adoptFrom",
+        description:
+            "How an adopted Synapse that runs on PostgreSQL is taken over: dump (its database dumped once its unit is stopped and restored into the stack's empty database; the old one is left untouched) or in-place (the stack takes over that database and its role on the VM's PostgreSQL). Only with adoptFrom.",
+        doc: "`dump` or `in-place`: how an adopted Synapse on PostgreSQL is taken over (see [Adopting an existing Synapse](#adopting-an-existing-synapse))",
+        defaultDoc: "`dump`",
+        example: { comment: ["An adopted Synapse on PostgreSQL: dump (default; the old database is kept as it is) or in-place."], value: "" },
     },
 } as const satisfies Record<string, StackKey>;
 

@@ -472,7 +472,11 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 new Described("set together with synapse.sqlite"),
                 "expected PostgreSQL: the adopted SQLite database is ported into the stack's PostgreSQL database (remove synapse.sqlite)",
             );
-        else if (synapse) adopt = attempt(() => resolveAdoptSettings(labels.adopt, args.adopt!, { ...synapse, sqlite: false }));
+        else if (synapse) {
+            // The stack's PostgreSQL on the adopted server's host: what in-place takes over, and what a dump must not collide with.
+            const local = postgres?.kind === "local" && !postgres.onDatabaseHost ? postgres.settings : undefined;
+            adopt = attempt(() => resolveAdoptSettings(labels.adopt, args.adopt!, { ...synapse, sqlite: false }, local));
+        }
     }
     // The compressor connects through the socket of a PostgreSQL on Synapse's host; with SQLite, compressor and purges are refused.
     const maintenance =

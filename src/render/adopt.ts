@@ -16,11 +16,9 @@ import { renderYaml } from "./yaml";
  * conf.d). Exit 3 with the problems on stdout, one per line; exit 0 with
  * `pm_<name>=<quoted value>` lines.
  */
-export const ADOPT_PREFLIGHT_PY = `import glob, json, os, shlex, sqlite3, sys, urllib.parse, urllib.request
+const READ_CONFIG_PY = `import glob, os, sys
 import yaml
-from signedjson.key import encode_verify_key_base64, get_verify_key, read_signing_keys
 
-want = json.loads(sys.argv[1])
 files = []
 for p in sys.argv[2:]:
     files += sorted(glob.glob(os.path.join(p, "*.yaml"))) if p.endswith("/") else [p]
@@ -28,6 +26,14 @@ config = {}
 for f in files:
     with open(f) as fh:
         config.update(yaml.safe_load(fh) or {})
+db = config.get("database") or {"name": "sqlite3", "args": {"database": "homeserver.db"}}
+args = db.get("args") or {}
+`;
+
+export const ADOPT_PREFLIGHT_PY = `import json, shlex, shutil, sqlite3, urllib.parse, urllib.request
+${READ_CONFIG_PY}from signedjson.key import encode_verify_key_base64, get_verify_key, read_signing_keys
+
+want = json.loads(sys.argv[1])
 problems = []
 out = {}
 
@@ -86,10 +92,11 @@ elif os.path.realpath(media) != os.path.realpath(want["mediaStorePath"]):
 else:
     out["media"] = media
 
-db = config.get("database") or {"name": "sqlite3", "args": {"database": "homeserver.db"}}
-args = db.get("args") or {}
 schema = None
-if db.get("name") in ("sqlite3", "sqlite"):
+mode = want["postgres"]
+if db.get("name") in ("sqlite3", "sqlite") and mode == "in-place":
+    problems.append("the adoption's postgres is in-place, but it runs on SQLite (its SQLite database is ported into the stack's PostgreSQL): remove the adoption's postgres setting (adoptPostgres)")
+elif db.get("name") in ("sqlite3", "sqlite"):
     path = args.get("database", "")
     if not os.path.isabs(path) or not os.path.isfile(path):
         problems.append(f"its SQLite database {path!r} is not an absolute path to a file")
@@ -105,19 +112,59 @@ if db.get("name") in ("sqlite3", "sqlite"):
         free = st.f_bavail * st.f_frsize
         if free < 2 * size:
             problems.append(f"{want['workDir']} has {free} bytes free; the port needs twice the SQLite file ({2 * size} bytes): a snapshot copy and the data in PostgreSQL")
-        out.update(db_kind="sqlite", sqlite=path, sqlite_size=size, free=free)
+        out.update(db_kind="sqlite", sqlite=path, source=f"SQLite {path} ({size} bytes), ported", free=free)
 elif db.get("name") == "psycopg2":
     import psycopg2
-    conn = psycopg2.connect(**{k: v for k, v in args.items() if not k.startswith("cp_")})
-    cur = conn.cursor()
-    cur.execute("SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()")
-    collate, ctype = cur.fetchone()
-    if (collate, ctype) != ("C", "C"):
-        problems.append(f"its PostgreSQL database has LC_COLLATE {collate} and LC_CTYPE {ctype}; Synapse needs C for both")
-    cur.execute("SELECT version FROM schema_version")
-    schema = cur.fetchone()[0]
-    conn.close()
-    problems.append("it runs on PostgreSQL: this library adopts a SQLite database only (adopting PostgreSQL is not implemented)")
+    conn_args = {k: v for k, v in args.items() if not k.startswith("cp_")}
+    try:
+        conn = psycopg2.connect(**conn_args)
+    except psycopg2.Error as e:
+        conn = None
+        problems.append(f"its PostgreSQL database cannot be reached with the database args of its config ({str(e).strip()})")
+    if conn is not None:
+        cur = conn.cursor()
+        cur.execute("SELECT current_database(), current_user, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, pg_database_size(current_database()) FROM pg_database WHERE datname = current_database()")
+        dbname, user, owner, encoding, collate, ctype, size = cur.fetchone()
+        cur.execute("SHOW port")
+        port = int(cur.fetchone()[0])
+        cur.execute("SELECT version FROM schema_version")
+        schema = cur.fetchone()[0]
+        conn.close()
+        host = str(args.get("host") or "")
+        stack = want.get("database")
+        # On the stack's own server: this host's PostgreSQL (loopback or its socket) on the stack's port.
+        same_server = stack is not None and (host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")) and port == stack["port"]
+        c_locale = (encoding, collate, ctype) == ("UTF8", "C", "C")
+        where = f"database {dbname!r} (role {user!r}) on {host or 'the local socket'} port {port}"
+        if mode == "in-place":
+            if not same_server:
+                problems.append(f"its {where} is not on the stack's PostgreSQL (this host, port {stack['port'] if stack else '-'}): in-place takes over a database of the stack's own server; set the adoption's postgres to dump (adoptPostgres dump) to restore a dump of it instead")
+            else:
+                if dbname != stack["database"]:
+                    problems.append(f"its database is {dbname!r}, the stack's is {stack['database']!r}: set postgres database (postgresDatabase) to {dbname!r}; in-place never renames or recreates a database")
+                if owner != stack["user"] or user != owner:
+                    problems.append(f"its database is owned by {owner!r} and it connects as {user!r}; in-place needs both to be the stack's role {stack['user']!r}: set postgres user (postgresUser) to {owner!r} when it connects as the owner, else use dump (adoptPostgres dump)")
+            if not c_locale:
+                problems.append(f"its PostgreSQL database has encoding {encoding}, LC_COLLATE {collate} and LC_CTYPE {ctype}; Synapse needs UTF8 and C for both, and in-place keeps the database as it is: set the adoption's postgres to dump (adoptPostgres dump), which restores it into a new UTF8/C database; or by hand: stop Synapse, pg_dump -Fc it, create a database with ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, pg_restore into it, point its config at it, start it, then run again")
+            out.update(db_kind="postgres", source=f"PostgreSQL {where}, taken over in place")
+        else:
+            if same_server and dbname == stack["database"]:
+                problems.append(f"its database {dbname!r} is the stack's database: a dump is restored into a new, empty database: set postgres database (postgresDatabase) to another name, such as {dbname + '_adopted'!r}, or take it over in place (adoptPostgres in-place)")
+            if same_server and user == stack["user"]:
+                problems.append(f"it connects as {user!r}, the stack's role, whose password the stack sets before the dump (the running server would lose its database): set postgres user (postgresUser) to another name, such as {user + '_adopted'!r}, or take it over in place (adoptPostgres in-place)")
+            missing = [p for p in ("pg_dump", "pg_restore") if shutil.which(p) is None]
+            if missing:
+                problems.append(f"{' and '.join(missing)} not found: install postgresql-client")
+            work = want["workDir"]
+            while not os.path.exists(work):
+                work = os.path.dirname(work)
+            st = os.statvfs(work)
+            free = st.f_bavail * st.f_frsize
+            if free < size:
+                problems.append(f"{want['workDir']} has {free} bytes free; the dump needs up to the database's size ({size} bytes)")
+            if not c_locale:
+                print(f"note: its database has encoding {encoding}, LC_COLLATE {collate}, LC_CTYPE {ctype}: the dump is restored into the stack's UTF8/C database", file=sys.stderr)
+            out.update(db_kind="postgres", source=f"PostgreSQL {where} ({size} bytes), dumped", free=free)
 else:
     problems.append(f"its database engine {db.get('name')!r} is neither sqlite3 nor psycopg2")
 if schema is not None:
@@ -179,4 +226,37 @@ export function renderAdoptConfigs(s: AdoptSettings, synapse: SynapseSettings, p
         sqlite: renderYaml({ ...base, database: { name: "sqlite3", args: { database: adoptSnapshotPath(f) } } }, header),
         postgres: renderYaml({ ...base, database: databaseBlock(synapse, peers) }, header),
     };
+}
+
+/**
+ * The old server's database as pg_dump reaches it (argv: a passfile to
+ * write, then the config paths): the database args of its config, their
+ * password (if any) written to the passfile (0600) and never printed;
+ * prints a libpq connection string naming the passfile.
+ */
+export const ADOPT_OLD_DATABASE_PY = `${READ_CONFIG_PY}from psycopg2.extensions import make_dsn
+
+conn_args = {k: v for k, v in args.items() if not k.startswith("cp_") and k not in ("password", "passfile")}
+if "password" in args:
+    esc = lambda v: str(v).replace("\\\\", "\\\\\\\\").replace(":", "\\\\:")
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("*:*:*:*:" + esc(args["password"]) + "\\n")
+    conn_args["passfile"] = sys.argv[1]
+elif "passfile" in args:
+    conn_args["passfile"] = args["passfile"]
+print(make_dsn(**conn_args))
+`;
+
+/** Where the dump mode keeps its files in the adoption's root-only directory. */
+export function adoptDumpFiles(f: AdoptFiles): { dump: string; passfile: string; restored: string } {
+    return { dump: `${f.stateDir}/old-database.dump`, passfile: `${f.stateDir}/old-database.pgpass`, restored: `${f.stateDir}/dump-restored` };
+}
+
+/** A libpq connection string (keyword=value, each value quoted as libpq reads it) of the stack's database block: pg_restore's --dbname. */
+export function libpqConninfo(args: Record<string, unknown>): string {
+    return Object.entries(args)
+        .filter(([k]) => !k.startsWith("cp_"))
+        .map(([k, v]) => `${k}='${String(v).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`)
+        .join(" ");
 }

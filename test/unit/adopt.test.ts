@@ -6,14 +6,18 @@ import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { planStack } from "../../src/model/stack";
 import { DEFAULT_SYNAPSE_VERSION } from "../../src/model/synapse";
 import { adoptPreflightScript, adoptScript } from "../../src/provision/adopt";
-import { renderAdoptConfigs } from "../../src/render/adopt";
+import { ADOPT_OLD_DATABASE_PY, libpqConninfo, renderAdoptConfigs } from "../../src/render/adopt";
+
+const renderAdoptOldDatabasePy = () => ADOPT_OLD_DATABASE_PY;
 import { golden } from "../support/golden";
 import { goldenSynapseSettings, stackArgs } from "../support/unit/fixtures";
 import { ADOPTED_TEST_KEY, runWithMocks, valueOf } from "../support/unit/mocks";
 
 const C = 'SynapseAdoption "adopt"';
 const PEERS = { database: { host: "127.0.0.1", port: 5432, database: "synapse", user: "synapse" } };
-const resolve = (o: AdoptOptions = {}, sqlite = false) => resolveAdoptSettings(C, o, { ...goldenSynapseSettings(), sqlite });
+const LOCAL_DB = { database: "synapse", user: "synapse", port: 5432 };
+const resolve = (o: AdoptOptions = {}, sqlite = false, database: typeof LOCAL_DB | null = LOCAL_DB) =>
+    resolveAdoptSettings(C, o, { ...goldenSynapseSettings(), sqlite }, database ?? undefined);
 
 function rejects(f: () => unknown, message: RegExp, component = /^SynapseAdoption "adopt": /): void {
     assert.throws(f, (e: Error) => {
@@ -42,6 +46,21 @@ describe("adoption: the model", () => {
         rejects(() => resolve({ venvDir: "venv" }), /venvDir is "venv"; expected an absolute path/);
         rejects(() => resolve({ unit: "synapse; rm -rf /" }), /unit is .*expected a systemd service name/);
         rejects(() => resolve({ keyUrl: "http://127.0.0.1:8008/other" }), /keyUrl is .*expected the server's key URL/);
+    });
+
+    it("takes a server on PostgreSQL over by dump unless in-place is asked for", () => {
+        assert.equal(resolve().postgres, "dump");
+        assert.equal(resolve({ postgres: "in-place" }).postgres, "in-place");
+        assert.deepEqual(resolve({ postgres: "in-place" }).database, LOCAL_DB);
+        assert.equal(resolve({}, false, null).database, undefined, "dump needs no database on this host");
+    });
+
+    it("refuses an unknown postgres mode, and in-place without the stack's PostgreSQL on this host", () => {
+        rejects(() => resolve({ postgres: "copy" as never }), /postgres is "copy"; expected one of "dump", "in-place"/);
+        rejects(
+            () => resolve({ postgres: "in-place" }, false, null),
+            /postgres is "in-place"; expected "dump" here: "in-place" takes over a database of the stack's own PostgreSQL/,
+        );
     });
 
     it("refuses SQLite for the stack's Synapse", () => {
@@ -81,6 +100,41 @@ describe("adoption: the stack plan", () => {
             /configDir is "relative"/,
             /SynapseAdoption "prod-adopt"/,
         );
+        // In place needs the stack's PostgreSQL on the VM: not an external server, not a database host of its own.
+        rejects(
+            () =>
+                planStack(
+                    "prod",
+                    {
+                        ...stackArgs(),
+                        postgres: { external: { host: "db.example.com", database: "synapse", user: "synapse" } },
+                        adopt: { postgres: "in-place" },
+                    },
+                    { stack: "prod" },
+                ),
+            /postgres is "in-place"; expected "dump" here/,
+            /SynapseAdoption "prod-adopt"/,
+        );
+        rejects(
+            () =>
+                planStack(
+                    "prod",
+                    {
+                        ...stackArgs(),
+                        postgres: {
+                            host: { user: "debian" },
+                            reachableAt: "10.0.0.2",
+                            listenAddresses: ["127.0.0.1", "10.0.0.2"],
+                            allowedClients: ["10.0.0.0/24"],
+                        },
+                        adopt: { postgres: "in-place" },
+                    },
+                    { stack: "prod" },
+                ),
+            /postgres is "in-place"; expected "dump" here/,
+            /SynapseAdoption "prod-adopt"/,
+        );
+        assert.equal(planStack("prod", { ...stackArgs(), adopt: { postgres: "in-place" } }, { stack: "prod" }).adopt?.database?.database, "synapse");
     });
 });
 
@@ -89,6 +143,7 @@ describe("adoption: scripts", () => {
     golden("adopt", "scripts/preflight.sh", () => adoptPreflightScript(s()));
     golden("adopt", "scripts/adopt.sh", () => adoptScript(s(), goldenSynapseSettings(), PEERS));
     golden("adopt", "snapshot.yaml", () => renderAdoptConfigs(s(), goldenSynapseSettings(), PEERS, ADOPT_FILES).sqlite);
+    golden("adopt", "scripts/adopt-in-place.sh", () => adoptScript(resolve({ postgres: "in-place" }), goldenSynapseSettings(), PEERS));
     golden("adopt", "postgres.yaml", () => renderAdoptConfigs(s(), goldenSynapseSettings(), PEERS, ADOPT_FILES).postgres);
 
     it("the preflight only reads: the SQLite file opened read only, nothing installed, moved or stopped", () => {
@@ -104,10 +159,39 @@ describe("adoption: scripts", () => {
             assert.doesNotMatch(text, change);
     });
 
+    it("a dump is taken after the old unit stopped and restored in one transaction as the stack's role; in place nothing is dumped", () => {
+        const text = adoptScript(s(), goldenSynapseSettings(), PEERS);
+        const stop = text.indexOf("systemctl stop matrix-synapse.service; fi\n");
+        assert.ok(stop > 0 && stop < text.indexOf("pg_dump --format=custom"), "stopped before the dump");
+        assert.match(
+            text,
+            /pg_restore --no-owner --no-privileges --exit-on-error --single-transaction --dbname='user='\\''synapse'\\'' dbname='\\''synapse'\\''/,
+        );
+        assert.doesNotMatch(text, /DROP|dropdb/);
+        const inPlace = adoptScript(resolve({ postgres: "in-place" }), goldenSynapseSettings(), PEERS);
+        for (const never of [/pg_dump --/, /pg_restore --/, /synapse_port_db/, /DROP|dropdb|createdb/]) assert.doesNotMatch(inPlace, never);
+        assert.match(inPlace, /"postgres":"in-place","database":\{"database":"synapse","user":"synapse","port":5432\}/);
+    });
+
+    it("the old database's password goes to a root-only passfile, never to a command line", () => {
+        const text = renderAdoptOldDatabasePy();
+        assert.match(text, /os\.open\(sys\.argv\[1\], os\.O_WRONLY \| os\.O_CREAT \| os\.O_TRUNC, 0o600\)/);
+        assert.match(text, /k not in \("password", "passfile"\)/);
+    });
+
     it("the port never names the SQLite file as its source: it ports snapshot copies", () => {
         const text = adoptScript(s(), goldenSynapseSettings(), PEERS);
         assert.match(text, /synapse_port_db --sqlite-database \/var\/lib\/pulumi-matrix\/adopt\/snapshot\.db/);
         assert.match(text, /update_synapse_database --database-config \/var\/lib\/pulumi-matrix\/adopt\/snapshot\.yaml --run-background-updates/);
+    });
+});
+
+describe("adoption: the stack's database as libpq reads it", () => {
+    it("quotes every value, leaves out the pool's settings", () => {
+        assert.equal(
+            libpqConninfo({ user: "syn", dbname: "a b", passfile: "/x/it's\\", cp_min: 5, port: 5432 }),
+            "user='syn' dbname='a b' passfile='/x/it\\'s\\\\' port='5432'",
+        );
     });
 });
 
@@ -129,5 +213,31 @@ describe("adoption: SynapseAdoption in a MatrixStack, under mocks", () => {
         assert.ok(!mocks.resources.some((r) => r.name === "prod-synapse-signing-key"), "no new key is generated");
         for (const r of mocks.resources.filter((r) => r.type === "command:remote:Command" && !r.secretInputs.includes("stdin")))
             assert.ok(!String(r.inputs.stdin).includes(ADOPTED_TEST_KEY.split(" ")[2]), `${r.name} shows the adopted key`);
+    });
+
+    it("dump: the stack's PostgreSQL waits for the preflight (a refusal changes nothing of the old server's database), the dump for the database", async () => {
+        const { mocks } = await runWithMocks(
+            () => new MatrixStack("prod", { ...stackArgs(), adopt: { postgres: "dump" } }),
+            () => [],
+        );
+        for (let i = 0; i < 50 && !mocks.resources.some((r) => r.name === "prod-synapse-config"); i++) await new Promise((r) => setTimeout(r, 100));
+        const seq = (n: string) => mocks.byName(n).seq;
+        assert.ok(seq("prod-adopt-preflight") < seq("prod-postgres-server"));
+        assert.ok(seq("prod-postgres-database") < seq("prod-adopt-port"));
+        assert.ok(seq("prod-adopt-port") < seq("prod-synapse-config"));
+    });
+
+    it("in-place: the old unit stops before the stack's PostgreSQL takes over the role; Synapse starts after both", async () => {
+        const { mocks } = await runWithMocks(
+            () => new MatrixStack("prod", { ...stackArgs(), adopt: { postgres: "in-place" } }),
+            () => [],
+        );
+        for (let i = 0; i < 50 && !mocks.resources.some((r) => r.name === "prod-synapse-config"); i++) await new Promise((r) => setTimeout(r, 100));
+        const seq = (n: string) => mocks.byName(n).seq;
+        assert.ok(seq("prod-adopt-preflight") < seq("prod-adopt-port"));
+        assert.ok(seq("prod-synapse-secrets") < seq("prod-adopt-port"), "Synapse is installed before the old one stops");
+        assert.ok(seq("prod-adopt-port") < seq("prod-postgres-server"), "the role's password changes only once the old server stopped");
+        assert.ok(seq("prod-postgres-database") < seq("prod-synapse-config"));
+        assert.match(String(mocks.byName("prod-adopt-port").inputs.stdin), /PostgreSQL in place/);
     });
 });

@@ -5,11 +5,10 @@ main() {
 if [ -e /var/lib/pulumi-matrix/adopt/adopted ]; then pm_marker=$(cat /var/lib/pulumi-matrix/adopt/adopted); echo "adopted already ($pm_marker): nothing to do"; exit 0; fi
 if [ ! -x /opt/venvs/matrix-synapse/bin/python ]; then pm_tell 'adoption: /opt/venvs/matrix-synapse/bin/python is missing: the adoption'\''s venvDir must be the virtualenv the existing Synapse runs from; nothing was changed'; exit 1; fi
 pm_preflight_py=$(cat <<'PM_EOF'
-import glob, json, os, shlex, sqlite3, sys, urllib.parse, urllib.request
+import json, shlex, shutil, sqlite3, urllib.parse, urllib.request
+import glob, os, sys
 import yaml
-from signedjson.key import encode_verify_key_base64, get_verify_key, read_signing_keys
 
-want = json.loads(sys.argv[1])
 files = []
 for p in sys.argv[2:]:
     files += sorted(glob.glob(os.path.join(p, "*.yaml"))) if p.endswith("/") else [p]
@@ -17,6 +16,11 @@ config = {}
 for f in files:
     with open(f) as fh:
         config.update(yaml.safe_load(fh) or {})
+db = config.get("database") or {"name": "sqlite3", "args": {"database": "homeserver.db"}}
+args = db.get("args") or {}
+from signedjson.key import encode_verify_key_base64, get_verify_key, read_signing_keys
+
+want = json.loads(sys.argv[1])
 problems = []
 out = {}
 
@@ -75,10 +79,11 @@ elif os.path.realpath(media) != os.path.realpath(want["mediaStorePath"]):
 else:
     out["media"] = media
 
-db = config.get("database") or {"name": "sqlite3", "args": {"database": "homeserver.db"}}
-args = db.get("args") or {}
 schema = None
-if db.get("name") in ("sqlite3", "sqlite"):
+mode = want["postgres"]
+if db.get("name") in ("sqlite3", "sqlite") and mode == "in-place":
+    problems.append("the adoption's postgres is in-place, but it runs on SQLite (its SQLite database is ported into the stack's PostgreSQL): remove the adoption's postgres setting (adoptPostgres)")
+elif db.get("name") in ("sqlite3", "sqlite"):
     path = args.get("database", "")
     if not os.path.isabs(path) or not os.path.isfile(path):
         problems.append(f"its SQLite database {path!r} is not an absolute path to a file")
@@ -94,19 +99,59 @@ if db.get("name") in ("sqlite3", "sqlite"):
         free = st.f_bavail * st.f_frsize
         if free < 2 * size:
             problems.append(f"{want['workDir']} has {free} bytes free; the port needs twice the SQLite file ({2 * size} bytes): a snapshot copy and the data in PostgreSQL")
-        out.update(db_kind="sqlite", sqlite=path, sqlite_size=size, free=free)
+        out.update(db_kind="sqlite", sqlite=path, source=f"SQLite {path} ({size} bytes), ported", free=free)
 elif db.get("name") == "psycopg2":
     import psycopg2
-    conn = psycopg2.connect(**{k: v for k, v in args.items() if not k.startswith("cp_")})
-    cur = conn.cursor()
-    cur.execute("SELECT datcollate, datctype FROM pg_database WHERE datname = current_database()")
-    collate, ctype = cur.fetchone()
-    if (collate, ctype) != ("C", "C"):
-        problems.append(f"its PostgreSQL database has LC_COLLATE {collate} and LC_CTYPE {ctype}; Synapse needs C for both")
-    cur.execute("SELECT version FROM schema_version")
-    schema = cur.fetchone()[0]
-    conn.close()
-    problems.append("it runs on PostgreSQL: this library adopts a SQLite database only (adopting PostgreSQL is not implemented)")
+    conn_args = {k: v for k, v in args.items() if not k.startswith("cp_")}
+    try:
+        conn = psycopg2.connect(**conn_args)
+    except psycopg2.Error as e:
+        conn = None
+        problems.append(f"its PostgreSQL database cannot be reached with the database args of its config ({str(e).strip()})")
+    if conn is not None:
+        cur = conn.cursor()
+        cur.execute("SELECT current_database(), current_user, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype, pg_database_size(current_database()) FROM pg_database WHERE datname = current_database()")
+        dbname, user, owner, encoding, collate, ctype, size = cur.fetchone()
+        cur.execute("SHOW port")
+        port = int(cur.fetchone()[0])
+        cur.execute("SELECT version FROM schema_version")
+        schema = cur.fetchone()[0]
+        conn.close()
+        host = str(args.get("host") or "")
+        stack = want.get("database")
+        # On the stack's own server: this host's PostgreSQL (loopback or its socket) on the stack's port.
+        same_server = stack is not None and (host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")) and port == stack["port"]
+        c_locale = (encoding, collate, ctype) == ("UTF8", "C", "C")
+        where = f"database {dbname!r} (role {user!r}) on {host or 'the local socket'} port {port}"
+        if mode == "in-place":
+            if not same_server:
+                problems.append(f"its {where} is not on the stack's PostgreSQL (this host, port {stack['port'] if stack else '-'}): in-place takes over a database of the stack's own server; set the adoption's postgres to dump (adoptPostgres dump) to restore a dump of it instead")
+            else:
+                if dbname != stack["database"]:
+                    problems.append(f"its database is {dbname!r}, the stack's is {stack['database']!r}: set postgres database (postgresDatabase) to {dbname!r}; in-place never renames or recreates a database")
+                if owner != stack["user"] or user != owner:
+                    problems.append(f"its database is owned by {owner!r} and it connects as {user!r}; in-place needs both to be the stack's role {stack['user']!r}: set postgres user (postgresUser) to {owner!r} when it connects as the owner, else use dump (adoptPostgres dump)")
+            if not c_locale:
+                problems.append(f"its PostgreSQL database has encoding {encoding}, LC_COLLATE {collate} and LC_CTYPE {ctype}; Synapse needs UTF8 and C for both, and in-place keeps the database as it is: set the adoption's postgres to dump (adoptPostgres dump), which restores it into a new UTF8/C database; or by hand: stop Synapse, pg_dump -Fc it, create a database with ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, pg_restore into it, point its config at it, start it, then run again")
+            out.update(db_kind="postgres", source=f"PostgreSQL {where}, taken over in place")
+        else:
+            if same_server and dbname == stack["database"]:
+                problems.append(f"its database {dbname!r} is the stack's database: a dump is restored into a new, empty database: set postgres database (postgresDatabase) to another name, such as {dbname + '_adopted'!r}, or take it over in place (adoptPostgres in-place)")
+            if same_server and user == stack["user"]:
+                problems.append(f"it connects as {user!r}, the stack's role, whose password the stack sets before the dump (the running server would lose its database): set postgres user (postgresUser) to another name, such as {user + '_adopted'!r}, or take it over in place (adoptPostgres in-place)")
+            missing = [p for p in ("pg_dump", "pg_restore") if shutil.which(p) is None]
+            if missing:
+                problems.append(f"{' and '.join(missing)} not found: install postgresql-client")
+            work = want["workDir"]
+            while not os.path.exists(work):
+                work = os.path.dirname(work)
+            st = os.statvfs(work)
+            free = st.f_bavail * st.f_frsize
+            if free < size:
+                problems.append(f"{want['workDir']} has {free} bytes free; the dump needs up to the database's size ({size} bytes)")
+            if not c_locale:
+                print(f"note: its database has encoding {encoding}, LC_COLLATE {collate}, LC_CTYPE {ctype}: the dump is restored into the stack's UTF8/C database", file=sys.stderr)
+            out.update(db_kind="postgres", source=f"PostgreSQL {where} ({size} bytes), dumped", free=free)
 else:
     problems.append(f"its database engine {db.get('name')!r} is neither sqlite3 nor psycopg2")
 if schema is not None:
@@ -121,7 +166,7 @@ for k, v in out.items():
     print(f"pm_{k}={shlex.quote(str(v))}")
 PM_EOF
 )
-pm_rc=0; pm_out=$(cd / && /opt/venvs/matrix-synapse/bin/python -c "$pm_preflight_py" '{"serverName":"example.com","version":"1.163.2","schemaVersion":94,"mediaStorePath":"/var/lib/matrix-synapse/media","oldSigningKeys":{"ed25519:a_old":{"key":"l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ","expiredTs":1700000000000}},"unit":"matrix-synapse.service","workDir":"/var/lib/pulumi-matrix/adopt"}' /etc/matrix-synapse/homeserver.yaml /etc/matrix-synapse/conf.d/) || pm_rc=$?
+pm_rc=0; pm_out=$(cd / && /opt/venvs/matrix-synapse/bin/python -c "$pm_preflight_py" '{"serverName":"example.com","version":"1.163.2","schemaVersion":94,"mediaStorePath":"/var/lib/matrix-synapse/media","oldSigningKeys":{"ed25519:a_old":{"key":"l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ","expiredTs":1700000000000}},"unit":"matrix-synapse.service","workDir":"/var/lib/pulumi-matrix/adopt","postgres":"dump","database":{"database":"synapse","user":"synapse","port":5432}}' /etc/matrix-synapse/homeserver.yaml /etc/matrix-synapse/conf.d/) || pm_rc=$?
 if [ "$pm_rc" = 3 ]; then pm_tell 'adoption of the Synapse configured in /etc/matrix-synapse refused by the preflight; nothing was changed:'; pm_tell "$pm_out"; exit 1; fi
 if [ "$pm_rc" != 0 ]; then pm_tell 'adoption: the preflight could not read the Synapse configured in /etc/matrix-synapse (exit status'" $pm_rc); "'nothing was changed'; exit 1; fi
 eval "$pm_out"
@@ -176,6 +221,33 @@ dst.close()
 src.close()
 PM_EOF
 )
+pm_old_db_py=$(cat <<'PM_EOF'
+import glob, os, sys
+import yaml
+
+files = []
+for p in sys.argv[2:]:
+    files += sorted(glob.glob(os.path.join(p, "*.yaml"))) if p.endswith("/") else [p]
+config = {}
+for f in files:
+    with open(f) as fh:
+        config.update(yaml.safe_load(fh) or {})
+db = config.get("database") or {"name": "sqlite3", "args": {"database": "homeserver.db"}}
+args = db.get("args") or {}
+from psycopg2.extensions import make_dsn
+
+conn_args = {k: v for k, v in args.items() if not k.startswith("cp_") and k not in ("password", "passfile")}
+if "password" in args:
+    esc = lambda v: str(v).replace("\\", "\\\\").replace(":", "\\:")
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("*:*:*:*:" + esc(args["password"]) + "\n")
+    conn_args["passfile"] = sys.argv[1]
+elif "passfile" in args:
+    conn_args["passfile"] = args["passfile"]
+print(make_dsn(**conn_args))
+PM_EOF
+)
 pm_port_pass() {
     rm -f -- /var/lib/pulumi-matrix/adopt/snapshot.db
     /opt/venvs/matrix-synapse/bin/python -c "$pm_snapshot_py" "$pm_sqlite" /var/lib/pulumi-matrix/adopt/snapshot.db || return 1
@@ -183,28 +255,54 @@ pm_port_pass() {
     (cd /var/lib/pulumi-matrix/adopt && /opt/venvs/matrix-synapse/bin/synapse_port_db --sqlite-database /var/lib/pulumi-matrix/adopt/snapshot.db --postgres-config /var/lib/pulumi-matrix/adopt/postgres.yaml) || return 1
 }
 pm_target=$(cd / && /opt/venvs/matrix-synapse/bin/python -c "$pm_target_py" /var/lib/pulumi-matrix/adopt/postgres.yaml) || { pm_tell 'adoption: the stack'\''s database cannot be reached with /var/lib/pulumi-matrix/adopt/postgres.yaml; nothing was changed'; exit 1; }
+if [ -e /var/lib/pulumi-matrix/adopt/dump-restored ]; then pm_target=restored; fi
 case "$pm_target" in
     empty) echo "adoption: the stack's database is empty" ;;
+    restored) ;;
     resume) echo "adoption: the stack's database holds an unfinished port of this adoption: going on where it stopped" ;;
     *) pm_tell 'adoption refused: the stack'\''s database already holds another server'\''s data'" ($pm_target); "'nothing was changed (it is never overwritten)'; exit 1 ;;
 esac
-if systemctl is-active -q matrix-synapse.service; then
-echo 'adoption: first pass (the old server still runs): port from a snapshot of'" $pm_sqlite"
-if ! pm_port_pass; then
+if [ "$pm_db_kind" = sqlite ]; then
+    if systemctl is-active -q matrix-synapse.service; then
+    echo 'adoption: first pass (the old server still runs): port from a snapshot of'" $pm_sqlite"
+    if ! pm_port_pass; then
 
-    pm_tell 'adoption: first pass (the old server still runs) of the port failed (its output is above); the SQLite file was not modified; running the step again goes on where it stopped'
-    exit 1
+        pm_tell 'adoption: first pass (the old server still runs) of the port failed (its output is above); the SQLite file was not modified; running the step again goes on where it stopped'
+        exit 1
+    fi
+        echo 'adoption: stopping matrix-synapse.service for the final pass'
+        systemctl stop matrix-synapse.service
+    fi
+    echo 'adoption: final pass (the old server stopped): port from a snapshot of'" $pm_sqlite"
+    if ! pm_port_pass; then
+        systemctl start matrix-synapse.service || true; echo 'adoption: matrix-synapse.service started again'
+        pm_tell 'adoption: final pass (the old server stopped) of the port failed (its output is above); the SQLite file was not modified; running the step again goes on where it stopped'
+        exit 1
+    fi
+    rm -f -- /var/lib/pulumi-matrix/adopt/snapshot.db
+else
+    if [ -e /var/lib/pulumi-matrix/adopt/dump-restored ]; then echo "adoption: the dump was restored by an earlier run ($(cat /var/lib/pulumi-matrix/adopt/dump-restored))"; else
+        pm_old_db=$(cd / && /opt/venvs/matrix-synapse/bin/python -c "$pm_old_db_py" /var/lib/pulumi-matrix/adopt/old-database.pgpass /etc/matrix-synapse/homeserver.yaml /etc/matrix-synapse/conf.d/)
+        if systemctl is-active -q matrix-synapse.service; then echo 'adoption: stopping matrix-synapse.service for the dump'; systemctl stop matrix-synapse.service; fi
+        echo "adoption: pg_dump of $pm_source"
+        rm -f -- /var/lib/pulumi-matrix/adopt/old-database.dump
+        if ! (cd / && pg_dump --format=custom --file=/var/lib/pulumi-matrix/adopt/old-database.dump --dbname="$pm_old_db"); then
+            systemctl start matrix-synapse.service || true; echo 'adoption: matrix-synapse.service started again'
+            rm -f -- /var/lib/pulumi-matrix/adopt/old-database.dump /var/lib/pulumi-matrix/adopt/old-database.pgpass
+            pm_tell 'adoption: pg_dump of the old database failed (its output is above); nothing was changed; running the step again starts over'
+            exit 1
+        fi
+        rm -f -- /var/lib/pulumi-matrix/adopt/old-database.pgpass
+        echo 'adoption: restoring the dump into the stack'\''s database as synapse'
+        if ! (cd / && pg_restore --no-owner --no-privileges --exit-on-error --single-transaction --dbname='user='\''synapse'\'' dbname='\''synapse'\'' host='\''127.0.0.1'\'' port='\''5432'\'' passfile='\''/etc/matrix-synapse/secrets/pgpass'\'' keepalives_idle='\''10'\'' keepalives_interval='\''10'\'' keepalives_count='\''3'\''' /var/lib/pulumi-matrix/adopt/old-database.dump); then
+            systemctl start matrix-synapse.service || true; echo 'adoption: matrix-synapse.service started again'
+            pm_tell 'adoption: pg_restore into the stack'\''s database failed (its output is above); it was restored in one transaction, so the database is empty again, and the old database was only read; running the step again starts over'
+            exit 1
+        fi
+        date -u +%Y-%m-%dT%H:%M:%SZ >/var/lib/pulumi-matrix/adopt/dump-restored
+        rm -f -- /var/lib/pulumi-matrix/adopt/old-database.dump
+    fi
 fi
-    echo 'adoption: stopping matrix-synapse.service for the final pass'
-    systemctl stop matrix-synapse.service
-fi
-echo 'adoption: final pass (the old server stopped): port from a snapshot of'" $pm_sqlite"
-if ! pm_port_pass; then
-    systemctl start matrix-synapse.service || true; echo 'adoption: matrix-synapse.service started again'
-    pm_tell 'adoption: final pass (the old server stopped) of the port failed (its output is above); the SQLite file was not modified; running the step again goes on where it stopped'
-    exit 1
-fi
-rm -f -- /var/lib/pulumi-matrix/adopt/snapshot.db
 if [ ! -e /var/lib/pulumi-matrix/adopt/config-before-adoption ]; then
     cp -a -- /etc/matrix-synapse /var/lib/pulumi-matrix/adopt/config-before-adoption.tmp
     if [ -f /etc/systemd/system/matrix-synapse.service ]; then cp -a -- /etc/systemd/system/matrix-synapse.service /var/lib/pulumi-matrix/adopt/config-before-adoption.tmp/matrix-synapse.service; fi
@@ -221,8 +319,8 @@ if [ -d /etc/matrix-synapse/conf.d ]; then
 fi
 if systemctl is-enabled -q matrix-synapse.service 2>/dev/null; then systemctl disable -q matrix-synapse.service; echo 'adoption: matrix-synapse.service disabled (its unit file is kept)'; fi
 install -m 0600 -- "$pm_key_file" /var/lib/pulumi-matrix/adopt/homeserver.signing.key
-printf '%s %s ed25519:%s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" example.com "$pm_key_id" "$pm_sqlite" >/var/lib/pulumi-matrix/adopt/adopted.tmp
+printf '%s %s ed25519:%s from %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" example.com "$pm_key_id" "$pm_source" >/var/lib/pulumi-matrix/adopt/adopted.tmp
 mv -f -- /var/lib/pulumi-matrix/adopt/adopted.tmp /var/lib/pulumi-matrix/adopt/adopted
-echo 'adoption done: example.com now runs on the stack'\''s PostgreSQL database; the SQLite file, the media store and the old config are kept (see /var/lib/pulumi-matrix/adopt/config-before-adoption); the stack'\''s Synapse uses /etc/matrix-synapse/homeserver.yaml'
+echo 'adoption done: example.com now runs on the stack'\''s PostgreSQL database; its old database, the media store and the old config are kept (see /var/lib/pulumi-matrix/adopt/config-before-adoption); the stack'\''s Synapse uses /etc/matrix-synapse/homeserver.yaml'
 }
 main </dev/null

@@ -2,7 +2,8 @@
  * Self-test of the e2e VM harness: a real VM from the cached Debian image,
  * outbound apt/HTTPS through the host's proxy, small inline programs through
  * the real Pulumi engine and providers (tls, random, remote commands, their
- * failures, secrets in the state) and a private network between two VMs.
+ * failures, secrets in the state) and, under E2E_FULL=1 (npm run test:e2e:full),
+ * a private network between two VMs.
  *
  * Run: npx mocha --config test/e2e/.mocharc.json test/e2e/harness.test.ts
  * (as root, after scripts/e2e-deps.sh)
@@ -267,7 +268,9 @@ describe("e2e harness", function () {
         });
     });
 
-    describe("private network", function () {
+    // Two VMs on a private network: what the full suite's split-hosts scenario needs, run with it
+    // (npm run test:e2e:full); CI's smoke deploys one VM.
+    (process.env.E2E_FULL === "1" ? describe : describe.skip)("private network", function () {
         let net: PrivateNetwork;
         let vms: Vm[] = [];
 

@@ -78,7 +78,7 @@ export interface BootOptions {
      * this directory, qemu's pid in `qemu.pid`; stop it with `stopDetachedVm(dir)`.
      */
     detachedDir?: string;
-    /** how long to wait for SSH (default 180 s) */
+    /** how long to wait for SSH (default 600 s: an emulated VM booting beside other suites needed over 150 s here) */
     bootTimeoutMs?: number;
     log?: (s: string) => void;
 }
@@ -547,7 +547,7 @@ export async function bootVm(opts: BootOptions): Promise<Vm> {
         log(
             `vm ${opts.name}: booting (${accel}, ${opts.memoryMb ?? 2048} MiB, ${opts.cpus ?? 2} cpus, ssh 127.0.0.1:${sshPort}${privateIp ? `, private ${privateIp}` : ""})`,
         );
-        const deadline = started + (opts.bootTimeoutMs ?? 180_000);
+        const deadline = started + (opts.bootTimeoutMs ?? 600_000);
         let last: RunResult | undefined;
         for (;;) {
             if (exited) {

@@ -37,6 +37,7 @@ import {
 } from "../support/integration/aptRepo";
 import { freePort } from "../support/integration/net";
 import { makeTempDir, run, RunResult } from "../support/integration/processes";
+import { clientApi, roomTexts, sendText, serverVersion } from "../support/integration/roomHistory";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
@@ -88,38 +89,15 @@ describe("upgrades that can be undone with installMethod apt: 1.163.1 -> 1.163.2
     const inRoot = async (cmd: string) => (await root.exec(["sh", "-c", cmd])).stdout.trim();
     const dpkgStatus = () => inRoot("dpkg-query -W -f='${db:Status-Status} ${Version}' matrix-synapse-py3 2>/dev/null || true");
     const kept = () => fs.readdirSync(root.path(KEPT_DEBS_DIR.slice(1))).sort();
-    const serverVersion = async () => {
-        const body = (await (await fetch(`${baseUrl}/_matrix/federation/v1/version`)).json()) as { server: { version: string } };
-        return body.server.version;
-    };
+    const version = () => serverVersion(baseUrl);
     const libraryStarts = () => root.starts().filter((s) => s.unit === "matrix-synapse.service");
-    const api = async (method: string, p: string, body?: unknown, token = aliceToken) => {
-        const res = await fetch(`${baseUrl}/_matrix/client/v3${p}`, {
-            method,
-            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        const json = (await res.json()) as Record<string, unknown>;
-        assert.equal(res.status, 200, `${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
-        return json;
-    };
+    const api = (method: string, p: string, body?: unknown) => clientApi(baseUrl, aliceToken, method, p, body);
     const send = async (text: string) => {
-        await api("PUT", `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${random()}`, { msgtype: "m.text", body: text });
+        await sendText(baseUrl, aliceToken, roomId, text);
         messages.push(text);
     };
     /** A fresh login (the password still works) reads the whole history. */
-    const history = async () => {
-        const login = (await (
-            await fetch(`${baseUrl}/_matrix/client/v3/login`, {
-                method: "POST",
-                headers: { "content-type": "application/json" },
-                body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: "alice" }, password: alicePassword }),
-            })
-        ).json()) as { access_token?: string };
-        assert.ok(login.access_token, `alice cannot log in: ${JSON.stringify(login)}`);
-        const r = await api("GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`, undefined, login.access_token);
-        return (r.chunk as { type: string; content: { body?: string } }[]).filter((e) => e.type === "m.room.message").map((e) => e.content.body);
-    };
+    const history = () => roomTexts(baseUrl, roomId, "alice", alicePassword);
     const badFragment = () => root.path(`${synapseFiles(settings(OLD).paths).confD.slice(1)}/zz-refused.yaml`);
 
     before(async function () {
@@ -154,7 +132,7 @@ describe("upgrades that can be undone with installMethod apt: 1.163.1 -> 1.163.2
         ok(await root.script(synapseSecretsScript(s, secrets, COMPONENT)), "the secrets script");
         const c = await root.script(synapseConfigScript(s, {}, COMPONENT), { allowFailure: true, timeoutMs: 600_000 });
         ok(c, `the config script (unit log:\n${root.unitLog("matrix-synapse.service")})`);
-        assert.equal(await serverVersion(), OLD);
+        assert.equal(await version(), OLD);
         aliceToken = (await registerWithSharedSecret(baseUrl, registrationSharedSecret, "alice", alicePassword, false)).access_token;
         roomId = (await api("POST", "/createRoom", { name: "before the upgrade" })).room_id as string;
         for (let i = 0; i < 5; i++) await send(`message ${i} under ${OLD}`);
@@ -191,7 +169,7 @@ describe("upgrades that can be undone with installMethod apt: 1.163.1 -> 1.163.2
             assert.equal(await inRoot("apt-mark showhold"), "matrix-synapse-py3");
             assert.deepEqual(root.synapsePids(), pids, "the old process never stopped");
             assert.equal(libraryStarts().length, starts);
-            assert.equal(await serverVersion(), OLD);
+            assert.equal(await version(), OLD);
             assert.deepEqual(await history(), messages);
             assert.ok(!fs.existsSync(root.path("usr/sbin/policy-rc.d")));
             assert.deepEqual(
@@ -217,7 +195,7 @@ describe("upgrades that can be undone with installMethod apt: 1.163.1 -> 1.163.2
         assert.match(r.stderr, new RegExp(`the upgrade to ${re(NEW)} failed before the database migrated; Synapse ${re(OLD)} runs again`));
         assert.equal(await dpkgStatus(), `installed ${OLD_BUILD}`);
         assert.equal(await inRoot("apt-mark showhold"), "matrix-synapse-py3");
-        assert.equal(await serverVersion(), OLD);
+        assert.equal(await version(), OLD);
         assert.deepEqual(await history(), messages);
         await send(`message after the failed upgrade, under ${OLD}`);
         assert.ok(!fs.existsSync(root.path("usr/sbin/policy-rc.d")));
@@ -235,7 +213,7 @@ describe("upgrades that can be undone with installMethod apt: 1.163.1 -> 1.163.2
         assert.match(r.stderr, /policy-rc\.d returned 101, not running 'restart matrix-synapse\.service'/, "the package's own restart was refused");
         assert.equal(await dpkgStatus(), `installed ${NEW_BUILD}`);
         assert.equal(await inRoot("apt-mark showhold"), "matrix-synapse-py3");
-        assert.equal(await serverVersion(), NEW);
+        assert.equal(await version(), NEW);
         assert.deepEqual(
             libraryStarts()
                 .slice(starts)

@@ -33,6 +33,7 @@ import { Chroot, makeChroot, ROOT_SUITE } from "../support/integration/aptRepo";
 import { freePort } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { run, RunResult } from "../support/integration/processes";
+import { clientApi, roomTexts, sendText, serverVersion } from "../support/integration/roomHistory";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 
 const OLD = "1.163.1";
@@ -75,37 +76,14 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
     };
     const ok = (r: RunResult, what: string) => assert.equal(r.code, 0, `${what} failed:\n${r.stdout}\n${r.stderr}`);
     const inRoot = async (cmd: string) => (await root.exec(["sh", "-c", cmd])).stdout.trim();
-    const serverVersion = async () => {
-        const body = (await (await fetch(`${baseUrl}/_matrix/federation/v1/version`)).json()) as { server: { version: string } };
-        return body.server.version;
-    };
-    const api = async (method: string, p: string, body?: unknown, token = aliceToken) => {
-        const res = await fetch(`${baseUrl}/_matrix/client/v3${p}`, {
-            method,
-            headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        });
-        const json = (await res.json()) as Record<string, unknown>;
-        assert.equal(res.status, 200, `${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
-        return json;
-    };
+    const version = () => serverVersion(baseUrl);
+    const api = (method: string, p: string, body?: unknown) => clientApi(baseUrl, aliceToken, method, p, body);
     const send = async (text: string) => {
-        await api("PUT", `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${random()}`, { msgtype: "m.text", body: text });
+        await sendText(baseUrl, aliceToken, roomId, text);
         messages.push(text);
     };
     /** A fresh login (the password still works) reads the whole history. */
-    const history = async () => {
-        const login = (await (
-            await fetch(`${baseUrl}/_matrix/client/v3/login`, {
-                method: "POST",
-                headers: { "content-type": "application/json" },
-                body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: "alice" }, password: alicePassword }),
-            })
-        ).json()) as { access_token?: string };
-        assert.ok(login.access_token, `alice cannot log in: ${JSON.stringify(login)}`);
-        const r = await api("GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`, undefined, login.access_token);
-        return (r.chunk as { type: string; content: { body?: string } }[]).filter((e) => e.type === "m.room.message").map((e) => e.content.body);
-    };
+    const history = () => roomTexts(baseUrl, roomId, "alice", alicePassword);
     const link = () => inRoot(`readlink ${VENV}`);
     const badFragment = () => root.path(`${synapseFiles(settings(OLD).paths).confD.slice(1)}/zz-refused.yaml`);
 
@@ -137,7 +115,7 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         ok(await root.script(synapseSecretsScript(s, secrets, COMPONENT)), "the secrets script");
         const r = await root.script(synapseConfigScript(s, peers, COMPONENT), { allowFailure: true, timeoutMs: 600_000 });
         ok(r, `the config script (unit log:\n${root.unitLog("matrix-synapse.service")})`);
-        assert.equal(await serverVersion(), OLD);
+        assert.equal(await version(), OLD);
         aliceToken = (await registerWithSharedSecret(baseUrl, registrationSharedSecret, "alice", alicePassword, false)).access_token;
         roomId = (await api("POST", "/createRoom", { name: "before the upgrade" })).room_id as string;
         for (let i = 0; i < 5; i++) await send(`message ${i} under ${OLD}`);
@@ -166,7 +144,7 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         ok(r, "the install script");
         assert.match(r.stdout, new RegExp(`moved the virtualenv ${VENV} to ${VENV}-${OLD.replace(/\./g, "\\.")}`));
         assert.equal(await link(), `matrix-synapse-${OLD}`);
-        assert.equal(await serverVersion(), OLD);
+        assert.equal(await version(), OLD);
         // The process that was running still runs (its files are the same, renamed).
         assert.deepEqual(await history(), messages);
     });
@@ -186,7 +164,7 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
             );
             assert.match(r.stderr, /max_upload_size/);
             assert.equal(await link(), `matrix-synapse-${OLD}`);
-            assert.equal(await serverVersion(), OLD);
+            assert.equal(await version(), OLD);
             assert.ok(fs.existsSync(root.path(`${versionedVenv(settings(NEW)).slice(1)}/.pulumi-matrix-complete`)), "the new release waits beside it");
         } finally {
             fs.rmSync(badFragment(), { force: true });
@@ -208,7 +186,7 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
             assert.match(r.stderr, new RegExp(`the database was not migrated .*: switching back to Synapse ${OLD.replace(/\./g, "\\.")}`));
             assert.match(r.stderr, new RegExp(`Synapse ${OLD.replace(/\./g, "\\.")} runs again`));
             assert.equal(await link(), `matrix-synapse-${OLD}`);
-            assert.equal(await serverVersion(), OLD);
+            assert.equal(await version(), OLD);
             assert.deepEqual(await history(), messages);
             await send(`message after the failed upgrade, under ${OLD}`);
         } finally {
@@ -223,7 +201,7 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         assert.match(r.stdout, /no backup before the upgrade \(upgradeBackup is off\)/);
         assert.match(r.stdout, new RegExp(`Synapse upgraded from ${OLD.replace(/\./g, "\\.")} to ${NEW.replace(/\./g, "\\.")}`));
         assert.equal(await link(), `matrix-synapse-${NEW}`);
-        assert.equal(await serverVersion(), NEW);
+        assert.equal(await version(), NEW);
         assert.deepEqual(await history(), messages);
         await send(`message under ${NEW}`);
         assert.deepEqual(await history(), messages);
@@ -242,6 +220,6 @@ describe("upgrades that can be undone: 1.163.1 -> 1.163.2 from PyPI on PostgreSQ
         assert.notEqual(down.code, 0);
         assert.match(down.stderr, new RegExp(`Synapse ${NEW.replace(/\./g, "\\.")} is installed; refusing to downgrade to ${OLD.replace(/\./g, "\\.")}`));
         assert.equal(await link(), `matrix-synapse-${NEW}`);
-        assert.equal(await serverVersion(), NEW);
+        assert.equal(await version(), NEW);
     });
 });

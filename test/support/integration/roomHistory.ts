@@ -1,0 +1,47 @@
+// A room's messages over Synapse's client API (plain HTTP, no SDK): what the
+// upgrade tests need to show that users, rooms and history survive a change
+// of the server (an upgrade, a switch back, a restore).
+
+import { strict as assert } from "node:assert";
+import * as crypto from "node:crypto";
+
+/** Calls the client API (`/_matrix/client/v3<path>`) as `token`; any answer but 200 fails the test, with the body. */
+export async function clientApi(baseUrl: string, token: string, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    const res = await fetch(`${baseUrl}/_matrix/client/v3${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = (await res.json()) as Record<string, unknown>;
+    assert.equal(res.status, 200, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+}
+
+/** The release Synapse reports on its federation version endpoint. */
+export async function serverVersion(baseUrl: string): Promise<string> {
+    const body = (await (await fetch(`${baseUrl}/_matrix/federation/v1/version`)).json()) as { server: { version: string } };
+    return body.server.version;
+}
+
+/** Sends `text` to `roomId` as an m.text message (a fresh transaction id each time). */
+export async function sendText(baseUrl: string, token: string, roomId: string, text: string): Promise<void> {
+    const txn = crypto.randomBytes(12).toString("hex");
+    await clientApi(baseUrl, token, "PUT", `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, { msgtype: "m.text", body: text });
+}
+
+/**
+ * The bodies of the room's messages, oldest first (up to 100), read by `user`
+ * after a fresh password login: so the password is checked to work as well.
+ */
+export async function roomTexts(baseUrl: string, roomId: string, user: string, password: string): Promise<(string | undefined)[]> {
+    const login = (await (
+        await fetch(`${baseUrl}/_matrix/client/v3/login`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user }, password }),
+        })
+    ).json()) as { access_token?: string };
+    assert.ok(login.access_token, `${user} cannot log in: ${JSON.stringify(login)}`);
+    const r = await clientApi(baseUrl, login.access_token, "GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`);
+    return (r.chunk as { type: string; content: { body?: string } }[]).filter((e) => e.type === "m.room.message").map((e) => e.content.body);
+}

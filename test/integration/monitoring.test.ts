@@ -42,7 +42,7 @@ import {
 } from "../../src/render/monitoring";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { freePort, isListening } from "../support/integration/net";
+import { freePort, freeWorkerPorts, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis } from "../support/integration/redis";
@@ -130,7 +130,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
             replication: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        const [reader, sender] = [await freePort(), await freePort()];
+        const [reader, sender] = [await freeWorkerPorts(), await freeWorkerPorts()];
         pool = resolveWorkerPoolSettings(
             'WorkerPool "test"',
             {

@@ -42,7 +42,7 @@ import { workerConfigScript, workerSecretsScript } from "../../src/provision/wor
 import { NginxSite } from "../../src/render/proxy";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { freePort, isListening } from "../support/integration/net";
+import { freePort, freeWorkerPorts, isListening } from "../support/integration/net";
 import { type PebbleServer, startPebble } from "../support/integration/pebble";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, type SpawnedDaemon } from "../support/integration/processes";
@@ -210,7 +210,12 @@ describe("ReverseProxy: nginx and certbot from Debian, certificates from Pebble,
             replication: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        pool = resolveWorkerPoolSettings('WorkerPool "test"', { instances: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
+        pool = resolveWorkerPoolSettings(
+            'WorkerPool "test"',
+            { instances: [{ role: "federation_reader", count: 1, port: await freeWorkerPorts() }] },
+            settings,
+            HOST,
+        );
         const workerPeers: WorkerPeers = { privateAddresses: {}, redis: { host: "127.0.0.1", port: redisSettings.port, tls: false }, redisPassword: true };
         const key = signingKeyFromPem(crypto.generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString());
         await sandbox.run(

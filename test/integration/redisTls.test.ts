@@ -27,7 +27,7 @@ import { renderExporterDefaults, renderRedisExporterEnv } from "../../src/render
 import { renderRedisConf, renderRedisSecretConf } from "../../src/render/redis";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { freePort, isListening } from "../support/integration/net";
+import { freePort, freeWorkerPorts, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, registerCleanup, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { addClientNamespace, makeServerCertificate } from "../support/integration/remotePeer";
@@ -177,7 +177,12 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
         const dbPassword = random();
         await pg.runAsSuperuser(createDatabaseSql(pgSettings, dbPassword));
         const peers: SynapsePeers = { database: { host: "127.0.0.1", port: pg.port, database: pgSettings.database, user: pgSettings.user } };
-        const pool = resolveWorkerPoolSettings(COMPONENT, { workers: [{ role: "federation_reader", count: 1, port: await freePort() }] }, settings, HOST);
+        const pool = resolveWorkerPoolSettings(
+            COMPONENT,
+            { workers: [{ role: "federation_reader", count: 1, port: await freeWorkerPorts() }] },
+            settings,
+            HOST,
+        );
         const workerPeers: WorkerPeers = {
             privateAddresses: {},
             redis: { host: "127.0.0.1", port, tls: true, caCertificate: fs.readFileSync(path.join(dir, "ca.crt"), "utf8") },

@@ -29,7 +29,7 @@ import { FIREWALL_FRAGMENT_DIR } from "../../src/render/firewall";
 import { PROMETHEUS_SCRAPE_DIR, PROMETHEUS_SCRAPE_FILES } from "../../src/render/prometheus";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { freePort, isListening } from "../support/integration/net";
+import { freePort, freeWorkerPorts } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis } from "../support/integration/redis";
@@ -67,17 +67,6 @@ class Sandbox extends ServiceSandbox {
     lifecycle(): string[] {
         return this.calls().filter((c) => /^(start|stop|restart|disable) |^health /.test(c));
     }
-}
-
-/** A port p where p..p+count-1 and the same + 2000 (metrics) are free. */
-async function freeBlock(count: number): Promise<number> {
-    for (let i = 0; i < 200; i++) {
-        const base = 20000 + Math.floor(Math.random() * 20000);
-        const ports = [...Array(count).keys()].flatMap((k) => [base + k, base + k + 2000]);
-        const busy = await Promise.all(ports.map((p) => isListening(p)));
-        if (!busy.some(Boolean)) return base;
-    }
-    throw new Error("no free block of ports");
 }
 
 /** Synapse's settings for a test: paths in `dir`, running as root. */
@@ -129,7 +118,7 @@ describe("Synapse workers as the library configures them: Redis, the main proces
             replication: { port: await freePort() },
             paths: { configDir: `${dir}/etc`, dataDir: `${dir}/data`, venvDir: venv, user: "root" },
         });
-        const base = await freeBlock(4);
+        const base = await freeWorkerPorts(4);
         const specs: WorkerSpec[] = [
             { role: "federation_reader", count: 2, port: base },
             { role: "federation_sender", count: 2, port: base + 2 },

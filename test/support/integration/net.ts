@@ -2,6 +2,7 @@
 
 import * as net from "node:net";
 
+import { METRICS_PORT_OFFSET, REPLICATION_PORT_OFFSET } from "../../../src/model/workers";
 import { sleep } from "./processes";
 
 /**
@@ -27,6 +28,38 @@ export async function freePort(): Promise<number> {
         }
     }
     throw new Error("freePort: no free port found");
+}
+
+/** Can a listener bind 127.0.0.1:port right now? (A connected socket on that port refuses a bind too.) */
+function bindable(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const srv = net.createServer();
+        srv.unref();
+        srv.once("error", () => resolve(false));
+        srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    });
+}
+
+/**
+ * The first HTTP port of `count` consecutive workers whose listeners are all
+ * free: each worker's HTTP port, and the replication (+1000) and metrics
+ * (+2000) listeners the library derives from it. The block lies below the
+ * kernel's ephemeral range (32768 and up), so no outgoing connection of a
+ * process running beside the test takes one of its ports before the worker
+ * binds it; a kernel-picked port plus 2000 gave no such promise.
+ */
+export async function freeWorkerPorts(count = 1): Promise<number> {
+    const offsets = [0, REPLICATION_PORT_OFFSET, METRICS_PORT_OFFSET];
+    for (let i = 0; i < 200; i++) {
+        const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - METRICS_PORT_OFFSET - count));
+        const ports = [...Array(count).keys()].flatMap((k) => offsets.map((o) => base + k + o));
+        if (ports.some((p) => handedOut.has(p))) continue;
+        if ((await Promise.all(ports.map(bindable))).every(Boolean)) {
+            for (const p of ports) handedOut.add(p);
+            return base;
+        }
+    }
+    throw new Error(`freeWorkerPorts: no ${count} free worker ports (with +${REPLICATION_PORT_OFFSET} and +${METRICS_PORT_OFFSET}) below 32768`);
 }
 
 /** True when something accepts TCP connections on host:port. */

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { BACKUP_FILES, BackupOptions, BackupSettings, resolveBackupSettings } from "../src/model/backup";
 import { componentLabel, ConfigError, Described } from "../src/model/errors";
-import { backupScript, backupSecretsScript, restoreScript } from "../src/provision/backup";
+import { backupScript, backupSecretsScript, finalBackupScript, restoreScript } from "../src/provision/backup";
 import { childName, typeToken } from "./naming";
 import { PostgresDatabase } from "./PostgresDatabase";
 import { hostScript } from "./remote";
@@ -103,6 +103,13 @@ export class SynapseBackup extends pulumi.ComponentResource {
                       { parent: this },
                   )
                 : this.ready;
+        // A live server going into standby (a move to a new VM): once its config step stopped Synapse, all it wrote goes off the host.
+        if (s.synapse.standby)
+            hostScript(
+                childName(name, "final"),
+                { host, script: finalBackupScript(s), after: [this.ready, this.restored, synapse.ready], timeout: "6h" },
+                { parent: this },
+            );
         this.statusCommand = pulumi.output(`${BACKUP_FILES.backupCommand} status`);
         this.restoreCommand = pulumi.output(`${BACKUP_FILES.restoreCommand} --snapshot latest`);
         this.registerOutputs({ statusCommand: this.statusCommand, restoreCommand: this.restoreCommand });

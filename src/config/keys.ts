@@ -1489,6 +1489,18 @@ export const STACK_KEYS = {
         defaultDoc: "none",
         example: { comment: ["A new VM for the same server: `latest` (or a snapshot id) restores that backup before Synapse first starts."], value: "" },
     },
+    standby: {
+        type: "boolean",
+        setting: at((o) => o.synapse.standby),
+        onlyWith: "backupRepository",
+        description:
+            "Hold the server on this VM without running it, for a move to a new VM: Synapse and its workers stay stopped, the backup and maintenance timers off; a live server going into standby is backed up once more (the move's final backup), a restored one (restoreFrom) takes the newest snapshot when its standby ends.",
+        doc: "hold the server without running it, for a move to a new VM (see [Moving to a new VM](#moving-to-a-new-vm))",
+        example: {
+            comment: ["Moving to a new VM: true on the new VM (with restoreFrom) until the switch; true on the old VM at the switch (its final backup)."],
+            value: "false",
+        },
+    },
     adoptFrom: {
         type: "string",
         setting: at((o) => o.adopt.configDir),

@@ -40,8 +40,14 @@ export const BACKUP_FILES = {
     failedService: "/etc/systemd/system/pulumi-matrix-backup-failed@.service",
     /** last-success, last-failure, last-check (seconds since the epoch) and the restore marker. */
     stateDir: BACKUP_STATE_DIR,
-    /** Written once a restore finished: a later run of the restore step does nothing. */
+    /**
+     * Written once a restore finished (the snapshot's id, and `standby=1`
+     * for a standby's copy): a later run of the restore step does nothing,
+     * except refresh a standby's copy from a newer snapshot.
+     */
     restoredMarker: `${BACKUP_STATE_DIR}/restored`,
+    /** The move's final backup (`pulumi-matrix-backup final`): its snapshot id and time, once per standby. */
+    finalBackupMarker: `${BACKUP_STATE_DIR}/final-backup`,
     /** restic's cache (the service has no HOME). */
     cacheDir: "/var/cache/pulumi-matrix-restic",
     /** node_exporter's textfile collector reads it (Debian's prometheus-node-exporter: --collector.textfile.directory). */
@@ -122,8 +128,8 @@ export interface BackupSettings {
     directory: string;
     keepLocalCopy: boolean;
     restoreFrom?: string;
-    /** What the scripts read of Synapse and its database. */
-    synapse: { serverName: string; paths: SynapsePaths };
+    /** What the scripts read of Synapse and its database; `standby`: Synapse is held, not run (a move to a new VM). */
+    synapse: { serverName: string; paths: SynapsePaths; standby: boolean };
     database: { name: string; user: string; port: number };
 }
 
@@ -191,7 +197,7 @@ function within(inner: string, outer: string): boolean {
 export function resolveBackupSettings(
     component: string,
     o: BackupOptions,
-    ctx: { synapse: { serverName: string; paths: SynapsePaths }; database: PostgresLocalSettings; credentials: BackupCredentials },
+    ctx: { synapse: { serverName: string; paths: SynapsePaths; standby?: boolean }; database: PostgresLocalSettings; credentials: BackupCredentials },
 ): BackupSettings {
     const d = BACKUP_DEFAULTS;
     const c = new Checker(component);
@@ -277,7 +283,7 @@ export function resolveBackupSettings(
         directory,
         keepLocalCopy: o.keepLocalCopy ?? d.keepLocalCopy,
         ...(o.restoreFrom !== undefined ? { restoreFrom: o.restoreFrom } : {}),
-        synapse: { serverName: ctx.synapse.serverName, paths: ctx.synapse.paths },
+        synapse: { serverName: ctx.synapse.serverName, paths: ctx.synapse.paths, standby: ctx.synapse.standby ?? false },
         database: { name: ctx.database.database, user: ctx.database.user, port: ctx.database.port },
     };
 }

@@ -138,6 +138,8 @@ export interface MaintenanceSettings {
     emptyRooms?: { schedule: string; emptyForDays: number; dryRun: boolean };
     /** What the purges need of Synapse: its loopback listener, server name, shared secret and Python. */
     synapse?: { baseUrl: string; serverName: string; registrationSharedSecret: string; python: string };
+    /** Synapse is in standby (a move to a new VM): the timers are installed but stay stopped. */
+    standby: boolean;
     paths: MaintenancePaths;
 }
 
@@ -175,7 +177,7 @@ export function resolveMaintenanceSettings(
     const c = new Checker(component);
     const errors: ConfigError[] = [];
     const sqlite = ctx.synapse.database.kind === "sqlite";
-    const s: MaintenanceSettings = { paths };
+    const s: MaintenanceSettings = { standby: ctx.synapse.standby, paths };
     const schedule = (setting: string, v: unknown) =>
         c.check(setting, v, isCalendar(v), "expected a systemd calendar expression such as weekly or Sun *-*-* 04:30:00 (see systemd.time(7))");
 

@@ -178,9 +178,10 @@ export interface MonitoringSettings {
     /**
      * The alert room: the room, the bot's localpart, the relay's port, the
      * homeserver's client API on loopback and the shared-secret file the
-     * bot is registered with.
+     * bot is registered with; `synapseStandby`: Synapse does not run here
+     * (a move to a new VM), so the bot's setup waits for it.
      */
-    alertRoom?: { room: string; user: string; port: number; homeserverUrl: string; sharedSecretFile: string };
+    alertRoom?: { room: string; user: string; port: number; homeserverUrl: string; sharedSecretFile: string; synapseStandby: boolean };
     postgres?: { port: number; database: string };
     /** Redis on this host, scraped by the Redis exporter as its own ACL user. */
     redis?: { port: number; tls: boolean };
@@ -328,6 +329,7 @@ function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoo
         port: MONITORING_DEFAULTS.alertRoomPort,
         homeserverUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}`,
         sharedSecretFile: synapseFiles(s.paths).registrationSharedSecret,
+        synapseStandby: s.standby,
     };
 }
 

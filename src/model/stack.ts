@@ -457,6 +457,13 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
                 }),
             );
     }
+    // Standby is a step of a move through the backup repository: the final backup goes there, the new VM restores from there.
+    if (args.synapse.standby && !args.backup)
+        fail(
+            "synapse.standby",
+            true,
+            "a standby is one step of a move to a new VM through the backup repository (the old server's final backup, the new one's restore): set backup (backupRepository), or remove standby",
+        );
     // Adoption: its database is ported into the stack's PostgreSQL, and a restore would bring another copy of the server.
     let adopt: AdoptSettings | undefined;
     if (args.adopt) {

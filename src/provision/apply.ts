@@ -249,6 +249,20 @@ export function applyFileSet(set: FileSet): Sh {
 }
 
 /**
+ * Makes sure units are stopped and disabled (a boot does not start them
+ * either), saying why for each one that was not. A restart they were owed
+ * stays owed: ensureRunning takes it when they run again.
+ */
+export function ensureStopped(units: string[], why: string): Sh {
+    return lines(
+        units.map(
+            (u) =>
+                sh`if systemctl is-active -q ${u} || systemctl is-enabled -q ${u} 2>/dev/null; then systemctl disable -q --now ${u}; echo ${`stopped ${u}: ${why}`}; fi`,
+        ),
+    );
+}
+
+/**
  * Makes sure units are enabled and running: a restart owed by an earlier
  * step (or script) is done now, a stopped unit is started, and each unit's
  * health is waited for.

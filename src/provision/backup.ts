@@ -1,8 +1,9 @@
 import { BACKUP_FILES, BackupFiles, BackupSettings } from "../model/backup";
 import { BackupSecrets, renderBackupCommand, renderMatrixBackupUnits, renderResticEnv, renderRestoreCommand } from "../render/backup";
-import { applyFileSet, ensureRunning, ManagedFile } from "./apply";
+import { applyFileSet, ensureRunning, ensureStopped, ManagedFile } from "./apply";
 import { sh } from "./sh";
 import { script } from "./shell";
+import { STANDBY_REASON } from "./synapse";
 
 const TIMERS = ["pulumi-matrix-backup.timer", "pulumi-matrix-backup-check.timer"];
 
@@ -39,6 +40,8 @@ export function backupSecretsScript(s: BackupSettings, secrets: BackupSecrets): 
  * the two commands, the units and timers, and starts the timers. Nothing
  * runs a backup here: the timer does (Persistent=true catches up a run
  * missed while the host was down). Prints the last good backup's time.
+ * In standby the timers stay stopped (a held server's backup would be
+ * stale, or a copy's); out of it, the next standby takes a final backup again.
  */
 export function backupScript(s: BackupSettings): string {
     const f = BACKUP_FILES;
@@ -59,7 +62,9 @@ export function backupScript(s: BackupSettings): string {
             ],
             onChange: [{ kind: "daemon-reload" }],
         }),
-        ensureRunning(TIMERS.map((name) => ({ name }))),
+        ...(s.synapse.standby
+            ? [ensureStopped(TIMERS, STANDBY_REASON)]
+            : [ensureRunning(TIMERS.map((name) => ({ name }))), sh`rm -f -- ${f.finalBackupMarker}`]),
         sh`${f.backupCommand} status`,
     ]);
 }
@@ -73,7 +78,19 @@ export function backupScript(s: BackupSettings): string {
  */
 export function restoreScript(s: BackupSettings, keyId: string, f: BackupFiles = BACKUP_FILES): string {
     if (s.restoreFrom === undefined) throw new Error("restoreScript: restoreFrom is not set");
-    return script(`pulumi-matrix restore of ${s.restoreFrom}`, [sh`${f.restoreCommand} --snapshot ${s.restoreFrom} --key-id ${keyId} --once --no-start`]);
+    // In standby the restore is a standby's copy: refreshed from a newer snapshot (the final one) when standby ends.
+    const flags = ["--once", ...(s.synapse.standby ? ["--standby"] : []), "--no-start"];
+    return script(`pulumi-matrix restore of ${s.restoreFrom}`, [sh`${f.restoreCommand} --snapshot ${s.restoreFrom} --key-id ${keyId} ${flags}`]);
+}
+
+/**
+ * The move's final backup, in standby, once Synapse's config step stopped
+ * it: `pulumi-matrix-backup final` (once per standby; nothing on a host
+ * that holds a restored standby copy). `f`: the host's layout (a test's own).
+ */
+export function finalBackupScript(s: BackupSettings, f: BackupFiles = BACKUP_FILES): string {
+    if (!s.synapse.standby) throw new Error("finalBackupScript: Synapse is not in standby");
+    return script("pulumi-matrix final backup", [sh`${f.backupCommand} final`]);
 }
 
 /**

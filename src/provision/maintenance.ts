@@ -8,9 +8,10 @@ import {
     renderMaintenanceUnits,
     renderPurgeScript,
 } from "../render/maintenance";
-import { applyFileSet, ManagedFile } from "./apply";
+import { applyFileSet, ensureStopped, ManagedFile } from "./apply";
 import { lines, Sh, sh } from "./sh";
 import { script } from "./shell";
+import { STANDBY_REASON } from "./synapse";
 
 /** The file sets the maintenance step writes. */
 const MAINTENANCE_SETS = { scripts: "maintenance-scripts", units: "maintenance-units" } as const;
@@ -92,8 +93,17 @@ export function maintenanceScript(s: MaintenanceSettings): string {
         ...(s.compressor?.source.kind === "pypi" ? [] : [sh`rm -rf -- ${s.paths.venvDir}`]),
         ...(s.compressor?.source.kind === "binary" ? [] : [sh`rm -rf -- ${s.paths.binaryDir}`]),
         applyFileSet({ name: MAINTENANCE_SETS.units, files: units, onChange: [{ kind: "daemon-reload" }] }),
-        ...(on.length ? [sh`systemctl enable -q --now ${on.map((t) => maintenanceUnitNames(t).timer)}`] : []),
-        sh`echo ${on.length ? `maintenance timers: ${on.map((t) => MAINTENANCE_UNITS[t]).join(", ")}` : "no maintenance timers"}`,
+        ...(s.standby
+            ? [
+                  ensureStopped(
+                      on.map((t) => maintenanceUnitNames(t).timer),
+                      STANDBY_REASON,
+                  ),
+              ]
+            : [
+                  ...(on.length ? [sh`systemctl enable -q --now ${on.map((t) => maintenanceUnitNames(t).timer)}`] : []),
+                  sh`echo ${on.length ? `maintenance timers: ${on.map((t) => MAINTENANCE_UNITS[t]).join(", ")}` : "no maintenance timers"}`,
+              ]),
     ];
     return script("pulumi-matrix Synapse maintenance timers", body);
 }

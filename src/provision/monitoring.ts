@@ -26,6 +26,7 @@ import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../re
 import { applyFileSet, ensureRunning, FileSet, handlerStep, ManagedFile, ServiceUnit } from "./apply";
 import { heredoc, indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
+import { STANDBY_REASON } from "./synapse";
 
 /**
  * Monitoring's scripts. The server step installs Debian's Prometheus,
@@ -89,6 +90,9 @@ export function alertRoomUnit(port: number): ServiceUnit {
 export function monitoringAlertRoomScript(s: MonitoringSettings): string {
     const r = s.alertRoom;
     if (!r) throw new Error("monitoringAlertRoomScript: no alert room");
+    // The bot registers and joins through Synapse's API: in standby that waits, and runs when standby ends (the script changes).
+    if (r.synapseStandby)
+        return script("pulumi-matrix monitoring alert room", [sh`echo ${`${STANDBY_REASON}: the alert room's bot is set up once Synapse runs`}`]);
     const f = MONITORING_FILES;
     const unit = alertRoomUnit(r.port);
     return script("pulumi-matrix monitoring alert room", [

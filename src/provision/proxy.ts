@@ -6,6 +6,7 @@ import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
+import { STANDBY_REASON } from "./synapse";
 
 /** certbot's live directory of the certificate (defined in the model, where coturn's settings need it too). */
 export { liveDir };
@@ -143,6 +144,18 @@ export function obtainCertificate(acme: AcmeSettings, lineage: CertificateLineag
     ];
 }
 
+/**
+ * In standby with HTTP-01 the names still point to the live server, so no CA
+ * could reach this host: the step says so and asks nothing (nginx keeps its
+ * placeholder certificate). It runs again when standby ends (its script changes).
+ */
+export function certificateWaits(acme: AcmeSettings, title: string, names: string[]): string | undefined {
+    if (!acme.standby || acme.challenge !== "http-01") return undefined;
+    return script(title, [
+        sh`echo ${`${STANDBY_REASON}: the certificate for ${names.join(", ")} is requested when standby ends (HTTP-01 needs their DNS to point here)`}`,
+    ]);
+}
+
 /** The lineage of the web names (nginx's): named after the homeserver domain. */
 export function webLineage(s: ReverseProxySettings): CertificateLineage {
     return { certName: s.homeserverDomain, names: s.certificateNames, requestFile: PROXY_FILES.request };
@@ -182,6 +195,8 @@ export function acmeCredentialsScript(apiToken: string): string {
  * never breaks in between.
  */
 export function certificateScript(s: ReverseProxySettings): string {
+    const waits = certificateWaits(s.acme, "pulumi-matrix certificate (certbot)", s.certificateNames);
+    if (waits) return waits;
     const live = liveDir(s);
     const nginx = "nginx.service";
     return script("pulumi-matrix certificate (certbot)", [

@@ -4,7 +4,7 @@ import { TURN_FILES, TURN_SECRET_FILE, turnCertName, turnFirewallRules, turnLine
 import { renderCoturnCertificateHook, renderCoturnConf, renderCoturnDropIn, renderCoturnSecretConf, renderTurnSynapseYaml } from "../render/turn";
 import { applyFileSet, ensureRunning, ServiceUnit, when } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
-import { obtainCertificate } from "./proxy";
+import { certificateWaits, obtainCertificate } from "./proxy";
 import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 import { requireSynapseUser, synapsePeerSecrets, synapsePeerSecretsRemoval, synapseRestarts } from "./synapse";
@@ -163,6 +163,8 @@ export function turnServerScript(s: TurnSettings, serverName: string): string {
  */
 export function turnCertificateScript(s: TurnSettings): string {
     if (!s.tls) throw new Error("turnCertificateScript: TLS is off (no certificate)");
+    const waits = certificateWaits(s.tls.acme, `pulumi-matrix coturn certificate (${s.domain})`, [s.domain]);
+    if (waits) return waits;
     const lineage = turnLineage(s);
     return script(`pulumi-matrix coturn certificate (${s.domain})`, [
         sh`[ -x ${TURN_FILES.certificateHook} ] || { echo ${`${TURN_FILES.certificateHook} is missing: the coturn server step runs first`} >&2; exit 1; }`,

@@ -15,11 +15,11 @@ import { STATE_DIR } from "../render/drift";
 import { PROMETHEUS_SCRAPE_FILES, renderWorkerScrapeConfig } from "../render/prometheus";
 import { renderSynapseTarget } from "../render/synapse/units";
 import { renderFederationSendersYaml, renderSharedWorkerYaml, renderWorkerList, renderWorkerUnit, renderWorkerYaml } from "../render/workers";
-import { applyFileSet, ensureRunning, Handler, handlerStep, ManagedFile, ServiceUnit, when } from "./apply";
+import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, ManagedFile, ServiceUnit, when } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
-import { requireSynapseUser, SYNAPSE_UNITS, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
+import { requireSynapseUser, STANDBY_REASON, SYNAPSE_UNITS, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
 
 /**
  * The scripts of a WorkerPool on one host. Restarts, as the issue of the
@@ -225,8 +225,15 @@ export function workerConfigScript(
         applyFileSet(
             firewallFragmentSet(o.component, active ? workerFirewallRules(pool, host, (h) => peers!.privateAddresses[h], synapse.replication!.port) : []),
         ),
-        ensureRunning([...mainIfHere, ...units], { enable: [...(isMain ? [] : [SYNAPSE_UNITS.target]), ...units.map((x) => x.name)] }),
-        sh`echo ${`${workers.length} worker${workers.length === 1 ? "" : "s"} healthy${senders.length ? `; federation sent by ${senders.join(", ")}` : ""}`}`,
+        ...(synapse.standby
+            ? [
+                  ensureStopped([...units.map((x) => x.name), ...(isMain ? [] : [SYNAPSE_UNITS.target])], STANDBY_REASON),
+                  sh`echo ${`standby: ${workers.length} worker${workers.length === 1 ? "" : "s"} configured, stopped`}`,
+              ]
+            : [
+                  ensureRunning([...mainIfHere, ...units], { enable: [...(isMain ? [] : [SYNAPSE_UNITS.target]), ...units.map((x) => x.name)] }),
+                  sh`echo ${`${workers.length} worker${workers.length === 1 ? "" : "s"} healthy${senders.length ? `; federation sent by ${senders.join(", ")}` : ""}`}`,
+              ]),
     );
     return script(`pulumi-matrix Synapse workers on ${host}`, body);
 }

@@ -74,6 +74,8 @@ set -a
 . ${q(f.envFile)}
 set +a
 pm_restic() { restic${sftp ? ` ${sftp}` : ""} "$@"; }
+# The full id of the newest of this server's snapshots that restic lists with these arguments (empty: none).
+pm_snapshot_id() { pm_restic snapshots --json --tag ${BACKUP_TAG} --host "$server_name" "$@" | grep -o '"id":"[0-9a-f]*"' | tail -n 1 | cut -d'"' -f4; }
 server_name=${q(s.synapse.serverName)}
 state=${q(f.stateDir)}
 metrics=${q(f.metricsFile)}
@@ -125,7 +127,7 @@ export function renderBackupCommand(s: BackupSettings, f: BackupFiles = BACKUP_F
     const p = s.synapse.paths;
     const sf = synapseFiles(p);
     const media = p.mediaStorePath;
-    return `${commonHead(s, f, "the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status|snapshots).")}
+    return `${commonHead(s, f, "the homeserver's backup (pulumi-matrix-backup run|final|check|failed UNIT|status|snapshots).")}
 ${WRITE_METRICS}
 backup() {
     # Globals: the EXIT trap reads them after this function returned.
@@ -186,9 +188,10 @@ backup() {
         pm_restic init
     fi
     pm_restic backup --quiet --tag ${BACKUP_TAG} \${extra_tag:+--tag "$extra_tag"} --host "$server_name" --stdin --stdin-filename ${ARCHIVE_NAME} <"$archive"
-    # The snapshot an upgrade restores (run --tag): its id, on a line of its own.
+    # The snapshot an upgrade restores (run --tag) or the move's final one: its id, on a line of its own.
     if [ -n "$extra_tag" ]; then
-        echo "snapshot $(pm_restic snapshots --json --latest 1 --tag "$extra_tag" --host "$server_name" | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4) tagged $extra_tag"
+        snapshot_id=$(pm_snapshot_id --latest 1 --tag "$extra_tag")
+        echo "snapshot $snapshot_id tagged $extra_tag"
     fi
     pm_restic forget --quiet --tag ${BACKUP_TAG} --host "$server_name" --keep-daily ${s.retention.daily} --keep-weekly ${s.retention.weekly} --keep-monthly ${s.retention.monthly} --prune
 ${s.keepLocalCopy ? `    echo "the latest archive stays in $archive"` : `    rm -f -- "$archive"`}
@@ -213,6 +216,26 @@ failed() {
     echo "$unit failed: the homeserver's backup is not up to date; see journalctl -u $unit" >&2
 }
 
+# The move's final backup: once Synapse stopped for good here (standby), so the new VM restores all it ever wrote.
+final() {
+    local marker=${q(f.finalBackupMarker)} restored=${q(f.restoredMarker)} unit
+    if [ -e "$restored" ] && grep -qx 'standby=1' "$restored"; then
+        echo "this host holds a standby copy restored from the repository: it takes no final backup"
+        return 0
+    fi
+    if [ -s "$marker" ]; then
+        echo "the final backup was taken: $(tr '\\n' ' ' <"$marker")"
+        return 0
+    fi
+    for unit in matrix-synapse.service $(systemctl list-units --plain --no-legend --state=active 'matrix-synapse-worker@*' 2>/dev/null | awk '{ print $1 }'); do
+        if systemctl is-active -q "$unit"; then echo "$unit still runs: the final backup is taken once every Synapse process stopped" >&2; exit 1; fi
+    done
+    extra_tag=final
+    backup
+    printf 'snapshot_id=%s\\ntaken_at=%s\\n' "$snapshot_id" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$marker"
+    echo "final backup of $server_name: snapshot $snapshot_id (a standby restored from this repository takes it when its standby ends)"
+}
+
 status() {
     if [ -s "$state/last-success" ]; then
         local t
@@ -234,10 +257,11 @@ case "\${1:-}" in
         fi
         backup ;;
     check) check ;;
+    final) final ;;
     failed) failed "\${2:-}" ;;
     status) status ;;
     snapshots) pm_restic snapshots --tag ${BACKUP_TAG} ;;
-    *) echo "usage: $0 run [--tag TAG]|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
+    *) echo "usage: $0 run [--tag TAG]|final|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 `;
 }
@@ -263,19 +287,23 @@ export function renderRestoreCommand(s: BackupSettings, f: BackupFiles = BACKUP_
     return `${commonHead(s, f, "restores a backup of the homeserver (pulumi-matrix-restore --help).")}
 usage() {
     cat <<'PM_USAGE'
-usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start] [--replace-database]
+usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--standby] [--no-start] [--replace-database]
 Restores a backup of this homeserver from its restic repository into an empty
 database (drop a broken one first: it is never overwritten), with its media and
 the secret files the host lacks, after checking the archive's checksums, its
 server_name and signing key id. --key-id: the id the stack's key has (default:
-the key on this host). --once: nothing if this host already had a restore.
---no-start: leave Synapse stopped afterwards. --replace-database: a database
-with tables is renamed aside (<name>_replaced_<time>, kept) instead of refused.
+the key on this host). --once: nothing if this host already had a restore,
+unless that one is a standby's copy and the snapshot is another: then the copy
+is replaced (if Synapse never wrote to it). --standby: this restore is a
+standby's copy (a move to a new VM). --no-start: leave Synapse stopped
+afterwards. --replace-database: a database with tables is renamed aside
+(<name>_replaced_<time>, kept) instead of refused.
 PM_USAGE
 }
 snapshot=latest
 key_id=
 once=0
+standby=0
 start=1
 replace_db=0
 while [ $# -gt 0 ]; do
@@ -283,6 +311,7 @@ while [ $# -gt 0 ]; do
         --snapshot) snapshot=\${2:?}; shift 2 ;;
         --key-id) key_id=\${2:?}; shift 2 ;;
         --once) once=1; shift ;;
+        --standby) standby=1; shift ;;
         --no-start) start=0; shift ;;
         --replace-database) replace_db=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -291,9 +320,14 @@ while [ $# -gt 0 ]; do
 done
 if ! [[ "$snapshot" =~ ^(latest|[0-9a-f]{8,64})$ ]]; then echo "pulumi-matrix-restore: --snapshot: expected a snapshot id or latest, not '$snapshot'" >&2; exit 2; fi
 marker=${q(f.restoredMarker)}
+copy_id=
 if [ "$once" = 1 ] && [ -e "$marker" ]; then
-    echo "this host already had a restore ($(tr '\\n' ' ' <"$marker")); nothing to do"
-    exit 0
+    if ! grep -qx 'standby=1' "$marker"; then
+        echo "this host already had a restore ($(tr '\\n' ' ' <"$marker")); nothing to do"
+        exit 0
+    fi
+    # A standby's copy: refreshed from another snapshot (the move's final one), or kept.
+    copy_id=$(sed -n 's/^snapshot_id=//p' "$marker")
 fi
 if [ -z "$key_id" ]; then
     key_id=$(awk 'NR == 1 { print $2 }' ${q(sf.signingKey)} 2>/dev/null || true)
@@ -302,11 +336,28 @@ fi
 pm_psql() { (cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 --port=${db.port} "$@"); }
 refuse() { echo "pulumi-matrix-restore: refused, nothing was changed: $*" >&2; exit 3; }
 
-# 1. Never over existing tables.
+# Which snapshot: its full id (latest: the newest of this server's).
+if [ "$snapshot" = latest ]; then snapshot_id=$(pm_snapshot_id --latest 1); else snapshot_id=$(pm_snapshot_id "$snapshot"); fi
+[ -n "$snapshot_id" ] || refuse "the repository has no snapshot $snapshot of $server_name"
+if [ -n "$copy_id" ]; then
+    if [ "$copy_id" = "$snapshot_id" ]; then
+        sed -i "s/^standby=.*/standby=$standby/" "$marker"
+        echo "this host holds the standby copy of snapshot $snapshot_id, the newest; $([ "$standby" = 1 ] && echo "still a standby" || echo "it is the server now")"
+        exit 0
+    fi
+    # Only a copy nothing wrote to since its restore is replaced; Synapse's events tell.
+    now_events=$(pm_psql -d ${q(db.name)} -c "SELECT coalesce(max(stream_ordering), 0) FROM events")
+    [ "$now_events" = "$(sed -n 's/^events=//p' "$marker")" ] || refuse "the standby copy of snapshot $copy_id was written to since its restore (Synapse ran on it): replace it by hand, pulumi-matrix-restore --snapshot $snapshot --replace-database"
+    echo "replacing the standby copy of snapshot $copy_id with snapshot $snapshot_id"
+fi
+
+# 1. Never over existing tables (but a standby's untouched copy).
 db_exists=$(pm_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '${db.name}'")
 if [ "$db_exists" = 1 ]; then
     tables=$(pm_psql -d ${q(db.name)} -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
-    if [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
+    if [ "$tables" != 0 ] && [ -n "$copy_id" ]; then
+        drop_copy=1
+    elif [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
         # An upgrade's rollback: the database the new release migrated is kept, renamed (step 5), never dropped.
         aside="${db.name}_replaced_$(date -u +%Y%m%d%H%M%S)"
     elif [ "$tables" != 0 ]; then
@@ -317,8 +368,8 @@ fi
 # 2. The archive, whole and matching its checksums.
 work=$(mktemp -d /var/tmp/pulumi-matrix-restore.XXXXXX)
 trap 'rm -rf -- "$work"' EXIT
-echo "fetching snapshot $snapshot of $server_name from the repository"
-pm_restic dump --tag ${BACKUP_TAG} --host "$server_name" "$snapshot" /${ARCHIVE_NAME} >"$work/archive.tar"
+echo "fetching snapshot $snapshot_id of $server_name from the repository"
+pm_restic dump "$snapshot_id" /${ARCHIVE_NAME} >"$work/archive.tar"
 mkdir -m 0700 -- "$work/x"
 tar -xpf "$work/archive.tar" -C "$work/x"
 rm -f -- "$work/archive.tar"
@@ -340,7 +391,13 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q matrix-synapse
     systemctl stop matrix-synapse.target matrix-synapse.service
 fi
 
-# 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
+# 5. The database: a standby's copy dropped (its snapshot stays in the repository) or one put aside first
+# (--replace-database), created as Synapse needs it when missing, then the dump.
+if [ -n "\${drop_copy:-}" ]; then
+    pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
+    pm_psql -d postgres -c "DROP DATABASE \\"${db.name}\\""
+    echo "the standby copy of snapshot $copy_id was dropped"
+fi
 if [ -n "\${aside:-}" ]; then
     pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND pid <> pg_backend_pid()" >/dev/null
     pm_psql -d postgres -c "ALTER DATABASE \\"${db.name}\\" RENAME TO \\"$aside\\""
@@ -380,12 +437,13 @@ done < <(cd "$work/x/config" && find ./${sf.signingKey.slice(p.configDir.length 
 echo "$put_back files put back"
 
 install -d -m 0700 -- "$state"
-printf 'snapshot=%s\\nserver_name=%s\\nkey_id=%s\\nrestored_at=%s\\n' "$snapshot" "$got_name" "$got_key" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$marker"
+events=$(pm_psql -d ${q(db.name)} -c "SELECT coalesce(max(stream_ordering), 0) FROM events")
+printf 'snapshot=%s\\nsnapshot_id=%s\\nserver_name=%s\\nkey_id=%s\\nrestored_at=%s\\nstandby=%s\\nevents=%s\\n' "$snapshot" "$snapshot_id" "$got_name" "$got_key" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$standby" "$events" >"$marker"
 if [ "$start" = 1 ] && [ "$was_running" = 1 ]; then
     echo "starting Synapse"
     systemctl start matrix-synapse.target matrix-synapse.service
 fi
-echo "restore of snapshot $snapshot done"
+echo "restore of snapshot $snapshot_id done"
 `;
 }
 

@@ -10,15 +10,14 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { BACKUP_FILES, BACKUP_METRIC, BackupFiles, BackupSettings, resolveBackupSettings } from "../../src/model/backup";
+import { BACKUP_METRIC, BackupFiles, BackupSettings, resolveBackupSettings } from "../../src/model/backup";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
 import { restoreScript } from "../../src/provision/backup";
 import { synapseSecretsScript } from "../../src/provision/synapse";
-import { renderBackupCommand, renderResticEnv, renderRestoreCommand } from "../../src/render/backup";
 import { pgpassSecretFile, renderHomeserverYaml, renderLogConfig } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { type S3Server, type SftpServer, startS3Server, startSftpServer } from "../support/integration/backupTargets";
+import { type S3Server, type SftpServer, startS3Server, startSftpServer, writeBackupHost } from "../support/integration/backupTargets";
 import { loginWithPassword } from "../support/integration/client";
 import { freePort } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
@@ -94,30 +93,17 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
             ["sftp", { repository: `sftp://${sftp.user}@127.0.0.1:${sftp.port}/${sftp.dir}/repo`, sftpKnownHosts: sftp.knownHosts }],
             ["s3", { repository: `s3:${s3.endpoint}/${s3.bucket}/matrix`, keepLocalCopy: true }],
         ] as const) {
-            const root = path.join(dir, `host-${name}`);
-            const files = Object.fromEntries(Object.entries(BACKUP_FILES).map(([k, p]) => [k, path.join(root, p)])) as BackupFiles;
             const s = resolveBackupSettings(
                 `SynapseBackup "${name}"`,
-                { ...o, directory: path.join(root, "archive") },
+                { ...o, directory: path.join(dir, `host-${name}`, "archive") },
                 {
                     synapse: settings,
                     database: pgSettings,
                     credentials: { password: true, sftpPrivateKey: name === "sftp", s3AccessKeyId: name === "s3", s3SecretAccessKey: name === "s3" },
                 },
             );
-            for (const d of [files.configDir, path.dirname(files.backupCommand), path.dirname(files.restoreCommand)])
-                fs.mkdirSync(d, { recursive: true, mode: 0o700 });
             const password = random();
-            fs.writeFileSync(files.passwordFile, password + "\n", { mode: 0o600 });
-            fs.writeFileSync(files.envFile, renderResticEnv(s, { s3AccessKeyId: s3.accessKeyId, s3SecretAccessKey: s3.secretAccessKey }, files), {
-                mode: 0o600,
-            });
-            if (name === "sftp") {
-                fs.writeFileSync(files.sshKey, sftp.clientKey, { mode: 0o600 });
-                fs.writeFileSync(files.knownHosts, sftp.knownHosts + "\n", { mode: 0o600 });
-            }
-            fs.writeFileSync(files.backupCommand, renderBackupCommand(s, files), { mode: 0o700 });
-            fs.writeFileSync(files.restoreCommand, renderRestoreCommand(s, files), { mode: 0o700 });
+            const files = writeBackupHost(path.join(dir, `host-${name}`), s, { password, ...(name === "sftp" ? { sftp } : { s3 }) });
             targets[name] = { name, files, settings: s, env: files.envFile, password };
         }
     });
@@ -307,7 +293,7 @@ describe("backups and the restore, with real Synapse, PostgreSQL, restic, sftp-s
         const env = { ...process.env, PATH: `${pg.binDir}:${process.env.PATH}`, PGHOST: pg.socketDir };
         const r = await run("bash", ["-s"], { input: step, env, allowFailure: true, timeoutMs: 10 * 60_000 });
         assert.equal(r.code, 0, r.stderr + r.stdout);
-        assert.match(r.stdout, /restore of snapshot latest done/);
+        assert.match(r.stdout, /restore of snapshot [0-9a-f]{64} done/);
         assert.equal(await pg.psql("SELECT count(*) FROM e2e_one_time_keys_json", { db: "synapse" }), "0");
         await start();
         const bob = await loginWithPassword(baseUrl, "bob", users.bob);

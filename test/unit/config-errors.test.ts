@@ -228,6 +228,7 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
         { value: "backups", with: BACKUP, valid: /expected an absolute path/ },
     ],
     backupKeepLocalCopy: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
+    standby: [{ value: "yes", with: BACKUP, valid: /expected true or false/ }],
     restoreFrom: [{ value: "yesterday", with: BACKUP, valid: /expected a restic snapshot id .* or "latest"/ }],
     adoptFrom: [{ value: "etc/matrix-synapse", valid: /expected an absolute path such as \/etc\/matrix-synapse/ }],
     adoptPostgres: [{ value: "copy", with: { adoptFrom: "/etc/matrix-synapse" }, valid: /expected one of "dump", "in-place"/ }],

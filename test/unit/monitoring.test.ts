@@ -125,6 +125,7 @@ describe("MonitoringServer: settings", () => {
             port: 9194,
             homeserverUrl: "http://127.0.0.1:8008",
             sharedSecretFile: "/etc/matrix-synapse/secrets/registration_shared_secret",
+            synapseStandby: false,
         });
         assert.ok(monitoringPortClaims(s).some((c) => c.port === 9194 && c.owner === "alert room relay" && c.address === "127.0.0.1"));
         assert.equal(resolve({ alertRoom: { room: "!AbC-12_x:matrix.example.com:8448", user: "ops.bot" } })().alertRoom?.user, "ops.bot");

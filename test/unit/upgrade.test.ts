@@ -89,7 +89,7 @@ describe("upgrades that can be undone (issue 23, section 3)", () => {
     it("the backup command takes a tag and prints its snapshot; the restore can put a database aside", () => {
         const b = renderBackupCommand(backupSettingsForTest());
         assert.match(b, /run\)\n\s+# run --tag TAG/);
-        assert.match(b, /echo "snapshot \$\(pm_restic snapshots --json --latest 1 --tag "\$extra_tag"/);
+        assert.match(b, /snapshot_id=\$\(pm_snapshot_id --latest 1 --tag "\$extra_tag"\)\n\s+echo "snapshot \$snapshot_id tagged \$extra_tag"/);
         const r = renderRestoreCommand(backupSettingsForTest());
         assert.match(r, /--replace-database\) replace_db=1; shift ;;/);
         assert.match(r, /ALTER DATABASE \\"synapse\\" RENAME TO \\"\$aside\\"/);

@@ -70,6 +70,12 @@ export interface AcmeSettings {
     challenge: AcmeChallenge;
     /** Only with `dns-01-cloudflare`. */
     propagationSeconds?: number;
+    /**
+     * The homeserver is in standby here (a move to a new VM): its names
+     * still point to the live server, so an HTTP-01 request waits for the
+     * end of standby. Absent: not in standby.
+     */
+    standby?: true;
 }
 
 export const ACME_DEFAULTS = {

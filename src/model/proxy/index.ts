@@ -140,6 +140,8 @@ export interface ProxiedHomeserver {
     /** publicBaseUrl was left out and made from serverName (SynapseSettings' flag): errors then name serverName. */
     publicBaseUrlDerived?: true;
     maxUploadSize: string;
+    /** Synapse is in standby (SynapseSettings' `standby`): the certificate's HTTP-01 request waits for its end. */
+    standby?: boolean;
 }
 
 /** A site nginx serves besides the homeserver: Element Web on its own domain. */
@@ -203,6 +205,7 @@ export function resolveReverseProxySettings(
 ): ReverseProxySettings {
     const c = new Checker(component);
     const acme = resolveAcmeSettings(component, o.acme, "acme.", c);
+    if (homeserver.standby) acme.standby = true;
     const federationPort = o.federationPort ?? PROXY_DEFAULTS.federationPort;
     c.check(
         "federationPort",

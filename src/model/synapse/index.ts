@@ -132,6 +132,8 @@ export interface SynapseSettings {
     protectSigningKey: boolean;
     /** Let the secrets script replace a differing signing key the host already has. */
     allowSigningKeyReplacement: boolean;
+    /** The host holds the server without running it (a move to a new VM): every Synapse process stays stopped. */
+    standby: boolean;
     /** What a change of `version` does around the switch (see `src/provision/synapse/upgrade.ts`). */
     upgrade: UpgradeSettings;
     logLevel: "DEBUG" | "INFO" | "WARNING" | "ERROR";
@@ -229,6 +231,17 @@ export interface SynapseOptions extends InstallOptions {
      */
     allowSigningKeyReplacement?: boolean;
     /**
+     * Hold the server on this host without running it, for a move to a new
+     * VM (README: "Moving to a new VM"). Synapse and its workers are
+     * installed and configured but stopped and disabled, and nothing calls
+     * Synapse's API (the admin account, the alert room). With a
+     * SynapseBackup, a live server going into standby is backed up once
+     * more after it stopped (the move's final backup), a restored one
+     * (`restoreFrom`) is restored again from a newer snapshot, and the
+     * nightly backup and the maintenance timers stay off. Default false.
+     */
+    standby?: boolean;
+    /**
      * When an upgrade fails after the new release migrated the database further
      * than the old release can read: `stop` (default) stops Synapse and names the
      * pre-upgrade backup to restore by hand; `restore` restores that backup
@@ -315,6 +328,7 @@ export function resolveSynapseSettings(component: string, o: SynapseOptions): Sy
         oldSigningKeys: o.oldSigningKeys ?? {},
         protectSigningKey: o.protectSigningKey ?? true,
         allowSigningKeyReplacement: o.allowSigningKeyReplacement ?? false,
+        standby: o.standby ?? false,
         upgrade: { rollback: o.rollback ?? "stop", backup: o.upgradeBackup ?? false },
         logLevel: o.logLevel ?? "INFO",
         extraConfig: o.extraConfig ?? {},

@@ -4,7 +4,7 @@ import { PROMETHEUS_SCRAPE_FILES, renderSynapseScrapeConfig } from "../../render
 import { REGISTER_USER_PY } from "../../render/synapse/admin";
 import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
-import { applyFileSet, ensureRunning, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
+import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
 import { heredocVar, indent, lines, Sh, sh } from "../sh";
 import { script } from "../shell";
 import { aptInstall, pipInstall } from "./install";
@@ -129,9 +129,13 @@ function signingKeyIdOfLine(line: string): string {
     return id;
 }
 
+/** What a step that keeps Synapse's processes stopped says (the `standby` option). */
+export const STANDBY_REASON = "standby (this host holds the server without running it)";
+
 /**
  * Writes the readable config and units, starts Synapse, and restarts it only
- * when something it reads changed (here, in the secrets, or the version).
+ * when something it reads changed (here, in the secrets, or the version). In
+ * standby it stops and disables Synapse instead.
  */
 export function synapseConfigScript(s: SynapseSettings, peers: SynapsePeers, component: string, opts: { afterUnits?: string[] } = {}): string {
     const f = synapseFiles(s.paths);
@@ -154,10 +158,18 @@ export function synapseConfigScript(s: SynapseSettings, peers: SynapsePeers, com
         // worker processes read the same config, so they follow the main process, one by one.
         // For a Prometheus the user runs: the main process's metrics listener (issue 23); nothing restarts.
         applyFileSet({ name: "synapse-prometheus", files: [{ path: PROMETHEUS_SCRAPE_FILES.synapse, content: renderSynapseScrapeConfig(s) }] }),
-        sh`pm_workers_owe=0; if ${isOwed(main)}; then pm_workers_owe=1; fi`,
-        ensureRunning([main], { enable: [SYNAPSE_UNITS.target, SYNAPSE_UNITS.main] }),
-        sh`echo ${`Synapse healthy on 127.0.0.1:${s.httpPort}`}`,
-        lines([sh`if [ "$pm_workers_owe" = 1 ]; then`, indent(handlerStep({ kind: "rolling-restart-listed", list: f.workerList })), sh`fi`]),
+        ...(s.standby
+            ? [
+                  // Its workers stop with the target (PartOf=); the restart the main process may owe waits for the end of standby.
+                  ensureStopped([SYNAPSE_UNITS.target, SYNAPSE_UNITS.main], STANDBY_REASON),
+                  sh`echo ${`standby: Synapse ${s.version} is configured and stays stopped`}`,
+              ]
+            : [
+                  sh`pm_workers_owe=0; if ${isOwed(main)}; then pm_workers_owe=1; fi`,
+                  ensureRunning([main], { enable: [SYNAPSE_UNITS.target, SYNAPSE_UNITS.main] }),
+                  sh`echo ${`Synapse healthy on 127.0.0.1:${s.httpPort}`}`,
+                  lines([sh`if [ "$pm_workers_owe" = 1 ]; then`, indent(handlerStep({ kind: "rolling-restart-listed", list: f.workerList })), sh`fi`]),
+              ]),
     ]);
 }
 
@@ -184,6 +196,9 @@ export function synapseSharedFiles(s: SynapseSettings, peers: SynapsePeers, comp
  * the same host the account exists and the stack has a new password.
  */
 export function synapseAdminScript(s: SynapseSettings, localpart: string, password: string): string {
+    // Through the API of a running Synapse: in standby it waits, and runs again when standby ends (its script changes).
+    if (s.standby)
+        return script("pulumi-matrix Synapse initial admin", [sh`echo ${`${STANDBY_REASON}: the account ${localpart} is set up once Synapse runs`}`]);
     const f = synapseFiles(s.paths);
     const py = `import hashlib, hmac, json, sys, urllib.request, urllib.error
 ${REGISTER_USER_PY}

@@ -6,6 +6,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { BACKUP_FILES, BackupFiles, BackupSettings } from "../../../src/model/backup";
+import { renderBackupCommand, renderResticEnv, renderRestoreCommand } from "../../../src/render/backup";
 import { freePort, isListening } from "./net";
 import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "./processes";
 
@@ -109,4 +111,25 @@ export async function startS3Server(): Promise<S3Server> {
     });
     await waitListening(port, gw, "versitygw");
     return { endpoint: `http://127.0.0.1:${port}`, accessKeyId, secretAccessKey, bucket, stop: () => gw.stop() };
+}
+
+/**
+ * A host's backup files under `root`, as SynapseBackup's steps write them
+ * (BACKUP_FILES below `root`): the password and restic's environment, the
+ * SFTP key and known_hosts, and the two commands rendered for `settings`.
+ * Returns the layout, for the commands and `restoreScript`.
+ */
+export function writeBackupHost(root: string, settings: BackupSettings, secrets: { password: string; sftp?: SftpServer; s3?: S3Server }): BackupFiles {
+    const files = Object.fromEntries(Object.entries(BACKUP_FILES).map(([k, p]) => [k, path.join(root, p)])) as BackupFiles;
+    for (const d of [files.configDir, path.dirname(files.backupCommand), path.dirname(files.restoreCommand)]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(files.passwordFile, secrets.password + "\n", { mode: 0o600 });
+    const s3 = secrets.s3 ? { s3AccessKeyId: secrets.s3.accessKeyId, s3SecretAccessKey: secrets.s3.secretAccessKey } : {};
+    fs.writeFileSync(files.envFile, renderResticEnv(settings, s3, files), { mode: 0o600 });
+    if (secrets.sftp) {
+        fs.writeFileSync(files.sshKey, secrets.sftp.clientKey, { mode: 0o600 });
+        fs.writeFileSync(files.knownHosts, secrets.sftp.knownHosts + "\n", { mode: 0o600 });
+    }
+    fs.writeFileSync(files.backupCommand, renderBackupCommand(settings, files), { mode: 0o700 });
+    fs.writeFileSync(files.restoreCommand, renderRestoreCommand(settings, files), { mode: 0o700 });
+    return files;
 }

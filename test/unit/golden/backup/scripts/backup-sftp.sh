@@ -6,7 +6,7 @@ pm_apt_install restic openssh-client
 install -d -m 0700 -o root -g root /var/lib/pulumi-matrix/backup /var/cache/pulumi-matrix-restic /var/backups/pulumi-matrix/synapse
 pm_write backup /usr/local/sbin/pulumi-matrix-backup 0700 root root readable <<'PM_EOF'
 #!/bin/bash
-# Managed by pulumi-matrix: the homeserver's backup (pulumi-matrix-backup run|check|failed UNIT|status|snapshots).
+# Managed by pulumi-matrix: the homeserver's backup (pulumi-matrix-backup run|final|check|failed UNIT|status|snapshots).
 set -euo pipefail
 umask 077
 export LC_ALL=C.UTF-8
@@ -15,6 +15,8 @@ set -a
 . '/etc/pulumi-matrix/backup/restic.env'
 set +a
 pm_restic() { restic -o sftp.command='ssh -i /etc/pulumi-matrix/backup/sftp-key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/pulumi-matrix/backup/known_hosts -o GlobalKnownHostsFile=/dev/null -p 2222 backup@backup.example.com -s sftp' "$@"; }
+# The full id of the newest of this server's snapshots that restic lists with these arguments (empty: none).
+pm_snapshot_id() { pm_restic snapshots --json --tag pulumi-matrix --host "$server_name" "$@" | grep -o '"id":"[0-9a-f]*"' | tail -n 1 | cut -d'"' -f4; }
 server_name='example.com'
 state='/var/lib/pulumi-matrix/backup'
 metrics='/var/lib/prometheus/node-exporter/matrix_backup.prom'
@@ -104,9 +106,10 @@ backup() {
         pm_restic init
     fi
     pm_restic backup --quiet --tag pulumi-matrix ${extra_tag:+--tag "$extra_tag"} --host "$server_name" --stdin --stdin-filename matrix-backup.tar <"$archive"
-    # The snapshot an upgrade restores (run --tag): its id, on a line of its own.
+    # The snapshot an upgrade restores (run --tag) or the move's final one: its id, on a line of its own.
     if [ -n "$extra_tag" ]; then
-        echo "snapshot $(pm_restic snapshots --json --latest 1 --tag "$extra_tag" --host "$server_name" | grep -o '"id":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4) tagged $extra_tag"
+        snapshot_id=$(pm_snapshot_id --latest 1 --tag "$extra_tag")
+        echo "snapshot $snapshot_id tagged $extra_tag"
     fi
     pm_restic forget --quiet --tag pulumi-matrix --host "$server_name" --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --prune
     rm -f -- "$archive"
@@ -131,6 +134,26 @@ failed() {
     echo "$unit failed: the homeserver's backup is not up to date; see journalctl -u $unit" >&2
 }
 
+# The move's final backup: once Synapse stopped for good here (standby), so the new VM restores all it ever wrote.
+final() {
+    local marker='/var/lib/pulumi-matrix/backup/final-backup' restored='/var/lib/pulumi-matrix/backup/restored' unit
+    if [ -e "$restored" ] && grep -qx 'standby=1' "$restored"; then
+        echo "this host holds a standby copy restored from the repository: it takes no final backup"
+        return 0
+    fi
+    if [ -s "$marker" ]; then
+        echo "the final backup was taken: $(tr '\n' ' ' <"$marker")"
+        return 0
+    fi
+    for unit in matrix-synapse.service $(systemctl list-units --plain --no-legend --state=active 'matrix-synapse-worker@*' 2>/dev/null | awk '{ print $1 }'); do
+        if systemctl is-active -q "$unit"; then echo "$unit still runs: the final backup is taken once every Synapse process stopped" >&2; exit 1; fi
+    done
+    extra_tag=final
+    backup
+    printf 'snapshot_id=%s\ntaken_at=%s\n' "$snapshot_id" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$marker"
+    echo "final backup of $server_name: snapshot $snapshot_id (a standby restored from this repository takes it when its standby ends)"
+}
+
 status() {
     if [ -s "$state/last-success" ]; then
         local t
@@ -152,10 +175,11 @@ case "${1:-}" in
         fi
         backup ;;
     check) check ;;
+    final) final ;;
     failed) failed "${2:-}" ;;
     status) status ;;
     snapshots) pm_restic snapshots --tag pulumi-matrix ;;
-    *) echo "usage: $0 run [--tag TAG]|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
+    *) echo "usage: $0 run [--tag TAG]|final|check|failed UNIT|status|snapshots" >&2; exit 2 ;;
 esac
 PM_EOF
 pm_write backup /usr/local/sbin/pulumi-matrix-restore 0700 root root readable <<'PM_EOF'
@@ -169,25 +193,31 @@ set -a
 . '/etc/pulumi-matrix/backup/restic.env'
 set +a
 pm_restic() { restic -o sftp.command='ssh -i /etc/pulumi-matrix/backup/sftp-key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/pulumi-matrix/backup/known_hosts -o GlobalKnownHostsFile=/dev/null -p 2222 backup@backup.example.com -s sftp' "$@"; }
+# The full id of the newest of this server's snapshots that restic lists with these arguments (empty: none).
+pm_snapshot_id() { pm_restic snapshots --json --tag pulumi-matrix --host "$server_name" "$@" | grep -o '"id":"[0-9a-f]*"' | tail -n 1 | cut -d'"' -f4; }
 server_name='example.com'
 state='/var/lib/pulumi-matrix/backup'
 metrics='/var/lib/prometheus/node-exporter/matrix_backup.prom'
 
 usage() {
     cat <<'PM_USAGE'
-usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--no-start] [--replace-database]
+usage: pulumi-matrix-restore [--snapshot ID|latest] [--key-id ID] [--once] [--standby] [--no-start] [--replace-database]
 Restores a backup of this homeserver from its restic repository into an empty
 database (drop a broken one first: it is never overwritten), with its media and
 the secret files the host lacks, after checking the archive's checksums, its
 server_name and signing key id. --key-id: the id the stack's key has (default:
-the key on this host). --once: nothing if this host already had a restore.
---no-start: leave Synapse stopped afterwards. --replace-database: a database
-with tables is renamed aside (<name>_replaced_<time>, kept) instead of refused.
+the key on this host). --once: nothing if this host already had a restore,
+unless that one is a standby's copy and the snapshot is another: then the copy
+is replaced (if Synapse never wrote to it). --standby: this restore is a
+standby's copy (a move to a new VM). --no-start: leave Synapse stopped
+afterwards. --replace-database: a database with tables is renamed aside
+(<name>_replaced_<time>, kept) instead of refused.
 PM_USAGE
 }
 snapshot=latest
 key_id=
 once=0
+standby=0
 start=1
 replace_db=0
 while [ $# -gt 0 ]; do
@@ -195,6 +225,7 @@ while [ $# -gt 0 ]; do
         --snapshot) snapshot=${2:?}; shift 2 ;;
         --key-id) key_id=${2:?}; shift 2 ;;
         --once) once=1; shift ;;
+        --standby) standby=1; shift ;;
         --no-start) start=0; shift ;;
         --replace-database) replace_db=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -203,9 +234,14 @@ while [ $# -gt 0 ]; do
 done
 if ! [[ "$snapshot" =~ ^(latest|[0-9a-f]{8,64})$ ]]; then echo "pulumi-matrix-restore: --snapshot: expected a snapshot id or latest, not '$snapshot'" >&2; exit 2; fi
 marker='/var/lib/pulumi-matrix/backup/restored'
+copy_id=
 if [ "$once" = 1 ] && [ -e "$marker" ]; then
-    echo "this host already had a restore ($(tr '\n' ' ' <"$marker")); nothing to do"
-    exit 0
+    if ! grep -qx 'standby=1' "$marker"; then
+        echo "this host already had a restore ($(tr '\n' ' ' <"$marker")); nothing to do"
+        exit 0
+    fi
+    # A standby's copy: refreshed from another snapshot (the move's final one), or kept.
+    copy_id=$(sed -n 's/^snapshot_id=//p' "$marker")
 fi
 if [ -z "$key_id" ]; then
     key_id=$(awk 'NR == 1 { print $2 }' '/etc/matrix-synapse/homeserver.signing.key' 2>/dev/null || true)
@@ -214,11 +250,28 @@ fi
 pm_psql() { (cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 --port=5432 "$@"); }
 refuse() { echo "pulumi-matrix-restore: refused, nothing was changed: $*" >&2; exit 3; }
 
-# 1. Never over existing tables.
+# Which snapshot: its full id (latest: the newest of this server's).
+if [ "$snapshot" = latest ]; then snapshot_id=$(pm_snapshot_id --latest 1); else snapshot_id=$(pm_snapshot_id "$snapshot"); fi
+[ -n "$snapshot_id" ] || refuse "the repository has no snapshot $snapshot of $server_name"
+if [ -n "$copy_id" ]; then
+    if [ "$copy_id" = "$snapshot_id" ]; then
+        sed -i "s/^standby=.*/standby=$standby/" "$marker"
+        echo "this host holds the standby copy of snapshot $snapshot_id, the newest; $([ "$standby" = 1 ] && echo "still a standby" || echo "it is the server now")"
+        exit 0
+    fi
+    # Only a copy nothing wrote to since its restore is replaced; Synapse's events tell.
+    now_events=$(pm_psql -d 'synapse' -c "SELECT coalesce(max(stream_ordering), 0) FROM events")
+    [ "$now_events" = "$(sed -n 's/^events=//p' "$marker")" ] || refuse "the standby copy of snapshot $copy_id was written to since its restore (Synapse ran on it): replace it by hand, pulumi-matrix-restore --snapshot $snapshot --replace-database"
+    echo "replacing the standby copy of snapshot $copy_id with snapshot $snapshot_id"
+fi
+
+# 1. Never over existing tables (but a standby's untouched copy).
 db_exists=$(pm_psql -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'synapse'")
 if [ "$db_exists" = 1 ]; then
     tables=$(pm_psql -d 'synapse' -c "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")
-    if [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
+    if [ "$tables" != 0 ] && [ -n "$copy_id" ]; then
+        drop_copy=1
+    elif [ "$tables" != 0 ] && [ "$replace_db" = 1 ]; then
         # An upgrade's rollback: the database the new release migrated is kept, renamed (step 5), never dropped.
         aside="synapse_replaced_$(date -u +%Y%m%d%H%M%S)"
     elif [ "$tables" != 0 ]; then
@@ -229,8 +282,8 @@ fi
 # 2. The archive, whole and matching its checksums.
 work=$(mktemp -d /var/tmp/pulumi-matrix-restore.XXXXXX)
 trap 'rm -rf -- "$work"' EXIT
-echo "fetching snapshot $snapshot of $server_name from the repository"
-pm_restic dump --tag pulumi-matrix --host "$server_name" "$snapshot" /matrix-backup.tar >"$work/archive.tar"
+echo "fetching snapshot $snapshot_id of $server_name from the repository"
+pm_restic dump "$snapshot_id" /matrix-backup.tar >"$work/archive.tar"
 mkdir -m 0700 -- "$work/x"
 tar -xpf "$work/archive.tar" -C "$work/x"
 rm -f -- "$work/archive.tar"
@@ -252,7 +305,13 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q matrix-synapse
     systemctl stop matrix-synapse.target matrix-synapse.service
 fi
 
-# 5. The database: one put aside first (--replace-database), created as Synapse needs it when missing, then the dump.
+# 5. The database: a standby's copy dropped (its snapshot stays in the repository) or one put aside first
+# (--replace-database), created as Synapse needs it when missing, then the dump.
+if [ -n "${drop_copy:-}" ]; then
+    pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'synapse' AND pid <> pg_backend_pid()" >/dev/null
+    pm_psql -d postgres -c "DROP DATABASE \"synapse\""
+    echo "the standby copy of snapshot $copy_id was dropped"
+fi
 if [ -n "${aside:-}" ]; then
     pm_psql -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'synapse' AND pid <> pg_backend_pid()" >/dev/null
     pm_psql -d postgres -c "ALTER DATABASE \"synapse\" RENAME TO \"$aside\""
@@ -294,12 +353,13 @@ done < <(cd "$work/x/config" && find ./homeserver.signing.key ./secrets ./conf.d
 echo "$put_back files put back"
 
 install -d -m 0700 -- "$state"
-printf 'snapshot=%s\nserver_name=%s\nkey_id=%s\nrestored_at=%s\n' "$snapshot" "$got_name" "$got_key" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$marker"
+events=$(pm_psql -d 'synapse' -c "SELECT coalesce(max(stream_ordering), 0) FROM events")
+printf 'snapshot=%s\nsnapshot_id=%s\nserver_name=%s\nkey_id=%s\nrestored_at=%s\nstandby=%s\nevents=%s\n' "$snapshot" "$snapshot_id" "$got_name" "$got_key" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$standby" "$events" >"$marker"
 if [ "$start" = 1 ] && [ "$was_running" = 1 ]; then
     echo "starting Synapse"
     systemctl start matrix-synapse.target matrix-synapse.service
 fi
-echo "restore of snapshot $snapshot done"
+echo "restore of snapshot $snapshot_id done"
 PM_EOF
 pm_write backup /etc/systemd/system/pulumi-matrix-backup.service 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
@@ -393,6 +453,7 @@ elif ! systemctl is-active -q pulumi-matrix-backup-check.timer; then
     echo 'starting pulumi-matrix-backup-check.timer'; systemctl start pulumi-matrix-backup-check.timer || true
 fi
 systemctl is-active -q pulumi-matrix-backup-check.timer || { echo 'pulumi-matrix-backup-check.timer is not running. Last log lines:' >&2; journalctl -u pulumi-matrix-backup-check.timer -n 40 --no-pager -o cat >&2 || true; exit 1; }
+rm -f -- /var/lib/pulumi-matrix/backup/final-backup
 /usr/local/sbin/pulumi-matrix-backup status
 }
 main </dev/null

@@ -278,10 +278,17 @@ export class MatrixStack extends pulumi.ComponentResource {
             child,
         );
         secretsWritten?.(this.synapse.secretsWritten);
+        // In standby the move's final backup waits for the workers to stop and the alert room's step (made below).
+        let workersDone: ((r: pulumi.Resource) => void) | undefined;
+        let monitoringDone: ((r: pulumi.Resource) => void) | undefined;
+        const finalAfter = [
+            new Promise<pulumi.Resource>((resolve) => (workersDone = resolve)),
+            new Promise<pulumi.Resource>((resolve) => (monitoringDone = resolve)),
+        ];
         if (args.backup && plan.backup && this.database) {
             this.backup = new SynapseBackup(
                 childName(name, STACK_ROLES.backup),
-                { ...args.backup, synapse: this.synapse, database: this.database, resolved: plan.backup },
+                { ...args.backup, synapse: this.synapse, database: this.database, resolved: plan.backup, finalAfter },
                 child,
             );
             restored!(this.backup.restored);
@@ -295,6 +302,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                 child,
             );
         }
+        workersDone!(this.workers?.ready ?? this.synapse.ready);
         if (args.element && plan.element) {
             this.element = new ElementWeb(
                 childName(name, STACK_ROLES.element),
@@ -365,6 +373,7 @@ export class MatrixStack extends pulumi.ComponentResource {
                 child,
             );
         }
+        monitoringDone!((this.monitoring ?? this.monitoringRemoval)!.ready);
         this.prometheusScrapeConfig = this.workers?.prometheusScrapeConfig ?? this.synapse.prometheusScrapeConfig;
         this.registerOutputs({
             prometheusScrapeConfig: this.prometheusScrapeConfig,

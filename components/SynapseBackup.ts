@@ -26,6 +26,14 @@ export interface SynapseBackupArgs extends BackupOptions {
      * its plan's). Default: resolved here.
      */
     resolved?: BackupSettings;
+    /**
+     * In standby, resources the move's final backup waits for besides
+     * Synapse's config step: the steps that still stop a Synapse process or
+     * write among Synapse's secrets then (a WorkerPool's, a
+     * MonitoringServer's alert room). A Promise may stand for one made after
+     * this component (MatrixStack passes them). Default none.
+     */
+    finalAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -107,7 +115,7 @@ export class SynapseBackup extends pulumi.ComponentResource {
         if (s.synapse.standby)
             hostScript(
                 childName(name, "final"),
-                { host, script: finalBackupScript(s), after: [this.ready, this.restored, synapse.ready], timeout: "6h" },
+                { host, script: finalBackupScript(s), after: [this.ready, this.restored, synapse.ready, ...(args.finalAfter ?? [])], timeout: "6h" },
                 { parent: this },
             );
         this.statusCommand = pulumi.output(`${BACKUP_FILES.backupCommand} status`);

@@ -1,7 +1,7 @@
 import { ConfigError, Described } from "./errors";
 import { PortClaim } from "./host";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
-import { synapseFiles, SynapseSettings } from "./synapse";
+import { synapseFiles, SynapsePaths, SynapseSettings } from "./synapse";
 import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
 
 /**
@@ -48,9 +48,10 @@ export const MONITORING_FILES = {
     alertRoomUnit: `/etc/systemd/system/${ALERT_ROOM_UNIT}.service`,
     /** The token Alertmanager shows the relay (`credentials_file`), 0640 root:prometheus; made on the host. */
     alertRoomWebhookToken: `${DIR}/private/alert-room-webhook-token`,
-    /** The bot's access token (the relay reads it through LoadCredential=) and password, 0600 root; made on the host. */
+    /** The bot's access token (the relay reads it through LoadCredential=), 0600 root; made on the host. */
     alertRoomAccessToken: `${DIR}/private/alert-room-access-token`,
-    alertRoomPassword: `${DIR}/private/alert-room-password`,
+    /** Where earlier releases kept the bot's password (now `alertRoomPasswordFile`): moved from here once. */
+    alertRoomPasswordFormer: `${DIR}/private/alert-room-password`,
     /** nginx's stub_status on loopback, for the nginx exporter. */
     nginxStatus: "/etc/nginx/conf.d/pulumi-matrix-status.conf",
     /** The scrape jobs of the exporters, for a Prometheus of the user's own. */
@@ -58,6 +59,16 @@ export const MONITORING_FILES = {
     /** node_exporter's textfile collector directory (Debian's default); the backup service writes matrix_backup.prom here. */
     textfileDir: "/var/lib/prometheus/node-exporter",
 } as const;
+
+/**
+ * The alert room's bot's password, 0600 root, made on the host: among
+ * Synapse's secret files, as the account lives in Synapse's database. So a
+ * backup carries it, a restore (a move to a new VM) puts it back, and
+ * turning the alert room off and on again finds the account's password.
+ */
+export function alertRoomPasswordFile(paths: SynapsePaths): string {
+    return `${synapseFiles(paths).secretsDir}/alert_room_bot_password`;
+}
 
 /** The Debian packages and their units. */
 export const MONITORING_UNITS = {
@@ -178,10 +189,19 @@ export interface MonitoringSettings {
     /**
      * The alert room: the room, the bot's localpart, the relay's port, the
      * homeserver's client API on loopback and the shared-secret file the
-     * bot is registered with; `synapseStandby`: Synapse does not run here
-     * (a move to a new VM), so the bot's setup waits for it.
+     * bot is registered with; its password file (`alertRoomPasswordFile`);
+     * `synapseStandby`: Synapse does not run here (a move to a new VM), so
+     * the bot's setup waits for it.
      */
-    alertRoom?: { room: string; user: string; port: number; homeserverUrl: string; sharedSecretFile: string; synapseStandby: boolean };
+    alertRoom?: {
+        room: string;
+        user: string;
+        port: number;
+        homeserverUrl: string;
+        sharedSecretFile: string;
+        passwordFile: string;
+        synapseStandby: boolean;
+    };
     postgres?: { port: number; database: string };
     /** Redis on this host, scraped by the Redis exporter as its own ACL user. */
     redis?: { port: number; tls: boolean };
@@ -329,6 +349,7 @@ function resolveAlertRoom(c: Checker, o: NonNullable<MonitoringOptions["alertRoo
         port: MONITORING_DEFAULTS.alertRoomPort,
         homeserverUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}`,
         sharedSecretFile: synapseFiles(s.paths).registrationSharedSecret,
+        passwordFile: alertRoomPasswordFile(s.paths),
         synapseStandby: s.standby,
     };
 }

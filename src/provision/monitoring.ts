@@ -1,5 +1,6 @@
 import {
     ALERT_ROOM_UNIT,
+    alertRoomPasswordFile,
     EXPORTER_PORTS,
     MONITORING_FILES,
     MONITORING_UNITS,
@@ -91,11 +92,16 @@ export function monitoringAlertRoomScript(s: MonitoringSettings): string {
     const r = s.alertRoom;
     if (!r) throw new Error("monitoringAlertRoomScript: no alert room");
     // The bot registers and joins through Synapse's API: in standby that waits, and runs when standby ends (the script changes).
+    // Its password moves into Synapse's secrets even then: a standby's final backup must carry it.
     if (r.synapseStandby)
-        return script("pulumi-matrix monitoring alert room", [sh`echo ${`${STANDBY_REASON}: the alert room's bot is set up once Synapse runs`}`]);
+        return script("pulumi-matrix monitoring alert room", [
+            alertRoomPasswordMove(r.passwordFile),
+            sh`echo ${`${STANDBY_REASON}: the alert room's bot is set up once Synapse runs`}`,
+        ]);
     const f = MONITORING_FILES;
     const unit = alertRoomUnit(r.port);
     return script("pulumi-matrix monitoring alert room", [
+        alertRoomPasswordMove(r.passwordFile),
         // Alertmanager's package makes the prometheus group the webhook token is readable by.
         sh`pm_apt_install ${[PACKAGES.alertmanager, "python3"]}`,
         sh`install -d -m 0755 -o root -g root ${f.dir}`,
@@ -120,14 +126,28 @@ export function monitoringAlertRoomScript(s: MonitoringSettings): string {
     ]);
 }
 
-/** The alert room taken away (monitoring stays): the relay stops, its files and tokens go; the bot's account stays. */
-function alertRoomRemoval(): Sh {
+/**
+ * The bot's password, from where earlier releases kept it into Synapse's
+ * secrets (`alertRoomPasswordFile`), once: backups carry it from there.
+ */
+function alertRoomPasswordMove(passwordFile: string): Sh {
+    const former = MONITORING_FILES.alertRoomPasswordFormer;
+    return sh`if [ -e ${former} ] && [ ! -e ${passwordFile} ]; then mv -- ${former} ${passwordFile}; echo ${`the alert room's bot's password moved to ${passwordFile} (backups carry it)`}; fi`;
+}
+
+/**
+ * The alert room taken away (monitoring stays): the relay stops, its files
+ * and tokens go; the bot's account stays, and so does its password (among
+ * Synapse's secrets), for the day the alert room comes back.
+ */
+function alertRoomRemoval(synapse: SynapseSettings): Sh {
     const f = MONITORING_FILES;
     const unit = `${ALERT_ROOM_UNIT}.service`;
     return lines([
         sh`if systemctl is-active -q ${unit} || systemctl is-enabled -q ${unit} 2>/dev/null; then systemctl disable -q --now ${unit}; echo ${"stopped the alert room's relay: monitoring.alertRoom is no longer set"}; fi`,
         applyFileSet({ name: MONITORING_SETS.alertRoom, files: [], onChange: [{ kind: "daemon-reload" }] }),
-        sh`rm -f -- ${[f.alertRoomWebhookToken, f.alertRoomAccessToken, f.alertRoomPassword]}`,
+        alertRoomPasswordMove(alertRoomPasswordFile(synapse.paths)),
+        sh`rm -f -- ${[f.alertRoomWebhookToken, f.alertRoomAccessToken]}`,
     ]);
 }
 
@@ -218,7 +238,7 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
         ),
         applyFileSet(unitSet(s, "node", MONITORING_SETS.node, [])),
         sh`install -d -m 0755 -o root -g root ${f.textfileDir}`,
-        ...(s.alertRoom ? [] : [alertRoomRemoval()]),
+        ...(s.alertRoom ? [] : [alertRoomRemoval(synapse)]),
     ];
     const credentials: ManagedFile[] = [];
     if (s.postgres) {

@@ -14,8 +14,8 @@ import { networkServiceSandbox, UNIT_HEADER } from "./systemd";
  * the daemon reads its two tokens through systemd's credentials.
  */
 
-/** The paths the program uses (the host's by default; a test moves them). */
-export type AlertRoomPaths = Record<"alertRoomWebhookToken" | "alertRoomAccessToken" | "alertRoomPassword", string>;
+/** The paths the program uses (the host's by default; a test moves them). The password: the settings' `passwordFile` unless given. */
+export type AlertRoomPaths = Record<"alertRoomWebhookToken" | "alertRoomAccessToken", string> & { alertRoomPassword?: string };
 
 /** The relay's settings file: nothing secret (where the secret files are, not what they hold). */
 export function renderAlertRoomConfig(s: MonitoringSettings, paths: AlertRoomPaths = MONITORING_FILES): string {
@@ -30,7 +30,7 @@ export function renderAlertRoomConfig(s: MonitoringSettings, paths: AlertRoomPat
         shared_secret_file: r.sharedSecretFile,
         webhook_token_file: paths.alertRoomWebhookToken,
         access_token_file: paths.alertRoomAccessToken,
-        password_file: paths.alertRoomPassword,
+        password_file: paths.alertRoomPassword ?? r.passwordFile,
         webhook_group: "prometheus",
     };
     return `${JSON.stringify(config, null, 4)}\n`;

@@ -12,6 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { BackupFiles, BackupSettings, resolveBackupSettings } from "../../src/model/backup";
+import { alertRoomPasswordFile } from "../../src/model/monitoring";
 import { PostgresLocalSettings, resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveSynapseSettings, synapseFiles, SynapseSettings } from "../../src/model/synapse";
 import { finalBackupScript, restoreScript } from "../../src/provision/backup";
@@ -198,6 +199,8 @@ describe("moving to a new VM: a standby restored from the repository, the old se
         await clientApi(old.baseUrl, await login(old, "bob"), "POST", `/join/${encodeURIComponent(roomId)}`, {});
         for (let i = 1; i <= 3; i++) await sendText(old.baseUrl, aliceToken, roomId, `before the nightly backup ${i}`);
         mediaUris.push(await upload(old, media[0]));
+        // A secret the stack does not write: the alert room's bot's password, made on the host.
+        fs.writeFileSync(alertRoomPasswordFile(old.synapse.paths), "the bot's password\n", { mode: 0o600 });
         const r = await onVm(old, { command: "backupCommand", args: ["run"] });
         assert.equal(r.code, 0, r.stderr + r.stdout);
     });
@@ -285,6 +288,9 @@ describe("moving to a new VM: a standby restored from the repository, the old se
         for (const [i, uri] of mediaUris.entries()) assert.ok((await download(next, uri, bob)).equals(media[i]), `media ${i + 1}'s bytes`);
         assert.match(marker(next), new RegExp(`^snapshot_id=${finalId}$`, "m"));
         assert.match(marker(next), /^standby=0$/m);
+        const botPassword = alertRoomPasswordFile(next.synapse.paths);
+        assert.equal(fs.readFileSync(botPassword, "utf8"), "the bot's password\n", "the alert room's bot logs in on the new VM");
+        assert.equal((fs.statSync(botPassword).mode & 0o777).toString(8), "600");
 
         // Both steps again (a later pulumi up): nothing to do.
         const finalAgain = await onVm(old, finalBackupScript(old.backup(true), old.files));

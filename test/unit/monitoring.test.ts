@@ -125,6 +125,7 @@ describe("MonitoringServer: settings", () => {
             port: 9194,
             homeserverUrl: "http://127.0.0.1:8008",
             sharedSecretFile: "/etc/matrix-synapse/secrets/registration_shared_secret",
+            passwordFile: "/etc/matrix-synapse/secrets/alert_room_bot_password",
             synapseStandby: false,
         });
         assert.ok(monitoringPortClaims(s).some((c) => c.port === 9194 && c.owner === "alert room relay" && c.address === "127.0.0.1"));
@@ -368,6 +369,24 @@ describe("MonitoringServer as a component", () => {
         const login = mocks.byName("prod-monitoring-redis-secret");
         assert.ok(login.secretInputs.includes("stdin"));
         assert.match(String(login.inputs.stdin), /REDIS_PASSWORD=/);
+    });
+
+    it("the bot's password moves once into Synapse's secrets (backups carry it); turning the alert room off keeps it", async () => {
+        const { mocks } = await runWithMocks(() => new MatrixStack("prod", { ...stackArgs(), monitoring: { alertRoom: { room: "#ops:example.com" } } }));
+        const move =
+            "if [ -e /etc/pulumi-matrix/monitoring/private/alert-room-password ] && [ ! -e /etc/matrix-synapse/secrets/alert_room_bot_password ]; then mv -- /etc/pulumi-matrix/monitoring/private/alert-room-password /etc/matrix-synapse/secrets/alert_room_bot_password;";
+        const room = String(mocks.byName("prod-monitoring-alert-room").inputs.stdin);
+        assert.ok(room.includes(move), room);
+        assert.ok(room.indexOf(move) < room.indexOf("alert-room.py setup"), "moved before the setup reads it");
+        assert.match(room, /"password_file": "\/etc\/matrix-synapse\/secrets\/alert_room_bot_password"/);
+        const off = await runWithMocks(() => new MatrixStack("prod", { ...stackArgs(), monitoring: {} }));
+        const server = String(off.mocks.byName("prod-monitoring-server").inputs.stdin);
+        assert.ok(server.includes(move), "a host that turns it off moves it too");
+        assert.match(
+            server,
+            /rm -f -- \/etc\/pulumi-matrix\/monitoring\/private\/alert-room-webhook-token \/etc\/pulumi-matrix\/monitoring\/private\/alert-room-access-token\n/,
+        );
+        assert.doesNotMatch(server, /rm -f -- [^\n]*alert_room_bot_password/);
     });
 
     it("an alert room: its step runs after Synapse answers and before the server step; it carries no secret", async () => {

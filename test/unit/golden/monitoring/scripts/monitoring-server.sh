@@ -419,7 +419,8 @@ if pm_changed monitoring-alert-room; then
     systemctl daemon-reload
 fi
 pm_done monitoring-alert-room
-rm -f -- /etc/pulumi-matrix/monitoring/private/alert-room-webhook-token /etc/pulumi-matrix/monitoring/private/alert-room-access-token /etc/pulumi-matrix/monitoring/private/alert-room-password
+if [ -e /etc/pulumi-matrix/monitoring/private/alert-room-password ] && [ ! -e /etc/matrix-synapse/secrets/alert_room_bot_password ]; then mv -- /etc/pulumi-matrix/monitoring/private/alert-room-password /etc/matrix-synapse/secrets/alert_room_bot_password; echo 'the alert room'\''s bot'\''s password moved to /etc/matrix-synapse/secrets/alert_room_bot_password (backups carry it)'; fi
+rm -f -- /etc/pulumi-matrix/monitoring/private/alert-room-webhook-token /etc/pulumi-matrix/monitoring/private/alert-room-access-token
 (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p 5432 -d postgres) <<'PM_EOF'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') THEN CREATE ROLE prometheus LOGIN; END IF;

@@ -216,7 +216,7 @@ describe("moving to a new VM: a standby restored from the repository, the old se
         assert.equal(await next.pg.psql("SELECT count(*) FROM users", { db: database(next) }), "2");
         const again = await onVm(next, step);
         assert.equal(again.code, 0, again.stderr);
-        assert.match(again.stdout, /holds the standby copy of snapshot [0-9a-f]{64}, the newest; still a standby/);
+        assert.match(again.stdout, /holds the standby copy of snapshot [0-9a-f]{64} \(latest\); still a standby/);
         // A standby's final step (the stack in standby has one) backs up no copy over the live server's snapshots.
         const final = await onVm(next, finalBackupScript(next.backup(true), next.files));
         assert.equal(final.code, 0, final.stderr);

@@ -256,12 +256,12 @@ if [ "$snapshot" = latest ]; then snapshot_id=$(pm_snapshot_id --latest 1); else
 if [ -n "$copy_id" ]; then
     if [ "$copy_id" = "$snapshot_id" ]; then
         sed -i "s/^standby=.*/standby=$standby/" "$marker"
-        echo "this host holds the standby copy of snapshot $snapshot_id, the newest; $([ "$standby" = 1 ] && echo "still a standby" || echo "it is the server now")"
+        echo "this host holds the standby copy of snapshot $snapshot_id ($snapshot); $([ "$standby" = 1 ] && echo "still a standby" || echo "it is the server now")"
         exit 0
     fi
     # Only a copy nothing wrote to since its restore is replaced; Synapse's events tell.
     now_events=$(pm_psql -d 'synapse' -c "SELECT coalesce(max(stream_ordering), 0) FROM events")
-    [ "$now_events" = "$(sed -n 's/^events=//p' "$marker")" ] || refuse "the standby copy of snapshot $copy_id was written to since its restore (Synapse ran on it): replace it by hand, pulumi-matrix-restore --snapshot $snapshot --replace-database"
+    [ "$now_events" = "$(sed -n 's/^events=//p' "$marker")" ] || refuse "the standby copy of snapshot $copy_id was written to since its restore (Synapse ran on it): replace it by hand, pulumi-matrix-restore --snapshot $snapshot --replace-database (and --standby while this host stays a standby)"
     echo "replacing the standby copy of snapshot $copy_id with snapshot $snapshot_id"
 fi
 

@@ -9,14 +9,17 @@
 //                        server SDK over WebRTC), built by scripts/rtc-client.sh
 //   joinCall()           runs it: publishes Opus and VP8 tracks, or counts the
 //                        RTP packets it receives per remote participant
+//   serveRtcReleases()   both programs served as their projects' release files
 //   livekitToken()       a LiveKit access token (HS256 JWT) minted here, as
 //                        lk-jwt-service mints them, for tests of the SFU alone
 
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as path from "node:path";
 
-import { makeTempDir, run, type RunResult } from "./processes";
+import { RTC_DEFAULTS, type RtcRelease } from "../../../src/model/rtc";
+import { makeTempDir, registerCleanup, run, type RunResult } from "./processes";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 export const RTC_CLIENT_SCRIPT = path.join(ROOT, "scripts", "rtc-client.sh");
@@ -96,6 +99,8 @@ export interface JoinOptions {
     readonly seconds: number;
     /** subscribe: stop early once `from` participants (default 1) each sent this many audio and video packets. */
     readonly until?: { audio: number; video: number; from?: number };
+    /** Reach the SFU only through the TURN servers it hands out (ICE transport policy "relay"). */
+    readonly relay?: boolean;
     /** Wraps the command (e.g. `ip netns exec NS`). */
     readonly prefix?: readonly string[];
     /** Added to the client's environment (SSL_CERT_FILE: the CA bundle a wss:// URL's certificate is checked against). */
@@ -114,6 +119,7 @@ export async function joinCall(o: JoinOptions): Promise<JoinResult> {
     const tokenFile = path.join(dir, "token");
     fs.writeFileSync(tokenFile, o.token, { mode: 0o600 });
     const args = [o.mode, "--url", o.url, "--token-file", tokenFile, "--seconds", String(o.seconds)];
+    if (o.relay) args.push("--relay");
     if (o.until) args.push("--audio", String(o.until.audio), "--video", String(o.until.video), "--from", String(o.until.from ?? 1));
     const [cmd, ...rest] = [...(o.prefix ?? []), bin, ...args];
     const r = await run(cmd, rest, {
@@ -157,4 +163,61 @@ export function jwtClaims(token: string): Record<string, unknown> {
     const part = token.split(".")[1];
     if (part === undefined) throw new Error("not a JWT");
     return JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as Record<string, unknown>;
+}
+
+/** The "releases" a test serves in place of LiveKit's and element-hq's GitHub releases. */
+export interface RtcReleaseServer {
+    /** Where it listens. */
+    readonly port: number;
+    /** The paths asked for, in order (a second run that downloads nothing adds none). */
+    readonly downloads: string[];
+    /** The stack's release options (version, SHA-256, download URL) for a VM or host reaching this server at `base` (`http://host:port`). */
+    releases(base: string): { livekit: Required<RtcRelease>; jwtService: Required<RtcRelease> };
+    close(): Promise<void>;
+}
+
+/**
+ * Serves the built programs as their projects publish them: livekit-server
+ * in `livekit_<version>_linux_amd64.tar.gz`, lk-jwt-service as the program
+ * itself, so the library's real download-and-verify path runs.
+ */
+export async function serveRtcReleases(bins: MatrixRtcBinaries, listenAddress = "127.0.0.1"): Promise<RtcReleaseServer> {
+    const { livekit, jwtService } = RTC_DEFAULTS;
+    const livekitFile = `livekit_${livekit.version}_linux_amd64.tar.gz`;
+    const jwtFile = "lk-jwt-service_linux_amd64";
+    const dir = makeTempDir("rtc-releases");
+    await run("tar", ["-czf", path.join(dir, livekitFile), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
+    fs.copyFileSync(bins.lkJwtService, path.join(dir, jwtFile));
+    const sha256 = (f: string) =>
+        crypto
+            .createHash("sha256")
+            .update(fs.readFileSync(path.join(dir, f)))
+            .digest("hex");
+    const downloads: string[] = [];
+    const server = http.createServer((req, res) => {
+        const file = path.join(dir, path.basename(req.url ?? ""));
+        downloads.push(req.url ?? "");
+        if (!fs.existsSync(file)) {
+            res.writeHead(404).end();
+            return;
+        }
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        fs.createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(0, listenAddress, resolve);
+    });
+    const port = (server.address() as { port: number }).port;
+    const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    registerCleanup({ name: "MatrixRTC release server", run: close });
+    return {
+        port,
+        downloads,
+        releases: (base) => ({
+            livekit: { version: livekit.version, sha256: sha256(livekitFile), downloadUrl: `${base}/livekit_{version}_linux_{arch}.tar.gz` },
+            jwtService: { version: jwtService.version, sha256: sha256(jwtFile), downloadUrl: `${base}/lk-jwt-service_linux_{arch}` },
+        }),
+        close,
+    };
 }

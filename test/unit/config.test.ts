@@ -2,6 +2,8 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { parse } from "yaml";
+
 import { GENERATED_FILES, README_BEGIN, README_END, withPulumiConfig, withReadmeTable } from "../../src/config/generate";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey } from "../../src/config/keys";
 import { KEY_MIGRATIONS, KeyMigration, migrationErrors, migrationProblems, withNewKeys } from "../../src/config/migrations";
@@ -10,6 +12,25 @@ import { at } from "../../src/config/settingPath";
 const ROOT = path.join(__dirname, "..", "..");
 
 describe("the files generated from the key table (src/config/keys.ts)", () => {
+    it('declares every key\'s default in its Pulumi type: the engine refuses a project whose default is not ("" for an integer)', () => {
+        const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+            config: Record<string, { type: string; default?: unknown }>;
+        };
+        const wrong = Object.entries(project.config)
+            .filter(([, d]) => "default" in d)
+            .filter(([, d]) =>
+                d.type === "integer"
+                    ? !Number.isInteger(d.default)
+                    : d.type === "boolean"
+                      ? typeof d.default !== "boolean"
+                      : d.type === "array"
+                        ? !Array.isArray(d.default)
+                        : typeof d.default !== "string",
+            )
+            .map(([k, d]) => `${k}: ${d.type} ${JSON.stringify(d.default)}`);
+        assert.deepEqual(wrong, []);
+    });
+
     for (const [file, update] of Object.entries(GENERATED_FILES)) {
         it(`${file} is up to date`, () => {
             const current = fs.readFileSync(path.join(ROOT, file), "utf8");

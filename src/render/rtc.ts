@@ -105,7 +105,7 @@ Restart=on-failure
 RestartSec=3
 # Media for many participants: many sockets.
 LimitNOFILE=65536
-${networkServiceSandbox(true)}
+${networkServiceSandbox(true, { readsSystemStats: true })}
 
 [Install]
 WantedBy=multi-user.target

@@ -27,9 +27,11 @@ WantedBy=timers.target
  * The sandbox of a network daemon of the library's own (MatrixRTC's
  * programs, the alert room's relay): no capabilities, no writable file, no
  * other process, no kernel settings. `memoryDenyWriteExecute`: false for a
- * program that makes executable memory at run time.
+ * program that makes executable memory at run time. `readsSystemStats`: for
+ * a program that needs /proc's system-wide files (livekit-server refuses to
+ * place rooms without its node's load: "could not find any available nodes").
  */
-export function networkServiceSandbox(memoryDenyWriteExecute: boolean): string {
+export function networkServiceSandbox(memoryDenyWriteExecute: boolean, o: { readsSystemStats?: boolean } = {}): string {
     return `NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -48,8 +50,11 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-ProcSubset=pid
-# IPv4 and IPv6, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
+${
+    o.readsSystemStats
+        ? "# /proc's system files stay visible: the program reads the load, CPU and memory (/proc/loadavg, /proc/stat, /proc/meminfo).\n"
+        : "ProcSubset=pid\n"
+}# IPv4 and IPv6, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 RestrictNamespaces=yes
 RestrictRealtime=yes

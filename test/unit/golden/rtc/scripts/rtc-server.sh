@@ -161,7 +161,7 @@ ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
 ProtectProc=invisible
-ProcSubset=pid
+# /proc's system files stay visible: the program reads the load, CPU and memory (/proc/loadavg, /proc/stat, /proc/meminfo).
 # IPv4 and IPv6, AF_UNIX for the journal, AF_NETLINK for the interface addresses.
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 RestrictNamespaces=yes

@@ -103,6 +103,7 @@ async function library(): Promise<{
                     sha256: releases.sha256.get(ELEMENT_VERSION)!,
                     downloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
                 },
+                // No MatrixRTC (bench/provision.ts's mock config says the same): the floor script has no counterpart for it.
             },
         )
             .split("\n")

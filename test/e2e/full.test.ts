@@ -220,7 +220,7 @@ full("e2e full (real engine)", function () {
                 log,
                 vmConfig(vm, {
                     proxy: "nginx",
-                    // MatrixRTC's binaries are not served to the VM yet (a later step).
+                    // MatrixRTC is the smoke suite's; this scenario is about the proxy's own settings.
                     rtc: "none",
                     workers: "{}",
                     acmeEmail: "admin@example.com",

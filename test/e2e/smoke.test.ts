@@ -10,6 +10,13 @@
  * address 10.0.2.2; Pebble validates HTTP-01 by dialling the names (its DNS
  * answers 127.0.0.1) on the port forwarded to the VM's port 80. Clients here
  * reach nginx on the forwarded 443 and 8448 and trust Pebble's root only.
+ *
+ * Calls (MatrixRTC): livekit-server and lk-jwt-service are installed from
+ * release files this machine serves (built from Go, checked by SHA-256 as a
+ * user's VM checks GitHub's). No call is placed here yet: media would need a
+ * path to the VM that is not qemu's forwarded ports (WebRTC's ICE gathers no
+ * loopback candidates); the integration suite places calls through the same
+ * rendered files.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -23,6 +30,7 @@ import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { matrixRtcBinaries, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, ensureBaseImage, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
@@ -41,7 +49,11 @@ const UNITS = [
     "redis-server.service",
     "nginx.service",
     "coturn.service",
+    "livekit-server.service",
+    "lk-jwt-service.service",
 ];
+/** The SFU's public address (`rtcPublicAddress`): a documentation address (TEST-NET-2); no media is sent to it here. */
+const VM_PUBLIC = "198.51.100.10";
 /** Element's fixture release, served from this machine. */
 const ELEMENT_VERSION = "1.11.999";
 /** The default stack's workers: they read Synapse's config, so they restart after it, one by one. */
@@ -59,11 +71,13 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
     let closeTunnel = () => {};
     let pebble: PebbleServer;
     let releases: ReleaseServer;
+    let rtcReleases: RtcReleaseServer;
 
     before(async function () {
         useEngine(log);
         const t0 = Date.now();
-        const img = await ensureBaseImage(log);
+        // MatrixRTC's programs: cached builds (.ci/run builds them before this suite starts).
+        const [img, bins] = await Promise.all([ensureBaseImage(log), matrixRtcBinaries()]);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
         vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349], log });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
@@ -72,6 +86,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
         releases = new ReleaseServer();
         await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), [ELEMENT_VERSION]);
+        rtcReleases = await serveRtcReleases(bins);
     });
 
     after(async function () {
@@ -80,6 +95,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         await vm?.stop();
         await pebble?.stop();
         await releases?.stop();
+        await rtcReleases?.close();
     });
 
     it("with a wrong host key, `up` fails before anything runs on the VM", async function () {
@@ -121,6 +137,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
                     sha256: releases.sha256.get(ELEMENT_VERSION)!,
                     downloadUrl: `http://10.0.2.2:${releases.port}/element-v{version}.tar.gz`,
                 },
+                rtc: { ...rtcReleases.releases(`http://10.0.2.2:${rtcReleases.port}`), publicAddress: VM_PUBLIC },
             },
         );
         log(`quickstart:\n${script.replace(/^/gm, "        ")}`);
@@ -192,7 +209,10 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         // The TURN name is not on the web certificate: coturn has a lineage of its own.
         assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
         const client = await get(443, "matrix.test", "/.well-known/matrix/client");
-        assert.deepEqual(JSON.parse(client.body), { "m.homeserver": { base_url: "https://matrix.test" } });
+        assert.deepEqual(JSON.parse(client.body), {
+            "m.homeserver": { base_url: "https://matrix.test" },
+            "org.matrix.msc4143.rtc_foci": [{ type: "livekit", livekit_service_url: "https://matrix.test/livekit/jwt" }],
+        });
         assert.equal(client.headers["access-control-allow-origin"], "*");
         assert.match(String(client.headers["content-type"]), /^application\/json/);
         assert.deepEqual(JSON.parse((await get(443, "matrix.test", "/.well-known/matrix/server")).body), { "m.server": "matrix.test:8448" });
@@ -270,6 +290,16 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         admin.client.stopClient();
     });
 
+    it("runs MatrixRTC from the verified releases: each program as its own user; the authorization service answers through nginx", async function () {
+        assert.deepEqual([...rtcReleases.downloads].sort(), ["/livekit_1.13.5_linux_amd64.tar.gz", "/lk-jwt-service_linux_amd64"]);
+        const owners = await vm.exec("ps -o user= -C livekit-server; ps -o user= -C lk-jwt-service");
+        assert.deepEqual(owners.stdout.trim().split("\n").sort(), ["livekit", "lk-jwt-service"], owners.stdout);
+        const health = await httpsGet(vm.forwardedPort(443), "matrix.test", "/livekit/jwt/healthz", await pebble.issuingRootPem());
+        assert.equal(health.status, 200, health.body);
+        // LiveKit places rooms only with its node's stats (/proc/loadavg: its unit must let it read them).
+        assert.doesNotMatch((await vm.exec("journalctl -u livekit-server.service --no-pager -o cat")).stdout, /could not update node stats/);
+    });
+
     it("PostgreSQL runs with the rendered settings: loopback only, tuning from memoryMb, UTF8/C database, nightly dump timer", async function () {
         const q = (sql: string) => vm.exec(`cd / && runuser -u postgres -- psql -X -At -c "${sql}"`).then((r) => r.stdout.trim());
         assert.equal(await q("SHOW listen_addresses"), "127.0.0.1");
@@ -341,10 +371,11 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         assert.doesNotMatch(await journal("matrix-synapse.service"), /Sending transaction/, "the main process sends federation");
     });
 
-    it("runs Synapse, its workers and coturn in systemd's sandbox: systemd-analyze security rates each 3.0 or less", async function () {
+    it("runs Synapse, its workers, coturn and MatrixRTC's programs in systemd's sandbox: systemd-analyze security rates each 3.0 or less", async function () {
         // The exposure systemd-analyze computes from the units as loaded (Debian's, with our drop-ins); 0 best, 10 worst.
         // Measured offline before the sandbox: Synapse's unit 7.1, coturn's 9.0.
-        for (const unit of ["matrix-synapse.service", WORKER_UNITS[0], "coturn.service"]) {
+        // Offline, before this suite ran them: livekit-server's and lk-jwt-service's units 1.3 each.
+        for (const unit of ["matrix-synapse.service", WORKER_UNITS[0], "coturn.service", "livekit-server.service", "lk-jwt-service.service"]) {
             const r = await vm.exec(`systemd-analyze security --no-pager ${unit}`);
             const m = /Overall exposure level for \S+: (\d+\.\d+) (\S+)/.exec(r.stdout);
             assert.ok(m, `systemd-analyze security ${unit}:\n${r.stdout.slice(-1000)}\n${r.stderr}`);
@@ -373,6 +404,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
 
     it("a second `pulumi up` reports no change, runs no command and restarts nothing", async function () {
         const before = await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]);
+        const downloads = rtcReleases.downloads.length;
         const again = await stack.up("second up");
         timings.push(`second up (no change): ${again.seconds} s`);
         assert.deepEqual(Object.keys(again.changes), ["same"], `changes: ${JSON.stringify(again.changes)}`);
@@ -381,6 +413,7 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
             [],
         );
         assert.deepEqual(await startTimestamps(vm, [...UNITS, ...WORKER_UNITS]), before);
+        assert.equal(rtcReleases.downloads.length, downloads, "MatrixRTC's releases were downloaded again");
         // The table nftables.service's restart removed (previous test) is there after the up too.
         assert.equal((await vm.exec("nft list table inet pulumi_matrix >/dev/null")).code, 0);
     });

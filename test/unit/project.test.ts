@@ -270,12 +270,23 @@ describe("the README quickstart", () => {
                 acmeDirectoryUrl: "https://10.0.2.2:14000/dir",
                 acmeCaFile: "/tmp/ca.pem",
                 element: { version: "1.11.999", sha256: "a".repeat(64), downloadUrl: "http://10.0.2.2:8000/element-v{version}.tar.gz" },
+                rtc: {
+                    livekit: { sha256: "b".repeat(64), downloadUrl: "http://10.0.2.2:8001/livekit_{version}_linux_{arch}.tar.gz" },
+                    jwtService: { sha256: "c".repeat(64), downloadUrl: "http://10.0.2.2:8001/lk-jwt-service_linux_{arch}" },
+                    publicAddress: "203.0.113.10",
+                },
             },
         );
         assert.match(script, /^pulumi stack init dev$/m);
         assert.match(script, /^pulumi config set acmeDirectoryUrl https:\/\/10\.0\.2\.2:14000\/dir$/m);
         assert.match(script, /^pulumi config set acmeCaBundle < \/tmp\/ca\.pem$/m);
         assert.match(script, /^pulumi config set elementSha256 a{64}$/m);
+        // MatrixRTC as the README sets it up, from releases served to the VM.
+        assert.match(script, /^pulumi config set rtcLivekitSha256 b{64}$/m);
+        assert.match(script, /^pulumi config set rtcJwtServiceSha256 c{64}$/m);
+        assert.match(script, /^pulumi config set rtcLivekitDownloadUrl http:\/\/10\.0\.2\.2:8001\/livekit_\{version\}_linux_\{arch\}\.tar\.gz$/m);
+        assert.match(script, /^pulumi config set rtcPublicAddress 203\.0\.113\.10$/m);
+        assert.doesNotMatch(script, /rtc none/);
         assert.match(script, /^pulumi config set sshPort 2222$/m);
         assert.match(script, /^pulumi config set sshHostKey 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBa6y\S+'$/m);
         assert.match(script, /^pulumi up$/m);

@@ -1,5 +1,11 @@
 import { PASSPHRASE } from "./engine";
 
+/** A release file the VM downloads: its SHA-256 and URL. */
+interface Release {
+    sha256: string;
+    downloadUrl: string;
+}
+
 /**
  * The quickstart block with this harness's VM in place of the example VM:
  * every rule must match a README line, so a README change that the suite
@@ -8,8 +14,17 @@ import { PASSPHRASE } from "./engine";
 export function quickstartScript(
     lines: string[],
     vm: { port: number; keyFile: string; hostKey: string },
-    /** The test CA (Pebble on this machine, reached from the VM at qemu's host address) and Element's fixture release. */
-    local: { acmeDirectoryUrl: string; acmeCaFile: string; element: { version: string; sha256: string; downloadUrl: string } },
+    /**
+     * The test CA (Pebble on this machine, reached from the VM at qemu's host address), Element's fixture release,
+     * MatrixRTC's releases (served from this machine) and the address the SFU advertises (the VM's on the suite's own network);
+     * without `rtc`, the stack has no MatrixRTC (`rtc none`, the README's alternative on the same line).
+     */
+    local: {
+        acmeDirectoryUrl: string;
+        acmeCaFile: string;
+        element: { version: string; sha256: string; downloadUrl: string };
+        rtc?: { livekit: Release; jwtService: Release; publicAddress: string };
+    },
 ): string {
     const rules: [RegExp, (l: string) => string | string[]][] = [
         [/^npm ci$/, () => []], // the copy links this checkout's node_modules
@@ -30,9 +45,28 @@ export function quickstartScript(
         ],
         [/^pulumi config set elementDomain element\.example\.com\b/, () => "pulumi config set elementDomain element.test"],
         [/^pulumi config set turnDomain turn\.example\.com\b/, () => "pulumi config set turnDomain turn.test"],
-        // The VM suites do not serve MatrixRTC's binaries yet (a later step): the quickstart runs without it.
-        [/^pulumi config set rtcLivekitSha256 /, () => "pulumi config set rtc none"],
-        [/^pulumi config set rtcJwtServiceSha256 /, () => []],
+        // The releases come from this machine (GitHub is out of reach); the VM has no STUN server to ask for its address.
+        [
+            /^pulumi config set rtcLivekitSha256 "\$LIVEKIT_SHA256"/,
+            () =>
+                local.rtc
+                    ? [
+                          `pulumi config set rtcLivekitSha256 ${local.rtc.livekit.sha256}`,
+                          `pulumi config set rtcLivekitDownloadUrl ${local.rtc.livekit.downloadUrl}`,
+                          `pulumi config set rtcPublicAddress ${local.rtc.publicAddress}`,
+                      ]
+                    : "pulumi config set rtc none",
+        ],
+        [
+            /^pulumi config set rtcJwtServiceSha256 "\$LK_JWT_SHA256"\s+# \(or `pulumi config set rtc none`/,
+            () =>
+                local.rtc
+                    ? [
+                          `pulumi config set rtcJwtServiceSha256 ${local.rtc.jwtService.sha256}`,
+                          `pulumi config set rtcJwtServiceDownloadUrl ${local.rtc.jwtService.downloadUrl}`,
+                      ]
+                    : [],
+        ],
         [/^pulumi config set elementVersion \S+$/, () => `pulumi config set elementVersion ${local.element.version}`],
         [
             /^pulumi config set elementSha256 "\$ELEMENT_SHA256"/,

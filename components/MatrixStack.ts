@@ -106,17 +106,7 @@ export interface MatrixStackArgs {
      */
     dns?: Omit<
         CloudflareDnsArgs,
-        | "synapse"
-        | "proxy"
-        | "elementDomain"
-        | "turnHost"
-        | "turnPort"
-        | "turnTlsPort"
-        | "rtcDomain"
-        | "rtcTurnDomain"
-        | "rtcServiceUrl"
-        | "federationPort"
-        | "certificateNames"
+        "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "rtcDomain" | "rtcServiceUrl" | "federationPort" | "certificateNames"
     > & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;

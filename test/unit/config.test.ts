@@ -13,7 +13,7 @@ const ROOT = path.join(__dirname, "..", "..");
 
 describe("the files generated from the key table (src/config/keys.ts)", () => {
     it('declares every key\'s default in its Pulumi type: the engine refuses a project whose default is not ("" for an integer)', () => {
-        const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+        const project = parse(fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as {
             config: Record<string, { type: string; default?: unknown }>;
         };
         const wrong = Object.entries(project.config)

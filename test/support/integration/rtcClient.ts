@@ -185,11 +185,12 @@ export async function serveRtcReleases(bins: MatrixRtcBinaries, listenAddress = 
     const dir = makeTempDir("rtc-releases");
     await run("tar", ["-czf", path.join(dir, livekitFile), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
     fs.copyFileSync(bins.lkJwtService, path.join(dir, jwtFile));
-    const sha256 = (f: string) =>
+    const digest = (f: string) =>
         crypto
             .createHash("sha256")
             .update(fs.readFileSync(path.join(dir, f)))
             .digest("hex");
+    const sha256 = { livekit: digest(livekitFile), jwtService: digest(jwtFile) };
     const downloads: string[] = [];
     const server = http.createServer((req, res) => {
         const file = path.join(dir, path.basename(req.url ?? ""));
@@ -206,14 +207,18 @@ export async function serveRtcReleases(bins: MatrixRtcBinaries, listenAddress = 
         server.listen(0, listenAddress, resolve);
     });
     const port = (server.address() as { port: number }).port;
-    const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-    registerCleanup({ name: "MatrixRTC release server", run: close });
+    const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
+    const unregister = registerCleanup({ name: "MatrixRTC release server", run: stop });
+    const close = () => {
+        unregister();
+        return stop();
+    };
     return {
         port,
         downloads,
         releases: (base) => ({
-            livekit: { version: livekit.version, sha256: sha256(livekitFile), downloadUrl: `${base}/livekit_{version}_linux_{arch}.tar.gz` },
-            jwtService: { version: jwtService.version, sha256: sha256(jwtFile), downloadUrl: `${base}/lk-jwt-service_linux_{arch}` },
+            livekit: { version: livekit.version, sha256: sha256.livekit, downloadUrl: `${base}/livekit_{version}_linux_{arch}.tar.gz` },
+            jwtService: { version: jwtService.version, sha256: sha256.jwtService, downloadUrl: `${base}/lk-jwt-service_linux_{arch}` },
         }),
         close,
     };

@@ -16,7 +16,7 @@ export function quickstartScript(
     vm: { port: number; keyFile: string; hostKey: string },
     /**
      * The test CA (Pebble on this machine, reached from the VM at qemu's host address), Element's fixture release,
-     * MatrixRTC's releases (served from this machine) and the address the SFU advertises (the VM's on the suite's own network);
+     * MatrixRTC's releases (served from this machine) and the public address the SFU advertises (the VM has no STUN server to ask);
      * without `rtc`, the stack has no MatrixRTC (`rtc none`, the README's alternative on the same line).
      */
     local: {

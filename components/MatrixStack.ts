@@ -106,7 +106,17 @@ export interface MatrixStackArgs {
      */
     dns?: Omit<
         CloudflareDnsArgs,
-        "synapse" | "proxy" | "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "rtcDomain" | "rtcServiceUrl" | "federationPort" | "certificateNames"
+        | "synapse"
+        | "proxy"
+        | "elementDomain"
+        | "turnHost"
+        | "turnPort"
+        | "turnTlsPort"
+        | "rtcDomain"
+        | "rtcTurnDomain"
+        | "rtcServiceUrl"
+        | "federationPort"
+        | "certificateNames"
     > & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;

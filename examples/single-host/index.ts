@@ -30,6 +30,7 @@ const matrix = new MatrixStack("matrix", {
         livekit: { sha256: config.require("livekitSha256") },
         jwtService: { sha256: config.require("lkJwtServiceSha256") },
         publicAddress: config.require("vmAddress"),
+        // Behind 1:1 NAT (AWS, GCP, Azure) the VM's interface holds a private address: give it as localAddress.
     },
     // coturn for legacy one-to-one calls of older clients on turn.<serverName>; its own certificate (TLS on 5349).
     turn: { domain: `turn.${serverName}` },

@@ -96,6 +96,8 @@ export function libraryDefaults(): Partial<Record<StackConfigKey, unknown>> {
             udpPort: RTC_DEFAULTS.udpPort,
             livekit: { version: RTC_DEFAULTS.livekit.version },
             jwtService: { version: RTC_DEFAULTS.jwtService.version },
+            // LiveKit's TURN is on only when its name is set; its port and relay range have fixed defaults.
+            turn: { port: RTC_DEFAULTS.turnPort, relayPorts: RTC_DEFAULTS.turnRelayPorts },
         },
         element: resolveElementWebSettings(
             "ElementWeb",

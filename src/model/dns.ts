@@ -67,6 +67,8 @@ export interface DnsOptions {
     turnHost?: string;
     /** MatrixRTC's own domain (RtcServer's `domain`, when it is not the homeserver's): gets A/AAAA records (never proxied: WebSocket and media). Default none. */
     rtcDomain?: string;
+    /** LiveKit's TURN name (RtcServer's `turn.domain`): gets A/AAAA records (never proxied: TURN over TLS is not HTTP). Default none. */
+    rtcTurnDomain?: string;
     /** MatrixRTC's authorization service URL: the client well-known a Worker serves advertises it (`org.matrix.msc4143.rtc_foci`). Default none. */
     rtcServiceUrl?: string;
     /** coturn's plain (UDP and TCP) port, in `_turn._udp` and `_turn._tcp`. Default 3478. */
@@ -134,6 +136,7 @@ export interface DnsSettings {
     elementProxied: boolean;
     turn?: { host: string; port: number; tlsPort: number };
     rtcDomain?: string;
+    rtcTurnDomain?: string;
     rtcServiceUrl?: string;
     ttl: number;
     delegation: DelegationMode;
@@ -309,6 +312,7 @@ function withDefaults(o: DnsOptions): DnsSettings {
             ? { turn: { host: turnHost, port: o.turnPort ?? DNS_DEFAULTS.turnPort, tlsPort: o.turnTlsPort ?? DNS_DEFAULTS.turnTlsPort } }
             : {}),
         ...(o.rtcDomain !== undefined ? { rtcDomain: lower(o.rtcDomain) } : {}),
+        ...(o.rtcTurnDomain !== undefined ? { rtcTurnDomain: lower(o.rtcTurnDomain) } : {}),
         ...(o.rtcServiceUrl !== undefined ? { rtcServiceUrl: o.rtcServiceUrl } : {}),
         ttl: o.ttl ?? DNS_DEFAULTS.ttl,
         delegation: delegation as DelegationMode,
@@ -505,6 +509,7 @@ function checkInZone(c: Checker, o: DnsOptions, s: DnsSettings): void {
     if (s.elementDomain !== undefined) c.check("elementDomain", o.elementDomain, inZone(s.elementDomain, zone), expected);
     if (s.turn) c.check("turnHost", o.turnHost, inZone(s.turn.host, zone), expected);
     if (s.rtcDomain !== undefined) c.check("rtcDomain", o.rtcDomain, inZone(s.rtcDomain, zone), expected);
+    if (s.rtcTurnDomain !== undefined) c.check("rtcTurnDomain", o.rtcTurnDomain, inZone(s.rtcTurnDomain, zone), expected);
 }
 
 /** Fills in the defaults and validates; every problem is reported at once. */
@@ -575,6 +580,7 @@ export function addressNames(s: DnsSettings): { name: string; purposes: string[]
         [s.elementDomain, "Element Web"],
         [s.turn?.host, "TURN"],
         [s.rtcDomain, "MatrixRTC"],
+        [s.rtcTurnDomain, "MatrixRTC TURN"],
     ];
     const byName = new Map<string, string[]>();
     for (const [name, purpose] of wanted) if (name !== undefined) byName.set(name, [...(byName.get(name) ?? []), purpose]);

@@ -55,6 +55,21 @@ export interface RtcOptions {
      * (`rtc.use_external_ip`), which fails behind some NATs.
      */
     publicAddress?: string;
+    /**
+     * The address of the host's own network interface that carries the
+     * SFU's media: LiveKit gathers its ICE candidates on it alone (livekit's
+     * `rtc.ips.includes`). On a host with a second network (a private
+     * network, a VPN, a container bridge), LiveKit would otherwise announce
+     * `publicAddress` for every interface and may answer a client, or its
+     * own TURN relay, from an address that cannot be reached or that the
+     * relay does not allow: calls then fail at random. Default:
+     * `publicAddress` when it is given (a VM that holds its public
+     * address, as at most VPS providers); none without it (LiveKit's STUN
+     * discovery sorts the addresses). Behind 1:1 NAT (AWS, GCP, Azure) give
+     * the private address the NAT maps `publicAddress` to. The server step
+     * refuses an address the host does not have, before it changes anything.
+     */
+    localAddress?: string;
     /** The SFU's HTTP and WebSocket port on loopback, behind nginx (livekit's `port`). Default 7880. */
     port?: number;
     /** The authorization service's HTTP port on loopback, behind nginx (`LIVEKIT_JWT_BIND`). Default 8080. */
@@ -84,6 +99,34 @@ export interface RtcOptions {
      * join calls that exist. Default: the homeserver's server_name.
      */
     fullAccessHomeservers?: string[];
+    /**
+     * LiveKit's built-in TURN server over TLS on port 443, for clients behind
+     * firewalls that let only HTTPS out (livekit's `turn` section). nginx
+     * takes the TLS connections on 443 that ask for `turn.domain` (by SNI,
+     * before any handshake), ends TLS with the proxy's certificate and hands
+     * the stream to the TURN server (`external_tls`); every other name goes
+     * to the web servers as before. Default none: no TURN (clients reach the
+     * SFU on `tcpPort` and `udpPort` only).
+     */
+    turn?: RtcTurnOptions;
+}
+
+/** LiveKit's TURN server, reached as `turns:<domain>:443` (see `RtcOptions.turn`). */
+export interface RtcTurnOptions {
+    /**
+     * The name TURN/TLS is served on (livekit's `turn.domain`): a DNS name of
+     * its own that points at the proxy's host, not one the web servers use;
+     * added to the proxy's certificate. Required.
+     */
+    domain: string;
+    /** The TURN server's TCP port on this host, which only nginx connects to (livekit's `turn.tls_port`); never opened in the firewall. Default 7883. */
+    port?: number;
+    /**
+     * The UDP ports the TURN server relays media from (livekit's
+     * `turn.relay_range_start`/`relay_range_end`), at least two per
+     * participant (`maxParticipants`). Default 30000-40000, LiveKit's.
+     */
+    relayPorts?: { min: number; max: number };
 }
 
 /** Where MatrixRTC's files live on the host. */
@@ -122,6 +165,9 @@ export const RTC_DEFAULTS = {
     jwtPort: 8080,
     tcpPort: 7881,
     udpPort: 7882,
+    turnPort: 7883,
+    /** LiveKit's own default relay range. */
+    turnRelayPorts: { min: 30000, max: 40000 },
     maxParticipants: 100,
     livekit: {
         version: "1.13.5",
@@ -162,6 +208,8 @@ export interface RtcSettings {
     jwtService: RtcBinary;
     architecture: "amd64" | "arm64";
     publicAddress?: string;
+    /** The one local address LiveKit gathers ICE candidates on, if any (`localAddress`, else `publicAddress`). */
+    localAddress?: string;
     port: number;
     jwtPort: number;
     tcpPort: number;
@@ -173,6 +221,8 @@ export interface RtcSettings {
     serviceUrl: string;
     /** The SFU's public WebSocket URL (`LIVEKIT_URL`). */
     sfuUrl: string;
+    /** LiveKit's TURN server behind nginx's TLS on 443, if any. */
+    turn?: { domain: string; port: number; relayPorts: { min: number; max: number } };
 }
 
 /** What MatrixRTC needs of the homeserver and the rest of the stack. */
@@ -197,31 +247,37 @@ function downloadUrlFor(template: unknown, version: string, arch: string): strin
     }
 }
 
-/** Whether an IP address is one clients on the internet can reach: not private, loopback, link-local, unspecified or otherwise special. */
-export function isPublicAddress(a: string): boolean {
+/** An address an interface can hold and media can use: IPv4 or IPv6, not loopback, link-local, multicast, unspecified or IPv4-mapped. */
+export function isLocalInterfaceAddress(a: string): boolean {
     if (isIPv4(a)) {
         const [x, y] = a.split(".").map(Number);
-        return !(
-            x === 0 ||
-            x === 10 ||
-            x === 127 ||
-            (x === 100 && y >= 64 && y <= 127) ||
-            (x === 169 && y === 254) ||
-            (x === 172 && y >= 16 && y <= 31) ||
-            (x === 192 && y === 168) ||
-            (x === 192 && y === 0 && Number(a.split(".")[2]) === 0) ||
-            (x === 198 && (y === 18 || y === 19)) ||
-            x >= 224
-        );
+        return !(x === 0 || x === 127 || (x === 169 && y === 254) || x >= 224);
     }
     if (isIPv6(a)) {
         const l = a.toLowerCase();
-        if (l === "::" || l === "::1") return false;
         const first = parseInt(l.split(":")[0] || "0", 16);
-        // Link-local fe80::/10, unique local fc00::/7, multicast ff00::/8, IPv4-mapped ::ffff:0:0/96.
-        return !((first & 0xffc0) === 0xfe80 || (first & 0xfe00) === 0xfc00 || (first & 0xff00) === 0xff00 || l.startsWith("::ffff:"));
+        // Link-local fe80::/10, multicast ff00::/8, IPv4-mapped ::ffff:0:0/96.
+        return !(l === "::" || l === "::1" || (first & 0xffc0) === 0xfe80 || (first & 0xff00) === 0xff00 || l.startsWith("::ffff:"));
     }
     return false;
+}
+
+/** Whether an IP address is one clients on the internet can reach: an interface's address that is not private or otherwise special. */
+export function isPublicAddress(a: string): boolean {
+    if (!isLocalInterfaceAddress(a)) return false;
+    if (isIPv4(a)) {
+        const [x, y, z] = a.split(".").map(Number);
+        return !(
+            x === 10 ||
+            (x === 100 && y >= 64 && y <= 127) ||
+            (x === 172 && y >= 16 && y <= 31) ||
+            (x === 192 && y === 168) ||
+            (x === 192 && y === 0 && z === 0) ||
+            (x === 198 && (y === 18 || y === 19))
+        );
+    }
+    // Unique local fc00::/7.
+    return (parseInt(a.toLowerCase().split(":")[0] || "0", 16) & 0xfe00) !== 0xfc00;
 }
 
 function resolveRelease(c: Checker, setting: "livekit" | "jwtService", program: string, o: RtcRelease | undefined, arch: string): RtcBinary {
@@ -282,6 +338,14 @@ export function resolveRtcSettings(component: string, o: RtcOptions, homeserver:
             typeof o.publicAddress === "string" && isPublicAddress(o.publicAddress),
             "expected the host's public IP address that clients on the internet reach, such as 203.0.113.10 (not a private, loopback or link-local address; leave it out to discover it through STUN)",
         );
+    if (o.localAddress !== undefined)
+        c.check(
+            "localAddress",
+            o.localAddress,
+            typeof o.localAddress === "string" && isLocalInterfaceAddress(o.localAddress),
+            "expected an IP address of the host's own network interface that carries the media, such as 10.0.0.5 behind 1:1 NAT (not loopback, link-local, multicast or unspecified; leave it out to use publicAddress)",
+        );
+    const localAddress = o.localAddress ?? o.publicAddress;
     const port = o.port ?? RTC_DEFAULTS.port;
     const jwtPort = o.jwtPort ?? RTC_DEFAULTS.jwtPort;
     const tcpPort = o.tcpPort ?? RTC_DEFAULTS.tcpPort;
@@ -312,11 +376,13 @@ export function resolveRtcSettings(component: string, o: RtcOptions, homeserver:
         c.port("udpPort", p);
         udp = { kind: "mux", port: p };
     }
+    const turn = resolveTurn(c, o.turn, { domain, hsDomain, elementDomain: homeserver.elementDomain, maxParticipants, udp });
     // The TCP ports must differ from each other (the UDP ones are another protocol).
     const tcp: [string, number][] = [
         ["port", port],
         ["jwtPort", jwtPort],
         ["tcpPort", tcpPort],
+        ...(turn ? [["turn.port", turn.port] as [string, number]] : []),
     ];
     for (let i = 0; i < tcp.length; i++)
         for (let j = 0; j < i; j++)
@@ -339,6 +405,7 @@ export function resolveRtcSettings(component: string, o: RtcOptions, homeserver:
         jwtService,
         architecture,
         ...(o.publicAddress !== undefined ? { publicAddress: o.publicAddress } : {}),
+        ...(localAddress !== undefined ? { localAddress } : {}),
         port,
         jwtPort,
         tcpPort,
@@ -347,7 +414,64 @@ export function resolveRtcSettings(component: string, o: RtcOptions, homeserver:
         fullAccessHomeservers: [...fullAccessHomeservers],
         serviceUrl: `https://${domain}${RTC_PATHS.jwt}`,
         sfuUrl: `wss://${domain}${RTC_PATHS.sfu}`,
+        ...(turn ? { turn } : {}),
     };
+}
+
+/** `turn`'s settings, checked against the names and UDP ports the rest of MatrixRTC and the proxy use. */
+function resolveTurn(
+    c: Checker,
+    o: RtcTurnOptions | undefined,
+    around: { domain: string; hsDomain: string; elementDomain?: string; maxParticipants: number; udp: RtcSettings["udp"] },
+): RtcSettings["turn"] {
+    if (o === undefined) return undefined;
+    c.check("turn", o, typeof o === "object" && o !== null, "expected { domain } (and optionally port, relayPorts): TURN over TLS on 443 for that name");
+    const t: Partial<RtcTurnOptions> = typeof o === "object" && o !== null ? o : {};
+    const domain = t.domain;
+    c.check(
+        "turn.domain",
+        domain,
+        typeof domain === "string" && isHostname(domain),
+        "expected a DNS name of its own such as turn.example.com that points at the proxy's host",
+    );
+    const taken: [string | undefined, string][] = [
+        [around.hsDomain, "the homeserver's domain"],
+        [around.domain !== around.hsDomain ? around.domain : undefined, "MatrixRTC's domain (rtc.domain)"],
+        [around.elementDomain, "Element's domain"],
+    ];
+    for (const [name, what] of taken)
+        if (name !== undefined)
+            c.check(
+                "turn.domain",
+                domain,
+                domain !== name,
+                `it is ${what}: nginx sends every TLS connection for the TURN name to the TURN server, so it needs a name no web server uses, such as turn.${name.replace(/^(matrix|rtc|element)\./, "")}`,
+            );
+    const port = t.port ?? RTC_DEFAULTS.turnPort;
+    c.port("turn.port", port);
+    // One end given alone keeps the other's default (as the stack keys set them one at a time).
+    const { min, max } = { ...RTC_DEFAULTS.turnRelayPorts, ...(typeof t.relayPorts === "object" && t.relayPorts !== null ? t.relayPorts : {}) };
+    c.port("turn.relayPorts.min", min);
+    c.port("turn.relayPorts.max", max);
+    if (isPort(min) && isPort(max)) {
+        c.check("turn.relayPorts", { min, max }, min <= max, "expected min <= max, such as { min: 30000, max: 40000 }");
+        if (min <= max && Number.isInteger(around.maxParticipants))
+            c.check(
+                "turn.relayPorts",
+                { min, max },
+                max - min + 1 >= 2 * around.maxParticipants,
+                `expected at least ${2 * around.maxParticipants} ports: two per participant for maxParticipants ${around.maxParticipants} (the range has ${max - min + 1})`,
+            );
+        const [umin, umax] = around.udp.kind === "mux" ? [around.udp.port, around.udp.port] : [around.udp.min, around.udp.max];
+        if (isPort(umin) && isPort(umax))
+            c.check(
+                "turn.relayPorts",
+                { min, max },
+                max < umin || min > umax,
+                `expected a range without the SFU's ICE/UDP port${umin === umax ? ` ${umin}` : `s ${umin}-${umax}`}: both are UDP on this host`,
+            );
+    }
+    return { domain: String(domain), port, relayPorts: { min, max } };
 }
 
 /** What the SFU and the authorization service bind on their host. */
@@ -359,6 +483,20 @@ export function rtcPortClaims(s: RtcSettings): PortClaim[] {
         s.udp.kind === "mux"
             ? { port: s.udp.port, protocol: "udp", address: "*", owner: "livekit-server ICE/UDP", setting: "udpPort" }
             : { port: s.udp.min, toPort: s.udp.max, protocol: "udp", address: "*", owner: "livekit-server ICE/UDP", setting: "udpPorts" },
+        // LiveKit binds its TURN listener and relay sockets on every address (relays must reach the public address); the firewall opens neither.
+        ...(s.turn
+            ? [
+                  { port: s.turn.port, protocol: "tcp", address: "*", owner: "livekit-server TURN (behind nginx)", setting: "turn.port" } as PortClaim,
+                  {
+                      port: s.turn.relayPorts.min,
+                      toPort: s.turn.relayPorts.max,
+                      protocol: "udp",
+                      address: "*",
+                      owner: "livekit-server TURN relays",
+                      setting: "turn.relayPorts",
+                  } as PortClaim,
+              ]
+            : []),
     ];
 }
 
@@ -384,6 +522,8 @@ export interface RtcSite {
     sfuUpstream: string;
     /** The client well-known's `org.matrix.msc4143.rtc_foci` entry's URL. */
     serviceUrl: string;
+    /** LiveKit's TURN server: nginx routes TLS on 443 for `domain` to it (`127.0.0.1:<turn.port>`), ending TLS itself. */
+    turn?: { domain: string; upstream: string };
 }
 
 export function rtcSite(s: RtcSettings): RtcSite {
@@ -393,6 +533,7 @@ export function rtcSite(s: RtcSettings): RtcSite {
         jwtUpstream: `127.0.0.1:${s.jwtPort}`,
         sfuUpstream: `127.0.0.1:${s.port}`,
         serviceUrl: s.serviceUrl,
+        ...(s.turn ? { turn: { domain: s.turn.domain, upstream: `127.0.0.1:${s.turn.port}` } } : {}),
     };
 }
 

@@ -57,6 +57,7 @@ export type StackDnsOptions<L = never> = Omit<
     | "turnPort"
     | "turnTlsPort"
     | "rtcDomain"
+    | "rtcTurnDomain"
     | "rtcServiceUrl"
     | "federationPort"
     | "certificateNames"
@@ -678,6 +679,7 @@ const DNS_INPUTS_FROM: Record<string, string> = {
     turnPort: "turn.port",
     turnTlsPort: "turn.tlsPort",
     rtcDomain: "rtc.domain",
+    rtcTurnDomain: "rtc.turn.domain",
     federationPort: "proxy.federationPort",
     acmeDirectoryUrl: "proxy.acme.directoryUrl",
 };
@@ -709,7 +711,9 @@ function planDns<L>(component: string, args: StackPlanArgs<L>, synapse: SynapseS
         ...(args.element ? { elementDomain: args.element.domain } : {}),
         ...(args.turn ? { turnHost: args.turn.domain, turnPort: args.turn.port, turnTlsPort: args.turn.tlsPort } : {}),
         // MatrixRTC: its own domain's records, and the focus in a Worker's well-known (nginx serves its own).
-        ...(rtc && args.proxy !== false ? { ...(rtc.ownDomain ? { rtcDomain: rtc.domain } : {}), rtcServiceUrl: rtc.serviceUrl } : {}),
+        ...(rtc && args.proxy !== false
+            ? { ...(rtc.ownDomain ? { rtcDomain: rtc.domain } : {}), ...(rtc.turn ? { rtcTurnDomain: rtc.turn.domain } : {}), rtcServiceUrl: rtc.serviceUrl }
+            : {}),
         ...(args.proxy !== false && args.proxy.federationPort !== undefined ? { federationPort: args.proxy.federationPort } : {}),
         // The CA the certificates come from: CAA names it.
         ...(args.proxy !== false && args.proxy.acme?.directoryUrl !== undefined ? { acmeDirectoryUrl: args.proxy.acme.directoryUrl } : {}),

@@ -1,7 +1,7 @@
 import { liveDir, PROXY_FILES, proxyFirewallRules, ReverseProxySettings } from "../model/proxy";
 import { AcmeSettings, CertificateLineage, lineageLiveDir } from "../model/proxy/acme";
 import { renderCertbotDropIn, renderCloudflareCredentials, renderDeployHook } from "../render/proxy";
-import { NginxSite, renderNginxConf } from "../render/proxy";
+import { NginxSite, renderNginxConf, renderNginxStreamConf } from "../render/proxy";
 import { applyFileSet, ensureRunning, ServiceUnit } from "./apply";
 import { firewallFragmentSet } from "./host";
 import { indent, lines, raw, Sh, sh } from "./sh";
@@ -52,6 +52,8 @@ export function proxyServerScript(site: NginxSite, component: string): string {
     const san = s.certificateNames.map((n) => `DNS:${n}`).join(",");
     return script("pulumi-matrix reverse proxy (nginx)", [
         sh`pm_apt_install nginx certbot openssl curl`,
+        // The stream module (Debian ships it apart from nginx) for the front on 443 that LiveKit's TURN shares.
+        ...(site.rtc?.turn ? [sh`pm_apt_install libnginx-mod-stream`] : []),
         sh`install -d -m 0755 ${s.acme.webroot} /etc/nginx/pulumi-matrix`,
         sh`if [ -L ${PROXY_FILES.defaultSite} ]; then rm -f ${PROXY_FILES.defaultSite}; echo "disabled Debian's default site"; pm_owe ${nginx.name}; fi`,
         sh`if [ ! -e ${PROXY_FILES.tls} ]; then`,
@@ -71,7 +73,11 @@ export function proxyServerScript(site: NginxSite, component: string): string {
             : []),
         applyFileSet({
             name: "nginx-site",
-            files: [{ path: PROXY_FILES.conf, content: renderNginxConf(site) }],
+            // With LiveKit's TURN, the stream front on 443 too; without, a front an earlier run wrote is taken away with the set.
+            files: [
+                { path: PROXY_FILES.conf, content: renderNginxConf(site) },
+                ...(site.rtc?.turn ? [{ path: PROXY_FILES.stream, content: renderNginxStreamConf(site) }] : []),
+            ],
             // Checked in place before the reload; a failing check puts the previous site back, so no restart or boot meets it.
             check: sh`nginx -t -q`,
             onChange: [{ kind: "reload", unit: nginx }],

@@ -126,6 +126,7 @@ export function rtcServerScript(s: RtcSettings, name: string): string {
     return script(`pulumi-matrix MatrixRTC (${s.domain})`, [
         sh`pm_rtc_arch=$(dpkg --print-architecture)`,
         sh`if [ "$pm_rtc_arch" != ${s.architecture} ]; then echo ${`MatrixRTC: the binaries are pinned for linux ${s.architecture} (the architecture setting), and this host is`} "$pm_rtc_arch"${`: pin the release files and checksums for its architecture; nothing was changed`} >&2; exit 1; fi`,
+        ...(s.localAddress !== undefined ? [localAddressCheck(s.localAddress)] : []),
         sh`if ! command -v curl >/dev/null || ! command -v tar >/dev/null; then pm_apt_install curl ca-certificates tar; fi`,
         rtcBinaryInstall(s.livekit),
         rtcBinaryInstall(s.jwtService),
@@ -156,6 +157,21 @@ export function rtcServerScript(s: RtcSettings, name: string): string {
         sh`fi`,
         pruneOtherVersions(s.livekit),
         pruneOtherVersions(s.jwtService),
+    ]);
+}
+
+/**
+ * Stops the server step before it changes anything when the host has no
+ * interface with the media address: LiveKit would gather no candidate and
+ * every call would fail. Names the settings and lists the host's addresses.
+ */
+function localAddressCheck(address: string): Sh {
+    const prefix = `${address}/${address.includes(":") ? 128 : 32}`;
+    return lines([
+        sh`if [ -z "$(ip -o addr show to ${prefix})" ]; then`,
+        sh`    echo ${`MatrixRTC: this host has no network interface with the address ${address} (localAddress, else publicAddress: the stack keys rtcLocalAddress and rtcPublicAddress), which LiveKit's media would use; behind 1:1 NAT (AWS, GCP, Azure) give the private address the NAT maps the public one to as localAddress. This host's addresses:`} $(ip -o addr show scope global | awk '{print $4}' | cut -d/ -f1)${`; nothing was changed`} >&2`,
+        sh`    exit 1`,
+        sh`fi`,
     ]);
 }
 

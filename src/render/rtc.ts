@@ -21,10 +21,25 @@ export function livekitConfig(s: RtcSettings): Record<string, unknown> {
             tcp_port: s.tcpPort,
             ...(s.udp.kind === "mux" ? { udp_port: s.udp.port } : { port_range_start: s.udp.min, port_range_end: s.udp.max }),
             ...(s.publicAddress !== undefined ? { use_external_ip: false, node_ip: s.publicAddress } : { use_external_ip: true }),
+            // Candidates on the media address alone: with node_ip, LiveKit announces that address for every interface's
+            // candidate and would answer from whichever it kept (another network's address, or one its TURN refuses).
+            ...(s.localAddress !== undefined ? { ips: { includes: [`${s.localAddress}/${s.localAddress.includes(":") ? 128 : 32}`] } } : {}),
         },
-        // No `turn:` section (LiveKit's built-in TURN): livekit-server 1.13.5 tells clients its TURN/TLS
-        // listener is at `turns:<turn.domain>:443` whatever `turn.tls_port` says (pkg/service/roommanager.go),
-        // and 443 on this host is nginx's; a listener on another port would never be dialled.
+        // LiveKit's TURN server: livekit-server tells clients it is at `turns:<turn.domain>:443` whatever
+        // `tls_port` says (pkg/service/roommanager.go); 443 is nginx's, which ends TLS for that name and hands
+        // the stream to `tls_port` on loopback (`external_tls`). No TURN/UDP: the SFU's own UDP port serves those clients.
+        ...(s.turn
+            ? {
+                  turn: {
+                      enabled: true,
+                      domain: s.turn.domain,
+                      tls_port: s.turn.port,
+                      external_tls: true,
+                      relay_range_start: s.turn.relayPorts.min,
+                      relay_range_end: s.turn.relayPorts.max,
+                  },
+              }
+            : {}),
         // lk-jwt-service creates rooms for full-access users only; the SFU must not create one for any token holder.
         room: { auto_create: false },
         key_file: RTC_FILES.livekitKeys,

@@ -34,8 +34,9 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
+import * as tls from "node:tls";
 
-import { resolveReverseProxySettings, type ReverseProxySettings, synapseListener } from "../../src/model/proxy";
+import { PROXY_FILES, resolveReverseProxySettings, type ReverseProxySettings, synapseListener } from "../../src/model/proxy";
 import { resolveRtcSettings, RTC_FILES, type RtcOptions, type RtcSettings, rtcSite } from "../../src/model/rtc";
 import { resolveSynapseSettings, synapseFiles, type SynapseSettings } from "../../src/model/synapse";
 import { firewallFragmentPath } from "../../src/provision/host";
@@ -75,6 +76,8 @@ const DOMAIN = "matrix.pm-rtc.example";
 const OTHER = "pm-rtc-other.example";
 /** MatrixRTC's own domain, when it has one (the test before the removal moves it there). */
 const RTC_DOMAIN = "rtc.pm-rtc.example";
+/** LiveKit's TURN name (TURN over TLS on 443, routed by SNI). */
+const TURN_DOMAIN = "turn.pm-rtc.example";
 const COMPONENT = 'RtcServer "test"';
 const PROXY = 'ReverseProxy "test"';
 const USERS = ["livekit", "lk-jwt-service"];
@@ -260,8 +263,8 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
 
     const clientEnv = () => ({ SSL_CERT_FILE: pebble.issuingRootFile });
 
-    /** The proxy's settings for this homeserver with MatrixRTC served on `rtcServed.domain`. */
-    function proxyFor(rtcServed: { domain: string; ownDomain: boolean }): ReverseProxySettings {
+    /** The proxy's settings for this homeserver with MatrixRTC served as `rtcServed` says (its domain, its TURN name). */
+    function proxyFor(rtcServed: { domain: string; ownDomain: boolean; turn?: { domain: string } }): ReverseProxySettings {
         return resolveReverseProxySettings(
             PROXY,
             {
@@ -317,7 +320,10 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         };
         registerCleanup({ name: netnsDir, run: removeNetnsDir, runSync: removeNetnsDir });
         fs.mkdirSync(netnsDir, { recursive: true });
-        fs.writeFileSync(path.join(netnsDir, "hosts"), `127.0.0.1 localhost\n${NS_SIDE} ${DOMAIN} ${SERVER_NAME} ${RTC_DOMAIN}\n${HOST_SIDE} ${OTHER}\n`);
+        fs.writeFileSync(
+            path.join(netnsDir, "hosts"),
+            `127.0.0.1 localhost\n${NS_SIDE} ${DOMAIN} ${SERVER_NAME} ${RTC_DOMAIN} ${TURN_DOMAIN}\n${HOST_SIDE} ${OTHER}\n`,
+        );
         fs.writeFileSync(path.join(netnsDir, "resolv.conf"), "nameserver 127.0.0.1\n");
 
         // The system users the install step makes go again with the suite (this machine keeps none of them).
@@ -329,7 +335,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
 
         // HTTP-01 validation dials port 80 of the names: nginx in the namespace, through the veth.
         pebble = await startPebble({ httpPort: 80, listenAddress: HOST_SIDE });
-        for (const name of [DOMAIN, SERVER_NAME, RTC_DOMAIN]) await pebble.addARecord(name, NS_SIDE);
+        for (const name of [DOMAIN, SERVER_NAME, RTC_DOMAIN, TURN_DOMAIN]) await pebble.addARecord(name, NS_SIDE);
         issuingRoot = fs.readFileSync(pebble.issuingRootFile, "utf8");
 
         // The "release": livekit-server as a tarball (as LiveKit publishes it), lk-jwt-service as the program itself.
@@ -571,7 +577,7 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         assert.equal(joined.report.room, (jwtClaims(grant.jwt).video as Record<string, unknown>).room);
     });
 
-    it("a second run of every step downloads nothing, changes nothing and restarts nothing; a wrong SHA-256 is refused and changes nothing", async function () {
+    it("a second run of every step downloads nothing, changes nothing and restarts nothing; a wrong SHA-256, or a media address the host lacks, is refused and changes nothing", async function () {
         const pids = [unitPid("livekit"), unitPid("lkjwt"), sandbox.nginxPid()];
         downloads.length = 0;
         sandbox.reset();
@@ -599,6 +605,24 @@ describe("MatrixRTC: a call through livekit-server and lk-jwt-service behind ngi
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /checksum mismatch/);
         assert.deepEqual(fs.readFileSync(sandbox.hostPath(rtc.livekit.path)), before);
+        assert.equal(unitPid("livekit"), pids[0]);
+
+        // A media address the host does not have (198.51.100.77 here: behind NAT, not the private address) is refused
+        // before anything changes; the message names both settings and lists the host's addresses.
+        const config = fs.readFileSync(sandbox.hostPath(RTC_FILES.livekitConfig), "utf8");
+        const elsewhere = resolveRtcSettings(
+            COMPONENT,
+            { ...rtcOptions, localAddress: "198.51.100.77" },
+            { serverName: SERVER_NAME, publicBaseUrl: settings.publicBaseUrl },
+        );
+        const r2 = await sandbox.tryRun(rtcServerScript(elsewhere, "test"));
+        assert.notEqual(r2.code, 0);
+        assert.match(
+            r2.stderr,
+            /no network interface with the address 198\.51\.100\.77 \(localAddress, else publicAddress: the stack keys rtcLocalAddress and rtcPublicAddress\)/,
+        );
+        assert.match(r2.stderr, new RegExp(`This host's addresses: .*${PUBLIC.replace(/\./g, "\\.")}.*; nothing was changed`));
+        assert.equal(fs.readFileSync(sandbox.hostPath(RTC_FILES.livekitConfig), "utf8"), config);
         assert.equal(unitPid("livekit"), pids[0]);
     });
 
@@ -696,6 +720,108 @@ s=""`,
             const changed = [...used].filter((n) => !allowed.has(n) && calls.some((x) => x.name === n && !/^-1 EPERM\b/.test(x.result))).sort();
             assert.deepEqual(changed, [], `${p.name} makes calls outside its unit's filter that succeed today: ${changed.join(" ")}`);
         }
+    });
+
+    it("LiveKit's TURN over TLS on 443: nginx routes the TURN name by SNI to LiveKit's TURN server and clients allowed only relays get their media through it; the web keeps 443 and the client's address; taken away, 443 is the web's alone", async function () {
+        this.timeout(240_000);
+        const turnRtc = resolveRtcSettings(
+            COMPONENT,
+            { ...rtcOptions, turn: { domain: TURN_DOMAIN } },
+            { serverName: SERVER_NAME, publicBaseUrl: settings.publicBaseUrl },
+        );
+        const turnProxy = proxyFor(rtcSite(turnRtc));
+        assert.ok(turnProxy.certificateNames.includes(TURN_DOMAIN));
+        const turnSite: NginxSite = { ...site, proxy: turnProxy, rtc: rtcSite(turnRtc) };
+        sandbox.reset();
+        await sandbox.run(proxyServerScript(turnSite, PROXY));
+        await sandbox.run(certificateScript(turnProxy));
+        await sandbox.run(rtcServerScript(turnRtc, "test"));
+        assert.ok(sandbox.calls().includes("restart livekit-server.service"), sandbox.calls().join("\n"));
+        assert.ok(fs.existsSync(sandbox.hostPath(PROXY_FILES.stream)), "no stream front");
+
+        // The web through the front: answered, and logged with the client's address (from the PROXY header), not the socket's.
+        const versions = await request("/_matrix/client/versions");
+        assert.equal(versions.status, 200, versions.body);
+        assert.match(sandbox.accessLog().slice(-1)[0] ?? "", new RegExp(`^${HOST_SIDE.replace(/\./g, "\\.")} `));
+        // The TURN name on 443: nginx's TLS with the certificate that names it.
+        const names = await new Promise<string>((resolve, reject) => {
+            const socket = tls.connect({ host: NS_SIDE, port: 443, servername: TURN_DOMAIN, ca: [issuingRoot] }, () => {
+                resolve(socket.getPeerCertificate().subjectaltname ?? "");
+                socket.end();
+            });
+            socket.on("error", reject);
+        });
+        assert.match(names, new RegExp(`DNS:${TURN_DOMAIN.replace(/\./g, "\\.")}`));
+
+        // A call whose participants may use relays only: their media can reach the SFU through LiveKit's TURN alone.
+        const room = `!turn:${SERVER_NAME}`;
+        const a = await getToken(room, await openIdToken(alice), alice.user_id, "ALICEDEVICE");
+        assert.equal(a.status, 200, `${a.body}\n${unitLog("lkjwt")}`);
+        const b = await getToken(room, await openIdToken(bob), bob.user_id, "BOBDEVICE");
+        assert.equal(b.status, 200, b.body);
+        const [ag, bg] = [JSON.parse(a.body), JSON.parse(b.body)] as { url: string; jwt: string }[];
+        const [pub, sub] = await Promise.all([
+            joinCall({ mode: "publish", url: ag.url, token: ag.jwt, seconds: 8, relay: true, prefix: inNs, env: clientEnv() }),
+            joinCall({
+                mode: "subscribe",
+                url: bg.url,
+                token: bg.jwt,
+                seconds: 40,
+                until: { audio: 30, video: 30 },
+                relay: true,
+                prefix: inNs,
+                env: clientEnv(),
+            }),
+        ]);
+        assert.equal(pub.run.code, 0, `${pub.run.stdout}\n${pub.run.stderr.slice(-3000)}\n${unitLog("livekit")}`);
+        const got = Object.values(sub.report.participants)[0];
+        assert.ok(got && got.audio >= 30 && got.video >= 30, `${JSON.stringify(sub.report)}\n${sub.run.stderr.slice(-3000)}\n${unitLog("livekit")}`);
+
+        // Taken away: the front goes with the file set, nginx listens on 443 itself again, LiveKit runs without TURN.
+        sandbox.reset();
+        await sandbox.run(proxyServerScript(site, PROXY));
+        await sandbox.run(rtcServerScript(rtc, "test"));
+        assert.ok(!fs.existsSync(sandbox.hostPath(PROXY_FILES.stream)), "the stream front is still there");
+        assert.equal((await request("/_matrix/client/versions")).status, 200);
+        assert.doesNotMatch(fs.readFileSync(sandbox.hostPath(RTC_FILES.livekitConfig), "utf8"), /^turn:/m);
+        // And relay-only clients get no media now (fresh tokens: the restarted SFU forgot the room), while clients that may
+        // go direct do: the call above needed the TURN server.
+        const again = async () => {
+            const room2 = `!noturn${crypto.randomBytes(4).toString("hex")}:${SERVER_NAME}`;
+            const grants: { url: string; jwt: string }[] = [];
+            for (const [u, device] of [
+                [alice, "ALICEDEVICE"],
+                [bob, "BOBDEVICE"],
+            ] as const) {
+                const r = await getToken(room2, await openIdToken(u), u.user_id, device);
+                assert.equal(r.status, 200, r.body);
+                grants.push(JSON.parse(r.body) as { url: string; jwt: string });
+            }
+            return grants;
+        };
+        const [na, nb] = await again();
+        const [, none] = await Promise.all([
+            joinCall({ mode: "publish", url: na.url, token: na.jwt, seconds: 6, relay: true, prefix: inNs, env: clientEnv() }),
+            joinCall({
+                mode: "subscribe",
+                url: nb.url,
+                token: nb.jwt,
+                seconds: 10,
+                until: { audio: 1, video: 1 },
+                relay: true,
+                prefix: inNs,
+                env: clientEnv(),
+            }),
+        ]);
+        const leaked = Object.values(none.report.participants).find((m) => m.audio > 0 || m.video > 0);
+        assert.equal(leaked, undefined, `media reached a relay-only client without TURN: ${JSON.stringify(none.report)}`);
+        const [da, db] = await again();
+        const [, direct] = await Promise.all([
+            joinCall({ mode: "publish", url: da.url, token: da.jwt, seconds: 6, prefix: inNs, env: clientEnv() }),
+            joinCall({ mode: "subscribe", url: db.url, token: db.jwt, seconds: 20, until: { audio: 10, video: 10 }, prefix: inNs, env: clientEnv() }),
+        ]);
+        const m = Object.values(direct.report.participants)[0];
+        assert.ok(m && m.audio >= 10 && m.video >= 10, `the same clients, not relay-only, got no media: ${JSON.stringify(direct.report)}`);
     });
 
     it("on a domain of its own: the certificate gains the name, nginx serves both routes there alone, Synapse and the well-known follow, and a call goes through it", async function () {

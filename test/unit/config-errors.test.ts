@@ -245,11 +245,33 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
         { value: "10.0.0.5", with: RTC, valid: /expected the host's public IP address/ },
         { value: "127.0.0.1", with: RTC, valid: /not a private, loopback or link-local address/ },
     ],
+    rtcLocalAddress: [
+        { value: "127.0.0.1", with: RTC, valid: /expected an IP address of the host's own network interface that carries the media/ },
+        { value: "fe80::1", with: RTC, valid: /not loopback, link-local, multicast or unspecified/ },
+        { value: "eth0", with: RTC, valid: /such as 10\.0\.0\.5 behind 1:1 NAT/ },
+    ],
     rtcTcpPort: [
         { value: "70000", with: RTC, valid: /expected a whole number from 1 to 65535/ },
         { value: "7880", with: RTC, valid: /expected a port other than port \(7880\)/ },
     ],
     rtcUdpPort: [{ value: "0", with: RTC, valid: /expected a whole number from 1 to 65535/ }],
+    rtcTurnDomain: [
+        { value: "not a name!", with: RTC, valid: /expected a DNS name of its own such as turn\.example\.com/ },
+        {
+            value: "matrix.example.com",
+            with: RTC,
+            valid: /it is the homeserver's domain: nginx sends every TLS connection for the TURN name to the TURN server/,
+        },
+    ],
+    rtcTurnPort: [
+        { value: "0", with: { ...RTC, rtcTurnDomain: "turn.example.com" }, valid: /expected a whole number from 1 to 65535/ },
+        { value: "7881", with: { ...RTC, rtcTurnDomain: "turn.example.com" }, valid: /expected a port other than tcpPort \(7881\)/ },
+    ],
+    rtcTurnRelayPortMin: [
+        { value: "40001", with: { ...RTC, rtcTurnDomain: "turn.example.com" }, valid: /expected min <= max/ },
+        { value: "7800", with: { ...RTC, rtcTurnDomain: "turn.example.com" }, valid: /expected a range without the SFU's ICE\/UDP port 7882/ },
+    ],
+    rtcTurnRelayPortMax: [{ value: "30100", with: { ...RTC, rtcTurnDomain: "turn.example.com" }, valid: /expected at least 200 ports: two per participant/ }],
 };
 
 const BASE = {

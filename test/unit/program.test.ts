@@ -483,7 +483,9 @@ describe("the stack config table (STACK_KEYS)", () => {
         const zone = String(await valueOf(program.zoneFile as pulumi.Output<string>));
         assert.match(zone, /^_turns\._tcp +300 IN SRV +10 5 5349 turn\.example\.com\. /m);
         assert.match(zone, /^@ +300 IN A +203\.0\.113\.10 /m, "well-known via nginx: the apex points to the VM");
-        assert.deepEqual(program.certificateNames as unknown as string[], ["matrix.example.com", "example.com", "element.example.com"]);
+        // LiveKit's TURN name is on the certificate (nginx ends its TLS) and gets its address records.
+        assert.deepEqual(program.certificateNames as unknown as string[], ["matrix.example.com", "example.com", "element.example.com", "rtc-turn.example.com"]);
+        assert.match(zone, /^rtc-turn +300 IN A +203\.0\.113\.10 /m);
         // Commands register once what they wait for has: give them a moment.
         const steps = ["dev-proxy-nginx", "dev-element-install", "dev-turn-server", "dev-monitoring-server"];
         for (let i = 0; i < 50 && !steps.every((n) => mocks.resources.some((r) => r.name === n)); i++) await new Promise((r) => setTimeout(r, 100));

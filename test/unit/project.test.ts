@@ -170,6 +170,7 @@ describe("the Pulumi project", () => {
                 mode: "livekit",
                 livekit: { version: RTC_DEFAULTS.livekit.version },
                 jwtService: { version: RTC_DEFAULTS.jwtService.version },
+                turn: { port: RTC_DEFAULTS.turnPort, relayPorts: RTC_DEFAULTS.turnRelayPorts },
             },
             element: resolveElementWebSettings(
                 "ElementWeb",

@@ -15,12 +15,13 @@ import { RtcServer } from "../../components/RtcServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { addressNames, wellKnownWorker } from "../../src/model/dns";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
-import { resolveReverseProxySettings } from "../../src/model/proxy";
-import { isPublicAddress, resolveRtcSettings, RTC_FILES, rtcFirewallRules, RtcOptions, rtcPortClaims, rtcSite } from "../../src/model/rtc";
+import { resolveReverseProxySettings, type ReverseProxyOptions } from "../../src/model/proxy";
+import { isPublicAddress, resolveRtcSettings, RTC_FILES, rtcFirewallRules, RtcOptions, rtcPortClaims, type RtcSite, rtcSite } from "../../src/model/rtc";
 import { planStack, StackPlanArgs } from "../../src/model/stack";
 import { rtcBinaryInstall, rtcRemovalScript, rtcSecretScript, rtcServerScript, rtcSynapseConfigScript, rtcSynapseRemovalScript } from "../../src/provision/rtc";
-import { renderNginxConf } from "../../src/render/proxy/nginx";
+import { renderNginxConf, renderNginxStreamConf } from "../../src/render/proxy/nginx";
 import {
+    livekitConfig,
     renderJwtEnv,
     renderJwtKey,
     renderJwtUnit,
@@ -40,6 +41,10 @@ const SHA_B = "b".repeat(64);
 const HS = { serverName: "example.com", publicBaseUrl: "https://matrix.example.com/" };
 const base: RtcOptions = { livekit: { sha256: SHA_A }, jwtService: { sha256: SHA_B } };
 const resolve = (o: Partial<RtcOptions> = {}, hs: Parameters<typeof resolveRtcSettings>[2] = HS) => resolveRtcSettings(C, { ...base, ...o }, hs);
+
+/** The proxy's settings for the homeserver serving MatrixRTC's site (with more proxy options). */
+const proxyWith = (rtc: RtcSite, o: Partial<ReverseProxyOptions> = {}) =>
+    resolveReverseProxySettings('ReverseProxy "proxy"', { acme: { email: "admin@example.com" }, ...o }, { ...HS, maxUploadSize: "50M" }, undefined, rtc);
 
 /** The error names the component, the setting, the value and what is valid. */
 function rejects(f: () => unknown, message: RegExp): void {
@@ -107,6 +112,8 @@ describe("RtcServer: settings", () => {
         );
         for (const a of ["10.0.0.5", "127.0.0.1", "192.168.1.2", "172.20.0.1", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "0.0.0.0", "nope"])
             rejects(() => resolve({ publicAddress: a }), /publicAddress is .*; expected the host's public IP address/);
+        for (const a of ["127.0.0.1", "::1", "fe80::1", "169.254.1.1", "0.0.0.0", "224.0.0.1", "::ffff:10.0.0.5", "eth0"])
+            rejects(() => resolve({ localAddress: a }), /localAddress is .*; expected an IP address of the host's own network interface/);
         rejects(
             () => resolve({ livekit: { sha256: "abc" } }),
             /livekit\.sha256 is "abc"; expected the SHA-256 of the livekit-server 1\.13\.5 release file for linux amd64 \(64 hex digits\); there is no default/,
@@ -120,6 +127,60 @@ describe("RtcServer: settings", () => {
         rejects(() => resolve({ architecture: "riscv64" as "amd64" }), /architecture is "riscv64"; expected one of "amd64", "arm64"/);
         rejects(() => resolve({ fullAccessHomeservers: [] }), /fullAccessHomeservers is \[\]; expected at least one server name/);
         rejects(() => resolve({ domain: "not a name" }), /domain is "not a name"; expected a DNS name/);
+    });
+
+    it("LiveKit's TURN: a name of its own, its port among the TCP ones, a relay range apart from the SFU's UDP; bad input refused", () => {
+        const t = resolve({ turn: { domain: "turn.example.com" } }).turn;
+        assert.deepEqual(t, { domain: "turn.example.com", port: 7883, relayPorts: { min: 30000, max: 40000 } });
+        // One end of the range alone keeps the other's default.
+        assert.deepEqual(resolve({ turn: { domain: "turn.example.com", relayPorts: { max: 31000 } as { min: number; max: number } } }).turn?.relayPorts, {
+            min: 30000,
+            max: 31000,
+        });
+        rejects(
+            () => resolve({ turn: { domain: "matrix.example.com" } }),
+            /turn\.domain is "matrix\.example\.com"; it is the homeserver's domain: nginx sends every TLS connection/,
+        );
+        rejects(
+            () => resolve({ domain: "rtc.example.com", turn: { domain: "rtc.example.com" } }),
+            /turn\.domain is "rtc\.example\.com"; it is MatrixRTC's domain \(rtc\.domain\)/,
+        );
+        rejects(
+            () => resolve({ turn: { domain: "element.example.com" } }, { ...HS, elementDomain: "element.example.com" }),
+            /turn\.domain is "element\.example\.com"; it is Element's domain/,
+        );
+        rejects(() => resolve({ turn: { domain: "not a name" } }), /turn\.domain is "not a name"; expected a DNS name of its own/);
+        rejects(() => resolve({ turn: "turn.example.com" as unknown as { domain: string } }), /turn is "turn\.example\.com"; expected \{ domain \}/);
+        rejects(() => resolve({ turn: { domain: "turn.example.com", port: 7880 } }), /turn\.port is 7880; expected a port other than port \(7880\)/);
+        rejects(() => resolve({ turn: { domain: "turn.example.com", port: 70000 } }), /turn\.port is 70000; expected a whole number from 1 to 65535/);
+        rejects(() => resolve({ turn: { domain: "turn.example.com", relayPorts: { min: 40000, max: 30000 } } }), /turn\.relayPorts is .*; expected min <= max/);
+        rejects(
+            () => resolve({ turn: { domain: "turn.example.com", relayPorts: { min: 30000, max: 30099 } } }),
+            /turn\.relayPorts is .*; expected at least 200 ports: two per participant for maxParticipants 100 \(the range has 100\)/,
+        );
+        rejects(
+            () => resolve({ turn: { domain: "turn.example.com", relayPorts: { min: 7000, max: 8000 } } }),
+            /expected a range without the SFU's ICE\/UDP port 7882/,
+        );
+        rejects(
+            () => resolve({ udpPorts: { min: 30000, max: 31000 }, turn: { domain: "turn.example.com" } }),
+            /expected a range without the SFU's ICE\/UDP ports 30000-31000/,
+        );
+        // Claimed on every address (LiveKit binds them so); the firewall opens neither.
+        const s = resolve({ turn: { domain: "turn.example.com" } });
+        assert.deepEqual(
+            rtcPortClaims(s)
+                .filter((c) => c.setting?.startsWith("turn."))
+                .map((c) => [c.protocol, c.port, c.toPort, c.address]),
+            [
+                ["tcp", 7883, undefined, "*"],
+                ["udp", 30000, 40000, "*"],
+            ],
+        );
+        assert.deepEqual(
+            rtcFirewallRules(s).map((r) => r.port),
+            [7881, 7882],
+        );
     });
 
     it("public addresses", () => {
@@ -156,15 +217,23 @@ describe("RtcServer: rendered files and scripts", () => {
         assert.match(renderLivekitConfig(resolve()), /^ {2}use_external_ip: true$/m);
     });
 
+    it("livekit's config: ICE candidates on the media address alone (publicAddress by default, localAddress behind 1:1 NAT)", () => {
+        const includes = (o: Partial<RtcOptions>) => /^ {2}ips:\n {4}includes:\n {6}- (\S+)$/m.exec(renderLivekitConfig(resolve(o)))?.[1];
+        assert.equal(includes({ publicAddress: "203.0.113.10" }), "203.0.113.10/32");
+        assert.equal(includes({ publicAddress: "203.0.113.10", localAddress: "10.0.0.5" }), "10.0.0.5/32");
+        assert.equal(includes({ publicAddress: "2001:db8::10" }), "2001:db8::10/128");
+        assert.equal(includes({ localAddress: "192.168.1.20" }), "192.168.1.20/32");
+        assert.equal(includes({}), undefined);
+        // The server step checks the address on the host before it downloads or writes anything.
+        const server = rtcServerScript(resolve({ publicAddress: "203.0.113.10", localAddress: "10.0.0.5" }), "rtc");
+        assert.ok(server.indexOf("ip -o addr show to 10.0.0.5/32") > 0);
+        assert.ok(server.indexOf("ip -o addr show to 10.0.0.5/32") < server.indexOf("downloading "));
+        assert.doesNotMatch(rtcServerScript(resolve(), "rtc"), /ip -o addr show to/);
+    });
+
     it("nginx: the two locations on the homeserver's domain, or a server block of the RTC domain's own on the certificate; the focus in the well-known", () => {
         const s = resolve();
-        const proxy = resolveReverseProxySettings(
-            'ReverseProxy "proxy"',
-            { acme: { email: "admin@example.com" } },
-            { ...HS, maxUploadSize: "50M" },
-            undefined,
-            rtcSite(s),
-        );
+        const proxy = proxyWith(rtcSite(s));
         const site = { proxy, publicBaseUrl: HS.publicBaseUrl, main: "127.0.0.1:8008", workers: [], tls: { certificate: "/c", key: "/k" }, rtc: rtcSite(s) };
         const conf = renderNginxConf(site);
         assert.match(conf, /location \^~ \/livekit\/jwt\/ \{[^}]*proxy_pass http:\/\/127\.0\.0\.1:8080\/;/);
@@ -173,17 +242,50 @@ describe("RtcServer: rendered files and scripts", () => {
         assert.deepEqual(proxy.certificateNames, ["matrix.example.com"]);
 
         const own = resolve({ domain: "rtc.example.com" });
-        const proxy2 = resolveReverseProxySettings(
-            'ReverseProxy "proxy"',
-            { acme: { email: "admin@example.com" } },
-            { ...HS, maxUploadSize: "50M" },
-            undefined,
-            rtcSite(own),
-        );
+        const proxy2 = proxyWith(rtcSite(own));
         assert.deepEqual(proxy2.certificateNames, ["matrix.example.com", "rtc.example.com"]);
         const conf2 = renderNginxConf({ ...site, proxy: proxy2, rtc: rtcSite(own) });
         assert.match(conf2, /server_name rtc\.example\.com;/);
         assert.equal(conf2.match(/location \^~ \/livekit\/jwt\//g)?.length, 1, "only in the RTC domain's server block");
+    });
+
+    it("LiveKit's TURN: livekit's turn section (TLS ended by nginx), the name on the certificate, nginx's stream front routing 443 by SNI", () => {
+        const s = resolve({ turn: { domain: "turn.example.com" }, publicAddress: "203.0.113.10" });
+        assert.deepEqual(livekitConfig(s).turn, {
+            enabled: true,
+            domain: "turn.example.com",
+            tls_port: 7883,
+            external_tls: true,
+            relay_range_start: 30000,
+            relay_range_end: 40000,
+        });
+        assert.equal(livekitConfig(resolve()).turn, undefined, "no TURN unless asked for");
+        const proxy = proxyWith(rtcSite(s));
+        assert.deepEqual(proxy.certificateNames, ["matrix.example.com", "turn.example.com"]);
+        const site = { proxy, publicBaseUrl: HS.publicBaseUrl, main: "127.0.0.1:8008", workers: [], tls: { certificate: "/c", key: "/k" }, rtc: rtcSite(s) };
+        const conf = renderNginxConf(site);
+        // 443 is the stream front's: the web servers (and the default server) take TLS from it on a socket, with the client's address.
+        assert.doesNotMatch(conf, /listen (\[::\]:)?443\b/);
+        assert.match(conf, /listen unix:\/run\/pulumi-matrix-nginx-https\.sock ssl proxy_protocol;/);
+        assert.match(conf, /listen unix:\/run\/pulumi-matrix-nginx-https\.sock ssl default_server proxy_protocol;/);
+        assert.match(conf, /^set_real_ip_from unix:;$/m);
+        assert.match(conf, /^real_ip_header proxy_protocol;$/m);
+        assert.match(conf, /listen 8448 ssl;/, "federation's own port is unchanged");
+        const stream = renderNginxStreamConf(site);
+        assert.match(stream, /turn\.example\.com unix:\/run\/pulumi-matrix-nginx-turn\.sock;/);
+        assert.match(stream, /default unix:\/run\/pulumi-matrix-nginx-https\.sock;/);
+        assert.match(stream, /listen 443;\s+listen \[::\]:443;\s+ssl_preread on;\s+proxy_protocol on;/);
+        assert.match(
+            stream,
+            /listen unix:\/run\/pulumi-matrix-nginx-turn\.sock ssl proxy_protocol;[^}]*ssl_certificate \/c;[^}]*proxy_pass 127\.0\.0\.1:7883;/,
+        );
+        // A TURN name the web servers use is refused where the proxy meets it.
+        assert.throws(
+            () => proxyWith(rtcSite(s), { extraCertificateNames: ["turn.example.com"] }),
+            /rtc\.turn\.domain is "turn\.example\.com"; this name already has a web server here/,
+        );
+        // Without TURN: no stream front, 443 as before.
+        assert.throws(() => renderNginxStreamConf({ ...site, rtc: rtcSite(resolve()) }), /no LiveKit TURN/);
     });
 
     it("the install refuses a download whose SHA-256 does not match, and installs one that does (run for real in a temp dir)", async function () {
@@ -372,6 +474,23 @@ describe("MatrixRTC: golden files (update with `npm run golden:update`, review t
     const ranged = () => resolveRtcSettings('RtcServer "golden"', { ...base, domain: "rtc.example.com", udpPorts: { min: 50000, max: 60000 } }, HS);
     golden("rtc", "livekit.yaml", () => renderLivekitConfig(rtc()));
     golden("rtc", "livekit-range.yaml", () => renderLivekitConfig(ranged()));
+    const turned = () => resolveRtcSettings('RtcServer "golden"', { ...base, publicAddress: "203.0.113.10", turn: { domain: "turn.example.com" } }, HS);
+    golden("rtc", "livekit-turn.yaml", () => renderLivekitConfig(turned()));
+    /** The proxy's site and stream front with LiveKit's TURN on 443. */
+    const turnSite = () => {
+        const rtc = rtcSite(turned());
+        const proxy = proxyWith(rtc);
+        return {
+            proxy,
+            publicBaseUrl: HS.publicBaseUrl,
+            main: "127.0.0.1:8008",
+            workers: [],
+            tls: { certificate: "/etc/nginx/pulumi-matrix/tls/fullchain.pem", key: "/etc/nginx/pulumi-matrix/tls/privkey.pem" },
+            rtc,
+        };
+    };
+    golden("rtc", "nginx-turn.conf", () => renderNginxConf(turnSite()));
+    golden("rtc", "nginx-stream.conf", () => renderNginxStreamConf(turnSite()));
     golden("rtc", "lk-jwt-service.env", () => renderJwtEnv(rtc()));
     golden("rtc", "livekit-server.service", () => renderLivekitUnit(rtc()));
     golden("rtc", "lk-jwt-service.service", () => renderJwtUnit(rtc()));

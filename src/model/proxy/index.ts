@@ -18,6 +18,15 @@ export const PROXY_FILES = {
     /** Debian's default site also claims port 80 as the default server. */
     defaultSite: "/etc/nginx/sites-enabled/default",
     deployHook: "/etc/letsencrypt/renewal-hooks/deploy/pulumi-matrix",
+    /**
+     * With LiveKit's TURN (`RtcSite.turn`) only: nginx's stream front on 443
+     * (main context: Debian's nginx.conf includes modules-enabled/*.conf
+     * there, after the stream module's load_module), and the sockets it hands
+     * connections to: the web servers' TLS, and the TURN name's TLS.
+     */
+    stream: "/etc/nginx/modules-enabled/pulumi-matrix-stream.conf",
+    httpsSocket: "/run/pulumi-matrix-nginx-https.sock",
+    turnSocket: "/run/pulumi-matrix-nginx-turn.sock",
     /** Services that use the certificate put their renewal hooks here (coturn: a copy with its owner). */
     hooksDir: "/etc/pulumi-matrix/certificate-hooks.d",
     caBundle: "/etc/pulumi-matrix/acme-ca.pem",
@@ -201,7 +210,7 @@ export function resolveReverseProxySettings(
     o: Partial<ReverseProxyOptions>,
     homeserver: ProxiedHomeserver,
     element?: Pick<ElementSite, "domain">,
-    rtc?: { domain: string; ownDomain: boolean },
+    rtc?: { domain: string; ownDomain: boolean; turn?: { domain: string } },
 ): ReverseProxySettings {
     const c = new Checker(component);
     const acme = resolveAcmeSettings(component, o.acme, "acme.", c);
@@ -301,8 +310,17 @@ export function resolveReverseProxySettings(
             !(serverNameVhost && n === snHost) && !extra.includes(n),
             "this name already has its own vhost here (the server_name's well-known, or extraCertificateNames): give MatrixRTC another domain, or leave rtc.domain out (the homeserver's)",
         );
+    // LiveKit's TURN name: nginx's stream front sends its TLS connections to the TURN server, so no web server may use it.
+    const turnNames = rtc?.turn ? [rtc.turn.domain] : [];
+    for (const n of turnNames)
+        c.check(
+            "rtc.turn.domain",
+            n,
+            !(serverNameVhost && n === snHost) && !extra.includes(n),
+            "this name already has a web server here (the server_name's well-known, or extraCertificateNames): give LiveKit's TURN a name of its own",
+        );
     c.done();
-    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra, ...rtcNames];
+    const names = [domain, ...(serverNameVhost ? [snHost] : []), ...(element ? [element.domain] : []), ...extra, ...rtcNames, ...turnNames];
     return {
         acme,
         federationPort,

@@ -1,4 +1,4 @@
-import { ElementSite, RateLimit, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
+import { ElementSite, PROXY_FILES, RateLimit, ReverseProxySettings, wellKnownClient, wellKnownServer } from "../../model/proxy";
 import {
     LONG_POLL_TIMEOUT,
     MAIN_UPSTREAM,
@@ -69,13 +69,13 @@ function certificateLines(tls: { certificate: string; key: string }): string[] {
  * negotiates the protocol with the default server's settings, before the
  * name is known.
  */
-function tlsPolicyLines(): string[] {
+function tlsPolicyLines(sessionCache = "pulumi_matrix_tls"): string[] {
     return [
         "ssl_protocols TLSv1.2 TLSv1.3;",
         "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
         "ssl_prefer_server_ciphers off;",
         "ssl_session_timeout 1d;",
-        "ssl_session_cache shared:pulumi_matrix_tls:10m;",
+        `ssl_session_cache shared:${sessionCache}:10m;`,
         "ssl_session_tickets off;",
     ];
 }
@@ -84,10 +84,22 @@ function tlsPolicyLines(): string[] {
 const HSTS = 'add_header Strict-Transport-Security "max-age=63072000" always;';
 const CORS = "add_header Access-Control-Allow-Origin $pm_cors always;";
 
-/** `listen` lines for each port: on every address (IPv4 and IPv6), or on the given ones. */
+/** The addresses nginx listens on: every one (IPv4 and IPv6), or the given ones, each ready for `:<port>`. */
+function listenAddresses(site: NginxSite): string[] {
+    return site.proxy.listenAddresses.length ? site.proxy.listenAddresses.map((a) => (a.includes(":") ? `[${a}]:` : `${a}:`)) : ["", "[::]:"];
+}
+
+/**
+ * `listen` lines for each port. With LiveKit's TURN, 443 belongs to the
+ * stream front (`renderNginxStreamConf`): the web servers take its TLS
+ * connections on a socket, each with a PROXY header naming the client.
+ */
 function listen(site: NginxSite, ports: number[], extra = ""): string[] {
-    const addresses = site.proxy.listenAddresses.length ? site.proxy.listenAddresses.map((a) => (a.includes(":") ? `[${a}]:` : `${a}:`)) : ["", "[::]:"];
-    return ports.flatMap((p) => addresses.map((a) => `listen ${a}${p}${extra};`));
+    return ports.flatMap((p) =>
+        p === 443 && site.rtc?.turn
+            ? [`listen unix:${PROXY_FILES.httpsSocket}${extra} proxy_protocol;`]
+            : listenAddresses(site).map((a) => `listen ${a}${p}${extra};`),
+    );
 }
 
 /** The certificate and TLS settings of a named server. */
@@ -383,6 +395,13 @@ export function renderNginxConf(site: NginxSite): string {
         "server_tokens off;",
         // Long host names (and several of them) need bigger buckets than the default 32/64 bytes.
         "server_names_hash_bucket_size 128;",
+        ...(site.rtc?.turn
+            ? [
+                  "# TLS on 443 comes through the stream front (LiveKit's TURN shares the port): the client's address is in its PROXY header.",
+                  "set_real_ip_from unix:;",
+                  "real_ip_header proxy_protocol;",
+              ]
+            : []),
         "",
         ...upstreams(site, proxyUpstreams(locations, site.workers)),
         ...methodMaps(locations),
@@ -397,6 +416,45 @@ export function renderNginxConf(site: NginxSite): string {
         ...(site.proxy.serverNameVhost ? ["", ...serverNameServer(site)] : []),
         ...(site.element ? ["", ...elementServer(site, site.element)] : []),
         ...(site.rtc?.ownDomain ? ["", ...rtcServer(site, site.rtc)] : []),
+    ];
+    return `${HEADER}\n${body.join("\n")}\n`;
+}
+
+/**
+ * nginx's stream front on 443, with LiveKit's TURN only: a TLS connection
+ * is routed by the name its ClientHello asks for (SNI), before any
+ * handshake. The TURN name's go to a TLS server here that ends TLS with the
+ * proxy's certificate and hands the plain stream to LiveKit's TURN server
+ * (`external_tls`); every other name's (and none) go on to the web servers,
+ * which keep their certificates, default server and handshake refusal.
+ * Each hand-over carries a PROXY header with the client's address.
+ */
+export function renderNginxStreamConf(site: NginxSite): string {
+    const turn = site.rtc?.turn;
+    if (!turn) throw new Error("renderNginxStreamConf: the site has no LiveKit TURN");
+    const body = [
+        "stream {",
+        ...indent([
+            "map $ssl_preread_server_name $pm_tls_backend {",
+            ...indent([`${turn.domain} unix:${PROXY_FILES.turnSocket};`, `default unix:${PROXY_FILES.httpsSocket};`]),
+            "}",
+            "",
+            "# 443: routed by SNI; nothing is decrypted here.",
+            "server {",
+            ...indent([...listenAddresses(site).map((a) => `listen ${a}443;`), "ssl_preread on;", "proxy_protocol on;", "proxy_pass $pm_tls_backend;"]),
+            "}",
+            "",
+            `# TURN over TLS for ${turn.domain}: LiveKit's TURN server gets the plain stream on loopback.`,
+            "server {",
+            ...indent([
+                `listen unix:${PROXY_FILES.turnSocket} ssl proxy_protocol;`,
+                ...certificateLines(site.tls),
+                ...tlsPolicyLines("pulumi_matrix_stream_tls"),
+                `proxy_pass ${turn.upstream};`,
+            ]),
+            "}",
+        ]),
+        "}",
     ];
     return `${HEADER}\n${body.join("\n")}\n`;
 }

@@ -99,6 +99,8 @@ export interface JoinOptions {
     readonly seconds: number;
     /** subscribe: stop early once `from` participants (default 1) each sent this many audio and video packets. */
     readonly until?: { audio: number; video: number; from?: number };
+    /** Reach the SFU only through the TURN servers it hands out (ICE transport policy "relay"). */
+    readonly relay?: boolean;
     /** Wraps the command (e.g. `ip netns exec NS`). */
     readonly prefix?: readonly string[];
     /** Added to the client's environment (SSL_CERT_FILE: the CA bundle a wss:// URL's certificate is checked against). */
@@ -117,6 +119,7 @@ export async function joinCall(o: JoinOptions): Promise<JoinResult> {
     const tokenFile = path.join(dir, "token");
     fs.writeFileSync(tokenFile, o.token, { mode: 0o600 });
     const args = [o.mode, "--url", o.url, "--token-file", tokenFile, "--seconds", String(o.seconds)];
+    if (o.relay) args.push("--relay");
     if (o.until) args.push("--audio", String(o.until.audio), "--video", String(o.until.video), "--from", String(o.until.from ?? 1));
     const [cmd, ...rest] = [...(o.prefix ?? []), bin, ...args];
     const r = await run(cmd, rest, {

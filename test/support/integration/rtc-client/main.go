@@ -54,7 +54,7 @@ type report struct {
 
 func main() {
 	if len(os.Args) < 2 || (os.Args[1] != "publish" && os.Args[1] != "subscribe") {
-		fmt.Fprintln(os.Stderr, "usage: rtc-client publish|subscribe --url URL --token-file FILE [--seconds N] [--audio N --video N --from K]")
+		fmt.Fprintln(os.Stderr, "usage: rtc-client publish|subscribe --url URL --token-file FILE [--seconds N] [--relay] [--audio N --video N --from K]")
 		os.Exit(64)
 	}
 	mode := os.Args[1]
@@ -65,6 +65,7 @@ func main() {
 	wantAudio := fs.Int64("audio", 0, "subscribe: stop early once --from participants each sent this many audio packets")
 	wantVideo := fs.Int64("video", 0, "subscribe: ... and this many video packets")
 	from := fs.Int("from", 1, "subscribe: how many remote participants must reach --audio and --video")
+	relay := fs.Bool("relay", false, "reach the SFU only through the TURN servers it hands out (ICE transport policy relay), as a client behind a firewall that lets only TLS on 443 out")
 	_ = fs.Parse(os.Args[2:])
 	if *url == "" || *tokenFile == "" {
 		fmt.Fprintln(os.Stderr, "rtc-client: --url and --token-file are required")
@@ -125,8 +126,11 @@ func main() {
 		}()
 	}
 
-	// The SDK's 5 s to connect is short for a loaded 2-core machine.
+	// The SDK's 5 s to connect is short for a loaded 2-core machine, above all through a relay (TURN over TLS).
 	opts := []lksdk.ConnectOption{lksdk.WithAutoSubscribe(mode == "subscribe"), lksdk.WithConnectTimeout(30 * time.Second)}
+	if *relay {
+		opts = append(opts, lksdk.WithICETransportPolicy(webrtc.ICETransportPolicyRelay))
+	}
 	room, err := lksdk.ConnectToRoomWithToken(*url, token, cb, opts...)
 	if err != nil {
 		fail(err)

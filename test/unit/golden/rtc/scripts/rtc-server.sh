@@ -4,6 +4,10 @@ main() {
 # [prelude: test/unit/golden/shell/prelude.sh]
 pm_rtc_arch=$(dpkg --print-architecture)
 if [ "$pm_rtc_arch" != amd64 ]; then echo 'MatrixRTC: the binaries are pinned for linux amd64 (the architecture setting), and this host is' "$pm_rtc_arch"': pin the release files and checksums for its architecture; nothing was changed' >&2; exit 1; fi
+if [ -z "$(ip -o addr show to 203.0.113.10/32)" ]; then
+    echo 'MatrixRTC: this host has no network interface with the address 203.0.113.10 (localAddress, else publicAddress: the stack keys rtcLocalAddress and rtcPublicAddress), which LiveKit'\''s media would use; behind 1:1 NAT (AWS, GCP, Azure) give the private address the NAT maps the public one to as localAddress. This host'\''s addresses:' $(ip -o addr show scope global | awk '{print $4}' | cut -d/ -f1)'; nothing was changed' >&2
+    exit 1
+fi
 if ! command -v curl >/dev/null || ! command -v tar >/dev/null; then pm_apt_install curl ca-certificates tar; fi
 if [ ! -x /opt/pulumi-matrix/rtc/livekit-server-1.13.5/livekit-server ] || [ "$(cat /opt/pulumi-matrix/rtc/livekit-server-1.13.5.sha256 2>/dev/null)" != aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ]; then
     mkdir -p /opt/pulumi-matrix/rtc
@@ -73,6 +77,9 @@ rtc:
   udp_port: 7882
   use_external_ip: false
   node_ip: 203.0.113.10
+  ips:
+    includes:
+      - 203.0.113.10/32
 room:
   auto_create: false
 key_file: /etc/pulumi-matrix/rtc/livekit-keys.yaml

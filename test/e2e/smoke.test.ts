@@ -13,10 +13,13 @@
  *
  * Calls (MatrixRTC): livekit-server and lk-jwt-service are installed from
  * release files this machine serves (built from Go, checked by SHA-256 as a
- * user's VM checks GitHub's). No call is placed here yet: media would need a
- * path to the VM that is not qemu's forwarded ports (WebRTC's ICE gathers no
- * loopback candidates); the integration suite places calls through the same
- * rendered files.
+ * user's VM checks GitHub's). A call's media cannot take qemu's forwarded
+ * ports (WebRTC's ICE gathers no loopback candidates), so the VM also sits
+ * on the harness's private switch with 198.51.100.10 (TEST-NET-2: it exists
+ * only on that switch) as its public address, and the call's participants
+ * run in a network namespace of this suite on the same switch. (Not
+ * TEST-NET-3: this machine's resolver answers 203.0.113.80 for the package
+ * registries, which a VM with that network on its second NIC could not reach.)
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -30,10 +33,10 @@ import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
-import { matrixRtcBinaries, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
+import { joinCall, jwtClaims, matrixRtcBinaries, rtcClient, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
-import { bootVm, ensureBaseImage, Vm } from "../support/vm";
-import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
+import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
+import { httpsGet, httpsPost, startTimestamps, tunnel } from "../support/vm/deploy";
 import { EngineStack, inlineStack, projectCopy, readmeBlock, runShell, stepSeconds, useEngine } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
 
@@ -52,8 +55,13 @@ const UNITS = [
     "livekit-server.service",
     "lk-jwt-service.service",
 ];
-/** The SFU's public address (`rtcPublicAddress`): a documentation address (TEST-NET-2); no media is sent to it here. */
-const VM_PUBLIC = "198.51.100.10";
+/** The suite's own network for calls: TEST-NET-2, which exists only on the harness's switch (see the top). */
+const CALL_NET = "198.51.100";
+/** The VM's address there: the SFU's public address (`rtcPublicAddress`). */
+const VM_PUBLIC = `${CALL_NET}.10`;
+/** The namespace the call's participants run in, and its address on the switch. */
+const CALL_NS = `pm-smoke-call-${process.pid}`;
+const CALL_CLIENT = `${CALL_NET}.250`;
 /** Element's fixture release, served from this machine. */
 const ELEMENT_VERSION = "1.11.999";
 /** The default stack's workers: they read Synapse's config, so they restart after it, one by one. */
@@ -72,21 +80,45 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
     let pebble: PebbleServer;
     let releases: ReleaseServer;
     let rtcReleases: RtcReleaseServer;
+    let callNet: PrivateNetwork;
+    let callNs: { close(): void } | undefined;
 
     before(async function () {
         useEngine(log);
         const t0 = Date.now();
-        // MatrixRTC's programs: cached builds (.ci/run builds them before this suite starts).
-        const [img, bins] = await Promise.all([ensureBaseImage(log), matrixRtcBinaries()]);
+        // MatrixRTC's programs and the call client: cached builds (.ci/run builds them before this suite starts).
+        const [img, bins] = await Promise.all([ensureBaseImage(log), matrixRtcBinaries(), rtcClient()]);
         timings.push(`image: ${img.cached ? "cached" : `built in ${img.buildSeconds} s`} (${Math.round((Date.now() - t0) / 1000)} s)`);
-        vm = await bootVm({ name: "smoke", memoryMb: 3072, forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349], log });
+        callNet = await createPrivateNetwork(CALL_NET);
+        vm = await bootVm({
+            name: "smoke",
+            memoryMb: 3072,
+            forwardTcp: [8766, 5432, 9000, 8100, 6379, 80, 443, 8448, 5349],
+            privateNetwork: callNet,
+            privateIp: VM_PUBLIC,
+            log,
+        });
         timings.push(`boot to SSH: ${vm.bootSeconds} s (${vm.accel})`);
         dir = projectCopy();
         // The API on loopback: the VM reaches it at 10.0.2.2, which qemu maps to this machine's 127.0.0.1.
         pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
+        // The VM as a deployed one is: its names resolve to it, and it trusts the CA that issues its certificates
+        // (Pebble's root here, Let's Encrypt's there). lk-jwt-service checks a user's OpenID token at the user's
+        // homeserver, found by name, over TLS.
+        const trust = await vm.exec(
+            "echo '127.0.0.1 matrix.test element.test turn.test' >> /etc/hosts && cat > /usr/local/share/ca-certificates/pebble-issuing-root.crt && update-ca-certificates >/dev/null",
+            { stdin: await pebble.issuingRootPem() },
+        );
+        assert.equal(trust.code, 0, trust.stderr);
         releases = new ReleaseServer();
         await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), [ELEMENT_VERSION]);
         rtcReleases = await serveRtcReleases(bins);
+        callNs = await callNet.attachNamespace(CALL_NS, CALL_CLIENT);
+        // The participants' names resolve to the VM's public address (ip netns exec mounts these over /etc's).
+        fs.mkdirSync(`/etc/netns/${CALL_NS}`, { recursive: true });
+        process.once("exit", () => fs.rmSync(`/etc/netns/${CALL_NS}`, { recursive: true, force: true }));
+        fs.writeFileSync(`/etc/netns/${CALL_NS}/hosts`, `127.0.0.1 localhost\n${VM_PUBLIC} matrix.test\n`);
+        fs.writeFileSync(`/etc/netns/${CALL_NS}/resolv.conf`, "nameserver 127.0.0.1\n");
     });
 
     after(async function () {
@@ -96,6 +128,9 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         await pebble?.stop();
         await releases?.stop();
         await rtcReleases?.close();
+        callNs?.close();
+        fs.rmSync(`/etc/netns/${CALL_NS}`, { recursive: true, force: true });
+        callNet?.close();
     });
 
     it("with a wrong host key, `up` fails before anything runs on the VM", async function () {
@@ -290,14 +325,78 @@ describe("e2e smoke: the README quickstart through the real engine, fresh VM to 
         admin.client.stopClient();
     });
 
-    it("runs MatrixRTC from the verified releases: each program as its own user; the authorization service answers through nginx", async function () {
+    it("places a call through MatrixRTC: Synapse's OpenID tokens become LiveKit tokens at lk-jwt-service, and audio and video reach the other participant through the VM's SFU", async function () {
+        // Installed from the served releases, each verified; both run as their own users.
         assert.deepEqual([...rtcReleases.downloads].sort(), ["/livekit_1.13.5_linux_amd64.tar.gz", "/lk-jwt-service_linux_amd64"]);
         const owners = await vm.exec("ps -o user= -C livekit-server; ps -o user= -C lk-jwt-service");
         assert.deepEqual(owners.stdout.trim().split("\n").sort(), ["livekit", "lk-jwt-service"], owners.stdout);
-        const health = await httpsGet(vm.forwardedPort(443), "matrix.test", "/livekit/jwt/healthz", await pebble.issuingRootPem());
-        assert.equal(health.status, 200, health.body);
+        const ca = await pebble.issuingRootPem();
+        const t = await tunnel(vm, 8008);
+        const users: { user_id: string; access_token: string }[] = [];
+        let roomId: string;
+        const synapse = async (p: string, token: string, body: unknown) => {
+            const r = await fetch(`http://127.0.0.1:${t.port}${p}`, {
+                method: "POST",
+                headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+                body: JSON.stringify(body),
+            });
+            const text = await r.text();
+            assert.equal(r.status, 200, `${p}: ${text}`);
+            return JSON.parse(text) as Record<string, unknown>;
+        };
+        try {
+            for (const name of ["erin", "frank"])
+                users.push(await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, registrationSharedSecret, name, `${name}-password-e2e`, false));
+            roomId = (await synapse("/_matrix/client/v3/createRoom", users[0].access_token, { preset: "public_chat" })).room_id as string;
+            await synapse(`/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, users[1].access_token, {});
+        } finally {
+            t.close();
+        }
+        // The focus the well-known advertises (checked above), through nginx on the forwarded 443: a LiveKit token per user.
+        const grants: { url: string; jwt: string }[] = [];
+        for (const [i, u] of users.entries()) {
+            const openid = await httpsPost(
+                vm.forwardedPort(443),
+                "matrix.test",
+                `/_matrix/client/v3/user/${encodeURIComponent(u.user_id)}/openid/request_token`,
+                ca,
+                {},
+                {
+                    authorization: `Bearer ${u.access_token}`,
+                },
+            );
+            assert.equal(openid.status, 200, openid.body);
+            const device = `SMOKE${i}`;
+            const r = await httpsPost(vm.forwardedPort(443), "matrix.test", "/livekit/jwt/get_token", ca, {
+                room_id: roomId,
+                slot_id: "m.call#ROOM",
+                openid_token: JSON.parse(openid.body),
+                member: { id: `member-${device}`, claimed_user_id: u.user_id, claimed_device_id: device },
+            });
+            assert.equal(r.status, 200, r.body);
+            grants.push(JSON.parse(r.body) as { url: string; jwt: string });
+        }
+        assert.equal(grants[0].url, "wss://matrix.test/livekit/sfu");
+        const publisher = jwtClaims(grants[0].jwt).sub as string;
+        // The participants on the suite's network: matrix.test is the VM's public address there, and ICE's only way to the SFU.
+        const inNs = ["ip", "netns", "exec", CALL_NS];
+        const env = { SSL_CERT_FILE: pebble.issuingRootFile };
+        const t0 = Date.now();
+        const [pub, sub] = await Promise.all([
+            joinCall({ mode: "publish", url: grants[0].url, token: grants[0].jwt, seconds: 15, prefix: inNs, env }),
+            joinCall({ mode: "subscribe", url: grants[1].url, token: grants[1].jwt, seconds: 60, until: { audio: 50, video: 50 }, prefix: inNs, env }),
+        ]);
+        timings.push(`MatrixRTC call (join, 50 audio and 50 video packets through the VM's SFU): ${Math.round((Date.now() - t0) / 1000)} s`);
+        const sfuLog = async () => (await vm.exec("journalctl -u livekit-server.service --no-pager -o cat | tail -n 30")).stdout;
+        assert.equal(pub.run.code, 0, `${pub.run.stdout}\n${pub.run.stderr.slice(-3000)}\n${await sfuLog()}`);
+        assert.equal(sub.run.code, 0, `${sub.run.stdout}\n${sub.run.stderr.slice(-3000)}\n${await sfuLog()}`);
+        assert.deepEqual(pub.report.published, ["audio/opus", "video/VP8"]);
+        const got = sub.report.participants[publisher];
+        assert.ok(got && got.audio >= 50 && got.video >= 50, `too little media from ${publisher}: ${JSON.stringify(sub.report)}\n${await sfuLog()}`);
         // LiveKit places rooms only with its node's stats (/proc/loadavg: its unit must let it read them).
         assert.doesNotMatch((await vm.exec("journalctl -u livekit-server.service --no-pager -o cat")).stdout, /could not update node stats/);
+        // Both WebSockets went through nginx on the VM.
+        assert.match((await vm.exec("grep -c 'GET /livekit/sfu/rtc' /var/log/nginx/access.log || true")).stdout.trim(), /^[1-9]/);
     });
 
     it("PostgreSQL runs with the rendered settings: loopback only, tuning from memoryMb, UTF8/C database, nightly dump timer", async function () {

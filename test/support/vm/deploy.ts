@@ -55,32 +55,40 @@ export async function startTimestamps(vm: Vm, units: string[]): Promise<Record<s
     );
 }
 
+type HttpsReply = { status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] };
+
 /** A GET over TLS to nginx on this machine's forwarded port, with SNI and Host `name`, trusting only `ca`. */
-export function httpsGet(
-    port: number,
-    name: string,
-    p: string,
-    ca: string,
-    headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; issuer: string; names: string[] }> {
+export function httpsGet(port: number, name: string, p: string, ca: string, headers: Record<string, string> = {}): Promise<HttpsReply> {
+    return httpsRequest("GET", port, name, p, ca, headers);
+}
+
+/** A POST of `body` as JSON, otherwise as `httpsGet`. */
+export function httpsPost(port: number, name: string, p: string, ca: string, body: unknown, headers: Record<string, string> = {}): Promise<HttpsReply> {
+    return httpsRequest("POST", port, name, p, ca, { ...headers, "content-type": "application/json" }, JSON.stringify(body));
+}
+
+function httpsRequest(method: string, port: number, name: string, p: string, ca: string, headers: Record<string, string>, body?: string): Promise<HttpsReply> {
     return new Promise((resolve, reject) => {
-        const req = https.request({ host: "127.0.0.1", port, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 }, (res) => {
-            const cert = (res.socket as TLSSocket).getPeerCertificate();
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (d: string) => (body += d));
-            res.on("end", () =>
-                resolve({
-                    status: res.statusCode ?? 0,
-                    body,
-                    headers: res.headers,
-                    issuer: JSON.stringify(cert.issuer),
-                    names: (cert.subjectaltname ?? "").split(/,\s*/).filter(Boolean),
-                }),
-            );
-        });
+        const req = https.request(
+            { host: "127.0.0.1", port, method, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 },
+            (res) => {
+                const cert = (res.socket as TLSSocket).getPeerCertificate();
+                let text = "";
+                res.setEncoding("utf8");
+                res.on("data", (d: string) => (text += d));
+                res.on("end", () =>
+                    resolve({
+                        status: res.statusCode ?? 0,
+                        body: text,
+                        headers: res.headers,
+                        issuer: JSON.stringify(cert.issuer),
+                        names: (cert.subjectaltname ?? "").split(/,\s*/).filter(Boolean),
+                    }),
+                );
+            },
+        );
         req.on("timeout", () => req.destroy(new Error(`https://${name}${p} on port ${port}: no answer`)));
         req.on("error", reject);
-        req.end();
+        req.end(body);
     });
 }

@@ -15,7 +15,7 @@
  * - every qemu runs under `setpriv --pdeathsig SIGKILL` and is also killed
  *   from exit/signal handlers, so no VM outlives the test process.
  */
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -396,6 +396,60 @@ export class PrivateNetwork {
                 `virtio-net-pci,netdev=priv0,mac=${mac}`,
             ],
         };
+    }
+
+    /**
+     * Puts a network namespace on this network, as another machine on the
+     * switch: a tap device in `ns` (created if missing) with `ip`/24, its
+     * frames relayed by tap-relay.py. What a test runs in `ns` reaches the
+     * VMs' private addresses, and nothing else. `close()` stops the relay
+     * and deletes the namespace; it also runs when this process exits, and
+     * should the process be killed, the relay dies with it (a death signal)
+     * and takes the tap along.
+     */
+    async attachNamespace(ns: string, ip: string): Promise<{ close(): void }> {
+        await this.start();
+        this.allocate(ip);
+        const tap = `pmtap${process.pid % 100000}${this.macCounter++}`.slice(0, 15);
+        const relay = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "python3", path.join(__dirname, "tap-relay.py"), tap, String(this.hubPort)], {
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stderr = "";
+        relay.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+        const port = await new Promise<number>((resolve, reject) => {
+            let out = "";
+            relay.stdout!.on("data", (d: Buffer) => {
+                out += d.toString();
+                if (out.includes("\n")) resolve(Number(out.trim()));
+            });
+            relay.once("exit", (code) => reject(new Error(`tap-relay.py exited with ${code}: ${stderr}`)));
+        });
+        this.members.add(port);
+        let closed = false;
+        const close = () => {
+            if (closed) return;
+            closed = true;
+            this.detach(port);
+            this.release(ip);
+            relay.kill("SIGKILL");
+            spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+        };
+        process.once("exit", close);
+        try {
+            const ipCmd = async (...a: string[]) => {
+                const r = await runProcess("ip", a);
+                if (r.code !== 0) throw new Error(`ip ${a.join(" ")}: ${r.stderr.trim()}`);
+            };
+            if ((await runProcess("ip", ["netns", "exec", ns, "true"])).code !== 0) await ipCmd("netns", "add", ns);
+            await ipCmd("link", "set", tap, "netns", ns);
+            await ipCmd("-n", ns, "addr", "add", `${ip}/24`, "dev", tap);
+            await ipCmd("-n", ns, "link", "set", tap, "up");
+            await ipCmd("-n", ns, "link", "set", "lo", "up");
+        } catch (e) {
+            close();
+            throw e;
+        }
+        return { close };
     }
 
     detach(port: number): void {

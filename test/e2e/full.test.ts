@@ -15,6 +15,7 @@ import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { matrixRtcBinaries, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
@@ -198,11 +199,12 @@ full("e2e full (real engine)", function () {
         });
     });
 
-    describe("the reverse proxy's settings: an admin allow-list, then Element, then TURN and its relay range, then TURN removed", function () {
+    describe("the reverse proxy's settings: an admin allow-list, then Element, then TURN and its relay range, then TURN removed, then MatrixRTC with LiveKit's TURN on 443 added and removed", function () {
         let vm: Vm;
         let stack: EngineStack;
         let pebble: PebbleServer;
         let releases: ReleaseServer;
+        let rtcReleases: RtcReleaseServer;
         const NGINX = "nginx.service";
         const PROXY_UNITS = ["matrix-synapse.service", "postgresql@15-main.service", NGINX];
         /** nginx's master process: a reload keeps it, a restart does not. */
@@ -214,13 +216,14 @@ full("e2e full (real engine)", function () {
             pebble = await startPebble({ httpPort: vm.forwardedPort(80), extraApiHosts: ["10.0.2.2"] });
             releases = new ReleaseServer();
             await releases.start(fs.mkdtempSync(path.join(os.tmpdir(), "e2e-element-")), ["1.11.999"]);
+            rtcReleases = await serveRtcReleases(await matrixRtcBinaries());
             stack = await EngineStack.create(
                 dir,
                 "proxy",
                 log,
                 vmConfig(vm, {
                     proxy: "nginx",
-                    // MatrixRTC is the smoke suite's; this scenario is about the proxy's own settings.
+                    // MatrixRTC comes later (added, then removed, at the end).
                     rtc: "none",
                     workers: "{}",
                     acmeEmail: "admin@example.com",
@@ -235,6 +238,7 @@ full("e2e full (real engine)", function () {
             await vm?.stop();
             await pebble?.stop();
             await releases?.stop();
+            await rtcReleases?.close();
         });
 
         it("adminAllowList: only nginx's step updates; nginx reloads (same master process), nothing restarts; the admin API answers the allowed network", async function () {
@@ -348,6 +352,79 @@ full("e2e full (real engine)", function () {
             assert.equal(after[NGINX], before[NGINX]);
             assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
             const again = await stack.up("second up without TURN");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+
+        /** What MatrixRTC leaves on the VM: units, configs, binaries, nginx's stream front. */
+        const RTC_PATHS_ON_VM =
+            "/etc/systemd/system/livekit-server.service /etc/systemd/system/lk-jwt-service.service /etc/pulumi-matrix/rtc /opt/pulumi-matrix/rtc /etc/nginx/modules-enabled/pulumi-matrix-stream.conf /etc/matrix-synapse/conf.d/46-rtc.yaml";
+
+        it("MatrixRTC added with LiveKit's TURN on 443: both programs run from the verified releases, the certificate gains the TURN name, nginx's stream front takes 443 and routes it by name; a second up changes nothing", async function () {
+            const r = rtcReleases.releases(`http://10.0.2.2:${rtcReleases.port}`);
+            await stack.setConfig({
+                rtc: "livekit",
+                rtcLivekitSha256: r.livekit.sha256,
+                rtcLivekitDownloadUrl: r.livekit.downloadUrl,
+                rtcJwtServiceSha256: r.jwtService.sha256,
+                rtcJwtServiceDownloadUrl: r.jwtService.downloadUrl,
+                // As behind 1:1 NAT (AWS, GCP, Azure): the public address (a documentation one: no call is placed here, the
+                // smoke suite places one) is not on the VM, whose interface holds qemu's 10.0.2.15: LiveKit's media address.
+                rtcPublicAddress: "198.51.100.10",
+                rtcLocalAddress: "10.0.2.15",
+                rtcTurnDomain: "rtc-turn.test",
+            });
+            const up = await stack.up("up with MatrixRTC and LiveKit's TURN");
+            timings.push(`up adding MatrixRTC with LiveKit's TURN: ${up.seconds} s`);
+            assert.deepEqual([...rtcReleases.downloads].sort(), ["/livekit_1.13.5_linux_amd64.tar.gz", "/lk-jwt-service_linux_amd64"]);
+            const active = await vm.exec("systemctl is-active livekit-server.service lk-jwt-service.service nginx.service");
+            assert.deepEqual(active.stdout.trim().split("\n"), ["active", "active", "active"], active.stdout);
+            // The web through the front: the homeserver, the focus in the well-known, the certificate with the TURN name.
+            const versions = await get("matrix.test", "/_matrix/client/versions");
+            assert.equal(versions.status, 200, versions.body);
+            assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test", "DNS:rtc-turn.test"]);
+            const wk = JSON.parse((await get("matrix.test", "/.well-known/matrix/client")).body) as Record<string, unknown>;
+            assert.deepEqual(wk["org.matrix.msc4143.rtc_foci"], [{ type: "livekit", livekit_service_url: "https://matrix.test/livekit/jwt" }]);
+            assert.equal((await get("matrix.test", "/livekit/jwt/healthz")).status, 200);
+            // 443 is the stream front's; LiveKit's TURN port listens, and only nginx is let in (the firewall opens 7881 and 7882, not 7883).
+            const listening = (await vm.exec("ss -Hltnp")).stdout;
+            assert.match(listening, /:443\s.*nginx/);
+            assert.match(listening, /:7883\s.*livekit-server/);
+            const nft = (await vm.exec("nft list table inet pulumi_matrix")).stdout;
+            assert.match(nft, /tcp dport 7881 accept/);
+            assert.match(nft, /udp dport 7882 accept/);
+            assert.doesNotMatch(nft, /7883|30000-40000/);
+            const livekitYaml = (await vm.exec("cat /etc/pulumi-matrix/rtc/livekit.yaml")).stdout;
+            assert.match(livekitYaml, /external_tls: true/);
+            assert.match(livekitYaml, /node_ip: 198\.51\.100\.10\n {2}ips:\n {4}includes:\n {6}- 10\.0\.2\.15\/32/);
+            const again = await stack.up("second up with MatrixRTC");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+
+        it("MatrixRTC removed: Synapse and the well-known stop advertising it; no unit, file, binary, port or stream front is left; 443 is nginx's web servers' again", async function () {
+            await stack.removeConfig([
+                "rtcLivekitSha256",
+                "rtcLivekitDownloadUrl",
+                "rtcJwtServiceSha256",
+                "rtcJwtServiceDownloadUrl",
+                "rtcPublicAddress",
+                "rtcLocalAddress",
+                "rtcTurnDomain",
+            ]);
+            await stack.setConfig({ rtc: "none" });
+            const up = await stack.up("up without MatrixRTC");
+            timings.push(`up removing MatrixRTC: ${up.seconds} s`);
+            const left = await vm.exec(`for f in ${RTC_PATHS_ON_VM}; do [ -e $f ] && echo $f; done; true`);
+            assert.equal(left.stdout.trim(), "", `left on the VM:\n${left.stdout}`);
+            assert.equal((await vm.exec("systemctl is-active livekit-server.service lk-jwt-service.service || true")).stdout.trim(), "inactive\ninactive");
+            const listening = (await vm.exec("ss -Hltun")).stdout;
+            assert.doesNotMatch(listening, /:(7880|7881|7882|7883|8080)\s/, listening);
+            assert.doesNotMatch((await vm.exec("nft list table inet pulumi_matrix")).stdout, /dport (7881|7882)/);
+            const versions = await get("matrix.test", "/_matrix/client/versions");
+            assert.equal(versions.status, 200, versions.body);
+            assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
+            const wk = JSON.parse((await get("matrix.test", "/.well-known/matrix/client")).body) as Record<string, unknown>;
+            assert.equal(wk["org.matrix.msc4143.rtc_foci"], undefined);
+            const again = await stack.up("second up without MatrixRTC");
             assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
     });

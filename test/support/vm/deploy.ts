@@ -70,7 +70,9 @@ export function httpsPost(port: number, name: string, p: string, ca: string, bod
 function httpsRequest(method: string, port: number, name: string, p: string, ca: string, headers: Record<string, string>, body?: string): Promise<HttpsReply> {
     return new Promise((resolve, reject) => {
         const req = https.request(
-            { host: "127.0.0.1", port, method, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000 },
+            // A connection of its own (agent: false): a TLS session resumed from the agent's cache carries no peer certificate,
+            // and the certificate nginx presents now is what callers check.
+            { host: "127.0.0.1", port, method, path: p, servername: name, headers: { ...headers, host: name }, ca, timeout: 30_000, agent: false },
             (res) => {
                 const cert = (res.socket as TLSSocket).getPeerCertificate();
                 let text = "";

@@ -1,7 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { componentLabel, ConfigError, Described } from "../src/model/errors";
-import { MonitoringContext, MonitoringOptions, monitoringPortClaims, MonitoringSettings, resolveMonitoringSettings } from "../src/model/monitoring";
+import {
+    checkMonitoredWorkers,
+    MonitoringContext,
+    MonitoringOptions,
+    monitoringPortClaims,
+    MonitoringSettings,
+    resolveMonitoringSettings,
+} from "../src/model/monitoring";
 import { redisServesOtherHosts } from "../src/model/redis";
 import { monitoringAlertRoomScript, monitoringRedisSecretScript, monitoringServerScript, monitoringSmtpSecretScript } from "../src/provision/monitoring";
 import { childName, typeToken } from "./naming";
@@ -15,7 +22,12 @@ import { WorkerPool } from "./WorkerPool";
 export interface MonitoringServerArgs extends MonitoringOptions {
     /** The homeserver watched; monitoring runs on its host. */
     synapse: SynapseHomeserver;
-    /** Synapse's workers: those on Synapse's host are scraped. Default: none. */
+    /**
+     * Synapse's workers: every worker is scraped, those on Synapse's host on
+     * loopback, those on other hosts at their private addresses, which needs
+     * the pool's `metricsScrapedFrom` set to Synapse's Host (an error
+     * otherwise). Default: none.
+     */
     workers?: WorkerPool;
     /** PostgreSQL: when installed on Synapse's host, its exporter runs too. Default: none. */
     database?: PostgresDatabase;
@@ -55,7 +67,8 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
 /**
  * Prometheus, Alertmanager and the node, PostgreSQL, Redis, nginx and
  * blackbox exporters from Debian on Synapse's host, all on 127.0.0.1:
- * Synapse and every worker on the host scraped, Synapse's recording rules
+ * Synapse and every worker scraped (on other hosts through the pool's
+ * `metricsScrapedFrom`), Synapse's recording rules
  * (pinned, SHA-256 verified), the library's alerts, e-mail through
  * Synapse's SMTP server and into a Matrix room (`alertRoom`). Exporter
  * credentials and the bot's tokens stay in root-only files.
@@ -71,6 +84,7 @@ export class MonitoringServer extends pulumi.ComponentResource {
         const { synapse, workers, database, proxy, redis, smtpPassword, resolved, enabled: _enabled, ...options } = args;
         const s = resolved ?? resolveMonitoringSettings(component, options, monitoringContext(args));
         const host = synapse.host;
+        if (workers) checkMonitoredWorkers(component, workers.settings, workers.label, host.label);
         host.claimPorts(component, monitoringPortClaims(s));
         this.settings = s;
         const smtp =
@@ -113,7 +127,14 @@ export class MonitoringServer extends pulumi.ComponentResource {
         const after = [synapse.ready, ...[workers, database, proxy, redis].flatMap((c) => (c ? [c.ready] : [])), ...smtp, ...redisLogin, ...alertRoom];
         this.ready = hostScript(
             childName(name, "server"),
-            { host, script: monitoringServerScript(s, synapse.settings, workers?.settings), after, timeout: "20m" },
+            {
+                host,
+                script: workers
+                    ? workers.privateAddresses.apply((a) => monitoringServerScript(s, synapse.settings, workers.settings, a))
+                    : monitoringServerScript(s, synapse.settings),
+                after,
+                timeout: "20m",
+            },
             { parent: this },
         );
         this.registerOutputs({});

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 
-import { componentLabel } from "../src/model/errors";
+import { componentLabel, ConfigError } from "../src/model/errors";
 import {
     isMultiHost,
     noRedisError,
@@ -33,7 +33,7 @@ export interface WorkerPoolWorker extends Omit<WorkerSpec, "host"> {
     host?: Host;
 }
 
-export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "workers"> {
+export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "workers" | "metricsScrapedFrom"> {
     /** The Synapse the workers belong to: its settings, host and secrets. It needs `replication` (the main process's replication listener). */
     synapse: SynapseHomeserver;
     /** The Redis every Synapse process talks through (required with workers). Default: none. */
@@ -48,6 +48,18 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "w
     instances?: WorkerCounts | WorkerPoolWorker[];
     /** @deprecated Renamed `instances`; accepted for one release. Give one of the two. */
     workers?: WorkerCounts | WorkerPoolWorker[];
+    /**
+     * The Host whose Prometheus scrapes the workers' metrics: Synapse's Host
+     * for a MonitoringServer (which runs there and refuses a pool whose
+     * workers on other hosts it cannot reach). Workers on any other host then
+     * bind their metrics listener (HTTP port + 2000) to their host's
+     * `privateAddress`, and that host's firewall opens it to this Host's
+     * `privateAddress` alone; workers on this Host keep theirs on loopback.
+     * Both Hosts need a `privateAddress`. Removing it puts every metrics
+     * listener back on loopback and closes the openings. Default: none (all
+     * on loopback, nothing opened).
+     */
+    metricsScrapedFrom?: Host;
     /**
      * The pool's settings, already resolved from these options (MatrixStack
      * passes its plan's: see `planStack`): used as they are, so they are
@@ -66,23 +78,32 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "w
  * installed there too, and replication is opened only to the pool's hosts.
  */
 export class WorkerPool extends pulumi.ComponentResource {
+    /** How errors name the pool: `WorkerPool "<name>"`. */
+    readonly label: string;
     /** The pool's settings as plain values (names, roles, hosts, ports). */
     readonly settings: WorkerPoolSettings;
     /** Depend on this to run once every worker answers /health. */
     readonly ready: pulumi.Resource;
+    /** Each host's private address by host label: the pool's hosts and the one its metrics are scraped from (hosts without one are left out). */
+    readonly privateAddresses: pulumi.Output<Record<string, string>>;
     /** The workers that serve requests and where, for a reverse proxy (see WORKER_ROUTES). */
     readonly upstreams: pulumi.Output<WorkerUpstream[]>;
     /**
      * Prometheus scrape files for the workers' metrics listeners, by host label, as written to
-     * /etc/pulumi-matrix/prometheus/synapse-workers.yml on each host (they bind its loopback). No entry for a host without workers.
+     * /etc/pulumi-matrix/prometheus/synapse-workers.yml on each host (they bind its loopback, or its private address with
+     * `metricsScrapedFrom`). No entry for a host without workers.
      */
     readonly prometheusScrapeConfigs: pulumi.Output<Record<string, string>>;
-    /** Synapse's host's scrape jobs in one file: the main process and the workers there (workers elsewhere are named in a comment). */
+    /**
+     * Synapse's host's scrape jobs in one file: the main process and the workers it reaches (those there, and with
+     * `metricsScrapedFrom` set to Synapse's host those on other hosts; workers it cannot reach are named in a comment).
+     */
     readonly prometheusScrapeConfig: pulumi.Output<string>;
 
     constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
         super(typeToken("WorkerPool"), name, {}, opts);
         const component = componentLabel("WorkerPool", name);
+        this.label = component;
         const synapse = args.synapse;
         const mainHost = synapse.host;
         const hosts = new Map<string, Host>([[mainHost.label, mainHost]]);
@@ -93,11 +114,25 @@ export class WorkerPool extends pulumi.ComponentResource {
                       return { ...w, ...(host ? { host: host.label } : {}) };
                   })
                 : given;
-        const options = { basePort: args.basePort, instances: specs(args.instances), workers: specs(args.workers) };
+        const scraper = args.metricsScrapedFrom;
+        if (scraper && !hosts.has(scraper.label)) hosts.set(scraper.label, scraper);
+        const options = {
+            basePort: args.basePort,
+            instances: specs(args.instances),
+            workers: specs(args.workers),
+            ...(scraper ? { metricsScrapedFrom: scraper.label } : {}),
+        };
         const s = args.resolved ?? resolveWorkerPoolSettings(component, options, synapse.settings, mainHost.label);
         this.settings = s;
         const active = s.workers.length > 0;
         if (active && !args.redis) throw noRedisError(component);
+        if (s.metricsScrapedFrom !== undefined && !hosts.has(s.metricsScrapedFrom))
+            throw new ConfigError(
+                component,
+                "metricsScrapedFrom",
+                s.metricsScrapedFrom,
+                "the resolved settings name a host the pool was not given: pass that Host as metricsScrapedFrom",
+            );
         checkPoolPrivateAddresses(component, s, (label) => hosts.get(label)!.privateAddress !== undefined);
         for (const label of poolHosts(s)) hosts.get(label)!.claimPorts(component, workerPortClaims(s, label));
 
@@ -107,11 +142,15 @@ export class WorkerPool extends pulumi.ComponentResource {
                 this,
             );
         const labels = poolHosts(s);
-        const addresses = pulumi.all(labels.map((l) => hosts.get(l)!.privateAddress ?? pulumi.output(undefined)));
+        // The pool's hosts, and the host its metrics are scraped from (when it is not one of them).
+        const addressed = [...new Set([...labels, ...(s.metricsScrapedFrom !== undefined ? [s.metricsScrapedFrom] : [])])];
+        const addresses = pulumi.all(addressed.map((l) => hosts.get(l)!.privateAddress ?? pulumi.output(undefined)));
+        this.privateAddresses = addresses.apply((addrs) =>
+            Object.fromEntries(addressed.flatMap((l, i) => (addrs[i] !== undefined ? [[l, addrs[i] as string]] : []))),
+        );
         const peers: pulumi.Output<WorkerPeers | undefined> = !active
             ? pulumi.output(undefined)
-            : pulumi.all([addresses, args.redis!.connection, synapse.peers]).apply(([addrs, redis, synapsePeers]) => {
-                  const privateAddresses = Object.fromEntries(labels.flatMap((l, i) => (addrs[i] !== undefined ? [[l, addrs[i] as string]] : [])));
+            : pulumi.all([this.privateAddresses, args.redis!.connection, synapse.peers]).apply(([privateAddresses, redis, synapsePeers]) => {
                   checkPoolReachable(component, s, {
                       privateAddresses,
                       replicationBindAddresses: synapse.settings.replication?.bindAddresses ?? [],
@@ -186,15 +225,18 @@ export class WorkerPool extends pulumi.ComponentResource {
         this.ready = remote.length ? this : mainConfig;
 
         this.upstreams = peers.apply((p) => (p ? workerUpstreams(s, (h) => p.privateAddresses[h]) : []));
-        const scrapeFiles: Record<string, string> = {};
-        for (const l of labels) {
-            const file = renderWorkerScrapeConfig(s, synapse.settings, l);
-            if (file !== undefined) scrapeFiles[l] = file;
-        }
-        this.prometheusScrapeConfigs = pulumi.output(scrapeFiles);
-        this.prometheusScrapeConfig = pulumi.output(renderHostScrapeConfig(synapse.settings, s));
+        this.prometheusScrapeConfigs = this.privateAddresses.apply((a) => {
+            const scrapeFiles: Record<string, string> = {};
+            for (const l of labels) {
+                const file = renderWorkerScrapeConfig(s, synapse.settings, l, (h) => a[h]);
+                if (file !== undefined) scrapeFiles[l] = file;
+            }
+            return scrapeFiles;
+        });
+        this.prometheusScrapeConfig = this.privateAddresses.apply((a) => renderHostScrapeConfig(synapse.settings, s, (h) => a[h]));
         this.registerOutputs({
             upstreams: this.upstreams,
+            privateAddresses: this.privateAddresses,
             prometheusScrapeConfigs: this.prometheusScrapeConfigs,
             prometheusScrapeConfig: this.prometheusScrapeConfig,
         });

@@ -3,6 +3,7 @@ import { PortClaim } from "./host";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
 import { synapseFiles, SynapsePaths, SynapseSettings } from "./synapse";
 import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
+import { metricsOnPrivateAddress, WorkerPoolSettings } from "./workers";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
@@ -400,4 +401,25 @@ export function monitoringPortClaims(s: MonitoringSettings): PortClaim[] {
         ...(s.redis ? [at(EXPORTER_PORTS.redis, "redis exporter")] : []),
         ...(s.proxy ? [at(EXPORTER_PORTS.nginx, "nginx exporter"), at(s.proxy.statusPort, "nginx status page", "nginxStatusPort")] : []),
     ];
+}
+
+/**
+ * Monitoring's Prometheus (on Synapse's host, `monitoringHost`) scrapes every
+ * worker of the pool: those on other hosts only when their metrics listeners
+ * are opened to it (the pool's `metricsScrapedFrom`). A pool whose workers on
+ * other hosts keep their metrics on loopback (or opened to another host) is
+ * an error naming the workers and what to set, not a silent gap in alerts.
+ */
+export function checkMonitoredWorkers(component: string, pool: WorkerPoolSettings, poolLabel: string, monitoringHost: string): void {
+    const unreachable = pool.workers.filter(
+        (w) => w.host !== monitoringHost && w.metricsPort !== undefined && !(pool.metricsScrapedFrom === monitoringHost && metricsOnPrivateAddress(pool, w)),
+    );
+    if (!unreachable.length) return;
+    const hosts = [...new Set(unreachable.map((w) => w.host))];
+    throw new ConfigError(
+        component,
+        "workers",
+        new Described(`${poolLabel}${pool.metricsScrapedFrom !== undefined ? ` with metricsScrapedFrom ${pool.metricsScrapedFrom}` : ""}`),
+        `this Prometheus runs on ${monitoringHost} and scrapes every worker, and ${unreachable.map((w) => w.name).join(", ")} on ${hosts.join(", ")} ${unreachable.length > 1 ? "have their" : "has its"} metrics ${pool.metricsScrapedFrom !== undefined ? `opened to ${pool.metricsScrapedFrom} only` : "on that host's loopback"}: construct the WorkerPool with metricsScrapedFrom: ${monitoringHost} (Synapse's host), so their metrics listeners bind their private addresses, opened to it alone`,
+    );
 }

@@ -195,9 +195,17 @@ function postgresRole(port: number): Sh {
  * Installs and configures everything monitoring runs on Synapse's host, for
  * what is there (`s`): Prometheus with every target on the host, the
  * alert rules, Alertmanager, the exporters, blackbox's probes, and the
- * exporters' scrape file for a Prometheus of the user's own.
+ * exporters' scrape file for a Prometheus of the user's own. Workers on
+ * other hosts whose metrics are opened to this host (the pool's
+ * `metricsScrapedFrom`) are scraped at their private addresses
+ * (`privateAddresses`, by host label).
  */
-export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSettings, pool?: WorkerPoolSettings): string {
+export function monitoringServerScript(
+    s: MonitoringSettings,
+    synapse: SynapseSettings,
+    pool?: WorkerPoolSettings,
+    privateAddresses: Record<string, string> = {},
+): string {
     const f = MONITORING_FILES;
     const units = monitoringUnits(s);
     const body: (Sh | string)[] = [
@@ -211,7 +219,7 @@ export function monitoringServerScript(s: MonitoringSettings, synapse: SynapseSe
                 "prometheus",
                 MONITORING_SETS.prometheus,
                 [
-                    { path: f.prometheus, content: renderPrometheusConfig(s, synapse, pool) },
+                    { path: f.prometheus, content: renderPrometheusConfig(s, synapse, pool, privateAddresses) },
                     { path: f.alertRules, content: renderAlertRules() },
                     { path: f.synapseRules, generate: sh`cat ${RULES_CACHE}` },
                 ],

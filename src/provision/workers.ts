@@ -160,7 +160,7 @@ export function workerConfigScript(
     const localSenders = units.filter((_, i) => workers[i].role === "federation_sender");
     // A pool without workers removes what an earlier one wrote: the main process then runs alone again.
     const active = pool.workers.length > 0;
-    const scrape = renderWorkerScrapeConfig(pool, synapse, host);
+    const scrape = active ? renderWorkerScrapeConfig(pool, synapse, host, (h) => peers!.privateAddresses[h]) : undefined;
     const sharedFiles: ManagedFile[] = active
         ? [
               { path: files.shared, content: renderSharedWorkerYaml(pool, synapse, peers!), mode: "0640", group: u },

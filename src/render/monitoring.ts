@@ -11,8 +11,8 @@ import { ALERT_THRESHOLDS, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, 
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { WorkerPoolSettings } from "../model/workers";
-import { SYNAPSE_METRICS_PATH, synapseMainTargets, workerTargets } from "./prometheus";
+import { metricsOnPrivateAddress, WorkerPoolSettings } from "../model/workers";
+import { reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
 import { UNIT_HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -56,11 +56,16 @@ export function probeJobs(s: MonitoringSettings): Job[] {
     ];
 }
 
-/** Synapse's jobs as the user's scrape files have them: the main process and the workers on this host. */
-function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefined): Job[] {
+/**
+ * Synapse's jobs as the user's scrape files have them: the main process and
+ * the workers this host reaches (those on it, and those on other hosts whose
+ * metrics are scraped from it, at the private addresses `privateAddresses`
+ * gives by host label).
+ */
+function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefined, privateAddresses: Record<string, string>): Job[] {
     const statics = (ts: ReturnType<typeof synapseMainTargets>): StaticConfig[] => ts.map((t) => ({ targets: [t.target], labels: { ...t.labels } }));
     const main = synapseMainTargets(synapse);
-    const workers = pool ? workerTargets(pool, synapse, pool.mainHost) : [];
+    const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddressOf(privateAddresses)) : [];
     const job = (name: string, ts: ReturnType<typeof synapseMainTargets>): Job => ({
         job_name: name,
         scrape_interval: "15s",
@@ -70,27 +75,54 @@ function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefi
     return [...(main.length ? [job("synapse", main)] : []), ...(workers.length ? [job("synapse_workers", workers)] : [])];
 }
 
+/** A host's private address from the map, or an error naming the host (the component checks they exist first). */
+function privateAddressOf(addresses: Record<string, string>): (host: string) => string {
+    return (host) => {
+        const a = addresses[host];
+        if (a === undefined) throw new Error(`monitoring: no private address for ${host}`);
+        return a;
+    };
+}
+
+/** Workers on other hosts this host's Prometheus scrapes (their metrics opened to it: `metricsScrapedFrom`). */
+export function remoteScrapedWorkers(pool: WorkerPoolSettings | undefined): string[] {
+    if (!pool || pool.metricsScrapedFrom !== pool.mainHost) return [];
+    return pool.workers.filter((w) => w.host !== pool.mainHost && metricsOnPrivateAddress(pool, w)).map((w) => w.name);
+}
+
 /**
- * Prometheus's config: Synapse and its workers on this host, the
- * exporters, the probes, Prometheus and Alertmanager themselves; the rule
- * files; Alertmanager on loopback.
+ * Prometheus's config: Synapse and its workers (on this host, and on other
+ * hosts whose metrics are opened to it: `privateAddresses` by host label),
+ * the exporters, the probes, Prometheus and Alertmanager themselves; the
+ * rule files; Alertmanager on loopback.
  */
-export function renderPrometheusConfig(s: MonitoringSettings, synapse: SynapseSettings, pool?: WorkerPoolSettings): string {
+export function renderPrometheusConfig(
+    s: MonitoringSettings,
+    synapse: SynapseSettings,
+    pool?: WorkerPoolSettings,
+    privateAddresses: Record<string, string> = {},
+): string {
     const self = (name: string, port: number): Job => ({ job_name: name, static_configs: [{ targets: [local(port)], labels: { instance: s.serverName } }] });
+    const remote = remoteScrapedWorkers(pool);
     return renderYaml(
         {
             global: { scrape_interval: "15s", evaluation_interval: "15s" },
             alerting: { alertmanagers: [{ static_configs: [{ targets: [local(s.alertmanagerPort)] }] }] },
             rule_files: [`${MONITORING_FILES.rulesDir}/*.yml`],
             scrape_configs: [
-                ...synapseJobs(synapse, pool),
+                ...synapseJobs(synapse, pool, privateAddresses),
                 ...exporterJobs(s),
                 ...probeJobs(s),
                 self("prometheus", s.prometheusPort),
                 self("alertmanager", s.alertmanagerPort),
             ],
         },
-        [MANAGED_HEADER, "Prometheus's config (pulumi-matrix monitoring). Every target is on this host's loopback."].join("\n"),
+        [
+            MANAGED_HEADER,
+            remote.length
+                ? `Prometheus's config (pulumi-matrix monitoring). Every target is on this host's loopback, except the workers on other hosts (${remote.join(", ")}): their metrics listeners bind their hosts' private addresses, opened to this host alone.`
+                : "Prometheus's config (pulumi-matrix monitoring). Every target is on this host's loopback.",
+        ].join("\n"),
     );
 }
 

@@ -2,13 +2,14 @@
  * Prometheus scrape files for Synapse's processes, for users who bring their
  * own Prometheus: the main process's metrics listener, and each worker's.
  * Every listener binds loopback (or the address the user gave the main
- * process's), so a file lists the targets as they are reached from the host
- * it is written on; a Prometheus elsewhere needs an SSH tunnel (README:
- * Maintenance and monitoring).
+ * process's, or, for workers scraped from another host, their host's private
+ * address), so a file lists the targets as they are reached from the host
+ * it is written on; a Prometheus elsewhere needs an SSH tunnel, or the
+ * pool's `metricsScrapedFrom` (README: Maintenance and monitoring).
  */
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { WORKER_ROLES, WorkerPoolSettings } from "../model/workers";
+import { metricsOnPrivateAddress, WORKER_ROLES, workerMetricsAddress, WorkerPoolSettings, WorkerSettings } from "../model/workers";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /** Where the scrape files are, readable by anyone on the host (they hold addresses and ports, nothing secret). */
@@ -47,22 +48,76 @@ export function synapseMainTargets(s: SynapseSettings): ScrapeTarget[] {
     return [{ target: dialAddress(s.metrics.bindAddress, s.metrics.port), labels: { instance: s.serverName, job: "master", index: "1" } }];
 }
 
+/** A private address nobody gave: the component checks every address exists before rendering. */
+function noPrivateAddress(host: string): string {
+    throw new Error(`prometheus: no private address for ${host}`);
+}
+
 /**
- * The metrics listeners of the pool's workers on `host` (each binds
- * 127.0.0.1 there); `index` counts a role's workers across the whole pool,
- * so two hosts' files never give two processes the same labels.
+ * The metrics listeners of the pool's workers that `include` keeps, each at
+ * the address its listener binds; `index` counts a role's workers across the
+ * whole pool, so two hosts' files never give two processes the same labels.
  */
-export function workerTargets(pool: WorkerPoolSettings, synapse: SynapseSettings, host: string): ScrapeTarget[] {
+function poolTargets(
+    pool: WorkerPoolSettings,
+    synapse: SynapseSettings,
+    include: (w: WorkerSettings) => boolean,
+    privateAddress: (host: string) => string,
+): ScrapeTarget[] {
     const seen = new Map<string, number>();
     const out: ScrapeTarget[] = [];
     const ordered = [...pool.workers].sort((a, b) => WORKER_ROLES.indexOf(a.role) - WORKER_ROLES.indexOf(b.role));
     for (const w of ordered) {
         const index = (seen.get(w.role) ?? 0) + 1;
         seen.set(w.role, index);
-        if (w.host !== host || w.metricsPort === undefined) continue;
-        out.push({ target: dialAddress("127.0.0.1", w.metricsPort), labels: { instance: synapse.serverName, job: w.role, index: String(index) } });
+        if (!include(w)) continue;
+        if (w.metricsPort === undefined) continue;
+        out.push({
+            target: dialAddress(workerMetricsAddress(pool, w, privateAddress), w.metricsPort),
+            labels: { instance: synapse.serverName, job: w.role, index: String(index) },
+        });
     }
     return out;
+}
+
+/**
+ * The metrics listeners of the pool's workers on `host`: on 127.0.0.1, or
+ * on the host's private address when a Prometheus on another host scrapes
+ * them (`metricsScrapedFrom`; `privateAddress` gives it).
+ */
+export function workerTargets(
+    pool: WorkerPoolSettings,
+    synapse: SynapseSettings,
+    host: string,
+    privateAddress: (host: string) => string = noPrivateAddress,
+): ScrapeTarget[] {
+    return poolTargets(pool, synapse, (w) => w.host === host, privateAddress);
+}
+
+/**
+ * What a Prometheus on `from` can scrape of the pool: the workers on
+ * `from`, and, when the pool's metrics are scraped from there
+ * (`metricsScrapedFrom`), every worker on another host at its private
+ * address (opened to `from` alone). Labels as every other worker target's.
+ */
+export function reachableWorkerTargets(
+    pool: WorkerPoolSettings,
+    synapse: SynapseSettings,
+    from: string,
+    privateAddress: (host: string) => string = noPrivateAddress,
+): ScrapeTarget[] {
+    return poolTargets(pool, synapse, (w) => w.host === from || (pool.metricsScrapedFrom === from && metricsOnPrivateAddress(pool, w)), privateAddress);
+}
+
+/** Hosts of the pool with workers whose metrics a Prometheus on `from` cannot reach (on their loopback). */
+function hostsOutOfReach(pool: WorkerPoolSettings, from: string): string[] {
+    return [
+        ...new Set(
+            pool.workers
+                .filter((w) => w.host !== from && w.metricsPort !== undefined && !(pool.metricsScrapedFrom === from && metricsOnPrivateAddress(pool, w)))
+                .map((w) => w.host),
+        ),
+    ];
 }
 
 /**
@@ -101,28 +156,60 @@ export function renderSynapseScrapeConfig(s: SynapseSettings): string {
 }
 
 /** The scrape file of the workers on `host` (job `synapse_workers`); none when they have no metrics listeners. */
-export function renderWorkerScrapeConfig(pool: WorkerPoolSettings, synapse: SynapseSettings, host: string): string | undefined {
-    const targets = workerTargets(pool, synapse, host);
-    return targets.length ? renderScrapeConfig([{ name: "synapse_workers", targets }]) : undefined;
+export function renderWorkerScrapeConfig(
+    pool: WorkerPoolSettings,
+    synapse: SynapseSettings,
+    host: string,
+    privateAddress: (host: string) => string = noPrivateAddress,
+): string | undefined {
+    const targets = workerTargets(pool, synapse, host, privateAddress);
+    const opened = pool.workers.some((w) => w.host === host && metricsOnPrivateAddress(pool, w));
+    return targets.length
+        ? renderScrapeConfig(
+              [{ name: "synapse_workers", targets }],
+              opened
+                  ? [`This host's workers bind its private address instead, opened to ${pool.metricsScrapedFrom} alone (the WorkerPool's metricsScrapedFrom).`]
+                  : [],
+          )
+        : undefined;
 }
 
 /**
  * Both jobs of Synapse's host in one file, for a stack output to copy: the
- * main process and the workers on its host. Workers on other hosts are named
- * in a note: their listeners bind those hosts' loopback, so their targets
- * are in the workers file on each of those hosts.
+ * main process and the workers it reaches: those on its host, and those on
+ * other hosts when their metrics are scraped from it (`metricsScrapedFrom`:
+ * at their private addresses). Other workers are named in a note: their
+ * listeners bind those hosts' loopback, so their targets are in the workers
+ * file on each of those hosts.
  */
-export function renderHostScrapeConfig(synapse: SynapseSettings, pool?: WorkerPoolSettings): string {
+export function renderHostScrapeConfig(
+    synapse: SynapseSettings,
+    pool?: WorkerPoolSettings,
+    privateAddress: (host: string) => string = noPrivateAddress,
+): string {
     const main = synapseMainTargets(synapse);
-    const workers = pool ? workerTargets(pool, synapse, pool.mainHost) : [];
-    const elsewhere = pool ? [...new Set(pool.workers.filter((w) => w.host !== pool.mainHost && w.metricsPort !== undefined).map((w) => w.host))] : [];
+    const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddress) : [];
+    const elsewhere = pool ? hostsOutOfReach(pool, pool.mainHost) : [];
     const jobs: ScrapeJob[] = [
         ...(main.length ? [{ name: "synapse", targets: main }] : []),
         ...(workers.length ? [{ name: "synapse_workers", targets: workers }] : []),
     ];
+    const remote = pool
+        ? [
+              ...new Set(
+                  pool.workers
+                      .filter((w) => w.host !== pool.mainHost && pool.metricsScrapedFrom === pool.mainHost && metricsOnPrivateAddress(pool, w))
+                      .map((w) => w.host),
+              ),
+          ]
+        : [];
     const notes = [
         ...(main.length ? [] : ["Synapse's metrics are disabled (metrics.enabled: false)."]),
-        ...elsewhere.map((h) => `Workers on ${h} listen on its loopback: scrape them there (${PROMETHEUS_SCRAPE_FILES.workers} on that host).`),
+        ...remote.map((h) => `Workers on ${h} are reached at its private address, opened to this host alone (the WorkerPool's metricsScrapedFrom).`),
+        ...elsewhere.map(
+            (h) =>
+                `Workers on ${h} listen on its loopback: scrape them there (${PROMETHEUS_SCRAPE_FILES.workers} on that host), or give the WorkerPool metricsScrapedFrom.`,
+        ),
     ];
     return renderScrapeConfig(jobs, notes);
 }

@@ -6,11 +6,14 @@ import { parse } from "yaml";
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { MonitoringServer } from "../../components/MonitoringServer";
+import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
+import { WorkerPool } from "../../components/WorkerPool";
 import { BACKUP_FILES, BACKUP_METRIC } from "../../src/model/backup";
 import { ConfigErrors } from "../../src/model/errors";
 import {
+    checkMonitoredWorkers,
     MONITORING_FILES,
     MonitoringContext,
     MonitoringOptions,
@@ -41,7 +44,10 @@ import {
 import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../../src/render/monitoringAlertRoom";
 import { golden } from "../support/golden";
 import {
+    GOLDEN_REMOTE_WORKER_PEERS,
     goldenProxySettings,
+    goldenRemoteWorkerPool,
+    goldenScrapedRemoteWorkerPool,
     goldenSynapseSettings,
     goldenWorkerPool,
     goldenWorkerSynapse,
@@ -420,7 +426,102 @@ describe("MonitoringServer as a component", () => {
     });
 });
 
+describe("MonitoringServer: workers on other hosts (the pool's metricsScrapedFrom)", () => {
+    type Doc = { scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
+    const s = goldenMonitoringSettings();
+    const scrapeTargets = (yaml: string) =>
+        (parse(yaml) as Doc).scrape_configs
+            .find((j) => j.job_name === "synapse_workers")!
+            .static_configs.map((c) => `${c.labels.job}${c.labels.index}@${c.targets[0]} ${c.labels.instance}`);
+
+    it("Prometheus scrapes every worker: those on its host on loopback, those elsewhere at their private addresses, with the same labels", () => {
+        const yaml = renderPrometheusConfig(s, goldenWorkerSynapse(), goldenScrapedRemoteWorkerPool(), GOLDEN_REMOTE_WORKER_PEERS.privateAddresses);
+        assert.deepEqual(scrapeTargets(yaml), [
+            "federation_reader1@10.0.0.6:10100 example.com",
+            "federation_reader2@10.0.0.6:10101 example.com",
+            "federation_sender1@127.0.0.1:10120 example.com",
+            "event_persister1@10.0.0.6:10200 example.com",
+        ]);
+        assert.match(yaml, /except the workers on other hosts \(federation_reader1, federation_reader2, event_persister1\)/);
+        // The same labels as a pool on one host: the alert rules and Synapse's recording rules apply unchanged.
+        assert.deepEqual(
+            scrapeTargets(yaml).map((t) => t.replace(/@.* /, " ")),
+            scrapeTargets(
+                renderPrometheusConfig(s, goldenWorkerSynapse(), {
+                    ...goldenScrapedRemoteWorkerPool(),
+                    metricsScrapedFrom: undefined,
+                    workers: goldenScrapedRemoteWorkerPool().workers.map((w) => ({ ...w, host: 'Host "vm"' })),
+                }),
+            ).map((t) => t.replace(/@.* /, " ")),
+        );
+    });
+
+    it("a pool whose workers on other hosts keep their metrics on loopback, or opened to another host, is refused naming the workers and what to set", () => {
+        assert.throws(
+            () => checkMonitoredWorkers(C, goldenRemoteWorkerPool(), 'WorkerPool "w"', 'Host "vm"'),
+            /MonitoringServer "m": workers is WorkerPool "w"; this Prometheus runs on Host "vm" and scrapes every worker, and federation_reader1, federation_reader2, event_persister1 on Host "w2" have their metrics on that host's loopback: construct the WorkerPool with metricsScrapedFrom: Host "vm"/,
+        );
+        assert.throws(
+            () => checkMonitoredWorkers(C, { ...goldenScrapedRemoteWorkerPool(), metricsScrapedFrom: 'Host "mon"' }, 'WorkerPool "w"', 'Host "vm"'),
+            /workers is WorkerPool "w" with metricsScrapedFrom Host "mon"; .* have their metrics opened to Host "mon" only/,
+        );
+        assert.doesNotThrow(() => checkMonitoredWorkers(C, goldenScrapedRemoteWorkerPool(), 'WorkerPool "w"', 'Host "vm"'));
+        assert.doesNotThrow(() => checkMonitoredWorkers(C, goldenWorkerPool(), 'WorkerPool "w"', 'Host "vm"'));
+    });
+
+    /** Synapse on "vm" and a federation reader on "w2", both with private addresses; `scraped`: the pool's metrics opened to Synapse's host. */
+    const remoteStack = (scraped: boolean) => () => {
+        const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
+        const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
+        const database = new PostgresDatabase("pg", {
+            host: h,
+            listenAddresses: ["127.0.0.1", "10.0.0.4"],
+            allowedClients: ["10.0.0.6/32"],
+            reachableAt: "10.0.0.4",
+        });
+        const synapse = new SynapseHomeserver("synapse", {
+            host: h,
+            database,
+            serverName: "example.com",
+            installMethod: "pip",
+            replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
+        });
+        const redis = new RedisServer("r", {
+            host: h,
+            bindAddresses: ["127.0.0.1", "10.0.0.4"],
+            allowedClients: ["10.0.0.6/32"],
+            reachableAt: "10.0.0.4",
+            monitoringUser: true,
+        });
+        const workers = new WorkerPool("w", {
+            synapse,
+            redis,
+            instances: [{ role: "federation_reader", host: w2 }],
+            ...(scraped ? { metricsScrapedFrom: h } : {}),
+        });
+        return new MonitoringServer("m", { synapse, workers, database, redis });
+    };
+
+    it("as components: the server step's Prometheus scrapes the worker on the other host at its private address", async () => {
+        const { mocks, result } = await runWithMocks(remoteStack(true));
+        assert.ok(result instanceof MonitoringServer);
+        const server = String(mocks.byName("m-server").inputs.stdin);
+        assert.match(server, /- targets:\n +- 10\.0\.0\.6:10100\n +labels:\n +instance: example\.com\n +job: federation_reader\n +index: "1"/);
+        assert.match(String(mocks.byName("w-w2-config").inputs.stdin), /ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 10100 accept/);
+    });
+
+    it("as components: without metricsScrapedFrom the MonitoringServer is refused before anything runs", async () => {
+        await assert.rejects(
+            runWithMocks(remoteStack(false)),
+            /MonitoringServer "m": workers is WorkerPool "w"; .*federation_reader1 on Host "w2" has its metrics on that host's loopback: construct the WorkerPool with metricsScrapedFrom: Host "vm"/,
+        );
+    });
+});
+
 describe("monitoring: golden files (update with `npm run golden:update`, review the diff)", () => {
+    golden("monitoring", "prometheus-remote-workers.yml", () =>
+        renderPrometheusConfig(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenScrapedRemoteWorkerPool(), GOLDEN_REMOTE_WORKER_PEERS.privateAddresses),
+    );
     golden("monitoring", "prometheus.yml", () => renderPrometheusConfig(goldenMonitoringSettings(), goldenWorkerSynapse(), goldenWorkerPool()));
     golden("monitoring", "pulumi-matrix-alerts.yml", () => renderAlertRules());
     golden("monitoring", "alertmanager.yml", () => renderAlertmanagerConfig(goldenMonitoringSettings()));

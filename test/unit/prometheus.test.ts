@@ -18,6 +18,7 @@ import {
     GOLDEN_PEERS,
     GOLDEN_REMOTE_WORKER_PEERS,
     goldenRemoteWorkerPool,
+    goldenScrapedRemoteWorkerPool,
     goldenSynapseSettings,
     goldenWorkerPool,
     goldenWorkerSynapse,
@@ -89,6 +90,31 @@ describe("Prometheus scrape files for Synapse and its workers (issue 23)", () =>
         assert.ok(there.every((t) => t.target.startsWith("127.0.0.1:")));
     });
 
+    it("with metricsScrapedFrom Synapse's host: its file reaches every worker, each host's file lists its own at the address they bind", () => {
+        const pool = goldenScrapedRemoteWorkerPool();
+        const s = goldenWorkerSynapse();
+        const addr = (h: string) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h];
+        const here = renderHostScrapeConfig(s, pool, addr);
+        assert.deepEqual(
+            targetsOf(here).map((t) => `${t.job}${t.index}@${t.target}`),
+            [
+                "master1@127.0.0.1:9000",
+                "federation_reader1@10.0.0.6:10100",
+                "federation_reader2@10.0.0.6:10101",
+                "federation_sender1@127.0.0.1:10120",
+                "event_persister1@10.0.0.6:10200",
+            ],
+        );
+        assert.match(here, /Workers on Host "w2" are reached at its private address, opened to this host alone/);
+        assert.doesNotMatch(here, /listen on its loopback/);
+        const there = renderWorkerScrapeConfig(pool, s, 'Host "w2"', addr)!;
+        assert.deepEqual(
+            targetsOf(there).map((t) => t.target),
+            ["10.0.0.6:10100", "10.0.0.6:10101", "10.0.0.6:10200"],
+        );
+        assert.match(there, /workers bind its private address instead, opened to Host "vm" alone/);
+    });
+
     it("Synapse's config step writes the main file; each host's worker step writes its workers' file, and removes it when the pool is empty", () => {
         const synapse = synapseConfigScript(goldenSynapseSettings(), GOLDEN_PEERS, "golden");
         assert.match(synapse, /pm_write synapse-prometheus \/etc\/pulumi-matrix\/prometheus\/synapse\.yml 0644 root root readable/);
@@ -126,4 +152,10 @@ describe("Prometheus scrape files for Synapse and its workers (issue 23)", () =>
     golden("prometheus", "synapse.yml", () => renderSynapseScrapeConfig(goldenSynapseSettings()));
     golden("prometheus", "synapse-workers.yml", () => renderWorkerScrapeConfig(goldenWorkerPool(), goldenWorkerSynapse(), goldenWorkerPool().mainHost)!);
     golden("prometheus", "host-remote-workers.yml", () => renderHostScrapeConfig(goldenWorkerSynapse(), goldenRemoteWorkerPool()));
+    golden("prometheus", "host-remote-workers-scraped.yml", () =>
+        renderHostScrapeConfig(goldenWorkerSynapse(), goldenScrapedRemoteWorkerPool(), (h) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h]),
+    );
+    golden("prometheus", "synapse-workers-private.yml", () =>
+        renderWorkerScrapeConfig(goldenScrapedRemoteWorkerPool(), goldenWorkerSynapse(), 'Host "w2"', (h) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h])!,
+    );
 });

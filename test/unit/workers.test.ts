@@ -18,7 +18,9 @@ import {
     WORKER_ROLES,
     WORKER_STREAMS,
     workerFirewallRules,
+    workerListeners,
     WorkerPoolOptions,
+    workerPortClaims,
     WorkerRole,
 } from "../../src/model/workers";
 import { routeRequest, WORKER_ROUTES } from "../../src/model/workers/routes";
@@ -37,6 +39,7 @@ import {
     GOLDEN_REMOTE_WORKER_PEERS,
     GOLDEN_WORKER_PEERS,
     goldenRemoteWorkerPool,
+    goldenScrapedRemoteWorkerPool,
     goldenWorkerPool,
     goldenWorkerSynapse,
     stackArgs,
@@ -649,6 +652,161 @@ describe("RedisServer and WorkerPool as components", () => {
     });
 });
 
+describe("workers' metrics scraped from another host (metricsScrapedFrom, issue 23)", () => {
+    const addr = (h: string) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h];
+    const metricsOf = (s: ReturnType<typeof goldenRemoteWorkerPool>) =>
+        s.workers.map((w) => `${w.name}@${workerListeners(s, w, addr).find((l) => l.purpose === "metrics")!.address}`);
+
+    it("workers on other hosts bind their metrics listener to their private address; those on the scraping host keep loopback", () => {
+        assert.deepEqual(metricsOf(goldenScrapedRemoteWorkerPool()), [
+            "federation_sender1@127.0.0.1",
+            "federation_reader1@10.0.0.6",
+            "federation_reader2@10.0.0.6",
+            "event_persister1@10.0.0.6",
+        ]);
+        // Without it every metrics listener stays on loopback, wherever the worker runs.
+        assert.ok(metricsOf(goldenRemoteWorkerPool()).every((m) => m.endsWith("@127.0.0.1")));
+        const yaml = renderWorkerYaml(
+            goldenScrapedRemoteWorkerPool(),
+            goldenScrapedRemoteWorkerPool().workers[1],
+            goldenWorkerSynapse(),
+            GOLDEN_REMOTE_WORKER_PEERS,
+        );
+        assert.match(yaml, /- type: metrics\n {4}port: 10100\n {4}bind_addresses:\n {6}- 10\.0\.0\.6\n/);
+    });
+
+    it("the worker host's firewall opens each metrics port to the scraping host's address alone; Synapse's host opens nothing more", () => {
+        const s = goldenScrapedRemoteWorkerPool();
+        assert.deepEqual(
+            workerFirewallRules(s, 'Host "w2"', addr, 9093).map((x) => [x.owner, x.port, x.sources]),
+            [
+                ["worker federation_reader1 requests", 8100, ["10.0.0.4/32"]],
+                ["worker federation_reader1 metrics", 10100, ["10.0.0.4/32"]],
+                ["worker federation_reader2 requests", 8101, ["10.0.0.4/32"]],
+                ["worker federation_reader2 metrics", 10101, ["10.0.0.4/32"]],
+                ["worker event_persister1 replication", 9200, ["10.0.0.4/32"]],
+                ["worker event_persister1 metrics", 10200, ["10.0.0.4/32"]],
+            ],
+        );
+        assert.deepEqual(
+            workerFirewallRules(s, 'Host "vm"', addr, 9093).map((x) => x.owner),
+            ["synapse replication"],
+        );
+        // Taken away again: no metrics opening on any host.
+        for (const h of ['Host "vm"', 'Host "w2"'])
+            assert.ok(workerFirewallRules(goldenRemoteWorkerPool(), h, addr, 9093).every((r) => !r.owner.endsWith("metrics")));
+    });
+
+    it("a Prometheus on a host outside the pool: even workers on Synapse's host bind their private address, opened to it alone", () => {
+        const s = resolveWorkerPoolSettings("P", { instances: { federation_reader: 1 }, metricsScrapedFrom: 'Host "mon"' }, goldenWorkerSynapse(), 'Host "vm"');
+        const a = (h: string) => ({ 'Host "vm"': "10.0.0.4", 'Host "mon"': "10.0.0.9" })[h]!;
+        assert.deepEqual(
+            workerListeners(s, s.workers[0], a).map((l) => `${l.purpose}@${l.address}:${l.port}`),
+            ["requests@127.0.0.1:8100", "metrics@10.0.0.4:10100"],
+        );
+        assert.deepEqual(workerFirewallRules(s, 'Host "vm"', a, 9093), [
+            { port: 10100, protocol: "tcp", sources: ["10.0.0.9/32"], owner: "worker federation_reader1 metrics" },
+        ]);
+        assert.deepEqual(
+            workerPortClaims(s, 'Host "vm"', a).map((c) => `${c.owner}@${c.address}:${c.port}`),
+            ["worker federation_reader1 http listener@127.0.0.1:8100", "worker federation_reader1 metrics listener@10.0.0.4:10100"],
+        );
+    });
+
+    for (const wildcard of ["0.0.0.0", "::"])
+        it(`a worker host whose private address is ${wildcard} is refused for the metrics listener too, naming the host`, () => {
+            const s = goldenScrapedRemoteWorkerPool();
+            const sender = resolveWorkerPoolSettings(
+                "P",
+                { instances: [{ role: "federation_sender", host: 'Host "w2"' }], metricsScrapedFrom: 'Host "vm"' },
+                goldenWorkerSynapse(),
+                'Host "vm"',
+            );
+            assert.throws(
+                () => workerListeners(sender, sender.workers[0], (h) => (h === 'Host "w2"' ? wildcard : "10.0.0.4")),
+                (e: unknown) =>
+                    e instanceof ConfigError &&
+                    e.component === 'Host "w2"' &&
+                    e.setting === "privateAddress" &&
+                    /metrics listener binds it for the Prometheus on Host "vm", so it must never bind every address/.test(e.message),
+            );
+            assert.ok(s.workers.length);
+        });
+
+    it("refuses metricsScrapedFrom while Synapse's metrics are disabled, naming the option", () => {
+        assert.throws(
+            () =>
+                resolveWorkerPoolSettings(
+                    'WorkerPool "w"',
+                    { instances: { federation_reader: 1 }, metricsScrapedFrom: 'Host "vm"' },
+                    { ...goldenWorkerSynapse(), metrics: { ...goldenWorkerSynapse().metrics, enabled: false } },
+                    'Host "vm"',
+                ),
+            /WorkerPool "w": metricsScrapedFrom is "Host \\"vm\\""; the workers have no metrics listener while Synapse's metrics are disabled/,
+        );
+    });
+
+    it("as a component: the scraping Host and each worker host need a private address; the worker host's config binds and opens metrics", async () => {
+        await runWithMocks(() => {
+            const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const mon = new Host("mon", { host: "203.0.113.13", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY });
+            const s = new SynapseHomeserver("synapse", {
+                host: h,
+                database: new PostgresDatabase("pg", { host: h }),
+                serverName: "example.com",
+                replication: {},
+            });
+            assert.throws(
+                () =>
+                    new WorkerPool("w", { synapse: s, redis: new RedisServer("r", { host: h }), instances: { federation_reader: 1 }, metricsScrapedFrom: mon }),
+                (e: unknown) =>
+                    e instanceof Error &&
+                    /WorkerPool "w": metricsScrapedFrom is "Host \\"mon\\""; the workers' metrics listeners on other hosts are opened to this host's private address alone: give Host "mon" a privateAddress/.test(
+                        e.message,
+                    ) &&
+                    /WorkerPool "w": metricsScrapedFrom is "Host \\"mon\\""; the metrics listeners of federation_reader1 on Host "vm" bind its private address for the Prometheus on Host "mon": give Host "vm" a privateAddress/.test(
+                        e.message,
+                    ),
+            );
+        });
+        const { mocks, result } = await runWithMocks(
+            () => {
+                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
+                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
+                const db = new PostgresDatabase("pg", {
+                    host: h,
+                    listenAddresses: ["127.0.0.1", "10.0.0.4"],
+                    allowedClients: ["10.0.0.6/32"],
+                    reachableAt: "10.0.0.4",
+                });
+                const s = new SynapseHomeserver("synapse", {
+                    host: h,
+                    database: db,
+                    serverName: "example.com",
+                    installMethod: "pip",
+                    replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
+                });
+                const redis = new RedisServer("r", {
+                    host: h,
+                    bindAddresses: ["127.0.0.1", "10.0.0.4"],
+                    allowedClients: ["10.0.0.6/32"],
+                    reachableAt: "10.0.0.4",
+                });
+                return new WorkerPool("w", { synapse: s, redis, instances: [{ role: "federation_reader", host: w2 }], metricsScrapedFrom: h });
+            },
+            (p) => [p.upstreams, p.prometheusScrapeConfig],
+        );
+        const remote = String(mocks.byName("w-w2-config").inputs.stdin);
+        assert.match(
+            remote,
+            /add rule inet pulumi_matrix input ip saddr \{ 10\.0\.0\.4\/32 \} tcp dport 10100 accept comment "worker federation_reader1 metrics"/,
+        );
+        assert.match(remote, /- type: metrics\n {4}port: 10100\n {4}bind_addresses:\n {6}- 10\.0\.0\.6\n/);
+        assert.doesNotMatch(String(mocks.byName("w-config").inputs.stdin), /tcp dport 10100/);
+        assert.match(String(await valueOf(result.prometheusScrapeConfig)), /- 10\.0\.0\.6:10100\n/);
+    });
+});
+
 describe("workers: golden files (update with `npm run golden:update`, review the diff)", () => {
     const ws = goldenWorkerSynapse;
     const pool = goldenWorkerPool;
@@ -690,4 +848,19 @@ describe("workers: golden files (update with `npm run golden:update`, review the
         ),
     );
     golden("workers", "scripts/workers-senders-stop.sh", () => workerSendersStopScript(remote()));
+    golden("workers", "remote-metrics/federation_reader1.yaml", () =>
+        renderWorkerYaml(goldenScrapedRemoteWorkerPool(), goldenScrapedRemoteWorkerPool().workers[1], ws(), GOLDEN_REMOTE_WORKER_PEERS),
+    );
+    golden("workers", "scripts/workers-config-remote-metrics.sh", () =>
+        workerConfigScript(
+            goldenScrapedRemoteWorkerPool(),
+            { ...ws(), replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } },
+            'Host "w2"',
+            GOLDEN_REMOTE_WORKER_PEERS,
+            {
+                component: 'WorkerPool "golden"',
+                synapsePeers: { database: { ...GOLDEN_PEERS.database!, host: "10.0.0.4" } },
+            },
+        ),
+    );
 });

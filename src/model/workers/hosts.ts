@@ -1,6 +1,6 @@
 import { ConfigError, throwIfAny } from "../errors";
 import { isLoopback } from "../redis";
-import { isMultiHost, poolHosts, WorkerPoolSettings } from ".";
+import { hostsNeedingPrivateAddress, isMultiHost, poolHosts, WorkerPoolSettings } from ".";
 
 /**
  * A pool that spans hosts: what its hosts must have so that every Synapse
@@ -8,21 +8,46 @@ import { isMultiHost, poolHosts, WorkerPoolSettings } from ".";
  * pool (a WorkerPool in MatrixStack or in a user's own stack).
  */
 
-/** Every host of a pool that spans hosts needs a private address; each host without one is reported. */
+/**
+ * Every host of a pool that spans hosts needs a private address, and so do
+ * the host whose Prometheus scrapes the workers (`metricsScrapedFrom`) and
+ * the hosts whose workers' metrics it scrapes there; each host without one
+ * is reported.
+ */
 export function checkPoolPrivateAddresses(component: string, s: WorkerPoolSettings, hasPrivateAddress: (hostLabel: string) => boolean): void {
-    if (!isMultiHost(s)) return;
     const errors: ConfigError[] = [];
-    for (const label of poolHosts(s)) {
+    for (const label of hostsNeedingPrivateAddress(s)) {
         if (hasPrivateAddress(label)) continue;
-        const w = s.workers.find((x) => x.host === label);
-        errors.push(
-            new ConfigError(
-                component,
-                w ? `${w.setting}.host` : "synapse",
-                label,
-                `workers on other hosts than Synapse's reach each other over a private network: give ${label} a privateAddress (every host of the pool needs one)`,
-            ),
-        );
+        if (isMultiHost(s) && poolHosts(s).includes(label)) {
+            const w = s.workers.find((x) => x.host === label);
+            errors.push(
+                new ConfigError(
+                    component,
+                    w ? `${w.setting}.host` : "synapse",
+                    label,
+                    `workers on other hosts than Synapse's reach each other over a private network: give ${label} a privateAddress (every host of the pool needs one)`,
+                ),
+            );
+        } else if (label === s.metricsScrapedFrom) {
+            errors.push(
+                new ConfigError(
+                    component,
+                    "metricsScrapedFrom",
+                    label,
+                    `the workers' metrics listeners on other hosts are opened to this host's private address alone: give ${label} a privateAddress (or remove metricsScrapedFrom to keep every metrics listener on loopback)`,
+                ),
+            );
+        } else {
+            const names = s.workers.filter((w) => w.host === label && w.metricsPort !== undefined).map((w) => w.name);
+            errors.push(
+                new ConfigError(
+                    component,
+                    "metricsScrapedFrom",
+                    s.metricsScrapedFrom,
+                    `the metrics listeners of ${names.join(", ")} on ${label} bind its private address for the Prometheus on ${s.metricsScrapedFrom}: give ${label} a privateAddress`,
+                ),
+            );
+        }
     }
     throwIfAny(errors);
 }

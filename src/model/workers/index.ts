@@ -179,6 +179,18 @@ export interface WorkerPoolOptions {
      * ports stay put when another role's count changes. Default 8100.
      */
     basePort?: number;
+    /**
+     * The host (its label; the component takes a Host) whose Prometheus
+     * scrapes the workers' metrics: a MonitoringServer runs on Synapse's
+     * host, so give that one for it. Workers on any other host then bind
+     * their metrics listener to their host's private address (never every
+     * address), and that host's firewall opens the port to this host's
+     * private address alone; both hosts need a `privateAddress`. Workers on
+     * this host keep theirs on loopback. Default: none: every metrics
+     * listener binds loopback and nothing is opened (scrape a worker on its
+     * own host, or through an SSH tunnel). Needs Synapse's metrics enabled.
+     */
+    metricsScrapedFrom?: string;
 }
 
 /** One worker process, every default filled in. */
@@ -192,7 +204,7 @@ export interface WorkerSettings {
     port: number;
     /** The replication listener of a stream writer (port + 1000). */
     replicationPort?: number;
-    /** The metrics listener, on loopback, when Synapse's metrics are enabled (port + 2000). */
+    /** The metrics listener when Synapse's metrics are enabled (port + 2000): on loopback, or on its host's private address for a Prometheus elsewhere (`metricsScrapedFrom`). */
     metricsPort?: number;
     /** Where it was set in the user's arguments (`instances.federation_reader`, `instances[2]`), for errors. */
     setting: string;
@@ -206,6 +218,8 @@ export interface WorkerPoolSettings {
     mainHost: string;
     /** Every worker, in the order of the options (roles in WORKER_ROLES order for counts). */
     workers: WorkerSettings[];
+    /** The label of the host whose Prometheus scrapes the workers' metrics listeners (absent: they all stay on loopback). */
+    metricsScrapedFrom?: string;
 }
 
 export const DEFAULT_WORKERS: Readonly<WorkerCounts> = { federation_reader: 1, federation_sender: 1 };
@@ -410,9 +424,25 @@ export function resolveWorkerPoolSettings(component: string, o: WorkerPoolOption
         );
     }
     checkOutboundRestriction(c, synapse, workers);
+    const scraper = o.metricsScrapedFrom;
+    if (scraper !== undefined) {
+        c.check(
+            "metricsScrapedFrom",
+            scraper,
+            typeof scraper === "string" && scraper.length > 0,
+            "expected the Host whose Prometheus scrapes the workers' metrics (a MonitoringServer's: Synapse's host)",
+        );
+        if (!synapse.metrics.enabled)
+            c.check(
+                "metricsScrapedFrom",
+                scraper,
+                false,
+                "the workers have no metrics listener while Synapse's metrics are disabled (synapse.metrics.enabled: false): enable them, or remove metricsScrapedFrom",
+            );
+    }
     c.done();
 
-    const s: WorkerPoolSettings = { basePort, mainHost, workers };
+    const s: WorkerPoolSettings = { basePort, mainHost, workers, ...(scraper !== undefined ? { metricsScrapedFrom: scraper } : {}) };
     // Ports of the pool's own listeners must not clash with each other on one host (other components are checked by the Host).
     for (const host of poolHosts(s))
         new PortRegistry(host).claim(
@@ -473,12 +503,39 @@ export interface WorkerListener {
 }
 
 /**
+ * Whether a worker's metrics listener binds its host's private address: a
+ * Prometheus on another host scrapes it (`metricsScrapedFrom`).
+ */
+export function metricsOnPrivateAddress(s: WorkerPoolSettings, w: WorkerSettings): boolean {
+    return w.metricsPort !== undefined && s.metricsScrapedFrom !== undefined && s.metricsScrapedFrom !== w.host;
+}
+
+/**
+ * The address a worker's metrics listener binds: loopback, or its host's
+ * private address for a Prometheus on another host (never every address:
+ * Synapse's metrics carry no authentication, only that host may reach them).
+ */
+export function workerMetricsAddress(s: WorkerPoolSettings, w: WorkerSettings, privateAddress: (host: string) => string): string {
+    if (!metricsOnPrivateAddress(s, w)) return "127.0.0.1";
+    const address = privateAddress(w.host);
+    if (isWildcardAddress(address))
+        throw new ConfigError(
+            w.host,
+            "privateAddress",
+            address,
+            `expected the host's own address on the private network, such as 10.0.0.4: worker ${w.name}'s metrics listener binds it for the Prometheus on ${s.metricsScrapedFrom}, so it must never bind every address`,
+        );
+    return address;
+}
+
+/**
  * The listeners of a worker. `privateAddress(host)` gives a host's private
  * address. Requests of a worker on Synapse's host are on loopback (the
  * reverse proxy runs there); on another host, on its private address.
  * Replication is on loopback while the pool has one host, on the private
- * address when it spans hosts. /health-only and metrics listeners stay on
- * loopback.
+ * address when it spans hosts. /health-only listeners stay on loopback;
+ * metrics too, unless a Prometheus on another host scrapes them
+ * (`metricsScrapedFrom`): then they bind the private address.
  */
 export function workerListeners(s: WorkerPoolSettings, w: WorkerSettings, privateAddress: (host: string) => string): WorkerListener[] {
     const local = w.host === s.mainHost;
@@ -497,7 +554,10 @@ export function workerListeners(s: WorkerPoolSettings, w: WorkerSettings, privat
     ];
     if (w.replicationPort !== undefined)
         out.push({ purpose: "replication", port: w.replicationPort, address: isMultiHost(s) ? privateAddress(w.host) : "127.0.0.1" });
-    if (w.metricsPort !== undefined) out.push({ purpose: "metrics", port: w.metricsPort, address: "127.0.0.1" });
+    if (w.metricsPort !== undefined) {
+        const metricsAddress = workerMetricsAddress(s, w, privateAddress);
+        out.push({ purpose: "metrics", port: w.metricsPort, address: metricsAddress });
+    }
     return out;
 }
 
@@ -530,11 +590,13 @@ export function singleAddress(address: string): string {
 }
 
 /**
- * The openings the pool needs on `host` when it spans hosts (none on one
- * host): replication listeners (the main process's, given as
- * `mainReplicationPort`, and stream writers') from the pool's other hosts,
- * and request listeners of workers on another host than Synapse's from
- * Synapse's host (where the reverse proxy runs).
+ * The openings the pool needs on `host`: when it spans hosts, replication
+ * listeners (the main process's, given as `mainReplicationPort`, and stream
+ * writers') from the pool's other hosts, and request listeners of workers
+ * on another host than Synapse's from Synapse's host (where the reverse
+ * proxy runs); with `metricsScrapedFrom`, the metrics listeners of workers
+ * on other hosts than the scraping one, from that host alone. None on one
+ * host without a Prometheus elsewhere.
  */
 export function workerFirewallRules(
     s: WorkerPoolSettings,
@@ -542,20 +604,43 @@ export function workerFirewallRules(
     privateAddress: (host: string) => string,
     mainReplicationPort: number,
 ): FirewallRule[] {
-    if (!isMultiHost(s)) return [];
+    const multi = isMultiHost(s);
     const others = poolHosts(s)
         .filter((h) => h !== host)
         .map((h) => singleAddress(privateAddress(h)));
     const rules: FirewallRule[] = [];
-    if (host === s.mainHost) rules.push({ port: mainReplicationPort, protocol: "tcp", sources: others, owner: "synapse replication" });
+    if (multi && host === s.mainHost) rules.push({ port: mainReplicationPort, protocol: "tcp", sources: others, owner: "synapse replication" });
     for (const w of s.workers.filter((x) => x.host === host)) {
         for (const l of workerListeners(s, w, privateAddress)) {
-            if (l.purpose === "replication") rules.push({ port: l.port, protocol: "tcp", sources: others, owner: `worker ${w.name} replication` });
-            if (l.purpose === "requests" && host !== s.mainHost)
+            if (multi && l.purpose === "replication") rules.push({ port: l.port, protocol: "tcp", sources: others, owner: `worker ${w.name} replication` });
+            if (multi && l.purpose === "requests" && host !== s.mainHost)
                 rules.push({ port: l.port, protocol: "tcp", sources: [singleAddress(privateAddress(s.mainHost))], owner: `worker ${w.name} requests` });
+            if (l.purpose === "metrics" && metricsOnPrivateAddress(s, w))
+                rules.push({
+                    port: l.port,
+                    protocol: "tcp",
+                    sources: [singleAddress(privateAddress(s.metricsScrapedFrom!))],
+                    owner: `worker ${w.name} metrics`,
+                });
         }
     }
     return rules;
+}
+
+/**
+ * The hosts whose private address the pool needs: every host of a pool
+ * that spans hosts; with `metricsScrapedFrom`, the scraping host and every
+ * host whose workers' metrics it scrapes there.
+ */
+export function hostsNeedingPrivateAddress(s: WorkerPoolSettings): string[] {
+    const scraped = s.workers.filter((w) => metricsOnPrivateAddress(s, w)).map((w) => w.host);
+    return [
+        ...new Set([
+            ...(isMultiHost(s) ? poolHosts(s) : []),
+            ...scraped,
+            ...(scraped.length && s.metricsScrapedFrom !== undefined ? [s.metricsScrapedFrom] : []),
+        ]),
+    ];
 }
 
 /** The workers of a role, in order. */

@@ -75,6 +75,23 @@ export function goldenRemoteWorkerPool() {
     );
 }
 
+/** The two-host pool with its metrics scraped from Synapse's host (a MonitoringServer there): those on "w2" bind its private address. */
+export function goldenScrapedRemoteWorkerPool() {
+    return resolveWorkerPoolSettings(
+        "golden",
+        {
+            instances: [
+                { role: "federation_sender" },
+                { role: "federation_reader", count: 2, host: 'Host "w2"' },
+                { role: "event_persister", host: 'Host "w2"' },
+            ],
+            metricsScrapedFrom: 'Host "vm"',
+        },
+        { ...goldenWorkerSynapse(), replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } },
+        'Host "vm"',
+    );
+}
+
 export const GOLDEN_REMOTE_WORKER_PEERS: WorkerPeers = {
     privateAddresses: { 'Host "vm"': "10.0.0.4", 'Host "w2"': "10.0.0.6" },
     redis: { host: "10.0.0.4", port: 6379, tls: false },

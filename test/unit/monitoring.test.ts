@@ -6,7 +6,6 @@ import { parse } from "yaml";
 import { Host } from "../../components/Host";
 import { MatrixStack } from "../../components/MatrixStack";
 import { MonitoringServer } from "../../components/MonitoringServer";
-import { PostgresDatabase } from "../../components/PostgresDatabase";
 import { RedisServer } from "../../components/RedisServer";
 import { SynapseHomeserver } from "../../components/SynapseHomeserver";
 import { WorkerPool } from "../../components/WorkerPool";
@@ -58,6 +57,7 @@ import {
 import { runWithMocks } from "../support/unit/mocks";
 import { programError } from "../support/unit/programRun";
 import { rejects } from "../support/unit/stack";
+import { twoHostHomeserver } from "../support/unit/twoHosts";
 
 /** Everything on the host: PostgreSQL, the proxy; alerts by mail through the golden Synapse's SMTP server (with a user). */
 export function goldenMonitoringContext(): MonitoringContext {
@@ -471,28 +471,7 @@ describe("MonitoringServer: workers on other hosts (the pool's metricsScrapedFro
 
     /** Synapse on "vm" and a federation reader on "w2", both with private addresses; `scraped`: the pool's metrics opened to Synapse's host. */
     const remoteStack = (scraped: boolean) => () => {
-        const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
-        const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
-        const database = new PostgresDatabase("pg", {
-            host: h,
-            listenAddresses: ["127.0.0.1", "10.0.0.4"],
-            allowedClients: ["10.0.0.6/32"],
-            reachableAt: "10.0.0.4",
-        });
-        const synapse = new SynapseHomeserver("synapse", {
-            host: h,
-            database,
-            serverName: "example.com",
-            installMethod: "pip",
-            replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
-        });
-        const redis = new RedisServer("r", {
-            host: h,
-            bindAddresses: ["127.0.0.1", "10.0.0.4"],
-            allowedClients: ["10.0.0.6/32"],
-            reachableAt: "10.0.0.4",
-            monitoringUser: true,
-        });
+        const { vm: h, w2, database, synapse, redis } = twoHostHomeserver({ monitoringUser: true });
         const workers = new WorkerPool("w", {
             synapse,
             redis,

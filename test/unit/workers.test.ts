@@ -48,6 +48,7 @@ import {
 } from "../support/unit/fixtures";
 import { GOLDEN_PEERS } from "../support/unit/fixtures";
 import { RecordingMocks, runWithMocks, valueOf } from "../support/unit/mocks";
+import { twoHostHomeserver } from "../support/unit/twoHosts";
 
 /** The federation paths a generic worker serves, as ../shared/REFERENCE.md lists them (from Synapse's docs/workers.md). */
 const REFERENCE_FEDERATION = [
@@ -594,27 +595,7 @@ describe("RedisServer and WorkerPool as components", () => {
         });
         const { mocks } = await runWithMocks(
             () => {
-                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
-                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
-                const db = new PostgresDatabase("pg", {
-                    host: h,
-                    listenAddresses: ["127.0.0.1", "10.0.0.4"],
-                    allowedClients: ["10.0.0.6/32"],
-                    reachableAt: "10.0.0.4",
-                });
-                const s = new SynapseHomeserver("synapse", {
-                    host: h,
-                    database: db,
-                    serverName: "example.com",
-                    installMethod: "pip",
-                    replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
-                });
-                const redis = new RedisServer("r", {
-                    host: h,
-                    bindAddresses: ["127.0.0.1", "10.0.0.4"],
-                    allowedClients: ["10.0.0.6/32"],
-                    reachableAt: "10.0.0.4",
-                });
+                const { w2, synapse: s, redis } = twoHostHomeserver();
                 return new WorkerPool("w", {
                     synapse: s,
                     redis,
@@ -771,27 +752,7 @@ describe("workers' metrics scraped from another host (metricsScrapedFrom, issue 
         });
         const { mocks, result } = await runWithMocks(
             () => {
-                const h = new Host("vm", { host: "203.0.113.10", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.4" });
-                const w2 = new Host("w2", { host: "203.0.113.11", privateKey: TEST_SSH_KEY, hostKey: TEST_HOST_KEY, privateAddress: "10.0.0.6" });
-                const db = new PostgresDatabase("pg", {
-                    host: h,
-                    listenAddresses: ["127.0.0.1", "10.0.0.4"],
-                    allowedClients: ["10.0.0.6/32"],
-                    reachableAt: "10.0.0.4",
-                });
-                const s = new SynapseHomeserver("synapse", {
-                    host: h,
-                    database: db,
-                    serverName: "example.com",
-                    installMethod: "pip",
-                    replication: { bindAddresses: ["127.0.0.1", "10.0.0.4"] },
-                });
-                const redis = new RedisServer("r", {
-                    host: h,
-                    bindAddresses: ["127.0.0.1", "10.0.0.4"],
-                    allowedClients: ["10.0.0.6/32"],
-                    reachableAt: "10.0.0.4",
-                });
+                const { vm: h, w2, synapse: s, redis } = twoHostHomeserver();
                 return new WorkerPool("w", { synapse: s, redis, instances: [{ role: "federation_reader", host: w2 }], metricsScrapedFrom: h });
             },
             (p) => [p.upstreams, p.prometheusScrapeConfig],

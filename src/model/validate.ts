@@ -154,3 +154,8 @@ export class Checker {
         throwIfAny(this.errors);
     }
 }
+
+/** A CIDR for one address (IPv4 /32, IPv6 /128). */
+export function singleAddress(address: string): string {
+    return address.includes(":") ? `${address}/128` : `${address}/32`;
+}

@@ -1,6 +1,7 @@
 import { componentLabel } from "../model/errors";
 import { RTC_FILES, RTC_UNITS, RTC_USERS, RtcBinary, rtcFirewallRules, RtcSettings, rtcSynapseFiles } from "../model/rtc";
 import { synapseFiles, SynapseSettings } from "../model/synapse";
+import { singleAddress } from "../model/validate";
 import { renderJwtEnv, renderJwtKey, renderJwtUnit, renderLivekitConfig, renderLivekitKeys, renderLivekitUnit, renderRtcSynapseYaml } from "../render/rtc";
 import { applyFileSet, ensureRunning, Handler, ServiceUnit } from "./apply";
 import { firewallFragmentRemovalSet, firewallFragmentSet } from "./host";
@@ -166,7 +167,7 @@ export function rtcServerScript(s: RtcSettings, name: string): string {
  * every call would fail. Names the settings and lists the host's addresses.
  */
 function localAddressCheck(address: string): Sh {
-    const prefix = `${address}/${address.includes(":") ? 128 : 32}`;
+    const prefix = singleAddress(address);
     return lines([
         sh`if [ -z "$(ip -o addr show to ${prefix})" ]; then`,
         sh`    echo ${`MatrixRTC: this host has no network interface with the address ${address} (localAddress, else publicAddress: the stack keys rtcLocalAddress and rtcPublicAddress), which LiveKit's media would use; behind 1:1 NAT (AWS, GCP, Azure) give the private address the NAT maps the public one to as localAddress. This host's addresses:`} $(ip -o addr show scope global | awk '{print $4}' | cut -d/ -f1)${`; nothing was changed`} >&2`,

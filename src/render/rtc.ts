@@ -1,4 +1,5 @@
 import { RTC_FILES, RTC_USERS, RtcSettings } from "../model/rtc";
+import { singleAddress } from "../model/validate";
 import { networkServiceSandbox, UNIT_HEADER as HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -23,7 +24,7 @@ export function livekitConfig(s: RtcSettings): Record<string, unknown> {
             ...(s.publicAddress !== undefined ? { use_external_ip: false, node_ip: s.publicAddress } : { use_external_ip: true }),
             // Candidates on the media address alone: with node_ip, LiveKit announces that address for every interface's
             // candidate and would answer from whichever it kept (another network's address, or one its TURN refuses).
-            ...(s.localAddress !== undefined ? { ips: { includes: [`${s.localAddress}/${s.localAddress.includes(":") ? 128 : 32}`] } } : {}),
+            ...(s.localAddress !== undefined ? { ips: { includes: [singleAddress(s.localAddress)] } } : {}),
         },
         // LiveKit's TURN server: livekit-server tells clients it is at `turns:<turn.domain>:443` whatever
         // `tls_port` says (pkg/service/roommanager.go); 443 is nginx's, which ends TLS for that name and hands

@@ -2,7 +2,7 @@ import { ConfigError } from "../errors";
 import { FirewallRule, PortClaim, PortRegistry } from "../host";
 import { RedisConnection } from "../redis";
 import { secretFilePath, SynapsePaths, SynapseSettings } from "../synapse";
-import { Checker, isWildcardAddress } from "../validate";
+import { Checker, isWildcardAddress, singleAddress } from "../validate";
 
 /**
  * Synapse's workers: generic worker processes (`synapse.app.generic_worker`)
@@ -582,11 +582,6 @@ export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAdd
                     : {}),
             })),
         );
-}
-
-/** A CIDR for one address. */
-export function singleAddress(address: string): string {
-    return address.includes(":") ? `${address}/128` : `${address}/32`;
 }
 
 /**

@@ -3,7 +3,7 @@ import { PortClaim } from "./host";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
 import { synapseFiles, SynapsePaths, SynapseSettings } from "./synapse";
 import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
-import { metricsOnPrivateAddress, WorkerPoolSettings } from "./workers";
+import { metricsReachableFrom, WorkerPoolSettings } from "./workers";
 
 /**
  * Monitoring on Synapse's host (issue 23): Prometheus, Alertmanager and the
@@ -411,9 +411,7 @@ export function monitoringPortClaims(s: MonitoringSettings): PortClaim[] {
  * an error naming the workers and what to set, not a silent gap in alerts.
  */
 export function checkMonitoredWorkers(component: string, pool: WorkerPoolSettings, poolLabel: string, monitoringHost: string): void {
-    const unreachable = pool.workers.filter(
-        (w) => w.host !== monitoringHost && w.metricsPort !== undefined && !(pool.metricsScrapedFrom === monitoringHost && metricsOnPrivateAddress(pool, w)),
-    );
+    const unreachable = pool.workers.filter((w) => w.metricsPort !== undefined && !metricsReachableFrom(pool, w, monitoringHost));
     if (!unreachable.length) return;
     const hosts = [...new Set(unreachable.map((w) => w.host))];
     throw new ConfigError(

@@ -11,7 +11,7 @@ import { ALERT_THRESHOLDS, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, 
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsOnPrivateAddress, WorkerPoolSettings } from "../model/workers";
+import { metricsReachableFrom, WorkerPoolSettings } from "../model/workers";
 import { reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
 import { UNIT_HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
@@ -86,8 +86,8 @@ function privateAddressOf(addresses: Record<string, string>): (host: string) => 
 
 /** Workers on other hosts this host's Prometheus scrapes (their metrics opened to it: `metricsScrapedFrom`). */
 export function remoteScrapedWorkers(pool: WorkerPoolSettings | undefined): string[] {
-    if (!pool || pool.metricsScrapedFrom !== pool.mainHost) return [];
-    return pool.workers.filter((w) => w.host !== pool.mainHost && metricsOnPrivateAddress(pool, w)).map((w) => w.name);
+    if (!pool) return [];
+    return pool.workers.filter((w) => w.host !== pool.mainHost && metricsReachableFrom(pool, w, pool.mainHost)).map((w) => w.name);
 }
 
 /**

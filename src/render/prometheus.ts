@@ -9,7 +9,7 @@
  */
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsOnPrivateAddress, WORKER_ROLES, workerMetricsAddress, WorkerPoolSettings, WorkerSettings } from "../model/workers";
+import { metricsOnPrivateAddress, metricsReachableFrom, WORKER_ROLES, workerMetricsAddress, WorkerPoolSettings, WorkerSettings } from "../model/workers";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /** Where the scrape files are, readable by anyone on the host (they hold addresses and ports, nothing secret). */
@@ -106,18 +106,12 @@ export function reachableWorkerTargets(
     from: string,
     privateAddress: (host: string) => string = noPrivateAddress,
 ): ScrapeTarget[] {
-    return poolTargets(pool, synapse, (w) => w.host === from || (pool.metricsScrapedFrom === from && metricsOnPrivateAddress(pool, w)), privateAddress);
+    return poolTargets(pool, synapse, (w) => metricsReachableFrom(pool, w, from), privateAddress);
 }
 
 /** Hosts of the pool with workers whose metrics a Prometheus on `from` cannot reach (on their loopback). */
 function hostsOutOfReach(pool: WorkerPoolSettings, from: string): string[] {
-    return [
-        ...new Set(
-            pool.workers
-                .filter((w) => w.host !== from && w.metricsPort !== undefined && !(pool.metricsScrapedFrom === from && metricsOnPrivateAddress(pool, w)))
-                .map((w) => w.host),
-        ),
-    ];
+    return [...new Set(pool.workers.filter((w) => w.metricsPort !== undefined && !metricsReachableFrom(pool, w, from)).map((w) => w.host))];
 }
 
 /**

@@ -511,6 +511,15 @@ export function metricsOnPrivateAddress(s: WorkerPoolSettings, w: WorkerSettings
 }
 
 /**
+ * Whether a Prometheus on host `from` reaches a worker's metrics listener:
+ * the worker runs there (loopback), or its listener binds its own host's
+ * private address opened to `from` (`metricsScrapedFrom`).
+ */
+export function metricsReachableFrom(s: WorkerPoolSettings, w: WorkerSettings, from: string): boolean {
+    return w.metricsPort !== undefined && (w.host === from || (s.metricsScrapedFrom === from && metricsOnPrivateAddress(s, w)));
+}
+
+/**
  * The address a worker's metrics listener binds: loopback, or its host's
  * private address for a Prometheus on another host (never every address:
  * Synapse's metrics carry no authentication, only that host may reach them).

@@ -11,7 +11,7 @@ import { ALERT_THRESHOLDS, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, 
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsReachableFrom, WorkerPoolSettings } from "../model/workers";
+import { metricsReachableFrom, privateAddressIn, WorkerPoolSettings } from "../model/workers";
 import { reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
 import { UNIT_HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
@@ -65,7 +65,7 @@ export function probeJobs(s: MonitoringSettings): Job[] {
 function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefined, privateAddresses: Record<string, string>): Job[] {
     const statics = (ts: ReturnType<typeof synapseMainTargets>): StaticConfig[] => ts.map((t) => ({ targets: [t.target], labels: { ...t.labels } }));
     const main = synapseMainTargets(synapse);
-    const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddressOf(privateAddresses)) : [];
+    const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddressIn(privateAddresses)) : [];
     const job = (name: string, ts: ReturnType<typeof synapseMainTargets>): Job => ({
         job_name: name,
         scrape_interval: "15s",
@@ -73,15 +73,6 @@ function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefi
         static_configs: statics(ts),
     });
     return [...(main.length ? [job("synapse", main)] : []), ...(workers.length ? [job("synapse_workers", workers)] : [])];
-}
-
-/** A host's private address from the map, or an error naming the host (the component checks they exist first). */
-function privateAddressOf(addresses: Record<string, string>): (host: string) => string {
-    return (host) => {
-        const a = addresses[host];
-        if (a === undefined) throw new Error(`monitoring: no private address for ${host}`);
-        return a;
-    };
 }
 
 /** Workers on other hosts this host's Prometheus scrapes (their metrics opened to it: `metricsScrapedFrom`). */

@@ -9,7 +9,15 @@
  */
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsOnPrivateAddress, metricsReachableFrom, WORKER_ROLES, workerMetricsAddress, WorkerPoolSettings, WorkerSettings } from "../model/workers";
+import {
+    metricsOnPrivateAddress,
+    metricsReachableFrom,
+    privateAddressIn,
+    WORKER_ROLES,
+    workerMetricsAddress,
+    WorkerPoolSettings,
+    WorkerSettings,
+} from "../model/workers";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /** Where the scrape files are, readable by anyone on the host (they hold addresses and ports, nothing secret). */
@@ -48,10 +56,8 @@ export function synapseMainTargets(s: SynapseSettings): ScrapeTarget[] {
     return [{ target: dialAddress(s.metrics.bindAddress, s.metrics.port), labels: { instance: s.serverName, job: "master", index: "1" } }];
 }
 
-/** A private address nobody gave: the component checks every address exists before rendering. */
-function noPrivateAddress(host: string): string {
-    throw new Error(`prometheus: no private address for ${host}`);
-}
+/** No private address given: the component checks every address exists before rendering. */
+const noPrivateAddress = privateAddressIn({});
 
 /**
  * The metrics listeners of the pool's workers that `include` keeps, each at

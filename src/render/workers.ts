@@ -2,6 +2,7 @@ import { synapseFiles, SynapseSettings } from "../model/synapse";
 import {
     federationSenders,
     instanceAddress,
+    privateAddressIn,
     WORKER_ROLE_SPECS,
     WORKER_ROLES,
     workerFiles,
@@ -29,11 +30,7 @@ import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /** A pool host's private address, or an error naming the host (the component checks they exist first). */
 function addressOf(peers: WorkerPeers): (host: string) => string {
-    return (host) => {
-        const a = peers.privateAddresses[host];
-        if (a === undefined) throw new Error(`workers: no private address for ${host}`);
-        return a;
-    };
+    return privateAddressIn(peers.privateAddresses);
 }
 
 /** A worker's own config: its name, listeners and log config; everything else is shared. */

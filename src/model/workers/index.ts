@@ -510,6 +510,15 @@ export function metricsOnPrivateAddress(s: WorkerPoolSettings, w: WorkerSettings
     return w.metricsPort !== undefined && s.metricsScrapedFrom !== undefined && s.metricsScrapedFrom !== w.host;
 }
 
+/** A lookup of the hosts' private addresses by label; a host it lacks is an error naming it (components check they exist first). */
+export function privateAddressIn(addresses: Record<string, string>): (host: string) => string {
+    return (host) => {
+        const a = addresses[host];
+        if (a === undefined) throw new Error(`no private address for ${host}`);
+        return a;
+    };
+}
+
 /**
  * Whether a Prometheus on host `from` reaches a worker's metrics listener:
  * the worker runs there (loopback), or its listener binds its own host's

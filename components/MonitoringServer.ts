@@ -24,7 +24,8 @@ export interface MonitoringServerArgs extends MonitoringOptions {
     synapse: SynapseHomeserver;
     /**
      * Synapse's workers: every worker is scraped, those on Synapse's host on
-     * loopback, those on other hosts at their private addresses, which needs
+     * loopback, those on other hosts (and those hosts' node exporters) at
+     * their private addresses, which needs
      * the pool's `metricsScrapedFrom` set to Synapse's Host (an error
      * otherwise). Default: none.
      */
@@ -56,6 +57,7 @@ export function monitoringContext(args: Pick<MonitoringServerArgs, "synapse" | "
     const here = synapse.host;
     return {
         synapse: synapse.settings,
+        host: here.label,
         ...(database?.settings && database.host === here ? { postgres: { port: database.settings.port, database: database.settings.database } } : {}),
         ...(redis?.settings && redis.host === here ? { redis: { port: redis.settings.port, tls: redisServesOtherHosts(redis.settings) } } : {}),
         ...(proxy

@@ -55,9 +55,12 @@ export interface WorkerPoolArgs extends Omit<WorkerPoolOptions, "instances" | "w
      * bind their metrics listener (HTTP port + 2000) to their host's
      * `privateAddress`, and that host's firewall opens it to this Host's
      * `privateAddress` alone; workers on this Host keep theirs on loopback.
-     * Both Hosts need a `privateAddress`. Removing it puts every metrics
-     * listener back on loopback and closes the openings. Default: none (all
-     * on loopback, nothing opened).
+     * Each of the pool's hosts other than Synapse's runs Debian's node
+     * exporter there too (port 9100, opened the same way), so its disks and
+     * failed units are watched. Both Hosts need a `privateAddress`. Removing
+     * it puts every metrics listener back on loopback, stops those node
+     * exporters and closes the openings. Default: none (all on loopback,
+     * nothing opened).
      */
     metricsScrapedFrom?: Host;
     /**

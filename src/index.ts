@@ -80,7 +80,6 @@ export {
 } from "./model/maintenance";
 export {
     ALERT_THRESHOLDS,
-    FAILED_UNIT_REGEX,
     MONITORING_DEFAULTS,
     MONITORING_FILES,
     MonitoringOptions,
@@ -88,6 +87,7 @@ export {
     resolveMonitoringSettings,
     SYNAPSE_RULES,
 } from "./model/monitoring";
+export { FAILED_UNIT_REGEX, NODE_EXPORTER_PORT, NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_UNIT } from "./model/nodeExporter";
 export {
     DatabaseConnection,
     MIN_POSTGRES_MAJOR,

@@ -1,5 +1,6 @@
 import { ConfigError, Described } from "./errors";
 import { PortClaim } from "./host";
+import { NODE_EXPORTER_PORT, NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_UNIT } from "./nodeExporter";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
 import { synapseFiles, SynapsePaths, SynapseSettings } from "./synapse";
 import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
@@ -58,7 +59,7 @@ export const MONITORING_FILES = {
     /** The scrape jobs of the exporters, for a Prometheus of the user's own. */
     exportersScrape: "/etc/pulumi-matrix/prometheus/exporters.yml",
     /** node_exporter's textfile collector directory (Debian's default); the backup service writes matrix_backup.prom here. */
-    textfileDir: "/var/lib/prometheus/node-exporter",
+    textfileDir: NODE_EXPORTER_TEXTFILE_DIR,
 } as const;
 
 /**
@@ -75,7 +76,7 @@ export function alertRoomPasswordFile(paths: SynapsePaths): string {
 export const MONITORING_UNITS = {
     prometheus: "prometheus",
     alertmanager: "prometheus-alertmanager",
-    node: "prometheus-node-exporter",
+    node: NODE_EXPORTER_UNIT,
     postgres: "prometheus-postgres-exporter",
     nginx: "prometheus-nginx-exporter",
     blackbox: "prometheus-blackbox-exporter",
@@ -129,7 +130,7 @@ export interface MonitoringOptions {
 }
 
 /** The exporters' ports on 127.0.0.1 (their packages' defaults). */
-export const EXPORTER_PORTS = { node: 9100, postgres: 9187, nginx: 9113, blackbox: 9115, redis: 9121 } as const;
+export const EXPORTER_PORTS = { node: NODE_EXPORTER_PORT, postgres: 9187, nginx: 9113, blackbox: 9115, redis: 9121 } as const;
 
 export const MONITORING_DEFAULTS = {
     retention: "30d",
@@ -155,18 +156,11 @@ export const ALERT_THRESHOLDS = {
     federationSenderEventsBehind: 1000,
 } as const;
 
-/**
- * Units whose failure alerts (node_exporter's systemd collector): every
- * unit whose name starts with `matrix-` or `pulumi-matrix-`: Synapse
- * (`matrix-synapse`), its workers (`matrix-synapse-worker@...`), the
- * database dumps (`pulumi-matrix-pg-backup`), and the backup and
- * maintenance units, which are named the same way.
- */
-export const FAILED_UNIT_REGEX = "(pulumi-)?matrix-.+";
-
 /** What the stack around monitoring gives it, from the other components' settings. */
 export interface MonitoringContext {
     synapse: SynapseSettings;
+    /** The Host monitoring runs on (Synapse's), as errors name it: the `host` label of its node exporter's target. */
+    host: string;
     /** PostgreSQL installed on this host (its port); absent: external, on another host, or SQLite. */
     postgres?: { port: number; database: string };
     /** Redis installed on this host (its port; `tls`: it speaks TLS only, with the library's CA); absent: external, or no workers. */
@@ -180,8 +174,10 @@ export interface MonitoringSettings {
     retention: string;
     prometheusPort: number;
     alertmanagerPort: number;
-    /** The homeserver's name: the `instance` label of Synapse's targets. */
+    /** The homeserver's name: the `instance` label of every target. */
     serverName: string;
+    /** The Host it runs on (Synapse's), as errors name it: the `host` label of its node exporter's target (a worker host's has its own). */
+    host: string;
     alertEmail?: {
         to: string[];
         from: string;
@@ -298,6 +294,7 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
         prometheusPort,
         alertmanagerPort,
         serverName: s.serverName,
+        host: ctx.host,
         ...(alertEmail ? { alertEmail } : {}),
         ...(alertRoom ? { alertRoom } : {}),
         ...(ctx.postgres ? { postgres: { ...ctx.postgres } } : {}),

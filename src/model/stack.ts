@@ -413,6 +413,7 @@ export function planStack<L>(name: string, args: StackPlanArgs<L>, context: { st
     if (args.monitoring && args.monitoring.enabled !== false && synapse && (args.proxy === false || proxy)) {
         const context: MonitoringContext = {
             synapse,
+            host: labels.host,
             ...(postgres?.kind === "local" && !postgres.onDatabaseHost
                 ? { postgres: { port: postgres.settings.port, database: postgres.settings.database } }
                 : {}),

@@ -1,6 +1,7 @@
 import { synapseFiles, SynapsePeers, SynapseSecretFile, SynapseSettings } from "../model/synapse";
 import {
     federationSenders,
+    nodeExporterHosts,
     WORKER_SECRET_FILES,
     workerFiles,
     workerFileSet,
@@ -17,6 +18,7 @@ import { renderSynapseTarget } from "../render/synapse/units";
 import { renderFederationSendersYaml, renderSharedWorkerYaml, renderWorkerList, renderWorkerUnit, renderWorkerYaml } from "../render/workers";
 import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, ManagedFile, ServiceUnit, when } from "./apply";
 import { firewallFragmentSet } from "./host";
+import { nodeExporterStep } from "./nodeExporter";
 import { indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 import { requireSynapseUser, STANDBY_REASON, SYNAPSE_UNITS, synapseMainUnit, synapsePeerSecrets, synapseSharedFiles } from "./synapse";
@@ -124,6 +126,9 @@ function removeGoneWorkers(list: string, units: string[]): Sh {
     ]);
 }
 
+/** The file set of the node exporter on a host of the pool's own (`nodeExporterHosts`). */
+export const WORKERS_NODE_EXPORTER_SET = "workers-node-exporter";
+
 /** What a pool host's config step needs besides the pool's settings. */
 export interface WorkerHostOptions {
     /** The component's name, for its firewall fragment and errors. */
@@ -160,6 +165,7 @@ export function workerConfigScript(
     const localSenders = units.filter((_, i) => workers[i].role === "federation_sender");
     // A pool without workers removes what an earlier one wrote: the main process then runs alone again.
     const active = pool.workers.length > 0;
+    const nodeExported = active && nodeExporterHosts(pool).includes(host);
     const scrape = active ? renderWorkerScrapeConfig(pool, synapse, host, (h) => peers!.privateAddresses[h]) : undefined;
     const sharedFiles: ManagedFile[] = active
         ? [
@@ -222,6 +228,8 @@ export function workerConfigScript(
             }),
         ),
         applyFileSet({ name: "workers-shared", files: sharedFiles, onChange: owe([...mainIfHere, ...units]) }),
+        // A host of the pool's own whose workers' metrics a Prometheus elsewhere scrapes: its node is watched too (issue 23).
+        ...(isMain ? [] : [nodeExporterStep(WORKERS_NODE_EXPORTER_SET, nodeExported ? peers!.privateAddresses[host] : undefined)]),
         applyFileSet(
             firewallFragmentSet(o.component, active ? workerFirewallRules(pool, host, (h) => peers!.privateAddresses[h], synapse.replication!.port) : []),
         ),

@@ -7,13 +7,15 @@
  * stub_status on loopback.
  */
 import { BACKUP_METRIC } from "../model/backup";
-import { ALERT_THRESHOLDS, EXPORTER_PORTS, FAILED_UNIT_REGEX, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
+import { ALERT_THRESHOLDS, EXPORTER_PORTS, MONITORING_FILES, MonitoringSettings, MonitoringUnit } from "../model/monitoring";
+import { FAILED_UNIT_REGEX } from "../model/nodeExporter";
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsReachableFrom, privateAddressIn, WorkerPoolSettings } from "../model/workers";
+import { metricsReachableFrom, nodeExporterHosts, privateAddressIn, WorkerPoolSettings } from "../model/workers";
+import { nodeExporterArgs, nodeExporterEndpoint } from "./nodeExporter";
 import { reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
-import { UNIT_HEADER } from "./systemd";
+import { envLine, renderArgsDefaults, UNIT_HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 type StaticConfig = { targets: string[]; labels?: Record<string, string> };
@@ -21,15 +23,19 @@ type Job = Record<string, unknown> & { job_name: string };
 
 const local = (port: number) => `127.0.0.1:${port}`;
 
-/** The exporters' scrape jobs, for what runs on this host. */
-export function exporterJobs(s: MonitoringSettings): Job[] {
-    const job = (name: string, port: number): Job => ({
+/**
+ * The exporters' scrape jobs, for what runs on this host; the node job also
+ * scrapes `otherNodes` (the node exporters of a WorkerPool's hosts, at their
+ * private addresses). Node targets carry the `host` they watch.
+ */
+export function exporterJobs(s: MonitoringSettings, otherNodes: StaticConfig[] = []): Job[] {
+    const job = (name: string, port: number, more: StaticConfig[] = []): Job => ({
         job_name: name,
         scrape_interval: "15s",
-        static_configs: [{ targets: [local(port)], labels: { instance: s.serverName } }],
+        static_configs: [{ targets: [local(port)], labels: { instance: s.serverName, ...(name === "node" ? { host: s.host } : {}) } }, ...more],
     });
     return [
-        job("node", EXPORTER_PORTS.node),
+        job("node", EXPORTER_PORTS.node, otherNodes),
         ...(s.postgres ? [job("postgres", EXPORTER_PORTS.postgres)] : []),
         ...(s.redis ? [job("redis", EXPORTER_PORTS.redis)] : []),
         ...(s.proxy ? [job("nginx", EXPORTER_PORTS.nginx)] : []),
@@ -75,6 +81,20 @@ function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefi
     return [...(main.length ? [job("synapse", main)] : []), ...(workers.length ? [job("synapse_workers", workers)] : [])];
 }
 
+/**
+ * The node exporters of the pool's hosts of its own that this host's
+ * Prometheus scrapes (`nodeExporterHosts`, opened to it: `metricsScrapedFrom`
+ * is Synapse's host), at their private addresses, labelled with their host.
+ */
+function poolNodes(s: MonitoringSettings, pool: WorkerPoolSettings | undefined, privateAddresses: Record<string, string>): StaticConfig[] {
+    if (!pool || pool.metricsScrapedFrom !== pool.mainHost) return [];
+    const address = privateAddressIn(privateAddresses);
+    return nodeExporterHosts(pool).map((host) => ({
+        targets: [nodeExporterEndpoint(address(host))],
+        labels: { instance: s.serverName, host },
+    }));
+}
+
 /** Workers on other hosts this host's Prometheus scrapes (their metrics opened to it: `metricsScrapedFrom`). */
 export function remoteScrapedWorkers(pool: WorkerPoolSettings | undefined): string[] {
     if (!pool) return [];
@@ -102,7 +122,7 @@ export function renderPrometheusConfig(
             rule_files: [`${MONITORING_FILES.rulesDir}/*.yml`],
             scrape_configs: [
                 ...synapseJobs(synapse, pool, privateAddresses),
-                ...exporterJobs(s),
+                ...exporterJobs(s, poolNodes(s, pool, privateAddresses)),
                 ...probeJobs(s),
                 self("prometheus", s.prometheusPort),
                 self("alertmanager", s.alertmanagerPort),
@@ -183,7 +203,7 @@ export function alertRules(): AlertRule[] {
             expr: `100 * (1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs|squashfs|overlay"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs|squashfs|overlay"}) > ${t.diskPercent}`,
             for: "15m",
             severity: "warning",
-            summary: `{{ $labels.mountpoint }} is more than ${t.diskPercent}% full`,
+            summary: `{{ $labels.mountpoint }} on {{ $labels.host }} is more than ${t.diskPercent}% full`,
             description: "Media, the database and the journal grow here; Synapse and PostgreSQL stop working when it is full.",
         },
         {
@@ -207,9 +227,9 @@ export function alertRules(): AlertRule[] {
             expr: `node_systemd_unit_state{state="failed", name=~"${FAILED_UNIT_REGEX}"} == 1`,
             for: "1m",
             severity: "critical",
-            summary: "{{ $labels.name }} failed",
+            summary: "{{ $labels.name }} failed on {{ $labels.host }}",
             description:
-                "A unit of the homeserver (Synapse, a worker, a backup or maintenance timer's service) is in the failed state: see journalctl -u {{ $labels.name }}.",
+                "A unit of the homeserver (Synapse, a worker, a backup or maintenance timer's service) is in the failed state: see journalctl -u {{ $labels.name }} on that host.",
         },
         {
             alert: "CertificateExpiresSoon",
@@ -334,12 +354,6 @@ export function renderBlackboxConfig(s: MonitoringSettings): string {
     );
 }
 
-/** A shell-style `KEY="value"` line as systemd's EnvironmentFile= reads it (the values here hold no quote or backslash). */
-function envLine(key: string, value: string): string {
-    if (/["\\\n]/.test(value)) throw new Error(`envLine: ${key}'s value holds a quote, backslash or line break`);
-    return `${key}="${value}"`;
-}
-
 /** /etc/default/<unit>: the arguments Debian's unit passes (`$ARGS`); loopback only. */
 export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUnit): string {
     const f = MONITORING_FILES;
@@ -351,12 +365,7 @@ export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUn
             // One instance: no cluster port (9094 on every address otherwise).
             "--cluster.listen-address=",
         ],
-        node: [
-            `--web.listen-address=${local(EXPORTER_PORTS.node)}`,
-            "--collector.systemd",
-            `--collector.systemd.unit-include=${FAILED_UNIT_REGEX}`,
-            `--collector.textfile.directory=${f.textfileDir}`,
-        ],
+        node: nodeExporterArgs("127.0.0.1"),
         postgres: [`--web.listen-address=${local(EXPORTER_PORTS.postgres)}`],
         nginx: [`-web.listen-address=${local(EXPORTER_PORTS.nginx)}`, `-nginx.scrape-uri=http://${local(s.proxy?.statusPort ?? 0)}/stub_status`],
         blackbox: [`--config.file=${f.blackbox}`, `--web.listen-address=${local(EXPORTER_PORTS.blackbox)}`],
@@ -368,14 +377,7 @@ export function renderExporterDefaults(s: MonitoringSettings, unit: MonitoringUn
             "-set-client-name=false",
         ],
     };
-    return `${hash(MANAGED_HEADER)}\n${envLine("ARGS", args[unit].join(" "))}\n`;
-}
-
-function hash(text: string): string {
-    return text
-        .split("\n")
-        .map((l) => (l.startsWith("#") ? l : `# ${l}`))
-        .join("\n");
+    return renderArgsDefaults(args[unit]);
 }
 
 /** A drop-in that gives an exporter's unit its root-only environment file (systemd reads it as root; the exporter gets the values). */
@@ -407,7 +409,7 @@ export function renderRedisExporterEnv(password: string): string {
 /** nginx's stub_status on loopback only, for the nginx exporter. */
 export function renderNginxStatus(s: MonitoringSettings): string {
     const p = s.proxy!;
-    return `${hash(MANAGED_HEADER)}
+    return `${UNIT_HEADER}
 # nginx's connection counters for the nginx exporter (loopback only).
 server {
     listen 127.0.0.1:${p.statusPort};

@@ -12,12 +12,14 @@ import { dialAddress } from "../model/validate";
 import {
     metricsOnPrivateAddress,
     metricsReachableFrom,
+    nodeExporterHosts,
     privateAddressIn,
     WORKER_ROLES,
     workerMetricsAddress,
     WorkerPoolSettings,
     WorkerSettings,
 } from "../model/workers";
+import { nodeExporterEndpoint } from "./nodeExporter";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
 /** Where the scrape files are, readable by anyone on the host (they hold addresses and ports, nothing secret). */
@@ -44,10 +46,11 @@ export interface ScrapeTarget {
     labels: { instance: string; job: string; index: string };
 }
 
-/** A scrape job: its `job_name` and targets. */
+/** A scrape job: its `job_name`, targets and path (default Synapse's). */
 export interface ScrapeJob {
     name: string;
-    targets: ScrapeTarget[];
+    targets: { target: string; labels: Record<string, string> }[];
+    metricsPath?: string;
 }
 
 /** The main process's metrics listener; none when Synapse's metrics are disabled. */
@@ -138,7 +141,7 @@ export function renderScrapeConfig(jobs: ScrapeJob[], notes: string[] = []): str
             scrape_configs: jobs.map((j) => ({
                 job_name: j.name,
                 scrape_interval: "15s",
-                metrics_path: SYNAPSE_METRICS_PATH,
+                metrics_path: j.metricsPath ?? SYNAPSE_METRICS_PATH,
                 static_configs: j.targets.map((t) => ({ targets: [t.target], labels: t.labels })),
             })),
         },
@@ -190,9 +193,15 @@ export function renderHostScrapeConfig(
     const main = synapseMainTargets(synapse);
     const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddress) : [];
     const elsewhere = pool ? hostsOutOfReach(pool, pool.mainHost) : [];
+    // The node exporters of the pool's hosts whose workers this host scrapes (`nodeExporterHosts`).
+    const nodes =
+        pool && pool.metricsScrapedFrom === pool.mainHost
+            ? nodeExporterHosts(pool).map((host) => ({ target: nodeExporterEndpoint(privateAddress(host)), labels: { instance: synapse.serverName, host } }))
+            : [];
     const jobs: ScrapeJob[] = [
         ...(main.length ? [{ name: "synapse", targets: main }] : []),
         ...(workers.length ? [{ name: "synapse_workers", targets: workers }] : []),
+        ...(nodes.length ? [{ name: "node", targets: nodes, metricsPath: "/metrics" }] : []),
     ];
     const remote = pool
         ? [
@@ -205,7 +214,9 @@ export function renderHostScrapeConfig(
         : [];
     const notes = [
         ...(main.length ? [] : ["Synapse's metrics are disabled (metrics.enabled: false)."]),
-        ...remote.map((h) => `Workers on ${h} are reached at its private address, opened to this host alone (the WorkerPool's metricsScrapedFrom).`),
+        ...remote.map(
+            (h) => `Workers on ${h} and its node exporter are reached at its private address, opened to this host alone (the WorkerPool's metricsScrapedFrom).`,
+        ),
         ...elsewhere.map(
             (h) =>
                 `Workers on ${h} listen on its loopback: scrape them there (${PROMETHEUS_SCRAPE_FILES.workers} on that host), or give the WorkerPool metricsScrapedFrom.`,

@@ -3,6 +3,17 @@ import { hashComment, MANAGED_HEADER } from "./drift";
 /** The first lines of every unit file (and `#`-commented config) the library writes. */
 export const UNIT_HEADER = hashComment(MANAGED_HEADER);
 
+/** A shell-style `KEY="value"` line as systemd's EnvironmentFile= reads it (the values here hold no quote or backslash). */
+export function envLine(key: string, value: string): string {
+    if (/["\\\n]/.test(value)) throw new Error(`envLine: ${key}'s value holds a quote, backslash or line break`);
+    return `${key}="${value}"`;
+}
+
+/** /etc/default/<unit> of a Debian package whose unit passes `$ARGS` to its program: the header and the arguments. */
+export function renderArgsDefaults(args: string[]): string {
+    return `${UNIT_HEADER}\n${envLine("ARGS", args.join(" "))}\n`;
+}
+
 /**
  * A timer unit: `onCalendar` (systemd's OnCalendar=) with a random delay of
  * up to `randomizedDelay` so hosts and timers do not all start at once, and

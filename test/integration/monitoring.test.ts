@@ -179,7 +179,7 @@ describe("monitoring as the library configures it: Prometheus, Alertmanager and 
         monitoring = resolveMonitoringSettings(
             'MonitoringServer "test"',
             { prometheusPort: await freePort(), alertmanagerPort: await freePort() },
-            { synapse: settings, postgres: { port: pg.port, database: pgSettings.database }, redis: { port: redisPort, tls: false } },
+            { synapse: settings, host: 'Host "vm"', postgres: { port: pg.port, database: pgSettings.database }, redis: { port: redisPort, tls: false } },
         );
 
         // PostgreSQL: the exporter's role (the server step's SQL) and peer authentication on the socket, as Debian's pg_hba has it.
@@ -383,7 +383,7 @@ describe("nginx's status page and the nginx exporter, as the server step writes 
         const s = resolveMonitoringSettings(
             "t",
             { nginxStatusPort: await freePort() },
-            { synapse, proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme } },
+            { synapse, host: 'Host "vm"', proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme } },
         );
         const dir = makeTempDir("monitoring-nginx");
         fs.writeFileSync(path.join(dir, "status.conf"), renderNginxStatus(s));

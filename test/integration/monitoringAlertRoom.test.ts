@@ -92,7 +92,7 @@ describe("the alert room: Alertmanager's alerts reach a Matrix room through the 
         alice = (await registerWithSharedSecret(baseUrl, secrets.registrationSharedSecret, "alice", random(), false)).access_token;
         room = (await api<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", alice, { preset: "private_chat", name: "ops" })).json.room_id;
 
-        monitoring = resolveMonitoringSettings("test", { alertmanagerPort: await freePort(), alertRoom: { room } }, { synapse: settings });
+        monitoring = resolveMonitoringSettings("test", { alertmanagerPort: await freePort(), alertRoom: { room } }, { synapse: settings, host: 'Host "vm"' });
         // The relay on a free port: the fixed 9194 may be taken on this machine.
         monitoring = { ...monitoring, alertRoom: { ...monitoring.alertRoom!, port: await freePort() } };
         // The host's layout moved into the test's directory: the private directory as the server step makes it.

@@ -12,7 +12,11 @@
 // same network is dropped, and answered before the ruleset is loaded),
 // Prometheus scrapes it with the labels of every worker target (`up == 1`),
 // and once the worker stops `up == 0` and the TargetDown alert is pending
-// for it.
+// for it. The worker host's node exporter (Debian's, run in the namespace
+// with the arguments the pool's script wrote) listens on the same private
+// address, opened to Synapse's host alone, and Prometheus scrapes it with
+// the `host` label the disk and failed-unit alerts name; without
+// `metricsScrapedFrom` the script takes its arguments away and stops it.
 //
 // The scripts run as on a VM, as root, each host's in a mount namespace of
 // its own (state directory, units and /etc/pulumi-matrix are temp dirs; the
@@ -28,6 +32,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 
 import { MONITORING_FILES, resolveMonitoringSettings } from "../../src/model/monitoring";
+import { NODE_EXPORTER_PORT, NODE_EXPORTER_UNIT } from "../../src/model/nodeExporter";
 import { resolvePostgresSettings } from "../../src/model/postgres";
 import { resolveRedisSettings } from "../../src/model/redis";
 import { resolveSynapseSettings, synapseFiles, SynapsePeers, SynapseSettings } from "../../src/model/synapse";
@@ -38,9 +43,10 @@ import { workerConfigScript, workerSecretsScript } from "../../src/provision/wor
 import { STATE_DIR } from "../../src/render/drift";
 import { FIREWALL_FRAGMENT_DIR, renderFirewall, renderSshPorts, SSH_PORTS_FILE } from "../../src/render/firewall";
 import { renderAlertRules, renderPrometheusConfig } from "../../src/render/monitoring";
+import { nodeExporterArgs } from "../../src/render/nodeExporter";
 import { pgpassSecretFile } from "../../src/render/synapse/homeserver";
 import { signingKeyFromPem } from "../../src/render/synapse/signingKey";
-import { freePort, freeWorkerPorts } from "../support/integration/net";
+import { freePort, freeWorkerPorts, waitForHttp } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, sleep, spawnDaemon, type SpawnedDaemon } from "../support/integration/processes";
 import { startRedis, type TestRedis } from "../support/integration/redis";
@@ -69,6 +75,8 @@ class Sandbox extends ServiceSandbox {
                 { real: STATE_DIR, name: "state" },
                 { real: "/etc/systemd/system", name: "units" },
                 { real: path.dirname(FIREWALL_FRAGMENT_DIR), name: "pulumi-matrix" },
+                // The node exporter's arguments (a copy: the machine's own stay as they are).
+                { real: "/etc/default", name: "default", copy: true },
             ],
             120_000,
         );
@@ -84,6 +92,9 @@ describe("monitoring scrapes a worker on another host over the private network (
     let main: SynapseProcess;
     let worker: SynapseProcess | undefined;
     let prometheus: SpawnedDaemon | undefined;
+    let nodeExporter: SpawnedDaemon | undefined;
+    let workerPeers: WorkerPeers;
+    let peers: SynapsePeers;
     let pool: WorkerPoolSettings;
     let there: SynapseSettings;
     let workerSandbox: Sandbox;
@@ -111,7 +122,7 @@ describe("monitoring scrapes a worker on another host over the private network (
         const hba = path.join(pg.dataDir, "pg_hba.conf");
         for (const a of [MAIN_ADDR, WORKER_ADDR]) fs.appendFileSync(hba, `host    all       all       ${a}/32   scram-sha-256\n`);
         await pg.runAsSuperuser("SELECT pg_reload_conf();");
-        const peers: SynapsePeers = { database: { host: MAIN_ADDR, port: pg.port, database: pgSettings.database, user: pgSettings.user } };
+        peers = { database: { host: MAIN_ADDR, port: pg.port, database: pgSettings.database, user: pgSettings.user } };
 
         const [port, mainMetricsPort, replicationPort] = [await freePort(), await freePort(), await freePort()];
         const hostSettings = (name: string) =>
@@ -135,7 +146,7 @@ describe("monitoring scrapes a worker on another host over the private network (
             here,
             MAIN_HOST,
         );
-        const workerPeers: WorkerPeers = {
+        workerPeers = {
             privateAddresses: { [MAIN_HOST]: MAIN_ADDR, [WORKER_HOST]: WORKER_ADDR },
             redis: { host: MAIN_ADDR, port: redis.settings.port, tls: false },
             redisPassword: true,
@@ -157,6 +168,15 @@ describe("monitoring scrapes a worker on another host over the private network (
         await mainSandbox.run(synapseConfigScript(here, peers, "test"));
         await mainSandbox.run(workerSecretsScript(pool, here, MAIN_HOST, workerSecrets));
         await mainSandbox.run(workerConfigScript(pool, here, MAIN_HOST, workerPeers, { component: COMPONENT, synapsePeers: peers }));
+        // The worker host's node exporter runs in its namespace (its unit there, systemd's part played by the test) with the
+        // arguments the pool renders for it; the first test checks they are the ones the config script wrote.
+        nodeExporter = spawnDaemon("prometheus-node-exporter", nodeExporterArgs(WORKER_ADDR), { name: "node-exporter-w2", netns: NS, cwd: dir });
+        const exporter = nodeExporter;
+        await waitForHttp(`http://${WORKER_ADDR}:${NODE_EXPORTER_PORT}/metrics`, {
+            timeoutMs: 30_000,
+            accept: (status, body) => status === 200 && body.includes("node_exporter_build_info"),
+            abort: () => (exporter.hasExited() ? `the node exporter exited: ${exporter.tail(20)}` : undefined),
+        });
         // The worker host: Synapse's secrets (as the pool's step there writes them), the pool's secrets and config.
         workerSandbox = new Sandbox("w2");
         workerSandbox.setActive();
@@ -188,7 +208,7 @@ describe("monitoring scrapes a worker on another host over the private network (
         const monitoring = resolveMonitoringSettings(
             'MonitoringServer "test"',
             { prometheusPort: promPort, alertmanagerPort: await freePort() },
-            { synapse: here },
+            { synapse: here, host: MAIN_HOST },
         );
         const promDir = makeTempDir("monrw-prometheus");
         fs.mkdirSync(path.join(promDir, "rules"));
@@ -209,6 +229,7 @@ describe("monitoring scrapes a worker on another host over the private network (
 
     after(async function () {
         await prometheus?.stop("SIGTERM", 10_000);
+        await nodeExporter?.stop("SIGTERM", 5000);
         await worker?.stop();
         await main?.stop();
         await redis?.daemon.stop("SIGTERM", 5000);
@@ -216,13 +237,9 @@ describe("monitoring scrapes a worker on another host over the private network (
         // The namespace and its link go with the suite's cleanups (addClientNamespace registered them).
     });
 
-    /** A probe of the worker's metrics from this host, from `source`: the HTTP status, or 0 when nothing answered. */
-    async function probeFrom(source: string): Promise<number> {
-        const r = await run(
-            "curl",
-            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source, "--max-time", "3", `http://${WORKER_ADDR}:${metricsPort}/_synapse/metrics`],
-            { allowFailure: true },
-        );
+    /** A probe of the worker's metrics (or the host's node exporter) from this host, from `source`: the HTTP status, or 0 when nothing answered. */
+    async function probeFrom(source: string, url = `http://${WORKER_ADDR}:${metricsPort}/_synapse/metrics`): Promise<number> {
+        const r = await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source, "--max-time", "3", url], { allowFailure: true });
         return Number(r.stdout.trim()) || 0;
     }
 
@@ -254,11 +271,17 @@ describe("monitoring scrapes a worker on another host over the private network (
         );
         const fragment = fs.readFileSync(workerSandbox.hostPath(firewallFragmentPath(COMPONENT)), "utf8");
         assert.match(fragment, new RegExp(`ip saddr \\{ ${MAIN_ADDR.replace(/\./g, "\\.")}/32 \\} tcp dport ${metricsPort} accept`));
+        // Its node exporter: the arguments the running one has (its private address alone), opened to Synapse's host alone.
+        const defaults = fs.readFileSync(workerSandbox.hostPath(`/etc/default/${NODE_EXPORTER_UNIT}`), "utf8");
+        assert.deepEqual(/^ARGS="(.*)"$/m.exec(defaults)?.[1].split(" "), nodeExporterArgs(WORKER_ADDR));
+        assert.match(fragment, new RegExp(`ip saddr \\{ ${MAIN_ADDR.replace(/\./g, "\\.")}/32 \\} tcp dport ${NODE_EXPORTER_PORT} accept`));
     });
 
     it("the worker host's ruleset with the fragment: its metrics answer Synapse's host and drop any other address of the network", async function () {
         // Without a firewall both addresses reach the listener: what follows is the ruleset's doing.
+        const node = `http://${WORKER_ADDR}:${NODE_EXPORTER_PORT}/metrics`;
         assert.equal(await probeFrom(OTHER_ADDR), 200, "the listener answers before the ruleset is loaded");
+        assert.equal(await probeFrom(OTHER_ADDR, node), 200, "the node exporter answers before the ruleset is loaded");
         const fw = makeTempDir("monrw-nft");
         fs.writeFileSync(path.join(fw, "ssh-ports.nft"), renderSshPorts("22"));
         fs.writeFileSync(
@@ -270,6 +293,8 @@ describe("monitoring scrapes a worker on another host over the private network (
         await run("ip", ["netns", "exec", NS, "nft", "-f", path.join(fw, "firewall.nft")]);
         assert.equal(await probeFrom(MAIN_ADDR), 200);
         assert.equal(await probeFrom(OTHER_ADDR), 0, "an address other than Synapse's host's is dropped");
+        assert.equal(await probeFrom(MAIN_ADDR, node), 200);
+        assert.equal(await probeFrom(OTHER_ADDR, node), 0, "the node exporter: an address other than Synapse's host's is dropped");
     });
 
     it("Prometheus on Synapse's host scrapes the worker at its private address with the labels of every worker: up == 1", async function () {
@@ -292,6 +317,23 @@ describe("monitoring scrapes a worker on another host over the private network (
         assert.equal(master[0]?.value[1], "1");
     });
 
+    it("Prometheus scrapes the worker host's node exporter at its private address, labelled with that host: up == 1, its disks reported", async function () {
+        const host = `host=${JSON.stringify(WORKER_HOST)}`;
+        const up = await waitFor(`up{job="node", ${host}}`, (s) => s.length === 1 && s[0].value[1] === "1");
+        assert.equal(up[0]?.value[1], "1", prometheus!.tail(20));
+        assert.equal(up[0].metric.instance, "matrix.test");
+        const targets = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/targets?state=active`)).json()) as {
+            data: { activeTargets: { labels: Record<string, string>; scrapeUrl: string }[] };
+        };
+        assert.deepEqual(
+            targets.data.activeTargets.filter((x) => x.labels.host === WORKER_HOST).map((x) => x.scrapeUrl),
+            [`http://${WORKER_ADDR}:${NODE_EXPORTER_PORT}/metrics`],
+        );
+        // What DiskAlmostFull reads, for that host.
+        const disks = await waitFor(`node_filesystem_size_bytes{${host}}`, (s) => s.length > 0, 30);
+        assert.ok(disks.length > 0, "no filesystem of the worker host reported");
+    });
+
     it("the worker stopped: up == 0 for it, and the TargetDown alert is pending for that worker", async function () {
         await worker!.stop();
         worker = undefined;
@@ -300,5 +342,25 @@ describe("monitoring scrapes a worker on another host over the private network (
         const alerts = await waitFor(`ALERTS{alertname="TargetDown", job="federation_reader"}`, (s) => s.length > 0);
         assert.equal(alerts.length, 1, JSON.stringify(alerts));
         assert.deepEqual([alerts[0].metric.alertstate, alerts[0].metric.index, alerts[0].metric.instance], ["pending", "1", "matrix.test"]);
+    });
+
+    it("metricsScrapedFrom removed: the worker host's script takes the node exporter's arguments away and stops it, once", async function () {
+        const unscraped = resolveWorkerPoolSettings(
+            COMPONENT,
+            { instances: [{ role: "federation_reader", port: pool.workers[0].port, host: WORKER_HOST }] },
+            there,
+            MAIN_HOST,
+        );
+        const config = () => workerConfigScript(unscraped, there, WORKER_HOST, workerPeers, { component: COMPONENT, synapsePeers: peers });
+        workerSandbox.reset();
+        await workerSandbox.run(config());
+        assert.equal(fs.existsSync(workerSandbox.hostPath(`/etc/default/${NODE_EXPORTER_UNIT}`)), false);
+        assert.ok(workerSandbox.calls().includes(`disable -q --now ${NODE_EXPORTER_UNIT}.service`), workerSandbox.calls().join("\n"));
+        const fragment = fs.readFileSync(workerSandbox.hostPath(firewallFragmentPath(COMPONENT)), "utf8");
+        assert.doesNotMatch(fragment, new RegExp(`dport ${NODE_EXPORTER_PORT} `));
+        // Nothing more to take away on the next run.
+        workerSandbox.reset();
+        await workerSandbox.run(config());
+        assert.ok(!workerSandbox.calls().some((c) => c.includes(NODE_EXPORTER_UNIT)), workerSandbox.calls().join("\n"));
     });
 });

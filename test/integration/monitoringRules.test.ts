@@ -27,6 +27,7 @@ const synapse = resolveSynapseSettings("t", {
 const proxy = resolveReverseProxySettings("p", { acme: { email: "admin@example.com" } }, synapse);
 const context: MonitoringContext = {
     synapse,
+    host: 'Host "vm"',
     postgres: { port: 5432, database: "synapse" },
     proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
 };
@@ -80,15 +81,18 @@ const CASES: Record<string, Case> = {
     // 20% free, then 10% free from minute 5.
     DiskAlmostFull: {
         series: [
-            { series: 'node_filesystem_avail_bytes{job="node",instance="example.com",mountpoint="/",fstype="ext4"}', values: "20 20 20 20 20 10x30" },
-            { series: 'node_filesystem_size_bytes{job="node",instance="example.com",mountpoint="/",fstype="ext4"}', values: "100x40" },
+            {
+                series: 'node_filesystem_avail_bytes{job="node",instance="example.com",host="Host \\"vm\\"",mountpoint="/",fstype="ext4"}',
+                values: "20 20 20 20 20 10x30",
+            },
+            { series: 'node_filesystem_size_bytes{job="node",instance="example.com",host="Host \\"vm\\"",mountpoint="/",fstype="ext4"}', values: "100x40" },
             // tmpfs is left out.
-            { series: 'node_filesystem_avail_bytes{job="node",instance="example.com",mountpoint="/run",fstype="tmpfs"}', values: "1x40" },
-            { series: 'node_filesystem_size_bytes{job="node",instance="example.com",mountpoint="/run",fstype="tmpfs"}', values: "100x40" },
+            { series: 'node_filesystem_avail_bytes{job="node",instance="example.com",host="Host \\"vm\\"",mountpoint="/run",fstype="tmpfs"}', values: "1x40" },
+            { series: 'node_filesystem_size_bytes{job="node",instance="example.com",host="Host \\"vm\\"",mountpoint="/run",fstype="tmpfs"}', values: "100x40" },
         ],
         at: "25m",
         quietAt: "15m",
-        labels: { job: "node", instance: "example.com", mountpoint: "/", fstype: "ext4" },
+        labels: { job: "node", instance: "example.com", host: 'Host "vm"', mountpoint: "/", fstype: "ext4" },
     },
     // Two senders: 600 + 600 waiting PDUs.
     SynapseFederationSendQueue: {
@@ -113,15 +117,18 @@ const CASES: Record<string, Case> = {
         quietAt: "10m",
         labels: { instance: "example.com" },
     },
-    // A maintenance service fails; a unit of another program failing does not alert.
+    // A worker fails on a host of the pool's own; a unit of another program failing does not alert.
     SystemdUnitFailed: {
         series: [
-            { series: 'node_systemd_unit_state{job="node",instance="example.com",name="matrix-state-compressor.service",state="failed"}', values: "0 0 1x10" },
-            { series: 'node_systemd_unit_state{job="node",instance="example.com",name="cron.service",state="failed"}', values: "1x12" },
+            {
+                series: 'node_systemd_unit_state{job="node",instance="example.com",host="Host \\"w2\\"",name="matrix-synapse-worker@federation_reader2.service",state="failed"}',
+                values: "0 0 1x10",
+            },
+            { series: 'node_systemd_unit_state{job="node",instance="example.com",host="Host \\"w2\\"",name="cron.service",state="failed"}', values: "1x12" },
         ],
         at: "5m",
         quietAt: "2m",
-        labels: { job: "node", instance: "example.com", name: "matrix-state-compressor.service", state: "failed" },
+        labels: { job: "node", instance: "example.com", host: 'Host "w2"', name: "matrix-synapse-worker@federation_reader2.service", state: "failed" },
     },
     // The certificate expires 20 days after time 0: within 14 days from day 6 on (plus the hour).
     CertificateExpiresSoon: {

@@ -125,7 +125,11 @@ describe("Redis for Synapse processes on other hosts: TLS only, and a default us
     });
 
     it("monitoring's Redis exporter, with its rendered arguments, reaches it over TLS as its own user: redis_up 1; with another CA, 0", async function () {
-        const m = resolveMonitoringSettings("test", {}, { synapse: resolveSynapseSettings("t", { serverName: "example.com" }), redis: { port, tls: true } });
+        const m = resolveMonitoringSettings(
+            "test",
+            {},
+            { synapse: resolveSynapseSettings("t", { serverName: "example.com" }), host: 'Host "vm"', redis: { port, tls: true } },
+        );
         const listen = await freePort();
         const args = (ca: string) =>
             /^ARGS="(.*)"$/m

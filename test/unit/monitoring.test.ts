@@ -64,6 +64,7 @@ export function goldenMonitoringContext(): MonitoringContext {
     const proxy = goldenProxySettings();
     return {
         synapse: goldenWorkerSynapse(),
+        host: 'Host "vm"',
         postgres: { port: 5432, database: "synapse" },
         redis: { port: 6379, tls: false },
         proxy: { domain: proxy.homeserverDomain, address: "127.0.0.1", acme: proxy.acme },
@@ -78,7 +79,7 @@ const C = 'MonitoringServer "m"';
 const resolve =
     (o: MonitoringOptions, ctx: Partial<MonitoringContext> = {}) =>
     () =>
-        resolveMonitoringSettings(C, o, { synapse: goldenSynapseSettings(), ...ctx });
+        resolveMonitoringSettings(C, o, { synapse: goldenSynapseSettings(), host: 'Host "vm"', ...ctx });
 
 describe("MonitoringServer: settings", () => {
     it("fills the defaults: Prometheus on 9090, Alertmanager on 9193 (9093 is Synapse's replication), 30 days, no receiver", () => {
@@ -112,10 +113,14 @@ describe("MonitoringServer: settings", () => {
         rejects(resolve({ alertEmail: { to: ["ops@example.com"], from: "nobody" } }), "alertEmail.from", '"nobody"', /expected a sender/);
         // No SMTP server to send through.
         const noMail = () =>
-            resolveMonitoringSettings(C, { alertEmail: { to: ["ops@example.com"] } }, { synapse: resolveSynapseSettings("s", { serverName: "example.com" }) });
+            resolveMonitoringSettings(
+                C,
+                { alertEmail: { to: ["ops@example.com"] } },
+                { synapse: resolveSynapseSettings("s", { serverName: "example.com" }), host: 'Host "vm"' },
+            );
         rejects(noMail, "alertEmail", "set", /alerts are sent through Synapse's SMTP server, and synapse.email is not set/);
         rejects(resolve({ nginxStatusPort: 8089 }), "nginxStatusPort", "8089", /only with the reverse proxy/);
-        const old = () => resolveMonitoringSettings(C, {}, { synapse: { ...goldenSynapseSettings(), version: "1.140.0" } });
+        const old = () => resolveMonitoringSettings(C, {}, { synapse: { ...goldenSynapseSettings(), version: "1.140.0" }, host: 'Host "vm"' });
         rejects(old, "synapse.version", '"1.140.0"', new RegExp(`pinned for ${SYNAPSE_RULES.since} and later`));
     });
 
@@ -454,6 +459,19 @@ describe("MonitoringServer: workers on other hosts (the pool's metricsScrapedFro
                 }),
             ).map((t) => t.replace(/@.* /, " ")),
         );
+    });
+
+    it("Prometheus scrapes the node exporter of each worker host at its private address, labelled with its host as its own node is", () => {
+        const nodes = (yaml: string) =>
+            (parse(yaml) as Doc).scrape_configs
+                .find((j) => j.job_name === "node")!
+                .static_configs.map((c) => `${c.targets[0]} ${c.labels.host} ${c.labels.instance}`);
+        assert.deepEqual(
+            nodes(renderPrometheusConfig(s, goldenWorkerSynapse(), goldenScrapedRemoteWorkerPool(), GOLDEN_REMOTE_WORKER_PEERS.privateAddresses)),
+            ['127.0.0.1:9100 Host "vm" example.com', '10.0.0.6:9100 Host "w2" example.com'],
+        );
+        // Without metricsScrapedFrom (or a pool on one host) only this host's.
+        assert.deepEqual(nodes(renderPrometheusConfig(s, goldenWorkerSynapse(), goldenWorkerPool())), ['127.0.0.1:9100 Host "vm" example.com']);
     });
 
     it("a pool whose workers on other hosts keep their metrics on loopback, or opened to another host, is refused naming the workers and what to set", () => {

@@ -96,16 +96,21 @@ describe("Prometheus scrape files for Synapse and its workers (issue 23)", () =>
         const addr = (h: string) => GOLDEN_REMOTE_WORKER_PEERS.privateAddresses[h];
         const here = renderHostScrapeConfig(s, pool, addr);
         assert.deepEqual(
-            targetsOf(here).map((t) => `${t.job}${t.index}@${t.target}`),
+            targetsOf(here).map((t) => `${t.job ?? t.job_name}${t.index ?? ""}@${t.target}`),
             [
                 "master1@127.0.0.1:9000",
                 "federation_reader1@10.0.0.6:10100",
                 "federation_reader2@10.0.0.6:10101",
                 "federation_sender1@127.0.0.1:10120",
                 "event_persister1@10.0.0.6:10200",
+                // The worker host's node exporter, on the same address (its disks and failed units).
+                "node@10.0.0.6:9100",
             ],
         );
-        assert.match(here, /Workers on Host "w2" are reached at its private address, opened to this host alone/);
+        const node = (parse(here) as Scrape).scrape_configs.find((j) => j.job_name === "node")!;
+        assert.equal(node.metrics_path, "/metrics");
+        assert.deepEqual(node.static_configs[0].labels, { instance: "example.com", host: 'Host "w2"' });
+        assert.match(here, /Workers on Host "w2" and its node exporter are reached at its private address, opened to this host alone/);
         assert.doesNotMatch(here, /listen on its loopback/);
         const there = renderWorkerScrapeConfig(pool, s, 'Host "w2"', addr)!;
         assert.deepEqual(

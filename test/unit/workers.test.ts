@@ -12,6 +12,7 @@ import { ConfigError } from "../../src/model/errors";
 import { resolveSynapseSettings, SynapseSettings } from "../../src/model/synapse";
 import {
     DEFAULT_WORKERS,
+    nodeExporterHosts,
     resolveWorkerPoolSettings,
     servesRequests,
     WORKER_ROLE_SPECS,
@@ -667,15 +668,41 @@ describe("workers' metrics scraped from another host (metricsScrapedFrom, issue 
                 ["worker federation_reader2 metrics", 10101, ["10.0.0.4/32"]],
                 ["worker event_persister1 replication", 9200, ["10.0.0.4/32"]],
                 ["worker event_persister1 metrics", 10200, ["10.0.0.4/32"]],
+                // The host's node exporter (its disks and failed units), to the same host alone.
+                ["node exporter", 9100, ["10.0.0.4/32"]],
             ],
         );
         assert.deepEqual(
             workerFirewallRules(s, 'Host "vm"', addr, 9093).map((x) => x.owner),
             ["synapse replication"],
         );
-        // Taken away again: no metrics opening on any host.
+        // Taken away again: no metrics or node exporter opening on any host.
         for (const h of ['Host "vm"', 'Host "w2"'])
-            assert.ok(workerFirewallRules(goldenRemoteWorkerPool(), h, addr, 9093).every((r) => !r.owner.endsWith("metrics")));
+            assert.ok(workerFirewallRules(goldenRemoteWorkerPool(), h, addr, 9093).every((r) => !r.owner.endsWith("metrics") && r.owner !== "node exporter"));
+    });
+
+    it("a worker host whose metrics are scraped runs the node exporter on its private address; Synapse's host leaves its own to monitoring", () => {
+        const s = goldenScrapedRemoteWorkerPool();
+        assert.deepEqual(nodeExporterHosts(s), ['Host "w2"']);
+        assert.deepEqual(nodeExporterHosts(goldenRemoteWorkerPool()), []);
+        // A Prometheus outside the pool: Synapse's host's workers bind their private address, but its node is not the pool's.
+        assert.deepEqual(nodeExporterHosts({ ...s, metricsScrapedFrom: 'Host "mon"' }), ['Host "w2"']);
+        assert.deepEqual(nodeExporterHosts({ ...s, metricsScrapedFrom: 'Host "mon"', workers: s.workers.filter((w) => w.host === 'Host "vm"') }), []);
+        assert.ok(workerPortClaims(s, 'Host "w2"', addr).some((c) => c.port === 9100 && c.address === "10.0.0.6" && c.owner.startsWith("node exporter")));
+        assert.ok(!workerPortClaims(s, 'Host "vm"', addr).some((c) => c.port === 9100));
+        const peers = GOLDEN_REMOTE_WORKER_PEERS;
+        const synapse = { ...goldenWorkerSynapse(), replication: { port: 9093, bindAddresses: ["127.0.0.1", "10.0.0.4"] } };
+        const o = { component: "golden", synapsePeers: GOLDEN_PEERS };
+        const there = workerConfigScript(s, synapse, 'Host "w2"', peers, o);
+        assert.match(there, /pm_apt_install prometheus-node-exporter/);
+        assert.match(there, /pm_write workers-node-exporter \/etc\/default\/prometheus-node-exporter /);
+        assert.match(there, /ARGS="--web\.listen-address=10\.0\.0\.6:9100 --collector\.systemd --collector\.systemd\.unit-include=\(pulumi-\)\?matrix-\.\+ /);
+        assert.match(there, /http:\/\/10\.0\.0\.6:9100\/metrics/);
+        assert.doesNotMatch(workerConfigScript(s, synapse, 'Host "vm"', peers, o), /node-exporter/);
+        // metricsScrapedFrom removed: the set the pool wrote goes, and the exporter is stopped and disabled.
+        const removed = workerConfigScript(goldenRemoteWorkerPool(), synapse, 'Host "w2"', peers, o);
+        assert.doesNotMatch(removed, /pm_apt_install prometheus-node-exporter/);
+        assert.match(removed, /systemctl disable -q --now prometheus-node-exporter\.service/);
     });
 
     it("a Prometheus on a host outside the pool: even workers on Synapse's host bind their private address, opened to it alone", () => {

@@ -1,5 +1,6 @@
 import { ConfigError } from "../errors";
 import { FirewallRule, PortClaim, PortRegistry } from "../host";
+import { NODE_EXPORTER_PORT } from "../nodeExporter";
 import { RedisConnection } from "../redis";
 import { secretFilePath, SynapsePaths, SynapseSettings } from "../synapse";
 import { Checker, isWildcardAddress, singleAddress } from "../validate";
@@ -529,6 +530,17 @@ export function metricsReachableFrom(s: WorkerPoolSettings, w: WorkerSettings, f
 }
 
 /**
+ * The pool's hosts of its own (not Synapse's) whose workers' metrics a
+ * Prometheus on another host scrapes (`metricsScrapedFrom`): each runs the
+ * node exporter on its private address, opened to the scraping host alone,
+ * so that host's disks and failed units are watched too. Synapse's host has
+ * monitoring's own node exporter (MonitoringServer).
+ */
+export function nodeExporterHosts(s: WorkerPoolSettings): string[] {
+    return [...new Set(s.workers.filter((w) => w.host !== s.mainHost && metricsOnPrivateAddress(s, w)).map((w) => w.host))];
+}
+
+/**
  * The address a worker's metrics listener binds: loopback, or its host's
  * private address for a Prometheus on another host (never every address:
  * Synapse's metrics carry no authentication, only that host may reach them).
@@ -584,9 +596,15 @@ export function instanceAddress(s: WorkerPoolSettings, host: string, privateAddr
     return isMultiHost(s) ? privateAddress(host) : "127.0.0.1";
 }
 
-/** The ports the pool's workers on `host` bind there (an address not known yet is claimed as every address). */
+/**
+ * The ports the pool's workers on `host` bind there, and its node exporter's
+ * (`nodeExporterHosts`); an address not known yet is claimed as every address.
+ */
 export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAddress: (host: string) => string = () => "*"): PortClaim[] {
-    return s.workers
+    const node: PortClaim[] = nodeExporterHosts(s).includes(host)
+        ? [{ port: NODE_EXPORTER_PORT, protocol: "tcp", address: privateAddress(host), owner: "node exporter (the pool's metricsScrapedFrom)" }]
+        : [];
+    const listeners = s.workers
         .filter((w) => w.host === host)
         .flatMap((w) =>
             workerListeners(s, w, privateAddress).map((l) => ({
@@ -600,6 +618,7 @@ export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAdd
                     : {}),
             })),
         );
+    return [...listeners, ...node];
 }
 
 /**
@@ -608,7 +627,8 @@ export function workerPortClaims(s: WorkerPoolSettings, host: string, privateAdd
  * writers') from the pool's other hosts, and request listeners of workers
  * on another host than Synapse's from Synapse's host (where the reverse
  * proxy runs); with `metricsScrapedFrom`, the metrics listeners of workers
- * on other hosts than the scraping one, from that host alone. None on one
+ * on other hosts than the scraping one, and the node exporter of a host of
+ * the pool's own (`nodeExporterHosts`), from that host alone. None on one
  * host without a Prometheus elsewhere.
  */
 export function workerFirewallRules(
@@ -637,6 +657,8 @@ export function workerFirewallRules(
                 });
         }
     }
+    if (nodeExporterHosts(s).includes(host))
+        rules.push({ port: NODE_EXPORTER_PORT, protocol: "tcp", sources: [singleAddress(privateAddress(s.metricsScrapedFrom!))], owner: "node exporter" });
     return rules;
 }
 

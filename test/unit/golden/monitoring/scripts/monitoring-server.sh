@@ -99,6 +99,7 @@ scrape_configs:
           - 127.0.0.1:9100
         labels:
           instance: example.com
+          host: Host "vm"
   - job_name: postgres
     scrape_interval: 15s
     static_configs:
@@ -218,7 +219,7 @@ groups:
         labels:
           severity: warning
         annotations:
-          summary: "{{ $labels.mountpoint }} is more than 85% full"
+          summary: "{{ $labels.mountpoint }} on {{ $labels.host }} is more than 85% full"
           description: Media, the database and the journal grow here; Synapse and PostgreSQL stop working when it is full.
       - alert: SynapseFederationSendQueue
         expr: sum by (instance) (synapse_federation_transaction_queue_pending_pdus) > 1000
@@ -242,8 +243,8 @@ groups:
         labels:
           severity: critical
         annotations:
-          summary: "{{ $labels.name }} failed"
-          description: "A unit of the homeserver (Synapse, a worker, a backup or maintenance timer's service) is in the failed state: see journalctl -u {{ $labels.name }}."
+          summary: "{{ $labels.name }} failed on {{ $labels.host }}"
+          description: "A unit of the homeserver (Synapse, a worker, a backup or maintenance timer's service) is in the failed state: see journalctl -u {{ $labels.name }} on that host."
       - alert: CertificateExpiresSoon
         expr: probe_ssl_earliest_cert_expiry - time() < 14 * 86400
         for: 1h
@@ -565,6 +566,7 @@ scrape_configs:
           - 127.0.0.1:9100
         labels:
           instance: example.com
+          host: Host "vm"
   - job_name: postgres
     scrape_interval: 15s
     static_configs:

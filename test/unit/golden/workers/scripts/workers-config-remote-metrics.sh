@@ -402,10 +402,56 @@ if pm_changed workers-shared; then
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
 pm_done workers-shared
+pm_apt_install prometheus-node-exporter
+install -d -m 0755 -o root -g root /var/lib/prometheus/node-exporter
+pm_write workers-node-exporter /etc/default/prometheus-node-exporter 0644 root root readable <<'PM_EOF'
+# Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`
+# and replaced when pulumi-matrix next writes this file (a change that affects it, or a re-apply).
+ARGS="--web.listen-address=10.0.0.6:9100 --collector.systemd --collector.systemd.unit-include=(pulumi-)?matrix-.+ --collector.textfile.directory=/var/lib/prometheus/node-exporter"
+PM_EOF
+pm_prune workers-node-exporter
+if pm_changed workers-node-exporter; then
+    if systemctl is-active -q prometheus-node-exporter.service; then
+        echo 'restarting prometheus-node-exporter.service'
+        systemctl restart prometheus-node-exporter.service
+        pm_ok=0
+        for i in $(seq 1 120); do
+            if curl -fsS -m 2 -o /dev/null http://10.0.0.6:9100/metrics; then pm_ok=1; break; fi
+            if [ "$(systemctl show -p ActiveState --value prometheus-node-exporter.service)" = failed ]; then break; fi
+            sleep 1
+        done
+        if [ "$pm_ok" != 1 ]; then
+            echo 'prometheus-node-exporter.service did not answer http://10.0.0.6:9100/metrics within 120 s. Last log lines:' >&2
+            journalctl -u prometheus-node-exporter.service -n 40 --no-pager -o cat >&2 || true
+            exit 1
+        fi
+    else
+        pm_owe prometheus-node-exporter.service
+    fi
+fi
+pm_done workers-node-exporter
+systemctl enable -q prometheus-node-exporter.service
+if pm_take prometheus-node-exporter.service && systemctl is-active -q prometheus-node-exporter.service; then
+    echo 'restarting prometheus-node-exporter.service'; systemctl restart prometheus-node-exporter.service
+elif ! systemctl is-active -q prometheus-node-exporter.service; then
+    echo 'starting prometheus-node-exporter.service'; systemctl start prometheus-node-exporter.service || true
+fi
+pm_ok=0
+for i in $(seq 1 120); do
+    if curl -fsS -m 2 -o /dev/null http://10.0.0.6:9100/metrics; then pm_ok=1; break; fi
+    if [ "$(systemctl show -p ActiveState --value prometheus-node-exporter.service)" = failed ]; then break; fi
+    sleep 1
+done
+if [ "$pm_ok" != 1 ]; then
+    echo 'prometheus-node-exporter.service did not answer http://10.0.0.6:9100/metrics within 120 s. Last log lines:' >&2
+    journalctl -u prometheus-node-exporter.service -n 40 --no-pager -o cat >&2 || true
+    exit 1
+fi
 pm_write firewall-workerpool-golden /etc/pulumi-matrix/firewall.d/workerpool-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of WorkerPool "golden".
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 8100 accept comment "worker federation_reader1 requests"
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 8101 accept comment "worker federation_reader2 requests"
+add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 9100 accept comment "node exporter"
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 9200 accept comment "worker event_persister1 replication"
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 10100 accept comment "worker federation_reader1 metrics"
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 10101 accept comment "worker federation_reader2 metrics"

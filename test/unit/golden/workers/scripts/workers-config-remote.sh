@@ -401,6 +401,11 @@ if pm_changed workers-shared; then
     pm_owe matrix-synapse-worker@event_persister1.service
 fi
 pm_done workers-shared
+pm_prune workers-node-exporter
+if pm_changed workers-node-exporter; then
+    systemctl disable -q --now prometheus-node-exporter.service; echo 'stopped prometheus-node-exporter: no Prometheus scrapes this host any more'
+fi
+pm_done workers-node-exporter
 pm_write firewall-workerpool-golden /etc/pulumi-matrix/firewall.d/workerpool-golden.nft 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix: the openings of WorkerPool "golden".
 add rule inet pulumi_matrix input ip saddr { 10.0.0.4/32 } tcp dport 8100 accept comment "worker federation_reader1 requests"

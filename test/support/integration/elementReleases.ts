@@ -4,22 +4,31 @@
 
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as http from "node:http";
 import * as path from "node:path";
 
-import { freePort } from "./net";
-import { registerCleanup, run } from "./processes";
+import { type FileServer, serveFiles } from "./fileServer";
+import { run } from "./processes";
 
 /** Fixture releases on a local HTTP server that counts the requests for each path. */
 export class ReleaseServer {
-    readonly requests = new Map<string, number>();
     readonly sha256 = new Map<string, string>();
-    private readonly tarballs = new Map<string, Buffer>();
-    private server?: http.Server;
-    port = 0;
+    private server?: FileServer;
+
+    /** Where it listens (once started). */
+    get port(): number {
+        return this.server?.port ?? 0;
+    }
+
+    /** How many requests each path got. */
+    get requests(): Map<string, number> {
+        const counts = new Map<string, number>();
+        for (const url of this.server?.requests ?? []) counts.set(url, (counts.get(url) ?? 0) + 1);
+        return counts;
+    }
 
     /** Builds a small release tarball for each version (top directory element-v<version>, as Element's) and serves them on 127.0.0.1. */
     async start(dir: string, versions: readonly string[]): Promise<void> {
+        const tarballs = new Map<string, Buffer>();
         for (const v of versions) {
             const top = path.join(dir, v, `element-v${v}`);
             fs.mkdirSync(path.join(top, "i18n"), { recursive: true });
@@ -30,30 +39,18 @@ export class ReleaseServer {
             // Owned by someone else in the archive: the installed files must be root's all the same.
             await run("tar", ["-czf", file, "-C", path.join(dir, v), "--owner=1234", "--group=1234", `element-v${v}`]);
             const data = fs.readFileSync(file);
-            this.tarballs.set(`/element-v${v}.tar.gz`, data);
+            tarballs.set(`/element-v${v}.tar.gz`, data);
             this.sha256.set(v, crypto.createHash("sha256").update(data).digest("hex"));
         }
-        this.port = await freePort();
-        this.server = http.createServer((req, res) => {
-            const url = req.url ?? "";
-            this.requests.set(url, (this.requests.get(url) ?? 0) + 1);
-            const data = this.tarballs.get(url);
-            if (!data) {
-                res.writeHead(404).end("not found\n");
-                return;
-            }
-            res.writeHead(200, { "content-type": "application/gzip", "content-length": data.length }).end(data);
-        });
-        await new Promise<void>((resolve) => this.server!.listen(this.port, "127.0.0.1", resolve));
-        registerCleanup({ name: "element release server", run: () => this.stop() });
+        this.server = await serveFiles(tarballs, "127.0.0.1", "element release server");
     }
 
     /** All requests so far. */
     total(): number {
-        return [...this.requests.values()].reduce((a, b) => a + b, 0);
+        return this.server?.requests.length ?? 0;
     }
 
     stop(): Promise<void> {
-        return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+        return this.server?.close() ?? Promise.resolve();
     }
 }

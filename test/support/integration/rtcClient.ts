@@ -15,11 +15,11 @@
 
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as http from "node:http";
 import * as path from "node:path";
 
 import { RTC_DEFAULTS, type RtcRelease } from "../../../src/model/rtc";
-import { makeTempDir, registerCleanup, run, type RunResult } from "./processes";
+import { serveFiles } from "./fileServer";
+import { makeTempDir, run, type RunResult } from "./processes";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 export const RTC_CLIENT_SCRIPT = path.join(ROOT, "scripts", "rtc-client.sh");
@@ -170,7 +170,7 @@ export interface RtcReleaseServer {
     /** Where it listens. */
     readonly port: number;
     /** The paths asked for, in order (a second run that downloads nothing adds none). */
-    readonly downloads: string[];
+    readonly downloads: readonly string[];
     /** The stack's release options (version, SHA-256, download URL) for a VM or host reaching this server at `base` (`http://host:port`). */
     releases(base: string): { livekit: Required<RtcRelease>; jwtService: Required<RtcRelease> };
     close(): Promise<void>;
@@ -188,41 +188,21 @@ export async function serveRtcReleases(bins: MatrixRtcBinaries, listenAddress = 
     const dir = makeTempDir("rtc-releases");
     await run("tar", ["-czf", path.join(dir, livekitFile), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
     fs.copyFileSync(bins.lkJwtService, path.join(dir, jwtFile));
+    const files = new Map([livekitFile, jwtFile].map((f) => [`/${f}`, fs.readFileSync(path.join(dir, f))]));
     const digest = (f: string) =>
         crypto
             .createHash("sha256")
-            .update(fs.readFileSync(path.join(dir, f)))
+            .update(files.get(`/${f}`)!)
             .digest("hex");
     const sha256 = { livekit: digest(livekitFile), jwtService: digest(jwtFile) };
-    const downloads: string[] = [];
-    const server = http.createServer((req, res) => {
-        const file = path.join(dir, path.basename(req.url ?? ""));
-        downloads.push(req.url ?? "");
-        if (!fs.existsSync(file)) {
-            res.writeHead(404).end();
-            return;
-        }
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        fs.createReadStream(file).pipe(res);
-    });
-    await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(0, listenAddress, resolve);
-    });
-    const port = (server.address() as { port: number }).port;
-    const stop = () => new Promise<void>((resolve) => server.close(() => resolve()));
-    const unregister = registerCleanup({ name: "MatrixRTC release server", run: stop });
-    const close = () => {
-        unregister();
-        return stop();
-    };
+    const server = await serveFiles(files, listenAddress, "MatrixRTC release server");
     return {
-        port,
-        downloads,
+        port: server.port,
+        downloads: server.requests,
         releases: (base) => ({
             livekit: { version: livekit.version, sha256: sha256.livekit, downloadUrl: `${base}/livekit_{version}_linux_{arch}.tar.gz` },
             jwtService: { version: jwtService.version, sha256: sha256.jwtService, downloadUrl: `${base}/lk-jwt-service_linux_{arch}` },
         }),
-        close,
+        close: server.close,
     };
 }

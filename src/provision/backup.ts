@@ -104,9 +104,7 @@ export function finalBackupScript(s: BackupSettings, f: BackupFiles = BACKUP_FIL
 export function backupRemovalScript(): string {
     const f = BACKUP_FILES;
     return script("pulumi-matrix backup removed", [
-        sh`for pm_timer in ${TIMERS}; do`,
-        sh`    if systemctl is-enabled -q "$pm_timer" 2>/dev/null || systemctl is-active -q "$pm_timer" 2>/dev/null; then systemctl disable -q --now "$pm_timer"; echo "stopped $pm_timer: backups are no longer part of this deployment"; fi`,
-        sh`done`,
+        ensureStopped(TIMERS, "backups are no longer part of this deployment"),
         applyFileSet({ name: "backup", files: [], onChange: [{ kind: "daemon-reload" }] }),
         applyFileSet({ name: "backup-secrets", secret: true, files: [] }),
         sh`if [ -e ${f.metricsFile} ]; then rm -f -- ${f.metricsFile}; echo ${`removed ${f.metricsFile}`}; fi`,

@@ -236,8 +236,8 @@ describe("backups: SynapseBackup in a MatrixStack, under mocks", () => {
         );
         for (let i = 0; i < 50 && !mocks.resources.some((r) => r.name === "prod-backup-removal-removal"); i++) await new Promise((r) => setTimeout(r, 100));
         const removal = String(mocks.byName("prod-backup-removal-removal").inputs.stdin);
-        assert.match(removal, /systemctl disable -q --now "\$pm_timer"/);
-        assert.match(removal, /pulumi-matrix-backup\.timer pulumi-matrix-backup-check\.timer/);
+        assert.match(removal, /systemctl disable -q --now pulumi-matrix-backup\.timer;/);
+        assert.match(removal, /systemctl disable -q --now pulumi-matrix-backup-check\.timer;/);
         assert.equal(
             mocks.resources.some((r) => r.name.startsWith("prod-backup-setup")),
             false,

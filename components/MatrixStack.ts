@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 
+import { StackDerivedDnsOption } from "../src/model/dns";
 import { ElementWebOptions } from "../src/model/element";
 import { MaintenanceOptions } from "../src/model/maintenance";
 import { MonitoringOptions } from "../src/model/monitoring";
@@ -104,20 +105,7 @@ export interface MatrixStackArgs {
      * host. The proxy follows the mode: well-known on the server_name's
      * domain, or the server_name on the certificate for SRV. Default: none.
      */
-    dns?: Omit<
-        CloudflareDnsArgs,
-        | "synapse"
-        | "proxy"
-        | "elementDomain"
-        | "turnHost"
-        | "turnPort"
-        | "turnTlsPort"
-        | "rtcDomain"
-        | "rtcTurnDomain"
-        | "rtcServiceUrl"
-        | "federationPort"
-        | "certificateNames"
-    > & {
+    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | StackDerivedDnsOption> & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };

@@ -43,6 +43,14 @@ export interface DnsZone {
     id?: string;
 }
 
+/**
+ * The DNS options a stack fills in from its other parts (Element's, TURN's
+ * and MatrixRTC's names and ports, the federation port, the certificate's
+ * names): a MatrixStack's `dns` never takes them.
+ */
+export type StackDerivedDnsOption =
+    "elementDomain" | "turnHost" | "turnPort" | "turnTlsPort" | "rtcDomain" | "rtcTurnDomain" | "rtcServiceUrl" | "federationPort" | "certificateNames";
+
 /** The DNS settings a user writes (every host name comes from the other components' settings). */
 export interface DnsOptions {
     /** The zone holding every record: its name, its Cloudflare id, or both. Required. */

@@ -1,6 +1,6 @@
 import { AdoptOptions, AdoptSettings, resolveAdoptSettings } from "./adopt";
 import { BackupOptions, BackupSettings, resolveBackupSettings } from "./backup";
-import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, ZoneFileOptions } from "./dns";
+import { certificateNamesFor, DnsOptions, DnsSettings, resolveDnsSettings, serverNameWellKnownFor, StackDerivedDnsOption, ZoneFileOptions } from "./dns";
 import { ElementWebOptions, ElementWebSettings, resolveElementWebSettings } from "./element";
 import { componentLabel, ConfigError, ConfigErrors, Described, throwIfAny } from "./errors";
 import { ExternalServer } from "./external";
@@ -47,21 +47,7 @@ import { resolveWorkerPoolSettings, WorkerCounts, WorkerPoolSettings, workerPort
 /** The DNS options of the stack (the host names and ports come from the other parts). */
 export type StackDnsOptions<L = never> = Omit<
     DnsOptions,
-    | "serverName"
-    | "publicBaseUrl"
-    | "ipv4"
-    | "ipv6"
-    | "stack"
-    | "elementDomain"
-    | "turnHost"
-    | "turnPort"
-    | "turnTlsPort"
-    | "rtcDomain"
-    | "rtcTurnDomain"
-    | "rtcServiceUrl"
-    | "federationPort"
-    | "certificateNames"
-    | "acmeDirectoryUrl"
+    "serverName" | "publicBaseUrl" | "ipv4" | "ipv6" | "stack" | StackDerivedDnsOption | "acmeDirectoryUrl"
 > & {
     /** The VM's public IPv4 address. */
     ipv4: string | L;

@@ -2,7 +2,8 @@
  * E2E full (npm run test:e2e:full, not in CI), through the real engine: a
  * connection change, drift and re-apply, a second federation reader, destroy
  * and `up` again on the same VM, a replaced VM, the reverse proxy's settings
- * changed (certificates from Pebble, as in the smoke suite), and the
+ * changed (certificates from Pebble, as in the smoke suite), backups to an
+ * SFTP target on this machine with an upgrade that backs up first, and the
  * split-hosts example on two VMs.
  */
 import * as assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
+import { type SftpServer, startSftpServer } from "../support/integration/backupTargets";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
@@ -426,6 +428,131 @@ full("e2e full (real engine)", function () {
             assert.equal(wk["org.matrix.msc4143.rtc_foci"], undefined);
             const again = await stack.up("second up without MatrixRTC");
             assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+    });
+
+    describe("operations: nightly backups to an SFTP target off the VM, an upgrade that takes a backup first, a downgrade refused", function () {
+        const OLD = "1.163.1";
+        const NEW = "1.163.2";
+        const RESTIC_PASSWORD = "e2e-restic-password-0123456789";
+        let vm: Vm;
+        let stack: EngineStack;
+        let sftp: SftpServer;
+        let repo: string;
+        /** The repository's snapshots, read on this machine from the SFTP server's directory. */
+        const snapshots = () =>
+            (
+                JSON.parse(
+                    execFileSync("restic", ["-r", repo, "snapshots", "--json", "--no-lock"], {
+                        encoding: "utf8",
+                        env: { ...process.env, RESTIC_PASSWORD },
+                    }),
+                ) as { id: string; time: string; tags?: string[] }[]
+            ).map((x) => ({ id: x.id, time: Date.parse(x.time), tags: x.tags ?? [] }));
+        /** What Synapse's main process reports through its federation version endpoint on the VM. */
+        const version = async () =>
+            (JSON.parse((await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/federation/v1/version")).stdout) as { server: { version: string } }).server
+                .version;
+
+        before(async () => {
+            sftp = await startSftpServer();
+            repo = path.join(sftp.dir, "repo");
+            vm = await bootVm({ name: "full-ops", memoryMb: 3072, log });
+            // The VM reaches this machine's loopback at qemu's host address.
+            stack = await EngineStack.create(
+                dir,
+                "ops",
+                log,
+                vmConfig(vm, {
+                    synapseVersion: OLD,
+                    backupRepository: `sftp://${sftp.user}@10.0.2.2:${sftp.port}/${repo}`,
+                    backupPassword: { secret: RESTIC_PASSWORD },
+                    backupSftpPrivateKey: { secret: sftp.clientKey },
+                    backupSftpKnownHosts: sftp.knownHosts.replace("[127.0.0.1]", "[10.0.2.2]"),
+                }),
+            );
+            const up = await stack.up(`first up with backups, Synapse ${OLD}`);
+            timings.push(`first up with backups to SFTP, Synapse ${OLD}: ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`);
+            const t = await tunnel(vm, 8008);
+            const shared = (await vm.exec(`cat ${REGISTRATION_SHARED_SECRET_FILE}`)).stdout.trim();
+            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, shared, "carol", "carol-password-e2e", false);
+            t.close();
+        });
+        after(async () => {
+            await vm?.stop();
+            await sftp?.stop();
+        });
+
+        it("the nightly backup's service sends a snapshot off the VM; restic check on the target passes; the timer is set", async function () {
+            const run = await vm.exec(
+                "systemctl start pulumi-matrix-backup.service; systemctl is-active pulumi-matrix-backup.service; systemctl show -p Result --value pulumi-matrix-backup.service",
+            );
+            assert.match(run.stdout, /success/, run.stdout + run.stderr);
+            const taken = snapshots();
+            assert.ok(taken.length >= 1, JSON.stringify(taken));
+            const check = execFileSync("restic", ["-r", repo, "check", "--no-lock"], { encoding: "utf8", env: { ...process.env, RESTIC_PASSWORD } });
+            assert.match(check, /no errors were found/);
+            assert.equal((await vm.exec("systemctl is-enabled pulumi-matrix-backup.timer")).stdout.trim(), "enabled");
+            // The repository's password and the SFTP key are root's alone on the VM.
+            const modes = await vm.exec(
+                "stat -c '%a %U' /etc/pulumi-matrix/backup /etc/pulumi-matrix/backup/restic-password /etc/pulumi-matrix/backup/sftp-key",
+            );
+            assert.deepEqual(modes.stdout.trim().split("\n"), ["700 root", "600 root", "600 root"], modes.stdout + modes.stderr);
+        });
+
+        it(`synapseVersion ${OLD} -> ${NEW}: the preview shows the upgrade plan; up backs up first (tagged synapse-${OLD}), switches, and Synapse and its workers answer on ${NEW}`, async function () {
+            assert.equal(await version(), OLD);
+            await stack.setConfig({ synapseVersion: NEW });
+            const preview = await stack.preview(`preview synapseVersion ${NEW}`);
+            assert.match(preview.stdout, /Upgrade plan, when the host runs an older Synapse than 1\.163\.2/);
+            assert.match(preview.stdout, /pulumi-matrix-backup run --tag synapse-<old version>/);
+            const before = Date.now();
+            const up = await stack.up(`up synapseVersion ${NEW}`);
+            timings.push(`upgrade ${OLD} -> ${NEW} (backup first): ${up.seconds} s`);
+            assert.equal(await version(), NEW);
+            const tagged = snapshots().filter((x) => x.tags.includes(`synapse-${OLD}`));
+            assert.equal(tagged.length, 1, JSON.stringify(snapshots()));
+            // Taken during this up, before the main process restarted onto the new release.
+            const started = Date.parse((await vm.exec("systemctl show -p ActiveEnterTimestamp --value matrix-synapse.service")).stdout.trim());
+            assert.ok(
+                tagged[0].time >= before - 120_000 && tagged[0].time < started,
+                `snapshot ${new Date(tagged[0].time).toISOString()}, Synapse started ${new Date(started).toISOString()}`,
+            );
+            const install = [...(await stack.commandOutputs())].find(([name]) => new RegExp(`^${SYNAPSE_INSTALL}$`).test(name));
+            assert.ok(install, "no install step output");
+            const out = install[1].stdout;
+            const backedUp = out.search(new RegExp(`backup before the upgrade: snapshot [0-9a-f]+ \\(tag synapse-${OLD.replace(/\./g, "\\.")}\\)`));
+            assert.ok(backedUp >= 0 && backedUp < out.indexOf("stopped matrix-synapse-worker@"), out);
+            const active = await vm.exec(`systemctl is-active ${READER1} ${SENDER1}`);
+            assert.deepEqual(active.stdout.trim().split("\n"), ["active", "active"], active.stdout);
+            const t = await tunnel(vm, 8008);
+            const carol = await loginWithPassword(`http://127.0.0.1:${t.port}`, "carol", "carol-password-e2e");
+            carol.client.stopClient();
+            t.close();
+            // The old release stays beside the new one, for a switch back.
+            assert.equal(
+                (await vm.exec(`test -d /opt/venvs/matrix-synapse-${OLD} && readlink -f /opt/venvs/matrix-synapse`)).stdout.trim(),
+                `/opt/venvs/matrix-synapse-${NEW}`,
+            );
+        });
+
+        it("a second up changes nothing", async function () {
+            const again = await stack.up(`second up on ${NEW}`);
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+
+        it(`a downgrade to ${OLD} is refused before anything changes; Synapse keeps running ${NEW}`, async function () {
+            const before = await startTimestamps(vm, UNITS);
+            await stack.setConfig({ synapseVersion: OLD });
+            await assert.rejects(
+                stack.up(`up synapseVersion ${OLD} (a downgrade)`),
+                new RegExp(`Synapse ${NEW.replace(/\./g, "\\.")} is installed; refusing to downgrade to ${OLD.replace(/\./g, "\\.")}`),
+            );
+            assert.equal(await version(), NEW);
+            assert.deepEqual(await startTimestamps(vm, UNITS), before);
+            await stack.setConfig({ synapseVersion: NEW });
+            const back = await stack.up(`up synapseVersion ${NEW} again`);
+            assert.deepEqual(await startTimestamps(vm, UNITS), before, JSON.stringify(back.changes));
         });
     });
 

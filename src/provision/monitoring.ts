@@ -25,7 +25,6 @@ import {
 } from "../render/monitoring";
 import { ALERT_ROOM_PY, renderAlertRoomConfig, renderAlertRoomUnit } from "../render/monitoringAlertRoom";
 import { applyFileSet, ensureRunning, FileSet, handlerStep, ManagedFile, ServiceUnit } from "./apply";
-import { nodeExporterUnit } from "./nodeExporter";
 import { heredoc, indent, lines, raw, Sh, sh } from "./sh";
 import { script } from "./shell";
 import { STANDBY_REASON } from "./synapse";
@@ -65,7 +64,6 @@ const RULES_CACHE = `/var/cache/pulumi-matrix/synapse-rules-${SYNAPSE_RULES.sha2
 
 /** A unit as handlers see it: healthy once its HTTP endpoint answers on loopback. */
 export function monitoringUnit(s: MonitoringSettings, unit: MonitoringUnit): ServiceUnit {
-    if (unit === "node") return nodeExporterUnit("127.0.0.1");
     const port: Record<MonitoringUnit, number> = {
         prometheus: s.prometheusPort,
         alertmanager: s.alertmanagerPort,

@@ -12,9 +12,9 @@ import { FAILED_UNIT_REGEX } from "../model/nodeExporter";
 import { REDIS_EXPORTER_USER, REDIS_FILES } from "../model/redis";
 import { SynapseSettings } from "../model/synapse";
 import { dialAddress } from "../model/validate";
-import { metricsReachableFrom, nodeExporterHosts, privateAddressIn, WorkerPoolSettings } from "../model/workers";
-import { nodeExporterArgs, nodeExporterEndpoint } from "./nodeExporter";
-import { reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
+import { metricsReachableFrom, privateAddressIn, WorkerPoolSettings } from "../model/workers";
+import { nodeExporterArgs } from "./nodeExporter";
+import { poolNodeTargets, reachableWorkerTargets, SYNAPSE_METRICS_PATH, synapseMainTargets } from "./prometheus";
 import { envLine, renderArgsDefaults, UNIT_HEADER } from "./systemd";
 import { MANAGED_HEADER, renderYaml } from "./yaml";
 
@@ -87,12 +87,8 @@ function synapseJobs(synapse: SynapseSettings, pool: WorkerPoolSettings | undefi
  * is Synapse's host), at their private addresses, labelled with their host.
  */
 function poolNodes(s: MonitoringSettings, pool: WorkerPoolSettings | undefined, privateAddresses: Record<string, string>): StaticConfig[] {
-    if (!pool || pool.metricsScrapedFrom !== pool.mainHost) return [];
-    const address = privateAddressIn(privateAddresses);
-    return nodeExporterHosts(pool).map((host) => ({
-        targets: [nodeExporterEndpoint(address(host))],
-        labels: { instance: s.serverName, host },
-    }));
+    if (!pool) return [];
+    return poolNodeTargets(pool, s.serverName, privateAddressIn(privateAddresses)).map((t) => ({ targets: [t.target], labels: t.labels }));
 }
 
 /** Workers on other hosts this host's Prometheus scrapes (their metrics opened to it: `metricsScrapedFrom`). */

@@ -118,6 +118,24 @@ export function reachableWorkerTargets(
     return poolTargets(pool, synapse, (w) => metricsReachableFrom(pool, w, from), privateAddress);
 }
 
+/**
+ * The pool's hosts of its own whose workers Synapse's host scrapes at their
+ * private addresses (`metricsScrapedFrom` is Synapse's host): each also runs
+ * the node exporter there (`nodeExporterHosts`).
+ */
+function scrapedPoolHosts(pool: WorkerPoolSettings): string[] {
+    return pool.metricsScrapedFrom === pool.mainHost ? nodeExporterHosts(pool) : [];
+}
+
+/** The node exporters Synapse's host scrapes on the pool's hosts of its own, at their private addresses, labelled with their host. */
+export function poolNodeTargets(
+    pool: WorkerPoolSettings,
+    serverName: string,
+    privateAddress: (host: string) => string,
+): { target: string; labels: { instance: string; host: string } }[] {
+    return scrapedPoolHosts(pool).map((host) => ({ target: nodeExporterEndpoint(privateAddress(host)), labels: { instance: serverName, host } }));
+}
+
 /** Hosts of the pool with workers whose metrics a Prometheus on `from` cannot reach (on their loopback). */
 function hostsOutOfReach(pool: WorkerPoolSettings, from: string): string[] {
     return [...new Set(pool.workers.filter((w) => w.metricsPort !== undefined && !metricsReachableFrom(pool, w, from)).map((w) => w.host))];
@@ -193,25 +211,13 @@ export function renderHostScrapeConfig(
     const main = synapseMainTargets(synapse);
     const workers = pool ? reachableWorkerTargets(pool, synapse, pool.mainHost, privateAddress) : [];
     const elsewhere = pool ? hostsOutOfReach(pool, pool.mainHost) : [];
-    // The node exporters of the pool's hosts whose workers this host scrapes (`nodeExporterHosts`).
-    const nodes =
-        pool && pool.metricsScrapedFrom === pool.mainHost
-            ? nodeExporterHosts(pool).map((host) => ({ target: nodeExporterEndpoint(privateAddress(host)), labels: { instance: synapse.serverName, host } }))
-            : [];
+    const remote = pool ? scrapedPoolHosts(pool) : [];
+    const nodes = pool ? poolNodeTargets(pool, synapse.serverName, privateAddress) : [];
     const jobs: ScrapeJob[] = [
         ...(main.length ? [{ name: "synapse", targets: main }] : []),
         ...(workers.length ? [{ name: "synapse_workers", targets: workers }] : []),
         ...(nodes.length ? [{ name: "node", targets: nodes, metricsPath: "/metrics" }] : []),
     ];
-    const remote = pool
-        ? [
-              ...new Set(
-                  pool.workers
-                      .filter((w) => w.host !== pool.mainHost && pool.metricsScrapedFrom === pool.mainHost && metricsOnPrivateAddress(pool, w))
-                      .map((w) => w.host),
-              ),
-          ]
-        : [];
     const notes = [
         ...(main.length ? [] : ["Synapse's metrics are disabled (metrics.enabled: false)."]),
         ...remote.map(

@@ -187,8 +187,10 @@ export async function serveRtcReleases(bins: MatrixRtcBinaries, listenAddress = 
     const jwtFile = "lk-jwt-service_linux_amd64";
     const dir = makeTempDir("rtc-releases");
     await run("tar", ["-czf", path.join(dir, livekitFile), "-C", path.dirname(bins.livekitServer), "livekit-server"]);
-    fs.copyFileSync(bins.lkJwtService, path.join(dir, jwtFile));
-    const files = new Map([livekitFile, jwtFile].map((f) => [`/${f}`, fs.readFileSync(path.join(dir, f))]));
+    const files = new Map([
+        [`/${livekitFile}`, fs.readFileSync(path.join(dir, livekitFile))],
+        [`/${jwtFile}`, fs.readFileSync(bins.lkJwtService)],
+    ]);
     const digest = (f: string) =>
         crypto
             .createHash("sha256")

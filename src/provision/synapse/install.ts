@@ -5,7 +5,7 @@ import { applyFileSet } from "../apply";
 import { heredoc, indent, lines, raw, Sh, sh } from "../sh";
 import { STATE_DIR } from "../shell";
 import { aptUpgrade, debFunctions } from "./aptUpgrade";
-import { recordFunctions, recordPackageSigningKey, synapseRecords } from "./records";
+import { recordFunctions, recordPackageSigningKey, synapseConfiguredByLibrary, synapseRecords } from "./records";
 import { pipUpgrade, upgradeFunctions, upgradePlan, versionedVenv, workersOnlySwitch } from "./upgrade";
 
 /**
@@ -379,8 +379,9 @@ export function pipInstall(s: SynapseSettings, opts: { workersOnly?: boolean } =
         sh`    ln -sfn ${next.slice(next.lastIndexOf("/") + 1)} ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
         sh`    pm_owe ${MAIN_UNIT}; echo ${`${v} -> ${next}`}`,
         sh`elif [ "$(readlink -f ${v})" != ${next} ]; then`,
-        sh`    if [ ! -f ${synapseFiles(s.paths).homeserverYaml} ]; then`,
-        // Installed but never configured: nothing runs on it.
+        sh`    if ! ${synapseConfiguredByLibrary(s.paths)}; then`,
+        // Installed but never configured by the library: nothing of the stack's runs on it. A Synapse being adopted keeps
+        // running the code it started with (its directory was renamed, not removed) until the adoption stops it.
         sh`        ln -sfn ${next.slice(next.lastIndexOf("/") + 1)} ${`${v}.pm-new`} && mv -T ${`${v}.pm-new`} ${v}`,
         sh`        pm_owe ${MAIN_UNIT}; echo ${`${v} -> ${next}`}`,
         sh`    else`,

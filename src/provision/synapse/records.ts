@@ -1,6 +1,7 @@
 import { synapseFiles, SynapsePaths, SynapseSettings, userId } from "../../model/synapse";
+import { MANAGED_HEADER } from "../../render/drift";
 import { heredocVar, lines, Sh, sh } from "../sh";
-import { STATE_DIR } from "../shell";
+import { STATE_DIR, WRITTEN_DIR } from "../shell";
 
 /**
  * What the library records on a host about the Synapse it deployed there, and
@@ -10,6 +11,18 @@ import { STATE_DIR } from "../shell";
  * They hold key ids and keyed digests (HMAC-SHA256 with the host's own
  * DIGEST_KEY_FILE) only, root-only, never a secret.
  */
+
+/**
+ * A shell test: the Synapse in `paths.configDir` is configured by
+ * pulumi-matrix (its homeserver.yaml has the library's drift record, or the
+ * library's header). A homeserver.yaml with neither is another installer's:
+ * a Synapse about to be adopted, whose own unit is not the library's to
+ * restart.
+ */
+export function synapseConfiguredByLibrary(paths: SynapsePaths): Sh {
+    const yaml = synapseFiles(paths).homeserverYaml;
+    return sh`{ [ -e ${`${WRITTEN_DIR}/records${yaml}`} ] || grep -qsF ${MANAGED_HEADER.slice(0, MANAGED_HEADER.indexOf("."))} ${yaml}; }`;
+}
 
 /** Where the records of the Synapse configured in `paths.configDir` live (one directory per config directory). */
 export function synapseRecords(paths: SynapsePaths) {

@@ -1989,7 +1989,7 @@ if [ ! -e /opt/venvs/matrix-synapse ] && [ ! -L /opt/venvs/matrix-synapse ]; the
     ln -sfn matrix-synapse-1.163.2 /opt/venvs/matrix-synapse.pm-new && mv -T /opt/venvs/matrix-synapse.pm-new /opt/venvs/matrix-synapse
     pm_owe matrix-synapse.service; echo '/opt/venvs/matrix-synapse -> /opt/venvs/matrix-synapse-1.163.2'
 elif [ "$(readlink -f /opt/venvs/matrix-synapse)" != /opt/venvs/matrix-synapse-1.163.2 ]; then
-    if [ ! -f /etc/matrix-synapse/homeserver.yaml ]; then
+    if ! { [ -e /var/lib/pulumi-matrix/written/records/etc/matrix-synapse/homeserver.yaml ] || grep -qsF 'Managed by pulumi-matrix' /etc/matrix-synapse/homeserver.yaml; }; then
         ln -sfn matrix-synapse-1.163.2 /opt/venvs/matrix-synapse.pm-new && mv -T /opt/venvs/matrix-synapse.pm-new /opt/venvs/matrix-synapse
         pm_owe matrix-synapse.service; echo '/opt/venvs/matrix-synapse -> /opt/venvs/matrix-synapse-1.163.2'
     else

@@ -3,25 +3,31 @@
  * connection change, drift and re-apply, a second federation reader, destroy
  * and `up` again on the same VM, a replaced VM, the reverse proxy's settings
  * changed (certificates from Pebble, as in the smoke suite), backups to an
- * SFTP target on this machine with an upgrade that backs up first, and the
- * split-hosts example on two VMs.
+ * SFTP target on this machine with an upgrade that backs up first and a
+ * move to a new VM through them (restoreFrom, standby), a Synapse installed
+ * by hand (the Debian package's layout, SQLite) adopted, and the split-hosts
+ * example on two VMs.
  */
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { DEFAULT_SYNAPSE_PATHS, synapseFiles } from "../../src/model/synapse";
+import { BACKUP_FILES } from "../../src/model/backup";
+import { DEFAULT_SYNAPSE_PATHS, DEFAULT_SYNAPSE_VERSION, synapseFiles } from "../../src/model/synapse";
 import { type SftpServer, startSftpServer } from "../support/integration/backupTargets";
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
+import { clientApi, downloadMedia, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
 import { matrixRtcBinaries, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
 import { buildDist, EngineStack, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
+import { installPackagedSynapse, PACKAGED } from "../support/vm/packagedSynapse";
 
 /** The shared secret the operator reads on the VM (it is not a stack output). */
 const REGISTRATION_SHARED_SECRET_FILE = synapseFiles(DEFAULT_SYNAPSE_PATHS).registrationSharedSecret;
@@ -431,7 +437,7 @@ full("e2e full (real engine)", function () {
         });
     });
 
-    describe("operations: nightly backups to an SFTP target off the VM, an upgrade that takes a backup first, a downgrade refused", function () {
+    describe("operations: nightly backups to an SFTP target off the VM, an upgrade that takes a backup first, a downgrade refused, a move to a new VM", function () {
         const OLD = "1.163.1";
         const NEW = "1.163.2";
         const RESTIC_PASSWORD = "e2e-restic-password-0123456789";
@@ -439,6 +445,13 @@ full("e2e full (real engine)", function () {
         let stack: EngineStack;
         let sftp: SftpServer;
         let repo: string;
+        /** The move's new VM and its stack (README: "Moving to a new VM"). */
+        let next: Vm | undefined;
+        let nextStack: EngineStack;
+        let roomId: string;
+        let mediaUri: string;
+        const media = crypto.randomBytes(256 * 1024);
+        const CAROL = "carol-password-e2e";
         /** The repository's snapshots, read on this machine from the SFTP server's directory. */
         const snapshots = () =>
             (
@@ -449,6 +462,21 @@ full("e2e full (real engine)", function () {
                     }),
                 ) as { id: string; time: string; tags?: string[] }[]
             ).map((x) => ({ id: x.id, time: Date.parse(x.time), tags: x.tags ?? [] }));
+        /** The backup keys of both stacks: the VM reaches this machine's loopback at qemu's host address. */
+        const backupConfig = () => ({
+            backupRepository: `sftp://${sftp.user}@10.0.2.2:${sftp.port}/${repo}`,
+            backupPassword: { secret: RESTIC_PASSWORD },
+            backupSftpPrivateKey: { secret: sftp.clientKey },
+            backupSftpKnownHosts: sftp.knownHosts.replace("[127.0.0.1]", "[10.0.2.2]"),
+        });
+        /** What a restore recorded on the VM (snapshot_id=, standby=). */
+        const restoredMarker = async (v: Vm) => (await v.exec(`cat ${BACKUP_FILES.restoredMarker}`)).stdout;
+        /** Carol's access token from a password login (the client does not sync). */
+        const carolToken = async (base: string) => {
+            const carol = await loginWithPassword(base, "carol", CAROL);
+            carol.client.stopClient();
+            return carol.accessToken;
+        };
         /** What Synapse's main process reports through its federation version endpoint on the VM. */
         const version = async () =>
             (JSON.parse((await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/federation/v1/version")).stdout) as { server: { version: string } }).server
@@ -465,20 +493,18 @@ full("e2e full (real engine)", function () {
                 log,
                 vmConfig(vm, {
                     synapseVersion: OLD,
-                    backupRepository: `sftp://${sftp.user}@10.0.2.2:${sftp.port}/${repo}`,
-                    backupPassword: { secret: RESTIC_PASSWORD },
-                    backupSftpPrivateKey: { secret: sftp.clientKey },
-                    backupSftpKnownHosts: sftp.knownHosts.replace("[127.0.0.1]", "[10.0.2.2]"),
+                    ...backupConfig(),
                 }),
             );
             const up = await stack.up(`first up with backups, Synapse ${OLD}`);
             timings.push(`first up with backups to SFTP, Synapse ${OLD}: ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`);
             const t = await tunnel(vm, 8008);
             const shared = (await vm.exec(`cat ${REGISTRATION_SHARED_SECRET_FILE}`)).stdout.trim();
-            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, shared, "carol", "carol-password-e2e", false);
+            await registerWithSharedSecret(`http://127.0.0.1:${t.port}`, shared, "carol", CAROL, false);
             t.close();
         });
         after(async () => {
+            await next?.stop();
             await vm?.stop();
             await sftp?.stop();
         });
@@ -526,7 +552,7 @@ full("e2e full (real engine)", function () {
             const active = await vm.exec(`systemctl is-active ${READER1} ${SENDER1}`);
             assert.deepEqual(active.stdout.trim().split("\n"), ["active", "active"], active.stdout);
             const t = await tunnel(vm, 8008);
-            const carol = await loginWithPassword(`http://127.0.0.1:${t.port}`, "carol", "carol-password-e2e");
+            const carol = await loginWithPassword(`http://127.0.0.1:${t.port}`, "carol", CAROL);
             carol.client.stopClient();
             t.close();
             // The old release stays beside the new one, for a switch back.
@@ -553,6 +579,211 @@ full("e2e full (real engine)", function () {
             await stack.setConfig({ synapseVersion: NEW });
             const back = await stack.up(`up synapseVersion ${NEW} again`);
             assert.deepEqual(await startTimestamps(vm, UNITS), before, JSON.stringify(back.changes));
+        });
+
+        it("the move, prepared: a new VM's stack with restoreFrom, standby and the old key restores the newest snapshot and holds Synapse stopped; a second up changes nothing", async function () {
+            // Users' data the move must carry: a room, its messages and a file, in the nightly backup.
+            const t = await tunnel(vm, 8008);
+            const base = `http://127.0.0.1:${t.port}`;
+            const token = await carolToken(base);
+            roomId = (await clientApi(base, token, "POST", "/createRoom", { name: "the move" })).room_id as string;
+            for (let i = 1; i <= 3; i++) await sendText(base, token, roomId, `before the nightly backup ${i}`);
+            mediaUri = await uploadMedia(base, token, media);
+            t.close();
+            const nightly = await vm.exec("systemctl start pulumi-matrix-backup.service && systemctl show -p Result --value pulumi-matrix-backup.service");
+            assert.equal(nightly.stdout.trim(), "success", nightly.stdout + nightly.stderr);
+            const taken = snapshots().length;
+
+            next = await bootVm({ name: "full-ops-new", memoryMb: 3072, log });
+            const key = (await vm.exec("cat /etc/matrix-synapse/homeserver.signing.key")).stdout;
+            nextStack = await EngineStack.create(
+                dir,
+                "ops-new",
+                log,
+                vmConfig(next, {
+                    synapseVersion: NEW,
+                    ...backupConfig(),
+                    signingKey: { secret: key },
+                    restoreFrom: "latest",
+                    standby: "true",
+                }),
+            );
+            const up = await nextStack.up("the new VM's first up: restoreFrom latest, standby");
+            timings.push(`move, the new VM's first up in standby (restore included): ${up.seconds} s`);
+            assert.match(await restoredMarker(next), /^standby=1$/m);
+            const state = await next.exec("systemctl is-active matrix-synapse.service; systemctl is-enabled matrix-synapse.service pulumi-matrix-backup.timer");
+            assert.deepEqual(state.stdout.trim().split("\n"), ["inactive", "disabled", "disabled"], state.stdout + state.stderr);
+            // A standby sends nothing: the repository's newest snapshot stays the live server's.
+            assert.equal(snapshots().length, taken);
+            const again = await nextStack.up("the new VM's second up in standby");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+
+        it("the switch: the old stack in standby stops Synapse and takes the final backup; the new stack out of standby restores it and starts with the old key, users, history and media; the downtime", async function () {
+            const t = await tunnel(vm, 8008);
+            const old = `http://127.0.0.1:${t.port}`;
+            await sendText(old, await carolToken(old), roomId, "after the nightly backup");
+            t.close();
+            const keyId = (await stack.outputs()).signingKeyId;
+
+            const t0 = Date.now();
+            await stack.setConfig({ standby: "true" });
+            const oldUp = await stack.up("the switch, the old stack: standby");
+            const final = snapshots().filter((x) => x.tags.includes("final"));
+            assert.equal(final.length, 1, JSON.stringify(snapshots()));
+            const oldState = await vm.exec("systemctl is-active matrix-synapse.service; systemctl is-enabled pulumi-matrix-backup.timer");
+            assert.deepEqual(oldState.stdout.trim().split("\n"), ["inactive", "disabled"], oldState.stdout);
+
+            await nextStack.setConfig({ standby: "false" });
+            const newUp = await nextStack.up("the switch, the new stack: out of standby");
+            const health = await next!.exec("for i in $(seq 1 300); do curl -fsS http://127.0.0.1:8008/health && exit 0; sleep 1; done; exit 1");
+            assert.equal(health.code, 0, health.stderr);
+            const t1 = Date.now();
+            // Synapse's own stop and start on the two VMs (their clocks are this machine's, through qemu).
+            const stopped = Date.parse((await vm.exec("systemctl show -p InactiveEnterTimestamp --value matrix-synapse.service")).stdout.trim());
+            const started = Date.parse((await next!.exec("systemctl show -p ActiveEnterTimestamp --value matrix-synapse.service")).stdout.trim());
+            timings.push(
+                `move downtime: ${Math.round((t1 - t0) / 1000)} s from the old stack's up to the new server's /health (old up ${oldUp.seconds} s, new up ${newUp.seconds} s); ` +
+                    `${Math.round((started - stopped) / 1000)} s from the old Synapse's stop to the new one's start`,
+            );
+
+            const marker = await restoredMarker(next!);
+            assert.match(marker, new RegExp(`^snapshot_id=${final[0].id}`, "m"));
+            assert.match(marker, /^standby=0$/m);
+            const keys = await next!.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server");
+            assert.deepEqual(Object.keys(JSON.parse(keys.stdout).verify_keys), [`ed25519:${keyId}`]);
+            const active = await next!.exec(
+                `systemctl is-active matrix-synapse.service ${READER1} ${SENDER1}; systemctl is-enabled pulumi-matrix-backup.timer`,
+            );
+            assert.deepEqual(active.stdout.trim().split("\n"), ["active", "active", "active", "enabled"], active.stdout);
+            const n = await tunnel(next!, 8008);
+            const base = `http://127.0.0.1:${n.port}`;
+            assert.deepEqual(await roomTexts(base, roomId, "carol", CAROL), [
+                "before the nightly backup 1",
+                "before the nightly backup 2",
+                "before the nightly backup 3",
+                "after the nightly backup",
+            ]);
+            const token = await carolToken(base);
+            assert.ok((await downloadMedia(base, token, mediaUri)).equals(media), "the file differs after the move");
+            n.close();
+            const again = await nextStack.up("the new stack's second up");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+    });
+
+    describe("adopting a Synapse installed by hand on the VM: the Debian package's layout, SQLite, its own key", function () {
+        const OLD = "1.163.1";
+        const SECRET = crypto.randomBytes(24).toString("hex");
+        const users = { alice: "alice-password-e2e", bob: "bob-password-e2e" };
+        const media = crypto.randomBytes(64 * 1024);
+        let vm: Vm;
+        let stack: EngineStack;
+        let keyId: string;
+        let roomId: string;
+        let mediaUri: string;
+        let mediaTimes: string;
+        /** The media file's path and modification time on the VM (the adoption keeps both). */
+        const mediaFileTime = async () => {
+            const id = mediaUri.split("/").pop()!;
+            return (await vm.exec(`stat -c '%n %Y' ${PACKAGED.mediaStore}/local_content/${id.slice(0, 2)}/${id.slice(2, 4)}/${id.slice(4)}`)).stdout.trim();
+        };
+
+        before(async () => {
+            vm = await bootVm({ name: "full-adopt", memoryMb: 3072, log });
+            await installPackagedSynapse(vm, OLD, "matrix.test", SECRET);
+            const t = await tunnel(vm, PACKAGED.port);
+            const base = `http://127.0.0.1:${t.port}`;
+            for (const [u, pw] of Object.entries(users)) await registerWithSharedSecret(base, SECRET, u, pw, false);
+            const alice = await loginWithPassword(base, "alice", users.alice);
+            alice.client.stopClient();
+            roomId = (await clientApi(base, alice.accessToken, "POST", "/createRoom", { name: "adopted", invite: ["@bob:matrix.test"] })).room_id as string;
+            const bob = await loginWithPassword(base, "bob", users.bob);
+            bob.client.stopClient();
+            await clientApi(base, bob.accessToken, "POST", `/join/${encodeURIComponent(roomId)}`, {});
+            for (let i = 1; i <= 5; i++) await sendText(base, alice.accessToken, roomId, `before the adoption ${i}`);
+            mediaUri = await uploadMedia(base, alice.accessToken, media);
+            keyId = Object.keys(
+                (JSON.parse((await vm.exec(`curl -fsS http://127.0.0.1:${PACKAGED.port}/_matrix/key/v2/server`)).stdout) as { verify_keys: object })
+                    .verify_keys,
+            )[0];
+            t.close();
+            mediaTimes = await mediaFileTime();
+            // A pending background update (its index dropped, its row queued): synapse_port_db refuses a database with one.
+            const pending = await vm.exec(
+                `${PACKAGED.venv}/bin/python -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP INDEX IF EXISTS room_account_data_room_id'); c.execute(\\"INSERT OR REPLACE INTO background_updates (update_name, progress_json) VALUES ('room_account_data_index_room_id', '{}')\\"); c.commit()" ${PACKAGED.database}`,
+            );
+            assert.equal(pending.code, 0, pending.stderr);
+        });
+        after(async () => {
+            await vm?.stop();
+        });
+
+        it("a stack with another serverName is refused by the preflight before anything of Synapse is installed; the old server runs on", async function () {
+            stack = await EngineStack.create(
+                dir,
+                "adopt",
+                log,
+                vmConfig(vm, { serverName: "other.test", publicBaseUrl: "https://other.test/", adoptFrom: PACKAGED.configDir }),
+            );
+            await assert.rejects(
+                stack.up("up adopting with another serverName"),
+                /its server_name is 'matrix\.test', but the stack's serverName is 'other\.test'/,
+            );
+            const state = await vm.exec(
+                `systemctl is-active ${PACKAGED.unit}; systemctl show -p FragmentPath --value ${PACKAGED.unit}; test -d ${PACKAGED.venv} && ! test -L ${PACKAGED.venv} && echo venv; ls /opt/venvs`,
+            );
+            assert.deepEqual(state.stdout.trim().split("\n"), ["active", PACKAGED.unitFile, "venv", "matrix-synapse"], state.stdout + state.stderr);
+        });
+
+        it(`adopts it: the stack's Synapse (the pinned release, PostgreSQL, workers) keeps the server_name, key, users, history and media; the old unit, config and ${OLD} are kept aside`, async function () {
+            await stack.setConfig({ serverName: "matrix.test", publicBaseUrl: "https://matrix.test/" });
+            const up = await stack.up("up adopting the packaged Synapse");
+            timings.push(
+                `adoption of a SQLite Synapse ${OLD} (first up): ${up.seconds} s (Synapse install step: ${stepSeconds(up.stdout, SYNAPSE_INSTALL)} s)`,
+            );
+            assert.equal((await stack.outputs()).signingKeyId, keyId.replace(/^ed25519:/, ""));
+            const keys = await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/key/v2/server");
+            assert.deepEqual(Object.keys((JSON.parse(keys.stdout) as { verify_keys: object }).verify_keys), [keyId]);
+            const state = await vm.exec(
+                [
+                    `systemctl is-active ${UNITS.join(" ")}`,
+                    `systemctl show -p FragmentPath --value ${PACKAGED.unit}`,
+                    `readlink -f ${PACKAGED.venv}`,
+                    `test -d ${PACKAGED.venv}-${OLD} && echo kept`,
+                    `test -f ${PACKAGED.database} && echo sqlite-kept`,
+                    `grep -c sqlite3 ${PACKAGED.configDir}/homeserver.yaml.pre-adoption`,
+                    `grep -A1 '^database:' ${PACKAGED.configDir}/homeserver.yaml | tail -n 1`,
+                ].join("; "),
+            );
+            const out = state.stdout.trim().split("\n");
+            assert.deepEqual(
+                out.slice(0, UNITS.length),
+                UNITS.map(() => "active"),
+                state.stdout,
+            );
+            assert.notEqual(out[UNITS.length], PACKAGED.unitFile, "the stack's unit runs Synapse");
+            assert.equal(out[UNITS.length + 1], `${PACKAGED.venv}-${DEFAULT_SYNAPSE_VERSION}`);
+            assert.deepEqual(out.slice(UNITS.length + 2, UNITS.length + 5), ["kept", "sqlite-kept", "1"], state.stdout);
+            assert.match(out[UNITS.length + 5], /name: psycopg2/);
+            const t = await tunnel(vm, 8008);
+            const base = `http://127.0.0.1:${t.port}`;
+            const texts = await roomTexts(base, roomId, "bob", users.bob);
+            assert.deepEqual(
+                texts,
+                [1, 2, 3, 4, 5].map((i) => `before the adoption ${i}`),
+            );
+            const alice = await loginWithPassword(base, "alice", users.alice);
+            alice.client.stopClient();
+            assert.ok((await downloadMedia(base, alice.accessToken, mediaUri)).equals(media), "the file differs after the adoption");
+            await sendText(base, alice.accessToken, roomId, "after the adoption");
+            t.close();
+            assert.equal(await mediaFileTime(), mediaTimes, "the media file keeps its path and time");
+        });
+
+        it("a second up changes nothing", async function () {
+            const again = await stack.up("second up after the adoption");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
     });
 

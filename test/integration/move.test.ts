@@ -24,7 +24,7 @@ import { type SftpServer, startSftpServer, writeBackupHost } from "../support/in
 import { freePort, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, type RunOptions, type RunResult } from "../support/integration/processes";
-import { clientApi, roomTexts, sendText } from "../support/integration/roomHistory";
+import { clientApi, downloadMedia, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
@@ -146,24 +146,6 @@ describe("moving to a new VM: a standby restored from the repository, the old se
     const marker = (v: Vm) => fs.readFileSync(v.files.restoredMarker, "utf8");
     const database = (v: Vm) => v.pgSettings.database;
 
-    async function upload(v: Vm, bytes: Buffer): Promise<string> {
-        const r = await fetch(`${v.baseUrl}/_matrix/media/v3/upload?filename=move.bin`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${aliceToken}`, "content-type": "application/octet-stream" },
-            body: bytes,
-        });
-        const body = (await r.json()) as { content_uri?: string };
-        assert.equal(r.status, 200, JSON.stringify(body));
-        return body.content_uri!;
-    }
-
-    async function download(v: Vm, uri: string, token: string): Promise<Buffer> {
-        const [server, id] = uri.replace("mxc://", "").split("/");
-        const r = await fetch(`${v.baseUrl}/_matrix/client/v1/media/download/${server}/${id}`, { headers: { authorization: `Bearer ${token}` } });
-        assert.equal(r.status, 200, `${uri}: ${r.status}`);
-        return Buffer.from(await r.arrayBuffer());
-    }
-
     async function login(v: Vm, user: keyof typeof users): Promise<string> {
         const r = (await (
             await fetch(`${v.baseUrl}/_matrix/client/v3/login`, {
@@ -198,7 +180,7 @@ describe("moving to a new VM: a standby restored from the repository, the old se
         roomId = (await clientApi(old.baseUrl, aliceToken, "POST", "/createRoom", { name: "the move", invite: ["@bob:matrix.test"] })).room_id as string;
         await clientApi(old.baseUrl, await login(old, "bob"), "POST", `/join/${encodeURIComponent(roomId)}`, {});
         for (let i = 1; i <= 3; i++) await sendText(old.baseUrl, aliceToken, roomId, `before the nightly backup ${i}`);
-        mediaUris.push(await upload(old, media[0]));
+        mediaUris.push(await uploadMedia(old.baseUrl, aliceToken, media[0]));
         // A secret the stack does not write: the alert room's bot's password, made on the host.
         fs.writeFileSync(alertRoomPasswordFile(old.synapse.paths), "the bot's password\n", { mode: 0o600 });
         const r = await onVm(old, { command: "backupCommand", args: ["run"] });
@@ -252,7 +234,7 @@ describe("moving to a new VM: a standby restored from the repository, the old se
 
     it("the switch: the old server stops and takes its final backup (once), the standby takes that one and starts; the downtime", async function () {
         await sendText(old.baseUrl, aliceToken, roomId, "just before the switch");
-        mediaUris.push(await upload(old, media[1]));
+        mediaUris.push(await uploadMedia(old.baseUrl, aliceToken, media[1]));
         const t0 = Date.now();
         // The old stack with standby: its config step stops Synapse, then the final step.
         await old.process!.stop();
@@ -285,7 +267,7 @@ describe("moving to a new VM: a standby restored from the repository, the old se
             "just before the switch",
         ]);
         const bob = await login(next, "bob");
-        for (const [i, uri] of mediaUris.entries()) assert.ok((await download(next, uri, bob)).equals(media[i]), `media ${i + 1}'s bytes`);
+        for (const [i, uri] of mediaUris.entries()) assert.ok((await downloadMedia(next.baseUrl, bob, uri)).equals(media[i]), `media ${i + 1}'s bytes`);
         assert.match(marker(next), new RegExp(`^snapshot_id=${finalId}$`, "m"));
         assert.match(marker(next), /^standby=0$/m);
         const botPassword = alertRoomPasswordFile(next.synapse.paths);

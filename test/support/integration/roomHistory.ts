@@ -1,6 +1,6 @@
-// A room's messages over Synapse's client API (plain HTTP, no SDK): what the
-// upgrade tests need to show that users, rooms and history survive a change
-// of the server (an upgrade, a switch back, a restore).
+// A room's messages and a user's files over Synapse's client API (plain
+// HTTP, no SDK): what the upgrade, restore and move tests need to show that
+// users, rooms, history and media survive a change of the server.
 
 import { strict as assert } from "node:assert";
 import * as crypto from "node:crypto";
@@ -44,4 +44,24 @@ export async function roomTexts(baseUrl: string, roomId: string, user: string, p
     assert.ok(login.access_token, `${user} cannot log in: ${JSON.stringify(login)}`);
     const r = await clientApi(baseUrl, login.access_token, "GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`);
     return (r.chunk as { type: string; content: { body?: string } }[]).filter((e) => e.type === "m.room.message").map((e) => e.content.body);
+}
+
+/** Uploads `bytes` as `token`'s user; returns the file's mxc:// URI. */
+export async function uploadMedia(baseUrl: string, token: string, bytes: Buffer): Promise<string> {
+    const r = await fetch(`${baseUrl}/_matrix/media/v3/upload?filename=test.bin`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream" },
+        body: bytes,
+    });
+    const body = (await r.json()) as { content_uri?: string };
+    assert.equal(r.status, 200, JSON.stringify(body));
+    return body.content_uri!;
+}
+
+/** Downloads an mxc:// URI through the authenticated media API as `token`'s user; any answer but 200 fails the test. */
+export async function downloadMedia(baseUrl: string, token: string, uri: string): Promise<Buffer> {
+    const [server, id] = uri.replace("mxc://", "").split("/");
+    const r = await fetch(`${baseUrl}/_matrix/client/v1/media/download/${server}/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200, `${uri}: ${r.status}`);
+    return Buffer.from(await r.arrayBuffer());
 }

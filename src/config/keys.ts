@@ -1405,6 +1405,16 @@ export const STACK_KEYS = {
         doc: "Alertmanager's port on 127.0.0.1",
         example: { value: "9193" },
     },
+    monitoringSynapseRulesUrl: {
+        type: "string",
+        setting: at((o) => o.monitoring.synapseRulesUrl),
+        onlyWith: "monitoring",
+        description:
+            "Where the VM fetches Synapse's recording rules (synapse-v2.rules, for Synapse's Grafana dashboard; checked against the pinned SHA-256): a mirror of the file for a VM that cannot reach GitHub, or none for no recording rules.",
+        doc: "where the VM fetches Synapse's recording rules (checked against their pinned SHA-256): a mirror for a VM that cannot reach GitHub, or `none`",
+        defaultDoc: "the pinned tag's file on GitHub",
+        example: { value: "https://mirror.example.com/synapse/v1.157.1/synapse-v2.rules" },
+    },
     backupRepository: {
         section: "Backups (restic, off the host)",
         type: "string",

@@ -1,6 +1,6 @@
 import { ConfigError } from "./errors";
 import { serverNameHost } from "./proxy";
-import { Checker, isAbsolutePath, isHostname, isServerName } from "./validate";
+import { Checker, isAbsolutePath, isHostname, isPlainUrl, isServerName } from "./validate";
 
 /**
  * Element Web: a pinned release of the web client, downloaded on the host,
@@ -164,14 +164,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** The download URL with the version filled in, or undefined when it is not an http(s) URL. */
 function downloadUrlFor(template: string, version: string): string | undefined {
-    if (typeof template !== "string" || /[\s"'`\\]/.test(template)) return undefined;
+    if (typeof template !== "string") return undefined;
     const url = template.split("{version}").join(version);
-    try {
-        const u = new URL(url);
-        return (u.protocol === "https:" || u.protocol === "http:") && u.hostname !== "" && u.username === "" && u.password === "" ? url : undefined;
-    } catch {
-        return undefined;
-    }
+    return isPlainUrl(url) ? url : undefined;
 }
 
 /** The host part of a URL, lower case, or undefined. */

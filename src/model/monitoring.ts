@@ -3,7 +3,7 @@ import { PortClaim } from "./host";
 import { NODE_EXPORTER_PORT, NODE_EXPORTER_TEXTFILE_DIR, NODE_EXPORTER_UNIT } from "./nodeExporter";
 import { AcmeSettings, LETS_ENCRYPT } from "./proxy/acme";
 import { synapseFiles, SynapsePaths, SynapseSettings } from "./synapse";
-import { Checker, dialAddress, isEmail, isLocalpart, isServerName } from "./validate";
+import { Checker, dialAddress, isEmail, isLocalpart, isPlainUrl, isServerName } from "./validate";
 import { metricsReachableFrom, WorkerPoolSettings } from "./workers";
 
 /**
@@ -127,6 +127,16 @@ export interface MonitoringOptions {
      * once, a private one once someone invites it. Default: no room.
      */
     alertRoom?: { room?: string; user?: string };
+    /**
+     * Where the host fetches Synapse's recording rules (`synapse-v2.rules`,
+     * which Synapse's Grafana dashboard reads; the library's alerts do not
+     * need them): an http(s) URL serving that file, checked against the
+     * pinned SHA-256 (`SYNAPSE_RULES.sha256`) whatever the URL, such as a
+     * mirror for a host that cannot reach GitHub; or `"none"`: no recording
+     * rules (an earlier deployment's file is removed). Default the file of
+     * the pinned tag on GitHub (`SYNAPSE_RULES.url`).
+     */
+    synapseRulesUrl?: string;
 }
 
 /** The exporters' ports on 127.0.0.1 (their packages' defaults). */
@@ -210,6 +220,8 @@ export interface MonitoringSettings {
     proxy?: { statusPort: number; domain: string; address: string; verify: boolean };
     /** Synapse's /health on its HTTP listener (probed by blackbox). */
     healthUrl: string;
+    /** Where Synapse's recording rules are fetched from (their SHA-256 is SYNAPSE_RULES.sha256); absent: no recording rules. */
+    synapseRulesUrl?: string;
 }
 
 /** A retention as Prometheus takes it: a whole number and a unit. */
@@ -231,13 +243,20 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
     c.port("nginxStatusPort", statusPort);
     if (o.nginxStatusPort !== undefined && !ctx.proxy)
         c.check("nginxStatusPort", o.nginxStatusPort, false, "nginx's status page exists only with the reverse proxy on this host: remove nginxStatusPort");
-    if (compareVersions(s.version, SYNAPSE_RULES.since) < 0)
+    const rulesUrl = o.synapseRulesUrl ?? SYNAPSE_RULES.url;
+    c.check(
+        "synapseRulesUrl",
+        rulesUrl,
+        typeof rulesUrl === "string" && (rulesUrl === "none" || isPlainUrl(rulesUrl)),
+        `expected an http(s) URL of Synapse's synapse-v2.rules (SHA-256 ${SYNAPSE_RULES.sha256}, the file of ${SYNAPSE_RULES.tag}), such as ${SYNAPSE_RULES.url}, or none (no recording rules)`,
+    );
+    if (rulesUrl !== "none" && compareVersions(s.version, SYNAPSE_RULES.since) < 0)
         c.errors.push(
             new ConfigError(
                 component,
                 "synapse.version",
                 s.version,
-                `Synapse's recording rules are pinned for ${SYNAPSE_RULES.since} and later (${SYNAPSE_RULES.tag}): use Synapse ${SYNAPSE_RULES.since} or later with monitoring`,
+                `Synapse's recording rules are pinned for ${SYNAPSE_RULES.since} and later (${SYNAPSE_RULES.tag}): use Synapse ${SYNAPSE_RULES.since} or later with monitoring, or set synapseRulesUrl to none`,
             ),
         );
     if (!s.metrics.enabled)
@@ -310,6 +329,7 @@ export function resolveMonitoringSettings(component: string, o: MonitoringOption
               }
             : {}),
         healthUrl: `http://${dialAddress(s.httpBindAddresses[0] ?? "127.0.0.1", s.httpPort)}/health`,
+        ...(rulesUrl !== "none" ? { synapseRulesUrl: rulesUrl } : {}),
     };
 }
 

@@ -1,7 +1,7 @@
 import { FirewallRule, PortClaim } from "./host";
 import { homeserverDomain, serverNameHost } from "./proxy";
 import { SynapsePaths } from "./synapse";
-import { Checker, isHostname, isIPv4, isIPv6, isPort, isServerName } from "./validate";
+import { Checker, isHostname, isIPv4, isIPv6, isPlainUrl, isPort, isServerName } from "./validate";
 
 /**
  * MatrixRTC: the back end Element X and Element Call place calls through.
@@ -239,12 +239,7 @@ const VERSION = /^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/;
 function downloadUrlFor(template: unknown, version: string, arch: string): string | undefined {
     if (typeof template !== "string") return undefined;
     const url = template.split("{version}").join(version).split("{arch}").join(arch);
-    try {
-        const u = new URL(url);
-        return (u.protocol === "https:" || u.protocol === "http:") && u.hostname !== "" && u.username === "" && u.password === "" ? url : undefined;
-    } catch {
-        return undefined;
-    }
+    return isPlainUrl(url) ? url : undefined;
 }
 
 /** An address an interface can hold and media can use: IPv4 or IPv6, not loopback, link-local, multicast, unspecified or IPv4-mapped. */

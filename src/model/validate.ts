@@ -100,6 +100,21 @@ export function parseSize(value: string): number | undefined {
     return Number(m[1]) * unit;
 }
 
+/**
+ * An http(s) URL with a host and no credentials, of characters a shell word,
+ * an apt sources line and a log line carry unchanged (no quote, space or
+ * backslash).
+ */
+export function isPlainUrl(value: unknown): value is string {
+    if (typeof value !== "string" || !/^https?:\/\/[A-Za-z0-9._~:/?#@!$&()*+,;=%[\]-]+$/.test(value)) return false;
+    try {
+        const u = new URL(value);
+        return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && u.username === "" && u.password === "";
+    } catch {
+        return false;
+    }
+}
+
 export function isEmail(value: string): boolean {
     const m = /^[^\s@<>"]+@([^\s@<>"]+)$/.exec(value);
     return !!m && (isHostname(m[1]) || m[1] === "localhost");

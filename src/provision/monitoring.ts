@@ -162,18 +162,18 @@ function unitSet(s: MonitoringSettings, unit: MonitoringUnit, name: string, file
     };
 }
 
-/** Synapse's recording rules, from the pinned tag, verified against their SHA-256 (kept once verified). */
-function fetchSynapseRules(): Sh {
+/** Synapse's recording rules from `url` (the pinned tag's, or a mirror), verified against the pinned SHA-256 (kept once verified). */
+function fetchSynapseRules(url: string): Sh {
     return lines([
         sh`if ! printf '%s  %s\n' ${SYNAPSE_RULES.sha256} ${RULES_CACHE} | sha256sum -c --status 2>/dev/null; then`,
         sh`    install -d -m 0755 /var/cache/pulumi-matrix`,
         sh`    pm_rules=$(mktemp ${`${RULES_CACHE}.XXXXXX`})`,
-        sh`    curl -fsSL --retry 3 --max-time 120 -o "$pm_rules" ${SYNAPSE_RULES.url}`,
+        sh`    curl -fsSL --retry 3 --max-time 120 -o "$pm_rules" ${url} || { rm -f "$pm_rules"; echo ${`Synapse's recording rules could not be fetched from ${url} (above): set synapseRulesUrl (the stack key monitoringSynapseRulesUrl) to a copy of the file of ${SYNAPSE_RULES.tag} this host reaches, or to none`} >&2; exit 1; }`,
         sh`    if ! printf '%s  %s\n' ${SYNAPSE_RULES.sha256} "$pm_rules" | sha256sum -c --status; then`,
-        sh`        rm -f "$pm_rules"; echo ${`Synapse's recording rules at ${SYNAPSE_RULES.url} do not have the pinned SHA-256 ${SYNAPSE_RULES.sha256}; not using them`} >&2; exit 1`,
+        sh`        rm -f "$pm_rules"; echo ${`Synapse's recording rules at ${url} do not have the pinned SHA-256 ${SYNAPSE_RULES.sha256} (the file of ${SYNAPSE_RULES.tag}); not using them`} >&2; exit 1`,
         sh`    fi`,
         sh`    mv -f "$pm_rules" ${RULES_CACHE}`,
-        sh`    echo ${`fetched Synapse's recording rules (${SYNAPSE_RULES.tag}), SHA-256 verified`}`,
+        sh`    echo ${`fetched Synapse's recording rules (${SYNAPSE_RULES.tag}) from ${url}, SHA-256 verified`}`,
         sh`fi`,
     ]);
 }
@@ -212,7 +212,7 @@ export function monitoringServerScript(
         sh`pm_apt_install ${units.map((u) => PACKAGES[u])}`,
         sh`install -d -m 0755 -o root -g root ${f.dir} ${f.rulesDir} /etc/pulumi-matrix/prometheus`,
         sh`install -d -m 0750 -o root -g prometheus ${f.secretDir}`,
-        fetchSynapseRules(),
+        ...(s.synapseRulesUrl !== undefined ? [fetchSynapseRules(s.synapseRulesUrl)] : []),
         applyFileSet(
             unitSet(
                 s,
@@ -221,7 +221,7 @@ export function monitoringServerScript(
                 [
                     { path: f.prometheus, content: renderPrometheusConfig(s, synapse, pool, privateAddresses) },
                     { path: f.alertRules, content: renderAlertRules() },
-                    { path: f.synapseRules, generate: sh`cat ${RULES_CACHE}` },
+                    ...(s.synapseRulesUrl !== undefined ? [{ path: f.synapseRules, generate: sh`cat ${RULES_CACHE}` }] : []),
                 ],
                 sh`promtool check config ${f.prometheus} >/dev/null`,
             ),

@@ -205,6 +205,10 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     monitoringRetention: [{ value: "forever", with: MONITORING, valid: /expected a whole number with h, d, w or y/ }],
     monitoringPrometheusPort: [{ value: "70000", with: MONITORING, valid: /expected a whole number from 1 to 65535/ }],
     monitoringAlertmanagerPort: [{ value: "9093", with: MONITORING, valid: /port 9093/ }],
+    monitoringSynapseRulesUrl: [
+        { value: "ftp://mirror.example.com/synapse-v2.rules", with: MONITORING, valid: /expected an http\(s\) URL of Synapse's synapse-v2\.rules .*, or none/ },
+        { value: "https://mirror.example.com/a b.rules", with: MONITORING, valid: /expected an http\(s\) URL/ },
+    ],
     backupRepository: [
         {
             value: "ftp://backup.example.com/matrix",

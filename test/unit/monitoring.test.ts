@@ -121,7 +121,30 @@ describe("MonitoringServer: settings", () => {
         rejects(noMail, "alertEmail", "set", /alerts are sent through Synapse's SMTP server, and synapse.email is not set/);
         rejects(resolve({ nginxStatusPort: 8089 }), "nginxStatusPort", "8089", /only with the reverse proxy/);
         const old = () => resolveMonitoringSettings(C, {}, { synapse: { ...goldenSynapseSettings(), version: "1.140.0" }, host: 'Host "vm"' });
-        rejects(old, "synapse.version", '"1.140.0"', new RegExp(`pinned for ${SYNAPSE_RULES.since} and later`));
+        rejects(old, "synapse.version", '"1.140.0"', new RegExp(`pinned for ${SYNAPSE_RULES.since} and later.*or set synapseRulesUrl to none`));
+        rejects(
+            resolve({ synapseRulesUrl: "github" }),
+            "synapseRulesUrl",
+            '"github"',
+            /expected an http\(s\) URL of Synapse's synapse-v2\.rules \(SHA-256 [0-9a-f]{64}/,
+        );
+        rejects(
+            resolve({ synapseRulesUrl: "https://user:pw@mirror.example.com/x" }),
+            "synapseRulesUrl",
+            '"https://user:pw@mirror.example.com/x"',
+            /or none \(no recording rules\)/,
+        );
+    });
+
+    it("synapseRulesUrl: the pinned tag's file by default, a mirror as given, none leaves them out (and lifts the version floor)", () => {
+        const synapse = goldenSynapseSettings();
+        const ctx = { synapse, host: 'Host "vm"' };
+        assert.equal(resolveMonitoringSettings(C, {}, ctx).synapseRulesUrl, SYNAPSE_RULES.url);
+        const mirror = "https://mirror.example.com/synapse/v1.157.1/synapse-v2.rules";
+        assert.equal(resolveMonitoringSettings(C, { synapseRulesUrl: mirror }, ctx).synapseRulesUrl, mirror);
+        assert.equal(resolveMonitoringSettings(C, { synapseRulesUrl: "none" }, ctx).synapseRulesUrl, undefined);
+        const old = resolveMonitoringSettings(C, { synapseRulesUrl: "none" }, { ...ctx, synapse: { ...synapse, version: "1.140.0" } });
+        assert.equal(old.synapseRulesUrl, undefined);
     });
 
     it("reports every problem at once", () => {
@@ -322,6 +345,18 @@ describe("MonitoringServer: scripts", () => {
         assert.match(server, /--config\.check/);
         assert.ok(server.includes(SYNAPSE_RULES.sha256));
         assert.ok(server.includes(SYNAPSE_RULES.url));
+    });
+
+    it("Synapse's rules from a mirror are held to the same SHA-256; with none, nothing is fetched and an earlier file is pruned", () => {
+        const mirror = "https://mirror.example.com/synapse/v1.157.1/synapse-v2.rules";
+        const mirrored = monitoringServerScript({ ...s, synapseRulesUrl: mirror }, goldenWorkerSynapse(), goldenWorkerPool());
+        assert.ok(mirrored.includes(`curl -fsSL --retry 3 --max-time 120 -o "$pm_rules" ${mirror}`));
+        assert.ok(!mirrored.includes(SYNAPSE_RULES.url));
+        assert.ok(mirrored.includes(SYNAPSE_RULES.sha256));
+        const none = monitoringServerScript({ ...s, synapseRulesUrl: undefined }, goldenWorkerSynapse(), goldenWorkerPool());
+        assert.doesNotMatch(none, /curl -fsSL --retry 3 --max-time 120 -o "\$pm_rules"/);
+        assert.ok(!none.includes(MONITORING_FILES.synapseRules), "the rules file is not in the file set, so the set's prune removes it");
+        assert.ok(server.includes(MONITORING_FILES.synapseRules));
     });
 
     it("exporter credentials: root-only files the units read (EnvironmentFile=), built on the host, recorded as secret", () => {

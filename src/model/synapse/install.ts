@@ -1,4 +1,4 @@
-import { Checker } from "../validate";
+import { Checker, isPlainUrl } from "../validate";
 
 /**
  * How Synapse gets onto a host: the install method and, for `apt`, the
@@ -83,17 +83,6 @@ export function resolveInstall(o: InstallOptions): InstallSettings {
             fingerprint: typeof r.fingerprint === "string" ? r.fingerprint.toUpperCase() : (r.fingerprint ?? MATRIX_ORG_REPOSITORY.fingerprint),
         },
     };
-}
-
-/** An http(s) URL a shell word and an apt sources line carry unchanged. */
-function isPlainUrl(value: unknown): value is string {
-    if (typeof value !== "string" || !/^https?:\/\/[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+$/.test(value)) return false;
-    try {
-        const u = new URL(value);
-        return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && u.username === "" && u.password === "";
-    } catch {
-        return false;
-    }
 }
 
 /**

@@ -8,12 +8,12 @@ install -d -m 0750 -o root -g prometheus /etc/pulumi-matrix/monitoring/private
 if ! printf '%s  %s\n' 5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64 /var/cache/pulumi-matrix/synapse-rules-5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64 | sha256sum -c --status 2>/dev/null; then
     install -d -m 0755 /var/cache/pulumi-matrix
     pm_rules=$(mktemp /var/cache/pulumi-matrix/synapse-rules-5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64.XXXXXX)
-    curl -fsSL --retry 3 --max-time 120 -o "$pm_rules" https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules
+    curl -fsSL --retry 3 --max-time 120 -o "$pm_rules" https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules || { rm -f "$pm_rules"; echo 'Synapse'\''s recording rules could not be fetched from https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules (above): set synapseRulesUrl (the stack key monitoringSynapseRulesUrl) to a copy of the file of v1.157.1 this host reaches, or to none' >&2; exit 1; }
     if ! printf '%s  %s\n' 5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64 "$pm_rules" | sha256sum -c --status; then
-        rm -f "$pm_rules"; echo 'Synapse'\''s recording rules at https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules do not have the pinned SHA-256 5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64; not using them' >&2; exit 1
+        rm -f "$pm_rules"; echo 'Synapse'\''s recording rules at https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules do not have the pinned SHA-256 5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64 (the file of v1.157.1); not using them' >&2; exit 1
     fi
     mv -f "$pm_rules" /var/cache/pulumi-matrix/synapse-rules-5fa1873940c83146aded1ff221fac874ef1e8689988b00c115edd35106170d64
-    echo 'fetched Synapse'\''s recording rules (v1.157.1), SHA-256 verified'
+    echo 'fetched Synapse'\''s recording rules (v1.157.1) from https://raw.githubusercontent.com/element-hq/synapse/v1.157.1/contrib/prometheus/synapse-v2.rules, SHA-256 verified'
 fi
 pm_write monitoring-prometheus /etc/pulumi-matrix/monitoring/prometheus.yml 0644 root root readable <<'PM_EOF'
 # Managed by pulumi-matrix. Edits made here are reported by `sudo pulumi-matrix-drift`

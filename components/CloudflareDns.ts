@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import {
     certificateNamesFor,
+    cloudflareRecordKey,
     DnsOptions,
     DnsRecord,
     dnsRecords,
@@ -12,6 +13,7 @@ import {
     serverNameWellKnownFor,
     wellKnownWorker,
     withAddresses,
+    WORKER_KEYS,
     ZoneFileOptions,
 } from "../src/model/dns";
 import { componentLabel, ConfigError } from "../src/model/errors";
@@ -46,6 +48,14 @@ export interface CloudflareDnsArgs extends Omit<DnsOptions, "serverName" | "publ
      * resolved here.
      */
     resolved?: DnsSettings;
+    /**
+     * Leave the records and the Worker in Cloudflare when they leave this
+     * stack (`pulumi destroy`, or the component removed): Pulumi's
+     * `retainOnDelete`. For a stack whose names another stack takes over
+     * (`takeOver`). MatrixStack sets it while the stack is in standby.
+     * Default false: they are deleted with the stack.
+     */
+    retain?: boolean;
 }
 
 /** A record as created, for the component's outputs. */
@@ -83,6 +93,11 @@ export class CloudflareDns extends pulumi.ComponentResource {
     readonly zoneFile: pulumi.Output<string>;
     /** The zone's Cloudflare id (given, or looked up by name). */
     readonly zoneId: pulumi.Output<string>;
+    /**
+     * Each Cloudflare resource's id as Pulumi imports it, by key (see
+     * `cloudflareKeys`): what another stack's `takeOver` takes.
+     */
+    readonly cloudflareIds: pulumi.Output<Record<string, string>>;
     /** Names besides the homeserver host that the homeserver's certificate must cover for this delegation (tell the ReverseProxy). */
     readonly certificateNames: string[];
     /** Whether the ReverseProxy must serve the well-known documents on the server_name's domain (its `serverNameWellKnown`). */
@@ -122,15 +137,22 @@ export class CloudflareDns extends pulumi.ComponentResource {
         this.records = real.apply((s) => dnsRecords(s).map(created));
         this.zoneFile = pulumi.all([real, zone.name]).apply(([s, origin]) => zoneFileText(component, s, { ...zoneFile, origin }));
 
-        const recordOpts = { parent: this };
+        // Taken over from another stack: imported by id (a no-op once in this stack's state); left in Cloudflare when retained.
+        const childOpts = (key: string): pulumi.CustomResourceOptions => ({
+            parent: this,
+            retainOnDelete: args.retain ?? false,
+            ...(plan.takeOver?.[key] !== undefined ? { import: plan.takeOver[key] } : {}),
+        });
+        const ids: Record<string, pulumi.Output<string>> = {};
         for (const [i, r] of dnsRecords(plan).entries()) {
             const content = real.apply((s) => dnsRecords(s)[i]);
-            // A name has one CAA record per issuer: the issuer tells them apart.
-            const suffix = r.type === "CAA" ? `-${r.data.value}` : "";
-            new cloudflare.DnsRecord(childName(name, `${r.type.toLowerCase()}-${r.name}${suffix}`), recordArgs(r, content, zone.id), recordOpts);
+            const key = cloudflareRecordKey(r);
+            const record = new cloudflare.DnsRecord(childName(name, key), recordArgs(r, content, zone.id), childOpts(key));
+            ids[key] = pulumi.interpolate`${zone.id}/${record.id}`;
         }
-        createWorker(name, plan, zone.id, this);
-        this.registerOutputs({ records: this.records, zoneFile: this.zoneFile, zoneId: this.zoneId });
+        Object.assign(ids, createWorker(name, plan, zone.id, childOpts));
+        this.cloudflareIds = pulumi.output(ids);
+        this.registerOutputs({ records: this.records, zoneFile: this.zoneFile, zoneId: this.zoneId, cloudflareIds: this.cloudflareIds });
     }
 }
 
@@ -190,12 +212,17 @@ function recordArgs(r: DnsRecord, real: pulumi.Output<DnsRecord>, zoneId: pulumi
     return { ...common, content: real.apply((x) => x.content), proxied: r.proxied };
 }
 
-/** Worker mode: the script with the two documents and its route on the server_name's domain. */
-function createWorker(name: string, s: DnsSettings, zoneId: pulumi.Output<string>, parent: pulumi.Resource): void {
+/** Worker mode: the script with the two documents and its route on the server_name's domain; their import ids by key. */
+function createWorker(
+    name: string,
+    s: DnsSettings,
+    zoneId: pulumi.Output<string>,
+    opts: (key: string) => pulumi.CustomResourceOptions,
+): Record<string, pulumi.Output<string>> {
     const w = wellKnownWorker(s);
-    if (!w) return;
+    if (!w) return {};
     const script = new cloudflare.WorkersScript(
-        childName(name, "well-known-worker"),
+        childName(name, WORKER_KEYS.script),
         {
             accountId: w.accountId,
             scriptName: w.scriptName,
@@ -203,11 +230,15 @@ function createWorker(name: string, s: DnsSettings, zoneId: pulumi.Output<string
             mainModule: "worker.js",
             compatibilityDate: WORKER_COMPATIBILITY_DATE,
         },
-        { parent },
+        opts(WORKER_KEYS.script),
     );
-    new cloudflare.WorkersRoute(
-        childName(name, "well-known-route"),
+    const route = new cloudflare.WorkersRoute(
+        childName(name, WORKER_KEYS.route),
         { zoneId, pattern: w.routePattern, script: script.scriptName },
-        { parent, dependsOn: [script] },
+        { ...opts(WORKER_KEYS.route), dependsOn: [script] },
     );
+    return {
+        [WORKER_KEYS.script]: pulumi.interpolate`${w.accountId}/${script.scriptName}`,
+        [WORKER_KEYS.route]: pulumi.interpolate`${zoneId}/${route.id}`,
+    };
 }

@@ -103,9 +103,12 @@ export interface MatrixStackArgs {
      * Cloudflare provider's own config, e.g. `cloudflare:apiToken`), and
      * always as a BIND zone file (the `zoneFile` output) for any other DNS
      * host. The proxy follows the mode: well-known on the server_name's
-     * domain, or the server_name on the certificate for SRV. Default: none.
+     * domain, or the server_name on the certificate for SRV. In standby
+     * (`synapse.standby`, a move to a new VM) the Cloudflare records are
+     * retained: a destroy leaves them to the stack that took them over
+     * (`dns.takeOver`). Default: none.
      */
-    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | StackDerivedDnsOption> & {
+    dns?: Omit<CloudflareDnsArgs, "synapse" | "proxy" | "retain" | StackDerivedDnsOption> & {
         /** Create the records in Cloudflare (needs the Cloudflare provider's credentials). Default false: only the `zoneFile` output. */
         cloudflare?: boolean;
     };
@@ -343,7 +346,11 @@ export class MatrixStack extends pulumi.ComponentResource {
         if (args.dns && plan.dns) {
             const { cloudflare: _cloudflare, ...dns } = args.dns;
             if (plan.dns.cloudflare) {
-                this.dns = new CloudflareDns(childName(name, STACK_ROLES.dns), { ...dns, synapse: this.synapse, resolved: plan.dns.settings }, child);
+                this.dns = new CloudflareDns(
+                    childName(name, STACK_ROLES.dns),
+                    { ...dns, synapse: this.synapse, resolved: plan.dns.settings, retain: plan.synapse.standby },
+                    child,
+                );
                 this.zoneFile = this.dns.zoneFile;
             } else {
                 this.zoneFile = plannedZoneFile(plan.labels.dns, plan.dns.settings, dns.ipv4, dns.ipv6, plan.dns.zoneFile);

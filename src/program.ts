@@ -94,6 +94,8 @@ export const adminPassword = stack.synapse.adminPassword;
 export const hostOs = stack.host.os.apply((os) => os.prettyName);
 export const certificateNames = stack.proxy?.certificateNames;
 export const zoneFile = stack.zoneFile;
+/** The Cloudflare ids of the stack's records (and Worker), for the stack that takes them over in a move (its dnsTakeOver). */
+export const dnsCloudflareIds = stack.dns?.cloudflareIds;
 export const prometheusScrapeConfig = stack.prometheusScrapeConfig;
 // With backups: the commands to run on the VM (as root) for the last good backup's time and for a restore.
 export const backupStatusCommand = stack.backup?.statusCommand;

@@ -1329,10 +1329,27 @@ export const STACK_KEYS = {
         type: "boolean",
         setting: at((o) => o.dns.cloudflare),
         onlyWith: "dnsZone",
+        whenUnset: "the records are only in the zoneFile output; nothing is created in Cloudflare",
         description:
             "Create the records in Cloudflare (the provider's own config, e.g. pulumi config set --secret cloudflare:apiToken); otherwise only the zoneFile output.",
         doc: "create the records in Cloudflare (the provider's own config: `pulumi config set --secret cloudflare:apiToken ...`)",
         example: { value: "false" },
+    },
+    dnsTakeOver: {
+        type: "yaml",
+        setting: at((o) => o.dns.takeOver),
+        onlyWith: "dnsCloudflare",
+        yaml: { holds: "resource keys to Cloudflare ids", example: '"{a-matrix.example.com: <zone id>/<record id>}"' },
+        description: "The Cloudflare records another stack created, taken over instead of created: that stack's dnsCloudflareIds output (a move to a new VM).",
+        doc: "the Cloudflare records another stack created, taken over instead of created: that stack's `dnsCloudflareIds` output (see [Moving to a new VM](#moving-to-a-new-vm))",
+        defaultDoc: "none",
+        example: {
+            comment: [
+                "The second half of a move to a new VM: take over the old stack's Cloudflare records (after its standby up),",
+                'pulumi config set dnsTakeOver "$(pulumi stack output dnsCloudflareIds --stack prod --json)".',
+            ],
+            value: "",
+        },
     },
     monitoring: {
         section: "Monitoring",

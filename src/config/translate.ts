@@ -41,6 +41,24 @@ function partOfComponent(component: string): string | undefined {
     return Object.entries(STACK_PARTS).find(([, k]) => k === kind)?.[0];
 }
 
+/**
+ * The value at `path` inside a YAML key's value: `a.b[0].c`, list indexes
+ * being steps too. A mapping's key may hold dots (a DNS name): at each step
+ * the longest key the mapping has is taken.
+ */
+function valueAt(value: unknown, path: string): unknown {
+    if (path === "") return value;
+    if (value === null || typeof value !== "object") return undefined;
+    const index = /^\[(\d+)\]\.?/.exec(path);
+    if (index) return valueAt((value as unknown[])[Number(index[1])], path.slice(index[0].length));
+    const keys = Object.keys(value)
+        .filter((k) => path === k || path.startsWith(`${k}.`) || path.startsWith(`${k}[`))
+        .sort((a, b) => b.length - a.length);
+    if (keys.length === 0) return undefined;
+    const rest = path.slice(keys[0].length);
+    return valueAt((value as Record<string, unknown>)[keys[0]], rest.startsWith(".") ? rest.slice(1) : rest);
+}
+
 class Translator {
     private readonly lib = libraryDefaults();
     constructor(private readonly values: ReadonlyMap<StackConfigKey, unknown> | undefined) {}
@@ -104,12 +122,7 @@ class Translator {
             const outer = stackKeyFor(e.component, e.setting.slice(0, cut));
             if (!outer || spec(outer).type !== "yaml") continue;
             const written = this.values?.get(outer);
-            // `a.b[0].c`: list indexes are steps too.
-            const inside = e.setting
-                .slice(cut + 1)
-                .split(/\.|\[(\d+)\]/)
-                .filter((p) => p !== undefined && p !== "");
-            const at = inside.reduce<unknown>((v, p) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined), written);
+            const at = valueAt(written, e.setting.slice(cut + 1));
             // A value shown in words (a secret's) cannot be compared: that the user wrote something there is enough.
             const standIn = e.value instanceof Described || typeof e.value === "string";
             if (this.values === undefined || isDeepStrictEqual(at, e.value) || (at !== undefined && standIn))

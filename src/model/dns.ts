@@ -127,6 +127,17 @@ export interface DnsOptions {
     caa?: string[];
     /** The ACME directory the certificates come from (ReverseProxy's `acme.directoryUrl`), for the default of `caa`. Default Let's Encrypt's. */
     acmeDirectoryUrl?: string;
+    /**
+     * Cloudflare records (and the well-known Worker) another stack created,
+     * taken over instead of created: that stack's `cloudflareIds` output
+     * (`dnsCloudflareIds`), a mapping of each resource's key (`a-<name>`,
+     * `srv-<name>`, `caa-<name>-<issuer>`, `well-known-worker`,
+     * `well-known-route`) to its Cloudflare id. The second half of a move
+     * to a new VM (README: "Moving to a new VM"); keys this record set does
+     * not have are an error, resources it has but the mapping does not are
+     * created. Default none.
+     */
+    takeOver?: Record<string, string>;
 }
 
 /** The DNS settings with every default filled in. Host names are lower case. */
@@ -158,6 +169,8 @@ export interface DnsSettings {
     stack: string;
     /** CAA issuer domains (`caa`); empty: no CAA records. */
     caa: string[];
+    /** Cloudflare ids of resources taken over from another stack, by key (see `cloudflareKeys`); absent: none. */
+    takeOver?: Record<string, string>;
 }
 
 interface RecordBase {
@@ -336,6 +349,7 @@ function withDefaults(o: DnsOptions): DnsSettings {
             : o.caa === undefined && isLetsEncrypt(o.acmeDirectoryUrl)
               ? [LETS_ENCRYPT_CAA]
               : [],
+        ...(o.takeOver !== undefined ? { takeOver: o.takeOver } : {}),
     };
 }
 
@@ -532,7 +546,66 @@ export function resolveDnsSettings(component: string, o: DnsOptions): DnsSetting
     checkCaa(c, o, s);
     c.done();
     checkCertificateNames(component, s, o.certificateNames);
+    checkTakeOver(component, s);
     return s;
+}
+
+/** What a Cloudflare resource of a record set is: its import id's form follows from it. */
+export type CloudflareResourceKind = "record" | "workerScript" | "workerRoute";
+
+/** The keys of the Worker's two resources (worker mode). */
+export const WORKER_KEYS = { script: "well-known-worker", route: "well-known-route" } as const;
+
+/** A record's key: its type and name (a name has one CAA record per issuer: the issuer tells them apart). */
+export function cloudflareRecordKey(r: DnsRecord): string {
+    return `${r.type.toLowerCase()}-${r.name}${r.type === "CAA" ? `-${r.data.value}` : ""}`;
+}
+
+/**
+ * The Cloudflare resources a record set makes, by key: the name of each
+ * child of CloudflareDns after the component's own, and what the
+ * `cloudflareIds` output and `takeOver` name them by.
+ */
+export function cloudflareKeys(s: DnsSettings): Map<string, CloudflareResourceKind> {
+    const keys = new Map<string, CloudflareResourceKind>(dnsRecords(s).map((r) => [cloudflareRecordKey(r), "record"]));
+    if (wellKnownWorker(s)) {
+        keys.set(WORKER_KEYS.script, "workerScript");
+        keys.set(WORKER_KEYS.route, "workerRoute");
+    }
+    return keys;
+}
+
+/** A Cloudflare id (zone, record, route, account): 32 lower-case hex digits. */
+const CLOUDFLARE_ID = "[0-9a-f]{32}";
+
+/** Each kind's import id, as Pulumi's `import` takes it, and how to describe it. */
+const TAKE_OVER_IDS: Record<CloudflareResourceKind, { pattern: RegExp; form: string }> = {
+    record: { pattern: new RegExp(`^${CLOUDFLARE_ID}/${CLOUDFLARE_ID}$`), form: "<zone id>/<record id>" },
+    workerScript: { pattern: new RegExp(`^${CLOUDFLARE_ID}/[a-z0-9-]{1,63}$`), form: "<account id>/<script name>" },
+    workerRoute: { pattern: new RegExp(`^${CLOUDFLARE_ID}/${CLOUDFLARE_ID}$`), form: "<zone id>/<route id>" },
+};
+
+/** `takeOver` names only resources of this record set, each with an id of its kind's form. */
+function checkTakeOver(component: string, s: DnsSettings): void {
+    if (s.takeOver === undefined) return;
+    const c = new Checker(component);
+    if (typeof s.takeOver !== "object" || s.takeOver === null || Array.isArray(s.takeOver)) {
+        c.check("takeOver", s.takeOver, false, "expected the other stack's dnsCloudflareIds output: a mapping of resource keys to Cloudflare ids");
+        c.done();
+    }
+    const keys = cloudflareKeys(s);
+    for (const [key, id] of Object.entries(s.takeOver)) {
+        const kind = keys.get(key);
+        if (kind === undefined) c.check(`takeOver.${key}`, id, false, `this record set has no such resource; its keys are ${[...keys.keys()].join(", ")}`);
+        else
+            c.check(
+                `takeOver.${key}`,
+                id,
+                typeof id === "string" && TAKE_OVER_IDS[kind].pattern.test(id),
+                `expected ${TAKE_OVER_IDS[kind].form}, as the other stack's dnsCloudflareIds output gives it`,
+            );
+    }
+    c.done();
 }
 
 /**

@@ -192,6 +192,23 @@ const BAD: Record<StackConfigKey, readonly Bad[] | { none: string }> = {
     dnsLegacySrv: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
     dnsTtl: [{ value: "5", with: DNS, valid: /expected/ }],
     dnsCloudflare: [{ value: "yes", with: DNS, valid: /expected true or false/ }],
+    dnsTakeOver: [
+        {
+            value: "[a, b]",
+            with: { ...DNS, dnsCloudflare: "true" },
+            valid: /expected a YAML mapping of resource keys to Cloudflare ids|expected the other stack's dnsCloudflareIds output/,
+        },
+        {
+            value: "{a-www.example.com: 0123456789abcdef0123456789abcdef/0123456789abcdef0123456789abcdef}",
+            with: { ...DNS, dnsCloudflare: "true", dnsDelegation: "srv" },
+            valid: /^matrix:dnsTakeOver\.a-www\.example\.com is .*; this record set has no such resource; its keys are a-matrix\.example\.com, srv-_matrix-fed\._tcp\.example\.com/,
+        },
+        {
+            value: "{a-matrix.example.com: 42}",
+            with: { ...DNS, dnsCloudflare: "true", dnsDelegation: "srv" },
+            valid: /^matrix:dnsTakeOver\.a-matrix\.example\.com is 42; expected <zone id>\/<record id>/,
+        },
+    ],
     monitoring: [{ value: "yes", valid: /expected true or false/ }],
     // A receiver without SMTP, and a sender without a receiver: monitoring.test.ts.
     monitoringAlertEmail: [{ value: '["not an address"]', with: { ...MONITORING, ...MAIL }, valid: /expected e-mail addresses such as ops@example\.com/ }],
@@ -315,7 +332,8 @@ describe("every stack key's bad values are refused naming matrix:<key>, the valu
                         ...items.map((i) => JSON.stringify(i)),
                     ];
                     // Inside a YAML key's value, the value at the path the message names (`matrix:workers.typing is 2`).
-                    if (STACK_KEYS[key].type === "yaml" && first.startsWith(`matrix:${key}.`)) shown.push(...value.split(/[^\w.-]+/).filter(Boolean));
+                    if (STACK_KEYS[key].type === "yaml" && first.startsWith(`matrix:${key}.`))
+                        shown.push(...value.split(/[^\w./-]+/).flatMap((v) => (v ? [v, JSON.stringify(v)] : [])));
                     assert.ok(
                         shown.some((v) => first.includes(` is ${v};`) || first.includes(` is ${v} `)),
                         `the value (${shown.join(" or ")}): ${message}`,

@@ -626,6 +626,103 @@ describe("CloudflareDns under Pulumi mocks", () => {
         assert.equal(route.inputs.script, "matrix-well-known-example-com");
     });
 
+    it("cloudflareIds: each resource's id as Pulumi imports it, by key; another stack's takeOver imports those it names and creates the rest", async () => {
+        const worker = { delegation: "well-known", wellKnownVia: "worker", accountId: ACCOUNT, ipv6: undefined } as const;
+        const first = await runWithMocks(
+            () => new CloudflareDns("dns", args(worker)),
+            (d) => [d.cloudflareIds],
+        );
+        const ids = await valueOf(first.result.cloudflareIds);
+        assert.deepEqual(ids, {
+            "a-matrix.example.com": `${ZONE_ID}/dns-a-matrix.example.com-id`,
+            "caa-matrix.example.com-letsencrypt.org": `${ZONE_ID}/dns-caa-matrix.example.com-letsencrypt.org-id`,
+            "well-known-worker": `${ACCOUNT}/matrix-well-known-example-com`,
+            "well-known-route": `${ZONE_ID}/dns-well-known-route-id`,
+        });
+        assert.ok(first.mocks.resources.every((r) => r.importId === undefined));
+
+        const record = `${ZONE_ID}/${"a".repeat(32)}`;
+        const route = `${ZONE_ID}/${"b".repeat(32)}`;
+        const takeOver = { "a-matrix.example.com": record, "well-known-worker": `${ACCOUNT}/matrix-well-known-example-com`, "well-known-route": route };
+        const next = await runWithMocks(
+            () => new CloudflareDns("dns", args({ ...worker, stack: "prod-new", takeOver })),
+            (d) => [d.cloudflareIds],
+        );
+        const imported = Object.fromEntries(next.mocks.resources.filter((r) => r.importId !== undefined).map((r) => [r.name, r.importId]));
+        assert.deepEqual(imported, {
+            "dns-a-matrix.example.com": record,
+            "dns-well-known-worker": takeOver["well-known-worker"],
+            "dns-well-known-route": route,
+        });
+        // Not named: created, as in any stack.
+        assert.equal(of(next.mocks, DNS).find((r) => r.inputs.type === "CAA")!.importId, undefined);
+        // The new stack hands on the same ids.
+        const again = await valueOf(next.result.cloudflareIds);
+        assert.equal(again["a-matrix.example.com"], record);
+        assert.equal(again["well-known-route"], route);
+    });
+
+    it("takeOver: a key this record set lacks, or an id not of its kind's form, is refused at construction", async () => {
+        await assert.rejects(
+            runWithMocks(() => new CloudflareDns("dns", args({ delegation: "srv", takeOver: { "a-www.example.com": `${ZONE_ID}/${"a".repeat(32)}` } }))),
+            (e: unknown) =>
+                e instanceof ConfigError &&
+                e.setting === "takeOver.a-www.example.com" &&
+                /this record set has no such resource; its keys are a-matrix\.example\.com, aaaa-matrix\.example\.com, srv-_matrix-fed\._tcp\.example\.com/.test(
+                    e.message,
+                ),
+        );
+        await assert.rejects(
+            runWithMocks(() => new CloudflareDns("dns", args({ delegation: "srv", takeOver: { "srv-_matrix-fed._tcp.example.com": "42" } }))),
+            (e: unknown) =>
+                e instanceof ConfigError && e.setting === "takeOver.srv-_matrix-fed._tcp.example.com" && /expected <zone id>\/<record id>/.test(e.message),
+        );
+        await assert.rejects(
+            runWithMocks(
+                () =>
+                    new CloudflareDns(
+                        "dns",
+                        args({
+                            delegation: "well-known",
+                            wellKnownVia: "worker",
+                            accountId: ACCOUNT,
+                            takeOver: { "well-known-worker": "matrix-well-known-example-com" },
+                        }),
+                    ),
+            ),
+            (e: unknown) => e instanceof ConfigError && /expected <account id>\/<script name>/.test(e.message),
+        );
+    });
+
+    it("retain: every Cloudflare resource is left in Cloudflare when it leaves the stack (retainOnDelete); not by default", async () => {
+        const seen = (retain?: boolean) => {
+            const opts: Record<string, boolean | undefined> = {};
+            const transformations = [
+                (a: pulumi.ResourceTransformationArgs) =>
+                    void (a.type.startsWith("cloudflare:index/d") || a.type.startsWith("cloudflare:index/w")
+                        ? (opts[a.name] = a.opts.retainOnDelete)
+                        : undefined),
+            ];
+            const worker = { delegation: "well-known", wellKnownVia: "worker", accountId: ACCOUNT } as const;
+            return runWithMocks(() => new CloudflareDns("dns", args({ ...worker, ...(retain !== undefined ? { retain } : {}) }), { transformations })).then(
+                () => opts,
+            );
+        };
+        const retained = await seen(true);
+        assert.deepEqual(Object.keys(retained).sort(), [
+            "dns-a-matrix.example.com",
+            "dns-aaaa-matrix.example.com",
+            "dns-caa-matrix.example.com-letsencrypt.org",
+            "dns-well-known-route",
+            "dns-well-known-worker",
+        ]);
+        assert.ok(
+            Object.values(retained).every((v) => v === true),
+            JSON.stringify(retained),
+        );
+        assert.ok(Object.values(await seen()).every((v) => v === false));
+    });
+
     it("a proxied Element is the only proxied record, with the automatic TTL", async () => {
         const { mocks } = await deploy({
             synapse: { serverName: "matrix.example.com", publicBaseUrl: "https://matrix.example.com/" },

@@ -5,6 +5,8 @@
 
 import * as assert from "node:assert/strict";
 
+import * as pulumi from "@pulumi/pulumi";
+
 import { MatrixStack, MatrixStackArgs } from "../../components/MatrixStack";
 import { BackupOptions } from "../../src/model/backup";
 import { ConfigErrors } from "../../src/model/errors";
@@ -108,6 +110,27 @@ describe("standby: a VM that holds the server without running it", () => {
         assert.match(stdin("prod-backup-restore"), /--once --no-start/);
         assert.match(stdin("prod-proxy-certificate"), /certbot certonly/);
         assert.ok(!mocks.resources.some((r) => r.name === "prod-backup-final"), "no final backup out of standby");
+    });
+
+    it("Cloudflare records are retained in standby (the stack the server moves to takes them over), and deleted with the stack otherwise", async () => {
+        const retained = async (standby: boolean) => {
+            const opts: Record<string, boolean | undefined> = {};
+            const transformations = [
+                (a: pulumi.ResourceTransformationArgs) =>
+                    void (a.type === "cloudflare:index/dnsRecord:DnsRecord" ? (opts[a.name] = a.opts.retainOnDelete) : undefined),
+            ];
+            const dns = { zone: { name: "example.com" }, ipv4: "203.0.113.10", delegation: "srv" as const, cloudflare: true };
+            await runWithMocks(() => new MatrixStack("prod", { ...args(standby), dns }, { transformations }));
+            return opts;
+        };
+        const during = await retained(true);
+        assert.ok(Object.keys(during).length >= 3 && Object.values(during).every((v) => v === true), JSON.stringify(during));
+        const live = await retained(false);
+        assert.deepEqual(Object.keys(live), Object.keys(during));
+        assert.ok(
+            Object.values(live).every((v) => v === false),
+            JSON.stringify(live),
+        );
     });
 
     it("is refused without backups: a standby is one step of a move through the backup repository", () => {

@@ -16,6 +16,8 @@ export interface RecordedResource {
     rawInputs: Record<string, unknown>;
     /** Order in which the mock saw the resource. */
     seq: number;
+    /** The id of an existing resource it imports (Pulumi's `import` option), if any. */
+    importId?: string;
 }
 
 /** Whether a value holds a secret-wrapped part anywhere inside it. */
@@ -40,7 +42,15 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         const secretInputs = Object.entries(args.inputs)
             .filter(([, v]) => hasSecret(v))
             .map(([k]) => k);
-        this.resources.push({ type: args.type, name: args.name, inputs, secretInputs, rawInputs: args.inputs, seq: this.resources.length });
+        this.resources.push({
+            type: args.type,
+            name: args.name,
+            inputs,
+            secretInputs,
+            rawInputs: args.inputs,
+            seq: this.resources.length,
+            ...(args.id ? { importId: args.id } : {}),
+        });
         const state: Record<string, unknown> = { ...inputs };
         switch (args.type) {
             case "random:index/randomPassword:RandomPassword":
@@ -78,7 +88,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
                 state.stderr = "";
                 break;
         }
-        return { id: `${args.name}-id`, state };
+        // An imported resource keeps the id it has (a Cloudflare record's is the part after the zone's).
+        return { id: args.id ? args.id.slice(args.id.lastIndexOf("/") + 1) : `${args.name}-id`, state };
     }
 
     /** Zones `cloudflare.getZone` finds, name -> id. */

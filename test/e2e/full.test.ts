@@ -5,8 +5,9 @@
  * changed (certificates from Pebble, as in the smoke suite), backups to an
  * SFTP target on this machine with an upgrade that backs up first and a
  * move to a new VM through them (restoreFrom, standby), a Synapse installed
- * by hand (the Debian package's layout, SQLite) adopted, and the split-hosts
- * example on two VMs.
+ * by hand (the Debian package's layout, SQLite) adopted, monitoring (Synapse's
+ * recording rules left out: no GitHub here), and the split-hosts example on
+ * two VMs.
  */
 import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -16,6 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { BACKUP_FILES } from "../../src/model/backup";
+import { MONITORING_FILES } from "../../src/model/monitoring";
 import { DEFAULT_SYNAPSE_PATHS, DEFAULT_SYNAPSE_VERSION, synapseFiles } from "../../src/model/synapse";
 import { type SftpServer, startSftpServer } from "../support/integration/backupTargets";
 import { loginWithPassword } from "../support/integration/client";
@@ -783,6 +785,87 @@ full("e2e full (real engine)", function () {
 
         it("a second up changes nothing", async function () {
             const again = await stack.up("second up after the adoption");
+            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+        });
+    });
+
+    describe("monitoring on the VM: Prometheus, Alertmanager and the exporters from Debian, Synapse's recording rules left out", function () {
+        let vm: Vm;
+        let stack: EngineStack;
+        /** Prometheus's API on the VM (GET, JSON's `data`). */
+        const prometheus = async <T>(apiPath: string): Promise<T> => {
+            const r = await vm.exec(`curl -fsS 'http://127.0.0.1:9090/api/v1/${apiPath}'`);
+            assert.equal(r.code, 0, r.stderr);
+            return (JSON.parse(r.stdout) as { data: T }).data;
+        };
+        type Target = { labels: Record<string, string>; health: string; lastError: string };
+        const targets = async () => (await prometheus<{ activeTargets: Target[] }>("targets?state=active")).activeTargets;
+        /** Polls until `ok` holds for what `read` returns (every 3 s, up to `seconds`); the last value otherwise. */
+        const until = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, seconds: number): Promise<T> => {
+            let v = await read();
+            for (let waited = 0; !ok(v) && waited < seconds; waited += 3) {
+                await new Promise((r) => setTimeout(r, 3000));
+                v = await read();
+            }
+            return v;
+        };
+
+        before(async () => {
+            vm = await bootVm({ name: "full-monitoring", memoryMb: 3072, log });
+            // This machine reaches no GitHub: the recording rules (for Synapse's Grafana dashboard) are left out.
+            stack = await EngineStack.create(dir, "monitoring", log, vmConfig(vm, { monitoring: "true", monitoringSynapseRulesUrl: "none" }));
+            const up = await stack.up("first up with monitoring");
+            timings.push(`first up with monitoring: ${up.seconds} s`);
+        });
+        after(async () => {
+            await vm?.stop();
+        });
+
+        it("every target answers: Synapse, its workers, the node, PostgreSQL and Redis exporters, the health probe, Prometheus and Alertmanager; the library's alerts load", async function () {
+            const all = await until(targets, (t) => t.length > 0 && t.every((x) => x.health === "up"), 180);
+            assert.ok(
+                all.every((x) => x.health === "up"),
+                JSON.stringify(all.map((x) => [x.labels.job, x.health, x.lastError])),
+            );
+            assert.deepEqual([...new Set(all.map((x) => x.labels.job))].sort(), [
+                "alertmanager",
+                "node",
+                "postgres",
+                "prometheus",
+                "redis",
+                "synapse",
+                "synapse_health",
+                "synapse_workers",
+            ]);
+            assert.ok(all.every((x) => x.labels.instance === "matrix.test"));
+            const groups = (await prometheus<{ groups: { name: string; rules: { name: string; health: string }[] }[] }>("rules")).groups;
+            assert.deepEqual(
+                groups.map((g) => g.name),
+                ["pulumi-matrix"],
+            );
+            assert.ok(groups[0].rules.length > 0 && groups[0].rules.every((r) => r.health === "ok"), JSON.stringify(groups[0].rules));
+            assert.equal((await vm.exec(`ls ${MONITORING_FILES.rulesDir}`)).stdout.trim(), path.basename(MONITORING_FILES.alertRules));
+        });
+
+        it("a stopped federation reader is down in Prometheus and TargetDown is pending; running again, it is up", async function () {
+            await vm.exec(`systemctl stop ${READER1}`);
+            const readerUp = async () =>
+                (await prometheus<{ result: { value: [number, string] }[] }>(`query?query=${encodeURIComponent('up{job="synapse_workers"}')}`)).result.map(
+                    (r) => r.value[1],
+                );
+            assert.ok((await until(readerUp, (v) => v.includes("0"), 90)).includes("0"));
+            const alerts = async () => (await prometheus<{ alerts: { labels: { alertname: string }; state: string }[] }>("alerts")).alerts;
+            const pending = await until(alerts, (a) => a.some((x) => x.labels.alertname === "TargetDown"), 60);
+            assert.ok(
+                pending.some((x) => x.labels.alertname === "TargetDown" && (x.state === "pending" || x.state === "firing")),
+                JSON.stringify(pending),
+            );
+            await vm.exec(`systemctl start ${READER1}`);
+            assert.ok((await until(readerUp, (v) => v.length > 0 && v.every((x) => x === "1"), 120)).every((x) => x === "1"));
+        });
+
+        it("a second up changes nothing", async function () {
+            const again = await stack.up("second up with monitoring");
             assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
         });
     });

@@ -642,8 +642,11 @@ full("e2e full (real engine)", function () {
             assert.equal(health.code, 0, health.stderr);
             const t1 = Date.now();
             // Synapse's own stop and start on the two VMs (their clocks are this machine's, through qemu).
-            const stopped = Date.parse((await vm.exec("systemctl show -p InactiveEnterTimestamp --value matrix-synapse.service")).stdout.trim());
-            const started = Date.parse((await next!.exec("systemctl show -p ActiveEnterTimestamp --value matrix-synapse.service")).stdout.trim());
+            // In seconds since the epoch (`@<seconds>`): systemd's default format is not one Date.parse reads.
+            const unitTime = async (v: Vm, property: string) =>
+                Number((await v.exec(`systemctl show -p ${property} --value --timestamp=unix matrix-synapse.service`)).stdout.trim().slice(1)) * 1000;
+            const stopped = await unitTime(vm, "InactiveEnterTimestamp");
+            const started = await unitTime(next!, "ActiveEnterTimestamp");
             timings.push(
                 `move downtime: ${Math.round((t1 - t0) / 1000)} s from the old stack's up to the new server's /health (old up ${oldUp.seconds} s, new up ${newUp.seconds} s); ` +
                     `${Math.round((started - stopped) / 1000)} s from the old Synapse's stop to the new one's start`,

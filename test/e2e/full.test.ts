@@ -23,12 +23,12 @@ import { type SftpServer, startSftpServer } from "../support/integration/backupT
 import { loginWithPassword } from "../support/integration/client";
 import { ReleaseServer } from "../support/integration/elementReleases";
 import { PebbleServer, startPebble } from "../support/integration/pebble";
-import { clientApi, downloadMedia, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
+import { clientApi, downloadMedia, passwordLogin, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
 import { matrixRtcBinaries, type RtcReleaseServer, serveRtcReleases } from "../support/integration/rtcClient";
 import { registerWithSharedSecret } from "../support/integration/synapse";
 import { bootVm, createPrivateNetwork, ensureBaseImage, PrivateNetwork, Vm } from "../support/vm";
 import { httpsGet, startTimestamps, tunnel } from "../support/vm/deploy";
-import { buildDist, EngineStack, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
+import { assertNothingChanged, buildDist, EngineStack, projectCopy, stepSeconds, useEngine } from "../support/vm/engine";
 import { installPackagedSynapse, PACKAGED } from "../support/vm/packagedSynapse";
 
 /** The shared secret the operator reads on the VM (it is not a stack output). */
@@ -293,8 +293,7 @@ full("e2e full (real engine)", function () {
             assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
             assert.deepEqual(await startTimestamps(vm, PROXY_UNITS), before);
             // And a second `up` changes nothing.
-            const again = await stack.up("second up with Element");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up with Element"));
         });
 
         it("TURN added: coturn runs with a certificate of its own (the web certificate keeps its names); Synapse restarts onto turn_uris, nginx only reloads", async function () {
@@ -361,8 +360,7 @@ full("e2e full (real engine)", function () {
             assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"]);
             assert.equal(after[NGINX], before[NGINX]);
             assert.equal(await nginxPid(), pid, "nginx restarted instead of reloading");
-            const again = await stack.up("second up without TURN");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up without TURN"));
         });
 
         /** What MatrixRTC leaves on the VM: units, configs, binaries, nginx's stream front. */
@@ -406,8 +404,7 @@ full("e2e full (real engine)", function () {
             const livekitYaml = (await vm.exec("cat /etc/pulumi-matrix/rtc/livekit.yaml")).stdout;
             assert.match(livekitYaml, /external_tls: true/);
             assert.match(livekitYaml, /node_ip: 198\.51\.100\.10\n {2}ips:\n {4}includes:\n {6}- 10\.0\.2\.15\/32/);
-            const again = await stack.up("second up with MatrixRTC");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up with MatrixRTC"));
         });
 
         it("MatrixRTC removed: Synapse and the well-known stop advertising it; no unit, file, binary, port or stream front is left; 443 is nginx's web servers' again", async function () {
@@ -434,8 +431,7 @@ full("e2e full (real engine)", function () {
             assert.deepEqual(versions.names.sort(), ["DNS:element.test", "DNS:matrix.test"]);
             const wk = JSON.parse((await get("matrix.test", "/.well-known/matrix/client")).body) as Record<string, unknown>;
             assert.equal(wk["org.matrix.msc4143.rtc_foci"], undefined);
-            const again = await stack.up("second up without MatrixRTC");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up without MatrixRTC"));
         });
     });
 
@@ -473,12 +469,6 @@ full("e2e full (real engine)", function () {
         });
         /** What a restore recorded on the VM (snapshot_id=, standby=). */
         const restoredMarker = async (v: Vm) => (await v.exec(`cat ${BACKUP_FILES.restoredMarker}`)).stdout;
-        /** Carol's access token from a password login (the client does not sync). */
-        const carolToken = async (base: string) => {
-            const carol = await loginWithPassword(base, "carol", CAROL);
-            carol.client.stopClient();
-            return carol.accessToken;
-        };
         /** What Synapse's main process reports through its federation version endpoint on the VM. */
         const version = async () =>
             (JSON.parse((await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/federation/v1/version")).stdout) as { server: { version: string } }).server
@@ -565,8 +555,7 @@ full("e2e full (real engine)", function () {
         });
 
         it("a second up changes nothing", async function () {
-            const again = await stack.up(`second up on ${NEW}`);
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up(`second up on ${NEW}`));
         });
 
         it(`a downgrade to ${OLD} is refused before anything changes; Synapse keeps running ${NEW}`, async function () {
@@ -587,7 +576,7 @@ full("e2e full (real engine)", function () {
             // Users' data the move must carry: a room, its messages and a file, in the nightly backup.
             const t = await tunnel(vm, 8008);
             const base = `http://127.0.0.1:${t.port}`;
-            const token = await carolToken(base);
+            const token = await passwordLogin(base, "carol", CAROL);
             roomId = (await clientApi(base, token, "POST", "/createRoom", { name: "the move" })).room_id as string;
             for (let i = 1; i <= 3; i++) await sendText(base, token, roomId, `before the nightly backup ${i}`);
             mediaUri = await uploadMedia(base, token, media);
@@ -617,14 +606,13 @@ full("e2e full (real engine)", function () {
             assert.deepEqual(state.stdout.trim().split("\n"), ["inactive", "disabled", "disabled"], state.stdout + state.stderr);
             // A standby sends nothing: the repository's newest snapshot stays the live server's.
             assert.equal(snapshots().length, taken);
-            const again = await nextStack.up("the new VM's second up in standby");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await nextStack.up("the new VM's second up in standby"));
         });
 
         it("the switch: the old stack in standby stops Synapse and takes the final backup; the new stack out of standby restores it and starts with the old key, users, history and media; the downtime", async function () {
             const t = await tunnel(vm, 8008);
             const old = `http://127.0.0.1:${t.port}`;
-            await sendText(old, await carolToken(old), roomId, "after the nightly backup");
+            await sendText(old, await passwordLogin(old, "carol", CAROL), roomId, "after the nightly backup");
             t.close();
             const keyId = (await stack.outputs()).signingKeyId;
 
@@ -669,11 +657,10 @@ full("e2e full (real engine)", function () {
                 "before the nightly backup 3",
                 "after the nightly backup",
             ]);
-            const token = await carolToken(base);
+            const token = await passwordLogin(base, "carol", CAROL);
             assert.ok((await downloadMedia(base, token, mediaUri)).equals(media), "the file differs after the move");
             n.close();
-            const again = await nextStack.up("the new stack's second up");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await nextStack.up("the new stack's second up"));
         });
     });
 
@@ -700,14 +687,11 @@ full("e2e full (real engine)", function () {
             const t = await tunnel(vm, PACKAGED.port);
             const base = `http://127.0.0.1:${t.port}`;
             for (const [u, pw] of Object.entries(users)) await registerWithSharedSecret(base, SECRET, u, pw, false);
-            const alice = await loginWithPassword(base, "alice", users.alice);
-            alice.client.stopClient();
-            roomId = (await clientApi(base, alice.accessToken, "POST", "/createRoom", { name: "adopted", invite: ["@bob:matrix.test"] })).room_id as string;
-            const bob = await loginWithPassword(base, "bob", users.bob);
-            bob.client.stopClient();
-            await clientApi(base, bob.accessToken, "POST", `/join/${encodeURIComponent(roomId)}`, {});
-            for (let i = 1; i <= 5; i++) await sendText(base, alice.accessToken, roomId, `before the adoption ${i}`);
-            mediaUri = await uploadMedia(base, alice.accessToken, media);
+            const alice = await passwordLogin(base, "alice", users.alice);
+            roomId = (await clientApi(base, alice, "POST", "/createRoom", { name: "adopted", invite: ["@bob:matrix.test"] })).room_id as string;
+            await clientApi(base, await passwordLogin(base, "bob", users.bob), "POST", `/join/${encodeURIComponent(roomId)}`, {});
+            for (let i = 1; i <= 5; i++) await sendText(base, alice, roomId, `before the adoption ${i}`);
+            mediaUri = await uploadMedia(base, alice, media);
             keyId = Object.keys(
                 (JSON.parse((await vm.exec(`curl -fsS http://127.0.0.1:${PACKAGED.port}/_matrix/key/v2/server`)).stdout) as { verify_keys: object })
                     .verify_keys,
@@ -778,17 +762,15 @@ full("e2e full (real engine)", function () {
                 texts,
                 [1, 2, 3, 4, 5].map((i) => `before the adoption ${i}`),
             );
-            const alice = await loginWithPassword(base, "alice", users.alice);
-            alice.client.stopClient();
-            assert.ok((await downloadMedia(base, alice.accessToken, mediaUri)).equals(media), "the file differs after the adoption");
-            await sendText(base, alice.accessToken, roomId, "after the adoption");
+            const alice = await passwordLogin(base, "alice", users.alice);
+            assert.ok((await downloadMedia(base, alice, mediaUri)).equals(media), "the file differs after the adoption");
+            await sendText(base, alice, roomId, "after the adoption");
             t.close();
             assert.equal(await mediaFileTime(), mediaTimes, "the media file keeps its path and time");
         });
 
         it("a second up changes nothing", async function () {
-            const again = await stack.up("second up after the adoption");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up after the adoption"));
         });
     });
 
@@ -868,8 +850,7 @@ full("e2e full (real engine)", function () {
         });
 
         it("a second up changes nothing", async function () {
-            const again = await stack.up("second up with monitoring");
-            assert.deepEqual(Object.keys(again.changes), ["same"], JSON.stringify(again.changes));
+            assertNothingChanged(await stack.up("second up with monitoring"));
         });
     });
 

@@ -24,7 +24,7 @@ import { type SftpServer, startSftpServer, writeBackupHost } from "../support/in
 import { freePort, isListening } from "../support/integration/net";
 import { createDatabaseSql, type PgServer, startPostgres } from "../support/integration/postgres";
 import { makeTempDir, run, type RunOptions, type RunResult } from "../support/integration/processes";
-import { clientApi, downloadMedia, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
+import { clientApi, downloadMedia, passwordLogin, roomTexts, sendText, uploadMedia } from "../support/integration/roomHistory";
 import { registerWithSharedSecret, startSynapse, type SynapseProcess } from "../support/integration/synapse";
 import { ensureSynapseVenv } from "../support/integration/synapse-venv";
 
@@ -146,17 +146,7 @@ describe("moving to a new VM: a standby restored from the repository, the old se
     const marker = (v: Vm) => fs.readFileSync(v.files.restoredMarker, "utf8");
     const database = (v: Vm) => v.pgSettings.database;
 
-    async function login(v: Vm, user: keyof typeof users): Promise<string> {
-        const r = (await (
-            await fetch(`${v.baseUrl}/_matrix/client/v3/login`, {
-                method: "POST",
-                headers: { "content-type": "application/json" },
-                body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user }, password: users[user] }),
-            })
-        ).json()) as { access_token?: string };
-        assert.ok(r.access_token, `${user} cannot log in on ${v.name}: ${JSON.stringify(r)}`);
-        return r.access_token;
-    }
+    const login = (v: Vm, user: keyof typeof users): Promise<string> => passwordLogin(v.baseUrl, user, users[user]);
 
     before(async function () {
         let pgOld: PgServer, pgNew: PgServer;

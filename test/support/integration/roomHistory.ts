@@ -29,11 +29,8 @@ export async function sendText(baseUrl: string, token: string, roomId: string, t
     await clientApi(baseUrl, token, "PUT", `/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, { msgtype: "m.text", body: text });
 }
 
-/**
- * The bodies of the room's messages, oldest first (up to 100), read by `user`
- * after a fresh password login: so the password is checked to work as well.
- */
-export async function roomTexts(baseUrl: string, roomId: string, user: string, password: string): Promise<(string | undefined)[]> {
+/** A fresh access token from a password login (m.login.password, m.id.user); a refused login fails the test, with the answer. */
+export async function passwordLogin(baseUrl: string, user: string, password: string): Promise<string> {
     const login = (await (
         await fetch(`${baseUrl}/_matrix/client/v3/login`, {
             method: "POST",
@@ -41,8 +38,17 @@ export async function roomTexts(baseUrl: string, roomId: string, user: string, p
             body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user }, password }),
         })
     ).json()) as { access_token?: string };
-    assert.ok(login.access_token, `${user} cannot log in: ${JSON.stringify(login)}`);
-    const r = await clientApi(baseUrl, login.access_token, "GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`);
+    assert.ok(login.access_token, `${user} cannot log in at ${baseUrl}: ${JSON.stringify(login)}`);
+    return login.access_token;
+}
+
+/**
+ * The bodies of the room's messages, oldest first (up to 100), read by `user`
+ * after a fresh password login: so the password is checked to work as well.
+ */
+export async function roomTexts(baseUrl: string, roomId: string, user: string, password: string): Promise<(string | undefined)[]> {
+    const token = await passwordLogin(baseUrl, user, password);
+    const r = await clientApi(baseUrl, token, "GET", `/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=100`);
     return (r.chunk as { type: string; content: { body?: string } }[]).filter((e) => e.type === "m.room.message").map((e) => e.content.body);
 }
 

@@ -5,6 +5,7 @@
  * through the Automation API against a copy of this repository, as a user's
  * clone with its own file backend (`.pulumi-state/`) and a passphrase.
  */
+import * as assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -168,6 +169,11 @@ abstract class EngineOps {
 }
 
 /** A stack of a project copy, through the Automation API. */
+/** A run the engine found nothing to do in: every resource the same (a second `up` with unchanged settings). */
+export function assertNothingChanged(run: { changes: OpMap }): void {
+    assert.deepEqual(Object.keys(run.changes), ["same"], JSON.stringify(run.changes));
+}
+
 export class EngineStack extends EngineOps {
     private constructor(stack: Stack, dir: string, log: (s: string) => void) {
         super(stack, dir, log);

@@ -755,6 +755,13 @@ full("e2e full (real engine)", function () {
             assert.equal(out[UNITS.length + 1], `${PACKAGED.venv}-${DEFAULT_SYNAPSE_VERSION}`);
             assert.deepEqual(out.slice(UNITS.length + 2, UNITS.length + 5), ["kept", "sqlite-kept", "1"], state.stdout);
             assert.match(out[UNITS.length + 5], /name: psycopg2/);
+            // The old server ran the code it started with until the adoption stopped it: no process of the package's
+            // config (its log lines carry their own time; the stack's leave it to the journal) started on the stack's release.
+            const journal = await vm.exec(
+                `journalctl -u ${PACKAGED.unit} -o cat --no-pager | grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2} .* - Server .* version ' || true`,
+            );
+            assert.doesNotMatch(journal.stdout, new RegExp(`version ${DEFAULT_SYNAPSE_VERSION.replace(/\./g, "\\.")}$`, "m"), journal.stdout);
+            assert.match(journal.stdout, new RegExp(`version ${OLD.replace(/\./g, "\\.")}$`, "m"), journal.stdout);
             const t = await tunnel(vm, 8008);
             const base = `http://127.0.0.1:${t.port}`;
             const texts = await roomTexts(base, roomId, "bob", users.bob);

@@ -8,7 +8,7 @@ import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, isOwe
 import { heredocVar, indent, lines, Sh, sh } from "../sh";
 import { script } from "../shell";
 import { aptInstall, pipInstall } from "./install";
-import { adminPasswordRule, recordFunctions, recordSigningKey, signingKeyGuard } from "./records";
+import { adminPasswordRule, recordFunctions, recordSigningKey, signingKeyGuard, synapseConfiguredByLibrary } from "./records";
 
 export const SYNAPSE_UNITS = { main: "matrix-synapse.service", target: "matrix-synapse.target" };
 
@@ -17,11 +17,31 @@ export function synapseMainUnit(s: SynapseSettings): ServiceUnit {
     return { name: SYNAPSE_UNITS.main, health: { url: `http://127.0.0.1:${s.httpPort}/health` } };
 }
 
-/** Every Synapse process on the host reads it: the main process restarts, then the workers the host lists, one by one. */
+/**
+ * Every Synapse process on the host reads it: the main process restarts, then
+ * the workers the host lists, one by one. Only a Synapse the library
+ * configured: the unit of a Synapse waiting to be adopted has the same name,
+ * and restarting it would start the old server on the release just installed,
+ * against its original database. Its restart is owed instead; the config
+ * step, after the adoption stopped it, starts the stack's Synapse.
+ */
 export function synapseRestarts(s: SynapseSettings): Handler[] {
-    return [
-        { kind: "restart", unit: synapseMainUnit(s) },
+    const main = synapseMainUnit(s);
+    const restarts: Handler[] = [
+        { kind: "restart", unit: main },
         { kind: "rolling-restart-listed", list: synapseFiles(s.paths).workerList },
+    ];
+    return [
+        {
+            kind: "run",
+            command: lines([
+                sh`if ${synapseConfiguredByLibrary(s.paths)}; then`,
+                indent(lines(restarts.map(handlerStep))),
+                sh`else`,
+                sh`    pm_owe ${main.name}; echo ${`${main.name} not restarted: ${s.paths.configDir} is not configured by pulumi-matrix yet`}`,
+                sh`fi`,
+            ]),
+        },
     ];
 }
 

@@ -26,40 +26,44 @@ rc_delayed_event_mgmt:
 PM_EOF
 pm_prune rtc-synapse-config
 if pm_changed rtc-synapse-config; then
-    if systemctl is-active -q matrix-synapse.service; then
-        echo 'restarting matrix-synapse.service'
-        systemctl restart matrix-synapse.service
-        pm_ok=0
-        for i in $(seq 1 300); do
-            if curl -fsS -m 2 -o /dev/null http://127.0.0.1:8008/health; then pm_ok=1; break; fi
-            if [ "$(systemctl show -p ActiveState --value matrix-synapse.service)" = failed ]; then break; fi
-            sleep 1
-        done
-        if [ "$pm_ok" != 1 ]; then
-            echo 'matrix-synapse.service did not answer http://127.0.0.1:8008/health within 300 s. Last log lines:' >&2
-            journalctl -u matrix-synapse.service -n 40 --no-pager -o cat >&2 || true
-            exit 1
-        fi
-    else
-        pm_owe matrix-synapse.service
-    fi
-    if [ -f /etc/matrix-synapse/workers/processes.list ]; then
-        while read -r pm_unit pm_url <&3; do
-            if [ -z "$pm_unit" ] || ! systemctl is-active -q "$pm_unit"; then continue; fi
-            echo 'restarting '"$pm_unit"
-            systemctl restart "$pm_unit"
+    if { [ -e /var/lib/pulumi-matrix/written/records/etc/matrix-synapse/homeserver.yaml ] || grep -qsF 'Managed by pulumi-matrix' /etc/matrix-synapse/homeserver.yaml; }; then
+        if systemctl is-active -q matrix-synapse.service; then
+            echo 'restarting matrix-synapse.service'
+            systemctl restart matrix-synapse.service
             pm_ok=0
             for i in $(seq 1 300); do
-                if curl -fsS -m 2 -o /dev/null "$pm_url"; then pm_ok=1; break; fi
-                if [ "$(systemctl show -p ActiveState --value "$pm_unit")" = failed ]; then break; fi
+                if curl -fsS -m 2 -o /dev/null http://127.0.0.1:8008/health; then pm_ok=1; break; fi
+                if [ "$(systemctl show -p ActiveState --value matrix-synapse.service)" = failed ]; then break; fi
                 sleep 1
             done
             if [ "$pm_ok" != 1 ]; then
-                echo "$pm_unit"' did not answer '"$pm_url"' within 300 s. Last log lines:' >&2
-                journalctl -u "$pm_unit" -n 40 --no-pager -o cat >&2 || true
+                echo 'matrix-synapse.service did not answer http://127.0.0.1:8008/health within 300 s. Last log lines:' >&2
+                journalctl -u matrix-synapse.service -n 40 --no-pager -o cat >&2 || true
                 exit 1
             fi
-        done 3</etc/matrix-synapse/workers/processes.list
+        else
+            pm_owe matrix-synapse.service
+        fi
+        if [ -f /etc/matrix-synapse/workers/processes.list ]; then
+            while read -r pm_unit pm_url <&3; do
+                if [ -z "$pm_unit" ] || ! systemctl is-active -q "$pm_unit"; then continue; fi
+                echo 'restarting '"$pm_unit"
+                systemctl restart "$pm_unit"
+                pm_ok=0
+                for i in $(seq 1 300); do
+                    if curl -fsS -m 2 -o /dev/null "$pm_url"; then pm_ok=1; break; fi
+                    if [ "$(systemctl show -p ActiveState --value "$pm_unit")" = failed ]; then break; fi
+                    sleep 1
+                done
+                if [ "$pm_ok" != 1 ]; then
+                    echo "$pm_unit"' did not answer '"$pm_url"' within 300 s. Last log lines:' >&2
+                    journalctl -u "$pm_unit" -n 40 --no-pager -o cat >&2 || true
+                    exit 1
+                fi
+            done 3</etc/matrix-synapse/workers/processes.list
+        fi
+    else
+        pm_owe matrix-synapse.service; echo 'matrix-synapse.service not restarted: /etc/matrix-synapse is not configured by pulumi-matrix yet'
     fi
 fi
 pm_done rtc-synapse-config

@@ -341,6 +341,15 @@ export function readmeTable(r: ProvisionResults): string {
         `| ratio (target <= ${r.target}x) | ${r.ratio.toFixed(2)}x |`,
         `| no-op \`pulumi up\` | ${f1(r.noopUp.seconds)} |`,
         `| drift check of the full stack (\`pulumi-matrix-drift\`) | ${f1(r.drift.seconds)} |`,
+        "",
+        "| component (first `up`) | commands | from s | to s | its commands' s | slowest command |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        ...r.library.components
+            .filter((c) => c.commands > 0)
+            .map(
+                (c) =>
+                    `| ${c.component} | ${c.commands} | ${f1(c.start)} | ${f1(c.end)} | ${f1(c.commandSeconds)} | ${c.slowest ? `\`${c.slowest.name}\` ${f1(c.slowest.seconds)} s` : "-"} |`,
+            ),
     ].join("\n");
 }
 

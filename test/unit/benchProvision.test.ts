@@ -135,6 +135,7 @@ describe("bench:provision's pure parts", () => {
                 firstUpSeconds: 1300,
                 components: [
                     { component: "SynapseHomeserver", steps: 2, commands: 2, start: 2, end: 72, commandSeconds: 70, slowest: { name: "x", seconds: 60 } },
+                    { component: "MatrixStack", steps: 3, commands: 0, start: 0, end: 1, commandSeconds: 0 },
                 ],
             },
             floor: { seconds: 1000, phases: [{ name: "start", at: 0 }] },
@@ -148,6 +149,9 @@ describe("bench:provision's pure parts", () => {
         assert.match(t, /^SynapseHomeserver\s+2\s+2\s+2\.0\s+72\.0\s+70\.0\s+x 60\.0 s$/m);
         assert.match(t, /ratio:\s+1\.30x \(target <= 1\.3x: met\)/);
         assert.match(readmeTable(r), /\| ratio \(target <= 1\.3x\) \| 1\.30x \|/);
+        // Each component's steps, those that ran commands on the VM.
+        assert.match(readmeTable(r), /^\| SynapseHomeserver \| 2 \| 2\.0 \| 72\.0 \| 70\.0 \| `x` 60\.0 s \|$/m);
+        assert.doesNotMatch(readmeTable(r), /^\| MatrixStack /m);
         const merged = JSON.parse(mergeResults(JSON.stringify({ matrix: { p50: 1 }, provision: { old: true } }), "provision", { ratio: 1.3 }));
         assert.deepEqual(merged, { matrix: { p50: 1 }, provision: { ratio: 1.3 } });
         assert.deepEqual(JSON.parse(mergeResults(undefined, "provision", 1)), { provision: 1 });

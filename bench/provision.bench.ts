@@ -187,6 +187,8 @@ async function main(): Promise<void> {
 function writeResults(value: unknown): void {
     const existing = fs.existsSync(RESULTS) ? fs.readFileSync(RESULTS, "utf8") : undefined;
     fs.writeFileSync(RESULTS, mergeResults(existing, "provision", value));
+    // In the repository's style (`npm run lint` checks it), so a committed run keeps the tree green.
+    execFileSync(path.join(ROOT, "node_modules", ".bin", "prettier"), ["--write", RESULTS], { stdio: "ignore" });
     log(`written to ${RESULTS} under "provision"`);
 }
 

@@ -179,9 +179,13 @@ function restartNow(unit: UnitRef): Sh {
     return lines([sh`echo ${word("restarting ", unit.name)}`, sh`systemctl restart ${unit.name}`, healthWait(unit)]);
 }
 
-/** Runs handlers only while `condition` (a shell test) holds. */
-export function when(condition: Sh, handlers: Handler[]): Handler {
-    return { kind: "run", command: lines([sh`if ${condition}; then`, indent(lines(handlers.map(handlerStep))), sh`fi`]) };
+/** Runs handlers only while `condition` (a shell test) holds; `otherwise`, if given, when it does not. */
+export function when(condition: Sh, handlers: Handler[], otherwise: Handler[] = []): Handler {
+    const steps = (hs: Handler[]) => indent(lines(hs.map(handlerStep)));
+    return {
+        kind: "run",
+        command: lines([sh`if ${condition}; then`, steps(handlers), ...(otherwise.length ? [sh`else`, steps(otherwise)] : []), sh`fi`]),
+    };
 }
 
 /** The shell code of one handler. */

@@ -4,7 +4,7 @@ import { PROMETHEUS_SCRAPE_FILES, renderSynapseScrapeConfig } from "../../render
 import { REGISTER_USER_PY } from "../../render/synapse/admin";
 import { databaseCaFiles, renderHomeserverYaml, renderLogConfig } from "../../render/synapse/homeserver";
 import { renderSynapseMainUnit, renderSynapseTarget } from "../../render/synapse/units";
-import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit } from "../apply";
+import { applyFileSet, ensureRunning, ensureStopped, Handler, handlerStep, isOwed, ManagedFile, ServiceUnit, when } from "../apply";
 import { heredocVar, indent, lines, Sh, sh } from "../sh";
 import { script } from "../shell";
 import { aptInstall, pipInstall } from "./install";
@@ -27,21 +27,18 @@ export function synapseMainUnit(s: SynapseSettings): ServiceUnit {
  */
 export function synapseRestarts(s: SynapseSettings): Handler[] {
     const main = synapseMainUnit(s);
-    const restarts: Handler[] = [
-        { kind: "restart", unit: main },
-        { kind: "rolling-restart-listed", list: synapseFiles(s.paths).workerList },
-    ];
     return [
-        {
-            kind: "run",
-            command: lines([
-                sh`if ${synapseConfiguredByLibrary(s.paths)}; then`,
-                indent(lines(restarts.map(handlerStep))),
-                sh`else`,
-                sh`    pm_owe ${main.name}; echo ${`${main.name} not restarted: ${s.paths.configDir} is not configured by pulumi-matrix yet`}`,
-                sh`fi`,
-            ]),
-        },
+        when(
+            synapseConfiguredByLibrary(s.paths),
+            [
+                { kind: "restart", unit: main },
+                { kind: "rolling-restart-listed", list: synapseFiles(s.paths).workerList },
+            ],
+            [
+                { kind: "owe-restart", unit: main },
+                { kind: "run", command: sh`echo ${`${main.name} not restarted: ${s.paths.configDir} is not configured by pulumi-matrix yet`}` },
+            ],
+        ),
     ];
 }
 

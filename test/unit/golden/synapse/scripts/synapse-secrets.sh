@@ -107,7 +107,8 @@ if pm_changed synapse-secrets; then
             done 3</etc/matrix-synapse/workers/processes.list
         fi
     else
-        pm_owe matrix-synapse.service; echo 'matrix-synapse.service not restarted: /etc/matrix-synapse is not configured by pulumi-matrix yet'
+        pm_owe matrix-synapse.service
+        echo 'matrix-synapse.service not restarted: /etc/matrix-synapse is not configured by pulumi-matrix yet'
     fi
 fi
 pm_done synapse-secrets

@@ -8,7 +8,7 @@ import { ConfigError, describe, Described, SECRET_VALUE, throwIfAny } from "../m
 import { MaintenanceOptions } from "../model/maintenance";
 import { MonitoringOptions } from "../model/monitoring";
 import { TurnOptions } from "../model/turn";
-import { libraryDefaults } from "./defaults";
+import { declaredDefault, libraryDefaults } from "./defaults";
 import { RawConfig, StackConfigError } from "./errors";
 import { STACK_CONFIG_KEYS, STACK_KEYS, StackConfigKey, StackKey, StackOptions, StackPart } from "./keys";
 import { migrationErrors } from "./migrations";
@@ -34,7 +34,11 @@ function plainTextSecret(key: StackConfigKey): StackConfigError {
     );
 }
 
-/** Reads one key's text as its type; "" (the declared default of optional strings) is unset. */
+/**
+ * Reads one key's text as its type. What Pulumi fills in for a key without a
+ * default of its own is unset: "" (optional strings), and [] for a list
+ * declared with [] (a list whose default has items keeps [] as "none").
+ */
 function readValue(key: StackConfigKey, text: string | undefined): unknown {
     if (text === undefined || text === "") return undefined;
     const fail = (expected: string): never => {
@@ -64,7 +68,7 @@ function readValue(key: StackConfigKey, text: string | undefined): unknown {
             }
             if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
                 throw new StackConfigError(key, v, `expected a list of strings, set item by item: \`pulumi config set --path '${key}[0]' <first>\``);
-            return v;
+            return v.length === 0 && isDeepStrictEqual(declaredDefault(key), []) ? undefined : v;
         }
         case "yaml": {
             if (text.trim() === "") return undefined;

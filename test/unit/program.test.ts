@@ -65,6 +65,20 @@ describe("the stack program (src/program.ts)", () => {
         assert.equal(await valueOf(program.synapseVersion), "1.163.2");
     });
 
+    it("runs with every declared default filled in, as the CLI hands them over; with monitoring or maintenance switched on alone too", async () => {
+        const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
+        // The CLI gives the program every declared default as text: arrays as JSON, [] included.
+        const declared = Object.fromEntries(
+            Object.entries(project.config)
+                .filter(([, d]) => d.default !== undefined)
+                .map(([k, d]) => [k.replace(/^matrix:/, ""), typeof d.default === "string" ? d.default : JSON.stringify(d.default)]),
+        );
+        for (const on of [{}, { monitoring: "true" }, { maintenance: "true" }]) {
+            const { program } = await runProgram({ ...declared, ...base, ...on }, ["sshPrivateKey"]);
+            assert.equal(await valueOf(program.serverName), "example.com", JSON.stringify(on));
+        }
+    });
+
     it("imports an existing signing key from secret config", async () => {
         const line = "ed25519 a_OLDk " + Buffer.alloc(32, 7).toString("base64").replace(/=+$/, "");
         const { program } = await runProgram({ ...base, signingKey: line }, ["sshPrivateKey", "signingKey"]);

@@ -790,7 +790,8 @@ full("e2e full (real engine)", function () {
             assert.equal(r.code, 0, r.stderr);
             return (JSON.parse(r.stdout) as { data: T }).data;
         };
-        type Target = { labels: Record<string, string>; health: string; lastError: string };
+        /** An active target: its scrape job (`scrapePool`) and labels (Synapse's processes carry Synapse's own `job`: master, or the worker's role). */
+        type Target = { scrapePool: string; labels: Record<string, string>; health: string; lastError: string };
         const targets = async () => (await prometheus<{ activeTargets: Target[] }>("targets?state=active")).activeTargets;
         /** Polls until `ok` holds for what `read` returns (every 3 s, up to `seconds`); the last value otherwise. */
         const until = async <T>(read: () => Promise<T>, ok: (v: T) => boolean, seconds: number): Promise<T> => {
@@ -817,9 +818,9 @@ full("e2e full (real engine)", function () {
             const all = await until(targets, (t) => t.length > 0 && t.every((x) => x.health === "up"), 180);
             assert.ok(
                 all.every((x) => x.health === "up"),
-                JSON.stringify(all.map((x) => [x.labels.job, x.health, x.lastError])),
+                JSON.stringify(all.map((x) => [x.scrapePool, x.health, x.lastError])),
             );
-            assert.deepEqual([...new Set(all.map((x) => x.labels.job))].sort(), [
+            assert.deepEqual([...new Set(all.map((x) => x.scrapePool))].sort(), [
                 "alertmanager",
                 "node",
                 "postgres",
@@ -829,7 +830,18 @@ full("e2e full (real engine)", function () {
                 "synapse_health",
                 "synapse_workers",
             ]);
-            assert.ok(all.every((x) => x.labels.instance === "matrix.test"));
+            // The probe's instance is what it probes; every other target is the homeserver's.
+            assert.ok(
+                all.filter((x) => x.scrapePool !== "synapse_health").every((x) => x.labels.instance === "matrix.test"),
+                JSON.stringify(all.map((x) => x.labels)),
+            );
+            assert.deepEqual(
+                all
+                    .filter((x) => x.scrapePool === "synapse_workers")
+                    .map((x) => `${x.labels.job}${x.labels.index}`)
+                    .sort(),
+                ["federation_reader1", "federation_sender1"],
+            );
             const groups = (await prometheus<{ groups: { name: string; rules: { name: string; health: string }[] }[] }>("rules")).groups;
             assert.deepEqual(
                 groups.map((g) => g.name),
@@ -842,9 +854,9 @@ full("e2e full (real engine)", function () {
         it("a stopped federation reader is down in Prometheus and TargetDown is pending; running again, it is up", async function () {
             await vm.exec(`systemctl stop ${READER1}`);
             const readerUp = async () =>
-                (await prometheus<{ result: { value: [number, string] }[] }>(`query?query=${encodeURIComponent('up{job="synapse_workers"}')}`)).result.map(
-                    (r) => r.value[1],
-                );
+                (
+                    await prometheus<{ result: { value: [number, string] }[] }>(`query?query=${encodeURIComponent('up{job="federation_reader",index="1"}')}`)
+                ).result.map((r) => r.value[1]);
             assert.ok((await until(readerUp, (v) => v.includes("0"), 90)).includes("0"));
             const alerts = async () => (await prometheus<{ alerts: { labels: { alertname: string }; state: string }[] }>("alerts")).alerts;
             const pending = await until(alerts, (a) => a.some((x) => x.labels.alertname === "TargetDown"), 60);

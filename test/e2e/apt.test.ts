@@ -8,10 +8,13 @@
  * test's builders: a test `matrix-synapse-py3` made with debhelper, with
  * matrix.org's maintainer behaviour and a real Synapse virtualenv as its
  * payload) is reached from the VM at 10.0.2.2, qemu's alias of this
- * machine's loopback. An inline program deploys Host, PostgresDatabase and
- * SynapseHomeserver; then the package, Synapse's starts (the journal against
- * dpkg's log), owners and modes, the unit's enablement, a second `up` that
- * changes nothing, and an upgrade to the next build through a version change.
+ * machine's loopback. An inline program deploys Host, PostgresDatabase,
+ * SynapseHomeserver, RedisServer and a WorkerPool (a federation reader and a
+ * sender, run from the package's code); then the package, Synapse's starts
+ * (the journal against dpkg's log), owners and modes, the unit's enablement,
+ * a second `up` that changes nothing, and an upgrade to the next build
+ * through a version change: the workers stop before dpkg upgrades the code
+ * they run and start again after the main process migrated and answers.
  *
  * Run alone: E2E_FULL=1 npx mocha --config test/e2e/.mocharc.json test/e2e/apt.test.ts
  * (as root; needs scripts/e2e-deps.sh and scripts/integration-deps.sh).
@@ -21,7 +24,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { Host, PostgresDatabase, SynapseHomeserver } from "../../src";
+import { Host, PostgresDatabase, RedisServer, SynapseHomeserver, WorkerPool } from "../../src";
 import { AptRepository } from "../../src/model/synapse/install";
 import {
     AptTestRepository,
@@ -45,13 +48,18 @@ const build = (v: string) => `${v}+${ROOT_SUITE}1`;
 const PKG = "matrix-synapse-py3";
 /** The guest reaches this machine's 127.0.0.1 at 10.0.2.2 (qemu user networking). */
 const HOST_FROM_GUEST = "10.0.2.2";
-const UNITS = ["matrix-synapse.service", "postgresql@15-main.service"];
+/** The pool's workers (WorkerPool's default instances: a federation reader and a sender). */
+const WORKERS = ["matrix-synapse-worker@federation_reader1.service", "matrix-synapse-worker@federation_sender1.service"];
+const UNITS = ["matrix-synapse.service", "postgresql@15-main.service", "redis-server.service", ...WORKERS];
 /** systemd's message ids of a unit's start and stop jobs ("Starting ..."/"Stopping ..."), logged for every start, restart and stop. */
 const UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5";
 const UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f";
 /** Resource names of the inline program (`<component>-<role>`). */
 const INSTALL = "apt-synapse-install";
 const CONFIG = "apt-synapse-config";
+const WORKERS_CONFIG = "apt-workers-config";
+/** What conf.d holds: the pool's files, none of the package's (its postinst writes server_name.yaml and report_stats.yaml). */
+const CONF_D = "40-workers.yaml\n41-federation-senders.yaml\n";
 
 /** How long a command's step took in an operation (it must have one). */
 function stepTime(up: InlineUp, name: string): number {
@@ -79,6 +87,8 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
     const aptRunsBefore = { first: 0, upgrade: 0 };
     /** The version the program deploys: the upgrade changes it. */
     let version = V1;
+    /** The federation reader's HTTP port (the pool's settings). */
+    let readerPort: number;
     const timings: string[] = [];
 
     /** dpkg's runs of the package: [first line, `status installed` line] in epoch seconds (dpkg's log has whole seconds). */
@@ -96,9 +106,9 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         }
         return out;
     };
-    /** systemd's start and stop jobs of matrix-synapse.service, in epoch seconds (fractional). */
-    const unitJobs = async (): Promise<{ kind: "start" | "stop"; at: number; message: string }[]> => {
-        const r = await vm.exec("journalctl -o json --no-pager --output-fields=MESSAGE_ID,MESSAGE UNIT=matrix-synapse.service");
+    /** systemd's start and stop jobs of a unit (Synapse's main process by default), in epoch seconds (fractional). */
+    const unitJobs = async (unit = "matrix-synapse.service"): Promise<{ kind: "start" | "stop"; at: number; message: string }[]> => {
+        const r = await vm.exec(`journalctl -o json --no-pager --output-fields=MESSAGE_ID,MESSAGE UNIT=${unit}`);
         assert.equal(r.code, 0, r.stderr);
         return r.stdout
             .trim()
@@ -145,8 +155,9 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
     /** What dpkg and the maintainer scripts printed during apt's runs (apt runs dpkg on a pseudo-terminal and logs it here). */
     const termLog = async () => (await vm.exec("cat /var/log/apt/term.log")).stdout.replace(/\r/g, "");
     const dpkgStatus = async () => (await vm.exec(`dpkg-query -W -f='\${Status} \${Version}' ${PKG}`)).stdout.trim();
-    const serverVersion = async () => {
-        const r = await vm.exec("curl -fsS http://127.0.0.1:8008/_matrix/federation/v1/version");
+    /** What a Synapse process reports through the federation version endpoint: the main process's, or the federation reader's port. */
+    const serverVersion = async (port = 8008) => {
+        const r = await vm.exec(`curl -fsS http://127.0.0.1:${port}/_matrix/federation/v1/version`);
         assert.equal(r.code, 0, r.stderr);
         return (JSON.parse(r.stdout) as { server: { name: string; version: string } }).server;
     };
@@ -202,8 +213,19 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
                 unattendedUpgrades: false,
             });
             const database = new PostgresDatabase("apt-postgres", { host });
-            const synapse = new SynapseHomeserver("apt-synapse", { host, database, serverName: "matrix.test", installMethod: "apt", aptRepository, version });
-            return { serverName: synapse.serverName, version: synapse.version, signingKeyId: synapse.signingKeyId };
+            const synapse = new SynapseHomeserver("apt-synapse", {
+                host,
+                database,
+                serverName: "matrix.test",
+                installMethod: "apt",
+                aptRepository,
+                version,
+                replication: {},
+            });
+            const redis = new RedisServer("apt-redis", { host });
+            const pool = new WorkerPool("apt-workers", { synapse, redis });
+            const reader = pool.settings.workers.find((w) => w.role === "federation_reader")!;
+            return { serverName: synapse.serverName, version: synapse.version, signingKeyId: synapse.signingKeyId, readerPort: reader.port };
         }, log);
     });
 
@@ -223,6 +245,7 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         timings.push(`apt-get install runs of the first up (start, duration, packages): ${await aptRuns(aptRunsBefore.first)}`);
         aptRunsBefore.upgrade = await aptRunCount();
         assert.equal(first.outputs.version, V1);
+        readerPort = first.outputs.readerPort as number;
         installed = (await stack.commandOutputs()).get(INSTALL)!;
         assert.match(
             installed.stdout,
@@ -238,21 +261,38 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         assert.equal(source.stdout, `deb [signed-by=/usr/share/keyrings/matrix-org-archive-keyring.gpg] ${aptRepository.url} ${ROOT_SUITE} main\n`);
     });
 
-    it(`answers /health; the federation version endpoint reports ${V1}`, async function () {
+    it(`answers /health; the federation version endpoint reports ${V1}, on the main process and on the federation reader`, async function () {
         assert.equal((await vm.exec("curl -fsS http://127.0.0.1:8008/health")).stdout, "OK");
         assert.deepEqual(await serverVersion(), { name: "Synapse", version: V1 });
+        assert.deepEqual((await vm.exec(`systemctl is-active ${WORKERS.join(" ")}`)).stdout.trim().split("\n"), ["active", "active"]);
+        assert.deepEqual(await serverVersion(readerPort), { name: "Synapse", version: V1 });
+        // The workers run the package's code, as the main process does.
+        const cmd = await vm.exec(
+            `for u in matrix-synapse.service ${WORKERS.join(" ")}; do tr '\\0' ' ' </proc/$(systemctl show -p MainPID --value $u)/cmdline; echo; done`,
+        );
+        assert.deepEqual(
+            cmd.stdout
+                .trim()
+                .split("\n")
+                .map((x) => x.startsWith("/opt/venvs/matrix-synapse/bin/python")),
+            [true, true, true],
+            cmd.stdout,
+        );
     });
 
-    it("the package's maintainer scripts started nothing: their start was refused; Synapse started once, from the library's step, after dpkg", async function () {
+    it("the package's maintainer scripts started nothing: their start was refused; Synapse started from the library's steps only, after dpkg", async function () {
         // apt runs dpkg on a terminal of its own: the maintainer scripts' output is in apt's terminal log.
         assert.match(await termLog(), /^\/usr\/sbin\/policy-rc\.d returned 101, not running 'start matrix-synapse\.service'$/m);
         assert.equal((await vm.exec("test -e /usr/sbin/policy-rc.d")).code, 1, "policy-rc.d was left behind");
         const jobs = await unitJobs();
         const windows = await dpkgWindows();
         assert.equal(windows.length, 1, JSON.stringify(windows));
+        // Synapse's config step starts it; the pool's config step restarts it when it says so (the workers' shared config is the main process's too).
+        const restarts = ((await stack.commandOutputs()).get(WORKERS_CONFIG)!.stdout.match(/^restarting matrix-synapse\.service$/gm) ?? []).length;
+        assert.ok(restarts <= 1, `the pool's config step restarted Synapse ${restarts} times`);
         assert.deepEqual(
             jobs.map((j) => j.kind),
-            ["start"],
+            restarts ? ["start", "stop", "start"] : ["start"],
             jobs.map((j) => j.message).join("\n"),
         );
         assert.ok(jobs[0].at > windows[0].to, "Synapse started before dpkg had finished");
@@ -260,7 +300,7 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         assert.equal((await vm.exec("systemctl show -p NRestarts --value matrix-synapse.service")).stdout.trim(), "0");
         // What a start on the package's default config would have left.
         assert.equal((await vm.exec("test -e /var/lib/matrix-synapse/homeserver.db")).code, 1, "a SQLite file of the package's default config");
-        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, "", "conf.d holds the package's files");
+        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, CONF_D, "conf.d holds the package's files");
     });
 
     it("/etc/matrix-synapse is root:matrix-synapse 0750, /var/lib/matrix-synapse matrix-synapse 0750 (dpkg statoverrides)", async function () {
@@ -288,11 +328,13 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         assert.deepEqual(await startTimestamps(vm, UNITS), before);
     });
 
-    it(`the next build published and version ${V2}: the install checks the config, upgrades the package (its restart refused) and restarts Synapse once onto ${V2}`, async function () {
+    it(`the next build published and version ${V2}: the install checks the config, stops the workers, upgrades the package (its restart refused), restarts Synapse once onto ${V2}, then starts the workers`, async function () {
         // matrix.org's index moves on to the new build; the old .deb stays in the pool.
         await repo.publish([debs[V2], keyringDeb], key);
         version = V2;
         const before = await startTimestamps(vm, UNITS);
+        const jobsBefore = (await unitJobs()).length;
+        const workerJobsBefore = await Promise.all(WORKERS.map(async (w) => (await unitJobs(w)).length));
         const up = await stack.up(`up version ${V1} -> ${V2}`);
         timings.push(`up of the upgrade: ${up.seconds} s`);
         timings.push(`Synapse install step (apt, upgrade): ${stepTime(up, INSTALL)} s`);
@@ -317,21 +359,42 @@ byHand("e2e apt: installMethod apt from a signed repository on this machine, fre
         timings.push(`dpkg unpack + configure of the upgrade: ${windows[1].to - windows[1].from} s`);
         timings.push(`apt-get install runs of the upgrade: ${await aptRuns(aptRunsBefore.upgrade)}`);
         const jobs = await unitJobs();
+        const upgradeJobs = jobs.slice(jobsBefore);
         assert.deepEqual(
-            jobs.map((j) => j.kind),
-            ["start", "stop", "start"],
+            upgradeJobs.map((j) => j.kind),
+            ["stop", "start"],
             jobs.map((j) => j.message).join("\n"),
         );
-        assert.ok(jobs[1].at > windows[1].to, "Synapse was stopped before dpkg had finished the upgrade");
+        assert.ok(upgradeJobs[0].at > windows[1].to, "Synapse was stopped before dpkg had finished the upgrade");
         assertNoJobDuringDpkg(jobs, windows);
+        // The workers stopped before dpkg replaced the code they run, and started once the main process had migrated and restarted.
+        for (const [i, w] of WORKERS.entries()) {
+            const wj = (await unitJobs(w)).slice(workerJobsBefore[i]);
+            assert.deepEqual(
+                wj.map((j) => j.kind),
+                ["stop", "start"],
+                `${w}: ${wj.map((j) => j.message).join("; ")}`,
+            );
+            // dpkg's log has whole seconds.
+            assert.ok(Math.floor(wj[0].at) <= windows[1].from, `${w} still ran while dpkg upgraded ${PKG}`);
+            assert.ok(wj[1].at > upgradeJobs[1].at, `${w} started before the main process restarted`);
+        }
+        const install = outputs.get(INSTALL)!.stdout;
+        for (const w of WORKERS) {
+            assert.ok(install.indexOf(`stopped ${w}`) >= 0 && install.indexOf(`stopped ${w}`) < install.indexOf(`started ${w}`), install);
+            assert.ok(install.indexOf(`started ${w}`) < install.indexOf(`Synapse upgraded from ${V1}`), install);
+        }
+        assert.deepEqual((await vm.exec(`systemctl is-active ${WORKERS.join(" ")}`)).stdout.trim().split("\n"), ["active", "active"]);
+        assert.deepEqual(await serverVersion(readerPort), { name: "Synapse", version: V2 });
         const after = await startTimestamps(vm, UNITS);
         assert.notEqual(after["matrix-synapse.service"], before["matrix-synapse.service"]);
         assert.equal(after["postgresql@15-main.service"], before["postgresql@15-main.service"], "PostgreSQL restarted");
+        assert.equal(after["redis-server.service"], before["redis-server.service"], "Redis restarted");
 
         const owners = await vm.exec("stat -c '%U:%G %a' /etc/matrix-synapse /var/lib/matrix-synapse");
         assert.equal(owners.stdout, "root:matrix-synapse 750\nmatrix-synapse:matrix-synapse 750\n");
         assert.equal((await vm.exec("test -e /etc/systemd/system/multi-user.target.wants/matrix-synapse.service")).code, 1);
-        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, "", "conf.d holds the package's files");
+        assert.equal((await vm.exec("ls -A /etc/matrix-synapse/conf.d")).stdout, CONF_D, "conf.d holds the package's files");
     });
 
     it("leaves no failed systemd unit", async function () {

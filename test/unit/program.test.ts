@@ -12,7 +12,7 @@ import { inStackConfigTerms, stackKeyFor } from "../../src/config/translate";
 import { ConfigError, ConfigErrors } from "../../src/model/errors";
 import { TEST_HOST_KEY, TEST_SSH_KEY } from "../support/unit/fixtures";
 import { RecordingMocks, valueOf } from "../support/unit/mocks";
-import { programError, runProgram } from "../support/unit/programRun";
+import { declaredConfig, programError, runProgram } from "../support/unit/programRun";
 
 /** The program's warnings while it runs `f`. */
 async function warnings(f: () => Promise<unknown>): Promise<string[]> {
@@ -66,15 +66,8 @@ describe("the stack program (src/program.ts)", () => {
     });
 
     it("runs with every declared default filled in, as the CLI hands them over; with monitoring or maintenance switched on alone too", async () => {
-        const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
-        // The CLI gives the program every declared default as text: arrays as JSON, [] included.
-        const declared = Object.fromEntries(
-            Object.entries(project.config)
-                .filter(([, d]) => d.default !== undefined)
-                .map(([k, d]) => [k.replace(/^matrix:/, ""), typeof d.default === "string" ? d.default : JSON.stringify(d.default)]),
-        );
-        for (const on of [{}, { monitoring: "true" }, { maintenance: "true" }]) {
-            const { program } = await runProgram({ ...declared, ...base, ...on }, ["sshPrivateKey"]);
+        for (const on of [{}, { monitoring: "true" }, { maintenance: "true" }] as Record<string, string>[]) {
+            const { program } = await runProgram({ ...declaredConfig(), ...base, ...on }, ["sshPrivateKey"]);
             assert.equal(await valueOf(program.serverName), "example.com", JSON.stringify(on));
         }
     });

@@ -19,6 +19,7 @@ import { RTC_DEFAULTS } from "../../src/model/rtc";
 import { resolveSynapseSettings } from "../../src/model/synapse";
 import { resolveTurnSettings } from "../../src/model/turn";
 import { resolveWorkerPoolSettings } from "../../src/model/workers";
+import { declaredConfig } from "../support/unit/programRun";
 import { readmeBlock } from "../support/vm/engine";
 import { quickstartScript } from "../support/vm/quickstart";
 
@@ -29,8 +30,6 @@ describe("the Pulumi project", () => {
     const declared = Object.keys(project.config).map((k) => k.replace(/^matrix:/, ""));
     const declaration = (key: string) => project.config[`matrix:${key}`] as { type: string; default?: unknown; secret?: boolean } | undefined;
     const spec = (key: string): StackKey => STACK_KEYS[key as StackConfigKey];
-    /** A declared default as Pulumi hands it to the program: text, arrays as JSON. */
-    const asConfigText = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
 
     it("runs the tests on Node.js 22 or newer (the node devDependency)", () => {
         assert.ok(Number(process.versions.node.split(".")[0]) >= 22, `node ${process.versions.node}`);
@@ -224,9 +223,7 @@ describe("the Pulumi project", () => {
     });
 
     it("reads the declared defaults, as Pulumi fills them in, as not set: no key contradicts another", () => {
-        const defaults = Object.fromEntries(
-            STACK_CONFIG_KEYS.filter((k) => declaration(k)?.default !== undefined).map((k) => [k, asConfigText(declaration(k)!.default)]),
-        );
+        const defaults = declaredConfig();
         const read = (extra: Record<string, string>) =>
             readStackConfig({
                 get: (k) => ({ ...defaults, sshHost: "203.0.113.10", serverName: "example.com", acmeEmail: "admin@example.com", rtc: "none", ...extra })[k],

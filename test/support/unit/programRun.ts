@@ -1,8 +1,25 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
 
 import { RecordingMocks } from "./mocks";
+
+/**
+ * Every default Pulumi.yaml declares, as the CLI hands it to the program
+ * (keys without the `matrix:` namespace): text, arrays as JSON, "" and []
+ * included.
+ */
+export function declaredConfig(): Record<string, string> {
+    const project = parse(fs.readFileSync(path.join(__dirname, "..", "..", "..", "Pulumi.yaml"), "utf8")) as { config: Record<string, { default?: unknown }> };
+    return Object.fromEntries(
+        Object.entries(project.config)
+            .filter(([, d]) => d.default !== undefined)
+            .map(([k, d]) => [k.replace(/^matrix:/, ""), typeof d.default === "string" ? d.default : JSON.stringify(d.default)]),
+    );
+}
 
 /** Loads src/program.ts afresh under mocks with the given stack config (keys without the `matrix:` namespace). */
 export async function runProgram(config: Record<string, string>, secretKeys: string[] = [], mocks = new RecordingMocks()) {
@@ -11,9 +28,9 @@ export async function runProgram(config: Record<string, string>, secretKeys: str
         Object.fromEntries(Object.entries(config).map(([k, v]) => [`matrix:${k}`, v])),
         secretKeys.map((k) => `matrix:${k}`),
     );
-    const path = require.resolve("../../../src/program");
-    delete require.cache[path];
-    const program = require(path) as Record<string, pulumi.Output<unknown>>;
+    const file = require.resolve("../../../src/program");
+    delete require.cache[file];
+    const program = require(file) as Record<string, pulumi.Output<unknown>>;
     return { mocks, program };
 }
 
